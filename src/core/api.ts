@@ -1,0 +1,63 @@
+import type { Contents } from './contents.js'
+import type { IlmError } from './errors.js'
+import type { MessageId, PeerId } from './ids.js'
+
+/** A message handed to the application. */
+export interface Message {
+  /** Stable id, the same on both sides; use it to deduplicate side effects. */
+  readonly id: MessageId
+  readonly from: PeerId
+  readonly to: PeerId
+  /** Position in the sender's stream toward this peer. */
+  readonly seq: number
+  /** As sent: a Uint8Array, a string, or a JSON value. */
+  readonly contents: Contents
+}
+
+/**
+ * Handles one message. The message counts as processed when this returns (or
+ * its promise resolves); if it throws, the message is handed over again later.
+ */
+export type MessageHandler = (message: Message) => void | Promise<void>
+
+/** Where a sent message is. */
+export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'unknown'
+
+/** A status transition of a sent message. */
+export interface StatusEvent {
+  readonly id: MessageId
+  readonly to: PeerId
+  readonly seq: number
+  readonly status: Exclude<MessageStatus, 'unknown'>
+}
+
+/** Events of an engine, for `on(event, listener)`. */
+export interface EngineEvents {
+  status: StatusEvent
+  'peer-online': { readonly peer: PeerId }
+  'peer-offline': { readonly peer: PeerId }
+  error: IlmError
+}
+
+/** Options of one `send()`. */
+export interface SendOptions {
+  /** Give up on the message if its receiver has not stored it within this many ms. */
+  readonly ttlMs?: number
+}
+
+/** What `send()` resolves with once the message is durably queued. */
+export interface SendReceipt {
+  readonly id: MessageId
+  readonly seq: number
+}
+
+/** Counts of messages waiting in the store. */
+export interface PendingCounts {
+  /** Sent messages not yet acknowledged by their receivers. */
+  readonly outbound: number
+  /** Received messages not yet processed by the application. */
+  readonly inbound: number
+}
+
+/** Counters of what the engine refused from the network, by reason. */
+export type RefusalCounts = Readonly<Record<string, number>>

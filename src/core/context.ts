@@ -1,0 +1,36 @@
+import type { EngineEvents, Message } from './api.js'
+import type { Clock } from './clock.js'
+import type { Emitter } from './emitter.js'
+import type { Frame } from './frame.js'
+import type { PeerId } from './ids.js'
+import type { Limits } from './options.js'
+import type { EngineState } from './state.js'
+import type { OutboxRow, PeerStore } from './store.js'
+import type { Writer } from './writer.js'
+
+/** What the per-peer links share with the engine that owns them. */
+export interface LinkContext {
+  readonly localId: PeerId
+  readonly clock: Clock
+  readonly limits: Limits
+  readonly state: EngineState
+  readonly store: PeerStore
+  readonly writer: Writer
+  readonly events: Emitter<EngineEvents>
+  /** True once the engine is closed: links must stop at the next step. */
+  readonly closed: boolean
+  /** Encodes and hands a frame to the transport; throws or rejects when it cannot. */
+  transmit(frame: Frame): void | Promise<void>
+  /** Sends this peer a hello describing both directions. */
+  sendHello(peer: PeerId, reply: boolean): void
+  /** Coalesces acknowledgements: one ack per stream after the current batch. */
+  scheduleAck(peer: PeerId): void
+  /** True while at least one message handler is subscribed. */
+  hasHandlers(): boolean
+  /** Gives a message to every handler in turn; false if one threw. */
+  handOver(message: Message): Promise<boolean>
+  /** Marks rows expired (unless acked meanwhile) and reports it; repeated calls are harmless. */
+  expire(rows: readonly OutboxRow[]): void
+  /** Reports a background failure. */
+  fail(error: unknown): void
+}

@@ -1,0 +1,38 @@
+/** A listener of one event type. */
+export type Listener<T> = (event: T) => void
+
+/**
+ * A minimal typed event emitter. A throwing listener never breaks the emitter
+ * or the engine: its error goes to `onListenerError`.
+ */
+export class Emitter<Events extends { [K in keyof Events]: unknown }> {
+  readonly #listeners = new Map<keyof Events, Set<Listener<never>>>()
+
+  constructor(private readonly onListenerError: (error: unknown, event: keyof Events) => void) {}
+
+  /** Subscribes; returns the unsubscribe function. */
+  on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    let set = this.#listeners.get(event)
+    if (set === undefined) this.#listeners.set(event, (set = new Set()))
+    const entry = listener as Listener<never>
+    set.add(entry)
+    return () => void set.delete(entry)
+  }
+
+  emit<K extends keyof Events>(event: K, value: Events[K]): void {
+    const set = this.#listeners.get(event)
+    if (set === undefined) return
+    for (const listener of [...set]) {
+      try {
+        ;(listener as Listener<Events[K]>)(value)
+      } catch (error) {
+        this.onListenerError(error, event)
+      }
+    }
+  }
+
+  /** Drops every listener. */
+  clear(): void {
+    this.#listeners.clear()
+  }
+}

@@ -1,0 +1,595 @@
+import type {
+  EngineEvents,
+  Message,
+  MessageHandler,
+  MessageStatus,
+  PendingCounts,
+  RefusalCounts,
+  SendOptions,
+  SendReceipt,
+} from './api.js'
+import type { TimerHandle } from './clock.js'
+import { decodeFrame, encodeFrame } from './codec.js'
+import { encodeContents } from './contents.js'
+import type { LinkContext } from './context.js'
+import { Emitter, type Listener } from './emitter.js'
+import { IlmError, isIlmError } from './errors.js'
+import type { AckFrame, Frame, HelloFrame, ResetFrame } from './frame.js'
+import { isMessageId, isPeerId, makeEpoch, type MessageId, type PeerId } from './ids.js'
+import { InboundLink } from './inbound.js'
+import { resolveOptions, type EngineOptions, type Limits } from './options.js'
+import { OutboundLink } from './outbound.js'
+import { EngineState } from './state.js'
+import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
+import type { Transport } from './transport.js'
+import { Writer } from './writer.js'
+
+/** Everything an engine is built from; made by {@link prepareEngine}. */
+export interface EngineParts {
+  readonly options: EngineOptions & { readonly limits: Limits }
+  readonly localId: PeerId
+  readonly store: PeerStore
+  readonly snapshot: StoreSnapshot & { readonly meta: NonNullable<StoreSnapshot['meta']> }
+}
+
+interface Waiter {
+  resolve(): void
+  reject(error: IlmError): void
+}
+
+const EXPIRY_PAGE = 256
+const PRUNE_EVERY_MS = 3_600_000
+// Room for a frame's header on top of the largest contents.
+const FRAME_OVERHEAD = 16 * 1024
+
+/**
+ * Validates options, opens the local store and initialises its epoch on first
+ * use. The store handle is closed again if anything fails.
+ */
+export async function prepareEngine(options: EngineOptions): Promise<EngineParts> {
+  const resolved = resolveOptions(options)
+  const localId = resolved.transport.localId
+  if (!isPeerId(localId)) throw new TypeError('transport.localId is not a valid peer id')
+  const store = await resolved.store.open(localId)
+  try {
+    const snapshot = await store.load()
+    if (snapshot.meta !== undefined) return { options: resolved, localId, store, snapshot: { ...snapshot, meta: snapshot.meta } }
+    const now = resolved.clock.now()
+    const meta = { epoch: makeEpoch(now, resolved.newId()), createdAt: now }
+    await store.commit([{ op: 'meta', meta }])
+    return { options: resolved, localId, store, snapshot: { ...snapshot, meta } }
+  } catch (error) {
+    await store.close().catch(() => {})
+    throw error
+  }
+}
+
+/**
+ * The intersession engine: durable, exactly-once, per-sender ordered delivery
+ * over any {@link Transport}, persisted in any {@link Store}. Pure: it sees
+ * the world only through the store, the transport and the clock it is given.
+ */
+export class Engine {
+  /** This peer's id (the transport's authenticated identity). */
+  readonly localId: PeerId
+  readonly #limits: Limits
+  readonly #store: PeerStore
+  readonly #transport: Transport
+  readonly #clock: EngineOptions['clock']
+  readonly #newId: () => string
+  readonly #state: EngineState
+  readonly #writer: Writer
+  readonly #events: Emitter<EngineEvents>
+  readonly #ctx: LinkContext
+  readonly #outbound = new Map<PeerId, OutboundLink>()
+  readonly #inbound = new Map<PeerId, InboundLink>()
+  readonly #online = new Set<PeerId>()
+  readonly #handlers = new Set<MessageHandler>()
+  readonly #waiters = new Map<MessageId, Set<Waiter>>()
+  readonly #expiring = new Set<MessageId>()
+  readonly #pendingAcks = new Set<PeerId>()
+  readonly #refused: Record<string, number> = {}
+  readonly #started: Promise<void>
+  #closed = false
+  #closing: Promise<void> | undefined
+  #shutdown: Promise<void> | undefined
+  #drained: ((error?: IlmError) => void) | undefined
+  #expiryTimer: TimerHandle | undefined
+  #expiryAt: number | undefined
+  #pruneTimer: TimerHandle | undefined
+
+  /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
+  constructor(parts: EngineParts) {
+    const { options, snapshot } = parts
+    this.localId = parts.localId
+    this.#limits = options.limits
+    this.#store = parts.store
+    this.#transport = options.transport
+    this.#clock = options.clock
+    this.#newId = options.newId
+    this.#state = new EngineState(snapshot.meta)
+    for (const stream of snapshot.outStreams) this.#state.out.set(stream.to, stream)
+    for (const stream of snapshot.inStreams) this.#state.in.set(stream.from, stream)
+    this.#events = new Emitter<EngineEvents>((error, event) => {
+      if (event !== 'error') this.#fail(new IlmError('INTERNAL', `a "${String(event)}" listener threw`, { cause: error }))
+    })
+    this.#events.on('status', (event) => this.#settleWaiters(event.id, event.status))
+    this.#writer = new Writer(this.#store, this.#state, (error) => this.#fail(error))
+    this.#ctx = this.#linkContext()
+    this.#started = this.#start()
+  }
+
+  /** Opens an engine with every dependency explicit (no defaults). */
+  static async open(options: EngineOptions): Promise<Engine> {
+    const engine = new Engine(await prepareEngine(options))
+    await engine.ready()
+    return engine
+  }
+
+  /** Resolves once the transport is open; rejects (and closes) if it could not open. */
+  protected async ready(): Promise<void> {
+    try {
+      await this.#started
+    } catch (error) {
+      await this.close()
+      throw error
+    }
+  }
+
+  /**
+   * Queues a message for `to`. Resolves once it is durably stored here, with
+   * its id and its seq in the stream toward `to`. Rejects with an
+   * {@link IlmError} (`INVALID_PEER_ID`, `SELF_SEND`, `UNSERIALIZABLE`,
+   * `TOO_LARGE`, `QUEUE_FULL`, `CLOSED`, `STORE_FAILED`) and then changes nothing.
+   */
+  async send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    if (this.#closed || this.#shutdown !== undefined) throw new IlmError('CLOSED', 'this instance is closed')
+    if (!isPeerId(to)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(to)).slice(0, 140)}`)
+    if (to === this.localId) throw new IlmError('SELF_SEND', 'cannot send to oneself')
+    const ttlMs = options.ttlMs
+    if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
+    const encoded = encodeContents(contents, this.#limits.maxMessageBytes)
+    const id = this.#newId() as MessageId
+    const now = this.#clock.now()
+    const row = await this.#writer.submit((draft) => {
+      const stream = draft.outStream(to) ?? { to, nextSeq: 0, ackedUpTo: -1 }
+      if (stream.nextSeq >= Number.MAX_SAFE_INTEGER) throw new IlmError('SEQ_EXHAUSTED', `the stream to ${to} has used every seq`)
+      if (stream.nextSeq - stream.ackedUpTo - 1 >= this.#limits.maxPendingPerPeer) {
+        throw new IlmError('QUEUE_FULL', `${this.#limits.maxPendingPerPeer} messages already wait for ${to}`)
+      }
+      const queued: OutboxRow = {
+        to,
+        seq: stream.nextSeq,
+        id,
+        contentKind: encoded.kind,
+        contents: encoded.bytes,
+        createdAt: now,
+        ...(ttlMs !== undefined && { expiresAt: now + ttlMs }),
+      }
+      draft.write({ op: 'putOutbox', row: queued })
+      draft.setOut({ ...stream, nextSeq: stream.nextSeq + 1 })
+      return () => queued
+    })
+    this.#enqueued(row)
+    return { id, seq: row.seq }
+  }
+
+  /**
+   * Subscribes a handler. Messages wait in the store until a handler is
+   * subscribed; each is handed to every handler in turn, in order per sender.
+   * Returns the unsubscribe function.
+   */
+  onMessage(handler: MessageHandler): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    this.#handlers.add(handler)
+    for (const from of this.#state.in.keys()) this.#inboundLink(from).kick()
+    return () => void this.#handlers.delete(handler)
+  }
+
+  /** Subscribes to `status`, `peer-online`, `peer-offline` or `error` events; returns the unsubscribe function. */
+  on<K extends keyof EngineEvents>(event: K, listener: Listener<EngineEvents[K]>): () => void {
+    if (!['status', 'peer-online', 'peer-offline', 'error'].includes(event)) throw new TypeError(`unknown event "${String(event)}"`)
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function')
+    return this.#events.on(event, listener)
+  }
+
+  /**
+   * Resolves once the receiver has durably stored the message. Rejects with
+   * `EXPIRED`, `UNKNOWN_MESSAGE` or `CLOSED`.
+   */
+  delivered(id: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new IlmError('CLOSED', 'this instance is closed'))
+    if (!isMessageId(id)) return Promise.reject(unknownMessage(id))
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject }
+      let set = this.#waiters.get(id)
+      if (set === undefined) this.#waiters.set(id, (set = new Set()))
+      set.add(waiter)
+      // Registered before looking, so a transition in between is not missed.
+      this.status(id).then(
+        (status) => status !== 'queued' && status !== 'sent' && this.#settleWaiters(id, status),
+        (error: unknown) => {
+          set.delete(waiter)
+          reject(isIlmError(error) ? error : new IlmError('STORE_FAILED', 'status lookup failed', { cause: error }))
+        },
+      )
+    })
+  }
+
+  /** Where a message sent from here is now; `unknown` for ids never sent here (or pruned receipts). */
+  async status(id: string): Promise<MessageStatus> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    if (!isMessageId(id)) return 'unknown'
+    const found = await this.#store.findMessage(id)
+    if (found === undefined) return 'unknown'
+    if (found.where === 'receipt') return found.receipt.status
+    if (found.expired) return 'expired'
+    return found.seq <= (this.#outbound.get(found.to)?.highestSent ?? -1) ? 'sent' : 'queued'
+  }
+
+  /** Peers currently reachable, sorted; never this peer. */
+  async connectedPeers(): Promise<PeerId[]> {
+    return [...this.#online].sort()
+  }
+
+  /** Messages waiting in the store, both ways. */
+  async pending(): Promise<PendingCounts> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    return this.#store.count()
+  }
+
+  /** Frames refused from the network so far, by reason. */
+  refused(): RefusalCounts {
+    return { ...this.#refused }
+  }
+
+  /**
+   * Stops accepting sends, waits until every online peer has acknowledged
+   * everything queued for it, then closes. On timeout it closes anyway and
+   * rejects with `SHUTDOWN_TIMEOUT`; unsent messages stay in the store.
+   * Calling it again returns the same promise.
+   */
+  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) return Promise.reject(new RangeError('timeoutMs must be a non-negative integer'))
+    this.#shutdown ??= this.#closed ? this.close() : this.#drainThenClose(timeoutMs)
+    return this.#shutdown
+  }
+
+  /** Stops now. Everything persisted stays and resumes on the next open. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #start(): Promise<void> {
+    await this.#transport.open({
+      frame: (from, data) => this.#onFrame(from, data),
+      peer: (peer, online) => (online ? this.#peerUp(peer) : this.#peerDown(peer)),
+      closed: () => {
+        for (const peer of [...this.#online]) this.#peerDown(peer)
+      },
+    })
+    void this.#sweepExpired()
+    this.#prune()
+  }
+
+  #linkContext(): LinkContext {
+    const engine = this
+    return {
+      localId: this.localId,
+      clock: this.#clock,
+      limits: this.#limits,
+      state: this.#state,
+      store: this.#store,
+      writer: this.#writer,
+      events: this.#events,
+      get closed() {
+        return engine.#closed
+      },
+      transmit: (frame) => this.#transmit(frame),
+      sendHello: (peer, reply) => this.#sendHello(peer, reply),
+      scheduleAck: (peer) => this.#scheduleAck(peer),
+      hasHandlers: () => this.#handlers.size > 0,
+      handOver: (message) => this.#handOver(message),
+      expire: (rows) => this.#expire(rows),
+      fail: (error) => this.#fail(error),
+    }
+  }
+
+  #outboundLink(peer: PeerId): OutboundLink {
+    let link = this.#outbound.get(peer)
+    if (link === undefined) this.#outbound.set(peer, (link = new OutboundLink(peer, this.#ctx)))
+    return link
+  }
+
+  #inboundLink(peer: PeerId): InboundLink {
+    let link = this.#inbound.get(peer)
+    if (link === undefined) this.#inbound.set(peer, (link = new InboundLink(peer, this.#ctx)))
+    return link
+  }
+
+  #enqueued(row: OutboxRow): void {
+    this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
+    if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
+    if (this.#online.has(row.to)) this.#outboundLink(row.to).enqueued(row)
+  }
+
+  #transmit(frame: Frame): void | Promise<void> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    return this.#transport.send(frame.to, encodeFrame(frame))
+  }
+
+  #sendHello(peer: PeerId, reply: boolean): void {
+    const inbound = this.#state.in.get(peer)
+    const hello: HelloFrame = {
+      kind: 'hello',
+      from: this.localId,
+      to: peer,
+      epoch: this.#state.meta.epoch,
+      floor: (this.#state.out.get(peer)?.ackedUpTo ?? -1) + 1,
+      known: inbound?.epoch ?? null,
+      upTo: inbound?.receivedUpTo ?? -1,
+      reply,
+    }
+    this.#bestEffort(hello)
+  }
+
+  #bestEffort(frame: Frame): void {
+    try {
+      const pending = this.#transmit(frame)
+      if (pending !== undefined) pending.catch(() => {})
+    } catch {
+      // Lost frames are the protocol's business: hellos and acks are repeated.
+    }
+  }
+
+  #scheduleAck(peer: PeerId): void {
+    if (this.#pendingAcks.size === 0) queueMicrotask(() => this.#flushAcks())
+    this.#pendingAcks.add(peer)
+  }
+
+  #flushAcks(): void {
+    for (const peer of this.#pendingAcks) {
+      const stream = this.#state.in.get(peer)
+      if (stream === undefined || stream.receivedUpTo < 0 || this.#closed) continue
+      this.#bestEffort({ kind: 'ack', from: this.localId, to: peer, epoch: stream.epoch, upTo: stream.receivedUpTo })
+    }
+    this.#pendingAcks.clear()
+  }
+
+  #peerUp(peer: PeerId): void {
+    if (this.#closed || !isPeerId(peer) || peer === this.localId) return
+    const fresh = !this.#online.has(peer)
+    this.#online.add(peer)
+    if (fresh) this.#events.emit('peer-online', { peer })
+    this.#outboundLink(peer).start()
+  }
+
+  #peerDown(peer: PeerId): void {
+    if (this.#closed || !this.#online.delete(peer)) return
+    this.#outbound.get(peer)?.stop()
+    this.#inbound.get(peer)?.reset()
+    this.#events.emit('peer-offline', { peer })
+    this.#checkDrained()
+  }
+
+  #onFrame(from: PeerId, data: Uint8Array): void {
+    if (this.#closed) return
+    const decoded = decodeFrame(data, this.#limits.maxMessageBytes + FRAME_OVERHEAD)
+    if (!decoded.ok) return this.#refuse(decoded.reason)
+    const frame = decoded.frame
+    if (frame.from !== from) return this.#refuse('FORGED')
+    if (frame.to !== this.localId) return this.#refuse('MISDIRECTED')
+    switch (frame.kind) {
+      case 'hello':
+        return this.#onHello(frame)
+      case 'msg':
+        this.#inboundLink(from).receive(frame).catch((error: unknown) => this.#fail(error))
+        return
+      case 'ack':
+        return this.#onAck(frame)
+      case 'reset':
+        return this.#onReset(frame)
+    }
+  }
+
+  #refuse(reason: string): void {
+    this.#refused[reason] = (this.#refused[reason] ?? 0) + 1
+  }
+
+  #onHello(hello: HelloFrame): void {
+    const peer = hello.from
+    if (!this.#online.has(peer)) this.#peerUp(peer)
+    this.#inboundLink(peer).hello(hello.epoch, hello.floor).catch((error: unknown) => this.#fail(error))
+    const confirmed = hello.known === this.#state.meta.epoch ? hello.upTo : -1
+    const acked = confirmed >= 0 ? this.#applyAck(peer, confirmed) : Promise.resolve()
+    acked
+      .catch((error: unknown) => this.#fail(error))
+      .finally(() => {
+        const stream = this.#state.out.get(peer)
+        const committed = stream?.ackedUpTo ?? -1
+        // The peer's claim counts only if it refers to seqs this store really sent.
+        const resumeAt = stream !== undefined && confirmed < stream.nextSeq ? Math.max(confirmed, committed) : committed
+        if (this.#online.has(peer)) this.#outboundLink(peer).resume(resumeAt + 1)
+      })
+    if (!hello.reply) this.#sendHello(peer, true)
+  }
+
+  #onAck(ack: AckFrame): void {
+    if (ack.epoch !== this.#state.meta.epoch) return this.#refuse('STALE_ACK')
+    const stream = this.#state.out.get(ack.from)
+    if (stream === undefined || ack.upTo >= stream.nextSeq) return this.#refuse('ACK_UNSENT')
+    if (ack.upTo <= stream.ackedUpTo) return
+    this.#applyAck(ack.from, ack.upTo).catch((error: unknown) => this.#fail(error))
+  }
+
+  #applyAck(peer: PeerId, upTo: number): Promise<void> {
+    return this.#writer.submit((draft) => {
+      const stream = draft.outStream(peer)
+      if (stream === undefined || upTo >= stream.nextSeq || upTo <= stream.ackedUpTo) return () => {}
+      const from = stream.ackedUpTo
+      draft.write({ op: 'ack', to: peer, upTo, at: this.#clock.now() })
+      draft.setOut({ ...stream, ackedUpTo: upTo })
+      return (receipts) => this.#acked(peer, from, upTo, receipts)
+    })
+  }
+
+  #acked(peer: PeerId, from: number, upTo: number, receipts: readonly Receipt[]): void {
+    for (const receipt of receipts) {
+      if (receipt.to !== peer || receipt.seq <= from || receipt.seq > upTo || receipt.status !== 'delivered') continue
+      this.#events.emit('status', { id: receipt.id, to: peer, seq: receipt.seq, status: 'delivered' })
+    }
+    this.#outbound.get(peer)?.acked(upTo)
+    this.#checkDrained()
+  }
+
+  #onReset(reset: ResetFrame): void {
+    if (reset.epoch !== this.#state.meta.epoch || reset.expected <= reset.epoch) return this.#refuse('BAD_RESET')
+    this.#fail(
+      new IlmError(
+        'EPOCH_STALE',
+        `${reset.from} follows a newer epoch of this peer (${reset.expected}): this store was restored from an older copy or is used twice`,
+      ),
+    )
+  }
+
+  async #handOver(message: Message): Promise<boolean> {
+    for (const handler of [...this.#handlers]) {
+      try {
+        await handler(message)
+      } catch (cause) {
+        this.#fail(new IlmError('HANDLER_FAILED', `a handler threw on message ${message.id}; it will be handed over again`, { cause }))
+        return false
+      }
+    }
+    return true
+  }
+
+  #expire(rows: readonly OutboxRow[]): void {
+    const fresh = rows.filter((row) => !this.#expiring.has(row.id))
+    if (fresh.length === 0) return
+    for (const row of fresh) this.#expiring.add(row.id)
+    this.#writer
+      .submit((draft) => {
+        const expired = fresh.filter((row) => row.seq > (draft.outStream(row.to)?.ackedUpTo ?? -1))
+        for (const row of expired) draft.write({ op: 'expire', to: row.to, seq: row.seq })
+        return () => {
+          for (const row of expired) {
+            this.#outbound.get(row.to)?.markExpired(row.seq)
+            this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'expired' })
+          }
+        }
+      })
+      .catch((error: unknown) => this.#fail(error))
+      .finally(() => {
+        for (const row of fresh) this.#expiring.delete(row.id)
+      })
+  }
+
+  #scheduleExpiry(at: number): void {
+    if (this.#closed || (this.#expiryAt !== undefined && this.#expiryAt <= at)) return
+    if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer)
+    this.#expiryAt = at
+    this.#expiryTimer = this.#clock.setTimeout(() => {
+      this.#expiryTimer = this.#expiryAt = undefined
+      void this.#sweepExpired()
+    }, Math.max(0, at - this.#clock.now()))
+  }
+
+  async #sweepExpired(): Promise<void> {
+    try {
+      let rows: readonly OutboxRow[]
+      do {
+        rows = await this.#store.readExpired(this.#clock.now(), EXPIRY_PAGE)
+        this.#expire(rows)
+      } while (rows.length === EXPIRY_PAGE && !this.#closed)
+      const next = await this.#store.nextExpiry()
+      if (next !== undefined) this.#scheduleExpiry(Math.max(next, this.#clock.now() + 1))
+    } catch (error) {
+      if (this.#closed) return
+      this.#fail(error)
+      this.#scheduleExpiry(this.#clock.now() + this.#limits.retransmitMs)
+    }
+  }
+
+  #prune(): void {
+    if (this.#closed) return
+    const before = this.#clock.now() - this.#limits.receiptTtlMs
+    this.#writer
+      .submit((draft) => {
+        draft.write({ op: 'pruneReceipts', before })
+        return () => {}
+      })
+      .catch((error: unknown) => this.#fail(error))
+    this.#pruneTimer = this.#clock.setTimeout(() => this.#prune(), Math.min(PRUNE_EVERY_MS, Math.max(1, this.#limits.receiptTtlMs)))
+  }
+
+  #settleWaiters(id: MessageId, status: MessageStatus): void {
+    const set = this.#waiters.get(id)
+    if (set === undefined) return
+    let error: IlmError | undefined
+    if (status === 'expired') error = new IlmError('EXPIRED', `message ${id} expired before it was delivered`)
+    else if (status === 'unknown') error = unknownMessage(id)
+    else if (status !== 'delivered') return
+    this.#waiters.delete(id)
+    for (const waiter of set) {
+      if (error === undefined) waiter.resolve()
+      else waiter.reject(error)
+    }
+  }
+
+  #drainThenClose(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.#clock.setTimeout(() => this.#drained?.(new IlmError('SHUTDOWN_TIMEOUT', `not drained within ${timeoutMs} ms`)), timeoutMs)
+      this.#drained = (error) => {
+        this.#drained = undefined
+        this.#clock.clearTimeout(timer)
+        this.close().then(() => (error === undefined ? resolve() : reject(error)), reject)
+      }
+      this.#checkDrained()
+    })
+  }
+
+  /** Drained: every stream toward an online peer is fully acknowledged. */
+  #checkDrained(): void {
+    if (this.#drained === undefined) return
+    for (const peer of this.#online) {
+      const stream = this.#state.out.get(peer)
+      if (stream !== undefined && stream.ackedUpTo < stream.nextSeq - 1) return
+    }
+    this.#drained()
+  }
+
+  #fail(error: unknown): void {
+    const failure = isIlmError(error) ? error : new IlmError('INTERNAL', 'unexpected failure', { cause: error })
+    if (this.#closed && failure.code === 'CLOSED') return
+    this.#events.emit('error', failure)
+    if (failure.code === 'STORE_FENCED') void this.close()
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true
+    this.#drained?.(new IlmError('CLOSED', 'closed before shutdown drained'))
+    for (const link of this.#outbound.values()) link.dispose()
+    for (const link of this.#inbound.values()) link.dispose()
+    if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer)
+    if (this.#pruneTimer !== undefined) this.#clock.clearTimeout(this.#pruneTimer)
+    this.#online.clear()
+    const closed = new IlmError('CLOSED', 'this instance is closed')
+    for (const set of this.#waiters.values()) for (const waiter of set) waiter.reject(closed)
+    this.#waiters.clear()
+    try {
+      await this.#transport.close()
+    } catch {
+      // Closing is best effort; the store below is what matters.
+    }
+    await this.#writer.close(closed)
+    await this.#store.close().catch(() => {})
+    this.#events.clear()
+  }
+}
+
+function unknownMessage(id: string): IlmError {
+  return new IlmError('UNKNOWN_MESSAGE', `no message ${JSON.stringify(String(id)).slice(0, 80)} is known here`)
+}

@@ -1,0 +1,63 @@
+/**
+ * Stable error codes. They are part of the public API: add, never rename.
+ */
+export type IlmErrorCode =
+  /** A peer id is empty, too long, or contains whitespace or control characters. */
+  | 'INVALID_PEER_ID'
+  /** `send()` to the local peer itself. */
+  | 'SELF_SEND'
+  /** Contents are not a Uint8Array, a string, or a JSON-serialisable value. */
+  | 'UNSERIALIZABLE'
+  /** Encoded contents exceed `limits.maxMessageBytes`. */
+  | 'TOO_LARGE'
+  /** The stream toward that peer already holds `limits.maxPendingPerPeer` messages. */
+  | 'QUEUE_FULL'
+  /** The stream's seq space (2^53) is exhausted. */
+  | 'SEQ_EXHAUSTED'
+  /** The instance is closed (or shutting down) and accepts no new work. */
+  | 'CLOSED'
+  /** `shutdown()` could not drain before its timeout; the instance is closed anyway. */
+  | 'SHUTDOWN_TIMEOUT'
+  /** The store failed to read or commit; nothing of the failed transaction was applied. */
+  | 'STORE_FAILED'
+  /** Another engine opened the same identity's store; this one must stop writing. */
+  | 'STORE_FENCED'
+  /** The message expired before the receiver stored it. */
+  | 'EXPIRED'
+  /** No message with that id is known (never sent here, or its receipt was pruned). */
+  | 'UNKNOWN_MESSAGE'
+  /** An `onMessage` handler threw; the message will be handed over again. */
+  | 'HANDLER_FAILED'
+  /** A receiver knows a newer epoch of this sender than the one it is sending with. */
+  | 'EPOCH_STALE'
+  /** The transport could not take a frame now (peer unreachable, socket closed). */
+  | 'TRANSPORT_FAILED'
+  /** A broken invariant inside intersession (a bug, or a corrupted store); `cause` has the details. */
+  | 'INTERNAL'
+
+/** Every runtime failure of intersession rejects with this class. */
+export class IlmError extends Error {
+  override readonly name = 'IlmError'
+  /** Stable, machine-readable reason. */
+  readonly code: IlmErrorCode
+
+  constructor(code: IlmErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+
+  /** A structured-clone friendly form, for crossing worker boundaries. */
+  toJSON(): { name: 'IlmError'; code: IlmErrorCode; message: string } {
+    return { name: this.name, code: this.code, message: this.message }
+  }
+}
+
+/** True for an {@link IlmError}, also one with another realm's prototype. */
+export function isIlmError(value: unknown, code?: IlmErrorCode): value is IlmError {
+  return (
+    value instanceof Error &&
+    value.name === 'IlmError' &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    (code === undefined || (value as IlmError).code === code)
+  )
+}

@@ -1,0 +1,220 @@
+import { decodeContents } from './contents.js'
+import type { LinkContext } from './context.js'
+import type { TimerHandle } from './clock.js'
+import type { Draft } from './state.js'
+import type { Epoch, PeerId } from './ids.js'
+import type { MsgFrame } from './frame.js'
+import type { InboxRow, InStreamState } from './store.js'
+import type { Message } from './api.js'
+
+const PAGE = 64
+
+/**
+ * The receiving side of the stream `from -> local`.
+ *
+ * Invariants:
+ * - A message is acked only after the transaction that stored it committed.
+ * - `receivedUpTo` only grows within an epoch; a newer epoch of the sender
+ *   (its store was wiped) restarts it, an older one is refused.
+ * - Messages are handed to the application in inbox order, one at a time,
+ *   and one is handed again only if it was not marked processed.
+ * - Out-of-order frames wait in a memory buffer of at most `window` entries;
+ *   they are not acked until stored, so losing the buffer loses nothing.
+ */
+export class InboundLink {
+  readonly #buffer = new Map<number, MsgFrame>()
+  #delivering = false
+  #handedBelow = 0
+  #retryTimer: TimerHandle | undefined
+  #retryDelay: number
+
+  constructor(
+    readonly from: PeerId,
+    private readonly ctx: LinkContext,
+  ) {
+    this.#retryDelay = ctx.limits.handlerRetryMs
+  }
+
+  /** Stores a `msg` frame (and any buffered successors) in one transaction, then acks. */
+  receive(frame: MsgFrame): Promise<void> {
+    return this.ctx.writer.submit((draft) => {
+      const stream = this.#follow(draft, frame.epoch, frame.floor)
+      if (stream === undefined) return () => this.#refuse(frame.epoch)
+      if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from)
+      if (frame.seq > stream.receivedUpTo + 1) {
+        if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
+        return () => {}
+      }
+      this.#store(draft, stream, frame)
+      return () => {
+        this.ctx.scheduleAck(this.from)
+        this.kick()
+      }
+    })
+  }
+
+  /** A hello from the sender: follow its epoch and skip what it says is settled. */
+  hello(epoch: Epoch, floor: number): Promise<void> {
+    return this.ctx.writer.submit((draft) => {
+      const stream = this.#follow(draft, epoch, floor)
+      return stream === undefined ? () => this.#refuse(epoch) : () => {}
+    })
+  }
+
+  /** Starts handing stored messages to the application, unless already doing so. */
+  kick(): void {
+    if (this.#delivering || this.#retryTimer !== undefined || this.ctx.closed || !this.ctx.hasHandlers()) return
+    void this.#deliver()
+  }
+
+  /** The sender went away: drop what only memory held. */
+  reset(): void {
+    this.#buffer.clear()
+  }
+
+  /** Closes for good: no timer survives. */
+  dispose(): void {
+    this.reset()
+    if (this.#retryTimer !== undefined) this.ctx.clock.clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+  }
+
+  /**
+   * The stream state to receive `epoch` with, written to the draft if it
+   * changed; `undefined` if `epoch` is older than the one followed.
+   */
+  #follow(draft: Draft, epoch: Epoch, floor: number): InStreamState | undefined {
+    const current = draft.inStream(this.from)
+    if (current !== undefined && epoch < current.epoch) return undefined
+    let next: InStreamState
+    if (current === undefined || epoch > current.epoch) {
+      this.#buffer.clear()
+      next = {
+        from: this.from,
+        epoch,
+        receivedUpTo: floor - 1,
+        nextIndex: current?.nextIndex ?? 0,
+        processedBelow: current?.processedBelow ?? 0,
+      }
+    } else if (floor - 1 > current.receivedUpTo) {
+      // Only after this store lost state (restored backup): what the sender settled is gone for good.
+      next = { ...current, receivedUpTo: floor - 1 }
+    } else {
+      return current
+    }
+    for (const seq of this.#buffer.keys()) if (seq <= next.receivedUpTo) this.#buffer.delete(seq)
+    draft.setIn(next)
+    return next
+  }
+
+  #store(draft: Draft, start: InStreamState, first: MsgFrame): void {
+    let stream = start
+    let frame: MsgFrame | undefined = first
+    const now = this.ctx.clock.now()
+    while (frame !== undefined && frame.epoch === stream.epoch) {
+      // Backpressure: a full inbox stores (and acks) nothing more; the sender retries later.
+      if (stream.nextIndex - stream.processedBelow >= this.ctx.limits.maxInboxPerPeer) break
+      this.#buffer.delete(frame.seq)
+      if (frame.skip === true) {
+        stream = { ...stream, receivedUpTo: frame.seq }
+      } else {
+        draft.write({ op: 'putInbox', row: toRow(frame, stream.nextIndex, now) })
+        stream = { ...stream, receivedUpTo: frame.seq, nextIndex: stream.nextIndex + 1 }
+      }
+      frame = this.#buffer.get(stream.receivedUpTo + 1)
+    }
+    draft.setIn(stream)
+  }
+
+  #refuse(epoch: Epoch): void {
+    const expected = this.ctx.state.in.get(this.from)?.epoch
+    if (expected === undefined || this.ctx.closed) return
+    try {
+      void Promise.resolve(
+        this.ctx.transmit({ kind: 'reset', from: this.ctx.localId, to: this.from, epoch, expected }),
+      ).catch(() => {})
+    } catch {
+      // Best effort: the sender hears it again on its next frame.
+    }
+  }
+
+  async #deliver(): Promise<void> {
+    this.#delivering = true
+    try {
+      this.#handedBelow = Math.max(this.#handedBelow, this.ctx.state.in.get(this.from)?.processedBelow ?? 0)
+      while (this.#mayDeliver()) {
+        const rows = await this.ctx.store.readInbox(this.from, this.#handedBelow, PAGE)
+        if (rows.length === 0) return
+        for (const row of rows) {
+          if (!this.#mayDeliver()) return
+          if (row.index < this.#handedBelow) continue
+          if (!(await this.ctx.handOver(toMessage(row, this.ctx.localId)))) return this.#retryLater()
+          this.#handedBelow = row.index + 1
+          this.#retryDelay = this.ctx.limits.handlerRetryMs
+          if (!(await this.#markProcessed(row.index))) return
+        }
+      }
+    } catch (error) {
+      this.ctx.fail(error)
+      this.#retryLater()
+    } finally {
+      this.#delivering = false
+    }
+  }
+
+  #mayDeliver(): boolean {
+    const stream = this.ctx.state.in.get(this.from)
+    return !this.ctx.closed && this.ctx.hasHandlers() && stream !== undefined && this.#handedBelow < stream.nextIndex
+  }
+
+  /**
+   * Commits that the message at `index` was processed. Awaited before the next
+   * handover, so a crash can hand at most this one message over again.
+   */
+  async #markProcessed(index: number): Promise<boolean> {
+    try {
+      await this.ctx.writer.submit((draft) => {
+        const stream = draft.inStream(this.from)
+        if (stream === undefined || index < stream.processedBelow) return () => {}
+        draft.write({ op: 'deleteInbox', from: this.from, index })
+        draft.setIn({ ...stream, processedBelow: index + 1 })
+        return () => {}
+      })
+      return true
+    } catch {
+      // The writer already reported it; hand over again from what the store says was processed.
+      this.#handedBelow = this.ctx.state.in.get(this.from)?.processedBelow ?? 0
+      this.#retryLater()
+      return false
+    }
+  }
+
+  #retryLater(): void {
+    if (this.#retryTimer !== undefined || this.ctx.closed) return
+    this.#retryTimer = this.ctx.clock.setTimeout(() => {
+      this.#retryTimer = undefined
+      this.kick()
+    }, this.#retryDelay)
+    this.#retryDelay = Math.min(this.#retryDelay * 2, this.ctx.limits.maxRetransmitMs)
+  }
+}
+
+function toRow(frame: MsgFrame, index: number, receivedAt: number): InboxRow {
+  return {
+    from: frame.from,
+    index,
+    id: frame.id,
+    epoch: frame.epoch,
+    seq: frame.seq,
+    contentKind: frame.contentKind,
+    contents: frame.contents,
+    receivedAt,
+  }
+}
+
+function toMessage(row: InboxRow, to: PeerId): Message {
+  const decoded = decodeContents(row.contentKind, row.contents)
+  // Frames are validated before they are stored, so this only trips on a corrupted store.
+  if (decoded === undefined) throw new Error(`inbox row ${row.from}#${row.index} has undecodable contents`)
+  return { id: row.id, from: row.from, to, seq: row.seq, contents: decoded.value }
+}

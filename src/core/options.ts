@@ -1,0 +1,88 @@
+import type { Clock } from './clock.js'
+import type { Store } from './store.js'
+import type { Transport } from './transport.js'
+
+/** Tunable limits. Every one has a safe default. */
+export interface Limits {
+  /** Unacknowledged messages in flight per stream (the sliding window). Default 256. */
+  readonly window: number
+  /** Largest encoded contents accepted by `send()`. Default 1 MiB. */
+  readonly maxMessageBytes: number
+  /** Messages queued toward one peer before `send()` rejects with `QUEUE_FULL`. Default 1,000,000. */
+  readonly maxPendingPerPeer: number
+  /** Received messages waiting for the application per sender; beyond it frames are not acked (backpressure). Default 100,000. */
+  readonly maxInboxPerPeer: number
+  /** First retransmission timeout; doubles on each timeout. Default 1,000 ms. */
+  readonly retransmitMs: number
+  /** Retransmission timeout cap. Default 30,000 ms. */
+  readonly maxRetransmitMs: number
+  /** First wait before handing a message again after its handler threw; doubles. Default 1,000 ms. */
+  readonly handlerRetryMs: number
+  /** How long receipts of delivered and expired messages are kept for `status()`. Default 7 days. */
+  readonly receiptTtlMs: number
+}
+
+/** Options of the engine with every dependency explicit. */
+export interface EngineOptions {
+  readonly store: Store
+  readonly transport: Transport
+  readonly clock: Clock
+  /** Random url-safe ids (21 characters is plenty): message ids and epoch suffixes. */
+  readonly newId: () => string
+  readonly limits?: Partial<Limits>
+}
+
+/** The default limits. */
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  window: 256,
+  maxMessageBytes: 1024 * 1024,
+  maxPendingPerPeer: 1_000_000,
+  maxInboxPerPeer: 100_000,
+  retransmitMs: 1000,
+  maxRetransmitMs: 30_000,
+  handlerRetryMs: 1000,
+  receiptTtlMs: 7 * 24 * 3600 * 1000,
+})
+
+const RANGES: Record<keyof Limits, readonly [number, number]> = {
+  window: [1, 65_536],
+  maxMessageBytes: [0, 256 * 1024 * 1024],
+  maxPendingPerPeer: [1, Number.MAX_SAFE_INTEGER],
+  maxInboxPerPeer: [1, Number.MAX_SAFE_INTEGER],
+  retransmitMs: [1, 3_600_000],
+  maxRetransmitMs: [1, 86_400_000],
+  handlerRetryMs: [1, 3_600_000],
+  receiptTtlMs: [0, Number.MAX_SAFE_INTEGER],
+}
+
+/**
+ * Checks options and fills in default limits.
+ * @throws TypeError for a missing or mistyped option, RangeError for a value out of range.
+ */
+export function resolveOptions(options: EngineOptions): EngineOptions & { readonly limits: Limits } {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  requireMethods('store', options.store, ['open'])
+  requireMethods('transport', options.transport, ['open', 'send', 'close'])
+  requireMethods('clock', options.clock, ['now', 'setTimeout', 'clearTimeout'])
+  if (typeof options.newId !== 'function') throw new TypeError('newId must be a function')
+  const limits: Record<string, number> = { ...DEFAULT_LIMITS }
+  for (const [key, value] of Object.entries(options.limits ?? {})) {
+    const range = RANGES[key as keyof Limits]
+    if (range === undefined) throw new TypeError(`unknown limit "${key}"`)
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`limits.${key} must be an integer`)
+    if (value < range[0] || value > range[1]) throw new RangeError(`limits.${key} must be in ${range[0]}..${range[1]}`)
+    limits[key] = value
+  }
+  if (limits.maxRetransmitMs! < limits.retransmitMs!) throw new RangeError('limits.maxRetransmitMs must be >= limits.retransmitMs')
+  return { ...options, limits: limits as unknown as Limits }
+}
+
+function requireMethods(name: string, value: unknown, methods: readonly string[]): void {
+  if (typeof value !== 'object' || value === null) throw new TypeError(`${name} is required`)
+  for (const method of methods) {
+    if (typeof (value as Record<string, unknown>)[method] !== 'function') {
+      throw new TypeError(`${name}.${method} must be a function`)
+    }
+  }
+}

@@ -1,0 +1,188 @@
+import type { LinkContext } from './context.js'
+import type { TimerHandle } from './clock.js'
+import type { MsgFrame } from './frame.js'
+import type { PeerId } from './ids.js'
+import type { OutboxRow } from './store.js'
+
+/**
+ * The sending side of the stream `local -> to`: a sliding window over the
+ * outbox with go-back-N retransmission.
+ *
+ * Invariants:
+ * - Only committed rows are sent (seq < committed nextSeq).
+ * - At most `window` seqs past the cumulative ack are in flight.
+ * - Seqs go on the wire in order; after a failed send nothing later is sent
+ *   until the failed seq has been sent again.
+ * - Rows live in memory only while the peer is online and they sit inside the
+ *   window; everything else is paged in from the store.
+ */
+export class OutboundLink {
+  /** The transport says the peer is reachable. */
+  online = false
+  #ready = false
+  #cursor = 0
+  #sentUpTo = -1
+  #highestSent = -1
+  #pumping = false
+  #timer: TimerHandle | undefined
+  #rto: number
+  readonly #cache = new Map<number, OutboxRow>()
+
+  constructor(
+    readonly to: PeerId,
+    private readonly ctx: LinkContext,
+  ) {
+    this.#rto = ctx.limits.retransmitMs
+  }
+
+  /** Highest seq sent by this engine instance (`sent` status), -1 if none. */
+  get highestSent(): number {
+    return this.#highestSent
+  }
+
+  /** A new session: say hello, and wait for the peer's hello (or a timeout) before sending. */
+  start(): void {
+    this.online = true
+    this.#ready = false
+    this.#cache.clear()
+    this.#rto = this.ctx.limits.retransmitMs
+    this.ctx.sendHello(this.to, false)
+    this.#arm()
+  }
+
+  /** The peer went away: forget the session, keep nothing in memory. */
+  stop(): void {
+    this.online = false
+    this.#ready = false
+    this.#cache.clear()
+    this.#disarm()
+  }
+
+  /** The peer said where to resume: every seq below `fromSeq` is stored on its side. */
+  resume(fromSeq: number): void {
+    this.#ready = true
+    this.#cursor = fromSeq
+    this.#sentUpTo = fromSeq - 1
+    void this.pump()
+  }
+
+  /** A send committed. */
+  enqueued(row: OutboxRow): void {
+    if (!this.#ready) return
+    const stream = this.ctx.state.out.get(this.to)
+    if (stream !== undefined && row.seq <= stream.ackedUpTo + this.ctx.limits.window) this.#cache.set(row.seq, row)
+    void this.pump()
+  }
+
+  /** The cumulative ack moved to `upTo` (already committed). */
+  acked(upTo: number): void {
+    for (const seq of this.#cache.keys()) if (seq <= upTo) this.#cache.delete(seq)
+    this.#rto = this.ctx.limits.retransmitMs
+    this.#disarm()
+    if (this.#sentUpTo > upTo) this.#arm()
+    void this.pump()
+  }
+
+  /** Sends what the window allows. Safe to call any time; one pump runs at a time. */
+  async pump(): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      while (this.#mayContinue()) {
+        const stream = this.ctx.state.out.get(this.to)
+        if (stream === undefined) return
+        if (this.#cursor <= stream.ackedUpTo) this.#cursor = stream.ackedUpTo + 1
+        if (this.#cursor >= stream.nextSeq || this.#cursor > stream.ackedUpTo + this.ctx.limits.window) return
+        const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
+        if (row === undefined) continue
+        if (!(await this.#send(row, stream.ackedUpTo + 1))) return
+      }
+    } catch (error) {
+      this.ctx.fail(error)
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  /** The row expired (committed): from now on only its seq is sent, as a skip. */
+  markExpired(seq: number): void {
+    const row = this.#cache.get(seq)
+    if (row !== undefined) this.#cache.set(seq, { ...row, contents: new Uint8Array(0), expired: true })
+  }
+
+  /** Closes for good: no timer survives. */
+  dispose(): void {
+    this.stop()
+  }
+
+  #mayContinue(): boolean {
+    return this.online && this.#ready && !this.ctx.closed
+  }
+
+  /** Pages rows in from the store; `undefined` only when `fromSeq` was acked meanwhile. */
+  async #load(fromSeq: number): Promise<OutboxRow | undefined> {
+    const rows = await this.ctx.store.readOutbox(this.to, fromSeq, this.ctx.limits.window)
+    const acked = this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1
+    if (!this.#mayContinue()) return undefined
+    for (const row of rows) if (row.seq > acked && row.seq <= acked + this.ctx.limits.window) this.#cache.set(row.seq, row)
+    const row = this.#cache.get(fromSeq)
+    if (row === undefined && fromSeq > acked) throw new Error(`outbox row ${this.to}#${fromSeq} is missing from the store`)
+    return row
+  }
+
+  async #send(row: OutboxRow, floor: number): Promise<boolean> {
+    const expired = row.expired === true || (row.expiresAt !== undefined && row.expiresAt <= this.ctx.clock.now())
+    if (expired && row.expired !== true) this.ctx.expire([row])
+    try {
+      const pending = this.ctx.transmit(toFrame(this.ctx, row, floor, expired))
+      if (pending !== undefined) await pending
+    } catch {
+      // Go back to this seq; the timer retries with backoff, so a dead link never spins.
+      this.#arm()
+      return false
+    }
+    this.#cursor = row.seq + 1
+    this.#sentUpTo = Math.max(this.#sentUpTo, row.seq)
+    if (row.seq > this.#highestSent) {
+      this.#highestSent = row.seq
+      if (!expired) this.ctx.events.emit('status', { id: row.id, to: this.to, seq: row.seq, status: 'sent' })
+    }
+    this.#arm()
+    return true
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined || !this.online || this.ctx.closed) return
+    this.#timer = this.ctx.clock.setTimeout(() => this.#timeout(), this.#rto)
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.ctx.clock.clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  #timeout(): void {
+    this.#timer = undefined
+    if (!this.online || this.ctx.closed) return
+    this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
+    if (!this.#ready) this.ctx.sendHello(this.to, false)
+    // Go back to the last ack. This also stops waiting for a lost hello: resending is always safe.
+    this.resume((this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1) + 1)
+  }
+}
+
+function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean): MsgFrame {
+  return {
+    kind: 'msg',
+    from: ctx.localId,
+    to: row.to,
+    epoch: ctx.state.meta.epoch,
+    seq: row.seq,
+    floor,
+    id: row.id,
+    contentKind: skip ? 'b' : row.contentKind,
+    contents: skip ? new Uint8Array(0) : row.contents,
+    ...(row.expiresAt !== undefined && { expiresAt: row.expiresAt }),
+    ...(skip && { skip: true }),
+  }
+}

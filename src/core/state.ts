@@ -1,0 +1,84 @@
+import type { PeerId } from './ids.js'
+import type { InStreamState, OutStreamState, StoreMeta, StoreOp } from './store.js'
+
+/** The committed stream counters, mirrored in memory: O(peers). */
+export class EngineState {
+  readonly out = new Map<PeerId, OutStreamState>()
+  readonly in = new Map<PeerId, InStreamState>()
+
+  constructor(readonly meta: StoreMeta) {}
+}
+
+const ABSENT = Symbol('absent')
+type Undo = () => void
+
+/**
+ * The state as it will be once the batch being built commits. Intents read
+ * and write through it; row ops are kept in order, stream counters are
+ * coalesced to one op per stream. `mark`/`rollback` undo a failed intent.
+ */
+export class Draft {
+  readonly #out = new Map<PeerId, OutStreamState>()
+  readonly #in = new Map<PeerId, InStreamState>()
+  readonly #rows: StoreOp[] = []
+  readonly #journal: Undo[] = []
+
+  constructor(private readonly base: EngineState) {}
+
+  get meta(): StoreMeta {
+    return this.base.meta
+  }
+
+  outStream(to: PeerId): OutStreamState | undefined {
+    return this.#out.get(to) ?? this.base.out.get(to)
+  }
+
+  inStream(from: PeerId): InStreamState | undefined {
+    return this.#in.get(from) ?? this.base.in.get(from)
+  }
+
+  setOut(stream: OutStreamState): void {
+    this.#journal.push(restore(this.#out, stream.to))
+    this.#out.set(stream.to, stream)
+  }
+
+  setIn(stream: InStreamState): void {
+    this.#journal.push(restore(this.#in, stream.from))
+    this.#in.set(stream.from, stream)
+  }
+
+  write(op: StoreOp): void {
+    this.#rows.push(op)
+    this.#journal.push(() => void this.#rows.pop())
+  }
+
+  mark(): number {
+    return this.#journal.length
+  }
+
+  rollback(mark: number): void {
+    while (this.#journal.length > mark) this.#journal.pop()?.()
+  }
+
+  /** Every op of the batch: row ops in order, then one counter op per touched stream. */
+  ops(): StoreOp[] {
+    const ops = [...this.#rows]
+    for (const stream of this.#out.values()) ops.push({ op: 'outStream', stream })
+    for (const stream of this.#in.values()) ops.push({ op: 'inStream', stream })
+    return ops
+  }
+
+  /** Makes the draft the committed state; call only after its ops committed. */
+  applyTo(state: EngineState): void {
+    for (const [to, stream] of this.#out) state.out.set(to, stream)
+    for (const [from, stream] of this.#in) state.in.set(from, stream)
+  }
+}
+
+function restore<K, V>(map: Map<K, V>, key: K): Undo {
+  const previous: V | typeof ABSENT = map.has(key) ? (map.get(key) as V) : ABSENT
+  return () => {
+    if (previous === ABSENT) map.delete(key)
+    else map.set(key, previous)
+  }
+}

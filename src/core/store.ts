@@ -1,0 +1,132 @@
+import type { ContentKind } from './contents.js'
+import type { Epoch, MessageId, PeerId } from './ids.js'
+
+/** Identity of the local store: created once, when the store is first initialised. */
+export interface StoreMeta {
+  readonly epoch: Epoch
+  readonly createdAt: number
+}
+
+/** Sender-side counters of the stream `local -> to`. */
+export interface OutStreamState {
+  readonly to: PeerId
+  /** The seq the next `send()` gets. */
+  readonly nextSeq: number
+  /** Every seq <= `ackedUpTo` is acknowledged (or abandoned) and gone from the outbox; -1 if none. */
+  readonly ackedUpTo: number
+}
+
+/**
+ * Receiver-side counters of the stream `from -> local`. Inbox rows get a local
+ * `index` of their own so that a sender's new epoch (its seqs restart) keeps
+ * the order of what is already stored.
+ */
+export interface InStreamState {
+  readonly from: PeerId
+  /** The sender epoch this stream follows. */
+  readonly epoch: Epoch
+  /** Highest contiguous seq stored in `epoch`; -1 if none. */
+  readonly receivedUpTo: number
+  /** The index the next stored message gets. */
+  readonly nextIndex: number
+  /** Every inbox index < `processedBelow` has been handed over and removed. */
+  readonly processedBelow: number
+}
+
+/** A message waiting for its receiver's acknowledgement. */
+export interface OutboxRow {
+  readonly to: PeerId
+  readonly seq: number
+  readonly id: MessageId
+  readonly contentKind: ContentKind
+  /** Empty once expired. */
+  readonly contents: Uint8Array
+  readonly createdAt: number
+  readonly expiresAt?: number
+  /** Set when the message expired: only its seq is still sent, as a skip. */
+  readonly expired?: true
+}
+
+/** A received message waiting to be handed to the application. */
+export interface InboxRow {
+  readonly from: PeerId
+  readonly index: number
+  readonly id: MessageId
+  readonly epoch: Epoch
+  readonly seq: number
+  readonly contentKind: ContentKind
+  readonly contents: Uint8Array
+  readonly receivedAt: number
+}
+
+/** What became of a message that left the outbox. */
+export interface Receipt {
+  readonly id: MessageId
+  readonly to: PeerId
+  readonly seq: number
+  readonly status: 'delivered' | 'expired'
+  readonly at: number
+}
+
+/** One write. A list of them is committed atomically by {@link PeerStore.commit}. */
+export type StoreOp =
+  | { readonly op: 'meta'; readonly meta: StoreMeta }
+  | { readonly op: 'outStream'; readonly stream: OutStreamState }
+  | { readonly op: 'inStream'; readonly stream: InStreamState }
+  | { readonly op: 'putOutbox'; readonly row: OutboxRow }
+  /** Marks one outbox row expired: contents dropped, `expired` set. */
+  | { readonly op: 'expire'; readonly to: PeerId; readonly seq: number }
+  /** Removes outbox rows of `to` with seq <= upTo and writes a receipt for each. */
+  | { readonly op: 'ack'; readonly to: PeerId; readonly upTo: number; readonly at: number }
+  | { readonly op: 'putInbox'; readonly row: InboxRow }
+  | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly index: number }
+  /** Removes receipts written before `before`. */
+  | { readonly op: 'pruneReceipts'; readonly before: number }
+
+/** Everything the engine keeps in memory, loaded once at open: O(peers), never O(messages). */
+export interface StoreSnapshot {
+  readonly meta: StoreMeta | undefined
+  readonly outStreams: readonly OutStreamState[]
+  readonly inStreams: readonly InStreamState[]
+}
+
+/** Where a message id was found. */
+export type MessageLookup =
+  | { readonly where: 'outbox'; readonly to: PeerId; readonly seq: number; readonly expired: boolean }
+  | { readonly where: 'receipt'; readonly receipt: Receipt }
+
+/**
+ * The persistent state of one local peer, opened by {@link Store.open}.
+ *
+ * Contract (checked by `storeContract` in `intersession/testing`):
+ * - `commit` is atomic: all of its ops are applied, or none is.
+ * - Commits are applied in the order they were called.
+ * - Reads return copies; mutating them changes nothing stored.
+ * - Once another handle is opened for the same identity, this one is fenced:
+ *   every call rejects with `IlmError('STORE_FENCED')`. After `close()` every
+ *   call rejects with `IlmError('CLOSED')`.
+ * - Failures reject with `IlmError('STORE_FAILED')` carrying the platform error as `cause`.
+ */
+export interface PeerStore {
+  load(): Promise<StoreSnapshot>
+  /** Applies the ops atomically; resolves with the receipts that `ack` ops wrote, in op order. */
+  commit(ops: readonly StoreOp[]): Promise<readonly Receipt[]>
+  /** Up to `limit` outbox rows of `to`, seq ascending, starting at the first seq >= `fromSeq`. */
+  readOutbox(to: PeerId, fromSeq: number, limit: number): Promise<readonly OutboxRow[]>
+  /** Up to `limit` inbox rows of `from`, index ascending, starting at the first index >= `fromIndex`. */
+  readInbox(from: PeerId, fromIndex: number, limit: number): Promise<readonly InboxRow[]>
+  /** Up to `limit` outbox rows (any stream) not yet expired whose `expiresAt` <= `now`. */
+  readExpired(now: number, limit: number): Promise<readonly OutboxRow[]>
+  /** The earliest `expiresAt` of an outbox row not yet expired. */
+  nextExpiry(): Promise<number | undefined>
+  findMessage(id: MessageId): Promise<MessageLookup | undefined>
+  /** Rows in the outbox (including expired ones not yet skipped) and in the inbox. */
+  count(): Promise<{ outbound: number; inbound: number }>
+  close(): Promise<void>
+}
+
+/** A place where peers keep their state: one {@link PeerStore} per local identity. */
+export interface Store {
+  /** Opens the state of `localId`, fencing any handle opened before for it. */
+  open(localId: PeerId): Promise<PeerStore>
+}

@@ -1,0 +1,31 @@
+import type { PeerId } from './ids.js'
+
+/** What a transport reports to the engine that opened it. */
+export interface TransportEvents {
+  /** A frame arrived. `from` must be authenticated by the transport (or the relay behind it). */
+  frame(from: PeerId, data: Uint8Array): void
+  /** A peer became reachable (`true`) or unreachable (`false`). */
+  peer(peer: PeerId, online: boolean): void
+  /** The transport closed for good; no event follows. */
+  closed(): void
+}
+
+/**
+ * Moves opaque frames between peers. Delivery may drop, duplicate, reorder or
+ * delay frames: the engine's seqs, acks and retransmissions make up for it.
+ *
+ * Contract (checked by `transportContract` in `intersession/testing`):
+ * - `open` is called once; events are delivered only after it and never
+ *   synchronously inside `send`.
+ * - Frames are delivered as sent (same bytes) with the sender's real id.
+ * - `send` to an unreachable peer throws or rejects with `IlmError('TRANSPORT_FAILED')`;
+ *   it never blocks forever. A returned promise means "wait before sending more".
+ * - After `close()`, no event is delivered and `send` fails.
+ */
+export interface Transport {
+  /** The authenticated identity of this end. */
+  readonly localId: string
+  open(events: TransportEvents): void | Promise<void>
+  send(to: PeerId, data: Uint8Array): void | Promise<void>
+  close(): void | Promise<void>
+}

@@ -1,0 +1,45 @@
+export { ILM, type IlmOptions } from './ilm.js'
+export { Engine, type EngineParts } from './core/engine.js'
+export { IlmError, isIlmError, type IlmErrorCode } from './core/errors.js'
+export type {
+  EngineEvents,
+  Message,
+  MessageHandler,
+  MessageStatus,
+  PendingCounts,
+  RefusalCounts,
+  SendOptions,
+  SendReceipt,
+  StatusEvent,
+} from './core/api.js'
+export type { Contents, ContentKind, JsonValue } from './core/contents.js'
+export type { Clock, TimerHandle } from './core/clock.js'
+export { DEFAULT_LIMITS, type EngineOptions, type Limits } from './core/options.js'
+export type { Epoch, MessageId, PeerId } from './core/ids.js'
+export { isPeerId } from './core/ids.js'
+export type {
+  InboxRow,
+  InStreamState,
+  MessageLookup,
+  OutboxRow,
+  OutStreamState,
+  PeerStore,
+  Receipt,
+  Store,
+  StoreMeta,
+  StoreOp,
+  StoreSnapshot,
+} from './core/store.js'
+export type { Transport, TransportEvents } from './core/transport.js'
+export type { AckFrame, Frame, FrameKind, HelloFrame, MsgFrame, ResetFrame } from './core/frame.js'
+export { PROTOCOL_VERSION } from './core/frame.js'
+export { decodeFrame, encodeFrame, type DecodeFailure, type DecodeResult } from './core/codec.js'
+export { MemoryStore, type MemoryStoreOptions, type StoreFaults } from './storage/memory.js'
+export {
+  MemoryNetwork,
+  type FaultOptions,
+  type MemoryNetworkOptions,
+  type MemoryTransport,
+  type NetworkStats,
+} from './transport/memory.js'
+export { systemClock } from './runtime/system-clock.js'

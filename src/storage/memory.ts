@@ -1,0 +1,573 @@
+import { IlmError } from '../core/errors.js'
+import { isPeerId, isSeq } from '../core/ids.js'
+import type { MessageId, PeerId } from '../core/ids.js'
+import type {
+  InboxRow,
+  InStreamState,
+  MessageLookup,
+  OutboxRow,
+  OutStreamState,
+  PeerStore,
+  Receipt,
+  Store,
+  StoreMeta,
+  StoreOp,
+  StoreSnapshot,
+} from '../core/store.js'
+
+/**
+ * Failures to inject into a {@link MemoryStore}. When a function returns true
+ * the call rejects with `IlmError('STORE_FAILED')` and changes nothing.
+ */
+export interface StoreFaults {
+  /** Decides whether a commit of `ops` fails. */
+  readonly commit?: ((ops: readonly StoreOp[]) => boolean) | undefined
+  /** Decides whether a read (`load`, `readOutbox`, `count`, ...) fails. */
+  readonly read?: (() => boolean) | undefined
+}
+
+/** Options of a {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Failures to inject from the start; see {@link MemoryStore.faults}. */
+  readonly faults?: StoreFaults | undefined
+}
+
+/**
+ * A {@link Store} kept in memory, with the atomicity, ordering, copying and
+ * fencing of a persistent one. It holds any number of local identities and
+ * outlives the engines that open it: opening a new engine on the same object
+ * models a restart.
+ */
+export class MemoryStore implements Store {
+  private readonly identities = new Map<PeerId, IdentityState>()
+  private injected: StoreFaults | undefined
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.injected = options.faults
+  }
+
+  /** Replaces the injected failures; `undefined` turns them off. */
+  faults(faults: StoreFaults | undefined): void {
+    this.injected = faults
+  }
+
+  /** Opens `localId`, fencing every handle opened before for it. */
+  async open(localId: PeerId): Promise<PeerStore> {
+    if (!isPeerId(localId)) throw new IlmError('INVALID_PEER_ID', `not a valid peer id: ${String(localId)}`)
+    let state = this.identities.get(localId)
+    if (state === undefined) {
+      state = newIdentityState()
+      this.identities.set(localId, state)
+    }
+    state.generation += 1
+    return new MemoryPeerStore(state, state.generation, () => this.injected)
+  }
+}
+
+/** Everything stored for one local identity. */
+interface IdentityState {
+  /** Bumped by every open; a handle of an older generation is fenced. */
+  generation: number
+  meta: StoreMeta | undefined
+  readonly outStreams: Map<PeerId, OutStreamState>
+  readonly inStreams: Map<PeerId, InStreamState>
+  readonly outbox: Map<PeerId, KeyedRows<OutboxRow>>
+  readonly inbox: Map<PeerId, KeyedRows<InboxRow>>
+  /** Where each outbox row is, by message id. */
+  readonly outboxIds: Map<MessageId, { readonly to: PeerId; readonly seq: number }>
+  readonly receipts: Map<MessageId, Receipt>
+  outboxCount: number
+  inboxCount: number
+  /** Outbox rows with an `expiresAt` that are not expired yet: lets expiry scans return at once when 0. */
+  expiring: number
+}
+
+function newIdentityState(): IdentityState {
+  return {
+    generation: 0,
+    meta: undefined,
+    outStreams: new Map(),
+    inStreams: new Map(),
+    outbox: new Map(),
+    inbox: new Map(),
+    outboxIds: new Map(),
+    receipts: new Map(),
+    outboxCount: 0,
+    inboxCount: 0,
+    expiring: 0,
+  }
+}
+
+/** One handle on an identity's state; see {@link PeerStore} for the contract. */
+class MemoryPeerStore implements PeerStore {
+  private readonly state: IdentityState
+  private readonly generation: number
+  private readonly faults: () => StoreFaults | undefined
+  private closed = false
+
+  constructor(state: IdentityState, generation: number, faults: () => StoreFaults | undefined) {
+    this.state = state
+    this.generation = generation
+    this.faults = faults
+  }
+
+  // Every method is async but does its work before its first await: commits
+  // apply in call order, and a read sees every commit called before it.
+
+  async load(): Promise<StoreSnapshot> {
+    this.enterRead()
+    return snapshot(this.state)
+  }
+
+  async commit(ops: readonly StoreOp[]): Promise<readonly Receipt[]> {
+    this.enter()
+    if (this.faults()?.commit?.(ops) === true) throw injectedFault('commit')
+    validateOps(this.state, ops)
+    return applyOps(this.state, ops).map(copyReceipt)
+  }
+
+  async readOutbox(to: PeerId, fromSeq: number, limit: number): Promise<readonly OutboxRow[]> {
+    this.enterRead()
+    return (this.state.outbox.get(to)?.readFrom(fromSeq, limit) ?? []).map(copyOutboxRow)
+  }
+
+  async readInbox(from: PeerId, fromIndex: number, limit: number): Promise<readonly InboxRow[]> {
+    this.enterRead()
+    return (this.state.inbox.get(from)?.readFrom(fromIndex, limit) ?? []).map(copyInboxRow)
+  }
+
+  async readExpired(now: number, limit: number): Promise<readonly OutboxRow[]> {
+    this.enterRead()
+    return dueRows(this.state, now, limit).map(copyOutboxRow)
+  }
+
+  async nextExpiry(): Promise<number | undefined> {
+    this.enterRead()
+    return earliestExpiry(this.state)
+  }
+
+  async findMessage(id: MessageId): Promise<MessageLookup | undefined> {
+    this.enterRead()
+    return lookup(this.state, id)
+  }
+
+  async count(): Promise<{ outbound: number; inbound: number }> {
+    this.enterRead()
+    return { outbound: this.state.outboxCount, inbound: this.state.inboxCount }
+  }
+
+  /** Idempotent, and resolves also on a fenced handle so that cleanup paths never fail. */
+  async close(): Promise<void> {
+    this.closed = true
+  }
+
+  private enter(): void {
+    if (this.closed) throw new IlmError('CLOSED', 'the store handle is closed')
+    if (this.state.generation !== this.generation) {
+      throw new IlmError('STORE_FENCED', 'another handle was opened for this identity; this one may no longer be used')
+    }
+  }
+
+  private enterRead(): void {
+    this.enter()
+    if (this.faults()?.read?.() === true) throw injectedFault('read')
+  }
+}
+
+function injectedFault(what: string): IlmError {
+  return new IlmError('STORE_FAILED', `store ${what} failed`, { cause: new Error('injected fault') })
+}
+
+// ---------------------------------------------------------------- reads
+
+function snapshot(state: IdentityState): StoreSnapshot {
+  return {
+    meta: state.meta === undefined ? undefined : { ...state.meta },
+    outStreams: [...state.outStreams.values()].map((s) => ({ ...s })),
+    inStreams: [...state.inStreams.values()].map((s) => ({ ...s })),
+  }
+}
+
+function isExpiring(row: OutboxRow): boolean {
+  return row.expiresAt !== undefined && row.expired !== true
+}
+
+function dueRows(state: IdentityState, now: number, limit: number): OutboxRow[] {
+  const due: OutboxRow[] = []
+  if (state.expiring === 0) return due
+  for (const rows of state.outbox.values()) {
+    for (const row of rows.values()) {
+      if (due.length >= limit) return due
+      if (isExpiring(row) && (row.expiresAt as number) <= now) due.push(row)
+    }
+  }
+  return due
+}
+
+function earliestExpiry(state: IdentityState): number | undefined {
+  if (state.expiring === 0) return undefined
+  let earliest: number | undefined
+  for (const rows of state.outbox.values()) {
+    for (const row of rows.values()) {
+      if (isExpiring(row) && (earliest === undefined || (row.expiresAt as number) < earliest)) earliest = row.expiresAt
+    }
+  }
+  return earliest
+}
+
+function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined {
+  const at = state.outboxIds.get(id)
+  const row = at && state.outbox.get(at.to)?.get(at.seq)
+  if (at && row) return { where: 'outbox', to: at.to, seq: at.seq, expired: row.expired === true }
+  const receipt = state.receipts.get(id)
+  return receipt && { where: 'receipt', receipt: copyReceipt(receipt) }
+}
+
+// ---------------------------------------------------------------- validation
+
+type Check = (value: unknown) => boolean
+
+const time: Check = (v) => typeof v === 'number' && Number.isFinite(v)
+const text: Check = (v) => typeof v === 'string' && v.length > 0
+const bytes: Check = (v) => v instanceof Uint8Array
+const kind: Check = (v) => v === 'b' || v === 's' || v === 'j'
+const seqOrNone: Check = (v) => v === -1 || isSeq(v)
+const optional =
+  (check: Check): Check =>
+  (v) =>
+    v === undefined || check(v)
+
+function shape(fields: Record<string, Check>): Check {
+  const entries = Object.entries(fields)
+  return (v) => typeof v === 'object' && v !== null && entries.every(([k, c]) => c((v as Record<string, unknown>)[k]))
+}
+
+/** The fields of each op kind and what they must hold. */
+const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
+  meta: { meta: shape({ epoch: text, createdAt: time }) },
+  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
+  inStream: {
+    stream: shape({ from: isPeerId, epoch: text, receivedUpTo: seqOrNone, nextIndex: isSeq, processedBelow: isSeq }),
+  },
+  putOutbox: {
+    row: shape({
+      to: isPeerId,
+      seq: isSeq,
+      id: text,
+      contentKind: kind,
+      contents: bytes,
+      createdAt: time,
+      expiresAt: optional(time),
+      expired: optional((v) => v === true),
+    }),
+  },
+  expire: { to: isPeerId, seq: isSeq },
+  ack: { to: isPeerId, upTo: seqOrNone, at: time },
+  putInbox: {
+    row: shape({
+      from: isPeerId,
+      index: isSeq,
+      id: text,
+      epoch: text,
+      seq: isSeq,
+      contentKind: kind,
+      contents: bytes,
+      receivedAt: time,
+    }),
+  },
+  deleteInbox: { from: isPeerId, index: isSeq },
+  pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
+}
+
+/** Why `op` is malformed, or undefined when it is well formed. */
+function malformation(op: unknown): string | undefined {
+  if (typeof op !== 'object' || op === null) return 'not an object'
+  const name = (op as { op?: unknown }).op
+  const fields = typeof name === 'string' && Object.hasOwn(OP_SHAPES, name) ? OP_SHAPES[name as StoreOp['op']] : undefined
+  if (fields === undefined) return `unknown op ${JSON.stringify(name)}`
+  const bad = Object.entries(fields).find(([k, check]) => !check((op as Record<string, unknown>)[k]))
+  return bad && `malformed field "${bad[0]}"`
+}
+
+/**
+ * Refuses the whole commit, before anything is applied, when an op is
+ * malformed or would insert a key that exists at that point of the commit.
+ */
+function validateOps(state: IdentityState, ops: readonly StoreOp[]): void {
+  if (!Array.isArray(ops)) throw refused('ops is not an array')
+  const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
+  const inKeys = new PendingKeys((from, index) => state.inbox.get(from)?.has(index) === true)
+  ops.forEach((op: StoreOp, i) => {
+    const problem = malformation(op) ?? keyConflict(op, outKeys, inKeys)
+    if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
+  })
+}
+
+function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): string | undefined {
+  switch (op.op) {
+    case 'putOutbox':
+      if (outKeys.has(op.row.to, op.row.seq)) return `outbox row (${op.row.to}, ${op.row.seq}) exists`
+      outKeys.add(op.row.to, op.row.seq)
+      return undefined
+    case 'ack':
+      outKeys.removeUpTo(op.to, op.upTo)
+      return undefined
+    case 'putInbox':
+      if (inKeys.has(op.row.from, op.row.index)) return `inbox row (${op.row.from}, ${op.row.index}) exists`
+      inKeys.add(op.row.from, op.row.index)
+      return undefined
+    case 'deleteInbox':
+      inKeys.remove(op.from, op.index)
+      return undefined
+    default:
+      return undefined
+  }
+}
+
+function refused(why: string): IlmError {
+  return new IlmError('STORE_FAILED', `commit refused, nothing applied: ${why}`, { cause: new Error(why) })
+}
+
+/** Key presence per stream as the stored state and the ops validated so far leave it. */
+class PendingKeys {
+  private readonly added = new Map<PeerId, Set<number>>()
+  private readonly removed = new Map<PeerId, Set<number>>()
+  private readonly removedUpTo = new Map<PeerId, number>()
+  private readonly stored: (stream: PeerId, key: number) => boolean
+
+  constructor(stored: (stream: PeerId, key: number) => boolean) {
+    this.stored = stored
+  }
+
+  has(stream: PeerId, key: number): boolean {
+    if (this.added.get(stream)?.has(key)) return true
+    if (this.removed.get(stream)?.has(key)) return false
+    if (key <= (this.removedUpTo.get(stream) ?? -1)) return false
+    return this.stored(stream, key)
+  }
+
+  add(stream: PeerId, key: number): void {
+    setOf(this.added, stream).add(key)
+    this.removed.get(stream)?.delete(key)
+  }
+
+  remove(stream: PeerId, key: number): void {
+    this.added.get(stream)?.delete(key)
+    setOf(this.removed, stream).add(key)
+  }
+
+  removeUpTo(stream: PeerId, upTo: number): void {
+    this.removedUpTo.set(stream, Math.max(upTo, this.removedUpTo.get(stream) ?? -1))
+    const added = this.added.get(stream)
+    for (const key of added ?? []) if (key <= upTo) added?.delete(key)
+  }
+}
+
+function setOf(map: Map<PeerId, Set<number>>, stream: PeerId): Set<number> {
+  let set = map.get(stream)
+  if (set === undefined) map.set(stream, (set = new Set()))
+  return set
+}
+
+// ---------------------------------------------------------------- writes
+
+/** Applies validated ops; cannot fail. Returns the receipts `ack` ops wrote, in op order. */
+function applyOps(state: IdentityState, ops: readonly StoreOp[]): Receipt[] {
+  const receipts: Receipt[] = []
+  for (const op of ops) applyOp(state, op, receipts)
+  return receipts
+}
+
+function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
+  switch (op.op) {
+    case 'meta':
+      state.meta = { ...op.meta }
+      return
+    case 'outStream':
+      state.outStreams.set(op.stream.to, { ...op.stream })
+      return
+    case 'inStream':
+      state.inStreams.set(op.stream.from, { ...op.stream })
+      return
+    case 'putOutbox':
+      putOutbox(state, copyOutboxRow(op.row))
+      return
+    case 'expire':
+      expire(state, op.to, op.seq)
+      return
+    case 'ack':
+      ack(state, op.to, op.upTo, op.at, receipts)
+      return
+    case 'putInbox':
+      putInbox(state, copyInboxRow(op.row))
+      return
+    case 'deleteInbox':
+      deleteInbox(state, op.from, op.index)
+      return
+    case 'pruneReceipts':
+      pruneReceipts(state, op.before)
+      return
+  }
+}
+
+function putOutbox(state: IdentityState, row: OutboxRow): void {
+  let rows = state.outbox.get(row.to)
+  if (rows === undefined) state.outbox.set(row.to, (rows = new KeyedRows()))
+  rows.insert(row.seq, row)
+  state.outboxIds.set(row.id, { to: row.to, seq: row.seq })
+  state.outboxCount += 1
+  if (isExpiring(row)) state.expiring += 1
+}
+
+function expire(state: IdentityState, to: PeerId, seq: number): void {
+  const rows = state.outbox.get(to)
+  const row = rows?.get(seq)
+  if (rows === undefined || row === undefined) return
+  if (isExpiring(row)) state.expiring -= 1
+  rows.replace(seq, { ...row, contents: new Uint8Array(0), expired: true })
+}
+
+function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipts: Receipt[]): void {
+  const rows = state.outbox.get(to)
+  if (rows === undefined) return
+  for (const row of rows.deleteUpTo(upTo)) {
+    state.outboxIds.delete(row.id)
+    state.outboxCount -= 1
+    if (isExpiring(row)) state.expiring -= 1
+    const receipt: Receipt = { id: row.id, to, seq: row.seq, status: row.expired ? 'expired' : 'delivered', at }
+    state.receipts.set(row.id, receipt)
+    receipts.push(receipt)
+  }
+  if (rows.size === 0) state.outbox.delete(to)
+}
+
+function putInbox(state: IdentityState, row: InboxRow): void {
+  let rows = state.inbox.get(row.from)
+  if (rows === undefined) state.inbox.set(row.from, (rows = new KeyedRows()))
+  rows.insert(row.index, row)
+  state.inboxCount += 1
+}
+
+function deleteInbox(state: IdentityState, from: PeerId, index: number): void {
+  const rows = state.inbox.get(from)
+  if (rows?.delete(index) === undefined) return
+  state.inboxCount -= 1
+  if (rows.size === 0) state.inbox.delete(from)
+}
+
+function pruneReceipts(state: IdentityState, before: number): void {
+  for (const [id, receipt] of state.receipts) if (receipt.at < before) state.receipts.delete(id)
+}
+
+// ---------------------------------------------------------------- copies
+
+// Field-wise copies rather than structuredClone: rows are flat, and cloning a
+// Uint8Array view with structuredClone would copy its whole underlying buffer.
+// `new Uint8Array(x)` also turns a Node Buffer into an unshared plain copy.
+
+function copyOutboxRow(row: OutboxRow): OutboxRow {
+  return { ...row, contents: new Uint8Array(row.contents) }
+}
+
+function copyInboxRow(row: InboxRow): InboxRow {
+  return { ...row, contents: new Uint8Array(row.contents) }
+}
+
+function copyReceipt(receipt: Receipt): Receipt {
+  return { ...receipt }
+}
+
+// ---------------------------------------------------------------- rows of one stream
+
+/**
+ * Rows of one stream keyed by a non-negative integer, in key order. Inserting
+ * above the highest key and deleting the lowest are O(1), so the usual pattern
+ * (append at the top, ack or process from the bottom) never scans; reading a
+ * page is O(log n + limit). Other inserts and deletes are O(n) but stay correct.
+ */
+class KeyedRows<T> {
+  private readonly rows = new Map<number, T>()
+  /** Keys ascending; entries before `head` are deleted. */
+  private keys: number[] = []
+  private head = 0
+
+  get size(): number {
+    return this.rows.size
+  }
+
+  get(key: number): T | undefined {
+    return this.rows.get(key)
+  }
+
+  has(key: number): boolean {
+    return this.rows.has(key)
+  }
+
+  /** Rows in insertion order (key order under the usual pattern). */
+  values(): IterableIterator<T> {
+    return this.rows.values()
+  }
+
+  /** Adds a key that is not present. */
+  insert(key: number, row: T): void {
+    this.rows.set(key, row)
+    const last = this.keys[this.keys.length - 1]
+    if (this.head === this.keys.length || (last !== undefined && last < key)) this.keys.push(key)
+    else this.keys.splice(this.firstAtOrAbove(key), 0, key)
+  }
+
+  /** Replaces the row of a key that is present. */
+  replace(key: number, row: T): void {
+    this.rows.set(key, row)
+  }
+
+  delete(key: number): T | undefined {
+    const row = this.rows.get(key)
+    if (row === undefined) return undefined
+    this.rows.delete(key)
+    if (this.keys[this.head] === key) this.head += 1
+    else this.keys.splice(this.firstAtOrAbove(key), 1)
+    this.compact()
+    return row
+  }
+
+  /** Deletes every key <= `upTo`; returns their rows in key order. */
+  deleteUpTo(upTo: number): T[] {
+    const deleted: T[] = []
+    for (let key = this.keys[this.head]; key !== undefined && key <= upTo; key = this.keys[this.head]) {
+      deleted.push(this.rows.get(key) as T)
+      this.rows.delete(key)
+      this.head += 1
+    }
+    this.compact()
+    return deleted
+  }
+
+  /** Up to `limit` rows in key order, from the first key >= `from`. */
+  readFrom(from: number, limit: number): T[] {
+    const page: T[] = []
+    for (let i = this.firstAtOrAbove(from); i < this.keys.length && page.length < limit; i++) {
+      page.push(this.rows.get(this.keys[i] as number) as T)
+    }
+    return page
+  }
+
+  private firstAtOrAbove(key: number): number {
+    let lo = this.head
+    let hi = this.keys.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((this.keys[mid] as number) < key) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  // Drops deleted keys once they are the majority: amortised O(1) per delete.
+  private compact(): void {
+    if (this.head >= 32 && this.head * 2 >= this.keys.length) {
+      this.keys = this.keys.slice(this.head)
+      this.head = 0
+    }
+  }
+}

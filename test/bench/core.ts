@@ -1,0 +1,120 @@
+/**
+ * bench:core — two engines over the memory network and memory stores push
+ * N messages of 64 bytes; the ceiling is the same count through (1) a bare
+ * in-memory async queue and (2) raw memory-network frames, measured in the
+ * same run. Prints msgs/s and ratios; writes test/bench/results/core.json.
+ *
+ *   npm run bench:core -- --messages 100000
+ */
+import { writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { ILM, MemoryNetwork, MemoryStore } from '../../src/index.js'
+
+const argIndex = process.argv.indexOf('--messages')
+const N = argIndex > 0 ? Number(process.argv[argIndex + 1]) : 100_000
+const CHUNK = 1000
+const payload = new Uint8Array(64).fill(7)
+
+async function bareQueue(): Promise<number> {
+  const queue: Uint8Array[] = []
+  let head = 0
+  let wake: (() => void) | undefined
+  const handler = async (item: Uint8Array): Promise<number> => item.byteLength
+  const consumer = (async () => {
+    while (head < N) {
+      if (head === queue.length) await new Promise<void>((resolve) => (wake = resolve))
+      while (head < queue.length) await handler(queue[head++]!)
+    }
+  })()
+  const start = performance.now()
+  for (let i = 0; i < N; i++) {
+    queue.push(payload.slice())
+    if (i % CHUNK === CHUNK - 1 || i === N - 1) {
+      wake?.()
+      await Promise.resolve()
+    }
+  }
+  await consumer
+  return performance.now() - start
+}
+
+async function rawNetwork(): Promise<number> {
+  const net = new MemoryNetwork()
+  const a = net.connect('a')
+  const b = net.connect('b')
+  let received = 0
+  let done!: () => void
+  const finished = new Promise<void>((resolve) => (done = resolve))
+  a.open({ frame() {}, peer() {}, closed() {} })
+  b.open({ frame: () => void (++received === N && done()), peer() {}, closed() {} })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const start = performance.now()
+  for (let i = 0; i < N; i++) {
+    a.send('b', payload)
+    if (i % CHUNK === CHUNK - 1) await Promise.resolve()
+  }
+  await finished
+  const ms = performance.now() - start
+  a.close()
+  b.close()
+  return ms
+}
+
+async function engines(): Promise<{ ms: number; p50: number; p99: number }> {
+  const net = new MemoryNetwork()
+  const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a') })
+  const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b') })
+  const sentAt = new Map<string, number>()
+  const latencies: number[] = []
+  let done!: () => void
+  const finished = new Promise<void>((resolve) => (done = resolve))
+  b.onMessage((m) => {
+    latencies.push(performance.now() - sentAt.get(m.id)!)
+    if (latencies.length === N) done()
+  })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const start = performance.now()
+  for (let i = 0; i < N; i += CHUNK) {
+    const batch: Array<Promise<unknown>> = []
+    for (let j = i; j < Math.min(N, i + CHUNK); j++) {
+      const t = performance.now()
+      batch.push(a.send('b', payload).then(({ id }) => sentAt.set(id, t)))
+    }
+    await Promise.all(batch)
+  }
+  await finished
+  const ms = performance.now() - start
+  await a.close()
+  await b.close()
+  latencies.sort((x, y) => x - y)
+  return { ms, p50: latencies[Math.floor(N * 0.5)]!, p99: latencies[Math.floor(N * 0.99)]! }
+}
+
+const rate = (ms: number): number => Math.round((N / ms) * 1000)
+
+const queueMs = await bareQueue()
+const rawMs = await rawNetwork()
+const ilm = await engines()
+const result = {
+  benchmark: 'core',
+  date: new Date().toISOString(),
+  machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
+  messages: N,
+  bytes: payload.byteLength,
+  engineMsgsPerSec: rate(ilm.ms),
+  latencyP50Ms: Number(ilm.p50.toFixed(2)),
+  latencyP99Ms: Number(ilm.p99.toFixed(2)),
+  bareQueueMsgsPerSec: rate(queueMs),
+  rawNetworkMsgsPerSec: rate(rawMs),
+  ratioToBareQueue: Number((queueMs / ilm.ms).toFixed(4)),
+  ratioToRawNetwork: Number((rawMs / ilm.ms).toFixed(4)),
+}
+console.log(
+  [
+    `bench:core  ${N} messages of ${payload.byteLength} B`,
+    `  engines (memory store + memory network): ${result.engineMsgsPerSec} msgs/s  p50 ${result.latencyP50Ms} ms  p99 ${result.latencyP99Ms} ms`,
+    `  ceiling, bare in-memory queue:           ${result.bareQueueMsgsPerSec} msgs/s  ratio ${result.ratioToBareQueue}`,
+    `  ceiling, raw memory-network frames:      ${result.rawNetworkMsgsPerSec} msgs/s  ratio ${result.ratioToRawNetwork}`,
+  ].join('\n'),
+)
+writeFileSync(new URL('./results/core.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`)

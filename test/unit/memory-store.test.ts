@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest'
+import { isIlmError } from '../../src/core/errors.js'
+import type { PeerId } from '../../src/core/ids.js'
+import type { OutboxRow, StoreOp } from '../../src/core/store.js'
+import { MemoryStore } from '../../src/storage/memory.js'
+import { storeContract } from '../../src/testing/store-contract.js'
+
+const A = 'alice' as PeerId
+const B = 'bob' as PeerId
+
+function row(seq: number, extra: Partial<OutboxRow> = {}): OutboxRow {
+  return { to: B, seq, id: `m${seq}` as OutboxRow['id'], contentKind: 'b', contents: new Uint8Array([seq]), createdAt: 1, ...extra }
+}
+
+const put = (seq: number, extra: Partial<OutboxRow> = {}): StoreOp => ({ op: 'putOutbox', row: row(seq, extra) })
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => expect.unreachable('expected a rejection'),
+    (error: unknown) => error,
+  )
+}
+
+describe('MemoryStore contract', () => {
+  const shared = new MemoryStore()
+  for (const c of storeContract(() => new MemoryStore())) it(c.name, () => c.run())
+  for (const c of storeContract(() => shared)) it(`${c.name} (one shared store)`, () => c.run())
+})
+
+describe('MemoryStore', () => {
+  it('an injected commit fault rejects with STORE_FAILED and applies nothing', async () => {
+    const store = new MemoryStore()
+    const handle = await store.open(A)
+    await handle.commit([put(0)])
+    const seen: (readonly StoreOp[])[] = []
+    store.faults({ commit: (ops) => (seen.push(ops), true) })
+    const error = await rejection(handle.commit([put(1), { op: 'ack', to: B, upTo: 0, at: 1 }]))
+    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
+    expect((error as Error).cause).toEqual(new Error('injected fault'))
+    expect(seen).toHaveLength(1)
+    store.faults(undefined)
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0])
+    expect(await handle.findMessage(row(0).id)).toEqual({ where: 'outbox', to: B, seq: 0, expired: false })
+  })
+
+  it('an injected read fault rejects every read, and a selective fault only some commits', async () => {
+    const store = new MemoryStore({ faults: { read: () => true, commit: (ops) => ops.some((op) => op.op === 'ack') } })
+    const handle = await store.open(A)
+    for (const call of [
+      () => handle.load(),
+      () => handle.readOutbox(B, 0, 1),
+      () => handle.readInbox(B, 0, 1),
+      () => handle.readExpired(0, 1),
+      () => handle.nextExpiry(),
+      () => handle.findMessage(row(0).id),
+      () => handle.count(),
+    ]) {
+      expect(isIlmError(await rejection(call()), 'STORE_FAILED')).toBe(true)
+    }
+    await handle.commit([put(0)])
+    expect(isIlmError(await rejection(handle.commit([{ op: 'ack', to: B, upTo: 0, at: 1 }])), 'STORE_FAILED')).toBe(true)
+    store.faults(undefined)
+    expect(await handle.count()).toEqual({ outbound: 1, inbound: 0 })
+  })
+
+  it('applies a commit before its promise settles', async () => {
+    const handle = await new MemoryStore().open(A)
+    void handle.commit([put(0)])
+    const read = handle.readOutbox(B, 0, 10)
+    expect((await read).map((r) => r.seq)).toEqual([0])
+  })
+
+  it('rejects an invalid local id', async () => {
+    expect(isIlmError(await rejection(new MemoryStore().open('has space' as PeerId)), 'INVALID_PEER_ID')).toBe(true)
+  })
+
+  it('keeps paging O(limit) over a long stream acked from the bottom', async () => {
+    const handle = await new MemoryStore().open(A)
+    const n = 50_000
+    for (let seq = 0; seq < n; seq += 1_000) {
+      await handle.commit(Array.from({ length: 1_000 }, (_, i) => put(seq + i)))
+    }
+    // Half the rows stay, so a read that walks every row would take seconds.
+    await handle.commit([{ op: 'ack', to: B, upTo: n / 2 - 1, at: 1 }])
+    expect((await handle.readOutbox(B, 0, 3)).map((r) => r.seq)).toEqual([n / 2, n / 2 + 1, n / 2 + 2])
+    expect(await handle.count()).toEqual({ outbound: n / 2, inbound: 0 })
+    const started = performance.now()
+    for (let i = 0; i < 10_000; i++) await handle.readOutbox(B, n - 5, 2)
+    expect(performance.now() - started).toBeLessThan(2_000)
+  })
+
+  it('keeps key order when rows arrive out of order or leave from the middle', async () => {
+    const handle = await new MemoryStore().open(A)
+    const inbox = (index: number): StoreOp => ({
+      op: 'putInbox',
+      row: { from: B, index, id: `i${index}` as OutboxRow['id'], epoch: 'e' as never, seq: index, contentKind: 's', contents: new Uint8Array(), receivedAt: 1 },
+    })
+    await handle.commit([5, 2, 9, 0, 7].map(inbox))
+    await handle.commit([{ op: 'deleteInbox', from: B, index: 5 }])
+    expect((await handle.readInbox(B, 0, 10)).map((r) => r.index)).toEqual([0, 2, 7, 9])
+    expect((await handle.readInbox(B, 3, 2)).map((r) => r.index)).toEqual([7, 9])
+    await handle.commit([put(4), put(1), put(3)])
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 3, at: 1 }])).map((r) => r.seq)).toEqual([1, 3])
+  })
+
+  it('keeps the expiry index right through expire and ack', async () => {
+    const handle = await new MemoryStore().open(A)
+    await handle.commit([put(0, { expiresAt: 5 }), put(1, { expiresAt: 3 }), put(2)])
+    await handle.commit([{ op: 'expire', to: B, seq: 1 }, { op: 'expire', to: B, seq: 1 }])
+    expect(await handle.nextExpiry()).toBe(5)
+    await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 1 }])
+    expect(await handle.nextExpiry()).toBeUndefined()
+    expect(await handle.readExpired(100, 10)).toEqual([])
+  })
+})
