@@ -43,6 +43,13 @@ export interface EngineEvents {
 export interface SendOptions {
   /** Give up on the message if its receiver has not stored it within this many ms. */
   readonly ttlMs?: number
+  /**
+   * The message id to use (url-safe, 1..64 characters) instead of a fresh one:
+   * an idempotency key. Sending again with an id this peer already sent (and
+   * still remembers: queued, or a receipt younger than `receiptTtlMs`) resolves
+   * with the first send's receipt and queues nothing.
+   */
+  readonly id?: string
 }
 
 /** What `send()` resolves with once the message is durably queued. */

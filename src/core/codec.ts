@@ -95,6 +95,7 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
     (h.known !== null && !isEpoch(h.known) ? 'known' : undefined) ??
     (!isSeqOrNone(h.upTo) ? 'upTo' : undefined) ??
     (typeof h.reply !== 'boolean' ? 'reply' : undefined) ??
+    (h.claim !== undefined && h.claim !== true ? 'claim' : undefined) ??
     (body.byteLength !== 0 ? 'body' : undefined),
   msg: (h, body) =>
     base(h, body) ??
@@ -121,7 +122,15 @@ function build(kind: Frame['kind'], h: Record<string, unknown>, body: Uint8Array
   const common = { from: h.from, to: h.to, epoch: h.epoch }
   switch (kind) {
     case 'hello':
-      return { kind, ...common, floor: h.floor, known: h.known, upTo: h.upTo, reply: h.reply } as HelloFrame
+      return {
+        kind,
+        ...common,
+        floor: h.floor,
+        known: h.known,
+        upTo: h.upTo,
+        reply: h.reply,
+        ...(h.claim === true && { claim: true }),
+      } as HelloFrame
     case 'ack':
       return { kind, ...common, upTo: h.upTo } as AckFrame
     case 'reset':

@@ -10,7 +10,7 @@ import type {
 } from './api.js'
 import type { TimerHandle } from './clock.js'
 import { decodeFrame, encodeFrame } from './codec.js'
-import { encodeContents } from './contents.js'
+import { encodeContents, type EncodedContents } from './contents.js'
 import type { LinkContext } from './context.js'
 import { Emitter, type Listener } from './emitter.js'
 import { IlmError, isIlmError } from './errors.js'
@@ -88,6 +88,7 @@ export class Engine {
   readonly #waiters = new Map<MessageId, Set<Waiter>>()
   readonly #expiring = new Set<MessageId>()
   readonly #pendingAcks = new Set<PeerId>()
+  readonly #sending = new Map<MessageId, Promise<SendReceipt>>()
   readonly #refused: Record<string, number> = {}
   readonly #started: Promise<void>
   #closed = false
@@ -148,8 +149,27 @@ export class Engine {
     if (to === this.localId) throw new IlmError('SELF_SEND', 'cannot send to oneself')
     const ttlMs = options.ttlMs
     if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
+    if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
     const encoded = encodeContents(contents, this.#limits.maxMessageBytes)
-    const id = this.#newId() as MessageId
+    if (options.id === undefined) return this.#enqueue(to, this.#newId() as MessageId, encoded, ttlMs)
+    const id = options.id
+    // Same id while the first send is still being committed: share its outcome.
+    const inFlight = this.#sending.get(id)
+    if (inFlight !== undefined) return inFlight
+    const sending = this.#sendOnce(to, id, encoded, ttlMs)
+    this.#sending.set(id, sending)
+    return sending.finally(() => this.#sending.delete(id))
+  }
+
+  async #sendOnce(to: PeerId, id: MessageId, encoded: EncodedContents, ttlMs: number | undefined): Promise<SendReceipt> {
+    const found = await this.#store.findMessage(id)
+    if (found === undefined) return this.#enqueue(to, id, encoded, ttlMs)
+    const sent = found.where === 'outbox' ? found : found.receipt
+    if (sent.to !== to) throw new IlmError('DUPLICATE_ID', `message id ${id} was already used for another peer`)
+    return { id, seq: sent.seq }
+  }
+
+  async #enqueue(to: PeerId, id: MessageId, encoded: EncodedContents, ttlMs: number | undefined): Promise<SendReceipt> {
     const now = this.#clock.now()
     const row = await this.#writer.submit((draft) => {
       const stream = draft.outStream(to) ?? { to, nextSeq: 0, ackedUpTo: -1 }
@@ -320,7 +340,7 @@ export class Engine {
     return this.#transport.send(frame.to, encodeFrame(frame))
   }
 
-  #sendHello(peer: PeerId, reply: boolean): void {
+  #sendHello(peer: PeerId, reply: boolean, claim = false): void {
     const inbound = this.#state.in.get(peer)
     const hello: HelloFrame = {
       kind: 'hello',
@@ -331,6 +351,7 @@ export class Engine {
       known: inbound?.epoch ?? null,
       upTo: inbound?.receivedUpTo ?? -1,
       reply,
+      ...(claim && { claim: true }),
     }
     this.#bestEffort(hello)
   }
@@ -385,7 +406,10 @@ export class Engine {
       case 'hello':
         return this.#onHello(frame)
       case 'msg':
-        this.#inboundLink(from).receive(frame).catch((error: unknown) => this.#fail(error))
+        this.#inboundLink(from)
+          .receive(frame)
+          .then((stored) => stored || this.#refuse('EXPIRED'))
+          .catch((error: unknown) => this.#fail(error))
         return
       case 'ack':
         return this.#onAck(frame)
@@ -401,7 +425,9 @@ export class Engine {
   #onHello(hello: HelloFrame): void {
     const peer = hello.from
     if (!this.#online.has(peer)) this.#peerUp(peer)
-    this.#inboundLink(peer).hello(hello.epoch, hello.floor).catch((error: unknown) => this.#fail(error))
+    this.#inboundLink(peer)
+      .hello(hello.epoch, hello.floor, hello.claim === true)
+      .catch((error: unknown) => this.#fail(error))
     const confirmed = hello.known === this.#state.meta.epoch ? hello.upTo : -1
     const acked = confirmed >= 0 ? this.#applyAck(peer, confirmed) : Promise.resolve()
     acked
@@ -444,14 +470,14 @@ export class Engine {
     this.#checkDrained()
   }
 
+  /**
+   * The peer follows another epoch of ours and refused this one. This epoch is
+   * the live one (the other belonged to a wiped store whose clock read later,
+   * or to a restored copy), so claim it.
+   */
   #onReset(reset: ResetFrame): void {
-    if (reset.epoch !== this.#state.meta.epoch || reset.expected <= reset.epoch) return this.#refuse('BAD_RESET')
-    this.#fail(
-      new IlmError(
-        'EPOCH_STALE',
-        `${reset.from} follows a newer epoch of this peer (${reset.expected}): this store was restored from an older copy or is used twice`,
-      ),
-    )
+    if (reset.epoch !== this.#state.meta.epoch) return this.#refuse('BAD_RESET')
+    this.#sendHello(reset.from, false, true)
   }
 
   async #handOver(message: Message): Promise<boolean> {

@@ -12,6 +12,8 @@ export type IlmErrorCode =
   | 'TOO_LARGE'
   /** The stream toward that peer already holds `limits.maxPendingPerPeer` messages. */
   | 'QUEUE_FULL'
+  /** `send()` was given an id already used for a message to another peer. */
+  | 'DUPLICATE_ID'
   /** The stream's seq space (2^53) is exhausted. */
   | 'SEQ_EXHAUSTED'
   /** The instance is closed (or shutting down) and accepts no new work. */
@@ -20,6 +22,10 @@ export type IlmErrorCode =
   | 'SHUTDOWN_TIMEOUT'
   /** The store failed to read or commit; nothing of the failed transaction was applied. */
   | 'STORE_FAILED'
+  /** The storage quota is exhausted; nothing of the failed transaction was applied. Retry once space is freed. */
+  | 'QUOTA_EXCEEDED'
+  /** The store cannot be opened or upgraded because another connection (an old tab) holds it open. */
+  | 'STORE_BLOCKED'
   /** Another engine opened the same identity's store; this one must stop writing. */
   | 'STORE_FENCED'
   /** The message expired before the receiver stored it. */
@@ -28,8 +34,6 @@ export type IlmErrorCode =
   | 'UNKNOWN_MESSAGE'
   /** An `onMessage` handler threw; the message will be handed over again. */
   | 'HANDLER_FAILED'
-  /** A receiver knows a newer epoch of this sender than the one it is sending with. */
-  | 'EPOCH_STALE'
   /** The transport could not take a frame now (peer unreachable, socket closed). */
   | 'TRANSPORT_FAILED'
   /** A broken invariant inside intersession (a bug, or a corrupted store); `cause` has the details. */

@@ -28,6 +28,12 @@ export interface HelloFrame extends FrameBase {
   readonly upTo: number
   /** True for the answer to a hello; answers are never answered. */
   readonly reply: boolean
+  /**
+   * The answer to a `reset`: `epoch` is this peer's live epoch even though it
+   * looks older (its store was wiped while its clock read earlier). The
+   * receiver follows it.
+   */
+  readonly claim?: true
 }
 
 /** One message, or (with `skip`) the notice that an expired seq will never come. */

@@ -8,6 +8,7 @@ import type { InboxRow, InStreamState } from './store.js'
 import type { Message } from './api.js'
 
 const PAGE = 64
+const MAX_PAST_EPOCHS = 4
 
 /**
  * The receiving side of the stream `from -> local`.
@@ -35,8 +36,14 @@ export class InboundLink {
     this.#retryDelay = ctx.limits.handlerRetryMs
   }
 
-  /** Stores a `msg` frame (and any buffered successors) in one transaction, then acks. */
-  receive(frame: MsgFrame): Promise<void> {
+  /**
+   * Stores a `msg` frame (and any buffered successors) in one transaction, then
+   * acks. Contents whose expiry has passed are refused outright (not stored, not
+   * acked): the sender expires them and sends a skip instead, so a message is
+   * never handed over after its deadline.
+   */
+  receive(frame: MsgFrame): Promise<boolean> {
+    if (isOverdue(frame, this.ctx.clock.now())) return Promise.resolve(false)
     return this.ctx.writer.submit((draft) => {
       const stream = this.#follow(draft, frame.epoch, frame.floor)
       if (stream === undefined) return () => this.#refuse(frame.epoch)
@@ -50,13 +57,13 @@ export class InboundLink {
         this.ctx.scheduleAck(this.from)
         this.kick()
       }
-    })
+    }).then(() => true)
   }
 
-  /** A hello from the sender: follow its epoch and skip what it says is settled. */
-  hello(epoch: Epoch, floor: number): Promise<void> {
+  /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */
+  hello(epoch: Epoch, floor: number, claim: boolean): Promise<void> {
     return this.ctx.writer.submit((draft) => {
-      const stream = this.#follow(draft, epoch, floor)
+      const stream = this.#follow(draft, epoch, floor, claim)
       return stream === undefined ? () => this.#refuse(epoch) : () => {}
     })
   }
@@ -83,18 +90,21 @@ export class InboundLink {
    * The stream state to receive `epoch` with, written to the draft if it
    * changed; `undefined` if `epoch` is older than the one followed.
    */
-  #follow(draft: Draft, epoch: Epoch, floor: number): InStreamState | undefined {
+  #follow(draft: Draft, epoch: Epoch, floor: number, claim = false): InStreamState | undefined {
     const current = draft.inStream(this.from)
-    if (current !== undefined && epoch < current.epoch) return undefined
+    if (current !== undefined && epoch < current.epoch && !claim) return undefined
     let next: InStreamState
-    if (current === undefined || epoch > current.epoch) {
+    if (current === undefined || epoch !== current.epoch) {
       this.#buffer.clear()
+      const past = current === undefined ? [] : [{ epoch: current.epoch, receivedUpTo: current.receivedUpTo }, ...(current.past ?? [])]
+      const before = past.find((p) => p.epoch === epoch)?.receivedUpTo ?? -1
       next = {
         from: this.from,
         epoch,
-        receivedUpTo: floor - 1,
+        receivedUpTo: Math.max(floor - 1, before),
         nextIndex: current?.nextIndex ?? 0,
         processedBelow: current?.processedBelow ?? 0,
+        past: past.filter((p) => p.epoch !== epoch).slice(0, MAX_PAST_EPOCHS),
       }
     } else if (floor - 1 > current.receivedUpTo) {
       // Only after this store lost state (restored backup): what the sender settled is gone for good.
@@ -111,7 +121,7 @@ export class InboundLink {
     let stream = start
     let frame: MsgFrame | undefined = first
     const now = this.ctx.clock.now()
-    while (frame !== undefined && frame.epoch === stream.epoch) {
+    while (frame !== undefined && frame.epoch === stream.epoch && !isOverdue(frame, now)) {
       // Backpressure: a full inbox stores (and acks) nothing more; the sender retries later.
       if (stream.nextIndex - stream.processedBelow >= this.ctx.limits.maxInboxPerPeer) break
       this.#buffer.delete(frame.seq)
@@ -197,6 +207,10 @@ export class InboundLink {
     }, this.#retryDelay)
     this.#retryDelay = Math.min(this.#retryDelay * 2, this.ctx.limits.maxRetransmitMs)
   }
+}
+
+function isOverdue(frame: MsgFrame, now: number): boolean {
+  return frame.skip !== true && frame.expiresAt !== undefined && frame.expiresAt <= now
 }
 
 function toRow(frame: MsgFrame, index: number, receivedAt: number): InboxRow {

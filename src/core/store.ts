@@ -31,6 +31,12 @@ export interface InStreamState {
   readonly nextIndex: number
   /** Every inbox index < `processedBelow` has been handed over and removed. */
   readonly processedBelow: number
+  /**
+   * The last few epochs followed before `epoch`, with how far each got, so that
+   * going back to one of them (a late frame, then a `claim`) never accepts a
+   * seq twice. At most 4, newest first.
+   */
+  readonly past?: readonly { readonly epoch: Epoch; readonly receivedUpTo: number }[]
 }
 
 /** A message waiting for its receiver's acknowledgement. */

@@ -247,7 +247,14 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   meta: { meta: shape({ epoch: text, createdAt: time }) },
   outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
   inStream: {
-    stream: shape({ from: isPeerId, epoch: text, receivedUpTo: seqOrNone, nextIndex: isSeq, processedBelow: isSeq }),
+    stream: shape({
+      from: isPeerId,
+      epoch: text,
+      receivedUpTo: seqOrNone,
+      nextIndex: isSeq,
+      processedBelow: isSeq,
+      past: optional((v) => Array.isArray(v) && v.length <= 16),
+    }),
   },
   putOutbox: {
     row: shape({
