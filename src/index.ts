@@ -43,3 +43,5 @@ export {
   type NetworkStats,
 } from './transport/memory.js'
 export { systemClock } from './runtime/system-clock.js'
+export { IndexedDBStore } from './storage/indexeddb.js'
+export { BroadcastChannelTransport, type BroadcastChannelTransportOptions } from './transport/broadcast-channel.js'

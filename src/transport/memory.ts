@@ -576,7 +576,10 @@ function rethrow(error: unknown): void {
   })
 }
 
+// Node's setImmediate is not in the DOM typings this file is also built for.
+const setImmediateIfAny = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate
+
 function yieldMacrotask(fn: () => void): void {
-  if (typeof setImmediate === 'function') setImmediate(fn)
+  if (setImmediateIfAny !== undefined) setImmediateIfAny(fn)
   else globalThis.setTimeout(fn, 0)
 }

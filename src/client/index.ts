@@ -1,0 +1,9 @@
+/**
+ * The page side: `connect()` starts the engine in a worker and returns a {@link Messenger}.
+ * @module
+ */
+export { connect, type ConnectOptions } from './connect.js'
+export { Messenger, type MessengerEvents } from './messenger.js'
+export type { Role } from '../worker/host.js'
+export type { HostConfig, TransportConfig } from '../worker/config.js'
+export { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'

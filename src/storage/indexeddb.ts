@@ -1,0 +1,765 @@
+import { wrap } from 'idb'
+import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
+import { IlmError, isIlmError } from '../core/errors.js'
+import { isPeerId, isSeq } from '../core/ids.js'
+import type { MessageId, PeerId } from '../core/ids.js'
+import type {
+  InboxRow,
+  InStreamState,
+  MessageLookup,
+  OutboxRow,
+  OutStreamState,
+  PeerStore,
+  Receipt,
+  Store,
+  StoreMeta,
+  StoreOp,
+  StoreSnapshot,
+} from '../core/store.js'
+
+/**
+ * The schema version of the databases an {@link IndexedDBStore} creates. Bump
+ * it together with a new step at the end of `upgrade`.
+ */
+export const SCHEMA_VERSION = 1
+
+/** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
+export interface IndexedDBStoreOptions {
+  /**
+   * The IndexedDB factory; default `globalThis.indexedDB`, looked up at open.
+   * It must be the implementation whose classes (`IDBRequest`, `IDBKeyRange`,
+   * ...) are the realm's globals: `idb` recognises requests by `instanceof`.
+   * In Node with fake-indexeddb, import `fake-indexeddb/auto` first, then pass
+   * `new IDBFactory()` for an isolated set of databases.
+   */
+  readonly indexedDB?: IDBFactory | undefined
+  /** The database name of a local identity; default `intersession:${localId}`. */
+  readonly dbName?: ((localId: PeerId) => string) | undefined
+  /** Rows fetched per request when a commit walks a range (`ack`, `pruneReceipts`); default 256. */
+  readonly pageSize?: number | undefined
+  /** How long an open waits while another connection blocks the upgrade before it rejects with `STORE_BLOCKED`; default 10000 ms. */
+  readonly blockedTimeoutMs?: number | undefined
+  /**
+   * Durability of commit transactions; default `'strict'`: a commit resolves
+   * only once flushed to disk, so `send()` survives an OS crash too.
+   * `'relaxed'` is faster and still survives a crashed tab or browser.
+   */
+  readonly durability?: IDBTransactionDurability | undefined
+}
+
+/**
+ * A {@link Store} in IndexedDB: one database per local identity, named by
+ * `options.dbName`. Each {@link IndexedDBStore.open} bumps a generation
+ * counter stored in the database, which fences every handle opened before it,
+ * in this realm or in another tab or worker.
+ *
+ * @example
+ * const ilm = await ILM.open({ store: new IndexedDBStore(), transport })
+ */
+export class IndexedDBStore implements Store {
+  readonly #options: IndexedDBStoreOptions
+  readonly #pageSize: number
+
+  /** @throws RangeError for a `pageSize` or `blockedTimeoutMs` that is not a positive integer. */
+  constructor(options: IndexedDBStoreOptions = {}) {
+    this.#options = { ...options }
+    this.#pageSize = positiveInteger('pageSize', options.pageSize, DEFAULT_PAGE_SIZE)
+    positiveInteger('blockedTimeoutMs', options.blockedTimeoutMs, DEFAULT_BLOCKED_TIMEOUT_MS)
+  }
+
+  /**
+   * Opens (creating or upgrading) the database of `localId` and fences every
+   * handle opened before. Rejects with `INVALID_PEER_ID`, `STORE_BLOCKED`
+   * (an old connection keeps the upgrade from running), `QUOTA_EXCEEDED` or
+   * `STORE_FAILED`.
+   */
+  async open(localId: PeerId): Promise<PeerStore> {
+    if (!isPeerId(localId)) throw new IlmError('INVALID_PEER_ID', `not a valid peer id: ${String(localId)}`)
+    const target = resolveTarget(this.#options, localId)
+    const db = await connect(target, 'create')
+    try {
+      const generation = await claimGeneration(db, target.durability)
+      return new IndexedDBPeerStore({ ...target, pageSize: this.#pageSize }, db, generation)
+    } catch (error) {
+      db.close()
+      throw platformError(error, 'open')
+    }
+  }
+}
+
+/**
+ * Deletes the database of `localId`, wiping that identity. Open handles on it
+ * close their connections when asked (they are fenced afterwards). Rejects
+ * with `STORE_BLOCKED` when a foreign connection still holds the database
+ * after `blockedTimeoutMs`; the deletion then stays queued in the browser and
+ * happens once that connection closes.
+ */
+export async function deleteDatabase(localId: PeerId, options: IndexedDBStoreOptions = {}): Promise<void> {
+  if (!isPeerId(localId)) throw new IlmError('INVALID_PEER_ID', `not a valid peer id: ${String(localId)}`)
+  const target = resolveTarget(options, localId)
+  try {
+    await settleRequest(target.factory.deleteDatabase(target.name), target, 'delete')
+  } catch (error) {
+    throw platformError(error, 'delete')
+  }
+}
+
+// ---------------------------------------------------------------- schema
+
+const META_KEY = 'identity'
+const FENCE_KEY = 'generation'
+const DEFAULT_PAGE_SIZE = 256
+const DEFAULT_BLOCKED_TIMEOUT_MS = 10_000
+/** Largest count `getAll` accepts (an unsigned long). */
+const MAX_COUNT = 0xffff_ffff
+
+/**
+ * An outbox row as stored: `expiry` mirrors `expiresAt` only while the row can
+ * still expire, so the `expiry` index holds exactly the rows an expiry scan
+ * may return and stays small.
+ */
+interface StoredOutboxRow extends OutboxRow {
+  readonly expiry?: number
+}
+
+interface Schema extends DBSchema {
+  /** `identity` -> {@link StoreMeta}; `generation` -> the fencing counter. */
+  meta: { key: string; value: StoreMeta | number }
+  outStreams: { key: string; value: OutStreamState }
+  inStreams: { key: string; value: InStreamState }
+  outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number } }
+  inbox: { key: [string, number]; value: InboxRow }
+  receipts: { key: string; value: Receipt; indexes: { at: number } }
+}
+
+type Db = IDBPDatabase<Schema>
+type StoreName = StoreNames<Schema>
+type Tx<Mode extends IDBTransactionMode> = IDBPTransaction<Schema, StoreName[], Mode>
+
+/**
+ * Brings the schema from `oldVersion` to `newVersion`, step by step. Steps
+ * only ever get appended (`if (oldVersion < 2) { ... }`), so a database of
+ * any older version reaches the current one.
+ */
+function upgrade(db: Db, oldVersion: number, _newVersion: number | null, _tx: Tx<'versionchange'>): void {
+  if (oldVersion < 1) {
+    db.createObjectStore('meta')
+    db.createObjectStore('outStreams', { keyPath: 'to' })
+    db.createObjectStore('inStreams', { keyPath: 'from' })
+    const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
+    outbox.createIndex('id', 'id', { unique: true })
+    outbox.createIndex('expiry', 'expiry')
+    db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
+    const receipts = db.createObjectStore('receipts', { keyPath: 'id' })
+    receipts.createIndex('at', 'at')
+  }
+}
+
+// ---------------------------------------------------------------- connections
+
+/** Where one identity's database is and how to talk to it. */
+interface Target {
+  readonly factory: IDBFactory
+  readonly name: string
+  readonly blockedTimeoutMs: number
+  readonly durability: IDBTransactionDurability
+}
+
+interface HandleConfig extends Target {
+  readonly pageSize: number
+}
+
+function resolveTarget(options: IndexedDBStoreOptions, localId: PeerId): Target {
+  const factory = options.indexedDB ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB
+  if (factory === undefined || typeof IDBRequest === 'undefined' || typeof IDBKeyRange === 'undefined') {
+    throw new IlmError('STORE_FAILED', 'IndexedDB is not available here (no indexedDB factory or IDB globals)', {
+      cause: new Error('IndexedDB missing'),
+    })
+  }
+  return {
+    factory,
+    name: options.dbName?.(localId) ?? `intersession:${localId}`,
+    blockedTimeoutMs: positiveInteger('blockedTimeoutMs', options.blockedTimeoutMs, DEFAULT_BLOCKED_TIMEOUT_MS),
+    durability: options.durability ?? 'strict',
+  }
+}
+
+/**
+ * Opens a connection at {@link SCHEMA_VERSION}. `existing` is a reconnect of
+ * a live handle: finding no database means it was deleted meanwhile, so the
+ * handle is fenced instead of recreating an empty database.
+ */
+async function connect(target: Target, mode: 'create' | 'existing'): Promise<Db> {
+  let request: IDBOpenDBRequest
+  try {
+    request = target.factory.open(target.name, SCHEMA_VERSION)
+  } catch (error) {
+    // e.g. SecurityError: storage disabled (sandboxed frame, some private modes).
+    throw platformError(error, 'open')
+  }
+  let gaveUp = false
+  let deleted = false
+  let failed: unknown
+  request.addEventListener('upgradeneeded', (event) => {
+    const tx = request.transaction as IDBTransaction
+    deleted = mode === 'existing' && event.oldVersion === 0
+    // Nobody waits for this connection any more, or it would recreate a deleted database.
+    if (gaveUp || deleted) return tx.abort()
+    const wrapped = wrap(tx) as unknown as Tx<'versionchange'>
+    wrapped.done.catch(ignore)
+    try {
+      upgrade(wrap(request.result) as unknown as Db, event.oldVersion, event.newVersion, wrapped)
+    } catch (error) {
+      failed = error
+      tx.abort()
+    }
+  })
+  try {
+    const raw = await settleRequest(request, target, 'open', () => (gaveUp = true))
+    if (!(raw instanceof IDBDatabase)) {
+      ;(raw as IDBDatabase).close()
+      throw new TypeError('the indexedDB factory is not the implementation of the IDB globals')
+    }
+    // Never hold up an upgrade or a deletion elsewhere: step aside and reconnect on next use.
+    raw.addEventListener('versionchange', () => raw.close())
+    return wrap(raw) as unknown as Db
+  } catch (error) {
+    if (deleted) throw fencedError('the database was deleted')
+    // A live handle finding a newer schema: a newer app version took over this identity for good.
+    if (mode === 'existing' && (error as Error | null)?.name === 'VersionError') {
+      throw fencedError('a newer schema version of the database was opened elsewhere')
+    }
+    throw platformError(failed ?? error, 'open')
+  }
+}
+
+/**
+ * Settles an open or delete request. A `blocked` request rejects with
+ * `STORE_BLOCKED` after `blockedTimeoutMs`; a connection it still opens
+ * afterwards is closed at once.
+ */
+function settleRequest<T>(request: IDBRequest<T>, target: Target, what: string, onGiveUp?: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let settled = false
+    const settle = (): boolean => {
+      clearTimeout(timer)
+      return settled ? false : (settled = true)
+    }
+    request.addEventListener('success', () => {
+      if (settle()) resolve(request.result)
+      else if (request.result instanceof IDBDatabase) request.result.close()
+    })
+    request.addEventListener('error', () => settle() && reject(request.error))
+    request.addEventListener('blocked', () => {
+      timer ??= setTimeout(() => {
+        if (!settle()) return
+        onGiveUp?.()
+        reject(new IlmError('STORE_BLOCKED', `${what} of ${target.name} is blocked by another open connection (an old tab?)`))
+      }, target.blockedTimeoutMs)
+    })
+  })
+}
+
+/** Bumps the generation stored in the database: every handle opened before is fenced from now on. */
+async function claimGeneration(db: Db, durability: IDBTransactionDurability): Promise<number> {
+  const tx = db.transaction('meta', 'readwrite', { durability })
+  tx.done.catch(ignore)
+  const generation = generationOf(await tx.store.get(FENCE_KEY)) + 1
+  tx.store.put(generation, FENCE_KEY).catch(ignore)
+  await tx.done
+  return generation
+}
+
+function generationOf(value: StoreMeta | number | undefined): number {
+  return typeof value === 'number' ? value : 0
+}
+
+// ---------------------------------------------------------------- the handle
+
+/** One open identity; see {@link PeerStore} for the contract. */
+class IndexedDBPeerStore implements PeerStore {
+  readonly #config: HandleConfig
+  readonly #generation: number
+  /** Undefined while the connection is lost; the next call reconnects. */
+  #db: Db | undefined
+  /** Set while calls queue behind a reconnect, so that transactions still start in call order. */
+  #tail: Promise<void> | undefined
+  #closed = false
+  #fenced = false
+
+  constructor(config: HandleConfig, db: Db, generation: number) {
+    this.#config = config
+    this.#generation = generation
+    this.#adopt(db)
+  }
+
+  // Every method starts its transaction synchronously (or queued in call
+  // order behind a reconnect). IndexedDB runs transactions whose scopes
+  // overlap in creation order, and every one includes `meta`: so commits
+  // apply in call order and a read sees every commit called before it.
+
+  async load(): Promise<StoreSnapshot> {
+    return this.#read(['outStreams', 'inStreams'], async (tx) => {
+      const [meta, outStreams, inStreams] = await Promise.all([
+        tx.objectStore('meta').get(META_KEY),
+        tx.objectStore('outStreams').getAll(),
+        tx.objectStore('inStreams').getAll(),
+      ])
+      return { meta: typeof meta === 'object' ? meta : undefined, outStreams, inStreams }
+    })
+  }
+
+  async commit(ops: readonly StoreOp[]): Promise<readonly Receipt[]> {
+    this.#enter()
+    validateOps(ops)
+    return this.#run((db) => this.#write(db, ops))
+  }
+
+  async readOutbox(to: PeerId, fromSeq: number, limit: number): Promise<readonly OutboxRow[]> {
+    return this.#read(['outbox'], async (tx) => {
+      if (limit < 1) return []
+      const range = IDBKeyRange.bound([to, fromSeq], [to, Infinity])
+      return (await tx.objectStore('outbox').getAll(range, count(limit))).map(fromStored)
+    })
+  }
+
+  async readInbox(from: PeerId, fromIndex: number, limit: number): Promise<readonly InboxRow[]> {
+    return this.#read(['inbox'], async (tx) => {
+      if (limit < 1) return []
+      return tx.objectStore('inbox').getAll(IDBKeyRange.bound([from, fromIndex], [from, Infinity]), count(limit))
+    })
+  }
+
+  async readExpired(now: number, limit: number): Promise<readonly OutboxRow[]> {
+    return this.#read(['outbox'], async (tx) => {
+      if (limit < 1) return []
+      const index = tx.objectStore('outbox').index('expiry')
+      return (await index.getAll(IDBKeyRange.upperBound(now), count(limit))).map(fromStored)
+    })
+  }
+
+  async nextExpiry(): Promise<number | undefined> {
+    return this.#read(['outbox'], async (tx) => {
+      const cursor = await tx.objectStore('outbox').index('expiry').openKeyCursor()
+      return cursor?.key
+    })
+  }
+
+  async findMessage(id: MessageId): Promise<MessageLookup | undefined> {
+    return this.#read<MessageLookup | undefined>(['outbox', 'receipts'], async (tx) => {
+      const [row, receipt] = await Promise.all([
+        tx.objectStore('outbox').index('id').get(id),
+        tx.objectStore('receipts').get(id),
+      ])
+      if (row !== undefined) return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true }
+      return receipt && { where: 'receipt', receipt }
+    })
+  }
+
+  async count(): Promise<{ outbound: number; inbound: number }> {
+    return this.#read(['outbox', 'inbox'], async (tx) => {
+      const [outbound, inbound] = await Promise.all([tx.objectStore('outbox').count(), tx.objectStore('inbox').count()])
+      return { outbound, inbound }
+    })
+  }
+
+  /** Idempotent, and resolves also on a fenced handle. Transactions in flight still complete. */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#drop(this.#db)
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  #enter(): void {
+    if (this.#closed) throw new IlmError('CLOSED', 'the store handle is closed')
+    if (this.#fenced) throw fencedError()
+  }
+
+  /** Runs `work` on the connection, reconnecting first when it was lost. */
+  #run<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    try {
+      this.#enter()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const db = this.#db
+    if (db !== undefined && this.#tail === undefined) return this.#attempt(db, work)
+    return this.#queue(work)
+  }
+
+  #queue<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    const previous = this.#tail ?? Promise.resolve()
+    let release = (): void => {}
+    const turn = new Promise<void>((resolve) => (release = resolve))
+    this.#tail = turn
+    return previous.then(async () => {
+      try {
+        this.#enter()
+        const db = this.#db ?? (await this.#reconnect())
+        // Starts the transaction before the next queued call gets its turn.
+        return this.#attempt(db, work)
+      } finally {
+        if (this.#tail === turn) this.#tail = undefined
+        release()
+      }
+    })
+  }
+
+  async #reconnect(): Promise<Db> {
+    let db: Db | undefined
+    try {
+      db = await connect(this.#config, 'existing')
+      const tx = db.transaction('meta', 'readonly')
+      tx.done.catch(ignore)
+      this.#checkFence(await tx.store.get(FENCE_KEY))
+      this.#enter()
+      this.#adopt(db)
+      return db
+    } catch (error) {
+      db?.close()
+      throw this.#failure(error, undefined)
+    }
+  }
+
+  #attempt<T>(db: Db, work: (db: Db) => Promise<T>): Promise<T> {
+    return work(db).catch((error: unknown) => {
+      throw this.#failure(error, db)
+    })
+  }
+
+  #adopt(db: Db): void {
+    this.#db = db
+    const lost = (): void => this.#drop(db)
+    db.addEventListener('versionchange', lost)
+    db.addEventListener('close', lost)
+  }
+
+  /** Forgets and closes `db` if it is still the current connection; the next call reconnects. */
+  #drop(db: Db | undefined): void {
+    if (db === undefined || db !== this.#db) return
+    this.#db = undefined
+    db.close()
+  }
+
+  #failure(error: unknown, db: Db | undefined): IlmError {
+    if (isIlmError(error, 'STORE_FENCED')) {
+      this.#fenced = true
+      this.#drop(this.#db)
+    } else if (isConnectionLoss(error)) {
+      this.#drop(db)
+    }
+    return platformError(error, 'call')
+  }
+
+  #checkFence(stored: StoreMeta | number | undefined): void {
+    if (generationOf(stored) !== this.#generation) throw fencedError()
+  }
+
+  /** A readonly transaction over `meta` and `stores` that also checks the fence. */
+  #read<T>(stores: readonly StoreName[], body: (tx: Tx<'readonly'>) => Promise<T>): Promise<T> {
+    return this.#run(async (db) => {
+      const tx = db.transaction(['meta', ...stores], 'readonly')
+      tx.done.catch(ignore)
+      const [stored, value] = await Promise.all([tx.objectStore('meta').get(FENCE_KEY), body(tx)])
+      this.#checkFence(stored)
+      return value
+    })
+  }
+
+  /**
+   * One readwrite transaction. Its first request reads the generation and
+   * aborts everything if another handle opened since; the op requests are
+   * queued behind it without waiting, except where an op must read first.
+   * The abort always lands before the commit could: the events of the later
+   * requests are still to be fired, and a transaction commits only after them.
+   */
+  async #write(db: Db, ops: readonly StoreOp[]): Promise<Receipt[]> {
+    const tx = db.transaction(scopeOf(ops), 'readwrite', { durability: this.#config.durability })
+    const done = tx.done
+    done.catch(ignore)
+    let stale = false
+    const fence = tx
+      .objectStore('meta')
+      .get(FENCE_KEY)
+      .then((stored) => {
+        if (generationOf(stored) === this.#generation) return
+        stale = true
+        tx.abort()
+      })
+    fence.catch(ignore)
+    try {
+      const receipts = await applyOps(tx, ops, this.#config.pageSize)
+      await fence
+      await done
+      return receipts
+    } catch (error) {
+      abortQuietly(tx)
+      if (stale) throw fencedError()
+      // The request that failed first is the transaction's error; later ones only say "aborted".
+      throw tx.error ?? error
+    }
+  }
+}
+
+// ---------------------------------------------------------------- writes
+
+type WriteTx = Tx<'readwrite'>
+
+/** The object stores each op touches; `meta` is always in scope for the fence. */
+const SCOPES: Record<StoreOp['op'], readonly StoreName[]> = {
+  meta: [],
+  outStream: ['outStreams'],
+  inStream: ['inStreams'],
+  putOutbox: ['outbox'],
+  expire: ['outbox'],
+  ack: ['outbox', 'receipts'],
+  putInbox: ['inbox'],
+  deleteInbox: ['inbox'],
+  pruneReceipts: ['receipts'],
+}
+
+function scopeOf(ops: readonly StoreOp[]): StoreName[] {
+  return [...new Set<StoreName>(['meta', ...ops.flatMap((op) => SCOPES[op.op])])]
+}
+
+/**
+ * Issues the requests of every op in order; resolves with the receipts of the
+ * `ack` ops, in op order. Requests are not awaited (a failing one aborts the
+ * transaction, seen through `tx.done`), only reads an op depends on.
+ * `add` lets the database refuse a key that exists at that point of the
+ * commit, exactly as `MemoryStore` judges it op by op.
+ */
+async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number): Promise<Receipt[]> {
+  const receipts: Receipt[] = []
+  for (const op of ops) {
+    switch (op.op) {
+      case 'meta':
+        issue(tx.objectStore('meta').put({ ...op.meta }, META_KEY))
+        break
+      case 'outStream':
+        issue(tx.objectStore('outStreams').put({ ...op.stream }))
+        break
+      case 'inStream':
+        issue(tx.objectStore('inStreams').put({ ...op.stream }))
+        break
+      case 'putOutbox':
+        issue(tx.objectStore('outbox').add(toStored(op.row)))
+        break
+      case 'expire':
+        await expire(tx, op.to, op.seq)
+        break
+      case 'ack':
+        await ack(tx, op, pageSize, receipts)
+        break
+      case 'putInbox':
+        issue(tx.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) }))
+        break
+      case 'deleteInbox':
+        issue(tx.objectStore('inbox').delete([op.from, op.index]))
+        break
+      case 'pruneReceipts':
+        await pruneReceipts(tx, op.before, pageSize)
+        break
+    }
+  }
+  return receipts
+}
+
+async function expire(tx: WriteTx, to: PeerId, seq: number): Promise<void> {
+  const outbox = tx.objectStore('outbox')
+  const row = await outbox.get([to, seq])
+  if (row === undefined) return
+  issue(outbox.put(toStored({ ...fromStored(row), contents: new Uint8Array(0), expired: true })))
+}
+
+/** Deletes the rows of `op.to` up to `op.upTo` page by page, writing a receipt for each. */
+async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: number, receipts: Receipt[]): Promise<void> {
+  const outbox = tx.objectStore('outbox')
+  const store = tx.objectStore('receipts')
+  let lower = -Infinity
+  let lowerOpen = false
+  for (;;) {
+    const page = await outbox.getAll(IDBKeyRange.bound([op.to, lower], [op.to, op.upTo], lowerOpen), pageSize)
+    const last = page[page.length - 1]
+    if (last === undefined) return
+    for (const row of page) {
+      const receipt: Receipt = { id: row.id, to: op.to, seq: row.seq, status: row.expired ? 'expired' : 'delivered', at: op.at }
+      // put clones synchronously: the returned object shares nothing with the stored one.
+      issue(store.put(receipt))
+      receipts.push(receipt)
+    }
+    issue(outbox.delete(IDBKeyRange.bound([op.to, lower], [op.to, last.seq], lowerOpen)))
+    if (page.length < pageSize || last.seq >= op.upTo) return
+    lower = last.seq
+    lowerOpen = true
+  }
+}
+
+async function pruneReceipts(tx: WriteTx, before: number, pageSize: number): Promise<void> {
+  const store = tx.objectStore('receipts')
+  const range = IDBKeyRange.upperBound(before, true)
+  for (;;) {
+    // Each page is read after the deletes of the one before, so it starts afresh.
+    const ids = await store.index('at').getAllKeys(range, pageSize)
+    for (const id of ids) issue(store.delete(id))
+    if (ids.length < pageSize) return
+  }
+}
+
+/** A request whose failure surfaces through `tx.done`; its own promise must not reject unhandled. */
+function issue(request: Promise<unknown>): void {
+  request.catch(ignore)
+}
+
+function abortQuietly(tx: IDBPTransaction<Schema, StoreName[], IDBTransactionMode>): void {
+  try {
+    tx.abort()
+  } catch {
+    // Already finished or aborted.
+  }
+}
+
+// ---------------------------------------------------------------- rows
+
+function toStored(row: OutboxRow): StoredOutboxRow {
+  const { expiry: _ignored, ...rest } = row as StoredOutboxRow
+  const stored = { ...rest, contents: ownBytes(row.contents) }
+  return row.expiresAt !== undefined && row.expired !== true ? { ...stored, expiry: row.expiresAt } : stored
+}
+
+function fromStored(stored: StoredOutboxRow): OutboxRow {
+  const { expiry: _ignored, ...row } = stored
+  return row
+}
+
+/**
+ * The bytes of `contents` alone. Structured clone copies a view's whole
+ * buffer (a Node Buffer from the pool is a view on 8 KiB), so a partial view,
+ * a subclass or a shared buffer is copied first.
+ */
+function ownBytes(contents: Uint8Array): Uint8Array {
+  const whole =
+    contents.constructor === Uint8Array &&
+    contents.byteOffset === 0 &&
+    contents.buffer instanceof ArrayBuffer &&
+    contents.byteLength === contents.buffer.byteLength
+  return whole ? contents : new Uint8Array(contents)
+}
+
+// ---------------------------------------------------------------- validation
+// The same rules as MemoryStore: a malformed op refuses the whole commit before anything is applied.
+
+type Check = (value: unknown) => boolean
+
+const time: Check = (v) => typeof v === 'number' && Number.isFinite(v)
+const text: Check = (v) => typeof v === 'string' && v.length > 0
+const bytes: Check = (v) => v instanceof Uint8Array
+const kind: Check = (v) => v === 'b' || v === 's' || v === 'j'
+const seqOrNone: Check = (v) => v === -1 || isSeq(v)
+const optional =
+  (check: Check): Check =>
+  (v) =>
+    v === undefined || check(v)
+
+function shape(fields: Record<string, Check>): Check {
+  const entries = Object.entries(fields)
+  return (v) => typeof v === 'object' && v !== null && entries.every(([k, c]) => c((v as Record<string, unknown>)[k]))
+}
+
+const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
+  meta: { meta: shape({ epoch: text, createdAt: time }) },
+  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
+  inStream: {
+    stream: shape({ from: isPeerId, epoch: text, receivedUpTo: seqOrNone, nextIndex: isSeq, processedBelow: isSeq }),
+  },
+  putOutbox: {
+    row: shape({
+      to: isPeerId,
+      seq: isSeq,
+      id: text,
+      contentKind: kind,
+      contents: bytes,
+      createdAt: time,
+      expiresAt: optional(time),
+      expired: optional((v) => v === true),
+    }),
+  },
+  expire: { to: isPeerId, seq: isSeq },
+  ack: { to: isPeerId, upTo: seqOrNone, at: time },
+  putInbox: {
+    row: shape({
+      from: isPeerId,
+      index: isSeq,
+      id: text,
+      epoch: text,
+      seq: isSeq,
+      contentKind: kind,
+      contents: bytes,
+      receivedAt: time,
+    }),
+  },
+  deleteInbox: { from: isPeerId, index: isSeq },
+  pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
+}
+
+function malformation(op: unknown): string | undefined {
+  if (typeof op !== 'object' || op === null) return 'not an object'
+  const name = (op as { op?: unknown }).op
+  const fields = typeof name === 'string' && Object.hasOwn(OP_SHAPES, name) ? OP_SHAPES[name as StoreOp['op']] : undefined
+  if (fields === undefined) return `unknown op ${JSON.stringify(name)}`
+  const bad = Object.entries(fields).find(([k, check]) => !check((op as Record<string, unknown>)[k]))
+  return bad && `malformed field "${bad[0]}"`
+}
+
+function validateOps(ops: readonly StoreOp[]): void {
+  if (!Array.isArray(ops)) throw refused('ops is not an array')
+  ops.forEach((op: unknown, i) => {
+    const problem = malformation(op)
+    if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
+  })
+}
+
+function refused(why: string): IlmError {
+  return new IlmError('STORE_FAILED', `commit refused, nothing applied: ${why}`, { cause: new Error(why) })
+}
+
+// ---------------------------------------------------------------- errors and helpers
+
+const LOST_CONNECTION = /Connection to Indexed Database server lost/i
+
+/** Errors after which the connection is unusable and must be reopened. */
+function isConnectionLoss(error: unknown): boolean {
+  if (!(error instanceof Error || error instanceof DOMException)) return false
+  return error.name === 'InvalidStateError' || error.name === 'UnknownError' || LOST_CONNECTION.test(error.message)
+}
+
+/** An {@link IlmError} as is; a platform error as `QUOTA_EXCEEDED` or `STORE_FAILED` with it as `cause`. */
+function platformError(error: unknown, what: string): IlmError {
+  if (isIlmError(error)) return error
+  const name = error instanceof Error || error instanceof DOMException ? error.name : undefined
+  if (name === 'QuotaExceededError') {
+    return new IlmError('QUOTA_EXCEEDED', `storage quota exceeded; nothing was applied`, { cause: error })
+  }
+  return new IlmError('STORE_FAILED', `IndexedDB ${what} failed: ${String((error as Error | null)?.message ?? error)}`, {
+    cause: error,
+  })
+}
+
+function fencedError(why = 'another handle was opened for this identity; this one may no longer be used'): IlmError {
+  return new IlmError('STORE_FENCED', why)
+}
+
+/** A `getAll` count: IndexedDB reads 0 as "no limit", so callers handle limits below 1 themselves. */
+function count(limit: number): number {
+  return Math.min(Math.floor(limit), MAX_COUNT)
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
+  return value
+}
+
+function ignore(): void {}

@@ -1,0 +1,390 @@
+import { nanoid } from 'nanoid'
+import type { EngineEvents, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
+import { IlmError, isIlmError } from '../core/errors.js'
+import type { PeerId } from '../core/ids.js'
+import { fromWireError, toWireError } from '../bridge/error-codec.js'
+import { ILM } from '../ilm.js'
+import type { HostConfig, HostFactories } from './config.js'
+import { Election } from './election.js'
+import { isTabMessage, type RemoteMethod, type TabMessage } from './tab-protocol.js'
+
+/** Which part this tab plays for its identity. */
+export type Role = 'starting' | 'leader' | 'follower' | 'closed'
+
+/** What the page gives its worker: where messages and events go. */
+export interface PageSink {
+  /** Hands a message to the page's handlers; rejects if one threw. */
+  message(message: Message): Promise<void>
+  /** An engine event (`status`, `peer-online`, `peer-offline`, `error`) or `role`. */
+  event(name: string, payload: unknown): void
+}
+
+/** The API a worker exposes to its page (over Comlink). */
+export interface HostApi {
+  start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }>
+  send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt>
+  delivered(id: string): Promise<void>
+  status(id: string): Promise<MessageStatus>
+  connectedPeers(): Promise<PeerId[]>
+  pending(): Promise<PendingCounts>
+  /** Whether the page has message handlers. */
+  subscribe(subscribed: boolean): void
+  role(): Role
+  shutdown(options?: { timeoutMs?: number }): Promise<void>
+  close(): Promise<void>
+}
+
+interface PendingCall {
+  readonly method: RemoteMethod
+  readonly args: readonly unknown[]
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
+interface Follower {
+  subscribed: boolean
+  lastSeen: number
+}
+
+interface Delivery {
+  readonly waiting: Set<string>
+  done(ok: boolean): void
+}
+
+const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'error'] as const
+// Errors after which a call is retried on whichever engine leads next.
+const RETRIABLE = new Set(['CLOSED', 'STORE_FENCED'])
+
+/**
+ * Runs in a tab's dedicated worker. Tabs sharing one identity elect a leader
+ * with the Web Locks API; only the leader opens the engine (store and
+ * transport). Followers forward calls to it over BroadcastChannel, and the
+ * leader hands every incoming message to every subscribed tab, counting it
+ * processed once all of them returned. When the leader goes (closed, crashed
+ * or frozen) a follower takes over and resumes from the store.
+ */
+export class Host implements HostApi {
+  readonly #factories: HostFactories
+  readonly #tab = nanoid()
+  readonly #calls = new Map<string, PendingCall>()
+  readonly #followers = new Map<string, Follower>()
+  readonly #deliveries = new Map<string, Delivery>()
+  #config: HostConfig | undefined
+  #sink: PageSink | undefined
+  #channel: BroadcastChannel | undefined
+  #election: Election | undefined
+  #engine: ILM | undefined
+  #role: Role = 'starting'
+  #roleWaiters: Array<() => void> = []
+  #subscribed = false
+  #unsubscribeEngine: (() => void) | undefined
+  #leaderTab: string | undefined
+  #heartbeat: ReturnType<typeof setInterval> | undefined
+  #leaving: Promise<void> | undefined
+
+  constructor(factories: HostFactories) {
+    this.#factories = factories
+  }
+
+  async start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }> {
+    if (this.#config !== undefined) throw new TypeError('start() was already called')
+    // Fails early (TypeError) on a bad id or transport, before anything is shared.
+    this.#factories.createTransport(config).close()
+    this.#config = config
+    this.#sink = sink
+    this.#channel = new BroadcastChannel(`intersession-tabs:${config.peerId}`)
+    this.#channel.onmessage = (event: MessageEvent) => {
+      if (isTabMessage(event.data)) this.#onTabMessage(event.data)
+    }
+    this.#election = new Election(`intersession:${config.peerId}`, {
+      heartbeatMs: config.heartbeatMs ?? 1000,
+      staleAfterMs: config.staleAfterMs ?? 3000,
+      lead: () => this.#lead(),
+      demoted: () => void this.#demote(),
+    })
+    this.#heartbeat = setInterval(() => this.#beat(), config.heartbeatMs ?? 1000)
+    this.#election.start()
+    this.#setRole('follower')
+    this.#beat()
+    return { localId: config.peerId as PeerId, tab: this.#tab }
+  }
+
+  send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    // An id makes the send idempotent, so it can be retried on a new leader.
+    return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid() }]) as Promise<SendReceipt>
+  }
+
+  delivered(id: string): Promise<void> {
+    return this.#call('delivered', [id]) as Promise<void>
+  }
+
+  status(id: string): Promise<MessageStatus> {
+    return this.#call('status', [id]) as Promise<MessageStatus>
+  }
+
+  connectedPeers(): Promise<PeerId[]> {
+    return this.#call('connectedPeers', []) as Promise<PeerId[]>
+  }
+
+  pending(): Promise<PendingCounts> {
+    return this.#call('pending', []) as Promise<PendingCounts>
+  }
+
+  subscribe(subscribed: boolean): void {
+    this.#subscribed = subscribed
+    this.#syncEngineSubscription()
+    this.#beat()
+  }
+
+  role(): Role {
+    return this.#role
+  }
+
+  async shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#leaving ??= this.#leave((engine) => engine.shutdown(options))
+    return this.#leaving
+  }
+
+  async close(): Promise<void> {
+    this.#leaving ??= this.#leave((engine) => engine.close())
+    return this.#leaving
+  }
+
+  async #leave(stop: (engine: ILM) => Promise<void>): Promise<void> {
+    const engine = this.#engine
+    this.#setRole('closed')
+    this.#post({ t: 'follower', tab: this.#tab, subscribed: false, gone: true })
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat)
+    for (const call of this.#calls.values()) call.reject(new IlmError('CLOSED', 'this messenger is closed'))
+    this.#calls.clear()
+    try {
+      if (engine !== undefined) await stop(engine)
+    } finally {
+      this.#engine = undefined
+      this.#election?.stop()
+      this.#channel?.close()
+    }
+  }
+
+  /** Runs a call on the local engine if leading, else on the leader's; retried across leader changes. */
+  async #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
+    for (;;) {
+      if (this.#role === 'closed') throw new IlmError('CLOSED', 'this messenger is closed')
+      const engine = this.#engine
+      if (this.#role === 'leader' && engine !== undefined) {
+        try {
+          return await invoke(engine, method, args)
+        } catch (error) {
+          if (!isIlmError(error) || !RETRIABLE.has(error.code) || this.#engine === engine && this.#role === 'leader') throw error
+          continue
+        }
+      }
+      if (this.#role === 'follower') return this.#remoteCall(method, args)
+      await this.#nextRole()
+    }
+  }
+
+  #remoteCall(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const call = nanoid()
+      this.#calls.set(call, { method, args, resolve, reject })
+      this.#post({ t: 'call', tab: this.#tab, call, method, args })
+    })
+  }
+
+  /** Acquired the lock: open the engine and serve. Resolves when leadership ends. */
+  async #lead(): Promise<void> {
+    const config = this.#config!
+    try {
+      const engine = await ILM.open({
+        store: this.#factories.createStore(config),
+        transport: this.#factories.createTransport(config),
+        ...(config.limits !== undefined && { limits: config.limits }),
+      })
+      if (this.#role === 'closed') return void (await engine.close())
+      this.#engine = engine
+      for (const name of ENGINE_EVENTS) engine.on(name, (payload) => this.#relayEvent(name, payload))
+      engine.on('error', (error) => error.code === 'STORE_FENCED' && void this.#demote())
+      this.#setRole('leader')
+      this.#syncEngineSubscription()
+      this.#beat()
+      // Calls this tab had sent to the old leader now run here.
+      for (const [id, call] of this.#calls) {
+        this.#calls.delete(id)
+        invoke(engine, call.method, call.args).then(call.resolve, call.reject)
+      }
+    } catch (error) {
+      this.#sink?.event('error', toWireError(error))
+      throw error
+    }
+  }
+
+  /** Lost the lock (stolen while frozen, or fenced): stop the engine, follow. */
+  async #demote(): Promise<void> {
+    const engine = this.#engine
+    this.#engine = undefined
+    this.#unsubscribeEngine = undefined
+    if (this.#role === 'leader') this.#setRole('follower')
+    this.#election?.release()
+    await engine?.close()
+  }
+
+  #syncEngineSubscription(): void {
+    const engine = this.#engine
+    if (engine === undefined) return
+    const wanted = this.#subscribed || [...this.#followers.values()].some((f) => f.subscribed)
+    if (wanted && this.#unsubscribeEngine === undefined) {
+      this.#unsubscribeEngine = engine.onMessage((message) => this.#handOut(message))
+    } else if (!wanted && this.#unsubscribeEngine !== undefined) {
+      this.#unsubscribeEngine()
+      this.#unsubscribeEngine = undefined
+    }
+  }
+
+  /** Every subscribed tab gets the message; it is processed once all returned. */
+  async #handOut(message: Message): Promise<void> {
+    const local = this.#subscribed ? this.#sink!.message(message) : undefined
+    const remote = this.#fanOut(message)
+    const [localOk, remoteOk] = await Promise.allSettled([local, remote])
+    if (localOk.status === 'rejected') throw localOk.reason
+    if (remoteOk.status === 'rejected') throw remoteOk.reason
+  }
+
+  #fanOut(message: Message): Promise<void> {
+    const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
+    if (waiting.size === 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const delivery = nanoid()
+      this.#deliveries.set(delivery, {
+        waiting,
+        done: (ok) => {
+          this.#deliveries.delete(delivery)
+          if (ok) resolve()
+          else reject(new IlmError('HANDLER_FAILED', `a handler in another tab threw on message ${message.id}`))
+        },
+      })
+      this.#post({ t: 'deliver', delivery, message })
+    })
+  }
+
+  #relayEvent(name: (typeof ENGINE_EVENTS)[number], payload: EngineEvents[keyof EngineEvents]): void {
+    const wire = name === 'error' ? toWireError(payload) : payload
+    this.#sink?.event(name, wire)
+    this.#post({ t: 'event', name, payload: wire })
+  }
+
+  #onTabMessage(m: TabMessage): void {
+    if (this.#role === 'closed') return
+    switch (m.t) {
+      case 'leader':
+        return this.#onLeaderBeat(m.tab)
+      case 'follower':
+        return this.#onFollowerBeat(m.tab, m.subscribed, m.gone)
+      case 'call':
+        return this.#serve(m.tab, m.call, m.method, m.args)
+      case 'result':
+        return this.#onResult(m)
+      case 'deliver':
+        return this.#onDeliver(m.delivery, m.message)
+      case 'handled':
+        return this.#onHandled(m.tab, m.delivery, m.ok)
+      case 'event':
+        if (this.#role === 'follower') this.#sink?.event(m.name, m.payload)
+        return
+    }
+  }
+
+  #onLeaderBeat(tab: string): void {
+    this.#election?.leaderSeen()
+    if (this.#leaderTab === tab) return
+    this.#leaderTab = tab
+    // A new leader: what this tab asked the old one may be lost; ask again (calls are idempotent).
+    for (const [call, pending] of this.#calls) this.#post({ t: 'call', tab: this.#tab, call, method: pending.method, args: pending.args })
+  }
+
+  #onFollowerBeat(tab: string, subscribed: boolean, gone: boolean): void {
+    if (gone) {
+      this.#followers.delete(tab)
+      for (const delivery of this.#deliveries.values()) this.#answered(delivery, tab, true)
+    } else {
+      this.#followers.set(tab, { subscribed, lastSeen: Date.now() })
+    }
+    this.#syncEngineSubscription()
+  }
+
+  #serve(tab: string, call: string, method: RemoteMethod, args: readonly unknown[]): void {
+    const engine = this.#engine
+    if (this.#role !== 'leader' || engine === undefined) return
+    invoke(engine, method, args).then(
+      (value) => this.#post({ t: 'result', tab, call, ok: true, value }),
+      (error: unknown) => this.#post({ t: 'result', tab, call, ok: false, error: toWireError(error) }),
+    )
+  }
+
+  #onResult(m: Extract<TabMessage, { t: 'result' }>): void {
+    if (m.tab !== this.#tab) return
+    const call = this.#calls.get(m.call)
+    if (call === undefined) return
+    if (!m.ok && RETRIABLE.has(m.error.code ?? '')) return // the old leader's last words; the next one answers
+    this.#calls.delete(m.call)
+    if (m.ok) call.resolve(m.value)
+    else call.reject(fromWireError(m.error))
+  }
+
+  #onDeliver(delivery: string, message: Message): void {
+    if (this.#role !== 'follower' || !this.#subscribed) return
+    this.#sink!.message(message).then(
+      () => this.#post({ t: 'handled', tab: this.#tab, delivery, ok: true }),
+      () => this.#post({ t: 'handled', tab: this.#tab, delivery, ok: false }),
+    )
+  }
+
+  #onHandled(tab: string, delivery: string, ok: boolean): void {
+    const pending = this.#deliveries.get(delivery)
+    if (pending !== undefined) this.#answered(pending, tab, ok)
+  }
+
+  #answered(delivery: Delivery, tab: string, ok: boolean): void {
+    if (!delivery.waiting.delete(tab)) return
+    if (!ok) delivery.done(false)
+    else if (delivery.waiting.size === 0) delivery.done(true)
+  }
+
+  /** Heartbeats; the leader also forgets followers that went silent (their tab died). */
+  #beat(): void {
+    if (this.#role === 'closed') return
+    if (this.#role === 'leader') {
+      this.#post({ t: 'leader', tab: this.#tab })
+      const staleBefore = Date.now() - (this.#config?.staleAfterMs ?? 3000)
+      for (const [tab, follower] of this.#followers) if (follower.lastSeen < staleBefore) this.#onFollowerBeat(tab, false, true)
+    } else {
+      this.#post({ t: 'follower', tab: this.#tab, subscribed: this.#subscribed, gone: false })
+    }
+  }
+
+  #post(message: TabMessage): void {
+    try {
+      this.#channel?.postMessage(message)
+    } catch {
+      // Closed channel: this tab is leaving.
+    }
+  }
+
+  #setRole(role: Role): void {
+    if (this.#role === role || this.#role === 'closed') return
+    this.#role = role
+    this.#sink?.event('role', role)
+    const waiters = this.#roleWaiters
+    this.#roleWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  #nextRole(): Promise<void> {
+    return new Promise((resolve) => this.#roleWaiters.push(resolve))
+  }
+}
+
+function invoke(engine: ILM, method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
+  const fn = engine[method] as (...a: unknown[]) => Promise<unknown>
+  return fn.apply(engine, [...args])
+}

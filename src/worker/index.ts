@@ -1,0 +1,8 @@
+/**
+ * Building blocks for the worker side: serve the engine from a worker of your own.
+ * @module
+ */
+export { exposeHost } from './expose.js'
+export { Host, type HostApi, type PageSink, type Role } from './host.js'
+export { defaultFactories } from './default-factories.js'
+export type { HostConfig, HostFactories, TransportConfig } from './config.js'

@@ -1,0 +1,54 @@
+import type { Message } from '../core/api.js'
+import type { WireError } from '../bridge/error-codec.js'
+
+/** Engine methods a follower tab may call on the leader's engine. */
+export const REMOTE_METHODS = ['send', 'delivered', 'status', 'connectedPeers', 'pending'] as const
+
+/** One of {@link REMOTE_METHODS}. */
+export type RemoteMethod = (typeof REMOTE_METHODS)[number]
+
+/**
+ * What the workers of the tabs sharing one identity say to each other on the
+ * BroadcastChannel `intersession-tabs:<peer id>`. Every message is validated on
+ * receipt; anything else on the channel is ignored.
+ */
+export type TabMessage =
+  /** Leader heartbeat. */
+  | { readonly t: 'leader'; readonly tab: string }
+  /** Follower heartbeat: whether its page has message handlers. `gone` when it leaves. */
+  | { readonly t: 'follower'; readonly tab: string; readonly subscribed: boolean; readonly gone: boolean }
+  | { readonly t: 'call'; readonly tab: string; readonly call: string; readonly method: RemoteMethod; readonly args: readonly unknown[] }
+  | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: true; readonly value: unknown }
+  | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: false; readonly error: WireError }
+  /** The leader hands a message to every subscribed tab. */
+  | { readonly t: 'deliver'; readonly delivery: string; readonly message: Message }
+  /** A follower's answer to `deliver`: its page's handlers returned (`ok`) or one threw. */
+  | { readonly t: 'handled'; readonly tab: string; readonly delivery: string; readonly ok: boolean }
+  /** An engine event, relayed by the leader to every tab. */
+  | { readonly t: 'event'; readonly name: string; readonly payload: unknown }
+
+const string = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256
+
+/** Validates a channel message. */
+export function isTabMessage(value: unknown): value is TabMessage {
+  if (typeof value !== 'object' || value === null) return false
+  const m = value as Record<string, unknown>
+  switch (m.t) {
+    case 'leader':
+      return string(m.tab)
+    case 'follower':
+      return string(m.tab) && typeof m.subscribed === 'boolean' && typeof m.gone === 'boolean'
+    case 'call':
+      return string(m.tab) && string(m.call) && REMOTE_METHODS.includes(m.method as RemoteMethod) && Array.isArray(m.args)
+    case 'result':
+      return string(m.tab) && string(m.call) && (m.ok === true || (m.ok === false && typeof m.error === 'object' && m.error !== null))
+    case 'deliver':
+      return string(m.delivery) && typeof m.message === 'object' && m.message !== null
+    case 'handled':
+      return string(m.tab) && string(m.delivery) && typeof m.ok === 'boolean'
+    case 'event':
+      return string(m.name)
+    default:
+      return false
+  }
+}

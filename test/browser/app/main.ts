@@ -1,0 +1,119 @@
+/**
+ * Test harness page: exposes intersession to Playwright as `window.harness`.
+ * Everything here goes through the package's public entry points.
+ */
+import { connect, IlmError, type Messenger } from 'intersession/client'
+import { IndexedDBStore } from 'intersession'
+import { storeContract } from 'intersession/testing'
+import type { Message } from 'intersession'
+import { openDB } from 'idb'
+
+interface Received {
+  from: string
+  seq: number
+  contents: unknown
+  id: string
+}
+
+let messenger: Messenger | undefined
+let ownWorker: Worker | undefined
+const resolvedIds: string[] = []
+const received: Received[] = []
+const roles: string[] = []
+const errors: Array<{ code: string; message: string }> = []
+
+const harness = {
+  async connect(peerId: string, options: { network?: string; subscribe?: boolean; staleAfterMs?: number; heartbeatMs?: number } = {}) {
+    messenger = await connect({
+      peerId,
+      transport: { kind: 'broadcast-channel', network: options.network ?? 'tests' },
+      ...(options.staleAfterMs !== undefined && { staleAfterMs: options.staleAfterMs }),
+      ...(options.heartbeatMs !== undefined && { heartbeatMs: options.heartbeatMs }),
+    })
+    messenger.on('role', (role) => roles.push(role))
+    messenger.on('error', (e) => errors.push({ code: e.code, message: e.message }))
+    if (options.subscribe !== false) messenger.onMessage((m: Message) => void received.push({ from: m.from, seq: m.seq, contents: m.contents, id: m.id }))
+    return messenger.role
+  },
+  /** Like connect, with a worker this page made itself (so a test can terminate it). */
+  async connectOwnWorker(peerId: string, network = 'tests') {
+    ownWorker = new Worker(new URL('./own-worker.ts', import.meta.url), { type: 'module' })
+    messenger = await connect({ peerId, transport: { kind: 'broadcast-channel', network }, worker: ownWorker })
+    return messenger.role
+  },
+  terminateWorker() {
+    ownWorker?.terminate()
+    ownWorker = undefined
+    messenger = undefined
+  },
+  /** Fires `count` sends at once (they share group commits); records each id as its send resolves. */
+  burst(to: string, prefix: string, count: number) {
+    for (let i = 0; i < count; i++) void messenger!.send(to, `${prefix}${i}`).then(({ id }) => void resolvedIds.push(id), () => {})
+  },
+  resolvedIds: () => resolvedIds,
+  async sendBurst(to: string, prefix: string, count: number) {
+    const receipts = await Promise.all(Array.from({ length: count }, (_, i) => messenger!.send(to, `${prefix}${i}`)))
+    return receipts.map((r) => r.id)
+  },
+  /** Reads the outbox of `peerId` straight from IndexedDB. */
+  async outboxRows(peerId: string) {
+    const db = await openDB(`intersession:${peerId}`)
+    const rows = (await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array }>
+    db.close()
+    return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
+  },
+  role: () => messenger?.role,
+  roles: () => roles,
+  errors: () => errors,
+  received: () => received,
+  receivedCount: () => received.length,
+  async send(to: string, contents: unknown) {
+    return messenger!.send(to, contents)
+  },
+  /** Sends `count` messages `${prefix}${i}` one after another; resolves with how many resolved. */
+  async sendMany(to: string, prefix: string, from: number, count: number) {
+    const ids: string[] = []
+    for (let i = from; i < from + count; i++) ids.push((await messenger!.send(to, `${prefix}${i}`)).id)
+    return ids
+  },
+  pending: () => messenger!.pending(),
+  status: (id: string) => messenger!.status(id),
+  delivered: (id: string) => messenger!.delivered(id),
+  connectedPeers: () => messenger!.connectedPeers(),
+  close: () => messenger!.close(),
+  async sendError(to: unknown, contents: unknown) {
+    try {
+      await messenger!.send(to as string, contents)
+      return undefined
+    } catch (error) {
+      return {
+        isIlmError: error instanceof IlmError,
+        name: (error as Error).name,
+        code: (error as { code?: string }).code,
+        message: (error as Error).message,
+        isTypeError: error instanceof TypeError,
+      }
+    }
+  },
+  /** Runs the store contract against IndexedDBStore in this browser. */
+  async storeContract() {
+    const results: Array<{ name: string; ok: boolean; error?: string }> = []
+    for (const c of storeContract(() => new IndexedDBStore())) {
+      try {
+        await c.run()
+        results.push({ name: c.name, ok: true })
+      } catch (error) {
+        results.push({ name: c.name, ok: false, error: String((error as Error).stack ?? error) })
+      }
+    }
+    return results
+  },
+}
+
+declare global {
+  interface Window {
+    harness: typeof harness
+  }
+}
+window.harness = harness
+document.title = 'ready'

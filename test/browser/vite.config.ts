@@ -1,0 +1,29 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vite'
+
+const dist = (path: string): string => fileURLToPath(new URL(`../../dist/${path}`, import.meta.url))
+
+/**
+ * The pages browser tests drive. They import intersession by its package
+ * entry points, resolved to the built `dist/` as an app's bundler would.
+ */
+export default defineConfig({
+  root: fileURLToPath(new URL('./app', import.meta.url)),
+  logLevel: 'warn',
+  resolve: {
+    alias: [
+      { find: /^intersession\/client$/, replacement: dist('client/index.js') },
+      { find: /^intersession\/testing$/, replacement: dist('testing/index.js') },
+      { find: /^intersession\/worker$/, replacement: dist('worker/index.js') },
+      { find: /^intersession$/, replacement: dist('index.js') },
+    ],
+  },
+  worker: { format: 'es' },
+  build: {
+    outDir: fileURLToPath(new URL('./.dist', import.meta.url)),
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+  },
+  preview: { host: '127.0.0.1', strictPort: true },
+})

@@ -1,0 +1,445 @@
+// The IDB globals (IDBRequest, IDBKeyRange, ...) must be fake-indexeddb's: idb recognises requests by instanceof.
+import 'fake-indexeddb/auto'
+import { forceCloseDatabase, IDBFactory } from 'fake-indexeddb'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { isIlmError } from '../../src/core/errors.js'
+import type { IlmErrorCode } from '../../src/core/errors.js'
+import type { MessageId, PeerId } from '../../src/core/ids.js'
+import type { InboxRow, OutboxRow, PeerStore, StoreOp } from '../../src/core/store.js'
+import { ILM, MemoryNetwork, type Message } from '../../src/index.js'
+import { deleteDatabase, IndexedDBStore, SCHEMA_VERSION } from '../../src/storage/indexeddb.js'
+import { storeContract } from '../../src/testing/store-contract.js'
+
+const B = 'bob' as PeerId
+const C = 'carol' as PeerId
+let identities = 0
+
+/** A fresh local identity per test. */
+function identity(): PeerId {
+  identities += 1
+  return `idb-test-${identities}` as PeerId
+}
+
+function row(seq: number, extra: Partial<OutboxRow> = {}): OutboxRow {
+  return { to: B, seq, id: `m${seq}` as MessageId, contentKind: 'b', contents: new Uint8Array([seq % 256]), createdAt: 1, ...extra }
+}
+
+function inRow(index: number): InboxRow {
+  return {
+    from: C,
+    index,
+    id: `i${index}` as MessageId,
+    epoch: '000000001.abcdef' as InboxRow['epoch'],
+    seq: index,
+    contentKind: 's',
+    contents: new Uint8Array([index % 256]),
+    receivedAt: 1,
+  }
+}
+
+const put = (seq: number, extra: Partial<OutboxRow> = {}): StoreOp => ({ op: 'putOutbox', row: row(seq, extra) })
+
+async function codeOf(promise: Promise<unknown>): Promise<IlmErrorCode> {
+  const error = await promise.then(
+    () => expect.unreachable('expected a rejection'),
+    (e: unknown) => e,
+  )
+  if (!isIlmError(error)) throw new Error(`expected an IlmError, got ${String(error)}`)
+  return error.code
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    () => expect.unreachable('expected a rejection'),
+    (e: unknown) => e as Error,
+  )
+}
+
+/** Records every connection the factory hands out, so a test can close one behind the store's back. */
+function tracked(factory: IDBFactory): IDBDatabase[] {
+  const connections: IDBDatabase[] = []
+  const open = factory.open.bind(factory)
+  factory.open = (name: string, version?: number) => {
+    const request = open(name, version)
+    request.addEventListener('success', () => connections.push(request.result))
+    return request
+  }
+  return connections
+}
+
+/** The same databases, opened one schema version above what the store asks for: "the next app release". */
+function nextRelease(factory: IDBFactory): IDBFactory {
+  return {
+    open: (name: string, version?: number) => factory.open(name, (version ?? 1) + 1),
+    deleteDatabase: (name: string) => factory.deleteDatabase(name),
+    cmp: (a: unknown, b: unknown) => factory.cmp(a, b),
+    databases: () => factory.databases(),
+  }
+}
+
+function request<T>(req: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result)
+    req.onerror = () => reject(req.error)
+  })
+}
+
+/** A plain connection at the current version (no versionchange handler: it blocks upgrades). */
+function rawOpen(factory: IDBFactory, localId: PeerId): Promise<IDBDatabase> {
+  return request(factory.open(`intersession:${localId}`))
+}
+
+async function rawAll<T>(db: IDBDatabase, store: string): Promise<T[]> {
+  return request(db.transaction(store).objectStore(store).getAll()) as Promise<T[]>
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 1_000; i++) {
+    if (await condition()) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+afterEach(() => {
+  vi.restoreAllMocks()
+})
+
+describe('IndexedDBStore contract (fake-indexeddb)', () => {
+  for (const c of storeContract(() => new IndexedDBStore({ indexedDB: new IDBFactory() }))) it(c.name, () => c.run())
+  const shared = new IndexedDBStore({ indexedDB: new IDBFactory() })
+  for (const c of storeContract(() => shared)) it(`${c.name} (one shared store)`, () => c.run())
+  const paged = new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 1 })
+  for (const c of storeContract(() => paged)) it(`${c.name} (pageSize 1)`, () => c.run())
+})
+
+describe('IndexedDBStore', () => {
+  it('fences a handle once another tab opens the same identity', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const tabA = new IndexedDBStore({ indexedDB: factory })
+    const tabB = new IndexedDBStore({ indexedDB: factory })
+    const a = await tabA.open(id)
+    await a.commit([put(0)])
+    const b = await tabB.open(id)
+    expect(await codeOf(a.commit([put(1)]))).toBe('STORE_FENCED')
+    expect(await codeOf(a.readOutbox(B, 0, 10))).toBe('STORE_FENCED')
+    expect(await codeOf(a.count())).toBe('STORE_FENCED')
+    expect((await b.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0])
+    await b.commit([put(1)])
+    // Tab A comes back (a new engine there) and takes over: B is fenced in turn.
+    const a2 = await tabA.open(id)
+    expect(await codeOf(b.load())).toBe('STORE_FENCED')
+    expect(await a2.count()).toEqual({ outbound: 2, inbound: 0 })
+    await a.close()
+    await b.close()
+  })
+
+  it("commits racing another tab's open either apply whole before it or are fenced", async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const a = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    const outcomes: Promise<'applied' | IlmErrorCode>[] = []
+    let opening: Promise<PeerStore> | undefined
+    for (let i = 0; i < 30; i++) {
+      outcomes.push(a.commit([put(2 * i), put(2 * i + 1)]).then(() => 'applied' as const, (e: unknown) => codeOf(Promise.reject(e))))
+      opening ??= new IndexedDBStore({ indexedDB: factory }).open(id)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const b = (await opening)!
+    const results = await Promise.all(outcomes)
+    const applied = results.filter((r) => r === 'applied').length
+    expect(applied).toBeGreaterThan(0)
+    expect(applied).toBeLessThan(30)
+    // A prefix applied, the rest fenced: never half a commit, never a write after the fence.
+    expect(results).toEqual([...Array(applied).fill('applied'), ...Array(30 - applied).fill('STORE_FENCED')])
+    expect((await b.readOutbox(B, 0, 100)).map((r) => r.seq)).toEqual(Array.from({ length: 2 * applied }, (_, i) => i))
+  })
+
+  it('stores the schema version, the stores and indexes, and the generation', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const store = new IndexedDBStore({ indexedDB: factory })
+    const handle = await store.open(id)
+    await handle.commit([put(0, { expiresAt: 50 }), put(1), put(2, { expiresAt: 60 }), { op: 'expire', to: B, seq: 2 }])
+    await store.open(id)
+    const db = await rawOpen(factory, id)
+    try {
+      expect(db.version).toBe(SCHEMA_VERSION)
+      expect(Array.from(db.objectStoreNames).sort()).toEqual(['inStreams', 'inbox', 'meta', 'outStreams', 'outbox', 'receipts'])
+      const tx = db.transaction(['outbox', 'receipts', 'meta'])
+      expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
+      expect(tx.objectStore('outbox').index('id').unique).toBe(true)
+      expect(Array.from(tx.objectStore('receipts').indexNames)).toEqual(['at'])
+      expect(await request(tx.objectStore('meta').get('generation'))).toBe(2)
+      // Only the row that can still expire carries the indexed `expiry` field.
+      const rows = await rawAll<OutboxRow & { expiry?: number }>(db, 'outbox')
+      expect(rows.map((r) => [r.seq, r.expiry])).toEqual([
+        [0, 50],
+        [1, undefined],
+        [2, undefined],
+      ])
+    } finally {
+      db.close()
+    }
+    expect((await factory.databases()).map((d) => d.name)).toContain(`intersession:${id}`)
+  })
+
+  it('names databases with dbName and wipes one with deleteDatabase', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const options = { indexedDB: factory, dbName: (localId: PeerId) => `app/${localId}` }
+    const handle = await new IndexedDBStore(options).open(id)
+    await handle.commit([put(0)])
+    expect((await factory.databases()).map((d) => d.name)).toEqual([`app/${id}`])
+    await deleteDatabase(id, options)
+    expect(await factory.databases()).toEqual([])
+    // The open handle stepped aside; it is fenced rather than recreating an empty database.
+    expect(await codeOf(handle.count())).toBe('STORE_FENCED')
+    expect(await factory.databases()).toEqual([])
+    const fresh = await new IndexedDBStore(options).open(id)
+    expect(await fresh.count()).toEqual({ outbound: 0, inbound: 0 })
+  })
+
+  it('stores only the bytes of a view, not its whole buffer', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    const big = new Uint8Array(4096).map((_, i) => i % 256)
+    await handle.commit([put(0, { contents: big.subarray(10, 13) })])
+    const [read] = await handle.readOutbox(B, 0, 1)
+    expect(read?.contents).toEqual(new Uint8Array([10, 11, 12]))
+    const db = await rawOpen(factory, id)
+    const [stored] = await rawAll<OutboxRow>(db, 'outbox')
+    db.close()
+    expect(stored?.contents.buffer.byteLength).toBe(3)
+  })
+
+  it('maps a QuotaExceededError thrown by a request to QUOTA_EXCEEDED and applies nothing', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    await handle.commit([put(0)])
+    const add = IDBObjectStore.prototype.add
+    let calls = 0
+    vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function (this: IDBObjectStore, ...args) {
+      calls += 1
+      if (calls === 2) throw new DOMException('quota', 'QuotaExceededError')
+      return add.apply(this, args)
+    })
+    const error = await rejection(handle.commit([{ op: 'ack', to: B, upTo: 0, at: 1 }, put(1), put(2), { op: 'outStream', stream: { to: B, nextSeq: 3, ackedUpTo: 0 } }]))
+    expect(isIlmError(error, 'QUOTA_EXCEEDED')).toBe(true)
+    expect((error.cause as DOMException).name).toBe('QuotaExceededError')
+    vi.restoreAllMocks()
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0])
+    expect(await handle.findMessage(row(0).id)).toEqual({ where: 'outbox', to: B, seq: 0, expired: false })
+    expect((await handle.load()).outStreams).toEqual([])
+    await handle.commit([put(1), put(2)])
+    expect(await handle.count()).toEqual({ outbound: 3, inbound: 0 })
+  })
+
+  it('maps a transaction aborted with QuotaExceededError (the browser path) to QUOTA_EXCEEDED', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    const add = IDBObjectStore.prototype.add
+    vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementationOnce(function (this: IDBObjectStore, ...args) {
+      const req = add.apply(this, args)
+      // Browsers report a full disk when the transaction commits: it aborts with the quota error.
+      // `_abort(name)` is fake-indexeddb's internal way to abort with an error.
+      const tx = this.transaction as IDBTransaction & { _abort(name: string): void }
+      req.addEventListener('success', () => tx._abort('QuotaExceededError'))
+      return req
+    })
+    const error = await rejection(handle.commit([put(0), put(1)]))
+    expect(isIlmError(error, 'QUOTA_EXCEEDED')).toBe(true)
+    expect(await handle.count()).toEqual({ outbound: 0, inbound: 0 })
+  })
+
+  it('a duplicate message id is refused like a duplicate key', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    await handle.commit([put(0)])
+    const error = await rejection(handle.commit([put(1, { id: row(0).id })]))
+    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
+    expect((error.cause as DOMException).name).toBe('ConstraintError')
+  })
+
+  it('reopens after the connection was closed behind its back', async () => {
+    const factory = new IDBFactory()
+    const connections = tracked(factory)
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(identity())
+    await handle.commit([put(0)])
+    connections.at(-1)?.close()
+    const error = await rejection(handle.commit([put(1)]))
+    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
+    expect((error.cause as DOMException).name).toBe('InvalidStateError')
+    expect(connections).toHaveLength(1)
+    await handle.commit([put(1)])
+    expect(connections).toHaveLength(2)
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0, 1])
+  })
+
+  it("reopens after Safari's lost connection", async () => {
+    const factory = new IDBFactory()
+    const connections = tracked(factory)
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(identity())
+    vi.spyOn(IDBDatabase.prototype, 'transaction').mockImplementationOnce(() => {
+      throw new DOMException('Connection to Indexed Database server lost. Refresh the page to try again', 'UnknownError')
+    })
+    expect(await codeOf(handle.load())).toBe('STORE_FAILED')
+    expect(await handle.load()).toEqual({ meta: undefined, outStreams: [], inStreams: [] })
+    expect(connections).toHaveLength(2)
+  })
+
+  it('reopens transparently after the browser closed the connection, keeping call order', async () => {
+    const factory = new IDBFactory()
+    const connections = tracked(factory)
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(identity())
+    await handle.commit([put(0), put(1), put(2)])
+    forceCloseDatabase(connections.at(-1) as never)
+    // All three queue behind one reconnect and still run in call order.
+    const calls = [
+      handle.commit([{ op: 'ack', to: B, upTo: 0, at: 1 }]),
+      handle.readOutbox(B, 0, 10),
+      handle.commit([{ op: 'ack', to: B, upTo: 1, at: 2 }]),
+      handle.readOutbox(B, 0, 10),
+    ] as const
+    const [first, afterFirst, second, afterSecond] = await Promise.all(calls)
+    expect(first.map((r) => r.seq)).toEqual([0])
+    expect(afterFirst.map((r) => r.seq)).toEqual([1, 2])
+    expect(second.map((r) => r.seq)).toEqual([1])
+    expect(afterSecond.map((r) => r.seq)).toEqual([2])
+    expect(connections).toHaveLength(2)
+  })
+
+  it('is fenced when it reconnects after another handle opened meanwhile', async () => {
+    const factory = new IDBFactory()
+    const connections = tracked(factory)
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    forceCloseDatabase(connections.at(-1) as never)
+    await new IndexedDBStore({ indexedDB: factory }).open(id)
+    expect(await codeOf(handle.commit([put(0)]))).toBe('STORE_FENCED')
+    expect(await codeOf(handle.count())).toBe('STORE_FENCED')
+    await handle.close()
+    expect(await codeOf(handle.count())).toBe('CLOSED')
+  })
+
+  it('rejects with STORE_BLOCKED while an old connection blocks the upgrade, and opens once it is gone', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    await (await new IndexedDBStore({ indexedDB: factory }).open(id)).close()
+    const oldTab = await rawOpen(factory, id)
+    const next = new IndexedDBStore({ indexedDB: nextRelease(factory), blockedTimeoutMs: 20 })
+    expect(await codeOf(next.open(id))).toBe('STORE_BLOCKED')
+    oldTab.close()
+    // The given-up open proceeds now, but its upgrade is aborted and its connection not kept.
+    const check = await rawOpen(factory, id)
+    expect(check.version).toBe(SCHEMA_VERSION)
+    check.close()
+    const handle = await next.open(id)
+    expect(await handle.count()).toEqual({ outbound: 0, inbound: 0 })
+  })
+
+  it('steps aside for an upgrade elsewhere and is then fenced', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit([put(0)])
+    const upgraded = await new IndexedDBStore({ indexedDB: nextRelease(factory), blockedTimeoutMs: 20 }).open(id)
+    expect(await upgraded.count()).toEqual({ outbound: 1, inbound: 0 })
+    expect(await codeOf(handle.count())).toBe('STORE_FENCED')
+  })
+
+  it('reads pages with bounded requests', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq, seq % 2 === 0 ? { expiresAt: 1_000 + seq } : {})))
+    await handle.commit(Array.from({ length: 100 }, (_, i) => ({ op: 'putInbox', row: inRow(i) }) as StoreOp))
+    const storeGetAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
+    const indexGetAll = vi.spyOn(IDBIndex.prototype, 'getAll')
+    expect((await handle.readOutbox(B, 40, 5)).map((r) => r.seq)).toEqual([40, 41, 42, 43, 44])
+    expect((await handle.readInbox(C, 90, 3)).map((r) => r.index)).toEqual([90, 91, 92])
+    expect((await handle.readExpired(10_000, 4)).map((r) => r.seq)).toEqual([0, 2, 4, 6])
+    expect(await handle.readOutbox(B, 0, 0)).toEqual([])
+    expect(storeGetAll.mock.calls.map((call) => call[1])).toEqual([5, 3])
+    expect(indexGetAll.mock.calls.map((call) => call[1])).toEqual([4])
+    expect(await handle.nextExpiry()).toBe(1_000)
+  })
+
+  it('walks ack and pruneReceipts ranges in pages of pageSize', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 16 }).open(identity())
+    await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq)))
+    const getAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
+    const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 69, at: 5 }])
+    expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i))
+    expect(getAll.mock.calls.map((call) => call[1])).toEqual([16, 16, 16, 16, 16])
+    const getAllKeys = vi.spyOn(IDBIndex.prototype, 'getAllKeys')
+    await handle.commit([{ op: 'pruneReceipts', before: 6 }])
+    expect(getAllKeys.mock.calls.map((call) => call[1])).toEqual([16, 16, 16, 16, 16])
+    expect(await handle.findMessage(row(3).id)).toBeUndefined()
+    expect(await handle.count()).toEqual({ outbound: 30, inbound: 0 })
+  })
+
+  it('validates its options and needs IndexedDB only at open', async () => {
+    expect(() => new IndexedDBStore({ pageSize: 0 })).toThrow(RangeError)
+    expect(() => new IndexedDBStore({ blockedTimeoutMs: -1 })).toThrow(RangeError)
+    expect(await codeOf(new IndexedDBStore().open('has space' as PeerId))).toBe('INVALID_PEER_ID')
+  })
+
+  it('rejects with STORE_FAILED when the factory refuses to open (storage disabled)', async () => {
+    const refusing = {
+      open: () => {
+        throw new DOMException('denied', 'SecurityError')
+      },
+    } as unknown as IDBFactory
+    const error = await rejection(new IndexedDBStore({ indexedDB: refusing }).open(identity()))
+    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
+    expect((error.cause as DOMException).name).toBe('SecurityError')
+  })
+})
+
+describe('engine on IndexedDBStore', () => {
+  async function engine(net: MemoryNetwork, factory: IDBFactory, id: string): Promise<ILM> {
+    return ILM.open({ store: new IndexedDBStore({ indexedDB: factory }), transport: net.connect(id) })
+  }
+
+  it('delivers a few hundred messages in order', async () => {
+    const factory = new IDBFactory()
+    const net = new MemoryNetwork()
+    const a = await engine(net, factory, 'alice')
+    const b = await engine(net, factory, 'bob')
+    const got: Message[] = []
+    b.onMessage((m) => void got.push(m))
+    const sent = await Promise.all(Array.from({ length: 300 }, (_, i) => a.send('bob', `m${i}`)))
+    await until(() => got.length >= 300, '300 messages')
+    expect(got.map((m) => m.contents)).toEqual(Array.from({ length: 300 }, (_, i) => `m${i}`))
+    expect(got.map((m) => m.id)).toEqual(sent.map((r) => r.id))
+    await a.delivered(sent.at(-1)!.id)
+    await until(async () => (await a.pending()).outbound === 0, 'acks')
+    await a.close()
+    await b.close()
+  })
+
+  it('keeps pending messages across a restart of both ends', async () => {
+    const factory = new IDBFactory()
+    const net = new MemoryNetwork()
+    let a = await engine(net, factory, 'alice')
+    let b = await engine(net, factory, 'bob')
+    // Stored by bob (delivered) but not processed: no handler yet.
+    for (let i = 0; i < 20; i++) await a.send('bob', `early${i}`)
+    await until(async () => (await a.pending()).outbound === 0, 'bob stores the early messages')
+    expect(await b.pending()).toEqual({ outbound: 0, inbound: 20 })
+    await b.close()
+    // Bob is away: these stay in alice's outbox.
+    for (let i = 0; i < 30; i++) await a.send('bob', `late${i}`)
+    expect(await a.pending()).toEqual({ outbound: 30, inbound: 0 })
+    await a.close()
+
+    a = await engine(net, factory, 'alice')
+    expect(await a.pending()).toEqual({ outbound: 30, inbound: 0 })
+    b = await engine(net, factory, 'bob')
+    const got: unknown[] = []
+    b.onMessage((m) => void got.push(m.contents))
+    await until(() => got.length >= 50, 'all 50 messages')
+    expect(got).toEqual([...Array.from({ length: 20 }, (_, i) => `early${i}`), ...Array.from({ length: 30 }, (_, i) => `late${i}`)])
+    await until(async () => (await a.pending()).outbound === 0 && (await b.pending()).inbound === 0, 'everything acked')
+    await a.close()
+    await b.close()
+  })
+})
