@@ -98,6 +98,7 @@ export class Engine {
   #expiryTimer: TimerHandle | undefined
   #expiryAt: number | undefined
   #pruneTimer: TimerHandle | undefined
+  #watched = -1
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
   constructor(parts: EngineParts) {
@@ -290,8 +291,18 @@ export class Engine {
         for (const peer of [...this.#online]) this.#peerDown(peer)
       },
     })
+    this.#watch()
     void this.#sweepExpired()
     this.#prune()
+  }
+
+  /** Tells the transport which peers' presence matters: every peer with a stream either way. */
+  #watch(): void {
+    if (this.#transport.watch === undefined || this.#closed) return
+    const peers = new Set([...this.#state.out.keys(), ...this.#state.in.keys()])
+    if (peers.size === this.#watched) return
+    this.#watched = peers.size
+    this.#transport.watch([...peers].sort())
   }
 
   #linkContext(): LinkContext {
@@ -330,6 +341,7 @@ export class Engine {
   }
 
   #enqueued(row: OutboxRow): void {
+    if (row.seq === 0) this.#watch()
     this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
     if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
     if (this.#online.has(row.to)) this.#outboundLink(row.to).enqueued(row)
@@ -408,7 +420,7 @@ export class Engine {
       case 'msg':
         this.#inboundLink(from)
           .receive(frame)
-          .then((stored) => stored || this.#refuse('EXPIRED'))
+          .then((stored) => (stored ? this.#watch() : this.#refuse('EXPIRED')))
           .catch((error: unknown) => this.#fail(error))
         return
       case 'ack':

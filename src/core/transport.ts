@@ -27,5 +27,11 @@ export interface Transport {
   readonly localId: string
   open(events: TransportEvents): void | Promise<void>
   send(to: PeerId, data: Uint8Array): void | Promise<void>
+  /**
+   * Optional: the peers this end has streams with, so that a transport whose
+   * presence is on request (a relay) reports them. Called with the whole list
+   * at open and whenever it grows.
+   */
+  watch?(peers: readonly PeerId[]): void
   close(): void | Promise<void>
 }
