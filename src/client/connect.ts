@@ -2,11 +2,17 @@ import { wrap, type Endpoint } from 'comlink'
 import { installErrorTransfer } from '../bridge/comlink-errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import type { HostApi } from '../worker/host.js'
-import type { HostConfig } from '../worker/config.js'
+import type { HostConfig, TransportConfig } from '../worker/config.js'
 import { Messenger } from './messenger.js'
 
+/** A {@link TransportConfig} whose relay token may also be a function (called before every login). */
+export type ClientTransportConfig =
+  | Exclude<TransportConfig, { kind: 'websocket' }>
+  | (Omit<Extract<TransportConfig, { kind: 'websocket' }>, 'token'> & { readonly token?: string | (() => string | Promise<string>) })
+
 /** Options of {@link connect}. */
-export interface ConnectOptions extends HostConfig {
+export interface ConnectOptions extends Omit<HostConfig, 'transport'> {
+  readonly transport: ClientTransportConfig
   /**
    * A worker (or any Comlink endpoint, e.g. a MessagePort) that runs
    * `exposeHost()` from `intersession/worker`. Default: the bundled worker
@@ -31,13 +37,31 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
   if (!isPeerId(options.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
   if (typeof options.transport !== 'object' || options.transport === null) throw new TypeError('transport is required')
   installErrorTransfer()
-  const { worker, ...config } = options
+  const { worker, transport, ...rest } = options
+  const token = transport.kind === 'websocket' && typeof transport.token === 'function' ? transport.token : undefined
+  const config: HostConfig = {
+    ...rest,
+    transport: transport.kind === 'websocket' && typeof transport.token === 'function' ? { ...transport, token: undefined } : (transport as TransportConfig),
+  } as HostConfig
+  const webrtc = transport.kind === 'websocket' ? transport.webrtc : undefined
+  const rtc: RTCConfiguration | undefined =
+    webrtc === undefined || webrtc === false
+      ? undefined
+      : {
+          iceServers: [...((webrtc === true ? undefined : webrtc.iceServers) ?? [])],
+          ...(webrtc !== true && webrtc.iceTransportPolicy !== undefined && { iceTransportPolicy: webrtc.iceTransportPolicy }),
+        }
   const endpoint = worker ?? new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
   const ownsWorker = worker === undefined
   const host = wrap<HostApi>(endpoint)
-  const messenger = new Messenger(options.peerId as PeerId, host, () => {
-    if (ownsWorker) (endpoint as Worker).terminate()
-  })
+  const messenger = new Messenger(
+    options.peerId as PeerId,
+    host,
+    () => {
+      if (ownsWorker) (endpoint as Worker).terminate()
+    },
+    { ...(token !== undefined && { token }), ...(rtc !== undefined && { rtc }) },
+  )
   try {
     await host.start(config, messenger.sink())
   } catch (error) {

@@ -2,8 +2,8 @@
  * The page side: `connect()` starts the engine in a worker and returns a {@link Messenger}.
  * @module
  */
-export { connect, type ConnectOptions } from './connect.js'
-export { Messenger, type MessengerEvents } from './messenger.js'
+export { connect, type ClientTransportConfig, type ConnectOptions } from './connect.js'
+export { Messenger, type MessengerEvents, type MessengerOptions } from './messenger.js'
 export type { Role } from '../worker/host.js'
-export type { HostConfig, TransportConfig } from '../worker/config.js'
+export type { ConnectionState, HostConfig, TransportConfig, WebRtcConfig } from '../worker/config.js'
 export { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'

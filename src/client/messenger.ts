@@ -5,10 +5,21 @@ import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { fromWireError, type WireError } from '../bridge/error-codec.js'
 import type { HostApi, PageSink, Role } from '../worker/host.js'
+import type { ConnectionState } from '../worker/config.js'
+import { PageRtc } from './page-rtc.js'
 
-/** Events of a {@link Messenger}: the engine's, plus `role` when this tab's part changes. */
+/** Events of a {@link Messenger}: the engine's, `role` when this tab's part changes, `connection` for the relay link. */
 export interface MessengerEvents extends EngineEvents {
   role: Role
+  connection: ConnectionState
+}
+
+/** What a {@link Messenger} needs besides its worker. */
+export interface MessengerOptions {
+  /** Login tokens for the relay, fetched again before every login. */
+  readonly token?: () => string | Promise<string>
+  /** RTCPeerConnection settings, when WebRTC is on. */
+  readonly rtc?: RTCConfiguration
 }
 
 /**
@@ -22,14 +33,31 @@ export class Messenger {
   readonly #handlers = new Set<MessageHandler>()
   readonly #events: Emitter<MessengerEvents>
   readonly #dispose: () => void
+  readonly #options: MessengerOptions
+  readonly #rtc: PageRtc | undefined
+  readonly #stopWaking: () => void
   #role: Role = 'starting'
+  #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
 
   /** @internal Use `connect()`. */
-  constructor(localId: PeerId, host: Remote<HostApi>, dispose: () => void) {
+  constructor(localId: PeerId, host: Remote<HostApi>, dispose: () => void, options: MessengerOptions = {}) {
     this.localId = localId
     this.#host = host
     this.#dispose = dispose
+    this.#options = options
+    this.#rtc =
+      options.rtc === undefined
+        ? undefined
+        : new PageRtc(
+            {
+              rtcSignal: (peer, data) => void host.rtcSignal(peer, data),
+              rtcChannel: (peer, channel) => void host.rtcChannel(peer, channel),
+              rtcFailed: (peer) => void host.rtcFailed(peer),
+            },
+            options.rtc,
+          )
+    this.#stopWaking = wakeOnReturn(() => void host.wake())
     this.#events = new Emitter<MessengerEvents>((error) => queueMicrotask(() => {
       throw error
     }))
@@ -40,7 +68,17 @@ export class Messenger {
     return proxy<PageSink>({
       message: (message) => this.#handOver(message),
       event: (name, payload) => this.#onEvent(name, payload),
+      token: async () => {
+        if (this.#options.token === undefined) throw new TypeError('the relay needs a token: give connect() one')
+        return this.#options.token()
+      },
+      rtc: (command) => this.#rtc?.command(command),
     })
+  }
+
+  /** The connection to the relay, as the leader tab's transport reports it. */
+  get connection(): ConnectionState {
+    return this.#connection
   }
 
   /** `leader` if this tab runs the engine, `follower` if another tab does. */
@@ -101,6 +139,8 @@ export class Messenger {
     try {
       await stopping
     } finally {
+      this.#stopWaking()
+      this.#rtc?.close()
       this.#events.clear()
       this.#host[releaseProxy]()
       this.#dispose()
@@ -117,6 +157,9 @@ export class Messenger {
       case 'role':
         this.#role = payload as Role
         return this.#events.emit('role', this.#role)
+      case 'connection':
+        this.#connection = payload as ConnectionState
+        return this.#events.emit('connection', this.#connection)
       case 'error':
         return this.#events.emit('error', fromWireError(payload as WireError) as IlmError)
       case 'status':
@@ -124,5 +167,19 @@ export class Messenger {
       case 'peer-offline':
         return this.#events.emit(name, payload as never)
     }
+  }
+}
+
+/** Calls `wake` when the browser says the network is back or the page became visible again. */
+function wakeOnReturn(wake: () => void): () => void {
+  if (typeof window === 'undefined' || typeof document === 'undefined') return () => {}
+  const onVisible = (): void => {
+    if (document.visibilityState === 'visible') wake()
+  }
+  window.addEventListener('online', wake)
+  document.addEventListener('visibilitychange', onVisible)
+  return () => {
+    window.removeEventListener('online', wake)
+    document.removeEventListener('visibilitychange', onVisible)
   }
 }

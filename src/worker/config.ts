@@ -1,11 +1,33 @@
+import type { PeerId } from '../core/ids.js'
 import type { Limits } from '../core/options.js'
 import type { Store } from '../core/store.js'
 import type { Transport } from '../core/transport.js'
+import type { RtcConnector } from '../transport/webrtc.js'
+import type { WebSocketTransportState } from '../transport/websocket.js'
+
+/** WebRTC options of the relay transport. */
+export interface WebRtcConfig {
+  /** STUN/TURN servers; none are needed on loopback or a LAN. */
+  readonly iceServers?: readonly RTCIceServer[]
+  /** `relay` forces TURN (and, without a TURN server, no direct channel at all). */
+  readonly iceTransportPolicy?: RTCIceTransportPolicy
+}
 
 /** How the worker reaches other peers. Serialisable: it crosses the worker bridge. */
 export type TransportConfig =
   /** Same-origin peers (tabs, workers) over BroadcastChannel: tests and single-origin apps. */
-  { readonly kind: 'broadcast-channel'; readonly network?: string }
+  | { readonly kind: 'broadcast-channel'; readonly network?: string }
+  /**
+   * Through an intersession relay over WebSocket; with `webrtc`, frames go peer
+   * to peer over data channels when they can, and through the relay otherwise.
+   * `token` as a string, or leave it out and give `connect()` a token function.
+   */
+  | {
+      readonly kind: 'websocket'
+      readonly url: string | readonly string[]
+      readonly token?: string
+      readonly webrtc?: boolean | WebRtcConfig
+    }
 
 /** What the page tells its worker at start. */
 export interface HostConfig {
@@ -20,8 +42,21 @@ export interface HostConfig {
   readonly staleAfterMs?: number
 }
 
+/** What a transport built in the worker may use of its surroundings. */
+export interface TransportContext {
+  /** A fresh login token from the page (for relays whose tokens expire). */
+  token(): Promise<string>
+  /** The page's WebRTC (workers cannot create RTCPeerConnections). */
+  readonly rtc: RtcConnector
+  /** Reports the connection state to every tab. */
+  state(state: ConnectionState): void
+}
+
+/** Where the leader's connection stands (`online` always for transports without a connection). */
+export type ConnectionState = WebSocketTransportState
+
 /** How a host builds the engine's dependencies; replace them for custom workers. */
 export interface HostFactories {
   createStore(config: HostConfig): Store
-  createTransport(config: HostConfig): Transport
+  createTransport(config: HostConfig, context: TransportContext): Transport & { wake?(): void; attachChannel?(peer: PeerId, channel: RTCDataChannel): void; connectFailed?(peer: PeerId): void }
 }

@@ -1,15 +1,30 @@
 import { IndexedDBStore } from '../storage/indexeddb.js'
 import { BroadcastChannelTransport } from '../transport/broadcast-channel.js'
-import type { HostConfig, HostFactories } from './config.js'
+import { WebRtcTransport } from '../transport/webrtc.js'
+import { WebSocketTransport } from '../transport/websocket.js'
+import type { HostConfig, HostFactories, TransportContext } from './config.js'
 
-/** IndexedDB for the store; the transport named by the config. */
+/** IndexedDB for the store; the transport the config names. */
 export const defaultFactories: HostFactories = {
   createStore: (config: HostConfig) =>
     new IndexedDBStore(config.dbName === undefined ? {} : { dbName: () => config.dbName as string }),
-  createTransport: (config: HostConfig) => {
-    switch (config.transport.kind) {
+  createTransport: (config: HostConfig, context: TransportContext) => {
+    const transport = config.transport
+    switch (transport.kind) {
       case 'broadcast-channel':
-        return new BroadcastChannelTransport({ localId: config.peerId, network: config.transport.network ?? 'default' })
+        context.state({ status: 'online' })
+        return new BroadcastChannelTransport({ localId: config.peerId, network: transport.network ?? 'default' })
+      case 'websocket': {
+        const relay = new WebSocketTransport({
+          localId: config.peerId,
+          ...(typeof transport.url === 'string' ? { url: transport.url } : { urls: transport.url }),
+          token: transport.token ?? (() => context.token()),
+        })
+        relay.onState((state) => context.state(state))
+        if (transport.webrtc === undefined || transport.webrtc === false) return relay
+        const rtc = new WebRtcTransport({ relay, connector: context.rtc })
+        return Object.assign(rtc, { wake: () => relay.wake() })
+      }
     }
   },
 }

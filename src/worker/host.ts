@@ -4,7 +4,9 @@ import { IlmError, isIlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { fromWireError, toWireError } from '../bridge/error-codec.js'
 import { ILM } from '../ilm.js'
-import type { HostConfig, HostFactories } from './config.js'
+import type { RtcCommand } from '../client/page-rtc.js'
+import { isPeerId } from '../core/ids.js'
+import type { ConnectionState, HostConfig, HostFactories, TransportContext } from './config.js'
 import { Election } from './election.js'
 import { isTabMessage, type RemoteMethod, type TabMessage } from './tab-protocol.js'
 
@@ -15,8 +17,12 @@ export type Role = 'starting' | 'leader' | 'follower' | 'closed'
 export interface PageSink {
   /** Hands a message to the page's handlers; rejects if one threw. */
   message(message: Message): Promise<void>
-  /** An engine event (`status`, `peer-online`, `peer-offline`, `error`) or `role`. */
+  /** An engine event (`status`, `peer-online`, `peer-offline`, `error`), `role` or `connection`. */
   event(name: string, payload: unknown): void
+  /** A login token for the relay (the page's token function). */
+  token(): Promise<string>
+  /** WebRTC work only a page can do. */
+  rtc(command: RtcCommand): void
 }
 
 /** The API a worker exposes to its page (over Comlink). */
@@ -30,6 +36,16 @@ export interface HostApi {
   /** Whether the page has message handlers. */
   subscribe(subscribed: boolean): void
   role(): Role
+  /** The leader's connection (relayed to every tab). */
+  connection(): ConnectionState
+  /** Retry connecting now (the page came back online or became visible). */
+  wake(): void
+  /** Signalling from this page's RTCPeerConnection for `peer`. */
+  rtcSignal(peer: string, data: unknown): void
+  /** A data channel to `peer`, transferred from the page. */
+  rtcChannel(peer: string, channel: RTCDataChannel): void
+  /** The page could not connect to `peer` directly. */
+  rtcFailed(peer: string): void
   shutdown(options?: { timeoutMs?: number }): Promise<void>
   close(): Promise<void>
 }
@@ -81,6 +97,8 @@ export class Host implements HostApi {
   #leaderTab: string | undefined
   #heartbeat: ReturnType<typeof setInterval> | undefined
   #leaving: Promise<void> | undefined
+  #connection: ConnectionState = { status: 'connecting' }
+  #transport: ReturnType<HostFactories['createTransport']> | undefined
 
   constructor(factories: HostFactories) {
     this.#factories = factories
@@ -88,8 +106,7 @@ export class Host implements HostApi {
 
   async start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }> {
     if (this.#config !== undefined) throw new TypeError('start() was already called')
-    // Fails early (TypeError) on a bad id or transport, before anything is shared.
-    this.#factories.createTransport(config).close()
+    validateConfig(config)
     this.#config = config
     this.#sink = sink
     this.#channel = new BroadcastChannel(`intersession-tabs:${config.peerId}`)
@@ -138,6 +155,33 @@ export class Host implements HostApi {
 
   role(): Role {
     return this.#role
+  }
+
+  connection(): ConnectionState {
+    return this.#connection
+  }
+
+  wake(): void {
+    this.#transport?.wake?.()
+  }
+
+  rtcSignal(peer: string, data: unknown): void {
+    if (isPeerId(peer) && this.#transport !== undefined && 'signal' in this.#transport) {
+      try {
+        ;(this.#transport as unknown as { signal(to: string, data: unknown): void }).signal(peer, data)
+      } catch {
+        this.#transport.connectFailed?.(peer)
+      }
+    }
+  }
+
+  rtcChannel(peer: string, channel: RTCDataChannel): void {
+    if (isPeerId(peer) && this.#transport?.attachChannel !== undefined) this.#transport.attachChannel(peer, channel)
+    else channel.close()
+  }
+
+  rtcFailed(peer: string): void {
+    if (isPeerId(peer)) this.#transport?.connectFailed?.(peer)
   }
 
   async shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -196,13 +240,15 @@ export class Host implements HostApi {
   async #lead(): Promise<void> {
     const config = this.#config!
     try {
+      const transport = this.#factories.createTransport(config, this.#transportContext())
       const engine = await ILM.open({
         store: this.#factories.createStore(config),
-        transport: this.#factories.createTransport(config),
+        transport,
         ...(config.limits !== undefined && { limits: config.limits }),
       })
       if (this.#role === 'closed') return void (await engine.close())
       this.#engine = engine
+      this.#transport = transport
       for (const name of ENGINE_EVENTS) engine.on(name, (payload) => this.#relayEvent(name, payload))
       engine.on('error', (error) => error.code === 'STORE_FENCED' && void this.#demote())
       this.#setRole('leader')
@@ -219,10 +265,28 @@ export class Host implements HostApi {
     }
   }
 
+  #transportContext(): TransportContext {
+    const sink = (): PageSink => this.#sink!
+    return {
+      token: () => sink().token(),
+      rtc: {
+        connect: (peer, initiator) => void sink().rtc({ t: 'connect', peer, initiator }),
+        signal: (peer, data) => void sink().rtc({ t: 'signal', peer, data }),
+        disconnect: (peer) => void sink().rtc({ t: 'disconnect', peer }),
+      },
+      state: (state) => {
+        this.#connection = state
+        this.#sink?.event('connection', state)
+        this.#post({ t: 'event', name: 'connection', payload: state })
+      },
+    }
+  }
+
   /** Lost the lock (stolen while frozen, or fenced): stop the engine, follow. */
   async #demote(): Promise<void> {
     const engine = this.#engine
     this.#engine = undefined
+    this.#transport = undefined
     this.#unsubscribeEngine = undefined
     if (this.#role === 'leader') this.#setRole('follower')
     this.#election?.release()
@@ -289,7 +353,9 @@ export class Host implements HostApi {
       case 'handled':
         return this.#onHandled(m.tab, m.delivery, m.ok)
       case 'event':
-        if (this.#role === 'follower') this.#sink?.event(m.name, m.payload)
+        if (this.#role !== 'follower') return
+        if (m.name === 'connection') this.#connection = m.payload as ConnectionState
+        this.#sink?.event(m.name, m.payload)
         return
     }
   }
@@ -381,6 +447,18 @@ export class Host implements HostApi {
 
   #nextRole(): Promise<void> {
     return new Promise((resolve) => this.#roleWaiters.push(resolve))
+  }
+}
+
+function validateConfig(config: HostConfig): void {
+  if (typeof config !== 'object' || config === null) throw new TypeError('config must be an object')
+  if (!isPeerId(config.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
+  const transport = config.transport as { kind?: unknown; url?: unknown } | undefined
+  if (transport?.kind === 'broadcast-channel') return
+  if (transport?.kind !== 'websocket') throw new TypeError('transport.kind must be "broadcast-channel" or "websocket"')
+  const urls = typeof transport.url === 'string' ? [transport.url] : transport.url
+  if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^wss?:\/\//.test(u))) {
+    throw new TypeError('transport.url must be a ws:// or wss:// URL (or a non-empty list of them)')
   }
 }
 

@@ -5,4 +5,4 @@
 export { exposeHost } from './expose.js'
 export { Host, type HostApi, type PageSink, type Role } from './host.js'
 export { defaultFactories } from './default-factories.js'
-export type { HostConfig, HostFactories, TransportConfig } from './config.js'
+export type { ConnectionState, HostConfig, HostFactories, TransportConfig, TransportContext, WebRtcConfig } from './config.js'

@@ -1,0 +1,126 @@
+import { transfer } from 'comlink'
+
+/** What the worker asks the page to do about WebRTC (workers cannot create RTCPeerConnections). */
+export type RtcCommand =
+  | { readonly t: 'connect'; readonly peer: string; readonly initiator: boolean }
+  | { readonly t: 'signal'; readonly peer: string; readonly data: unknown }
+  | { readonly t: 'disconnect'; readonly peer: string }
+
+/** The worker's side of the page's WebRTC work. */
+export interface RtcPort {
+  rtcSignal(peer: string, data: unknown): void
+  rtcChannel(peer: string, channel: RTCDataChannel): void
+  rtcFailed(peer: string): void
+}
+
+type Signal = { readonly description: RTCSessionDescriptionInit } | { readonly candidate: RTCIceCandidateInit }
+
+/**
+ * Makes RTCPeerConnections for the leader's worker. Each data channel is
+ * transferred to the worker in the task that created it (a channel can only
+ * be transferred before it is used), so frames never pass through the page.
+ * Signalling data comes from other peers through the relay: it is checked
+ * before use and a bad one just fails that connection.
+ */
+export class PageRtc {
+  readonly #port: RtcPort
+  readonly #config: RTCConfiguration
+  readonly #connections = new Map<string, RTCPeerConnection>()
+
+  constructor(port: RtcPort, config: RTCConfiguration) {
+    this.#port = port
+    this.#config = config
+  }
+
+  command(command: RtcCommand): void {
+    switch (command.t) {
+      case 'connect':
+        return this.#connect(command.peer, command.initiator)
+      case 'signal':
+        return void this.#signal(command.peer, command.data)
+      case 'disconnect':
+        return this.#disconnect(command.peer)
+    }
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    for (const peer of [...this.#connections.keys()]) this.#disconnect(peer)
+  }
+
+  #connect(peer: string, initiator: boolean): void {
+    this.#disconnect(peer)
+    const pc = new RTCPeerConnection(this.#config)
+    this.#connections.set(peer, pc)
+    pc.onicecandidate = (event) => {
+      if (event.candidate !== null) this.#port.rtcSignal(peer, { candidate: event.candidate.toJSON() })
+    }
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed') this.#fail(peer, pc)
+    }
+    if (initiator) {
+      const channel = pc.createDataChannel('intersession', { ordered: true })
+      this.#port.rtcChannel(peer, transfer(channel, [channel as unknown as Transferable]))
+      void this.#offer(peer, pc)
+    } else {
+      pc.ondatachannel = (event) => this.#port.rtcChannel(peer, transfer(event.channel, [event.channel as unknown as Transferable]))
+    }
+  }
+
+  async #offer(peer: string, pc: RTCPeerConnection): Promise<void> {
+    try {
+      await pc.setLocalDescription(await pc.createOffer())
+      this.#port.rtcSignal(peer, { description: pc.localDescription!.toJSON() })
+    } catch {
+      this.#fail(peer, pc)
+    }
+  }
+
+  async #signal(peer: string, data: unknown): Promise<void> {
+    const pc = this.#connections.get(peer)
+    const signal = parseSignal(data)
+    if (pc === undefined || signal === undefined) return
+    try {
+      if ('candidate' in signal) return await pc.addIceCandidate(signal.candidate)
+      await pc.setRemoteDescription(signal.description)
+      if (signal.description.type !== 'offer') return
+      await pc.setLocalDescription(await pc.createAnswer())
+      this.#port.rtcSignal(peer, { description: pc.localDescription!.toJSON() })
+    } catch {
+      this.#fail(peer, pc)
+    }
+  }
+
+  #fail(peer: string, pc: RTCPeerConnection): void {
+    if (this.#connections.get(peer) !== pc) return
+    this.#disconnect(peer)
+    this.#port.rtcFailed(peer)
+  }
+
+  #disconnect(peer: string): void {
+    const pc = this.#connections.get(peer)
+    this.#connections.delete(peer)
+    pc?.close()
+  }
+}
+
+function parseSignal(data: unknown): Signal | undefined {
+  if (typeof data !== 'object' || data === null) return undefined
+  const d = data as Record<string, unknown>
+  const description = d.description as Record<string, unknown> | undefined
+  if (typeof description === 'object' && description !== null) {
+    const ok = (description.type === 'offer' || description.type === 'answer') && typeof description.sdp === 'string' && description.sdp.length < 65_536
+    return ok ? { description: { type: description.type as RTCSdpType, sdp: description.sdp as string } } : undefined
+  }
+  const candidate = d.candidate as Record<string, unknown> | undefined
+  if (typeof candidate === 'object' && candidate !== null && typeof candidate.candidate === 'string' && candidate.candidate.length < 4096) {
+    return {
+      candidate: {
+        candidate: candidate.candidate,
+        sdpMid: typeof candidate.sdpMid === 'string' ? candidate.sdpMid : null,
+        sdpMLineIndex: typeof candidate.sdpMLineIndex === 'number' ? candidate.sdpMLineIndex : null,
+      },
+    }
+  }
+  return undefined
+}

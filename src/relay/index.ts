@@ -1,0 +1,24 @@
+/// <reference types="node" />
+export {
+  createRelay,
+  DEFAULT_RELAY_LIMITS,
+  type RefusalReason,
+  type RelayHandle,
+  type RelayLimits,
+  type RelayLogEntry,
+  type RelayOptions,
+  type RelayStats,
+  type VerifyResult,
+  type VerifyToken,
+} from './relay.js'
+export { createToken, type CreateTokenOptions } from './token.js'
+export {
+  CLOSE_CODES,
+  envelope,
+  openEnvelope,
+  parseClientControl,
+  parseRelayControl,
+  type ClientControl,
+  type RelayControl,
+  type RelayLimitsInfo,
+} from './wire.js'

@@ -1,0 +1,759 @@
+import type { Clock, TimerHandle } from '../core/clock.js'
+import { IlmError } from '../core/errors.js'
+import { isPeerId, type PeerId } from '../core/ids.js'
+import type { Transport, TransportEvents } from '../core/transport.js'
+import { CLOSE_CODES, envelope, openEnvelope, parseRelayControl, type ClientControl, type RelayControl, type RelayLimitsInfo } from '../relay/wire.js'
+import { systemClock } from '../runtime/system-clock.js'
+import { backoffBounds, backoffDelay, type BackoffOptions } from './backoff.js'
+
+/**
+ * The part of a WebSocket the transport uses. The browser / worker
+ * `WebSocket` fits, and so does the `ws` package's class in Node.
+ * Handlers are only ever assigned, never cleared: with `ws`, clearing
+ * `onerror` would let a late `error` event crash the process.
+ */
+export interface WebSocketLike {
+  binaryType: string
+  readonly readyState: number
+  readonly bufferedAmount: number
+  onopen: ((event: never) => void) | null
+  onmessage: ((event: never) => void) | null
+  onclose: ((event: never) => void) | null
+  onerror: ((event: never) => void) | null
+  send(data: string | Uint8Array): void
+  close(code?: number, reason?: string): void
+}
+
+/** A WebSocket class: the global `WebSocket`, or `ws`'s default export in Node. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+/** Where the connection to the relay stands. */
+export type WebSocketStatus = 'connecting' | 'online' | 'offline' | 'failed' | 'closed'
+
+/** A snapshot of the connection, for UIs ("reconnecting in 4 s") and diagnostics. */
+export interface WebSocketTransportState {
+  /**
+   * - `connecting`: getting a token, opening the socket or logging in.
+   * - `online`: logged in; frames flow.
+   * - `offline`: disconnected (or not opened yet); a retry is due at `nextRetryAt` once opened.
+   * - `failed`: stopped for good because the relay refused this identity (`reason` says why).
+   * - `closed`: stopped for good by `close()`, or replaced by a newer login of the same id.
+   */
+  readonly status: WebSocketStatus
+  /** While `offline` and opened: when the next attempt starts (epoch ms, on the transport's clock). */
+  readonly nextRetryAt?: number
+  /** Why the last connection ended or why the transport stopped. */
+  readonly reason?: string
+  /** The relay URL in use (`connecting`, `online`) or to be tried next (`offline`). */
+  readonly url?: string
+}
+
+/** Options of a {@link WebSocketTransport}. Give exactly one of `url` and `urls`. */
+export interface WebSocketTransportOptions {
+  /** This end's peer id; the relay must authenticate the token as this id. */
+  readonly localId: string
+  /** The relay's `ws:` or `wss:` URL. */
+  readonly url?: string
+  /** Several equivalent relays: the first attempt picks one at random, each reconnect moves to the next. */
+  readonly urls?: readonly string[]
+  /** The login token, or a function called before every login (so an app can refresh it). */
+  readonly token: string | (() => string | Promise<string>)
+  /** Drives backoff, heartbeats and polling (default: the system clock). */
+  readonly clock?: Clock
+  /** The WebSocket class (default: the global `WebSocket`; required in Node 20, e.g. `ws`). */
+  readonly WebSocket?: WebSocketConstructor
+  /** Reconnect delays: full jitter, `random(0, min(maxMs, initialMs * 2^attempt))` (defaults 500, 30 000). */
+  readonly backoff?: BackoffOptions
+  /**
+   * A ping goes out every `heartbeatMs` (default 15 000); no pong within
+   * `heartbeatMs` means the socket is half-open, and it is replaced. Also the
+   * longest wait for `welcome` after a socket is created.
+   */
+  readonly heartbeatMs?: number
+  /** Above this many bytes buffered in the socket, `send` returns a promise that settles once half drained (default 4 MiB). */
+  readonly maxBufferedBytes?: number
+  /** Uniform draws in [0, 1) for jitter and the first URL (default `Math.random`); for tests. */
+  readonly random?: () => number
+}
+
+/** A listener of {@link WebSocketTransport.onState}. */
+export type WebSocketStateListener = (state: WebSocketTransportState) => void
+
+/** `WebSocket.OPEN`, the same in every implementation. */
+const OPEN = 1
+/** The relay refuses longer watch lists as malformed (wire.ts), which would end the connection. */
+const MAX_WATCH = 10_000
+const DRAIN_POLL_FIRST_MS = 10
+const DRAIN_POLL_MAX_MS = 50
+
+/** A pending "wait until the socket drains" promise, shared by every send that hits the limit. */
+interface Drain {
+  readonly socket: WebSocketLike
+  readonly promise: Promise<void>
+  readonly resolve: () => void
+  readonly reject: (error: IlmError) => void
+  timer: TimerHandle | undefined
+  intervalMs: number
+}
+
+/** The outstanding heartbeat ping of the current socket. */
+interface Ping {
+  n: number
+  awaiting: boolean
+  /** `bufferedAmount` when the ping was queued; a shrinking buffer means the link is slow, not dead. */
+  bufferedAtPing: number
+}
+
+/**
+ * A {@link Transport} through a relay server over WebSocket (browsers,
+ * workers, Node), speaking the protocol of `relay/wire.ts`.
+ *
+ * - Login: fetches the token, opens the socket, sends `auth`; online once the
+ *   relay's `welcome` names `localId`. Then the watch list is (re-)sent and
+ *   heartbeats start.
+ * - Presence: peers are online as the relay reports them for the watched ids
+ *   (`watch`), and as soon as a frame from them arrives (the relay only
+ *   forwards from logged-in peers). `undeliverable` with reason `offline`
+ *   reports a peer offline. Only changes are reported. When the connection
+ *   drops, every online peer is reported offline.
+ * - Reconnects: exponential backoff with full jitter, moving to the next URL
+ *   each time; at once after `GOING_AWAY` or an expired token refreshed by the
+ *   token function, when that connection had been online. `wake()` (also on the
+ *   `online` event and when the page becomes visible) retries at once.
+ * - Stops for good on `AUTH_FAILED`, a `welcome` for another id, or an expired
+ *   fixed token (`failed`), and on `REPLACED` (`closed`): reports `closed()`.
+ * - Sends fail with `TRANSPORT_FAILED` while not online or to a peer not known
+ *   online; a send that leaves more than `maxBufferedBytes` in the socket
+ *   returns a promise that settles once it drains below half.
+ *
+ * ```ts
+ * const transport = new WebSocketTransport({ localId: 'alice', url: 'wss://relay.example', token: () => fetchToken() })
+ * transport.onState((s) => render(s.status, s.nextRetryAt))
+ * const ilm = await ILM.open({ store, transport })
+ * ```
+ */
+export class WebSocketTransport implements Transport {
+  /** This end's id, as the relay authenticates it. */
+  readonly localId: PeerId
+  /** The relay URLs, in failover order. */
+  readonly urls: readonly string[]
+  /**
+   * Receives `signal` messages relayed from other peers (WebRTC signalling).
+   * Set by a wrapper; a throw is rethrown asynchronously.
+   */
+  onSignal: ((from: PeerId, data: unknown) => void) | undefined = undefined
+
+  readonly #clock: Clock
+  readonly #token: string | (() => string | Promise<string>)
+  readonly #WebSocket: WebSocketConstructor
+  readonly #backoff: Required<BackoffOptions>
+  readonly #heartbeatMs: number
+  readonly #maxBufferedBytes: number
+  readonly #random: () => number
+  readonly #stateListeners = new Set<WebSocketStateListener>()
+  #state: WebSocketTransportState = Object.freeze({ status: 'offline' as const })
+  #opened = false
+  #stopped = false
+  #events: TransportEvents | undefined
+  #urlIndex: number
+  /** Failed connections since the last `welcome`: the backoff exponent. */
+  #attempt = 0
+  /** Bumped per connection attempt, so a late token or socket of an abandoned attempt is ignored. */
+  #dials = 0
+  #socket: WebSocketLike | undefined
+  #loggedIn = false
+  #limits: RelayLimitsInfo | undefined
+  #retryTimer: TimerHandle | undefined
+  /** The welcome deadline while logging in; the heartbeat while online. */
+  #deadline: TimerHandle | undefined
+  #ping: Ping = { n: 0, awaiting: false, bufferedAtPing: 0 }
+  #drain: Drain | undefined
+  #watchList: readonly PeerId[] = []
+  /** Peers reported online: exactly those that get `peer(p, false)` when the connection drops. */
+  readonly #online = new Set<PeerId>()
+  #unlisten: (() => void) | undefined
+
+  /**
+   * A transport for `localId`, to be opened by its engine.
+   * @throws TypeError on an invalid peer id, URL or token, or when no WebSocket class is available.
+   * @throws RangeError on non-positive `heartbeatMs` / `maxBufferedBytes` or invalid backoff bounds.
+   */
+  constructor(options: WebSocketTransportOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('WebSocketTransport: options must be an object')
+    const { localId, token, clock = systemClock, heartbeatMs = 15_000, maxBufferedBytes = 4 * 1024 * 1024, random = Math.random } = options
+    if (!isPeerId(localId)) throw new TypeError(`WebSocketTransport: invalid peer id ${JSON.stringify(localId)}`)
+    if (!((typeof token === 'string' && token.length > 0) || typeof token === 'function')) {
+      throw new TypeError('WebSocketTransport: token must be a non-empty string or a function')
+    }
+    if (!(Number.isFinite(heartbeatMs) && heartbeatMs > 0)) throw new RangeError(`WebSocketTransport: heartbeatMs must be positive, got ${String(heartbeatMs)}`)
+    if (!(Number.isFinite(maxBufferedBytes) && maxBufferedBytes > 0)) {
+      throw new RangeError(`WebSocketTransport: maxBufferedBytes must be positive, got ${String(maxBufferedBytes)}`)
+    }
+    if (typeof random !== 'function') throw new TypeError('WebSocketTransport: random must be a function')
+    this.localId = localId
+    this.urls = relayUrls(options)
+    this.#token = token
+    this.#clock = clock
+    this.#WebSocket = options.WebSocket ?? globalWebSocket()
+    this.#backoff = backoffBounds(options.backoff)
+    this.#heartbeatMs = heartbeatMs
+    this.#maxBufferedBytes = maxBufferedBytes
+    this.#random = random
+    this.#urlIndex = this.urls.length > 1 ? Math.min(this.urls.length - 1, Math.floor(unit(random()) * this.urls.length)) : 0
+  }
+
+  /** The current connection state (a frozen snapshot). */
+  get state(): WebSocketTransportState {
+    return this.#state
+  }
+
+  /**
+   * Calls `listener` with every new state (not the current one). A throw is
+   * rethrown asynchronously. Returns the unsubscribe function.
+   */
+  onState(listener: WebSocketStateListener): () => void {
+    if (typeof listener !== 'function') throw new TypeError('WebSocketTransport.onState: listener must be a function')
+    const entry: WebSocketStateListener = (state) => listener(state)
+    this.#stateListeners.add(entry)
+    return () => void this.#stateListeners.delete(entry)
+  }
+
+  /**
+   * Starts connecting (asynchronously: nothing is reported inside `open`).
+   * Resolves at once, online or not. A no-op after `close()`.
+   * @throws Error when called twice; TypeError on malformed `events`.
+   */
+  open(events: TransportEvents): void {
+    if (this.#opened) throw new Error(`WebSocketTransport(${this.localId}).open: already opened`)
+    if (!isEvents(events)) throw new TypeError('WebSocketTransport.open: events must have frame, peer and closed functions')
+    this.#opened = true
+    if (this.#stopped) return
+    this.#events = events
+    this.#unlisten = listenForWake(() => this.wake())
+    this.#connect()
+  }
+
+  /**
+   * Sets the peers whose presence the relay reports (replacing the previous
+   * list), sent now when online and again after every login. Invalid ids are
+   * skipped; at most 10 000 are sent.
+   */
+  watch(peers: readonly PeerId[]): void {
+    if (!Array.isArray(peers)) throw new TypeError('WebSocketTransport.watch: peers must be an array')
+    if (this.#stopped) return
+    this.#watchList = [...new Set(peers.filter(isPeerId))].slice(0, MAX_WATCH)
+    this.#sendWatch()
+  }
+
+  /**
+   * Sends a frame to `to` through the relay. Returns a promise when the
+   * socket's buffer is over `maxBufferedBytes`: it resolves once the buffer is
+   * below half, and rejects with `TRANSPORT_FAILED` if the connection drops first.
+   * @throws IlmError('TRANSPORT_FAILED') when not online, `to` is not known online, the frame exceeds the relay's `maxFrameBytes`, or the socket refuses it.
+   */
+  send(to: PeerId, data: Uint8Array): void | Promise<void> {
+    const socket = this.#onlineSocket('send')
+    if (!isUint8Array(data)) throw new TypeError('WebSocketTransport.send: data must be a Uint8Array')
+    if (!this.#online.has(to)) throw this.#failure(`peer ${JSON.stringify(to)} is not online`)
+    const packed = envelope(to, data)
+    if (this.#limits !== undefined && packed.byteLength > this.#limits.maxFrameBytes) {
+      // The relay would end the whole connection (TOO_BIG) over this one frame.
+      throw this.#failure(`a frame of ${packed.byteLength} bytes exceeds the relay's maxFrameBytes ${this.#limits.maxFrameBytes}`)
+    }
+    this.#write(socket, packed)
+    return socket.bufferedAmount > this.#maxBufferedBytes ? this.#drained(socket) : undefined
+  }
+
+  /**
+   * Sends WebRTC signalling `data` (JSON-serialisable) to `to` through the relay.
+   * @throws IlmError('TRANSPORT_FAILED') when not online; TypeError when `data` cannot be serialised.
+   */
+  signal(to: PeerId, data: unknown): void {
+    const socket = this.#onlineSocket('signal')
+    if (!isPeerId(to)) throw new TypeError(`WebSocketTransport.signal: invalid peer id ${JSON.stringify(to)}`)
+    let text: string
+    try {
+      text = JSON.stringify({ t: 'signal', to, data } satisfies ClientControl)
+    } catch (error) {
+      throw new TypeError('WebSocketTransport.signal: data is not JSON-serialisable', { cause: error })
+    }
+    this.#write(socket, text)
+  }
+
+  /**
+   * Retries now when waiting to reconnect; when online, checks the connection
+   * with an early ping. Call it when the network comes back or the app returns
+   * to the foreground (the transport already does on `online` and
+   * `visibilitychange` where those events exist). A no-op otherwise.
+   */
+  wake(): void {
+    if (!this.#opened || this.#stopped) return
+    if (this.#state.status === 'offline') this.#connect()
+    else if (this.#loggedIn && !this.#ping.awaiting) this.#heartbeat()
+  }
+
+  /** Closes the socket (code 1000) and stops every timer and listener. Idempotent; no event follows. */
+  close(): void {
+    if (this.#state.status === 'closed') return
+    this.#shutDown()
+    this.#setState({ status: 'closed' })
+  }
+
+  // --- connecting -----------------------------------------------------------
+
+  #connect(): void {
+    this.#clearRetry()
+    const dial = ++this.#dials
+    const url = this.urls[this.#urlIndex] as string
+    this.#setState({ status: 'connecting', url })
+    const current = (): boolean => dial === this.#dials && !this.#stopped
+    // Through a promise even for a fixed token: a throwing token function becomes a rejection.
+    Promise.resolve()
+      .then(() => (typeof this.#token === 'string' ? this.#token : this.#token()))
+      .then(
+        (token: unknown) => {
+          if (!current()) return
+          if (typeof token === 'string' && token.length > 0) this.#dial(url, token)
+          else this.#stop('failed', `the token function returned ${describeValue(token)}, not a non-empty string`)
+        },
+        (error: unknown) => {
+          // Not the relay's fault: the next attempt stays on the same URL.
+          if (current()) this.#retry(false, `the token function failed: ${describeError(error)}`, false)
+        },
+      )
+  }
+
+  #dial(url: string, token: string): void {
+    let socket: WebSocketLike
+    try {
+      socket = new this.#WebSocket(url)
+      socket.binaryType = 'arraybuffer'
+    } catch (error) {
+      this.#retry(false, `cannot open a WebSocket to ${url}: ${describeError(error)}`)
+      return
+    }
+    this.#socket = socket
+    this.#loggedIn = false
+    this.#ping = { n: this.#ping.n, awaiting: false, bufferedAtPing: 0 }
+    socket.onopen = () => {
+      if (this.#socket === socket) this.#sendControl(socket, { t: 'auth', token })
+    }
+    socket.onmessage = (event: { data: unknown }) => {
+      if (this.#socket === socket) this.#receive(event.data)
+    }
+    socket.onclose = (event: { code?: unknown; reason?: unknown }) => {
+      if (this.#socket === socket) this.#dropped(closeCode(event.code), closeReason(event.code, event.reason))
+    }
+    // An error event is always followed by a close event, which carries the code.
+    socket.onerror = () => {}
+    this.#armDeadline(() => this.#abandon(`no welcome within ${this.#heartbeatMs} ms`))
+  }
+
+  #welcome(m: Extract<RelayControl, { t: 'welcome' }>): void {
+    if (this.#loggedIn) return
+    if (m.id !== this.localId) {
+      this.#stop('failed', `the relay authenticated this connection as ${JSON.stringify(m.id)}, not ${JSON.stringify(this.localId)}`)
+      return
+    }
+    this.#loggedIn = true
+    this.#attempt = 0
+    this.#limits = m.limits
+    this.#setState({ status: 'online', url: this.urls[this.#urlIndex] as string })
+    this.#sendWatch()
+    this.#armDeadline(() => this.#heartbeat())
+  }
+
+  // --- disconnecting --------------------------------------------------------
+
+  /** Gives up on the current socket without waiting for its close handshake (half-open, or no welcome). */
+  #abandon(reason: string): void {
+    const socket = this.#socket
+    if (socket === undefined) return
+    this.#detach()
+    closeQuietly(socket)
+    this.#dropped(undefined, reason)
+  }
+
+  /** The current connection ended: report peers offline, then stop or schedule the next attempt. */
+  #dropped(code: number | undefined, reason: string): void {
+    const wasOnline = this.#loggedIn
+    this.#detach()
+    for (const peer of [...this.#online]) this.#markOffline(peer)
+    if (this.#stopped) return
+    switch (code) {
+      case CLOSE_CODES.AUTH_FAILED:
+        this.#stop('failed', reason)
+        return
+      case CLOSE_CODES.REPLACED:
+        this.#stop('closed', reason)
+        return
+      case CLOSE_CODES.AUTH_EXPIRED:
+        if (typeof this.#token === 'string') this.#stop('failed', `${reason}; the token is a fixed string, so it cannot be refreshed`)
+        else this.#retry(wasOnline, reason)
+        return
+      default:
+        // Only a connection that had been online earns an immediate retry: no tight loop against a broken relay.
+        this.#retry(wasOnline && code === CLOSE_CODES.GOING_AWAY, reason)
+    }
+  }
+
+  /** Forgets the current socket and everything tied to it. */
+  #detach(): void {
+    this.#socket = undefined
+    this.#loggedIn = false
+    this.#clearDeadline()
+    this.#settleDrain()
+  }
+
+  #retry(immediate: boolean, reason: string, nextUrl = true): void {
+    if (nextUrl) this.#urlIndex = (this.#urlIndex + 1) % this.urls.length
+    const delay = immediate ? 0 : backoffDelay(this.#attempt++, this.#backoff, this.#random)
+    this.#setState({ status: 'offline', nextRetryAt: this.#clock.now() + delay, reason, url: this.urls[this.#urlIndex] as string })
+    this.#retryTimer = this.#clock.setTimeout(() => {
+      this.#retryTimer = undefined
+      if (!this.#stopped) this.#connect()
+    }, delay)
+  }
+
+  /** Stops for good (not by `close()`): the engine hears `closed()`. */
+  #stop(status: 'failed' | 'closed', reason: string): void {
+    const events = this.#events
+    this.#shutDown()
+    this.#setState({ status, reason })
+    if (events !== undefined) emitTo(events, (e) => e.closed())
+  }
+
+  #shutDown(): void {
+    this.#stopped = true
+    this.#events = undefined
+    const socket = this.#socket
+    this.#detach()
+    this.#clearRetry()
+    this.#online.clear()
+    this.#unlisten?.()
+    this.#unlisten = undefined
+    if (socket !== undefined) closeQuietly(socket)
+  }
+
+  // --- receiving ------------------------------------------------------------
+
+  #receive(data: unknown): void {
+    if (typeof data === 'string') {
+      const message = parseRelayControl(data)
+      if (message !== undefined) this.#control(message)
+      return
+    }
+    const bytes = toBytes(data)
+    if (bytes === undefined || !this.#loggedIn) return
+    const opened = openEnvelope(bytes)
+    if (opened === undefined || !isPeerId(opened.address)) return
+    const { address: from, frame } = opened
+    // The relay forwards only from logged-in peers: a frame proves its sender online.
+    this.#markOnline(from)
+    this.#emit((e) => e.frame(from, frame))
+  }
+
+  #control(m: RelayControl): void {
+    if (m.t === 'welcome') {
+      this.#welcome(m)
+      return
+    }
+    if (!this.#loggedIn) return
+    switch (m.t) {
+      case 'pong':
+        this.#ping.awaiting = false
+        return
+      case 'presence':
+        if (!isPeerId(m.peer)) return
+        if (m.online) this.#markOnline(m.peer)
+        else this.#markOffline(m.peer)
+        return
+      case 'undeliverable':
+        // 'slow' is the relay shedding load: the engine retransmits.
+        if (m.reason === 'offline' && isPeerId(m.peer)) this.#markOffline(m.peer)
+        return
+      case 'signal':
+        if (isPeerId(m.from)) this.#signalled(m.from, m.data)
+        return
+    }
+  }
+
+  #signalled(from: PeerId, data: unknown): void {
+    const hook = this.onSignal
+    if (hook === undefined) return
+    try {
+      hook(from, data)
+    } catch (error) {
+      rethrowLater(error)
+    }
+  }
+
+  #markOnline(peer: PeerId): void {
+    if (peer === this.localId || this.#online.has(peer)) return
+    this.#online.add(peer)
+    this.#emit((e) => e.peer(peer, true))
+  }
+
+  #markOffline(peer: PeerId): void {
+    if (!this.#online.delete(peer)) return
+    this.#emit((e) => e.peer(peer, false))
+  }
+
+  // --- sending --------------------------------------------------------------
+
+  #onlineSocket(what: string): WebSocketLike {
+    const socket = this.#socket
+    if (socket === undefined || !this.#loggedIn || socket.readyState !== OPEN) {
+      const { status, reason } = this.#state
+      throw this.#failure(`cannot ${what} while ${status === 'online' ? 'the socket closes' : status}${reason === undefined ? '' : ` (${reason})`}`)
+    }
+    return socket
+  }
+
+  #write(socket: WebSocketLike, data: string | Uint8Array): void {
+    try {
+      socket.send(data)
+    } catch (error) {
+      throw new IlmError('TRANSPORT_FAILED', `WebSocketTransport(${this.localId}): the socket refused the data`, { cause: error })
+    }
+  }
+
+  #sendControl(socket: WebSocketLike, message: ClientControl): void {
+    try {
+      socket.send(JSON.stringify(message))
+    } catch {
+      // The socket is closing: its close event (or the deadline) takes over.
+    }
+  }
+
+  #sendWatch(): void {
+    const socket = this.#socket
+    if (socket !== undefined && this.#loggedIn) this.#sendControl(socket, { t: 'watch', peers: this.#watchList })
+  }
+
+  /** The promise of a send that overfilled the socket; one is shared while the buffer drains. */
+  #drained(socket: WebSocketLike): Promise<void> {
+    if (this.#drain !== undefined) return this.#drain.promise
+    let resolve!: () => void
+    let reject!: (error: IlmError) => void
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    // A caller that drops the promise must not cause an unhandled rejection.
+    promise.catch(() => {})
+    this.#drain = { socket, promise, resolve, reject, timer: undefined, intervalMs: DRAIN_POLL_FIRST_MS }
+    this.#pollDrain(this.#drain)
+    return promise
+  }
+
+  #pollDrain(drain: Drain): void {
+    drain.timer = this.#clock.setTimeout(() => {
+      drain.timer = undefined
+      if (this.#drain !== drain) return
+      if (drain.socket.bufferedAmount <= this.#maxBufferedBytes / 2) {
+        this.#drain = undefined
+        drain.resolve()
+        return
+      }
+      drain.intervalMs = Math.min(DRAIN_POLL_MAX_MS, drain.intervalMs * 2)
+      this.#pollDrain(drain)
+    }, drain.intervalMs)
+  }
+
+  /** Rejects a pending drain: its socket is gone, and what it buffered with it. */
+  #settleDrain(): void {
+    const drain = this.#drain
+    if (drain === undefined) return
+    this.#drain = undefined
+    if (drain.timer !== undefined) this.#clock.clearTimeout(drain.timer)
+    drain.reject(this.#failure('the connection closed before the socket drained'))
+  }
+
+  // --- heartbeat ------------------------------------------------------------
+
+  /** Runs every `heartbeatMs` while online: a ping, or the verdict on the previous one. */
+  #heartbeat(): void {
+    const socket = this.#socket
+    if (socket === undefined || !this.#loggedIn) return
+    if (this.#ping.awaiting) {
+      if (!this.#stillDraining(socket)) {
+        this.#abandon(`no pong within ${this.#heartbeatMs} ms (half-open connection)`)
+        return
+      }
+    } else {
+      this.#ping.n++
+      this.#sendControl(socket, { t: 'ping', n: this.#ping.n })
+      this.#ping.awaiting = true
+      this.#ping.bufferedAtPing = socket.bufferedAmount
+    }
+    this.#armDeadline(() => this.#heartbeat())
+  }
+
+  /** The ping may still sit behind a large upload that is making progress: a slow link, not a dead one. */
+  #stillDraining(socket: WebSocketLike): boolean {
+    const buffered = socket.bufferedAmount
+    if (buffered === 0 || buffered >= this.#ping.bufferedAtPing) return false
+    this.#ping.bufferedAtPing = buffered
+    return true
+  }
+
+  // --- plumbing -------------------------------------------------------------
+
+  #armDeadline(fn: () => void): void {
+    this.#clearDeadline()
+    this.#deadline = this.#clock.setTimeout(() => {
+      this.#deadline = undefined
+      fn()
+    }, this.#heartbeatMs)
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline !== undefined) this.#clock.clearTimeout(this.#deadline)
+    this.#deadline = undefined
+  }
+
+  #clearRetry(): void {
+    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+  }
+
+  #setState(state: WebSocketTransportState): void {
+    this.#state = Object.freeze(state)
+    for (const listener of [...this.#stateListeners]) {
+      try {
+        listener(this.#state)
+      } catch (error) {
+        rethrowLater(error)
+      }
+    }
+  }
+
+  #emit(fn: (events: TransportEvents) => void): void {
+    if (this.#events !== undefined && !this.#stopped) emitTo(this.#events, fn)
+  }
+
+  #failure(why: string): IlmError {
+    return new IlmError('TRANSPORT_FAILED', `WebSocketTransport(${this.localId}): ${why}`)
+  }
+}
+
+/** The validated relay URLs of the options. */
+function relayUrls(options: WebSocketTransportOptions): readonly string[] {
+  const { url, urls } = options
+  if ((url === undefined) === (urls === undefined)) throw new TypeError('WebSocketTransport: give exactly one of url and urls')
+  const list = url !== undefined ? [url] : urls
+  if (!Array.isArray(list) || list.length === 0) throw new TypeError('WebSocketTransport: urls must be a non-empty array')
+  for (const candidate of list) {
+    if (!isWebSocketUrl(candidate)) throw new TypeError(`WebSocketTransport: ${JSON.stringify(candidate)} is not a ws: or wss: URL`)
+  }
+  return Object.freeze([...(list as string[])])
+}
+
+function isWebSocketUrl(value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  try {
+    const protocol = new URL(value).protocol
+    return protocol === 'ws:' || protocol === 'wss:'
+  } catch {
+    return false
+  }
+}
+
+function globalWebSocket(): WebSocketConstructor {
+  const ctor = (globalThis as { WebSocket?: unknown }).WebSocket
+  if (typeof ctor !== 'function') throw new TypeError('WebSocketTransport: no global WebSocket here (Node 20); pass options.WebSocket, e.g. the ws package')
+  return ctor as WebSocketConstructor
+}
+
+interface WakeTarget {
+  addEventListener(type: string, listener: () => void): void
+  removeEventListener(type: string, listener: () => void): void
+}
+
+/** Calls `wake` when the network comes back or the page becomes visible, where those events exist. Returns the remover. */
+function listenForWake(wake: () => void): () => void {
+  const removers: (() => void)[] = []
+  const listen = (target: unknown, type: string, listener: () => void): void => {
+    if (!isWakeTarget(target)) return
+    target.addEventListener(type, listener)
+    removers.push(() => target.removeEventListener(type, listener))
+  }
+  listen(globalThis, 'online', wake)
+  const doc = (globalThis as { document?: { visibilityState?: unknown } }).document
+  listen(doc, 'visibilitychange', () => {
+    if (doc?.visibilityState !== 'hidden') wake()
+  })
+  return () => {
+    for (const remove of removers.splice(0)) remove()
+  }
+}
+
+function isWakeTarget(value: unknown): value is WakeTarget {
+  if (typeof value !== 'object' || value === null) return false
+  const t = value as Record<string, unknown>
+  return typeof t.addEventListener === 'function' && typeof t.removeEventListener === 'function'
+}
+
+/** Message data as bytes: an ArrayBuffer (`binaryType = 'arraybuffer'`) or a view (a Node Buffer). Blobs are not expected. */
+function toBytes(data: unknown): Uint8Array | undefined {
+  // By tag, not instanceof: the buffer may come from another realm.
+  if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return new Uint8Array(data as ArrayBuffer)
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  return undefined
+}
+
+function closeCode(code: unknown): number | undefined {
+  return typeof code === 'number' ? code : undefined
+}
+
+function closeReason(code: unknown, reason: unknown): string {
+  const text = typeof reason === 'string' && reason.length > 0 ? `: ${reason}` : ''
+  return `connection closed (code ${typeof code === 'number' ? code : 'unknown'}${text})`
+}
+
+function closeQuietly(socket: WebSocketLike): void {
+  try {
+    socket.close(1000)
+  } catch {
+    // Already closing; nothing left to release.
+  }
+}
+
+/** Calls a handler; a throw is rethrown asynchronously so the transport's own bookkeeping completes. */
+function emitTo(events: TransportEvents, fn: (events: TransportEvents) => void): void {
+  try {
+    fn(events)
+  } catch (error) {
+    rethrowLater(error)
+  }
+}
+
+function rethrowLater(error: unknown): void {
+  queueMicrotask(() => {
+    throw error
+  })
+}
+
+function isEvents(events: unknown): events is TransportEvents {
+  if (typeof events !== 'object' || events === null) return false
+  const e = events as Record<string, unknown>
+  return typeof e.frame === 'function' && typeof e.peer === 'function' && typeof e.closed === 'function'
+}
+
+function isUint8Array(value: unknown): value is Uint8Array {
+  // By tag, not instanceof: the value may come from another realm.
+  return Object.prototype.toString.call(value) === '[object Uint8Array]'
+}
+
+function unit(draw: number): number {
+  return Number.isFinite(draw) ? Math.min(Math.max(draw, 0), 1) : 0
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+function describeValue(value: unknown): string {
+  return typeof value === 'string' ? 'an empty string' : typeof value
+}

@@ -1,0 +1,936 @@
+import { createServer } from 'node:net'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
+import { isIlmError } from '../../src/core/errors.js'
+import type { PeerId } from '../../src/core/ids.js'
+import type { TransportEvents } from '../../src/core/transport.js'
+import { ILM, MemoryStore } from '../../src/index.js'
+import { createRelay, type RelayHandle, type RelayOptions } from '../../src/relay/relay.js'
+import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type ClientControl } from '../../src/relay/wire.js'
+import { ManualClock } from '../../src/testing/manual-clock.js'
+import { transportContract } from '../../src/testing/transport-contract.js'
+import { backoffDelay } from '../../src/transport/backoff.js'
+import {
+  WebSocketTransport,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type WebSocketTransportOptions,
+  type WebSocketTransportState,
+} from '../../src/transport/websocket.js'
+
+// ---- helpers ------------------------------------------------------------------
+
+/** Everything a test opened, closed after it (in reverse) so Vitest can exit. */
+const closers: (() => unknown)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+const tick = (ms = 5): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+/** Lets promise continuations (the token fetch) run. */
+const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await tick()
+  }
+}
+
+const p = (id: string): PeerId => id as PeerId
+let idCounter = 0
+const uniqueId = (name: string): string => `${name}-${++idCounter}`
+
+interface Log extends TransportEvents {
+  readonly frames: { from: PeerId; data: Uint8Array }[]
+  readonly presence: [string, boolean][]
+  closedCount: number
+  online(peer: string): boolean | undefined
+}
+
+function log(): Log {
+  const l: Log = {
+    frames: [],
+    presence: [],
+    closedCount: 0,
+    frame: (from, data) => void l.frames.push({ from, data }),
+    peer: (peer, online) => void l.presence.push([peer, online]),
+    closed: () => void l.closedCount++,
+    online: (peer) => l.presence.filter(([q]) => q === peer).at(-1)?.[1],
+  }
+  return l
+}
+
+function expectTransportFailed(fn: () => unknown): void {
+  let thrown: unknown
+  try {
+    fn()
+  } catch (error) {
+    thrown = error
+  }
+  expect(isIlmError(thrown, 'TRANSPORT_FAILED'), `expected TRANSPORT_FAILED, got ${String(thrown)}`).toBe(true)
+}
+
+async function startRelay(options: Partial<RelayOptions> = {}): Promise<RelayHandle> {
+  const base: RelayOptions = options.verify !== undefined || options.jwtSecret !== undefined ? {} : { dev: true }
+  const relay = await createRelay({ port: 0, logger: () => {}, ...base, ...options })
+  closers.push(() => relay.close())
+  return relay
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/** The `ws` class, counting the sockets created and the URLs dialled. */
+function countingWebSocket(): { ctor: WebSocketConstructor; urls: string[] } {
+  const urls: string[] = []
+  class Counting extends WebSocket {
+    constructor(url: string) {
+      super(url)
+      urls.push(url)
+    }
+  }
+  return { ctor: Counting, urls }
+}
+
+/** Fast reconnects for real-network tests. */
+const FAST: Pick<WebSocketTransportOptions, 'backoff' | 'WebSocket'> = { backoff: { initialMs: 20, maxMs: 200 }, WebSocket }
+
+function transport(options: Partial<WebSocketTransportOptions> & { localId: string }): WebSocketTransport {
+  const t = new WebSocketTransport({ token: `dev:${options.localId}`, ...FAST, ...options } as WebSocketTransportOptions)
+  closers.push(() => t.close())
+  return t
+}
+
+/** Opens a transport on `relay` and waits until it is online. */
+async function online(
+  relay: RelayHandle,
+  localId: string,
+  options: Partial<WebSocketTransportOptions> = {},
+): Promise<{ t: WebSocketTransport; l: Log }> {
+  const t = transport({ url: relay.url, localId, ...options })
+  const l = log()
+  t.open(l)
+  await until(() => t.state.status === 'online', `${localId} online`)
+  return { t, l }
+}
+
+function statesOf(t: WebSocketTransport): WebSocketTransportState[] {
+  const states: WebSocketTransportState[] = []
+  closers.push(t.onState((s) => void states.push(s)))
+  return states
+}
+
+const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values)
+
+// ---- a scriptable socket, for deterministic tests on a ManualClock ------------
+
+class FakeSocket implements WebSocketLike {
+  binaryType = 'blob'
+  readyState = 0
+  bufferedAmount = 0
+  onopen: ((event: never) => void) | null = null
+  onmessage: ((event: never) => void) | null = null
+  onclose: ((event: never) => void) | null = null
+  onerror: ((event: never) => void) | null = null
+  readonly sent: (string | Uint8Array)[] = []
+  closedWith: number | undefined
+
+  constructor(readonly url: string) {}
+
+  send(data: string | Uint8Array): void {
+    if (this.readyState !== 1) throw new Error('not open')
+    this.sent.push(data)
+  }
+
+  close(code?: number): void {
+    this.closedWith = code
+    this.readyState = 3
+  }
+
+  /** The server side: accepts the connection. */
+  accept(): void {
+    this.readyState = 1
+    call(this.onopen, {})
+  }
+
+  deliver(data: unknown): void {
+    call(this.onmessage, { data })
+  }
+
+  control(message: object): void {
+    this.deliver(JSON.stringify(message))
+  }
+
+  welcome(id: string): void {
+    this.control({ t: 'welcome', id, session: 's', limits: { maxFrameBytes: 1 << 20, framesPerSecond: 1000 } })
+  }
+
+  /** The server side: ends the connection with `code`. */
+  drop(code = 1006, reason = ''): void {
+    this.readyState = 3
+    call(this.onclose, { code, reason })
+  }
+
+  controls(): ClientControl[] {
+    return this.sent.filter((s): s is string => typeof s === 'string').map((s) => parseClientControl(s) as ClientControl)
+  }
+}
+
+function call(handler: ((event: never) => void) | null, event: unknown): void {
+  ;(handler as ((event: unknown) => void) | null)?.(event)
+}
+
+/** A transport on fake sockets and a manual clock. */
+function scripted(options: Partial<WebSocketTransportOptions> = {}): {
+  t: WebSocketTransport
+  l: Log
+  clock: ManualClock
+  sockets: FakeSocket[]
+  last: () => FakeSocket
+  login: () => Promise<FakeSocket>
+} {
+  const clock = new ManualClock()
+  const sockets: FakeSocket[] = []
+  class Recorded extends FakeSocket {
+    constructor(url: string) {
+      super(url)
+      sockets.push(this)
+    }
+  }
+  const where = options.urls === undefined ? { url: 'ws://relay.test' } : {}
+  const t = new WebSocketTransport({ localId: 'me', token: 'dev:me', clock, WebSocket: Recorded, ...where, ...options })
+  closers.push(() => t.close())
+  const l = log()
+  const last = (): FakeSocket => {
+    const s = sockets.at(-1)
+    if (s === undefined) throw new Error('no socket yet')
+    return s
+  }
+  const login = async (): Promise<FakeSocket> => {
+    await flush()
+    const s = last()
+    s.accept()
+    s.welcome(t.localId)
+    return s
+  }
+  return { t, l, clock, sockets, last, login }
+}
+
+// ---- the transport contract, on the real relay --------------------------------
+
+describe('WebSocketTransport: transport contract (real relay)', () => {
+  let relay: RelayHandle
+  beforeAll(async () => {
+    relay = await createRelay({ port: 0, dev: true, logger: () => {} })
+  })
+  afterAll(() => relay.close())
+
+  const cases = transportContract(() => {
+    const [a, b] = [uniqueId('ca'), uniqueId('cb')]
+    const ta = new WebSocketTransport({ localId: a, url: relay.url, token: `dev:${a}`, ...FAST })
+    const tb = new WebSocketTransport({ localId: b, url: relay.url, token: `dev:${b}`, ...FAST })
+    // Presence through a relay is on request: the engine would watch its stream peers.
+    ta.watch([p(b)])
+    tb.watch([p(a)])
+    return { a: ta, b: tb, cleanup: () => {} }
+  })
+  for (const c of cases) it(c.name, () => c.run())
+})
+
+// ---- backoff --------------------------------------------------------------------
+
+describe('backoff', () => {
+  it('grows exponentially, is capped, and is fully jittered', () => {
+    const ceilings = [0, 1, 2, 3, 4, 5, 10, 60, 5000].map((attempt) => backoffDelay(attempt, { initialMs: 100, maxMs: 1000 }, () => 1))
+    expect(ceilings).toEqual([100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000])
+    expect(backoffDelay(3, { initialMs: 100, maxMs: 1000 }, () => 0)).toBe(0)
+    expect(backoffDelay(3, { initialMs: 100, maxMs: 1000 }, () => 0.25)).toBe(200)
+    const draws = Array.from({ length: 2000 }, () => backoffDelay(2, {}))
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(0)
+    expect(Math.max(...draws)).toBeLessThanOrEqual(2000)
+    // Full jitter: spread over the whole window, not bunched near the ceiling.
+    expect(draws.filter((d) => d < 500).length).toBeGreaterThan(300)
+    expect(draws.filter((d) => d > 1500).length).toBeGreaterThan(300)
+    expect(() => backoffDelay(-1)).toThrow(RangeError)
+    expect(() => backoffDelay(0, { initialMs: 10, maxMs: 5 })).toThrow(RangeError)
+  })
+
+  it('reconnect delays follow the jittered, capped schedule and reset after a login', async () => {
+    const draws = [1, 0.5, 1, 0.25, 1, 1, 0]
+    const random = (): number => draws.shift() ?? 1
+    const { t, l, clock, sockets, last, login } = scripted({ backoff: { initialMs: 100, maxMs: 1000 }, random })
+    t.open(l)
+    await flush()
+    const delays: number[] = []
+    for (let i = 0; i < 7; i++) {
+      last().drop(1006)
+      const { status, nextRetryAt } = t.state
+      expect(status).toBe('offline')
+      const delay = (nextRetryAt as number) - clock.now()
+      delays.push(delay)
+      const before = sockets.length
+      if (delay > 0) clock.advance(delay - 1)
+      await flush()
+      expect(sockets.length, 'no attempt before the delay is over').toBe(before)
+      clock.advance(1)
+      await flush()
+      expect(sockets.length).toBe(before + 1)
+      expect(t.state.status).toBe('connecting')
+    }
+    expect(delays).toEqual([100, 100, 400, 200, 1000, 1000, 0])
+
+    // A login resets the exponent.
+    await login()
+    expect(t.state.status).toBe('online')
+    last().drop(1006)
+    expect((t.state.nextRetryAt as number) - clock.now()).toBe(100)
+  })
+})
+
+// ---- lifecycle on scripted sockets -------------------------------------------------
+
+describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () => {
+  it('logs in with auth, goes online on welcome, re-sends the watch list', async () => {
+    const { t, l, last } = scripted()
+    const states = statesOf(t)
+    t.watch([p('bob'), p('carol')])
+    t.open(l)
+    expect(t.state.status).toBe('connecting')
+    await flush()
+    const s = last()
+    expect(s.binaryType).toBe('arraybuffer')
+    s.accept()
+    expect(s.controls()).toEqual([{ t: 'auth', token: 'dev:me' }])
+    s.welcome('me')
+    expect(t.state).toEqual({ status: 'online', url: 'ws://relay.test' })
+    expect(s.controls().slice(1)).toEqual([{ t: 'watch', peers: ['bob', 'carol'] }])
+    t.watch([p('dave')])
+    expect(s.controls().at(-1)).toEqual({ t: 'watch', peers: ['dave'] })
+    expect(states.map((x) => x.status)).toEqual(['connecting', 'online'])
+  })
+
+  it('reports presence changes once, and every online peer offline when the connection drops', async () => {
+    const { t, l, login } = scripted()
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    s.control({ t: 'presence', peer: 'carol', online: false })
+    s.control({ t: 'presence', peer: 'carol', online: true })
+    s.control({ t: 'undeliverable', peer: 'carol', reason: 'slow' })
+    expect(l.presence).toEqual([
+      ['bob', true],
+      ['carol', true],
+    ])
+    s.control({ t: 'undeliverable', peer: 'carol', reason: 'offline' })
+    s.control({ t: 'undeliverable', peer: 'carol', reason: 'offline' })
+    expect(l.presence.at(-1)).toEqual(['carol', false])
+    s.drop(1006)
+    expect(l.presence).toEqual([
+      ['bob', true],
+      ['carol', true],
+      ['carol', false],
+      ['bob', false],
+    ])
+    expect(t.state.status).toBe('offline')
+  })
+
+  it('delivers frames with the relay-stamped sender, who counts as online', async () => {
+    const { t, l, login } = scripted()
+    t.open(l)
+    const s = await login()
+    const packed = envelope('bob', bytes(1, 2, 3))
+    s.deliver(packed.buffer.slice(packed.byteOffset, packed.byteOffset + packed.byteLength))
+    expect(l.presence).toEqual([['bob', true]])
+    expect(l.frames.map((f) => [f.from, [...f.data]])).toEqual([['bob', [1, 2, 3]]])
+    // Now reachable: a send goes out as an envelope to bob.
+    expect(t.send(p('bob'), bytes(9))).toBeUndefined()
+    const out = openEnvelope(s.sent.at(-1) as Uint8Array)
+    expect(out?.address).toBe('bob')
+    expect([...(out?.frame ?? [])]).toEqual([9])
+  })
+
+  it('ignores malformed input without throwing', async () => {
+    const { t, l, last } = scripted()
+    t.open(l)
+    await flush()
+    const s = last()
+    s.accept()
+    // Before welcome nothing counts.
+    s.deliver(envelope('bob', bytes(1)).buffer)
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    s.welcome('me')
+    for (const junk of [
+      'not json',
+      '[]',
+      '{"t":"presence","peer":"bob"}',
+      '{"t":"presence","peer":"has space","online":true}',
+      '{"t":"nope"}',
+      new ArrayBuffer(0),
+      new ArrayBuffer(1),
+      Uint8Array.of(0, 5, 1).buffer,
+      Uint8Array.of(0, 0, 1, 2).buffer,
+      envelope('bad id', bytes(1)).buffer,
+      Uint8Array.of(0, 2, 0xff, 0xfe, 7).buffer,
+      42,
+      null,
+      { data: 'object' },
+    ]) {
+      expect(() => s.deliver(junk)).not.toThrow()
+    }
+    expect(l.frames).toEqual([])
+    expect(l.presence).toEqual([])
+    expect(t.state.status).toBe('online')
+  })
+
+  it('wake() retries at once instead of waiting for the backoff', async () => {
+    const { t, l, clock, sockets, last, login } = scripted({ backoff: { initialMs: 60_000, maxMs: 60_000 }, random: () => 1 })
+    t.open(l)
+    await login()
+    last().drop(1006)
+    expect(t.state.status).toBe('offline')
+    expect((t.state.nextRetryAt as number) - clock.now()).toBe(60_000)
+    t.wake()
+    await flush()
+    expect(sockets.length).toBe(2)
+    expect(t.state.status).toBe('connecting')
+    // The abandoned retry timer is gone: only the welcome deadline is pending.
+    expect(clock.pending).toBe(1)
+    await login()
+    expect(t.state.status).toBe('online')
+  })
+
+  it('wake() on `online` and `visibilitychange` events, listeners removed on close', async () => {
+    const g = globalThis as unknown as Record<string, unknown>
+    const target = new EventTarget()
+    const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+    g.addEventListener = target.addEventListener.bind(target)
+    g.removeEventListener = target.removeEventListener.bind(target)
+    g.document = doc
+    closers.push(() => {
+      delete g.addEventListener
+      delete g.removeEventListener
+      delete g.document
+    })
+    const { t, l, sockets, last, login } = scripted({ backoff: { initialMs: 60_000, maxMs: 60_000 }, random: () => 1 })
+    t.open(l)
+    await login()
+    last().drop(1006)
+    target.dispatchEvent(new Event('online'))
+    await flush()
+    expect(sockets.length).toBe(2)
+    await login()
+    last().drop(1006)
+    doc.visibilityState = 'hidden'
+    doc.dispatchEvent(new Event('visibilitychange'))
+    await flush()
+    expect(sockets.length).toBe(2)
+    doc.visibilityState = 'visible'
+    doc.dispatchEvent(new Event('visibilitychange'))
+    await flush()
+    expect(sockets.length).toBe(3)
+    t.close()
+    target.dispatchEvent(new Event('online'))
+    doc.dispatchEvent(new Event('visibilitychange'))
+    await flush()
+    expect(sockets.length).toBe(3)
+  })
+
+  it('heartbeat: pings every heartbeatMs; a missing pong replaces the half-open socket', async () => {
+    const { t, l, clock, sockets, login } = scripted({ heartbeatMs: 1000, random: () => 1 })
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    clock.advance(1000)
+    expect(s.controls().at(-1)).toEqual({ t: 'ping', n: 1 })
+    s.control({ t: 'pong', n: 1 })
+    clock.advance(1000)
+    expect(s.controls().at(-1)).toEqual({ t: 'ping', n: 2 })
+    expect(t.state.status).toBe('online')
+    // No pong this time.
+    clock.advance(1000)
+    expect(s.closedWith).toBe(1000)
+    expect(t.state.status).toBe('offline')
+    expect(t.state.reason).toMatch(/no pong/)
+    expect(l.presence.at(-1)).toEqual(['bob', false])
+    clock.advance(500)
+    await flush()
+    expect(sockets.length).toBe(2)
+  })
+
+  it('heartbeat: a slow upload that keeps draining is not mistaken for a dead socket', async () => {
+    const { t, l, clock, login } = scripted({ heartbeatMs: 1000 })
+    t.open(l)
+    const s = await login()
+    s.bufferedAmount = 3000
+    clock.advance(1000) // ping queued behind 3000 bytes
+    s.bufferedAmount = 2000
+    clock.advance(1000)
+    expect(t.state.status).toBe('online')
+    s.bufferedAmount = 2000 // stalled
+    clock.advance(1000)
+    expect(t.state.status).toBe('offline')
+  })
+
+  it('no welcome within heartbeatMs: gives up on the socket and retries', async () => {
+    const { t, l, clock, sockets, last } = scripted({ heartbeatMs: 1000, random: () => 1 })
+    t.open(l)
+    await flush()
+    last().accept()
+    clock.advance(1000)
+    expect(last().closedWith).toBe(1000)
+    expect(t.state).toMatchObject({ status: 'offline', reason: expect.stringMatching(/no welcome/) })
+    clock.advance(500)
+    await flush()
+    expect(sockets.length).toBe(2)
+  })
+
+  it('send and signal throw TRANSPORT_FAILED unless online; send to a peer not known online too', async () => {
+    const { t, l, last, login } = scripted()
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+    t.open(l)
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+    expectTransportFailed(() => t.signal(p('bob'), {}))
+    const s = await login()
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    t.send(p('bob'), bytes(1))
+    s.control({ t: 'presence', peer: 'bob', online: false })
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    last().drop(1006)
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+    expectTransportFailed(() => t.signal(p('bob'), {}))
+  })
+
+  it('refuses a frame over the relay maxFrameBytes instead of getting disconnected', async () => {
+    const { t, l, login } = scripted()
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    expectTransportFailed(() => t.send(p('bob'), new Uint8Array(1 << 20)))
+    expect(t.state.status).toBe('online')
+  })
+
+  it('backpressure: a send that overfills the socket returns a promise that settles once half drained', async () => {
+    const { t, l, clock, login } = scripted({ maxBufferedBytes: 1000 })
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    s.bufferedAmount = 900
+    expect(t.send(p('bob'), bytes(1))).toBeUndefined()
+    s.bufferedAmount = 1500
+    const pending = t.send(p('bob'), bytes(2))
+    expect(pending).toBeInstanceOf(Promise)
+    expect(t.send(p('bob'), bytes(3))).toBe(pending)
+    let settled = false
+    void (pending as Promise<void>).then(() => (settled = true))
+    clock.advance(200)
+    await flush()
+    expect(settled).toBe(false)
+    s.bufferedAmount = 600 // not yet below half
+    clock.advance(200)
+    await flush()
+    expect(settled).toBe(false)
+    s.bufferedAmount = 400
+    clock.advance(50)
+    await flush()
+    expect(settled).toBe(true)
+    // The poll timer is gone; only the heartbeat remains.
+    expect(clock.pending).toBe(1)
+
+    // A drop while waiting rejects with TRANSPORT_FAILED.
+    s.bufferedAmount = 5000
+    const doomed = t.send(p('bob'), bytes(4)) as Promise<void>
+    s.drop(1006)
+    const error = await doomed.catch((e: unknown) => e)
+    expect(isIlmError(error, 'TRANSPORT_FAILED')).toBe(true)
+  })
+
+  it('GOING_AWAY reconnects at once, to the next URL', async () => {
+    const urls = ['ws://one.test', 'ws://two.test', 'ws://three.test']
+    const { t, l, clock, sockets, login } = scripted({ urls, random: () => 0.5 })
+    t.open(l)
+    const s = await login()
+    expect(s.url).toBe('ws://two.test')
+    expect(t.state.url).toBe('ws://two.test')
+    s.drop(CLOSE_CODES.GOING_AWAY)
+    expect(t.state).toMatchObject({ status: 'offline', nextRetryAt: clock.now(), url: 'ws://three.test' })
+    clock.advance(0)
+    await flush()
+    expect(sockets.map((x) => x.url)).toEqual(['ws://two.test', 'ws://three.test'])
+    // Not logged in on that one: the next GOING_AWAY backs off.
+    sockets[1]?.drop(CLOSE_CODES.GOING_AWAY)
+    expect((t.state.nextRetryAt as number) - clock.now()).toBeGreaterThan(0)
+    expect(t.state.url).toBe('ws://one.test')
+  })
+
+  it('REPLACED stops for good and reports closed()', async () => {
+    const { t, l, clock, sockets, login } = scripted()
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    s.drop(CLOSE_CODES.REPLACED, 'replaced by a newer login')
+    expect(l.presence.at(-1)).toEqual(['bob', false])
+    expect(l.closedCount).toBe(1)
+    expect(t.state).toMatchObject({ status: 'closed', reason: expect.stringMatching(/4004/) })
+    clock.advance(3_600_000)
+    await flush()
+    expect(sockets.length).toBe(1)
+    expect(clock.pending).toBe(0)
+  })
+
+  it('AUTH_EXPIRED with a fixed token fails; with a token function it refreshes and retries', async () => {
+    const fixed = scripted()
+    fixed.t.open(fixed.l)
+    ;(await fixed.login()).drop(CLOSE_CODES.AUTH_EXPIRED)
+    expect(fixed.t.state).toMatchObject({ status: 'failed', reason: expect.stringMatching(/fixed string/) })
+    expect(fixed.clock.pending).toBe(0)
+
+    const tokens = ['t1', 't2', 't3']
+    const calls: string[] = []
+    const refreshing = scripted({
+      token: async () => {
+        const token = tokens.shift() as string
+        calls.push(token)
+        return token
+      },
+    })
+    refreshing.t.open(refreshing.l)
+    const s = await refreshing.login()
+    expect(s.controls()[0]).toEqual({ t: 'auth', token: 't1' })
+    s.drop(CLOSE_CODES.AUTH_EXPIRED)
+    // It had been online: retry at once with a fresh token.
+    expect(refreshing.t.state).toMatchObject({ status: 'offline', nextRetryAt: refreshing.clock.now() })
+    refreshing.clock.advance(0)
+    const again = await refreshing.login()
+    expect(again.controls()[0]).toEqual({ t: 'auth', token: 't2' })
+    expect(calls).toEqual(['t1', 't2'])
+  })
+
+  it('a token function that rejects is retried with backoff; one returning a non-string fails', async () => {
+    let fail = true
+    const { t, l, clock, sockets } = scripted({
+      random: () => 1,
+      token: () => (fail ? Promise.reject(new Error('token server down')) : 'dev:me'),
+    })
+    t.open(l)
+    await flush()
+    expect(sockets.length).toBe(0)
+    expect(t.state).toMatchObject({ status: 'offline', reason: expect.stringMatching(/token server down/) })
+    fail = false
+    clock.advance(500)
+    await flush()
+    expect(sockets.length).toBe(1)
+
+    const bad = scripted({ token: () => 42 as unknown as string })
+    bad.t.open(bad.l)
+    await flush()
+    expect(bad.t.state.status).toBe('failed')
+    expect(bad.l.closedCount).toBe(1)
+  })
+
+  it('a welcome for another id is a fatal auth error', async () => {
+    const { t, l, clock, last } = scripted()
+    t.open(l)
+    await flush()
+    const s = last()
+    s.accept()
+    s.welcome('mallory')
+    expect(t.state).toMatchObject({ status: 'failed', reason: expect.stringMatching(/mallory/) })
+    expect(s.closedWith).toBe(1000)
+    expect(clock.pending).toBe(0)
+  })
+
+  it('close() is idempotent, closes with 1000, clears every timer and silences events', async () => {
+    const { t, l, clock, login } = scripted()
+    const states = statesOf(t)
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    const before = l.presence.length
+    t.close()
+    t.close()
+    expect(s.closedWith).toBe(1000)
+    expect(clock.pending).toBe(0)
+    expect(t.state.status).toBe('closed')
+    s.control({ t: 'presence', peer: 'carol', online: true })
+    s.deliver(envelope('bob', bytes(1)).buffer)
+    s.drop(1006)
+    expect(l.presence.length).toBe(before)
+    expect(l.frames.length).toBe(0)
+    expect(l.closedCount).toBe(0)
+    expect(states.filter((x) => x.status === 'closed').length).toBe(1)
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+  })
+
+  it('onState unsubscribes', async () => {
+    const { t, l, login } = scripted()
+    const seen: string[] = []
+    const off = t.onState((s) => void seen.push(s.status))
+    t.open(l)
+    off()
+    await login()
+    expect(seen).toEqual(['connecting'])
+  })
+
+  it('validates its options', () => {
+    const base = { localId: 'me', token: 't', WebSocket: FakeSocket }
+    expect(() => new WebSocketTransport({ ...base, url: 'http://x' })).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...base })).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...base, url: 'ws://x', urls: ['ws://y'] })).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...base, urls: [] })).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...base, url: 'ws://x', localId: 'has space' })).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...base, url: 'ws://x', token: '' })).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...base, url: 'ws://x', heartbeatMs: 0 })).toThrow(RangeError)
+    expect(() => new WebSocketTransport({ ...base, url: 'ws://x', backoff: { initialMs: 0 } })).toThrow(RangeError)
+    expect(() => new WebSocketTransport({ localId: 'me', token: 't', url: 'ws://x' })).toThrow(/no global WebSocket/)
+  })
+})
+
+// ---- against the real relay ---------------------------------------------------------
+
+describe('WebSocketTransport: real relay', () => {
+  it('exchanges frames and signals; presence follows logins and logouts', async () => {
+    const relay = await startRelay()
+    const [a, b] = [uniqueId('alice'), uniqueId('bob')]
+    const A = await online(relay, a)
+    A.t.watch([p(b)])
+    const B = await online(relay, b)
+    B.t.watch([p(a)])
+    await until(() => A.l.online(b) === true && B.l.online(a) === true, 'mutual presence')
+    await A.t.send(p(b), bytes(1, 2, 3))
+    await until(() => B.l.frames.length === 1, 'frame at b')
+    expect(B.l.frames[0]?.from).toBe(a)
+    expect([...(B.l.frames[0]?.data ?? [])]).toEqual([1, 2, 3])
+
+    const signals: [string, unknown][] = []
+    B.t.onSignal = (from, data) => void signals.push([from, data])
+    A.t.signal(p(b), { sdp: 'offer' })
+    await until(() => signals.length === 1, 'signal at b')
+    expect(signals).toEqual([[a, { sdp: 'offer' }]])
+
+    B.t.close()
+    await until(() => A.l.online(b) === false, 'a sees b offline')
+    expectTransportFailed(() => A.t.send(p(b), bytes(1)))
+  })
+
+  it('reconnects after the relay restarts: presence restored, watch re-sent, token fetched again', async () => {
+    const port = await freePort()
+    let relay = await startRelay({ port })
+    const [a, b] = [uniqueId('alice'), uniqueId('bob')]
+    const tokenCalls: string[] = []
+    const A = await online(relay, a, {
+      token: () => {
+        tokenCalls.push(a)
+        return `dev:${a}`
+      },
+    })
+    const B = await online(relay, b)
+    A.t.watch([p(b)])
+    B.t.watch([p(a)])
+    await until(() => A.l.online(b) === true && B.l.online(a) === true, 'mutual presence')
+    expect(tokenCalls.length).toBe(1)
+
+    await relay.close()
+    await until(() => A.l.online(b) === false && B.l.online(a) === false, 'both see the other offline')
+    expect(['offline', 'connecting']).toContain(A.t.state.status)
+    expectTransportFailed(() => A.t.send(p(b), bytes(1)))
+
+    relay = await startRelay({ port })
+    await until(() => A.t.state.status === 'online' && B.t.state.status === 'online', 'both back online')
+    // Only the re-sent watch lists can bring presence back on a fresh relay.
+    await until(() => A.l.online(b) === true && B.l.online(a) === true, 'presence restored')
+    expect(tokenCalls.length).toBeGreaterThanOrEqual(2)
+    await B.t.send(p(a), bytes(7))
+    await until(() => A.l.frames.length === 1, 'frame after the restart')
+    expect(A.l.frames[0]?.from).toBe(b)
+  })
+
+  it('GOING_AWAY on shutdown: fails over to the next relay at once', async () => {
+    const [r1, r2] = [await startRelay(), await startRelay()]
+    const sockets = countingWebSocket()
+    const t = transport({ localId: uniqueId('alice'), urls: [r1.url, r2.url], random: () => 0, WebSocket: sockets.ctor })
+    const states = statesOf(t)
+    t.open(log())
+    await until(() => t.state.status === 'online', 'online on r1')
+    expect(t.state.url).toBe(r1.url)
+    await r1.close()
+    // The client may hear the close after the relay has finished closing.
+    await until(() => t.state.status === 'online' && t.state.url === r2.url, 'online on r2')
+    const offline = states.find((s) => s.status === 'offline')
+    expect(offline?.reason).toMatch(/1001/)
+    expect(sockets.urls).toEqual([r1.url, r2.url])
+  })
+
+  it('fails over from a dead URL to a live one', async () => {
+    const relay = await startRelay()
+    const dead = `ws://127.0.0.1:${await freePort()}`
+    const sockets = countingWebSocket()
+    const t = transport({ localId: uniqueId('alice'), urls: [dead, relay.url], random: () => 0, WebSocket: sockets.ctor })
+    t.open(log())
+    await until(() => t.state.status === 'online', 'online')
+    expect(t.state.url).toBe(relay.url)
+    expect(sockets.urls).toEqual([dead, relay.url])
+  })
+
+  it('REPLACED: a second login of the same id stops the first, which reports closed()', async () => {
+    const relay = await startRelay()
+    const [a, b] = [uniqueId('alice'), uniqueId('bob')]
+    const first = await online(relay, a)
+    first.t.watch([p(b)])
+    await online(relay, b)
+    await until(() => first.l.online(b) === true, 'first sees b')
+    const second = await online(relay, a)
+    await until(() => first.t.state.status === 'closed', 'first closed')
+    expect(first.t.state.reason).toMatch(/4004/)
+    expect(first.l.closedCount).toBe(1)
+    expect(first.l.presence.at(-1)).toEqual([b, false])
+    await tick(200)
+    expect(relay.stats().accepted).toBe(3)
+    expect(second.t.state.status).toBe('online')
+  })
+
+  it('AUTH_FAILED: state failed, closed() reported, no reconnect loop', async () => {
+    const relay = await startRelay({
+      verify: () => {
+        throw new Error('nope')
+      },
+    })
+    const sockets = countingWebSocket()
+    const t = transport({ url: relay.url, localId: uniqueId('alice'), WebSocket: sockets.ctor })
+    const l = log()
+    t.open(l)
+    await until(() => t.state.status === 'failed', 'failed')
+    expect(t.state.reason).toMatch(/4001/)
+    expect(l.closedCount).toBe(1)
+    await tick(300)
+    expect(sockets.urls.length).toBe(1)
+    expect(relay.stats().accepted).toBe(1)
+    t.wake()
+    await tick(50)
+    expect(sockets.urls.length).toBe(1)
+  })
+
+  it('a dev token naming another id: the welcome mismatch is fatal', async () => {
+    const relay = await startRelay()
+    const t = transport({ url: relay.url, localId: uniqueId('alice'), token: 'dev:mallory' })
+    t.open(log())
+    await until(() => t.state.status === 'failed', 'failed')
+    expect(t.state.reason).toMatch(/mallory/)
+  })
+
+  it('AUTH_EXPIRED while connected: the token function is called again and the login retried at once', async () => {
+    const localId = uniqueId('alice')
+    const relay = await startRelay({
+      verify: (token) => (token === 'short' ? { peerId: localId, expiresAt: Date.now() + 300 } : localId),
+    })
+    const tokens = ['short', 'long']
+    const calls: string[] = []
+    const t = transport({
+      url: relay.url,
+      localId,
+      backoff: { initialMs: 5000, maxMs: 5000 },
+      token: () => {
+        const token = tokens.shift() ?? 'long'
+        calls.push(token)
+        return token
+      },
+    })
+    const states = statesOf(t)
+    t.open(log())
+    await until(() => t.state.status === 'online', 'online')
+    await until(() => calls.length === 2 && t.state.status === 'online', 'online again with a fresh token')
+    const offline = states.find((s) => s.status === 'offline')
+    expect(offline?.reason).toMatch(/4002/)
+    expect(calls).toEqual(['short', 'long'])
+  })
+
+  it('heartbeat detects a half-open socket (a server that swallows pings) and reconnects', async () => {
+    const fake = await pingSwallowingRelay()
+    const t = transport({ url: fake.url, localId: 'alice', heartbeatMs: 100 })
+    const states = statesOf(t)
+    t.open(log())
+    await until(() => fake.connections >= 2, 'a second connection', 3000)
+    const dropped = states.find((s) => s.status === 'offline')
+    expect(dropped?.reason).toMatch(/no pong/)
+    expect(fake.pings).toBeGreaterThanOrEqual(1)
+  })
+})
+
+/** A relay stand-in that logs anyone in but never answers pings: a half-open connection. */
+async function pingSwallowingRelay(): Promise<{ url: string; readonly connections: number; readonly pings: number }> {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  const state = { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}`, connections: 0, pings: 0 }
+  server.on('connection', (socket) => {
+    state.connections++
+    socket.on('message', (data, isBinary) => {
+      const control = isBinary ? undefined : parseClientControl(String(data))
+      if (control?.t === 'auth') {
+        const id = control.token.replace(/^dev:/, '')
+        socket.send(JSON.stringify({ t: 'welcome', id, session: 's', limits: { maxFrameBytes: 1 << 20, framesPerSecond: 1000 } }))
+      } else if (control?.t === 'ping') state.pings++
+    })
+  })
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const client of server.clients) client.terminate()
+        server.close(() => resolve())
+      }),
+  )
+  return state
+}
+
+// ---- end to end: two engines through the relay ---------------------------------------
+
+describe('WebSocketTransport: two ILM engines through the relay', () => {
+  it('300 messages each way arrive once, in order, across a relay restart', async () => {
+    const port = await freePort()
+    let relay = await startRelay({ port })
+    const [a, b] = [uniqueId('alice'), uniqueId('bob')]
+    const open = async (id: string): Promise<{ ilm: ILM; transport: WebSocketTransport; got: number[] }> => {
+      const t = transport({ url: relay.url, localId: id })
+      const ilm = await ILM.open({ store: new MemoryStore(), transport: t })
+      closers.push(() => ilm.close())
+      const got: number[] = []
+      ilm.onMessage((m) => void got.push(m.contents as number))
+      return { ilm, transport: t, got }
+    }
+    const A = await open(a)
+    const B = await open(b)
+    const sendRange = async (from: ILM, to: string, start: number, end: number): Promise<void> => {
+      for (let i = start; i < end; i++) await from.send(to, i)
+    }
+    const expectPrefix = (got: number[], n: number): void => expect(got).toEqual(Array.from({ length: n }, (_, i) => i))
+
+    await Promise.all([sendRange(A.ilm, b, 0, 150), sendRange(B.ilm, a, 0, 150)])
+    await until(() => A.got.length >= 150 && B.got.length >= 150, 'the first 150 each way', 10_000)
+    expectPrefix(A.got, 150)
+    expectPrefix(B.got, 150)
+
+    // Restart the relay mid-stream: some sent as it goes down, some queued while it is down.
+    const sending = Promise.all([sendRange(A.ilm, b, 150, 200), sendRange(B.ilm, a, 150, 200)])
+    await relay.close()
+    await sending
+    await until(() => [A, B].every(({ transport }) => transport.state.status !== 'online'), 'both transports offline')
+    await Promise.all([sendRange(A.ilm, b, 200, 250), sendRange(B.ilm, a, 200, 250)])
+    await tick(50)
+    expect(A.got.length).toBeLessThan(250)
+    expect(B.got.length).toBeLessThan(250)
+    relay = await startRelay({ port })
+    await Promise.all([sendRange(A.ilm, b, 250, 300), sendRange(B.ilm, a, 250, 300)])
+    await until(() => A.got.length >= 300 && B.got.length >= 300, 'all 300 each way', 10_000)
+    await tick(100)
+    expectPrefix(A.got, 300)
+    expectPrefix(B.got, 300)
+  })
+})
