@@ -45,3 +45,10 @@ export {
 export { systemClock } from './runtime/system-clock.js'
 export { IndexedDBStore } from './storage/indexeddb.js'
 export { BroadcastChannelTransport, type BroadcastChannelTransportOptions } from './transport/broadcast-channel.js'
+export {
+  WebSocketTransport,
+  type WebSocketTransportOptions,
+  type WebSocketTransportState,
+  type WebSocketStatus,
+} from './transport/websocket.js'
+export { WebRtcTransport, type RtcConnector, type SignallingTransport, type WebRtcTransportOptions } from './transport/webrtc.js'

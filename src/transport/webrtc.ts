@@ -137,6 +137,15 @@ export class WebRtcTransport implements Transport {
     if (channel.readyState === 'open') channel.onopen(new Event('open'))
   }
 
+  /** Signalling from the connector for `peer`, sent through the relay. */
+  signal(peer: PeerId, data: unknown): void {
+    try {
+      this.#relay.signal(peer, data)
+    } catch {
+      this.connectFailed(peer)
+    }
+  }
+
   /** The connector could not set the connection up. */
   connectFailed(peer: PeerId): void {
     if (this.#links.has(peer)) this.#drop(peer, true)

@@ -27,6 +27,8 @@ export type TransportConfig =
       readonly url: string | readonly string[]
       readonly token?: string
       readonly webrtc?: boolean | WebRtcConfig
+      /** Ping period and half-open detection of the relay link. Default 15,000 ms. */
+      readonly heartbeatMs?: number
     }
 
 /** What the page tells its worker at start. */
@@ -58,5 +60,17 @@ export type ConnectionState = WebSocketTransportState
 /** How a host builds the engine's dependencies; replace them for custom workers. */
 export interface HostFactories {
   createStore(config: HostConfig): Store
-  createTransport(config: HostConfig, context: TransportContext): Transport & { wake?(): void; attachChannel?(peer: PeerId, channel: RTCDataChannel): void; connectFailed?(peer: PeerId): void }
+  createTransport(config: HostConfig, context: TransportContext): HostTransport
+}
+
+/** A transport as the host drives it: optional hooks for reconnecting and for WebRTC. */
+export interface HostTransport extends Transport {
+  /** Retry connecting now. */
+  wake?(): void
+  /** Outgoing WebRTC signalling from the page. */
+  signal?(peer: PeerId, data: unknown): void
+  /** A data channel to `peer`, transferred from the page. */
+  attachChannel?(peer: PeerId, channel: RTCDataChannel): void
+  /** The page could not connect to `peer` directly. */
+  connectFailed?(peer: PeerId): void
 }

@@ -19,6 +19,7 @@ export const defaultFactories: HostFactories = {
           localId: config.peerId,
           ...(typeof transport.url === 'string' ? { url: transport.url } : { urls: transport.url }),
           token: transport.token ?? (() => context.token()),
+          ...(transport.heartbeatMs !== undefined && { heartbeatMs: transport.heartbeatMs }),
         })
         relay.onState((state) => context.state(state))
         if (transport.webrtc === undefined || transport.webrtc === false) return relay

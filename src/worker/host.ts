@@ -6,7 +6,7 @@ import { fromWireError, toWireError } from '../bridge/error-codec.js'
 import { ILM } from '../ilm.js'
 import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
-import type { ConnectionState, HostConfig, HostFactories, TransportContext } from './config.js'
+import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 import { Election } from './election.js'
 import { isTabMessage, type RemoteMethod, type TabMessage } from './tab-protocol.js'
 
@@ -98,7 +98,7 @@ export class Host implements HostApi {
   #heartbeat: ReturnType<typeof setInterval> | undefined
   #leaving: Promise<void> | undefined
   #connection: ConnectionState = { status: 'connecting' }
-  #transport: ReturnType<HostFactories['createTransport']> | undefined
+  #transport: HostTransport | undefined
 
   constructor(factories: HostFactories) {
     this.#factories = factories
@@ -166,13 +166,7 @@ export class Host implements HostApi {
   }
 
   rtcSignal(peer: string, data: unknown): void {
-    if (isPeerId(peer) && this.#transport !== undefined && 'signal' in this.#transport) {
-      try {
-        ;(this.#transport as unknown as { signal(to: string, data: unknown): void }).signal(peer, data)
-      } catch {
-        this.#transport.connectFailed?.(peer)
-      }
-    }
+    if (isPeerId(peer)) this.#transport?.signal?.(peer, data)
   }
 
   rtcChannel(peer: string, channel: RTCDataChannel): void {

@@ -23,10 +23,29 @@ const roles: string[] = []
 const errors: Array<{ code: string; message: string }> = []
 
 const harness = {
-  async connect(peerId: string, options: { network?: string; subscribe?: boolean; staleAfterMs?: number; heartbeatMs?: number } = {}) {
+  async connect(
+    peerId: string,
+    options: {
+      network?: string
+      relay?: string
+      webrtc?: boolean | { iceTransportPolicy?: RTCIceTransportPolicy }
+      subscribe?: boolean
+      staleAfterMs?: number
+      heartbeatMs?: number
+    } = {},
+  ) {
     messenger = await connect({
       peerId,
-      transport: { kind: 'broadcast-channel', network: options.network ?? 'tests' },
+      transport:
+        options.relay === undefined
+          ? { kind: 'broadcast-channel', network: options.network ?? 'tests' }
+          : {
+              kind: 'websocket',
+              url: options.relay,
+              token: async () => `dev:${peerId}`,
+              heartbeatMs: 2000,
+              ...(options.webrtc !== undefined && { webrtc: options.webrtc }),
+            },
       ...(options.staleAfterMs !== undefined && { staleAfterMs: options.staleAfterMs }),
       ...(options.heartbeatMs !== undefined && { heartbeatMs: options.heartbeatMs }),
     })
@@ -63,6 +82,7 @@ const harness = {
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
   },
   role: () => messenger?.role,
+  connection: () => messenger?.connection,
   roles: () => roles,
   errors: () => errors,
   received: () => received,

@@ -1,0 +1,124 @@
+import { expect, test, type Browser, type Page } from '@playwright/test'
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
+import { harnessPage } from './fixtures.js'
+
+const texts = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+interface RelayStats {
+  framesIn: number
+  framesOut: number
+  connections: number
+}
+
+async function relayStats(relay: RelayProcess): Promise<RelayStats> {
+  const response = await fetch(`http://127.0.0.1:${relay.port}/health`)
+  return (await response.json()) as RelayStats
+}
+
+/** A peer in a browser context of its own. */
+async function peer(browser: Browser, baseURL: string | undefined, id: string, relay: string, webrtc?: unknown): Promise<Page> {
+  const context = await browser.newContext()
+  const page = await harnessPage(context, baseURL)
+  await page.evaluate(({ id, relay, webrtc }) => window.harness.connect(id, { relay, ...(webrtc !== undefined && { webrtc: webrtc as never }) }), {
+    id,
+    relay,
+    webrtc,
+  })
+  await expect.poll(() => page.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).toBe('online')
+  return page
+}
+
+let relay: RelayProcess
+
+test.beforeEach(async () => {
+  relay = await startRelayProcess(['--dev'])
+})
+
+test.afterEach(async () => {
+  await relay.kill()
+})
+
+test('two browsers exchange messages both ways through a real relay', async ({ browser, baseURL }) => {
+  const a = await peer(browser, baseURL, 'alice', relay.url)
+  const b = await peer(browser, baseURL, 'bob', relay.url)
+  await Promise.all([a.evaluate(() => window.harness.sendMany('bob', 'a', 0, 50)), b.evaluate(() => window.harness.sendMany('alice', 'b', 0, 50))])
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(50)
+  await expect.poll(() => a.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(50)
+  expect((await b.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('a', 50))
+  expect((await a.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('b', 50))
+  expect(await a.evaluate(() => window.harness.connectedPeers())).toEqual(['bob'])
+})
+
+test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ browser, baseURL }) => {
+  const a = await peer(browser, baseURL, 'alice', relay.url)
+  const b = await peer(browser, baseURL, 'bob', relay.url)
+  await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 20))
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(20)
+  await b.context().setOffline(true)
+  await expect.poll(() => b.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).not.toBe('online')
+  await a.evaluate(() => window.harness.sendMany('bob', 'm', 20, 180))
+  expect((await a.evaluate(() => window.harness.pending())).outbound).toBeGreaterThan(0)
+  await b.context().setOffline(false)
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 60_000 }).toBe(200)
+  expect((await b.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 200))
+  await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
+})
+
+test('the relay is SIGKILLed mid-stream and restarted: nothing lost', async ({ browser, baseURL }) => {
+  const a = await peer(browser, baseURL, 'alice', relay.url)
+  const b = await peer(browser, baseURL, 'bob', relay.url)
+  const sending = a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 300))
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBeGreaterThan(50)
+  const port = relay.port
+  await relay.kill()
+  relay = await startRelayProcess(['--dev', '--port', String(port)])
+  await sending
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 60_000 }).toBe(300)
+  expect((await b.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 300))
+})
+
+test('the sender page reloads mid-stream: nothing lost or doubled', async ({ browser, baseURL }) => {
+  const a = await peer(browser, baseURL, 'alice', relay.url)
+  const b = await peer(browser, baseURL, 'bob', relay.url)
+  void a.evaluate(() => window.harness.burst('bob', 'm', 2000)).catch(() => {})
+  await a.waitForFunction(() => window.harness.resolvedIds().length >= 150)
+  const resolved = await a.evaluate(() => window.harness.resolvedIds().length)
+  await a.reload()
+  await a.waitForFunction(() => document.title === 'ready')
+  await a.evaluate((url) => window.harness.connect('alice', { relay: url }), relay.url)
+  // Every message stored before the reload has a seq below this one.
+  const last = await a.evaluate(() => window.harness.send('bob', 'last'))
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 60_000 }).toBe(last.seq + 1)
+  const got = (await b.evaluate(() => window.harness.received())).map((m) => m.contents as string)
+  test.info().annotations.push({ type: 'reload', description: `${resolved} sends had resolved at the reload; ${last.seq} were stored` })
+  expect(got).toEqual([...texts('m', last.seq), 'last']) // in order, nothing doubled, no gap
+  expect(last.seq).toBeGreaterThanOrEqual(resolved) // every send that resolved before the reload
+  await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
+})
+
+test('with WebRTC on, frames flow over the data channel; with it blocked, through the relay', async ({ browser, baseURL }) => {
+  const a = await peer(browser, baseURL, 'alice', relay.url, true)
+  const b = await peer(browser, baseURL, 'bob', relay.url, true)
+  // Let the channel come up (the first message opens the streams both sides watch).
+  await a.evaluate(() => window.harness.sendMany('bob', 'warm', 0, 1))
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(1)
+  await b.evaluate(() => window.harness.sendMany('alice', 'warm', 0, 1))
+  await a.waitForTimeout(3000)
+  const before = await relayStats(relay)
+  await a.evaluate(() => window.harness.sendMany('bob', 'd', 0, 200))
+  await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(201)
+  const direct = await relayStats(relay)
+  test.info().annotations.push({ type: 'direct', description: `relay frames in during 200 messages: ${direct.framesIn - before.framesIn}` })
+  expect(direct.framesIn - before.framesIn).toBeLessThan(10)
+
+  const c = await peer(browser, baseURL, 'carol', relay.url, { iceTransportPolicy: 'relay' })
+  const d = await peer(browser, baseURL, 'dave', relay.url, { iceTransportPolicy: 'relay' })
+  await c.evaluate(() => window.harness.sendMany('dave', 'r', 0, 1))
+  await expect.poll(() => d.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(1)
+  const before2 = await relayStats(relay)
+  await c.evaluate(() => window.harness.sendMany('dave', 'r', 1, 100))
+  await expect.poll(() => d.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(101)
+  const relayed = await relayStats(relay)
+  expect(relayed.framesIn - before2.framesIn).toBeGreaterThanOrEqual(100)
+  expect((await d.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('r', 101))
+})
