@@ -4,6 +4,7 @@
  */
 export { connect, type ClientTransportConfig, type ConnectOptions } from './connect.js'
 export { Messenger, type MessengerEvents, type MessengerOptions } from './messenger.js'
+export { PageRtc, type RtcCommand, type RtcPort } from './page-rtc.js'
 export type { Role } from '../worker/host.js'
 export type { ConnectionState, HostConfig, TransportConfig, WebRtcConfig } from '../worker/config.js'
 export { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'

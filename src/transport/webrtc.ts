@@ -151,9 +151,10 @@ export class WebRtcTransport implements Transport {
     if (this.#links.has(peer)) this.#drop(peer, true)
   }
 
-  /** Whether frames to `peer` currently go over a data channel. */
-  isDirect(peer: PeerId): boolean {
-    return this.#links.get(peer)?.open === true
+  /** How frames to `peer` travel now: over a data channel, through the relay while one is being set up, or through the relay. */
+  route(peer: PeerId): 'direct' | 'connecting' | 'relay' {
+    const link = this.#links.get(peer)
+    return link === undefined ? 'relay' : link.open ? 'direct' : 'connecting'
   }
 
   close(): void | Promise<void> {

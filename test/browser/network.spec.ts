@@ -122,3 +122,13 @@ test('with WebRTC on, frames flow over the data channel; with it blocked, throug
   expect(relayed.framesIn - before2.framesIn).toBeGreaterThanOrEqual(100)
   expect((await d.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('r', 101))
 })
+
+test('the WebRTC transport passes the transport contract in Chromium, over data channels', async ({ page }) => {
+  await page.goto('/index.html')
+  await page.waitForFunction(() => document.title === 'ready')
+  const { results, counts } = await page.evaluate((url) => window.harness.webrtcContract(url), relay.url)
+  expect(results.length).toBeGreaterThan(5)
+  expect(results.filter((r) => !r.ok)).toEqual([])
+  test.info().annotations.push({ type: 'frames', description: `${counts.direct} over data channels, ${counts.relayed} through the relay` })
+  expect(counts.direct).toBeGreaterThan(counts.relayed)
+})

@@ -3,8 +3,9 @@
  * Everything here goes through the package's public entry points.
  */
 import { connect, IlmError, type Messenger } from 'intersession/client'
-import { IndexedDBStore } from 'intersession'
-import { storeContract } from 'intersession/testing'
+import { IndexedDBStore, WebRtcTransport, WebSocketTransport, type PeerId, type Transport } from 'intersession'
+import { storeContract, transportContract, type ContractCase } from 'intersession/testing'
+import { PageRtc } from 'intersession/client'
 import type { Message } from 'intersession'
 import { openDB } from 'idb'
 
@@ -116,18 +117,79 @@ const harness = {
     }
   },
   /** Runs the store contract against IndexedDBStore in this browser. */
-  async storeContract() {
-    const results: Array<{ name: string; ok: boolean; error?: string }> = []
-    for (const c of storeContract(() => new IndexedDBStore())) {
-      try {
-        await c.run()
-        results.push({ name: c.name, ok: true })
-      } catch (error) {
-        results.push({ name: c.name, ok: false, error: String((error as Error).stack ?? error) })
-      }
+  storeContract: () => runCases(storeContract(() => new IndexedDBStore())),
+  /**
+   * Runs the transport contract against WebRtcTransport: two peers in this
+   * page, each with its own relay login and RTCPeerConnections. Also says how
+   * many frames went over data channels and how many through the relay.
+   */
+  async webrtcContract(relay: string) {
+    const counts = { direct: 0, relayed: 0 }
+    let pair = 0
+    const make = (id: string): WebRtcTransport => {
+      const ws = new WebSocketTransport({ localId: id, url: relay, token: `dev:${id}` })
+      let transport!: WebRtcTransport
+      const rtc = new PageRtc(
+        {
+          rtcSignal: (peer, data) => transport.signal(peer as PeerId, data),
+          rtcChannel: (peer, channel) => transport.attachChannel(peer as PeerId, channel),
+          rtcFailed: (peer) => transport.connectFailed(peer as PeerId),
+        },
+        {},
+      )
+      transport = new WebRtcTransport({ relay: ws, connector: { connect: (p, i) => rtc.command({ t: 'connect', peer: p, initiator: i }), signal: (p, d) => rtc.command({ t: 'signal', peer: p, data: d }), disconnect: (p) => rtc.command({ t: 'disconnect', peer: p }) } })
+      return transport
     }
-    return results
+    const results = await runCases(
+      transportContract(() => {
+        pair++
+        const a = make(`rtc-a${pair}`)
+        const b = make(`rtc-b${pair}`)
+        a.watch([b.localId as PeerId])
+        b.watch([a.localId as PeerId])
+        return {
+          a: directOnce(a, b.localId as PeerId),
+          b: directOnce(b, a.localId as PeerId),
+          cleanup: () => {
+            for (const t of [a, b]) {
+              counts.direct += t.counts.direct
+              counts.relayed += t.counts.relayed
+            }
+          },
+        }
+      }),
+    )
+    return { results, counts }
   },
+}
+
+/**
+ * The transport as the contract sees it: a send to `peer` first waits (up to
+ * 5 s) for the data channel, so the cases exercise the direct path.
+ */
+function directOnce(transport: WebRtcTransport, peer: PeerId): Transport {
+  const direct = async (): Promise<void> => {
+    for (let i = 0; i < 100 && transport.route(peer) === 'connecting'; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return {
+    localId: transport.localId,
+    open: (events) => transport.open(events),
+    close: () => transport.close(),
+    send: (to, data) => (to === peer && transport.route(peer) === 'connecting' ? direct().then(() => transport.send(to, data)) : transport.send(to, data)),
+  }
+}
+
+async function runCases(cases: ContractCase[]) {
+  const results: Array<{ name: string; ok: boolean; error?: string }> = []
+  for (const c of cases) {
+    try {
+      await c.run()
+      results.push({ name: c.name, ok: true })
+    } catch (error) {
+      results.push({ name: c.name, ok: false, error: String((error as Error).stack ?? error) })
+    }
+  }
+  return results
 }
 
 declare global {
