@@ -1,7 +1,8 @@
 import { wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
+import { validateOps } from './op-validation.js'
 import { IlmError, isIlmError } from '../core/errors.js'
-import { isPeerId, isSeq } from '../core/ids.js'
+import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
 import type {
   InboxRow,
@@ -646,83 +647,6 @@ function ownBytes(contents: Uint8Array): Uint8Array {
     contents.buffer instanceof ArrayBuffer &&
     contents.byteLength === contents.buffer.byteLength
   return whole ? contents : new Uint8Array(contents)
-}
-
-// ---------------------------------------------------------------- validation
-// The same rules as MemoryStore: a malformed op refuses the whole commit before anything is applied.
-
-type Check = (value: unknown) => boolean
-
-const time: Check = (v) => typeof v === 'number' && Number.isFinite(v)
-const text: Check = (v) => typeof v === 'string' && v.length > 0
-const bytes: Check = (v) => v instanceof Uint8Array
-const kind: Check = (v) => v === 'b' || v === 's' || v === 'j'
-const seqOrNone: Check = (v) => v === -1 || isSeq(v)
-const optional =
-  (check: Check): Check =>
-  (v) =>
-    v === undefined || check(v)
-
-function shape(fields: Record<string, Check>): Check {
-  const entries = Object.entries(fields)
-  return (v) => typeof v === 'object' && v !== null && entries.every(([k, c]) => c((v as Record<string, unknown>)[k]))
-}
-
-const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
-  meta: { meta: shape({ epoch: text, createdAt: time }) },
-  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
-  inStream: {
-    stream: shape({ from: isPeerId, epoch: text, receivedUpTo: seqOrNone, nextIndex: isSeq, processedBelow: isSeq }),
-  },
-  putOutbox: {
-    row: shape({
-      to: isPeerId,
-      seq: isSeq,
-      id: text,
-      contentKind: kind,
-      contents: bytes,
-      createdAt: time,
-      expiresAt: optional(time),
-      expired: optional((v) => v === true),
-    }),
-  },
-  expire: { to: isPeerId, seq: isSeq },
-  ack: { to: isPeerId, upTo: seqOrNone, at: time },
-  putInbox: {
-    row: shape({
-      from: isPeerId,
-      index: isSeq,
-      id: text,
-      epoch: text,
-      seq: isSeq,
-      contentKind: kind,
-      contents: bytes,
-      receivedAt: time,
-    }),
-  },
-  deleteInbox: { from: isPeerId, index: isSeq },
-  pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
-}
-
-function malformation(op: unknown): string | undefined {
-  if (typeof op !== 'object' || op === null) return 'not an object'
-  const name = (op as { op?: unknown }).op
-  const fields = typeof name === 'string' && Object.hasOwn(OP_SHAPES, name) ? OP_SHAPES[name as StoreOp['op']] : undefined
-  if (fields === undefined) return `unknown op ${JSON.stringify(name)}`
-  const bad = Object.entries(fields).find(([k, check]) => !check((op as Record<string, unknown>)[k]))
-  return bad && `malformed field "${bad[0]}"`
-}
-
-function validateOps(ops: readonly StoreOp[]): void {
-  if (!Array.isArray(ops)) throw refused('ops is not an array')
-  ops.forEach((op: unknown, i) => {
-    const problem = malformation(op)
-    if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
-  })
-}
-
-function refused(why: string): IlmError {
-  return new IlmError('STORE_FAILED', `commit refused, nothing applied: ${why}`, { cause: new Error(why) })
 }
 
 // ---------------------------------------------------------------- errors and helpers

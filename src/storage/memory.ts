@@ -1,5 +1,6 @@
+import { validateOps } from './op-validation.js'
 import { IlmError } from '../core/errors.js'
-import { isPeerId, isSeq } from '../core/ids.js'
+import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
 import type {
   InboxRow,
@@ -122,7 +123,7 @@ class MemoryPeerStore implements PeerStore {
   async commit(ops: readonly StoreOp[]): Promise<readonly Receipt[]> {
     this.enter()
     if (this.faults()?.commit?.(ops) === true) throw injectedFault('commit')
-    validateOps(this.state, ops)
+    validate(this.state, ops)
     return applyOps(this.state, ops).map(copyReceipt)
   }
 
@@ -223,91 +224,14 @@ function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined 
   return receipt && { where: 'receipt', receipt: copyReceipt(receipt) }
 }
 
-// ---------------------------------------------------------------- validation
-
-type Check = (value: unknown) => boolean
-
-const time: Check = (v) => typeof v === 'number' && Number.isFinite(v)
-const text: Check = (v) => typeof v === 'string' && v.length > 0
-const bytes: Check = (v) => v instanceof Uint8Array
-const kind: Check = (v) => v === 'b' || v === 's' || v === 'j'
-const seqOrNone: Check = (v) => v === -1 || isSeq(v)
-const optional =
-  (check: Check): Check =>
-  (v) =>
-    v === undefined || check(v)
-
-function shape(fields: Record<string, Check>): Check {
-  const entries = Object.entries(fields)
-  return (v) => typeof v === 'object' && v !== null && entries.every(([k, c]) => c((v as Record<string, unknown>)[k]))
-}
-
-/** The fields of each op kind and what they must hold. */
-const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
-  meta: { meta: shape({ epoch: text, createdAt: time }) },
-  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
-  inStream: {
-    stream: shape({
-      from: isPeerId,
-      epoch: text,
-      receivedUpTo: seqOrNone,
-      nextIndex: isSeq,
-      processedBelow: isSeq,
-      past: optional((v) => Array.isArray(v) && v.length <= 16),
-    }),
-  },
-  putOutbox: {
-    row: shape({
-      to: isPeerId,
-      seq: isSeq,
-      id: text,
-      contentKind: kind,
-      contents: bytes,
-      createdAt: time,
-      expiresAt: optional(time),
-      expired: optional((v) => v === true),
-    }),
-  },
-  expire: { to: isPeerId, seq: isSeq },
-  ack: { to: isPeerId, upTo: seqOrNone, at: time },
-  putInbox: {
-    row: shape({
-      from: isPeerId,
-      index: isSeq,
-      id: text,
-      epoch: text,
-      seq: isSeq,
-      contentKind: kind,
-      contents: bytes,
-      receivedAt: time,
-    }),
-  },
-  deleteInbox: { from: isPeerId, index: isSeq },
-  pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
-}
-
-/** Why `op` is malformed, or undefined when it is well formed. */
-function malformation(op: unknown): string | undefined {
-  if (typeof op !== 'object' || op === null) return 'not an object'
-  const name = (op as { op?: unknown }).op
-  const fields = typeof name === 'string' && Object.hasOwn(OP_SHAPES, name) ? OP_SHAPES[name as StoreOp['op']] : undefined
-  if (fields === undefined) return `unknown op ${JSON.stringify(name)}`
-  const bad = Object.entries(fields).find(([k, check]) => !check((op as Record<string, unknown>)[k]))
-  return bad && `malformed field "${bad[0]}"`
-}
-
 /**
  * Refuses the whole commit, before anything is applied, when an op is
  * malformed or would insert a key that exists at that point of the commit.
  */
-function validateOps(state: IdentityState, ops: readonly StoreOp[]): void {
-  if (!Array.isArray(ops)) throw refused('ops is not an array')
+function validate(state: IdentityState, ops: readonly StoreOp[]): void {
   const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
   const inKeys = new PendingKeys((from, index) => state.inbox.get(from)?.has(index) === true)
-  ops.forEach((op: StoreOp, i) => {
-    const problem = malformation(op) ?? keyConflict(op, outKeys, inKeys)
-    if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
-  })
+  validateOps(ops, (op) => keyConflict(op, outKeys, inKeys))
 }
 
 function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): string | undefined {
@@ -329,10 +253,6 @@ function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): st
     default:
       return undefined
   }
-}
-
-function refused(why: string): IlmError {
-  return new IlmError('STORE_FAILED', `commit refused, nothing applied: ${why}`, { cause: new Error(why) })
 }
 
 /** Key presence per stream as the stored state and the ops validated so far leave it. */

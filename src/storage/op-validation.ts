@@ -1,0 +1,95 @@
+import { IlmError } from '../core/errors.js'
+import { isPeerId, isSeq } from '../core/ids.js'
+import type { StoreOp } from '../core/store.js'
+
+// What every built-in store accepts in a commit. A malformed op refuses the
+// whole commit before anything is applied.
+
+type Check = (value: unknown) => boolean
+
+const time: Check = (v) => typeof v === 'number' && Number.isFinite(v)
+const text: Check = (v) => typeof v === 'string' && v.length > 0
+const bytes: Check = (v) => v instanceof Uint8Array
+const kind: Check = (v) => v === 'b' || v === 's' || v === 'j'
+const seqOrNone: Check = (v) => v === -1 || isSeq(v)
+const optional =
+  (check: Check): Check =>
+  (v) =>
+    v === undefined || check(v)
+
+function shape(fields: Record<string, Check>): Check {
+  const entries = Object.entries(fields)
+  return (v) => typeof v === 'object' && v !== null && entries.every(([k, c]) => c((v as Record<string, unknown>)[k]))
+}
+
+/** The fields of each op kind and what they must hold. */
+const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
+  meta: { meta: shape({ epoch: text, createdAt: time }) },
+  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
+  inStream: {
+    stream: shape({
+      from: isPeerId,
+      epoch: text,
+      receivedUpTo: seqOrNone,
+      nextIndex: isSeq,
+      processedBelow: isSeq,
+      past: optional((v) => Array.isArray(v) && v.length <= 16),
+    }),
+  },
+  putOutbox: {
+    row: shape({
+      to: isPeerId,
+      seq: isSeq,
+      id: text,
+      contentKind: kind,
+      contents: bytes,
+      createdAt: time,
+      expiresAt: optional(time),
+      expired: optional((v) => v === true),
+    }),
+  },
+  expire: { to: isPeerId, seq: isSeq },
+  ack: { to: isPeerId, upTo: seqOrNone, at: time },
+  putInbox: {
+    row: shape({
+      from: isPeerId,
+      index: isSeq,
+      id: text,
+      epoch: text,
+      seq: isSeq,
+      contentKind: kind,
+      contents: bytes,
+      receivedAt: time,
+    }),
+  },
+  deleteInbox: { from: isPeerId, index: isSeq },
+  pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
+}
+
+/** Why `op` is malformed, or undefined when it is well formed. */
+export function malformation(op: unknown): string | undefined {
+  if (typeof op !== 'object' || op === null) return 'not an object'
+  const name = (op as { op?: unknown }).op
+  const fields = typeof name === 'string' && Object.hasOwn(OP_SHAPES, name) ? OP_SHAPES[name as StoreOp['op']] : undefined
+  if (fields === undefined) return `unknown op ${JSON.stringify(name)}`
+  const bad = Object.entries(fields).find(([k, check]) => !check((op as Record<string, unknown>)[k]))
+  return bad && `malformed field "${bad[0]}"`
+}
+
+/** Refuses a commit, applying nothing. */
+export function refused(why: string): IlmError {
+  return new IlmError('STORE_FAILED', `commit refused, nothing applied: ${why}`, { cause: new Error(why) })
+}
+
+/**
+ * Throws {@link refused} for the first op that is malformed or that `conflict`
+ * objects to (called in op order, so it can track keys as the commit goes).
+ */
+export function validateOps(ops: readonly StoreOp[], conflict: (op: StoreOp) => string | undefined = () => undefined): void {
+  if (!Array.isArray(ops)) throw refused('ops is not an array')
+  ops.forEach((op: StoreOp, i) => {
+    const problem = malformation(op) ?? conflict(op)
+    if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
+  })
+}
+
