@@ -67,7 +67,9 @@ export class Messenger {
   sink(): PageSink {
     return proxy<PageSink>({
       message: (message) => this.#handOver(message),
-      event: (name, payload) => this.#onEvent(name, payload),
+      events: (events) => {
+        for (const [name, payload] of events) this.#onEvent(name, payload)
+      },
       token: async () => {
         if (this.#options.token === undefined) throw new TypeError('the relay needs a token: give connect() one')
         return this.#options.token()

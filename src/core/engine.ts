@@ -157,7 +157,7 @@ export class Engine {
     // Same id while the first send is still being committed: share its outcome.
     const inFlight = this.#sending.get(id)
     if (inFlight !== undefined) return inFlight
-    const sending = this.#sendOnce(to, id, encoded, ttlMs)
+    const sending = options.fresh === true ? this.#enqueue(to, id, encoded, ttlMs) : this.#sendOnce(to, id, encoded, ttlMs)
     this.#sending.set(id, sending)
     return sending.finally(() => this.#sending.delete(id))
   }

@@ -8,7 +8,7 @@ import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
 import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 import { Election } from './election.js'
-import { isTabMessage, type RemoteMethod, type TabMessage } from './tab-protocol.js'
+import { isTabMessage, type RemoteMethod, type SinkEvent, type TabMessage } from './tab-protocol.js'
 
 /** Which part this tab plays for its identity. */
 export type Role = 'starting' | 'leader' | 'follower' | 'closed'
@@ -17,8 +17,8 @@ export type Role = 'starting' | 'leader' | 'follower' | 'closed'
 export interface PageSink {
   /** Hands a message to the page's handlers; rejects if one threw. */
   message(message: Message): Promise<void>
-  /** An engine event (`status`, `peer-online`, `peer-offline`, `error`), `role` or `connection`. */
-  event(name: string, payload: unknown): void
+  /** Engine events (`status`, `peer-online`, `peer-offline`, `error`), `role` and `connection`, in order, batched per turn. */
+  events(events: readonly SinkEvent[]): void
   /** A login token for the relay (the page's token function). */
   token(): Promise<string>
   /** WebRTC work only a page can do. */
@@ -98,6 +98,7 @@ export class Host implements HostApi {
   #heartbeat: ReturnType<typeof setInterval> | undefined
   #leaving: Promise<void> | undefined
   #connection: ConnectionState = { status: 'connecting' }
+  #outbox: { local: SinkEvent[]; shared: SinkEvent[] } = { local: [], shared: [] }
   #transport: HostTransport | undefined
 
   constructor(factories: HostFactories) {
@@ -127,8 +128,10 @@ export class Host implements HostApi {
   }
 
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    // An id makes the send idempotent, so it can be retried on a new leader.
-    return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid() }]) as Promise<SendReceipt>
+    // An id makes the send idempotent, so it can be retried on a new leader; a
+    // new one needs no lookup on its first attempt.
+    const fresh = options.id === undefined
+    return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid(), fresh }]) as Promise<SendReceipt>
   }
 
   delivered(id: string): Promise<void> {
@@ -205,7 +208,8 @@ export class Host implements HostApi {
   }
 
   /** Runs a call on the local engine if leading, else on the leader's; retried across leader changes. */
-  async #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
+  async #call(method: RemoteMethod, first: readonly unknown[]): Promise<unknown> {
+    let args = first
     for (;;) {
       if (this.#role === 'closed') throw new IlmError('CLOSED', 'this messenger is closed')
       const engine = this.#engine
@@ -213,7 +217,8 @@ export class Host implements HostApi {
         try {
           return await invoke(engine, method, args)
         } catch (error) {
-          if (!isIlmError(error) || !RETRIABLE.has(error.code) || this.#engine === engine && this.#role === 'leader') throw error
+          if (!isIlmError(error) || !RETRIABLE.has(error.code) || (this.#engine === engine && this.#role === 'leader')) throw error
+          args = asRetry(method, args)
           continue
         }
       }
@@ -251,10 +256,10 @@ export class Host implements HostApi {
       // Calls this tab had sent to the old leader now run here.
       for (const [id, call] of this.#calls) {
         this.#calls.delete(id)
-        invoke(engine, call.method, call.args).then(call.resolve, call.reject)
+        invoke(engine, call.method, asRetry(call.method, call.args)).then(call.resolve, call.reject)
       }
     } catch (error) {
-      this.#sink?.event('error', toWireError(error))
+      this.#emit('error', toWireError(error), false)
       throw error
     }
   }
@@ -270,8 +275,7 @@ export class Host implements HostApi {
       },
       state: (state) => {
         this.#connection = state
-        this.#sink?.event('connection', state)
-        this.#post({ t: 'event', name: 'connection', payload: state })
+        this.#emit('connection', state, true)
       },
     }
   }
@@ -327,8 +331,7 @@ export class Host implements HostApi {
 
   #relayEvent(name: (typeof ENGINE_EVENTS)[number], payload: EngineEvents[keyof EngineEvents]): void {
     const wire = name === 'error' ? toWireError(payload) : payload
-    this.#sink?.event(name, wire)
-    this.#post({ t: 'event', name, payload: wire })
+    this.#emit(name, wire, true)
   }
 
   #onTabMessage(m: TabMessage): void {
@@ -346,10 +349,12 @@ export class Host implements HostApi {
         return this.#onDeliver(m.delivery, m.message)
       case 'handled':
         return this.#onHandled(m.tab, m.delivery, m.ok)
-      case 'event':
+      case 'events':
         if (this.#role !== 'follower') return
-        if (m.name === 'connection') this.#connection = m.payload as ConnectionState
-        this.#sink?.event(m.name, m.payload)
+        for (const [name, payload] of m.events) {
+          if (name === 'connection') this.#connection = payload as ConnectionState
+          this.#emit(name, payload, false)
+        }
         return
     }
   }
@@ -359,7 +364,11 @@ export class Host implements HostApi {
     if (this.#leaderTab === tab) return
     this.#leaderTab = tab
     // A new leader: what this tab asked the old one may be lost; ask again (calls are idempotent).
-    for (const [call, pending] of this.#calls) this.#post({ t: 'call', tab: this.#tab, call, method: pending.method, args: pending.args })
+    for (const [call, pending] of this.#calls) {
+      const args = asRetry(pending.method, pending.args)
+      this.#calls.set(call, { ...pending, args })
+      this.#post({ t: 'call', tab: this.#tab, call, method: pending.method, args })
+    }
   }
 
   #onFollowerBeat(tab: string, subscribed: boolean, gone: boolean): void {
@@ -422,6 +431,24 @@ export class Host implements HostApi {
     }
   }
 
+  /**
+   * Queues an event for this tab's page (and, with `share`, for the other
+   * tabs); one message per turn carries them all, so a burst of sends does not
+   * cost a round of postMessage per status change.
+   */
+  #emit(name: string, payload: unknown, share: boolean): void {
+    if (this.#outbox.local.length === 0 && this.#outbox.shared.length === 0) queueMicrotask(() => this.#flushEvents())
+    this.#outbox.local.push([name, payload])
+    if (share) this.#outbox.shared.push([name, payload])
+  }
+
+  #flushEvents(): void {
+    const { local, shared } = this.#outbox
+    this.#outbox = { local: [], shared: [] }
+    if (local.length > 0) this.#sink?.events(local)
+    if (shared.length > 0) this.#post({ t: 'events', events: shared })
+  }
+
   #post(message: TabMessage): void {
     try {
       this.#channel?.postMessage(message)
@@ -433,7 +460,7 @@ export class Host implements HostApi {
   #setRole(role: Role): void {
     if (this.#role === role || this.#role === 'closed') return
     this.#role = role
-    this.#sink?.event('role', role)
+    this.#emit('role', role, false)
     const waiters = this.#roleWaiters
     this.#roleWaiters = []
     for (const wake of waiters) wake()
@@ -454,6 +481,13 @@ function validateConfig(config: HostConfig): void {
   if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^wss?:\/\//.test(u))) {
     throw new TypeError('transport.url must be a ws:// or wss:// URL (or a non-empty list of them)')
   }
+}
+
+/** A repeated `send` may have been stored already: its id must be looked up. */
+function asRetry(method: RemoteMethod, args: readonly unknown[]): readonly unknown[] {
+  if (method !== 'send') return args
+  const [to, contents, options] = args as [unknown, unknown, SendOptions]
+  return [to, contents, { ...options, fresh: false }]
 }
 
 function invoke(engine: ILM, method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {

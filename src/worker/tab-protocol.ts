@@ -24,8 +24,11 @@ export type TabMessage =
   | { readonly t: 'deliver'; readonly delivery: string; readonly message: Message }
   /** A follower's answer to `deliver`: its page's handlers returned (`ok`) or one threw. */
   | { readonly t: 'handled'; readonly tab: string; readonly delivery: string; readonly ok: boolean }
-  /** An engine event, relayed by the leader to every tab. */
-  | { readonly t: 'event'; readonly name: string; readonly payload: unknown }
+  /** Engine events, relayed by the leader to every tab, batched per turn. */
+  | { readonly t: 'events'; readonly events: readonly SinkEvent[] }
+
+/** One event for a page: `[name, payload]`. */
+export type SinkEvent = readonly [name: string, payload: unknown]
 
 const string = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256
 
@@ -46,8 +49,8 @@ export function isTabMessage(value: unknown): value is TabMessage {
       return string(m.delivery) && typeof m.message === 'object' && m.message !== null
     case 'handled':
       return string(m.tab) && string(m.delivery) && typeof m.ok === 'boolean'
-    case 'event':
-      return string(m.name)
+    case 'events':
+      return Array.isArray(m.events) && m.events.every((e) => Array.isArray(e) && e.length === 2 && string(e[0]))
     default:
       return false
   }

@@ -118,3 +118,17 @@ describe('hostile input from the network', () => {
     expect(error.cause).toBeInstanceOf(Error)
   })
 })
+
+describe('send with a fresh id', () => {
+  it('skips the lookup on a first attempt, and a concurrent retry of the same id shares its outcome', async () => {
+    const { a, b, got } = await pair()
+    const [first, retry] = await Promise.all([a.send('b', 'x', { id: 'fresh-1', fresh: true }), a.send('b', 'x', { id: 'fresh-1' })])
+    expect(retry).toEqual(first)
+    await a.delivered(first.id)
+    expect(await a.send('b', 'x', { id: 'fresh-1' })).toEqual(first)
+    await settle()
+    expect(got.map((m) => m.contents)).toEqual(['x'])
+    await a.close()
+    await b.close()
+  })
+})
