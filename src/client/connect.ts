@@ -3,7 +3,7 @@ import { installErrorTransfer } from '../bridge/comlink-errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import type { HostApi } from '../worker/host.js'
 import type { HostConfig, TransportConfig } from '../worker/config.js'
-import { Messenger } from './messenger.js'
+import { Messenger, type WorkerLink } from './messenger.js'
 
 /** A {@link TransportConfig} whose relay token may also be a function (called before every login). */
 export type ClientTransportConfig =
@@ -51,22 +51,15 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
           iceServers: [...((webrtc === true ? undefined : webrtc.iceServers) ?? [])],
           ...(webrtc !== true && webrtc.iceTransportPolicy !== undefined && { iceTransportPolicy: webrtc.iceTransportPolicy }),
         }
-  const endpoint = worker ?? new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
-  const ownsWorker = worker === undefined
-  const host = wrap<HostApi>(endpoint)
-  const messenger = new Messenger(
-    options.peerId as PeerId,
-    host,
-    () => {
-      if (ownsWorker) (endpoint as Worker).terminate()
-    },
-    { ...(token !== undefined && { token }), ...(rtc !== undefined && { rtc }) },
-  )
-  try {
-    await host.start(config, messenger.sink())
-  } catch (error) {
-    if (ownsWorker) (endpoint as Worker).terminate()
-    throw error
+  const spawn = (): WorkerLink => {
+    if (worker !== undefined) return { host: wrap<HostApi>(worker) }
+    const own = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
+    return { host: wrap<HostApi>(own), terminate: () => own.terminate() }
   }
+  const messenger = new Messenger(options.peerId as PeerId, config, spawn, {
+    ...(token !== undefined && { token }),
+    ...(rtc !== undefined && { rtc }),
+  })
+  await messenger.start()
   return messenger
 }

@@ -4,8 +4,11 @@ import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { fromWireError, type WireError } from '../bridge/error-codec.js'
+import { nanoid } from 'nanoid'
+import { asRetry } from '../bridge/retry.js'
 import type { HostApi, PageSink, Role } from '../worker/host.js'
-import type { ConnectionState } from '../worker/config.js'
+import type { ConnectionState, HostConfig } from '../worker/config.js'
+import type { RemoteMethod } from '../worker/tab-protocol.js'
 import { PageRtc } from './page-rtc.js'
 
 /** Events of a {@link Messenger}: the engine's, `role` when this tab's part changes, `connection` for the relay link. */
@@ -22,49 +25,217 @@ export interface MessengerOptions {
   readonly rtc?: RTCConfiguration
 }
 
+/** A running worker as the messenger uses it. */
+export interface WorkerLink {
+  readonly host: Remote<HostApi>
+  /**
+   * Stops the worker, if the messenger made it (and so can make another).
+   * Absent for a worker the app passed in.
+   */
+  readonly terminate?: () => void
+}
+
+interface Call {
+  readonly method: RemoteMethod
+  args: readonly unknown[]
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
 /**
  * The page side of intersession: the same shape as `ILM`, backed by the engine
  * in a worker (this tab's, or the leader tab's for this identity).
+ *
+ * When the browser freezes this tab, a worker the messenger made is
+ * terminated at once: a frozen worker would keep its Web Lock and any open
+ * IndexedDB transaction, and so block the tab taking over for up to a minute.
+ * On resume a new worker starts (as a follower, normally) and calls that were
+ * in flight are made again; sends keep their ids, so none is queued twice.
  */
 export class Messenger {
   /** This peer's id. */
   readonly localId: PeerId
-  readonly #host: Remote<HostApi>
+  readonly #config: HostConfig
+  readonly #spawn: () => WorkerLink
   readonly #handlers = new Set<MessageHandler>()
+  readonly #calls = new Set<Call>()
   readonly #events: Emitter<MessengerEvents>
-  readonly #dispose: () => void
   readonly #options: MessengerOptions
   readonly #rtc: PageRtc | undefined
-  readonly #stopWaking: () => void
+  readonly #stopListening: () => void
+  #link: WorkerLink | undefined
   #role: Role = 'starting'
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
 
   /** @internal Use `connect()`. */
-  constructor(localId: PeerId, host: Remote<HostApi>, dispose: () => void, options: MessengerOptions = {}) {
+  constructor(localId: PeerId, config: HostConfig, spawn: () => WorkerLink, options: MessengerOptions = {}) {
     this.localId = localId
-    this.#host = host
-    this.#dispose = dispose
+    this.#config = config
+    this.#spawn = spawn
     this.#options = options
     this.#rtc =
       options.rtc === undefined
         ? undefined
         : new PageRtc(
             {
-              rtcSignal: (peer, data) => void host.rtcSignal(peer, data),
-              rtcChannel: (peer, channel) => void host.rtcChannel(peer, channel),
-              rtcFailed: (peer) => void host.rtcFailed(peer),
+              rtcSignal: (peer, data) => void this.#link?.host.rtcSignal(peer, data),
+              rtcChannel: (peer, channel) => void this.#link?.host.rtcChannel(peer, channel),
+              rtcFailed: (peer) => void this.#link?.host.rtcFailed(peer),
             },
             options.rtc,
           )
-    this.#stopWaking = wakeOnReturn(() => void host.wake())
-    this.#events = new Emitter<MessengerEvents>((error) => queueMicrotask(() => {
-      throw error
-    }))
+    this.#events = new Emitter<MessengerEvents>((error) =>
+      queueMicrotask(() => {
+        throw error
+      }),
+    )
+    this.#stopListening = listenToPage({
+      wake: () => void this.#link?.host.wake(),
+      freeze: () => this.#freeze(),
+      resume: () => void this.#resume(),
+    })
   }
 
-  /** The sink the worker reports to; passed once, at start. */
-  sink(): PageSink {
+  /** @internal Starts the worker side; `connect()` calls it once. */
+  async start(): Promise<void> {
+    const link = this.#spawn()
+    this.#link = link
+    try {
+      await link.host.start(this.#config, this.#sink())
+    } catch (error) {
+      this.#link = undefined
+      this.#stop(link)
+      throw error
+    }
+    if (this.#handlers.size > 0) void link.host.subscribe(true)
+    for (const call of this.#calls) this.#dispatch(call, link)
+  }
+
+  /** `leader` if this tab runs the engine, `follower` if another tab does. */
+  get role(): Role {
+    return this.#role
+  }
+
+  /** The connection to the relay, as the leader tab's transport reports it. */
+  get connection(): ConnectionState {
+    return this.#connection
+  }
+
+  /** As `ILM.send`; resolves once the message is durably queued (in IndexedDB). */
+  send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    // The id is made here, so that a call repeated after a worker restart is recognised.
+    const id = options.id ?? nanoid()
+    return this.#call('send', [to, contents, { ...options, id, fresh: options.fresh ?? options.id === undefined }]) as Promise<SendReceipt>
+  }
+
+  /** As `ILM.onMessage`: handlers of every tab of this identity see every message. */
+  onMessage(handler: MessageHandler): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    this.#handlers.add(handler)
+    if (this.#handlers.size === 1) void this.#link?.host.subscribe(true)
+    return () => {
+      if (this.#handlers.delete(handler) && this.#handlers.size === 0) void this.#link?.host.subscribe(false)
+    }
+  }
+
+  /** As `ILM.on`, plus `role` and `connection`. */
+  on<K extends keyof MessengerEvents>(event: K, listener: Listener<MessengerEvents[K]>): () => void {
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function')
+    return this.#events.on(event, listener)
+  }
+
+  delivered(id: string): Promise<void> {
+    return this.#call('delivered', [id]) as Promise<void>
+  }
+
+  status(id: string): Promise<MessageStatus> {
+    return this.#call('status', [id]) as Promise<MessageStatus>
+  }
+
+  connectedPeers(): Promise<PeerId[]> {
+    return this.#call('connectedPeers', []) as Promise<PeerId[]>
+  }
+
+  pending(): Promise<PendingCounts> {
+    return this.#call('pending', []) as Promise<PendingCounts>
+  }
+
+  /** Drains (if this tab leads), then closes this tab's side; another tab may take over. */
+  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#finish((host) => host.shutdown(options))
+    return this.#closing
+  }
+
+  /** Stops this tab's side now; state stays in IndexedDB, and another tab may take over. */
+  close(): Promise<void> {
+    this.#closing ??= this.#finish((host) => host.close())
+    return this.#closing
+  }
+
+  #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
+    if (this.#closing !== undefined) return Promise.reject(new IlmError('CLOSED', 'this messenger is closed'))
+    return new Promise((resolve, reject) => {
+      const call: Call = { method, args, resolve, reject }
+      this.#calls.add(call)
+      if (this.#link !== undefined) this.#dispatch(call, this.#link)
+    })
+  }
+
+  /** Runs a call on `link`; an answer from a worker that was replaced meanwhile is ignored. */
+  #dispatch(call: Call, link: WorkerLink): void {
+    const fn = link.host[call.method] as (...args: unknown[]) => Promise<unknown>
+    fn(...call.args).then(
+      (value) => this.#settle(call, link, () => call.resolve(value)),
+      (error: unknown) => this.#settle(call, link, () => call.reject(error)),
+    )
+  }
+
+  #settle(call: Call, link: WorkerLink, settle: () => void): void {
+    if (this.#link !== link || !this.#calls.delete(call)) return
+    settle()
+  }
+
+  #freeze(): void {
+    const link = this.#link
+    if (link?.terminate === undefined || this.#closing !== undefined) return
+    this.#link = undefined
+    this.#stop(link)
+    for (const call of this.#calls) call.args = asRetry(call.method, call.args)
+    this.#onEvent('role', 'starting')
+  }
+
+  async #resume(): Promise<void> {
+    if (this.#link !== undefined || this.#closing !== undefined) return
+    try {
+      await this.start()
+    } catch (error) {
+      this.#events.emit('error', new IlmError('INTERNAL', 'the worker could not restart after the tab resumed', { cause: error }))
+    }
+  }
+
+  async #finish(stop: (host: Remote<HostApi>) => Promise<void>): Promise<void> {
+    const link = this.#link
+    try {
+      if (link !== undefined) await stop(link.host)
+    } finally {
+      this.#link = undefined
+      if (link !== undefined) this.#stop(link)
+      const closed = new IlmError('CLOSED', 'this messenger is closed')
+      for (const call of this.#calls) call.reject(closed)
+      this.#calls.clear()
+      this.#stopListening()
+      this.#rtc?.close()
+      this.#events.clear()
+    }
+  }
+
+  #stop(link: WorkerLink): void {
+    link.host[releaseProxy]()
+    link.terminate?.()
+  }
+
+  #sink(): PageSink {
     return proxy<PageSink>({
       message: (message) => this.#handOver(message),
       events: (events) => {
@@ -76,77 +247,6 @@ export class Messenger {
       },
       rtc: (command) => this.#rtc?.command(command),
     })
-  }
-
-  /** The connection to the relay, as the leader tab's transport reports it. */
-  get connection(): ConnectionState {
-    return this.#connection
-  }
-
-  /** `leader` if this tab runs the engine, `follower` if another tab does. */
-  get role(): Role {
-    return this.#role
-  }
-
-  /** As `ILM.send`; resolves once the message is durably queued (in IndexedDB). */
-  send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    return this.#host.send(to, contents, options)
-  }
-
-  /** As `ILM.onMessage`: handlers of every tab of this identity see every message. */
-  onMessage(handler: MessageHandler): () => void {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
-    this.#handlers.add(handler)
-    if (this.#handlers.size === 1) void this.#host.subscribe(true)
-    return () => {
-      if (this.#handlers.delete(handler) && this.#handlers.size === 0) void this.#host.subscribe(false)
-    }
-  }
-
-  /** As `ILM.on`, plus `role`. */
-  on<K extends keyof MessengerEvents>(event: K, listener: Listener<MessengerEvents[K]>): () => void {
-    if (typeof listener !== 'function') throw new TypeError('listener must be a function')
-    return this.#events.on(event, listener)
-  }
-
-  delivered(id: string): Promise<void> {
-    return this.#host.delivered(id)
-  }
-
-  status(id: string): Promise<MessageStatus> {
-    return this.#host.status(id)
-  }
-
-  connectedPeers(): Promise<PeerId[]> {
-    return this.#host.connectedPeers()
-  }
-
-  pending(): Promise<PendingCounts> {
-    return this.#host.pending()
-  }
-
-  /** Drains (if this tab leads), then closes this tab's side; another tab may take over. */
-  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.#finish(this.#host.shutdown(options))
-    return this.#closing
-  }
-
-  /** Stops this tab's side now; state stays in IndexedDB, and another tab may take over. */
-  close(): Promise<void> {
-    this.#closing ??= this.#finish(this.#host.close())
-    return this.#closing
-  }
-
-  async #finish(stopping: Promise<void>): Promise<void> {
-    try {
-      await stopping
-    } finally {
-      this.#stopWaking()
-      this.#rtc?.close()
-      this.#events.clear()
-      this.#host[releaseProxy]()
-      this.#dispose()
-    }
   }
 
   async #handOver(message: Message): Promise<void> {
@@ -172,16 +272,27 @@ export class Messenger {
   }
 }
 
-/** Calls `wake` when the browser says the network is back or the page became visible again. */
-function wakeOnReturn(wake: () => void): () => void {
+/**
+ * Page lifecycle hooks: `wake` when the network is back or the page became
+ * visible again, `freeze`/`resume` around the browser freezing the tab.
+ */
+function listenToPage(on: { wake(): void; freeze(): void; resume(): void }): () => void {
   if (typeof window === 'undefined' || typeof document === 'undefined') return () => {}
   const onVisible = (): void => {
-    if (document.visibilityState === 'visible') wake()
+    if (document.visibilityState === 'visible') on.wake()
   }
-  window.addEventListener('online', wake)
+  const onResume = (): void => {
+    on.resume()
+    on.wake()
+  }
+  window.addEventListener('online', on.wake)
   document.addEventListener('visibilitychange', onVisible)
+  document.addEventListener('freeze', on.freeze)
+  document.addEventListener('resume', onResume)
   return () => {
-    window.removeEventListener('online', wake)
+    window.removeEventListener('online', on.wake)
     document.removeEventListener('visibilitychange', onVisible)
+    document.removeEventListener('freeze', on.freeze)
+    document.removeEventListener('resume', onResume)
   }
 }

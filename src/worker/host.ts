@@ -8,6 +8,7 @@ import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
 import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 import { Election } from './election.js'
+import { asRetry } from '../bridge/retry.js'
 import { isTabMessage, type RemoteMethod, type SinkEvent, type TabMessage } from './tab-protocol.js'
 
 /** Which part this tab plays for its identity. */
@@ -130,7 +131,7 @@ export class Host implements HostApi {
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
     // An id makes the send idempotent, so it can be retried on a new leader; a
     // new one needs no lookup on its first attempt.
-    const fresh = options.id === undefined
+    const fresh = options.fresh ?? options.id === undefined
     return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid(), fresh }]) as Promise<SendReceipt>
   }
 
@@ -481,13 +482,6 @@ function validateConfig(config: HostConfig): void {
   if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^wss?:\/\//.test(u))) {
     throw new TypeError('transport.url must be a ws:// or wss:// URL (or a non-empty list of them)')
   }
-}
-
-/** A repeated `send` may have been stored already: its id must be looked up. */
-function asRetry(method: RemoteMethod, args: readonly unknown[]): readonly unknown[] {
-  if (method !== 'send') return args
-  const [to, contents, options] = args as [unknown, unknown, SendOptions]
-  return [to, contents, { ...options, fresh: false }]
 }
 
 function invoke(engine: ILM, method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {

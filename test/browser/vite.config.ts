@@ -24,6 +24,13 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: true,
+    rollupOptions: {
+      input: {
+        index: fileURLToPath(new URL('./app/index.html', import.meta.url)),
+        bench: fileURLToPath(new URL('./app/bench.html', import.meta.url)),
+        'net-bench': fileURLToPath(new URL('./app/net-bench.html', import.meta.url)),
+      },
+    },
   },
   preview: { host: '127.0.0.1', strictPort: true },
 })

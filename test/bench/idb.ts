@@ -1,0 +1,271 @@
+/**
+ * bench:idb — persisted `send()` through `connect()` (engine in a worker,
+ * IndexedDB on disk) against the ceiling of raw IndexedDB puts of the same
+ * rows, measured in the same browser profile in the same run; then the
+ * worker's JS heap with 100,000 messages pending. Writes
+ * test/bench/results/idb.json.
+ *
+ *   npm run bench:idb -- --messages 20000 --heap-messages 100000 [--breakdown]
+ *
+ * `--breakdown` also times the engine in the page itself (no worker, no tab
+ * bridge), with and without explicit message ids, to show where time goes.
+ *
+ * Needs the built pages (`npm run bench:idb` builds them). Exits non-zero
+ * only when it could not run; the numbers are reported, not judged.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type CDPSession, type Page } from '@playwright/test'
+import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(name)
+  const value = i > 0 ? Number(process.argv[i + 1]) : fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
+  return value
+}
+const N = arg('--messages', 20_000)
+const HEAP_N = Math.max(N, arg('--heap-messages', 100_000))
+const BREAKDOWN = process.argv.includes('--breakdown')
+const BYTES = 64
+const WINDOW = 1000
+// Group commit takes whatever is queued (at most 1,024, the writer's MAX_BATCH) into one
+// transaction, so a window of 1,000 sends gives transactions of up to ~1,000 rows.
+const RAW_BATCH = WINDOW
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+/** `vite preview` of the built test pages on a free loopback port, in its own process group. */
+async function startPreview(): Promise<{ url: string; stop(): void }> {
+  if (!existsSync(join(root, 'test/browser/.dist/bench.html'))) {
+    throw new Error('test/browser/.dist/bench.html is missing: run `npx vite build --config test/browser/vite.config.ts` (npm run bench:idb does)')
+  }
+  const port = await freePort()
+  const child: ChildProcess = spawn(join(root, 'node_modules/.bin/vite'), ['preview', '--config', 'test/browser/vite.config.ts', '--port', String(port)], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    detached: true,
+  })
+  const stop = (): void => {
+    try {
+      process.kill(-child.pid!, 'SIGTERM')
+    } catch {
+      // Already gone.
+    }
+  }
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/bench.html`)).ok) return { url, stop }
+    } catch {
+      // Not listening yet.
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      stop()
+      throw new Error(`vite preview did not serve ${url}/bench.html within 30 s`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+/**
+ * Commands to the page's dedicated worker over the page's CDP session
+ * (Playwright opens CDP sessions on pages and frames only): the worker is
+ * auto-attached without flattening and spoken to through
+ * `Target.sendMessageToTarget`.
+ */
+class WorkerCdp {
+  readonly #session: CDPSession
+  readonly #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>()
+  #sessionId: string | undefined
+  #nextId = 1
+
+  private constructor(session: CDPSession) {
+    this.#session = session
+    session.on('Target.receivedMessageFromTarget', (event) => {
+      if (event.sessionId !== this.#sessionId) return
+      const m = JSON.parse(event.message) as { id?: number; result?: unknown; error?: { message: string } }
+      const pending = m.id === undefined ? undefined : this.#pending.get(m.id)
+      if (pending === undefined) return
+      this.#pending.delete(m.id!)
+      if (m.error !== undefined) pending.reject(new Error(`CDP (worker): ${m.error.message}`))
+      else pending.resolve(m.result)
+    })
+  }
+
+  static async attach(page: Page, urlPart: string): Promise<WorkerCdp> {
+    const session = await page.context().newCDPSession(page)
+    const cdp = new WorkerCdp(session)
+    const attached = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no worker matching ${urlPart} attached within 10 s`)), 10_000)
+      session.on('Target.attachedToTarget', (event) => {
+        if (event.targetInfo.type === 'worker' && event.targetInfo.url.includes(urlPart)) {
+          clearTimeout(timer)
+          resolve(event.sessionId)
+        }
+      })
+    })
+    await session.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false })
+    cdp.#sessionId = await attached
+    return cdp
+  }
+
+  send<T>(method: string, params: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T> {
+    const id = this.#nextId++
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new Error(`CDP (worker) ${method} timed out`))
+      }, timeoutMs)
+      this.#pending.set(id, {
+        resolve: (value) => (clearTimeout(timer), resolve(value as T)),
+        reject: (error) => (clearTimeout(timer), reject(error)),
+      })
+      this.#session
+        .send('Target.sendMessageToTarget', { sessionId: this.#sessionId!, message: JSON.stringify({ id, method, params }) })
+        .catch((error: Error) => this.#pending.get(id)?.reject(error))
+    })
+  }
+
+  /** The worker's used JS heap after a full GC (the smaller of two tries). */
+  async heapAfterGc(): Promise<number> {
+    let least = Infinity
+    for (let i = 0; i < 2; i++) {
+      await this.send('HeapProfiler.collectGarbage')
+      least = Math.min(least, (await this.send<{ usedSize: number }>('Runtime.getHeapUsage')).usedSize)
+    }
+    return least
+  }
+
+  async detach(): Promise<void> {
+    await this.#session.detach().catch(() => {})
+  }
+}
+
+const rate = (count: number, ms: number): number => Math.round((count / ms) * 1000)
+const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(2)} MiB`
+
+async function main(): Promise<void> {
+  const preview = await startPreview()
+  const profile = mkdtempSync(join(tmpdir(), 'intersession-bench-idb-'))
+  try {
+    const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, args: chromiumArgs })
+    try {
+      const page = context.pages()[0] ?? (await context.newPage())
+      page.on('pageerror', (error) => console.error('[page]', error.message))
+      await page.goto(`${preview.url}/bench.html`)
+      await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 15_000 })
+      const userAgent = await page.evaluate(() => navigator.userAgent)
+      const browser = /(?:Headless)?Chrome\/[\d.]+/.exec(userAgent)?.[0] ?? 'Chromium'
+
+      // Warm-up, so that neither measurement pays for first use of the IndexedDB backend.
+      await page.evaluate(({ bytes, batch }) => window.bench.rawPuts(2000, batch, bytes, 'strict'), { bytes: BYTES, batch: RAW_BATCH })
+
+      // (a) The ceiling: raw puts in group-commit-sized transactions, same durability as the engine ('strict').
+      // Measured before and after (b), averaged: fsync times on this disk vary from run to run.
+      const raw = (batch: number, durability: IDBTransactionDurability): Promise<number> =>
+        page.evaluate(({ n, bytes, b, d }) => window.bench.rawPuts(n, b, bytes, d), { n: N, bytes: BYTES, b: batch, d: durability })
+      const rawMs = [await raw(RAW_BATCH, 'strict')]
+      const raw256Ms = await raw(256, 'strict')
+      const rawRelaxedMs = await raw(RAW_BATCH, 'relaxed')
+
+      // (b) Persisted send() through connect(): worker + IndexedDB, toward a peer that never comes online.
+      const nonce = Date.now().toString(36)
+      const role = await page.evaluate(({ id, network }) => window.bench.connect(id, network), { id: `bench-${nonce}`, network: `bench-${nonce}` })
+      if (role !== 'leader') throw new Error(`the bench tab did not become leader (role ${role})`)
+      const worker = await WorkerCdp.attach(page, '/worker')
+      const heapBefore = await worker.heapAfterGc()
+      const sendMs = await page.evaluate(({ n, bytes, win }) => window.bench.send('offline-peer', n, bytes, win), { n: N, bytes: BYTES, win: WINDOW })
+      const heapAfterSend = await worker.heapAfterGc()
+      rawMs.push(await raw(RAW_BATCH, 'strict'))
+
+      // (c) The worker's heap with HEAP_N messages pending (the first N count).
+      const fillStart = performance.now()
+      await page.evaluate(({ n, bytes, win }) => window.bench.send('offline-peer', n, bytes, win), { n: HEAP_N - N, bytes: BYTES, win: WINDOW })
+      const fillMs = performance.now() - fillStart
+      const pending = await page.evaluate(() => window.bench.pending())
+      if (pending.outbound !== HEAP_N) throw new Error(`expected ${HEAP_N} pending, the store counts ${pending.outbound}`)
+      const heapAfter = await worker.heapAfterGc()
+      await worker.detach()
+      await page.evaluate(() => window.bench.close())
+
+      let breakdown: { engineInPageMsgsPerSec: number; engineInPageWithIdsMsgsPerSec: number } | undefined
+      if (BREAKDOWN) {
+        const inPage = (withIds: boolean): Promise<number> =>
+          page.evaluate(({ id, n, bytes, win, ids }) => window.bench.engineInPage(id, n, bytes, win, ids), { id: `bench-page-${withIds}-${nonce}`, n: N, bytes: BYTES, win: WINDOW, ids: withIds })
+        breakdown = { engineInPageMsgsPerSec: rate(N, await inPage(false)), engineInPageWithIdsMsgsPerSec: rate(N, await inPage(true)) }
+      }
+
+      const sendRate = rate(N, sendMs)
+      const rawRate = rate(N * rawMs.length, rawMs.reduce((a, b) => a + b, 0))
+      const result = {
+        benchmark: 'idb',
+        date: new Date().toISOString(),
+        machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${browser}`,
+        messages: N,
+        bytes: BYTES,
+        sendWindow: WINDOW,
+        rawBatch: RAW_BATCH,
+        durability: 'strict',
+        sendMsgsPerSec: sendRate,
+        rawIdbPutsPerSec: rawRate,
+        ratio: Number((sendRate / rawRate).toFixed(4)),
+        rawIdbPutsPerSecRuns: rawMs.map((ms) => rate(N, ms)),
+        rawIdbPutsPerSec256: rate(N, raw256Ms),
+        rawIdbPutsPerSecRelaxed: rate(N, rawRelaxedMs),
+        heapMessages: HEAP_N,
+        heapFillMsgsPerSec: rate(HEAP_N - N, fillMs),
+        heapBeforeBytes: heapBefore,
+        heapAfterFirstBatchBytes: heapAfterSend,
+        heapAfter100kBytes: heapAfter,
+        ...breakdown,
+      }
+      console.log(
+        [
+          `bench:idb  ${N} messages of ${BYTES} B, ${result.machine}`,
+          `  send() through connect() (worker + IndexedDB, strict): ${sendRate} msgs/s  (windows of ${WINDOW})`,
+          `  ceiling, raw IndexedDB puts (${RAW_BATCH}/tx, strict): ${rawRate} puts/s  ratio ${result.ratio} (goal 0.8)`,
+          `    (runs ${result.rawIdbPutsPerSecRuns.join(', ')}; 256/tx ${result.rawIdbPutsPerSec256}; relaxed ${result.rawIdbPutsPerSecRelaxed} puts/s)`,
+          `  worker heap after GC: ${mb(heapBefore)} engine open, ${mb(heapAfterSend)} with ${N} pending,` +
+            ` ${mb(heapAfter)} with ${HEAP_N} pending (${HEAP_N} x ${BYTES} B = ${mb(HEAP_N * BYTES)})`,
+          ...(breakdown === undefined
+            ? []
+            : [
+                `  breakdown, engine in the page (no worker), no ids:   ${breakdown.engineInPageMsgsPerSec} msgs/s`,
+                `  breakdown, engine in the page, explicit ids:         ${breakdown.engineInPageWithIdsMsgsPerSec} msgs/s`,
+              ]),
+        ].join('\n'),
+      )
+      mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
+      writeFileSync(new URL('./results/idb.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`)
+    } finally {
+      await context.close()
+    }
+  } finally {
+    preview.stop()
+    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 })
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error('bench:idb could not run:', error)
+    process.exit(1)
+  },
+)

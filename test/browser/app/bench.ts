@@ -1,0 +1,112 @@
+/**
+ * Bench page for `npm run bench:idb`: exposes `window.bench` to the script
+ * that drives it (test/bench/idb.ts). Measures, in one browser profile on
+ * disk, raw IndexedDB puts of outbox-shaped rows (the ceiling) and persisted
+ * `send()` through `connect()` (worker + IndexedDB).
+ */
+import { connect, type Messenger } from 'intersession/client'
+import { BroadcastChannelTransport, ILM, IndexedDBStore } from 'intersession'
+
+let messenger: Messenger | undefined
+
+const bench = {
+  /**
+   * The ceiling: `count` outbox-shaped rows put in sequential readwrite
+   * transactions of `batch` rows each (as group commit does: one commit at a
+   * time), into a scratch database with the outbox's key path and indexes.
+   * Plain IndexedDB API, no promise per request. Resolves with the elapsed
+   * milliseconds.
+   */
+  async rawPuts(count: number, batch: number, bytes: number, durability: IDBTransactionDurability): Promise<number> {
+    const name = `bench-raw-${crypto.randomUUID()}`
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const open = indexedDB.open(name, 1)
+      open.onupgradeneeded = () => {
+        const outbox = open.result.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
+        outbox.createIndex('id', 'id', { unique: true })
+        outbox.createIndex('expiry', 'expiry')
+      }
+      open.onsuccess = () => resolve(open.result)
+      open.onerror = () => reject(open.error)
+    })
+    const createdAt = Date.now()
+    const start = performance.now()
+    for (let from = 0; from < count; from += batch) {
+      const tx = db.transaction('outbox', 'readwrite', { durability })
+      const outbox = tx.objectStore('outbox')
+      for (let seq = from; seq < Math.min(count, from + batch); seq++) {
+        outbox.put({ to: 'offline-peer', seq, id: `m${seq}-${name}`, contentKind: 'b', contents: new Uint8Array(bytes).fill(seq & 0xff), createdAt })
+      }
+      await new Promise<void>((resolve, reject) => {
+        tx.oncomplete = () => resolve()
+        tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'))
+      })
+    }
+    const ms = performance.now() - start
+    db.close()
+    await new Promise<void>((resolve) => {
+      const del = indexedDB.deleteDatabase(name)
+      del.onsuccess = del.onerror = del.onblocked = () => resolve()
+    })
+    return ms
+  },
+
+  /** Opens intersession as `peerId` on a network of its own; resolves once this tab leads. */
+  async connect(peerId: string, network: string): Promise<string> {
+    messenger = await connect({ peerId, transport: { kind: 'broadcast-channel', network } })
+    const deadline = performance.now() + 20_000
+    while (messenger.role !== 'leader' && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    return messenger.role
+  },
+
+  /**
+   * Sends `count` messages of `bytes` bytes to `to`, in windows of `window`
+   * concurrent sends (each window awaited with Promise.all). Resolves with
+   * the elapsed milliseconds.
+   */
+  async send(to: string, count: number, bytes: number, window: number): Promise<number> {
+    const m = messenger!
+    const start = performance.now()
+    for (let from = 0; from < count; from += window) {
+      const sends: Array<Promise<unknown>> = []
+      for (let i = from; i < Math.min(count, from + window); i++) sends.push(m.send(to, new Uint8Array(bytes).fill(i & 0xff)))
+      await Promise.all(sends)
+    }
+    return performance.now() - start
+  },
+
+  /**
+   * Breakdown: the engine in this page (no worker, no tab bridge) on
+   * IndexedDB, `count` sends in windows as above, with or without an explicit
+   * message id (`connect()` always gives one, which makes `send()` look the id
+   * up first). Resolves with the elapsed milliseconds.
+   */
+  async engineInPage(peerId: string, count: number, bytes: number, window: number, withIds: boolean): Promise<number> {
+    const ilm = await ILM.open({ store: new IndexedDBStore(), transport: new BroadcastChannelTransport({ localId: peerId, network: peerId }) })
+    try {
+      const start = performance.now()
+      for (let from = 0; from < count; from += window) {
+        const sends: Array<Promise<unknown>> = []
+        for (let i = from; i < Math.min(count, from + window); i++) {
+          const contents = new Uint8Array(bytes).fill(i & 0xff)
+          sends.push(withIds ? ilm.send('offline-peer', contents, { id: `${peerId}-${i}` }) : ilm.send('offline-peer', contents))
+        }
+        await Promise.all(sends)
+      }
+      return performance.now() - start
+    } finally {
+      await ilm.close()
+    }
+  },
+
+  pending: () => messenger!.pending(),
+  close: () => messenger?.close(),
+}
+
+declare global {
+  interface Window {
+    bench: typeof bench
+  }
+}
+window.bench = bench
+document.title = 'ready'
