@@ -67,6 +67,7 @@ export class Messenger {
   #role: Role = 'starting'
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
+  #online = true
 
   /** @internal Use `connect()`. */
   constructor(localId: PeerId, config: HostConfig, spawn: () => WorkerLink, options: MessengerOptions = {}) {
@@ -109,6 +110,7 @@ export class Messenger {
       throw error
     }
     if (this.#handlers.size > 0) void link.host.subscribe(true)
+    if (!this.#online) void link.host.setOnline(false)
     for (const call of this.#calls) this.#dispatch(call, link)
   }
 
@@ -137,6 +139,18 @@ export class Messenger {
     return () => {
       if (this.#handlers.delete(handler) && this.#handlers.size === 0) void this.#link?.host.subscribe(false)
     }
+  }
+
+  /**
+   * The app's "work offline" switch: `false` takes this identity's connection
+   * to the relay down and keeps it down, `true` brings it back. Sends keep
+   * queuing meanwhile; `connection` reports the state. Acts on the connection
+   * when this tab leads (the usual case with one tab per identity).
+   */
+  setOnline(online: boolean): void {
+    if (typeof online !== 'boolean') throw new TypeError('online must be a boolean')
+    this.#online = online
+    void this.#link?.host.setOnline(online)
   }
 
   /** As `ILM.on`, plus `role` and `connection`. */

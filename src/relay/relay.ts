@@ -260,6 +260,12 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       res.end(body)
       return
     }
+    if (req.method === 'GET' && path === '/peers' && authMode.kind === 'dev') {
+      // A directory of who is connected, for demos only: a real app knows its users' contacts.
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'access-control-allow-origin': '*' })
+      res.end(JSON.stringify({ peers: [...byId.keys()].sort() }))
+      return
+    }
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end('{"error":"not found"}')
   }

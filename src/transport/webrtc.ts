@@ -10,6 +10,10 @@ export interface SignallingTransport extends Transport {
   signal(to: PeerId, data: unknown): void
   /** Where signalling data from other peers goes (the relay stamped `from`). */
   onSignal: ((from: PeerId, data: unknown) => void) | undefined
+  /** Retry connecting now. */
+  wake?(): void
+  /** Take the connection down and keep it down, or bring it back. */
+  setEnabled?(enabled: boolean): void
 }
 
 /**
@@ -144,6 +148,16 @@ export class WebRtcTransport implements Transport {
     } catch {
       this.connectFailed(peer)
     }
+  }
+
+  /** Takes the relay connection down or back up (see `WebSocketTransport.setEnabled`); channels close with it. */
+  setEnabled(enabled: boolean): void {
+    this.#relay.setEnabled?.(enabled)
+  }
+
+  /** Retry the relay connection now. */
+  wake(): void {
+    this.#relay.wake?.()
   }
 
   /** The connector could not set the connection up. */

@@ -154,6 +154,7 @@ export class WebSocketTransport implements Transport {
   #state: WebSocketTransportState = Object.freeze({ status: 'offline' as const })
   #opened = false
   #stopped = false
+  #disabled = false
   #events: TransportEvents | undefined
   #urlIndex: number
   /** Failed connections since the last `welcome`: the backoff exponent. */
@@ -286,8 +287,25 @@ export class WebSocketTransport implements Transport {
    * to the foreground (the transport already does on `online` and
    * `visibilitychange` where those events exist). A no-op otherwise.
    */
+  /**
+   * Takes the connection down (`false`) and keeps it down until `true`: an
+   * app's "work offline" switch. Messages keep queuing in the store meanwhile.
+   */
+  setEnabled(enabled: boolean): void {
+    if (this.#stopped || this.#disabled === !enabled) return
+    this.#disabled = !enabled
+    if (!this.#opened) return
+    if (enabled) return this.#connect()
+    this.#clearRetry()
+    const socket = this.#socket
+    this.#detach()
+    if (socket !== undefined) closeQuietly(socket)
+    for (const peer of [...this.#online]) this.#markOffline(peer)
+    this.#setState({ status: 'offline', reason: 'taken offline by the app' })
+  }
+
   wake(): void {
-    if (!this.#opened || this.#stopped) return
+    if (!this.#opened || this.#stopped || this.#disabled) return
     if (this.#state.status === 'offline') this.#connect()
     else if (this.#loggedIn && !this.#ping.awaiting) this.#heartbeat()
   }
@@ -303,6 +321,7 @@ export class WebSocketTransport implements Transport {
 
   #connect(): void {
     this.#clearRetry()
+    if (this.#disabled) return
     const dial = ++this.#dials
     const url = this.urls[this.#urlIndex] as string
     this.#setState({ status: 'connecting', url })
@@ -406,6 +425,7 @@ export class WebSocketTransport implements Transport {
   }
 
   #retry(immediate: boolean, reason: string, nextUrl = true): void {
+    if (this.#disabled) return
     if (nextUrl) this.#urlIndex = (this.#urlIndex + 1) % this.urls.length
     const delay = immediate ? 0 : backoffDelay(this.#attempt++, this.#backoff, this.#random)
     this.#setState({ status: 'offline', nextRetryAt: this.#clock.now() + delay, reason, url: this.urls[this.#urlIndex] as string })

@@ -67,6 +67,8 @@ export interface HostFactories {
 export interface HostTransport extends Transport {
   /** Retry connecting now. */
   wake?(): void
+  /** Take the connection down and keep it down (`false`), or bring it back (`true`). */
+  setEnabled?(enabled: boolean): void
   /** Outgoing WebRTC signalling from the page. */
   signal?(peer: PeerId, data: unknown): void
   /** A data channel to `peer`, transferred from the page. */

@@ -23,8 +23,7 @@ export const defaultFactories: HostFactories = {
         })
         relay.onState((state) => context.state(state))
         if (transport.webrtc === undefined || transport.webrtc === false) return relay
-        const rtc = new WebRtcTransport({ relay, connector: context.rtc })
-        return Object.assign(rtc, { wake: () => relay.wake() })
+        return new WebRtcTransport({ relay, connector: context.rtc })
       }
     }
   },

@@ -41,6 +41,8 @@ export interface HostApi {
   connection(): ConnectionState
   /** Retry connecting now (the page came back online or became visible). */
   wake(): void
+  /** The app's "work offline" switch for this identity's connection (held by the leader tab). */
+  setOnline(online: boolean): void
   /** Signalling from this page's RTCPeerConnection for `peer`. */
   rtcSignal(peer: string, data: unknown): void
   /** A data channel to `peer`, transferred from the page. */
@@ -100,6 +102,7 @@ export class Host implements HostApi {
   #leaving: Promise<void> | undefined
   #connection: ConnectionState = { status: 'connecting' }
   #outbox: { local: SinkEvent[]; shared: SinkEvent[] } = { local: [], shared: [] }
+  #networkEnabled = true
   #transport: HostTransport | undefined
 
   constructor(factories: HostFactories) {
@@ -167,6 +170,11 @@ export class Host implements HostApi {
 
   wake(): void {
     this.#transport?.wake?.()
+  }
+
+  setOnline(online: boolean): void {
+    this.#networkEnabled = online
+    this.#transport?.setEnabled?.(online)
   }
 
   rtcSignal(peer: string, data: unknown): void {
@@ -241,6 +249,7 @@ export class Host implements HostApi {
     const config = this.#config!
     try {
       const transport = this.#factories.createTransport(config, this.#transportContext())
+      if (!this.#networkEnabled) transport.setEnabled?.(false)
       const engine = await ILM.open({
         store: this.#factories.createStore(config),
         transport,

@@ -452,6 +452,19 @@ describe('relay: operations', () => {
     })
     expect((await fetch(`${base}/`)).status).toBe(404)
     expect((await fetch(`${base}/health`, { method: 'POST' })).status).toBe(404)
+    expect((await fetch(`${base}/peers`)).status).toBe(404) // the directory exists in dev mode only
+  })
+
+  it('lists connected peers at /peers in dev mode (a demo directory)', async () => {
+    const r = await createRelay({ dev: true, logger: () => {} })
+    const sockets = ['zoe', 'adam'].map((id) => new WebSocket(r.url))
+    await Promise.all(sockets.map((ws, i) => new Promise<void>((resolve) => ws.on('open', () => {
+      ws.send(JSON.stringify({ t: 'auth', token: `dev:${['zoe', 'adam'][i]}` }))
+      ws.once('message', () => resolve())
+    }))))
+    expect(await (await fetch(`http://127.0.0.1:${r.port}/peers`)).json()).toEqual({ peers: ['adam', 'zoe'] })
+    for (const ws of sockets) ws.close()
+    await r.close()
   })
 
   it('closes gracefully: every client sees 1001; close is idempotent', async () => {
