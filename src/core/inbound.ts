@@ -151,19 +151,16 @@ export class InboundLink {
   async #deliver(): Promise<void> {
     this.#delivering = true
     try {
-      this.#handedBelow = Math.max(this.#handedBelow, this.ctx.state.in.get(this.from)?.processedBelow ?? 0)
-      while (this.#mayDeliver()) {
-        const rows = await this.ctx.store.readInbox(this.from, this.#handedBelow, PAGE)
-        if (rows.length === 0) return
-        for (const row of rows) {
-          if (!this.#mayDeliver()) return
-          if (row.index < this.#handedBelow) continue
-          if (!(await this.ctx.handOver(toMessage(row, this.ctx.localId)))) return this.#retryLater()
-          this.#handedBelow = row.index + 1
-          this.#retryDelay = this.ctx.limits.handlerRetryMs
-          if (!(await this.#markProcessed(row.index))) return
+      this.#handedBelow = Math.max(this.#handedBelow, this.#processedBelow())
+      // Until caught up also after the last mark: rows stored while it committed count too.
+      do {
+        while (this.#mayDeliver()) {
+          const rows = await this.ctx.store.readInbox(this.from, this.#handedBelow, PAGE)
+          if (rows.length === 0) break
+          if (!(await this.#handOverPage(rows))) return
         }
-      }
+        if (!(await this.#markProcessed())) return
+      } while (this.#mayDeliver())
     } catch (error) {
       this.ctx.fail(error)
       this.#retryLater()
@@ -172,28 +169,53 @@ export class InboundLink {
     }
   }
 
+  /** Hands rows over in order, marking them processed every `processBatch`; false to stop. */
+  async #handOverPage(rows: readonly InboxRow[]): Promise<boolean> {
+    for (const row of rows) {
+      if (!this.#mayDeliver()) return true
+      if (row.index < this.#handedBelow) continue
+      if (!(await this.ctx.handOver(toMessage(row, this.ctx.localId)))) {
+        await this.#markProcessed()
+        this.#retryLater()
+        return false
+      }
+      this.#handedBelow = row.index + 1
+      this.#retryDelay = this.ctx.limits.handlerRetryMs
+      const unmarked = this.#handedBelow - this.#processedBelow()
+      if (unmarked >= this.ctx.limits.processBatch && !(await this.#markProcessed())) return false
+    }
+    return true
+  }
+
   #mayDeliver(): boolean {
     const stream = this.ctx.state.in.get(this.from)
     return !this.ctx.closed && this.ctx.hasHandlers() && stream !== undefined && this.#handedBelow < stream.nextIndex
   }
 
+  #processedBelow(): number {
+    return this.ctx.state.in.get(this.from)?.processedBelow ?? 0
+  }
+
   /**
-   * Commits that the message at `index` was processed. Awaited before the next
-   * handover, so a crash can hand at most this one message over again.
+   * Commits that every message handed over so far was processed, in one
+   * transaction. Awaited before more than `processBatch` messages are
+   * handed over unmarked, so a crash hands at most that many over again.
    */
-  async #markProcessed(index: number): Promise<boolean> {
+  async #markProcessed(): Promise<boolean> {
+    const upTo = this.#handedBelow
+    if (upTo <= this.#processedBelow()) return true
     try {
       await this.ctx.writer.submit((draft) => {
         const stream = draft.inStream(this.from)
-        if (stream === undefined || index < stream.processedBelow) return () => {}
-        draft.write({ op: 'deleteInbox', from: this.from, index })
-        draft.setIn({ ...stream, processedBelow: index + 1 })
+        if (stream === undefined || upTo <= stream.processedBelow) return () => {}
+        for (let index = stream.processedBelow; index < upTo; index++) draft.write({ op: 'deleteInbox', from: this.from, index })
+        draft.setIn({ ...stream, processedBelow: upTo })
         return () => {}
       })
       return true
     } catch {
       // The writer already reported it; hand over again from what the store says was processed.
-      this.#handedBelow = this.ctx.state.in.get(this.from)?.processedBelow ?? 0
+      this.#handedBelow = this.#processedBelow()
       this.#retryLater()
       return false
     }

@@ -457,7 +457,7 @@ describe('relay: operations', () => {
 
   it('lists connected peers at /peers in dev mode (a demo directory)', async () => {
     const r = await createRelay({ dev: true, logger: () => {} })
-    const sockets = ['zoe', 'adam'].map((id) => new WebSocket(r.url))
+    const sockets = ['zoe', 'adam'].map(() => new WebSocket(r.url))
     await Promise.all(sockets.map((ws, i) => new Promise<void>((resolve) => ws.on('open', () => {
       ws.send(JSON.stringify({ t: 'auth', token: `dev:${['zoe', 'adam'][i]}` }))
       ws.once('message', () => resolve())
