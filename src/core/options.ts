@@ -12,7 +12,7 @@ export interface Limits {
   readonly maxPendingPerPeer: number
   /** Received messages waiting for the application per sender; beyond it frames are not acked (backpressure). Default 100,000. */
   readonly maxInboxPerPeer: number
-  /** First retransmission timeout; doubles on each timeout. Default 1,000 ms. */
+  /** Lowest (and first) retransmission timeout; it adapts to measured round trips and doubles on each timeout. Default 1,000 ms. */
   readonly retransmitMs: number
   /** Retransmission timeout cap. Default 30,000 ms. */
   readonly maxRetransmitMs: number

@@ -2,6 +2,7 @@ import type { LinkContext } from './context.js'
 import type { TimerHandle } from './clock.js'
 import type { MsgFrame } from './frame.js'
 import type { PeerId } from './ids.js'
+import { RttEstimator } from './rtt.js'
 import type { OutboxRow } from './store.js'
 
 /**
@@ -26,13 +27,17 @@ export class OutboundLink {
   #pumping = false
   #timer: TimerHandle | undefined
   #rto: number
+  readonly #rtt: RttEstimator
+  /** First-transmission times of seqs in flight, for RTT samples (Karn: a resent seq is dropped). */
+  readonly #sentAt = new Map<number, number>()
   readonly #cache = new Map<number, OutboxRow>()
 
   constructor(
     readonly to: PeerId,
     private readonly ctx: LinkContext,
   ) {
-    this.#rto = ctx.limits.retransmitMs
+    this.#rtt = new RttEstimator(ctx.limits.retransmitMs, ctx.limits.maxRetransmitMs)
+    this.#rto = this.#rtt.timeout
   }
 
   /** Highest seq sent by this engine instance (`sent` status), -1 if none. */
@@ -45,7 +50,8 @@ export class OutboundLink {
     this.online = true
     this.#ready = false
     this.#cache.clear()
-    this.#rto = this.ctx.limits.retransmitMs
+    this.#sentAt.clear()
+    this.#rto = this.#rtt.timeout
     this.ctx.sendHello(this.to, false)
     this.#arm()
   }
@@ -77,7 +83,10 @@ export class OutboundLink {
   /** The cumulative ack moved to `upTo` (already committed). */
   acked(upTo: number): void {
     for (const seq of this.#cache.keys()) if (seq <= upTo) this.#cache.delete(seq)
-    this.#rto = this.ctx.limits.retransmitMs
+    const sentAt = this.#sentAt.get(upTo)
+    if (sentAt !== undefined) this.#rtt.sample(this.ctx.clock.now() - sentAt)
+    for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
+    this.#rto = this.#rtt.timeout
     this.#disarm()
     if (this.#sentUpTo > upTo) this.#arm()
     void this.pump()
@@ -133,6 +142,7 @@ export class OutboundLink {
   async #send(row: OutboxRow, floor: number): Promise<boolean> {
     const expired = row.expired === true || (row.expiresAt !== undefined && row.expiresAt <= this.ctx.clock.now())
     if (expired && row.expired !== true) this.ctx.expire([row])
+    const at = this.ctx.clock.now()
     try {
       const pending = this.ctx.transmit(toFrame(this.ctx, row, floor, expired))
       if (pending !== undefined) await pending
@@ -143,7 +153,9 @@ export class OutboundLink {
     }
     this.#cursor = row.seq + 1
     this.#sentUpTo = Math.max(this.#sentUpTo, row.seq)
-    if (row.seq > this.#highestSent) {
+    if (row.seq <= this.#highestSent) this.#sentAt.delete(row.seq)
+    else {
+      this.#sentAt.set(row.seq, at)
       this.#highestSent = row.seq
       if (!expired) this.ctx.events.emit('status', { id: row.id, to: this.to, seq: row.seq, status: 'sent' })
     }
