@@ -459,6 +459,7 @@ export class Engine {
     const stream = this.#state.out.get(ack.from)
     if (stream === undefined || ack.upTo >= stream.nextSeq) return this.#refuse('ACK_UNSENT')
     if (ack.upTo <= stream.ackedUpTo) return
+    this.#outbound.get(ack.from)?.acked(ack.upTo)
     this.#applyAck(ack.from, ack.upTo).catch((error: unknown) => this.#fail(error))
   }
 

@@ -22,6 +22,8 @@ export class OutboundLink {
   online = false
   #ready = false
   #cursor = 0
+  /** The highest ack heard in this session; the committed one may lag behind. */
+  #ackedSeen = -1
   #sentUpTo = -1
   #highestSent = -1
   #pumping = false
@@ -51,6 +53,7 @@ export class OutboundLink {
     this.#ready = false
     this.#cache.clear()
     this.#sentAt.clear()
+    this.#ackedSeen = -1
     this.#rto = this.#rtt.timeout
     this.ctx.sendHello(this.to, false)
     this.#arm()
@@ -75,13 +78,18 @@ export class OutboundLink {
   /** A send committed. */
   enqueued(row: OutboxRow): void {
     if (!this.#ready) return
-    const stream = this.ctx.state.out.get(this.to)
-    if (stream !== undefined && row.seq <= stream.ackedUpTo + this.ctx.limits.window) this.#cache.set(row.seq, row)
+    if (row.seq <= this.#acked() + this.ctx.limits.window) this.#cache.set(row.seq, row)
     void this.pump()
   }
 
-  /** The cumulative ack moved to `upTo` (already committed). */
+  /**
+   * The peer acknowledged every seq <= `upTo`. The window moves at once, before
+   * the ack is committed here: the receiver has the messages durably, so
+   * sending more is safe, and the sender's commit stays off the critical path.
+   */
   acked(upTo: number): void {
+    if (upTo <= this.#acked()) return
+    this.#ackedSeen = upTo
     for (const seq of this.#cache.keys()) if (seq <= upTo) this.#cache.delete(seq)
     const sentAt = this.#sentAt.get(upTo)
     if (sentAt !== undefined) this.#rtt.sample(this.ctx.clock.now() - sentAt)
@@ -100,11 +108,12 @@ export class OutboundLink {
       while (this.#mayContinue()) {
         const stream = this.ctx.state.out.get(this.to)
         if (stream === undefined) return
-        if (this.#cursor <= stream.ackedUpTo) this.#cursor = stream.ackedUpTo + 1
-        if (this.#cursor >= stream.nextSeq || this.#cursor > stream.ackedUpTo + this.ctx.limits.window) return
+        const acked = this.#acked()
+        if (this.#cursor <= acked) this.#cursor = acked + 1
+        if (this.#cursor >= stream.nextSeq || this.#cursor > acked + this.ctx.limits.window) return
         const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
         if (row === undefined) continue
-        if (!(await this.#send(row, stream.ackedUpTo + 1))) return
+        if (!(await this.#send(row, acked + 1))) return
       }
     } catch (error) {
       this.ctx.fail(error)
@@ -124,6 +133,10 @@ export class OutboundLink {
     this.stop()
   }
 
+  #acked(): number {
+    return Math.max(this.#ackedSeen, this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1)
+  }
+
   #mayContinue(): boolean {
     return this.online && this.#ready && !this.ctx.closed
   }
@@ -131,7 +144,7 @@ export class OutboundLink {
   /** Pages rows in from the store; `undefined` only when `fromSeq` was acked meanwhile. */
   async #load(fromSeq: number): Promise<OutboxRow | undefined> {
     const rows = await this.ctx.store.readOutbox(this.to, fromSeq, this.ctx.limits.window)
-    const acked = this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1
+    const acked = this.#acked()
     if (!this.#mayContinue()) return undefined
     for (const row of rows) if (row.seq > acked && row.seq <= acked + this.ctx.limits.window) this.#cache.set(row.seq, row)
     const row = this.#cache.get(fromSeq)
@@ -179,7 +192,7 @@ export class OutboundLink {
     this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
     if (!this.#ready) this.ctx.sendHello(this.to, false)
     // Go back to the last ack. This also stops waiting for a lost hello: resending is always safe.
-    this.resume((this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1) + 1)
+    this.resume(this.#acked() + 1)
   }
 }
 
