@@ -386,6 +386,8 @@ export class Host implements HostApi {
       this.#followers.delete(tab)
       for (const delivery of this.#deliveries.values()) this.#answered(delivery, tab, true)
     } else {
+      // A tab that just joined learns the connection state it missed.
+      if (this.#role === 'leader' && !this.#followers.has(tab)) this.#emit('connection', this.#connection, true)
       this.#followers.set(tab, { subscribed, lastSeen: Date.now() })
     }
     this.#syncEngineSubscription()

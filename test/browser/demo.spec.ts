@@ -1,0 +1,242 @@
+/**
+ * The demo chat (demo/), driven as two people would: two browser profiles on
+ * disk (so IndexedDB, localStorage and the service worker are real), the demo
+ * server with its dev relay in a child process. Screenshots of the main
+ * states go to test/browser/screenshots/ (not committed).
+ *
+ * Needs `npm run build && npm run build:demo` first (`npm run test:browser` does both).
+ */
+import { expect, test, type BrowserContext, type Locator, type Page } from '@playwright/test'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { persistentContext } from './fixtures.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
+const ONLINE_TIMEOUT = 20_000
+/** Reconnecting after the server was down: backoff with jitter, up to 8 s or so after a few seconds down. */
+const RECONNECT_TIMEOUT = 45_000
+
+interface DemoServer {
+  readonly url: string
+  readonly port: number
+  readonly relayPort: number
+  /** SIGTERM; resolves once the process has exited. */
+  stop(): Promise<void>
+}
+
+/** Starts `demo/server.ts` (page server + dev relay) and resolves once it printed its URL. */
+function startDemoServer(port = 0, relayPort = 0, timeoutMs = 20_000): Promise<DemoServer> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  let output = ''
+  return new Promise<DemoServer>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the demo server did not start within ${timeoutMs} ms: ${output}`))
+    }, timeoutMs)
+    const onData = (chunk: Buffer): void => {
+      output = (output + chunk.toString('utf8')).slice(-8192)
+      const match = /intersession demo: (http:\/\/127\.0\.0\.1:(\d+)) +\(relay ws:\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (match === null) return
+      clearTimeout(timer)
+      child.stdout!.off('data', onData)
+      resolve({
+        url: match[1]!,
+        port: Number(match[2]),
+        relayPort: Number(match[3]),
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+          const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+          await exited
+          clearTimeout(killer)
+        },
+      })
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString('utf8')).slice(-8192)))
+    void exited.then(() => {
+      clearTimeout(timer)
+      reject(new Error(`the demo server exited before it was ready: ${output}`))
+    })
+  })
+}
+
+const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: `${SCREENSHOTS}${name}.png` })
+
+const message = (page: Page, text: string): Locator =>
+  page.getByTestId('message').filter({ has: page.getByTestId('message-text').getByText(text, { exact: true }) })
+
+async function say(page: Page, text: string): Promise<void> {
+  const input = page.getByTestId('composer-input')
+  await input.fill(text)
+  await input.press('Enter')
+  await expect(message(page, text)).toHaveCount(1)
+}
+
+/** What a conversation shows: text, direction and status of each message, in order. */
+function transcript(page: Page): Promise<string[]> {
+  return page
+    .getByTestId('message')
+    .evaluateAll((items) => items.map((li) => `${(li as HTMLElement).dataset.direction} ${(li as HTMLElement).dataset.status} ${li.querySelector('.text')?.textContent}`))
+}
+
+async function expectOnline(page: Page, timeout = ONLINE_TIMEOUT): Promise<void> {
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'online', { timeout })
+}
+
+let server: DemoServer
+let alice: { context: BrowserContext; page: Page; dispose(): Promise<void> }
+let bob: { context: BrowserContext; page: Page; dispose(): Promise<void> }
+
+async function browserFor(): Promise<{ context: BrowserContext; page: Page; dispose(): Promise<void> }> {
+  const { context, dispose } = await persistentContext()
+  const page = context.pages()[0] ?? (await context.newPage())
+  return { context, page, dispose }
+}
+
+test.describe.configure({ mode: 'serial' })
+
+test.beforeAll(async () => {
+  if (!existsSync(fileURLToPath(new URL('../../demo/dist/index.html', import.meta.url)))) {
+    throw new Error('demo/dist is missing: run `npm run build && npm run build:demo` first')
+  }
+  mkdirSync(SCREENSHOTS, { recursive: true })
+  server = await startDemoServer()
+  alice = await browserFor()
+  bob = await browserFor()
+})
+
+test.afterAll(async () => {
+  await alice?.dispose()
+  await bob?.dispose()
+  await server?.stop()
+})
+
+test('two people pick names, see each other online and chat both ways', async () => {
+  const a = alice.page
+  const b = bob.page
+  await a.goto(server.url)
+  await a.getByTestId('name-input').fill('alice')
+  await shot(a, '01-name-picker')
+  await a.getByTestId('name-submit').click()
+  await expect(a.getByTestId('me')).toHaveText('alice')
+  await expectOnline(a)
+
+  await b.goto(server.url)
+  await b.getByTestId('name-input').fill('bob')
+  await b.getByTestId('name-input').press('Enter')
+  await expectOnline(b)
+
+  // Who is online: the directory lists each to the other.
+  await expect(a.getByTestId('contact-bob')).toHaveAttribute('data-online', 'true', { timeout: 10_000 })
+  await expect(b.getByTestId('contact-alice')).toHaveAttribute('data-online', 'true', { timeout: 10_000 })
+
+  await a.getByTestId('contact-bob').click()
+  await expect(a.getByTestId('conversation-title')).toHaveText('bob')
+  await say(a, 'Hi bob, it is alice')
+  await expect(message(a, 'Hi bob, it is alice')).toHaveAttribute('data-status', 'delivered', { timeout: 15_000 })
+
+  // Bob has it before he opens the conversation: an unread badge.
+  await expect(b.getByTestId('contact-alice').getByTestId('unread')).toHaveText('1', { timeout: 15_000 })
+  await b.getByTestId('contact-alice').click()
+  await expect(message(b, 'Hi bob, it is alice')).toHaveAttribute('data-direction', 'in')
+  await say(b, 'Hello alice! Try the offline switch.')
+  await expect(message(b, 'Hello alice! Try the offline switch.')).toHaveAttribute('data-status', 'delivered', { timeout: 15_000 })
+  await expect(message(a, 'Hello alice! Try the offline switch.')).toHaveAttribute('data-direction', 'in', { timeout: 15_000 })
+  await expect(a.getByTestId('pending')).toHaveText('0 pending')
+
+  await shot(a, '02-chat-alice')
+  await shot(b, '02-chat-bob')
+})
+
+test('one goes offline with the switch: three messages queue, then turn delivered when back', async () => {
+  const a = alice.page
+  const b = bob.page
+  const queued = ['one, written offline', 'two, written offline', 'three, written offline']
+
+  await b.getByTestId('online-switch').click()
+  await expect(b.getByRole('switch')).not.toBeChecked()
+  await expect(b.getByTestId('connection')).toHaveAttribute('data-state', 'offline')
+  await expect(b.getByTestId('connection')).toHaveText('offline')
+  // Alice sees bob go away (presence from the relay).
+  await expect(a.getByTestId('contact-bob')).toHaveAttribute('data-online', 'false', { timeout: 10_000 })
+
+  for (const text of queued) await say(b, text)
+  for (const text of queued) await expect(message(b, text)).toHaveAttribute('data-status', 'queued')
+  await expect(b.getByTestId('pending')).toHaveText('3 pending', { timeout: 5_000 })
+  // Nothing reaches alice while bob is offline.
+  await b.waitForTimeout(1000)
+  for (const text of queued) await expect(message(a, text)).toHaveCount(0)
+  await shot(b, '03-offline-queued-bob')
+  await shot(a, '03-offline-peer-alice')
+
+  await b.getByTestId('online-switch').click()
+  await expect(b.getByRole('switch')).toBeChecked()
+  await expectOnline(b)
+  for (const text of queued) await expect(message(b, text)).toHaveAttribute('data-status', 'delivered', { timeout: 15_000 })
+  for (const text of queued) await expect(message(a, text)).toHaveAttribute('data-direction', 'in', { timeout: 15_000 })
+  // In order on alice's side.
+  const received = (await transcript(a)).filter((line) => line.includes('written offline'))
+  expect(received).toEqual(queued.map((text) => `in received ${text}`))
+  await expect(b.getByTestId('pending')).toHaveText('0 pending', { timeout: 5_000 })
+  await expect(a.getByTestId('contact-bob')).toHaveAttribute('data-online', 'true', { timeout: 10_000 })
+
+  await shot(b, '04-back-online-delivered-bob')
+  await shot(a, '04-back-online-received-alice')
+})
+
+test('both pages reload: same names, same conversations, same statuses', async () => {
+  const before = { a: await transcript(alice.page), b: await transcript(bob.page) }
+  expect(before.a).toHaveLength(5)
+  expect(before.b).toHaveLength(5)
+
+  await Promise.all([alice.page.reload(), bob.page.reload()])
+  await expect(alice.page.getByTestId('me')).toHaveText('alice')
+  await expect(bob.page.getByTestId('me')).toHaveText('bob')
+  // The open conversation comes back too.
+  await expect(alice.page.getByTestId('conversation-title')).toHaveText('bob')
+  await expect(bob.page.getByTestId('conversation-title')).toHaveText('alice')
+  await expect(alice.page.getByTestId('message')).toHaveCount(5)
+  await expect(bob.page.getByTestId('message')).toHaveCount(5)
+  expect(await transcript(alice.page)).toEqual(before.a)
+  expect(await transcript(bob.page)).toEqual(before.b)
+  await expectOnline(alice.page)
+  await expectOnline(bob.page)
+  await shot(alice.page, '05-after-reload-alice')
+})
+
+test('with the server and relay down, the page opens from the service worker and queues; it all goes out when they are back', async () => {
+  const a = alice.page
+  const b = bob.page
+  await a.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, { timeout: 10_000 })
+  const { port, relayPort, url } = server
+  const before = await transcript(a)
+
+  await server.stop()
+  await expect(fetch(url, { signal: AbortSignal.timeout(2000) })).rejects.toThrow()
+  await a.reload()
+  await expect(a.getByTestId('me')).toHaveText('alice')
+  expect(await a.evaluate(() => navigator.serviceWorker.controller !== null)).toBe(true)
+  await expect(a.getByTestId('message')).toHaveCount(before.length)
+  expect(await transcript(a)).toEqual(before)
+  await expect(a.getByTestId('connection')).toHaveAttribute('data-state', /^(reconnecting|connecting)$/)
+  await expect(a.getByTestId('connection')).toHaveText(/^reconnecting/, { timeout: 10_000 })
+
+  const text = 'typed while the server was down'
+  await say(a, text)
+  await expect(message(a, text)).toHaveAttribute('data-status', 'queued')
+  await expect(a.getByTestId('pending')).toHaveText('1 pending', { timeout: 5_000 })
+  await shot(a, '06-opened-offline-from-service-worker')
+
+  server = await startDemoServer(port, relayPort)
+  await expectOnline(a, RECONNECT_TIMEOUT)
+  await expect(message(a, text)).toHaveAttribute('data-status', 'delivered', { timeout: RECONNECT_TIMEOUT })
+  await expect(message(b, text)).toHaveAttribute('data-direction', 'in', { timeout: RECONNECT_TIMEOUT })
+  await expect(a.getByTestId('pending')).toHaveText('0 pending', { timeout: 5_000 })
+  await shot(a, '07-back-online-after-outage')
+})
