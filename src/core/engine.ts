@@ -98,7 +98,7 @@ export class Engine {
   #expiryTimer: TimerHandle | undefined
   #expiryAt: number | undefined
   #pruneTimer: TimerHandle | undefined
-  #watched = -1
+  readonly #watched = new Set<PeerId>()
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
   constructor(parts: EngineParts) {
@@ -291,18 +291,20 @@ export class Engine {
         for (const peer of [...this.#online]) this.#peerDown(peer)
       },
     })
-    this.#watch()
+    this.#watch([...this.#state.out.keys(), ...this.#state.in.keys()])
     void this.#sweepExpired()
     this.#prune()
   }
 
-  /** Tells the transport which peers' presence matters: every peer with a stream either way. */
-  #watch(): void {
+  /**
+   * Tells the transport which peers' presence matters: every peer with a
+   * stream either way. O(1) for a peer already watched (this runs per message).
+   */
+  #watch(peers: Iterable<PeerId>): void {
     if (this.#transport.watch === undefined || this.#closed) return
-    const peers = new Set([...this.#state.out.keys(), ...this.#state.in.keys()])
-    if (peers.size === this.#watched) return
-    this.#watched = peers.size
-    this.#transport.watch([...peers].sort())
+    const before = this.#watched.size
+    for (const peer of peers) this.#watched.add(peer)
+    if (this.#watched.size !== before) this.#transport.watch([...this.#watched].sort())
   }
 
   #linkContext(): LinkContext {
@@ -341,7 +343,7 @@ export class Engine {
   }
 
   #enqueued(row: OutboxRow): void {
-    if (row.seq === 0) this.#watch()
+    this.#watch([row.to])
     this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
     if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
     if (this.#online.has(row.to)) this.#outboundLink(row.to).enqueued(row)
@@ -420,7 +422,7 @@ export class Engine {
       case 'msg':
         this.#inboundLink(from)
           .receive(frame)
-          .then((stored) => (stored ? this.#watch() : this.#refuse('EXPIRED')))
+          .then((stored) => (stored ? this.#watch([from]) : this.#refuse('EXPIRED')))
           .catch((error: unknown) => this.#fail(error))
         return
       case 'ack':
