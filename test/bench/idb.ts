@@ -13,75 +13,28 @@
  * Needs the built pages (`npm run bench:idb` builds them). Exits non-zero
  * only when it could not run; the numbers are reported, not judged.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { chromium, type CDPSession, type Page } from '@playwright/test'
-import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+import type { CDPSession, Page } from '@playwright/test'
+import {
+  browserVersion,
+  intArg,
+  launchProfile,
+  machine,
+  makeProfile,
+  openReadyPage,
+  removeProfile,
+  runBench,
+  startPreview,
+  writeResult,
+} from './browser-harness.js'
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  const value = i > 0 ? Number(process.argv[i + 1]) : fallback
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
-  return value
-}
-const N = arg('--messages', 20_000)
-const HEAP_N = Math.max(N, arg('--heap-messages', 100_000))
+const N = intArg('--messages', 20_000)
+const HEAP_N = Math.max(N, intArg('--heap-messages', 100_000))
 const BREAKDOWN = process.argv.includes('--breakdown')
 const BYTES = 64
 const WINDOW = 1000
 // Group commit takes whatever is queued (at most 1,024, the writer's MAX_BATCH) into one
 // transaction, so a window of 1,000 sends gives transactions of up to ~1,000 rows.
 const RAW_BATCH = WINDOW
-const root = fileURLToPath(new URL('../../', import.meta.url))
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
-}
-
-/** `vite preview` of the built test pages on a free loopback port, in its own process group. */
-async function startPreview(): Promise<{ url: string; stop(): void }> {
-  if (!existsSync(join(root, 'test/browser/.dist/bench.html'))) {
-    throw new Error('test/browser/.dist/bench.html is missing: run `npx vite build --config test/browser/vite.config.ts` (npm run bench:idb does)')
-  }
-  const port = await freePort()
-  const child: ChildProcess = spawn(join(root, 'node_modules/.bin/vite'), ['preview', '--config', 'test/browser/vite.config.ts', '--port', String(port)], {
-    cwd: root,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    detached: true,
-  })
-  const stop = (): void => {
-    try {
-      process.kill(-child.pid!, 'SIGTERM')
-    } catch {
-      // Already gone.
-    }
-  }
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/bench.html`)).ok) return { url, stop }
-    } catch {
-      // Not listening yet.
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      stop()
-      throw new Error(`vite preview did not serve ${url}/bench.html within 30 s`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
 
 /**
  * Commands to the page's dedicated worker over the page's CDP session
@@ -161,17 +114,13 @@ const rate = (count: number, ms: number): number => Math.round((count / ms) * 10
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(2)} MiB`
 
 async function main(): Promise<void> {
-  const preview = await startPreview()
-  const profile = mkdtempSync(join(tmpdir(), 'intersession-bench-idb-'))
+  const preview = await startPreview('bench.html', 'bench:idb')
+  const profile = makeProfile('intersession-bench-idb-')
   try {
-    const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, args: chromiumArgs })
+    const context = await launchProfile(profile)
     try {
-      const page = context.pages()[0] ?? (await context.newPage())
-      page.on('pageerror', (error) => console.error('[page]', error.message))
-      await page.goto(`${preview.url}/bench.html`)
-      await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 15_000 })
-      const userAgent = await page.evaluate(() => navigator.userAgent)
-      const browser = /(?:Headless)?Chrome\/[\d.]+/.exec(userAgent)?.[0] ?? 'Chromium'
+      const page = await openReadyPage(context, `${preview.url}/bench.html`, { tag: 'page' })
+      const browser = await browserVersion(page)
 
       // Warm-up, so that neither measurement pays for first use of the IndexedDB backend.
       await page.evaluate(({ bytes, batch }) => window.bench.rawPuts(2000, batch, bytes, 'strict'), { bytes: BYTES, batch: RAW_BATCH })
@@ -216,7 +165,7 @@ async function main(): Promise<void> {
       const result = {
         benchmark: 'idb',
         date: new Date().toISOString(),
-        machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${browser}`,
+        machine: machine(browser),
         messages: N,
         bytes: BYTES,
         sendWindow: WINDOW,
@@ -251,21 +200,14 @@ async function main(): Promise<void> {
               ]),
         ].join('\n'),
       )
-      mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-      writeFileSync(new URL('./results/idb.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`)
+      writeResult('idb', result)
     } finally {
       await context.close()
     }
   } finally {
     preview.stop()
-    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 })
+    removeProfile(profile)
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error('bench:idb could not run:', error)
-    process.exit(1)
-  },
-)
+runBench('idb', main)

@@ -41,80 +41,33 @@
  * Needs the built pages (`npm run bench:net` builds them). Exits non-zero
  * only when it could not run; the numbers are reported, not judged.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { chromium, type BrowserContext, type Page } from '@playwright/test'
-import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+import type { BrowserContext, Page } from '@playwright/test'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import type { Arrivals } from '../browser/app/net-bench.js'
+import {
+  browserVersion,
+  intArg,
+  launchProfile,
+  machine,
+  makeProfile,
+  openReadyPage,
+  removeProfile,
+  runBench,
+  startPreview,
+  writeResult,
+} from './browser-harness.js'
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  const value = i > 0 ? Number(process.argv[i + 1]) : fallback
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
-  return value
-}
-const N = arg('--messages', 20_000)
-const WINDOW = arg('--window', 1000)
-const RELAY_FPS = arg('--relay-fps', 1_000_000)
+const N = intArg('--messages', 20_000)
+const WINDOW = intArg('--window', 1000)
+const RELAY_FPS = intArg('--relay-fps', 1_000_000)
 const BREAKDOWN = process.argv.includes('--breakdown')
 /** The engines' `limits.window` (unacked messages in flight per stream); the engine's default (256) unless given. */
-const ENGINE_WINDOW = process.argv.includes('--engine-window') ? arg('--engine-window', 256) : undefined
+const ENGINE_WINDOW = process.argv.includes('--engine-window') ? intArg('--engine-window', 256) : undefined
 const BYTES = 64
 const WARMUP = 500
 const WAIT_MS = 300_000
 const WARMUP_PHASE = 1
 const MEASURED_PHASE = 2
-const root = fileURLToPath(new URL('../../', import.meta.url))
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
-}
-
-/** `vite preview` of the built test pages on a free loopback port, in its own process group. */
-async function startPreview(): Promise<{ url: string; stop(): void }> {
-  if (!existsSync(join(root, 'test/browser/.dist/net-bench.html'))) {
-    throw new Error('test/browser/.dist/net-bench.html is missing: run `npx vite build --config test/browser/vite.config.ts` (npm run bench:net does)')
-  }
-  const port = await freePort()
-  const child: ChildProcess = spawn(join(root, 'node_modules/.bin/vite'), ['preview', '--config', 'test/browser/vite.config.ts', '--port', String(port)], {
-    cwd: root,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    detached: true,
-  })
-  const stop = (): void => {
-    try {
-      process.kill(-child.pid!, 'SIGTERM')
-    } catch {
-      // Already gone.
-    }
-  }
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/net-bench.html`)).ok) return { url, stop }
-    } catch {
-      // Not listening yet.
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      stop()
-      throw new Error(`vite preview did not serve ${url}/net-bench.html within 30 s`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
 
 const clock = (): number => performance.timeOrigin + performance.now()
 
@@ -130,16 +83,9 @@ async function clockOffset(page: Page): Promise<{ offset: number; rtt: number }>
   return best
 }
 
-async function openPage(context: BrowserContext, url: string, label: string): Promise<Page> {
-  const page = context.pages()[0] ?? (await context.newPage())
-  page.on('pageerror', (error) => console.error(`[page ${label}]`, error.message))
-  page.on('console', (message) => {
-    // (The favicon's 404 is no news.)
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) console.error(`[page ${label} console]`, message.text())
-  })
-  await page.goto(`${url}/net-bench.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 15_000 })
-  return page
+/** The bench page in `context`, its errors and console errors printed as page `label`'s. */
+function openPage(context: BrowserContext, url: string, label: string): Promise<Page> {
+  return openReadyPage(context, `${url}/net-bench.html`, { tag: `page ${label}`, consoleErrors: true })
 }
 
 interface Run {
@@ -164,18 +110,17 @@ const percentile = (sorted: number[], p: number): number => sorted[Math.min(sort
 const ms2 = (value: number): number => Number(value.toFixed(2))
 
 async function main(): Promise<void> {
-  const preview = await startPreview()
+  const preview = await startPreview('net-bench.html', 'bench:net')
   let relay: RelayProcess | undefined
-  const profiles = [mkdtempSync(join(tmpdir(), 'intersession-bench-net-a-')), mkdtempSync(join(tmpdir(), 'intersession-bench-net-b-'))]
+  const profiles = [makeProfile('intersession-bench-net-a-'), makeProfile('intersession-bench-net-b-')]
   const contexts: BrowserContext[] = []
   try {
     relay = await startRelayProcess(['--dev'], { INTERSESSION_RELAY_FRAMES_PER_SECOND: String(RELAY_FPS) })
     const relayUrl = relay.url
-    for (const profile of profiles) contexts.push(await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, args: chromiumArgs }))
+    for (const profile of profiles) contexts.push(await launchProfile(profile))
     const a = await openPage(contexts[0]!, preview.url, 'A')
     const b = await openPage(contexts[1]!, preview.url, 'B')
-    const userAgent = await a.evaluate(() => navigator.userAgent)
-    const browser = /(?:Headless)?Chrome\/[\d.]+/.exec(userAgent)?.[0] ?? 'Chromium'
+    const browser = await browserVersion(a)
 
     const skews: number[] = []
     const measureSkew = async (): Promise<number> => {
@@ -271,7 +216,7 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'net',
       date: new Date().toISOString(),
-      machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${browser}`,
+      machine: machine(browser),
       messages: N,
       bytes: BYTES,
       sendWindow: WINDOW,
@@ -311,20 +256,13 @@ async function main(): Promise<void> {
         ...(incomplete ? ['  WARNING: not every message arrived; rates count what did'] : []),
       ].join('\n'),
     )
-    mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-    writeFileSync(new URL('./results/net.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`)
+    writeResult('net', result)
   } finally {
     for (const context of contexts) await context.close().catch(() => {})
     await relay?.stop().catch(() => {})
     preview.stop()
-    for (const profile of profiles) rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 })
+    for (const profile of profiles) removeProfile(profile)
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error('bench:net could not run:', error)
-    process.exit(1)
-  },
-)
+runBench('net', main)

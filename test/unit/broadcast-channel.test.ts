@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { isIlmError } from '../../src/core/errors.js'
 import type { PeerId } from '../../src/core/ids.js'
-import type { TransportEvents } from '../../src/core/transport.js'
 import { ILM, MemoryStore, type Message } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { transportContract } from '../../src/testing/transport-contract.js'
@@ -11,6 +10,8 @@ import {
   type BroadcastChannelTransportOptions,
   parseWire,
 } from '../../src/transport/broadcast-channel.js'
+import { runContract } from '../helpers/contract.js'
+import { transportLog, type TransportLog } from '../helpers/transport-log.js'
 
 /** BroadcastChannel delivery is a real macrotask: let it through. */
 const tick = (ms = 5): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -25,35 +26,15 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close()
 })
 
-interface Log extends TransportEvents {
-  readonly frames: { from: PeerId; data: Uint8Array }[]
-  readonly presence: [string, boolean][]
-  closedCount: number
-  online(peer: string): boolean | undefined
-}
-
-function log(): Log {
-  const l: Log = {
-    frames: [],
-    presence: [],
-    closedCount: 0,
-    frame: (from, data) => void l.frames.push({ from, data }),
-    peer: (peer, online) => void l.presence.push([peer, online]),
-    closed: () => void l.closedCount++,
-    online: (peer) => l.presence.filter(([p]) => p === peer).at(-1)?.[1],
-  }
-  return l
-}
-
 function transport(options: BroadcastChannelTransportOptions): BroadcastChannelTransport {
   const t = new BroadcastChannelTransport(options)
   closers.push(() => t.close())
   return t
 }
 
-function opened(options: BroadcastChannelTransportOptions): { t: BroadcastChannelTransport; l: Log } {
+function opened(options: BroadcastChannelTransportOptions): { t: BroadcastChannelTransport; l: TransportLog } {
   const t = transport(options)
-  const l = log()
+  const l = transportLog()
   t.open(l)
   return { t, l }
 }
@@ -95,7 +76,7 @@ describe('BroadcastChannelTransport: transport contract', () => {
       cleanup: () => {},
     }
   })
-  for (const c of cases) it(c.name, () => c.run())
+  runContract(cases)
 })
 
 describe('BroadcastChannelTransport', () => {
@@ -297,7 +278,7 @@ describe('BroadcastChannelTransport', () => {
     }
     let inside = false
     let violations = 0
-    const guard = (l: Log): Log => ({
+    const guard = (l: TransportLog): TransportLog => ({
       ...l,
       frame: (from, data) => (inside ? violations++ : l.frame(from, data)),
       peer: (peer, online) => (inside ? violations++ : l.peer(peer, online)),
@@ -305,8 +286,8 @@ describe('BroadcastChannelTransport', () => {
     })
     const a = transport({ localId: 'a', channel })
     const b = transport({ localId: 'b', channel })
-    const la = log()
-    const lb = log()
+    const la = transportLog()
+    const lb = transportLog()
     inside = true
     a.open(guard(la))
     b.open(guard(lb))

@@ -9,6 +9,7 @@ import type { InboxRow, OutboxRow, PeerStore, StoreOp } from '../../src/core/sto
 import { ILM, MemoryNetwork, type Message } from '../../src/index.js'
 import { deleteDatabase, IndexedDBStore, SCHEMA_VERSION } from '../../src/storage/indexeddb.js'
 import { storeContract } from '../../src/testing/store-contract.js'
+import { runContract } from '../helpers/contract.js'
 
 const B = 'bob' as PeerId
 const C = 'carol' as PeerId
@@ -106,11 +107,11 @@ afterEach(() => {
 })
 
 describe('IndexedDBStore contract (fake-indexeddb)', () => {
-  for (const c of storeContract(() => new IndexedDBStore({ indexedDB: new IDBFactory() }))) it(c.name, () => c.run())
+  runContract(storeContract(() => new IndexedDBStore({ indexedDB: new IDBFactory() })))
   const shared = new IndexedDBStore({ indexedDB: new IDBFactory() })
-  for (const c of storeContract(() => shared)) it(`${c.name} (one shared store)`, () => c.run())
+  runContract(storeContract(() => shared), '(one shared store)')
   const paged = new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 1 })
-  for (const c of storeContract(() => paged)) it(`${c.name} (pageSize 1)`, () => c.run())
+  runContract(storeContract(() => paged), '(pageSize 1)')
 })
 
 describe('IndexedDBStore', () => {

@@ -5,6 +5,7 @@ import type { TransportEvents } from '../../src/core/transport.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { transportContract } from '../../src/testing/transport-contract.js'
 import { type FaultOptions, MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js'
+import { runContract } from '../helpers/contract.js'
 
 /** Lets the zero-delay queue drain (it runs in microtasks, yielding to macrotasks only under load). */
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -71,17 +72,15 @@ const pair = (faults?: FaultOptions) => () => {
 }
 
 describe('MemoryNetwork: transport contract', () => {
-  for (const c of transportContract(pair())) it(c.name, () => c.run())
+  runContract(transportContract(pair()))
 })
 
 describe('MemoryNetwork: transport contract with duplicates, reordering and delays', () => {
-  for (const c of transportContract(pair({ duplicate: 0.2, reorder: 0.3, delayMs: [0, 3], seed: 1 }))) {
-    it(c.name, () => c.run())
-  }
+  runContract(transportContract(pair({ duplicate: 0.2, reorder: 0.3, delayMs: [0, 3], seed: 1 })))
 })
 
 describe('MemoryNetwork: transport contract with drops (unreliable)', () => {
-  for (const c of transportContract(pair({ drop: 0.3, seed: 2 }), { reliable: false })) it(c.name, () => c.run())
+  runContract(transportContract(pair({ drop: 0.3, seed: 2 }), { reliable: false }))
 })
 
 describe('MemoryNetwork', () => {

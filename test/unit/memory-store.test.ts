@@ -4,6 +4,7 @@ import type { PeerId } from '../../src/core/ids.js'
 import type { OutboxRow, StoreOp } from '../../src/core/store.js'
 import { MemoryStore } from '../../src/storage/memory.js'
 import { storeContract } from '../../src/testing/store-contract.js'
+import { runContract } from '../helpers/contract.js'
 
 const A = 'alice' as PeerId
 const B = 'bob' as PeerId
@@ -23,8 +24,8 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 describe('MemoryStore contract', () => {
   const shared = new MemoryStore()
-  for (const c of storeContract(() => new MemoryStore())) it(c.name, () => c.run())
-  for (const c of storeContract(() => shared)) it(`${c.name} (one shared store)`, () => c.run())
+  runContract(storeContract(() => new MemoryStore()))
+  runContract(storeContract(() => shared), '(one shared store)')
 })
 
 describe('MemoryStore', () => {

@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
-  ILM,
   IlmError,
   MemoryNetwork,
   MemoryStore,
@@ -13,52 +12,14 @@ import {
   encodeFrame,
   type Epoch,
   type Frame,
-  type Limits,
-  type Message,
   type PeerId,
+  type SendReceipt,
   type Transport,
 } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
+import { codeOf, contentsOf, elapse, online, openPeer, range, seqsOf, tick, until, type Peer } from '../helpers/engines.js'
 
 // ---------------------------------------------------------------- helpers
-
-async function tick(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-/** Polls `cond`, settling promises and advancing `clocks` between polls; bounded. */
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  { clocks = [], stepMs = 100, steps = 300 }: { clocks?: ManualClock[]; stepMs?: number; steps?: number } = {},
-): Promise<void> {
-  for (let i = 0; i < steps; i++) {
-    if (await cond()) return
-    await tick(2)
-    for (const clock of clocks) clock.advance(stepMs)
-  }
-  if (await cond()) return
-  throw new Error(`condition not met after ${steps} steps`)
-}
-
-/** Advances `clocks` by `totalMs` in steps, settling promises after each; returns the timer callbacks fired. */
-async function elapse(clocks: ManualClock[], totalMs: number, stepMs = 100): Promise<number> {
-  let fired = 0
-  for (let t = 0; t < totalMs; t += stepMs) {
-    for (const clock of clocks) fired += clock.advance(stepMs)
-    await tick(2)
-  }
-  return fired
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(IlmError)
-    return (error as IlmError).code
-  }
-  throw new Error('expected a rejection')
-}
 
 const decode = (data: Uint8Array): Frame | undefined => {
   const d = decodeFrame(data, 1 << 30)
@@ -90,34 +51,16 @@ function tap(inner: Transport, hook: (frame: Frame) => Verdict = () => 'pass'): 
   return wrapper
 }
 
-interface Peer {
-  readonly ilm: ILM
-  readonly got: Message[]
-  readonly errors: IlmError[]
+/**
+ * How the wiped-store tests end: `b` gets the old store's message, then
+ * `fresh` from the new store, which becomes delivered with no error on the way.
+ */
+async function expectOldThenNew(clock: ManualClock, b: Peer, a2: Peer, fresh: SendReceipt): Promise<void> {
+  await until(() => b.got.length === 2, { clocks: [clock], stepMs: 500, steps: 60 }).catch(() => {})
+  expect(contentsOf(b.got)).toEqual(['old', 'new'])
+  expect(await a2.ilm.status(fresh.id)).toBe('delivered')
+  expect(a2.errors.map((e) => e.code)).toEqual([])
 }
-
-async function peer(
-  transport: Transport,
-  {
-    store = new MemoryStore(),
-    clock = new ManualClock(),
-    limits = {},
-    newId,
-  }: { store?: MemoryStore; clock?: ManualClock; limits?: Partial<Limits>; newId?: () => string } = {},
-  subscribe = true,
-): Promise<Peer> {
-  const ilm = await ILM.open({ store, transport, clock, limits, ...(newId !== undefined && { newId }) })
-  const got: Message[] = []
-  const errors: IlmError[] = []
-  ilm.on('error', (e) => void errors.push(e))
-  if (subscribe) ilm.onMessage((m) => void got.push(m))
-  return { ilm, got, errors }
-}
-
-const online = async (p: Peer, other: string) => ((await p.ilm.connectedPeers()) as string[]).includes(other)
-const contentsOf = (messages: readonly Message[]) => messages.map((m) => m.contents)
-const seqsOf = (messages: readonly Message[]) => messages.map((m) => m.seq)
-const range = (n: number, start = 0) => Array.from({ length: n }, (_, i) => start + i)
 
 // ---------------------------------------------------------------- defects
 
@@ -127,8 +70,8 @@ describe('seed defects', () => {
     const net = new MemoryNetwork()
     let lost = 0
     const ta = tap(net.connect('a'), (f) => (f.kind === 'msg' && lost++ === 0 ? 'drop' : 'pass'))
-    const a = await peer(ta, { clock })
-    const b = await peer(net.connect('b'), { clock })
+    const a = await openPeer(ta, { clock })
+    const b = await openPeer(net.connect('b'), { clock })
     await until(() => online(a, 'b'))
     await tick()
 
@@ -154,8 +97,8 @@ describe('seed defects', () => {
     let dropAcks = false
     let dropped = 0
     const tb = tap(net.connect('b'), (f) => (f.kind === 'ack' && dropAcks ? (dropped++, 'drop') : 'pass'))
-    const a = await peer(net.connect('a'), { clock })
-    const b = await peer(tb, { clock })
+    const a = await openPeer(net.connect('a'), { clock })
+    const b = await openPeer(tb, { clock })
     await until(async () => (await online(a, 'b')) && (await online(b, 'a')))
     await tick()
 
@@ -185,8 +128,8 @@ describe('seed defects', () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
     const storeB = new MemoryStore()
-    const a = await peer(net.connect('a'), { clock })
-    const b = await peer(net.connect('b'), { clock, store: storeB })
+    const a = await openPeer(net.connect('a'), { clock })
+    const b = await openPeer(net.connect('b'), { clock, store: storeB })
     await until(async () => (await online(a, 'b')) && (await online(b, 'a')))
     await tick()
 
@@ -215,8 +158,8 @@ describe('seed defects', () => {
     const clockA = new ManualClock()
     const clockB = new ManualClock()
     const net = new MemoryNetwork()
-    const a = await peer(net.connect('a'), { clock: clockA }, false)
-    const b = await peer(net.connect('b'), { clock: clockB })
+    const a = await openPeer(net.connect('a'), { clock: clockA }, false)
+    const b = await openPeer(net.connect('b'), { clock: clockB })
     // c never answers: a's link to c keeps a hello/retransmission timer armed.
     const c = net.connect('c')
     c.open({ frame() {}, peer() {}, closed() {} })
@@ -255,8 +198,8 @@ describe('seed defects', () => {
       const net = new MemoryNetwork()
       const inner = net.connect('a')
       const ta = tap(inner)
-      const a = await peer(ta, { clock })
-      const b = await peer(net.connect('b'))
+      const a = await openPeer(ta, { clock })
+      const b = await openPeer(net.connect('b'))
       await until(() => online(a, 'b'))
       const first = await a.ilm.send('b', 'before')
       await a.ilm.delivered(first.id)
@@ -274,8 +217,8 @@ describe('seed defects', () => {
       const clock = new ManualClock()
       const net = new MemoryNetwork()
       const ta = tap(net.connect('a'))
-      const a = await peer(ta, { clock })
-      const b = await peer(net.connect('b'))
+      const a = await openPeer(ta, { clock })
+      const b = await openPeer(net.connect('b'))
       await until(() => online(a, 'b'))
       await a.ilm.send('b', 'before')
       const usurper = net.connect('a')
@@ -307,8 +250,8 @@ describe('seed defects', () => {
       attempts.push({ seq: f.seq, ok: true })
       return 'pass'
     })
-    const a = await peer(ta, { clock })
-    const b = await peer(net.connect('b'), { clock })
+    const a = await openPeer(ta, { clock })
+    const b = await openPeer(net.connect('b'), { clock })
     await until(async () => (await online(a, 'b')) && (await online(b, 'a')))
     await tick()
 
@@ -338,7 +281,7 @@ describe('seed defects', () => {
   it('defect 7: forged acks from a third peer change nothing', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const a = await peer(net.connect('a'), { clock })
+    const a = await openPeer(net.connect('a'), { clock })
     // c is a hostile peer speaking raw frames.
     const cSeen: Frame[] = []
     const c = net.connect('c')
@@ -383,7 +326,7 @@ describe('seed defects', () => {
     expect(a.got).toEqual([])
 
     // Only b itself can acknowledge its stream.
-    const b = await peer(net.connect('b'), { clock })
+    const b = await openPeer(net.connect('b'), { clock })
     for (const r of toB) await a.ilm.delivered(r.id)
     await until(() => b.got.length === 2)
     expect(contentsOf(b.got)).toEqual(['b0', 'b1'])
@@ -397,8 +340,8 @@ describe('seed defects', () => {
   it("a wiped sender store (new epoch) still gets its new messages delivered", async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const b = await peer(net.connect('b'), { clock })
-    const a1 = await peer(net.connect('a'), { clock })
+    const b = await openPeer(net.connect('b'), { clock })
+    const a1 = await openPeer(net.connect('a'), { clock })
     const old = await Promise.all(range(3).map((i) => a1.ilm.send('b', `old${i}`)))
     for (const r of old) await a1.ilm.delivered(r.id)
     await until(() => b.got.length === 3)
@@ -406,7 +349,7 @@ describe('seed defects', () => {
 
     // The store is wiped (a fresh one, hence a new epoch), a little later.
     await elapse([clock], 10_000, 1000)
-    const a2 = await peer(net.connect('a'), { clock, store: new MemoryStore() })
+    const a2 = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
     const fresh = []
     for (let i = 0; i < 3; i++) fresh.push(await a2.ilm.send('b', `new${i}`))
     expect(fresh.map((r) => r.seq)).toEqual([0, 1, 2])
@@ -423,22 +366,19 @@ describe('seed defects', () => {
   it('a wiped sender store whose clock now reads earlier than before still gets its new messages delivered', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const b = await peer(net.connect('b'), { clock })
+    const b = await openPeer(net.connect('b'), { clock })
     // a's device clock was an hour fast when its first store was created, and was corrected since.
     const fast = new ManualClock(clock.now() + 3_600_000)
-    const a1 = await peer(net.connect('a'), { clock: fast })
+    const a1 = await openPeer(net.connect('a'), { clock: fast })
     const old = await a1.ilm.send('b', 'old')
     await a1.ilm.delivered(old.id)
     await until(() => b.got.length === 1)
     await a1.ilm.close()
 
-    const a2 = await peer(net.connect('a'), { clock, store: new MemoryStore() })
+    const a2 = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
     const fresh = await a2.ilm.send('b', 'new')
     expect(fresh.seq).toBe(0)
-    await until(() => b.got.length === 2, { clocks: [clock], stepMs: 500, steps: 60 }).catch(() => {})
-    expect(contentsOf(b.got)).toEqual(['old', 'new'])
-    expect(await a2.ilm.status(fresh.id)).toBe('delivered')
-    expect(a2.errors.map((e) => e.code)).toEqual([])
+    await expectOldThenNew(clock, b, a2, fresh)
     await a2.ilm.close()
     await b.ilm.close()
   })
@@ -452,18 +392,15 @@ describe('seed defects', () => {
       let n = 0
       return () => `${prefix}${String(n++).padStart(20, '0')}`
     }
-    const b = await peer(net.connect('b'), { clock })
-    const a1 = await peer(net.connect('a'), { clock, newId: ids('z') })
+    const b = await openPeer(net.connect('b'), { clock })
+    const a1 = await openPeer(net.connect('a'), { clock, newId: ids('z') })
     const old = await a1.ilm.send('b', 'old')
     await a1.ilm.delivered(old.id)
     await a1.ilm.close()
 
-    const a2 = await peer(net.connect('a'), { clock, store: new MemoryStore(), newId: ids('A') })
+    const a2 = await openPeer(net.connect('a'), { clock, store: new MemoryStore(), newId: ids('A') })
     const fresh = await a2.ilm.send('b', 'new')
-    await until(() => b.got.length === 2, { clocks: [clock], stepMs: 500, steps: 60 }).catch(() => {})
-    expect(contentsOf(b.got)).toEqual(['old', 'new'])
-    expect(await a2.ilm.status(fresh.id)).toBe('delivered')
-    expect(a2.errors.map((e) => e.code)).toEqual([])
+    await expectOldThenNew(clock, b, a2, fresh)
     await a2.ilm.close()
     await b.ilm.close()
   })
@@ -471,7 +408,7 @@ describe('seed defects', () => {
   it('an expired message becomes expired, delivered() rejects EXPIRED, and the stream continues', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const a = await peer(net.connect('a'), { clock })
+    const a = await openPeer(net.connect('a'), { clock })
     const statuses: string[] = []
     a.ilm.on('status', (e) => void statuses.push(`${e.seq}:${e.status}`))
     const doomed = await a.ilm.send('b', 'too late', { ttlMs: 1000 })
@@ -490,7 +427,7 @@ describe('seed defects', () => {
 
     const later = await a.ilm.send('b', 'on time')
     expect(later.seq).toBe(1)
-    const b = await peer(net.connect('b'), { clock })
+    const b = await openPeer(net.connect('b'), { clock })
     await a.ilm.delivered(later.id)
     await until(() => b.got.length === 1)
     await elapse([clock], 3_000, 500)
@@ -506,8 +443,8 @@ describe('seed defects', () => {
     const clock = new ManualClock()
     // Every frame takes 200 ms; the message lives 100 ms.
     const net = new MemoryNetwork({ clock, faults: { delayMs: 200 } })
-    const a = await peer(net.connect('a'), { clock })
-    const b = await peer(net.connect('b'), { clock })
+    const a = await openPeer(net.connect('a'), { clock })
+    const b = await openPeer(net.connect('b'), { clock })
     await elapse([clock], 1_000, 50) // let the hellos cross
     const r = await a.ilm.send('b', 'short-lived', { ttlMs: 100 })
     let outcome: unknown = 'pending'
@@ -529,8 +466,8 @@ describe('seed defects', () => {
   it('a handler that throws gets the message again later, in order, with a HANDLER_FAILED error', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const a = await peer(net.connect('a'), { clock })
-    const b = await peer(net.connect('b'), { clock, limits: { handlerRetryMs: 1000 } }, false)
+    const a = await openPeer(net.connect('a'), { clock })
+    const b = await openPeer(net.connect('b'), { clock, limits: { handlerRetryMs: 1000 } }, false)
     const calls: number[] = []
     const processed: number[] = []
     let active = 0

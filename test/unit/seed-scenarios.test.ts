@@ -16,63 +16,11 @@ import {
   type Limits,
   type Message,
   type PeerId,
-  type Transport,
 } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
+import { codeOf, contentsOf, elapse, online, openPeer, range, seqsOf, tick, until, type Peer } from '../helpers/engines.js'
 
 // ---------------------------------------------------------------- helpers
-
-/** Lets promise chains and the network's queue settle (a few macrotask turns). */
-async function tick(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-/** Polls `cond`, settling promises (and advancing `clocks`, if any) between polls; bounded. */
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  { clocks = [], stepMs = 100, steps = 300 }: { clocks?: ManualClock[]; stepMs?: number; steps?: number } = {},
-): Promise<void> {
-  for (let i = 0; i < steps; i++) {
-    if (await cond()) return
-    await tick(2)
-    for (const clock of clocks) clock.advance(stepMs)
-  }
-  if (await cond()) return
-  throw new Error(`condition not met after ${steps} steps`)
-}
-
-/** Advances `clocks` by `totalMs` in steps of `stepMs`, settling promises after each step. */
-async function elapse(clocks: ManualClock[], totalMs: number, stepMs = 100): Promise<void> {
-  for (let t = 0; t < totalMs; t += stepMs) {
-    for (const clock of clocks) clock.advance(stepMs)
-    await tick(2)
-  }
-}
-
-/** The IlmError code a promise rejects with (fails if it resolves or rejects with something else). */
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(IlmError)
-    return (error as IlmError).code
-  }
-  throw new Error('expected a rejection')
-}
-
-interface Peer {
-  readonly ilm: ILM
-  readonly got: Message[]
-}
-
-function open(
-  transport: Transport,
-  store: MemoryStore,
-  clock: ManualClock,
-  limits: Partial<Limits> = {},
-): Promise<ILM> {
-  return ILM.open({ store, transport, clock, limits })
-}
 
 /** Opens `id` on the network with a handler that records every message. */
 async function peer(
@@ -82,16 +30,10 @@ async function peer(
   clock = new ManualClock(),
   limits: Partial<Limits> = {},
 ): Promise<Peer> {
-  const ilm = await open(net.connect(id), store, clock, limits)
-  const got: Message[] = []
-  ilm.onMessage((m) => void got.push(m))
-  return { ilm, got }
+  return openPeer(net.connect(id), { store, clock, limits })
 }
 
-const contentsOf = (messages: readonly Message[]) => messages.map((m) => m.contents)
-const seqsOf = (messages: readonly Message[]) => messages.map((m) => m.seq)
 const from = (messages: readonly Message[], sender: string) => messages.filter((m) => m.from === sender)
-const range = (n: number, start = 0) => Array.from({ length: n }, (_, i) => start + i)
 
 // ---------------------------------------------------------------- scenarios
 
@@ -412,7 +354,7 @@ describe('seed scenarios', () => {
     const b = await peer(net, 'b')
     const errors: IlmError[] = []
     a.ilm.on('error', (e) => void errors.push(e))
-    await until(async () => (await a.ilm.connectedPeers() as string[]).includes('b'))
+    await until(() => online(a, 'b'))
     await tick()
 
     storeA.faults({ commit: () => true })
@@ -455,7 +397,7 @@ describe('seed scenarios', () => {
     const storeA = new MemoryStore()
     const a = await peer(net, 'a', storeA, clock)
     const b = await peer(net, 'b', new MemoryStore(), clock)
-    await until(async () => (await a.ilm.connectedPeers() as string[]).includes('b'), { clocks: [clock], stepMs: 10 })
+    await until(() => online(a, 'b'), { clocks: [clock], stepMs: 10 })
     await elapse([clock], 200, 10) // let the hellos cross
 
     let delivered = 0
@@ -493,7 +435,7 @@ describe('seed scenarios', () => {
     const storeA = new MemoryStore()
     const a = await peer(net, 'a', storeA, clockA)
     const b = await peer(net, 'b')
-    await until(async () => (await a.ilm.connectedPeers() as string[]).includes('b'))
+    await until(() => online(a, 'b'))
     await tick()
     net.faults({ drop: 1, seed: 1 })
     const receipts = await Promise.all(range(3).map((i) => a.ilm.send('b', i)))
@@ -551,7 +493,7 @@ describe('seed scenarios', () => {
 
     const a2 = await peer(net, 'a', storeA, clock)
     const b2 = await peer(net, 'b', storeB, clock)
-    await until(async () => (await a2.ilm.connectedPeers() as string[]).includes('b'))
+    await until(() => online(a2, 'b'))
     // Let hellos, any retransmission and handler retries run.
     await elapse([clock], 20_000, 1000)
     expect(b2.got).toEqual([])
@@ -573,7 +515,7 @@ describe('seed scenarios', () => {
     const storeA = new MemoryStore()
     const b = await peer(net, 'b', new MemoryStore(), clock)
     const a1 = await peer(net, 'a', storeA, clock)
-    await until(async () => (await a1.ilm.connectedPeers() as string[]).includes('b'))
+    await until(() => online(a1, 'b'))
     const receipts = await Promise.all(range(5).map((i) => a1.ilm.send('b', `m${i}`)))
     // Crash: a1 is abandoned, not closed. A new engine fences its store and replaces its transport.
     const a2 = await peer(net, 'a', storeA, clock)

@@ -3,7 +3,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { isIlmError } from '../../src/core/errors.js'
 import type { PeerId } from '../../src/core/ids.js'
-import type { TransportEvents } from '../../src/core/transport.js'
 import { ILM, MemoryStore } from '../../src/index.js'
 import { createRelay, type RelayHandle, type RelayOptions } from '../../src/relay/relay.js'
 import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type ClientControl } from '../../src/relay/wire.js'
@@ -17,6 +16,8 @@ import {
   type WebSocketTransportOptions,
   type WebSocketTransportState,
 } from '../../src/transport/websocket.js'
+import { runContract } from '../helpers/contract.js'
+import { transportLog, type TransportLog } from '../helpers/transport-log.js'
 
 // ---- helpers ------------------------------------------------------------------
 
@@ -41,26 +42,6 @@ async function until(condition: () => boolean, what: string, timeoutMs = 5000): 
 const p = (id: string): PeerId => id as PeerId
 let idCounter = 0
 const uniqueId = (name: string): string => `${name}-${++idCounter}`
-
-interface Log extends TransportEvents {
-  readonly frames: { from: PeerId; data: Uint8Array }[]
-  readonly presence: [string, boolean][]
-  closedCount: number
-  online(peer: string): boolean | undefined
-}
-
-function log(): Log {
-  const l: Log = {
-    frames: [],
-    presence: [],
-    closedCount: 0,
-    frame: (from, data) => void l.frames.push({ from, data }),
-    peer: (peer, online) => void l.presence.push([peer, online]),
-    closed: () => void l.closedCount++,
-    online: (peer) => l.presence.filter(([q]) => q === peer).at(-1)?.[1],
-  }
-  return l
-}
 
 function expectTransportFailed(fn: () => unknown): void {
   let thrown: unknown
@@ -113,9 +94,9 @@ async function online(
   relay: RelayHandle,
   localId: string,
   options: Partial<WebSocketTransportOptions> = {},
-): Promise<{ t: WebSocketTransport; l: Log }> {
+): Promise<{ t: WebSocketTransport; l: TransportLog }> {
   const t = transport({ url: relay.url, localId, ...options })
-  const l = log()
+  const l = transportLog()
   t.open(l)
   await until(() => t.state.status === 'online', `${localId} online`)
   return { t, l }
@@ -190,7 +171,7 @@ function call(handler: ((event: never) => void) | null, event: unknown): void {
 /** A transport on fake sockets and a manual clock. */
 function scripted(options: Partial<WebSocketTransportOptions> = {}): {
   t: WebSocketTransport
-  l: Log
+  l: TransportLog
   clock: ManualClock
   sockets: FakeSocket[]
   last: () => FakeSocket
@@ -207,7 +188,7 @@ function scripted(options: Partial<WebSocketTransportOptions> = {}): {
   const where = options.urls === undefined ? { url: 'ws://relay.test' } : {}
   const t = new WebSocketTransport({ localId: 'me', token: 'dev:me', clock, WebSocket: Recorded, ...where, ...options })
   closers.push(() => t.close())
-  const l = log()
+  const l = transportLog()
   const last = (): FakeSocket => {
     const s = sockets.at(-1)
     if (s === undefined) throw new Error('no socket yet')
@@ -241,7 +222,7 @@ describe('WebSocketTransport: transport contract (real relay)', () => {
     tb.watch([p(a)])
     return { a: ta, b: tb, cleanup: () => {} }
   })
-  for (const c of cases) it(c.name, () => c.run())
+  runContract(cases)
 })
 
 // ---- backoff --------------------------------------------------------------------
@@ -759,7 +740,7 @@ describe('WebSocketTransport: real relay', () => {
     const sockets = countingWebSocket()
     const t = transport({ localId: uniqueId('alice'), urls: [r1.url, r2.url], random: () => 0, WebSocket: sockets.ctor })
     const states = statesOf(t)
-    t.open(log())
+    t.open(transportLog())
     await until(() => t.state.status === 'online', 'online on r1')
     expect(t.state.url).toBe(r1.url)
     await r1.close()
@@ -775,7 +756,7 @@ describe('WebSocketTransport: real relay', () => {
     const dead = `ws://127.0.0.1:${await freePort()}`
     const sockets = countingWebSocket()
     const t = transport({ localId: uniqueId('alice'), urls: [dead, relay.url], random: () => 0, WebSocket: sockets.ctor })
-    t.open(log())
+    t.open(transportLog())
     await until(() => t.state.status === 'online', 'online')
     expect(t.state.url).toBe(relay.url)
     expect(sockets.urls).toEqual([dead, relay.url])
@@ -806,7 +787,7 @@ describe('WebSocketTransport: real relay', () => {
     })
     const sockets = countingWebSocket()
     const t = transport({ url: relay.url, localId: uniqueId('alice'), WebSocket: sockets.ctor })
-    const l = log()
+    const l = transportLog()
     t.open(l)
     await until(() => t.state.status === 'failed', 'failed')
     expect(t.state.reason).toMatch(/4001/)
@@ -822,7 +803,7 @@ describe('WebSocketTransport: real relay', () => {
   it('a dev token naming another id: the welcome mismatch is fatal', async () => {
     const relay = await startRelay()
     const t = transport({ url: relay.url, localId: uniqueId('alice'), token: 'dev:mallory' })
-    t.open(log())
+    t.open(transportLog())
     await until(() => t.state.status === 'failed', 'failed')
     expect(t.state.reason).toMatch(/mallory/)
   })
@@ -845,7 +826,7 @@ describe('WebSocketTransport: real relay', () => {
       },
     })
     const states = statesOf(t)
-    t.open(log())
+    t.open(transportLog())
     await until(() => t.state.status === 'online', 'online')
     await until(() => calls.length === 2 && t.state.status === 'online', 'online again with a fresh token')
     const offline = states.find((s) => s.status === 'offline')
@@ -857,7 +838,7 @@ describe('WebSocketTransport: real relay', () => {
     const fake = await pingSwallowingRelay()
     const t = transport({ url: fake.url, localId: 'alice', heartbeatMs: 100 })
     const states = statesOf(t)
-    t.open(log())
+    t.open(transportLog())
     await until(() => fake.connections >= 2, 'a second connection', 3000)
     const dropped = states.find((s) => s.status === 'offline')
     expect(dropped?.reason).toMatch(/no pong/)

@@ -1,0 +1,101 @@
+/**
+ * Helpers for unit tests that drive whole engines (`ILM`) over a
+ * MemoryNetwork on ManualClocks: settling promise chains, polling and
+ * advancing virtual time in bounded steps, opening recording peers, and a few
+ * small projections of received messages.
+ */
+import { expect } from 'vitest'
+import { ILM, IlmError, MemoryStore, type Limits, type Message, type Transport } from '../../src/index.js'
+import { ManualClock } from '../../src/testing/manual-clock.js'
+
+/** Lets promise chains and the network's queue settle (a few macrotask turns). */
+export async function tick(turns = 3): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+}
+
+/** How {@link until} polls: the clocks to advance between polls, by how much, and how many times at most. */
+export interface UntilOptions {
+  clocks?: ManualClock[]
+  stepMs?: number
+  steps?: number
+}
+
+/** Polls `cond`, settling promises (and advancing `clocks`, if any) between polls; bounded. */
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  { clocks = [], stepMs = 100, steps = 300 }: UntilOptions = {},
+): Promise<void> {
+  for (let i = 0; i < steps; i++) {
+    if (await cond()) return
+    await tick(2)
+    for (const clock of clocks) clock.advance(stepMs)
+  }
+  if (await cond()) return
+  throw new Error(`condition not met after ${steps} steps`)
+}
+
+/** Advances `clocks` by `totalMs` in steps of `stepMs`, settling promises after each step; returns the timer callbacks fired. */
+export async function elapse(clocks: ManualClock[], totalMs: number, stepMs = 100): Promise<number> {
+  let fired = 0
+  for (let t = 0; t < totalMs; t += stepMs) {
+    for (const clock of clocks) fired += clock.advance(stepMs)
+    await tick(2)
+  }
+  return fired
+}
+
+/** The IlmError code a promise rejects with (fails if it resolves or rejects with something else). */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(IlmError)
+    return (error as IlmError).code
+  }
+  throw new Error('expected a rejection')
+}
+
+/** An open engine with what it handed over and the errors it reported. */
+export interface Peer {
+  readonly ilm: ILM
+  readonly got: Message[]
+  readonly errors: IlmError[]
+}
+
+/** What {@link openPeer} opens the engine with; each defaults to a fresh one (no limits, generated ids). */
+export interface PeerOptions {
+  store?: MemoryStore
+  clock?: ManualClock
+  limits?: Partial<Limits>
+  newId?: () => string
+}
+
+/**
+ * Opens an engine on `transport` that records its errors and, when
+ * `subscribe` (the default), every message it hands over.
+ */
+export async function openPeer(
+  transport: Transport,
+  { store = new MemoryStore(), clock = new ManualClock(), limits = {}, newId }: PeerOptions = {},
+  subscribe = true,
+): Promise<Peer> {
+  const ilm = await ILM.open({ store, transport, clock, limits, ...(newId !== undefined && { newId }) })
+  const got: Message[] = []
+  const errors: IlmError[] = []
+  ilm.on('error', (e) => void errors.push(e))
+  if (subscribe) ilm.onMessage((m) => void got.push(m))
+  return { ilm, got, errors }
+}
+
+/** Whether `p`'s engine currently sees `other` online. */
+export const online = async (p: Pick<Peer, 'ilm'>, other: string): Promise<boolean> =>
+  ((await p.ilm.connectedPeers()) as string[]).includes(other)
+
+/** The contents of `messages`, in order. */
+export const contentsOf = (messages: readonly Message[]): Message['contents'][] => messages.map((m) => m.contents)
+
+/** The seqs of `messages`, in order. */
+export const seqsOf = (messages: readonly Message[]): number[] => messages.map((m) => m.seq)
+
+/** `n` consecutive integers from `start`. */
+export const range = (n: number, start = 0): number[] => Array.from({ length: n }, (_, i) => start + i)
