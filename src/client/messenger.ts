@@ -159,18 +159,22 @@ export class Messenger {
     return this.#events.on(event, listener)
   }
 
+  /** As `ILM.delivered`: resolves once the receiver stored the message; rejects `EXPIRED`, `UNKNOWN_MESSAGE`, `CLOSED`. */
   delivered(id: string): Promise<void> {
     return this.#call('delivered', [id]) as Promise<void>
   }
 
+  /** As `ILM.status`: `queued`, `sent`, `delivered`, `expired` or `unknown`. */
   status(id: string): Promise<MessageStatus> {
     return this.#call('status', [id]) as Promise<MessageStatus>
   }
 
+  /** Peers currently reachable from this identity's engine, sorted. */
   connectedPeers(): Promise<PeerId[]> {
     return this.#call('connectedPeers', []) as Promise<PeerId[]>
   }
 
+  /** Messages waiting in IndexedDB: `{ outbound, inbound }`. */
   pending(): Promise<PendingCounts> {
     return this.#call('pending', []) as Promise<PendingCounts>
   }

@@ -28,7 +28,9 @@ export interface PageSink {
 
 /** The API a worker exposes to its page (over Comlink). */
 export interface HostApi {
+  /** Joins the election for `config.peerId`; events and messages for this page go to `sink`. */
   start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }>
+  /** The engine's methods, run on whichever tab leads (see `ILM`). */
   send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt>
   delivered(id: string): Promise<void>
   status(id: string): Promise<MessageStatus>
@@ -36,6 +38,7 @@ export interface HostApi {
   pending(): Promise<PendingCounts>
   /** Whether the page has message handlers. */
   subscribe(subscribed: boolean): void
+  /** This tab's part. */
   role(): Role
   /** The leader's connection (relayed to every tab). */
   connection(): ConnectionState
@@ -49,6 +52,7 @@ export interface HostApi {
   rtcChannel(peer: string, channel: RTCDataChannel): void
   /** The page could not connect to `peer` directly. */
   rtcFailed(peer: string): void
+  /** Leaves: a leader drains (or stops) its engine and frees the lock for the next tab. */
   shutdown(options?: { timeoutMs?: number }): Promise<void>
   close(): Promise<void>
 }
