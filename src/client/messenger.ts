@@ -6,7 +6,7 @@ import type { PeerId } from '../core/ids.js'
 import { fromWireError, type WireError } from '../bridge/error-codec.js'
 import { nanoid } from 'nanoid'
 import { asRetry } from '../bridge/retry.js'
-import type { HostApi, PageSink, Role } from '../worker/host.js'
+import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
 import type { RemoteMethod } from '../worker/tab-protocol.js'
 import { PageRtc } from './page-rtc.js'
@@ -34,6 +34,8 @@ export interface WorkerLink {
    */
   readonly terminate?: () => void
 }
+
+const SEND_BATCH = 128
 
 interface Call {
   readonly method: RemoteMethod
@@ -68,6 +70,7 @@ export class Messenger {
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
   #online = true
+  #sends: { readonly link: WorkerLink; readonly calls: Call[] } | undefined
 
   /** @internal Use `connect()`. */
   constructor(localId: PeerId, config: HostConfig, spawn: () => WorkerLink, options: MessengerOptions = {}) {
@@ -202,10 +205,44 @@ export class Messenger {
 
   /** Runs a call on `link`; an answer from a worker that was replaced meanwhile is ignored. */
   #dispatch(call: Call, link: WorkerLink): void {
+    if (call.method === 'send') return this.#queueSend(call, link)
     const fn = link.host[call.method] as (...args: unknown[]) => Promise<unknown>
     fn(...call.args).then(
       (value) => this.#settle(call, link, () => call.resolve(value)),
       (error: unknown) => this.#settle(call, link, () => call.reject(error)),
+    )
+  }
+
+  /**
+   * Sends made in one turn cross the bridge together, in messages of up to
+   * {@link SEND_BATCH} (a batch answers when all its sends are stored, so a
+   * bounded batch keeps the first ones from waiting for the last).
+   */
+  #queueSend(call: Call, link: WorkerLink): void {
+    if (this.#sends?.link !== link) {
+      this.#sends = { link, calls: [] }
+      queueMicrotask(() => this.#flushSends())
+    }
+    this.#sends.calls.push(call)
+  }
+
+  #flushSends(): void {
+    const batch = this.#sends
+    this.#sends = undefined
+    if (batch === undefined) return
+    for (let i = 0; i < batch.calls.length; i += SEND_BATCH) this.#sendBatch(batch.link, batch.calls.slice(i, i + SEND_BATCH))
+  }
+
+  #sendBatch(link: WorkerLink, calls: readonly Call[]): void {
+    link.host.sendMany(calls.map((call) => call.args as unknown as SendCall)).then(
+      (results) =>
+        results.forEach((result, i) => {
+          const call = calls[i]!
+          this.#settle(call, link, () => (result.ok ? call.resolve(result.value) : call.reject(fromWireError(result.error))))
+        }),
+      (error: unknown) => {
+        for (const call of calls) this.#settle(call, link, () => call.reject(error))
+      },
     )
   }
 

@@ -2,7 +2,7 @@ import { nanoid } from 'nanoid'
 import type { EngineEvents, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
-import { fromWireError, toWireError } from '../bridge/error-codec.js'
+import { fromWireError, toWireError, type WireError } from '../bridge/error-codec.js'
 import { ILM } from '../ilm.js'
 import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
@@ -26,12 +26,20 @@ export interface PageSink {
   rtc(command: RtcCommand): void
 }
 
+/** The arguments of one `send`. */
+export type SendCall = readonly [to: string, contents: unknown, options?: SendOptions]
+
+/** How one send of a `sendMany` ended (errors in wire form: they cross the bridge inside an array). */
+export type SendResult = { readonly ok: true; readonly value: SendReceipt } | { readonly ok: false; readonly error: WireError }
+
 /** The API a worker exposes to its page (over Comlink). */
 export interface HostApi {
   /** Joins the election for `config.peerId`; events and messages for this page go to `sink`. */
   start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }>
   /** The engine's methods, run on whichever tab leads (see `ILM`). */
   send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt>
+  /** Several sends in one message across the bridge; each settles on its own. */
+  sendMany(calls: readonly SendCall[]): Promise<SendResult[]>
   delivered(id: string): Promise<void>
   status(id: string): Promise<MessageStatus>
   connectedPeers(): Promise<PeerId[]>
@@ -140,6 +148,11 @@ export class Host implements HostApi {
     // new one needs no lookup on its first attempt.
     const fresh = options.fresh ?? options.id === undefined
     return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid(), fresh }]) as Promise<SendReceipt>
+  }
+
+  async sendMany(calls: readonly SendCall[]): Promise<SendResult[]> {
+    const settled = await Promise.allSettled(calls.map(([to, contents, options]) => this.send(to, contents, options)))
+    return settled.map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: toWireError(r.reason) }))
   }
 
   delivered(id: string): Promise<void> {

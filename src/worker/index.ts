@@ -3,6 +3,6 @@
  * @module
  */
 export { exposeHost } from './expose.js'
-export { Host, type HostApi, type PageSink, type Role } from './host.js'
+export { Host, type HostApi, type PageSink, type Role, type SendCall, type SendResult } from './host.js'
 export { defaultFactories } from './default-factories.js'
 export type { ConnectionState, HostConfig, HostFactories, TransportConfig, TransportContext, WebRtcConfig } from './config.js'
