@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { PeerId } from '../../src/core/ids.js'
+import type { ClusterHandlers, RelayCluster } from '../../src/relay/cluster.js'
+import { createRedisCluster } from '../../src/relay/redis-cluster.js'
+import { startRedisProcess, type RedisProcess } from '../helpers/redis-process.js'
+
+interface Node {
+  readonly cluster: RelayCluster
+  readonly events: string[]
+  readonly frames: { to: string; bytes: number[] }[]
+}
+
+const alice = 'alice' as PeerId
+const bob = 'bob' as PeerId
+
+async function node(url: string, prefix: string): Promise<Node> {
+  const events: string[] = []
+  const frames: { to: string; bytes: number[] }[] = []
+  const cluster = createRedisCluster({ url, prefix })
+  const handlers: ClusterHandlers = {
+    frame: (to, envelope) => frames.push({ to, bytes: [...envelope] }),
+    text: (to, text) => events.push(`text ${to} ${text}`),
+    replaced: (peer) => events.push(`replaced ${peer}`),
+    mail: (to) => events.push(`mail ${to}`),
+    presence: (peer, online) => events.push(`presence ${peer} ${online}`),
+  }
+  await cluster.start(handlers)
+  return { cluster, events, frames }
+}
+
+async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+describe('createRedisCluster against a real redis-server', () => {
+  let redis: RedisProcess
+  beforeAll(async () => {
+    redis = await startRedisProcess()
+  })
+  afterAll(async () => {
+    await redis.stop()
+  })
+
+  it('routes to the node holding the peer, reports presence, and replaces older claims', async () => {
+    const a = await node(redis.url, 'route:')
+    const b = await node(redis.url, 'route:')
+    try {
+      expect(await b.cluster.sendFrame(alice, Uint8Array.of(1))).toBe(false)
+      await b.cluster.watch(alice)
+      await a.cluster.claim(alice)
+      await until(() => b.events.includes('presence alice true'))
+      expect(await b.cluster.isOnline(alice)).toBe(true)
+      expect(await b.cluster.isOnline(bob)).toBe(false)
+
+      expect(await b.cluster.sendFrame(alice, Uint8Array.of(1, 2, 255))).toBe(true)
+      expect(await b.cluster.sendText(alice, '{"t":"signal"}')).toBe(true)
+      await b.cluster.mail(alice)
+      await until(() => a.events.includes('mail alice'))
+      expect(a.frames).toEqual([{ to: 'alice', bytes: [1, 2, 255] }])
+      expect(a.events).toContain('text alice {"t":"signal"}')
+
+      await b.cluster.claim(alice)
+      await until(() => a.events.includes('replaced alice'))
+      expect(b.events).not.toContain('replaced alice')
+      await a.cluster.release(alice)
+      expect(await a.cluster.isOnline(alice)).toBe(true)
+      await b.cluster.release(alice)
+      await until(() => b.events.includes('presence alice false'))
+      expect(await a.cluster.isOnline(alice)).toBe(false)
+    } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+
+  it('fails fast while Redis is down and recovers its subscriptions after a restart', async () => {
+    const a = await node(redis.url, 'restart:')
+    const b = await node(redis.url, 'restart:')
+    try {
+      await a.cluster.claim(alice)
+      await redis.kill()
+      const started = Date.now()
+      await expect(b.cluster.sendFrame(alice, Uint8Array.of(7))).rejects.toBeInstanceOf(Error)
+      expect(Date.now() - started).toBeLessThan(1_000)
+      await redis.restart()
+      let delivered = false
+      const end = Date.now() + 10_000
+      while (!delivered && Date.now() < end) {
+        delivered = await b.cluster.sendFrame(alice, Uint8Array.of(8)).catch(() => false)
+        if (!delivered) await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      expect(delivered).toBe(true)
+      await until(() => a.frames.some((f) => f.bytes[0] === 8))
+      expect(a.frames.some((f) => f.bytes[0] === 7)).toBe(false)
+    } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+})
