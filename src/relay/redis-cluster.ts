@@ -22,10 +22,12 @@ const ONLINE = Buffer.from('1')
 const OFFLINE = Buffer.from('0')
 
 /**
- * A {@link RelayCluster} over Redis pub/sub. Each peer has a channel
- * `<prefix>p:<peer>` that exactly the node holding it subscribes to, so
- * routing is one `PUBLISH` whose receiver count says whether the peer is
- * online anywhere; presence changes go to `<prefix>o:<peer>`. A node that
+ * A {@link RelayCluster} over Redis sharded pub/sub (Redis 7). Each peer has
+ * a channel `<prefix>p:<peer>` that exactly the node holding it subscribes
+ * to, so routing is one `SPUBLISH` whose receiver count says whether the peer
+ * is online anywhere; presence changes go to `<prefix>o:<peer>`. Sharded
+ * channels live in the hash slot of their name, so on a Redis Cluster the
+ * traffic of a peer stays on one shard instead of being broadcast to all. A node that
  * dies loses its subscriptions with its connection, so its peers stop being
  * online at once (their watchers hear of it only when they log in again).
  * Commands fail fast while Redis is unreachable (no offline queue), and the
@@ -80,33 +82,33 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
       await Promise.all([pub.connect(), sub.connect()])
     },
     async claim(peer) {
-      await pub.publish(peerChannel(peer), tagged(TAG.replaced, self))
-      await sub.subscribe(peerChannel(peer), onPeerMessage, true)
-      await pub.publish(presenceChannel(peer), ONLINE)
+      await pub.sPublish(peerChannel(peer), tagged(TAG.replaced, self))
+      await sub.sSubscribe(peerChannel(peer), onPeerMessage, true)
+      await pub.sPublish(presenceChannel(peer), ONLINE)
     },
     async release(peer) {
-      await sub.unsubscribe(peerChannel(peer), onPeerMessage, true)
-      const counts = await pub.pubSubNumSub(peerChannel(peer))
-      if ((counts[peerChannel(peer)] ?? 0) === 0) await pub.publish(presenceChannel(peer), OFFLINE)
+      await sub.sUnsubscribe(peerChannel(peer), onPeerMessage, true)
+      const counts = await pub.pubSubShardNumSub(peerChannel(peer))
+      if ((counts[peerChannel(peer)] ?? 0) === 0) await pub.sPublish(presenceChannel(peer), OFFLINE)
     },
     async sendFrame(to, envelope) {
-      return (await pub.publish(peerChannel(to), tagged(TAG.frame, envelope))) > 0
+      return (await pub.sPublish(peerChannel(to), tagged(TAG.frame, envelope))) > 0
     },
     async sendText(to, text) {
-      return (await pub.publish(peerChannel(to), tagged(TAG.text, Buffer.from(text)))) > 0
+      return (await pub.sPublish(peerChannel(to), tagged(TAG.text, Buffer.from(text)))) > 0
     },
     async mail(to) {
-      await pub.publish(peerChannel(to), Buffer.of(TAG.mail))
+      await pub.sPublish(peerChannel(to), Buffer.of(TAG.mail))
     },
     async isOnline(peer) {
-      const counts = await pub.pubSubNumSub(peerChannel(peer))
+      const counts = await pub.pubSubShardNumSub(peerChannel(peer))
       return (counts[peerChannel(peer)] ?? 0) > 0
     },
     async watch(peer) {
-      await sub.subscribe(presenceChannel(peer), onPresence, true)
+      await sub.sSubscribe(presenceChannel(peer), onPresence, true)
     },
     async unwatch(peer) {
-      await sub.unsubscribe(presenceChannel(peer), onPresence, true)
+      await sub.sUnsubscribe(presenceChannel(peer), onPresence, true)
     },
     async close() {
       handlers = undefined
