@@ -39,10 +39,7 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
   installErrorTransfer()
   const { worker, transport, ...rest } = options
   const token = transport.kind === 'websocket' && typeof transport.token === 'function' ? transport.token : undefined
-  const config: HostConfig = {
-    ...rest,
-    transport: transport.kind === 'websocket' && typeof transport.token === 'function' ? { ...transport, token: undefined } : (transport as TransportConfig),
-  } as HostConfig
+  const config = { ...rest, transport: token === undefined ? transport : { ...transport, token: undefined } } as HostConfig
   const webrtc = transport.kind === 'websocket' ? transport.webrtc : undefined
   const rtc: RTCConfiguration | undefined =
     webrtc === undefined || webrtc === false
@@ -52,9 +49,9 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
           ...(webrtc !== true && webrtc.iceTransportPolicy !== undefined && { iceTransportPolicy: webrtc.iceTransportPolicy }),
         }
   const spawn = (): WorkerLink => {
-    if (worker !== undefined) return { host: wrap<HostApi>(worker) }
+    if (worker !== undefined) return { remote: wrap<HostApi>(worker) }
     const own = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
-    return { host: wrap<HostApi>(own), terminate: () => own.terminate() }
+    return { remote: wrap<HostApi>(own), terminate: () => own.terminate() }
   }
   const messenger = new Messenger(options.peerId as PeerId, config, spawn, {
     ...(token !== undefined && { token }),

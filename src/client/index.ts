@@ -3,8 +3,10 @@
  * @module
  */
 export { connect, type ClientTransportConfig, type ConnectOptions } from './connect.js'
+export type { Endpoint } from 'comlink'
 export { Messenger, type MessengerEvents, type MessengerOptions } from './messenger.js'
 export { PageRtc, type RtcCommand, type RtcPort } from './page-rtc.js'
 export type { Role } from '../worker/host.js'
 export type { ConnectionState, HostConfig, TransportConfig, WebRtcConfig } from '../worker/config.js'
 export { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'
+export type { Message, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt, StatusEvent } from '../core/api.js'

@@ -7,8 +7,11 @@ export type Listener<T> = (event: T) => void
  */
 export class Emitter<Events extends { [K in keyof Events]: unknown }> {
   readonly #listeners = new Map<keyof Events, Set<Listener<never>>>()
+  readonly #onListenerError: (error: unknown, event: keyof Events) => void
 
-  constructor(private readonly onListenerError: (error: unknown, event: keyof Events) => void) {}
+  constructor(onListenerError: (error: unknown, event: keyof Events) => void) {
+    this.#onListenerError = onListenerError
+  }
 
   /** Subscribes; returns the unsubscribe function. */
   on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
@@ -26,7 +29,7 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
       try {
         ;(listener as Listener<Events[K]>)(value)
       } catch (error) {
-        this.onListenerError(error, event)
+        this.#onListenerError(error, event)
       }
     }
   }

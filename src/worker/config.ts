@@ -60,7 +60,8 @@ export type ConnectionState = WebSocketTransportState
 /** How a host builds the engine's dependencies; replace them for custom workers. */
 export interface HostFactories {
   createStore(config: HostConfig): Store
-  createTransport(config: HostConfig, context: TransportContext): HostTransport
+  /** The transport, or a promise of it (e.g. to load its code on demand). */
+  createTransport(config: HostConfig, context: TransportContext): HostTransport | Promise<HostTransport>
 }
 
 /** A transport as the host drives it: optional hooks for reconnecting and for WebRTC. */

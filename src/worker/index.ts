@@ -5,4 +5,5 @@
 export { exposeHost } from './expose.js'
 export { Host, type HostApi, type PageSink, type Role, type SendCall, type SendResult } from './host.js'
 export { defaultFactories } from './default-factories.js'
+export type { Endpoint } from 'comlink'
 export type { ConnectionState, HostConfig, HostFactories, TransportConfig, TransportContext, WebRtcConfig } from './config.js'
