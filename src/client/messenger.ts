@@ -9,7 +9,7 @@ import { asRetry } from '../bridge/retry.js'
 import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
 import type { RemoteMethod } from '../worker/tab-protocol.js'
-import { PageRtc } from './page-rtc.js'
+import type { PageRtc } from './page-rtc.js'
 
 /** Events of a {@link Messenger}: the engine's, `role` when this tab's part changes, `connection` for the relay link. */
 export interface MessengerEvents extends EngineEvents {
@@ -25,9 +25,9 @@ export interface MessengerOptions {
   readonly rtc?: RTCConfiguration
 }
 
-/** A running worker as the messenger uses it. */
+/** A running worker as the messenger uses it: its {@link HostApi}, released when done. */
 export interface WorkerLink {
-  readonly host: Remote<HostApi>
+  readonly remote: Remote<HostApi>
   /**
    * Stops the worker, if the messenger made it (and so can make another).
    * Absent for a worker the app passed in.
@@ -36,6 +36,8 @@ export interface WorkerLink {
 }
 
 const SEND_BATCH = 128
+// Every event name, checked by the compiler against MessengerEvents.
+const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, error: 1, role: 1, connection: 1 } satisfies Record<keyof MessengerEvents, 1>
 
 interface Call {
   readonly method: RemoteMethod
@@ -63,7 +65,7 @@ export class Messenger {
   readonly #calls = new Set<Call>()
   readonly #events: Emitter<MessengerEvents>
   readonly #options: MessengerOptions
-  readonly #rtc: PageRtc | undefined
+  #rtc: PageRtc | undefined
   readonly #stopListening: () => void
   #link: WorkerLink | undefined
   #role: Role = 'starting'
@@ -78,24 +80,13 @@ export class Messenger {
     this.#config = config
     this.#spawn = spawn
     this.#options = options
-    this.#rtc =
-      options.rtc === undefined
-        ? undefined
-        : new PageRtc(
-            {
-              rtcSignal: (peer, data) => void this.#link?.host.rtcSignal(peer, data),
-              rtcChannel: (peer, channel) => void this.#link?.host.rtcChannel(peer, channel),
-              rtcFailed: (peer) => void this.#link?.host.rtcFailed(peer),
-            },
-            options.rtc,
-          )
     this.#events = new Emitter<MessengerEvents>((error) =>
       queueMicrotask(() => {
         throw error
       }),
     )
     this.#stopListening = listenToPage({
-      wake: () => void this.#link?.host.wake(),
+      wake: () => void this.#link?.remote.wake(),
       freeze: () => this.#freeze(),
       resume: () => void this.#resume(),
     })
@@ -103,18 +94,34 @@ export class Messenger {
 
   /** @internal Starts the worker side; `connect()` calls it once. */
   async start(): Promise<void> {
+    await this.#loadRtc()
     const link = this.#spawn()
     this.#link = link
     try {
-      await link.host.start(this.#config, this.#sink())
+      await link.remote.start(this.#config, this.#sink(link))
     } catch (error) {
       this.#link = undefined
       this.#stop(link)
       throw error
     }
-    if (this.#handlers.size > 0) void link.host.subscribe(true)
-    if (!this.#online) void link.host.setOnline(false)
+    if (this.#handlers.size > 0) void link.remote.subscribe(true)
+    if (!this.#online) void link.remote.setOnline(false)
     for (const call of this.#calls) this.#dispatch(call, link)
+  }
+
+  /** WebRTC code is loaded only when WebRTC is on (a dynamic import, split off by bundlers). */
+  async #loadRtc(): Promise<void> {
+    const config = this.#options.rtc
+    if (config === undefined || this.#rtc !== undefined) return
+    const { PageRtc } = await import('./page-rtc.js')
+    this.#rtc = new PageRtc(
+      {
+        rtcSignal: (peer, data) => void this.#link?.remote.rtcSignal(peer, data),
+        rtcChannel: (peer, channel) => void this.#link?.remote.rtcChannel(peer, channel),
+        rtcFailed: (peer) => void this.#link?.remote.rtcFailed(peer),
+      },
+      config,
+    )
   }
 
   /** `leader` if this tab runs the engine, `follower` if another tab does. */
@@ -129,6 +136,7 @@ export class Messenger {
 
   /** As `ILM.send`; resolves once the message is durably queued (in IndexedDB). */
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
     // The id is made here, so that a call repeated after a worker restart is recognised.
     const id = options.id ?? nanoid()
     return this.#call('send', [to, contents, { ...options, id, fresh: options.fresh ?? options.id === undefined }]) as Promise<SendReceipt>
@@ -138,9 +146,9 @@ export class Messenger {
   onMessage(handler: MessageHandler): () => void {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function')
     this.#handlers.add(handler)
-    if (this.#handlers.size === 1) void this.#link?.host.subscribe(true)
+    if (this.#handlers.size === 1) void this.#link?.remote.subscribe(true)
     return () => {
-      if (this.#handlers.delete(handler) && this.#handlers.size === 0) void this.#link?.host.subscribe(false)
+      if (this.#handlers.delete(handler) && this.#handlers.size === 0) void this.#link?.remote.subscribe(false)
     }
   }
 
@@ -153,11 +161,12 @@ export class Messenger {
   setOnline(online: boolean): void {
     if (typeof online !== 'boolean') throw new TypeError('online must be a boolean')
     this.#online = online
-    void this.#link?.host.setOnline(online)
+    void this.#link?.remote.setOnline(online)
   }
 
   /** As `ILM.on`, plus `role` and `connection`. */
   on<K extends keyof MessengerEvents>(event: K, listener: Listener<MessengerEvents[K]>): () => void {
+    if (!Object.hasOwn(EVENTS, event)) throw new TypeError(`unknown event "${String(event)}"`)
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
     return this.#events.on(event, listener)
   }
@@ -184,6 +193,12 @@ export class Messenger {
 
   /** Drains (if this tab leads), then closes this tab's side; another tab may take over. */
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    // Misuse must not close the messenger: checked before anything starts.
+    if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
+    const { timeoutMs } = options
+    if (timeoutMs !== undefined && !(Number.isSafeInteger(timeoutMs) && timeoutMs >= 0)) {
+      return Promise.reject(new RangeError('timeoutMs must be a non-negative integer'))
+    }
     this.#closing ??= this.#finish((host) => host.shutdown(options))
     return this.#closing
   }
@@ -206,7 +221,7 @@ export class Messenger {
   /** Runs a call on `link`; an answer from a worker that was replaced meanwhile is ignored. */
   #dispatch(call: Call, link: WorkerLink): void {
     if (call.method === 'send') return this.#queueSend(call, link)
-    const fn = link.host[call.method] as (...args: unknown[]) => Promise<unknown>
+    const fn = link.remote[call.method] as (...args: unknown[]) => Promise<unknown>
     fn(...call.args).then(
       (value) => this.#settle(call, link, () => call.resolve(value)),
       (error: unknown) => this.#settle(call, link, () => call.reject(error)),
@@ -234,16 +249,24 @@ export class Messenger {
   }
 
   #sendBatch(link: WorkerLink, calls: readonly Call[]): void {
-    link.host.sendMany(calls.map((call) => call.args as unknown as SendCall)).then(
+    link.remote.sendMany(calls.map((call) => call.args as unknown as SendCall)).then(
       (results) =>
         results.forEach((result, i) => {
           const call = calls[i]!
           this.#settle(call, link, () => (result.ok ? call.resolve(result.value) : call.reject(fromWireError(result.error))))
         }),
       (error: unknown) => {
+        if ((error as Error | null)?.name === 'DataCloneError') return this.#uncloneable(link, calls, error)
         for (const call of calls) this.#settle(call, link, () => call.reject(error))
       },
     )
+  }
+
+  /** Contents the worker cannot receive (a function, a symbol) failed the whole batch: each is tried alone, so only they fail. */
+  #uncloneable(link: WorkerLink, calls: readonly Call[], error: unknown): void {
+    if (calls.length > 1) return calls.forEach((call) => this.#sendBatch(link, [call]))
+    const call = calls[0]!
+    this.#settle(call, link, () => call.reject(new IlmError('UNSERIALIZABLE', 'contents cannot be sent: they cannot be cloned to the worker', { cause: error })))
   }
 
   #settle(call: Call, link: WorkerLink, settle: () => void): void {
@@ -272,7 +295,7 @@ export class Messenger {
   async #finish(stop: (host: Remote<HostApi>) => Promise<void>): Promise<void> {
     const link = this.#link
     try {
-      if (link !== undefined) await stop(link.host)
+      if (link !== undefined) await stop(link.remote)
     } finally {
       this.#link = undefined
       if (link !== undefined) this.#stop(link)
@@ -286,14 +309,20 @@ export class Messenger {
   }
 
   #stop(link: WorkerLink): void {
-    link.host[releaseProxy]()
+    link.remote[releaseProxy]()
     link.terminate?.()
   }
 
-  #sink(): PageSink {
+  /**
+   * What `link`'s worker calls. Once `link` is replaced (the tab froze), what
+   * it still had queued for this page is ignored: a message it handed over
+   * can no longer be marked processed, so the next engine hands it over again.
+   */
+  #sink(link: WorkerLink): PageSink {
     return proxy<PageSink>({
-      message: (message) => this.#handOver(message),
+      message: (message) => (this.#link === link ? this.#handOver(message) : Promise.reject(new IlmError('CLOSED', 'this worker was stopped'))),
       events: (events) => {
+        if (this.#link !== link) return
         for (const [name, payload] of events) this.#onEvent(name, payload)
       },
       token: async () => {
@@ -333,21 +362,18 @@ export class Messenger {
  */
 function listenToPage(on: { wake(): void; freeze(): void; resume(): void }): () => void {
   if (typeof window === 'undefined' || typeof document === 'undefined') return () => {}
-  const onVisible = (): void => {
-    if (document.visibilityState === 'visible') on.wake()
-  }
-  const onResume = (): void => {
-    on.resume()
-    on.wake()
-  }
-  window.addEventListener('online', on.wake)
-  document.addEventListener('visibilitychange', onVisible)
-  document.addEventListener('freeze', on.freeze)
-  document.addEventListener('resume', onResume)
-  return () => {
-    window.removeEventListener('online', on.wake)
-    document.removeEventListener('visibilitychange', onVisible)
-    document.removeEventListener('freeze', on.freeze)
-    document.removeEventListener('resume', onResume)
-  }
+  const stop = new AbortController()
+  const options = { signal: stop.signal }
+  window.addEventListener('online', on.wake, options)
+  document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && on.wake(), options)
+  document.addEventListener('freeze', on.freeze, options)
+  document.addEventListener(
+    'resume',
+    () => {
+      on.resume()
+      on.wake()
+    },
+    options,
+  )
+  return () => stop.abort()
 }

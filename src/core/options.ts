@@ -74,8 +74,17 @@ export function resolveOptions(options: EngineOptions): EngineOptions & { readon
   requireMethods('transport', options.transport, ['open', 'send', 'close'])
   requireMethods('clock', options.clock, ['now', 'setTimeout', 'clearTimeout'])
   if (typeof options.newId !== 'function') throw new TypeError('newId must be a function')
+  return { ...options, limits: resolveLimits(options.limits) }
+}
+
+/**
+ * Checks partial limits and fills in the defaults.
+ * @throws TypeError for a mistyped or unknown limit, RangeError for a value out of range.
+ */
+export function resolveLimits(given: Partial<Limits> | undefined): Limits {
+  if (given !== undefined && (typeof given !== 'object' || given === null)) throw new TypeError('limits must be an object')
   const limits: Record<string, number> = { ...DEFAULT_LIMITS }
-  for (const [key, value] of Object.entries(options.limits ?? {})) {
+  for (const [key, value] of Object.entries(given ?? {})) {
     const range = RANGES[key as keyof Limits]
     if (range === undefined) throw new TypeError(`unknown limit "${key}"`)
     if (value === undefined) continue
@@ -84,7 +93,7 @@ export function resolveOptions(options: EngineOptions): EngineOptions & { readon
     limits[key] = value
   }
   if (limits.maxRetransmitMs! < limits.retransmitMs!) throw new RangeError('limits.maxRetransmitMs must be >= limits.retransmitMs')
-  return { ...options, limits: limits as unknown as Limits }
+  return limits as unknown as Limits
 }
 
 function requireMethods(name: string, value: unknown, methods: readonly string[]): void {

@@ -17,6 +17,7 @@ import type {
   StoreOp,
   StoreSnapshot,
 } from '../core/store.js'
+import { receiptOf } from '../core/store.js'
 
 /**
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
@@ -61,8 +62,21 @@ export class IndexedDBStore implements Store {
   readonly #options: IndexedDBStoreOptions
   readonly #pageSize: number
 
-  /** @throws RangeError for a `pageSize` or `blockedTimeoutMs` that is not a positive integer. */
+  /**
+   * @throws TypeError for options of the wrong type (a factory without `open`,
+   * a `dbName` that is not a function, an unknown `durability`); RangeError for
+   * a `pageSize` or `blockedTimeoutMs` that is not a positive integer.
+   */
   constructor(options: IndexedDBStoreOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('IndexedDBStore: options must be an object')
+    const { indexedDB, dbName, durability } = options
+    if (indexedDB !== undefined && typeof (indexedDB as Partial<IDBFactory> | null)?.open !== 'function') {
+      throw new TypeError('IndexedDBStore: indexedDB must be an IDBFactory')
+    }
+    if (dbName !== undefined && typeof dbName !== 'function') throw new TypeError('IndexedDBStore: dbName must be a function of the peer id')
+    if (durability !== undefined && !['default', 'strict', 'relaxed'].includes(durability)) {
+      throw new TypeError('IndexedDBStore: durability must be "strict", "relaxed" or "default"')
+    }
     this.#options = { ...options }
     this.#pageSize = positiveInteger('pageSize', options.pageSize, DEFAULT_PAGE_SIZE)
     positiveInteger('blockedTimeoutMs', options.blockedTimeoutMs, DEFAULT_BLOCKED_TIMEOUT_MS)
@@ -353,7 +367,7 @@ class IndexedDBPeerStore implements PeerStore {
         tx.objectStore('outbox').index('id').get(id),
         tx.objectStore('receipts').get(id),
       ])
-      if (row !== undefined) return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true }
+      if (row !== undefined) return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
       return receipt && { where: 'receipt', receipt }
     })
   }
@@ -478,6 +492,12 @@ class IndexedDBPeerStore implements PeerStore {
    */
   async #write(db: Db, ops: readonly StoreOp[]): Promise<Receipt[]> {
     const tx = db.transaction(scopeOf(ops), 'readwrite', { durability: this.#config.durability })
+    // A failed request's error event rejects `done` before the browser aborts
+    // the transaction, so `tx.error` is still null in the catch below (and
+    // `abortQuietly` then aborts it as if by script): keep the first request's
+    // error, caught in the capture phase, before any promise hears of it.
+    let failed: DOMException | null = null
+    tx.addEventListener('error', (event) => (failed ??= (event.target as IDBRequest).error), { capture: true })
     const done = tx.done
     done.catch(ignore)
     let stale = false
@@ -499,7 +519,7 @@ class IndexedDBPeerStore implements PeerStore {
       abortQuietly(tx)
       if (stale) throw fencedError()
       // The request that failed first is the transaction's error; later ones only say "aborted".
-      throw tx.error ?? error
+      throw tx.error ?? failed ?? error
     }
   }
 }
@@ -515,6 +535,7 @@ const SCOPES: Record<StoreOp['op'], readonly StoreName[]> = {
   inStream: ['inStreams'],
   putOutbox: ['outbox'],
   expire: ['outbox'],
+  release: ['outbox'],
   ack: ['outbox', 'receipts'],
   putInbox: ['inbox'],
   deleteInbox: ['inbox'],
@@ -549,7 +570,10 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
         issue(tx.objectStore('outbox').add(toStored(op.row)))
         break
       case 'expire':
-        await expire(tx, op.to, op.seq)
+        await rewrite(tx, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
+        break
+      case 'release':
+        await rewrite(tx, op.to, op.seq, {})
         break
       case 'ack':
         await ack(tx, op, pageSize, receipts)
@@ -568,11 +592,12 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
   return receipts
 }
 
-async function expire(tx: WriteTx, to: PeerId, seq: number): Promise<void> {
+/** Drops the contents of one outbox row, setting `fields`. */
+async function rewrite(tx: WriteTx, to: PeerId, seq: number, fields: Pick<OutboxRow, 'expired' | 'failed'>): Promise<void> {
   const outbox = tx.objectStore('outbox')
   const row = await outbox.get([to, seq])
   if (row === undefined) return
-  issue(outbox.put(toStored({ ...fromStored(row), contents: new Uint8Array(0), expired: true })))
+  issue(outbox.put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields })))
 }
 
 /** Deletes the rows of `op.to` up to `op.upTo` page by page, writing a receipt for each. */
@@ -586,7 +611,7 @@ async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: n
     const last = page[page.length - 1]
     if (last === undefined) return
     for (const row of page) {
-      const receipt: Receipt = { id: row.id, to: op.to, seq: row.seq, status: row.expired ? 'expired' : 'delivered', at: op.at }
+      const receipt = receiptOf(row, op.at)
       // put clones synchronously: the returned object shares nothing with the stored one.
       issue(store.put(receipt))
       receipts.push(receipt)

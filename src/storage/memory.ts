@@ -15,6 +15,7 @@ import type {
   StoreOp,
   StoreSnapshot,
 } from '../core/store.js'
+import { receiptOf } from '../core/store.js'
 
 /**
  * Failures to inject into a {@link MemoryStore}. When a function returns true
@@ -43,13 +44,15 @@ export class MemoryStore implements Store {
   private readonly identities = new Map<PeerId, IdentityState>()
   private injected: StoreFaults | undefined
 
+  /** @throws TypeError for options or faults that are not objects of functions. */
   constructor(options: MemoryStoreOptions = {}) {
-    this.injected = options.faults
+    if (typeof options !== 'object' || options === null) throw new TypeError('MemoryStore: options must be an object')
+    this.injected = checkFaults(options.faults)
   }
 
   /** Replaces the injected failures; `undefined` turns them off. */
   faults(faults: StoreFaults | undefined): void {
-    this.injected = faults
+    this.injected = checkFaults(faults)
   }
 
   /** Opens `localId`, fencing every handle opened before for it. */
@@ -219,7 +222,7 @@ function earliestExpiry(state: IdentityState): number | undefined {
 function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined {
   const at = state.outboxIds.get(id)
   const row = at && state.outbox.get(at.to)?.get(at.seq)
-  if (at && row) return { where: 'outbox', to: at.to, seq: at.seq, expired: row.expired === true }
+  if (at && row) return { where: 'outbox', to: at.to, seq: at.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
   const receipt = state.receipts.get(id)
   return receipt && { where: 'receipt', receipt: copyReceipt(receipt) }
 }
@@ -320,7 +323,10 @@ function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
       putOutbox(state, copyOutboxRow(op.row))
       return
     case 'expire':
-      expire(state, op.to, op.seq)
+      expire(state, op.to, op.seq, op.reason)
+      return
+    case 'release':
+      release(state, op.to, op.seq)
       return
     case 'ack':
       ack(state, op.to, op.upTo, op.at, receipts)
@@ -346,12 +352,18 @@ function putOutbox(state: IdentityState, row: OutboxRow): void {
   if (isExpiring(row)) state.expiring += 1
 }
 
-function expire(state: IdentityState, to: PeerId, seq: number): void {
+function expire(state: IdentityState, to: PeerId, seq: number, reason: string | undefined): void {
   const rows = state.outbox.get(to)
   const row = rows?.get(seq)
   if (rows === undefined || row === undefined) return
   if (isExpiring(row)) state.expiring -= 1
-  rows.replace(seq, { ...row, contents: new Uint8Array(0), expired: true })
+  rows.replace(seq, { ...row, contents: new Uint8Array(0), expired: true, ...(reason !== undefined && { failed: reason }) })
+}
+
+function release(state: IdentityState, to: PeerId, seq: number): void {
+  const rows = state.outbox.get(to)
+  const row = rows?.get(seq)
+  if (rows !== undefined && row !== undefined) rows.replace(seq, { ...row, contents: new Uint8Array(0) })
 }
 
 function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipts: Receipt[]): void {
@@ -361,7 +373,7 @@ function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipt
     state.outboxIds.delete(row.id)
     state.outboxCount -= 1
     if (isExpiring(row)) state.expiring -= 1
-    const receipt: Receipt = { id: row.id, to, seq: row.seq, status: row.expired ? 'expired' : 'delivered', at }
+    const receipt = receiptOf(row, at)
     state.receipts.set(row.id, receipt)
     receipts.push(receipt)
   }
@@ -497,4 +509,13 @@ class KeyedRows<T> {
       this.head = 0
     }
   }
+}
+
+function checkFaults(faults: StoreFaults | undefined): StoreFaults | undefined {
+  if (faults === undefined) return undefined
+  if (typeof faults !== 'object' || faults === null) throw new TypeError('MemoryStore: faults must be an object')
+  for (const key of ['commit', 'read'] as const) {
+    if (faults[key] !== undefined && typeof faults[key] !== 'function') throw new TypeError(`MemoryStore: faults.${key} must be a function`)
+  }
+  return faults
 }

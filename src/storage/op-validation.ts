@@ -25,7 +25,7 @@ function shape(fields: Record<string, Check>): Check {
 /** The fields of each op kind and what they must hold. */
 const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   meta: { meta: shape({ epoch: text, createdAt: time }) },
-  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone }) },
+  outStream: { stream: shape({ to: isPeerId, nextSeq: isSeq, ackedUpTo: seqOrNone, storedUpTo: optional(seqOrNone) }) },
   inStream: {
     stream: shape({
       from: isPeerId,
@@ -46,9 +46,11 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
       createdAt: time,
       expiresAt: optional(time),
       expired: optional((v) => v === true),
+      failed: optional(text),
     }),
   },
-  expire: { to: isPeerId, seq: isSeq },
+  expire: { to: isPeerId, seq: isSeq, reason: optional(text) },
+  release: { to: isPeerId, seq: isSeq },
   ack: { to: isPeerId, upTo: seqOrNone, at: time },
   putInbox: {
     row: shape({

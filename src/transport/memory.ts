@@ -100,9 +100,17 @@ export interface MemoryTransport extends Transport {
 export class MemoryNetwork {
   readonly #hub: Hub
 
-  /** An empty network; see {@link MemoryNetworkOptions}. */
+  /**
+   * An empty network; see {@link MemoryNetworkOptions}.
+   * @throws TypeError for options or a clock of the wrong shape, RangeError for faults out of range.
+   */
   constructor(options: MemoryNetworkOptions = {}) {
-    this.#hub = new Hub(this, options.clock ?? systemClock)
+    if (typeof options !== 'object' || options === null) throw new TypeError('MemoryNetwork: options must be an object')
+    const clock = options.clock ?? systemClock
+    if (!['now', 'setTimeout', 'clearTimeout'].every((m) => typeof (clock as unknown as Record<string, unknown>)[m] === 'function')) {
+      throw new TypeError('MemoryNetwork: clock must have now, setTimeout and clearTimeout')
+    }
+    this.#hub = new Hub(this, clock)
     if (options.faults !== undefined) this.#hub.setFaults(options.faults)
   }
 

@@ -4,6 +4,7 @@ import { IlmError, isIlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { fromWireError, toWireError, type WireError } from '../bridge/error-codec.js'
 import { ILM } from '../ilm.js'
+import { resolveLimits } from '../core/options.js'
 import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
 import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
@@ -79,7 +80,9 @@ interface Follower {
 
 interface Delivery {
   readonly waiting: Set<string>
-  done(ok: boolean): void
+  /** Some handler returned: this tab's, or another tab's. */
+  handled: boolean
+  done(error?: IlmError): void
 }
 
 const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'error'] as const
@@ -265,7 +268,7 @@ export class Host implements HostApi {
   async #lead(): Promise<void> {
     const config = this.#config!
     try {
-      const transport = this.#factories.createTransport(config, this.#transportContext())
+      const transport = await this.#factories.createTransport(config, this.#transportContext())
       if (!this.#networkEnabled) transport.setEnabled?.(false)
       const engine = await ILM.open({
         store: this.#factories.createStore(config),
@@ -333,23 +336,25 @@ export class Host implements HostApi {
   /** Every subscribed tab gets the message; it is processed once all returned. */
   async #handOut(message: Message): Promise<void> {
     const local = this.#subscribed ? this.#sink!.message(message) : undefined
-    const remote = this.#fanOut(message)
+    const remote = this.#fanOut(message, local !== undefined)
     const [localOk, remoteOk] = await Promise.allSettled([local, remote])
     if (localOk.status === 'rejected') throw localOk.reason
     if (remoteOk.status === 'rejected') throw remoteOk.reason
   }
 
-  #fanOut(message: Message): Promise<void> {
+  /** Hands `message` to the subscribed followers; `local` if this tab's handlers have it too. */
+  #fanOut(message: Message, local: boolean): Promise<void> {
     const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
     if (waiting.size === 0) return Promise.resolve()
     return new Promise((resolve, reject) => {
       const delivery = nanoid()
       this.#deliveries.set(delivery, {
         waiting,
-        done: (ok) => {
+        handled: local,
+        done: (error) => {
           this.#deliveries.delete(delivery)
-          if (ok) resolve()
-          else reject(new IlmError('HANDLER_FAILED', `a handler in another tab threw on message ${message.id}`))
+          if (error === undefined) resolve()
+          else reject(error)
         },
       })
       this.#post({ t: 'deliver', delivery, message })
@@ -401,7 +406,7 @@ export class Host implements HostApi {
   #onFollowerBeat(tab: string, subscribed: boolean, gone: boolean): void {
     if (gone) {
       this.#followers.delete(tab)
-      for (const delivery of this.#deliveries.values()) this.#answered(delivery, tab, true)
+      for (const delivery of this.#deliveries.values()) this.#left(delivery, tab)
     } else {
       // A tab that just joined learns the connection state it missed.
       if (this.#role === 'leader' && !this.#followers.has(tab)) this.#emit('connection', this.#connection, true)
@@ -444,8 +449,21 @@ export class Host implements HostApi {
 
   #answered(delivery: Delivery, tab: string, ok: boolean): void {
     if (!delivery.waiting.delete(tab)) return
-    if (!ok) delivery.done(false)
-    else if (delivery.waiting.size === 0) delivery.done(true)
+    if (!ok) delivery.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
+    else {
+      delivery.handled = true
+      if (delivery.waiting.size === 0) delivery.done()
+    }
+  }
+
+  /**
+   * A tab went away (closed, or silent: it died) before answering. If no
+   * handler anywhere returned, the message was not processed: it is failed,
+   * so that the engine hands it over again (to the tabs subscribed then).
+   */
+  #left(delivery: Delivery, tab: string): void {
+    if (!delivery.waiting.delete(tab) || delivery.waiting.size > 0) return
+    delivery.done(delivery.handled ? undefined : new IlmError('HANDLER_FAILED', 'the tab handling the message went away before its handler returned'))
   }
 
   /** Heartbeats; the leader also forgets followers that went silent (their tab died). */
@@ -503,13 +521,24 @@ export class Host implements HostApi {
 function validateConfig(config: HostConfig): void {
   if (typeof config !== 'object' || config === null) throw new TypeError('config must be an object')
   if (!isPeerId(config.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
-  const transport = config.transport as { kind?: unknown; url?: unknown } | undefined
+  // Checked here, not when a tab comes to lead: an engine that can never open would be retried forever.
+  resolveLimits(config.limits)
+  if (config.dbName !== undefined && (typeof config.dbName !== 'string' || config.dbName.length === 0)) throw new TypeError('dbName must be a non-empty string')
+  for (const key of ['heartbeatMs', 'staleAfterMs'] as const) positiveMs(key, config[key])
+  const transport = config.transport as { kind?: unknown; url?: unknown; heartbeatMs?: number } | undefined
   if (transport?.kind === 'broadcast-channel') return
+  positiveMs('transport.heartbeatMs', transport?.heartbeatMs)
   if (transport?.kind !== 'websocket') throw new TypeError('transport.kind must be "broadcast-channel" or "websocket"')
   const urls = typeof transport.url === 'string' ? [transport.url] : transport.url
   if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^wss?:\/\//.test(u))) {
     throw new TypeError('transport.url must be a ws:// or wss:// URL (or a non-empty list of them)')
   }
+}
+
+function positiveMs(name: string, value: unknown): void {
+  if (value === undefined) return
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number`)
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
 }
 
 function invoke(engine: ILM, method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
