@@ -20,6 +20,13 @@ export type DecodeResult =
 const KIND_CODES = { hello: 1, msg: 2, ack: 3, reset: 4 } as const
 const KINDS = ['', 'hello', 'msg', 'ack', 'reset'] as const
 const PREFIX = 6 // version u8, kind u8, header length u32
+/**
+ * The largest valid header is under 2 KiB (two 128-character peer ids, even
+ * fully escaped, two epochs, a message id, four numbers). Refusing longer ones
+ * before parsing keeps a hostile frame from costing more than a valid one:
+ * deeply nested JSON parses ~30x slower per byte than flat JSON.
+ */
+const MAX_HEADER_BYTES = 4096
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
@@ -49,6 +56,12 @@ function splitFrame(frame: Frame): { header: Record<string, unknown>; body: Uint
   return { header, body: contents }
 }
 
+/** The kind a frame says it is, without decoding or validating the rest (for routing); `undefined` if unknown. */
+export function peekKind(bytes: Uint8Array): Frame['kind'] | undefined {
+  const kind = bytes.byteLength >= PREFIX && bytes[0] === PROTOCOL_VERSION ? KINDS[bytes[1] ?? 0] : undefined
+  return kind === '' ? undefined : kind
+}
+
 /**
  * Decodes and validates a frame. Never throws: anything malformed, oversize,
  * of another version or of an unknown kind comes back as a typed refusal.
@@ -64,6 +77,7 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): DecodeResult {
   if (kind === undefined || kind === '') return fail('KIND', `kind code ${view.getUint8(1)}`)
   const headerLength = view.getUint32(2)
   if (PREFIX + headerLength > bytes.byteLength) return fail('TRUNCATED', 'header runs past the end')
+  if (headerLength > MAX_HEADER_BYTES) return fail('HEADER', `header of ${headerLength} bytes > ${MAX_HEADER_BYTES}`)
   let header: unknown
   try {
     header = JSON.parse(decoder.decode(bytes.subarray(PREFIX, PREFIX + headerLength)))
@@ -125,31 +139,36 @@ function build(kind: Frame['kind'], h: Record<string, unknown>, body: Uint8Array
       return {
         kind,
         ...common,
-        floor: h.floor,
+        floor: int(h.floor),
         known: h.known,
-        upTo: h.upTo,
+        upTo: int(h.upTo),
         reply: h.reply,
         ...(h.claim === true && { claim: true }),
       } as HelloFrame
     case 'ack':
-      return { kind, ...common, upTo: h.upTo } as AckFrame
+      return { kind, ...common, upTo: int(h.upTo) } as AckFrame
     case 'reset':
       return { kind, ...common, expected: h.expected } as ResetFrame
     case 'msg': {
       const msg = {
         kind,
         ...common,
-        seq: h.seq,
-        floor: h.floor,
+        seq: int(h.seq),
+        floor: int(h.floor),
         id: h.id,
         contentKind: h.contentKind as ContentKind,
         contents: body.slice(),
-        ...(h.expiresAt !== undefined && { expiresAt: h.expiresAt }),
+        ...(h.expiresAt !== undefined && { expiresAt: int(h.expiresAt) }),
         ...(h.skip === true && { skip: true }),
       }
       return msg as MsgFrame
     }
   }
+}
+
+/** A validated integer with `-0` (valid JSON, and a safe integer) made `0`, so the frame re-encodes as it reads. */
+function int(value: unknown): number {
+  return (value as number) + 0
 }
 
 function fail(reason: DecodeFailure, detail: string): DecodeResult {
