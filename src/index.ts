@@ -30,7 +30,7 @@ export type {
   StoreOp,
   StoreSnapshot,
 } from './core/store.js'
-export type { Transport, TransportEvents } from './core/transport.js'
+export type { RelayReceipt, Transport, TransportEvents } from './core/transport.js'
 export type { AckFrame, Frame, FrameKind, HelloFrame, MsgFrame, ResetFrame } from './core/frame.js'
 export { PROTOCOL_VERSION } from './core/frame.js'
 export { decodeFrame, encodeFrame, type DecodeFailure, type DecodeResult } from './core/codec.js'

@@ -9,7 +9,7 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb'
 
 /** Where a message this side sent stands: `sending` until intersession has it durably queued. */
-export type OutgoingStatus = 'sending' | 'queued' | 'sent' | 'delivered' | 'expired' | 'failed'
+export type OutgoingStatus = 'sending' | 'queued' | 'sent' | 'stored' | 'delivered' | 'expired' | 'failed'
 
 export interface LogEntry {
   /** intersession's message id: the same on both sides. */
@@ -38,7 +38,7 @@ interface Schema extends DBSchema {
   contacts: { key: string; value: Contact }
 }
 
-const RANK: Record<LogEntry['status'], number> = { sending: 0, queued: 1, sent: 2, delivered: 3, expired: 3, failed: 3, received: 3 }
+const RANK: Record<LogEntry['status'], number> = { sending: 0, queued: 1, sent: 2, stored: 3, delivered: 4, expired: 4, failed: 4, received: 4 }
 
 /** Whether `next` is a later status than `current` (statuses only move forward). */
 export function isLater(next: LogEntry['status'], current: LogEntry['status']): boolean {
@@ -120,7 +120,7 @@ export class ConversationLog {
   /** Sent messages whose status may still change. */
   async unsettled(): Promise<LogEntry[]> {
     const index = this.#db.transaction('messages').store.index('by-status')
-    const lists = await Promise.all((['sending', 'queued', 'sent'] as const).map((status) => index.getAll(status)))
+    const lists = await Promise.all((['sending', 'queued', 'sent', 'stored'] as const).map((status) => index.getAll(status)))
     return lists.flat()
   }
 

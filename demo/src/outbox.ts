@@ -21,8 +21,8 @@ export class Outbox {
   constructor(messenger: Messenger, log: ConversationLog) {
     this.#messenger = messenger
     this.#log = log
-    this.#stop = messenger.on('status', ({ id, status }) => {
-      void log.advance(id, status, status === 'expired' ? 'expired: not delivered in time' : undefined)
+    this.#stop = messenger.on('status', ({ id, status, reason }) => {
+      void log.advance(id, status, status === 'expired' ? 'expired: not delivered in time' : reason)
     })
   }
 

@@ -9,6 +9,7 @@ const LABELS: Record<LogEntry['status'], string> = {
   sending: 'queued',
   queued: 'queued: stored on this device, waiting to be sent',
   sent: 'sent: on its way, not yet stored by the receiver',
+  stored: 'stored by the relay: the receiver gets it when it comes online',
   delivered: 'delivered: stored by the receiver',
   expired: 'expired',
   failed: 'failed',
@@ -24,6 +25,7 @@ export function statusGlyph(entry: LogEntry): HTMLElement {
       mark.append(svg(CLOCK))
       break
     case 'sent':
+    case 'stored':
       mark.append('✓')
       break
     case 'delivered':

@@ -20,8 +20,13 @@ export interface Message {
  */
 export type MessageHandler = (message: Message) => void | Promise<void>
 
-/** Where a sent message is. */
-export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'unknown'
+/**
+ * Where a sent message is: `queued` here, `sent` on the wire, `stored` by the
+ * relay's mailbox for the offline receiver (it no longer needs this peer
+ * online), `delivered` (stored by the receiver), `expired` (its ttl passed),
+ * `failed` (the relay's mailbox gave up on it: see `reason`).
+ */
+export type MessageStatus = 'queued' | 'sent' | 'stored' | 'delivered' | 'expired' | 'failed' | 'unknown'
 
 /** A status transition of a sent message. */
 export interface StatusEvent {
@@ -29,6 +34,8 @@ export interface StatusEvent {
   readonly to: PeerId
   readonly seq: number
   readonly status: Exclude<MessageStatus, 'unknown'>
+  /** For `failed`: why, as the relay said (`full_messages`, `full_bytes`, `retention`). */
+  readonly reason?: string
 }
 
 /** Events of an engine, for `on(event, listener)`. */

@@ -21,7 +21,7 @@ import { resolveOptions, type EngineOptions, type Limits } from './options.js'
 import { OutboundLink } from './outbound.js'
 import { EngineState } from './state.js'
 import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
-import type { Transport } from './transport.js'
+import type { RelayReceipt, Transport } from './transport.js'
 import { Writer } from './writer.js'
 
 /** Everything an engine is built from; made by {@link prepareEngine}. */
@@ -84,6 +84,8 @@ export class Engine {
   readonly #outbound = new Map<PeerId, OutboundLink>()
   readonly #inbound = new Map<PeerId, InboundLink>()
   readonly #online = new Set<PeerId>()
+  /** The transport's relay stores frames for offline peers. */
+  #mailbox = false
   readonly #handlers = new Set<MessageHandler>()
   readonly #waiters = new Map<MessageId, Set<Waiter>>()
   readonly #expiring = new Set<MessageId>()
@@ -148,6 +150,8 @@ export class Engine {
     if (this.#closed || this.#shutdown !== undefined) throw new IlmError('CLOSED', 'this instance is closed')
     if (!isPeerId(to)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(to)).slice(0, 140)}`)
     if (to === this.localId) throw new IlmError('SELF_SEND', 'cannot send to oneself')
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+    if (options.fresh !== undefined && typeof options.fresh !== 'boolean') throw new TypeError('fresh must be a boolean')
     const ttlMs = options.ttlMs
     if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
     if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
@@ -202,6 +206,7 @@ export class Engine {
    */
   onMessage(handler: MessageHandler): () => void {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    if (this.#closed) return () => {}
     this.#handlers.add(handler)
     for (const from of this.#state.in.keys()) this.#inboundLink(from).kick()
     return () => void this.#handlers.delete(handler)
@@ -216,10 +221,11 @@ export class Engine {
 
   /**
    * Resolves once the receiver has durably stored the message. Rejects with
-   * `EXPIRED`, `UNKNOWN_MESSAGE` or `CLOSED`.
+   * `EXPIRED`, `MESSAGE_FAILED`, `UNKNOWN_MESSAGE` or `CLOSED`.
    */
   delivered(id: string): Promise<void> {
     if (this.#closed) return Promise.reject(new IlmError('CLOSED', 'this instance is closed'))
+    if (typeof id !== 'string') return Promise.reject(new TypeError('id must be a string'))
     if (!isMessageId(id)) return Promise.reject(unknownMessage(id))
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject }
@@ -228,7 +234,7 @@ export class Engine {
       set.add(waiter)
       // Registered before looking, so a transition in between is not missed.
       this.status(id).then(
-        (status) => status !== 'queued' && status !== 'sent' && this.#settleWaiters(id, status),
+        (status) => status !== 'queued' && status !== 'sent' && status !== 'stored' && this.#settleWaiters(id, status),
         (error: unknown) => {
           set.delete(waiter)
           reject(isIlmError(error) ? error : new IlmError('STORE_FAILED', 'status lookup failed', { cause: error }))
@@ -240,16 +246,20 @@ export class Engine {
   /** Where a message sent from here is now; `unknown` for ids never sent here (or pruned receipts). */
   async status(id: string): Promise<MessageStatus> {
     if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    if (typeof id !== 'string') throw new TypeError('id must be a string')
     if (!isMessageId(id)) return 'unknown'
     const found = await this.#store.findMessage(id)
     if (found === undefined) return 'unknown'
     if (found.where === 'receipt') return found.receipt.status
+    if (found.failed !== undefined) return 'failed'
     if (found.expired) return 'expired'
+    if (found.seq <= (this.#state.out.get(found.to)?.storedUpTo ?? -1)) return 'stored'
     return found.seq <= (this.#outbound.get(found.to)?.highestSent ?? -1) ? 'sent' : 'queued'
   }
 
-  /** Peers currently reachable, sorted; never this peer. */
+  /** Peers currently reachable, sorted; never this peer. Rejects `CLOSED` after close. */
   async connectedPeers(): Promise<PeerId[]> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
     return [...this.#online].sort()
   }
 
@@ -271,6 +281,7 @@ export class Engine {
    * Calling it again returns the same promise.
    */
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
     const timeoutMs = options.timeoutMs ?? 30_000
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) return Promise.reject(new RangeError('timeoutMs must be a non-negative integer'))
     this.#shutdown ??= this.#closed ? this.close() : this.#drainThenClose(timeoutMs)
@@ -288,8 +299,11 @@ export class Engine {
       frame: (from, data) => this.#onFrame(from, data),
       peer: (peer, online) => (online ? this.#peerUp(peer) : this.#peerDown(peer)),
       closed: () => {
+        this.#setMailbox(false)
         for (const peer of [...this.#online]) this.#peerDown(peer)
       },
+      mailbox: (available) => this.#setMailbox(available === true),
+      receipt: (receipt) => this.#onReceipt(receipt),
     })
     this.#watch([...this.#state.out.keys(), ...this.#state.in.keys()])
     void this.#sweepExpired()
@@ -346,7 +360,25 @@ export class Engine {
     this.#watch([row.to])
     this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
     if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
-    if (this.#online.has(row.to)) this.#outboundLink(row.to).enqueued(row)
+    if (!this.#online.has(row.to) && this.#mailbox) this.#viaMailbox(row.to)
+    if (this.#online.has(row.to) || this.#mailbox) this.#outboundLink(row.to).enqueued(row)
+  }
+
+  /** Whether the relay stores frames for offline peers; if so, streams toward offline peers flow into its mailbox. */
+  #setMailbox(available: boolean): void {
+    if (this.#closed || available === this.#mailbox) return
+    this.#mailbox = available
+    for (const peer of this.#state.out.keys()) {
+      if (this.#online.has(peer)) continue
+      if (available) this.#viaMailbox(peer)
+      else this.#outbound.get(peer)?.stop()
+    }
+  }
+
+  /** Sends to the offline `peer` through the relay's mailbox (no hello: nobody answers). */
+  #viaMailbox(peer: PeerId): void {
+    const link = this.#outboundLink(peer)
+    if (!link.online) link.startStored()
   }
 
   #transmit(frame: Frame): void | Promise<void> {
@@ -405,8 +437,47 @@ export class Engine {
     if (this.#closed || !this.#online.delete(peer)) return
     this.#outbound.get(peer)?.stop()
     this.#inbound.get(peer)?.reset()
+    if (this.#mailbox && this.#state.out.has(peer)) this.#viaMailbox(peer)
     this.#events.emit('peer-offline', { peer })
     this.#checkDrained()
+  }
+
+  /** The relay stored (or gave up on) one of our messages for an offline peer. */
+  #onReceipt(receipt: RelayReceipt): void {
+    if (this.#closed) return
+    if (typeof receipt !== 'object' || receipt === null || receipt.epoch !== this.#state.meta.epoch) return this.#refuse('STALE_RECEIPT')
+    const stream = this.#state.out.get(receipt.peer)
+    if (stream === undefined || !Number.isSafeInteger(receipt.seq) || receipt.seq < 0 || receipt.seq >= stream.nextSeq) return this.#refuse('RECEIPT_UNSENT')
+    if (receipt.seq > stream.ackedUpTo) this.#applyReceipt(receipt).catch((error: unknown) => this.#fail(error))
+  }
+
+  /**
+   * One transaction: a `stored` message (or a failed one whose skip the relay
+   * holds) extends `storedUpTo` when contiguous, and its contents are
+   * released; a failed one is expired with its reason, so its seq goes out as a
+   * skip unless the relay holds one.
+   */
+  async #applyReceipt(receipt: RelayReceipt): Promise<void> {
+    const { peer, seq } = receipt
+    const [row] = await this.#store.readOutbox(peer, seq, 1)
+    if (row?.seq !== seq) return
+    const reason = receipt.status === 'failed' && row.expired !== true ? receipt.reason : undefined
+    const held = receipt.status === 'stored' || receipt.held
+    await this.#writer.submit((draft) => {
+      const stream = draft.outStream(peer)
+      if (stream === undefined || seq <= stream.ackedUpTo) return () => {}
+      const advance = held && seq === Math.max(stream.ackedUpTo, stream.storedUpTo ?? -1) + 1
+      if (reason !== undefined) draft.write({ op: 'expire', to: peer, seq, reason })
+      else if (advance) draft.write({ op: 'release', to: peer, seq })
+      if (advance) draft.setOut({ ...stream, storedUpTo: seq })
+      return () => {
+        const link = this.#outbound.get(peer)
+        if (reason !== undefined) link?.markExpired(seq)
+        if (advance) link?.stored(seq)
+        if (reason !== undefined) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'failed', reason })
+        else if (advance && row.expired !== true) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'stored' })
+      }
+    })
   }
 
   #onFrame(from: PeerId, data: Uint8Array): void {
@@ -571,6 +642,7 @@ export class Engine {
     if (set === undefined) return
     let error: IlmError | undefined
     if (status === 'expired') error = new IlmError('EXPIRED', `message ${id} expired before it was delivered`)
+    else if (status === 'failed') error = new IlmError('MESSAGE_FAILED', `the relay's mailbox gave up on message ${id}`)
     else if (status === 'unknown') error = unknownMessage(id)
     else if (status !== 'delivered') return
     this.#waiters.delete(id)

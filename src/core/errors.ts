@@ -30,6 +30,8 @@ export type IlmErrorCode =
   | 'STORE_FENCED'
   /** The message expired before the receiver stored it. */
   | 'EXPIRED'
+  /** The relay's mailbox gave up on the message (full, or held past its retention time); the receiver never gets it. */
+  | 'MESSAGE_FAILED'
   /** No message with that id is known (never sent here, or its receipt was pruned). */
   | 'UNKNOWN_MESSAGE'
   /** An `onMessage` handler threw; the message will be handed over again. */

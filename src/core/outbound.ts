@@ -16,14 +16,18 @@ import type { OutboxRow } from './store.js'
  *   until the failed seq has been sent again.
  * - Rows live in memory only while the peer is online and they sit inside the
  *   window; everything else is paged in from the store.
+ * - A seq the relay's mailbox holds (`stored`) is settled for sending: never
+ *   sent again, and the window slides past it. Only acks move `floor`.
  */
 export class OutboundLink {
-  /** The transport says the peer is reachable. */
+  /** Frames may be sent: the peer is reachable, or the relay stores them for it. */
   online = false
   #ready = false
   #cursor = 0
   /** The highest ack heard in this session; the committed one may lag behind. */
   #ackedSeen = -1
+  /** The highest contiguous `stored` receipt heard in this session. */
+  #storedSeen = -1
   #sentUpTo = -1
   #highestSent = -1
   #pumping = false
@@ -54,9 +58,19 @@ export class OutboundLink {
     this.#cache.clear()
     this.#sentAt.clear()
     this.#ackedSeen = -1
+    this.#storedSeen = -1
     this.#rto = this.#rtt.timeout
     this.ctx.sendHello(this.to, false)
     this.#arm()
+  }
+
+  /** The peer is offline but the relay stores for it: send at once, no hello (nobody answers). */
+  startStored(): void {
+    this.online = true
+    this.#cache.clear()
+    this.#sentAt.clear()
+    this.#rto = this.#rtt.timeout
+    this.resume(this.#settled() + 1)
   }
 
   /** The peer went away: forget the session, keep nothing in memory. */
@@ -78,7 +92,7 @@ export class OutboundLink {
   /** A send committed. */
   enqueued(row: OutboxRow): void {
     if (!this.#ready) return
-    if (row.seq <= this.#acked() + this.ctx.limits.window) this.#cache.set(row.seq, row)
+    if (row.seq <= this.#settled() + this.ctx.limits.window) this.#cache.set(row.seq, row)
     void this.pump()
   }
 
@@ -100,6 +114,17 @@ export class OutboundLink {
     void this.pump()
   }
 
+  /** The relay's mailbox holds every seq <= `upTo`: never send them again. */
+  stored(upTo: number): void {
+    if (upTo <= this.#settled()) return
+    this.#storedSeen = upTo
+    for (const seq of this.#cache.keys()) if (seq <= upTo) this.#cache.delete(seq)
+    for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
+    this.#disarm()
+    if (this.#sentUpTo > upTo) this.#arm()
+    void this.pump()
+  }
+
   /** Sends what the window allows. Safe to call any time; one pump runs at a time. */
   async pump(): Promise<void> {
     if (this.#pumping) return
@@ -109,8 +134,9 @@ export class OutboundLink {
         const stream = this.ctx.state.out.get(this.to)
         if (stream === undefined) return
         const acked = this.#acked()
-        if (this.#cursor <= acked) this.#cursor = acked + 1
-        if (this.#cursor >= stream.nextSeq || this.#cursor > acked + this.ctx.limits.window) return
+        const settled = this.#settled()
+        if (this.#cursor <= settled) this.#cursor = settled + 1
+        if (this.#cursor >= stream.nextSeq || this.#cursor > settled + this.ctx.limits.window) return
         const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
         if (row === undefined) continue
         if (!(await this.#send(row, acked + 1))) return
@@ -137,6 +163,11 @@ export class OutboundLink {
     return Math.max(this.#ackedSeen, this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1)
   }
 
+  /** Acked or held by the relay: nothing at or below it is sent again. */
+  #settled(): number {
+    return Math.max(this.#acked(), this.#storedSeen, this.ctx.state.out.get(this.to)?.storedUpTo ?? -1)
+  }
+
   #mayContinue(): boolean {
     return this.online && this.#ready && !this.ctx.closed
   }
@@ -144,11 +175,11 @@ export class OutboundLink {
   /** Pages rows in from the store; `undefined` only when `fromSeq` was acked meanwhile. */
   async #load(fromSeq: number): Promise<OutboxRow | undefined> {
     const rows = await this.ctx.store.readOutbox(this.to, fromSeq, this.ctx.limits.window)
-    const acked = this.#acked()
+    const settled = this.#settled()
     if (!this.#mayContinue()) return undefined
-    for (const row of rows) if (row.seq > acked && row.seq <= acked + this.ctx.limits.window) this.#cache.set(row.seq, row)
+    for (const row of rows) if (row.seq > settled && row.seq <= settled + this.ctx.limits.window) this.#cache.set(row.seq, row)
     const row = this.#cache.get(fromSeq)
-    if (row === undefined && fromSeq > acked) throw new Error(`outbox row ${this.to}#${fromSeq} is missing from the store`)
+    if (row === undefined && fromSeq > settled) throw new Error(`outbox row ${this.to}#${fromSeq} is missing from the store`)
     return row
   }
 
@@ -191,8 +222,8 @@ export class OutboundLink {
     if (!this.online || this.ctx.closed) return
     this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
     if (!this.#ready) this.ctx.sendHello(this.to, false)
-    // Go back to the last ack. This also stops waiting for a lost hello: resending is always safe.
-    this.resume(this.#acked() + 1)
+    // Go back to the last ack (or mailbox receipt). This also stops waiting for a lost hello: resending is always safe.
+    this.resume(this.#settled() + 1)
   }
 }
 

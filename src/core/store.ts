@@ -14,6 +14,11 @@ export interface OutStreamState {
   readonly nextSeq: number
   /** Every seq <= `ackedUpTo` is acknowledged (or abandoned) and gone from the outbox; -1 if none. */
   readonly ackedUpTo: number
+  /**
+   * Every seq <= `storedUpTo` is held by the relay's mailbox (or given up with
+   * a skip held in its place): it is not sent again. Absent: none.
+   */
+  readonly storedUpTo?: number
 }
 
 /**
@@ -51,6 +56,8 @@ export interface OutboxRow {
   readonly expiresAt?: number
   /** Set when the message expired: only its seq is still sent, as a skip. */
   readonly expired?: true
+  /** Set (with `expired`) when the relay's mailbox gave up on it: why. */
+  readonly failed?: string
 }
 
 /** A received message waiting to be handed to the application. */
@@ -70,7 +77,9 @@ export interface Receipt {
   readonly id: MessageId
   readonly to: PeerId
   readonly seq: number
-  readonly status: 'delivered' | 'expired'
+  readonly status: 'delivered' | 'expired' | 'failed'
+  /** For `failed`: why. */
+  readonly reason?: string
   readonly at: number
 }
 
@@ -80,8 +89,10 @@ export type StoreOp =
   | { readonly op: 'outStream'; readonly stream: OutStreamState }
   | { readonly op: 'inStream'; readonly stream: InStreamState }
   | { readonly op: 'putOutbox'; readonly row: OutboxRow }
-  /** Marks one outbox row expired: contents dropped, `expired` set. */
-  | { readonly op: 'expire'; readonly to: PeerId; readonly seq: number }
+  /** Marks one outbox row expired: contents dropped, `expired` set (and `failed` to `reason`, if given). */
+  | { readonly op: 'expire'; readonly to: PeerId; readonly seq: number; readonly reason?: string }
+  /** Drops the contents of one outbox row (the relay holds the message); the row stays for its receipt. */
+  | { readonly op: 'release'; readonly to: PeerId; readonly seq: number }
   /** Removes outbox rows of `to` with seq <= upTo and writes a receipt for each. */
   | { readonly op: 'ack'; readonly to: PeerId; readonly upTo: number; readonly at: number }
   | { readonly op: 'putInbox'; readonly row: InboxRow }
@@ -98,7 +109,7 @@ export interface StoreSnapshot {
 
 /** Where a message id was found. */
 export type MessageLookup =
-  | { readonly where: 'outbox'; readonly to: PeerId; readonly seq: number; readonly expired: boolean }
+  | { readonly where: 'outbox'; readonly to: PeerId; readonly seq: number; readonly expired: boolean; readonly failed?: string }
   | { readonly where: 'receipt'; readonly receipt: Receipt }
 
 /**
@@ -135,4 +146,10 @@ export interface PeerStore {
 export interface Store {
   /** Opens the state of `localId`, fencing any handle opened before for it. */
   open(localId: PeerId): Promise<PeerStore>
+}
+
+/** The receipt an outbox row leaves when its seq is acknowledged: what became of the message. */
+export function receiptOf(row: OutboxRow, at: number): Receipt {
+  const status = row.failed !== undefined ? 'failed' : row.expired === true ? 'expired' : 'delivered'
+  return { id: row.id, to: row.to, seq: row.seq, status, ...(row.failed !== undefined && { reason: row.failed }), at }
 }

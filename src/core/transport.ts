@@ -8,7 +8,23 @@ export interface TransportEvents {
   peer(peer: PeerId, online: boolean): void
   /** The transport closed for good; no event follows. */
   closed(): void
+  /**
+   * Optional, for relays with a mailbox: frames for offline peers can be sent
+   * now (`true`: the relay stores them) or not (`false`, the default).
+   */
+  mailbox?(available: boolean): void
+  /** Optional, for relays with a mailbox: what the relay did with a message for an offline peer. Only the relay may report it, never a peer. */
+  receipt?(receipt: RelayReceipt): void
 }
+
+/**
+ * The relay's word on message `seq` of this end's stream (in `epoch`) toward
+ * `peer`: `stored` in its mailbox, or `failed` (`reason`); `held` means the
+ * mailbox keeps a skip in its place, so nothing more needs sending.
+ */
+export type RelayReceipt =
+  | { readonly status: 'stored'; readonly peer: PeerId; readonly epoch: string; readonly seq: number }
+  | { readonly status: 'failed'; readonly peer: PeerId; readonly epoch: string; readonly seq: number; readonly reason: string; readonly held: boolean }
 
 /**
  * Moves opaque frames between peers. Delivery may drop, duplicate, reorder or

@@ -12,6 +12,9 @@ export {
   type VerifyToken,
 } from './relay.js'
 export { createToken, type CreateTokenOptions } from './token.js'
+export type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
+export { MemoryMailbox } from './mailbox-memory.js'
+export { LevelMailbox } from './mailbox-level.js'
 export {
   CLOSE_CODES,
   envelope,
@@ -19,6 +22,7 @@ export {
   parseClientControl,
   parseRelayControl,
   type ClientControl,
+  type FailureReason,
   type RelayControl,
   type RelayLimitsInfo,
 } from './wire.js'

@@ -6,9 +6,15 @@
  * - Engine frames travel as binary WebSocket messages in an envelope:
  *   client -> relay `[u16 BE length][to, UTF-8][frame]`,
  *   relay -> client `[u16 BE length][from, UTF-8][frame]`.
- *   The relay never parses the frame; it replaces the address with the
- *   sender's authenticated id, and the engine refuses a frame whose own
- *   `from` differs from that id. So nobody can speak as another peer.
+ *   The relay replaces the address with the sender's authenticated id, and
+ *   the engine refuses a frame whose own `from` differs from that id. So
+ *   nobody can speak as another peer. A relay with a mailbox also decodes
+ *   `msg` and `ack` frames (to store, acknowledge and expire them) and drops
+ *   a frame whose `from`/`to` differ from the envelope's.
+ * - Going down, the top bit of the length marks a frame drained from the
+ *   mailbox: it does not prove its sender online.
+ * - Only the relay sends control messages (a peer's `signal` is wrapped), so
+ *   `stored` and `failed` receipts cannot be forged by peers.
  */
 
 /** Client -> relay control messages. */
@@ -24,12 +30,27 @@ export type ClientControl =
 
 /** Relay -> client control messages. */
 export type RelayControl =
-  | { readonly t: 'welcome'; readonly id: string; readonly session: string; readonly limits: RelayLimitsInfo }
+  /** `mailbox`: frames for offline peers are stored (store and forward), so send to them too. */
+  | { readonly t: 'welcome'; readonly id: string; readonly session: string; readonly limits: RelayLimitsInfo; readonly mailbox?: boolean }
   | { readonly t: 'presence'; readonly peer: string; readonly online: boolean }
   | { readonly t: 'signal'; readonly from: string; readonly data: unknown }
   | { readonly t: 'pong'; readonly n: number }
   /** A frame to `peer` was not forwarded (offline, or its socket is too far behind). */
   | { readonly t: 'undeliverable'; readonly peer: string; readonly reason: 'offline' | 'slow' }
+  /** The relay's mailbox now holds message `seq` (of this peer's stream in `epoch`) for the offline `peer`. */
+  | { readonly t: 'stored'; readonly peer: string; readonly epoch: string; readonly seq: number }
+  /**
+   * The relay gave up on message `seq` for `peer` (`reason`: `full_messages`,
+   * `full_bytes`, `retention`). `held`: the mailbox keeps a skip in its place,
+   * so the receiver moves past the seq without the sender; otherwise the
+   * sender must send the skip itself.
+   */
+  | { readonly t: 'failed'; readonly peer: string; readonly epoch: string; readonly seq: number; readonly reason: FailureReason; readonly held: boolean }
+
+/** Why the relay's mailbox gave up on a message. */
+export type FailureReason = 'full_messages' | 'full_bytes' | 'retention'
+
+const FAILURE_REASONS: readonly string[] = ['full_messages', 'full_bytes', 'retention'] satisfies FailureReason[]
 
 /** Limits the relay announces in `welcome`, so clients can stay inside them. */
 export interface RelayLimitsInfo {
@@ -59,28 +80,36 @@ export const CLOSE_CODES = {
   IDLE: 4009,
   /** The relay is at its connection limit. */
   FULL: 4010,
+  /** The relay cannot reach its cluster backend (Redis) to log the peer in; try again, or another relay. */
+  UNAVAILABLE: 1013,
 } as const
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-/** Wraps a frame with an address (the destination going up, the source coming down). */
-export function envelope(address: string, frame: Uint8Array): Uint8Array {
+const STORED_FLAG = 0x8000
+
+/**
+ * Wraps a frame with an address (the destination going up, the source coming
+ * down); `stored` marks a frame drained from the relay's mailbox.
+ */
+export function envelope(address: string, frame: Uint8Array, stored = false): Uint8Array {
   const id = encoder.encode(address)
   const out = new Uint8Array(2 + id.byteLength + frame.byteLength)
-  new DataView(out.buffer).setUint16(0, id.byteLength)
+  new DataView(out.buffer).setUint16(0, id.byteLength | (stored ? STORED_FLAG : 0))
   out.set(id, 2)
   out.set(frame, 2 + id.byteLength)
   return out
 }
 
 /** Splits an envelope; `undefined` if malformed. Never throws. */
-export function openEnvelope(data: Uint8Array): { address: string; frame: Uint8Array } | undefined {
+export function openEnvelope(data: Uint8Array): { address: string; frame: Uint8Array; stored: boolean } | undefined {
   if (data.byteLength < 2) return undefined
-  const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint16(0)
+  const word = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint16(0)
+  const length = word & ~STORED_FLAG
   if (length === 0 || 2 + length > data.byteLength) return undefined
   try {
-    return { address: decoder.decode(data.subarray(2, 2 + length)), frame: data.subarray(2 + length) }
+    return { address: decoder.decode(data.subarray(2, 2 + length)), frame: data.subarray(2 + length), stored: word >= STORED_FLAG }
   } catch {
     return undefined
   }
@@ -121,7 +150,7 @@ export function parseRelayControl(text: string): RelayControl | undefined {
         limits !== null &&
         Number.isSafeInteger(limits.maxFrameBytes) &&
         Number.isSafeInteger(limits.framesPerSecond)
-        ? { t: 'welcome', id: m.id, session: m.session, limits: limits as unknown as RelayLimitsInfo }
+        ? { t: 'welcome', id: m.id, session: m.session, limits: limits as unknown as RelayLimitsInfo, mailbox: m.mailbox === true }
         : undefined
     }
     case 'presence':
@@ -133,6 +162,19 @@ export function parseRelayControl(text: string): RelayControl | undefined {
     case 'undeliverable':
       return typeof m.peer === 'string' && (m.reason === 'offline' || m.reason === 'slow')
         ? { t: 'undeliverable', peer: m.peer, reason: m.reason }
+        : undefined
+    case 'stored':
+      return typeof m.peer === 'string' && typeof m.epoch === 'string' && Number.isSafeInteger(m.seq) && (m.seq as number) >= 0
+        ? { t: 'stored', peer: m.peer, epoch: m.epoch, seq: m.seq as number }
+        : undefined
+    case 'failed':
+      return typeof m.peer === 'string' &&
+        typeof m.epoch === 'string' &&
+        Number.isSafeInteger(m.seq) &&
+        (m.seq as number) >= 0 &&
+        FAILURE_REASONS.includes(m.reason as string) &&
+        typeof m.held === 'boolean'
+        ? { t: 'failed', peer: m.peer, epoch: m.epoch, seq: m.seq as number, reason: m.reason as FailureReason, held: m.held }
         : undefined
     default:
       return undefined

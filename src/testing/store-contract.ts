@@ -122,6 +122,30 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(receipts, [receipt(B, 0, 'expired', 200), receipt(B, 1, 'delivered', 200)], 'receipts')
     },
 
+    'release drops contents and keeps the row; a failed expiry keeps its reason through the receipt': async () => {
+      const { handle } = await open('release')
+      const row = outRow(B, 0)
+      await handle.commit([put(row), put(outRow(B, 1)), put(outRow(B, 2, { expiresAt: 100 }))])
+      await handle.commit([
+        { op: 'release', to: B, seq: 0 },
+        { op: 'release', to: B, seq: 9 },
+        { op: 'outStream', stream: { to: B, nextSeq: 3, ackedUpTo: -1, storedUpTo: 0 } },
+      ])
+      checkEqual((await handle.readOutbox(B, 0, 1))[0], { ...row, contents: new Uint8Array(0) }, 'released row')
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 3, ackedUpTo: -1, storedUpTo: 0 }], 'storedUpTo persists')
+      await handle.commit([{ op: 'expire', to: B, seq: 1, reason: 'full_bytes' }, { op: 'expire', to: B, seq: 2, reason: 'retention' }])
+      checkEqual((await handle.readOutbox(B, 1, 1))[0], { ...outRow(B, 1), contents: new Uint8Array(0), expired: true, failed: 'full_bytes' }, 'failed row')
+      checkEqual(await handle.readExpired(1_000, 10), [], 'a failed row is not due to expire')
+      checkEqual(await handle.findMessage(outRow(B, 1).id), { where: 'outbox', to: B, seq: 1, expired: true, failed: 'full_bytes' }, 'findMessage')
+      const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 300 }])
+      checkEqual(
+        receipts,
+        [receipt(B, 0, 'delivered', 300), { ...receipt(B, 1, 'failed', 300), reason: 'full_bytes' }, { ...receipt(B, 2, 'failed', 300), reason: 'retention' }],
+        'receipts',
+      )
+      checkEqual(await handle.findMessage(outRow(B, 2).id), { where: 'receipt', receipt: { ...receipt(B, 2, 'failed', 300), reason: 'retention' } }, 'failed receipt')
+    },
+
     'readExpired and nextExpiry follow expiresAt of unexpired rows': async () => {
       const { handle } = await open('due')
       await handle.commit([

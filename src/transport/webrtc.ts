@@ -75,14 +75,16 @@ export class WebRtcTransport implements Transport {
   /** Frames sent over data channels and over the relay (for tests and stats). */
   readonly counts = { direct: 0, relayed: 0, received: 0 }
 
+  /** @throws TypeError for a missing or mistyped relay, connector or clock; RangeError for a duration or size that is not positive. */
   constructor(options: WebRtcTransportOptions) {
-    this.#relay = options.relay
-    this.#connector = options.connector
+    if (typeof options !== 'object' || options === null) throw new TypeError('WebRtcTransport: options must be an object')
+    this.#relay = methods('relay', options.relay, ['open', 'send', 'close', 'signal'])
+    this.#connector = methods('connector', options.connector, ['connect', 'signal', 'disconnect'])
     this.localId = options.relay.localId
-    this.#clock = options.clock ?? systemClock
-    this.#openTimeoutMs = options.openTimeoutMs ?? 10_000
-    this.#retryAfterMs = options.retryAfterMs ?? 30_000
-    this.#highWater = options.highWaterBytes ?? 1024 * 1024
+    this.#clock = methods('clock', options.clock ?? systemClock, ['now', 'setTimeout', 'clearTimeout'])
+    this.#openTimeoutMs = positive('openTimeoutMs', options.openTimeoutMs ?? 10_000)
+    this.#retryAfterMs = positive('retryAfterMs', options.retryAfterMs ?? 30_000)
+    this.#highWater = positive('highWaterBytes', options.highWaterBytes ?? 1024 * 1024)
   }
 
   open(events: TransportEvents): void | Promise<void> {
@@ -92,6 +94,9 @@ export class WebRtcTransport implements Transport {
       frame: (from, data) => events.frame(from, data),
       peer: (peer, online) => this.#onPeer(peer, online),
       closed: () => events.closed(),
+      // Only the relay stores (a data channel means both ends are online): its receipts pass through.
+      mailbox: (available) => events.mailbox?.(available),
+      receipt: (receipt) => events.receipt?.(receipt),
     })
   }
 
@@ -279,4 +284,16 @@ function drained(channel: RTCDataChannel): Promise<void> {
     channel.addEventListener('bufferedamountlow', done)
     channel.addEventListener('close', done)
   })
+}
+
+function methods<T>(name: string, value: T, required: readonly string[]): T {
+  if (typeof value !== 'object' || value === null || !required.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')) {
+    throw new TypeError(`WebRtcTransport: ${name} must have ${required.join(', ')}`)
+  }
+  return value
+}
+
+function positive(name: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new RangeError(`WebRtcTransport: ${name} must be a positive number`)
+  return value
 }

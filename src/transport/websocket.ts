@@ -116,6 +116,11 @@ interface Ping {
  *   forwards from logged-in peers). `undeliverable` with reason `offline`
  *   reports a peer offline. Only changes are reported. When the connection
  *   drops, every online peer is reported offline.
+ * - Mailbox: when the relay's `welcome` says it stores frames for offline
+ *   peers, the engine hears `mailbox(true)` (and `false` when the connection
+ *   drops), sends to offline peers too, and gets the relay's `stored` /
+ *   `failed` receipts through `receipt`. Frames drained from the mailbox do
+ *   not report their sender online.
  * - Reconnects: exponential backoff with full jitter, moving to the next URL
  *   each time; at once after `GOING_AWAY` or an expired token refreshed by the
  *   token function, when that connection had been online. `wake()` (also on the
@@ -163,6 +168,8 @@ export class WebSocketTransport implements Transport {
   #dials = 0
   #socket: WebSocketLike | undefined
   #loggedIn = false
+  /** The relay of the current connection stores frames for offline peers. */
+  #mailbox = false
   #limits: RelayLimitsInfo | undefined
   #retryTimer: TimerHandle | undefined
   /** The welcome deadline while logging in; the heartbeat while online. */
@@ -250,12 +257,12 @@ export class WebSocketTransport implements Transport {
    * Sends a frame to `to` through the relay. Returns a promise when the
    * socket's buffer is over `maxBufferedBytes`: it resolves once the buffer is
    * below half, and rejects with `TRANSPORT_FAILED` if the connection drops first.
-   * @throws IlmError('TRANSPORT_FAILED') when not online, `to` is not known online, the frame exceeds the relay's `maxFrameBytes`, or the socket refuses it.
+   * @throws IlmError('TRANSPORT_FAILED') when not online, `to` is not known online (and the relay has no mailbox), the frame exceeds the relay's `maxFrameBytes`, or the socket refuses it.
    */
   send(to: PeerId, data: Uint8Array): void | Promise<void> {
     const socket = this.#onlineSocket('send')
     if (!isUint8Array(data)) throw new TypeError('WebSocketTransport.send: data must be a Uint8Array')
-    if (!this.#online.has(to)) throw this.#failure(`peer ${JSON.stringify(to)} is not online`)
+    if (!this.#online.has(to) && !this.#mailbox) throw this.#failure(`peer ${JSON.stringify(to)} is not online`)
     const packed = envelope(to, data)
     if (this.#limits !== undefined && packed.byteLength > this.#limits.maxFrameBytes) {
       // The relay would end the whole connection (TOO_BIG) over this one frame.
@@ -378,6 +385,8 @@ export class WebSocketTransport implements Transport {
     this.#attempt = 0
     this.#limits = m.limits
     this.#setState({ status: 'online', url: this.urls[this.#urlIndex] as string })
+    this.#mailbox = m.mailbox === true
+    if (this.#mailbox) this.#emit((e) => e.mailbox?.(true))
     this.#sendWatch()
     this.#armDeadline(() => this.#heartbeat())
   }
@@ -420,6 +429,10 @@ export class WebSocketTransport implements Transport {
   #detach(): void {
     this.#socket = undefined
     this.#loggedIn = false
+    if (this.#mailbox) {
+      this.#mailbox = false
+      this.#emit((e) => e.mailbox?.(false))
+    }
     this.#clearDeadline()
     this.#settleDrain()
   }
@@ -468,8 +481,8 @@ export class WebSocketTransport implements Transport {
     const opened = openEnvelope(bytes)
     if (opened === undefined || !isPeerId(opened.address)) return
     const { address: from, frame } = opened
-    // The relay forwards only from logged-in peers: a frame proves its sender online.
-    this.#markOnline(from)
+    // The relay forwards only from logged-in peers: a live frame proves its sender online, a stored one does not.
+    if (!opened.stored) this.#markOnline(from)
     this.#emit((e) => e.frame(from, frame))
   }
 
@@ -494,6 +507,12 @@ export class WebSocketTransport implements Transport {
         return
       case 'signal':
         if (isPeerId(m.from)) this.#signalled(m.from, m.data)
+        return
+      case 'stored':
+        if (isPeerId(m.peer)) this.#emit((e) => e.receipt?.({ status: 'stored', peer: m.peer as PeerId, epoch: m.epoch, seq: m.seq }))
+        return
+      case 'failed':
+        if (isPeerId(m.peer)) this.#emit((e) => e.receipt?.({ status: 'failed', peer: m.peer as PeerId, epoch: m.epoch, seq: m.seq, reason: m.reason, held: m.held }))
         return
     }
   }

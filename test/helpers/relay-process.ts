@@ -23,12 +23,15 @@ export interface RelayProcess {
 
 /**
  * Starts `intersession-relay --port 0 ...args` and resolves once it printed its
- * `listening` line. `env` is added to this process's environment; when it has
+ * `listening` line. Without `--mailbox-dir` in `args` the relay runs with
+ * `--no-mailbox`. `env` is added to this process's environment; when it has
  * neither INTERSESSION_JWT_SECRET nor INTERSESSION_DEV and `args` has no
  * `--dev`, pass one yourself (the CLI refuses to start without auth).
  */
 export function startRelayProcess(args: readonly string[] = [], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/relay/cli.ts', '--port', '0', ...args], {
+  // Processes share the working directory: each mailbox test names its own directory.
+  const mailbox = args.includes('--mailbox-dir') || args.includes('--redis') ? [] : ['--no-mailbox']
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/relay/cli.ts', '--port', '0', ...mailbox, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,173 @@
+/// <reference types="node" />
+import { ClassicLevel } from 'classic-level'
+import { MailboxIndex } from './mailbox-index.js'
+import type { Mailbox, MailboxEntry, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
+
+type Db = ClassicLevel<string, Uint8Array>
+type Write = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const META = 'm\0'
+const FRAME = 'f\0'
+
+/**
+ * The embedded on-disk {@link Mailbox} (LevelDB through `classic-level`),
+ * the relay's default. Layout, one LevelDB directory:
+ * - `m\0<to>\0<key>`: the entry's record as JSON;
+ * - `f\0<to>\0<key>`: the frame bytes;
+ *
+ * where `<key>` is a 16-digit counter, so keys sort per destination in
+ * arrival order. Every change is one atomic batch. The records (not the
+ * frames) are loaded into memory at open, about 150 bytes per entry, so
+ * limits, acks and expiry never scan the disk.
+ */
+export class LevelMailbox implements Mailbox {
+  readonly #db: Db
+  readonly #index: MailboxIndex
+  /** Every disk operation, in call order: a read sees the writes called before it. */
+  #chain: Promise<unknown> = Promise.resolve()
+  #closing: Promise<void> | undefined
+  /** The batch that the next write joins, until the chain reaches it. */
+  #batch: { readonly writes: Write[]; readonly done: Promise<void> } | undefined
+
+  private constructor(db: Db, index: MailboxIndex) {
+    this.#db = db
+    this.#index = index
+  }
+
+  /** Opens (creating if needed) the mailbox in directory `dir` and loads its index. */
+  static async open(dir: string): Promise<LevelMailbox> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('mailbox dir must be a non-empty string')
+    const db: Db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    await db.open()
+    const index = new MailboxIndex()
+    try {
+      for await (const [key, value] of db.iterator({ gte: META, lt: 'm\x01' })) {
+        const [, to, entryKey] = key.split('\0')
+        if (to === undefined || entryKey === undefined) continue
+        index.load(to, { ...(JSON.parse(decoder.decode(value)) as MailboxRecord), key: entryKey })
+      }
+    } catch (error) {
+      await db.close()
+      throw error
+    }
+    return new LevelMailbox(db, index)
+  }
+
+  async put(to: string, record: MailboxRecord, frame: Uint8Array, limits: MailboxLimits): Promise<PutResult> {
+    this.#check()
+    const { added, ...result } = this.#index.admit(to, record, limits)
+    if (added === undefined) return result
+    try {
+      await this.#write([put(metaKey(to, added.key), encoder.encode(JSON.stringify(record))), put(frameKey(to, added.key), frame)])
+    } catch (error) {
+      this.#index.remove(to, [added.key])
+      throw error
+    }
+    return result
+  }
+
+  async read(to: string, after: string | undefined, limit: number): Promise<readonly MailboxItem[]> {
+    this.#check()
+    return this.#run(async () => {
+      const entries = this.#index.read(to, after, limit)
+      const frames = await this.#db.getMany(entries.map((entry) => frameKey(to, entry.key)))
+      const items: MailboxItem[] = []
+      entries.forEach((entry, i) => {
+        const frame = frames[i]
+        if (frame !== undefined) items.push({ entry, frame: Uint8Array.from(frame) })
+      })
+      return items
+    })
+  }
+
+  async ack(to: string, from: string, epoch: string, upTo: number): Promise<number> {
+    this.#check()
+    const keys = this.#index.ack(to, from, epoch, upTo)
+    if (keys.length > 0) await this.#write(keys.flatMap((key) => dropEntry(to, key)))
+    return keys.length
+  }
+
+  async remove(to: string, keys: readonly string[]): Promise<void> {
+    this.#check()
+    const removed = this.#index.remove(to, keys)
+    if (removed.length > 0) await this.#write(removed.flatMap((key) => dropEntry(to, key)))
+  }
+
+  async expire(before: number, tombstone: Tombstone): Promise<readonly { to: string; entry: MailboxEntry }[]> {
+    this.#check()
+    const writes: Write[] = []
+    const expired: { to: string; entry: MailboxEntry }[] = []
+    for (const { to, entry } of this.#index.due(before)) {
+      if (entry.kind !== 'msg') {
+        for (const key of this.#index.remove(to, [entry.key])) writes.push(...dropEntry(to, key))
+        continue
+      }
+      const frame = tombstone(to, entry)
+      const skip = this.#index.toSkip(to, entry.key, frame.byteLength, 'retention')
+      if (skip === undefined) continue
+      const { key: _key, ...record } = skip
+      writes.push(put(metaKey(to, entry.key), encoder.encode(JSON.stringify(record))), put(frameKey(to, entry.key), frame))
+      expired.push({ to, entry })
+    }
+    if (writes.length > 0) await this.#write(writes)
+    return expired
+  }
+
+  async size(to: string): Promise<{ entries: number; bytes: number }> {
+    this.#check()
+    return this.#index.size(to)
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#chain.then(
+      () => this.#db.close(),
+      () => this.#db.close(),
+    )
+    return this.#closing
+  }
+
+  /** Group commit: writes called while the chain is busy share one batch (writes only ever move earlier than a read). */
+  #write(writes: Write[]): Promise<void> {
+    if (this.#batch === undefined) {
+      const batch: Write[] = []
+      const done = this.#run(() => {
+        this.#batch = undefined
+        return this.#db.batch(batch)
+      })
+      this.#batch = { writes: batch, done }
+    }
+    this.#batch.writes.push(...writes)
+    return this.#batch.done
+  }
+
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#chain.then(fn, fn)
+    this.#chain = result.catch(() => {})
+    return result
+  }
+
+  #check(): void {
+    if (this.#closing !== undefined) throw new Error('mailbox closed')
+  }
+}
+
+function put(key: string, value: Uint8Array): Write {
+  return { type: 'put', key, value }
+}
+
+function dropEntry(to: string, key: string): Write[] {
+  return [
+    { type: 'del', key: metaKey(to, key) },
+    { type: 'del', key: frameKey(to, key) },
+  ]
+}
+
+function metaKey(to: string, key: string): string {
+  return `${META}${to}\0${key}`
+}
+
+function frameKey(to: string, key: string): string {
+  return `${FRAME}${to}\0${key}`
+}

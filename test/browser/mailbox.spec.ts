@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, expect, test, type BrowserContext, type Page } from '@playwright/test'
+import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
+import { harnessPage } from './fixtures.js'
+
+const texts = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+const dirs: string[] = []
+let relay: RelayProcess
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  dirs.push(dir)
+  return dir
+}
+
+async function online(page: Page, id: string): Promise<void> {
+  await page.evaluate(({ id, url }) => window.harness.connect(id, { relay: url }), { id, url: relay.url })
+  await expect.poll(() => page.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).toBe('online')
+}
+
+/** A browser profile on disk, so the sender's IndexedDB outlives its browser. */
+function profile(dir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(dir, { executablePath: chromiumPath, args: chromiumArgs, headless: true })
+}
+
+test.beforeEach(async () => {
+  relay = await startRelayProcess(['--dev', '--mailbox-dir', tempDir('intersession-mailbox-')])
+})
+
+test.afterEach(async () => {
+  await relay.kill()
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+test('the relay mailbox: the sender stores for an offline peer and quits; the receiver gets it all later; the sender, back, sees delivered', async ({ browser, baseURL }) => {
+  const aliceProfile = tempDir('intersession-profile-')
+  const first = await profile(aliceProfile)
+  const alice = await harnessPage(first, baseURL)
+  await online(alice, 'alice')
+  const ids = await alice.evaluate(() => window.harness.sendMany('bob', 'm', 0, 30))
+  await expect.poll(() => alice.evaluate((id) => window.harness.status(id), ids[29]!), { timeout: 20_000 }).toBe('stored')
+  await first.close()
+
+  const bobContext = await browser.newContext()
+  const bob = await harnessPage(bobContext, baseURL)
+  await online(bob, 'bob')
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(30)
+  expect((await bob.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 30))
+
+  const again = await profile(aliceProfile)
+  const back = await harnessPage(again, baseURL)
+  await online(back, 'alice')
+  await expect.poll(() => back.evaluate((id) => window.harness.status(id), ids[29]!), { timeout: 20_000 }).toBe('delivered')
+  expect(await back.evaluate((all) => Promise.all(all.map((id) => window.harness.status(id))), ids)).toEqual(ids.map(() => 'delivered'))
+  await again.close()
+  await bobContext.close()
+})

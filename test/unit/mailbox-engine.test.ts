@@ -1,0 +1,171 @@
+/**
+ * The engine's side of store and forward, with a scripted relay transport,
+ * the memory store and a manual clock: `stored` and `failed` receipts and
+ * what they change (status, retransmission, the window, skips).
+ */
+import { describe, expect, it } from 'vitest'
+import { decodeFrame, encodeFrame, ILM, MemoryStore, type Frame, type MsgFrame, type StatusEvent } from '../../src/index.js'
+import type { Epoch, PeerId } from '../../src/core/ids.js'
+import type { RelayReceipt, Transport, TransportEvents } from '../../src/core/transport.js'
+import { ManualClock } from '../../src/testing/manual-clock.js'
+import { elapse, tick, until } from '../helpers/engines.js'
+
+/** A relay transport the test drives: it records what the engine sends and reports what the test says. */
+class ScriptedRelay implements Transport {
+  readonly localId = 'alice'
+  readonly sent: Frame[] = []
+  events!: TransportEvents
+
+  open(events: TransportEvents): void {
+    this.events = events
+  }
+
+  send(_to: PeerId, data: Uint8Array): void {
+    const decoded = decodeFrame(data, 1 << 24)
+    if (decoded.ok) this.sent.push(decoded.frame)
+  }
+
+  close(): void {}
+
+  msgs(): MsgFrame[] {
+    return this.sent.filter((f): f is MsgFrame => f.kind === 'msg')
+  }
+
+  receipt(receipt: RelayReceipt): void {
+    this.events.receipt!(receipt)
+  }
+}
+
+async function open(limits: Record<string, number> = {}): Promise<{ ilm: ILM; relay: ScriptedRelay; clock: ManualClock; statuses: StatusEvent[] }> {
+  const clock = new ManualClock()
+  const relay = new ScriptedRelay()
+  const ilm = await ILM.open({ store: new MemoryStore(), transport: relay, clock, limits: { retransmitMs: 100, maxRetransmitMs: 100, ...limits } })
+  const statuses: StatusEvent[] = []
+  ilm.on('status', (s) => void statuses.push(s))
+  return { ilm, relay, clock, statuses }
+}
+
+const BOB = 'bob' as PeerId
+const of = (statuses: StatusEvent[], status: StatusEvent['status']): number[] => statuses.filter((s) => s.status === status).map((s) => s.seq)
+
+describe('engine: relay mailbox receipts', () => {
+  it('sends to an offline peer only while the relay has a mailbox; stored stops retransmission; the ack still brings delivered', async () => {
+    const { ilm, relay, clock, statuses } = await open()
+    const { id } = await ilm.send(BOB, 'hi')
+    await elapse([clock], 500)
+    expect(relay.sent).toEqual([]) // offline, no mailbox: it waits here
+
+    relay.events.mailbox!(true)
+    await until(() => relay.msgs().length === 1)
+    expect(relay.sent.map((f) => f.kind)).toEqual(['msg']) // no hello: nobody would answer
+    const epoch = relay.msgs()[0]!.epoch
+    await elapse([clock], 150)
+    expect(relay.msgs().length).toBeGreaterThan(1) // not stored yet: retransmitted
+
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 0 })
+    await until(() => of(statuses, 'stored').length === 1)
+    expect(await ilm.status(id)).toBe('stored')
+    const before = relay.msgs().length
+    await elapse([clock], 1000)
+    expect(relay.msgs()).toHaveLength(before)
+    expect(await ilm.pending()).toEqual({ outbound: 1, inbound: 0 }) // the record stays for delivered
+
+    const delivered = ilm.delivered(id)
+    relay.events.frame(BOB, encodeFrame({ kind: 'ack', from: BOB, to: 'alice' as PeerId, epoch, upTo: 0 }))
+    await delivered
+    expect(await ilm.status(id)).toBe('delivered')
+    expect(statuses.map((s) => s.status)).toEqual(['queued', 'sent', 'stored', 'delivered'])
+    await ilm.close()
+  })
+
+  it('the window slides over stored seqs; a receipt out of order counts only once the gap is stored', async () => {
+    const { ilm, relay, clock, statuses } = await open({ window: 2 })
+    relay.events.mailbox!(true)
+    for (let i = 0; i < 5; i++) await ilm.send(BOB, i)
+    await until(() => relay.msgs().length >= 2)
+    await tick()
+    expect(new Set(relay.msgs().map((f) => f.seq))).toEqual(new Set([0, 1]))
+    const epoch = relay.msgs()[0]!.epoch
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 1 })
+    await tick(5)
+    expect(of(statuses, 'stored')).toEqual([])
+    for (let seq = 0; seq < 5; seq++) {
+      await until(() => relay.msgs().some((f) => f.seq === seq), { clocks: [clock], stepMs: 10 })
+      relay.receipt({ status: 'stored', peer: BOB, epoch, seq })
+      await until(() => of(statuses, 'stored').length === seq + 1, { clocks: [clock], stepMs: 10 })
+    }
+    expect(of(statuses, 'stored')).toEqual([0, 1, 2, 3, 4])
+    expect(new Set(relay.msgs().map((f) => f.seq))).toEqual(new Set([0, 1, 2, 3, 4]))
+    await ilm.close()
+  })
+
+  it('failed: the status carries the reason, delivered() rejects, and the seq goes out as a skip unless the relay holds one', async () => {
+    const { ilm, relay, clock, statuses } = await open()
+    relay.events.mailbox!(true)
+    const first = await ilm.send(BOB, 'one')
+    const second = await ilm.send(BOB, 'two')
+    await until(() => relay.msgs().length >= 2)
+    const epoch = relay.msgs()[0]!.epoch
+    relay.receipt({ status: 'failed', peer: BOB, epoch, seq: 0, reason: 'full_bytes', held: false })
+    relay.receipt({ status: 'failed', peer: BOB, epoch, seq: 1, reason: 'full_messages', held: true })
+    await until(() => of(statuses, 'failed').length === 2)
+    expect(statuses.filter((s) => s.status === 'failed').map((s) => s.reason)).toEqual(['full_bytes', 'full_messages'])
+    expect(await ilm.status(first.id)).toBe('failed')
+    await expect(ilm.delivered(second.id)).rejects.toMatchObject({ code: 'MESSAGE_FAILED' })
+
+    relay.sent.length = 0
+    await elapse([clock], 300)
+    const resent = relay.msgs()
+    // Seq 1's held receipt came before seq 0 was settled, so it is not counted yet: both go out, as skips.
+    expect(new Set(resent.map((f) => f.seq))).toEqual(new Set([0, 1]))
+    expect(resent.every((f) => f.skip === true && f.contents.byteLength === 0)).toBe(true)
+    // As the relay answers them: the skip of 0 is now held, and 1 was already.
+    relay.receipt({ status: 'failed', peer: BOB, epoch, seq: 0, reason: 'full_bytes', held: true })
+    relay.receipt({ status: 'failed', peer: BOB, epoch, seq: 1, reason: 'full_messages', held: true })
+    await tick(5)
+    relay.sent.length = 0
+    await elapse([clock], 500)
+    expect(relay.msgs()).toEqual([]) // both held by the relay now
+    expect(of(statuses, 'failed')).toEqual([0, 1]) // reported once each
+    relay.events.frame(BOB, encodeFrame({ kind: 'ack', from: BOB, to: 'alice' as PeerId, epoch, upTo: 1 }))
+    await until(async () => (await ilm.pending()).outbound === 0)
+    expect(await ilm.status(first.id)).toBe('failed')
+    await ilm.close()
+  })
+
+  it('refuses receipts for another epoch or for seqs never sent, changing nothing', async () => {
+    const { ilm, relay, statuses } = await open()
+    relay.events.mailbox!(true)
+    const { id } = await ilm.send(BOB, 'x')
+    await until(() => relay.msgs().length >= 1)
+    const epoch = relay.msgs()[0]!.epoch
+    relay.receipt({ status: 'stored', peer: BOB, epoch: '0000000000001-forged' as Epoch, seq: 0 })
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 7 })
+    relay.receipt({ status: 'failed', peer: 'carol' as PeerId, epoch, seq: 0, reason: 'retention', held: true })
+    await tick(5)
+    expect(ilm.refused()).toEqual({ STALE_RECEIPT: 1, RECEIPT_UNSENT: 2 })
+    expect(await ilm.status(id)).toBe('sent')
+    expect(of(statuses, 'stored')).toEqual([])
+    await ilm.close()
+  })
+
+  it('a stored seq is not sent again when the peer comes online: the live session starts after it', async () => {
+    const { ilm, relay, clock } = await open()
+    relay.events.mailbox!(true)
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push((await ilm.send(BOB, i)).id)
+    await until(() => relay.msgs().length >= 3)
+    const epoch = relay.msgs()[0]!.epoch
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 0 })
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 1 })
+    await until(async () => (await ilm.status(ids[1]!)) === 'stored')
+    relay.sent.length = 0
+    relay.events.peer(BOB, true)
+    await until(() => relay.sent.some((f) => f.kind === 'hello'))
+    relay.events.frame(BOB, encodeFrame({ kind: 'hello', from: BOB, to: 'alice' as PeerId, epoch: '0000000000002-bob' as Epoch, floor: 0, known: null, upTo: -1, reply: true }))
+    await until(() => relay.msgs().length >= 1, { clocks: [clock], stepMs: 10 })
+    expect(relay.msgs()[0]!.seq).toBe(2)
+    expect(relay.msgs().filter((f) => f.seq < 2)).toEqual([])
+    await ilm.close()
+  })
+})

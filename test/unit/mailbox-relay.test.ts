@@ -1,0 +1,262 @@
+/**
+ * Store and forward end to end: real relay processes (the CLI, LevelDB
+ * mailbox in a temp directory) and real engines over WebSocketTransport.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { encodeFrame } from '../../src/core/codec.js'
+import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
+import { ILM, MemoryStore, type Message, type StatusEvent } from '../../src/index.js'
+import { createToken } from '../../src/relay/token.js'
+import { envelope, openEnvelope, parseRelayControl } from '../../src/relay/wire.js'
+import { WebSocketTransport } from '../../src/transport/websocket.js'
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
+
+const SECRET = 'mailbox-test-secret-long-enough-for-hs256!'
+const cleanups: (() => Promise<unknown> | unknown)[] = []
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'intersession-mailbox-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function relay(dir: string, args: string[] = [], env: Record<string, string> = {}): Promise<RelayProcess> {
+  const r = await startRelayProcess(['--mailbox-dir', dir, ...args], { INTERSESSION_DEV: '1', ...env })
+  cleanups.push(() => r.kill())
+  return r
+}
+
+interface Peer {
+  readonly ilm: ILM
+  readonly got: Message[]
+  readonly statuses: StatusEvent[]
+  readonly transport: WebSocketTransport
+}
+
+/** An engine for `id` on the relay at `url`, online; `store` carries it across sessions. */
+async function peer(url: string, id: string, store = new MemoryStore(), token = `dev:${id}`): Promise<Peer> {
+  const transport = new WebSocketTransport({ localId: id, url, token, WebSocket, backoff: { initialMs: 20, maxMs: 200 } })
+  const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 200, maxRetransmitMs: 1000 } })
+  cleanups.push(() => ilm.close())
+  const got: Message[] = []
+  const statuses: StatusEvent[] = []
+  ilm.on('status', (s) => void statuses.push(s))
+  ilm.onMessage((m) => void got.push(m))
+  await waitFor(() => transport.state.status === 'online', `${id} online`)
+  return { ilm, got, statuses, transport }
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await cond()) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+const count = (p: Peer, status: StatusEvent['status']): number => p.statuses.filter((s) => s.status === status).length
+const texts = (p: Peer): unknown[] => p.got.map((m) => m.contents)
+
+async function sendAll(p: Peer, to: string, items: readonly string[]): Promise<string[]> {
+  const ids: string[] = []
+  for (const item of items) ids.push((await p.ilm.send(to, item)).id)
+  return ids
+}
+
+const numbered = (n: number, prefix: string, from = 0): string[] => Array.from({ length: n }, (_, i) => `${prefix}${from + i}`)
+
+async function health(r: RelayProcess): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${r.port}/health`)
+  return (await res.json()) as Record<string, unknown>
+}
+
+describe('mailbox: store and forward through a real relay process', () => {
+  it('stores for an offline receiver; the sender leaves for good; the receiver gets everything once, in order; the sender later sees delivered', async () => {
+    const r = await relay(tempDir())
+    const aliceStore = new MemoryStore()
+    const alice = await peer(r.url, 'alice', aliceStore)
+    const ids = await sendAll(alice, 'bob', numbered(20, 'm'))
+    await waitFor(() => count(alice, 'stored') === 20, '20 stored receipts')
+    expect(await alice.ilm.status(ids[0]!)).toBe('stored')
+    expect(await alice.ilm.connectedPeers()).toEqual([])
+    await alice.ilm.close()
+
+    const bob = await peer(r.url, 'bob')
+    await waitFor(() => bob.got.length === 20, 'bob has 20')
+    expect(texts(bob)).toEqual(numbered(20, 'm'))
+    expect(bob.got.map((m) => m.seq)).toEqual(numbered(20, '').map(Number))
+    expect(await bob.ilm.connectedPeers()).toEqual([]) // drained frames do not make alice look online
+    await waitFor(async () => (await health(r)).drained === 20, 'drained counted')
+
+    const back = await peer(r.url, 'alice', aliceStore)
+    await waitFor(async () => (await back.ilm.status(ids[19]!)) === 'delivered', 'delivered after coming back')
+    for (const id of ids) expect(await back.ilm.status(id)).toBe('delivered')
+    expect(bob.got).toHaveLength(20)
+  })
+
+  it('mixes stored and live frames: the drain goes first, then live; order and exactly-once hold', async () => {
+    const r = await relay(tempDir())
+    const alice = await peer(r.url, 'alice')
+    await sendAll(alice, 'bob', numbered(15, 'x'))
+    await waitFor(() => count(alice, 'stored') === 15, '15 stored')
+    const sending = (async () => {
+      for (let i = 15; i < 45; i++) {
+        await alice.ilm.send('bob', `x${i}`)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    })()
+    const bob = await peer(r.url, 'bob')
+    await sending
+    await waitFor(() => bob.got.length >= 45, 'bob has 45')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(texts(bob)).toEqual(numbered(45, 'x'))
+    await waitFor(() => count(alice, 'delivered') === 45, 'all delivered')
+  })
+
+  it('survives SIGKILL: a relay restarted on the same directory still delivers what it stored', async () => {
+    const dir = tempDir()
+    const first = await relay(dir)
+    const alice = await peer(first.url, 'alice')
+    await sendAll(alice, 'bob', numbered(10, 'k'))
+    await waitFor(() => count(alice, 'stored') === 10, '10 stored')
+    await first.kill()
+    await alice.ilm.close()
+
+    const second = await relay(dir)
+    const bob = await peer(second.url, 'bob')
+    await waitFor(() => bob.got.length === 10, 'bob has 10 after the restart')
+    expect(texts(bob)).toEqual(numbered(10, 'k'))
+  })
+
+  it('limits: a full mailbox fails the message with its reason, and the receiver is not wedged', async () => {
+    const r = await relay(tempDir(), ['--mailbox-max-messages', '5', '--mailbox-max-bytes', '4000'])
+    const alice = await peer(r.url, 'alice')
+    const small = await sendAll(alice, 'bob', numbered(8, 's'))
+    const big = await sendAll(alice, 'carol', ['a', 'b', 'c'].map((c) => c.repeat(1500)))
+    await waitFor(() => count(alice, 'stored') + count(alice, 'failed') === 11, '11 receipts')
+    const failed = alice.statuses.filter((s) => s.status === 'failed')
+    expect(failed.map((s) => [s.to, s.seq, s.reason])).toEqual([
+      ['bob', 5, 'full_messages'],
+      ['bob', 6, 'full_messages'],
+      ['bob', 7, 'full_messages'],
+      ['carol', 2, 'full_bytes'],
+    ])
+    expect(await alice.ilm.status(small[7]!)).toBe('failed')
+    await expect(alice.ilm.delivered(big[2]!)).rejects.toMatchObject({ code: 'MESSAGE_FAILED' })
+
+    const bob = await peer(r.url, 'bob')
+    await waitFor(() => bob.got.length === 5, 'bob has the 5 stored')
+    await alice.ilm.send('bob', 'after')
+    await waitFor(() => bob.got.length === 6, 'a later message arrives')
+    expect(texts(bob)).toEqual([...numbered(5, 's'), 'after'])
+    expect(bob.got[5]!.seq).toBe(8)
+    const carol = await peer(r.url, 'carol')
+    await waitFor(() => carol.got.length === 2, 'carol has the 2 stored')
+    await alice.ilm.send('carol', 'later')
+    await waitFor(() => carol.got.length === 3, 'carol gets a later message')
+    expect((await health(r)).refusals).toMatchObject({ mailbox_full: 4 })
+  })
+
+  it('retention: a message held too long fails with reason retention (told at once, or at the next login), and later ones still arrive', async () => {
+    const r = await relay(tempDir(), ['--mailbox-retention-ms', '800'])
+    const alice = await peer(r.url, 'alice')
+    const old = await sendAll(alice, 'bob', numbered(3, 'old'))
+    const erinStore = new MemoryStore()
+    const erin = await peer(r.url, 'erin', erinStore)
+    const [lost] = await sendAll(erin, 'bob', ['from erin'])
+    await waitFor(() => count(erin, 'stored') === 1, 'erin stored')
+    await erin.ilm.close()
+
+    await waitFor(() => count(alice, 'failed') === 3, '3 failed by retention', 10_000)
+    expect(alice.statuses.filter((s) => s.status === 'failed').every((s) => s.reason === 'retention')).toBe(true)
+    expect(await alice.ilm.status(old[0]!)).toBe('failed')
+    const back = await peer(r.url, 'erin', erinStore)
+    await waitFor(async () => (await back.ilm.status(lost!)) === 'failed', 'erin told at her next login')
+    expect(back.statuses.find((s) => s.status === 'failed')).toMatchObject({ to: 'bob', seq: 0, reason: 'retention' })
+
+    const bob = await peer(r.url, 'bob')
+    await alice.ilm.send('bob', 'fresh')
+    await back.ilm.send('bob', 'erin again')
+    await waitFor(() => bob.got.length === 2, 'bob gets the later ones')
+    expect(bob.got.map((m) => [m.from, m.seq, m.contents])).toEqual(
+      expect.arrayContaining([
+        ['alice', 3, 'fresh'],
+        ['erin', 1, 'erin again'],
+      ]),
+    )
+  })
+
+  it('a peer cannot forge a stored receipt, store as another, or read another peer\'s mailbox', async () => {
+    const env = { INTERSESSION_DEV: '', INTERSESSION_JWT_SECRET: SECRET }
+    const r = await relay(tempDir(), [], env)
+    const token = (id: string): Promise<string> => createToken({ secret: SECRET, peerId: id })
+    const alice = await peer(r.url, 'alice', new MemoryStore(), await token('alice'))
+    await sendAll(alice, 'bob', ['secret'])
+    await waitFor(() => count(alice, 'stored') === 1, 'stored')
+
+    const mallory = await rawLogin(r.url, await token('mallory'))
+    // A frame claiming to come from alice, for the offline carol: not stored.
+    const forged = encodeFrame({
+      kind: 'msg',
+      from: 'alice' as PeerId,
+      to: 'carol' as PeerId,
+      epoch: '0000000000000-x' as Epoch,
+      seq: 0,
+      floor: 0,
+      id: 'forged' as MessageId,
+      contentKind: 's',
+      contents: new TextEncoder().encode('"evil"'),
+    })
+    mallory.ws.send(envelope('carol', forged))
+    // Signalling that looks like a receipt reaches alice only as a signal.
+    mallory.ws.send(JSON.stringify({ t: 'signal', to: 'alice', data: { t: 'stored', peer: 'bob', epoch: 'x', seq: 5 } }))
+    await waitFor(async () => ((await health(r)).refusals as Record<string, number>).forged === 1, 'forged counted')
+    expect(mallory.received.filter((m) => m.t === 'frame')).toEqual([]) // its own mailbox is empty: nothing of bob's
+    // A receipt sent by a client is not a message the relay accepts.
+    mallory.ws.send(JSON.stringify({ t: 'stored', peer: 'bob', epoch: 'x', seq: 0 }))
+    await waitFor(() => mallory.closed, 'mallory closed for a protocol violation')
+    expect(count(alice, 'stored')).toBe(1)
+
+    const carol = await peer(r.url, 'carol', new MemoryStore(), await token('carol'))
+    const bob = await peer(r.url, 'bob', new MemoryStore(), await token('bob'))
+    await waitFor(() => bob.got.length === 1, 'bob gets his message')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(carol.got).toEqual([])
+    expect(bob.got.map((m) => m.contents)).toEqual(['secret'])
+  })
+})
+
+interface Raw {
+  readonly ws: WebSocket
+  readonly received: { t: string }[]
+  closed: boolean
+}
+
+async function rawLogin(url: string, token: string): Promise<Raw> {
+  const ws = new WebSocket(url)
+  const raw: Raw = { ws, received: [], closed: false }
+  cleanups.push(() => ws.close())
+  ws.on('error', () => {})
+  ws.on('close', () => (raw.closed = true))
+  ws.on('message', (data, isBinary) => {
+    const buf = data as Buffer
+    if (isBinary) raw.received.push({ t: openEnvelope(buf) === undefined ? 'garbage' : 'frame' })
+    else raw.received.push(parseRelayControl(buf.toString('utf8')) ?? { t: 'garbage' })
+  })
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  ws.send(JSON.stringify({ t: 'auth', token }))
+  await waitFor(() => raw.received.some((m) => m.t === 'welcome'), 'welcome')
+  return raw
+}
