@@ -1,27 +1,51 @@
 #!/usr/bin/env node
 /// <reference types="node" />
 /**
- * `intersession-relay [--port N] [--host H] [--dev]`
+ * `intersession-relay [--port N] [--host H] [--dev] [--redis URL] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
  *
  * Environment (flags win over it):
  * - `INTERSESSION_RELAY_PORT`, `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
  * - `INTERSESSION_JWT_SECRET`: HS256 secret of the login tokens (never on the command line)
  * - `INTERSESSION_DEV=1`: insecure demo mode, same as `--dev`
  * - limits: `INTERSESSION_RELAY_MAX_FRAME_BYTES`, `_FRAMES_PER_SECOND`, `_MAX_PENDING_BYTES`,
- *   `_MAX_CONNECTIONS`, `_AUTH_TIMEOUT_MS`, `_PING_INTERVAL_MS` (all prefixed `INTERSESSION_RELAY`)
+ *   `_MAX_CONNECTIONS`, `_AUTH_TIMEOUT_MS`, `_PING_INTERVAL_MS`, `_MAILBOX_MAX_MESSAGES`, `_MAILBOX_MAX_BYTES`,
+ *   `_MAILBOX_RETENTION_MS` (all prefixed `INTERSESSION_RELAY`)
+ * - `INTERSESSION_RELAY_MAILBOX_DIR` (default `./.intersession-mailbox`), `INTERSESSION_RELAY_NO_MAILBOX=1`
+ * - `INTERSESSION_RELAY_REDIS`: same as `--redis`
+ *
+ * The mailbox (store and forward for offline peers) is on by default, in an
+ * embedded LevelDB directory that survives restarts. With `--redis` the relay
+ * is one node of a cluster: routing, presence and the mailbox (Redis Streams)
+ * go through that Redis, so any number of nodes serve one population of peers.
  *
  * Logs JSON lines on stdout, the first being `{"event":"listening","url":...,"port":...}`.
  * SIGINT/SIGTERM close every socket with 1001 (going away) and exit 0.
  */
 import { parseArgs } from 'node:util'
+import type { RelayCluster } from './cluster.js'
+import type { Mailbox } from './mailbox.js'
 import { createRelay, type RelayLimits } from './relay.js'
 
-const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev]
+/** Where the mailbox lives unless told otherwise: next to where the relay runs. */
+const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 
-  --port N   TCP port (default $INTERSESSION_RELAY_PORT or 0 = ephemeral)
-  --host H   interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
-  --dev      INSECURE demo mode: token "dev:<peerId>" logs in as anyone
-             (or INTERSESSION_DEV=1)
+const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL] [--mailbox-dir DIR | --no-mailbox]
+
+  --port N        TCP port (default $INTERSESSION_RELAY_PORT or 0 = ephemeral)
+  --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
+  --dev           INSECURE demo mode: token "dev:<peerId>" logs in as anyone
+                  (or INTERSESSION_DEV=1)
+  --redis URL     be one node of a cluster sharing this Redis (redis://host:port):
+                  routing, presence and the mailbox go through it
+                  (or INTERSESSION_RELAY_REDIS)
+  --mailbox-dir DIR
+                  keep messages for offline peers in this LevelDB directory
+                  (default $INTERSESSION_RELAY_MAILBOX_DIR or ${DEFAULT_MAILBOX_DIR})
+  --no-mailbox    no store and forward: frames for offline peers are refused
+                  (or INTERSESSION_RELAY_NO_MAILBOX=1)
+  --mailbox-max-messages N   entries per offline peer (default 10000)
+  --mailbox-max-bytes N      message bytes per offline peer (default 67108864)
+  --mailbox-retention-ms N   how long a message waits (default 604800000 = 7 days)
 
 Authentication: set INTERSESSION_JWT_SECRET (HS256; sub = peer id, exp required),
 or use --dev for local demos.`
@@ -34,7 +58,17 @@ const LIMIT_ENV: Record<keyof RelayLimits, string> = {
   maxConnections: 'INTERSESSION_RELAY_MAX_CONNECTIONS',
   authTimeoutMs: 'INTERSESSION_RELAY_AUTH_TIMEOUT_MS',
   pingIntervalMs: 'INTERSESSION_RELAY_PING_INTERVAL_MS',
+  mailboxMaxMessages: 'INTERSESSION_RELAY_MAILBOX_MAX_MESSAGES',
+  mailboxMaxBytes: 'INTERSESSION_RELAY_MAILBOX_MAX_BYTES',
+  mailboxRetentionMs: 'INTERSESSION_RELAY_MAILBOX_RETENTION_MS',
 }
+
+/** Limits that also have a flag (the flag wins over the environment). */
+const LIMIT_FLAGS = {
+  mailboxMaxMessages: 'mailbox-max-messages',
+  mailboxMaxBytes: 'mailbox-max-bytes',
+  mailboxRetentionMs: 'mailbox-retention-ms',
+} as const
 
 function fail(message: string): never {
   process.stderr.write(`intersession-relay: ${message}\n\n${USAGE}\n`)
@@ -54,6 +88,12 @@ async function main(): Promise<void> {
         port: { type: 'string' },
         host: { type: 'string' },
         dev: { type: 'boolean' },
+        redis: { type: 'string' },
+        'mailbox-dir': { type: 'string' },
+        'no-mailbox': { type: 'boolean' },
+        'mailbox-max-messages': { type: 'string' },
+        'mailbox-max-bytes': { type: 'string' },
+        'mailbox-retention-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -81,13 +121,45 @@ async function main(): Promise<void> {
     const value = env[name]
     if (value !== undefined && value !== '') limits[key] = integer(value, name)
   }
+  for (const [key, flag] of Object.entries(LIMIT_FLAGS) as [keyof typeof LIMIT_FLAGS, string][]) {
+    const value = values[flag as keyof typeof values]
+    if (typeof value === 'string') limits[key] = integer(value, `--${flag}`)
+  }
+  const noMailbox = values['no-mailbox'] === true || env.INTERSESSION_RELAY_NO_MAILBOX === '1' || env.INTERSESSION_RELAY_NO_MAILBOX === 'true'
+  if (noMailbox && values['mailbox-dir'] !== undefined) fail('give either --mailbox-dir or --no-mailbox, not both')
+  const mailboxDir = values['mailbox-dir'] ?? env.INTERSESSION_RELAY_MAILBOX_DIR ?? DEFAULT_MAILBOX_DIR
+  const redis = values.redis ?? (env.INTERSESSION_RELAY_REDIS || undefined)
+  if (redis !== undefined && values['mailbox-dir'] !== undefined) fail('with --redis the mailbox lives in Redis: drop --mailbox-dir')
+  const onRedisError = (error: Error): void => {
+    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_error', message: error.message })}\n`)
+  }
 
   let relay
+  let mailbox: Mailbox | undefined
+  let cluster: RelayCluster | undefined
   try {
-    relay = await createRelay({ host, port, limits, ...(dev ? { dev: true } : { jwtSecret: secret! }) })
+    // Loaded only when used: --no-mailbox needs no native module, a single relay no Redis client.
+    if (redis !== undefined) {
+      cluster = (await import('./redis-cluster.js')).createRedisCluster({ url: redis, onError: onRedisError })
+      if (!noMailbox) mailbox = await (await import('./mailbox-redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError })
+    } else if (!noMailbox) mailbox = await (await import('./mailbox-level.js')).LevelMailbox.open(mailboxDir)
+    relay = await createRelay({
+      host,
+      port,
+      limits,
+      ...(mailbox !== undefined && { mailbox }),
+      ...(cluster !== undefined && { cluster }),
+      ...(dev ? { dev: true } : { jwtSecret: secret! }),
+    })
   } catch (error) {
+    await mailbox?.close().catch(() => {})
+    await cluster?.close().catch(() => {})
     process.stderr.write(`intersession-relay: ${error instanceof Error ? error.message : String(error)}\n`)
     process.exit(1)
+  }
+  if (mailbox !== undefined) {
+    const where = redis !== undefined ? { redis } : { dir: mailboxDir }
+    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'mailbox', ...where })}\n`)
   }
   if (dev) process.stderr.write('\n  *** INSECURE DEV MODE: anyone can log in as any peer. Do not expose this relay. ***\n\n')
 

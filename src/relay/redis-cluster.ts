@@ -50,6 +50,15 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   pub.on('error', report)
   sub.on('error', report)
   let handlers: ClusterHandlers | undefined
+  // Claims and releases of one peer apply in call order: a release still in flight must not undo a newer claim.
+  const chains = new Map<string, Promise<void>>()
+  const serial = (peer: string, step: () => Promise<void>): Promise<void> => {
+    const next = (chains.get(peer) ?? Promise.resolve()).catch(() => {}).then(step)
+    chains.set(peer, next)
+    const forget = (): void => void (chains.get(peer) === next && chains.delete(peer))
+    next.then(forget, forget)
+    return next
+  }
   const peerChannel = (peer: string): string => `${prefix}p:${peer}`
   const presenceChannel = (peer: string): string => `${prefix}o:${peer}`
 
@@ -81,15 +90,19 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
       handlers = given
       await Promise.all([pub.connect(), sub.connect()])
     },
-    async claim(peer) {
-      await pub.sPublish(peerChannel(peer), tagged(TAG.replaced, self))
-      await sub.sSubscribe(peerChannel(peer), onPeerMessage, true)
-      await pub.sPublish(presenceChannel(peer), ONLINE)
+    claim(peer) {
+      return serial(peer, async () => {
+        await pub.sPublish(peerChannel(peer), tagged(TAG.replaced, self))
+        await sub.sSubscribe(peerChannel(peer), onPeerMessage, true)
+        await pub.sPublish(presenceChannel(peer), ONLINE)
+      })
     },
-    async release(peer) {
-      await sub.sUnsubscribe(peerChannel(peer), onPeerMessage, true)
-      const counts = await pub.pubSubShardNumSub(peerChannel(peer))
-      if ((counts[peerChannel(peer)] ?? 0) === 0) await pub.sPublish(presenceChannel(peer), OFFLINE)
+    release(peer) {
+      return serial(peer, async () => {
+        await sub.sUnsubscribe(peerChannel(peer), onPeerMessage, true)
+        const counts = await pub.pubSubShardNumSub(peerChannel(peer))
+        if ((counts[peerChannel(peer)] ?? 0) === 0) await pub.sPublish(presenceChannel(peer), OFFLINE)
+      })
     },
     async sendFrame(to, envelope) {
       return (await pub.sPublish(peerChannel(to), tagged(TAG.frame, envelope))) > 0

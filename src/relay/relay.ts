@@ -2,9 +2,10 @@
 /**
  * The intersession relay: a WebSocket server that authenticates peers and
  * forwards opaque engine frames between them, stamping the sender's
- * authenticated id on every frame. It stores no messages (they wait in the
- * senders' stores) and keeps no state beyond live connections, so a restart
- * loses nothing but the sockets, which reconnect.
+ * authenticated id on every frame. With a {@link Mailbox} (store and forward)
+ * it also holds `msg` and `ack` frames for offline peers and drains them, in
+ * order, when the peer logs in; without one it keeps no state beyond live
+ * connections, and messages wait in the senders' stores.
  *
  * Protocol: `./wire.ts`. Close codes: {@link CLOSE_CODES}.
  */
@@ -13,8 +14,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { jwtVerify } from 'jose'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
-import { isPeerId, type PeerId } from '../core/ids.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type RelayControl } from './wire.js'
+import { decodeFrame, encodeFrame, peekKind } from '../core/codec.js'
+import type { AckFrame, MsgFrame } from '../core/frame.js'
+import { isPeerId, type Epoch, type MessageId, type PeerId } from '../core/ids.js'
+import type { RelayCluster } from './cluster.js'
+import type { Mailbox, MailboxEntry, MailboxRecord } from './mailbox.js'
+import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type FailureReason, type RelayControl } from './wire.js'
 
 /** What a custom verifier may return: the peer id, optionally with the credential's expiry (ms since epoch). */
 export type VerifyResult = string | { readonly peerId: string; readonly expiresAt?: number }
@@ -36,12 +41,25 @@ export interface RelayLimits {
   readonly rateLimitCloseMs: number
   /** A frame is not forwarded while the destination socket has more than this many bytes queued. Default 8 MiB. */
   readonly maxPendingBytes: number
-  /** Open sockets (authenticated or not) before new ones are closed FULL. Default 10,000. */
+  /**
+   * Open sockets (authenticated or not). Beyond it the oldest socket that has
+   * not sent `auth` yet is closed FULL to make room, or, if there is none, the
+   * newcomer. Default 10,000.
+   */
   readonly maxConnections: number
-  /** Time to send `auth` and be verified, in ms; then AUTH_TIMEOUT. Default 10,000. */
+  /**
+   * Time to send `auth` and be verified, in ms; then AUTH_TIMEOUT. Also the
+   * longest an HTTP request (or WebSocket upgrade) may take to arrive. Default 10,000.
+   */
   readonly authTimeoutMs: number
   /** WebSocket ping interval in ms; no pong by the next ping closes IDLE. Default 15,000. */
   readonly pingIntervalMs: number
+  /** Mailbox: entries held per offline peer; a message beyond it fails `full_messages`. Default 10,000. */
+  readonly mailboxMaxMessages: number
+  /** Mailbox: message bytes held per offline peer; a message beyond it fails `full_bytes`. Default 64 MiB. */
+  readonly mailboxMaxBytes: number
+  /** Mailbox: how long a message waits for its receiver before it fails `retention`, in ms. Default 7 days. */
+  readonly mailboxRetentionMs: number
 }
 
 /** The default {@link RelayLimits}. */
@@ -53,6 +71,9 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
   maxConnections: 10_000,
   authTimeoutMs: 10_000,
   pingIntervalMs: 15_000,
+  mailboxMaxMessages: 10_000,
+  mailboxMaxBytes: 64 * 1024 * 1024,
+  mailboxRetentionMs: 7 * 24 * 3600 * 1000,
 })
 
 /** A structured log entry: `{ time, level, event, ...fields }`. */
@@ -76,6 +97,18 @@ export interface RelayOptions {
   /** INSECURE demo mode: the token `dev:<peerId>` logs in as any peer. */
   readonly dev?: boolean
   readonly limits?: Partial<RelayLimits>
+  /**
+   * Store and forward: frames for offline peers are kept here (the relay
+   * closes it on `close()`). Without it, such frames are refused `offline`.
+   */
+  readonly mailbox?: Mailbox
+  /**
+   * Makes this relay one node of many (e.g. `createRedisCluster`): frames,
+   * signals and presence reach peers connected to other nodes, and a login
+   * here replaces the same peer's connection on any node. Give the nodes a
+   * shared mailbox too (e.g. `RedisMailbox`). The relay closes it on `close()`.
+   */
+  readonly cluster?: RelayCluster
   /** Receives structured log entries. Default: JSON lines on stdout. */
   readonly logger?: (entry: RelayLogEntry) => void
 }
@@ -89,11 +122,14 @@ export interface RelayOptions {
  * - `too_big`: message over `maxFrameBytes` (1009)
  * - `rate`: a message dropped for exceeding `framesPerSecond`
  * - `rate_limited`: a connection closed for staying over the rate (RATE_LIMITED)
- * - `offline`: a frame or signal for a peer that is not connected (`undeliverable` 'offline')
+ * - `offline`: a frame or signal for a peer that is not connected and that the mailbox does not hold (`undeliverable` 'offline')
+ * - `forged`: a frame for the mailbox whose own `from`/`to` differ from its envelope, or undecodable: dropped
+ * - `mailbox_full`: a message refused by a full mailbox (the sender gets `failed`)
  * - `slow`: a frame or signal not forwarded because the destination is too far behind (`undeliverable` 'slow')
  * - `slow_control`: a control message (presence, undeliverable, pong…) to a client too far behind, dropped
  * - `idle`: a connection closed for not answering pings (IDLE)
  * - `full`: a connection refused at the connection limit (FULL)
+ * - `unavailable`: a login refused, or a frame not routed, because the cluster backend is unreachable (UNAVAILABLE / `undeliverable` 'offline')
  */
 export type RefusalReason =
   | 'auth_failed'
@@ -105,10 +141,13 @@ export type RefusalReason =
   | 'rate'
   | 'rate_limited'
   | 'offline'
+  | 'forged'
+  | 'mailbox_full'
   | 'slow'
   | 'slow_control'
   | 'idle'
   | 'full'
+  | 'unavailable'
 
 const REFUSAL_REASONS: readonly RefusalReason[] = [
   'auth_failed',
@@ -120,10 +159,13 @@ const REFUSAL_REASONS: readonly RefusalReason[] = [
   'rate',
   'rate_limited',
   'offline',
+  'forged',
+  'mailbox_full',
   'slow',
   'slow_control',
   'idle',
   'full',
+  'unavailable',
 ]
 
 /** Counters of a relay, since it started (except the gauges `connections`, `authenticated`, `pendingBytes`). */
@@ -146,6 +188,10 @@ export interface RelayStats {
   readonly bytesOut: number
   /** Bytes queued on all sockets right now (bounded by ~`maxPendingBytes` per socket). */
   readonly pendingBytes: number
+  /** Mailbox: entries stored, entries sent to peers as they logged in, messages expired by retention. */
+  readonly stored: number
+  readonly drained: number
+  readonly expired: number
   readonly refusals: Readonly<Record<RefusalReason, number>>
 }
 
@@ -180,6 +226,14 @@ interface Conn {
   overSince: number | undefined
   lastDropAt: number
   alive: boolean
+  /** Sending the mailbox: live frames for this peer wait in `held` until it is done. */
+  draining: boolean
+  /** Told (by another node) of new mailbox entries during a drain: read again when it ends. */
+  redrain: boolean
+  /** Key of the last mailbox entry sent on this connection: a later drain goes on from there. */
+  mailAfter: string | undefined
+  held: Uint8Array[]
+  heldBytes: number
   authTimer: ReturnType<typeof setTimeout> | undefined
   expiryTimer: ReturnType<typeof setTimeout> | undefined
   killTimer: ReturnType<typeof setTimeout> | undefined
@@ -189,6 +243,19 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_QUEUED_DURING_AUTH = 64
 /** Extra token cost of a `watch` per this many peers (it fans out into presence messages). */
 const WATCH_PEERS_PER_TOKEN = 100
+/** Mailbox entries read per step of a drain. */
+const DRAIN_BATCH = 256
+const DRAIN_POLL_MS = 10
+
+/**
+ * Where a frame's destination is: connected to this relay; possibly connected
+ * to another node of the cluster (the cluster says, and if not it is
+ * offline); or offline (its frames go to the mailbox, if any).
+ */
+type Route =
+  | { readonly kind: 'local'; readonly conn: Conn }
+  | { readonly kind: 'elsewhere'; readonly cluster: RelayCluster }
+  | { readonly kind: 'offline' }
 const encoder = new TextEncoder()
 
 /**
@@ -204,6 +271,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new RangeError('port must be an integer in 0..65535')
   const limits = resolveLimits(options.limits)
   const logger = options.logger ?? defaultLogger
+  if (typeof logger !== 'function') throw new TypeError('logger must be a function')
   const log = (level: RelayLogEntry['level'], event: string, fields: Record<string, unknown> = {}): void => {
     try {
       logger({ time: new Date().toISOString(), level, event, ...fields })
@@ -214,16 +282,30 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   const authMode = resolveAuth(options)
 
   const refusals = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>
-  const counters = { accepted: 0, framesIn: 0, framesOut: 0, controlIn: 0, controlOut: 0, bytesIn: 0, bytesOut: 0 }
+  const counters = { accepted: 0, framesIn: 0, framesOut: 0, controlIn: 0, controlOut: 0, bytesIn: 0, bytesOut: 0, stored: 0, drained: 0, expired: 0 }
+  const mailbox = options.mailbox
+  if (mailbox !== undefined && (typeof mailbox !== 'object' || mailbox === null || typeof mailbox.put !== 'function')) {
+    throw new TypeError('mailbox must implement Mailbox')
+  }
+  const boxLimits = { maxMessages: limits.mailboxMaxMessages, maxBytes: limits.mailboxMaxBytes }
+  const cluster = options.cluster
+  if (cluster !== undefined && (typeof cluster !== 'object' || cluster === null || typeof cluster.claim !== 'function')) {
+    throw new TypeError('cluster must implement RelayCluster')
+  }
   const conns = new Set<Conn>()
   const byId = new Map<PeerId, Conn>()
   /** peer -> connections watching it, so presence fan-out is O(watchers). */
   const watchers = new Map<PeerId, Set<Conn>>()
+  /** Last presence announced of each watched peer: a cluster reports a local login too, once is enough. */
+  const announced = new Map<PeerId, boolean>()
   let closing: Promise<void> | undefined
   let shuttingDown = false
   let drained: (() => void) | undefined
 
-  const server: Server = createServer(onHttp)
+  // A request that never finishes its headers (a slowloris upgrade) holds a socket: it gets as long as a login, checked every second.
+  const httpTimeout = { headersTimeout: limits.authTimeoutMs, requestTimeout: limits.authTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.authTimeoutMs) }
+  await cluster?.start({ frame: fromCluster, text: textFromCluster, replaced: replacedElsewhere, mail: mailArrived, presence: announce })
+  const server: Server = createServer(httpTimeout, onHttp)
   server.on('clientError', (_error, socket) => socket.destroy())
   const wss = new WebSocketServer({ server, maxPayload: limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false })
   wss.on('error', (error) => log('error', 'server_error', { message: error.message }))
@@ -242,13 +324,16 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   const url = `ws://${host.includes(':') ? `[${host}]` : host}:${boundPort}`
   const pingTimer = setInterval(pingAll, limits.pingIntervalMs)
   pingTimer.unref()
+  let sweeping = false
+  const sweepTimer = mailbox === undefined ? undefined : setInterval(sweep, Math.max(50, Math.min(60_000, Math.floor(limits.mailboxRetentionMs / 10))))
+  sweepTimer?.unref()
 
   if (authMode.kind === 'dev') {
     log('warn', 'dev_mode', {
       message: 'INSECURE DEV MODE: any client can log in as any peer with the token "dev:<peerId>". Never expose this relay.',
     })
   }
-  log('info', 'listening', { url, host, port: boundPort, auth: authMode.kind, limits })
+  log('info', 'listening', { url, host, port: boundPort, auth: authMode.kind, mailbox: mailbox !== undefined, node: cluster?.nodeId, limits })
 
   // ---- HTTP ----------------------------------------------------------------
 
@@ -294,6 +379,11 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       overSince: undefined,
       lastDropAt: 0,
       alive: true,
+      draining: false,
+      redrain: false,
+      mailAfter: undefined,
+      held: [],
+      heldBytes: 0,
       authTimer: undefined,
       expiryTimer: undefined,
       killTimer: undefined,
@@ -302,7 +392,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     conns.add(conn)
     ws.on('close', (code: number) => onClose(conn, code))
     if (shuttingDown) return closeConn(conn, CLOSE_CODES.GOING_AWAY, 'relay shutting down')
-    if (conns.size > limits.maxConnections) return refuse(conn, 'full', CLOSE_CODES.FULL, 'relay full')
+    if (conns.size > limits.maxConnections && !evictOneLoggingIn(conn)) return refuse(conn, 'full', CLOSE_CODES.FULL, 'relay full')
     conn.authTimer = setTimeout(() => refuse(conn, 'auth_timeout', CLOSE_CODES.AUTH_TIMEOUT, 'no auth in time'), limits.authTimeoutMs)
     conn.authTimer.unref()
     ws.on('pong', () => (conn.alive = true))
@@ -321,6 +411,20 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       }
       onMessage(conn, buf, isBinary)
     })
+  }
+
+  /**
+   * At the limit, the oldest socket that has not even sent `auth` makes room
+   * (closed FULL), so sockets that never log in cannot lock peers out until
+   * the login timeout; a login takes milliseconds. False if there is none.
+   */
+  function evictOneLoggingIn(newcomer: Conn): boolean {
+    for (const other of conns) {
+      if (other === newcomer || other.state !== 'auth') continue
+      refuse(other, 'full', CLOSE_CODES.FULL, 'relay full')
+      return true
+    }
+    return false
   }
 
   function onMessage(conn: Conn, data: Buffer, isBinary: boolean): void {
@@ -352,9 +456,17 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       case 'signal': {
         if (!isPeerId(control.to)) return refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'signal: invalid peer id')
         const dest = byId.get(control.to)
-        if (dest === undefined || dest.ws.readyState !== dest.ws.OPEN) return undeliverable(conn, control.to, 'offline')
+        const signal: RelayControl = { t: 'signal', from: conn.id!, data: control.data }
+        if (dest === undefined || dest.ws.readyState !== dest.ws.OPEN) {
+          if (cluster === undefined) return undeliverable(conn, control.to, 'offline')
+          const to = control.to
+          return void cluster.sendText(to, JSON.stringify(signal)).then(
+            (sent) => sent || undeliverable(conn, to, 'offline'),
+            (error: unknown) => unavailable(conn, to, 'signal', error),
+          )
+        }
         if (dest.ws.bufferedAmount > limits.maxPendingBytes) return undeliverable(conn, control.to, 'slow')
-        sendControl(dest, { t: 'signal', from: conn.id!, data: control.data }, true)
+        sendControl(dest, signal, true)
         return
       }
     }
@@ -396,6 +508,18 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       log('info', 'replaced', { id: peerId, old: old.session, session: conn.session })
       refuse(old, 'replaced', CLOSE_CODES.REPLACED, 'replaced by a newer login')
     }
+    if (cluster !== undefined) {
+      try {
+        await cluster.claim(peerId)
+      } catch (error) {
+        log('error', 'cluster_failed', { operation: 'claim', id: peerId, message: errorMessage(error) })
+        return refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'cluster unavailable')
+      }
+      if (conn.state !== 'verifying') {
+        if (!byId.has(peerId)) releaseClaim(peerId)
+        return
+      }
+    }
     conn.id = peerId
     conn.state = 'open'
     byId.set(peerId, conn)
@@ -405,7 +529,9 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       id: peerId,
       session: conn.session,
       limits: { maxFrameBytes: limits.maxFrameBytes, framesPerSecond: limits.framesPerSecond },
+      ...(mailbox !== undefined && { mailbox: true }),
     })
+    if (mailbox !== undefined) void drain(conn, mailbox)
     log('info', 'login', { id: peerId, session: conn.session, remote: conn.remote })
     announce(peerId, true)
     const queued = conn.queue
@@ -433,13 +559,262 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   function route(conn: Conn, data: Buffer): void {
     const opened = openEnvelope(data)
     if (opened === undefined || !isPeerId(opened.address)) return refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed envelope')
-    const dest = byId.get(opened.address)
-    if (dest === undefined || dest.ws.readyState !== dest.ws.OPEN) return undeliverable(conn, opened.address, 'offline')
-    if (dest.ws.bufferedAmount > limits.maxPendingBytes) return undeliverable(conn, opened.address, 'slow')
-    const out = envelope(conn.id!, opened.frame)
+    const to = opened.address
+    const kind = mailbox === undefined ? undefined : peekKind(opened.frame)
+    // The receiver's ack also settles what its mailbox holds of that stream.
+    if (mailbox !== undefined && kind === 'ack') {
+      const ack = decodeAs('ack', conn, to, opened.frame)
+      if (ack === undefined) return
+      mailbox.ack(conn.id!, to, ack.epoch, ack.upTo).catch((error: unknown) => mailboxFailed('ack', error))
+    }
+    const where = locate(to)
+    if (where.kind === 'local') return forward(conn, where.conn, to, opened.frame)
+    if (where.kind === 'elsewhere') return void forwardElsewhere(where.cluster, conn, to, opened.frame, kind)
+    offline(conn, to, opened.frame, kind)
+  }
+
+  function locate(to: PeerId): Route {
+    const dest = byId.get(to)
+    if (dest !== undefined && dest.ws.readyState === dest.ws.OPEN) return { kind: 'local', conn: dest }
+    return cluster === undefined ? { kind: 'offline' } : { kind: 'elsewhere', cluster }
+  }
+
+  /** `to` is connected nowhere: its mailbox holds messages and acks; anything else is refused. */
+  function offline(conn: Conn, to: PeerId, frame: Uint8Array, kind: string | undefined): void {
+    if (mailbox !== undefined && (kind === 'msg' || kind === 'ack')) return hold(conn, mailbox, to, frame)
+    undeliverable(conn, to, 'offline')
+  }
+
+  function forward(conn: Conn, dest: Conn, to: PeerId, frame: Uint8Array): void {
+    if (!deliver(dest, envelope(conn.id!, frame))) undeliverable(conn, to, 'slow')
+  }
+
+  /** Sends (or, during a drain, holds) an envelope for `dest`; false when `dest` is too far behind. */
+  function deliver(dest: Conn, out: Uint8Array): boolean {
+    if (dest.draining) {
+      // Behind the mailbox: order per sender holds only if live frames wait for the drain.
+      if (dest.heldBytes + out.byteLength > limits.maxPendingBytes) return false
+      dest.held.push(out)
+      dest.heldBytes += out.byteLength
+      return true
+    }
+    if (dest.ws.bufferedAmount > limits.maxPendingBytes) return false
+    sendFrame(dest, out)
+    return true
+  }
+
+  /**
+   * Publishes the frame to the node holding `to`. Frames of one sender go out
+   * and resolve in order (one connection to the backend), so those that find
+   * nobody reach the mailbox in order too.
+   */
+  async function forwardElsewhere(nodes: RelayCluster, conn: Conn, to: PeerId, frame: Uint8Array, kind: string | undefined): Promise<void> {
+    let sent: boolean
+    try {
+      sent = await nodes.sendFrame(to, envelope(conn.id!, frame))
+    } catch (error) {
+      return unavailable(conn, to, 'route', error)
+    }
+    if (sent) counters.framesOut++
+    else if (conn.state === 'open') offline(conn, to, frame, kind)
+  }
+
+  /** The backend is unreachable: the frame or signal is refused as if `to` were offline (an engine retransmits). */
+  function unavailable(conn: Conn, to: PeerId, operation: string, error: unknown): void {
+    log('error', 'cluster_failed', { operation, to, message: errorMessage(error) })
+    refusals.unavailable++
+    sendControl(conn, { t: 'undeliverable', peer: to, reason: 'offline' })
+  }
+
+  // ---- from other nodes ------------------------------------------------------
+
+  function fromCluster(to: PeerId, out: Uint8Array): void {
+    const dest = byId.get(to)
+    if (dest === undefined || dest.state !== 'open') return
+    // Too far behind: dropped here, the sender's engine retransmits.
+    if (!deliver(dest, out)) refusals.slow++
+  }
+
+  function textFromCluster(to: PeerId, text: string): void {
+    const dest = byId.get(to)
+    if (dest === undefined || dest.state !== 'open') return
+    if (dest.ws.bufferedAmount > limits.maxPendingBytes) return void refusals.slow++
+    sendText(dest, text, true)
+  }
+
+  function replacedElsewhere(peer: PeerId): void {
+    const conn = byId.get(peer)
+    if (conn === undefined) return
+    log('info', 'replaced', { id: peer, old: conn.session, elsewhere: true })
+    refuse(conn, 'replaced', CLOSE_CODES.REPLACED, 'replaced by a newer login')
+  }
+
+  function mailArrived(to: PeerId): void {
+    const conn = byId.get(to)
+    if (mailbox !== undefined && conn !== undefined && conn.state === 'open') void drain(conn, mailbox)
+  }
+
+  function releaseClaim(peer: PeerId): void {
+    cluster?.release(peer).catch((error: unknown) => log('error', 'cluster_failed', { operation: 'release', id: peer, message: errorMessage(error) }))
+  }
+
+  /**
+   * Something was stored for `to`, which may have logged in (here or on
+   * another node) while it was being stored, after its drain read the
+   * mailbox: that drain reads again.
+   */
+  function poke(to: string): void {
+    mailArrived(to as PeerId)
+    cluster?.mail(to as PeerId).catch((error: unknown) => log('error', 'cluster_failed', { operation: 'mail', to, message: errorMessage(error) }))
+  }
+
+  function sendFrame(dest: Conn, out: Uint8Array): void {
     counters.framesOut++
     counters.bytesOut += out.byteLength
     dest.ws.send(out, { binary: true })
+  }
+
+  /** A frame the relay reads: it must decode, and name the authenticated sender and the envelope's destination. */
+  function decodeAs<K extends 'msg' | 'ack'>(kind: K, conn: Conn, to: PeerId, frame: Uint8Array): Extract<MsgFrame | AckFrame, { kind: K }> | undefined {
+    const decoded = decodeFrame(frame, limits.maxFrameBytes)
+    if (decoded.ok && decoded.frame.kind === kind && decoded.frame.from === conn.id && decoded.frame.to === to) {
+      return decoded.frame as Extract<MsgFrame | AckFrame, { kind: K }>
+    }
+    count(conn, 'forged', { to })
+    return undefined
+  }
+
+  // ---- mailbox -------------------------------------------------------------
+
+  /** Stores a `msg` or `ack` frame for the offline `to`; the sender of a message gets `stored` or `failed`. */
+  function hold(conn: Conn, box: Mailbox, to: PeerId, bytes: Uint8Array): void {
+    const frame = decodeAs(peekKind(bytes) as 'msg' | 'ack', conn, to, bytes)
+    if (frame === undefined) return
+    const storedAt = Date.now()
+    if (frame.kind === 'ack') {
+      // Best effort: a lost ack is repeated by the next hello.
+      const record: MailboxRecord = { kind: 'ack', from: conn.id!, epoch: frame.epoch, seq: frame.upTo, id: '', size: bytes.byteLength, storedAt }
+      box.put(to, record, bytes, boxLimits).then(
+        (result) => {
+          if (!result.ok || result.duplicate) return
+          counters.stored++
+          poke(to)
+        },
+        (error: unknown) => mailboxFailed('put', error),
+      )
+      return
+    }
+    const record: MailboxRecord = {
+      kind: frame.skip === true ? 'skip' : 'msg',
+      from: conn.id!,
+      epoch: frame.epoch,
+      seq: frame.seq,
+      id: frame.id,
+      size: bytes.byteLength,
+      storedAt,
+      ...(frame.expiresAt !== undefined && frame.skip !== true && { expiresAt: frame.expiresAt }),
+    }
+    const receipt = { peer: to, epoch: frame.epoch, seq: frame.seq }
+    void (async () => {
+      const result = await box.put(to, record, bytes, boxLimits)
+      if (result.ok) {
+        if (!result.duplicate) {
+          counters.stored++
+          poke(to)
+        }
+        const { reason } = result.entry
+        // A resent message the relay already gave up on fails again rather than pass for stored.
+        if (result.entry.kind === 'skip' && reason !== undefined) sendControl(conn, { t: 'failed', ...receipt, reason: reason as FailureReason, held: true })
+        else sendControl(conn, { t: 'stored', ...receipt })
+        return
+      }
+      refusals.mailbox_full++
+      const skip = skipOf(to, record)
+      const kept = await box.put(to, { ...record, kind: 'skip', size: skip.byteLength, reason: result.reason }, skip, boxLimits)
+      sendControl(conn, { t: 'failed', ...receipt, reason: result.reason, held: kept.ok })
+    })().catch((error: unknown) => mailboxFailed('put', error))
+  }
+
+  /**
+   * Sends `conn` its mailbox, in order, before any live frame: live frames for
+   * it wait in `held` meanwhile. Messages stay until acked; acks and notices
+   * are sent once.
+   */
+  async function drain(conn: Conn, box: Mailbox): Promise<void> {
+    if (conn.draining) return void (conn.redrain = true)
+    conn.draining = true
+    try {
+      do {
+        conn.redrain = false
+        await drainFrom(conn, box)
+      } while (conn.redrain && conn.state === 'open')
+    } catch (error) {
+      mailboxFailed('drain', error)
+    } finally {
+      conn.draining = false
+      const held = conn.held
+      conn.held = []
+      conn.heldBytes = 0
+      if (conn.state === 'open') for (const out of held) sendFrame(conn, out)
+    }
+  }
+
+  /** Sends the entries after `conn.mailAfter`, in order. */
+  async function drainFrom(conn: Conn, box: Mailbox): Promise<void> {
+    const id = conn.id!
+    for (;;) {
+      const items = await box.read(id, conn.mailAfter, DRAIN_BATCH)
+      if (conn.state !== 'open') return
+      const once: string[] = []
+      for (const { entry, frame } of items) {
+        await caughtUp(conn)
+        if (conn.state !== 'open') return
+        conn.mailAfter = entry.key
+        counters.drained++
+        // The receiver refuses contents past their expiry (so would wait forever for the seq): it gets the skip.
+        const overdue = entry.expiresAt !== undefined && entry.expiresAt <= Date.now()
+        if (entry.kind === 'notice') sendControl(conn, notice(entry))
+        else sendFrame(conn, envelope(entry.from, overdue ? skipOf(id, entry) : frame, true))
+        if (entry.kind === 'notice' || entry.kind === 'ack') once.push(entry.key)
+      }
+      if (once.length > 0) await box.remove(id, once)
+      if (items.length < DRAIN_BATCH) return
+    }
+  }
+
+  /** Resolves once `conn`'s socket is below `maxPendingBytes` (or closed): a drain never buffers more than that. */
+  async function caughtUp(conn: Conn): Promise<void> {
+    while (conn.state === 'open' && conn.ws.bufferedAmount > limits.maxPendingBytes) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+    }
+  }
+
+  /** Expires messages past retention (they become skips) and tells their senders, now or when they log in. */
+  function sweep(): void {
+    if (mailbox === undefined || sweeping || shuttingDown) return
+    sweeping = true
+    const box = mailbox
+    void (async () => {
+      const expired = await box.expire(Date.now() - limits.mailboxRetentionMs, skipOf)
+      for (const { to, entry } of expired) {
+        counters.expired++
+        const sender = byId.get(entry.from as PeerId)
+        const failed = notice({ ...entry, from: to, reason: 'retention' })
+        if (sender !== undefined && sender.state === 'open') sendControl(sender, failed)
+        else if (cluster === undefined || !(await cluster.sendText(entry.from as PeerId, JSON.stringify(failed)).catch(() => false))) {
+          const record: MailboxRecord = { kind: 'notice', from: to, epoch: entry.epoch, seq: entry.seq, id: entry.id, size: 0, storedAt: Date.now(), reason: 'retention' }
+          const kept = await box.put(entry.from, record, new Uint8Array(0), boxLimits)
+          if (kept.ok) poke(entry.from)
+        }
+      }
+    })()
+      .catch((error: unknown) => mailboxFailed('expire', error))
+      .finally(() => (sweeping = false))
+  }
+
+  function mailboxFailed(operation: string, error: unknown): void {
+    if (shuttingDown) return
+    log('error', 'mailbox_failed', { operation, message: errorMessage(error) })
   }
 
   function undeliverable(conn: Conn, peer: string, reason: 'offline' | 'slow'): void {
@@ -456,26 +831,38 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     for (const peer of next) {
       if (conn.watching.has(peer)) continue
       let set = watchers.get(peer)
-      if (set === undefined) watchers.set(peer, (set = new Set()))
+      if (set === undefined) {
+        watchers.set(peer, (set = new Set()))
+        cluster?.watch(peer).catch((error: unknown) => log('error', 'cluster_failed', { operation: 'watch', id: peer, message: errorMessage(error) }))
+      }
       set.add(conn)
       added.push(peer)
     }
     conn.watching = next
     // Peers already on the list got their state before and get every change since.
-    for (const peer of added) sendControl(conn, { t: 'presence', peer, online: byId.has(peer) })
+    for (const peer of added) void tellPresence(conn, peer)
+  }
+
+  async function tellPresence(conn: Conn, peer: PeerId): Promise<void> {
+    const online = byId.has(peer) || (cluster !== undefined && (await cluster.isOnline(peer).catch(() => false)))
+    if (conn.state === 'open' && conn.watching.has(peer)) sendControl(conn, { t: 'presence', peer, online })
   }
 
   function unwatch(conn: Conn, peer: PeerId): void {
     const set = watchers.get(peer)
     if (set === undefined) return
     set.delete(conn)
-    if (set.size === 0) watchers.delete(peer)
+    if (set.size > 0) return
+    watchers.delete(peer)
+    announced.delete(peer)
+    cluster?.unwatch(peer).catch((error: unknown) => log('error', 'cluster_failed', { operation: 'unwatch', id: peer, message: errorMessage(error) }))
   }
 
   function announce(peer: PeerId, online: boolean): void {
     if (shuttingDown) return
     const set = watchers.get(peer)
-    if (set === undefined) return
+    if (set === undefined || announced.get(peer) === online) return
+    announced.set(peer, online)
     const text = JSON.stringify({ t: 'presence', peer, online } satisfies RelayControl)
     for (const watcher of set) if (watcher.state === 'open') sendText(watcher, text, false)
   }
@@ -577,6 +964,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     if (conn.id !== undefined && byId.get(conn.id) === conn) {
       byId.delete(conn.id)
       announce(conn.id, false)
+      releaseClaim(conn.id)
     }
   }
 
@@ -603,6 +991,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     shuttingDown = true
     closing ??= (async () => {
       clearInterval(pingTimer)
+      clearInterval(sweepTimer)
       log('info', 'shutdown', { connections: conns.size })
       const allClosed = new Promise<void>((resolve) => {
         drained = resolve
@@ -616,6 +1005,8 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
         server.close(() => resolve())
         server.closeAllConnections()
       })
+      await mailbox?.close().catch((error: unknown) => log('error', 'mailbox_failed', { operation: 'close', message: errorMessage(error) }))
+      await cluster?.close().catch((error: unknown) => log('error', 'cluster_failed', { operation: 'close', message: errorMessage(error) }))
       log('info', 'stopped', {})
     })()
     return closing
@@ -665,7 +1056,29 @@ function resolveLimits(given: Partial<RelayLimits> | undefined): RelayLimits {
     out[key] = value
   }
   if (out.pingIntervalMs! > MAX_TIMER_MS || out.authTimeoutMs! > MAX_TIMER_MS) throw new RangeError('timeouts must fit a timer (< 2^31 ms)')
+  if (out.mailboxMaxMessages! > 2 ** 30) throw new RangeError('limits.mailboxMaxMessages must be at most 2^30')
   return Object.freeze(out as unknown as RelayLimits)
+}
+
+/** The `failed` receipt a `notice` entry (or an expired message, `from` its receiver) stands for. */
+function notice(entry: Pick<MailboxEntry, 'from' | 'epoch' | 'seq' | 'reason'>): RelayControl {
+  return { t: 'failed', peer: entry.from, epoch: entry.epoch, seq: entry.seq, reason: (entry.reason ?? 'retention') as FailureReason, held: true }
+}
+
+/** The skip frame the mailbox keeps in place of a message it gave up on: the receiver moves past the seq. */
+function skipOf(to: string, record: Pick<MailboxRecord, 'from' | 'epoch' | 'seq' | 'id'>): Uint8Array {
+  return encodeFrame({
+    kind: 'msg',
+    from: record.from as PeerId,
+    to: to as PeerId,
+    epoch: record.epoch as Epoch,
+    seq: record.seq,
+    floor: 0,
+    id: record.id as MessageId,
+    contentKind: 'b',
+    contents: new Uint8Array(0),
+    skip: true,
+  })
 }
 
 function toBuffer(data: RawData): Buffer {
