@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { ILM, MemoryNetwork, MemoryStore } from '../../src/index.js'
+import { figure } from './figures.js'
 
 const argIndex = process.argv.indexOf('--messages')
 const N = argIndex > 0 ? Number(process.argv[argIndex + 1]) : 100_000
@@ -108,6 +109,9 @@ const result = {
   rawNetworkMsgsPerSec: rate(rawMs),
   ratioToBareQueue: Number((queueMs / ilm.ms).toFixed(4)),
   ratioToRawNetwork: Number((rawMs / ilm.ms).toFixed(4)),
+  figures: [
+    figure(`core: two engines, memory store and network, ${N.toLocaleString('en-US')} × ${payload.byteLength} B`, rate(ilm.ms), 'msgs/s', 'bare in-memory queue', rate(queueMs)),
+  ],
 }
 console.log(
   [

@@ -26,6 +26,7 @@ import {
   startPreview,
   writeResult,
 } from './browser-harness.js'
+import { figure } from './figures.js'
 
 const N = intArg('--messages', 20_000)
 const HEAP_N = Math.max(N, intArg('--heap-messages', 100_000))
@@ -183,6 +184,16 @@ async function main(): Promise<void> {
         heapAfterFirstBatchBytes: heapAfterSend,
         heapAfter100kBytes: heapAfter,
         ...breakdown,
+        figures: [
+          figure(
+            `idb: persisted send() through the worker, ${N.toLocaleString('en-US')} × ${BYTES} B, strict durability`,
+            sendRate,
+            'msgs/s',
+            `raw IndexedDB puts, ${RAW_BATCH.toLocaleString('en-US')} per transaction`,
+            rawRate,
+          ),
+          figure(`idb: worker heap with ${HEAP_N.toLocaleString('en-US')} messages pending`, heapAfter, 'B', 'their message bodies', HEAP_N * BYTES),
+        ],
       }
       console.log(
         [

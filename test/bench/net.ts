@@ -56,6 +56,7 @@ import {
   startPreview,
   writeResult,
 } from './browser-harness.js'
+import { figure } from './figures.js'
 
 const N = intArg('--messages', 20_000)
 const WINDOW = intArg('--window', 1000)
@@ -239,6 +240,16 @@ async function main(): Promise<void> {
       relayFramesPerSecondLimit: RELAY_FPS,
       relayRefusals: refused,
       clockSkewMs: skews.map(ms2),
+      figures: [
+        figure(
+          `net: two browsers through the relay, both persisting, ${N.toLocaleString('en-US')} × ${BYTES} B`,
+          endToEndMsgsPerSec,
+          'msgs/s',
+          'raw WebSocket envelopes through the same relay',
+          rawWsMsgsPerSec,
+        ),
+        figure(`net: latency p50, send() to handler (the sender queues all ${N.toLocaleString('en-US')} at once)`, ms2(percentile(e2eLatencies, 0.5)), 'ms', 'raw WebSocket p50', ms2(percentile(rawLatencies, 0.5))),
+      ],
     }
     const incomplete = e2e.received !== N || rawRuns.some((r) => r.received !== N)
     console.log(

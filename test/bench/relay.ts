@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type RelayLimits, type RelayStats } from '../../src/relay/relay.js'
 import { envelope } from '../../src/relay/wire.js'
+import { figure, plainFigure } from './figures.js'
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -350,6 +351,11 @@ async function main(): Promise<void> {
     /** The slope between `checkpoint` and `idle` connections: fixed costs of the first connections excluded. */
     rssBytesPerConnectionSlope: perConnection('rss', atCheckpoint, after, idle - checkpoint),
     heapUsedBytesPerConnectionSlope: perConnection('heapUsed', atCheckpoint, after, idle - checkpoint),
+    figures: [
+      figure(`relay: forwarding, ${FRAMES.toLocaleString('en-US')} × ${BYTES} B`, relayRate, 'frames/s', 'bare ws forwarder', bareRate),
+      plainFigure(`relay: RSS per idle authenticated connection (${idle.toLocaleString('en-US')})`, perConnection('rss', before, after, idle), 'B'),
+      plainFigure(`relay: JS heap per idle authenticated connection (${idle.toLocaleString('en-US')})`, perConnection('heapUsed', before, after, idle), 'B'),
+    ],
   }
   const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`
   console.log(
