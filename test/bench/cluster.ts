@@ -1,0 +1,240 @@
+/**
+ * bench:cluster — relays as a cluster on Redis, in Node on loopback.
+ *
+ * (a) Ceiling: bare Redis sharded pub/sub on the same redis-server: one
+ *     client `SPUBLISH`es N messages of the envelope's size to a channel
+ *     another client subscribes to, at most IN_FLIGHT unreceived; rate = N /
+ *     (first publish -> last arrival).
+ * (b) One node (`--redis`): A and B on the same relay process, N envelopes of
+ *     64 B payload A -> B (the local path: Redis is not involved).
+ * (c) Three nodes: three pairs, A_i on node i and B_i on node i+1, each pair
+ *     N/3 envelopes at once: every frame crosses Redis (one SPUBLISH).
+ *     Rate = all received / (first send -> last arrival).
+ * (d) The mailbox: RedisMailbox stored-and-drained msgs/s against bare
+ *     XADD + XRANGE + XDEL (test/bench/cluster-mailbox.ts).
+ * Relay processes run with a frame rate limit far above the test's rate, so
+ * the limit does not cap them. Runs alternate; medians are compared.
+ *
+ *   npx tsx test/bench/cluster.ts --frames 60000 --runs 3
+ *
+ * Writes test/bench/results/cluster.json. Exits non-zero only when it could not run.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { createClient } from 'redis'
+import WebSocket from 'ws'
+import { envelope } from '../../src/relay/wire.js'
+import { startRedisProcess } from '../helpers/redis-process.js'
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
+import { benchRedisMailbox } from './cluster-mailbox.js'
+import { figure } from './figures.js'
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(name)
+  const value = i > 0 ? Number(process.argv[i + 1]) : fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
+  return value
+}
+
+const BYTES = 64
+const IN_FLIGHT = 2_000
+const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!
+
+/** A `ws` client logged in with a dev token. */
+async function login(url: string, id: string): Promise<WebSocket> {
+  const ws = new WebSocket(url, { perMessageDeflate: false })
+  ws.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  ws.send(JSON.stringify({ t: 'auth', token: `dev:${id}` }))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${id}: no welcome within 10 s`)), 10_000)
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
+      if (isBinary || !String(data).includes('"welcome"')) return
+      clearTimeout(timer)
+      ws.off('message', onMessage)
+      resolve()
+    }
+    ws.on('message', onMessage)
+  })
+  return ws
+}
+
+interface Flow {
+  readonly start: number
+  readonly last: number
+  readonly received: number
+  readonly refused: number
+}
+
+/**
+ * `count` envelopes from `a` to `toId` (logged in on `b`), at most IN_FLIGHT
+ * unanswered (received, or refused `undeliverable`).
+ */
+async function flow(a: WebSocket, b: WebSocket, toId: string, count: number): Promise<Flow> {
+  const frame = Buffer.from(envelope(toId, new Uint8Array(BYTES).fill(7)))
+  let sent = 0
+  let received = 0
+  let refused = 0
+  let last = 0
+  let wake: (() => void) | undefined
+  let finish!: () => void
+  const finished = new Promise<void>((resolve) => (finish = resolve))
+  const progress = (): void => {
+    if (received + refused === count) finish()
+    if (wake !== undefined && sent - received - refused <= IN_FLIGHT / 2) {
+      const w = wake
+      wake = undefined
+      w()
+    }
+  }
+  b.on('message', (_data, isBinary) => {
+    if (!isBinary) return
+    received++
+    last = performance.now()
+    progress()
+  })
+  a.on('message', (data, isBinary) => {
+    if (isBinary || !String(data).includes('"undeliverable"')) return
+    refused++
+    progress()
+  })
+  const start = performance.now()
+  while (sent < count) {
+    while (sent < count && sent - received - refused < IN_FLIGHT) {
+      a.send(frame, { binary: true })
+      sent++
+    }
+    if (sent < count) await new Promise<void>((resolve) => (wake = resolve))
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, 120_000)))])
+  clearTimeout(timer)
+  return { start, last, received, refused }
+}
+
+/** Pairs (sender node, receiver node), run at once; frames/s over all of them. */
+async function relayRun(nodes: readonly RelayProcess[], pairs: readonly [number, number][], frames: number, run: number): Promise<{ rate: number; refused: number }> {
+  const sockets = await Promise.all(
+    pairs.map(async ([from, to], i) => {
+      const b = await login(nodes[to]!.url, `b${run}-${i}`)
+      const a = await login(nodes[from]!.url, `a${run}-${i}`)
+      return { a, b, to: `b${run}-${i}` }
+    }),
+  )
+  // Presence of a fresh login reaches other nodes through Redis: give it a moment before timing.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const each = Math.floor(frames / pairs.length)
+  const flows = await Promise.all(sockets.map(({ a, b, to }) => flow(a, b, to, each)))
+  for (const { a, b } of sockets) {
+    a.terminate()
+    b.terminate()
+  }
+  const received = flows.reduce((n, f) => n + f.received, 0)
+  const span = Math.max(...flows.map((f) => f.last)) - Math.min(...flows.map((f) => f.start))
+  return { rate: Math.round((received / span) * 1000), refused: flows.reduce((n, f) => n + f.refused, 0) }
+}
+
+/** Bare sharded pub/sub: `count` messages of the envelope's size through one channel. */
+async function redisRun(url: string, count: number, run: number): Promise<number> {
+  const pub = createClient({ url })
+  const sub = pub.duplicate()
+  await Promise.all([pub.connect(), sub.connect()])
+  const channel = `bench:{${run}}`
+  const body = Buffer.concat([Buffer.of(0), Buffer.from(envelope('peer', new Uint8Array(BYTES).fill(7)))])
+  let received = 0
+  let last = 0
+  let wake: (() => void) | undefined
+  let finish!: () => void
+  const finished = new Promise<void>((resolve) => (finish = resolve))
+  await sub.sSubscribe(
+    channel,
+    () => {
+      received++
+      last = performance.now()
+      if (received === count) finish()
+      if (wake !== undefined && sent - received <= IN_FLIGHT / 2) {
+        const w = wake
+        wake = undefined
+        w()
+      }
+    },
+    true,
+  )
+  let sent = 0
+  const start = performance.now()
+  while (sent < count) {
+    while (sent < count && sent - received < IN_FLIGHT) {
+      void pub.sPublish(channel, body)
+      sent++
+    }
+    if (sent < count) await new Promise<void>((resolve) => (wake = resolve))
+  }
+  await finished
+  await Promise.all([sub.close(), pub.close()])
+  return Math.round((count / (last - start)) * 1000)
+}
+
+async function main(): Promise<void> {
+  const FRAMES = arg('--frames', 60_000)
+  const RUNS = arg('--runs', 3)
+  const MAILBOX_MESSAGES = arg('--mailbox-messages', 10_000)
+  const redis = await startRedisProcess()
+  const env = { INTERSESSION_DEV: '1', INTERSESSION_RELAY_FRAMES_PER_SECOND: '10000000' }
+  const nodes = await Promise.all([0, 1, 2].map(() => startRelayProcess(['--redis', redis.url, '--no-mailbox'], env)))
+  const ceiling: number[] = []
+  const one: number[] = []
+  const three: number[] = []
+  let refused = 0
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      ceiling.push(await redisRun(redis.url, FRAMES, run))
+      const single = await relayRun(nodes, [[0, 0]], FRAMES, run * 10)
+      const spread = await relayRun(nodes, [[0, 1], [1, 2], [2, 0]], FRAMES, run * 10 + 1)
+      one.push(single.rate)
+      three.push(spread.rate)
+      refused += single.refused + spread.refused
+      console.log(`run ${run + 1}: redis SPUBLISH ${ceiling.at(-1)}/s, 1 node ${single.rate} frames/s, 3 nodes ${spread.rate} frames/s`)
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill()))
+  }
+  const mailbox = await benchRedisMailbox(redis.url, { messages: MAILBOX_MESSAGES, runs: RUNS })
+  await redis.stop()
+
+  const ceilingRate = median(ceiling)
+  const oneRate = median(one)
+  const threeRate = median(three)
+  const result = {
+    benchmark: 'cluster',
+    date: new Date().toISOString(),
+    machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
+    frames: FRAMES,
+    bytes: BYTES,
+    inFlight: IN_FLIGHT,
+    runs: RUNS,
+    redisSpublishPerSec: ceilingRate,
+    oneNodeFramesPerSec: oneRate,
+    threeNodesFramesPerSec: threeRate,
+    refused,
+    runsDetail: { ceiling, one, three },
+    mailbox: { ...mailbox, figure: undefined },
+    figures: [
+      figure(`cluster: 1 node with --redis, ${FRAMES.toLocaleString('en')} × ${BYTES} B, sender and receiver on it`, oneRate, 'frames/s', 'bare Redis SPUBLISH -> subscriber', ceilingRate),
+      figure(`cluster: 3 nodes over Redis, 3 pairs on different nodes, ${FRAMES.toLocaleString('en')} × ${BYTES} B in all`, threeRate, 'frames/s', 'bare Redis SPUBLISH -> subscriber', ceilingRate),
+      mailbox.figure,
+    ],
+  }
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
+  writeFileSync(new URL('./results/cluster.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`)
+  console.log(`bench:cluster  ${result.machine}`)
+  for (const f of result.figures) console.log(`  ${f.figure}: ${f.value} ${f.unit} vs ${f.against} ${f.againstValue} -> ratio ${f.ratio}`)
+  if (refused > 0) console.log(`  (${refused} frames refused undeliverable)`)
+}
+
+main().catch((error: unknown) => {
+  console.error('bench:cluster could not run:', error)
+  process.exit(1)
+})
