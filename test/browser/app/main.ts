@@ -8,6 +8,9 @@ import { storeContract, transportContract, type ContractCase } from 'intersessio
 import { PageRtc } from 'intersession/client'
 import type { Message } from 'intersession'
 import { openDB } from 'idb'
+import { storageFaults } from './storage-faults.js'
+import { recoveryBench } from './recovery-bench.js'
+import { soak } from './soak.js'
 
 interface Received {
   from: string
@@ -24,6 +27,9 @@ const roles: string[] = []
 const errors: Array<{ code: string; message: string }> = []
 
 const harness = {
+  faults: storageFaults(() => messenger),
+  recovery: recoveryBench,
+  soak, // npm run soak
   async connect(
     peerId: string,
     options: {

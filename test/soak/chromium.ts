@@ -1,0 +1,83 @@
+/// <reference types="node" />
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** A headless Chromium with a profile on disk (IndexedDB persists as in real use) and its DevTools endpoint. */
+export interface Chromium {
+  readonly process: ChildProcess
+  readonly wsEndpoint: string
+  /** Kills the process group (SIGKILL after a grace period) and removes the profile. Safe to call twice. */
+  kill(): Promise<void>
+}
+
+/** Starts `executable` in its own process group with a fresh profile directory. */
+export async function launchChromium(executable: string, args: readonly string[], timeoutMs = 20_000): Promise<Chromium> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'intersession-soak-'))
+  const child = spawn(
+    executable,
+    [...args, '--headless=new', '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', `--user-data-dir=${userDataDir}`, 'about:blank'],
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+  )
+  let killed = false
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, sig)
+    } catch {
+      // Already gone.
+    }
+  }
+  // The detached group must not outlive this process, whatever ends it.
+  const onExit = (): void => {
+    signal('SIGKILL')
+    rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 })
+  }
+  process.once('exit', onExit)
+  child.once('exit', () => process.off('exit', onExit))
+  const kill = async (): Promise<void> => {
+    if (!killed) {
+      killed = true
+      if (child.exitCode === null && child.signalCode === null) {
+        signal('SIGTERM')
+        const timer = setTimeout(() => signal('SIGKILL'), 3000)
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+        clearTimeout(timer)
+      }
+      signal('SIGKILL')
+    }
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        rmSync(userDataDir, { recursive: true, force: true })
+        return
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+    }
+  }
+  try {
+    const wsEndpoint = await new Promise<string>((resolve, reject) => {
+      let stderr = ''
+      const timer = setTimeout(() => reject(new Error(`Chromium printed no DevTools endpoint within ${timeoutMs} ms:\n${stderr}`)), timeoutMs)
+      child.stderr!.setEncoding('utf8')
+      child.stderr!.on('data', (chunk: string) => {
+        if (stderr.length < 64 * 1024) stderr += chunk
+        const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr)
+        if (match !== null) {
+          clearTimeout(timer)
+          resolve(match[1]!)
+        }
+      })
+      child.once('error', (error) => (clearTimeout(timer), reject(error)))
+      child.once('exit', (code, sig) => (clearTimeout(timer), reject(new Error(`Chromium exited (${code ?? sig}) before listening:\n${stderr}`))))
+    })
+    // Keep draining stderr so that the pipe never fills up and blocks Chromium.
+    child.stderr!.removeAllListeners('data')
+    child.stderr!.resume()
+    return { process: child, wsEndpoint, kill }
+  } catch (error) {
+    await kill()
+    throw error
+  }
+}
