@@ -22,12 +22,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { createClient } from 'redis'
-import WebSocket from 'ws'
 import { envelope } from '../../src/relay/wire.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { benchRedisMailbox } from './cluster-mailbox.js'
 import { figure } from './figures.js'
+import { flow, openClient } from './ws-flow.js'
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -40,94 +40,19 @@ const BYTES = 64
 const IN_FLIGHT = 2_000
 const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!
 
-/** A `ws` client logged in with a dev token. */
-async function login(url: string, id: string): Promise<WebSocket> {
-  const ws = new WebSocket(url, { perMessageDeflate: false })
-  ws.on('error', () => {})
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve())
-    ws.once('error', reject)
-  })
-  ws.send(JSON.stringify({ t: 'auth', token: `dev:${id}` }))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${id}: no welcome within 10 s`)), 10_000)
-    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
-      if (isBinary || !String(data).includes('"welcome"')) return
-      clearTimeout(timer)
-      ws.off('message', onMessage)
-      resolve()
-    }
-    ws.on('message', onMessage)
-  })
-  return ws
-}
-
-interface Flow {
-  readonly start: number
-  readonly last: number
-  readonly received: number
-  readonly refused: number
-}
-
-/**
- * `count` envelopes from `a` to `toId` (logged in on `b`), at most IN_FLIGHT
- * unanswered (received, or refused `undeliverable`).
- */
-async function flow(a: WebSocket, b: WebSocket, toId: string, count: number): Promise<Flow> {
-  const frame = Buffer.from(envelope(toId, new Uint8Array(BYTES).fill(7)))
-  let sent = 0
-  let received = 0
-  let refused = 0
-  let last = 0
-  let wake: (() => void) | undefined
-  let finish!: () => void
-  const finished = new Promise<void>((resolve) => (finish = resolve))
-  const progress = (): void => {
-    if (received + refused === count) finish()
-    if (wake !== undefined && sent - received - refused <= IN_FLIGHT / 2) {
-      const w = wake
-      wake = undefined
-      w()
-    }
-  }
-  b.on('message', (_data, isBinary) => {
-    if (!isBinary) return
-    received++
-    last = performance.now()
-    progress()
-  })
-  a.on('message', (data, isBinary) => {
-    if (isBinary || !String(data).includes('"undeliverable"')) return
-    refused++
-    progress()
-  })
-  const start = performance.now()
-  while (sent < count) {
-    while (sent < count && sent - received - refused < IN_FLIGHT) {
-      a.send(frame, { binary: true })
-      sent++
-    }
-    if (sent < count) await new Promise<void>((resolve) => (wake = resolve))
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined
-  await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, 120_000)))])
-  clearTimeout(timer)
-  return { start, last, received, refused }
-}
-
 /** Pairs (sender node, receiver node), run at once; frames/s over all of them. */
 async function relayRun(nodes: readonly RelayProcess[], pairs: readonly [number, number][], frames: number, run: number): Promise<{ rate: number; refused: number }> {
   const sockets = await Promise.all(
     pairs.map(async ([from, to], i) => {
-      const b = await login(nodes[to]!.url, `b${run}-${i}`)
-      const a = await login(nodes[from]!.url, `a${run}-${i}`)
+      const b = await openClient(nodes[to]!.url, `b${run}-${i}`)
+      const a = await openClient(nodes[from]!.url, `a${run}-${i}`)
       return { a, b, to: `b${run}-${i}` }
     }),
   )
   // Presence of a fresh login reaches other nodes through Redis: give it a moment before timing.
   await new Promise((resolve) => setTimeout(resolve, 200))
   const each = Math.floor(frames / pairs.length)
-  const flows = await Promise.all(sockets.map(({ a, b, to }) => flow(a, b, to, each)))
+  const flows = await Promise.all(sockets.map(({ a, b, to }) => flow(a, b, to, each, BYTES, IN_FLIGHT)))
   for (const { a, b } of sockets) {
     a.terminate()
     b.terminate()

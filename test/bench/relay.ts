@@ -28,7 +28,7 @@ import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type RelayLimits, type RelayStats } from '../../src/relay/relay.js'
-import { envelope } from '../../src/relay/wire.js'
+import { closeClient, flow, openClient } from './ws-flow.js'
 import { figure, plainFigure } from './figures.js'
 
 const arg = (name: string, fallback: number): number => {
@@ -160,38 +160,6 @@ function startServer(mode: 'relay' | 'bare', limits: Partial<RelayLimits> = {}):
   })
 }
 
-/** A `ws` client; with `id`, logged in (dev token) once `welcome` came. */
-async function openClient(url: string, id?: string): Promise<WebSocket> {
-  const ws = new WebSocket(url, { perMessageDeflate: false })
-  ws.on('error', () => {})
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve())
-    ws.once('error', reject)
-  })
-  if (id === undefined) return ws
-  ws.send(JSON.stringify({ t: 'auth', token: `dev:${id}` }))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${id}: no welcome within 10 s`)), 10_000)
-    ws.once('close', (code) => reject(new Error(`${id}: closed ${code} before welcome`)))
-    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
-      if (isBinary || !String(data).includes('"welcome"')) return
-      clearTimeout(timer)
-      ws.off('message', onMessage)
-      resolve()
-    }
-    ws.on('message', onMessage)
-  })
-  return ws
-}
-
-const closeClient = (ws: WebSocket): Promise<void> =>
-  new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve()
-    ws.once('close', () => resolve())
-    ws.close(1000)
-    setTimeout(() => (ws.terminate(), resolve()), 2000).unref()
-  })
-
 interface ForwardRun {
   framesPerSec: number
   received: number
@@ -202,46 +170,9 @@ interface ForwardRun {
 async function forward(url: string, login: boolean, count: number, bytes: number, inFlight: number): Promise<ForwardRun> {
   const b = await openClient(url, login ? 'benchB' : undefined)
   const a = await openClient(url, login ? 'benchA' : undefined)
-  const frame = Buffer.from(envelope('benchB', new Uint8Array(bytes).fill(7)))
-  let sent = 0
-  let received = 0
-  let undeliverable = 0
-  let last = 0
-  let wake: (() => void) | undefined
-  let finish!: () => void
-  const finished = new Promise<void>((resolve) => (finish = resolve))
-  const progress = (): void => {
-    if (received + undeliverable === count) finish()
-    if (wake !== undefined && sent - received - undeliverable <= inFlight / 2) {
-      const w = wake
-      wake = undefined
-      w()
-    }
-  }
-  b.on('message', (_data, isBinary) => {
-    if (!isBinary) return
-    received++
-    last = performance.now()
-    progress()
-  })
-  a.on('message', (data, isBinary) => {
-    if (isBinary || !String(data).includes('"undeliverable"')) return
-    undeliverable++
-    progress()
-  })
-  const start = performance.now()
-  while (sent < count) {
-    while (sent < count && sent - received - undeliverable < inFlight) {
-      a.send(frame, { binary: true })
-      sent++
-    }
-    if (sent < count) await new Promise<void>((resolve) => (wake = resolve))
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined
-  await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, 60_000)))])
-  clearTimeout(timer)
+  const run = await flow(a, b, 'benchB', count, bytes, inFlight, 60_000)
   await Promise.all([closeClient(a), closeClient(b)])
-  return { framesPerSec: Math.round((received / (last - start)) * 1000), received, undeliverable }
+  return { framesPerSec: Math.round((run.received / (run.last - run.start)) * 1000), received: run.received, undeliverable: run.refused }
 }
 
 const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!

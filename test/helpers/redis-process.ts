@@ -4,7 +4,7 @@
  * free loopback port, without persistence, for cluster tests and benchmarks.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
+import { freePort } from './free-port.js'
 
 /** A running redis-server that can be crashed and started again on the same port. */
 export interface RedisProcess {
@@ -78,15 +78,4 @@ async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<v
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   child.kill(signal)
   await exited
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
 }

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { isIlmError } from '../../src/core/errors.js'
@@ -17,6 +16,7 @@ import {
   type WebSocketTransportState,
 } from '../../src/transport/websocket.js'
 import { runContract } from '../helpers/contract.js'
+import { freePort } from '../helpers/free-port.js'
 import { transportLog, type TransportLog } from '../helpers/transport-log.js'
 
 // ---- helpers ------------------------------------------------------------------
@@ -58,14 +58,6 @@ async function startRelay(options: Partial<RelayOptions> = {}): Promise<RelayHan
   const relay = await createRelay({ port: 0, logger: () => {}, ...base, ...options })
   closers.push(() => relay.close())
   return relay
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 /** The `ws` class, counting the sockets created and the URLs dialled. */
