@@ -2,9 +2,11 @@
  * The relay's mailbox: frames held for peers that are offline (store and
  * forward). One ordered queue per destination; entries are opaque frame bytes
  * plus the little the relay needs to route, limit, acknowledge and expire
- * them. Entry keys are opaque and ordered within a destination (a counter
- * here, a stream id on Redis Streams), so the same interface maps onto
- * `XADD` (put), `XRANGE` (read), `XDEL` (ack, remove) and `XTRIM MINID` (expire).
+ * them. Entry keys are opaque and ordered within a destination (a
+ * zero-padded counter in memory and LevelDB, a stream id on Redis Streams: do
+ * not compare them as plain strings across implementations), so the same
+ * interface maps onto `XADD` (put), `XRANGE` (read) and `XDEL` (ack, remove);
+ * expiry turns messages into skips in place (a tombstone on Redis).
  */
 
 /**
@@ -72,7 +74,7 @@ export type Tombstone = (to: string, entry: MailboxEntry) => Uint8Array
 /**
  * Durable, ordered, per-destination storage of frames. Every method is async
  * and the operations on one destination apply in call order (a `read` sees
- * every `put` called before it). Implementations: `MemoryMailbox` (tests),
+ * every `put` called before it). Implementations: `MemoryMailbox` (tests), `RedisMailbox` (a cluster),
  * `LevelMailbox` (the embedded on-disk default).
  */
 export interface Mailbox {

@@ -6,227 +6,13 @@
  * profile) and speaks plain CDP over `ws` with flattened sessions. It only
  * uses Playwright's runner (and its webServer, which serves the harness page).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { expect, test } from '@playwright/test'
-import WebSocket from 'ws'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+import { Cdp } from '../helpers/cdp.js'
+import { CdpTab } from '../helpers/cdp-tab.js'
+import { launchChromium } from '../helpers/chromium-process.js'
 
-// ---------------------------------------------------------------- a minimal CDP client
-
-interface Pending {
-  resolve(value: unknown): void
-  reject(error: unknown): void
-  timer: ReturnType<typeof setTimeout>
-}
-
-type CdpListener = (params: Record<string, unknown>, sessionId: string | undefined) => void
-
-/** One websocket to the browser endpoint; commands go to the browser or to a flattened session. */
-class Cdp {
-  readonly #ws: WebSocket
-  readonly #pending = new Map<number, Pending>()
-  readonly #listeners = new Map<string, Set<CdpListener>>()
-  #nextId = 1
-  #closed = false
-
-  private constructor(ws: WebSocket) {
-    this.#ws = ws
-    ws.on('message', (data) => this.#onMessage(String(data)))
-    ws.on('close', () => {
-      this.#closed = true
-      for (const p of this.#pending.values()) {
-        clearTimeout(p.timer)
-        p.reject(new Error('CDP connection closed'))
-      }
-      this.#pending.clear()
-    })
-  }
-
-  static async connect(url: string, timeoutMs = 10_000): Promise<Cdp> {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 })
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`CDP connect to ${url} timed out`)), timeoutMs)
-      ws.once('open', () => (clearTimeout(timer), resolve()))
-      ws.once('error', (error) => (clearTimeout(timer), reject(error)))
-    })
-    return new Cdp(ws)
-  }
-
-  /** Sends one command; rejects on a protocol error or after `timeoutMs`. */
-  send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}, sessionId?: string, timeoutMs = 15_000): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error('CDP connection closed'))
-    const id = this.#nextId++
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id)
-        reject(new Error(`CDP ${method} timed out after ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
-      this.#ws.send(JSON.stringify({ id, method, params, ...(sessionId !== undefined && { sessionId }) }))
-    })
-  }
-
-  on(event: string, listener: CdpListener): () => void {
-    let set = this.#listeners.get(event)
-    if (set === undefined) this.#listeners.set(event, (set = new Set()))
-    set.add(listener)
-    return () => void set.delete(listener)
-  }
-
-  close(): void {
-    this.#ws.close()
-  }
-
-  #onMessage(text: string): void {
-    const m = JSON.parse(text) as { id?: number; method?: string; params?: Record<string, unknown>; sessionId?: string; result?: unknown; error?: { message: string; data?: string } }
-    if (m.id !== undefined) {
-      const p = this.#pending.get(m.id)
-      if (p === undefined) return
-      this.#pending.delete(m.id)
-      clearTimeout(p.timer)
-      if (m.error !== undefined) p.reject(new Error(`CDP error: ${m.error.message}${m.error.data ? ` (${m.error.data})` : ''}`))
-      else p.resolve(m.result)
-      return
-    }
-    if (m.method === undefined) return
-    for (const listener of this.#listeners.get(m.method) ?? []) listener(m.params ?? {}, m.sessionId)
-  }
-}
-
-/** A Chromium process with a temporary profile and its DevTools endpoint. */
-interface LaunchedChromium {
-  readonly process: ChildProcess
-  readonly wsEndpoint: string
-  readonly userDataDir: string
-  /** Kills the process (SIGKILL after a grace period) and removes the profile. Safe to call twice. */
-  kill(): Promise<void>
-}
-
-async function launchChromium(executable: string, args: readonly string[], timeoutMs = 20_000): Promise<LaunchedChromium> {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'intersession-chromium-'))
-  const child = spawn(
-    executable,
-    [...args, '--headless=new', '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', `--user-data-dir=${userDataDir}`, 'about:blank'],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
-  )
-  let killed = false
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  // Chromium runs in its own process group, so that its helpers (renderers, GPU, network) go with it.
-  const signal = (sig: NodeJS.Signals): void => {
-    try {
-      process.kill(-child.pid!, sig)
-    } catch {
-      // Already gone.
-    }
-  }
-  // If the runner ends this process first (a test timeout), the detached group must not outlive it.
-  const onExit = (): void => {
-    signal('SIGKILL')
-    try {
-      rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 })
-    } catch {
-      // Best effort: a helper may still be writing.
-    }
-  }
-  process.once('exit', onExit)
-  child.once('exit', () => process.off('exit', onExit))
-  const kill = async (): Promise<void> => {
-    if (!killed) {
-      killed = true
-      if (child.exitCode === null && child.signalCode === null) {
-        signal('SIGTERM')
-        const timer = setTimeout(() => signal('SIGKILL'), 3000)
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
-        clearTimeout(timer)
-      }
-      signal('SIGKILL') // stragglers of the group
-    }
-    // Never throws: a cleanup failure must not hide the test's own error.
-    for (let attempt = 0; attempt < 10; attempt++) {
-      try {
-        rmSync(userDataDir, { recursive: true, force: true })
-        return
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 200))
-      }
-    }
-    console.warn(`could not remove ${userDataDir}`)
-  }
-  try {
-    const wsEndpoint = await new Promise<string>((resolve, reject) => {
-      let stderr = ''
-      const timer = setTimeout(() => reject(new Error(`Chromium printed no DevTools endpoint within ${timeoutMs} ms:\n${stderr}`)), timeoutMs)
-      child.stderr!.setEncoding('utf8')
-      child.stderr!.on('data', (chunk: string) => {
-        if (stderr.length < 64 * 1024) stderr += chunk
-        const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr)
-        if (match !== null) {
-          clearTimeout(timer)
-          resolve(match[1]!)
-        }
-      })
-      child.once('error', (error) => (clearTimeout(timer), reject(error)))
-      child.once('exit', (code, signal) => (clearTimeout(timer), reject(new Error(`Chromium exited (${code ?? signal}) before listening:\n${stderr}`))))
-    })
-    // Keep draining stderr so that the pipe never fills up and blocks Chromium.
-    child.stderr!.removeAllListeners('data')
-    child.stderr!.resume()
-    return { process: child, wsEndpoint, userDataDir, kill }
-  } catch (error) {
-    await kill()
-    throw error
-  }
-}
-
-/** A page target attached with a flattened session. */
-class Tab {
-  constructor(
-    readonly cdp: Cdp,
-    readonly name: string,
-    readonly targetId: string,
-    readonly sessionId: string,
-  ) {}
-
-  static async open(cdp: Cdp, name: string, url: string): Promise<Tab> {
-    const { targetId } = await cdp.send<{ targetId: string }>('Target.createTarget', { url, newWindow: true })
-    const { sessionId } = await cdp.send<{ sessionId: string }>('Target.attachToTarget', { targetId, flatten: true })
-    return new Tab(cdp, name, targetId, sessionId)
-  }
-
-  send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
-    return this.cdp.send<T>(method, params, this.sessionId, timeoutMs)
-  }
-
-  /** Evaluates `expression` in the page (awaiting a promise), returning its value; throws what the page threw. */
-  async evaluate<T = unknown>(expression: string, timeoutMs = 15_000): Promise<T> {
-    const result = await this.send<{ result: { value?: unknown }; exceptionDetails?: { text: string; exception?: { description?: string } } }>(
-      'Runtime.evaluate',
-      { expression, awaitPromise: true, returnByValue: true },
-      timeoutMs,
-    )
-    if (result.exceptionDetails !== undefined) {
-      throw new Error(`[${this.name}] ${expression}: ${result.exceptionDetails.exception?.description ?? result.exceptionDetails.text}`)
-    }
-    return result.result.value as T
-  }
-
-  /** Waits until the harness page says it is ready. */
-  async ready(timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        if (await this.evaluate<boolean>(`document.title === 'ready' && typeof window.harness === 'object'`, 2000)) return
-      } catch {
-        // Still navigating: the context may not exist yet.
-      }
-      if (Date.now() > deadline) throw new Error(`[${this.name}] page not ready within ${timeoutMs} ms`)
-      await sleep(100)
-    }
-  }
-}
+// ---------------------------------------------------------------- helpers
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
@@ -259,11 +45,11 @@ interface Received {
 
 interface World {
   /** The 'a' tab that leads at the start, and the one that follows. */
-  readonly leader: Tab
-  readonly follower: Tab
+  readonly leader: CdpTab
+  readonly follower: CdpTab
   /** Receiver 'b'. */
-  readonly tabB: Tab
-  role(tab: Tab): Promise<string | undefined>
+  readonly tabB: CdpTab
+  role(tab: CdpTab): Promise<string | undefined>
   received(): Promise<Received[]>
   note(line: string): void
 }
@@ -297,13 +83,13 @@ async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
       names.set(sessionId, `${names.get(parent ?? '') ?? '?'}/${(p.targetInfo as { type: string }).type}`)
       void cdp!.send('Runtime.enable', {}, sessionId).catch(() => {})
     })
-    const open = async (name: string): Promise<Tab> => {
-      const tab = await Tab.open(cdp!, name, PAGE)
+    const open = async (name: string): Promise<CdpTab> => {
+      const tab = await CdpTab.open(cdp!, name, PAGE)
       names.set(tab.sessionId, name)
       await tab.send('Runtime.enable')
       await tab.send('Page.enable')
       await tab.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true })
-      await tab.ready()
+      await tab.waitUntilReady(`document.title === 'ready' && typeof window.harness === 'object'`, 15_000)
       return tab
     }
     const tab1 = await open('a1')
@@ -313,7 +99,7 @@ async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
     await tab1.evaluate(`window.harness.connect('a', ${A_OPTIONS})`)
     await tab2.evaluate(`window.harness.connect('a', ${A_OPTIONS})`)
 
-    const role = (tab: Tab): Promise<string | undefined> => tab.evaluate<string | undefined>('window.harness.role()', 5000)
+    const role = (tab: CdpTab): Promise<string | undefined> => tab.evaluate<string | undefined>('window.harness.role()', 5000)
     const roles = async (): Promise<Array<string | undefined>> => [await role(tab1), await role(tab2)]
     const settled = await pollUntil(roles, (r) => r.includes('leader') && r.includes('follower'), 10_000)
     expect([...settled].sort(), 'one leader, one follower').toEqual(['follower', 'leader'])

@@ -1,4 +1,4 @@
-import type { Cdp } from './cdp.js'
+import type { Cdp } from '../helpers/cdp.js'
 import type { Ledger } from './ledger.js'
 import type { Rng } from './rng.js'
 import { Tab } from './tab.js'

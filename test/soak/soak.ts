@@ -15,10 +15,10 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
-import { Cdp } from './cdp.js'
+import { Cdp } from '../helpers/cdp.js'
+import { launchChromium, type ChromiumProcess } from '../helpers/chromium-process.js'
 import { Chaos, FAULT_KINDS } from './chaos.js'
 import { check, type Verdict } from './check.js'
-import { launchChromium, type Chromium } from './chromium.js'
 import { FaultProxy } from './fault-proxy.js'
 import { Ledger } from './ledger.js'
 import { Peers, type PeerSpec } from './peers.js'
@@ -85,7 +85,7 @@ async function main(): Promise<number> {
     const proxy = await FaultProxy.start(rng.fork(), relay.port!)
     cleanup.push(() => proxy.close())
     relay.attach(proxy)
-    const chromium: Chromium = await launchChromium(chromiumPath, chromiumArgs)
+    const chromium: ChromiumProcess = await launchChromium(chromiumPath, chromiumArgs)
     cleanup.push(() => chromium.kill())
     const cdp = await Cdp.connect(chromium.wsEndpoint)
     cleanup.push(async () => cdp.close())

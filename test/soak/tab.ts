@@ -1,22 +1,23 @@
-import type { Cdp } from './cdp.js'
+import type { Cdp } from '../helpers/cdp.js'
+import { CdpTab } from '../helpers/cdp-tab.js'
 
 /** A page target of the soak's Chromium, attached with a flattened CDP session. */
-export class Tab {
+export class Tab extends CdpTab {
   private constructor(
-    readonly cdp: Cdp,
-    readonly name: string,
+    cdp: Cdp,
+    name: string,
     readonly url: string,
-    readonly sessionId: string,
-  ) {}
+    sessionId: string,
+  ) {
+    super(cdp, name, sessionId)
+  }
 
   /**
    * Opens `url` in a new window with the `soakReport` binding installed
    * (it survives reloads).
    */
-  static async open(cdp: Cdp, name: string, url: string): Promise<Tab> {
-    const { targetId } = await cdp.send<{ targetId: string }>('Target.createTarget', { url: 'about:blank', newWindow: true })
-    const { sessionId } = await cdp.send<{ sessionId: string }>('Target.attachToTarget', { targetId, flatten: true })
-    const tab = new Tab(cdp, name, url, sessionId)
+  static override async open(cdp: Cdp, name: string, url: string): Promise<Tab> {
+    const tab = new Tab(cdp, name, url, await CdpTab.attachNew(cdp, 'about:blank'))
     await tab.send('Runtime.enable')
     await tab.send('Page.enable')
     await tab.send('Runtime.addBinding', { name: 'soakReport' })
@@ -25,23 +26,6 @@ export class Tab {
     await tab.send('Page.navigate', { url })
     await tab.ready()
     return tab
-  }
-
-  send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
-    return this.cdp.send<T>(method, params, this.sessionId, timeoutMs)
-  }
-
-  /** Evaluates `expression` in the page (awaiting a promise) and returns its value; throws what the page threw. */
-  async evaluate<T = unknown>(expression: string, timeoutMs = 15_000): Promise<T> {
-    const result = await this.send<{ result: { value?: unknown }; exceptionDetails?: { text: string; exception?: { description?: string } } }>(
-      'Runtime.evaluate',
-      { expression, awaitPromise: true, returnByValue: true },
-      timeoutMs,
-    )
-    if (result.exceptionDetails !== undefined) {
-      throw new Error(`[${this.name}] ${expression}: ${result.exceptionDetails.exception?.description ?? result.exceptionDetails.text}`)
-    }
-    return result.result.value as T
   }
 
   /** Reloads the page (a crash of the page and its worker, as far as the app can tell) and waits until it is ready. */
@@ -56,16 +40,7 @@ export class Tab {
   }
 
   /** Waits until the harness page says it is ready. */
-  async ready(timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        if (await this.evaluate<boolean>(`document.title === 'ready' && typeof window.harness.soak === 'object'`, 2000)) return
-      } catch {
-        // Still navigating: the context may not exist yet.
-      }
-      if (Date.now() > deadline) throw new Error(`[${this.name}] page not ready within ${timeoutMs} ms`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+  ready(timeoutMs = 20_000): Promise<void> {
+    return this.waitUntilReady(`document.title === 'ready' && typeof window.harness.soak === 'object'`, timeoutMs)
   }
 }

@@ -4,17 +4,21 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-/** A headless Chromium with a profile on disk (IndexedDB persists as in real use) and its DevTools endpoint. */
-export interface Chromium {
+/** A headless Chromium with a throwaway profile on disk (IndexedDB persists as in real use) and its DevTools endpoint. */
+export interface ChromiumProcess {
   readonly process: ChildProcess
   readonly wsEndpoint: string
-  /** Kills the process group (SIGKILL after a grace period) and removes the profile. Safe to call twice. */
+  /** Kills the process group (SIGKILL after a grace period) and removes the profile. Never throws; safe to call twice. */
   kill(): Promise<void>
 }
 
-/** Starts `executable` in its own process group with a fresh profile directory. */
-export async function launchChromium(executable: string, args: readonly string[], timeoutMs = 20_000): Promise<Chromium> {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'intersession-soak-'))
+/**
+ * Starts `executable` (`--headless=new`, DevTools on an ephemeral loopback
+ * port) in its own process group with a fresh profile directory, and resolves
+ * once it printed its DevTools endpoint.
+ */
+export async function launchChromium(executable: string, args: readonly string[], timeoutMs = 20_000): Promise<ChromiumProcess> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'intersession-chromium-'))
   const child = spawn(
     executable,
     [...args, '--headless=new', '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', `--user-data-dir=${userDataDir}`, 'about:blank'],
@@ -22,6 +26,7 @@ export async function launchChromium(executable: string, args: readonly string[]
   )
   let killed = false
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // Chromium runs in its own process group, so that its helpers (renderers, GPU, network) go with it.
   const signal = (sig: NodeJS.Signals): void => {
     try {
       process.kill(-child.pid!, sig)
@@ -29,10 +34,14 @@ export async function launchChromium(executable: string, args: readonly string[]
       // Already gone.
     }
   }
-  // The detached group must not outlive this process, whatever ends it.
+  // The detached group must not outlive this process, whatever ends it (a test timeout included).
   const onExit = (): void => {
     signal('SIGKILL')
-    rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 })
+    try {
+      rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 })
+    } catch {
+      // Best effort: a helper may still be writing.
+    }
   }
   process.once('exit', onExit)
   child.once('exit', () => process.off('exit', onExit))
@@ -45,8 +54,9 @@ export async function launchChromium(executable: string, args: readonly string[]
         await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
         clearTimeout(timer)
       }
-      signal('SIGKILL')
+      signal('SIGKILL') // stragglers of the group
     }
+    // Never throws: a cleanup failure must not hide the caller's own error.
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
         rmSync(userDataDir, { recursive: true, force: true })
@@ -55,6 +65,7 @@ export async function launchChromium(executable: string, args: readonly string[]
         await new Promise((resolve) => setTimeout(resolve, 200))
       }
     }
+    console.warn(`could not remove ${userDataDir}`)
   }
   try {
     const wsEndpoint = await new Promise<string>((resolve, reject) => {

@@ -13,8 +13,8 @@ export type CdpListener = (params: Record<string, unknown>, sessionId: string | 
 /**
  * A minimal Chrome DevTools Protocol client: one websocket to the browser
  * endpoint, commands to the browser or to a flattened session. (Playwright's
- * focus emulation turns `Page.setWebLifecycleState` into a no-op, so the soak
- * drives Chromium over plain CDP, as test/browser/freeze.spec.ts does.)
+ * focus emulation turns `Page.setWebLifecycleState` into a no-op, so the
+ * freeze spec and the soak drive Chromium over plain CDP.)
  */
 export class Cdp {
   readonly #ws: WebSocket
@@ -69,6 +69,7 @@ export class Cdp {
     return () => void set.delete(listener)
   }
 
+  /** Closes the websocket; pending commands reject. */
   close(): void {
     this.#ws.close()
   }
