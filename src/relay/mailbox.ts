@@ -74,8 +74,8 @@ export type Tombstone = (to: string, entry: MailboxEntry) => Uint8Array
 /**
  * Durable, ordered, per-destination storage of frames. Every method is async
  * and the operations on one destination apply in call order (a `read` sees
- * every `put` called before it). Implementations: `MemoryMailbox` (tests), `RedisMailbox` (a cluster),
- * `LevelMailbox` (the embedded on-disk default).
+ * every `put` called before it). Implementations: `MemoryMailbox` (tests),
+ * `LevelMailbox` (the embedded on-disk default), `RedisMailbox` (a cluster).
  */
 export interface Mailbox {
   /** Appends an entry for `to` at the end of its queue, unless a limit refuses it. */
