@@ -66,7 +66,7 @@ import type { Tally } from './peers-app/receiver.js'
 import { figure, plainFigure, type Figure } from './figures.js'
 import { browserVersion, intArg, launchProfile, machine, makeProfile, openReadyPage, removeProfile, runBench, writeResult } from './browser-harness.js'
 import { startPeerServer, startProxy, type CutReport, type Proxy } from './peers-processes.js'
-import { serveStatic } from './static-server.js'
+import { serveStatic } from '../helpers/static-server.js'
 
 /** Where `npm run bench:peers` builds the page. */
 const PAGE_DIR = fileURLToPath(new URL('./peers-app/.dist', import.meta.url))

@@ -41,7 +41,7 @@ import type { BrowserContext, Page } from '@playwright/test'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { browserVersion, intArg, launchProfile, machine, makeProfile, openReadyPage, removeProfile, runBench, writeResult } from './browser-harness.js'
 import { figure } from './figures.js'
-import { serveStatic, type StaticServer } from './static-server.js'
+import { serveStatic, type StaticServer } from '../helpers/static-server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const N = intArg('--messages', 10_000)

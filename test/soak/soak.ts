@@ -24,7 +24,7 @@ import { Ledger } from './ledger.js'
 import { Peers, type PeerSpec } from './peers.js'
 import { RelayControl } from './relay-control.js'
 import { Rng } from './rng.js'
-import { serveStatic } from './static-server.js'
+import { serveStatic } from '../helpers/static-server.js'
 import { Traffic } from './traffic.js'
 
 const DIST = fileURLToPath(new URL('./.dist', import.meta.url))
@@ -79,7 +79,7 @@ async function main(): Promise<number> {
   let peers: Peers | undefined
   try {
     const server = await serveStatic(DIST)
-    cleanup.push(() => server.close())
+    cleanup.push(() => server.stop())
     const relay = await RelayControl.start()
     cleanup.push(() => relay.stop())
     const proxy = await FaultProxy.start(rng.fork(), relay.port!)
@@ -91,7 +91,7 @@ async function main(): Promise<number> {
     cleanup.push(async () => cdp.close())
 
     const ledger = new Ledger()
-    peers = await Peers.open(cdp, `${server.origin}/index.html`, `ws://127.0.0.1:${proxy.port}`, PEERS, ledger, TIMING)
+    peers = await Peers.open(cdp, `${server.url}/index.html`, `ws://127.0.0.1:${proxy.port}`, PEERS, ledger, TIMING)
     const traffic = new Traffic(peers, ledger, rng.fork(), RATE)
     const chaos = new Chaos(rng.fork(), proxy, peers, relay, PACE)
     console.log(`soak: ${PEERS.length} peers up after ${((Date.now() - started) / 1000).toFixed(1)} s; chaos starts`)
