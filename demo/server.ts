@@ -1,10 +1,13 @@
 /// <reference types="node" />
 /**
- * `tsx demo/server.ts [--port N] [--relay-port N] [--verbose]`
+ * `tsx demo/server.ts [--port N] [--relay-port N] [--mailbox-dir DIR] [--verbose]`
  *
  * Serves the built demo (`demo/dist`) on 127.0.0.1 and runs an intersession
  * relay in dev mode (INSECURE: the token `dev:<name>` logs in as anyone) in
- * the same process. The page learns where the relay is from `/config.json`.
+ * the same process, with its mailbox (messages for people who are offline)
+ * in the embedded LevelDB directory `--mailbox-dir` (default
+ * `./.intersession-mailbox`), so it survives restarts. The page learns where
+ * the relay is from `/config.json`.
  *
  * Ports: `--port` / `PORT` (default 5173) and `--relay-port` / `RELAY_PORT`
  * (default 8787); 0 picks a free one. A default port that is taken falls back
@@ -17,7 +20,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createRelay, type RelayHandle, type RelayLogEntry } from 'intersession/relay'
+import { createRelay, LevelMailbox, type Mailbox, type RelayHandle, type RelayLogEntry } from 'intersession/relay'
 
 const HOST = '127.0.0.1'
 const DEFAULT_PORT = 5173
@@ -50,18 +53,19 @@ function port(value: string | undefined, name: string): number | undefined {
 const { values } = (() => {
   try {
     return parseArgs({
-      options: { port: { type: 'string' }, 'relay-port': { type: 'string' }, verbose: { type: 'boolean' } },
+      options: { port: { type: 'string' }, 'relay-port': { type: 'string' }, 'mailbox-dir': { type: 'string' }, verbose: { type: 'boolean' } },
       strict: true,
       allowPositionals: false,
     })
   } catch (error) {
-    return fail(`${error instanceof Error ? error.message : String(error)}\nusage: tsx demo/server.ts [--port N] [--relay-port N] [--verbose]`)
+    return fail(`${error instanceof Error ? error.message : String(error)}\nusage: tsx demo/server.ts [--port N] [--relay-port N] [--mailbox-dir DIR] [--verbose]`)
   }
 })()
 
 const pagePort = port(values.port ?? process.env.PORT, '--port')
 const relayPort = port(values['relay-port'] ?? process.env.RELAY_PORT, '--relay-port')
 const verbose = values.verbose === true
+const mailboxDir = values['mailbox-dir'] ?? './.intersession-mailbox'
 
 if (!existsSync(join(ROOT, 'index.html'))) fail('demo/dist is missing: run `npm run build && npm run build:demo` (or `npm start`)')
 
@@ -77,14 +81,14 @@ function isAddressInUse(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'EADDRINUSE'
 }
 
-async function startRelay(): Promise<RelayHandle> {
+async function startRelay(mailbox: Mailbox): Promise<RelayHandle> {
   try {
-    return await createRelay({ dev: true, host: HOST, port: relayPort ?? DEFAULT_RELAY_PORT, logger: relayLog })
+    return await createRelay({ dev: true, host: HOST, port: relayPort ?? DEFAULT_RELAY_PORT, logger: relayLog, mailbox })
   } catch (error) {
     if (!isAddressInUse(error)) throw error
     if (relayPort !== undefined) fail(`relay port ${relayPort} is in use`)
     process.stderr.write(`intersession demo: relay port ${DEFAULT_RELAY_PORT} is taken, using a free one\n`)
-    return createRelay({ dev: true, host: HOST, port: 0, logger: relayLog })
+    return createRelay({ dev: true, host: HOST, port: 0, logger: relayLog, mailbox })
   }
 }
 
@@ -141,7 +145,7 @@ function send(res: ServerResponse, status: number, type: string, cache: string, 
 }
 
 async function main(): Promise<void> {
-  const relay = await startRelay()
+  const relay = await startRelay(await LevelMailbox.open(mailboxDir))
   const directoryUrl = `http://${HOST}:${relay.port}`
   const pages = await startPages(JSON.stringify({ relayUrl: relay.url, directoryUrl }))
   process.stdout.write(`intersession demo: http://${HOST}:${pages.port}  (relay ${relay.url}, dev mode: insecure)\n`)

@@ -66,7 +66,7 @@ export class ConversationView {
   }
 
   setPeerOnline(online: boolean): void {
-    this.#presence.textContent = online ? 'online' : 'offline: messages wait until they are back'
+    this.#presence.textContent = online ? 'online' : 'offline: the relay keeps your messages until they are back'
     this.#presence.dataset.online = String(online)
   }
 

@@ -8,7 +8,9 @@
  */
 import { expect, test, type BrowserContext, type Locator, type Page } from '@playwright/test'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { persistentContext } from './fixtures.js'
 
@@ -17,6 +19,9 @@ const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
 const ONLINE_TIMEOUT = 20_000
 /** Reconnecting after the server was down: backoff with jitter, up to 8 s or so after a few seconds down. */
 const RECONNECT_TIMEOUT = 45_000
+/** The relay's mailbox for this file's runs: kept across the server restart, never shared with a demo someone runs meanwhile. */
+const MAILBOX_DIR = mkdtempSync(join(tmpdir(), 'intersession-demo-mailbox-'))
+test.afterAll(() => rmSync(MAILBOX_DIR, { recursive: true, force: true }))
 
 interface DemoServer {
   readonly url: string
@@ -28,7 +33,7 @@ interface DemoServer {
 
 /** Starts `demo/server.ts` (page server + dev relay) and resolves once it printed its URL. */
 function startDemoServer(port = 0, relayPort = 0, timeoutMs = 20_000): Promise<DemoServer> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort)], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort), '--mailbox-dir', MAILBOX_DIR], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -239,4 +244,31 @@ test('with the server and relay down, the page opens from the service worker and
   await expect(message(b, text)).toHaveAttribute('data-direction', 'in', { timeout: RECONNECT_TIMEOUT })
   await expect(a.getByTestId('pending')).toHaveText('0 pending', { timeout: 5_000 })
   await shot(a, '07-back-online-after-outage')
+})
+
+test('the relay keeps a message for someone who is away: bob closes the app, alice writes and leaves, bob reads it later', async () => {
+  const a = alice.page
+  const b = bob.page
+  await expectOnline(b, RECONNECT_TIMEOUT)
+  await b.goto('about:blank')
+  await expect(a.getByTestId('contact-bob')).toHaveAttribute('data-online', 'false', { timeout: 10_000 })
+
+  const text = 'left with the relay while bob was away'
+  await say(a, text)
+  await expect(message(a, text)).toHaveAttribute('data-status', 'stored', { timeout: 15_000 })
+  await shot(a, '08-stored-by-the-relay')
+  // Alice leaves too: the message is with the relay, not with her.
+  await a.getByTestId('online-switch').click()
+  await expect(a.getByTestId('connection')).toHaveAttribute('data-state', 'offline')
+
+  await b.goto(server.url)
+  await expect(b.getByTestId('me')).toHaveText('bob')
+  await expectOnline(b)
+  await b.getByTestId('contact-alice').click()
+  await expect(message(b, text)).toHaveAttribute('data-direction', 'in', { timeout: 15_000 })
+
+  await a.getByTestId('online-switch').click()
+  await expectOnline(a)
+  await expect(message(a, text)).toHaveAttribute('data-status', 'delivered', { timeout: 15_000 })
+  await shot(a, '09-delivered-after-both-were-away')
 })
