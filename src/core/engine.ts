@@ -510,12 +510,14 @@ export class Engine {
   #onHello(hello: HelloFrame): void {
     const peer = hello.from
     if (!this.#online.has(peer)) this.#peerUp(peer)
+    let confirmed = hello.known === this.#state.meta.epoch ? hello.upTo : -1
+    // What a stale incarnation of the peer (an older epoch) says it has stored is not evidence: only a followed hello acks.
     this.#inboundLink(peer)
       .hello(hello.epoch, hello.floor, hello.claim === true)
-      .catch((error: unknown) => this.#fail(error))
-    const confirmed = hello.known === this.#state.meta.epoch ? hello.upTo : -1
-    const acked = confirmed >= 0 ? this.#applyAck(peer, confirmed) : Promise.resolve()
-    acked
+      .then((followed) => {
+        if (!followed) confirmed = -1
+        return confirmed >= 0 ? this.#applyAck(peer, confirmed) : undefined
+      })
       .catch((error: unknown) => this.#fail(error))
       .finally(() => {
         const stream = this.#state.out.get(peer)

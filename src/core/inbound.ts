@@ -61,11 +61,15 @@ export class InboundLink {
   }
 
   /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */
-  hello(epoch: Epoch, floor: number, claim: boolean): Promise<void> {
-    return this.ctx.writer.submit((draft) => {
-      const stream = this.#follow(draft, epoch, floor, claim)
-      return stream === undefined ? () => this.#refuse(epoch) : () => {}
-    })
+  hello(epoch: Epoch, floor: number, claim: boolean): Promise<boolean> {
+    let followed = false
+    return this.ctx.writer
+      .submit((draft) => {
+        const stream = this.#follow(draft, epoch, floor, claim)
+        followed = stream !== undefined
+        return stream === undefined ? () => this.#refuse(epoch) : () => {}
+      })
+      .then(() => followed)
   }
 
   /** Starts handing stored messages to the application, unless already doing so. */
