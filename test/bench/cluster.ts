@@ -26,15 +26,10 @@ import { envelope } from '../../src/relay/wire.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { benchRedisMailbox } from './cluster-mailbox.js'
+import { intArg } from './args.js'
 import { figure } from './figures.js'
 import { flow, openClient } from './ws-flow.js'
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  const value = i > 0 ? Number(process.argv[i + 1]) : fallback
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
-  return value
-}
 
 const BYTES = 64
 const IN_FLIGHT = 2_000
@@ -103,9 +98,9 @@ async function redisRun(url: string, count: number, run: number): Promise<number
 }
 
 async function main(): Promise<void> {
-  const FRAMES = arg('--frames', 60_000)
-  const RUNS = arg('--runs', 3)
-  const MAILBOX_MESSAGES = arg('--mailbox-messages', 10_000)
+  const FRAMES = intArg('--frames', 60_000)
+  const RUNS = intArg('--runs', 3)
+  const MAILBOX_MESSAGES = intArg('--mailbox-messages', 10_000)
   const redis = await startRedisProcess()
   const env = { INTERSESSION_DEV: '1', INTERSESSION_RELAY_FRAMES_PER_SECOND: '10000000' }
   const nodes = await Promise.all([0, 1, 2].map(() => startRelayProcess(['--redis', redis.url, '--no-mailbox'], env)))

@@ -42,6 +42,7 @@
  * only when it could not run; the numbers are reported, not judged.
  */
 import type { BrowserContext, Page } from '@playwright/test'
+import { clockOffset } from './clock-offset.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import type { Arrivals } from '../browser/app/net-bench.js'
 import {
@@ -70,19 +71,9 @@ const WAIT_MS = 300_000
 const WARMUP_PHASE = 1
 const MEASURED_PHASE = 2
 
-const clock = (): number => performance.timeOrigin + performance.now()
 
 /** The page's clock minus this process's, from the fastest of 30 round trips. */
-async function clockOffset(page: Page): Promise<{ offset: number; rtt: number }> {
-  let best = { offset: 0, rtt: Infinity }
-  for (let i = 0; i < 30; i++) {
-    const t0 = clock()
-    const inPage = await page.evaluate(() => window.netBench.now())
-    const t1 = clock()
-    if (t1 - t0 < best.rtt) best = { offset: inPage - (t0 + t1) / 2, rtt: t1 - t0 }
-  }
-  return best
-}
+const pageOffset = (page: Page): Promise<{ offset: number; rtt: number }> => clockOffset(() => page.evaluate(() => window.netBench.now()), 30)
 
 /** The bench page in `context`, its errors and console errors printed as page `label`'s. */
 function openPage(context: BrowserContext, url: string, label: string): Promise<Page> {
@@ -125,7 +116,7 @@ async function main(): Promise<void> {
 
     const skews: number[] = []
     const measureSkew = async (): Promise<number> => {
-      const [offA, offB] = [await clockOffset(a), await clockOffset(b)]
+      const [offA, offB] = [await pageOffset(a), await pageOffset(b)]
       const skew = offB.offset - offA.offset
       skews.push(skew)
       return skew

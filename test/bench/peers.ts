@@ -63,6 +63,7 @@ import { startRelayProcess } from '../helpers/relay-process.js'
 import type { SendReport } from './peers-app/main.js'
 import type { SystemName } from './peers-app/peer.js'
 import type { Tally } from './peers-app/receiver.js'
+import { clockOffset } from './clock-offset.js'
 import { figure, plainFigure, type Figure } from './figures.js'
 import { browserVersion, intArg, launchProfile, machine, makeProfile, openReadyPage, removeProfile, runBench, writeResult } from './browser-harness.js'
 import { startPeerServer, startProxy, type CutReport, type Proxy } from './peers-processes.js'
@@ -150,22 +151,12 @@ interface Clocks {
   readonly skewMs: number
 }
 
-const clock = (): number => performance.timeOrigin + performance.now()
 const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
 const ms2 = (value: number): number => Number(value.toFixed(2))
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0)
 
 /** The page's clock minus this process's, from the fastest of 30 round trips. */
-async function clockOffset(page: Page): Promise<number> {
-  let best = { offset: 0, rtt: Infinity }
-  for (let i = 0; i < 30; i++) {
-    const t0 = clock()
-    const inPage = await page.evaluate(() => window.peers.now())
-    const t1 = clock()
-    if (t1 - t0 < best.rtt) best = { offset: inPage - (t0 + t1) / 2, rtt: t1 - t0 }
-  }
-  return best.offset
-}
+const pageOffset = async (page: Page): Promise<number> => (await clockOffset(() => page.evaluate(() => window.peers.now()), 30)).offset
 
 /** `url` with its port replaced by `port` (the proxy in front of it). */
 function via(url: string, port: number): string {
@@ -228,8 +219,8 @@ async function session<T>(bench: Bench, system: SystemName, tag: string, body: (
     await bench.a.evaluate(({ system, options }) => window.peers.open(system, options), { system, options: { url: sender, id: idA, other: idB, role: 'sender' as const } })
     const warm = await exchange(bench, PHASE.warmup, WARMUP, WARMUP, 0)
     if (warm.tally.unique !== WARMUP) throw new Error(`${system} warm-up: B received ${warm.tally.unique} of ${WARMUP}`)
-    const offsetB = await clockOffset(bench.b)
-    return await body({ offsetB, skewMs: offsetB - (await clockOffset(bench.a)) })
+    const offsetB = await pageOffset(bench.b)
+    return await body({ offsetB, skewMs: offsetB - (await pageOffset(bench.a)) })
   } finally {
     await bench.a.evaluate(() => window.peers.close()).catch(() => {})
     await bench.b.evaluate(() => window.peers.close()).catch(() => {})

@@ -40,6 +40,7 @@ import { fileURLToPath } from 'node:url'
 import type { BrowserContext, Page } from '@playwright/test'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { browserVersion, intArg, launchProfile, machine, makeProfile, openReadyPage, removeProfile, runBench, writeResult } from './browser-harness.js'
+import { clock, clockOffset } from './clock-offset.js'
 import { figure } from './figures.js'
 import { serveStatic, type StaticServer } from '../helpers/static-server.js'
 
@@ -55,19 +56,9 @@ const WAIT_MS = 300_000
 const WARMUP_PHASE = 0
 const MEASURED_PHASE = 1
 
-const clock = (): number => performance.timeOrigin + performance.now()
 
 /** The page's clock minus this process's, from the fastest of 20 round trips. */
-async function clockOffset(page: Page): Promise<number> {
-  let best = { offset: 0, rtt: Infinity }
-  for (let i = 0; i < 20; i++) {
-    const t0 = clock()
-    const inPage = await page.evaluate(() => window.harness.recovery.now())
-    const t1 = clock()
-    if (t1 - t0 < best.rtt) best = { offset: inPage - (t0 + t1) / 2, rtt: t1 - t0 }
-  }
-  return best.offset
-}
+const pageOffset = async (page: Page): Promise<number> => (await clockOffset(() => page.evaluate(() => window.harness.recovery.now()), 20)).offset
 
 /** `connect()` as `id` in `page`; throws unless the tab leads and the link is in the wanted state. */
 async function bringUp(page: Page, id: string, url: string, online: boolean): Promise<void> {
@@ -111,7 +102,7 @@ async function drain(a: Page, b: Page, ids: readonly string[], start: number): P
   if (statuses.delivered !== N) throw new Error(`A's statuses after the drain: ${JSON.stringify(statuses)}`)
   const pending = await a.evaluate(() => window.harness.recovery.pending())
   if (pending.outbound !== 0) throw new Error(`A still holds ${pending.outbound} outbound messages`)
-  const [offA, offB] = [await clockOffset(a), await clockOffset(b)]
+  const [offA, offB] = [await pageOffset(a), await pageOffset(b)]
   const receivedMs = arrived.last - offB - start
   const ackedMs = acked.last - offA - start
   return { ms: Math.max(receivedMs, ackedMs), receivedMs, ackedMs }
@@ -130,7 +121,7 @@ async function fresh(a: Page, b: Page, relay: string, tag: string): Promise<Drai
   await warmUp(a, b, idB)
   await b.evaluate(({ phase, n }) => window.harness.recovery.expect(phase, n), { phase: MEASURED_PHASE, n: N })
   await a.evaluate((n) => window.harness.recovery.expectAcks(n), N)
-  const offA = await clockOffset(a)
+  const offA = await pageOffset(a)
   const sent = await a.evaluate(({ to, phase, n, bytes, win }) => window.harness.recovery.send(to, phase, n, bytes, win), { to: idB, phase: MEASURED_PHASE, n: N, bytes: BYTES, win: WINDOW })
   const result = await drain(a, b, sent.ids, sent.firstSendAt - offA)
   await closeBoth(a, b)

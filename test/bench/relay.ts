@@ -29,14 +29,9 @@ import { fileURLToPath } from 'node:url'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type RelayLimits, type RelayStats } from '../../src/relay/relay.js'
 import { closeClient, flow, openClient } from './ws-flow.js'
+import { intArg } from './args.js'
 import { figure, plainFigure } from './figures.js'
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  const value = i > 0 ? Number(process.argv[i + 1]) : fallback
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
-  return value
-}
 
 // ---- the child: a relay or a bare forwarder, answering IPC ------------------
 
@@ -187,10 +182,10 @@ function openFileLimit(): number {
 }
 
 async function main(): Promise<void> {
-  const FRAMES = arg('--frames', 200_000)
-  const IDLE_WANTED = arg('--idle', 5000)
-  const RELAY_FPS = arg('--relay-fps', 10_000_000)
-  const RUNS = arg('--runs', 5)
+  const FRAMES = intArg('--frames', 200_000)
+  const IDLE_WANTED = intArg('--idle', 5000)
+  const RELAY_FPS = intArg('--relay-fps', 10_000_000)
+  const RUNS = intArg('--runs', 5)
   const BYTES = 64
   const IN_FLIGHT = 10_000
   const OPEN_BATCH = 200
