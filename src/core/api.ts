@@ -1,6 +1,6 @@
 import type { Contents } from './contents.js'
 import type { IlmError } from './errors.js'
-import type { MessageId, PeerId } from './ids.js'
+import type { Epoch, MessageId, PeerId } from './ids.js'
 
 /** A message handed to the application. */
 export interface Message {
@@ -10,6 +10,11 @@ export interface Message {
   readonly to: PeerId
   /** Position in the sender's stream toward this peer. */
   readonly seq: number
+  /**
+   * The sender's epoch: seqs count from 0 again when it changes (the sender's
+   * store was wiped), so `(epoch, seq)` is unique where `seq` alone is not.
+   */
+  readonly epoch: Epoch
   /** As sent: a Uint8Array, a string, or a JSON value. */
   readonly contents: Contents
 }

@@ -256,5 +256,5 @@ function toMessage(row: InboxRow, to: PeerId): Message {
   const decoded = decodeContents(row.contentKind, row.contents)
   // Frames are validated before they are stored, so this only trips on a corrupted store.
   if (decoded === undefined) throw new Error(`inbox row ${row.from}#${row.index} has undecodable contents`)
-  return { id: row.id, from: row.from, to, seq: row.seq, contents: decoded.value }
+  return { id: row.id, from: row.from, to, seq: row.seq, epoch: row.epoch, contents: decoded.value }
 }

@@ -431,7 +431,7 @@ describe('seed defects', () => {
     await a.ilm.delivered(later.id)
     await until(() => b.got.length === 1)
     await elapse([clock], 3_000, 500)
-    expect(b.got).toEqual([{ id: later.id, from: 'a', to: 'b', seq: 1, contents: 'on time' }])
+    expect(b.got).toEqual([{ id: later.id, from: 'a', to: 'b', seq: 1, epoch: expect.stringMatching(/^[0-9a-z]{9}\./), contents: 'on time' }])
     expect(await a.ilm.status(doomed.id)).toBe('expired')
     expect(await a.ilm.status(later.id)).toBe('delivered')
     await until(async () => (await a.ilm.pending()).outbound === 0)

@@ -34,6 +34,8 @@ async function peer(
 }
 
 const from = (messages: readonly Message[], sender: string) => messages.filter((m) => m.from === sender)
+/** Any well-formed sender epoch (base-36 time, a dot, a random suffix). */
+const anEpoch = expect.stringMatching(/^[0-9a-z]{9}\./) as unknown as string
 
 // ---------------------------------------------------------------- scenarios
 
@@ -47,8 +49,9 @@ describe('seed scenarios', () => {
     await a.ilm.delivered(ab.id)
     await b.ilm.delivered(ba.id)
     await until(() => a.got.length === 1 && b.got.length === 1)
-    expect(b.got).toEqual([{ id: ab.id, from: 'a', to: 'b', seq: 0, contents: 'hello b' }])
-    expect(a.got).toEqual([{ id: ba.id, from: 'b', to: 'a', seq: 0, contents: { hello: 'a' } }])
+    expect(b.got).toEqual([{ id: ab.id, from: 'a', to: 'b', seq: 0, epoch: anEpoch, contents: 'hello b' }])
+    expect(a.got).toEqual([{ id: ba.id, from: 'b', to: 'a', seq: 0, epoch: anEpoch, contents: { hello: 'a' } }])
+    expect(a.got[0]!.epoch).not.toBe(b.got[0]!.epoch)
     expect(await a.ilm.status(ab.id)).toBe('delivered')
     expect(await b.ilm.status(ba.id)).toBe('delivered')
     await a.ilm.close()
