@@ -93,7 +93,11 @@ export type StoreOp =
   | { readonly op: 'expire'; readonly to: PeerId; readonly seq: number; readonly reason?: string }
   /** Drops the contents of one outbox row (the relay holds the message); the row stays for its receipt. */
   | { readonly op: 'release'; readonly to: PeerId; readonly seq: number }
-  /** Removes outbox rows of `to` with seq <= upTo and writes a receipt for each. */
+  /**
+   * Settles the outbox rows of `to` with seq <= upTo: each leaves the outbox
+   * and becomes its receipt (what became of it, and when). A receipt keeps its
+   * id and its `(to, seq)` key taken until it is pruned.
+   */
   | { readonly op: 'ack'; readonly to: PeerId; readonly upTo: number; readonly at: number }
   | { readonly op: 'putInbox'; readonly row: InboxRow }
   | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly index: number }
@@ -122,6 +126,11 @@ export type MessageLookup =
  * - Once another handle is opened for the same identity, this one is fenced:
  *   every call rejects with `IlmError('STORE_FENCED')`. After `close()` every
  *   call rejects with `IlmError('CLOSED')`.
+ * - A message id is queued at most once: a commit with a `putOutbox` whose
+ *   id the store already holds when the commit starts (an outbox row or a
+ *   receipt), or that an earlier `putOutbox` of the same commit puts, rejects
+ *   with `IlmError('DUPLICATE_ID')` and applies nothing. The check runs inside
+ *   the commit, so it holds whoever commits and whatever they looked up first.
  * - Failures reject with `IlmError('STORE_FAILED')` carrying the platform error as `cause`.
  */
 export interface PeerStore {

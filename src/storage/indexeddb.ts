@@ -1,6 +1,6 @@
 import { wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
-import { validateOps } from './op-validation.js'
+import { duplicateId, validateOps } from './op-validation.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
@@ -23,7 +23,7 @@ import { receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -129,11 +129,19 @@ const DEFAULT_BLOCKED_TIMEOUT_MS = 10_000
 const MAX_COUNT = 0xffff_ffff
 
 /**
- * An outbox row as stored: `expiry` mirrors `expiresAt` only while the row can
- * still expire, so the `expiry` index holds exactly the rows an expiry scan
- * may return and stays small.
+ * An outbox row as stored. A message keeps its row after it is acknowledged:
+ * the row, its contents dropped and `ackedAt` set, is its receipt. So one
+ * unique `id` index covers queued messages and receipts, and the database
+ * itself refuses to queue an id twice, at no cost per send.
+ * - `pending` (`[to, seq]`) is set only while the row waits for its ack: the
+ *   sparse `pending` index holds exactly the outbox proper, in stream order.
+ * - `ackedAt` is set only on receipts: the `ackedAt` index prunes them.
+ * - `expiry` mirrors `expiresAt` only while the row can still expire, so the
+ *   `expiry` index holds exactly the rows an expiry scan may return.
  */
 interface StoredOutboxRow extends OutboxRow {
+  readonly pending?: [string, number]
+  readonly ackedAt?: number
   readonly expiry?: number
 }
 
@@ -142,8 +150,13 @@ interface Schema extends DBSchema {
   meta: { key: string; value: StoreMeta | number }
   outStreams: { key: string; value: OutStreamState }
   inStreams: { key: string; value: InStreamState }
-  outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number } }
+  outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number; pending: [string, number]; ackedAt: number } }
   inbox: { key: [string, number]; value: InboxRow }
+}
+
+/** Schema 1 kept receipts in a store of their own; schema 2 moves them into the outbox. */
+interface SchemaV1 extends DBSchema {
+  outbox: { key: [string, number]; value: OutboxRow; indexes: { id: string; expiry: number } }
   receipts: { key: string; value: Receipt; indexes: { at: number } }
 }
 
@@ -156,7 +169,7 @@ type Tx<Mode extends IDBTransactionMode> = IDBPTransaction<Schema, StoreName[], 
  * only ever get appended (`if (oldVersion < 2) { ... }`), so a database of
  * any older version reaches the current one.
  */
-function upgrade(db: Db, oldVersion: number, _newVersion: number | null, _tx: Tx<'versionchange'>): void {
+function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<'versionchange'>): void {
   if (oldVersion < 1) {
     db.createObjectStore('meta')
     db.createObjectStore('outStreams', { keyPath: 'to' })
@@ -165,9 +178,34 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, _tx: Tx
     outbox.createIndex('id', 'id', { unique: true })
     outbox.createIndex('expiry', 'expiry')
     db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
-    const receipts = db.createObjectStore('receipts', { keyPath: 'id' })
-    receipts.createIndex('at', 'at')
+    if (oldVersion === 0) {
+      outbox.createIndex('pending', 'pending')
+      outbox.createIndex('ackedAt', 'ackedAt')
+      return
+    }
   }
+  if (oldVersion < 2) upgradeReceiptsIntoOutbox(tx)
+}
+
+/**
+ * Schema 1 to 2: every outbox row gets its `pending` key, and every receipt
+ * becomes an acknowledged outbox row; the receipts store goes. Runs inside
+ * the version change transaction: all of it lands, or none.
+ */
+function upgradeReceiptsIntoOutbox(tx: Tx<'versionchange'>): void {
+  const old = tx as unknown as IDBPTransaction<SchemaV1, ['outbox', 'receipts'], 'versionchange'>
+  const outbox = tx.objectStore('outbox')
+  outbox.createIndex('pending', 'pending')
+  outbox.createIndex('ackedAt', 'ackedAt')
+  const rows = old.objectStore('outbox').openCursor()
+  const moved = old.objectStore('receipts').getAll()
+  void (async () => {
+    for (let cursor = await rows; cursor !== null; cursor = await cursor.continue()) {
+      issue(cursor.update(toStored(cursor.value)))
+    }
+    for (const receipt of await moved) issue(outbox.put(receiptRow(receipt)))
+    tx.db.deleteObjectStore('receipts' as never)
+  })().catch(() => abortQuietly(tx))
 }
 
 // ---------------------------------------------------------------- connections
@@ -328,6 +366,12 @@ class IndexedDBPeerStore implements PeerStore {
   async commit(ops: readonly StoreOp[]): Promise<readonly Receipt[]> {
     this.#enter()
     validateOps(ops)
+    const ids = new Set<string>()
+    for (const op of ops) {
+      if (op.op !== 'putOutbox') continue
+      if (ids.has(op.row.id)) throw duplicateId(op.row.id)
+      ids.add(op.row.id)
+    }
     return this.#run((db) => this.#write(db, ops))
   }
 
@@ -335,7 +379,7 @@ class IndexedDBPeerStore implements PeerStore {
     return this.#read(['outbox'], async (tx) => {
       if (limit < 1) return []
       const range = IDBKeyRange.bound([to, fromSeq], [to, Infinity])
-      return (await tx.objectStore('outbox').getAll(range, count(limit))).map(fromStored)
+      return (await tx.objectStore('outbox').index('pending').getAll(range, count(limit))).map(fromStored)
     })
   }
 
@@ -362,19 +406,17 @@ class IndexedDBPeerStore implements PeerStore {
   }
 
   async findMessage(id: MessageId): Promise<MessageLookup | undefined> {
-    return this.#read<MessageLookup | undefined>(['outbox', 'receipts'], async (tx) => {
-      const [row, receipt] = await Promise.all([
-        tx.objectStore('outbox').index('id').get(id),
-        tx.objectStore('receipts').get(id),
-      ])
-      if (row !== undefined) return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
-      return receipt && { where: 'receipt', receipt }
+    return this.#read<MessageLookup | undefined>(['outbox'], async (tx) => {
+      const row = await tx.objectStore('outbox').index('id').get(id)
+      if (row === undefined) return undefined
+      if (row.ackedAt !== undefined) return { where: 'receipt', receipt: receiptOf(row, row.ackedAt) }
+      return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
     })
   }
 
   async count(): Promise<{ outbound: number; inbound: number }> {
     return this.#read(['outbox', 'inbox'], async (tx) => {
-      const [outbound, inbound] = await Promise.all([tx.objectStore('outbox').count(), tx.objectStore('inbox').count()])
+      const [outbound, inbound] = await Promise.all([tx.objectStore('outbox').index('pending').count(), tx.objectStore('inbox').count()])
       return { outbound, inbound }
     })
   }
@@ -490,6 +532,16 @@ class IndexedDBPeerStore implements PeerStore {
    * The abort always lands before the commit could: the events of the later
    * requests are still to be fired, and a transaction commits only after them.
    */
+  /** The first id among the `putOutbox` ops that the store already holds, read after a refused commit. */
+  async #takenId(db: Db, ops: readonly StoreOp[]): Promise<string | undefined> {
+    const ids = ops.flatMap((op) => (op.op === 'putOutbox' ? [op.row.id] : []))
+    if (ids.length === 0) return undefined
+    const tx = db.transaction('outbox', 'readonly')
+    tx.done.catch(ignore)
+    const found = await Promise.all(ids.map((id) => tx.store.index('id').getKey(id)))
+    return ids.find((_, i) => found[i] !== undefined)
+  }
+
   async #write(db: Db, ops: readonly StoreOp[]): Promise<Receipt[]> {
     const tx = db.transaction(scopeOf(ops), 'readwrite', { durability: this.#config.durability })
     // A failed request's error event rejects `done` before the browser aborts
@@ -518,6 +570,12 @@ class IndexedDBPeerStore implements PeerStore {
     } catch (error) {
       abortQuietly(tx)
       if (stale) throw fencedError()
+      const first = tx.error ?? failed
+      // The unique `id` index refused a row: a queued message's or a receipt's id.
+      if (first?.name === 'ConstraintError') {
+        const taken = await this.#takenId(db, ops)
+        if (taken !== undefined) throw duplicateId(taken)
+      }
       // The request that failed first is the transaction's error; later ones only say "aborted".
       throw tx.error ?? failed ?? error
     }
@@ -536,10 +594,10 @@ const SCOPES: Record<StoreOp['op'], readonly StoreName[]> = {
   putOutbox: ['outbox'],
   expire: ['outbox'],
   release: ['outbox'],
-  ack: ['outbox', 'receipts'],
+  ack: ['outbox'],
   putInbox: ['inbox'],
   deleteInbox: ['inbox'],
-  pruneReceipts: ['receipts'],
+  pruneReceipts: ['outbox'],
 }
 
 function scopeOf(ops: readonly StoreOp[]): StoreName[] {
@@ -596,41 +654,37 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
 async function rewrite(tx: WriteTx, to: PeerId, seq: number, fields: Pick<OutboxRow, 'expired' | 'failed'>): Promise<void> {
   const outbox = tx.objectStore('outbox')
   const row = await outbox.get([to, seq])
-  if (row === undefined) return
+  if (row === undefined || row.ackedAt !== undefined) return
   issue(outbox.put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields })))
 }
 
-/** Deletes the rows of `op.to` up to `op.upTo` page by page, writing a receipt for each. */
+/**
+ * Turns the waiting rows of `op.to` up to `op.upTo` into receipts, page by page
+ * through the `pending` index: contents dropped, `ackedAt` set.
+ */
 async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: number, receipts: Receipt[]): Promise<void> {
   const outbox = tx.objectStore('outbox')
-  const store = tx.objectStore('receipts')
-  let lower = -Infinity
-  let lowerOpen = false
+  const pending = outbox.index('pending')
   for (;;) {
-    const page = await outbox.getAll(IDBKeyRange.bound([op.to, lower], [op.to, op.upTo], lowerOpen), pageSize)
-    const last = page[page.length - 1]
-    if (last === undefined) return
+    // Each page is read after the rewrites of the one before, so it starts afresh.
+    const page = await pending.getAll(IDBKeyRange.bound([op.to, -Infinity], [op.to, op.upTo]), pageSize)
     for (const row of page) {
       const receipt = receiptOf(row, op.at)
-      // put clones synchronously: the returned object shares nothing with the stored one.
-      issue(store.put(receipt))
+      issue(outbox.put(settledRow(fromStored(row), op.at)))
       receipts.push(receipt)
     }
-    issue(outbox.delete(IDBKeyRange.bound([op.to, lower], [op.to, last.seq], lowerOpen)))
-    if (page.length < pageSize || last.seq >= op.upTo) return
-    lower = last.seq
-    lowerOpen = true
+    if (page.length < pageSize) return
   }
 }
 
 async function pruneReceipts(tx: WriteTx, before: number, pageSize: number): Promise<void> {
-  const store = tx.objectStore('receipts')
+  const index = tx.objectStore('outbox').index('ackedAt')
   const range = IDBKeyRange.upperBound(before, true)
   for (;;) {
     // Each page is read after the deletes of the one before, so it starts afresh.
-    const ids = await store.index('at').getAllKeys(range, pageSize)
-    for (const id of ids) issue(store.delete(id))
-    if (ids.length < pageSize) return
+    const keys = await index.getAllKeys(range, pageSize)
+    for (const key of keys) issue(tx.objectStore('outbox').delete(key))
+    if (keys.length < pageSize) return
   }
 }
 
@@ -649,14 +703,36 @@ function abortQuietly(tx: IDBPTransaction<Schema, StoreName[], IDBTransactionMod
 
 // ---------------------------------------------------------------- rows
 
+/** A waiting row as stored. */
 function toStored(row: OutboxRow): StoredOutboxRow {
-  const { expiry: _ignored, ...rest } = row as StoredOutboxRow
-  const stored = { ...rest, contents: ownBytes(row.contents) }
+  const { expiry: _e, pending: _p, ackedAt: _a, ...rest } = row as StoredOutboxRow
+  const stored: StoredOutboxRow = { ...rest, contents: ownBytes(row.contents), pending: [row.to, row.seq] }
   return row.expiresAt !== undefined && row.expired !== true ? { ...stored, expiry: row.expiresAt } : stored
 }
 
+/** The receipt row a waiting row becomes once acknowledged at `at`. */
+function settledRow(row: OutboxRow, at: number): StoredOutboxRow {
+  return { ...row, contents: new Uint8Array(0), ackedAt: at }
+}
+
+/** A schema 1 receipt as a schema 2 receipt row. */
+function receiptRow(receipt: Receipt): StoredOutboxRow {
+  const { id, to, seq, status, reason, at } = receipt
+  const row: OutboxRow = {
+    to,
+    seq,
+    id,
+    contentKind: 'b',
+    contents: new Uint8Array(0),
+    createdAt: at,
+    ...(status !== 'delivered' && { expired: true }),
+    ...(status === 'failed' && { failed: reason ?? 'failed' }),
+  }
+  return settledRow(row, at)
+}
+
 function fromStored(stored: StoredOutboxRow): OutboxRow {
-  const { expiry: _ignored, ...row } = stored
+  const { expiry: _e, pending: _p, ackedAt: _a, ...row } = stored
   return row
 }
 

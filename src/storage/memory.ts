@@ -1,4 +1,4 @@
-import { validateOps } from './op-validation.js'
+import { duplicateId, validateOps } from './op-validation.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
@@ -80,6 +80,8 @@ interface IdentityState {
   /** Where each outbox row is, by message id. */
   readonly outboxIds: Map<MessageId, { readonly to: PeerId; readonly seq: number }>
   readonly receipts: Map<MessageId, Receipt>
+  /** The same receipts by stream and seq: their keys stay taken until pruned. */
+  readonly receiptKeys: Map<PeerId, Map<number, Receipt>>
   outboxCount: number
   inboxCount: number
   /** Outbox rows with an `expiresAt` that are not expired yet: lets expiry scans return at once when 0. */
@@ -96,6 +98,7 @@ function newIdentityState(): IdentityState {
     inbox: new Map(),
     outboxIds: new Map(),
     receipts: new Map(),
+    receiptKeys: new Map(),
     outboxCount: 0,
     inboxCount: 0,
     expiring: 0,
@@ -232,9 +235,22 @@ function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined 
  * malformed or would insert a key that exists at that point of the commit.
  */
 function validate(state: IdentityState, ops: readonly StoreOp[]): void {
-  const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
+  // Receipts written before `pruned` are gone at this point of the commit.
+  let pruned = -Infinity
+  const receiptHeld = (receipt: Receipt | undefined): boolean => receipt !== undefined && receipt.at >= pruned
+  // A receipt keeps its message's key: acknowledged rows stay taken until pruned.
+  const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true || receiptHeld(state.receiptKeys.get(to)?.get(seq)))
   const inKeys = new PendingKeys((from, index) => state.inbox.get(from)?.has(index) === true)
-  validateOps(ops, (op) => keyConflict(op, outKeys, inKeys))
+  const queued = new Set<MessageId>()
+  validateOps(ops, (op) => {
+    if (op.op === 'pruneReceipts') pruned = Math.max(pruned, op.before)
+    if (op.op === 'putOutbox') {
+      const { id } = op.row
+      if (queued.has(id) || state.outboxIds.has(id) || receiptHeld(state.receipts.get(id))) throw duplicateId(id)
+      queued.add(id)
+    }
+    return keyConflict(op, outKeys, inKeys)
+  })
 }
 
 function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): string | undefined {
@@ -242,9 +258,6 @@ function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): st
     case 'putOutbox':
       if (outKeys.has(op.row.to, op.row.seq)) return `outbox row (${op.row.to}, ${op.row.seq}) exists`
       outKeys.add(op.row.to, op.row.seq)
-      return undefined
-    case 'ack':
-      outKeys.removeUpTo(op.to, op.upTo)
       return undefined
     case 'putInbox':
       if (inKeys.has(op.row.from, op.row.index)) return `inbox row (${op.row.from}, ${op.row.index}) exists`
@@ -262,7 +275,6 @@ function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): st
 class PendingKeys {
   private readonly added = new Map<PeerId, Set<number>>()
   private readonly removed = new Map<PeerId, Set<number>>()
-  private readonly removedUpTo = new Map<PeerId, number>()
   private readonly stored: (stream: PeerId, key: number) => boolean
 
   constructor(stored: (stream: PeerId, key: number) => boolean) {
@@ -272,7 +284,6 @@ class PendingKeys {
   has(stream: PeerId, key: number): boolean {
     if (this.added.get(stream)?.has(key)) return true
     if (this.removed.get(stream)?.has(key)) return false
-    if (key <= (this.removedUpTo.get(stream) ?? -1)) return false
     return this.stored(stream, key)
   }
 
@@ -284,12 +295,6 @@ class PendingKeys {
   remove(stream: PeerId, key: number): void {
     this.added.get(stream)?.delete(key)
     setOf(this.removed, stream).add(key)
-  }
-
-  removeUpTo(stream: PeerId, upTo: number): void {
-    this.removedUpTo.set(stream, Math.max(upTo, this.removedUpTo.get(stream) ?? -1))
-    const added = this.added.get(stream)
-    for (const key of added ?? []) if (key <= upTo) added?.delete(key)
   }
 }
 
@@ -375,6 +380,9 @@ function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipt
     if (isExpiring(row)) state.expiring -= 1
     const receipt = receiptOf(row, at)
     state.receipts.set(row.id, receipt)
+    let keys = state.receiptKeys.get(to)
+    if (keys === undefined) state.receiptKeys.set(to, (keys = new Map()))
+    keys.set(row.seq, receipt)
     receipts.push(receipt)
   }
   if (rows.size === 0) state.outbox.delete(to)
@@ -395,7 +403,13 @@ function deleteInbox(state: IdentityState, from: PeerId, index: number): void {
 }
 
 function pruneReceipts(state: IdentityState, before: number): void {
-  for (const [id, receipt] of state.receipts) if (receipt.at < before) state.receipts.delete(id)
+  for (const [id, receipt] of state.receipts) {
+    if (receipt.at >= before) continue
+    state.receipts.delete(id)
+    const keys = state.receiptKeys.get(receipt.to)
+    keys?.delete(receipt.seq)
+    if (keys?.size === 0) state.receiptKeys.delete(receipt.to)
+  }
 }
 
 // ---------------------------------------------------------------- copies

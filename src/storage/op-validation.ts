@@ -78,6 +78,11 @@ export function malformation(op: unknown): string | undefined {
   return bad && `malformed field "${bad[0]}"`
 }
 
+/** Refuses a commit that would queue message `id` a second time, applying nothing. */
+export function duplicateId(id: string): IlmError {
+  return new IlmError('DUPLICATE_ID', `commit refused, nothing applied: message id ${id} is already queued or has a receipt`)
+}
+
 /** Refuses a commit, applying nothing. */
 export function refused(why: string): IlmError {
   return new IlmError('STORE_FAILED', `commit refused, nothing applied: ${why}`, { cause: new Error(why) })

@@ -222,9 +222,9 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       await handle.commit([{ op: 'ack', to: B, upTo: 0, at: 5 }])
       const before = await state(handle)
       const attempts: StoreOp[][] = [
-        [meta(1), put(outRow(B, 2)), outStream(B, 3), put(outRow(B, 1, { createdAt: 9 }))],
-        [put(outRow(B, 2)), { op: 'ack', to: B, upTo: 2, at: 6 }, put(outRow(B, 3)), put(outRow(B, 3))],
-        [{ op: 'expire', to: B, seq: 1 }, put(outRow(B, 1))],
+        [meta(1), put(outRow(B, 2)), outStream(B, 3), put(outRow(B, 1, { createdAt: 9, id: msgId('key_taken_1') }))],
+        [put(outRow(B, 2)), { op: 'ack', to: B, upTo: 2, at: 6 }, put(outRow(B, 3)), put(outRow(B, 3, { id: msgId('key_taken_3') }))],
+        [{ op: 'expire', to: B, seq: 1 }, put(outRow(B, 1, { id: msgId('key_taken_1') }))],
         [{ op: 'deleteInbox', from: C, index: 0 }, { op: 'putInbox', row: inRow(C, 1) }, { op: 'putInbox', row: inRow(C, 1) }],
         [{ op: 'pruneReceipts', before: 1e15 }, inStream(C), { op: 'putInbox', row: inRow(C, 0) }],
       ]
@@ -232,10 +232,36 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
         await checkCode(handle.commit(ops), 'STORE_FAILED', `attempt ${i}`)
         checkEqual(await state(handle), before, `attempt ${i} changed nothing`)
       }
-      await handle.commit([{ op: 'ack', to: B, upTo: 1, at: 7 }, put(outRow(B, 1))])
-      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [1], 'a key freed earlier in the same commit may be reused')
+      const reused = put(outRow(B, 1, { id: msgId('reused_key') }))
+      await checkCode(handle.commit([{ op: 'ack', to: B, upTo: 1, at: 7 }, reused]), 'STORE_FAILED', 'a receipt keeps its key')
+      await handle.commit([{ op: 'ack', to: B, upTo: 1, at: 7 }])
+      await handle.commit([{ op: 'pruneReceipts', before: 8 }, reused])
+      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [1], 'a key freed by a prune earlier in the same commit may be reused')
       await handle.commit([{ op: 'deleteInbox', from: C, index: 0 }, { op: 'putInbox', row: inRow(C, 0) }])
       checkEqual(indexes(await handle.readInbox(C, 0, 10)), [0], 'also an inbox key')
+    },
+
+    'a message id is never queued twice: held in the outbox, as a receipt, or twice in one commit': async () => {
+      const { handle } = await open('unique-ids')
+      await handle.commit([put(outRow(B, 0)), put(outRow(B, 1)), outStream(B, 2)])
+      await handle.commit([{ op: 'ack', to: B, upTo: 0, at: 5 }])
+      const before = await state(handle)
+      const again = (seq: number, id: MessageId): StoreOp => put(outRow(C, seq, { id }))
+      const attempts: StoreOp[][] = [
+        [again(0, outRow(B, 1).id), outStream(C, 1)],
+        [again(0, outRow(B, 0).id), outStream(C, 1)],
+        [again(0, msgId('twice')), again(1, msgId('twice')), outStream(C, 2)],
+        [put(outRow(C, 0)), { op: 'ack', to: B, upTo: 1, at: 6 }, again(1, outRow(B, 1).id)],
+      ]
+      for (const [i, ops] of attempts.entries()) {
+        await checkCode(handle.commit(ops), 'DUPLICATE_ID', `attempt ${i}`)
+        checkEqual(await state(handle), before, `attempt ${i} changed nothing`)
+      }
+      await handle.commit([again(0, msgId('new_one')), outStream(C, 1)])
+      checkEqual(ids(await handle.readOutbox(C, 0, 10)), ['new_one'], 'a new id is queued')
+      await handle.commit([{ op: 'pruneReceipts', before: 1e15 }])
+      await handle.commit([again(1, outRow(B, 0).id), outStream(C, 2)])
+      checkEqual(seqs(await handle.readOutbox(C, 0, 10)), [0, 1], 'an id whose receipt was pruned may be used again')
     },
 
     'a malformed op fails the commit and applies nothing': async () => {

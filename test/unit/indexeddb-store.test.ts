@@ -167,18 +167,17 @@ describe('IndexedDBStore', () => {
     const db = await rawOpen(factory, id)
     try {
       expect(db.version).toBe(SCHEMA_VERSION)
-      expect(Array.from(db.objectStoreNames).sort()).toEqual(['inStreams', 'inbox', 'meta', 'outStreams', 'outbox', 'receipts'])
-      const tx = db.transaction(['outbox', 'receipts', 'meta'])
-      expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
+      expect(Array.from(db.objectStoreNames).sort()).toEqual(['inStreams', 'inbox', 'meta', 'outStreams', 'outbox'])
+      const tx = db.transaction(['outbox', 'meta'])
+      expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['ackedAt', 'expiry', 'id', 'pending'])
       expect(tx.objectStore('outbox').index('id').unique).toBe(true)
-      expect(Array.from(tx.objectStore('receipts').indexNames)).toEqual(['at'])
       expect(await request(tx.objectStore('meta').get('generation'))).toBe(2)
-      // Only the row that can still expire carries the indexed `expiry` field.
-      const rows = await rawAll<OutboxRow & { expiry?: number }>(db, 'outbox')
-      expect(rows.map((r) => [r.seq, r.expiry])).toEqual([
-        [0, 50],
-        [1, undefined],
-        [2, undefined],
+      // Only the row that can still expire carries the indexed `expiry` field; waiting rows carry `pending`.
+      const rows = await rawAll<OutboxRow & { expiry?: number; pending?: unknown; ackedAt?: number }>(db, 'outbox')
+      expect(rows.map((r) => [r.seq, r.expiry, r.pending, r.ackedAt])).toEqual([
+        [0, 50, [B, 0], undefined],
+        [1, undefined, [B, 1], undefined],
+        [2, undefined, [B, 2], undefined],
       ])
     } finally {
       db.close()
@@ -253,12 +252,12 @@ describe('IndexedDBStore', () => {
     expect(await handle.count()).toEqual({ outbound: 0, inbound: 0 })
   })
 
-  it('a duplicate message id is refused like a duplicate key', async () => {
+  it('a duplicate message id is refused as DUPLICATE_ID, and nothing of its commit is applied', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
     await handle.commit([put(0)])
-    const error = await rejection(handle.commit([put(1, { id: row(0).id })]))
-    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
-    expect((error.cause as DOMException).name).toBe('ConstraintError')
+    const error = await rejection(handle.commit([put(2), put(1, { id: row(0).id })]))
+    expect(isIlmError(error, 'DUPLICATE_ID')).toBe(true)
+    expect(await handle.count()).toEqual({ outbound: 1, inbound: 0 })
   })
 
   it('reopens after the connection was closed behind its back', async () => {
@@ -348,6 +347,49 @@ describe('IndexedDBStore', () => {
     expect(await codeOf(handle.count())).toBe('STORE_FENCED')
   })
 
+  it('upgrades a schema 1 database: its receipts become acknowledged outbox rows, its queue stays', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    // Schema 1 as release 0.1 made it: receipts in a store of their own.
+    const open = factory.open(`intersession:${id}`, 1)
+    open.onupgradeneeded = () => {
+      const db = open.result
+      db.createObjectStore('meta')
+      db.createObjectStore('outStreams', { keyPath: 'to' })
+      db.createObjectStore('inStreams', { keyPath: 'from' })
+      const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
+      outbox.createIndex('id', 'id', { unique: true })
+      outbox.createIndex('expiry', 'expiry')
+      db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
+      db.createObjectStore('receipts', { keyPath: 'id' }).createIndex('at', 'at')
+    }
+    const v1 = await request(open)
+    const tx = v1.transaction(['meta', 'outStreams', 'outbox', 'receipts'], 'readwrite')
+    tx.objectStore('meta').put({ epoch: '000000001.abcdef', createdAt: 1 }, 'identity')
+    tx.objectStore('outStreams').put({ to: B, nextSeq: 4, ackedUpTo: 1 })
+    tx.objectStore('outbox').put({ ...row(2), expiresAt: 90, expiry: 90 })
+    tx.objectStore('outbox').put(row(3))
+    tx.objectStore('receipts').put({ id: 'm0', to: B, seq: 0, status: 'delivered', at: 10 })
+    tx.objectStore('receipts').put({ id: 'm1', to: B, seq: 1, status: 'failed', reason: 'retention', at: 20 })
+    await new Promise((resolve) => (tx.oncomplete = resolve))
+    v1.close()
+
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([2, 3])
+    expect(await handle.count()).toEqual({ outbound: 2, inbound: 0 })
+    expect(await handle.findMessage('m0' as MessageId)).toEqual({ where: 'receipt', receipt: { id: 'm0', to: B, seq: 0, status: 'delivered', at: 10 } })
+    expect(await handle.findMessage('m1' as MessageId)).toEqual({
+      where: 'receipt',
+      receipt: { id: 'm1', to: B, seq: 1, status: 'failed', reason: 'retention', at: 20 },
+    })
+    expect((await handle.findMessage('m2' as MessageId))?.where).toBe('outbox')
+    expect((await handle.readExpired(100, 10)).map((r) => r.seq)).toEqual([2])
+    expect(await codeOf(handle.commit([put(4, { id: 'm0' as MessageId })]))).toBe('DUPLICATE_ID')
+    await handle.commit([{ op: 'pruneReceipts', before: 15 }])
+    expect(await handle.findMessage('m0' as MessageId)).toBeUndefined()
+    expect((await handle.findMessage('m1' as MessageId))?.where).toBe('receipt')
+  })
+
   it('reads pages with bounded requests', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
     await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq, seq % 2 === 0 ? { expiresAt: 1_000 + seq } : {})))
@@ -358,15 +400,15 @@ describe('IndexedDBStore', () => {
     expect((await handle.readInbox(C, 90, 3)).map((r) => r.index)).toEqual([90, 91, 92])
     expect((await handle.readExpired(10_000, 4)).map((r) => r.seq)).toEqual([0, 2, 4, 6])
     expect(await handle.readOutbox(B, 0, 0)).toEqual([])
-    expect(storeGetAll.mock.calls.map((call) => call[1])).toEqual([5, 3])
-    expect(indexGetAll.mock.calls.map((call) => call[1])).toEqual([4])
+    expect(storeGetAll.mock.calls.map((call) => call[1])).toEqual([3])
+    expect(indexGetAll.mock.calls.map((call) => call[1])).toEqual([5, 4])
     expect(await handle.nextExpiry()).toBe(1_000)
   })
 
   it('walks ack and pruneReceipts ranges in pages of pageSize', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 16 }).open(identity())
     await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq)))
-    const getAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
+    const getAll = vi.spyOn(IDBIndex.prototype, 'getAll')
     const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 69, at: 5 }])
     expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i))
     expect(getAll.mock.calls.map((call) => call[1])).toEqual([16, 16, 16, 16, 16])
