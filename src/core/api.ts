@@ -62,12 +62,6 @@ export interface SendOptions {
    * with the first send's receipt and queues nothing.
    */
   readonly id?: string
-  /**
-   * With `id`: the caller vouches that this id was never used (a new random id
-   * on a first attempt), so the store is not searched for it. Leave it out on
-   * every retry.
-   */
-  readonly fresh?: boolean
 }
 
 /** What `send()` resolves with once the message is durably queued. */

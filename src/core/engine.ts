@@ -22,7 +22,7 @@ import { OutboundLink } from './outbound.js'
 import { EngineState } from './state.js'
 import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
 import type { RelayReceipt, Transport } from './transport.js'
-import { Writer } from './writer.js'
+import { IdTaken, Writer } from './writer.js'
 
 /** Everything an engine is built from; made by {@link prepareEngine}. */
 export interface EngineParts {
@@ -90,7 +90,6 @@ export class Engine {
   readonly #waiters = new Map<MessageId, Set<Waiter>>()
   readonly #expiring = new Set<MessageId>()
   readonly #pendingAcks = new Set<PeerId>()
-  readonly #sending = new Map<MessageId, Promise<SendReceipt>>()
   readonly #refused: Record<string, number> = {}
   readonly #started: Promise<void>
   #closed = false
@@ -151,38 +150,43 @@ export class Engine {
     if (!isPeerId(to)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(to)).slice(0, 140)}`)
     if (to === this.localId) throw new IlmError('SELF_SEND', 'cannot send to oneself')
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
-    if (options.fresh !== undefined && typeof options.fresh !== 'boolean') throw new TypeError('fresh must be a boolean')
     const ttlMs = options.ttlMs
     if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
     if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
     const encoded = encodeContents(contents, this.#limits.maxMessageBytes)
-    if (options.id === undefined) return this.#enqueue(to, this.#newId() as MessageId, encoded, ttlMs)
-    const id = options.id
-    // Same id while the first send is still being committed: share its outcome.
-    const inFlight = this.#sending.get(id)
-    if (inFlight !== undefined) return inFlight
-    const sending = options.fresh === true ? this.#enqueue(to, id, encoded, ttlMs) : this.#sendOnce(to, id, encoded, ttlMs)
-    this.#sending.set(id, sending)
-    return sending.finally(() => this.#sending.delete(id))
-  }
-
-  async #sendOnce(to: PeerId, id: MessageId, encoded: EncodedContents, ttlMs: number | undefined): Promise<SendReceipt> {
-    const found = await this.#store.findMessage(id)
-    if (found === undefined) return this.#enqueue(to, id, encoded, ttlMs)
-    const sent = found.where === 'outbox' ? found : found.receipt
-    if (sent.to !== to) throw new IlmError('DUPLICATE_ID', `message id ${id} was already used for another peer`)
-    return { id, seq: sent.seq }
+    const id = options.id ?? (this.#newId() as MessageId)
+    // The store refuses an id it holds, inside the commit, so a send repeated
+    // after its first attempt landed (a retry across a worker or leader change)
+    // finds the first receipt instead of queuing the message twice.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#enqueue(to, id, encoded, ttlMs)
+      } catch (error) {
+        if (!(error instanceof IdTaken)) throw error
+        const found = await this.#store.findMessage(id)
+        if (found === undefined && attempt < 3) continue // pruned meanwhile: the id is free again
+        const sent = found === undefined ? undefined : found.where === 'outbox' ? found : found.receipt
+        if (sent?.to !== to) throw new IlmError('DUPLICATE_ID', `message id ${id} was already used for another peer`)
+        return { id, seq: sent.seq }
+      }
+    }
   }
 
   async #enqueue(to: PeerId, id: MessageId, encoded: EncodedContents, ttlMs: number | undefined): Promise<SendReceipt> {
     const now = this.#clock.now()
-    const row = await this.#writer.submit((draft) => {
+    const queued = await this.#writer.submit<{ seq: number; row: OutboxRow | undefined }>((draft) => {
+      const earlier = draft.queued(id)
+      if (earlier !== undefined) {
+        if (earlier.to !== to) throw new IlmError('DUPLICATE_ID', `message id ${id} was already used for another peer`)
+        // The same send twice in one batch: one row, one outcome.
+        return () => ({ seq: earlier.seq, row: undefined })
+      }
       const stream = draft.outStream(to) ?? { to, nextSeq: 0, ackedUpTo: -1 }
       if (stream.nextSeq >= Number.MAX_SAFE_INTEGER) throw new IlmError('SEQ_EXHAUSTED', `the stream to ${to} has used every seq`)
       if (stream.nextSeq - stream.ackedUpTo - 1 >= this.#limits.maxPendingPerPeer) {
         throw new IlmError('QUEUE_FULL', `${this.#limits.maxPendingPerPeer} messages already wait for ${to}`)
       }
-      const queued: OutboxRow = {
+      const row: OutboxRow = {
         to,
         seq: stream.nextSeq,
         id,
@@ -191,12 +195,12 @@ export class Engine {
         createdAt: now,
         ...(ttlMs !== undefined && { expiresAt: now + ttlMs }),
       }
-      draft.write({ op: 'putOutbox', row: queued })
+      draft.write({ op: 'putOutbox', row })
       draft.setOut({ ...stream, nextSeq: stream.nextSeq + 1 })
-      return () => queued
+      return () => ({ seq: row.seq, row })
     })
-    this.#enqueued(row)
-    return { id, seq: row.seq }
+    if (queued.row !== undefined) this.#enqueued(queued.row)
+    return { id, seq: queued.seq }
   }
 
   /**
@@ -687,6 +691,8 @@ export class Engine {
     this.#closed = true
     this.#drained?.(new IlmError('CLOSED', 'closed before shutdown drained'))
     for (const link of this.#outbound.values()) link.dispose()
+    // Queued before the writer closes, which commits what is queued.
+    const marked = [...this.#inbound.values()].map((link) => link.flushProcessed())
     for (const link of this.#inbound.values()) link.dispose()
     if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer)
     if (this.#pruneTimer !== undefined) this.#clock.clearTimeout(this.#pruneTimer)
@@ -700,6 +706,7 @@ export class Engine {
       // Closing is best effort; the store below is what matters.
     }
     await this.#writer.close(closed)
+    await Promise.all(marked)
     await this.#store.close().catch(() => {})
     this.#events.clear()
   }

@@ -1,4 +1,4 @@
-import type { PeerId } from './ids.js'
+import type { MessageId, PeerId } from './ids.js'
 import type { InStreamState, OutStreamState, StoreMeta, StoreOp } from './store.js'
 
 /** The committed stream counters, mirrored in memory: O(peers). */
@@ -22,6 +22,8 @@ export class Draft {
   readonly #in = new Map<PeerId, InStreamState>()
   readonly #rows: StoreOp[] = []
   readonly #journal: Undo[] = []
+  /** Message ids this batch queues, in order, with where each goes. */
+  readonly #queued = new Map<MessageId, { readonly to: PeerId; readonly seq: number }>()
 
   constructor(private readonly base: EngineState) {}
 
@@ -50,6 +52,20 @@ export class Draft {
   write(op: StoreOp): void {
     this.#rows.push(op)
     this.#journal.push(() => void this.#rows.pop())
+    if (op.op !== 'putOutbox') return
+    const { id, to, seq } = op.row
+    this.#queued.set(id, { to, seq })
+    this.#journal.push(() => void this.#queued.delete(id))
+  }
+
+  /** Where an earlier intent of this batch queued message `id`, if one did. */
+  queued(id: MessageId): { readonly to: PeerId; readonly seq: number } | undefined {
+    return this.#queued.get(id)
+  }
+
+  /** The message ids queued by the intents built so far, in order. */
+  queuedIds(): MessageId[] {
+    return [...this.#queued.keys()]
   }
 
   mark(): number {

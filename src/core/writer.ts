@@ -1,5 +1,6 @@
 import { IlmError, isIlmError } from './errors.js'
 import { Draft, type EngineState } from './state.js'
+import type { MessageId } from './ids.js'
 import type { PeerStore, Receipt } from './store.js'
 
 /**
@@ -9,6 +10,13 @@ import type { PeerStore, Receipt } from './store.js'
  */
 export type Intent<T> = (draft: Draft) => (receipts: readonly Receipt[]) => T
 
+interface Built {
+  readonly item: Queued
+  readonly after: (receipts: readonly Receipt[]) => unknown
+  /** The message ids this intent queues. */
+  readonly ids: readonly MessageId[]
+}
+
 interface Queued {
   build: Intent<unknown>
   resolve(value: unknown): void
@@ -16,6 +24,18 @@ interface Queued {
 }
 
 const MAX_BATCH = 1024
+
+/**
+ * An intent's rejection when its batch was refused because the store already
+ * holds a message id the intent queues: the caller looks the message up.
+ */
+export class IdTaken extends Error {
+  override readonly name = 'IdTaken'
+
+  constructor(readonly id: MessageId) {
+    super(`message id ${id} is already queued`)
+  }
+}
 
 /**
  * Group commit. Intents queue up while a transaction is in flight and the next
@@ -66,11 +86,13 @@ export class Writer {
 
   async #commitBatch(batch: Queued[]): Promise<void> {
     const draft = new Draft(this.state)
-    const built: Array<{ item: Queued; after: (receipts: readonly Receipt[]) => unknown }> = []
+    const built: Built[] = []
     for (const item of batch) {
       const mark = draft.mark()
+      const queuedBefore = draft.queuedIds().length
       try {
-        built.push({ item, after: item.build(draft) })
+        const after = item.build(draft)
+        built.push({ item, after, ids: draft.queuedIds().slice(queuedBefore) })
       } catch (error) {
         draft.rollback(mark)
         item.reject(error)
@@ -82,6 +104,7 @@ export class Writer {
       if (ops.length > 0) receipts = await this.store.commit(ops)
     } catch (cause) {
       const error = isIlmError(cause) ? cause : new IlmError('STORE_FAILED', 'the store failed to commit', { cause })
+      if (isIlmError(error, 'DUPLICATE_ID') && (await this.#setAsideTaken(built))) return
       for (const { item } of built) item.reject(error)
       this.onFailure(error)
       return
@@ -94,5 +117,32 @@ export class Writer {
         item.reject(error)
       }
     }
+  }
+
+  /**
+   * The store refused the batch because a message id in it is taken. The
+   * intents queuing a taken id are rejected with {@link IdTaken}; the others
+   * go back to the head of the queue, to be built again into the next batch.
+   * False if no taken id was found (the refusal is then a plain failure).
+   */
+  async #setAsideTaken(built: readonly Built[]): Promise<boolean> {
+    let taken: Array<MessageId | undefined>
+    try {
+      taken = await Promise.all(built.map(async ({ ids }) => {
+        for (const id of ids) if ((await this.store.findMessage(id)) !== undefined) return id
+        return undefined
+      }))
+    } catch {
+      return false
+    }
+    if (taken.every((id) => id === undefined)) return false
+    const retry: Queued[] = []
+    built.forEach(({ item }, i) => {
+      const id = taken[i]
+      if (id === undefined) retry.push(item)
+      else item.reject(new IdTaken(id))
+    })
+    this.#queue.unshift(...retry)
+    return true
   }
 }

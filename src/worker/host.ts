@@ -9,7 +9,6 @@ import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
 import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 import { Election } from './election.js'
-import { asRetry } from '../bridge/retry.js'
 import { isTabMessage, type RemoteMethod, type SinkEvent, type TabMessage } from './tab-protocol.js'
 
 /** Which part this tab plays for its identity. */
@@ -147,10 +146,8 @@ export class Host implements HostApi {
   }
 
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    // An id makes the send idempotent, so it can be retried on a new leader; a
-    // new one needs no lookup on its first attempt.
-    const fresh = options.fresh ?? options.id === undefined
-    return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid(), fresh }]) as Promise<SendReceipt>
+    // An id makes the send idempotent, so it can be repeated on a new leader.
+    return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid() }]) as Promise<SendReceipt>
   }
 
   async sendMany(calls: readonly SendCall[]): Promise<SendResult[]> {
@@ -237,8 +234,7 @@ export class Host implements HostApi {
   }
 
   /** Runs a call on the local engine if leading, else on the leader's; retried across leader changes. */
-  async #call(method: RemoteMethod, first: readonly unknown[]): Promise<unknown> {
-    let args = first
+  async #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
     for (;;) {
       if (this.#role === 'closed') throw new IlmError('CLOSED', 'this messenger is closed')
       const engine = this.#engine
@@ -247,7 +243,6 @@ export class Host implements HostApi {
           return await invoke(engine, method, args)
         } catch (error) {
           if (!isIlmError(error) || !RETRIABLE.has(error.code) || (this.#engine === engine && this.#role === 'leader')) throw error
-          args = asRetry(method, args)
           continue
         }
       }
@@ -286,7 +281,7 @@ export class Host implements HostApi {
       // Calls this tab had sent to the old leader now run here.
       for (const [id, call] of this.#calls) {
         this.#calls.delete(id)
-        invoke(engine, call.method, asRetry(call.method, call.args)).then(call.resolve, call.reject)
+        invoke(engine, call.method, call.args).then(call.resolve, call.reject)
       }
     } catch (error) {
       this.#emit('error', toWireError(error), false)
@@ -396,11 +391,7 @@ export class Host implements HostApi {
     if (this.#leaderTab === tab) return
     this.#leaderTab = tab
     // A new leader: what this tab asked the old one may be lost; ask again (calls are idempotent).
-    for (const [call, pending] of this.#calls) {
-      const args = asRetry(pending.method, pending.args)
-      this.#calls.set(call, { ...pending, args })
-      this.#post({ t: 'call', tab: this.#tab, call, method: pending.method, args })
-    }
+    for (const [call, pending] of this.#calls) this.#post({ t: 'call', tab: this.#tab, call, method: pending.method, args: pending.args })
   }
 
   #onFollowerBeat(tab: string, subscribed: boolean, gone: boolean): void {

@@ -23,12 +23,12 @@ test.afterEach(async () => {
 })
 
 /** A peer with a browser profile of its own on disk, online through the relay; `before` runs before it opens its database. */
-async function peer(baseURL: string | undefined, id: string, before?: (page: Page) => Promise<void>): Promise<Page> {
+async function peer(baseURL: string | undefined, id: string, before?: (page: Page) => Promise<void>, faultyWorker = false): Promise<Page> {
   const { context, dispose } = await persistentContext()
   disposers.push(dispose)
   const page = await harnessPage(context, baseURL)
   await before?.(page)
-  await page.evaluate(({ id, url }) => window.harness.connect(id, { relay: url }), { id, url: relay.url })
+  await page.evaluate(({ id, url, faultyWorker }) => window.harness.connect(id, { relay: url, faultyWorker }), { id, url: relay.url, faultyWorker })
   await expect.poll(() => page.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).toBe('online')
   return page
 }
@@ -165,7 +165,7 @@ test('site data deleted while the app runs: a new epoch, the peer follows it, no
 })
 
 test('a transaction failing in the middle of a group commit: nothing half written, the batch rejects typed, seqs continue', async ({ baseURL }) => {
-  const a = await peer(baseURL, 'alice')
+  const a = await peer(baseURL, 'alice', undefined, true)
   const b = await peer(baseURL, 'bob')
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 5))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(5)
@@ -173,13 +173,11 @@ test('a transaction failing in the middle of a group commit: nothing half writte
   await setOnline(b, false)
   const pendingIds = await a.evaluate(() => window.harness.sendMany('bob', 'm', 5, 5))
 
-  // 20 sends in one turn share one transaction; the 11th breaks its promise
-  // that its id is fresh, so its outbox insert fails (ConstraintError on the
-  // unique id index) after ten inserts of the same transaction were issued.
-  const batch = Array.from({ length: 20 }, (_, i) => ({
-    contents: `x${i}`,
-    ...(i === 10 && { options: { id: pendingIds[2]!, fresh: true } }),
-  }))
+  // 20 sends in one turn share one transaction; the 11th outbox insert fails
+  // (ConstraintError) after ten inserts of the same transaction were issued.
+  expect(pendingIds).toHaveLength(5)
+  await a.evaluate(() => window.harness.faults.armOutboxAddFault(10))
+  const batch = Array.from({ length: 20 }, (_, i) => ({ contents: `x${i}` }))
   const outcomes = await a.evaluate((specs) => window.harness.faults.sendAll('bob', specs), batch)
   test.info().annotations.push({ type: 'batch', description: JSON.stringify(outcomes[0]) })
   for (const outcome of outcomes) {

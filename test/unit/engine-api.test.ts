@@ -119,15 +119,20 @@ describe('hostile input from the network', () => {
   })
 })
 
-describe('send with a fresh id', () => {
-  it('skips the lookup on a first attempt, and a concurrent retry of the same id shares its outcome', async () => {
+describe('a send repeated after its first attempt landed', () => {
+  it('resolves with the first receipt whether the first is queued, in the same batch, or acknowledged', async () => {
     const { a, b, got } = await pair()
-    const [first, retry] = await Promise.all([a.send('b', 'x', { id: 'fresh-1', fresh: true }), a.send('b', 'x', { id: 'fresh-1' })])
-    expect(retry).toEqual(first)
+    const [first, twin] = await Promise.all([a.send('b', 'x', { id: 'again-1' }), a.send('b', 'x', { id: 'again-1' })])
+    expect(twin).toEqual(first)
+    expect(await a.send('b', 'x', { id: 'again-1' })).toEqual(first)
     await a.delivered(first.id)
-    expect(await a.send('b', 'x', { id: 'fresh-1' })).toEqual(first)
+    expect(await a.status(first.id)).toBe('delivered')
+    expect(await a.send('b', 'x', { id: 'again-1' })).toEqual(first)
+    const next = await a.send('b', 'y')
+    expect(next.seq).toBe(first.seq + 1)
+    await a.delivered(next.id)
     await settle()
-    expect(got.map((m) => m.contents)).toEqual(['x'])
+    expect(got.map((m) => m.contents)).toEqual(['x', 'y'])
     await a.close()
     await b.close()
   })

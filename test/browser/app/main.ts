@@ -39,8 +39,11 @@ const harness = {
       subscribe?: boolean
       staleAfterMs?: number
       heartbeatMs?: number
+      /** Run the engine in ./fault-worker.ts, whose storage faults a test arms. */
+      faultyWorker?: boolean
     } = {},
   ) {
+    const worker = options.faultyWorker === true ? new Worker(new URL('./fault-worker.ts', import.meta.url), { type: 'module' }) : undefined
     messenger = await connect({
       peerId,
       transport:
@@ -55,6 +58,7 @@ const harness = {
             },
       ...(options.staleAfterMs !== undefined && { staleAfterMs: options.staleAfterMs }),
       ...(options.heartbeatMs !== undefined && { heartbeatMs: options.heartbeatMs }),
+      ...(worker !== undefined && { worker }),
     })
     messenger.on('role', (role) => roles.push(role))
     messenger.on('error', (e) => errors.push({ code: e.code, message: e.message }))

@@ -110,6 +110,12 @@ export function storageFaults(current: () => Messenger | undefined) {
     setOnline(online: boolean): void {
       messenger().setOnline(online)
     },
+    /** Arms ./fault-worker.ts: the outbox insert after the next `n` fails (ConstraintError), aborting its transaction. */
+    armOutboxAddFault(n: number): void {
+      const channel = new BroadcastChannel('intersession-test-faults')
+      channel.postMessage({ failOutboxAddAfter: n })
+      channel.close()
+    },
     /** Origin usage as the browser reports it (bytes). */
     async usage(): Promise<number> {
       return (await navigator.storage.estimate()).usage ?? 0
