@@ -5,7 +5,6 @@ import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { fromWireError, type WireError } from '../bridge/error-codec.js'
 import { nanoid } from 'nanoid'
-import { asRetry } from '../bridge/retry.js'
 import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
 import type { RemoteMethod } from '../worker/tab-protocol.js'
@@ -68,6 +67,8 @@ export class Messenger {
   #rtc: PageRtc | undefined
   readonly #stopListening: () => void
   #link: WorkerLink | undefined
+  /** `#link` once its worker started: calls go straight to it. */
+  #started: WorkerLink | undefined
   #role: Role = 'starting'
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
@@ -100,12 +101,16 @@ export class Messenger {
     try {
       await link.remote.start(this.#config, this.#sink(link))
     } catch (error) {
-      this.#link = undefined
+      // A freeze meanwhile may have replaced it already.
+      if (this.#link === link) this.#link = undefined
       this.#stop(link)
       throw error
     }
+    if (this.#link !== link) return
     if (this.#handlers.size > 0) void link.remote.subscribe(true)
     if (!this.#online) void link.remote.setOnline(false)
+    // Calls wait for a started worker, and each goes to it exactly once from here.
+    this.#started = link
     for (const call of this.#calls) this.#dispatch(call, link)
   }
 
@@ -139,7 +144,7 @@ export class Messenger {
     if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
     // The id is made here, so that a call repeated after a worker restart is recognised.
     const id = options.id ?? nanoid()
-    return this.#call('send', [to, contents, { ...options, id, fresh: options.fresh ?? options.id === undefined }]) as Promise<SendReceipt>
+    return this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
   }
 
   /** As `ILM.onMessage`: handlers of every tab of this identity see every message. */
@@ -214,7 +219,7 @@ export class Messenger {
     return new Promise((resolve, reject) => {
       const call: Call = { method, args, resolve, reject }
       this.#calls.add(call)
-      if (this.#link !== undefined) this.#dispatch(call, this.#link)
+      if (this.#started !== undefined && this.#started === this.#link) this.#dispatch(call, this.#started)
     })
   }
 
@@ -279,7 +284,6 @@ export class Messenger {
     if (link?.terminate === undefined || this.#closing !== undefined) return
     this.#link = undefined
     this.#stop(link)
-    for (const call of this.#calls) call.args = asRetry(call.method, call.args)
     this.#onEvent('role', 'starting')
   }
 
