@@ -83,6 +83,14 @@ export class InboundLink {
     this.#buffer.clear()
   }
 
+  /**
+   * The engine closes cleanly: commits that the messages whose handlers
+   * returned were processed, so that only a crash hands them over again.
+   */
+  flushProcessed(): Promise<boolean> {
+    return this.#markProcessed()
+  }
+
   /** Closes for good: no timer survives. */
   dispose(): void {
     this.reset()
