@@ -29,6 +29,7 @@ export default defineConfig({
         index: fileURLToPath(new URL('./app/index.html', import.meta.url)),
         bench: fileURLToPath(new URL('./app/bench.html', import.meta.url)),
         'net-bench': fileURLToPath(new URL('./app/net-bench.html', import.meta.url)),
+        tabs: fileURLToPath(new URL('./app/tabs.html', import.meta.url)),
       },
     },
   },
