@@ -337,9 +337,11 @@ export class Messenger {
     })
   }
 
-  async #handOver(message: Message): Promise<void> {
-    if (this.#handlers.size === 0) throw new IlmError('HANDLER_FAILED', 'no handler in this tab any more')
+  /** True once every handler returned; false when this page has none (any more), so another tab's count. */
+  async #handOver(message: Message): Promise<boolean> {
+    if (this.#handlers.size === 0) return false
     for (const handler of [...this.#handlers]) await handler(message)
+    return true
   }
 
   #onEvent(name: string, payload: unknown): void {

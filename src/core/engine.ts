@@ -38,7 +38,12 @@ interface Waiter {
 }
 
 const EXPIRY_PAGE = 256
+// Receipts are pruned at most min(receiptTtlMs, 1 h) after they expire: every
+// that often while receipts made in this session may be due, and only once a
+// minute at most otherwise (an idle engine, a tiny ttl).
 const PRUNE_EVERY_MS = 3_600_000
+const PRUNE_BUSY_FLOOR_MS = 1_000
+const PRUNE_IDLE_FLOOR_MS = 60_000
 // Room for a frame's header on top of the largest contents.
 const FRAME_OVERHEAD = 16 * 1024
 
@@ -99,6 +104,9 @@ export class Engine {
   #expiryTimer: TimerHandle | undefined
   #expiryAt: number | undefined
   #pruneTimer: TimerHandle | undefined
+  #pruneAt: number | undefined
+  /** When this engine last committed an ack (receipts to prune later). */
+  #lastAckAt: number | undefined
   readonly #watched = new Set<PeerId>()
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
@@ -554,6 +562,10 @@ export class Engine {
   }
 
   #acked(peer: PeerId, from: number, upTo: number, receipts: readonly Receipt[]): void {
+    if (receipts.length > 0) {
+      this.#lastAckAt = this.#clock.now()
+      this.#schedulePrune(true)
+    }
     for (const receipt of receipts) {
       if (receipt.to !== peer || receipt.seq <= from || receipt.seq > upTo || receipt.status !== 'delivered') continue
       this.#events.emit('status', { id: receipt.id, to: peer, seq: receipt.seq, status: 'delivered' })
@@ -632,6 +644,7 @@ export class Engine {
   }
 
   #prune(): void {
+    this.#pruneTimer = this.#pruneAt = undefined
     if (this.#closed) return
     const before = this.#clock.now() - this.#limits.receiptTtlMs
     this.#writer
@@ -640,7 +653,18 @@ export class Engine {
         return () => {}
       })
       .catch((error: unknown) => this.#fail(error))
-    this.#pruneTimer = this.#clock.setTimeout(() => this.#prune(), Math.min(PRUNE_EVERY_MS, Math.max(1, this.#limits.receiptTtlMs)))
+    // Receipts acknowledged since `before` are still to prune.
+    this.#schedulePrune((this.#lastAckAt ?? -Infinity) >= before)
+  }
+
+  #schedulePrune(busy: boolean): void {
+    if (this.#closed) return
+    const every = Math.min(PRUNE_EVERY_MS, this.#limits.receiptTtlMs)
+    const at = this.#clock.now() + Math.max(busy ? PRUNE_BUSY_FLOOR_MS : PRUNE_IDLE_FLOOR_MS, every)
+    if (this.#pruneAt !== undefined && this.#pruneAt <= at) return
+    if (this.#pruneTimer !== undefined) this.#clock.clearTimeout(this.#pruneTimer)
+    this.#pruneAt = at
+    this.#pruneTimer = this.#clock.setTimeout(() => this.#prune(), at - this.#clock.now())
   }
 
   #settleWaiters(id: MessageId, status: MessageStatus): void {

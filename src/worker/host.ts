@@ -9,15 +9,15 @@ import type { RtcCommand } from '../client/page-rtc.js'
 import { isPeerId } from '../core/ids.js'
 import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 import { Election } from './election.js'
-import { isTabMessage, type RemoteMethod, type SinkEvent, type TabMessage } from './tab-protocol.js'
+import { isTabMessage, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from './tab-protocol.js'
 
 /** Which part this tab plays for its identity. */
 export type Role = 'starting' | 'leader' | 'follower' | 'closed'
 
 /** What the page gives its worker: where messages and events go. */
 export interface PageSink {
-  /** Hands a message to the page's handlers; rejects if one threw. */
-  message(message: Message): Promise<void>
+  /** Hands a message to the page's handlers: true once they returned, false if the page has none (any more); rejects if one threw. */
+  message(message: Message): Promise<boolean>
   /** Engine events (`status`, `peer-online`, `peer-offline`, `error`), `role` and `connection`, in order, batched per turn. */
   events(events: readonly SinkEvent[]): void
   /** A login token for the relay (the page's token function). */
@@ -78,9 +78,10 @@ interface Follower {
 }
 
 interface Delivery {
+  /** Subscribed followers that have not answered yet. */
   readonly waiting: Set<string>
-  /** Some handler returned: this tab's, or another tab's. */
-  handled: boolean
+  /** Followers whose handlers returned. */
+  handled: number
   done(error?: IlmError): void
 }
 
@@ -328,30 +329,37 @@ export class Host implements HostApi {
     }
   }
 
-  /** Every subscribed tab gets the message; it is processed once all returned. */
+  /**
+   * Every subscribed tab gets the message. It is processed once every tab
+   * that still has handlers answered and at least one tab's handlers
+   * returned; a tab that unsubscribed or went away meanwhile is not waited for.
+   */
   async #handOut(message: Message): Promise<void> {
-    const local = this.#subscribed ? this.#sink!.message(message) : undefined
-    const remote = this.#fanOut(message, local !== undefined)
-    const [localOk, remoteOk] = await Promise.allSettled([local, remote])
+    const local = this.#subscribed ? this.#sink!.message(message) : Promise.resolve(false)
+    const [localOk, remoteOk] = await Promise.allSettled([local, this.#fanOut(message)])
     if (localOk.status === 'rejected') throw localOk.reason
     if (remoteOk.status === 'rejected') throw remoteOk.reason
+    if (!localOk.value && remoteOk.value === 0) {
+      throw new IlmError('HANDLER_FAILED', `no tab handled message ${message.id} (their handlers went away); it will be handed over again`)
+    }
   }
 
-  /** Hands `message` to the subscribed followers; `local` if this tab's handlers have it too. */
-  #fanOut(message: Message, local: boolean): Promise<void> {
+  /** Hands `message` to the subscribed followers; resolves with how many of them handled it. */
+  #fanOut(message: Message): Promise<number> {
     const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
-    if (waiting.size === 0) return Promise.resolve()
+    if (waiting.size === 0) return Promise.resolve(0)
     return new Promise((resolve, reject) => {
       const delivery = nanoid()
-      this.#deliveries.set(delivery, {
+      const pending: Delivery = {
         waiting,
-        handled: local,
+        handled: 0,
         done: (error) => {
           this.#deliveries.delete(delivery)
-          if (error === undefined) resolve()
+          if (error === undefined) resolve(pending.handled)
           else reject(error)
         },
-      })
+      }
+      this.#deliveries.set(delivery, pending)
       this.#post({ t: 'deliver', delivery, message })
     })
   }
@@ -375,7 +383,7 @@ export class Host implements HostApi {
       case 'deliver':
         return this.#onDeliver(m.delivery, m.message)
       case 'handled':
-        return this.#onHandled(m.tab, m.delivery, m.ok)
+        return this.#onHandled(m.tab, m.delivery, m.outcome)
       case 'events':
         if (this.#role !== 'follower') return
         for (const [name, payload] of m.events) {
@@ -395,9 +403,10 @@ export class Host implements HostApi {
   }
 
   #onFollowerBeat(tab: string, subscribed: boolean, gone: boolean): void {
+    // A tab that left, or whose page dropped its handlers, is not waited for.
+    if (gone || !subscribed) for (const delivery of this.#deliveries.values()) this.#left(delivery, tab)
     if (gone) {
       this.#followers.delete(tab)
-      for (const delivery of this.#deliveries.values()) this.#left(delivery, tab)
     } else {
       // A tab that just joined learns the connection state it missed.
       if (this.#role === 'leader' && !this.#followers.has(tab)) this.#emit('connection', this.#connection, true)
@@ -425,36 +434,34 @@ export class Host implements HostApi {
     else call.reject(fromWireError(m.error))
   }
 
+  /** Every `deliver` gets an answer, also from a tab without handlers, so that no delivery waits for it. */
   #onDeliver(delivery: string, message: Message): void {
-    if (this.#role !== 'follower' || !this.#subscribed) return
+    if (this.#role !== 'follower') return
+    const answer = (outcome: HandledOutcome): void => this.#post({ t: 'handled', tab: this.#tab, delivery, outcome })
+    if (!this.#subscribed) return answer('unsubscribed')
     this.#sink!.message(message).then(
-      () => this.#post({ t: 'handled', tab: this.#tab, delivery, ok: true }),
-      () => this.#post({ t: 'handled', tab: this.#tab, delivery, ok: false }),
+      (handled) => answer(handled ? 'handled' : 'unsubscribed'),
+      () => answer('failed'),
     )
   }
 
-  #onHandled(tab: string, delivery: string, ok: boolean): void {
+  #onHandled(tab: string, delivery: string, outcome: HandledOutcome): void {
     const pending = this.#deliveries.get(delivery)
-    if (pending !== undefined) this.#answered(pending, tab, ok)
-  }
-
-  #answered(delivery: Delivery, tab: string, ok: boolean): void {
-    if (!delivery.waiting.delete(tab)) return
-    if (!ok) delivery.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
-    else {
-      delivery.handled = true
-      if (delivery.waiting.size === 0) delivery.done()
-    }
+    if (pending === undefined) return
+    if (outcome === 'unsubscribed') return this.#left(pending, tab)
+    if (!pending.waiting.delete(tab)) return
+    if (outcome === 'failed') return pending.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
+    pending.handled += 1
+    if (pending.waiting.size === 0) pending.done()
   }
 
   /**
-   * A tab went away (closed, or silent: it died) before answering. If no
-   * handler anywhere returned, the message was not processed: it is failed,
-   * so that the engine hands it over again (to the tabs subscribed then).
+   * A tab went away (closed, or silent: it died) or dropped its handlers
+   * before answering: the delivery stops waiting for it. Whether anyone
+   * handled the message is judged once every tab answered (`#handOut`).
    */
   #left(delivery: Delivery, tab: string): void {
-    if (!delivery.waiting.delete(tab) || delivery.waiting.size > 0) return
-    delivery.done(delivery.handled ? undefined : new IlmError('HANDLER_FAILED', 'the tab handling the message went away before its handler returned'))
+    if (delivery.waiting.delete(tab) && delivery.waiting.size === 0) delivery.done()
   }
 
   /** Heartbeats; the leader also forgets followers that went silent (their tab died). */

@@ -22,10 +22,15 @@ export type TabMessage =
   | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: false; readonly error: WireError }
   /** The leader hands a message to every subscribed tab. */
   | { readonly t: 'deliver'; readonly delivery: string; readonly message: Message }
-  /** A follower's answer to `deliver`: its page's handlers returned (`ok`) or one threw. */
-  | { readonly t: 'handled'; readonly tab: string; readonly delivery: string; readonly ok: boolean }
+  /** A follower's answer to every `deliver`. */
+  | { readonly t: 'handled'; readonly tab: string; readonly delivery: string; readonly outcome: HandledOutcome }
   /** Engine events, relayed by the leader to every tab, batched per turn. */
   | { readonly t: 'events'; readonly events: readonly SinkEvent[] }
+
+/** How a follower's page took a delivered message: its handlers returned, one threw, or it has none (any more). */
+export type HandledOutcome = 'handled' | 'failed' | 'unsubscribed'
+
+const OUTCOMES: readonly unknown[] = ['handled', 'failed', 'unsubscribed'] satisfies HandledOutcome[]
 
 /** One event for a page: `[name, payload]`. */
 export type SinkEvent = readonly [name: string, payload: unknown]
@@ -48,7 +53,7 @@ export function isTabMessage(value: unknown): value is TabMessage {
     case 'deliver':
       return string(m.delivery) && typeof m.message === 'object' && m.message !== null
     case 'handled':
-      return string(m.tab) && string(m.delivery) && typeof m.ok === 'boolean'
+      return string(m.tab) && string(m.delivery) && OUTCOMES.includes(m.outcome)
     case 'events':
       return Array.isArray(m.events) && m.events.every((e) => Array.isArray(e) && e.length === 2 && string(e[0]))
     default:
