@@ -1,8 +1,8 @@
 import { transferHandlers, type TransferHandler } from 'comlink'
-import { fromWireError, toWireError, type WireError } from './error-codec.js'
+import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 
 type Thrown = { value: unknown }
-type Serialized = { isError: true; value: WireError } | { isError: false; value: unknown }
+type Serialized = { isError: true; value: SerializedError } | { isError: false; value: unknown }
 
 let installed = false
 
@@ -17,9 +17,9 @@ export function installErrorTransfer(): void {
   const original = transferHandlers.get('throw') as TransferHandler<Thrown, Serialized>
   const handler: TransferHandler<Thrown, Serialized> = {
     canHandle: (value): value is Thrown => original.canHandle(value),
-    serialize: ({ value }) => [value instanceof Error ? { isError: true, value: toWireError(value) } : { isError: false, value }, []],
+    serialize: ({ value }) => [value instanceof Error ? { isError: true, value: serializeError(value) } : { isError: false, value }, []],
     deserialize: (serialized) => {
-      throw serialized.isError ? fromWireError(serialized.value) : serialized.value
+      throw serialized.isError ? deserializeError(serialized.value) : serialized.value
     },
   }
   transferHandlers.set('throw', handler as TransferHandler<unknown, unknown>)

@@ -3,11 +3,11 @@ import type { EngineEvents, Message, MessageHandler, MessageStatus, PendingCount
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
-import { fromWireError, type WireError } from '../bridge/error-codec.js'
+import { deserializeError, type SerializedError } from '../protocol/errors.js'
 import { nanoid } from 'nanoid'
 import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
-import type { RemoteMethod } from '../worker/tab-protocol.js'
+import type { RemoteMethod } from '../protocol/tabs.js'
 import type { PageRtc } from './page-rtc.js'
 
 /** Events of a {@link Messenger}: the engine's, `role` when this tab's part changes, `connection` for the relay link. */
@@ -258,7 +258,7 @@ export class Messenger {
       (results) =>
         results.forEach((result, i) => {
           const call = calls[i]!
-          this.#settle(call, link, () => (result.ok ? call.resolve(result.value) : call.reject(fromWireError(result.error))))
+          this.#settle(call, link, () => (result.ok ? call.resolve(result.value) : call.reject(deserializeError(result.error))))
         }),
       (error: unknown) => {
         if ((error as Error | null)?.name === 'DataCloneError') return this.#uncloneable(link, calls, error)
@@ -353,7 +353,7 @@ export class Messenger {
         this.#connection = payload as ConnectionState
         return this.#events.emit('connection', this.#connection)
       case 'error':
-        return this.#events.emit('error', fromWireError(payload as WireError) as IlmError)
+        return this.#events.emit('error', deserializeError(payload as SerializedError) as IlmError)
       case 'status':
       case 'peer-online':
       case 'peer-offline':

@@ -1,10 +1,5 @@
 import { transfer } from 'comlink'
-
-/** What the worker asks the page to do about WebRTC (workers cannot create RTCPeerConnections). */
-export type RtcCommand =
-  | { readonly t: 'connect'; readonly peer: string; readonly initiator: boolean }
-  | { readonly t: 'signal'; readonly peer: string; readonly data: unknown }
-  | { readonly t: 'disconnect'; readonly peer: string }
+import { parseSignal, type RtcCommand } from '../protocol/rtc.js'
 
 /** The worker's side of the page's WebRTC work. */
 export interface RtcPort {
@@ -13,7 +8,6 @@ export interface RtcPort {
   rtcFailed(peer: string): void
 }
 
-type Signal = { readonly description: RTCSessionDescriptionInit } | { readonly candidate: RTCIceCandidateInit }
 
 /**
  * Makes RTCPeerConnections for the leader's worker. Each data channel is
@@ -102,25 +96,4 @@ export class PageRtc {
     this.#connections.delete(peer)
     pc?.close()
   }
-}
-
-function parseSignal(data: unknown): Signal | undefined {
-  if (typeof data !== 'object' || data === null) return undefined
-  const d = data as Record<string, unknown>
-  const description = d.description as Record<string, unknown> | undefined
-  if (typeof description === 'object' && description !== null) {
-    const ok = (description.type === 'offer' || description.type === 'answer') && typeof description.sdp === 'string' && description.sdp.length < 65_536
-    return ok ? { description: { type: description.type as RTCSdpType, sdp: description.sdp as string } } : undefined
-  }
-  const candidate = d.candidate as Record<string, unknown> | undefined
-  if (typeof candidate === 'object' && candidate !== null && typeof candidate.candidate === 'string' && candidate.candidate.length < 4096) {
-    return {
-      candidate: {
-        candidate: candidate.candidate,
-        sdpMid: typeof candidate.sdpMid === 'string' ? candidate.sdpMid : null,
-        sdpMLineIndex: typeof candidate.sdpMLineIndex === 'number' ? candidate.sdpMLineIndex : null,
-      },
-    }
-  }
-  return undefined
 }

@@ -28,4 +28,4 @@ export {
   type FailureReason,
   type RelayControl,
   type RelayLimitsInfo,
-} from './wire.js'
+} from '../protocol/relay.js'

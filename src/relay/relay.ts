@@ -7,7 +7,7 @@
  * order, when the peer logs in; without one it keeps no state beyond live
  * connections, and messages wait in the senders' stores.
  *
- * Protocol: `./wire.ts`. Close codes: {@link CLOSE_CODES}.
+ * Protocol: `../protocol/relay.ts`. Close codes: {@link CLOSE_CODES}.
  */
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -19,7 +19,7 @@ import type { AckFrame, MsgFrame } from '../core/frame.js'
 import { isPeerId, type Epoch, type MessageId, type PeerId } from '../core/ids.js'
 import type { RelayCluster } from './cluster.js'
 import type { Mailbox, MailboxEntry, MailboxRecord } from './mailbox.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type FailureReason, type RelayControl } from './wire.js'
+import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type FailureReason, type RelayControl } from '../protocol/relay.js'
 
 /** What a custom verifier may return: the peer id, optionally with the credential's expiry (ms since epoch). */
 export type VerifyResult = string | { readonly peerId: string; readonly expiresAt?: number }

@@ -2,7 +2,7 @@ import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseRelayControl, type ClientControl, type RelayControl, type RelayLimitsInfo } from '../relay/wire.js'
+import { CLOSE_CODES, MAX_WATCH, envelope, openEnvelope, parseRelayControl, type ClientControl, type RelayControl, type RelayLimitsInfo } from '../protocol/relay.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, type BackoffOptions } from './backoff.js'
 
@@ -81,8 +81,6 @@ export type WebSocketStateListener = (state: WebSocketTransportState) => void
 
 /** `WebSocket.OPEN`, the same in every implementation. */
 const OPEN = 1
-/** The relay refuses longer watch lists as malformed (wire.ts), which would end the connection. */
-const MAX_WATCH = 10_000
 const DRAIN_POLL_FIRST_MS = 10
 const DRAIN_POLL_MAX_MS = 50
 
@@ -106,7 +104,7 @@ interface Ping {
 
 /**
  * A {@link Transport} through a relay server over WebSocket (browsers,
- * workers, Node), speaking the protocol of `relay/wire.ts`.
+ * workers, Node), speaking the protocol of `protocol/relay.ts`.
  *
  * - Login: fetches the token, opens the socket, sends `auth`; online once the
  *   relay's `welcome` names `localId`. Then the watch list is (re-)sent and

@@ -2,14 +2,14 @@ import { nanoid } from 'nanoid'
 import type { EngineEvents, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
-import { fromWireError, toWireError, type WireError } from '../bridge/error-codec.js'
+import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import { ILM } from '../ilm.js'
 import { resolveLimits } from '../core/options.js'
-import type { RtcCommand } from '../client/page-rtc.js'
+import type { RtcCommand } from '../protocol/rtc.js'
 import { isPeerId } from '../core/ids.js'
 import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 import { Election } from './election.js'
-import { isTabMessage, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from './tab-protocol.js'
+import { isTabMessage, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from '../protocol/tabs.js'
 
 /** Which part this tab plays for its identity. */
 export type Role = 'starting' | 'leader' | 'follower' | 'closed'
@@ -30,7 +30,7 @@ export interface PageSink {
 export type SendCall = readonly [to: string, contents: unknown, options?: SendOptions]
 
 /** How one send of a `sendMany` ended (errors in wire form: they cross the bridge inside an array). */
-export type SendResult = { readonly ok: true; readonly value: SendReceipt } | { readonly ok: false; readonly error: WireError }
+export type SendResult = { readonly ok: true; readonly value: SendReceipt } | { readonly ok: false; readonly error: SerializedError }
 
 /** The API a worker exposes to its page (over Comlink). */
 export interface HostApi {
@@ -153,7 +153,7 @@ export class Host implements HostApi {
 
   async sendMany(calls: readonly SendCall[]): Promise<SendResult[]> {
     const settled = await Promise.allSettled(calls.map(([to, contents, options]) => this.send(to, contents, options)))
-    return settled.map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: toWireError(r.reason) }))
+    return settled.map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: serializeError(r.reason) }))
   }
 
   delivered(id: string): Promise<void> {
@@ -285,7 +285,7 @@ export class Host implements HostApi {
         invoke(engine, call.method, call.args).then(call.resolve, call.reject)
       }
     } catch (error) {
-      this.#emit('error', toWireError(error), false)
+      this.#emit('error', serializeError(error), false)
       throw error
     }
   }
@@ -365,7 +365,7 @@ export class Host implements HostApi {
   }
 
   #relayEvent(name: (typeof ENGINE_EVENTS)[number], payload: EngineEvents[keyof EngineEvents]): void {
-    const wire = name === 'error' ? toWireError(payload) : payload
+    const wire = name === 'error' ? serializeError(payload) : payload
     this.#emit(name, wire, true)
   }
 
@@ -420,7 +420,7 @@ export class Host implements HostApi {
     if (this.#role !== 'leader' || engine === undefined) return
     invoke(engine, method, args).then(
       (value) => this.#post({ t: 'result', tab, call, ok: true, value }),
-      (error: unknown) => this.#post({ t: 'result', tab, call, ok: false, error: toWireError(error) }),
+      (error: unknown) => this.#post({ t: 'result', tab, call, ok: false, error: serializeError(error) }),
     )
   }
 
@@ -431,7 +431,7 @@ export class Host implements HostApi {
     if (!m.ok && RETRIABLE.has(m.error.code ?? '')) return // the old leader's last words; the next one answers
     this.#calls.delete(m.call)
     if (m.ok) call.resolve(m.value)
-    else call.reject(fromWireError(m.error))
+    else call.reject(deserializeError(m.error))
   }
 
   /** Every `deliver` gets an answer, also from a tab without handlers, so that no delivery waits for it. */

@@ -22,7 +22,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { createClient } from 'redis'
-import { envelope } from '../../src/relay/wire.js'
+import { envelope } from '../../src/protocol/relay.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { benchRedisMailbox } from './cluster-mailbox.js'

@@ -4,7 +4,7 @@
  * envelopes measured at the receiver.
  */
 import WebSocket from 'ws'
-import { envelope } from '../../src/relay/wire.js'
+import { envelope } from '../../src/protocol/relay.js'
 
 /** A `ws` client; with `id`, logged in (dev token) once `welcome` came. */
 export async function openClient(url: string, id?: string): Promise<WebSocket> {

@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import type { Store } from '../../src/core/store.js'
 import { ILM, MemoryStore, type Message } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
-import { openEnvelope, parseRelayControl, type RelayControl } from '../../src/relay/wire.js'
+import { openEnvelope, parseRelayControl, type RelayControl } from '../../src/protocol/relay.js'
 import { WebSocketTransport, type WebSocketConstructor } from '../../src/transport/websocket.js'
 
 /** What a raw client received: control messages, or frames with the relay-stamped sender. */

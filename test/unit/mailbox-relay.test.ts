@@ -11,7 +11,7 @@ import { encodeFrame } from '../../src/core/codec.js'
 import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
 import { ILM, MemoryStore, type Message, type StatusEvent } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
-import { envelope, openEnvelope, parseRelayControl } from '../../src/relay/wire.js'
+import { envelope, openEnvelope, parseRelayControl } from '../../src/protocol/relay.js'
 import { WebSocketTransport } from '../../src/transport/websocket.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 

@@ -7,7 +7,7 @@ import type { Transport, TransportEvents } from '../../src/core/transport.js'
 import { ILM } from '../../src/ilm.js'
 import { createRelay, type RelayHandle, type RelayOptions } from '../../src/relay/relay.js'
 import { createToken } from '../../src/relay/token.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseRelayControl, type RelayControl } from '../../src/relay/wire.js'
+import { CLOSE_CODES, envelope, openEnvelope, parseRelayControl, type RelayControl } from '../../src/protocol/relay.js'
 import { MemoryStore } from '../../src/storage/memory.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 

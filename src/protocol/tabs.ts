@@ -1,5 +1,5 @@
 import type { Message } from '../core/api.js'
-import type { WireError } from '../bridge/error-codec.js'
+import type { SerializedError } from './errors.js'
 
 /** Engine methods a follower tab may call on the leader's engine. */
 export const REMOTE_METHODS = ['send', 'delivered', 'status', 'connectedPeers', 'pending'] as const
@@ -19,7 +19,7 @@ export type TabMessage =
   | { readonly t: 'follower'; readonly tab: string; readonly subscribed: boolean; readonly gone: boolean }
   | { readonly t: 'call'; readonly tab: string; readonly call: string; readonly method: RemoteMethod; readonly args: readonly unknown[] }
   | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: true; readonly value: unknown }
-  | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: false; readonly error: WireError }
+  | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: false; readonly error: SerializedError }
   /** The leader hands a message to every subscribed tab. */
   | { readonly t: 'deliver'; readonly delivery: string; readonly message: Message }
   /** A follower's answer to every `deliver`. */

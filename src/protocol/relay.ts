@@ -1,5 +1,5 @@
 /**
- * The relay wire protocol (v1), shared by the relay server (Node) and the
+ * The relay protocol (v1), shared by the relay server (Node) and the
  * WebSocket transport (browser, worker, Node).
  *
  * - Control messages are JSON text frames, validated on receipt.
@@ -115,7 +115,8 @@ export function openEnvelope(data: Uint8Array): { address: string; frame: Uint8A
   }
 }
 
-const MAX_WATCH = 10_000
+/** The longest watch list a relay accepts; a longer one is malformed and ends the connection. */
+export const MAX_WATCH = 10_000
 
 /** Parses a client control message; `undefined` if malformed. Never throws. */
 export function parseClientControl(text: string): ClientControl | undefined {

@@ -1,7 +1,7 @@
 import { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'
 
 /** An error as it crosses a structured-clone boundary (worker, BroadcastChannel). */
-export interface WireError {
+export interface SerializedError {
   readonly name: string
   readonly message: string
   readonly code?: string
@@ -11,7 +11,7 @@ export interface WireError {
 const BUILT_IN: Record<string, new (message: string) => Error> = { TypeError, RangeError, SyntaxError }
 
 /** Flattens an error so that its class, `code` and the gist of its `cause` survive cloning. */
-export function toWireError(error: unknown): WireError {
+export function serializeError(error: unknown): SerializedError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) }
   const cause = error.cause instanceof Error ? { name: error.cause.name, message: error.cause.message } : undefined
   return {
@@ -23,7 +23,7 @@ export function toWireError(error: unknown): WireError {
 }
 
 /** Rebuilds an {@link IlmError} (or a TypeError/RangeError) from its wire form. */
-export function fromWireError(wire: WireError): Error {
+export function deserializeError(wire: SerializedError): Error {
   const cause = wire.cause === undefined ? undefined : Object.assign(new Error(wire.cause.message), { name: wire.cause.name })
   const options = cause === undefined ? undefined : { cause }
   if (wire.name === 'IlmError' && typeof wire.code === 'string') {
