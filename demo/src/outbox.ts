@@ -29,7 +29,7 @@ export class Outbox {
   /** Picks up where the last visit left off. */
   async resume(): Promise<void> {
     for (const entry of await this.#log.unsettled()) {
-      if (entry.status === 'sending') void this.#handOver(entry, false)
+      if (entry.status === 'sending') void this.#handOver(entry)
       else void this.#refresh(entry.id)
     }
   }
@@ -39,16 +39,16 @@ export class Outbox {
     const now = Date.now()
     const entry: LogEntry = { id: newId(), peer, direction: 'out', text, at: now, writtenAt: now, status: 'sending' }
     await this.#log.add(entry)
-    void this.#handOver(entry, true)
+    void this.#handOver(entry)
   }
 
   close(): void {
     this.#stop()
   }
 
-  async #handOver(entry: LogEntry, fresh: boolean): Promise<void> {
+  async #handOver(entry: LogEntry): Promise<void> {
     try {
-      await this.#messenger.send(entry.peer, chatContents(entry.text, entry.writtenAt), { id: entry.id, fresh })
+      await this.#messenger.send(entry.peer, chatContents(entry.text, entry.writtenAt), { id: entry.id })
       await this.#log.advance(entry.id, 'queued')
     } catch (error) {
       await this.#log.advance(entry.id, 'failed', describe(error))

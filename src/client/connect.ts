@@ -1,5 +1,6 @@
 import { wrap, type Endpoint } from 'comlink'
 import { installErrorTransfer } from '../bridge/comlink-errors.js'
+import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import type { HostApi } from '../worker/host.js'
 import type { HostConfig, TransportConfig } from '../worker/config.js'
@@ -20,6 +21,11 @@ export interface ConnectOptions extends Omit<HostConfig, 'transport'> {
    * which Vite, webpack 5 and Parcel bundle on their own).
    */
   readonly worker?: Worker | Endpoint
+  /**
+   * How long the worker may take to load and answer, after which `connect()`
+   * rejects with `WORKER_FAILED`. Default 15,000 ms.
+   */
+  readonly workerTimeoutMs?: number
 }
 
 /**
@@ -37,7 +43,10 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
   if (!isPeerId(options.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
   if (typeof options.transport !== 'object' || options.transport === null) throw new TypeError('transport is required')
   installErrorTransfer()
-  const { worker, transport, ...rest } = options
+  const { worker, transport, workerTimeoutMs, ...rest } = options
+  if (workerTimeoutMs !== undefined && !(Number.isSafeInteger(workerTimeoutMs) && workerTimeoutMs > 0)) {
+    throw new RangeError('workerTimeoutMs must be a positive integer')
+  }
   const token = transport.kind === 'websocket' && typeof transport.token === 'function' ? transport.token : undefined
   const config = { ...rest, transport: token === undefined ? transport : { ...transport, token: undefined } } as HostConfig
   const webrtc = transport.kind === 'websocket' ? transport.webrtc : undefined
@@ -49,14 +58,40 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
           ...(webrtc !== true && webrtc.iceTransportPolicy !== undefined && { iceTransportPolicy: webrtc.iceTransportPolicy }),
         }
   const spawn = (): WorkerLink => {
-    if (worker !== undefined) return { remote: wrap<HostApi>(worker) }
+    if (worker !== undefined) return { remote: wrap<HostApi>(worker), ...(isWorker(worker) && { failed: failure(worker, 'the worker you passed') }) }
+    // This exact form is what bundlers recognise as a worker entry to build and serve.
     const own = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
-    return { remote: wrap<HostApi>(own), terminate: () => own.terminate() }
+    return { remote: wrap<HostApi>(own), terminate: () => own.terminate(), failed: failure(own, "intersession's worker (intersession/worker.js as your bundler serves it)") }
   }
   const messenger = new Messenger(options.peerId as PeerId, config, spawn, {
     ...(token !== undefined && { token }),
     ...(rtc !== undefined && { rtc }),
+    ...(workerTimeoutMs !== undefined && { workerTimeoutMs }),
   })
   await messenger.start()
   return messenger
+}
+
+function isWorker(endpoint: Worker | Endpoint): endpoint is Worker {
+  return typeof Worker !== 'undefined' && endpoint instanceof Worker
+}
+
+/**
+ * Rejects with `WORKER_FAILED` on the worker's first `error` event: its
+ * script did not load (a 404 URL: a bundle served from another path), or
+ * threw at the top level.
+ */
+function failure(worker: Worker, what: string): Promise<never> {
+  const failed = new Promise<never>((_, reject) => {
+    worker.addEventListener(
+      'error',
+      (event) => {
+        const detail = event instanceof ErrorEvent && event.message !== '' ? `: ${event.message}` : ' (it could not be loaded: check the URL your bundler serves it at)'
+        reject(new IlmError('WORKER_FAILED', `${what} failed${detail}`, { cause: event instanceof ErrorEvent ? event.error : undefined }))
+      },
+      { once: true },
+    )
+  })
+  failed.catch(() => {})
+  return failed
 }

@@ -1,13 +1,14 @@
 import { proxy, releaseProxy, type Remote } from 'comlink'
-import type { EngineEvents, Message, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
+import { nanoid } from 'nanoid'
+import type { EngineEvents, Message, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt, StatusEvent } from '../core/api.js'
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
+import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { deserializeError, type SerializedError } from '../protocol/errors.js'
-import { nanoid } from 'nanoid'
+import type { RemoteMethod } from '../protocol/tabs.js'
 import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
-import type { RemoteMethod } from '../protocol/tabs.js'
 import type { PageRtc } from './page-rtc.js'
 
 /** Events of a {@link Messenger}: the engine's, `role` when this tab's part changes, `connection` for the relay link. */
@@ -22,6 +23,8 @@ export interface MessengerOptions {
   readonly token?: () => string | Promise<string>
   /** RTCPeerConnection settings, when WebRTC is on. */
   readonly rtc?: RTCConfiguration
+  /** How long a new worker may take to load and answer before `WORKER_FAILED`. Default 15,000 ms. */
+  readonly workerTimeoutMs?: number
 }
 
 /** A running worker as the messenger uses it: its {@link HostApi}, released when done. */
@@ -32,18 +35,15 @@ export interface WorkerLink {
    * Absent for a worker the app passed in.
    */
   readonly terminate?: () => void
+  /** Rejects with `WORKER_FAILED` if the worker fails to load or run (its `error` event); never resolves. */
+  readonly failed?: Promise<never>
 }
 
 const SEND_BATCH = 128
 // Every event name, checked by the compiler against MessengerEvents.
 const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, error: 1, role: 1, connection: 1 } satisfies Record<keyof MessengerEvents, 1>
 
-interface Call {
-  readonly method: RemoteMethod
-  args: readonly unknown[]
-  resolve(value: unknown): void
-  reject(error: unknown): void
-}
+const DEFAULT_WORKER_TIMEOUT_MS = 15_000
 
 /**
  * The page side of intersession: the same shape as `ILM`, backed by the engine
@@ -61,19 +61,21 @@ export class Messenger {
   readonly #config: HostConfig
   readonly #spawn: () => WorkerLink
   readonly #handlers = new Set<MessageHandler>()
-  readonly #calls = new Set<Call>()
+  readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>((link, call) => this.#dispatch(link, call))
+  /** Status events for messages whose `send()` has not resolved in this page yet: they wait for it. */
+  readonly #unsent = new Map<string, StatusEvent[]>()
   readonly #events: Emitter<MessengerEvents>
   readonly #options: MessengerOptions
   #rtc: PageRtc | undefined
   readonly #stopListening: () => void
+  /** The worker in use, from the moment it is made; calls go to it once it started. */
   #link: WorkerLink | undefined
-  /** `#link` once its worker started: calls go straight to it. */
-  #started: WorkerLink | undefined
+  #ready: { readonly promise: Promise<void>; resolve(): void; reject(error: unknown): void }
   #role: Role = 'starting'
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
   #online = true
-  #sends: { readonly link: WorkerLink; readonly calls: Call[] } | undefined
+  #sends: { readonly link: WorkerLink; readonly calls: Call<'send'>[] } | undefined
 
   /** @internal Use `connect()`. */
   constructor(localId: PeerId, config: HostConfig, spawn: () => WorkerLink, options: MessengerOptions = {}) {
@@ -86,6 +88,11 @@ export class Messenger {
         throw error
       }),
     )
+    let resolve = (): void => {}
+    let reject: (error: unknown) => void = () => {}
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)))
+    promise.catch(() => {})
+    this.#ready = { promise, resolve, reject }
     this.#stopListening = listenToPage({
       wake: () => void this.#link?.remote.wake(),
       freeze: () => this.#freeze(),
@@ -98,20 +105,27 @@ export class Messenger {
     await this.#loadRtc()
     const link = this.#spawn()
     this.#link = link
+    const timeoutMs = this.#options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new IlmError('WORKER_FAILED', `the worker did not answer within ${timeoutMs} ms`)), timeoutMs)
+    })
     try {
-      await link.remote.start(this.#config, this.#sink(link))
+      await Promise.race([link.remote.start(this.#config, this.#sink(link)), timeout, ...(link.failed === undefined ? [] : [link.failed])])
     } catch (error) {
       // A freeze meanwhile may have replaced it already.
       if (this.#link === link) this.#link = undefined
       this.#stop(link)
       throw error
+    } finally {
+      clearTimeout(timer)
     }
     if (this.#link !== link) return
+    link.failed?.catch((error: unknown) => this.#link === link && this.#events.emit('error', error as IlmError))
     if (this.#handlers.size > 0) void link.remote.subscribe(true)
     if (!this.#online) void link.remote.setOnline(false)
     // Calls wait for a started worker, and each goes to it exactly once from here.
-    this.#started = link
-    for (const call of this.#calls) this.#dispatch(call, link)
+    this.#calls.retarget(link)
   }
 
   /** WebRTC code is loaded only when WebRTC is on (a dynamic import, split off by bundlers). */
@@ -139,12 +153,34 @@ export class Messenger {
     return this.#connection
   }
 
-  /** As `ILM.send`; resolves once the message is durably queued (in IndexedDB). */
+  /**
+   * Resolves once this tab's engine, or the leader tab's, is up: calls are
+   * served from then on. Being offline is normal and does not delay it (see
+   * `connection`). Rejects with `CLOSED` if the messenger closes first.
+   */
+  ready(): Promise<void> {
+    return this.#ready.promise
+  }
+
+  /**
+   * As `ILM.send`; resolves once the message is durably queued (in IndexedDB).
+   * Misuse rejects (it does not throw). Status events of the message come
+   * after this resolves.
+   */
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
     if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
     // The id is made here, so that a call repeated after a worker restart is recognised.
     const id = options.id ?? nanoid()
-    return this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
+    if (!this.#unsent.has(id)) this.#unsent.set(id, [])
+    const sent = this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
+    const release = (): void => {
+      const held = this.#unsent.get(id)
+      this.#unsent.delete(id)
+      // After the caller's own continuation: it knows the id when the events come.
+      if (held !== undefined && held.length > 0) queueMicrotask(() => held.forEach((event) => this.#events.emit('status', event)))
+    }
+    sent.then(release, release)
+    return sent
   }
 
   /** As `ILM.onMessage`: handlers of every tab of this identity see every message. */
@@ -216,20 +252,16 @@ export class Messenger {
 
   #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
     if (this.#closing !== undefined) return Promise.reject(new IlmError('CLOSED', 'this messenger is closed'))
-    return new Promise((resolve, reject) => {
-      const call: Call = { method, args, resolve, reject }
-      this.#calls.add(call)
-      if (this.#started !== undefined && this.#started === this.#link) this.#dispatch(call, this.#started)
-    })
+    return this.#calls.call(method, args)
   }
 
-  /** Runs a call on `link`; an answer from a worker that was replaced meanwhile is ignored. */
-  #dispatch(call: Call, link: WorkerLink): void {
-    if (call.method === 'send') return this.#queueSend(call, link)
+  /** One attempt of a call on `link`'s worker. */
+  #dispatch(link: WorkerLink, call: Call<RemoteMethod>): void {
+    if (call.method === 'send') return this.#queueSend(link, call as Call<'send'>)
     const fn = link.remote[call.method] as (...args: unknown[]) => Promise<unknown>
     fn(...call.args).then(
-      (value) => this.#settle(call, link, () => call.resolve(value)),
-      (error: unknown) => this.#settle(call, link, () => call.reject(error)),
+      (value) => this.#calls.settle(link, call.id, { ok: true, value }),
+      (error: unknown) => this.#calls.settle(link, call.id, { ok: false, error }),
     )
   }
 
@@ -238,7 +270,7 @@ export class Messenger {
    * {@link SEND_BATCH} (a batch answers when all its sends are stored, so a
    * bounded batch keeps the first ones from waiting for the last).
    */
-  #queueSend(call: Call, link: WorkerLink): void {
+  #queueSend(link: WorkerLink, call: Call<'send'>): void {
     if (this.#sends?.link !== link) {
       this.#sends = { link, calls: [] }
       queueMicrotask(() => this.#flushSends())
@@ -253,36 +285,32 @@ export class Messenger {
     for (let i = 0; i < batch.calls.length; i += SEND_BATCH) this.#sendBatch(batch.link, batch.calls.slice(i, i + SEND_BATCH))
   }
 
-  #sendBatch(link: WorkerLink, calls: readonly Call[]): void {
+  #sendBatch(link: WorkerLink, calls: readonly Call<'send'>[]): void {
     link.remote.sendMany(calls.map((call) => call.args as unknown as SendCall)).then(
       (results) =>
         results.forEach((result, i) => {
           const call = calls[i]!
-          this.#settle(call, link, () => (result.ok ? call.resolve(result.value) : call.reject(deserializeError(result.error))))
+          this.#calls.settle(link, call.id, result.ok ? { ok: true, value: result.value } : { ok: false, error: deserializeError(result.error) })
         }),
       (error: unknown) => {
         if ((error as Error | null)?.name === 'DataCloneError') return this.#uncloneable(link, calls, error)
-        for (const call of calls) this.#settle(call, link, () => call.reject(error))
+        for (const call of calls) this.#calls.settle(link, call.id, { ok: false, error })
       },
     )
   }
 
   /** Contents the worker cannot receive (a function, a symbol) failed the whole batch: each is tried alone, so only they fail. */
-  #uncloneable(link: WorkerLink, calls: readonly Call[], error: unknown): void {
+  #uncloneable(link: WorkerLink, calls: readonly Call<'send'>[], error: unknown): void {
     if (calls.length > 1) return calls.forEach((call) => this.#sendBatch(link, [call]))
-    const call = calls[0]!
-    this.#settle(call, link, () => call.reject(new IlmError('UNSERIALIZABLE', 'contents cannot be sent: they cannot be cloned to the worker', { cause: error })))
-  }
-
-  #settle(call: Call, link: WorkerLink, settle: () => void): void {
-    if (this.#link !== link || !this.#calls.delete(call)) return
-    settle()
+    const error_ = new IlmError('UNSERIALIZABLE', 'contents cannot be sent: they cannot be cloned to the worker', { cause: error })
+    this.#calls.settle(link, calls[0]!.id, { ok: false, error: error_ })
   }
 
   #freeze(): void {
     const link = this.#link
     if (link?.terminate === undefined || this.#closing !== undefined) return
     this.#link = undefined
+    this.#calls.retarget(undefined)
     this.#stop(link)
     this.#onEvent('role', 'starting')
   }
@@ -304,8 +332,8 @@ export class Messenger {
       this.#link = undefined
       if (link !== undefined) this.#stop(link)
       const closed = new IlmError('CLOSED', 'this messenger is closed')
-      for (const call of this.#calls) call.reject(closed)
-      this.#calls.clear()
+      this.#calls.close(closed)
+      this.#ready.reject(closed)
       this.#stopListening()
       this.#rtc?.close()
       this.#events.clear()
@@ -354,7 +382,14 @@ export class Messenger {
         return this.#events.emit('connection', this.#connection)
       case 'error':
         return this.#events.emit('error', deserializeError(payload as SerializedError) as IlmError)
-      case 'status':
+      case 'ready':
+        return this.#ready.resolve()
+      case 'status': {
+        const event = payload as StatusEvent
+        const held = this.#unsent.get(event.id)
+        if (held !== undefined) return void held.push(event)
+        return this.#events.emit('status', event)
+      }
       case 'peer-online':
       case 'peer-offline':
         return this.#events.emit(name, payload as never)

@@ -84,6 +84,17 @@ export const CLOSE_CODES = {
   UNAVAILABLE: 1013,
 } as const
 
+/** True for a `ws:` or `wss:` URL, the only kind a relay is reached at. */
+export function isRelayUrl(value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  try {
+    const protocol = new URL(value).protocol
+    return protocol === 'ws:' || protocol === 'wss:'
+  } catch {
+    return false
+  }
+}
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 

@@ -13,19 +13,23 @@ export type RemoteMethod = (typeof REMOTE_METHODS)[number]
  * receipt; anything else on the channel is ignored.
  */
 export type TabMessage =
-  /** Leader heartbeat. */
-  | { readonly t: 'leader'; readonly tab: string }
+  /** Leader heartbeat, with the identity's work-offline switch as the leader applies it. */
+  | { readonly t: 'leader'; readonly tab: string; readonly online: boolean }
   /** Follower heartbeat: whether its page has message handlers. `gone` when it leaves. */
   | { readonly t: 'follower'; readonly tab: string; readonly subscribed: boolean; readonly gone: boolean }
+  /** A tab's call for the leader's engine. */
   | { readonly t: 'call'; readonly tab: string; readonly call: string; readonly method: RemoteMethod; readonly args: readonly unknown[] }
-  | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: true; readonly value: unknown }
-  | { readonly t: 'result'; readonly tab: string; readonly call: string; readonly ok: false; readonly error: SerializedError }
+  /** The leader's answer to `tab`'s call. */
+  | { readonly t: 'result'; readonly tab: string; readonly leader: string; readonly call: string; readonly ok: true; readonly value: unknown }
+  | { readonly t: 'result'; readonly tab: string; readonly leader: string; readonly call: string; readonly ok: false; readonly error: SerializedError }
   /** The leader hands a message to every subscribed tab. */
   | { readonly t: 'deliver'; readonly delivery: string; readonly message: Message }
   /** A follower's answer to every `deliver`. */
   | { readonly t: 'handled'; readonly tab: string; readonly delivery: string; readonly outcome: HandledOutcome }
   /** Engine events, relayed by the leader to every tab, batched per turn. */
   | { readonly t: 'events'; readonly events: readonly SinkEvent[] }
+  /** A tab flipped the identity's work-offline switch (`Messenger.setOnline`). */
+  | { readonly t: 'online'; readonly online: boolean }
 
 /** How a follower's page took a delivered message: its handlers returned, one threw, or it has none (any more). */
 export type HandledOutcome = 'handled' | 'failed' | 'unsubscribed'
@@ -43,19 +47,21 @@ export function isTabMessage(value: unknown): value is TabMessage {
   const m = value as Record<string, unknown>
   switch (m.t) {
     case 'leader':
-      return string(m.tab)
+      return string(m.tab) && typeof m.online === 'boolean'
     case 'follower':
       return string(m.tab) && typeof m.subscribed === 'boolean' && typeof m.gone === 'boolean'
     case 'call':
       return string(m.tab) && string(m.call) && REMOTE_METHODS.includes(m.method as RemoteMethod) && Array.isArray(m.args)
     case 'result':
-      return string(m.tab) && string(m.call) && (m.ok === true || (m.ok === false && typeof m.error === 'object' && m.error !== null))
+      return string(m.tab) && string(m.leader) && string(m.call) && (m.ok === true || (m.ok === false && typeof m.error === 'object' && m.error !== null))
     case 'deliver':
       return string(m.delivery) && typeof m.message === 'object' && m.message !== null
     case 'handled':
       return string(m.tab) && string(m.delivery) && OUTCOMES.includes(m.outcome)
     case 'events':
       return Array.isArray(m.events) && m.events.every((e) => Array.isArray(e) && e.length === 2 && string(e[0]))
+    case 'online':
+      return typeof m.online === 'boolean'
     default:
       return false
   }

@@ -1,5 +1,6 @@
-import type { PeerId } from '../core/ids.js'
-import type { Limits } from '../core/options.js'
+import { isPeerId, type PeerId } from '../core/ids.js'
+import { resolveLimits, type Limits } from '../core/options.js'
+import { isRelayUrl } from '../protocol/relay.js'
 import type { Store } from '../core/store.js'
 import type { Transport } from '../core/transport.js'
 import type { RtcConnector } from '../transport/webrtc.js'
@@ -76,4 +77,31 @@ export interface HostTransport extends Transport {
   attachChannel?(peer: PeerId, channel: RTCDataChannel): void
   /** The page could not connect to `peer` directly. */
   connectFailed?(peer: PeerId): void
+}
+
+/**
+ * Checks a {@link HostConfig} when the worker starts, not when a tab comes to
+ * lead: an engine that could never open would be retried forever.
+ * @throws TypeError or RangeError naming the bad field.
+ */
+export function validateConfig(config: HostConfig): void {
+  if (typeof config !== 'object' || config === null) throw new TypeError('config must be an object')
+  if (!isPeerId(config.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
+  resolveLimits(config.limits)
+  if (config.dbName !== undefined && (typeof config.dbName !== 'string' || config.dbName.length === 0)) throw new TypeError('dbName must be a non-empty string')
+  for (const key of ['heartbeatMs', 'staleAfterMs'] as const) positiveMs(key, config[key])
+  const transport = config.transport as { kind?: unknown; url?: unknown; heartbeatMs?: number } | undefined
+  if (transport?.kind === 'broadcast-channel') return
+  positiveMs('transport.heartbeatMs', transport?.heartbeatMs)
+  if (transport?.kind !== 'websocket') throw new TypeError('transport.kind must be "broadcast-channel" or "websocket"')
+  const urls = typeof transport.url === 'string' ? [transport.url] : transport.url
+  if (!Array.isArray(urls) || urls.length === 0 || !urls.every(isRelayUrl)) {
+    throw new TypeError('transport.url must be a ws:// or wss:// URL (or a non-empty list of them)')
+  }
+}
+
+function positiveMs(name: string, value: unknown): void {
+  if (value === undefined) return
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number`)
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
 }

@@ -1,15 +1,16 @@
 import { nanoid } from 'nanoid'
-import type { EngineEvents, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
-import { IlmError, isIlmError } from '../core/errors.js'
-import type { PeerId } from '../core/ids.js'
-import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
-import { ILM } from '../ilm.js'
-import { resolveLimits } from '../core/options.js'
+import type { Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
+import { IlmError } from '../core/errors.js'
+import { isPeerId, type PeerId } from '../core/ids.js'
+import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
+import type { ILM } from '../ilm.js'
+import { serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RtcCommand } from '../protocol/rtc.js'
-import { isPeerId } from '../core/ids.js'
-import type { ConnectionState, HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
+import type { RemoteMethod, SinkEvent } from '../protocol/tabs.js'
+import { validateConfig, type ConnectionState, type HostConfig, type HostFactories, type TransportContext } from './config.js'
 import { Election } from './election.js'
-import { isTabMessage, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from '../protocol/tabs.js'
+import { LeaderSession } from './leader-session.js'
+import { TabBus } from './tab-bus.js'
 
 /** Which part this tab plays for its identity. */
 export type Role = 'starting' | 'leader' | 'follower' | 'closed'
@@ -18,7 +19,7 @@ export type Role = 'starting' | 'leader' | 'follower' | 'closed'
 export interface PageSink {
   /** Hands a message to the page's handlers: true once they returned, false if the page has none (any more); rejects if one threw. */
   message(message: Message): Promise<boolean>
-  /** Engine events (`status`, `peer-online`, `peer-offline`, `error`), `role` and `connection`, in order, batched per turn. */
+  /** Engine events (`status`, `peer-online`, `peer-offline`, `error`), `role`, `connection` and `ready`, in order, batched per turn. */
   events(events: readonly SinkEvent[]): void
   /** A login token for the relay (the page's token function). */
   token(): Promise<string>
@@ -52,7 +53,7 @@ export interface HostApi {
   connection(): ConnectionState
   /** Retry connecting now (the page came back online or became visible). */
   wake(): void
-  /** The app's "work offline" switch for this identity's connection (held by the leader tab). */
+  /** The app's "work offline" switch for this identity's connection, from any tab (the leader applies it). */
   setOnline(online: boolean): void
   /** Signalling from this page's RTCPeerConnection for `peer`. */
   rtcSignal(peer: string, data: unknown): void
@@ -65,60 +66,36 @@ export interface HostApi {
   close(): Promise<void>
 }
 
-interface PendingCall {
-  readonly method: RemoteMethod
-  readonly args: readonly unknown[]
-  resolve(value: unknown): void
-  reject(error: unknown): void
-}
-
-interface Follower {
-  subscribed: boolean
-  lastSeen: number
-}
-
-interface Delivery {
-  /** Subscribed followers that have not answered yet. */
-  readonly waiting: Set<string>
-  /** Followers whose handlers returned. */
-  handled: number
-  done(error?: IlmError): void
-}
-
-const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'error'] as const
-// Errors after which a call is retried on whichever engine leads next.
-const RETRIABLE = new Set(['CLOSED', 'STORE_FENCED'])
+/** Where this tab's calls go: its own engine while it leads, the leader tab's id while it follows. */
+type Target = ILM | string
 
 /**
- * Runs in a tab's dedicated worker. Tabs sharing one identity elect a leader
- * with the Web Locks API; only the leader opens the engine (store and
- * transport). Followers forward calls to it over BroadcastChannel, and the
- * leader hands every incoming message to every subscribed tab, counting it
- * processed once all of them returned. When the leader goes (closed, crashed
- * or frozen) a follower takes over and resumes from the store.
+ * Runs in a tab's dedicated worker and faces its page (over Comlink). Tabs
+ * sharing one identity elect a leader with the Web Locks API ({@link Election});
+ * only the leader opens the engine ({@link LeaderSession}). The others reach
+ * it over the {@link TabBus}, and the leader hands every incoming message to
+ * every subscribed tab, counting it processed once their handlers returned.
+ * When the leader goes (closed, crashed or frozen) a follower takes over and
+ * resumes from the store. This tab's calls go through {@link PendingCalls}:
+ * to its own engine while it leads, to the leader's otherwise, and again to
+ * the next one whenever that changes.
  */
 export class Host implements HostApi {
   readonly #factories: HostFactories
-  readonly #tab = nanoid()
-  readonly #calls = new Map<string, PendingCall>()
-  readonly #followers = new Map<string, Follower>()
-  readonly #deliveries = new Map<string, Delivery>()
+  readonly #calls = new PendingCalls<RemoteMethod, Target>((target, call) => this.#dispatch(target, call))
   #config: HostConfig | undefined
   #sink: PageSink | undefined
-  #channel: BroadcastChannel | undefined
+  #bus: TabBus | undefined
   #election: Election | undefined
-  #engine: ILM | undefined
+  #session: LeaderSession | undefined
   #role: Role = 'starting'
-  #roleWaiters: Array<() => void> = []
+  #ready = false
   #subscribed = false
-  #unsubscribeEngine: (() => void) | undefined
   #leaderTab: string | undefined
-  #heartbeat: ReturnType<typeof setInterval> | undefined
   #leaving: Promise<void> | undefined
   #connection: ConnectionState = { status: 'connecting' }
   #outbox: { local: SinkEvent[]; shared: SinkEvent[] } = { local: [], shared: [] }
   #networkEnabled = true
-  #transport: HostTransport | undefined
 
   constructor(factories: HostFactories) {
     this.#factories = factories
@@ -129,26 +106,34 @@ export class Host implements HostApi {
     validateConfig(config)
     this.#config = config
     this.#sink = sink
-    this.#channel = new BroadcastChannel(`intersession-tabs:${config.peerId}`)
-    this.#channel.onmessage = (event: MessageEvent) => {
-      if (isTabMessage(event.data)) this.#onTabMessage(event.data)
-    }
+    const timing = { heartbeatMs: config.heartbeatMs ?? 1000, staleAfterMs: config.staleAfterMs ?? 3000 }
+    const bus = new TabBus(config.peerId, timing, {
+      leading: () => this.#role === 'leader',
+      subscribed: () => this.#subscribed,
+      networkEnabled: () => this.#networkEnabled,
+      leaderSeen: (tab, online) => this.#onLeaderSeen(tab, online),
+      followersChanged: (joined) => this.#onFollowersChanged(joined),
+      serve: (call, reply) => this.#serve(call, reply),
+      result: (leader, id, outcome) => this.#calls.settle(leader, id, outcome),
+      handle: (message) => sink.message(message),
+      events: (events) => this.#onLeaderEvents(events),
+      switched: (online) => this.#switch(online),
+    })
+    this.#bus = bus
     this.#election = new Election(`intersession:${config.peerId}`, {
-      heartbeatMs: config.heartbeatMs ?? 1000,
-      staleAfterMs: config.staleAfterMs ?? 3000,
+      ...timing,
       lead: () => this.#lead(),
       demoted: () => void this.#demote(),
     })
-    this.#heartbeat = setInterval(() => this.#beat(), config.heartbeatMs ?? 1000)
     this.#election.start()
     this.#setRole('follower')
-    this.#beat()
-    return { localId: config.peerId as PeerId, tab: this.#tab }
+    bus.beat()
+    return { localId: config.peerId as PeerId, tab: bus.tab }
   }
 
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
     // An id makes the send idempotent, so it can be repeated on a new leader.
-    return this.#call('send', [to, contents, { ...options, id: options.id ?? nanoid() }]) as Promise<SendReceipt>
+    return this.#calls.call('send', [to, contents, { ...options, id: options.id ?? nanoid() }]) as Promise<SendReceipt>
   }
 
   async sendMany(calls: readonly SendCall[]): Promise<SendResult[]> {
@@ -157,25 +142,25 @@ export class Host implements HostApi {
   }
 
   delivered(id: string): Promise<void> {
-    return this.#call('delivered', [id]) as Promise<void>
+    return this.#calls.call('delivered', [id]) as Promise<void>
   }
 
   status(id: string): Promise<MessageStatus> {
-    return this.#call('status', [id]) as Promise<MessageStatus>
+    return this.#calls.call('status', [id]) as Promise<MessageStatus>
   }
 
   connectedPeers(): Promise<PeerId[]> {
-    return this.#call('connectedPeers', []) as Promise<PeerId[]>
+    return this.#calls.call('connectedPeers', []) as Promise<PeerId[]>
   }
 
   pending(): Promise<PendingCounts> {
-    return this.#call('pending', []) as Promise<PendingCounts>
+    return this.#calls.call('pending', []) as Promise<PendingCounts>
   }
 
   subscribe(subscribed: boolean): void {
     this.#subscribed = subscribed
-    this.#syncEngineSubscription()
-    this.#beat()
+    this.#syncSubscription()
+    this.#bus?.beat()
   }
 
   role(): Role {
@@ -187,25 +172,26 @@ export class Host implements HostApi {
   }
 
   wake(): void {
-    this.#transport?.wake?.()
+    this.#session?.transport.wake?.()
   }
 
   setOnline(online: boolean): void {
-    this.#networkEnabled = online
-    this.#transport?.setEnabled?.(online)
+    this.#bus?.switch(online)
+    this.#switch(online)
   }
 
   rtcSignal(peer: string, data: unknown): void {
-    if (isPeerId(peer)) this.#transport?.signal?.(peer, data)
+    if (isPeerId(peer)) this.#session?.transport.signal?.(peer, data)
   }
 
   rtcChannel(peer: string, channel: RTCDataChannel): void {
-    if (isPeerId(peer) && this.#transport?.attachChannel !== undefined) this.#transport.attachChannel(peer, channel)
+    const transport = this.#session?.transport
+    if (isPeerId(peer) && transport?.attachChannel !== undefined) transport.attachChannel(peer, channel)
     else channel.close()
   }
 
   rtcFailed(peer: string): void {
-    if (isPeerId(peer)) this.#transport?.connectFailed?.(peer)
+    if (isPeerId(peer)) this.#session?.transport.connectFailed?.(peer)
   }
 
   async shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -219,71 +205,53 @@ export class Host implements HostApi {
   }
 
   async #leave(stop: (engine: ILM) => Promise<void>): Promise<void> {
-    const engine = this.#engine
+    const session = this.#session
     this.#setRole('closed')
-    this.#post({ t: 'follower', tab: this.#tab, subscribed: false, gone: true })
-    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat)
-    for (const call of this.#calls.values()) call.reject(new IlmError('CLOSED', 'this messenger is closed'))
-    this.#calls.clear()
+    this.#calls.close(new IlmError('CLOSED', 'this messenger is closed'))
+    this.#bus?.close()
     try {
-      if (engine !== undefined) await stop(engine)
+      if (session !== undefined) await stop(session.engine)
     } finally {
-      this.#engine = undefined
+      this.#session = undefined
       this.#election?.stop()
-      this.#channel?.close()
     }
   }
 
-  /** Runs a call on the local engine if leading, else on the leader's; retried across leader changes. */
-  async #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
-    for (;;) {
-      if (this.#role === 'closed') throw new IlmError('CLOSED', 'this messenger is closed')
-      const engine = this.#engine
-      if (this.#role === 'leader' && engine !== undefined) {
-        try {
-          return await invoke(engine, method, args)
-        } catch (error) {
-          if (!isIlmError(error) || !RETRIABLE.has(error.code) || (this.#engine === engine && this.#role === 'leader')) throw error
-          continue
-        }
-      }
-      if (this.#role === 'follower') return this.#remoteCall(method, args)
-      await this.#nextRole()
-    }
+  /** One attempt of one of this tab's calls. */
+  #dispatch(target: Target, call: Call<RemoteMethod>): void {
+    if (typeof target === 'string') return this.#bus?.call(call)
+    invoke(target, call).then(
+      (value) => this.#calls.settle(target, call.id, { ok: true, value }),
+      (error: unknown) => this.#calls.settle(target, call.id, { ok: false, error }),
+    )
   }
 
-  #remoteCall(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const call = nanoid()
-      this.#calls.set(call, { method, args, resolve, reject })
-      this.#post({ t: 'call', tab: this.#tab, call, method, args })
-    })
+  /** A call from another tab, for this tab's engine. */
+  #serve(call: Call<RemoteMethod>, reply: (outcome: Outcome) => void): void {
+    const engine = this.#session?.engine
+    if (this.#role !== 'leader' || engine === undefined) return
+    invoke(engine, call).then(
+      (value) => reply({ ok: true, value }),
+      (error: unknown) => reply({ ok: false, error }),
+    )
   }
 
-  /** Acquired the lock: open the engine and serve. Resolves when leadership ends. */
+  /** Acquired the lock: open the engine and serve. */
   async #lead(): Promise<void> {
-    const config = this.#config!
     try {
-      const transport = await this.#factories.createTransport(config, this.#transportContext())
-      if (!this.#networkEnabled) transport.setEnabled?.(false)
-      const engine = await ILM.open({
-        store: this.#factories.createStore(config),
-        transport,
-        ...(config.limits !== undefined && { limits: config.limits }),
+      const session = await LeaderSession.open(this.#config!, this.#factories, this.#transportContext(), this.#networkEnabled)
+      if (this.#role === 'closed') return void (await session.engine.close())
+      this.#session = session
+      session.onEvent(([name, payload]) => {
+        this.#emit(name, name === 'error' ? serializeError(payload) : payload, true)
+        if (name === 'error' && payload.code === 'STORE_FENCED') void this.#demote()
       })
-      if (this.#role === 'closed') return void (await engine.close())
-      this.#engine = engine
-      this.#transport = transport
-      for (const name of ENGINE_EVENTS) engine.on(name, (payload) => this.#relayEvent(name, payload))
-      engine.on('error', (error) => error.code === 'STORE_FENCED' && void this.#demote())
       this.#setRole('leader')
-      this.#syncEngineSubscription()
-      this.#beat()
+      this.#syncSubscription()
+      this.#bus?.beat()
+      this.#becameReady()
       // Calls this tab had sent to the old leader now run here.
-      for (const [id, call] of this.#calls) {
-        this.#calls.delete(id)
-        invoke(engine, call.method, call.args).then(call.resolve, call.reject)
-      }
+      this.#calls.retarget(session.engine)
     } catch (error) {
       this.#emit('error', serializeError(error), false)
       throw error
@@ -308,25 +276,18 @@ export class Host implements HostApi {
 
   /** Lost the lock (stolen while frozen, or fenced): stop the engine, follow. */
   async #demote(): Promise<void> {
-    const engine = this.#engine
-    this.#engine = undefined
-    this.#transport = undefined
-    this.#unsubscribeEngine = undefined
+    const session = this.#session
+    this.#session = undefined
+    this.#calls.retarget(undefined)
     if (this.#role === 'leader') this.#setRole('follower')
+    this.#leaderTab = undefined
     this.#election?.release()
-    await engine?.close()
+    await session?.engine.close()
   }
 
-  #syncEngineSubscription(): void {
-    const engine = this.#engine
-    if (engine === undefined) return
-    const wanted = this.#subscribed || [...this.#followers.values()].some((f) => f.subscribed)
-    if (wanted && this.#unsubscribeEngine === undefined) {
-      this.#unsubscribeEngine = engine.onMessage((message) => this.#handOut(message))
-    } else if (!wanted && this.#unsubscribeEngine !== undefined) {
-      this.#unsubscribeEngine()
-      this.#unsubscribeEngine = undefined
-    }
+  /** The engine hands incoming messages out while this tab or a follower has handlers. */
+  #syncSubscription(): void {
+    this.#session?.subscribe(this.#subscribed || this.#bus?.followersSubscribed === true, (message) => this.#handOut(message))
   }
 
   /**
@@ -336,7 +297,7 @@ export class Host implements HostApi {
    */
   async #handOut(message: Message): Promise<void> {
     const local = this.#subscribed ? this.#sink!.message(message) : Promise.resolve(false)
-    const [localOk, remoteOk] = await Promise.allSettled([local, this.#fanOut(message)])
+    const [localOk, remoteOk] = await Promise.allSettled([local, this.#bus!.fanOut(message)])
     if (localOk.status === 'rejected') throw localOk.reason
     if (remoteOk.status === 'rejected') throw remoteOk.reason
     if (!localOk.value && remoteOk.value === 0) {
@@ -344,136 +305,43 @@ export class Host implements HostApi {
     }
   }
 
-  /** Hands `message` to the subscribed followers; resolves with how many of them handled it. */
-  #fanOut(message: Message): Promise<number> {
-    const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
-    if (waiting.size === 0) return Promise.resolve(0)
-    return new Promise((resolve, reject) => {
-      const delivery = nanoid()
-      const pending: Delivery = {
-        waiting,
-        handled: 0,
-        done: (error) => {
-          this.#deliveries.delete(delivery)
-          if (error === undefined) resolve(pending.handled)
-          else reject(error)
-        },
-      }
-      this.#deliveries.set(delivery, pending)
-      this.#post({ t: 'deliver', delivery, message })
-    })
-  }
-
-  #relayEvent(name: (typeof ENGINE_EVENTS)[number], payload: EngineEvents[keyof EngineEvents]): void {
-    const wire = name === 'error' ? serializeError(payload) : payload
-    this.#emit(name, wire, true)
-  }
-
-  #onTabMessage(m: TabMessage): void {
+  #onLeaderSeen(tab: string, online: boolean): void {
     if (this.#role === 'closed') return
-    switch (m.t) {
-      case 'leader':
-        return this.#onLeaderBeat(m.tab)
-      case 'follower':
-        return this.#onFollowerBeat(m.tab, m.subscribed, m.gone)
-      case 'call':
-        return this.#serve(m.tab, m.call, m.method, m.args)
-      case 'result':
-        return this.#onResult(m)
-      case 'deliver':
-        return this.#onDeliver(m.delivery, m.message)
-      case 'handled':
-        return this.#onHandled(m.tab, m.delivery, m.outcome)
-      case 'events':
-        if (this.#role !== 'follower') return
-        for (const [name, payload] of m.events) {
-          if (name === 'connection') this.#connection = payload as ConnectionState
-          this.#emit(name, payload, false)
-        }
-        return
-    }
-  }
-
-  #onLeaderBeat(tab: string): void {
     this.#election?.leaderSeen()
-    if (this.#leaderTab === tab) return
+    if (this.#role === 'follower') this.#networkEnabled = online
+    if (this.#leaderTab === tab || this.#role !== 'follower') return
     this.#leaderTab = tab
+    this.#becameReady()
     // A new leader: what this tab asked the old one may be lost; ask again (calls are idempotent).
-    for (const [call, pending] of this.#calls) this.#post({ t: 'call', tab: this.#tab, call, method: pending.method, args: pending.args })
+    this.#calls.retarget(tab)
   }
 
-  #onFollowerBeat(tab: string, subscribed: boolean, gone: boolean): void {
-    // A tab that left, or whose page dropped its handlers, is not waited for.
-    if (gone || !subscribed) for (const delivery of this.#deliveries.values()) this.#left(delivery, tab)
-    if (gone) {
-      this.#followers.delete(tab)
-    } else {
-      // A tab that just joined learns the connection state it missed.
-      if (this.#role === 'leader' && !this.#followers.has(tab)) this.#emit('connection', this.#connection, true)
-      this.#followers.set(tab, { subscribed, lastSeen: Date.now() })
-    }
-    this.#syncEngineSubscription()
+  #onFollowersChanged(joined: boolean): void {
+    this.#syncSubscription()
+    if (!joined) return
+    // A tab that just joined learns at once who leads and the connection state it missed.
+    this.#bus?.beat()
+    this.#emit('connection', this.#connection, true)
   }
 
-  #serve(tab: string, call: string, method: RemoteMethod, args: readonly unknown[]): void {
-    const engine = this.#engine
-    if (this.#role !== 'leader' || engine === undefined) return
-    invoke(engine, method, args).then(
-      (value) => this.#post({ t: 'result', tab, call, ok: true, value }),
-      (error: unknown) => this.#post({ t: 'result', tab, call, ok: false, error: serializeError(error) }),
-    )
-  }
-
-  #onResult(m: Extract<TabMessage, { t: 'result' }>): void {
-    if (m.tab !== this.#tab) return
-    const call = this.#calls.get(m.call)
-    if (call === undefined) return
-    if (!m.ok && RETRIABLE.has(m.error.code ?? '')) return // the old leader's last words; the next one answers
-    this.#calls.delete(m.call)
-    if (m.ok) call.resolve(m.value)
-    else call.reject(deserializeError(m.error))
-  }
-
-  /** Every `deliver` gets an answer, also from a tab without handlers, so that no delivery waits for it. */
-  #onDeliver(delivery: string, message: Message): void {
+  #onLeaderEvents(events: readonly SinkEvent[]): void {
     if (this.#role !== 'follower') return
-    const answer = (outcome: HandledOutcome): void => this.#post({ t: 'handled', tab: this.#tab, delivery, outcome })
-    if (!this.#subscribed) return answer('unsubscribed')
-    this.#sink!.message(message).then(
-      (handled) => answer(handled ? 'handled' : 'unsubscribed'),
-      () => answer('failed'),
-    )
-  }
-
-  #onHandled(tab: string, delivery: string, outcome: HandledOutcome): void {
-    const pending = this.#deliveries.get(delivery)
-    if (pending === undefined) return
-    if (outcome === 'unsubscribed') return this.#left(pending, tab)
-    if (!pending.waiting.delete(tab)) return
-    if (outcome === 'failed') return pending.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
-    pending.handled += 1
-    if (pending.waiting.size === 0) pending.done()
-  }
-
-  /**
-   * A tab went away (closed, or silent: it died) or dropped its handlers
-   * before answering: the delivery stops waiting for it. Whether anyone
-   * handled the message is judged once every tab answered (`#handOut`).
-   */
-  #left(delivery: Delivery, tab: string): void {
-    if (delivery.waiting.delete(tab) && delivery.waiting.size === 0) delivery.done()
-  }
-
-  /** Heartbeats; the leader also forgets followers that went silent (their tab died). */
-  #beat(): void {
-    if (this.#role === 'closed') return
-    if (this.#role === 'leader') {
-      this.#post({ t: 'leader', tab: this.#tab })
-      const staleBefore = Date.now() - (this.#config?.staleAfterMs ?? 3000)
-      for (const [tab, follower] of this.#followers) if (follower.lastSeen < staleBefore) this.#onFollowerBeat(tab, false, true)
-    } else {
-      this.#post({ t: 'follower', tab: this.#tab, subscribed: this.#subscribed, gone: false })
+    for (const [name, payload] of events) {
+      if (name === 'connection') this.#connection = payload as ConnectionState
+      this.#emit(name, payload, false)
     }
+  }
+
+  /** The identity's work-offline switch, flipped here or in another tab; the leader applies it. */
+  #switch(online: boolean): void {
+    this.#networkEnabled = online
+    this.#session?.transport.setEnabled?.(online)
+  }
+
+  #becameReady(): void {
+    if (this.#ready) return
+    this.#ready = true
+    this.#emit('ready', true, false)
   }
 
   /**
@@ -491,55 +359,17 @@ export class Host implements HostApi {
     const { local, shared } = this.#outbox
     this.#outbox = { local: [], shared: [] }
     if (local.length > 0) this.#sink?.events(local)
-    if (shared.length > 0) this.#post({ t: 'events', events: shared })
-  }
-
-  #post(message: TabMessage): void {
-    try {
-      this.#channel?.postMessage(message)
-    } catch {
-      // Closed channel: this tab is leaving.
-    }
+    if (shared.length > 0) this.#bus?.share(shared)
   }
 
   #setRole(role: Role): void {
     if (this.#role === role || this.#role === 'closed') return
     this.#role = role
     this.#emit('role', role, false)
-    const waiters = this.#roleWaiters
-    this.#roleWaiters = []
-    for (const wake of waiters) wake()
-  }
-
-  #nextRole(): Promise<void> {
-    return new Promise((resolve) => this.#roleWaiters.push(resolve))
   }
 }
 
-function validateConfig(config: HostConfig): void {
-  if (typeof config !== 'object' || config === null) throw new TypeError('config must be an object')
-  if (!isPeerId(config.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
-  // Checked here, not when a tab comes to lead: an engine that can never open would be retried forever.
-  resolveLimits(config.limits)
-  if (config.dbName !== undefined && (typeof config.dbName !== 'string' || config.dbName.length === 0)) throw new TypeError('dbName must be a non-empty string')
-  for (const key of ['heartbeatMs', 'staleAfterMs'] as const) positiveMs(key, config[key])
-  const transport = config.transport as { kind?: unknown; url?: unknown; heartbeatMs?: number } | undefined
-  if (transport?.kind === 'broadcast-channel') return
-  positiveMs('transport.heartbeatMs', transport?.heartbeatMs)
-  if (transport?.kind !== 'websocket') throw new TypeError('transport.kind must be "broadcast-channel" or "websocket"')
-  const urls = typeof transport.url === 'string' ? [transport.url] : transport.url
-  if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^wss?:\/\//.test(u))) {
-    throw new TypeError('transport.url must be a ws:// or wss:// URL (or a non-empty list of them)')
-  }
-}
-
-function positiveMs(name: string, value: unknown): void {
-  if (value === undefined) return
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number`)
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)
-}
-
-function invoke(engine: ILM, method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
-  const fn = engine[method] as (...a: unknown[]) => Promise<unknown>
-  return fn.apply(engine, [...args])
+function invoke(engine: ILM, call: Call<RemoteMethod>): Promise<unknown> {
+  const fn = engine[call.method] as (...args: unknown[]) => Promise<unknown>
+  return fn.apply(engine, [...call.args])
 }

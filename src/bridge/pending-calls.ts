@@ -1,0 +1,88 @@
+import { isIlmError } from '../core/errors.js'
+import { nanoid } from 'nanoid'
+
+/** One call waiting for its answer, as a target receives it. */
+export interface Call<M extends string = string> {
+  /** Unique per call; the same on every attempt. */
+  readonly id: string
+  readonly method: M
+  readonly args: readonly unknown[]
+}
+
+/** How an attempt ended. */
+export type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown }
+
+interface Entry<M extends string> extends Call<M> {
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
+// An engine that closed or lost its store under the call: it did not serve it.
+const NOT_SERVED = new Set(['CLOSED', 'STORE_FENCED'])
+
+/**
+ * Calls to an engine that lives elsewhere and may move: the page's worker is
+ * replaced after a freeze, the leader tab changes. Both hops (page to worker,
+ * follower tab to leader) and the leader's own engine go through one of these.
+ *
+ * The retry rule, written once: a call stays pending until a target answers
+ * it, and every time the target changes, every pending call goes to the new
+ * target unchanged. That is safe for each method: reads repeat, and a `send`
+ * carries its message id, which the store refuses to queue twice, so a send
+ * that may have landed is found, never queued again.
+ *
+ * An answer settles the call unless it is an error from a target that is no
+ * longer current, or an error saying the engine did not serve it (`CLOSED`,
+ * `STORE_FENCED`): the call then waits for the next target.
+ */
+export class PendingCalls<M extends string, T> {
+  readonly #calls = new Map<string, Entry<M>>()
+  readonly #dispatch: (target: T, call: Call<M>) => void
+  #target: T | undefined
+  #closed: Error | undefined
+
+  /** `dispatch` sends one attempt to a target; the answer comes back through {@link settle}. */
+  constructor(dispatch: (target: T, call: Call<M>) => void) {
+    this.#dispatch = dispatch
+  }
+
+  /** Where calls go now; `undefined` while there is nowhere to send them. */
+  get target(): T | undefined {
+    return this.#target
+  }
+
+  /** Makes a call; it goes to the current target now, or to the next one. */
+  call(method: M, args: readonly unknown[]): Promise<unknown> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed)
+    return new Promise((resolve, reject) => {
+      const entry: Entry<M> = { id: nanoid(), method, args, resolve, reject }
+      this.#calls.set(entry.id, entry)
+      if (this.#target !== undefined) this.#dispatch(this.#target, entry)
+    })
+  }
+
+  /** A new target (or none): every pending call is sent to it. */
+  retarget(target: T | undefined): void {
+    this.#target = target
+    if (target === undefined) return
+    for (const entry of [...this.#calls.values()]) if (this.#target === target) this.#dispatch(target, entry)
+  }
+
+  /** An answer from `from` to call `id`. */
+  settle(from: T, id: string, outcome: Outcome): void {
+    const entry = this.#calls.get(id)
+    if (entry === undefined) return
+    if (!outcome.ok && (from !== this.#target || (isIlmError(outcome.error) && NOT_SERVED.has(outcome.error.code)))) return
+    this.#calls.delete(id)
+    if (outcome.ok) entry.resolve(outcome.value)
+    else entry.reject(outcome.error)
+  }
+
+  /** Rejects every pending call and every later one with `error`. */
+  close(error: Error): void {
+    this.#closed = error
+    this.#target = undefined
+    for (const entry of this.#calls.values()) entry.reject(error)
+    this.#calls.clear()
+  }
+}

@@ -1,0 +1,205 @@
+import { nanoid } from 'nanoid'
+import type { Message } from '../core/api.js'
+import { IlmError } from '../core/errors.js'
+import type { Call, Outcome } from '../bridge/pending-calls.js'
+import { deserializeError, serializeError } from '../protocol/errors.js'
+import { isTabMessage, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from '../protocol/tabs.js'
+
+/** What the bus needs to know of its tab, and where it reports what other tabs say. */
+export interface TabBusHost {
+  /** Whether this tab leads its identity (its heartbeat says so). */
+  leading(): boolean
+  /** Whether this tab's page has message handlers. */
+  subscribed(): boolean
+  /** The identity's work-offline switch as this tab knows it. */
+  networkEnabled(): boolean
+  /** A leader heartbeat. */
+  leaderSeen(tab: string, online: boolean): void
+  /** A follower joined, left, or changed its subscription (leader side). */
+  followersChanged(joined: boolean): void
+  /** A call from another tab for this tab's engine (leader side). */
+  serve(call: Call<RemoteMethod>, reply: (outcome: Outcome) => void): void
+  /** The leader's answer to one of this tab's calls. */
+  result(leader: string, call: string, outcome: Outcome): void
+  /** A message the leader hands to this tab's page: true once its handlers returned, false if it has none. */
+  handle(message: Message): Promise<boolean>
+  /** Engine events relayed by the leader (follower side). */
+  events(events: readonly SinkEvent[]): void
+  /** Another tab flipped the identity's work-offline switch. */
+  switched(online: boolean): void
+}
+
+interface Follower {
+  subscribed: boolean
+  lastSeen: number
+}
+
+interface Delivery {
+  /** Subscribed followers that have not answered yet. */
+  readonly waiting: Set<string>
+  /** Followers whose handlers returned. */
+  handled: number
+  done(error?: IlmError): void
+}
+
+/**
+ * The BroadcastChannel `intersession-tabs:<peer id>` between the workers of the
+ * tabs sharing one identity: heartbeats both ways, the registry of followers
+ * (leader side), calls to the leader's engine and their answers, the fan-out
+ * of incoming messages to every subscribed tab, and the leader's events.
+ * Every message is validated on receipt; anything else on the channel is
+ * ignored.
+ */
+export class TabBus {
+  /** This tab's id on the bus. */
+  readonly tab = nanoid()
+  readonly #host: TabBusHost
+  readonly #staleAfterMs: number
+  readonly #channel: BroadcastChannel
+  readonly #followers = new Map<string, Follower>()
+  readonly #deliveries = new Map<string, Delivery>()
+  readonly #heartbeat: ReturnType<typeof setInterval>
+  #closed = false
+
+  constructor(peerId: string, timing: { heartbeatMs: number; staleAfterMs: number }, host: TabBusHost) {
+    this.#host = host
+    this.#staleAfterMs = timing.staleAfterMs
+    this.#channel = new BroadcastChannel(`intersession-tabs:${peerId}`)
+    this.#channel.onmessage = (event: MessageEvent) => {
+      if (isTabMessage(event.data)) this.#receive(event.data)
+    }
+    this.#heartbeat = setInterval(() => this.beat(), timing.heartbeatMs)
+  }
+
+  /** Whether any follower's page has handlers (leader side). */
+  get followersSubscribed(): boolean {
+    return [...this.#followers.values()].some((f) => f.subscribed)
+  }
+
+  /** Posts this tab's heartbeat now; the leader also forgets followers that went silent (their tab died). */
+  beat(): void {
+    if (this.#closed) return
+    if (!this.#host.leading()) return this.#post({ t: 'follower', tab: this.tab, subscribed: this.#host.subscribed(), gone: false })
+    this.#post({ t: 'leader', tab: this.tab, online: this.#host.networkEnabled() })
+    const staleBefore = Date.now() - this.#staleAfterMs
+    for (const [tab, follower] of this.#followers) if (follower.lastSeen < staleBefore) this.#onFollower(tab, false, true)
+  }
+
+  /** Sends one of this tab's calls to whichever tab leads. */
+  call(call: Call<RemoteMethod>): void {
+    this.#post({ t: 'call', tab: this.tab, call: call.id, method: call.method, args: call.args })
+  }
+
+  /** Relays engine events to the other tabs (leader side). */
+  share(events: readonly SinkEvent[]): void {
+    this.#post({ t: 'events', events })
+  }
+
+  /** Tells every tab that this one flipped the identity's work-offline switch. */
+  switch(online: boolean): void {
+    this.#post({ t: 'online', online })
+  }
+
+  /** Hands `message` to every subscribed follower (leader side); resolves with how many of them handled it. */
+  fanOut(message: Message): Promise<number> {
+    const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
+    if (waiting.size === 0) return Promise.resolve(0)
+    return new Promise((resolve, reject) => {
+      const id = nanoid()
+      const delivery: Delivery = {
+        waiting,
+        handled: 0,
+        done: (error) => {
+          this.#deliveries.delete(id)
+          if (error === undefined) resolve(delivery.handled)
+          else reject(error)
+        },
+      }
+      this.#deliveries.set(id, delivery)
+      this.#post({ t: 'deliver', delivery: id, message })
+    })
+  }
+
+  /** Leaves for good: the others stop counting on this tab. */
+  close(): void {
+    if (this.#closed) return
+    this.#post({ t: 'follower', tab: this.tab, subscribed: false, gone: true })
+    this.#closed = true
+    clearInterval(this.#heartbeat)
+    this.#channel.close()
+  }
+
+  #receive(m: TabMessage): void {
+    if (this.#closed) return
+    switch (m.t) {
+      case 'leader':
+        return this.#host.leaderSeen(m.tab, m.online)
+      case 'follower':
+        return this.#onFollower(m.tab, m.subscribed, m.gone)
+      case 'call':
+        if (!this.#host.leading()) return
+        return this.#host.serve({ id: m.call, method: m.method, args: m.args }, (outcome) =>
+          this.#post(
+            outcome.ok
+              ? { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: true, value: outcome.value }
+              : { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: false, error: serializeError(outcome.error) },
+          ),
+        )
+      case 'result':
+        if (m.tab !== this.tab) return
+        return this.#host.result(m.leader, m.call, m.ok ? { ok: true, value: m.value } : { ok: false, error: deserializeError(m.error) })
+      case 'deliver':
+        return this.#onDeliver(m.delivery, m.message)
+      case 'handled':
+        return this.#onHandled(m.tab, m.delivery, m.outcome)
+      case 'events':
+        if (!this.#host.leading()) this.#host.events(m.events)
+        return
+      case 'online':
+        return this.#host.switched(m.online)
+    }
+  }
+
+  #onFollower(tab: string, subscribed: boolean, gone: boolean): void {
+    // A tab that left, or whose page dropped its handlers, is not waited for.
+    if (gone || !subscribed) for (const delivery of this.#deliveries.values()) this.#stopWaiting(delivery, tab)
+    const joined = !gone && !this.#followers.has(tab)
+    if (gone) this.#followers.delete(tab)
+    else this.#followers.set(tab, { subscribed, lastSeen: Date.now() })
+    if (this.#host.leading()) this.#host.followersChanged(joined)
+  }
+
+  /** Every `deliver` gets an answer, also from a tab without handlers, so that no delivery waits for it. */
+  #onDeliver(delivery: string, message: Message): void {
+    if (this.#host.leading()) return
+    const answer = (outcome: HandledOutcome): void => this.#post({ t: 'handled', tab: this.tab, delivery, outcome })
+    if (!this.#host.subscribed()) return answer('unsubscribed')
+    this.#host.handle(message).then(
+      (handled) => answer(handled ? 'handled' : 'unsubscribed'),
+      () => answer('failed'),
+    )
+  }
+
+  #onHandled(tab: string, id: string, outcome: HandledOutcome): void {
+    const delivery = this.#deliveries.get(id)
+    if (delivery === undefined) return
+    if (outcome === 'unsubscribed') return this.#stopWaiting(delivery, tab)
+    if (!delivery.waiting.delete(tab)) return
+    if (outcome === 'failed') return delivery.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
+    delivery.handled += 1
+    if (delivery.waiting.size === 0) delivery.done()
+  }
+
+  /** A tab went away or dropped its handlers before answering; whether anyone handled the message is judged by the caller. */
+  #stopWaiting(delivery: Delivery, tab: string): void {
+    if (delivery.waiting.delete(tab) && delivery.waiting.size === 0) delivery.done()
+  }
+
+  #post(message: TabMessage): void {
+    try {
+      this.#channel.postMessage(message)
+    } catch {
+      // Closed channel: this tab is leaving.
+    }
+  }
+}
