@@ -6,13 +6,13 @@
  *
  * Needs `npm run build && npm run build:demo` first (`npm run test:browser` does both).
  */
-import { expect, test, type BrowserContext, type Locator, type Page } from '@playwright/test'
+import type { BrowserContext, Locator, Page } from '@playwright/test'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { persistentContext } from './fixtures.js'
+import { expect, persistentContext, test } from './fixtures.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
