@@ -11,6 +11,7 @@ import { openDB } from 'idb'
 import { storageFaults } from './storage-faults.js'
 import { recoveryBench } from './recovery-bench.js'
 import { soak } from './soak.js'
+import { crash } from './crash.js'
 import { durability } from './durability.js'
 
 interface Received {
@@ -31,6 +32,7 @@ const harness = {
   faults: storageFaults(() => messenger),
   recovery: recoveryBench,
   soak, // npm run soak
+  crash,
   durability,
   async connect(
     peerId: string,
