@@ -1,5 +1,4 @@
-import { expect, test } from '@playwright/test'
-import { harnessPage, persistentContext } from './fixtures.js'
+import { expect, harnessPage, persistentContext, test } from './fixtures.js'
 
 /** Bad input to the page client; the engine's own API is covered in test/unit/api-input.test.ts. */
 test('the page client refuses bad input with typed errors, changes nothing, and refuses everything after close', async ({ baseURL }) => {

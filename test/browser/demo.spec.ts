@@ -6,22 +6,25 @@
  *
  * Needs `npm run build && npm run build:demo` first (`npm run test:browser` does both).
  */
-import { expect, test, type BrowserContext, type Locator, type Page } from '@playwright/test'
+import type { BrowserContext, Locator, Page } from '@playwright/test'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { persistentContext } from './fixtures.js'
+import { expect, persistentContext, test } from './fixtures.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
 const ONLINE_TIMEOUT = 20_000
 /** Reconnecting after the server was down: backoff with jitter, up to 8 s or so after a few seconds down. */
 const RECONNECT_TIMEOUT = 45_000
-/** The relay's mailbox for this file's runs: kept across the server restart, never shared with a demo someone runs meanwhile. */
-const MAILBOX_DIR = mkdtempSync(join(tmpdir(), 'intersession-demo-mailbox-'))
-test.afterAll(() => rmSync(MAILBOX_DIR, { recursive: true, force: true }))
+/**
+ * The relay's mailbox for this file's runs: kept across the server restart, never shared with a demo someone runs meanwhile.
+ * Made in beforeAll, not at load: the runner's main process loads this file too, and never runs afterAll.
+ */
+let mailboxDir: string | undefined
+test.afterAll(() => mailboxDir !== undefined && rmSync(mailboxDir, { recursive: true, force: true }))
 
 interface DemoServer {
   readonly url: string
@@ -33,7 +36,7 @@ interface DemoServer {
 
 /** Starts `demo/server.ts` (page server + dev relay) and resolves once it printed its URL. */
 function startDemoServer(port = 0, relayPort = 0, timeoutMs = 20_000): Promise<DemoServer> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort), '--mailbox-dir', MAILBOX_DIR], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort), '--mailbox-dir', mailboxDir!], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -111,6 +114,7 @@ test.beforeAll(async () => {
     throw new Error('demo/dist is missing: run `npm run build && npm run build:demo` first')
   }
   mkdirSync(SCREENSHOTS, { recursive: true })
+  mailboxDir = mkdtempSync(join(tmpdir(), 'intersession-demo-mailbox-'))
   server = await startDemoServer()
   alice = await browserFor()
   bob = await browserFor()

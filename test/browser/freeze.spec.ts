@@ -6,11 +6,11 @@
  * profile) and speaks plain CDP over `ws` with flattened sessions. It only
  * uses Playwright's runner (and its webServer, which serves the harness page).
  */
-import { expect, test } from '@playwright/test'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
 import { Cdp } from '../helpers/cdp.js'
 import { CdpTab } from '../helpers/cdp-tab.js'
 import { launchChromium } from '../helpers/chromium-process.js'
+import { expect, test } from './fixtures.js'
 
 // ---------------------------------------------------------------- helpers
 

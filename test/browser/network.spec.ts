@@ -1,6 +1,6 @@
-import { expect, test, type Browser, type Page } from '@playwright/test'
+import type { Page } from '@playwright/test'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { harnessPage } from './fixtures.js'
+import { expect, harnessPage, test, type Profiles } from './fixtures.js'
 
 const texts = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 
@@ -15,9 +15,9 @@ async function relayStats(relay: RelayProcess): Promise<RelayStats> {
   return (await response.json()) as RelayStats
 }
 
-/** A peer in a browser context of its own. */
-async function peer(browser: Browser, baseURL: string | undefined, id: string, relay: string, webrtc?: unknown): Promise<Page> {
-  const context = await browser.newContext()
+/** A peer in a browser profile of its own, on disk. */
+async function peer(profiles: Profiles, baseURL: string | undefined, id: string, relay: string, webrtc?: unknown): Promise<Page> {
+  const context = await profiles.open()
   const page = await harnessPage(context, baseURL)
   await page.evaluate(({ id, relay, webrtc }) => window.harness.connect(id, { relay, ...(webrtc !== undefined && { webrtc: webrtc as never }) }), {
     id,
@@ -38,9 +38,9 @@ test.afterEach(async () => {
   await relay.kill()
 })
 
-test('two browsers exchange messages both ways through a real relay', async ({ browser, baseURL }) => {
-  const a = await peer(browser, baseURL, 'alice', relay.url)
-  const b = await peer(browser, baseURL, 'bob', relay.url)
+test('two browsers exchange messages both ways through a real relay', async ({ profiles, baseURL }) => {
+  const a = await peer(profiles, baseURL, 'alice', relay.url)
+  const b = await peer(profiles, baseURL, 'bob', relay.url)
   await Promise.all([a.evaluate(() => window.harness.sendMany('bob', 'a', 0, 50)), b.evaluate(() => window.harness.sendMany('alice', 'b', 0, 50))])
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(50)
   await expect.poll(() => a.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(50)
@@ -49,9 +49,9 @@ test('two browsers exchange messages both ways through a real relay', async ({ b
   expect(await a.evaluate(() => window.harness.connectedPeers())).toEqual(['bob'])
 })
 
-test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ browser, baseURL }) => {
-  const a = await peer(browser, baseURL, 'alice', relay.url)
-  const b = await peer(browser, baseURL, 'bob', relay.url)
+test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ profiles, baseURL }) => {
+  const a = await peer(profiles, baseURL, 'alice', relay.url)
+  const b = await peer(profiles, baseURL, 'bob', relay.url)
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 20))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(20)
   await b.context().setOffline(true)
@@ -64,9 +64,9 @@ test('the receiver goes offline for a while and comes back: everything arrives o
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('the relay is SIGKILLed mid-stream and restarted: nothing lost', async ({ browser, baseURL }) => {
-  const a = await peer(browser, baseURL, 'alice', relay.url)
-  const b = await peer(browser, baseURL, 'bob', relay.url)
+test('the relay is SIGKILLed mid-stream and restarted: nothing lost', async ({ profiles, baseURL }) => {
+  const a = await peer(profiles, baseURL, 'alice', relay.url)
+  const b = await peer(profiles, baseURL, 'bob', relay.url)
   const sending = a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 300))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBeGreaterThan(50)
   const port = relay.port
@@ -77,9 +77,9 @@ test('the relay is SIGKILLed mid-stream and restarted: nothing lost', async ({ b
   expect((await b.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 300))
 })
 
-test('the sender page reloads mid-stream: nothing lost or doubled', async ({ browser, baseURL }) => {
-  const a = await peer(browser, baseURL, 'alice', relay.url)
-  const b = await peer(browser, baseURL, 'bob', relay.url)
+test('the sender page reloads mid-stream: nothing lost or doubled', async ({ profiles, baseURL }) => {
+  const a = await peer(profiles, baseURL, 'alice', relay.url)
+  const b = await peer(profiles, baseURL, 'bob', relay.url)
   void a.evaluate(() => window.harness.burst('bob', 'm', 2000)).catch(() => {})
   await a.waitForFunction(() => window.harness.resolvedIds().length >= 150)
   const resolved = await a.evaluate(() => window.harness.resolvedIds().length)
@@ -96,9 +96,9 @@ test('the sender page reloads mid-stream: nothing lost or doubled', async ({ bro
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('with WebRTC on, frames flow over the data channel; with it blocked, through the relay', async ({ browser, baseURL }) => {
-  const a = await peer(browser, baseURL, 'alice', relay.url, true)
-  const b = await peer(browser, baseURL, 'bob', relay.url, true)
+test('with WebRTC on, frames flow over the data channel; with it blocked, through the relay', async ({ profiles, baseURL }) => {
+  const a = await peer(profiles, baseURL, 'alice', relay.url, true)
+  const b = await peer(profiles, baseURL, 'bob', relay.url, true)
   // Let the channel come up (the first message opens the streams both sides watch).
   await a.evaluate(() => window.harness.sendMany('bob', 'warm', 0, 1))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(1)
@@ -111,8 +111,8 @@ test('with WebRTC on, frames flow over the data channel; with it blocked, throug
   test.info().annotations.push({ type: 'direct', description: `relay frames in during 200 messages: ${direct.framesIn - before.framesIn}` })
   expect(direct.framesIn - before.framesIn).toBeLessThan(10)
 
-  const c = await peer(browser, baseURL, 'carol', relay.url, { iceTransportPolicy: 'relay' })
-  const d = await peer(browser, baseURL, 'dave', relay.url, { iceTransportPolicy: 'relay' })
+  const c = await peer(profiles, baseURL, 'carol', relay.url, { iceTransportPolicy: 'relay' })
+  const d = await peer(profiles, baseURL, 'dave', relay.url, { iceTransportPolicy: 'relay' })
   await c.evaluate(() => window.harness.sendMany('dave', 'r', 0, 1))
   await expect.poll(() => d.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(1)
   const before2 = await relayStats(relay)

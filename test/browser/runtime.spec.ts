@@ -1,5 +1,4 @@
-import { expect, test } from '@playwright/test'
-import { harnessPage, persistentContext } from './fixtures.js'
+import { expect, harnessPage, persistentContext, test } from './fixtures.js'
 
 const texts = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 

@@ -4,9 +4,9 @@
  * database deleted while the app runs, and a transaction failing in the middle
  * of a group commit. What each promises is in docs/GUARANTEES.md (4).
  */
-import { expect, test, type CDPSession, type Page } from '@playwright/test'
+import type { CDPSession, Page } from '@playwright/test'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { harnessPage, persistentContext } from './fixtures.js'
+import { expect, harnessPage, persistentContext, test } from './fixtures.js'
 
 const texts = (prefix: string, from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${from + i}`)
 

@@ -4,21 +4,50 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-/** A headless Chromium with a throwaway profile on disk (IndexedDB persists as in real use) and its DevTools endpoint. */
+/** A headless Chromium with a profile on disk (IndexedDB persists as in real use) and its DevTools endpoint. */
 export interface ChromiumProcess {
   readonly process: ChildProcess
+  /** The browser process's id (the leader of its process group). */
+  readonly pid: number
   readonly wsEndpoint: string
-  /** Kills the process group (SIGKILL after a grace period) and removes the profile. Never throws; safe to call twice. */
+  /** The profile directory. */
+  readonly userDataDir: string
+  /**
+   * Kills the process group (SIGKILL after a grace period) and removes the
+   * profile unless the caller gave it. Never throws; safe to call twice.
+   */
   kill(): Promise<void>
+  /**
+   * A crash: SIGKILL to the whole process group at once (browser, renderers,
+   * GPU, network, storage), no grace period; resolves once the browser
+   * process is gone. The profile stays, so a new launch on it finds what the
+   * browser had written. Never throws.
+   */
+  crash(): Promise<void>
+}
+
+/** Options of {@link launchChromium}. */
+export interface ChromiumLaunchOptions {
+  /** How long to wait for the DevTools endpoint; default 20,000 ms. */
+  readonly timeoutMs?: number
+  /**
+   * A profile directory to use and keep (e.g. to relaunch on it after a
+   * crash); default a fresh temporary one, removed by `kill()`.
+   */
+  readonly userDataDir?: string
 }
 
 /**
  * Starts `executable` (`--headless=new`, DevTools on an ephemeral loopback
- * port) in its own process group with a fresh profile directory, and resolves
- * once it printed its DevTools endpoint.
+ * port) in its own process group, and resolves once it printed its DevTools
+ * endpoint. `options` may also be the timeout in ms, as before.
  */
-export async function launchChromium(executable: string, args: readonly string[], timeoutMs = 20_000): Promise<ChromiumProcess> {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'intersession-chromium-'))
+export async function launchChromium(executable: string, args: readonly string[], options: number | ChromiumLaunchOptions = {}): Promise<ChromiumProcess> {
+  const { timeoutMs = 20_000, userDataDir: given } = typeof options === 'number' ? { timeoutMs: options } : options
+  const userDataDir = given ?? mkdtempSync(join(tmpdir(), 'intersession-chromium-'))
+  const removeProfile = (): void => {
+    if (given === undefined) rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 })
+  }
   const child = spawn(
     executable,
     [...args, '--headless=new', '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', `--user-data-dir=${userDataDir}`, 'about:blank'],
@@ -38,7 +67,7 @@ export async function launchChromium(executable: string, args: readonly string[]
   const onExit = (): void => {
     signal('SIGKILL')
     try {
-      rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 })
+      removeProfile()
     } catch {
       // Best effort: a helper may still be writing.
     }
@@ -59,13 +88,18 @@ export async function launchChromium(executable: string, args: readonly string[]
     // Never throws: a cleanup failure must not hide the caller's own error.
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
-        rmSync(userDataDir, { recursive: true, force: true })
+        removeProfile()
         return
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 200))
       }
     }
     console.warn(`could not remove ${userDataDir}`)
+  }
+  const crash = async (): Promise<void> => {
+    killed = true
+    signal('SIGKILL')
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
   }
   try {
     const wsEndpoint = await new Promise<string>((resolve, reject) => {
@@ -86,7 +120,7 @@ export async function launchChromium(executable: string, args: readonly string[]
     // Keep draining stderr so that the pipe never fills up and blocks Chromium.
     child.stderr!.removeAllListeners('data')
     child.stderr!.resume()
-    return { process: child, wsEndpoint, kill }
+    return { process: child, pid: child.pid!, wsEndpoint, userDataDir, kill, crash }
   } catch (error) {
     await kill()
     throw error

@@ -11,6 +11,8 @@ import { openDB } from 'idb'
 import { storageFaults } from './storage-faults.js'
 import { recoveryBench } from './recovery-bench.js'
 import { soak } from './soak.js'
+import { crash } from './crash.js'
+import { durability } from './durability.js'
 
 interface Received {
   from: string
@@ -30,6 +32,8 @@ const harness = {
   faults: storageFaults(() => messenger),
   recovery: recoveryBench,
   soak, // npm run soak
+  crash,
+  durability,
   async connect(
     peerId: string,
     options: {
@@ -69,6 +73,18 @@ const harness = {
   async connectOwnWorker(peerId: string, network = 'tests') {
     ownWorker = new Worker(new URL('./own-worker.ts', import.meta.url), { type: 'module' })
     messenger = await connect({ peerId, transport: { kind: 'broadcast-channel', network }, worker: ownWorker })
+    return messenger.role
+  },
+  /**
+   * Like connect over BroadcastChannel, with a worker that records every
+   * IndexedDB transaction it opens (./durability-worker.ts); with `relaxed`,
+   * that worker's store commits with `durability: 'relaxed'`.
+   */
+  async connectProbed(peerId: string, network: string, relaxed: boolean) {
+    durability.listen()
+    const worker = new Worker(new URL('./durability-worker.ts', import.meta.url), { type: 'module', name: relaxed ? 'relaxed' : 'default' })
+    messenger = await connect({ peerId, transport: { kind: 'broadcast-channel', network }, worker })
+    messenger.onMessage((m: Message) => void received.push({ from: m.from, seq: m.seq, contents: m.contents, id: m.id }))
     return messenger.role
   },
   terminateWorker() {
