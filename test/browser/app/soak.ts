@@ -1,7 +1,8 @@
 /**
- * Soak harness functions (test/soak): `window.harness.soak`. A peer on the relay with
- * `processBatch: 1`, whose handler reports every handover to Node through the
- * CDP binding `soakReport`, and sends Node numbers itself.
+ * Soak harness functions (test/soak): `window.harness.soak`. A peer on the
+ * relay whose handler reports every handover to Node through the CDP binding
+ * `soakReport` (and keeps it in localStorage), and which sends what Node asks,
+ * with the id Node chose.
  */
 import { connect, type Messenger } from 'intersession/client'
 
@@ -13,6 +14,10 @@ interface SoakConnectOptions {
   subscribe: boolean
   heartbeatMs: number
   staleAfterMs: number
+  /** The receiver's `limits.processBatch` (the soak's checker relies on its value). */
+  processBatch: number
+  /** This tab's name in the soak, written into every handover its handler records. */
+  tab: string
 }
 
 declare global {
@@ -29,12 +34,21 @@ interface HandoverRecord {
   n: number
   id: string
   seq: number
+  epoch: string
+  tab: string
+  load: string
+  /** This tab's role when its handler ran (for the log). */
+  role: string
   key: string
   t: number
 }
 
+/** How `send()` settled: its receipt, or the error it rejected with. */
+type SendResult = { ok: true; id: string; seq: number } | { ok: false; error: string }
+
 const PREFIX = 'soak:h:'
 // Binding calls made just before a navigation can be lost; localStorage survives it.
+/** This page load: a reload is a new one. */
 const load = Math.random().toString(36).slice(2, 10)
 let handled = 0
 let messenger: Messenger | undefined
@@ -49,7 +63,7 @@ export const soak = {
     const m = await connect({
       peerId,
       transport: { kind: 'websocket', url: options.relay, token: async () => `dev:${peerId}`, heartbeatMs: options.heartbeatMs },
-      limits: { processBatch: 1 },
+      limits: { processBatch: options.processBatch },
       heartbeatMs: options.heartbeatMs,
       staleAfterMs: options.staleAfterMs,
       ...(worker !== undefined && { worker }),
@@ -58,14 +72,15 @@ export const soak = {
       m.onMessage((message) => {
         const { n } = message.contents as { n: number }
         const key = `${load}:${++handled}`
-        const record: HandoverRecord = { to: peerId, from: message.from, n, id: message.id, seq: message.seq, key, t: performance.timeOrigin + performance.now() }
+        const t = performance.timeOrigin + performance.now()
+        const record: HandoverRecord = { to: peerId, from: message.from, n, id: message.id, seq: message.seq, epoch: message.epoch, tab: options.tab, load, role: m.role, key, t }
         const text = JSON.stringify(record)
         localStorage.setItem(PREFIX + key, text)
         window.soakReport?.(text)
       })
     }
     messenger = m
-    return m.role
+    return { role: m.role, load }
   },
   /** Kills this page's own worker (a crash); the messenger is dropped, `connect` makes a new one. */
   terminateWorker() {
@@ -75,15 +90,25 @@ export const soak = {
     for (const reject of abandon) reject(new Error('worker terminated'))
     abandon.clear()
   },
-  /** Sends `{ n }` to `to`; resolves with the message id once send() resolved. */
-  async send(to: string, n: number): Promise<string> {
+  /**
+   * Sends `{ n }` to `to` with the message id `id` (Node's: it knows every
+   * send's id whatever happens to the page). Resolves with the receipt, or
+   * with the error if send() rejected; throws if the worker was terminated
+   * first (the outcome is unknown).
+   */
+  async send(to: string, n: number, id: string): Promise<SendResult> {
     const m = messenger
-    if (m === undefined) throw new Error('not connected')
+    if (m === undefined) return { ok: false, error: 'not connected: send() was not called' }
     let reject!: (error: Error) => void
     const abandoned = new Promise<never>((_, r) => (reject = r))
     abandon.add(reject)
+    // `fresh`: a new id on its first attempt, the same call an app's plain send(to, contents) makes.
+    const sent = m.send(to, { n }, { id, fresh: true }).then(
+      (receipt): SendResult => ({ ok: true, id: receipt.id, seq: receipt.seq }),
+      (error: unknown): SendResult => ({ ok: false, error: error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error) }),
+    )
     try {
-      return (await Promise.race([m.send(to, { n }), abandoned])).id
+      return await Promise.race([sent, abandoned])
     } finally {
       abandon.delete(reject)
     }
