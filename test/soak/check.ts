@@ -1,4 +1,4 @@
-import type { Crash, Handover, Ledger, SendRecord } from './ledger.js'
+import type { Crash, Handover, Ledger, RoleChange, SendRecord } from './ledger.js'
 
 /**
  * The receivers' `limits.processBatch` in the soak. With 1, a handover's
@@ -40,6 +40,8 @@ export interface Verdict {
   readonly ok: boolean
   /** The first violations, described. */
   readonly details: readonly string[]
+  /** Every replay, with the crash it was charged to. */
+  readonly replays: readonly string[]
 }
 
 const MAX_DETAILS = 30
@@ -55,13 +57,18 @@ const MAX_DETAILS = 30
  *   `processBatch` 1, any other handover in between means the message was
  *   marked processed), and a crash hit that handover's handling context after
  *   it and before the repeat: the receiver's engine (a tab that led died, or
- *   its worker) or the page load whose handler ran it;
+ *   its worker), or the page load whose handler ran it. A handler may run a
+ *   little after the engine that handed the message out died (the message was
+ *   in flight to its page), but not after the next engine took over: so a
+ *   handover counts as the dead engine's until a tab of the receiver reports
+ *   that it leads (or, with no such report, until the crash took effect);
  * - that crash has not already excused `PROCESS_BATCH` repeats of this stream.
  * Every other repeat is a duplicate.
  */
 export function check(ledger: Ledger): Verdict {
   const counts = { lost: 0, duplicated: 0, replayed: 0, reordered: 0, phantom: 0, rejectedDelivered: 0 }
   const details: string[] = []
+  const replays: string[] = []
   const note = (line: string): void => void (details.length < MAX_DETAILS && details.push(line))
   const sendsById = new Map<string, SendRecord>()
   for (const list of ledger.sends.values()) for (const s of list) sendsById.set(s.id, s)
@@ -94,13 +101,16 @@ export function check(ledger: Ledger): Verdict {
         if (highest === undefined || sent.n > highest.n) highest = h
         return
       }
-      const excuse = replayOf(handovers, j, first, ledger.crashes, charged, key)
+      const excuse = replayOf(handovers, j, first, ledger.crashes, ledger.roles, charged, key)
       if (typeof excuse === 'string') {
         counts.duplicated++
-        note(`duplicated ${key} n=${h.n} id=${h.id} (send ${sent.outcome}) at ${clock(h.at)} in ${h.tab}: ${excuse} (${around(handovers, j)}; ${crashesNear(ledger.crashes, h.to, first.at, h.at)})`)
+        note(`duplicated ${key} n=${h.n} id=${h.id} (send ${sent.outcome}) at ${clock(h.at)} in ${h.tab}: ${excuse} (${around(handovers, j)}; ${crashesNear(ledger.crashes, ledger.roles, h.to, first.at, h.at)})`)
         return
       }
       counts.replayed++
+      const prev = handovers[j - 1]!
+      const inFlight = excuse.led && prev.at >= excuse.until ? ', in flight to its handler when the engine died' : ''
+      replays.push(`replayed ${key} n=${h.n} seq=${h.seq} at ${clock(h.at)} in ${h.tab} (${h.role}): handed over at ${clock(prev.at)} in ${prev.tab} (${prev.role})${inFlight}; crash: ${describeCrash(excuse)}`)
       const streams = charged.get(excuse) ?? new Map<string, number>()
       streams.set(key, (streams.get(key) ?? 0) + 1)
       charged.set(excuse, streams)
@@ -128,7 +138,7 @@ export function check(ledger: Ledger): Verdict {
   const unknownLimit = Math.floor(attempted * UNKNOWN_LIMIT)
   if (unknown > unknownLimit) note(`${unknown} sends of unknown outcome, more than ${UNKNOWN_LIMIT * 100}% of ${attempted}`)
   const ok = counts.lost + counts.duplicated + counts.reordered + counts.phantom + counts.rejectedDelivered === 0 && unknown <= unknownLimit
-  return { attempted, sent, rejected, unknown, unknownLimit, ...counts, crashes: ledger.crashes.length, ok, details }
+  return { attempted, sent, rejected, unknown, unknownLimit, ...counts, crashes: ledger.crashes.length, ok, details, replays }
 }
 
 /** Why handover `h` does not match the send of its id, if it does not. The receipt's seq is checked on first handovers (repeats are held to the first). */
@@ -144,7 +154,15 @@ function mismatch(h: Handover, sent: SendRecord | undefined, first: boolean): st
 }
 
 /** The crash that excuses the repeat `handovers[j]` of `first`, or why none does. */
-function replayOf(handovers: readonly Handover[], j: number, first: Handover, crashes: readonly Crash[], charged: ReadonlyMap<Crash, ReadonlyMap<string, number>>, key: string): Crash | string {
+function replayOf(
+  handovers: readonly Handover[],
+  j: number,
+  first: Handover,
+  crashes: readonly Crash[],
+  roles: readonly RoleChange[],
+  charged: ReadonlyMap<Crash, ReadonlyMap<string, number>>,
+  key: string,
+): Crash | string {
   const again = handovers[j]!
   if (again.seq !== first.seq || again.epoch !== first.epoch) {
     return `seq ${again.seq} epoch ${again.epoch}, but first handed over as seq ${first.seq} epoch ${first.epoch}`
@@ -153,7 +171,7 @@ function replayOf(handovers: readonly Handover[], j: number, first: Handover, cr
   const prev = handovers[j - 1]!
   if (prev.id !== again.id) return `n=${prev.n} was handed over in between, so the first was already marked processed`
   const hits = crashes.filter(
-    (c) => c.peer === again.to && prev.at < c.until && c.at < again.at && (c.led || (c.tab === prev.tab && c.load === prev.load)),
+    (c) => c.peer === again.to && c.at < again.at && ((c.led && prev.at < engineEnd(c, roles)) || (c.tab === prev.tab && c.load === prev.load && prev.at < c.until)),
   )
   if (hits.length === 0) {
     return `no crash of ${again.to}'s engine or of the page that ran the handler (${prev.tab} load ${prev.load}) between ${clock(prev.at)} and ${clock(again.at)}`
@@ -162,16 +180,27 @@ function replayOf(handovers: readonly Handover[], j: number, first: Handover, cr
   return crash ?? `over the bound: the crashes in between (${hits.map(describeCrash).join(', ')}) already excused ${PROCESS_BATCH} repeat(s) of this stream each`
 }
 
+/** Until when a handler may run a message handed out by the engine `c` killed: until the receiver's next leader reports, else until `c` took effect. */
+function engineEnd(c: Crash, roles: readonly RoleChange[]): number {
+  let next = Number.POSITIVE_INFINITY
+  for (const r of roles) if (r.peer === c.peer && r.role === 'leader' && r.at > c.at && r.at < next) next = r.at
+  return next === Number.POSITIVE_INFINITY ? c.until : next
+}
+
 function around(handovers: readonly Handover[], j: number): string {
   return handovers
     .slice(Math.max(0, j - 3), j + 2)
-    .map((h) => `n=${h.n} seq=${h.seq} at ${clock(h.at)} in ${h.tab}`)
+    .map((h) => `n=${h.n} seq=${h.seq} at ${clock(h.at)} in ${h.tab} (${h.role})`)
     .join(' ')
 }
 
-function crashesNear(crashes: readonly Crash[], peer: string, from: number, to: number): string {
+function crashesNear(crashes: readonly Crash[], roles: readonly RoleChange[], peer: string, from: number, to: number): string {
   const near = crashes.filter((c) => c.peer === peer && c.until >= from - 5000 && c.at <= to)
-  return near.length === 0 ? `no crash of ${peer} near` : `crashes of ${peer}: ${near.map(describeCrash).join(', ')}`
+  const leaders = roles.filter((r) => r.peer === peer && r.role === 'leader' && r.at >= from - 5000 && r.at <= to)
+  return [
+    near.length === 0 ? `no crash of ${peer} near` : `crashes of ${peer}: ${near.map(describeCrash).join(', ')}`,
+    `leaders: ${leaders.map((r) => `${r.tab} at ${clock(r.at)}`).join(', ') || 'none reported'}`,
+  ].join('; ')
 }
 
 function describeCrash(c: Crash): string {

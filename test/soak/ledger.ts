@@ -66,16 +66,30 @@ export interface Crash {
   until: number
 }
 
+/** A tab's messenger took a role, as its page reported it. */
+export interface RoleChange {
+  readonly peer: string
+  readonly tab: string
+  readonly load: string
+  /** `leader` once the tab runs its identity's engine; `follower`, `starting` (frozen, restarting its worker), `closed`. */
+  readonly role: string
+  readonly key: string
+  /** When the page learnt it (ms since the epoch). */
+  readonly at: number
+}
+
 /** The key of the stream from `from` to `to`. */
 export const streamKey = (from: string, to: string): string => `${from}>${to}`
 
-/** Everything the soak saw: sends and their outcome, handovers in handler order, crashes. */
+/** Everything the soak saw: sends and their outcome, handovers in handler order, crashes, role changes. */
 export class Ledger {
   /** Every send, by stream, in send order. */
   readonly sends = new Map<string, SendRecord[]>()
   /** Every handover, by stream, in the order the handlers ran. */
   readonly handovers = new Map<string, Handover[]>()
   readonly crashes: Crash[] = []
+  /** In the order the reports arrived. */
+  readonly roles: RoleChange[] = []
   readonly #keys = new Set<string>()
   readonly #ids = new Set<string>()
 
@@ -96,6 +110,14 @@ export class Ledger {
     let i = list.length
     while (i > 0 && list[i - 1]!.at > handover.at) i--
     list.splice(i, 0, handover)
+    return true
+  }
+
+  /** Records a role change once (it may be reported twice, as handovers are). */
+  role(change: RoleChange): boolean {
+    if (this.#keys.has(change.key)) return false
+    this.#keys.add(change.key)
+    this.roles.push(change)
     return true
   }
 

@@ -1,5 +1,5 @@
 import type { Cdp } from '../helpers/cdp.js'
-import type { CrashKind, Handover, Ledger } from './ledger.js'
+import type { CrashKind, Handover, Ledger, RoleChange } from './ledger.js'
 import type { Rng } from './rng.js'
 import { Tab } from './tab.js'
 
@@ -41,13 +41,25 @@ export interface PeerOptions {
 }
 
 /** A handover as the page's handler recorded it. */
-interface StoredHandover {
+interface HandoverRecord {
+  readonly type: 'handover'
   readonly from: string
   readonly to: string
   readonly n: number
   readonly id: string
   readonly seq: number
   readonly epoch: string
+  readonly tab: string
+  readonly load: string
+  readonly role: string
+  readonly key: string
+  readonly t: number
+}
+
+/** A role the page's messenger took, as the page recorded it. */
+interface RoleRecord {
+  readonly type: 'role'
+  readonly peer: string
   readonly tab: string
   readonly load: string
   readonly role: string
@@ -64,7 +76,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 export class Peers {
   readonly list: SoakPeer[] = []
-  /** Handovers known only from localStorage so far. */
+  /** Handovers and role changes known only from localStorage so far. */
   recovered = 0
   readonly #relayUrl: string
   readonly #ledger: Ledger
@@ -200,15 +212,16 @@ export class Peers {
   }
 
   /**
-   * Adds the handovers the handlers recorded in localStorage but whose report
-   * never reached Node (the page navigated away right after); returns how many.
+   * Adds the handovers and role changes the pages recorded in localStorage
+   * but whose report never reached Node (the page navigated away right
+   * after); returns how many.
    */
-  async recoverHandovers(): Promise<number> {
+  async recoverReports(): Promise<number> {
     const t = this.list.flatMap((p) => p.tabs).find((x) => x.ready)
     if (t === undefined) return 0
-    const records = await t.tab.evaluate<StoredHandover[]>('window.harness.soak.handovers()', 30_000)
+    const records = await t.tab.evaluate<Array<HandoverRecord | RoleRecord>>('window.harness.soak.records()', 30_000)
     let added = 0
-    for (const r of records) if (this.#ledger.handover(toHandover(r))) added++
+    for (const r of records) if (this.#record(r)) added++
     this.recovered += added
     return added
   }
@@ -313,12 +326,23 @@ export class Peers {
   }
 
   #onReport(t: SoakTab, payload: string): void {
-    const r = JSON.parse(payload) as StoredHandover
-    this.#ledger.handover(toHandover(r))
-    if (r.to !== t.peer.spec.id || r.tab !== t.tab.name) this.note(`report of ${r.to} in ${r.tab} from tab ${t.tab.name}`)
+    const r = JSON.parse(payload) as HandoverRecord | RoleRecord
+    if (this.#record(r) && r.tab !== t.tab.name) this.note(`report of ${r.tab} from tab ${t.tab.name}`)
+  }
+
+  /** Adds a page's record to the ledger unless it is there already; true if it was new. */
+  #record(r: HandoverRecord | RoleRecord): boolean {
+    if (r.type === 'handover') return this.#ledger.handover(toHandover(r))
+    const added = this.#ledger.role(toRoleChange(r))
+    if (added) this.note(`${r.tab} ${r.role} (load ${r.load}, page time ${new Date(r.t).toISOString().slice(11, 23)})`)
+    return added
   }
 }
 
-function toHandover(r: StoredHandover): Handover {
+function toHandover(r: HandoverRecord): Handover {
   return { from: r.from, to: r.to, n: r.n, id: r.id, seq: r.seq, epoch: r.epoch, tab: r.tab, load: r.load, role: r.role, key: r.key, at: r.t }
+}
+
+function toRoleChange(r: RoleRecord): RoleChange {
+  return { peer: r.peer, tab: r.tab, load: r.load, role: r.role, key: r.key, at: r.t }
 }

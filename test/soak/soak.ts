@@ -107,12 +107,13 @@ async function main(): Promise<number> {
     console.log(`soak: faults stopped after ${((Date.now() - started) / 1000).toFixed(1)} s; draining (at most ${args.drainSeconds} s)`)
     const drained = await drain(peers, ledger, args.drainSeconds * 1000)
     await sleep(2000) // late duplicates would show up now
-    await peers.recoverHandovers()
+    await peers.recoverReports()
     const outboxes = await Promise.all(peers.list.map(async (p) => [p.spec.id, await peers!.outboxRows(p).catch(() => Number.NaN)] as const))
     const verdict = check(ledger)
     const outboxesEmpty = outboxes.every(([, rows]) => rows === 0)
     report(verdict, chaos.counts, outboxes, drained, relay.restarts, Date.now() - started)
-    console.log(`  handovers known only from localStorage (report lost in a navigation): ${peers.recovered}`)
+    console.log(`  reports known only from localStorage (lost in a navigation): ${peers.recovered}`)
+    for (const line of verdict.replays) console.log(`  ${line}`)
     if (args.verbose) for (const line of peers.log()) console.log(`  ${line}`)
     const ok = verdict.ok && drained && outboxesEmpty
     if (!ok) {
@@ -138,7 +139,7 @@ async function main(): Promise<number> {
 async function drain(peers: Peers, ledger: Ledger, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (ledger.undelivered().length > 0) await peers.recoverHandovers()
+    if (ledger.undelivered().length > 0) await peers.recoverReports()
     const missing = ledger.undelivered().length
     const outbound = missing === 0 ? await Promise.all(peers.list.map((p) => peers.pendingOutbound(p))) : []
     if (missing === 0 && outbound.every((n) => n === 0)) return true

@@ -44,6 +44,12 @@ class Scenario {
     return this
   }
 
+  /** Tab `tab` of b reports at `at` that it leads (runs b's engine). */
+  lead(at: number, tab = 'b/1', load = 'M1'): this {
+    this.ledger.role({ peer: 'b', tab, load, role: 'leader', key: `k${++this.#keys}`, at })
+    return this
+  }
+
   /** Hands over every send of stream a>b in n order, from time `at` on, 10 apart. */
   handAll(at: number): this {
     for (const s of this.ledger.sends.get('a>b') ?? []) if (s.outcome === 'resolved') this.hand(s.n, at + s.n * 10)
@@ -139,6 +145,15 @@ describe('soak verdict', () => {
     expect(s().hand(1, 40).crash(45).check()).toMatchObject({ duplicated: 1, ok: false })
   })
 
+  it('catches a repeat of a message the next engine handed over after it took over', () => {
+    // b/1 leads from 35: the handover at 40 was its own, and it handed the message over again with no crash in between.
+    const v = new Scenario().send([0, 1]).hand(0, 10).crash(30).lead(35).hand(1, 40, { tab: 'b/1', load: 'M1' }).hand(1, 60, { tab: 'b/1', load: 'M1' }).check()
+    expect(v).toMatchObject({ duplicated: 1, replayed: 0, ok: false })
+    expect(v.details[0]).toMatch(/leaders: b\/1 at/)
+    // With no leader reported, the dead engine's handovers end when the crash took effect.
+    expect(new Scenario().send([0, 1]).hand(0, 10).crash(30).hand(1, 40, { tab: 'b/1', load: 'M1' }).hand(1, 60, { tab: 'b/1', load: 'M1' }).check()).toMatchObject({ duplicated: 1, ok: false })
+  })
+
   it('catches a replay of a handover that was already marked processed (another followed it before the crash)', () => {
     const v = new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(0, 40).check()
     expect(v).toMatchObject({ duplicated: 1, replayed: 0, ok: false })
@@ -162,6 +177,11 @@ describe('soak verdict', () => {
     // That follower was reloaded instead: the new page load gets it.
     const reloaded = new Scenario().send([0, 1]).hand(0, 10).hand(1, 20, { tab: 'b/1', load: 'M1' }).crash(30, { tab: 'b/1', led: false, load: 'M1' }).hand(1, 40, { tab: 'b/1', load: 'M2' })
     expect(reloaded.check()).toMatchObject({ ...CLEAN, replayed: 1 })
+    // The handler in the follower ran after the leader's page was gone (the message was in flight to it), before the follower took over.
+    const inFlight = new Scenario().send([0, 1]).hand(0, 10).crash(30).hand(1, 40, { tab: 'b/1', load: 'M1' }).lead(50).hand(1, 60, { tab: 'b/1', load: 'M1' })
+    const flown = inFlight.check()
+    expect(flown).toMatchObject({ ...CLEAN, replayed: 1 })
+    expect(flown.replays).toEqual([expect.stringMatching(/^replayed a>b n=1 .*in flight to its handler when the engine died; crash: reload b\/0 \(led\)/)])
     // The handler ran after the reload was ordered, before the page went away.
     expect(new Scenario().send([0]).crash(10, { until: 30 }).hand(0, 20).hand(0, 40, { load: 'L2' }).check()).toMatchObject({ ...CLEAN, replayed: 1 })
     // Two crashes in a row, each before the message was marked: two replays.

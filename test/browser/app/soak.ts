@@ -1,8 +1,8 @@
 /**
  * Soak harness functions (test/soak): `window.harness.soak`. A peer on the
- * relay whose handler reports every handover to Node through the CDP binding
- * `soakReport` (and keeps it in localStorage), and which sends what Node asks,
- * with the id Node chose.
+ * relay whose handler reports every handover, and whose messenger reports
+ * every role it takes, to Node through the CDP binding `soakReport` (and
+ * keeps them in localStorage); it sends what Node asks, with the id Node chose.
  */
 import { connect, type Messenger } from 'intersession/client'
 
@@ -29,6 +29,7 @@ declare global {
 
 /** A handover as the handler records it; `key` is unique, `t` is when the handler ran (ms since the epoch). */
 interface HandoverRecord {
+  type: 'handover'
   to: string
   from: string
   n: number
@@ -43,14 +44,24 @@ interface HandoverRecord {
   t: number
 }
 
+/** This tab's messenger took `role` at `t` (a `leader` runs its identity's engine from then on). */
+interface RoleRecord {
+  type: 'role'
+  peer: string
+  tab: string
+  load: string
+  role: string
+  key: string
+  t: number
+}
+
 /** How `send()` settled: its receipt, or the error it rejected with. */
 type SendResult = { ok: true; id: string; seq: number } | { ok: false; error: string }
 
-const PREFIX = 'soak:h:'
-// Binding calls made just before a navigation can be lost; localStorage survives it.
+const PREFIX = 'soak:r:'
 /** This page load: a reload is a new one. */
 const load = Math.random().toString(36).slice(2, 10)
-let handled = 0
+let reported = 0
 let messenger: Messenger | undefined
 let worker: Worker | undefined
 // Rejects the sends of a worker that was terminated: they can never settle otherwise.
@@ -68,15 +79,14 @@ export const soak = {
       staleAfterMs: options.staleAfterMs,
       ...(worker !== undefined && { worker }),
     })
+    // The role it already took while connecting, then every change: no engine hands anything to this page's handlers before this.
+    const roleReport = (role: string): void => report({ type: 'role', peer: peerId, tab: options.tab, load, role, key: nextKey(), t: now() })
+    roleReport(m.role)
+    m.on('role', roleReport)
     if (options.subscribe) {
       m.onMessage((message) => {
         const { n } = message.contents as { n: number }
-        const key = `${load}:${++handled}`
-        const t = performance.timeOrigin + performance.now()
-        const record: HandoverRecord = { to: peerId, from: message.from, n, id: message.id, seq: message.seq, epoch: message.epoch, tab: options.tab, load, role: m.role, key, t }
-        const text = JSON.stringify(record)
-        localStorage.setItem(PREFIX + key, text)
-        window.soakReport?.(text)
+        report({ type: 'handover', to: peerId, from: message.from, n, id: message.id, seq: message.seq, epoch: message.epoch, tab: options.tab, load, role: m.role, key: nextKey(), t: now() })
       })
     }
     messenger = m
@@ -116,16 +126,26 @@ export const soak = {
   setOnline(online: boolean) {
     messenger?.setOnline(online)
   },
-  /** Every handover recorded by the handlers of this origin's tabs. */
-  handovers(): HandoverRecord[] {
-    const records: HandoverRecord[] = []
+  /** Every handover and role change recorded by this origin's tabs. */
+  records(): Array<HandoverRecord | RoleRecord> {
+    const records: Array<HandoverRecord | RoleRecord> = []
     for (let i = 0; i < localStorage.length; i++) {
       const key = localStorage.key(i)
-      if (key?.startsWith(PREFIX)) records.push(JSON.parse(localStorage.getItem(key)!) as HandoverRecord)
+      if (key?.startsWith(PREFIX)) records.push(JSON.parse(localStorage.getItem(key)!) as HandoverRecord | RoleRecord)
     }
     return records
   },
   role: () => messenger?.role,
   connection: () => messenger?.connection,
   pending: () => messenger?.pending(),
+}
+
+const nextKey = (): string => `${load}:${++reported}`
+const now = (): number => performance.timeOrigin + performance.now()
+
+// Binding calls made just before a navigation can be lost; localStorage survives it.
+function report(record: HandoverRecord | RoleRecord): void {
+  const text = JSON.stringify(record)
+  localStorage.setItem(PREFIX + record.key, text)
+  window.soakReport?.(text)
 }
