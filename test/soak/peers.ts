@@ -1,5 +1,5 @@
 import type { Cdp } from '../helpers/cdp.js'
-import type { Ledger } from './ledger.js'
+import type { CrashKind, Handover, Ledger, RoleChange } from './ledger.js'
 import type { Rng } from './rng.js'
 import { Tab } from './tab.js'
 
@@ -21,6 +21,8 @@ export interface SoakTab {
   readonly primary: boolean
   ready: boolean
   busy: boolean
+  /** The page load connected last (a reload makes a new one). */
+  load: string | undefined
 }
 
 export interface SoakPeer {
@@ -30,19 +32,37 @@ export interface SoakPeer {
   offline: boolean
 }
 
-/** Timing of the pages' engines: short, so that takeovers and half-open detection happen within a soak. */
-export interface PeerTiming {
+/** How the pages' engines run: short timings, so that takeovers and half-open detection happen within a soak. */
+export interface PeerOptions {
   readonly heartbeatMs: number
   readonly staleAfterMs: number
+  /** The receivers' `limits.processBatch`. */
+  readonly processBatch: number
 }
 
 /** A handover as the page's handler recorded it. */
-interface StoredHandover {
+interface HandoverRecord {
+  readonly type: 'handover'
   readonly from: string
   readonly to: string
   readonly n: number
   readonly id: string
   readonly seq: number
+  readonly epoch: string
+  readonly tab: string
+  readonly load: string
+  readonly role: string
+  readonly key: string
+  readonly t: number
+}
+
+/** A role the page's messenger took, as the page recorded it. */
+interface RoleRecord {
+  readonly type: 'role'
+  readonly peer: string
+  readonly tab: string
+  readonly load: string
+  readonly role: string
   readonly key: string
   readonly t: number
 }
@@ -56,22 +76,22 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 export class Peers {
   readonly list: SoakPeer[] = []
-  /** Handovers known only from localStorage so far. */
+  /** Handovers and role changes known only from localStorage so far. */
   recovered = 0
   readonly #relayUrl: string
   readonly #ledger: Ledger
-  readonly #timing: PeerTiming
+  readonly #options: PeerOptions
   readonly #log: string[] = []
 
-  private constructor(relayUrl: string, ledger: Ledger, timing: PeerTiming) {
+  private constructor(relayUrl: string, ledger: Ledger, options: PeerOptions) {
     this.#relayUrl = relayUrl
     this.#ledger = ledger
-    this.#timing = timing
+    this.#options = options
   }
 
   /** Opens every tab of every peer at `pageUrl` and connects them to `relayUrl`. */
-  static async open(cdp: Cdp, pageUrl: string, relayUrl: string, specs: readonly PeerSpec[], ledger: Ledger, timing: PeerTiming): Promise<Peers> {
-    const peers = new Peers(relayUrl, ledger, timing)
+  static async open(cdp: Cdp, pageUrl: string, relayUrl: string, specs: readonly PeerSpec[], ledger: Ledger, options: PeerOptions): Promise<Peers> {
+    const peers = new Peers(relayUrl, ledger, options)
     const bySession = new Map<string, SoakTab>()
     cdp.on('Runtime.bindingCalled', (params, sessionId) => {
       const tab = bySession.get(sessionId ?? '')
@@ -102,7 +122,7 @@ export class Peers {
       peers.list.push(peer)
       const tabs = await Promise.all(Array.from({ length: spec.tabs }, (_, i) => Tab.open(cdp, `${spec.id}/${i}`, pageUrl)))
       tabs.forEach((tab, i) => {
-        const soakTab: SoakTab = { tab, peer, primary: i === spec.subscriber, ready: false, busy: false }
+        const soakTab: SoakTab = { tab, peer, primary: i === spec.subscriber, ready: false, busy: false, load: undefined }
         bySession.set(tab.sessionId, soakTab)
         peer.tabs.push(soakTab)
       })
@@ -136,32 +156,45 @@ export class Peers {
 
   /** Reloads the page: its handlers and, if it leads, its engine die mid-work. */
   async reload(t: SoakTab): Promise<void> {
-    await this.#fault(t, 'reload', async () => {
-      await t.tab.reload()
-      await this.#connect(t)
-    })
+    await this.#fault(
+      t,
+      'reload',
+      () => t.tab.navigate(),
+      async () => {
+        await t.tab.ready()
+        await this.#connect(t)
+      },
+    )
   }
 
   /** Terminates the page's own worker (its engine dies), waits `downMs`, and connects a new one. */
   async terminateWorker(t: SoakTab, downMs: number): Promise<void> {
-    await this.#fault(t, 'terminate-worker', async () => {
-      await t.tab.evaluate('window.harness.soak.terminateWorker()')
-      await sleep(downMs)
-      await this.#connect(t)
-    })
+    await this.#fault(
+      t,
+      'terminate-worker',
+      () => t.tab.evaluate('window.harness.soak.terminateWorker()'),
+      async () => {
+        await sleep(downMs)
+        await this.#connect(t)
+      },
+    )
   }
 
-  /** Freezes the tab for `ms` (its worker is terminated on `freeze`; another tab may take over), then resumes it. */
+  /**
+   * Freezes the tab for `ms` (its worker is terminated on `freeze`; another
+   * tab may take over), then resumes it (a failure revives it, which resumes it too).
+   */
   async freeze(t: SoakTab, ms: number): Promise<void> {
-    await this.#fault(t, 'freeze', async () => {
-      await t.tab.lifecycle('frozen')
-      try {
+    await this.#fault(
+      t,
+      'freeze',
+      () => t.tab.lifecycle('frozen'),
+      async () => {
         await sleep(ms)
-      } finally {
         await t.tab.lifecycle('active')
-      }
-      t.ready = true
-    })
+        t.ready = true
+      },
+    )
   }
 
   /** The app's offline switch on every tab of `peer` for `ms`. */
@@ -179,19 +212,16 @@ export class Peers {
   }
 
   /**
-   * Adds the handovers the handlers recorded in localStorage but whose report
-   * never reached Node (the page navigated away right after); returns how many.
+   * Adds the handovers and role changes the pages recorded in localStorage
+   * but whose report never reached Node (the page navigated away right
+   * after); returns how many.
    */
-  async recoverHandovers(): Promise<number> {
+  async recoverReports(): Promise<number> {
     const t = this.list.flatMap((p) => p.tabs).find((x) => x.ready)
     if (t === undefined) return 0
-    const records = await t.tab.evaluate<StoredHandover[]>('window.harness.soak.handovers()', 30_000)
+    const records = await t.tab.evaluate<Array<HandoverRecord | RoleRecord>>('window.harness.soak.records()', 30_000)
     let added = 0
-    for (const r of records) {
-      const before = this.#ledger.handovers.get(`${r.from}>${r.to}`)?.length ?? 0
-      this.#ledger.handover({ from: r.from, to: r.to, n: r.n, id: r.id, seq: r.seq, tab: 'storage', key: r.key, at: r.t })
-      if ((this.#ledger.handovers.get(`${r.from}>${r.to}`)?.length ?? 0) > before) added++
-    }
+    for (const r of records) if (this.#record(r)) added++
     this.recovered += added
     return added
   }
@@ -236,13 +266,12 @@ export class Peers {
     return peer
   }
 
-  async #fault(t: SoakTab, kind: string, run: () => Promise<void>): Promise<void> {
+  /** Runs a fault on `t`: `strike` kills its page or worker, `recover` brings it back. */
+  async #fault(t: SoakTab, kind: CrashKind, strike: () => Promise<unknown>, recover: () => Promise<void>): Promise<void> {
     t.busy = true
-    t.ready = false
-    this.#ledger.kill(t.peer.spec.id, kind)
-    this.note(`${kind} ${t.tab.name}`)
     try {
-      await run()
+      await this.#crash(t, kind, strike)
+      await recover()
     } catch (error) {
       this.note(`${kind} ${t.tab.name} failed: ${String(error)}`)
       await this.#revive(t).catch((e: unknown) => this.note(`could not revive ${t.tab.name}: ${String(e)}`))
@@ -251,10 +280,26 @@ export class Peers {
     }
   }
 
+  /** Reads its peer's roles, then runs `strike` on `t`; the crash goes to the ledger with whether `t` led and when it took effect. */
+  async #crash(t: SoakTab, kind: CrashKind, strike: () => Promise<unknown>): Promise<void> {
+    const roles = await this.roles(t.peer)
+    t.ready = false
+    // A tab that did not say `follower` may be running the engine.
+    const led = roles[t.peer.tabs.indexOf(t)] !== 'follower'
+    const crash = this.#ledger.crash({ peer: t.peer.spec.id, tab: t.tab.name, kind, led, roles, load: t.load, at: Date.now() })
+    this.note(`${kind} ${t.tab.name} (load ${t.load ?? '?'}, roles ${roles.map((r) => r ?? '?').join('/')})`)
+    try {
+      await strike()
+    } finally {
+      crash.until = Date.now()
+    }
+  }
+
   async #revive(t: SoakTab): Promise<void> {
     this.note(`reviving ${t.tab.name}`)
     await t.tab.lifecycle('active').catch(() => {})
-    await t.tab.reload()
+    await this.#crash(t, 'reload', () => t.tab.navigate())
+    await t.tab.ready()
     await this.#connect(t)
   }
 
@@ -263,10 +308,13 @@ export class Peers {
       relay: this.#relayUrl,
       ownWorker: t.peer.spec.ownWorker,
       subscribe: t.primary,
-      heartbeatMs: this.#timing.heartbeatMs,
-      staleAfterMs: this.#timing.staleAfterMs,
+      heartbeatMs: this.#options.heartbeatMs,
+      staleAfterMs: this.#options.staleAfterMs,
+      processBatch: this.#options.processBatch,
+      tab: t.tab.name,
     }
-    await t.tab.evaluate(`window.harness.soak.connect(${JSON.stringify(t.peer.spec.id)}, ${JSON.stringify(options)})`, 30_000)
+    const { load } = await t.tab.evaluate<{ load: string }>(`window.harness.soak.connect(${JSON.stringify(t.peer.spec.id)}, ${JSON.stringify(options)})`, 30_000)
+    t.load = load
     if (t.peer.offline) await t.tab.evaluate('window.harness.soak.setOnline(false)')
     t.ready = true
   }
@@ -278,8 +326,23 @@ export class Peers {
   }
 
   #onReport(t: SoakTab, payload: string): void {
-    const r = JSON.parse(payload) as StoredHandover
-    this.#ledger.handover({ from: r.from, to: r.to, n: r.n, id: r.id, seq: r.seq, tab: t.tab.name, key: r.key, at: r.t })
-    if (r.to !== t.peer.spec.id) this.note(`report of ${r.to} from tab ${t.tab.name}`)
+    const r = JSON.parse(payload) as HandoverRecord | RoleRecord
+    if (this.#record(r) && r.tab !== t.tab.name) this.note(`report of ${r.tab} from tab ${t.tab.name}`)
   }
+
+  /** Adds a page's record to the ledger unless it is there already; true if it was new. */
+  #record(r: HandoverRecord | RoleRecord): boolean {
+    if (r.type === 'handover') return this.#ledger.handover(toHandover(r))
+    const added = this.#ledger.role(toRoleChange(r))
+    if (added) this.note(`${r.tab} ${r.role} (load ${r.load}, page time ${new Date(r.t).toISOString().slice(11, 23)})`)
+    return added
+  }
+}
+
+function toHandover(r: HandoverRecord): Handover {
+  return { from: r.from, to: r.to, n: r.n, id: r.id, seq: r.seq, epoch: r.epoch, tab: r.tab, load: r.load, role: r.role, key: r.key, at: r.t }
+}
+
+function toRoleChange(r: RoleRecord): RoleChange {
+  return { peer: r.peer, tab: r.tab, load: r.load, role: r.role, key: r.key, at: r.t }
 }

@@ -30,8 +30,13 @@ export class Tab extends CdpTab {
 
   /** Reloads the page (a crash of the page and its worker, as far as the app can tell) and waits until it is ready. */
   async reload(): Promise<void> {
-    await this.send('Page.navigate', { url: this.url })
+    await this.navigate()
     await this.ready()
+  }
+
+  /** Navigates to the page again; resolves once the navigation committed (the old page load is gone). */
+  async navigate(): Promise<void> {
+    await this.send('Page.navigate', { url: this.url })
   }
 
   /** `frozen` or `active`: what the browser does to a background tab. */
