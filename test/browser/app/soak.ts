@@ -112,8 +112,8 @@ export const soak = {
     let reject!: (error: Error) => void
     const abandoned = new Promise<never>((_, r) => (reject = r))
     abandon.add(reject)
-    // `fresh`: a new id on its first attempt, the same call an app's plain send(to, contents) makes.
-    const sent = m.send(to, { n }, { id, fresh: true }).then(
+    // The harness's own id, the same kind of call the page client makes for a plain send(to, contents).
+    const sent = m.send(to, { n }, { id }).then(
       (receipt): SendResult => ({ ok: true, id: receipt.id, seq: receipt.seq }),
       (error: unknown): SendResult => ({ ok: false, error: error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error) }),
     )
