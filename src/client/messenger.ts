@@ -6,7 +6,7 @@ import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { deserializeError, type SerializedError } from '../protocol/errors.js'
-import type { RemoteMethod } from '../protocol/tabs.js'
+import type { RemoteMethod, TabMessage } from '../protocol/tabs.js'
 import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
 import type { PageRtc } from './page-rtc.js'
@@ -72,6 +72,8 @@ export class Messenger {
   #link: WorkerLink | undefined
   #ready: { readonly promise: Promise<void>; resolve(): void; reject(error: unknown): void }
   #role: Role = 'starting'
+  /** This tab's id on the identity's tab bus, from its current worker. */
+  #tab: string | undefined
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
   #online = true
@@ -97,6 +99,7 @@ export class Messenger {
       wake: () => void this.#link?.remote.wake(),
       freeze: () => this.#freeze(),
       resume: () => void this.#resume(),
+      leave: () => this.#left(),
     })
   }
 
@@ -111,7 +114,8 @@ export class Messenger {
       timer = setTimeout(() => reject(new IlmError('WORKER_FAILED', `the worker did not answer within ${timeoutMs} ms`)), timeoutMs)
     })
     try {
-      await Promise.race([link.remote.start(this.#config, this.#sink(link)), timeout, ...(link.failed === undefined ? [] : [link.failed])])
+      const started = await Promise.race([link.remote.start(this.#config, this.#sink(link)), timeout, ...(link.failed === undefined ? [] : [link.failed])])
+      this.#tab = started.tab
     } catch (error) {
       // A freeze meanwhile may have replaced it already.
       if (this.#link === link) this.#link = undefined
@@ -306,6 +310,19 @@ export class Messenger {
     this.#calls.settle(link, calls[0]!.id, { ok: false, error: error_ })
   }
 
+  /**
+   * The page is going away (closed, reloaded, navigated): its worker dies with
+   * it, unheard. Tell the leader at once, so that no delivery waits for this
+   * tab's handlers until its heartbeat goes stale.
+   */
+  #left(): void {
+    if (this.#tab === undefined || typeof BroadcastChannel === 'undefined') return
+    const message: TabMessage = { t: 'follower', tab: this.#tab, subscribed: false, gone: true }
+    const channel = new BroadcastChannel(`intersession-tabs:${this.localId}`)
+    channel.postMessage(message)
+    channel.close()
+  }
+
   #freeze(): void {
     const link = this.#link
     if (link?.terminate === undefined || this.#closing !== undefined) return
@@ -399,15 +416,17 @@ export class Messenger {
 
 /**
  * Page lifecycle hooks: `wake` when the network is back or the page became
- * visible again, `freeze`/`resume` around the browser freezing the tab.
+ * visible again, `freeze`/`resume` around the browser freezing the tab,
+ * `leave` when the page goes for good (not into the back/forward cache).
  */
-function listenToPage(on: { wake(): void; freeze(): void; resume(): void }): () => void {
+function listenToPage(on: { wake(): void; freeze(): void; resume(): void; leave(): void }): () => void {
   if (typeof window === 'undefined' || typeof document === 'undefined') return () => {}
   const stop = new AbortController()
   const options = { signal: stop.signal }
   window.addEventListener('online', on.wake, options)
   document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && on.wake(), options)
   document.addEventListener('freeze', on.freeze, options)
+  window.addEventListener('pagehide', (event) => !event.persisted && on.leave(), options)
   document.addEventListener(
     'resume',
     () => {

@@ -11,6 +11,7 @@ import { openDB } from 'idb'
 import { storageFaults } from './storage-faults.js'
 import { recoveryBench } from './recovery-bench.js'
 import { soak } from './soak.js'
+import { lifecycle } from './lifecycle.js'
 import { crash } from './crash.js'
 import { durability } from './durability.js'
 
@@ -32,6 +33,7 @@ const harness = {
   faults: storageFaults(() => messenger),
   recovery: recoveryBench,
   soak, // npm run soak
+  lifecycle, // client-lifecycle.spec.ts
   crash,
   durability,
   async connect(
