@@ -64,6 +64,8 @@ export class Messenger {
   readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>((link, call) => this.#dispatch(link, call))
   /** Status events for messages whose `send()` has not resolved in this page yet: they wait for it. */
   readonly #unsent = new Map<string, StatusEvent[]>()
+  /** Held status events whose sends resolved, to emit once the callers' continuations ran. */
+  #released: StatusEvent[] = []
   readonly #events: Emitter<MessengerEvents>
   readonly #options: MessengerOptions
   #rtc: PageRtc | undefined
@@ -180,8 +182,11 @@ export class Messenger {
     const release = (): void => {
       const held = this.#unsent.get(id)
       this.#unsent.delete(id)
-      // After the caller's own continuation: it knows the id when the events come.
-      if (held !== undefined && held.length > 0) queueMicrotask(() => held.forEach((event) => this.#events.emit('status', event)))
+      if (held === undefined || held.length === 0) return
+      // After the caller's own continuation: it knows the id when the events come. One microtask for all
+      // the sends settled together (one per send costs half the page's send throughput, measured).
+      if (this.#released.length === 0) queueMicrotask(() => this.#flushReleased())
+      this.#released.push(...held)
     }
     sent.then(release, release)
     return sent
@@ -321,6 +326,12 @@ export class Messenger {
     const channel = new BroadcastChannel(`intersession-tabs:${this.localId}`)
     channel.postMessage(message)
     channel.close()
+  }
+
+  #flushReleased(): void {
+    const events = this.#released
+    this.#released = []
+    for (const event of events) this.#events.emit('status', event)
   }
 
   #freeze(): void {
