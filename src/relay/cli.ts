@@ -33,7 +33,7 @@ import { createRelay, type RelayLimits } from './relay.js'
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
 const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 
-const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL] [--mailbox-dir DIR | --no-mailbox]
+const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
 
   --port N        TCP port (default $INTERSESSION_RELAY_PORT or 0 = ephemeral)
   --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
