@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /// <reference types="node" />
 /**
- * `intersession-relay [--port N] [--host H] [--dev] [--redis URL] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
+ * `intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability fsync|replica|none] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
  *
  * Environment (flags win over it):
  * - `INTERSESSION_RELAY_PORT`, `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
@@ -11,12 +11,15 @@
  *   `_MAX_CONNECTIONS`, `_AUTH_TIMEOUT_MS`, `_PING_INTERVAL_MS`, `_MAILBOX_MAX_MESSAGES`, `_MAILBOX_MAX_BYTES`,
  *   `_MAILBOX_RETENTION_MS` (all prefixed `INTERSESSION_RELAY`)
  * - `INTERSESSION_RELAY_MAILBOX_DIR` (default `./.intersession-mailbox`), `INTERSESSION_RELAY_NO_MAILBOX=1`
- * - `INTERSESSION_RELAY_REDIS`: same as `--redis`
+ * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`
  *
  * The mailbox (store and forward for offline peers) is on by default, in an
  * embedded LevelDB directory that survives restarts. With `--redis` the relay
  * is one node of a cluster: routing, presence and the mailbox (Redis Streams)
  * go through that Redis, so any number of nodes serve one population of peers.
+ * `stored` is answered once the message is durable: synced to disk (LevelDB),
+ * or as `--redis-durability` says (default `fsync`: the relay refuses to start
+ * unless Redis runs with `appendonly yes` and `appendfsync always`).
  *
  * Logs JSON lines on stdout, the first being `{"event":"listening","url":...,"port":...}`.
  * SIGINT/SIGTERM close every socket with 1001 (going away) and exit 0.
@@ -24,12 +27,13 @@
 import { parseArgs } from 'node:util'
 import type { RelayCluster } from './cluster.js'
 import type { Mailbox } from './mailbox.js'
+import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './redis-durability.js'
 import { createRelay, type RelayLimits } from './relay.js'
 
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
 const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 
-const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL] [--mailbox-dir DIR | --no-mailbox]
+const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
 
   --port N        TCP port (default $INTERSESSION_RELAY_PORT or 0 = ephemeral)
   --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
@@ -38,6 +42,16 @@ const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis 
   --redis URL     be one node of a cluster sharing this Redis (redis://host:port):
                   routing, presence and the mailbox go through it
                   (or INTERSESSION_RELAY_REDIS)
+  --redis-durability fsync|replica|none
+                  when the relay answers "stored" with the mailbox in Redis
+                  (or INTERSESSION_RELAY_REDIS_DURABILITY; default ${DEFAULT_REDIS_DURABILITY}):
+                  fsync    Redis has it on disk; refuses to start unless Redis
+                           runs with appendonly yes and appendfsync always
+                  replica  a replica has it (WAIT 1 after each write)
+                  none     it is in Redis's memory: a Redis crash loses it
+  --redis-wait-ms N
+                  with replica: how long a write waits for a replica
+                  (default ${DEFAULT_REPLICA_TIMEOUT_MS}; or INTERSESSION_RELAY_REDIS_WAIT_MS)
   --mailbox-dir DIR
                   keep messages for offline peers in this LevelDB directory
                   (default $INTERSESSION_RELAY_MAILBOX_DIR or ${DEFAULT_MAILBOX_DIR})
@@ -89,6 +103,8 @@ async function main(): Promise<void> {
         host: { type: 'string' },
         dev: { type: 'boolean' },
         redis: { type: 'string' },
+        'redis-durability': { type: 'string' },
+        'redis-wait-ms': { type: 'string' },
         'mailbox-dir': { type: 'string' },
         'no-mailbox': { type: 'boolean' },
         'mailbox-max-messages': { type: 'string' },
@@ -130,6 +146,17 @@ async function main(): Promise<void> {
   const mailboxDir = values['mailbox-dir'] ?? env.INTERSESSION_RELAY_MAILBOX_DIR ?? DEFAULT_MAILBOX_DIR
   const redis = values.redis ?? (env.INTERSESSION_RELAY_REDIS || undefined)
   if (redis !== undefined && values['mailbox-dir'] !== undefined) fail('with --redis the mailbox lives in Redis: drop --mailbox-dir')
+  for (const flag of ['redis-durability', 'redis-wait-ms'] as const) {
+    if (values[flag] !== undefined && (redis === undefined || noMailbox)) fail(`--${flag} applies to the mailbox in Redis: it needs --redis and a mailbox`)
+  }
+  const durabilityText = values['redis-durability'] ?? (env.INTERSESSION_RELAY_REDIS_DURABILITY || DEFAULT_REDIS_DURABILITY)
+  if (!(REDIS_DURABILITIES as readonly string[]).includes(durabilityText)) {
+    fail(`--redis-durability must be one of ${REDIS_DURABILITIES.join(', ')}, got "${durabilityText}"`)
+  }
+  const durability = durabilityText as RedisDurability
+  const waitText = values['redis-wait-ms'] ?? (env.INTERSESSION_RELAY_REDIS_WAIT_MS || undefined)
+  const replicaTimeoutMs = waitText === undefined ? DEFAULT_REPLICA_TIMEOUT_MS : integer(waitText, '--redis-wait-ms')
+  if (replicaTimeoutMs < 1) fail('--redis-wait-ms must be at least 1')
   const onRedisError = (error: Error): void => {
     process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_error', message: error.message })}\n`)
   }
@@ -141,7 +168,9 @@ async function main(): Promise<void> {
     // Loaded only when used: --no-mailbox needs no native module, a single relay no Redis client.
     if (redis !== undefined) {
       cluster = (await import('./redis-cluster.js')).createRedisCluster({ url: redis, onError: onRedisError })
-      if (!noMailbox) mailbox = await (await import('./mailbox-redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError })
+      if (!noMailbox) {
+        mailbox = await (await import('./mailbox-redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError, durability, replicaTimeoutMs })
+      }
     } else if (!noMailbox) mailbox = await (await import('./mailbox-level.js')).LevelMailbox.open(mailboxDir)
     relay = await createRelay({
       host,
@@ -158,8 +187,14 @@ async function main(): Promise<void> {
     process.exit(1)
   }
   if (mailbox !== undefined) {
-    const where = redis !== undefined ? { redis } : { dir: mailboxDir }
+    const where = redis !== undefined ? { redis, durability, ...(durability === 'replica' && { replicaTimeoutMs }) } : { dir: mailboxDir, durability: 'fsync' }
     process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'mailbox', ...where })}\n`)
+    if (redis !== undefined && durability === 'none') {
+      const message =
+        '--redis-durability none: "stored" means in Redis\'s memory only; if Redis crashes or restarts before its own persistence ran, messages the relay answered "stored" are lost, and their senders no longer have them'
+      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_durability_none', message })}\n`)
+      process.stderr.write(`intersession-relay: warning: ${message}\n`)
+    }
   }
   if (dev) process.stderr.write('\n  *** INSECURE DEV MODE: anyone can log in as any peer. Do not expose this relay. ***\n\n')
 

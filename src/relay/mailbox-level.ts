@@ -11,6 +11,18 @@ const decoder = new TextDecoder()
 const META = 'm\0'
 const FRAME = 'f\0'
 
+/** Options of {@link LevelMailbox.open}. */
+export interface LevelMailboxOptions {
+  /**
+   * Sync every write to disk (`fsync`/`fdatasync` of LevelDB's log) before
+   * its promise resolves. Default `true`: a `put` that resolved survives a
+   * power loss or an OS crash, which is what lets the relay answer `stored`.
+   * `false` resolves once LevelDB handed the write to the OS: it still
+   * survives a crash of the relay process (SIGKILL), not of the machine.
+   */
+  readonly sync?: boolean
+}
+
 /**
  * The embedded on-disk {@link Mailbox} (LevelDB through `classic-level`),
  * the relay's default. Layout, one LevelDB directory:
@@ -18,27 +30,35 @@ const FRAME = 'f\0'
  * - `f\0<to>\0<key>`: the frame bytes;
  *
  * where `<key>` is a 16-digit counter, so keys sort per destination in
- * arrival order. Every change is one atomic batch. The records (not the
+ * arrival order. Every change is one atomic batch, synced to disk before its
+ * promise resolves (group commit: the writes called while a batch is being
+ * written and synced go together into the next one, one sync per batch).
+ * The records (not the
  * frames) are loaded into memory at open, about 150 bytes per entry, so
  * limits, acks and expiry never scan the disk.
  */
 export class LevelMailbox implements Mailbox {
   readonly #db: Db
   readonly #index: MailboxIndex
+  readonly #sync: boolean
   /** Every disk operation, in call order: a read sees the writes called before it. */
   #chain: Promise<unknown> = Promise.resolve()
   #closing: Promise<void> | undefined
   /** The batch that the next write joins, until the chain reaches it. */
   #batch: { readonly writes: Write[]; readonly done: Promise<void> } | undefined
 
-  private constructor(db: Db, index: MailboxIndex) {
+  private constructor(db: Db, index: MailboxIndex, sync: boolean) {
     this.#db = db
     this.#index = index
+    this.#sync = sync
   }
 
   /** Opens (creating if needed) the mailbox in directory `dir` and loads its index. */
-  static async open(dir: string): Promise<LevelMailbox> {
+  static async open(dir: string, options: LevelMailboxOptions = {}): Promise<LevelMailbox> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('mailbox dir must be a non-empty string')
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+    const sync = options.sync ?? true
+    if (typeof sync !== 'boolean') throw new TypeError('options.sync must be a boolean')
     const db: Db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
     await db.open()
     const index = new MailboxIndex()
@@ -52,7 +72,7 @@ export class LevelMailbox implements Mailbox {
       await db.close()
       throw error
     }
-    return new LevelMailbox(db, index)
+    return new LevelMailbox(db, index, sync)
   }
 
   async put(to: string, record: MailboxRecord, frame: Uint8Array, limits: MailboxLimits): Promise<PutResult> {
@@ -128,13 +148,18 @@ export class LevelMailbox implements Mailbox {
     return this.#closing
   }
 
-  /** Group commit: writes called while the chain is busy share one batch (writes only ever move earlier than a read). */
+  /**
+   * Group commit: writes called while the chain is busy (a batch being
+   * written and synced, or a read) share the next batch, written and synced
+   * once; each caller's promise resolves when that batch is on disk. Writes
+   * only ever move earlier than a read, never past another write.
+   */
   #write(writes: Write[]): Promise<void> {
     if (this.#batch === undefined) {
       const batch: Write[] = []
       const done = this.#run(() => {
         this.#batch = undefined
-        return this.#db.batch(batch)
+        return this.#db.batch(batch, { sync: this.#sync })
       })
       this.#batch = { writes: batch, done }
     }

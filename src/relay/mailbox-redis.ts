@@ -2,6 +2,15 @@
 import { type CommandParser, createClient, defineScript, RESP_TYPES } from 'redis'
 import { IlmError } from '../core/errors.js'
 import type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
+import {
+  aofProblem,
+  aofUncheckable,
+  DEFAULT_REDIS_DURABILITY,
+  DEFAULT_REPLICA_TIMEOUT_MS,
+  REDIS_DURABILITIES,
+  ReplicaAcks,
+  type RedisDurability,
+} from './redis-durability.js'
 
 /** Options of {@link RedisMailbox.open}. */
 export interface RedisMailboxOptions {
@@ -11,6 +20,14 @@ export interface RedisMailboxOptions {
   readonly prefix?: string
   /** Told about connection trouble (the client reconnects by itself). */
   readonly onError?: (error: Error) => void
+  /**
+   * What a resolved `put` means, i.e. what the relay's `stored` promises
+   * ({@link RedisDurability}). Default `'fsync'`: `open` rejects unless Redis
+   * runs with `appendonly yes` and `appendfsync always`.
+   */
+  readonly durability?: RedisDurability
+  /** With durability `'replica'`: how long a put waits for a replica's acknowledgement (ms, >= 1). Default 1000. */
+  readonly replicaTimeoutMs?: number
 }
 
 // ---- Lua ---------------------------------------------------------------------
@@ -49,7 +66,8 @@ end
 `
 
 /**
- * ARGV: kind from epoch seq id size storedAt reason frame maxMessages maxBytes expiresAt
+ * ARGV: kind from epoch seq id size storedAt reason frame maxMessages maxBytes expiresAt touch
+ * (touch '1': a duplicate still makes a replicated write)
  * -> {'dup', row, skip, reason, score} | {'full_*'} | {'ok', id, score}, where
  * `score` (or nil) is the entry's storedAt when it is the oldest expirable one.
  */
@@ -60,6 +78,8 @@ if kind == 'msg' or kind == 'skip' then
   member = group(from, epoch) .. pad(seq)
   local hit = redis.call('ZRANGE', Q, '[' .. member, '(' .. member .. '\\255', 'BYLEX', 'LIMIT', 0, 1)[1]
   if hit then
+    -- A write that changes nothing but is replicated: a WAIT after it covers the entry, whoever stored it.
+    if ARGV[13] == '1' then redis.call('HINCRBY', Z, '_', 0) end
     local id = string.sub(hit, #member + 1)
     local first = firstExpirable()
     return {'dup', row(id), redis.call('HGET', O, id), redis.call('HGET', O, id .. 'r'), first[1] == id and first[2]}
@@ -251,34 +271,75 @@ const EXPIRE_MAX_PAGES = 1_000
  * (so no EVALSHA falls back to a later EVAL). `read` is plain `XRANGE` (and
  * `HMGET` of the tombstones when there are any): a script would copy every
  * row into Lua and back.
+ *
+ * Durability ({@link RedisMailboxOptions.durability}) is what a resolved
+ * `put` promises: with `fsync`, Redis's AOF settings are checked on every
+ * (re)connection and puts reject until the check passed; with `replica`,
+ * each put waits for a replica (`WAIT`, shared by the puts in flight) and
+ * rejects without one. `ack`, `remove` and `expire` do not wait: losing
+ * one replays messages their receiver already has (it drops them), or
+ * keeps a message its sender was told failed.
  */
 export class RedisMailbox implements Mailbox {
   readonly #client: Client
   readonly #prefix: string
   readonly #report: (error: Error) => void
+  readonly #durability: RedisDurability
+  readonly #replicas: ReplicaAcks | undefined
+  /** `fsync`: the latest check of the AOF settings (resolves with the problem found, if any) and its outcome. */
+  #aof: Promise<string | undefined> | undefined
+  #aofState: 'checking' | 'ok' | { readonly problem: string } = 'checking'
+  /** `open` resolved: later problems go to `onError` (before, `open` rejects with them). */
+  #opened = false
   #closing: Promise<void> | undefined
 
-  private constructor(client: Client, prefix: string, report: (error: Error) => void) {
+  private constructor(client: Client, prefix: string, report: (error: Error) => void, durability: RedisDurability, replicaTimeoutMs: number) {
     this.#client = client
     this.#prefix = prefix
     this.#report = report
+    this.#durability = durability
+    this.#replicas =
+      durability === 'replica' ? new ReplicaAcks(() => this.#client.sendCommand(['WAIT', '1', String(replicaTimeoutMs)]), replicaTimeoutMs) : undefined
   }
 
-  /** Connects to Redis (retrying until it answers) and resolves with the mailbox. */
+  /**
+   * Connects to Redis (retrying until it answers) and resolves with the
+   * mailbox. With durability `fsync` it rejects (`IlmError` `STORE_FAILED`,
+   * one line naming the settings) unless Redis has `appendonly yes` and
+   * `appendfsync always`, or when `CONFIG GET` is refused.
+   */
   static async open(options: RedisMailboxOptions): Promise<RedisMailbox> {
     if (typeof options !== 'object' || options === null || typeof options.url !== 'string' || options.url.length === 0) {
       throw new TypeError('options.url must be a redis:// URL')
     }
     const prefix = options.prefix ?? 'ilm:'
     if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('options.prefix must be a string without { or }')
+    const durability = options.durability ?? DEFAULT_REDIS_DURABILITY
+    if (!REDIS_DURABILITIES.includes(durability)) throw new TypeError(`options.durability must be one of ${REDIS_DURABILITIES.join(', ')}`)
+    const replicaTimeoutMs = options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS
+    if (!Number.isSafeInteger(replicaTimeoutMs) || replicaTimeoutMs < 1) throw new RangeError('options.replicaTimeoutMs must be an integer >= 1')
     const report = options.onError ?? (() => {})
     const client = connect(options.url)
+    const box = new RedisMailbox(client, prefix, report, durability, replicaTimeoutMs)
     client.on('error', report)
     client.on('ready', () => {
       for (const { SCRIPT } of Object.values(SCRIPTS)) client.scriptLoad(SCRIPT).catch(report)
+      box.#replicas?.reconnected()
+      if (durability === 'fsync') box.#checkAof()
     })
     await client.connect()
-    return new RedisMailbox(client, prefix, report)
+    const problem = await box.#aof
+    if (problem !== undefined) {
+      await box.close()
+      throw new IlmError('STORE_FAILED', problem)
+    }
+    box.#opened = true
+    return box
+  }
+
+  /** The durability policy of this mailbox. */
+  get durability(): RedisDurability {
+    return this.#durability
   }
 
   async put(to: string, record: MailboxRecord, frame: Uint8Array, limits: MailboxLimits): Promise<PutResult> {
@@ -288,6 +349,10 @@ export class RedisMailbox implements Mailbox {
     if (!(frame instanceof Uint8Array)) throw new TypeError('frame must be a Uint8Array')
     checkLimit(limits?.maxMessages, 'limits.maxMessages')
     checkLimit(limits?.maxBytes, 'limits.maxBytes')
+    if (this.#durability === 'fsync' && this.#aofState !== 'ok') {
+      const why = this.#aofState === 'checking' ? "Redis's persistence is being checked after a reconnection" : this.#aofState.problem
+      throw new IlmError('STORE_FAILED', `redis mailbox: not storing: ${why}`)
+    }
     const args = [
       record.kind,
       record.from,
@@ -301,7 +366,9 @@ export class RedisMailbox implements Mailbox {
       String(limits.maxMessages),
       String(limits.maxBytes),
       record.expiresAt === undefined ? '' : String(record.expiresAt),
+      this.#replicas === undefined ? '' : '1',
     ]
+    const write = this.#replicas?.sent()
     const reply = list(await this.#run(() => this.#client.mbPut(keys, args)))
     const status = text(reply[0])
     if (status === 'full_messages' || status === 'full_bytes') return { ok: false, reason: status }
@@ -311,6 +378,7 @@ export class RedisMailbox implements Mailbox {
     if (oldest !== undefined && oldest !== null) {
       await this.#run(() => this.#client.zAdd(this.#globalKey(), { score: Number(text(oldest)), value: to }, { comparison: 'LT' }))
     }
+    if (write !== undefined) await this.#run(() => this.#replicas!.replicated(write))
     if (duplicate) return { ok: true, duplicate, entry: fromRow(reply[1], reply[2], reply[3]).entry }
     return { ok: true, duplicate, entry: { ...record, key: text(reply[1]) } }
   }
@@ -429,6 +497,18 @@ export class RedisMailbox implements Mailbox {
     if (score !== undefined && score !== null) {
       await this.#run(() => this.#client.zAdd(global, { score: Number(text(score)), value: to }, { comparison: 'LT' }))
     }
+  }
+
+  /** `fsync`: checks the AOF settings of the Redis this connection reached; puts wait for `'ok'`. */
+  #checkAof(): void {
+    this.#aofState = 'checking'
+    const check = this.#client.sendCommand(['CONFIG', 'GET', 'appendonly', 'appendfsync']).then(aofProblem, aofUncheckable)
+    this.#aof = check
+    void check.then((problem) => {
+      if (this.#aof !== check) return
+      this.#aofState = problem === undefined ? 'ok' : { problem }
+      if (problem !== undefined && this.#opened) this.#report(new IlmError('STORE_FAILED', problem))
+    })
   }
 
   #keys(to: string): string[] {

@@ -192,6 +192,12 @@ export interface RelayStats {
   readonly stored: number
   readonly drained: number
   readonly expired: number
+  /**
+   * Mailbox operations that failed (logged as `mailbox_failed`), e.g. a put
+   * Redis did not make durable as its policy asks: no `stored` was sent, so
+   * the sender still holds the message and retransmits it.
+   */
+  readonly mailboxFailures: number
   readonly refusals: Readonly<Record<RefusalReason, number>>
 }
 
@@ -282,7 +288,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   const authMode = resolveAuth(options)
 
   const refusals = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>
-  const counters = { accepted: 0, framesIn: 0, framesOut: 0, controlIn: 0, controlOut: 0, bytesIn: 0, bytesOut: 0, stored: 0, drained: 0, expired: 0 }
+  const counters = { accepted: 0, framesIn: 0, framesOut: 0, controlIn: 0, controlOut: 0, bytesIn: 0, bytesOut: 0, stored: 0, drained: 0, expired: 0, mailboxFailures: 0 }
   const mailbox = options.mailbox
   if (mailbox !== undefined && (typeof mailbox !== 'object' || mailbox === null || typeof mailbox.put !== 'function')) {
     throw new TypeError('mailbox must implement Mailbox')
@@ -814,6 +820,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
 
   function mailboxFailed(operation: string, error: unknown): void {
     if (shuttingDown) return
+    counters.mailboxFailures++
     log('error', 'mailbox_failed', { operation, message: errorMessage(error) })
   }
 

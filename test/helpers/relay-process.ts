@@ -5,6 +5,7 @@
  * real, killable relay process.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -12,13 +13,24 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export interface RelayProcess {
   readonly url: string
   readonly port: number
+  /** The relay's own process (with `wrap`, the wrapped node process, not the wrapper). */
   readonly pid: number
   /** Parsed JSON log lines printed so far. */
   logs(): Record<string, unknown>[]
-  /** Sends `signal` (default SIGTERM) and resolves with the exit code (or the signal name) once the process exited. */
+  /** Sends `signal` (default SIGTERM) to the relay and resolves with the exit code (or the signal name) once the process (with `wrap`, the wrapper) exited. */
   stop(signal?: NodeJS.Signals): Promise<number | string>
-  /** SIGKILL: a crash. Resolves once the process is gone. */
+  /** SIGKILL: a crash. Resolves once the process (and any wrapper) is gone. */
   kill(): Promise<void>
+}
+
+/** Options of {@link startRelayProcess}. */
+export interface RelayProcessOptions {
+  /**
+   * A command that runs the relay, e.g. `['strace', '-f', '-o', file]`: the
+   * relay's command line is appended to it. The wrapper must exit once the
+   * relay does; signals go to the relay itself (its child).
+   */
+  readonly wrap?: readonly string[]
 }
 
 /**
@@ -28,10 +40,16 @@ export interface RelayProcess {
  * neither INTERSESSION_JWT_SECRET nor INTERSESSION_DEV and `args` has no
  * `--dev`, pass one yourself (the CLI refuses to start without auth).
  */
-export function startRelayProcess(args: readonly string[] = [], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<RelayProcess> {
+export function startRelayProcess(
+  args: readonly string[] = [],
+  env: Record<string, string> = {},
+  timeoutMs = 15_000,
+  options: RelayProcessOptions = {},
+): Promise<RelayProcess> {
   // Processes share the working directory: each mailbox test names its own directory.
   const mailbox = args.includes('--mailbox-dir') || args.includes('--redis') ? [] : ['--no-mailbox']
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/relay/cli.ts', '--port', '0', ...mailbox, ...args], {
+  const command = [...(options.wrap ?? []), process.execPath, '--import', 'tsx', 'src/relay/cli.ts', '--port', '0', ...mailbox, ...args]
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,7 +81,14 @@ export function startRelayProcess(args: readonly string[] = [], env: Record<stri
         logs.push(entry)
         if (entry.event === 'listening' && typeof entry.url === 'string' && typeof entry.port === 'number') {
           clearTimeout(timer)
-          resolve(handle(child, entry.url, entry.port, logs, exited))
+          let pid: number
+          try {
+            pid = options.wrap === undefined ? child.pid! : wrappedPid(child.pid!)
+          } catch (error) {
+            child.kill('SIGKILL')
+            return reject(error)
+          }
+          resolve(handle(child, pid, entry.url, entry.port, logs, exited))
         }
       }
     })
@@ -78,19 +103,34 @@ export function startRelayProcess(args: readonly string[] = [], env: Record<stri
   })
 }
 
-function handle(child: ChildProcess, url: string, port: number, logs: Record<string, unknown>[], exited: Promise<number | string>): RelayProcess {
+function handle(child: ChildProcess, pid: number, url: string, port: number, logs: Record<string, unknown>[], exited: Promise<number | string>): RelayProcess {
+  const signal = (name: NodeJS.Signals): void => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    try {
+      process.kill(pid, name)
+    } catch {
+      // Already gone.
+    }
+  }
   return {
     url,
     port,
-    pid: child.pid!,
+    pid,
     logs: () => [...logs],
-    stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    stop(name = 'SIGTERM') {
+      signal(name)
       return exited
     },
     async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      signal('SIGKILL')
       await exited
     },
   }
+}
+
+/** The one child of the wrapper `pid` (Linux: /proc), which by then printed `listening`. */
+function wrappedPid(pid: number): number {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((c) => c !== '')
+  if (children.length !== 1) throw new Error(`relay wrapper ${pid} has ${children.length} child processes, expected 1`)
+  return Number(children[0])
 }

@@ -58,7 +58,7 @@ const upTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i)
 describe('relay cluster over Redis (three relay processes)', () => {
   let redis: RedisProcess
   beforeAll(async () => {
-    redis = await startRedisProcess()
+    redis = await startRedisProcess({ persistence: 'aof-always' })
   })
   afterAll(async () => {
     await redis.stop()
@@ -66,7 +66,7 @@ describe('relay cluster over Redis (three relay processes)', () => {
 
   async function nodes(count = 3): Promise<RelayProcess[]> {
     const started = await Promise.all(
-      Array.from({ length: count }, () => startRelayProcess(['--redis', redis.url], { INTERSESSION_JWT_SECRET: SECRET })),
+      Array.from({ length: count }, () => startRelayProcess(['--redis', redis.url, '--redis-durability', 'fsync'], { INTERSESSION_JWT_SECRET: SECRET })),
     )
     for (const node of started) cleanups.push(() => node.kill())
     return started

@@ -1,5 +1,7 @@
 /**
- * RedisMailbox against a real redis-server (no persistence): the same
+ * RedisMailbox against a real redis-server (AOF, `appendfsync always`, and
+ * the mailbox's durability `fsync`; the policies themselves are tested in
+ * redis-durability.test.ts): the same
  * behaviour suite runs for MemoryMailbox and RedisMailbox, so the two are held
  * to one semantics; then what only Redis has: several nodes on one mailbox,
  * the expiry index, and Redis going away and coming back.
@@ -42,13 +44,13 @@ let prefixes = 0
 const open: Mailbox[] = []
 
 async function redisMailbox(prefix = `t${++prefixes}:`): Promise<RedisMailbox> {
-  const box = await RedisMailbox.open({ url: redis.url, prefix })
+  const box = await RedisMailbox.open({ url: redis.url, prefix, durability: 'fsync' })
   open.push(box)
   return box
 }
 
 beforeAll(async () => {
-  redis = await startRedisProcess()
+  redis = await startRedisProcess({ persistence: 'aof-always' })
 })
 afterEach(async () => {
   await Promise.all(open.splice(0).map((box) => box.close()))
@@ -299,7 +301,7 @@ describe('RedisMailbox across nodes and Redis failures', () => {
 
   it('resolves with what it expired when a later destination fails, and leaves that one due', async () => {
     const errors: Error[] = []
-    const box = await RedisMailbox.open({ url: redis.url, prefix: 'partial:', onError: (error) => errors.push(error) })
+    const box = await RedisMailbox.open({ url: redis.url, prefix: 'partial:', durability: 'fsync', onError: (error) => errors.push(error) })
     open.push(box)
     await box.put('anna', msg('alice', E1, 1, { storedAt: 10 }), Uint8Array.of(1), LIMITS)
     await box.put('bert', msg('alice', E1, 1, { storedAt: 20 }), Uint8Array.of(1), LIMITS)
@@ -335,7 +337,7 @@ describe('RedisMailbox across nodes and Redis failures', () => {
 
   it('rejects with STORE_FAILED while Redis is down and works again once it is back', async () => {
     const errors: Error[] = []
-    const box = await RedisMailbox.open({ url: redis.url, prefix: 'restart:', onError: (error) => errors.push(error) })
+    const box = await RedisMailbox.open({ url: redis.url, prefix: 'restart:', durability: 'fsync', onError: (error) => errors.push(error) })
     open.push(box)
     await box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), LIMITS)
     await redis.kill()
@@ -350,8 +352,8 @@ describe('RedisMailbox across nodes and Redis failures', () => {
       result = await box.put('bob', msg('alice', E1, 2), Uint8Array.of(2), LIMITS).catch(() => undefined)
     }
     expect(result).toMatchObject({ ok: true, duplicate: false })
-    // No persistence in the test Redis: only what was put after the restart is there.
-    expect((await box.read('bob', undefined, 10)).map(({ entry }) => entry.seq)).toEqual([2])
+    // The AOF (appendfsync always) kept what was put before the SIGKILL.
+    expect((await box.read('bob', undefined, 10)).map(({ entry }) => entry.seq)).toEqual([1, 2])
     expect(errors.length).toBeGreaterThan(0)
   })
 
@@ -365,5 +367,7 @@ describe('RedisMailbox across nodes and Redis failures', () => {
     await expect(box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), { maxMessages: -1, maxBytes: 1 })).rejects.toThrow(TypeError)
     expect(await box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), { maxMessages: Infinity, maxBytes: Infinity })).toMatchObject({ ok: true })
     await expect(RedisMailbox.open({ url: redis.url, prefix: 'a{b}:' })).rejects.toThrow(TypeError)
+    await expect(RedisMailbox.open({ url: redis.url, durability: 'sometimes' as never })).rejects.toThrow(TypeError)
+    await expect(RedisMailbox.open({ url: redis.url, durability: 'replica', replicaTimeoutMs: 0 })).rejects.toThrow(RangeError)
   })
 })

@@ -39,7 +39,7 @@ async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
 describe('createRedisCluster against a real redis-server', () => {
   let redis: RedisProcess
   beforeAll(async () => {
-    redis = await startRedisProcess()
+    redis = await startRedisProcess({ persistence: 'none' }) // pub/sub only: nothing to persist
   })
   afterAll(async () => {
     await redis.stop()
