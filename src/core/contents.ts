@@ -57,7 +57,7 @@ function assertJson(value: unknown, depth: number, seen: Set<object>): void {
     if (Number.isFinite(value)) return
     throw unserializable(`the number ${value} has no JSON form`)
   }
-  if (typeof value !== 'object') throw unserializable(`a ${typeof value} has no JSON form`)
+  if (typeof value !== 'object') throw unserializable(`${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`} has no JSON form`)
   if (depth >= MAX_JSON_DEPTH) throw unserializable(`nesting deeper than ${MAX_JSON_DEPTH}`)
   if (seen.has(value)) throw unserializable('the value contains a cycle')
   seen.add(value)
