@@ -22,8 +22,9 @@ export class Draft {
   readonly #in = new Map<PeerId, InStreamState>()
   readonly #rows: StoreOp[] = []
   readonly #journal: Undo[] = []
-  /** Message ids this batch queues, in order, with where each goes. */
+  /** Message ids this batch queues, with where each goes, and in order. */
   readonly #queued = new Map<MessageId, { readonly to: PeerId; readonly seq: number }>()
+  readonly #queuedOrder: MessageId[] = []
 
   constructor(private readonly base: EngineState) {}
 
@@ -55,7 +56,11 @@ export class Draft {
     if (op.op !== 'putOutbox') return
     const { id, to, seq } = op.row
     this.#queued.set(id, { to, seq })
-    this.#journal.push(() => void this.#queued.delete(id))
+    this.#queuedOrder.push(id)
+    this.#journal.push(() => {
+      this.#queued.delete(id)
+      this.#queuedOrder.pop()
+    })
   }
 
   /** Where an earlier intent of this batch queued message `id`, if one did. */
@@ -63,9 +68,14 @@ export class Draft {
     return this.#queued.get(id)
   }
 
-  /** The message ids queued by the intents built so far, in order. */
-  queuedIds(): MessageId[] {
-    return [...this.#queued.keys()]
+  /** How many message ids the intents built so far queue. */
+  get queuedCount(): number {
+    return this.#queuedOrder.length
+  }
+
+  /** The message ids queued from position `from` on, in order. */
+  queuedSince(from: number): MessageId[] {
+    return this.#queuedOrder.slice(from)
   }
 
   mark(): number {

@@ -89,10 +89,10 @@ export class Writer {
     const built: Built[] = []
     for (const item of batch) {
       const mark = draft.mark()
-      const queuedBefore = draft.queuedIds().length
+      const queuedBefore = draft.queuedCount
       try {
         const after = item.build(draft)
-        built.push({ item, after, ids: draft.queuedIds().slice(queuedBefore) })
+        built.push({ item, after, ids: draft.queuedCount === queuedBefore ? [] : draft.queuedSince(queuedBefore) })
       } catch (error) {
         draft.rollback(mark)
         item.reject(error)
