@@ -644,6 +644,41 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expectTransportFailed(() => t.send(p('bob'), bytes(1)))
   })
 
+  it('setEnabled(false) from every phase releases that phase: no timer left, the socket closed, one state per change', async () => {
+    const phases: Record<string, (x: ReturnType<typeof scripted>) => Promise<FakeSocket | undefined>> = {
+      fetchingToken: async () => undefined,
+      opening: async ({ last }) => (await flush(), last()),
+      loggingIn: async ({ last }) => {
+        await flush()
+        last().accept()
+        return last()
+      },
+      online: async ({ login }) => login(),
+      waitingToRetry: async ({ login }) => {
+        const s = await login()
+        s.drop(1006)
+        return undefined
+      },
+    }
+    for (const [name, reach] of Object.entries(phases)) {
+      const x = scripted({ random: () => 1 })
+      const states = statesOf(x.t)
+      x.t.open(x.l)
+      const socket = await reach(x)
+      if (socket !== undefined) expect(socket.readyState, name).toBeLessThan(2)
+      x.t.setEnabled(false)
+      await flush()
+      expect(x.t.state, name).toEqual({ status: 'offline', reason: 'taken offline by the app' })
+      expect(x.clock.pending, `${name}: timers left`).toBe(0)
+      if (socket !== undefined) expect(socket.closedWith, name).toBe(1000)
+      expect(x.sockets.length, `${name}: a late token opened no socket`).toBe(name === 'fetchingToken' ? 0 : 1)
+      for (let i = 1; i < states.length; i++) expect(states[i], `${name}: a repeated state`).not.toEqual(states[i - 1])
+      x.t.setEnabled(true)
+      await x.login()
+      expect(x.t.state.status, name).toBe('online')
+    }
+  })
+
   it('onState unsubscribes', async () => {
     const { t, l, login } = scripted()
     const seen: string[] = []
