@@ -5,6 +5,7 @@ import type { Transport, TransportEvents } from '../core/transport.js'
 import { CLOSE_CODES, MAX_WATCH, envelope, openEnvelope, parseRelayControl, type ClientControl, type RelayControl, type RelayLimitsInfo } from '../protocol/relay.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, type BackoffOptions } from './backoff.js'
+import { environmentNetworkStatus, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
 
 /**
  * The part of a WebSocket the transport uses. The browser / worker
@@ -35,7 +36,10 @@ export interface WebSocketTransportState {
   /**
    * - `connecting`: getting a token, opening the socket or logging in.
    * - `online`: logged in; frames flow.
-   * - `offline`: disconnected (or not opened yet); a retry is due at `nextRetryAt` once opened.
+   * - `offline`: disconnected, or not opened yet, or taken offline by the app
+   *   (`setEnabled(false)`); once opened and enabled, a retry is due at
+   *   `nextRetryAt`. Entered at once when the environment reports the network
+   *   lost.
    * - `failed`: stopped for good because the relay refused this identity (`reason` says why).
    * - `closed`: stopped for good by `close()`, or replaced by a newer login of the same id.
    */
@@ -65,15 +69,28 @@ export interface WebSocketTransportOptions {
   /** Reconnect delays: full jitter, `random(0, min(maxMs, initialMs * 2^attempt))` (defaults 500, 30 000). */
   readonly backoff?: BackoffOptions
   /**
-   * A ping goes out every `heartbeatMs` (default 15 000); no pong within
-   * `heartbeatMs` means the socket is half-open, and it is replaced. Also the
-   * longest wait for `welcome` after a socket is created.
+   * A ping goes out every `heartbeatMs` (default 5 000), and one still
+   * unanswered `heartbeatMs` later means the socket is half-open: it is
+   * replaced. A link that dies is so noticed `heartbeatMs` to
+   * `2 × heartbeatMs` later (5–10 s on defaults; the worst case is a death
+   * just after a pong). A slow link is not a dead one: the verdict waits
+   * another `heartbeatMs` whenever anything arrived since the last check (the
+   * pong may sit behind a download) or the upload buffer shrank (the ping may
+   * sit behind an upload).
    */
   readonly heartbeatMs?: number
+  /**
+   * The longest wait for `welcome` after a socket is created (default 15 000,
+   * more than the relay's own 10 s login window). When left out while
+   * `heartbeatMs` is given, `heartbeatMs`, as before the two were separate.
+   */
+  readonly loginTimeoutMs?: number
   /** Above this many bytes buffered in the socket, `send` returns a promise that settles once half drained (default 4 MiB). */
   readonly maxBufferedBytes?: number
   /** Uniform draws in [0, 1) for jitter and the first URL (default `Math.random`); for tests. */
   readonly random?: () => number
+  /** Where "network lost / back" comes from (default: {@link environmentNetworkStatus} of `globalThis`); for tests. */
+  readonly networkStatus?: NetworkStatusSource
 }
 
 /** A listener of {@link WebSocketTransport.onState}. */
@@ -82,10 +99,12 @@ export type WebSocketStateListener = (state: WebSocketTransportState) => void
 /** `WebSocket.OPEN` and `CLOSING`, the same in every implementation. */
 const OPEN = 1
 const CLOSING = 2
-const DEFAULT_HEARTBEAT_MS = 15_000
+const DEFAULT_HEARTBEAT_MS = 5_000
+const DEFAULT_LOGIN_TIMEOUT_MS = 15_000
 const DRAIN_POLL_FIRST_MS = 10
 const DRAIN_POLL_MAX_MS = 50
 const DISABLED_REASON = 'taken offline by the app'
+const NETWORK_LOST_REASON = 'the network is offline (the environment reported it)'
 
 /** A pending "wait until the socket drains" promise, shared by every send that hits the limit. */
 interface Drain {
@@ -101,9 +120,11 @@ interface Ping {
   readonly n: number
   /** `bufferedAmount` at the last check; a shrinking buffer means the link is slow, not dead. */
   bufferedAtPing: number
+  /** Something arrived since the last check: the link delivers, the pong may be queued behind it. */
+  heard: boolean
 }
 
-/** A socket that exists but has not logged in; `deadline` gives up on it (`heartbeatMs` after it was created). */
+/** A socket that exists but has not logged in; `deadline` gives up on it (the login timeout). */
 interface Dialling {
   readonly url: string
   /** Failed connections since the last `welcome`: the backoff exponent. */
@@ -181,8 +202,13 @@ type Phase =
  *   not report their sender online.
  * - Reconnects: exponential backoff with full jitter, moving to the next URL
  *   each time; at once after `GOING_AWAY` or an expired token refreshed by the
- *   token function, when that connection had been online. `wake()` (also on the
- *   `online` event and when the page becomes visible) retries at once.
+ *   token function, when that connection had been online. `wake()` (also when
+ *   the network comes back and when the page becomes visible) retries at once.
+ * - Network lost (the environment says so, see `networkStatus`): the socket,
+ *   most likely dead, is dropped at once and the state is `offline`; retries
+ *   go on with backoff (an offline report may be wrong for a relay on
+ *   loopback), and the network's return retries at once.
+ * - Half-open sockets: see `heartbeatMs`.
  * - Stops for good on `AUTH_FAILED`, a `welcome` for another id, or an expired
  *   fixed token (`failed`), and on `REPLACED` (`closed`): reports `closed()`.
  * - Sends fail with `TRANSPORT_FAILED` while not online or to a peer not known
@@ -211,8 +237,10 @@ export class WebSocketTransport implements Transport {
   readonly #WebSocket: WebSocketConstructor
   readonly #backoff: Required<BackoffOptions>
   readonly #heartbeatMs: number
+  readonly #loginTimeoutMs: number
   readonly #maxBufferedBytes: number
   readonly #random: () => number
+  readonly #networkStatus: NetworkStatusSource
   readonly #stateListeners = new Set<WebSocketStateListener>()
   #phase: Phase = { name: 'idle', enabled: true }
   /** The last state published: `stateOf(#phase)`. */
@@ -228,19 +256,24 @@ export class WebSocketTransport implements Transport {
 
   /**
    * A transport for `localId`, to be opened by its engine.
-   * @throws TypeError on an invalid peer id, URL or token, or when no WebSocket class is available.
-   * @throws RangeError on non-positive `heartbeatMs` / `maxBufferedBytes` or invalid backoff bounds.
+   * @throws TypeError on an invalid peer id, URL, token or `networkStatus`, or when no WebSocket class is available.
+   * @throws RangeError on non-positive `heartbeatMs` / `loginTimeoutMs` / `maxBufferedBytes` or invalid backoff bounds.
    */
   constructor(options: WebSocketTransportOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('WebSocketTransport: options must be an object')
     const { localId, token, clock = systemClock, heartbeatMs = DEFAULT_HEARTBEAT_MS, maxBufferedBytes = 4 * 1024 * 1024, random = Math.random } = options
+    const loginTimeoutMs = options.loginTimeoutMs ?? options.heartbeatMs ?? DEFAULT_LOGIN_TIMEOUT_MS
     if (!isPeerId(localId)) throw new TypeError(`WebSocketTransport: invalid peer id ${JSON.stringify(localId)}`)
     if (!((typeof token === 'string' && token.length > 0) || typeof token === 'function')) {
       throw new TypeError('WebSocketTransport: token must be a non-empty string or a function')
     }
     positive('heartbeatMs', heartbeatMs)
+    positive('loginTimeoutMs', loginTimeoutMs)
     positive('maxBufferedBytes', maxBufferedBytes)
     if (typeof random !== 'function') throw new TypeError('WebSocketTransport: random must be a function')
+    if (options.networkStatus !== undefined && !isNetworkStatusSource(options.networkStatus)) {
+      throw new TypeError('WebSocketTransport: networkStatus must have a subscribe function')
+    }
     this.localId = localId
     this.urls = relayUrls(options)
     this.#token = token
@@ -248,8 +281,10 @@ export class WebSocketTransport implements Transport {
     this.#WebSocket = options.WebSocket ?? globalWebSocket()
     this.#backoff = backoffBounds(options.backoff)
     this.#heartbeatMs = heartbeatMs
+    this.#loginTimeoutMs = loginTimeoutMs
     this.#maxBufferedBytes = maxBufferedBytes
     this.#random = random
+    this.#networkStatus = options.networkStatus ?? environmentNetworkStatus()
     this.#urlIndex = this.urls.length > 1 ? Math.min(this.urls.length - 1, Math.floor(unit(random()) * this.urls.length)) : 0
   }
 
@@ -357,8 +392,9 @@ export class WebSocketTransport implements Transport {
   /**
    * Retries now when waiting to reconnect; when online, checks the connection
    * with an early ping. Call it when the network comes back or the app returns
-   * to the foreground (the transport already does on `online` and
-   * `visibilitychange` where those events exist). A no-op otherwise.
+   * to the foreground (the transport already does when `networkStatus`
+   * reports the network back and on `visibilitychange` where that exists). A
+   * no-op otherwise.
    */
   wake(): void {
     const phase = this.#phase
@@ -472,9 +508,9 @@ export class WebSocketTransport implements Transport {
     const deadline = this.#clock.setTimeout(() => {
       const phase = this.#phase
       if ((phase.name === 'opening' || phase.name === 'loggingIn') && phase.socket === socket) {
-        this.#dropped(undefined, `no welcome within ${this.#heartbeatMs} ms`)
+        this.#dropped(undefined, `no welcome within ${this.#loginTimeoutMs} ms`)
       }
-    }, this.#heartbeatMs)
+    }, this.#loginTimeoutMs)
     this.#enter({ name: 'opening', url, attempt, token, socket, deadline })
   }
 
@@ -527,6 +563,19 @@ export class WebSocketTransport implements Transport {
     }
   }
 
+  /** The environment lost the network: the socket is most likely dead, so it is not waited for. */
+  #networkLost(): void {
+    const phase = this.#phase
+    switch (phase.name) {
+      case 'fetchingToken':
+      case 'opening':
+      case 'loggingIn':
+      case 'online':
+        // Not the relay's fault: the next attempt stays on the same URL.
+        this.#retry(false, NETWORK_LOST_REASON, attemptOf(phase), false)
+    }
+  }
+
   #retry(immediate: boolean, reason: string, attempt: number, nextUrl = true): void {
     if (nextUrl) this.#urlIndex = (this.#urlIndex + 1) % this.urls.length
     const delay = immediate ? 0 : backoffDelay(attempt, this.#backoff, this.#random)
@@ -554,14 +603,9 @@ export class WebSocketTransport implements Transport {
     if (events !== undefined && this.#phase === stopped) emitTo(events, (e) => e.closed())
   }
 
-  /** Wakes when the network comes back or the page becomes visible, where those events exist. */
+  /** Follows the network's and the page's signals: network lost, network back, page visible again. */
   #listen(): () => void {
-    const removers: (() => void)[] = []
-    if (isEventTarget(globalThis)) {
-      const online = (): void => this.wake()
-      globalThis.addEventListener('online', online)
-      removers.push(() => globalThis.removeEventListener('online', online))
-    }
+    const removers = [this.#networkStatus.subscribe((online) => (online ? this.wake() : this.#networkLost()))]
     const doc = (globalThis as { document?: unknown }).document
     if (isEventTarget(doc)) {
       const visible = (): void => {
@@ -583,12 +627,13 @@ export class WebSocketTransport implements Transport {
   // --- receiving ------------------------------------------------------------
 
   #receive(data: unknown): void {
+    const phase = this.#phase
+    if (phase.name === 'online' && phase.ping !== undefined) phase.ping.heard = true
     if (typeof data === 'string') {
       const message = parseRelayControl(data)
       if (message !== undefined) this.#control(message)
       return
     }
-    const phase = this.#phase
     if (phase.name !== 'online') return
     const bytes = toBytes(data)
     if (bytes === undefined) return
@@ -741,7 +786,7 @@ export class WebSocketTransport implements Transport {
     } else {
       const n = ++online.pings
       this.#sendControl(socket, { t: 'ping', n })
-      online.ping = { n, bufferedAtPing: socket.bufferedAmount }
+      online.ping = { n, bufferedAtPing: socket.bufferedAmount, heard: false }
     }
     online.heartbeat = this.#clock.setTimeout(() => this.#beat(online), this.#heartbeatMs)
   }
@@ -796,8 +841,18 @@ function isStopped(phase: Phase): boolean {
   return phase.name === 'failed' || phase.name === 'closed'
 }
 
-/** The ping may still sit behind a large upload that is making progress: a slow link, not a dead one. */
+/**
+ * Whether the link moved since the last check although the pong has not come:
+ * something arrived (the pong may be queued behind a download), or the upload
+ * buffer shrank (the ping may be queued behind an upload). Resets the marks
+ * for the next check.
+ */
 function progressed(socket: WebSocketLike, ping: Ping): boolean {
+  if (ping.heard) {
+    ping.heard = false
+    ping.bufferedAtPing = socket.bufferedAmount
+    return true
+  }
   const buffered = socket.bufferedAmount
   if (buffered === 0 || buffered >= ping.bufferedAtPing) return false
   ping.bufferedAtPing = buffered
