@@ -11,6 +11,7 @@ import { openDB } from 'idb'
 import { storageFaults } from './storage-faults.js'
 import { recoveryBench } from './recovery-bench.js'
 import { soak } from './soak.js'
+import { linkState } from './link-state.js'
 
 interface Received {
   from: string
@@ -30,6 +31,7 @@ const harness = {
   faults: storageFaults(() => messenger),
   recovery: recoveryBench,
   soak, // npm run soak
+  linkState, // link-state.spec.ts
   async connect(
     peerId: string,
     options: {
