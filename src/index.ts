@@ -51,4 +51,5 @@ export {
   type WebSocketTransportState,
   type WebSocketStatus,
 } from './transport/websocket.js'
+export { environmentNetworkStatus, type NetworkStatusSource } from './transport/network-status.js'
 export { WebRtcTransport, type RtcConnector, type SignallingTransport, type WebRtcTransportOptions } from './transport/webrtc.js'

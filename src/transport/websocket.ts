@@ -5,6 +5,7 @@ import type { Transport, TransportEvents } from '../core/transport.js'
 import { CLOSE_CODES, MAX_WATCH, envelope, openEnvelope, parseRelayControl, type ClientControl, type RelayControl, type RelayLimitsInfo } from '../protocol/relay.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, type BackoffOptions } from './backoff.js'
+import { environmentNetworkStatus, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
 
 /**
  * The part of a WebSocket the transport uses. The browser / worker
@@ -35,7 +36,10 @@ export interface WebSocketTransportState {
   /**
    * - `connecting`: getting a token, opening the socket or logging in.
    * - `online`: logged in; frames flow.
-   * - `offline`: disconnected (or not opened yet); a retry is due at `nextRetryAt` once opened.
+   * - `offline`: disconnected, or not opened yet, or taken offline by the app
+   *   (`setEnabled(false)`); once opened and enabled, a retry is due at
+   *   `nextRetryAt`. Entered at once when the environment reports the network
+   *   lost.
    * - `failed`: stopped for good because the relay refused this identity (`reason` says why).
    * - `closed`: stopped for good by `close()`, or replaced by a newer login of the same id.
    */
@@ -65,28 +69,45 @@ export interface WebSocketTransportOptions {
   /** Reconnect delays: full jitter, `random(0, min(maxMs, initialMs * 2^attempt))` (defaults 500, 30 000). */
   readonly backoff?: BackoffOptions
   /**
-   * A ping goes out every `heartbeatMs` (default 15 000); no pong within
-   * `heartbeatMs` means the socket is half-open, and it is replaced. Also the
-   * longest wait for `welcome` after a socket is created.
+   * A ping goes out every `heartbeatMs` (default 5 000), and one still
+   * unanswered `heartbeatMs` later means the socket is half-open: it is
+   * replaced. A link that dies is so noticed `heartbeatMs` to
+   * `2 × heartbeatMs` later (5–10 s on defaults; the worst case is a death
+   * just after a pong). A slow link is not a dead one: the verdict waits
+   * another `heartbeatMs` whenever anything arrived since the last check (the
+   * pong may sit behind a download) or the upload buffer shrank (the ping may
+   * sit behind an upload).
    */
   readonly heartbeatMs?: number
+  /**
+   * The longest wait for `welcome` after a socket is created (default 15 000,
+   * more than the relay's own 10 s login window). When left out while
+   * `heartbeatMs` is given, `heartbeatMs`, as before the two were separate.
+   */
+  readonly loginTimeoutMs?: number
   /** Above this many bytes buffered in the socket, `send` returns a promise that settles once half drained (default 4 MiB). */
   readonly maxBufferedBytes?: number
   /** Uniform draws in [0, 1) for jitter and the first URL (default `Math.random`); for tests. */
   readonly random?: () => number
+  /** Where "network lost / back" comes from (default: {@link environmentNetworkStatus} of `globalThis`); for tests. */
+  readonly networkStatus?: NetworkStatusSource
 }
 
 /** A listener of {@link WebSocketTransport.onState}. */
 export type WebSocketStateListener = (state: WebSocketTransportState) => void
 
-/** `WebSocket.OPEN`, the same in every implementation. */
+/** `WebSocket.OPEN` and `CLOSING`, the same in every implementation. */
 const OPEN = 1
+const CLOSING = 2
+const DEFAULT_HEARTBEAT_MS = 5_000
+const DEFAULT_LOGIN_TIMEOUT_MS = 15_000
 const DRAIN_POLL_FIRST_MS = 10
 const DRAIN_POLL_MAX_MS = 50
+const DISABLED_REASON = 'taken offline by the app'
+const NETWORK_LOST_REASON = 'the network is offline (the environment reported it)'
 
 /** A pending "wait until the socket drains" promise, shared by every send that hits the limit. */
 interface Drain {
-  readonly socket: WebSocketLike
   readonly promise: Promise<void>
   readonly resolve: () => void
   readonly reject: (error: IlmError) => void
@@ -94,13 +115,73 @@ interface Drain {
   intervalMs: number
 }
 
-/** The outstanding heartbeat ping of the current socket. */
+/** The outstanding heartbeat ping of a connection. */
 interface Ping {
-  n: number
-  awaiting: boolean
-  /** `bufferedAmount` when the ping was queued; a shrinking buffer means the link is slow, not dead. */
+  readonly n: number
+  /** `bufferedAmount` at the last check; a shrinking buffer means the link is slow, not dead. */
   bufferedAtPing: number
+  /** Something arrived since the last check: the link delivers, the pong may be queued behind it. */
+  heard: boolean
 }
+
+/** A socket that exists but has not logged in; `deadline` gives up on it (the login timeout). */
+interface Dialling {
+  readonly url: string
+  /** Failed connections since the last `welcome`: the backoff exponent. */
+  readonly attempt: number
+  readonly socket: WebSocketLike
+  readonly deadline: TimerHandle
+}
+
+/** Logged in. The heartbeat and drain fields change in place; the rest is fixed for the connection. */
+interface Online {
+  readonly name: 'online'
+  readonly url: string
+  readonly socket: WebSocketLike
+  /** The relay stores frames for offline peers. */
+  readonly mailbox: boolean
+  readonly limits: RelayLimitsInfo
+  /** Peers reported online on this connection: exactly those reported offline when it ends. */
+  readonly peers: Set<PeerId>
+  /** The next ping, or the verdict on the outstanding one. */
+  heartbeat: TimerHandle
+  pings: number
+  ping: Ping | undefined
+  drain: Drain | undefined
+}
+
+/** Between attempts: `timer` starts the next one at `nextRetryAt`. */
+interface WaitingToRetry {
+  readonly name: 'waitingToRetry'
+  readonly url: string
+  readonly attempt: number
+  readonly nextRetryAt: number
+  readonly reason: string
+  readonly timer: TimerHandle
+}
+
+/**
+ * Where the transport is, with exactly the data of that phase. Every timer
+ * and socket belongs to one phase and is released when the phase ends
+ * (`#enter`); the public state is a function of the phase (`stateOf`).
+ */
+type Phase =
+  /** Not opened yet; `enabled` is the app's switch, applied by `open()`. */
+  | { readonly name: 'idle'; readonly enabled: boolean }
+  /** Opened, and held down by `setEnabled(false)`; `attempt` resumes the backoff. */
+  | { readonly name: 'disabled'; readonly attempt: number }
+  /** Waiting for the token function. */
+  | { readonly name: 'fetchingToken'; readonly url: string; readonly attempt: number }
+  /** The socket is opening; `auth` goes out with `token` once it is open. */
+  | ({ readonly name: 'opening'; readonly token: string } & Dialling)
+  /** `auth` sent, waiting for `welcome`. */
+  | ({ readonly name: 'loggingIn' } & Dialling)
+  | Online
+  | WaitingToRetry
+  /** Stopped for good: the relay refused this identity. */
+  | { readonly name: 'failed'; readonly reason: string }
+  /** Stopped for good: `close()` (no reason) or replaced by a newer login. */
+  | { readonly name: 'closed'; readonly reason?: string }
 
 /**
  * A {@link Transport} through a relay server over WebSocket (browsers,
@@ -121,8 +202,13 @@ interface Ping {
  *   not report their sender online.
  * - Reconnects: exponential backoff with full jitter, moving to the next URL
  *   each time; at once after `GOING_AWAY` or an expired token refreshed by the
- *   token function, when that connection had been online. `wake()` (also on the
- *   `online` event and when the page becomes visible) retries at once.
+ *   token function, when that connection had been online. `wake()` (also when
+ *   the network comes back and when the page becomes visible) retries at once.
+ * - Network lost (the environment says so, see `networkStatus`): the socket,
+ *   most likely dead, is dropped at once and the state is `offline`; retries
+ *   go on with backoff (an offline report may be wrong for a relay on
+ *   loopback), and the network's return retries at once.
+ * - Half-open sockets: see `heartbeatMs`.
  * - Stops for good on `AUTH_FAILED`, a `welcome` for another id, or an expired
  *   fixed token (`failed`), and on `REPLACED` (`closed`): reports `closed()`.
  * - Sends fail with `TRANSPORT_FAILED` while not online or to a peer not known
@@ -151,51 +237,43 @@ export class WebSocketTransport implements Transport {
   readonly #WebSocket: WebSocketConstructor
   readonly #backoff: Required<BackoffOptions>
   readonly #heartbeatMs: number
+  readonly #loginTimeoutMs: number
   readonly #maxBufferedBytes: number
   readonly #random: () => number
+  readonly #networkStatus: NetworkStatusSource
   readonly #stateListeners = new Set<WebSocketStateListener>()
-  #state: WebSocketTransportState = Object.freeze({ status: 'offline' as const })
+  #phase: Phase = { name: 'idle', enabled: true }
+  /** The last state published: `stateOf(#phase)`. */
+  #state: WebSocketTransportState = Object.freeze(stateOf(this.#phase))
+  /** `open()` was called; it may be, once, even after `close()`. */
   #opened = false
-  #stopped = false
-  #disabled = false
+  /** The engine's handlers, from `open()` until the transport stops. */
   #events: TransportEvents | undefined
+  /** The URL of the next attempt; moves on after a failed connection. */
   #urlIndex: number
-  /** Failed connections since the last `welcome`: the backoff exponent. */
-  #attempt = 0
-  /** Bumped per connection attempt, so a late token or socket of an abandoned attempt is ignored. */
-  #dials = 0
-  #socket: WebSocketLike | undefined
-  #loggedIn = false
-  /** The relay of the current connection stores frames for offline peers. */
-  #mailbox = false
-  #limits: RelayLimitsInfo | undefined
-  #retryTimer: TimerHandle | undefined
-  /** The welcome deadline while logging in; the heartbeat while online. */
-  #deadline: TimerHandle | undefined
-  #ping: Ping = { n: 0, awaiting: false, bufferedAtPing: 0 }
-  #drain: Drain | undefined
   #watchList: readonly PeerId[] = []
-  /** Peers reported online: exactly those that get `peer(p, false)` when the connection drops. */
-  readonly #online = new Set<PeerId>()
   #unlisten: (() => void) | undefined
 
   /**
    * A transport for `localId`, to be opened by its engine.
-   * @throws TypeError on an invalid peer id, URL or token, or when no WebSocket class is available.
-   * @throws RangeError on non-positive `heartbeatMs` / `maxBufferedBytes` or invalid backoff bounds.
+   * @throws TypeError on an invalid peer id, URL, token or `networkStatus`, or when no WebSocket class is available.
+   * @throws RangeError on non-positive `heartbeatMs` / `loginTimeoutMs` / `maxBufferedBytes` or invalid backoff bounds.
    */
   constructor(options: WebSocketTransportOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('WebSocketTransport: options must be an object')
-    const { localId, token, clock = systemClock, heartbeatMs = 15_000, maxBufferedBytes = 4 * 1024 * 1024, random = Math.random } = options
+    const { localId, token, clock = systemClock, heartbeatMs = DEFAULT_HEARTBEAT_MS, maxBufferedBytes = 4 * 1024 * 1024, random = Math.random } = options
+    const loginTimeoutMs = options.loginTimeoutMs ?? options.heartbeatMs ?? DEFAULT_LOGIN_TIMEOUT_MS
     if (!isPeerId(localId)) throw new TypeError(`WebSocketTransport: invalid peer id ${JSON.stringify(localId)}`)
     if (!((typeof token === 'string' && token.length > 0) || typeof token === 'function')) {
       throw new TypeError('WebSocketTransport: token must be a non-empty string or a function')
     }
-    if (!(Number.isFinite(heartbeatMs) && heartbeatMs > 0)) throw new RangeError(`WebSocketTransport: heartbeatMs must be positive, got ${String(heartbeatMs)}`)
-    if (!(Number.isFinite(maxBufferedBytes) && maxBufferedBytes > 0)) {
-      throw new RangeError(`WebSocketTransport: maxBufferedBytes must be positive, got ${String(maxBufferedBytes)}`)
-    }
+    positive('heartbeatMs', heartbeatMs)
+    positive('loginTimeoutMs', loginTimeoutMs)
+    positive('maxBufferedBytes', maxBufferedBytes)
     if (typeof random !== 'function') throw new TypeError('WebSocketTransport: random must be a function')
+    if (options.networkStatus !== undefined && !isNetworkStatusSource(options.networkStatus)) {
+      throw new TypeError('WebSocketTransport: networkStatus must have a subscribe function')
+    }
     this.localId = localId
     this.urls = relayUrls(options)
     this.#token = token
@@ -203,8 +281,10 @@ export class WebSocketTransport implements Transport {
     this.#WebSocket = options.WebSocket ?? globalWebSocket()
     this.#backoff = backoffBounds(options.backoff)
     this.#heartbeatMs = heartbeatMs
+    this.#loginTimeoutMs = loginTimeoutMs
     this.#maxBufferedBytes = maxBufferedBytes
     this.#random = random
+    this.#networkStatus = options.networkStatus ?? environmentNetworkStatus()
     this.#urlIndex = this.urls.length > 1 ? Math.min(this.urls.length - 1, Math.floor(unit(random()) * this.urls.length)) : 0
   }
 
@@ -233,10 +313,12 @@ export class WebSocketTransport implements Transport {
     if (this.#opened) throw new Error(`WebSocketTransport(${this.localId}).open: already opened`)
     if (!isEvents(events)) throw new TypeError('WebSocketTransport.open: events must have frame, peer and closed functions')
     this.#opened = true
-    if (this.#stopped) return
+    const phase = this.#phase
+    if (phase.name !== 'idle') return
     this.#events = events
-    this.#unlisten = listenForWake(() => this.wake())
-    this.#connect()
+    this.#unlisten = this.#listen()
+    if (phase.enabled) this.#connect(0)
+    else this.#enter({ name: 'disabled', attempt: 0 })
   }
 
   /**
@@ -246,7 +328,7 @@ export class WebSocketTransport implements Transport {
    */
   watch(peers: readonly PeerId[]): void {
     if (!Array.isArray(peers)) throw new TypeError('WebSocketTransport.watch: peers must be an array')
-    if (this.#stopped) return
+    if (isStopped(this.#phase)) return
     this.#watchList = [...new Set(peers.filter(isPeerId))].slice(0, MAX_WATCH)
     this.#sendWatch()
   }
@@ -258,16 +340,16 @@ export class WebSocketTransport implements Transport {
    * @throws IlmError('TRANSPORT_FAILED') when not online, `to` is not known online (and the relay has no mailbox), the frame exceeds the relay's `maxFrameBytes`, or the socket refuses it.
    */
   send(to: PeerId, data: Uint8Array): void | Promise<void> {
-    const socket = this.#onlineSocket('send')
+    const online = this.#onlinePhase('send')
     if (!isUint8Array(data)) throw new TypeError('WebSocketTransport.send: data must be a Uint8Array')
-    if (!this.#online.has(to) && !this.#mailbox) throw this.#failure(`peer ${JSON.stringify(to)} is not online`)
+    if (!online.peers.has(to) && !online.mailbox) throw this.#failure(`peer ${JSON.stringify(to)} is not online`)
     const packed = envelope(to, data)
-    if (this.#limits !== undefined && packed.byteLength > this.#limits.maxFrameBytes) {
+    if (packed.byteLength > online.limits.maxFrameBytes) {
       // The relay would end the whole connection (TOO_BIG) over this one frame.
-      throw this.#failure(`a frame of ${packed.byteLength} bytes exceeds the relay's maxFrameBytes ${this.#limits.maxFrameBytes}`)
+      throw this.#failure(`a frame of ${packed.byteLength} bytes exceeds the relay's maxFrameBytes ${online.limits.maxFrameBytes}`)
     }
-    this.#write(socket, packed)
-    return socket.bufferedAmount > this.#maxBufferedBytes ? this.#drained(socket) : undefined
+    this.#write(online.socket, packed)
+    return online.socket.bufferedAmount > this.#maxBufferedBytes ? this.#drained(online) : undefined
   }
 
   /**
@@ -275,7 +357,7 @@ export class WebSocketTransport implements Transport {
    * @throws IlmError('TRANSPORT_FAILED') when not online; TypeError when `data` cannot be serialised.
    */
   signal(to: PeerId, data: unknown): void {
-    const socket = this.#onlineSocket('signal')
+    const online = this.#onlinePhase('signal')
     if (!isPeerId(to)) throw new TypeError(`WebSocketTransport.signal: invalid peer id ${JSON.stringify(to)}`)
     let text: string
     try {
@@ -283,129 +365,187 @@ export class WebSocketTransport implements Transport {
     } catch (error) {
       throw new TypeError('WebSocketTransport.signal: data is not JSON-serialisable', { cause: error })
     }
-    this.#write(socket, text)
+    this.#write(online.socket, text)
   }
 
-  /**
-   * Retries now when waiting to reconnect; when online, checks the connection
-   * with an early ping. Call it when the network comes back or the app returns
-   * to the foreground (the transport already does on `online` and
-   * `visibilitychange` where those events exist). A no-op otherwise.
-   */
   /**
    * Takes the connection down (`false`) and keeps it down until `true`: an
    * app's "work offline" switch. Messages keep queuing in the store meanwhile.
    */
   setEnabled(enabled: boolean): void {
-    if (this.#stopped || this.#disabled === !enabled) return
-    this.#disabled = !enabled
-    if (!this.#opened) return
-    if (enabled) return this.#connect()
-    this.#clearRetry()
-    const socket = this.#socket
-    this.#detach()
-    if (socket !== undefined) closeQuietly(socket)
-    for (const peer of [...this.#online]) this.#markOffline(peer)
-    this.#setState({ status: 'offline', reason: 'taken offline by the app' })
+    const phase = this.#phase
+    switch (phase.name) {
+      case 'failed':
+      case 'closed':
+        return
+      case 'idle':
+        if (phase.enabled !== enabled) this.#enter({ name: 'idle', enabled })
+        return
+      case 'disabled':
+        if (enabled) this.#connect(phase.attempt)
+        return
+      default:
+        if (!enabled) this.#enter({ name: 'disabled', attempt: attemptOf(phase) })
+    }
   }
 
+  /**
+   * Retries now when waiting to reconnect; when online, checks the connection
+   * with an early ping. Call it when the network comes back or the app returns
+   * to the foreground (the transport already does when `networkStatus`
+   * reports the network back and on `visibilitychange` where that exists). A
+   * no-op otherwise.
+   */
   wake(): void {
-    if (!this.#opened || this.#stopped || this.#disabled) return
-    if (this.#state.status === 'offline') this.#connect()
-    else if (this.#loggedIn && !this.#ping.awaiting) this.#heartbeat()
+    const phase = this.#phase
+    if (phase.name === 'waitingToRetry') this.#connect(phase.attempt)
+    else if (phase.name === 'online' && phase.ping === undefined) this.#heartbeat(phase)
   }
 
   /** Closes the socket (code 1000) and stops every timer and listener. Idempotent; no event follows. */
   close(): void {
-    if (this.#state.status === 'closed') return
-    this.#shutDown()
-    this.#setState({ status: 'closed' })
+    if (this.#phase.name === 'closed') return
+    this.#events = undefined
+    this.#stopListening()
+    this.#enter({ name: 'closed' })
+  }
+
+  // --- phases ---------------------------------------------------------------
+
+  /** The one place the phase changes: publishes the new state, then releases what the old phase held. */
+  #enter(next: Phase): void {
+    const previous = this.#phase
+    this.#phase = next
+    this.#publish()
+    this.#release(previous, next)
+  }
+
+  /** Clears the timers of a phase left, closes its socket unless the next phase keeps it, and reports a lost connection. */
+  #release(old: Phase, next: Phase): void {
+    switch (old.name) {
+      case 'opening':
+      case 'loggingIn':
+        if (!(next.name === 'loggingIn' && next.deadline === old.deadline)) this.#clock.clearTimeout(old.deadline)
+        break
+      case 'waitingToRetry':
+        this.#clock.clearTimeout(old.timer)
+        break
+      case 'online':
+        this.#clock.clearTimeout(old.heartbeat)
+        this.#settleDrain(old)
+        break
+    }
+    const socket = socketOf(old)
+    if (socket !== undefined && socketOf(next) !== socket && socket.readyState < CLOSING) closeQuietly(socket)
+    if (old.name !== 'online') return
+    if (old.mailbox) this.#emit((e) => e.mailbox?.(false))
+    for (const peer of [...old.peers]) {
+      old.peers.delete(peer)
+      this.#emit((e) => e.peer(peer, false))
+    }
+  }
+
+  /** Derives the state from the phase and tells the listeners when it changed. */
+  #publish(): void {
+    const state = stateOf(this.#phase)
+    if (sameState(state, this.#state)) return
+    this.#state = Object.freeze(state)
+    for (const listener of [...this.#stateListeners]) {
+      try {
+        listener(this.#state)
+      } catch (error) {
+        rethrowLater(error)
+      }
+    }
   }
 
   // --- connecting -----------------------------------------------------------
 
-  #connect(): void {
-    this.#clearRetry()
-    if (this.#disabled) return
-    const dial = ++this.#dials
-    const url = this.urls[this.#urlIndex] as string
-    this.#setState({ status: 'connecting', url })
-    const current = (): boolean => dial === this.#dials && !this.#stopped
+  #connect(attempt: number): void {
+    const fetching = { name: 'fetchingToken', url: this.urls[this.#urlIndex] as string, attempt } as const
+    this.#enter(fetching)
     // Through a promise even for a fixed token: a throwing token function becomes a rejection.
     Promise.resolve()
       .then(() => (typeof this.#token === 'string' ? this.#token : this.#token()))
       .then(
         (token: unknown) => {
-          if (!current()) return
-          if (typeof token === 'string' && token.length > 0) this.#dial(url, token)
+          if (this.#phase !== fetching) return
+          if (typeof token === 'string' && token.length > 0) this.#dial(fetching, token)
           else this.#stop('failed', `the token function returned ${describeValue(token)}, not a non-empty string`)
         },
         (error: unknown) => {
           // Not the relay's fault: the next attempt stays on the same URL.
-          if (current()) this.#retry(false, `the token function failed: ${describeError(error)}`, false)
+          if (this.#phase === fetching) this.#retry(false, `the token function failed: ${describeError(error)}`, attempt, false)
         },
       )
   }
 
-  #dial(url: string, token: string): void {
+  #dial(from: { readonly url: string; readonly attempt: number }, token: string): void {
+    const { url, attempt } = from
     let socket: WebSocketLike
     try {
       socket = new this.#WebSocket(url)
       socket.binaryType = 'arraybuffer'
     } catch (error) {
-      this.#retry(false, `cannot open a WebSocket to ${url}: ${describeError(error)}`)
+      this.#retry(false, `cannot open a WebSocket to ${url}: ${describeError(error)}`, attempt)
       return
     }
-    this.#socket = socket
-    this.#loggedIn = false
-    this.#ping = { n: this.#ping.n, awaiting: false, bufferedAtPing: 0 }
+    const current = (): boolean => socketOf(this.#phase) === socket
     socket.onopen = () => {
-      if (this.#socket === socket) this.#sendControl(socket, { t: 'auth', token })
+      const phase = this.#phase
+      if (phase.name !== 'opening' || phase.socket !== socket) return
+      this.#sendControl(socket, { t: 'auth', token: phase.token })
+      this.#enter({ name: 'loggingIn', url, attempt, socket, deadline: phase.deadline })
     }
     socket.onmessage = (event: { data: unknown }) => {
-      if (this.#socket === socket) this.#receive(event.data)
+      if (current()) this.#receive(event.data)
     }
     socket.onclose = (event: { code?: unknown; reason?: unknown }) => {
-      if (this.#socket === socket) this.#dropped(closeCode(event.code), closeReason(event.code, event.reason))
+      if (current()) this.#dropped(closeCode(event.code), closeReason(event.code, event.reason))
     }
     // An error event is always followed by a close event, which carries the code.
     socket.onerror = () => {}
-    this.#armDeadline(() => this.#abandon(`no welcome within ${this.#heartbeatMs} ms`))
+    const deadline = this.#clock.setTimeout(() => {
+      const phase = this.#phase
+      if ((phase.name === 'opening' || phase.name === 'loggingIn') && phase.socket === socket) {
+        this.#dropped(undefined, `no welcome within ${this.#loginTimeoutMs} ms`)
+      }
+    }, this.#loginTimeoutMs)
+    this.#enter({ name: 'opening', url, attempt, token, socket, deadline })
   }
 
   #welcome(m: Extract<RelayControl, { t: 'welcome' }>): void {
-    if (this.#loggedIn) return
+    const phase = this.#phase
+    if (phase.name !== 'loggingIn') return
     if (m.id !== this.localId) {
       this.#stop('failed', `the relay authenticated this connection as ${JSON.stringify(m.id)}, not ${JSON.stringify(this.localId)}`)
       return
     }
-    this.#loggedIn = true
-    this.#attempt = 0
-    this.#limits = m.limits
-    this.#setState({ status: 'online', url: this.urls[this.#urlIndex] as string })
-    this.#mailbox = m.mailbox === true
-    if (this.#mailbox) this.#emit((e) => e.mailbox?.(true))
+    const online: Online = {
+      name: 'online',
+      url: phase.url,
+      socket: phase.socket,
+      mailbox: m.mailbox === true,
+      limits: m.limits,
+      peers: new Set(),
+      heartbeat: this.#clock.setTimeout(() => this.#beat(online), this.#heartbeatMs),
+      pings: 0,
+      ping: undefined,
+      drain: undefined,
+    }
+    this.#enter(online)
+    if (online.mailbox) this.#emit((e) => e.mailbox?.(true))
     this.#sendWatch()
-    this.#armDeadline(() => this.#heartbeat())
   }
 
   // --- disconnecting --------------------------------------------------------
 
-  /** Gives up on the current socket without waiting for its close handshake (half-open, or no welcome). */
-  #abandon(reason: string): void {
-    const socket = this.#socket
-    if (socket === undefined) return
-    this.#detach()
-    closeQuietly(socket)
-    this.#dropped(undefined, reason)
-  }
-
-  /** The current connection ended: report peers offline, then stop or schedule the next attempt. */
+  /** The current connection ended (closed by the relay, or given up on): stop or schedule the next attempt. */
   #dropped(code: number | undefined, reason: string): void {
-    const wasOnline = this.#loggedIn
-    this.#detach()
-    for (const peer of [...this.#online]) this.#markOffline(peer)
-    if (this.#stopped) return
+    const phase = this.#phase
+    if (phase.name !== 'opening' && phase.name !== 'loggingIn' && phase.name !== 'online') return
+    const wasOnline = phase.name === 'online'
+    const attempt = attemptOf(phase)
     switch (code) {
       case CLOSE_CODES.AUTH_FAILED:
         this.#stop('failed', reason)
@@ -415,72 +555,93 @@ export class WebSocketTransport implements Transport {
         return
       case CLOSE_CODES.AUTH_EXPIRED:
         if (typeof this.#token === 'string') this.#stop('failed', `${reason}; the token is a fixed string, so it cannot be refreshed`)
-        else this.#retry(wasOnline, reason)
+        else this.#retry(wasOnline, reason, attempt)
         return
       default:
         // Only a connection that had been online earns an immediate retry: no tight loop against a broken relay.
-        this.#retry(wasOnline && code === CLOSE_CODES.GOING_AWAY, reason)
+        this.#retry(wasOnline && code === CLOSE_CODES.GOING_AWAY, reason, attempt)
     }
   }
 
-  /** Forgets the current socket and everything tied to it. */
-  #detach(): void {
-    this.#socket = undefined
-    this.#loggedIn = false
-    if (this.#mailbox) {
-      this.#mailbox = false
-      this.#emit((e) => e.mailbox?.(false))
+  /** The environment lost the network: the socket is most likely dead, so it is not waited for. */
+  #networkLost(): void {
+    const phase = this.#phase
+    switch (phase.name) {
+      case 'fetchingToken':
+      case 'opening':
+      case 'loggingIn':
+      case 'online':
+        // Not the relay's fault: the next attempt stays on the same URL.
+        this.#retry(false, NETWORK_LOST_REASON, attemptOf(phase), false)
     }
-    this.#clearDeadline()
-    this.#settleDrain()
   }
 
-  #retry(immediate: boolean, reason: string, nextUrl = true): void {
-    if (this.#disabled) return
+  #retry(immediate: boolean, reason: string, attempt: number, nextUrl = true): void {
     if (nextUrl) this.#urlIndex = (this.#urlIndex + 1) % this.urls.length
-    const delay = immediate ? 0 : backoffDelay(this.#attempt++, this.#backoff, this.#random)
-    this.#setState({ status: 'offline', nextRetryAt: this.#clock.now() + delay, reason, url: this.urls[this.#urlIndex] as string })
-    this.#retryTimer = this.#clock.setTimeout(() => {
-      this.#retryTimer = undefined
-      if (!this.#stopped) this.#connect()
-    }, delay)
+    const delay = immediate ? 0 : backoffDelay(attempt, this.#backoff, this.#random)
+    const waiting: WaitingToRetry = {
+      name: 'waitingToRetry',
+      url: this.urls[this.#urlIndex] as string,
+      attempt: immediate ? attempt : attempt + 1,
+      nextRetryAt: this.#clock.now() + delay,
+      reason,
+      timer: this.#clock.setTimeout(() => {
+        if (this.#phase === waiting) this.#connect(waiting.attempt)
+      }, delay),
+    }
+    this.#enter(waiting)
   }
 
-  /** Stops for good (not by `close()`): the engine hears `closed()`. */
+  /** Stops for good (not by `close()`): the engine hears what the connection's end means, then `closed()`. */
   #stop(status: 'failed' | 'closed', reason: string): void {
     const events = this.#events
-    this.#shutDown()
-    this.#setState({ status, reason })
-    if (events !== undefined) emitTo(events, (e) => e.closed())
+    const stopped: Phase = { name: status, reason }
+    this.#stopListening()
+    this.#enter(stopped)
+    this.#events = undefined
+    // A handler that called close() meanwhile has silenced the transport.
+    if (events !== undefined && this.#phase === stopped) emitTo(events, (e) => e.closed())
   }
 
-  #shutDown(): void {
-    this.#stopped = true
-    this.#events = undefined
-    const socket = this.#socket
-    this.#detach()
-    this.#clearRetry()
-    this.#online.clear()
+  /** Follows the network's and the page's signals: network lost, network back, page visible again. */
+  #listen(): () => void {
+    const removers = [this.#networkStatus.subscribe((online) => (online ? this.wake() : this.#networkLost()))]
+    const doc = (globalThis as { document?: unknown }).document
+    if (isEventTarget(doc)) {
+      const visible = (): void => {
+        if ((doc as { visibilityState?: unknown }).visibilityState !== 'hidden') this.wake()
+      }
+      doc.addEventListener('visibilitychange', visible)
+      removers.push(() => doc.removeEventListener('visibilitychange', visible))
+    }
+    return () => {
+      for (const remove of removers.splice(0)) remove()
+    }
+  }
+
+  #stopListening(): void {
     this.#unlisten?.()
     this.#unlisten = undefined
-    if (socket !== undefined) closeQuietly(socket)
   }
 
   // --- receiving ------------------------------------------------------------
 
   #receive(data: unknown): void {
+    const phase = this.#phase
+    if (phase.name === 'online' && phase.ping !== undefined) phase.ping.heard = true
     if (typeof data === 'string') {
       const message = parseRelayControl(data)
       if (message !== undefined) this.#control(message)
       return
     }
+    if (phase.name !== 'online') return
     const bytes = toBytes(data)
-    if (bytes === undefined || !this.#loggedIn) return
+    if (bytes === undefined) return
     const opened = openEnvelope(bytes)
     if (opened === undefined || !isPeerId(opened.address)) return
     const { address: from, frame } = opened
     // The relay forwards only from logged-in peers: a live frame proves its sender online, a stored one does not.
-    if (!opened.stored) this.#markOnline(from)
+    if (!opened.stored) this.#markOnline(phase, from)
     this.#emit((e) => e.frame(from, frame))
   }
 
@@ -489,19 +650,20 @@ export class WebSocketTransport implements Transport {
       this.#welcome(m)
       return
     }
-    if (!this.#loggedIn) return
+    const phase = this.#phase
+    if (phase.name !== 'online') return
     switch (m.t) {
       case 'pong':
-        this.#ping.awaiting = false
+        phase.ping = undefined
         return
       case 'presence':
         if (!isPeerId(m.peer)) return
-        if (m.online) this.#markOnline(m.peer)
-        else this.#markOffline(m.peer)
+        if (m.online) this.#markOnline(phase, m.peer)
+        else this.#markOffline(phase, m.peer)
         return
       case 'undeliverable':
         // 'slow' is the relay shedding load: the engine retransmits.
-        if (m.reason === 'offline' && isPeerId(m.peer)) this.#markOffline(m.peer)
+        if (m.reason === 'offline' && isPeerId(m.peer)) this.#markOffline(phase, m.peer)
         return
       case 'signal':
         if (isPeerId(m.from)) this.#signalled(m.from, m.data)
@@ -525,26 +687,24 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-  #markOnline(peer: PeerId): void {
-    if (peer === this.localId || this.#online.has(peer)) return
-    this.#online.add(peer)
+  #markOnline(online: Online, peer: PeerId): void {
+    if (peer === this.localId || online.peers.has(peer)) return
+    online.peers.add(peer)
     this.#emit((e) => e.peer(peer, true))
   }
 
-  #markOffline(peer: PeerId): void {
-    if (!this.#online.delete(peer)) return
+  #markOffline(online: Online, peer: PeerId): void {
+    if (!online.peers.delete(peer)) return
     this.#emit((e) => e.peer(peer, false))
   }
 
   // --- sending --------------------------------------------------------------
 
-  #onlineSocket(what: string): WebSocketLike {
-    const socket = this.#socket
-    if (socket === undefined || !this.#loggedIn || socket.readyState !== OPEN) {
-      const { status, reason } = this.#state
-      throw this.#failure(`cannot ${what} while ${status === 'online' ? 'the socket closes' : status}${reason === undefined ? '' : ` (${reason})`}`)
-    }
-    return socket
+  #onlinePhase(what: string): Online {
+    const phase = this.#phase
+    if (phase.name === 'online' && phase.socket.readyState === OPEN) return phase
+    const { status, reason } = this.#state
+    throw this.#failure(`cannot ${what} while ${status === 'online' ? 'the socket closes' : status}${reason === undefined ? '' : ` (${reason})`}`)
   }
 
   #write(socket: WebSocketLike, data: string | Uint8Array): void {
@@ -564,13 +724,13 @@ export class WebSocketTransport implements Transport {
   }
 
   #sendWatch(): void {
-    const socket = this.#socket
-    if (socket !== undefined && this.#loggedIn) this.#sendControl(socket, { t: 'watch', peers: this.#watchList })
+    const phase = this.#phase
+    if (phase.name === 'online') this.#sendControl(phase.socket, { t: 'watch', peers: this.#watchList })
   }
 
   /** The promise of a send that overfilled the socket; one is shared while the buffer drains. */
-  #drained(socket: WebSocketLike): Promise<void> {
-    if (this.#drain !== undefined) return this.#drain.promise
+  #drained(online: Online): Promise<void> {
+    if (online.drain !== undefined) return online.drain.promise
     let resolve!: () => void
     let reject!: (error: IlmError) => void
     const promise = new Promise<void>((res, rej) => {
@@ -579,100 +739,128 @@ export class WebSocketTransport implements Transport {
     })
     // A caller that drops the promise must not cause an unhandled rejection.
     promise.catch(() => {})
-    this.#drain = { socket, promise, resolve, reject, timer: undefined, intervalMs: DRAIN_POLL_FIRST_MS }
-    this.#pollDrain(this.#drain)
+    const drain: Drain = { promise, resolve, reject, timer: undefined, intervalMs: DRAIN_POLL_FIRST_MS }
+    online.drain = drain
+    this.#pollDrain(online, drain)
     return promise
   }
 
-  #pollDrain(drain: Drain): void {
+  #pollDrain(online: Online, drain: Drain): void {
     drain.timer = this.#clock.setTimeout(() => {
       drain.timer = undefined
-      if (this.#drain !== drain) return
-      if (drain.socket.bufferedAmount <= this.#maxBufferedBytes / 2) {
-        this.#drain = undefined
+      if (online.drain !== drain) return
+      if (online.socket.bufferedAmount <= this.#maxBufferedBytes / 2) {
+        online.drain = undefined
         drain.resolve()
         return
       }
       drain.intervalMs = Math.min(DRAIN_POLL_MAX_MS, drain.intervalMs * 2)
-      this.#pollDrain(drain)
+      this.#pollDrain(online, drain)
     }, drain.intervalMs)
   }
 
   /** Rejects a pending drain: its socket is gone, and what it buffered with it. */
-  #settleDrain(): void {
-    const drain = this.#drain
+  #settleDrain(online: Online): void {
+    const drain = online.drain
     if (drain === undefined) return
-    this.#drain = undefined
+    online.drain = undefined
     if (drain.timer !== undefined) this.#clock.clearTimeout(drain.timer)
     drain.reject(this.#failure('the connection closed before the socket drained'))
   }
 
   // --- heartbeat ------------------------------------------------------------
 
-  /** Runs every `heartbeatMs` while online: a ping, or the verdict on the previous one. */
-  #heartbeat(): void {
-    const socket = this.#socket
-    if (socket === undefined || !this.#loggedIn) return
-    if (this.#ping.awaiting) {
-      if (!this.#stillDraining(socket)) {
-        this.#abandon(`no pong within ${this.#heartbeatMs} ms (half-open connection)`)
+  #beat(online: Online): void {
+    if (this.#phase === online) this.#heartbeat(online)
+  }
+
+  /** Runs every `heartbeatMs` while online (and early on `wake()`): a ping, or the verdict on the outstanding one. */
+  #heartbeat(online: Online): void {
+    this.#clock.clearTimeout(online.heartbeat)
+    const { socket, ping } = online
+    if (ping !== undefined) {
+      if (!progressed(socket, ping)) {
+        this.#dropped(undefined, `no pong within ${this.#heartbeatMs} ms (half-open connection)`)
         return
       }
     } else {
-      this.#ping.n++
-      this.#sendControl(socket, { t: 'ping', n: this.#ping.n })
-      this.#ping.awaiting = true
-      this.#ping.bufferedAtPing = socket.bufferedAmount
+      const n = ++online.pings
+      this.#sendControl(socket, { t: 'ping', n })
+      online.ping = { n, bufferedAtPing: socket.bufferedAmount, heard: false }
     }
-    this.#armDeadline(() => this.#heartbeat())
-  }
-
-  /** The ping may still sit behind a large upload that is making progress: a slow link, not a dead one. */
-  #stillDraining(socket: WebSocketLike): boolean {
-    const buffered = socket.bufferedAmount
-    if (buffered === 0 || buffered >= this.#ping.bufferedAtPing) return false
-    this.#ping.bufferedAtPing = buffered
-    return true
+    online.heartbeat = this.#clock.setTimeout(() => this.#beat(online), this.#heartbeatMs)
   }
 
   // --- plumbing -------------------------------------------------------------
 
-  #armDeadline(fn: () => void): void {
-    this.#clearDeadline()
-    this.#deadline = this.#clock.setTimeout(() => {
-      this.#deadline = undefined
-      fn()
-    }, this.#heartbeatMs)
-  }
-
-  #clearDeadline(): void {
-    if (this.#deadline !== undefined) this.#clock.clearTimeout(this.#deadline)
-    this.#deadline = undefined
-  }
-
-  #clearRetry(): void {
-    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer)
-    this.#retryTimer = undefined
-  }
-
-  #setState(state: WebSocketTransportState): void {
-    this.#state = Object.freeze(state)
-    for (const listener of [...this.#stateListeners]) {
-      try {
-        listener(this.#state)
-      } catch (error) {
-        rethrowLater(error)
-      }
-    }
-  }
-
   #emit(fn: (events: TransportEvents) => void): void {
-    if (this.#events !== undefined && !this.#stopped) emitTo(this.#events, fn)
+    if (this.#events !== undefined) emitTo(this.#events, fn)
   }
 
   #failure(why: string): IlmError {
     return new IlmError('TRANSPORT_FAILED', `WebSocketTransport(${this.localId}): ${why}`)
   }
+}
+
+/** The public state of a phase: the only place it is derived. */
+function stateOf(phase: Phase): WebSocketTransportState {
+  switch (phase.name) {
+    case 'idle':
+      return { status: 'offline' }
+    case 'disabled':
+      return { status: 'offline', reason: DISABLED_REASON }
+    case 'fetchingToken':
+    case 'opening':
+    case 'loggingIn':
+      return { status: 'connecting', url: phase.url }
+    case 'online':
+      return { status: 'online', url: phase.url }
+    case 'waitingToRetry':
+      return { status: 'offline', nextRetryAt: phase.nextRetryAt, reason: phase.reason, url: phase.url }
+    case 'failed':
+      return { status: 'failed', reason: phase.reason }
+    case 'closed':
+      return phase.reason === undefined ? { status: 'closed' } : { status: 'closed', reason: phase.reason }
+  }
+}
+
+function sameState(a: WebSocketTransportState, b: WebSocketTransportState): boolean {
+  return a.status === b.status && a.nextRetryAt === b.nextRetryAt && a.reason === b.reason && a.url === b.url
+}
+
+function socketOf(phase: Phase): WebSocketLike | undefined {
+  return phase.name === 'opening' || phase.name === 'loggingIn' || phase.name === 'online' ? phase.socket : undefined
+}
+
+/** The backoff exponent a phase carries; a connection that logged in starts over. */
+function attemptOf(phase: Exclude<Phase, { name: 'idle' | 'disabled' | 'failed' | 'closed' }>): number {
+  return phase.name === 'online' ? 0 : phase.attempt
+}
+
+function isStopped(phase: Phase): boolean {
+  return phase.name === 'failed' || phase.name === 'closed'
+}
+
+/**
+ * Whether the link moved since the last check although the pong has not come:
+ * something arrived (the pong may be queued behind a download), or the upload
+ * buffer shrank (the ping may be queued behind an upload). Resets the marks
+ * for the next check.
+ */
+function progressed(socket: WebSocketLike, ping: Ping): boolean {
+  if (ping.heard) {
+    ping.heard = false
+    ping.bufferedAtPing = socket.bufferedAmount
+    return true
+  }
+  const buffered = socket.bufferedAmount
+  if (buffered === 0 || buffered >= ping.bufferedAtPing) return false
+  ping.bufferedAtPing = buffered
+  return true
+}
+
+function positive(name: string, value: number): void {
+  if (!(Number.isFinite(value) && value > 0)) throw new RangeError(`WebSocketTransport: ${name} must be positive, got ${String(value)}`)
 }
 
 /** The validated relay URLs of the options. */
@@ -703,30 +891,7 @@ function globalWebSocket(): WebSocketConstructor {
   return ctor as WebSocketConstructor
 }
 
-interface WakeTarget {
-  addEventListener(type: string, listener: () => void): void
-  removeEventListener(type: string, listener: () => void): void
-}
-
-/** Calls `wake` when the network comes back or the page becomes visible, where those events exist. Returns the remover. */
-function listenForWake(wake: () => void): () => void {
-  const removers: (() => void)[] = []
-  const listen = (target: unknown, type: string, listener: () => void): void => {
-    if (!isWakeTarget(target)) return
-    target.addEventListener(type, listener)
-    removers.push(() => target.removeEventListener(type, listener))
-  }
-  listen(globalThis, 'online', wake)
-  const doc = (globalThis as { document?: { visibilityState?: unknown } }).document
-  listen(doc, 'visibilitychange', () => {
-    if (doc?.visibilityState !== 'hidden') wake()
-  })
-  return () => {
-    for (const remove of removers.splice(0)) remove()
-  }
-}
-
-function isWakeTarget(value: unknown): value is WakeTarget {
+function isEventTarget(value: unknown): value is { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } {
   if (typeof value !== 'object' || value === null) return false
   const t = value as Record<string, unknown>
   return typeof t.addEventListener === 'function' && typeof t.removeEventListener === 'function'

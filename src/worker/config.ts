@@ -28,7 +28,7 @@ export type TransportConfig =
       readonly url: string | readonly string[]
       readonly token?: string
       readonly webrtc?: boolean | WebRtcConfig
-      /** Ping period and half-open detection of the relay link. Default 15,000 ms. */
+      /** Ping period and pong deadline of the relay link: a dead link is noticed 1–2 periods later. Default 5,000 ms. */
       readonly heartbeatMs?: number
     }
 

@@ -8,6 +8,7 @@ import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type ClientCon
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { transportContract } from '../../src/testing/transport-contract.js'
 import { backoffDelay } from '../../src/transport/backoff.js'
+import type { NetworkStatusSource } from '../../src/transport/network-status.js'
 import {
   WebSocketTransport,
   type WebSocketConstructor,
@@ -644,6 +645,41 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expectTransportFailed(() => t.send(p('bob'), bytes(1)))
   })
 
+  it('setEnabled(false) from every phase releases that phase: no timer left, the socket closed, one state per change', async () => {
+    const phases: Record<string, (x: ReturnType<typeof scripted>) => Promise<FakeSocket | undefined>> = {
+      fetchingToken: async () => undefined,
+      opening: async ({ last }) => (await flush(), last()),
+      loggingIn: async ({ last }) => {
+        await flush()
+        last().accept()
+        return last()
+      },
+      online: async ({ login }) => login(),
+      waitingToRetry: async ({ login }) => {
+        const s = await login()
+        s.drop(1006)
+        return undefined
+      },
+    }
+    for (const [name, reach] of Object.entries(phases)) {
+      const x = scripted({ random: () => 1 })
+      const states = statesOf(x.t)
+      x.t.open(x.l)
+      const socket = await reach(x)
+      if (socket !== undefined) expect(socket.readyState, name).toBeLessThan(2)
+      x.t.setEnabled(false)
+      await flush()
+      expect(x.t.state, name).toEqual({ status: 'offline', reason: 'taken offline by the app' })
+      expect(x.clock.pending, `${name}: timers left`).toBe(0)
+      if (socket !== undefined) expect(socket.closedWith, name).toBe(1000)
+      expect(x.sockets.length, `${name}: a late token opened no socket`).toBe(name === 'fetchingToken' ? 0 : 1)
+      for (let i = 1; i < states.length; i++) expect(states[i], `${name}: a repeated state`).not.toEqual(states[i - 1])
+      x.t.setEnabled(true)
+      await x.login()
+      expect(x.t.state.status, name).toBe('online')
+    }
+  })
+
   it('onState unsubscribes', async () => {
     const { t, l, login } = scripted()
     const seen: string[] = []
@@ -665,6 +701,180 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expect(() => new WebSocketTransport({ ...base, url: 'ws://x', heartbeatMs: 0 })).toThrow(RangeError)
     expect(() => new WebSocketTransport({ ...base, url: 'ws://x', backoff: { initialMs: 0 } })).toThrow(RangeError)
     expect(() => new WebSocketTransport({ localId: 'me', token: 't', url: 'ws://x' })).toThrow(/no global WebSocket/)
+  })
+})
+
+// ---- a connection state that tells the truth (issue 14) ----------------------------
+
+/** A scriptable network status: `set(false)` is the environment's "offline". */
+function fakeNetwork(): { source: NetworkStatusSource; set(online: boolean): void; readonly listeners: number } {
+  const listeners = new Set<(online: boolean) => void>()
+  return {
+    source: {
+      subscribe(listener) {
+        listeners.add(listener)
+        return () => void listeners.delete(listener)
+      },
+    },
+    set: (online) => {
+      for (const listener of [...listeners]) listener(online)
+    },
+    get listeners() {
+      return listeners.size
+    },
+  }
+}
+
+describe('WebSocketTransport: the network lost and found (scripted sockets, manual clock)', () => {
+  it('"offline" from the environment: offline at once with a reason, the socket ended, peers and mailbox reported gone; "online" retries at once', async () => {
+    const net = fakeNetwork()
+    const { t, l, clock, sockets, login } = scripted({ networkStatus: net.source, backoff: { initialMs: 60_000, maxMs: 60_000 }, random: () => 1 })
+    const mailbox: boolean[] = []
+    t.open({ ...l, mailbox: (available) => void mailbox.push(available) })
+    await flush()
+    const s = sockets[0] as FakeSocket
+    s.accept()
+    s.control({ t: 'welcome', id: 'me', session: 's', limits: { maxFrameBytes: 1 << 20, framesPerSecond: 1000 }, mailbox: true })
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    expect(t.state.status).toBe('online')
+
+    net.set(false)
+    expect(t.state).toMatchObject({ status: 'offline', reason: expect.stringMatching(/network is offline/), url: 'ws://relay.test' })
+    expect(s.closedWith).toBe(1000)
+    expect(l.presence.at(-1)).toEqual(['bob', false])
+    expect(mailbox).toEqual([true, false])
+    expectTransportFailed(() => t.send(p('bob'), bytes(1)))
+    // Retries go on with backoff: an "offline" report may be wrong (a relay on loopback).
+    expect((t.state.nextRetryAt as number) - clock.now()).toBe(60_000)
+    net.set(false)
+    expect(t.state.nextRetryAt).toBe(clock.now() + 60_000)
+
+    net.set(true)
+    await flush()
+    expect(sockets.length).toBe(2)
+    await login()
+    expect(t.state.status).toBe('online')
+    t.close()
+    expect(net.listeners).toBe(0)
+  })
+
+  it('"offline" while connecting abandons the attempt, on the same URL; not opened, disabled or closed: nothing happens', async () => {
+    const net = fakeNetwork()
+    const urls = ['ws://one.test', 'ws://two.test']
+    const { t, l, clock, sockets, last } = scripted({ urls, networkStatus: net.source, random: () => 0 })
+    net.set(false)
+    expect(t.state).toEqual({ status: 'offline' })
+    t.open(l)
+    expect(t.state.status).toBe('connecting')
+    net.set(false) // while the token is fetched
+    expect(t.state).toMatchObject({ status: 'offline', reason: expect.stringMatching(/network is offline/), url: 'ws://one.test' })
+    await flush()
+    expect(sockets.length, 'the late token opened nothing').toBe(0)
+    clock.advance(0)
+    await flush()
+    last().accept() // logging in
+    net.set(false)
+    expect(last().closedWith).toBe(1000)
+    expect(t.state).toMatchObject({ status: 'offline', url: 'ws://one.test' })
+    t.setEnabled(false)
+    net.set(false)
+    net.set(true)
+    await flush()
+    expect(t.state).toEqual({ status: 'offline', reason: 'taken offline by the app' })
+    expect(sockets.length).toBe(1)
+    t.close()
+    net.set(true)
+    expect(t.state.status).toBe('closed')
+  })
+
+  it('defaults: a link that dies anywhere in the ping cycle is noticed 5 to 10 s later', async () => {
+    const noticedAfter: number[] = []
+    for (let offset = 0; offset < 5_000; offset += 250) {
+      const { t, l, clock, login } = scripted()
+      t.open(l)
+      const s = await login()
+      // A live link: every ping answered, for a while.
+      for (let i = 0; i < 3; i++) {
+        clock.advance(5_000)
+        s.control({ t: 'pong', n: i + 1 })
+      }
+      clock.advance(offset)
+      const died = clock.now()
+      while (t.state.status === 'online' && clock.now() - died < 60_000) clock.advance(50)
+      noticedAfter.push(clock.now() - died)
+      expect(t.state.reason).toMatch(/no pong within 5000 ms/)
+      t.close()
+    }
+    expect(Math.max(...noticedAfter)).toBeLessThanOrEqual(10_000)
+    expect(Math.min(...noticedAfter)).toBeGreaterThanOrEqual(5_000)
+  })
+
+  it('defaults: a slow but live link raises no alarm (pongs after 4.9 s, a pong queued behind a long download)', async () => {
+    const { t, l, clock, login } = scripted()
+    t.open(l)
+    const s = await login()
+    clock.advance(5_000)
+    for (let n = 1; n <= 20; n++) {
+      // Each ping answered just inside its 5 s deadline.
+      expect(s.controls().at(-1)).toEqual({ t: 'ping', n })
+      clock.advance(4_900)
+      s.control({ t: 'pong', n })
+      clock.advance(100)
+    }
+    expect(t.state.status).toBe('online')
+    // Ping 21, whose pong waits behind 20 s of download: frames keep coming, so the link is alive.
+    const ping = (s.controls().at(-1) as { n: number }).n
+    for (let i = 0; i < 20; i++) {
+      clock.advance(1_000)
+      s.deliver(envelope('bob', bytes(i)).buffer)
+    }
+    expect(t.state.status).toBe('online')
+    s.control({ t: 'pong', n: ping })
+    clock.advance(5_000)
+    expect(t.state.status).toBe('online')
+    // Then the download stops and nothing answers: dead within two periods.
+    const died = clock.now()
+    while (t.state.status === 'online') clock.advance(50)
+    expect(clock.now() - died).toBeLessThanOrEqual(10_000)
+  })
+
+  it('inbound frames count as life, also with a short heartbeatMs', async () => {
+    const { t, l, clock, login } = scripted({ heartbeatMs: 1000 })
+    t.open(l)
+    const s = await login()
+    clock.advance(1000) // ping 1
+    clock.advance(500)
+    s.deliver(envelope('bob', bytes(1)).buffer)
+    clock.advance(500) // the verdict: no pong, but a frame arrived
+    expect(t.state.status).toBe('online')
+    clock.advance(1000) // nothing since: dead
+    expect(t.state).toMatchObject({ status: 'offline', reason: expect.stringMatching(/no pong/) })
+  })
+
+  it('login timeout: 15 s on defaults (not the 5 s heartbeat), loginTimeoutMs when given, heartbeatMs when only that is', async () => {
+    for (const [options, expected] of [
+      [{}, 15_000],
+      [{ loginTimeoutMs: 7_000 }, 7_000],
+      [{ heartbeatMs: 3_000 }, 3_000],
+      [{ heartbeatMs: 3_000, loginTimeoutMs: 20_000 }, 20_000],
+    ] as const) {
+      const { t, l, clock, last } = scripted(options)
+      t.open(l)
+      await flush()
+      last().accept()
+      clock.advance(expected - 1)
+      expect(t.state.status, JSON.stringify(options)).toBe('connecting')
+      clock.advance(1)
+      expect(t.state, JSON.stringify(options)).toMatchObject({ status: 'offline', reason: `no welcome within ${expected} ms` })
+      t.close()
+    }
+  })
+
+  it('validates loginTimeoutMs and networkStatus', () => {
+    const base = { localId: 'me', token: 't', url: 'ws://x', WebSocket: FakeSocket }
+    expect(() => new WebSocketTransport({ ...base, loginTimeoutMs: 0 })).toThrow(RangeError)
+    expect(() => new WebSocketTransport({ ...base, loginTimeoutMs: Number.NaN })).toThrow(RangeError)
+    expect(() => new WebSocketTransport({ ...base, networkStatus: {} as NetworkStatusSource })).toThrow(TypeError)
   })
 })
 

@@ -14,6 +14,7 @@ import { soak } from './soak.js'
 import { lifecycle } from './lifecycle.js'
 import { crash } from './crash.js'
 import { durability } from './durability.js'
+import { linkState } from './link-state.js'
 
 interface Received {
   from: string
@@ -36,6 +37,7 @@ const harness = {
   lifecycle, // client-lifecycle.spec.ts
   crash,
   durability,
+  linkState, // link-state.spec.ts
   async connect(
     peerId: string,
     options: {
@@ -106,7 +108,8 @@ const harness = {
   /** Reads the outbox of `peerId` straight from IndexedDB. */
   async outboxRows(peerId: string) {
     const db = await openDB(`intersession:${peerId}`)
-    const rows = (await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array }>
+    // Acknowledged rows stay as receipts (`ackedAt` set); the outbox proper is the rows still waiting.
+    const rows = ((await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array; ackedAt?: number }>).filter((r) => r.ackedAt === undefined)
     db.close()
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
   },

@@ -147,7 +147,10 @@ export function storageFaults(current: () => Messenger | undefined) {
           tx.objectStore('meta').get('generation') as Promise<number | undefined>,
           tx.objectStore('outStreams').getAll(),
           tx.objectStore('inStreams').getAll(),
-          tx.objectStore('outbox').getAll() as Promise<Array<{ to: string; seq: number; id: string; contents: Uint8Array }>>,
+          // Acknowledged rows stay as receipts (`ackedAt` set): only the waiting ones are the outbox.
+          (tx.objectStore('outbox').getAll() as Promise<Array<{ to: string; seq: number; id: string; contents: Uint8Array; ackedAt?: number }>>).then((rows) =>
+            rows.filter((r) => r.ackedAt === undefined),
+          ),
         ])
         return {
           epoch: identity?.epoch,
