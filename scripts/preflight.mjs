@@ -155,7 +155,7 @@ const isRoot = process.getuid?.() === 0
  * @returns {{ prefix: string[] } | { reason: string }}
  */
 function aptAccess() {
-  if (onPath('apt-get') === undefined) return { reason: 'no apt-get here (not Debian or Ubuntu)' }
+  if (onPath('apt-get') === undefined) return { reason: 'no apt-get on PATH (not Debian or Ubuntu?)' }
   if (isRoot) return { prefix: [] }
   if (onPath('sudo') === undefined) return { reason: 'not root and no sudo' }
   const probe = spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore', timeout: 5000 })
@@ -252,7 +252,7 @@ function main() {
     const error = aptInstall(access.prefix, packages)
     if (error !== undefined) fail(missing, error)
     ;({ found, missing } = survey())
-    if (missing.length > 0) fail(missing, `apt-get installed ${packages.join(' ')}, yet they are not on PATH`)
+    if (missing.length > 0) fail(missing, `apt-get installed ${packages.join(' ')}, but ${missing.map((requirement) => requirement.name).join(', ')} still cannot be found`)
   }
   console.log(`preflight: ${[...found].map(([requirement, path]) => `${requirement.name} ${path}`).join(', ')}`)
 

@@ -205,7 +205,7 @@ describe('preflight: something missing, no way to install', () => {
     const sudo = isRoot ? '' : 'sudo '
     expect(run.stderr).toBe(
       'preflight: missing redis-server (for the Redis tests; package redis-server), redis-cli (for the Redis tests; package redis-server), ' +
-        'strace (for the test that traces the relay; package strace); not installed: no apt-get here (not Debian or Ubuntu). ' +
+        'strace (for the test that traces the relay; package strace); not installed: no apt-get on PATH (not Debian or Ubuntu?). ' +
         `To fix, install redis-server strace with your package manager (Debian/Ubuntu: ${sudo}apt-get update && ${sudo}apt-get install -y redis-server strace)\n`,
     )
     expect(run.stdout).toBe('')
@@ -310,7 +310,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
     fakeApt(sb, { install: 'nothing', listsFilled: true })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(1)
-    expect(run.verdict).toMatch(/^preflight: missing strace .*; not installed: apt-get installed strace, yet they are not on PATH\. To fix, run: apt-get update && apt-get install -y strace$/)
+    expect(run.verdict).toMatch(/^preflight: missing strace .*; not installed: apt-get installed strace, but strace still cannot be found\. To fix, run: apt-get update && apt-get install -y strace$/)
   })
 })
 
