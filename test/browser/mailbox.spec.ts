@@ -25,7 +25,7 @@ test.beforeEach(async () => {
 })
 
 test.afterEach(async () => {
-  await relay.kill()
+  await relay?.kill() // undefined when beforeEach failed, whose error is the one to show
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 

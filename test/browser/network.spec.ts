@@ -35,7 +35,7 @@ test.beforeEach(async () => {
 })
 
 test.afterEach(async () => {
-  await relay.kill()
+  await relay?.kill() // undefined when beforeEach failed, whose error is the one to show
 })
 
 test('two browsers exchange messages both ways through a real relay', async ({ profiles, baseURL }) => {

@@ -19,7 +19,7 @@ test.beforeEach(async () => {
 
 test.afterEach(async () => {
   for (const dispose of disposers.splice(0).reverse()) await dispose().catch(() => {})
-  await relay.kill()
+  await relay?.kill() // undefined when beforeEach failed, whose error is the one to show
 })
 
 /** A peer with a browser profile of its own on disk, online through the relay; `before` runs before it opens its database. */

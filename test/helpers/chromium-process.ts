@@ -114,8 +114,11 @@ export async function launchChromium(executable: string, args: readonly string[]
           resolve(match[1]!)
         }
       })
-      child.once('error', (error) => (clearTimeout(timer), reject(error)))
-      child.once('exit', (code, sig) => (clearTimeout(timer), reject(new Error(`Chromium exited (${code ?? sig}) before listening:\n${stderr}`))))
+      child.once('error', (error) => {
+        clearTimeout(timer)
+        reject(new Error(`could not start Chromium (${executable}): ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs one; or set CHROMIUM_PATH`, { cause: error }))
+      })
+      child.once('exit', (code, sig) => (clearTimeout(timer), reject(new Error(`Chromium (${executable}) exited (${code ?? sig}) before listening:\n${stderr}`))))
     })
     // Keep draining stderr so that the pipe never fills up and blocks Chromium.
     child.stderr!.removeAllListeners('data')

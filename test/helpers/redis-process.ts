@@ -1,6 +1,6 @@
 /// <reference types="node" />
 /**
- * Runs a real `redis-server` (Debian's package; `.ci/run` installs it) on a
+ * Runs a real `redis-server` (Debian's package; `npm test`'s preflight finds or installs it) on a
  * free loopback port, for cluster and mailbox tests and benchmarks, with the
  * persistence each caller states: none, or an append-only file synced on
  * every write (`appendfsync always`) in a directory of its own, which a
@@ -49,8 +49,10 @@ export interface RedisProcess {
   stop(): Promise<void>
 }
 
-/** The redis-server binary: `REDIS_SERVER` or `/usr/bin/redis-server`. */
-export const redisServerPath = process.env.REDIS_SERVER ?? '/usr/bin/redis-server'
+/** The redis-server binary: `REDIS_SERVER` (which `npm test`'s preflight sets) or `redis-server` on PATH. */
+export const redisServerPath = process.env.REDIS_SERVER ?? 'redis-server'
+
+const SETUP_HINT = "npm test's preflight (node scripts/preflight.mjs) finds or installs it; or set REDIS_SERVER"
 
 /**
  * Starts redis-server on a free port on 127.0.0.1 and resolves once it
@@ -139,22 +141,30 @@ function launch(port: number, dir: string, options: RedisProcessOptions, timeout
   ]
   // A replica is ready once it has the master's data (a full or a partial sync), not when it listens.
   const ready = options.replicaOf === undefined ? /Ready to accept connections/ : /MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial Resynchronization)/
-  const child = spawn(redisServerPath, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+  const child = spawn(redisServerPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const what = `redis-server (${redisServerPath}) on 127.0.0.1:${port}`
+  // Redis logs to stdout; configuration errors go to stderr.
   let output = ''
+  let errors = ''
+  const tail = (): string => `; stdout ends: ${output.trim().slice(-1000) || '(nothing)'}; stderr ends: ${errors.trim().slice(-1000) || '(nothing)'}`
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`redis-server did not start within ${timeoutMs} ms: ${output}`))
+      reject(new Error(`${what} was not ready within ${timeoutMs} ms${tail()}`))
     }, timeoutMs)
     child.once('error', (error) => {
       clearTimeout(timer)
-      reject(error)
+      reject(new Error(`could not start ${what}: ${error.message}; ${SETUP_HINT}`, { cause: error }))
     })
-    const onEarlyExit = (code: number | null): void => {
+    const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null): void => {
       clearTimeout(timer)
-      reject(new Error(`redis-server exited (${code}) before it was ready: ${output}`))
+      reject(new Error(`${what} exited (${code ?? signal}) before it was ready${tail()}`))
     }
     child.once('exit', onEarlyExit)
+    child.stderr!.setEncoding('utf8')
+    child.stderr!.on('data', (chunk: string) => {
+      errors = (errors + chunk).slice(-4096)
+    })
     child.stdout!.setEncoding('utf8')
     const onData = (chunk: string): void => {
       output = (output + chunk).slice(-4096)

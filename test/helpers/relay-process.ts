@@ -49,6 +49,8 @@ export function startRelayProcess(
   // Processes share the working directory: each mailbox test names its own directory.
   const mailbox = args.includes('--mailbox-dir') || args.includes('--redis') ? [] : ['--no-mailbox']
   const command = [...(options.wrap ?? []), process.execPath, '--import', 'tsx', 'src/relay/cli.ts', '--port', '0', ...mailbox, ...args]
+  const port = command[command.lastIndexOf('--port') + 1]
+  const what = `relay process \`${command.join(' ')}\` (port ${port === '0' ? '0: any free one' : port})`
   const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -62,8 +64,13 @@ export function startRelayProcess(
   return new Promise<RelayProcess>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`relay process did not start within ${timeoutMs} ms; stderr: ${stderr}`))
+      reject(new Error(`${what} did not print listening within ${timeoutMs} ms; stderr ends: ${stderr.trim() || '(nothing)'}`))
     }, timeoutMs)
+    // A program that cannot run (e.g. a missing `wrap`) emits `error` and never `exit`.
+    child.once('error', (error) => {
+      clearTimeout(timer)
+      reject(new Error(`could not start ${what}: ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs what the tests run`, { cause: error }))
+    })
     let buffered = ''
     child.stdout!.setEncoding('utf8')
     child.stdout!.on('data', (chunk: string) => {
@@ -98,7 +105,7 @@ export function startRelayProcess(
     })
     void exited.then((code) => {
       clearTimeout(timer)
-      reject(new Error(`relay process exited (${code}) before listening; stderr: ${stderr}`))
+      reject(new Error(`${what} exited (${code}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))
     })
   })
 }

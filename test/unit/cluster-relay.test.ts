@@ -61,7 +61,7 @@ describe('relay cluster over Redis (three relay processes)', () => {
     redis = await startRedisProcess({ persistence: 'aof-always' })
   })
   afterAll(async () => {
-    await redis.stop()
+    await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
   })
 
   async function nodes(count = 3): Promise<RelayProcess[]> {

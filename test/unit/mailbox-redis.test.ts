@@ -56,7 +56,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((box) => box.close()))
 })
 afterAll(async () => {
-  await redis.stop()
+  await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
 })
 
 const implementations: [string, () => Promise<Mailbox>][] = [

@@ -42,7 +42,7 @@ describe('createRedisCluster against a real redis-server', () => {
     redis = await startRedisProcess({ persistence: 'none' }) // pub/sub only: nothing to persist
   })
   afterAll(async () => {
-    await redis.stop()
+    await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
   })
 
   it('routes to the node holding the peer, reports presence, and replaces older claims', async () => {
