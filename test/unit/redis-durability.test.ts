@@ -62,8 +62,9 @@ const failure = (promise: Promise<unknown>): Promise<unknown> => promise.then(()
 /** `stderr: ...` of a relay process that exited before listening, as lines. */
 function stderrOf(error: unknown): string[] {
   const text = error instanceof Error ? error.message : String(error)
-  const at = text.indexOf('stderr: ')
-  return at < 0 ? [] : text.slice(at + 8).split('\n').filter((line) => line.trim() !== '')
+  const marker = 'stderr ends: '
+  const at = text.indexOf(marker)
+  return at < 0 ? [] : text.slice(at + marker.length).split('\n').filter((line) => line.trim() !== '')
 }
 
 /** A sender speaking the wire protocol itself: numbered messages to `to`, and the `stored` receipts it got. */
