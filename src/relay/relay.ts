@@ -17,8 +17,8 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { decodeFrame, encodeFrame, peekKind } from '../core/codec.js'
 import type { AckFrame, MsgFrame } from '../core/frame.js'
 import { isPeerId, type Epoch, type MessageId, type PeerId } from '../core/ids.js'
-import type { RelayCluster } from './cluster.js'
-import type { Mailbox, MailboxEntry, MailboxRecord } from './mailbox.js'
+import type { RelayCluster } from './cluster/cluster.js'
+import type { Mailbox, MailboxEntry, MailboxRecord } from './mailbox/mailbox.js'
 import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type FailureReason, type RelayControl } from '../protocol/relay.js'
 
 /** What a custom verifier may return: the peer id, optionally with the credential's expiry (ms since epoch). */

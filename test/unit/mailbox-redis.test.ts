@@ -9,9 +9,9 @@
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { isIlmError } from '../../src/core/errors.js'
-import type { Mailbox, MailboxEntry, MailboxRecord, Tombstone } from '../../src/relay/mailbox.js'
-import { MemoryMailbox } from '../../src/relay/mailbox-memory.js'
-import { RedisMailbox } from '../../src/relay/mailbox-redis.js'
+import type { Mailbox, MailboxEntry, MailboxRecord, Tombstone } from '../../src/relay/mailbox/mailbox.js'
+import { MemoryMailbox } from '../../src/relay/mailbox/memory.js'
+import { RedisMailbox } from '../../src/relay/mailbox/redis.js'
 import { startRedisProcess, type RedisProcess } from '../helpers/redis-process.js'
 
 const LIMITS = { maxMessages: 100, maxBytes: 1_000_000 }

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Mailbox, MailboxRecord } from '../../src/relay/mailbox.js'
-import { LevelMailbox } from '../../src/relay/mailbox-level.js'
-import { MemoryMailbox } from '../../src/relay/mailbox-memory.js'
+import type { Mailbox, MailboxRecord } from '../../src/relay/mailbox/mailbox.js'
+import { LevelMailbox } from '../../src/relay/mailbox/level.js'
+import { MemoryMailbox } from '../../src/relay/mailbox/memory.js'
 
 const LIMITS = { maxMessages: 100, maxBytes: 10_000 }
 const cleanups: (() => unknown)[] = []
