@@ -13,6 +13,7 @@ export {
 } from './relay.js'
 export { createToken, type CreateTokenOptions } from './token.js'
 export type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox/mailbox.js'
+export { mailboxContract } from './mailbox/contract.js'
 export { MemoryMailbox } from './mailbox/memory.js'
 export { LevelMailbox, type LevelMailboxOptions } from './mailbox/level.js'
 export { RedisMailbox, type RedisMailboxOptions } from './mailbox/redis.js'
