@@ -25,9 +25,9 @@
  * SIGINT/SIGTERM close every socket with 1001 (going away) and exit 0.
  */
 import { parseArgs } from 'node:util'
-import type { RelayCluster } from './cluster.js'
-import type { Mailbox } from './mailbox.js'
-import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './redis-durability.js'
+import type { RelayCluster } from './cluster/cluster.js'
+import type { Mailbox } from './mailbox/mailbox.js'
+import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './mailbox/redis-durability.js'
 import { createRelay, type RelayLimits } from './relay.js'
 
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
@@ -167,11 +167,11 @@ async function main(): Promise<void> {
   try {
     // Loaded only when used: --no-mailbox needs no native module, a single relay no Redis client.
     if (redis !== undefined) {
-      cluster = (await import('./redis-cluster.js')).createRedisCluster({ url: redis, onError: onRedisError })
+      cluster = (await import('./cluster/redis.js')).createRedisCluster({ url: redis, onError: onRedisError })
       if (!noMailbox) {
-        mailbox = await (await import('./mailbox-redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError, durability, replicaTimeoutMs })
+        mailbox = await (await import('./mailbox/redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError, durability, replicaTimeoutMs })
       }
-    } else if (!noMailbox) mailbox = await (await import('./mailbox-level.js')).LevelMailbox.open(mailboxDir)
+    } else if (!noMailbox) mailbox = await (await import('./mailbox/level.js')).LevelMailbox.open(mailboxDir)
     relay = await createRelay({
       host,
       port,

@@ -12,13 +12,14 @@ export {
   type VerifyToken,
 } from './relay.js'
 export { createToken, type CreateTokenOptions } from './token.js'
-export type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
-export { MemoryMailbox } from './mailbox-memory.js'
-export { LevelMailbox, type LevelMailboxOptions } from './mailbox-level.js'
-export { RedisMailbox, type RedisMailboxOptions } from './mailbox-redis.js'
-export { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, type RedisDurability } from './redis-durability.js'
-export type { ClusterHandlers, RelayCluster } from './cluster.js'
-export { createRedisCluster, type RedisClusterOptions } from './redis-cluster.js'
+export type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox/mailbox.js'
+export { mailboxContract } from './mailbox/contract.js'
+export { MemoryMailbox } from './mailbox/memory.js'
+export { LevelMailbox, type LevelMailboxOptions } from './mailbox/level.js'
+export { RedisMailbox, type RedisMailboxOptions } from './mailbox/redis.js'
+export { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, type RedisDurability } from './mailbox/redis-durability.js'
+export type { ClusterHandlers, RelayCluster } from './cluster/cluster.js'
+export { createRedisCluster, type RedisClusterOptions } from './cluster/redis.js'
 export {
   CLOSE_CODES,
   envelope,

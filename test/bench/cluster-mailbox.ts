@@ -16,7 +16,7 @@
  * Run alone it starts its own redis-server and prints the result as JSON.
  */
 import { createClient, RESP_TYPES } from 'redis'
-import { RedisMailbox } from '../../src/relay/mailbox-redis.js'
+import { RedisMailbox } from '../../src/relay/mailbox/redis.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
 import { figure, type Figure } from './figures.js'
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PeerId } from '../../src/core/ids.js'
-import type { ClusterHandlers, RelayCluster } from '../../src/relay/cluster.js'
-import { createRedisCluster } from '../../src/relay/redis-cluster.js'
+import type { ClusterHandlers, RelayCluster } from '../../src/relay/cluster/cluster.js'
+import { createRedisCluster } from '../../src/relay/cluster/redis.js'
 import { startRedisProcess, type RedisProcess } from '../helpers/redis-process.js'
 
 interface Node {

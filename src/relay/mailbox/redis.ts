@@ -1,6 +1,6 @@
 /// <reference types="node" />
 import { type CommandParser, createClient, defineScript, RESP_TYPES } from 'redis'
-import { IlmError } from '../core/errors.js'
+import { IlmError } from '../../core/errors.js'
 import type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
 import {
   aofProblem,

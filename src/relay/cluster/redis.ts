@@ -1,7 +1,7 @@
 /// <reference types="node" />
 import { randomUUID } from 'node:crypto'
 import { createClient } from 'redis'
-import type { PeerId } from '../core/ids.js'
+import type { PeerId } from '../../core/ids.js'
 import type { ClusterHandlers, RelayCluster } from './cluster.js'
 
 /** Options of {@link createRedisCluster}. */

@@ -1,4 +1,4 @@
-import type { PeerId } from '../core/ids.js'
+import type { PeerId } from '../../core/ids.js'
 
 /**
  * What a relay node is told by the other nodes of its cluster. Every callback

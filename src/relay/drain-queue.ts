@@ -1,0 +1,161 @@
+import type { Clock, TimerHandle } from '../core/clock.js'
+import type { PeerId } from '../core/ids.js'
+import { envelope, type RelayControl } from '../protocol/relay.js'
+import type { Mailbox } from './mailbox/mailbox.js'
+import { notice, skipOf } from './mailbox-frames.js'
+
+/** Where a {@link DrainQueue} sends: one peer's connection. */
+export interface DrainSink {
+  /** False once the connection is closed: nothing more is sent. */
+  readonly open: boolean
+  /** Bytes queued on the socket and not yet sent. */
+  readonly bufferedAmount: number
+  /** Sends an envelope. */
+  sendFrame(envelope: Uint8Array): void
+  /** Sends a control message the relay made (the sink may drop it when the socket is far behind). */
+  sendControl(message: RelayControl): void
+}
+
+/** What a {@link DrainQueue} reports. */
+export interface DrainHooks {
+  /** One mailbox entry was sent. */
+  drained(): void
+  /** A mailbox operation failed: the drain stopped (the entries stay, for the next login). */
+  failed(error: unknown): void
+}
+
+/** Mailbox entries read per step of a drain. */
+export const DRAIN_BATCH = 256
+/** How often a drain waiting for a socket that is too far behind looks again, in ms. */
+export const DRAIN_POLL_MS = 10
+
+/**
+ * One connection's way out when the relay has a mailbox: it sends the peer
+ * its mailbox, in order, before any live frame (per sender order holds
+ * across the two), and never buffers more than `maxPendingBytes` on the
+ * socket.
+ *
+ * While a drain runs, live frames for the peer wait here (at most
+ * `maxPendingBytes` of them; beyond that {@link deliver} says the peer is too
+ * slow) and go out, in order, right after the last drained entry. A drain
+ * asked for while one runs (new mail) makes it read again when it is done.
+ * Messages stay in the mailbox until acked; `ack` and `notice` entries are
+ * sent once, then removed.
+ */
+export class DrainQueue {
+  readonly #peer: PeerId
+  readonly #mailbox: Mailbox
+  readonly #sink: DrainSink
+  readonly #clock: Clock
+  readonly #maxPendingBytes: number
+  readonly #hooks: DrainHooks
+  #draining = false
+  /** Told of new entries during a drain: read again when it ends. */
+  #again = false
+  /** Key of the last entry sent: a later drain goes on from there. */
+  #after: string | undefined = undefined
+  #held: Uint8Array[] = []
+  #heldBytes = 0
+  /** The drain is waiting for the socket to catch up. */
+  #waiting: { readonly timer: TimerHandle; readonly resume: () => void } | undefined = undefined
+
+  constructor(peer: PeerId, mailbox: Mailbox, sink: DrainSink, clock: Clock, maxPendingBytes: number, hooks: DrainHooks) {
+    this.#peer = peer
+    this.#mailbox = mailbox
+    this.#sink = sink
+    this.#clock = clock
+    this.#maxPendingBytes = maxPendingBytes
+    this.#hooks = hooks
+  }
+
+  /** Whether a drain is running (live frames wait behind it). */
+  get draining(): boolean {
+    return this.#draining
+  }
+
+  /** Sends a live envelope for the peer, or holds it behind a running drain; false when the peer is too far behind (not sent). */
+  deliver(out: Uint8Array): boolean {
+    if (this.#draining) {
+      if (this.#heldBytes + out.byteLength > this.#maxPendingBytes) return false
+      this.#held.push(out)
+      this.#heldBytes += out.byteLength
+      return true
+    }
+    if (this.#sink.bufferedAmount > this.#maxPendingBytes) return false
+    this.#sink.sendFrame(out)
+    return true
+  }
+
+  /**
+   * Sends what the mailbox holds after the last entry sent, then the live
+   * frames held meanwhile. Resolves when done, or when the connection closed;
+   * never rejects (a mailbox failure goes to `hooks.failed`).
+   */
+  async drain(): Promise<void> {
+    if (this.#draining) {
+      this.#again = true
+      return
+    }
+    this.#draining = true
+    try {
+      do {
+        this.#again = false
+        await this.#drainOnce()
+      } while (this.#again && this.#sink.open)
+    } catch (error) {
+      this.#hooks.failed(error)
+    } finally {
+      this.#draining = false
+      const held = this.#held
+      this.#held = []
+      this.#heldBytes = 0
+      if (this.#sink.open) for (const out of held) this.#sink.sendFrame(out)
+    }
+  }
+
+  /** The connection closed: held frames are dropped, and a drain waiting for the socket ends now. */
+  close(): void {
+    this.#held = []
+    this.#heldBytes = 0
+    const waiting = this.#waiting
+    if (waiting === undefined) return
+    this.#waiting = undefined
+    this.#clock.clearTimeout(waiting.timer)
+    waiting.resume()
+  }
+
+  async #drainOnce(): Promise<void> {
+    const peer = this.#peer
+    for (;;) {
+      const items = await this.#mailbox.read(peer, this.#after, DRAIN_BATCH)
+      if (!this.#sink.open) return
+      const once: string[] = []
+      for (const { entry, frame } of items) {
+        if (this.#sink.bufferedAmount > this.#maxPendingBytes) await this.#caughtUp()
+        if (!this.#sink.open) return
+        this.#after = entry.key
+        this.#hooks.drained()
+        // The receiver refuses contents past their expiry (so would wait forever for the seq): it gets the skip.
+        const overdue = entry.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()
+        if (entry.kind === 'notice') this.#sink.sendControl(notice(entry))
+        else this.#sink.sendFrame(envelope(entry.from, overdue ? skipOf(peer, entry) : frame, true))
+        if (entry.kind === 'notice' || entry.kind === 'ack') once.push(entry.key)
+      }
+      if (once.length > 0) await this.#mailbox.remove(peer, once)
+      if (items.length < DRAIN_BATCH) return
+    }
+  }
+
+  /** Resolves once the socket is at most `maxPendingBytes` behind, or closed. */
+  async #caughtUp(): Promise<void> {
+    while (this.#sink.open && this.#sink.bufferedAmount > this.#maxPendingBytes) {
+      await new Promise<void>((resolve) => {
+        const timer = this.#clock.setTimeout(() => {
+          this.#waiting = undefined
+          resolve()
+        }, DRAIN_POLL_MS)
+        this.#waiting = { timer, resume: resolve }
+      })
+    }
+  }
+}

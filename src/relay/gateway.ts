@@ -1,0 +1,302 @@
+import type { IncomingMessage } from 'node:http'
+import type { RawData, WebSocket } from 'ws'
+import type { Clock } from '../core/clock.js'
+import { isPeerId, type PeerId } from '../core/ids.js'
+import { CLOSE_CODES, parseClientControl } from '../protocol/relay.js'
+import { isExpiredCredential, type Authenticator, type Credential } from './auth.js'
+import type { RelayCluster } from './cluster/cluster.js'
+import { Connection } from './connection.js'
+import type { ConnectionTable } from './connection-table.js'
+import type { RelayLimits } from './options.js'
+import type { Presence } from './presence.js'
+import { errorMessage, type RelayLog } from './relay-log.js'
+import { repeat } from './repeat.js'
+import type { Router } from './router.js'
+import type { RefusalReason, RelayCounters } from './stats.js'
+import type { StoreAndForward } from './store-and-forward.js'
+
+/** Extra token cost of a `watch` per this many peers (it fans out into presence messages). */
+const WATCH_PEERS_PER_TOKEN = 100
+/** How long a shutdown waits for sockets to finish their closing handshake before it terminates them, in ms. */
+const SHUTDOWN_GRACE_MS = 2000
+
+/** What the gateway works with. */
+export interface GatewayContext {
+  readonly clock: Clock
+  readonly limits: RelayLimits
+  readonly counters: RelayCounters
+  readonly log: RelayLog
+  readonly auth: Authenticator
+  readonly connections: ConnectionTable
+  readonly router: Router
+  readonly presence: Presence
+  readonly storeAndForward: StoreAndForward | undefined
+  readonly cluster: RelayCluster | undefined
+}
+
+/**
+ * Every socket's life at the relay: accepted (within `maxConnections`),
+ * logged in (token verified, the peer claimed in the cluster, welcomed, its
+ * mailbox drained), its messages taken in (rate limited, control messages
+ * answered, envelopes and signals handed to the router), kept alive by
+ * pings, and closed: taken out of routing at once, then the socket closes.
+ */
+export class Gateway {
+  readonly #context: GatewayContext
+  #stopPinging: (() => void) | undefined = undefined
+  #shuttingDown = false
+  /** Resolves the shutdown's wait once the last socket closed. */
+  #allClosed: (() => void) | undefined = undefined
+
+  constructor(context: GatewayContext) {
+    this.#context = context
+  }
+
+  /** Starts pinging logged-in sockets every `pingIntervalMs`. */
+  start(): void {
+    this.#stopPinging = repeat(this.#context.clock, this.#context.limits.pingIntervalMs, () => this.#pingAll())
+  }
+
+  /** Takes a socket the WebSocket server accepted. */
+  accept(ws: WebSocket, req: IncomingMessage): void {
+    const { counters, connections, limits } = this.#context
+    ws.on('error', (error: Error & { code?: string }) => {
+      // ws closes the socket itself (1009 for oversize, 1002/1007 for bad framing).
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#count(conn, 'too_big')
+      else this.#count(conn, 'malformed', { message: error.message })
+    })
+    const conn = new Connection(ws, req.socket.remoteAddress ?? '', this.#context)
+    counters.accepted++
+    connections.all.add(conn)
+    ws.on('close', (code: number) => this.#onClose(conn, code))
+    if (this.#shuttingDown) return this.#close(conn, CLOSE_CODES.GOING_AWAY, 'relay shutting down')
+    if (connections.all.size > limits.maxConnections && !this.#evictOneLoggingIn(conn)) return this.#refuse(conn, 'full', CLOSE_CODES.FULL, 'relay full')
+    conn.armAuthTimeout(() => this.#refuse(conn, 'auth_timeout', CLOSE_CODES.AUTH_TIMEOUT, 'no auth in time'))
+    ws.on('pong', () => (conn.alive = true))
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const buf = toBuffer(data)
+      counters.bytesIn += buf.byteLength
+      conn.alive = true
+      if (conn.state === 'verifying') {
+        if (!conn.queueDuringLogin(buf, isBinary)) this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'too much sent before welcome')
+        return
+      }
+      this.#onMessage(conn, buf, isBinary)
+    })
+  }
+
+  /** Another node claimed `peer`: its connection here closes REPLACED. */
+  replacedElsewhere(peer: PeerId): void {
+    const conn = this.#context.connections.get(peer)
+    if (conn === undefined) return
+    this.#context.log('info', 'replaced', { id: peer, old: conn.session, elsewhere: true })
+    this.#refuse(conn, 'replaced', CLOSE_CODES.REPLACED, 'replaced by a newer login')
+  }
+
+  /**
+   * Refuses new sockets and closes every open one GOING_AWAY; resolves once
+   * all have closed, terminating those still closing after a grace period.
+   */
+  async shutdown(): Promise<void> {
+    this.#shuttingDown = true
+    this.#stopPinging?.()
+    const { connections, clock } = this.#context
+    const allClosed = new Promise<void>((resolve) => {
+      this.#allClosed = resolve
+      if (connections.all.size === 0) resolve()
+    })
+    for (const conn of connections.all) this.#close(conn, CLOSE_CODES.GOING_AWAY, 'relay shutting down')
+    await Promise.race([allClosed, new Promise<void>((resolve) => clock.setTimeout(resolve, SHUTDOWN_GRACE_MS))])
+    for (const conn of connections.all) conn.ws.terminate()
+  }
+
+  #onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.state === 'closed') return
+    const counters = this.#context.counters
+    if (conn.state === 'auth') {
+      const control = isBinary ? undefined : parseClientControl(data.toString('utf8'))
+      if (control?.t !== 'auth') return this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'expected auth first')
+      counters.controlIn++
+      void this.#login(conn, control.token)
+      return
+    }
+    if (isBinary) counters.framesIn++
+    else counters.controlIn++
+    const verdict = conn.limiter.take()
+    if (verdict !== 'pass') {
+      counters.refusals.rate++
+      if (verdict === 'close') {
+        this.#context.log('warn', 'rate_limited', { id: conn.id, session: conn.session })
+        this.#refuse(conn, 'rate_limited', CLOSE_CODES.RATE_LIMITED, 'rate limit exceeded')
+      }
+      return
+    }
+    if (isBinary) {
+      if (!this.#context.router.route(conn, data)) this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed envelope')
+      return
+    }
+    const control = parseClientControl(data.toString('utf8'))
+    if (control === undefined) return this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed control message')
+    switch (control.t) {
+      case 'auth':
+        return this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'already authenticated')
+      case 'ping':
+        conn.sendControl({ t: 'pong', n: control.n })
+        return
+      case 'watch': {
+        if (!control.peers.every(isPeerId)) return this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'watch: invalid peer id')
+        conn.limiter.charge(Math.floor(control.peers.length / WATCH_PEERS_PER_TOKEN)) // fan-out cost, may go into debt
+        return this.#context.presence.watch(conn, control.peers)
+      }
+      case 'signal': {
+        if (!isPeerId(control.to)) return this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'signal: invalid peer id')
+        return this.#context.router.signal(conn, control.to, control.data)
+      }
+    }
+  }
+
+  async #login(conn: Connection, token: string): Promise<void> {
+    const { auth, clock, log, connections, cluster, limits, storeAndForward, presence } = this.#context
+    conn.state = 'verifying'
+    conn.ws.pause()
+    let credential: Credential
+    try {
+      credential = await auth.verify(token)
+    } catch (error) {
+      if (conn.state !== 'verifying') return
+      const expired = isExpiredCredential(error)
+      const reason = expired ? 'token expired' : 'authentication failed'
+      log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason, detail: errorMessage(error) })
+      return this.#refuse(conn, expired ? 'auth_expired' : 'auth_failed', expired ? CLOSE_CODES.AUTH_EXPIRED : CLOSE_CODES.AUTH_FAILED, reason)
+    }
+    if (conn.state !== 'verifying') return // timed out or shut down meanwhile
+    const { peerId, expiresAt } = credential
+    if (!isPeerId(peerId)) {
+      log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason: 'invalid peer id' })
+      return this.#refuse(conn, 'auth_failed', CLOSE_CODES.AUTH_FAILED, 'invalid peer id')
+    }
+    if (expiresAt !== undefined && expiresAt <= clock.now()) {
+      log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason: 'token expired', id: peerId })
+      return this.#refuse(conn, 'auth_expired', CLOSE_CODES.AUTH_EXPIRED, 'token expired')
+    }
+    conn.disarmAuthTimeout()
+    const old = connections.get(peerId)
+    if (old !== undefined) {
+      log('info', 'replaced', { id: peerId, old: old.session, session: conn.session })
+      this.#refuse(old, 'replaced', CLOSE_CODES.REPLACED, 'replaced by a newer login')
+    }
+    if (cluster !== undefined) {
+      try {
+        await cluster.claim(peerId)
+      } catch (error) {
+        log('error', 'cluster_failed', { operation: 'claim', id: peerId, message: errorMessage(error) })
+        return this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'cluster unavailable')
+      }
+      if (conn.state !== 'verifying') {
+        if (!connections.has(peerId)) this.#releaseClaim(peerId)
+        return
+      }
+    }
+    conn.id = peerId
+    conn.state = 'open'
+    connections.bind(peerId, conn)
+    if (expiresAt !== undefined) {
+      conn.armExpiry(expiresAt, () => {
+        log('info', 'token_expired', { id: conn.id, session: conn.session })
+        this.#refuse(conn, 'auth_expired', CLOSE_CODES.AUTH_EXPIRED, 'token expired')
+      })
+    }
+    conn.sendControl({
+      t: 'welcome',
+      id: peerId,
+      session: conn.session,
+      limits: { maxFrameBytes: limits.maxFrameBytes, framesPerSecond: limits.framesPerSecond },
+      ...(storeAndForward !== undefined && { mailbox: true }),
+    })
+    if (storeAndForward !== undefined) {
+      conn.drain = storeAndForward.openDrain(peerId, conn)
+      void conn.drain.drain()
+    }
+    log('info', 'login', { id: peerId, session: conn.session, remote: conn.remote })
+    presence.announce(peerId, true)
+    for (const m of conn.takeLoginQueue()) this.#onMessage(conn, m.data, m.isBinary)
+    if (conn.state === 'open') conn.ws.resume()
+  }
+
+  /**
+   * At the limit, the oldest socket that has not even sent `auth` makes room
+   * (closed FULL), so sockets that never log in cannot lock peers out until
+   * the login timeout; a login takes milliseconds. False if there is none.
+   */
+  #evictOneLoggingIn(newcomer: Connection): boolean {
+    for (const other of this.#context.connections.all) {
+      if (other === newcomer || other.state !== 'auth') continue
+      this.#refuse(other, 'full', CLOSE_CODES.FULL, 'relay full')
+      return true
+    }
+    return false
+  }
+
+  #pingAll(): void {
+    for (const conn of this.#context.connections.all) {
+      if (conn.state !== 'open') continue
+      if (!conn.alive) {
+        this.#context.log('info', 'idle', { id: conn.id, session: conn.session })
+        this.#refuse(conn, 'idle', CLOSE_CODES.IDLE, 'no pong')
+        continue
+      }
+      conn.ping()
+    }
+  }
+
+  #count(conn: Connection, reason: RefusalReason, fields: Record<string, unknown> = {}): void {
+    this.#context.counters.refusals[reason]++
+    this.#context.log('debug', 'refused', { reason, id: conn.id, session: conn.session, ...fields })
+  }
+
+  #refuse(conn: Connection, reason: RefusalReason, code: number, text: string): void {
+    if (conn.state === 'closed') return
+    this.#context.counters.refusals[reason]++
+    this.#close(conn, code, text)
+  }
+
+  /** Takes the connection out of routing at once, then closes the socket. */
+  #close(conn: Connection, code: number, text: string): void {
+    if (conn.state === 'closed') return
+    this.#detach(conn)
+    conn.closeSocket(code, text)
+  }
+
+  #detach(conn: Connection): void {
+    if (conn.state === 'closed') return
+    conn.markClosed()
+    this.#context.presence.forget(conn)
+    if (this.#context.connections.unbind(conn)) {
+      const id = conn.id!
+      this.#context.presence.announce(id, false)
+      this.#releaseClaim(id)
+    }
+  }
+
+  #onClose(conn: Connection, code: number): void {
+    const { log, clock, connections } = this.#context
+    if (conn.id !== undefined) {
+      // `logout`: the client closed; `closed`: the relay closed it (the reason was logged or counted).
+      log('info', conn.state === 'closed' ? 'closed' : 'logout', { id: conn.id, session: conn.session, code, ms: clock.now() - conn.openedAt })
+    }
+    this.#detach(conn)
+    conn.socketClosed()
+    connections.all.delete(conn)
+    if (connections.all.size === 0) this.#allClosed?.()
+  }
+
+  #releaseClaim(peer: PeerId): void {
+    this.#context.cluster?.release(peer).catch((error: unknown) => this.#context.log('error', 'cluster_failed', { operation: 'release', id: peer, message: errorMessage(error) }))
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (Array.isArray(data)) return Buffer.concat(data)
+  return Buffer.from(data)
+}

@@ -1,0 +1,85 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer, type WebSocket } from 'ws'
+import type { RelayLimits } from './options.js'
+import type { RelayLog } from './relay-log.js'
+import type { RelayStats } from './stats.js'
+
+/** What the HTTP side answers with, and where accepted WebSockets go. */
+export interface RelayServerOptions {
+  readonly host: string
+  readonly port: number
+  readonly limits: RelayLimits
+  readonly log: RelayLog
+  /** Serve `GET /peers`, the directory of logged-in peers (dev mode only: a real app knows its users' contacts). */
+  readonly directory: boolean
+  /** `/health`'s body (with `status`), and whether the relay is shutting down (503). */
+  health(): { readonly closing: boolean; readonly stats: RelayStats }
+  /** The logged-in peers, for `/peers`. */
+  peers(): readonly string[]
+  accept(ws: WebSocket, req: IncomingMessage): void
+}
+
+/** A listening HTTP + WebSocket server. */
+export interface RelayServer {
+  /** The port it listens on (the ephemeral one chosen when asked for 0). */
+  readonly port: number
+  /** `ws://host:port` */
+  readonly url: string
+  /** Stops listening and drops what is still connected (the relay closed its sockets before). */
+  close(): Promise<void>
+}
+
+/**
+ * Listens for HTTP (`GET /health`, `GET /peers` in dev mode, 404 otherwise)
+ * and WebSocket upgrades, and resolves once listening.
+ */
+export async function listen(options: RelayServerOptions): Promise<RelayServer> {
+  const { host, port, limits, log } = options
+  // A request that never finishes its headers (a slowloris upgrade) holds a socket: it gets as long as a login, checked every second.
+  const httpTimeout = { headersTimeout: limits.authTimeoutMs, requestTimeout: limits.authTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.authTimeoutMs) }
+  const server: Server = createServer(httpTimeout, (req, res) => onHttp(options, req, res))
+  server.on('clientError', (_error, socket) => socket.destroy())
+  const wss = new WebSocketServer({ server, maxPayload: limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false })
+  wss.on('error', (error) => log('error', 'server_error', { message: error.message }))
+  wss.on('connection', (ws, req) => options.accept(ws, req))
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error)
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+  server.on('error', (error) => log('error', 'server_error', { message: error.message }))
+  const boundPort = (server.address() as AddressInfo).port
+  return {
+    port: boundPort,
+    url: `ws://${host.includes(':') ? `[${host}]` : host}:${boundPort}`,
+    async close() {
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+    },
+  }
+}
+
+function onHttp(options: RelayServerOptions, req: IncomingMessage, res: ServerResponse): void {
+  const path = (req.url ?? '').split('?')[0]
+  if (req.method === 'GET' && path === '/health') {
+    const { closing, stats } = options.health()
+    const body = JSON.stringify({ status: closing ? 'closing' : 'ok', ...stats })
+    res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    res.end(body)
+    return
+  }
+  if (req.method === 'GET' && path === '/peers' && options.directory) {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'access-control-allow-origin': '*' })
+    res.end(JSON.stringify({ peers: [...options.peers()].sort() }))
+    return
+  }
+  res.writeHead(404, { 'content-type': 'application/json' })
+  res.end('{"error":"not found"}')
+}

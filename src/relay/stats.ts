@@ -1,0 +1,127 @@
+/**
+ * Why something was refused or a connection closed, as counted in
+ * {@link RelayStats.refusals}:
+ * - `auth_failed`, `auth_expired`, `auth_timeout`: logins refused / sessions ended (AUTH_* codes)
+ * - `replaced`: a connection closed by a newer login of the same id (REPLACED)
+ * - `malformed`: bad control message or envelope, or a message before auth (PROTOCOL)
+ * - `too_big`: message over `maxFrameBytes` (1009)
+ * - `rate`: a message dropped for exceeding `framesPerSecond`
+ * - `rate_limited`: a connection closed for staying over the rate (RATE_LIMITED)
+ * - `offline`: a frame or signal for a peer that is not connected and that the mailbox does not hold (`undeliverable` 'offline')
+ * - `forged`: a frame for the mailbox whose own `from`/`to` differ from its envelope, or undecodable: dropped
+ * - `mailbox_full`: a message refused by a full mailbox (the sender gets `failed`)
+ * - `slow`: a frame or signal not forwarded because the destination is too far behind (`undeliverable` 'slow')
+ * - `slow_control`: a control message (presence, undeliverable, pong…) to a client too far behind, dropped
+ * - `idle`: a connection closed for not answering pings (IDLE)
+ * - `full`: a connection refused at the connection limit (FULL)
+ * - `unavailable`: a login refused, or a frame not routed, because the cluster backend is unreachable (UNAVAILABLE / `undeliverable` 'offline')
+ */
+export type RefusalReason =
+  | 'auth_failed'
+  | 'auth_expired'
+  | 'auth_timeout'
+  | 'replaced'
+  | 'malformed'
+  | 'too_big'
+  | 'rate'
+  | 'rate_limited'
+  | 'offline'
+  | 'forged'
+  | 'mailbox_full'
+  | 'slow'
+  | 'slow_control'
+  | 'idle'
+  | 'full'
+  | 'unavailable'
+
+const REFUSAL_REASONS: readonly RefusalReason[] = [
+  'auth_failed',
+  'auth_expired',
+  'auth_timeout',
+  'replaced',
+  'malformed',
+  'too_big',
+  'rate',
+  'rate_limited',
+  'offline',
+  'forged',
+  'mailbox_full',
+  'slow',
+  'slow_control',
+  'idle',
+  'full',
+  'unavailable',
+]
+
+/** Counters of a relay, since it started (except the gauges `connections`, `authenticated`, `pendingBytes`). */
+export interface RelayStats {
+  /** Open sockets, authenticated or not. */
+  readonly connections: number
+  /** Open, authenticated sockets (= peers online). */
+  readonly authenticated: number
+  /** Sockets accepted since start. */
+  readonly accepted: number
+  /** Envelopes received from authenticated peers (including dropped and malformed ones). */
+  readonly framesIn: number
+  /** Envelopes forwarded to peers. */
+  readonly framesOut: number
+  /** Control messages received / sent. */
+  readonly controlIn: number
+  readonly controlOut: number
+  /** WebSocket message bytes received / sent (envelopes and control). */
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** Bytes queued on all sockets right now (bounded by ~`maxPendingBytes` per socket). */
+  readonly pendingBytes: number
+  /** Mailbox: entries stored, entries sent to peers as they logged in, messages expired by retention. */
+  readonly stored: number
+  readonly drained: number
+  readonly expired: number
+  /**
+   * Mailbox operations that failed (logged as `mailbox_failed`), e.g. a put
+   * Redis did not make durable as its policy asks: no `stored` was sent, so
+   * the sender still holds the message and retransmits it.
+   */
+  readonly mailboxFailures: number
+  readonly refusals: Readonly<Record<RefusalReason, number>>
+}
+
+/** The gauges of {@link RelayStats}: read from the connections when asked. */
+export type RelayGauges = Pick<RelayStats, 'connections' | 'authenticated' | 'pendingBytes'>
+
+/** The relay's counters, shared by its parts, which increment them in place. */
+export class RelayCounters {
+  accepted = 0
+  framesIn = 0
+  framesOut = 0
+  controlIn = 0
+  controlOut = 0
+  bytesIn = 0
+  bytesOut = 0
+  stored = 0
+  drained = 0
+  expired = 0
+  mailboxFailures = 0
+  readonly refusals = Object.fromEntries(REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<RefusalReason, number>
+
+  /** A snapshot, with the gauges given. */
+  stats({ connections, authenticated, pendingBytes }: RelayGauges): RelayStats {
+    return {
+      connections,
+      authenticated,
+      accepted: this.accepted,
+      framesIn: this.framesIn,
+      framesOut: this.framesOut,
+      controlIn: this.controlIn,
+      controlOut: this.controlOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      stored: this.stored,
+      drained: this.drained,
+      expired: this.expired,
+      mailboxFailures: this.mailboxFailures,
+      pendingBytes,
+      refusals: { ...this.refusals },
+    }
+  }
+}

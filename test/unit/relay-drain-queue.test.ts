@@ -1,0 +1,245 @@
+/**
+ * One connection's mailbox drain (src/relay/drain-queue.ts) on a ManualClock
+ * and a MemoryMailbox, with a sink that records what would go on the socket
+ * and whose `bufferedAmount` the test sets: order of drained and live frames,
+ * a slow consumer, new mail during a drain, and a connection that goes
+ * mid-drain. The same paths through real sockets: mailbox-relay.test.ts.
+ */
+import { describe, expect, it } from 'vitest'
+import { decodeFrame } from '../../src/core/codec.js'
+import { makeEpoch, type PeerId } from '../../src/core/ids.js'
+import { envelope, openEnvelope, type RelayControl } from '../../src/protocol/relay.js'
+import { DRAIN_BATCH, DRAIN_POLL_MS, DrainQueue, type DrainSink } from '../../src/relay/drain-queue.js'
+import type { Mailbox, MailboxRecord } from '../../src/relay/mailbox/mailbox.js'
+import { MemoryMailbox } from '../../src/relay/mailbox/memory.js'
+import { ManualClock } from '../../src/testing/manual-clock.js'
+
+const BOB = 'bob' as PeerId
+const EPOCH = makeEpoch(ManualClock.DEFAULT_START, 'abcdef')
+const MAX_PENDING = 1000
+const LIMITS = { maxMessages: 10_000, maxBytes: 10_000_000 }
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** What a socket would carry: `stored <from> <text>` (drained), `live <from> <text>`, or a control message. */
+class RecordingSink implements DrainSink {
+  open = true
+  bufferedAmount = 0
+  readonly sent: string[] = []
+
+  sendFrame(out: Uint8Array): void {
+    const opened = openEnvelope(out)
+    if (opened === undefined) throw new Error('not an envelope')
+    const decoded = decodeFrame(opened.frame, 1 << 20)
+    const text = decoded.ok && decoded.frame.kind === 'msg' && decoded.frame.skip === true ? `skip:${decoded.frame.seq}` : decoder.decode(opened.frame)
+    this.sent.push(`${opened.stored ? 'stored' : 'live'} ${opened.address} ${text}`)
+  }
+
+  sendControl(message: RelayControl): void {
+    this.sent.push(`control ${JSON.stringify(message)}`)
+  }
+}
+
+interface Setup {
+  clock: ManualClock
+  mailbox: Mailbox
+  sink: RecordingSink
+  queue: DrainQueue
+  drained: () => number
+  failures: unknown[]
+}
+
+function setup(mailbox: Mailbox = new MemoryMailbox(), sink = new RecordingSink()): Setup {
+  const clock = new ManualClock()
+  let drained = 0
+  const failures: unknown[] = []
+  const queue = new DrainQueue(BOB, mailbox, sink, clock, MAX_PENDING, { drained: () => drained++, failed: (error) => failures.push(error) })
+  return { clock, mailbox, sink, queue, drained: () => drained, failures }
+}
+
+function record(from: string, seq: number, extra: Partial<MailboxRecord> = {}): MailboxRecord {
+  return { kind: 'msg', from, epoch: EPOCH, seq, id: `${from}-${seq}`, size: 8, storedAt: ManualClock.DEFAULT_START, ...extra }
+}
+
+async function store(mailbox: Mailbox, from: string, seq: number, extra: Partial<MailboxRecord> = {}): Promise<void> {
+  const result = await mailbox.put(BOB, record(from, seq, extra), encoder.encode(`${from}-${seq}`), LIMITS)
+  if (!result.ok) throw new Error('mailbox full')
+}
+
+const live = (from: string, text: string): Uint8Array => envelope(from, encoder.encode(text))
+
+/** Lets the mailbox's promises and the drain's continuations run. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+describe('DrainQueue', () => {
+  it('sends the mailbox in order, marked stored; acks and notices once, messages until acked; a later drain goes on after the last entry', async () => {
+    const { mailbox, sink, queue, drained } = setup()
+    await store(mailbox, 'alice', 0)
+    await mailbox.put(BOB, { kind: 'ack', from: 'carol', epoch: EPOCH, seq: 4, id: '', size: 3, storedAt: 1 }, encoder.encode('ack-4'), LIMITS)
+    await mailbox.put(BOB, { kind: 'notice', from: 'dave', epoch: EPOCH, seq: 2, id: 'n', size: 0, storedAt: 1, reason: 'full_bytes' }, new Uint8Array(0), LIMITS)
+    await store(mailbox, 'alice', 1)
+    await queue.drain()
+    expect(sink.sent).toEqual([
+      'stored alice alice-0',
+      'stored carol ack-4',
+      `control ${JSON.stringify({ t: 'failed', peer: 'dave', epoch: EPOCH, seq: 2, reason: 'full_bytes', held: true })}`,
+      'stored alice alice-1',
+    ])
+    expect(drained()).toBe(4)
+    expect((await mailbox.read(BOB, undefined, 10)).map(({ entry }) => `${entry.kind} ${entry.seq}`)).toEqual(['msg 0', 'msg 1'])
+    await store(mailbox, 'alice', 2)
+    await queue.drain()
+    expect(sink.sent.slice(4)).toEqual(['stored alice alice-2'])
+  })
+
+  it('sends a message past its own expiry as a skip, so the receiver moves past its seq', async () => {
+    const { clock, mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0, { expiresAt: clock.now() + 1000 })
+    await store(mailbox, 'alice', 1, { expiresAt: clock.now() + 5000 })
+    clock.advance(1000)
+    await queue.drain()
+    expect(sink.sent).toEqual(['stored alice skip:0', 'stored alice alice-1'])
+  })
+
+  it('without a drain, delivers live frames at once, or refuses them while the socket is too far behind', () => {
+    const { sink, queue } = setup()
+    expect(queue.deliver(live('alice', 'a'))).toBe(true)
+    sink.bufferedAmount = MAX_PENDING + 1
+    expect(queue.deliver(live('alice', 'b'))).toBe(false)
+    sink.bufferedAmount = MAX_PENDING
+    expect(queue.deliver(live('alice', 'c'))).toBe(true)
+    expect(sink.sent).toEqual(['live alice a', 'live alice c'])
+  })
+
+  it('holds live frames behind a drain of several pages and sends them after its last entry, in order', async () => {
+    const { mailbox, sink, queue } = setup()
+    const stored = DRAIN_BATCH * 2 + 3
+    for (let seq = 0; seq < stored; seq++) await store(mailbox, 'alice', seq)
+    const done = queue.drain()
+    expect(queue.draining).toBe(true)
+    expect(queue.deliver(live('alice', 'live-0'))).toBe(true)
+    await settle() // first page sent, second page being read
+    expect(queue.deliver(live('carol', 'live-1'))).toBe(true)
+    await done
+    expect(queue.draining).toBe(false)
+    expect(sink.sent).toHaveLength(stored + 2)
+    expect(sink.sent.slice(0, stored)).toEqual(Array.from({ length: stored }, (_, seq) => `stored alice alice-${seq}`))
+    expect(sink.sent.slice(stored)).toEqual(['live alice live-0', 'live carol live-1'])
+    expect(queue.deliver(live('alice', 'live-2'))).toBe(true)
+    expect(sink.sent.at(-1)).toBe('live alice live-2')
+  })
+
+  it('holds at most maxPendingBytes of live frames during a drain: beyond that the peer is too slow', async () => {
+    const { mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0)
+    const done = queue.drain()
+    const frame = (n: number): Uint8Array => envelope('carol', encoder.encode(`${n}`.padEnd(400, '.')))
+    const size = frame(0).byteLength
+    const fits = Math.floor(MAX_PENDING / size)
+    const accepted = Array.from({ length: fits + 2 }, (_, n) => queue.deliver(frame(n)))
+    expect(accepted).toEqual([...Array(fits).fill(true), false, false])
+    await done
+    expect(sink.sent[0]).toBe('stored alice alice-0')
+    expect(sink.sent.slice(1).map((line) => line.replace(/\.+$/, ''))).toEqual(Array.from({ length: fits }, (_, n) => `live carol ${n}`))
+  })
+
+  it('waits, on the clock, while the socket is too far behind, and goes on once it caught up; live frames still come last', async () => {
+    const { clock, mailbox, sink, queue } = setup()
+    for (let seq = 0; seq < 5; seq++) await store(mailbox, 'alice', seq)
+    sink.bufferedAmount = MAX_PENDING + 1
+    let finished = false
+    const done = queue.drain().then(() => (finished = true))
+    await settle()
+    expect(sink.sent).toEqual([])
+    expect(clock.pending).toBe(1) // one poll timer, nothing busy-waiting
+    expect(queue.deliver(live('carol', 'live'))).toBe(true)
+    clock.advance(DRAIN_POLL_MS * 10)
+    await settle()
+    expect(sink.sent).toEqual([])
+    sink.bufferedAmount = MAX_PENDING
+    clock.advance(DRAIN_POLL_MS - 1)
+    await settle()
+    expect(sink.sent).toEqual([])
+    clock.advance(1)
+    await done
+    expect(finished).toBe(true)
+    expect(sink.sent).toEqual([...Array.from({ length: 5 }, (_, seq) => `stored alice alice-${seq}`), 'live carol live'])
+    expect(clock.pending).toBe(0)
+  })
+
+  it('reads again when told of new mail during a drain: the new entries go out before the held live frames', async () => {
+    const { clock, mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0)
+    sink.bufferedAmount = MAX_PENDING + 1 // the drain read alice-0 and waits to send it
+    const done = queue.drain()
+    await settle()
+    await store(mailbox, 'alice', 1)
+    await queue.drain() // returns at once: the running drain reads again when it is done
+    expect(queue.deliver(live('carol', 'live'))).toBe(true)
+    sink.bufferedAmount = 0
+    clock.advance(DRAIN_POLL_MS)
+    await done
+    expect(sink.sent).toEqual(['stored alice alice-0', 'stored alice alice-1', 'live carol live'])
+  })
+
+  it('stops when the connection goes while the drain waits for the socket: nothing more is sent, held frames are dropped, no timer is left', async () => {
+    const { clock, mailbox, sink, queue, drained } = setup()
+    for (let seq = 0; seq < 3; seq++) await store(mailbox, 'alice', seq)
+    sink.bufferedAmount = MAX_PENDING + 1
+    const done = queue.drain()
+    await settle()
+    expect(queue.deliver(live('carol', 'live'))).toBe(true)
+    expect(clock.pending).toBe(1)
+    sink.open = false
+    queue.close()
+    await done // resolves without the clock moving
+    expect(clock.pending).toBe(0)
+    expect(queue.draining).toBe(false)
+    expect(sink.sent).toEqual([])
+    expect(drained()).toBe(0)
+    expect((await mailbox.read(BOB, undefined, 10)).length).toBe(3)
+  })
+
+  it('stops when the connection goes while the mailbox is being read, and sends nothing of what the read returns', async () => {
+    const { mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0)
+    const done = queue.drain()
+    expect(queue.deliver(live('carol', 'live'))).toBe(true)
+    sink.open = false
+    queue.close()
+    await done
+    expect(sink.sent).toEqual([])
+  })
+
+  it('stops between two entries when the socket closes mid-page, and drops the live frames it held', async () => {
+    /** A socket that closes right after its first frame. */
+    class ClosingSink extends RecordingSink {
+      override sendFrame(out: Uint8Array): void {
+        super.sendFrame(out)
+        this.open = false
+      }
+    }
+    const { mailbox, sink, queue, drained, failures } = setup(new MemoryMailbox(), new ClosingSink())
+    for (let seq = 0; seq < 3; seq++) await store(mailbox, 'alice', seq)
+    const done = queue.drain()
+    expect(queue.deliver(live('carol', 'live'))).toBe(true)
+    await done
+    expect(sink.sent).toEqual(['stored alice alice-0'])
+    expect(drained()).toBe(1)
+    expect(failures).toEqual([])
+  })
+
+  it('reports a mailbox failure, stops the drain, and still sends the live frames it held', async () => {
+    const failing = new MemoryMailbox()
+    const broken = Object.assign(Object.create(failing) as MemoryMailbox, {
+      read: () => Promise.reject(new Error('disk gone')),
+    })
+    const { sink, queue, failures } = setup(broken)
+    const done = queue.drain()
+    expect(queue.deliver(live('carol', 'live'))).toBe(true)
+    await done
+    expect(failures.map((error) => (error as Error).message)).toEqual(['disk gone'])
+    expect(sink.sent).toEqual(['live carol live'])
+    expect(queue.draining).toBe(false)
+  })
+})
