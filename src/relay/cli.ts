@@ -172,6 +172,17 @@ async function main(): Promise<void> {
         mailbox = await (await import('./mailbox/redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError, durability, replicaTimeoutMs })
       }
     } else if (!noMailbox) mailbox = await (await import('./mailbox/level.js')).LevelMailbox.open(mailboxDir)
+    // Before createRelay: its `listening` line tells a supervisor the relay is up, with everything about its mailbox already said.
+    if (mailbox !== undefined) {
+      const where = redis !== undefined ? { redis, durability, ...(durability === 'replica' && { replicaTimeoutMs }) } : { dir: mailboxDir, durability: 'fsync' }
+      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'mailbox', ...where })}\n`)
+      if (redis !== undefined && durability === 'none') {
+        const message =
+          '--redis-durability none: "stored" means in Redis\'s memory only; if Redis crashes or restarts before its own persistence ran, messages the relay answered "stored" are lost, and their senders no longer have them'
+        process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_durability_none', message })}\n`)
+        process.stderr.write(`intersession-relay: warning: ${message}\n`)
+      }
+    }
     relay = await createRelay({
       host,
       port,
@@ -185,16 +196,6 @@ async function main(): Promise<void> {
     await cluster?.close().catch(() => {})
     process.stderr.write(`intersession-relay: ${error instanceof Error ? error.message : String(error)}\n`)
     process.exit(1)
-  }
-  if (mailbox !== undefined) {
-    const where = redis !== undefined ? { redis, durability, ...(durability === 'replica' && { replicaTimeoutMs }) } : { dir: mailboxDir, durability: 'fsync' }
-    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'mailbox', ...where })}\n`)
-    if (redis !== undefined && durability === 'none') {
-      const message =
-        '--redis-durability none: "stored" means in Redis\'s memory only; if Redis crashes or restarts before its own persistence ran, messages the relay answered "stored" are lost, and their senders no longer have them'
-      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_durability_none', message })}\n`)
-      process.stderr.write(`intersession-relay: warning: ${message}\n`)
-    }
   }
   if (dev) process.stderr.write('\n  *** INSECURE DEV MODE: anyone can log in as any peer. Do not expose this relay. ***\n\n')
 

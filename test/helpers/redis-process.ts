@@ -160,7 +160,8 @@ function launch(port: number, dir: string, options: RedisProcessOptions, timeout
       clearTimeout(timer)
       reject(new Error(`${what} exited (${code ?? signal}) before it was ready${tail()}`))
     }
-    child.once('exit', onEarlyExit)
+    // 'close', not 'exit': it comes once stdout and stderr are drained, so the tail holds redis-server's last words.
+    child.once('close', onEarlyExit)
     child.stderr!.setEncoding('utf8')
     child.stderr!.on('data', (chunk: string) => {
       errors = (errors + chunk).slice(-4096)
@@ -170,7 +171,7 @@ function launch(port: number, dir: string, options: RedisProcessOptions, timeout
       output = (output + chunk).slice(-4096)
       if (!ready.test(output)) return
       clearTimeout(timer)
-      child.off('exit', onEarlyExit)
+      child.off('close', onEarlyExit)
       child.stdout!.off('data', onData)
       child.stdout!.resume()
       resolve(child)

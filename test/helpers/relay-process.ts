@@ -103,9 +103,10 @@ export function startRelayProcess(
     child.stderr!.on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-8192)
     })
-    void exited.then((code) => {
+    // 'close' comes after stderr is drained, so the message carries the relay's last words.
+    child.once('close', (code, signal) => {
       clearTimeout(timer)
-      reject(new Error(`${what} exited (${code}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))
+      reject(new Error(`${what} exited (${code ?? signal}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))
     })
   })
 }
