@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createRelay, LevelMailbox, type Mailbox, type RelayHandle, type RelayLogEntry } from 'intersession/relay'
+import { createRelay, LevelMailbox, type Mailbox, type RelayHandle, type RelayLogEntry } from 'intersession-relay'
 
 const HOST = '127.0.0.1'
 const DEFAULT_PORT = 5173

@@ -4,7 +4,7 @@
  * `intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability fsync|replica|none] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
  *
  * Environment (flags win over it):
- * - `INTERSESSION_RELAY_PORT`, `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
+ * - `INTERSESSION_RELAY_PORT` (default 8787; 0 = any free one), `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
  * - `INTERSESSION_JWT_SECRET`: HS256 secret of the login tokens (never on the command line)
  * - `INTERSESSION_DEV=1`: insecure demo mode, same as `--dev`
  * - limits: `INTERSESSION_RELAY_MAX_FRAME_BYTES`, `_FRAMES_PER_SECOND`, `_MAX_PENDING_BYTES`,
@@ -33,9 +33,12 @@ import { createRelay, type RelayLimits } from './relay.js'
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
 const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 
+/** A fixed port, so an app's dev config can name the relay's URL; 0 asks for any free one. */
+const DEFAULT_PORT = 8787
+
 const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
 
-  --port N        TCP port (default $INTERSESSION_RELAY_PORT or 0 = ephemeral)
+  --port N        TCP port (default $INTERSESSION_RELAY_PORT or ${DEFAULT_PORT}; 0 = any free one)
   --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
   --dev           INSECURE demo mode: token "dev:<peerId>" logs in as anyone
                   (or INTERSESSION_DEV=1)
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
     return
   }
   const env = process.env
-  const portText = values.port ?? env.INTERSESSION_RELAY_PORT ?? '0'
+  const portText = values.port ?? (env.INTERSESSION_RELAY_PORT || String(DEFAULT_PORT))
   const port = integer(portText, 'port')
   const host = values.host ?? env.INTERSESSION_RELAY_HOST ?? '127.0.0.1'
   const dev = values.dev === true || env.INTERSESSION_DEV === '1' || env.INTERSESSION_DEV === 'true'

@@ -1,0 +1,221 @@
+/**
+ * Packs `intersession` and `intersession-relay` (from the built `dist/` and
+ * `relay/dist/`: run `npm run build` first, as `npm run test:pack` does),
+ * installs each tarball into a fresh app directory, and checks what a user
+ * gets: the browser package brings only browser dependencies, fits its size
+ * budget and runs no install script; a Vite build of a small app importing it
+ * stays within the bundle budgets; the relay's bin starts from its tarball.
+ */
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
+import { build } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+/** Everything `npm i intersession` may install (pure-rand: `MemoryNetwork`'s seeded faults). */
+const BROWSER_PACKAGES = ['comlink', 'idb', 'intersession', 'nanoid', 'pure-rand']
+/** Bytes of files: measured 1.75 MB (the package 1.2 MB with its `src/` for the source maps, Comlink 0.3 MB); before the split, 25 packages. */
+const BROWSER_INSTALL_BUDGET_BYTES = 2_000_000
+/** Page JS of the app below (entry chunk and what it imports statically), gzip: measured 6.8 kB (5.1 + Comlink's shared chunk 1.8). */
+const PAGE_BUDGET_BYTES = 7_000
+/** Worker and its WebSocket chunk with `worker: { format: 'es' }` (.size-limit.json's "worker with the WebSocket relay transport"), gzip. */
+const WORKER_WS_BUDGET_BYTES = 26_100
+/** Vite's default worker format inlines every lazily loaded transport: measured 27.3 kB. */
+const WORKER_IIFE_BUDGET_BYTES = 28_000
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function run(command: string, args: readonly string[], cwd: string, timeoutMs = 120_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_config_update_notifier: 'false' } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+async function npm(args: readonly string[], cwd: string): Promise<Run> {
+  const result = await run('npm', args, cwd)
+  if (result.code !== 0) throw new Error(`npm ${args.join(' ')} in ${cwd} exited ${result.code}: ${result.stderr.slice(-2000)}`)
+  return result
+}
+
+/** `npm pack --json` of the package (or workspace) at ROOT; the build is `npm run build`'s, not repeated here. */
+async function pack(into: string, workspace?: string): Promise<{ tarball: string; files: string[] }> {
+  const args = ['pack', '--ignore-scripts', '--json', '--pack-destination', into, ...(workspace === undefined ? [] : ['-w', workspace])]
+  const [report] = JSON.parse((await npm(args, ROOT)).stdout) as [{ filename: string; files: { path: string }[] }]
+  return { tarball: join(into, report.filename), files: report.files.map((file) => file.path) }
+}
+
+async function install(dir: string, tarball: string): Promise<Run> {
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
+  return npm(['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], dir)
+}
+
+/** Names of every installed package, nested ones included. */
+function installedPackages(nodeModules: string): string[] {
+  const names: string[] = []
+  for (const entry of readdirSync(nodeModules)) {
+    if (entry.startsWith('.')) continue
+    const scoped = entry.startsWith('@') ? readdirSync(join(nodeModules, entry)).map((name) => `${entry}/${name}`) : [entry]
+    for (const name of scoped) {
+      names.push(name)
+      const nested = join(nodeModules, name, 'node_modules')
+      if (exists(nested)) names.push(...installedPackages(nested))
+    }
+  }
+  return names.sort()
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function bytesUnder(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .reduce((sum, entry) => sum + statSync(join(entry.parentPath, entry.name)).size, 0)
+}
+
+/** The gzip size of `file` and of every chunk it imports statically (dynamic `import()`s are left out). */
+function gzipWithStaticImports(assets: string, file: string, seen = new Set<string>()): number {
+  if (seen.has(file)) return 0
+  seen.add(file)
+  const code = readFileSync(join(assets, file), 'utf8')
+  let size = gzipSync(code, { level: 9 }).length
+  for (const [, imported] of code.matchAll(/(?:from|import)\s*["']\.\/([^"']+\.js)["']/g)) size += gzipWithStaticImports(assets, imported!, seen)
+  return size
+}
+
+function asset(assets: string, prefix: string): string {
+  const matches = readdirSync(assets).filter((name) => name.startsWith(prefix) && name.endsWith('.js'))
+  expect(matches, `one ${prefix}*.js in ${readdirSync(assets).join(', ')}`).toHaveLength(1)
+  return matches[0]!
+}
+
+let work: string
+let browser: { tarball: string; files: string[] }
+let relay: { tarball: string; files: string[] }
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'intersession-pack-'))
+  browser = await pack(work)
+  relay = await pack(work, 'intersession-relay')
+})
+
+afterAll(() => {
+  if (work !== undefined) rmSync(work, { recursive: true, force: true })
+})
+
+describe('npm i intersession', () => {
+  let app: string
+  let installed: Run
+  beforeAll(async () => {
+    app = join(work, 'app')
+    mkdirSync(app)
+    installed = await install(app, browser.tarball)
+  })
+
+  it('ships no relay code and no relay entry point', () => {
+    expect(browser.files.filter((path) => /(^|\/)relay\//.test(path))).toEqual([])
+    expect(browser.files).toContain('dist/client/index.js')
+    const manifest = JSON.parse(readFileSync(join(app, 'node_modules/intersession/package.json'), 'utf8')) as Record<string, unknown>
+    expect(manifest.bin).toBeUndefined()
+    expect(Object.keys(manifest.exports as object)).not.toContain('./relay')
+  })
+
+  it('installs only browser packages, runs no install script, and fits its size budget', () => {
+    expect(installedPackages(join(app, 'node_modules'))).toEqual(BROWSER_PACKAGES)
+    expect(`${installed.stdout}${installed.stderr}`).not.toMatch(/install.?script/i)
+    const size = bytesUnder(join(app, 'node_modules'))
+    console.log(`npm i intersession: ${BROWSER_PACKAGES.length} packages, ${(size / 1e6).toFixed(2)} MB`)
+    expect(size).toBeLessThan(BROWSER_INSTALL_BUDGET_BYTES)
+  })
+
+  it('builds with Vite into page and worker chunks within their budgets', async () => {
+    writeFileSync(join(app, 'index.html'), '<!doctype html><html><body><script type="module" src="./main.js"></script></body></html>\n')
+    writeFileSync(
+      join(app, 'main.js'),
+      [
+        "import { connect } from 'intersession/client'",
+        "const m = await connect({ peerId: 'alice', transport: { kind: 'websocket', url: 'ws://127.0.0.1:8787', token: 'dev:alice' } })",
+        'm.onMessage((msg) => console.log(msg.contents))',
+        "await m.send('bob', 'hi')",
+        '',
+      ].join('\n'),
+    )
+    const sizes: Record<string, number> = {}
+    for (const format of ['es', 'iife'] as const) {
+      const outDir = join(app, `dist-${format}`)
+      await build({ root: app, configFile: false, logLevel: 'warn', build: { outDir, target: 'es2022' }, worker: { format } })
+      const assets = join(outDir, 'assets')
+      sizes[`page (${format})`] = gzipWithStaticImports(assets, asset(assets, 'index-'))
+      const seen = new Set<string>()
+      sizes[`worker + WebSocket (${format})`] =
+        gzipWithStaticImports(assets, asset(assets, 'worker-'), seen) + (format === 'es' ? gzipWithStaticImports(assets, asset(assets, 'websocket-'), seen) : 0)
+    }
+    console.log(`Vite build, gzip bytes: ${JSON.stringify(sizes)}`)
+    expect(sizes['page (es)']).toBeLessThanOrEqual(PAGE_BUDGET_BYTES)
+    expect(sizes['page (iife)']).toBeLessThanOrEqual(PAGE_BUDGET_BYTES)
+    expect(sizes['worker + WebSocket (es)']).toBeLessThanOrEqual(WORKER_WS_BUDGET_BYTES)
+    expect(sizes['worker + WebSocket (iife)']).toBeLessThanOrEqual(WORKER_IIFE_BUDGET_BYTES)
+  })
+})
+
+describe('npm i intersession-relay', () => {
+  let server: string
+  beforeAll(async () => {
+    server = join(work, 'server')
+    mkdirSync(server)
+    await install(server, relay.tarball)
+  })
+
+  it('holds the relay and its server dependencies, not the browser ones', () => {
+    expect(relay.files.every((path) => path.startsWith('dist/') || path === 'README.md' || path === 'package.json')).toBe(true)
+    const packages = installedPackages(join(server, 'node_modules'))
+    expect(packages).toEqual(expect.arrayContaining(['intersession-relay', 'ws', 'jose', 'classic-level', 'redis']))
+    expect(packages.filter((name) => ['intersession', 'idb', 'comlink'].includes(name))).toEqual([])
+  })
+
+  it('starts its bin from the tarball and stops on SIGTERM', async () => {
+    const bin = join(server, 'node_modules/.bin/intersession-relay')
+    const child = spawn(bin, ['--dev', '--port', '0', '--mailbox-dir', join(server, 'mailbox')], { cwd: server, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      let out = ''
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString()
+        for (const line of out.split('\n')) {
+          if (line.includes('"listening"')) resolve(JSON.parse(line) as Record<string, unknown>)
+        }
+      })
+      child.on('close', (code) => reject(new Error(`intersession-relay exited ${code} before listening: ${stderr}`)))
+    })
+    expect(listening.port).toBeGreaterThan(0)
+    const exit = new Promise<number | null>((resolve) => child.on('close', resolve))
+    child.kill('SIGTERM')
+    expect(await exit).toBe(0)
+  })
+})
