@@ -83,6 +83,16 @@ function installedPackages(nodeModules: string): string[] {
   return names.sort()
 }
 
+/** Installed packages (by directory) whose manifest asks npm to run a script at install time, or to build native code. */
+function withInstallScripts(nodeModules: string): string[] {
+  return installedPackages(nodeModules).filter((name) => {
+    const dir = join(nodeModules, name)
+    if (!exists(join(dir, 'package.json'))) return false
+    const scripts = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {}
+    return ['preinstall', 'install', 'postinstall'].some((hook) => hook in scripts) || exists(join(dir, 'binding.gyp'))
+  })
+}
+
 function exists(path: string): boolean {
   try {
     statSync(path)
@@ -147,6 +157,7 @@ describe('npm i intersession', () => {
 
   it('installs only browser packages, runs no install script, and fits its size budget', () => {
     expect(installedPackages(join(app, 'node_modules'))).toEqual(BROWSER_PACKAGES)
+    expect(withInstallScripts(join(app, 'node_modules'))).toEqual([])
     expect(`${installed.stdout}${installed.stderr}`).not.toMatch(/install.?script/i)
     const size = bytesUnder(join(app, 'node_modules'))
     console.log(`npm i intersession: ${BROWSER_PACKAGES.length} packages, ${(size / 1e6).toFixed(2)} MB`)
@@ -176,6 +187,9 @@ describe('npm i intersession', () => {
         gzipWithStaticImports(assets, asset(assets, 'worker-'), seen) + (format === 'es' ? gzipWithStaticImports(assets, asset(assets, 'websocket-'), seen) : 0)
     }
     console.log(`Vite build, gzip bytes: ${JSON.stringify(sizes)}`)
+    // The page's entry chunk imports the Comlink chunk it shares with PageRtc: the sum must include it.
+    const esAssets = join(app, 'dist-es/assets')
+    expect(sizes['page (es)']).toBeGreaterThan(gzipSync(readFileSync(join(esAssets, asset(esAssets, 'index-'))), { level: 9 }).length)
     expect(sizes['page (es)']).toBeLessThanOrEqual(PAGE_BUDGET_BYTES)
     expect(sizes['page (iife)']).toBeLessThanOrEqual(PAGE_BUDGET_BYTES)
     expect(sizes['worker + WebSocket (es)']).toBeLessThanOrEqual(WORKER_WS_BUDGET_BYTES)
@@ -196,6 +210,9 @@ describe('npm i intersession-relay', () => {
     const packages = installedPackages(join(server, 'node_modules'))
     expect(packages).toEqual(expect.arrayContaining(['intersession-relay', 'ws', 'jose', 'classic-level', 'redis']))
     expect(packages.filter((name) => ['intersession', 'idb', 'comlink'].includes(name))).toEqual([])
+    // The browser package's checks, planted: they catch the relay's native addon and its server packages.
+    expect(withInstallScripts(join(server, 'node_modules'))).toContain('classic-level')
+    expect(packages).not.toEqual(BROWSER_PACKAGES)
   })
 
   it('starts its bin from the tarball and stops on SIGTERM', async () => {
