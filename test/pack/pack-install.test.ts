@@ -19,7 +19,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /** Everything `npm i intersession` may install (pure-rand: `MemoryNetwork`'s seeded faults). */
 const BROWSER_PACKAGES = ['comlink', 'idb', 'intersession', 'nanoid', 'pure-rand']
-/** Bytes of files: measured 1.75 MB (the package 1.2 MB with its `src/` for the source maps, Comlink 0.3 MB); before the split, 25 packages. */
+/** Bytes of files: measured 1.76 MB (the package 1.2 MB with its `src/` for the source maps, Comlink 0.3 MB); before the split, 25 packages. */
 const BROWSER_INSTALL_BUDGET_BYTES = 2_000_000
 /** Page JS of the app below (entry chunk and what it imports statically), gzip: measured 6.8 kB (5.1 + Comlink's shared chunk 1.8). */
 const PAGE_BUDGET_BYTES = 7_000
