@@ -1,89 +1,112 @@
 /**
  * bench:peers — intersession against the systems people would pick instead,
  * in the same run, the same browser (system Chromium, headless), the same
- * two pages, the same messages and the same send pattern:
+ * two pages, the same messages and the same send patterns, with the floors
+ * measured in that run:
  *
  * - intersession: `connect()` on both pages (engine in a worker, IndexedDB on
  *   disk: two persistent profiles), through a real relay process
- *   (test/helpers/relay-process.ts, `--dev`, rate limit lifted as in bench:net);
+ *   (test/helpers/relay-process.ts, `--dev`, no mailbox, rate limit lifted as
+ *   in bench:net). Persists: the sender's outbox and the receiver's inbox and
+ *   receipts in IndexedDB (strict durability); the relay nothing.
  * - MQTT.js at QoS 1 over WebSocket to an aedes broker, persistent sessions
- *   (`clean: false`, fixed client ids);
+ *   (`clean: false`, fixed client ids). Persists: nothing in the browser;
+ *   the broker keeps sessions and QoS 1 messages in memory.
  * - Socket.IO (WebSocket transport) with connection state recovery, every
  *   message `emitWithAck`ed to the server, which forwards it to the receiver.
+ *   Persists: nothing in the browser; the server keeps recent packets in
+ *   memory for recovery (2 min).
+ * - the floors: `raw`, a plain WebSocket hop through the same relay (binary
+ *   envelopes, no acks, nothing persisted), and `floor`, strict single-put
+ *   IndexedDB transactions one after the other in a dedicated worker of
+ *   page A (test/bench/peers-app/floor-worker.ts).
  *
- * Each server runs in its own process on a loopback port. Page A sends, page
- * B receives; B always reaches its server through a loopback TCP proxy
- * (test/bench/peers-proxy.ts, its own process), so the clean and the fault
- * runs have the same path. Every message is a 64-character ASCII string (64
- * bytes as UTF-8) carrying its index and send time.
+ * Every page is driven the same way: two Chromium processes on persistent
+ * on-disk profiles (test/helpers/chromium-process.ts), each page over plain
+ * CDP (test/helpers/cdp.ts, only `Runtime.evaluate` and `Page.reload`: no
+ * network, console or frame reporting, so no system pays per WebSocket frame
+ * for being watched). Each server runs in its own process on a loopback port.
+ * Page A sends, page B receives; B reaches its server through a loopback TCP
+ * proxy (test/bench/peers-proxy.ts) so that the clean and fault runs share a
+ * path. Every message is a 64-character ASCII string carrying its index and
+ * send time. Latency = send call on A -> B's handler, on one clock (each
+ * page's offset to this process's clock is estimated from the fastest of 30
+ * round trips, the difference B - A subtracted: `skewMs`).
  *
- * Runs, per system:
- * 1. clean, twice per system in fresh sessions, in the order A B C C B A so
- *    that the shared machine's drifting load weighs on each alike (figures
- *    combine both: msgs/s over the summed time, percentiles over every
- *    message): N messages in windows of WINDOW sends issued at once, each
- *    window awaited (every send settled: intersession once durably queued
- *    in IndexedDB, MQTT on the broker's PUBACK, Socket.IO on the server's
- *    ack after it forwarded), the next window right after. msgs/s = N /
- *    (first send call -> last first-arrival in B's handler); latency = send
- *    call -> B's handler, per message.
- * 2. paced, in the same sessions: PACED messages one at a time, each awaited
- *    then GAP ms of pause (far below every system's capacity): latency
- *    without queueing.
- * 3. fault, once per system on fresh identities: as 1, but the moment B's
- *    handler has half of them, B's page itself POSTs to its proxy's control
- *    port, and the proxy resets B's connections (TCP RST both ways, which
- *    neither client asked for) and refuses B's new ones for CUT ms; then B
- *    reconnects on its own (each client's default policy). Counted per
- *    system: messages B never got (lost) and arrivals of a message B already
- *    had (duplicated), once the stream completed plus 2 s, or after 15 s
- *    without any arrival.
+ * Runs, per system, in one session (fresh identities), systems in the order
+ * intersession, MQTT, Socket.IO (with `--rounds 2`, then again reversed):
+ * 1. pipelined: MESSAGES in windows of WINDOW sends issued at once, each
+ *    window awaited; msgs/s = messages / (first send -> last arrival).
+ * 2. paced at each of RATES msgs/s for PACED_SECONDS (test/bench/peers-app/pacer.ts):
+ *    delivered rate (test/bench/peers-stats.ts `deliveredRate`) over the
+ *    offered one, p50 and p99; p50 against the floor of that rate (the
+ *    strict single-put commit p50 + the raw hop p50 at the same rate).
+ * 3. awaited: AWAITED sends, each awaited before the next; msgs/s against the
+ *    rate of sequential strict single-put transactions in a worker.
+ * 4. time to durable: paced at LOAD_RATE msgs/s for LOAD_SECONDS; the p99 of
+ *    send call -> resolve (intersession: durably queued in IndexedDB; MQTT:
+ *    PUBACK; Socket.IO: the server's ack) against the strict single-put p50.
+ * 5. reload (own session): paced at LOAD_RATE; after RELOAD_AFTER_MS the page
+ *    stops sending, says how many sends have not resolved, and is reloaded
+ *    over CDP at once: those are the sends an app could not know as kept.
+ * 6. fault (own session, as before): the receiver's connections are reset and
+ *    refused for CUT_MS once it has half of MESSAGES; lost and duplicated.
  *
- * Latency is on one clock: both browsers stamp `performance.timeOrigin +
- * performance.now()`, and each page's offset to this process's clock is
- * estimated (fastest of 30 round trips) before each session, the difference
- * corrected for (reported as `skewMs`).
- *
- * As in bench:net, Playwright gets an event for every WebSocket frame of both
- * pages (the engine's worker's included), which costs each system per frame
- * on this 2-core machine; frames per message are reported with each run.
- *
- *   npx tsx test/bench/peers.ts [--messages 5000] [--window 1000] [--paced 300] [--gap 10] [--cut-ms 2000]
+ *   npx tsx test/bench/peers.ts [--messages 2000] [--window 500] [--paced-seconds 2] [--awaited 200] [--load-rate 2000] [--load-seconds 1.5] [--reload-after-ms 1000] [--floor 300] [--rounds 1] [--cut-ms 2000] [--no-fault]
  *
  * `npm run bench:peers` builds dist/ and the page first. Writes
  * test/bench/results/peers.json. Exits non-zero only when it could not run;
- * the numbers are reported, not judged (a loss or duplicate of intersession's
- * is printed as a bug).
+ * the numbers are reported, not judged (a loss or duplicate of
+ * intersession's is printed as a bug).
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BrowserContext, Page } from '@playwright/test'
+import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+import { Cdp } from '../helpers/cdp.js'
+import { CdpTab } from '../helpers/cdp-tab.js'
+import { launchChromium, type ChromiumProcess } from '../helpers/chromium-process.js'
 import { startRelayProcess } from '../helpers/relay-process.js'
-import type { SendReport } from './peers-app/main.js'
+import { serveStatic } from '../helpers/static-server.js'
+import type { SendReport, TimedSendReport } from './peers-app/main.js'
 import type { SystemName } from './peers-app/peer.js'
 import type { Tally } from './peers-app/receiver.js'
+import { intArg, machine, makeProfile, removeProfile, runBench, writeResult } from './browser-harness.js'
 import { clockOffset } from './clock-offset.js'
 import { figure, plainFigure, type Figure } from './figures.js'
-import { browserVersion, intArg, launchProfile, machine, makeProfile, openReadyPage, removeProfile, runBench, writeResult } from './browser-harness.js'
 import { startPeerServer, startProxy, type CutReport, type Proxy } from './peers-processes.js'
-import { serveStatic } from '../helpers/static-server.js'
+import { ascending, deliveredRate, ms2, percentile } from './peers-stats.js'
 
 /** Where `npm run bench:peers` builds the page. */
 const PAGE_DIR = fileURLToPath(new URL('./peers-app/.dist', import.meta.url))
-const N = intArg('--messages', 5000)
-const WINDOW = intArg('--window', 1000)
-const PACED = intArg('--paced', 300)
-const GAP_MS = intArg('--gap', 10)
+const numArg = (name: string, fallback: number): number => {
+  const at = process.argv.indexOf(name)
+  const value = at < 0 ? fallback : Number(process.argv[at + 1])
+  if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a positive number`)
+  return value
+}
+const N = intArg('--messages', 2000)
+const WINDOW = intArg('--window', 500)
+const RATES = [100, 200, 1000] as const
+const PACED_SECONDS = numArg('--paced-seconds', 2)
+const AWAITED = intArg('--awaited', 200)
+const LOAD_RATE = intArg('--load-rate', 2000)
+const LOAD_SECONDS = numArg('--load-seconds', 1.5)
+const RELOAD_AFTER_MS = intArg('--reload-after-ms', 1000)
+const FLOOR_N = intArg('--floor', 300)
+const ROUNDS = intArg('--rounds', 1)
 const CUT_MS = intArg('--cut-ms', 2000)
+const FAULT = !process.argv.includes('--no-fault')
 const WARMUP = 200
 const RELAY_FPS = 1_000_000
+/** Goal of issue 13 for p99 at every paced rate, ms. */
+const P99_GOAL_MS = 50
 /** Bounds of waiting for a run's arrivals. */
-const WAIT_MS = 300_000
-const QUIET_MS = 15_000
+const WAIT_MS = 120_000
+const QUIET_MS = 10_000
 const SETTLE_MS = 2000
-const PHASE = { warmup: 1, clean: 2, paced: 3, fault: 4 } as const
-const SYSTEMS: readonly SystemName[] = ['intersession', 'mqtt', 'socketio']
+const SYSTEMS = ['intersession', 'mqtt', 'socketio'] as const
+type Compared = (typeof SYSTEMS)[number]
 
 /** Where each system's ends connect: the sender straight to its server, the receiver through its proxy. */
 interface Endpoints {
@@ -92,20 +115,24 @@ interface Endpoints {
   readonly proxy: Proxy
 }
 
-/** The two pages and what they need to run a system. */
+/** The two pages (one per Chromium process) and what they need to run a system. */
 interface Bench {
-  readonly a: Page
-  readonly b: Page
+  readonly a: CdpTab
+  readonly b: CdpTab
   readonly endpoints: Record<SystemName, Endpoints>
-  /** WebSocket frames sent and received by both pages so far (as Playwright reports them). */
-  readonly frames: { count: number }
+  /** A fresh phase number per run, so that no run counts another's leftovers. */
+  nextPhase: number
 }
 
-/** What one {@link exchange} sent, what B got, and the WebSocket frames it took. */
+/** Calls `window.peers.<method>(...args)` in `tab` (arguments as JSON) and returns its value. */
+function call<T>(tab: CdpTab, method: string, ...args: unknown[]): Promise<T> {
+  return tab.evaluate<T>(`window.peers.${method}(${args.map((arg) => JSON.stringify(arg) ?? 'undefined').join(', ')})`, WAIT_MS + 30_000)
+}
+
+/** A loaded (pipelined) run: what A sent, what B got. */
 interface Exchange {
   readonly sent: SendReport
   readonly tally: Tally
-  readonly frames: number
 }
 
 /** An exchange and the clock skew (B's clock minus A's) measured for its session. */
@@ -114,35 +141,79 @@ interface Measured {
   readonly skewMs: number
 }
 
-/** The outcome of one or more runs of one kind, latencies corrected for clock skew. */
+/** A paced run: the sends' report and what B got. */
+interface PacedMeasured {
+  readonly sent: TimedSendReport
+  readonly tally: Tally
+  readonly skewMs: number
+}
+
+/** The outcome of one or more loaded runs, latencies corrected for clock skew. */
 interface Run {
-  /** Distinct messages received over the expected, summed over the runs. */
   readonly received: number
   readonly expected: number
   readonly duplicates: number
   /** First send call -> last first-arrival, ms, summed over the runs. */
   readonly ms: number
-  /** Received / ms of all runs together. */
   readonly msgsPerSec: number
-  /** Each run's own msgs/s, in run order. */
   readonly msgsPerSecRuns: number[]
-  /** Over every message of every run. */
   readonly p50Ms: number
   readonly p99Ms: number
-  /** The longest wait between two consecutive first arrivals in any run, ms (an outage shows here). */
   readonly longestGapMs: number
-  /** WebSocket frames (both directions, both pages, acks and control included) per message received. */
-  readonly framesPerMessage: number
-  /** Sends that rejected. */
   readonly sendsFailed: number
   readonly skewMs: number[]
+}
+
+/** The outcome of paced runs at one rate. */
+interface PacedRun {
+  readonly offeredPerSec: number
+  readonly received: number
+  readonly expected: number
+  /** Achieved rate of the pacer itself (sends called per s). */
+  readonly sentPerSec: number
+  /** Distinct arrivals per s over the schedule (test/bench/peers-stats.ts). */
+  readonly deliveredPerSec: number
+  readonly keepUpRatio: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  /** Send call -> send resolved. */
+  readonly resolveP50Ms: number
+  readonly resolveP99Ms: number
+  readonly unresolved: number
+  readonly sendsFailed: number
+}
+
+interface AwaitedRun {
+  readonly sends: number
+  readonly msgsPerSec: number
+  readonly resolveP50Ms: number
+  readonly received: number
 }
 
 interface FaultRun extends Run {
   readonly lost: number
   readonly duplicated: number
-  /** What the proxy did, and how many messages B had when it reset B's connections; `null` when no cut happened. */
   readonly cut: (Omit<CutReport, 'at'> & { receivedBeforeCut: number }) | null
+}
+
+interface ReloadRun {
+  /** Sends called before the page stopped sending and was reloaded. */
+  readonly called: number
+  /** Of them, sends not resolved at that moment. */
+  readonly unresolved: number
+  readonly failed: number
+  /** The offered rate and how long the page sent before the reload. */
+  readonly offeredPerSec: number
+  readonly afterMs: number
+}
+
+interface SystemResults {
+  loaded: Run
+  paced: Record<string, PacedRun>
+  awaited: AwaitedRun
+  load: PacedRun
+  reload: ReloadRun
+  fault?: FaultRun
 }
 
 /** Clock offsets measured before a session's runs: page B's to this process's, and B's minus A's. */
@@ -151,44 +222,44 @@ interface Clocks {
   readonly skewMs: number
 }
 
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
-const ms2 = (value: number): number => Number(value.toFixed(2))
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0)
 
 /** The page's clock minus this process's, from the fastest of 30 round trips. */
-const pageOffset = async (page: Page): Promise<number> => (await clockOffset(() => page.evaluate(() => window.peers.now()), 30)).offset
+const pageOffset = async (tab: CdpTab): Promise<number> => (await clockOffset(() => call<number>(tab, 'now'), 30)).offset
 
-/** `url` with its port replaced by `port` (the proxy in front of it). */
 function via(url: string, port: number): string {
   const proxied = new URL(url)
   proxied.port = String(port)
   return proxied.toString()
 }
 
-/** The installed version of package `name` (`intersession`: this one). */
 function version(name: string): string {
   const file = new URL(name === 'intersession' ? '../../package.json' : `../../node_modules/${name}/package.json`, import.meta.url)
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
 }
 
-/**
- * `count` messages of `phase` sent A -> B in windows of `sendWindow`, then
- * `gapMs` apart; what B got. With `cutUrl`, B pulls the proxy's cut at half.
- */
-async function exchange(bench: Bench, phase: number, count: number, sendWindow: number, gapMs: number, cutUrl?: string): Promise<Exchange> {
-  const framesBefore = bench.frames.count
-  await bench.b.evaluate(({ phase, count, cutUrl }) => window.peers.expect(phase, count, cutUrl), { phase, count, cutUrl })
-  const sent = await bench.a.evaluate(({ phase, count, win, gapMs }) => window.peers.send(phase, count, win, gapMs), { phase, count, win: sendWindow, gapMs })
-  const settle = cutUrl === undefined ? 0 : SETTLE_MS
-  const tally = await bench.b.evaluate(({ wait, quiet, settle }) => window.peers.wait(wait, quiet, settle), { wait: WAIT_MS, quiet: QUIET_MS, settle })
-  return { sent, tally, frames: bench.frames.count - framesBefore }
+/** `count` messages sent A -> B in windows of `sendWindow`; what B got. With `cutUrl`, B pulls the proxy's cut at half. */
+async function exchange(bench: Bench, count: number, sendWindow: number, cutUrl?: string): Promise<Exchange> {
+  const phase = bench.nextPhase++
+  await call(bench.b, 'expect', phase, count, cutUrl)
+  const sent = await call<SendReport>(bench.a, 'send', phase, count, sendWindow, 0)
+  const tally = await call<Tally>(bench.b, 'wait', WAIT_MS, QUIET_MS, cutUrl === undefined ? 0 : SETTLE_MS)
+  return { sent, tally }
 }
 
-/** Runs of one kind taken together: rates over the summed time, percentiles over every message. */
+/** `count` messages paced at `rate` A -> B (or each awaited, `rate` 0); what B got. */
+async function pacedExchange(bench: Bench, count: number, rate: number, skewMs: number): Promise<PacedMeasured> {
+  const phase = bench.nextPhase++
+  await call(bench.b, 'expect', phase, count)
+  const sent = rate === 0 ? await call<TimedSendReport>(bench.a, 'awaited', phase, count) : await call<TimedSendReport>(bench.a, 'paced', phase, count, rate, WAIT_MS)
+  const tally = await call<Tally>(bench.b, 'wait', WAIT_MS, QUIET_MS, 0)
+  return { sent, tally, skewMs }
+}
+
 function combine(runs: readonly Measured[]): Run {
   const spans = runs.map(({ exchange: { sent, tally }, skewMs }) => tally.last - skewMs - sent.firstSendAt)
   const received = sum(runs.map((r) => r.exchange.tally.unique))
-  const latencies = runs.flatMap(({ exchange, skewMs }) => exchange.tally.latencies.map((l) => l - skewMs)).sort((x, y) => x - y)
+  const latencies = ascending(runs.flatMap(({ exchange, skewMs }) => exchange.tally.latencies.map((l) => l - skewMs)))
   const ms = sum(spans)
   return {
     received,
@@ -200,93 +271,196 @@ function combine(runs: readonly Measured[]): Run {
     p50Ms: ms2(percentile(latencies, 0.5)),
     p99Ms: ms2(percentile(latencies, 0.99)),
     longestGapMs: ms2(Math.max(...runs.map((r) => r.exchange.tally.longestGapMs))),
-    framesPerMessage: ms2(sum(runs.map((r) => r.exchange.frames)) / received),
     sendsFailed: sum(runs.map((r) => r.exchange.sent.failed)),
     skewMs: runs.map((r) => ms2(r.skewMs)),
   }
 }
 
-/**
- * Opens `system` on both pages as fresh identities (B, the receiver, first,
- * through its proxy), warms it up, runs `body`, and closes both ends.
- */
+/** Paced runs at one rate taken together: the delivered rate averaged over runs, percentiles over every message. */
+function combinePaced(runs: readonly PacedMeasured[], rate: number): PacedRun {
+  const latencies = ascending(runs.flatMap(({ tally, skewMs }) => tally.latencies.map((l) => l - skewMs)))
+  const resolves = ascending(runs.flatMap(({ sent }) => sent.resolveMs))
+  const p50 = percentile(latencies, 0.5)
+  const delivered = sum(runs.map(({ sent, tally, skewMs }) => deliveredRate(tally.unique, tally.expected, rate, sent.firstSendAt, tally.last - skewMs, p50))) / runs.length
+  const sentPerSec = sum(runs.map(({ sent }) => ((sent.called - 1) / (sent.lastSendAt - sent.firstSendAt)) * 1000)) / runs.length
+  return {
+    offeredPerSec: rate,
+    received: sum(runs.map((r) => r.tally.unique)),
+    expected: sum(runs.map((r) => r.tally.expected)),
+    sentPerSec: Math.round(sentPerSec),
+    deliveredPerSec: ms2(delivered),
+    keepUpRatio: Number((delivered / rate).toFixed(4)),
+    p50Ms: ms2(p50),
+    p99Ms: ms2(percentile(latencies, 0.99)),
+    resolveP50Ms: ms2(percentile(resolves, 0.5)),
+    resolveP99Ms: ms2(percentile(resolves, 0.99)),
+    unresolved: sum(runs.map((r) => r.sent.unresolved)),
+    sendsFailed: sum(runs.map((r) => r.sent.failed)),
+  }
+}
+
+/** Opens `system` on both pages as fresh identities (B first), warms it up, runs `body`, and closes both ends. */
 async function session<T>(bench: Bench, system: SystemName, tag: string, body: (clocks: Clocks) => Promise<T>): Promise<T> {
   const nonce = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
   const [idA, idB] = [`peers-${tag}-a-${nonce}`, `peers-${tag}-b-${nonce}`]
   const { sender, receiver } = bench.endpoints[system]
   try {
-    await bench.b.evaluate(({ system, options }) => window.peers.open(system, options), { system, options: { url: receiver, id: idB, other: idA, role: 'receiver' as const } })
-    await bench.a.evaluate(({ system, options }) => window.peers.open(system, options), { system, options: { url: sender, id: idA, other: idB, role: 'sender' as const } })
-    const warm = await exchange(bench, PHASE.warmup, WARMUP, WARMUP, 0)
+    await call(bench.b, 'open', system, { url: receiver, id: idB, other: idA, role: 'receiver' })
+    await call(bench.a, 'open', system, { url: sender, id: idA, other: idB, role: 'sender' })
+    const warm = await exchange(bench, WARMUP, WARMUP)
     if (warm.tally.unique !== WARMUP) throw new Error(`${system} warm-up: B received ${warm.tally.unique} of ${WARMUP}`)
     const offsetB = await pageOffset(bench.b)
     return await body({ offsetB, skewMs: offsetB - (await pageOffset(bench.a)) })
   } finally {
-    await bench.a.evaluate(() => window.peers.close()).catch(() => {})
-    await bench.b.evaluate(() => window.peers.close()).catch(() => {})
+    await call(bench.a, 'close').catch(() => {})
+    await call(bench.b, 'close').catch(() => {})
   }
 }
 
-/** One clean session of `system`: the loaded run, then the paced one. */
-function cleanSession(bench: Bench, system: SystemName): Promise<{ loaded: Measured; paced: Measured }> {
-  return session(bench, system, 'clean', async ({ skewMs }) => ({
-    loaded: { exchange: await exchange(bench, PHASE.clean, N, WINDOW, 0), skewMs },
-    paced: { exchange: await exchange(bench, PHASE.paced, PACED, 1, GAP_MS), skewMs },
-  }))
+const pacedCount = (rate: number, seconds: number): number => Math.max(20, Math.round(rate * seconds))
+
+/** The clean session of `system`: pipelined, paced at each rate, awaited, and under load. */
+function cleanSession(bench: Bench, system: Compared): Promise<{ loaded: Measured; paced: Record<string, PacedMeasured>; awaited: PacedMeasured; load: PacedMeasured }> {
+  return session(bench, system, 'clean', async ({ skewMs }) => {
+    const loaded = { exchange: await exchange(bench, N, WINDOW), skewMs }
+    const paced: Record<string, PacedMeasured> = {}
+    for (const rate of RATES) paced[rate] = await pacedExchange(bench, pacedCount(rate, PACED_SECONDS), rate, skewMs)
+    const awaited = await pacedExchange(bench, AWAITED, 0, skewMs)
+    const load = await pacedExchange(bench, pacedCount(LOAD_RATE, LOAD_SECONDS), LOAD_RATE, skewMs)
+    return { loaded, paced, awaited, load }
+  })
 }
 
-/** One fault session of `system`: the loaded run, B's connections cut at half. */
-function faultSession(bench: Bench, system: SystemName): Promise<FaultRun> {
+/** The raw hop through the relay, paced at each rate: the network half of the floor. */
+function rawSession(bench: Bench): Promise<Record<string, PacedMeasured>> {
+  return session(bench, 'raw', 'raw', async ({ skewMs }) => {
+    const paced: Record<string, PacedMeasured> = {}
+    for (const rate of RATES) paced[rate] = await pacedExchange(bench, pacedCount(rate, PACED_SECONDS), rate, skewMs)
+    return paced
+  })
+}
+
+/**
+ * The sender paced at LOAD_RATE, stopped after RELOAD_AFTER_MS and reloaded
+ * at once; how many of its sends had not resolved. Leaves page A reloaded
+ * and ready (no peer open).
+ */
+async function reloadSession(bench: Bench, system: Compared): Promise<ReloadRun> {
+  const nonce = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
+  const [idA, idB] = [`peers-reload-a-${nonce}`, `peers-reload-b-${nonce}`]
+  const { sender, receiver } = bench.endpoints[system]
+  const count = Math.ceil((LOAD_RATE * RELOAD_AFTER_MS) / 1000) * 4
+  try {
+    await call(bench.b, 'open', system, { url: receiver, id: idB, other: idA, role: 'receiver' })
+    await call(bench.a, 'open', system, { url: sender, id: idA, other: idB, role: 'sender' })
+    const phase = bench.nextPhase++
+    await call(bench.b, 'expect', phase, count)
+    const sending = call(bench.a, 'paced', phase, count, LOAD_RATE, WAIT_MS).catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, RELOAD_AFTER_MS))
+    // The snapshot and the reload go out back to back on the same session: the page reloads right after it answered.
+    const snapshot = call<TimedSendReport>(bench.a, 'snapshot')
+    const reloaded = bench.a.send('Page.reload', { ignoreCache: false })
+    const snap = await snapshot
+    await reloaded
+    await sending
+    await bench.a.waitUntilReady(`document.title === 'ready' && typeof window.peers === 'object'`, 30_000)
+    return { called: snap.called, unresolved: snap.unresolved, failed: snap.failed, offeredPerSec: LOAD_RATE, afterMs: RELOAD_AFTER_MS }
+  } finally {
+    await call(bench.b, 'close').catch(() => {})
+  }
+}
+
+function faultSession(bench: Bench, system: Compared): Promise<FaultRun> {
   const { proxy } = bench.endpoints[system]
   return session(bench, system, 'fault', async ({ offsetB, skewMs }) => {
     const cutsBefore = proxy.cuts.length
-    const exchanged = await exchange(bench, PHASE.fault, N, WINDOW, 0, proxy.cutUrl(CUT_MS))
+    const exchanged = await exchange(bench, N, WINDOW, proxy.cutUrl(CUT_MS))
     await proxy.settled(CUT_MS + 10_000)
     const report = proxy.cuts[cutsBefore]
     let cut: FaultRun['cut'] = null
     if (report !== undefined) {
       const { at, ...rest } = report
-      cut = { ...rest, receivedBeforeCut: await bench.b.evaluate((at) => window.peers.countBefore(at), at + offsetB) }
+      cut = { ...rest, receivedBeforeCut: await call<number>(bench.b, 'countBefore', at + offsetB) }
     }
     const { tally } = exchanged
     return { ...combine([{ exchange: exchanged, skewMs }]), lost: N - tally.unique, duplicated: tally.duplicates, cut }
   })
 }
 
-/** `value` against `againstValue`, or nothing when they cannot be compared (e.g. no message arrived). */
+/** The floors measured in the run. */
+interface Floors {
+  /** Sequential strict single-put transactions in a worker: per-commit p50/p99 and their rate. */
+  readonly commitP50Ms: number
+  readonly commitP99Ms: number
+  readonly commitsPerSec: number
+  /** The raw WebSocket hop through the relay, paced at each rate. */
+  readonly raw: Record<string, PacedRun>
+  /** Commit p50 + raw hop p50, per rate: the durable floor of one message. */
+  readonly durableP50Ms: Record<string, number>
+}
+
 function compared(name: string, value: number, unit: string, against: string, againstValue: number): Figure[] {
   return Number.isFinite(value) && Number.isFinite(againstValue) && againstValue !== 0 ? [figure(name, value, unit, against, againstValue)] : []
 }
 
-/** Ours against each peer (clean runs), then each system's losses and duplicates in the fault run. */
-function figures(clean: Record<SystemName, { loaded: Run; paced: Run }>, fault: Record<SystemName, FaultRun>, labels: Record<SystemName, string>): Figure[] {
-  const ours = clean.intersession
+function figures(results: Record<Compared, SystemResults>, floors: Floors, labels: Record<SystemName, string>): Figure[] {
+  const ours = results.intersession
+  const out: Figure[] = []
   const load = `${N} x 64 B, windows of ${WINDOW} sends`
-  const paced = `${PACED} x 64 B, one at a time, ${GAP_MS} ms apart`
-  const out = (['mqtt', 'socketio'] as const).flatMap((peer) => {
-    const theirs = clean[peer]
-    return [
-      ...compared(`intersession end-to-end throughput, msgs/s until all received (${load})`, ours.loaded.msgsPerSec, 'msgs/s', labels[peer], theirs.loaded.msgsPerSec),
-      ...compared(`intersession latency p50, send call -> receiver handler (${load})`, ours.loaded.p50Ms, 'ms', labels[peer], theirs.loaded.p50Ms),
-      ...compared(`intersession latency p99, send call -> receiver handler (${load})`, ours.loaded.p99Ms, 'ms', labels[peer], theirs.loaded.p99Ms),
-      ...compared(`intersession latency p50, send call -> receiver handler, paced (${paced})`, ours.paced.p50Ms, 'ms', labels[peer], theirs.paced.p50Ms),
-      ...compared(`intersession latency p99, send call -> receiver handler, paced (${paced})`, ours.paced.p99Ms, 'ms', labels[peer], theirs.paced.p99Ms),
-    ]
-  })
+  for (const peer of ['mqtt', 'socketio'] as const) {
+    out.push(...compared(`peers: intersession pipelined end-to-end throughput (${load})`, ours.loaded.msgsPerSec, 'msgs/s', labels[peer], results[peer].loaded.msgsPerSec))
+  }
+  for (const rate of RATES) {
+    const floor = floors.durableP50Ms[rate]!
+    const floorName = `durable floor: strict single-put commit p50 ${floors.commitP50Ms} ms + raw WebSocket hop p50 ${floors.raw[rate]!.p50Ms} ms`
+    for (const system of SYSTEMS) {
+      const run = results[system].paced[rate]!
+      const what = `peers: paced ${rate} msgs/s, ${labels[system]}`
+      out.push(...compared(`${what}: delivered rate`, run.deliveredPerSec, 'msgs/s', 'offered rate', rate))
+      out.push(...compared(`${what}: latency p50, send call -> receiver handler`, run.p50Ms, 'ms', floorName, floor))
+      out.push(...compared(`${what}: latency p99`, run.p99Ms, 'ms', 'goal (issue 13)', P99_GOAL_MS))
+    }
+    for (const peer of ['mqtt', 'socketio'] as const) {
+      out.push(...compared(`peers: paced ${rate} msgs/s, intersession latency p50`, ours.paced[rate]!.p50Ms, 'ms', labels[peer], results[peer].paced[rate]!.p50Ms))
+    }
+  }
+  const commitFloor = `sequential strict single-put IndexedDB transactions in a worker`
+  for (const system of SYSTEMS) {
+    out.push(...compared(`peers: awaited sends (each send() awaited before the next), ${labels[system]}`, results[system].awaited.msgsPerSec, 'msgs/s', commitFloor, floors.commitsPerSec))
+  }
+  for (const system of SYSTEMS) {
+    const { load: run } = results[system]
+    out.push(...compared(`peers: time to durable, send() resolve p99 at ${LOAD_RATE} msgs/s offered, ${labels[system]}`, run.resolveP99Ms, 'ms', 'strict single-put commit p50', floors.commitP50Ms))
+  }
+  for (const system of SYSTEMS) {
+    const { reload } = results[system]
+    out.push(plainFigure(`peers: sends not resolved when the sender page reloaded after ${RELOAD_AFTER_MS} ms at ${LOAD_RATE} msgs/s (of ${reload.called}), ${labels[system]}`, reload.unresolved, 'msgs'))
+  }
   const outage = `${N} x 64 B, receiver's connections reset and refused for ${CUT_MS / 1000} s at half`
   for (const system of SYSTEMS) {
-    out.push(plainFigure(`${labels[system]}: messages lost (${outage})`, fault[system].lost, 'msgs'))
-    out.push(plainFigure(`${labels[system]}: messages duplicated (${outage})`, fault[system].duplicated, 'msgs'))
+    const fault = results[system].fault
+    if (fault === undefined) continue
+    out.push(plainFigure(`peers: ${labels[system]}: messages lost (${outage})`, fault.lost, 'msgs'))
+    out.push(plainFigure(`peers: ${labels[system]}: messages duplicated (${outage})`, fault.duplicated, 'msgs'))
   }
   return out
 }
 
-/** Starts the servers, their proxies and the two browsers; runs `body`; stops everything. */
+/** Page `url` in a new Chromium process on its own persistent profile, over plain CDP. */
+async function openTab(name: string, profile: string, url: string, stops: Array<() => Promise<unknown>>): Promise<CdpTab> {
+  const chromium: ChromiumProcess = await launchChromium(chromiumPath, chromiumArgs, { userDataDir: profile })
+  stops.push(() => chromium.kill())
+  const cdp = await Cdp.connect(chromium.wsEndpoint)
+  stops.push(async () => cdp.close())
+  const tab = await CdpTab.open(cdp, name, url)
+  await tab.waitUntilReady(`document.title === 'ready' && typeof window.peers === 'object'`, 20_000)
+  return tab
+}
+
 async function withBench<T>(body: (bench: Bench, browser: string) => Promise<T>): Promise<T> {
   const page = await serveStatic(PAGE_DIR)
   const stops: Array<() => Promise<unknown>> = [() => page.stop()]
   const profiles = [makeProfile('intersession-bench-peers-a-'), makeProfile('intersession-bench-peers-b-')]
-  const contexts: BrowserContext[] = []
   try {
     const relay = await startRelayProcess(['--dev'], { INTERSESSION_RELAY_FRAMES_PER_SECOND: String(RELAY_FPS) })
     stops.push(() => relay.stop())
@@ -294,27 +468,19 @@ async function withBench<T>(body: (bench: Bench, browser: string) => Promise<T>)
     stops.push(() => mqtt.stop())
     const socketio = await startPeerServer('socketio')
     stops.push(() => socketio.stop())
-    const servers: Record<SystemName, { url: string; port: number }> = { intersession: relay, mqtt, socketio }
+    const servers: Record<SystemName, { url: string; port: number }> = { intersession: relay, mqtt, socketio, raw: relay }
     const endpoints = {} as Record<SystemName, Endpoints>
-    for (const system of SYSTEMS) {
+    for (const system of [...SYSTEMS, 'raw'] as const) {
       const { url, port } = servers[system]
       const proxy = await startProxy(port)
       stops.push(() => proxy.stop())
       endpoints[system] = { sender: url, receiver: via(url, proxy.port), proxy }
     }
-    for (const profile of profiles) contexts.push(await launchProfile(profile))
-    const a = await openReadyPage(contexts[0]!, `${page.url}/index.html`, { tag: 'page A', consoleErrors: true })
-    const b = await openReadyPage(contexts[1]!, `${page.url}/index.html`, { tag: 'page B', consoleErrors: true })
-    const bench: Bench = { a, b, endpoints, frames: { count: 0 } }
-    for (const side of [a, b]) {
-      side.on('websocket', (socket) => {
-        socket.on('framesent', () => bench.frames.count++)
-        socket.on('framereceived', () => bench.frames.count++)
-      })
-    }
-    return await body(bench, await browserVersion(a))
+    const a = await openTab('page A', profiles[0]!, `${page.url}/index.html`, stops)
+    const b = await openTab('page B', profiles[1]!, `${page.url}/index.html`, stops)
+    const userAgent = await a.evaluate<string>('navigator.userAgent')
+    return await body({ a, b, endpoints, nextPhase: 1 }, /(?:Headless)?Chrome\/[\d.]+/.exec(userAgent)?.[0] ?? 'Chromium')
   } finally {
-    for (const context of contexts) await context.close().catch(() => {})
     for (const stop of stops.reverse()) await stop().catch(() => {})
     for (const profile of profiles) removeProfile(profile)
   }
@@ -325,79 +491,115 @@ async function main(): Promise<void> {
     throw new Error('test/bench/peers-app/.dist is missing: run `npm run build && npx vite build --config test/bench/peers-app/vite.config.ts` (npm run bench:peers does)')
   }
   const labels: Record<SystemName, string> = {
-    intersession: `intersession ${version('intersession')} (relay, IndexedDB)`,
-    mqtt: `MQTT.js ${version('mqtt')} QoS 1 over WebSocket -> aedes ${version('aedes')} (clean: false)`,
-    socketio: `Socket.IO ${version('socket.io')} (WebSocket, connectionStateRecovery, emitWithAck)`,
+    intersession: `intersession ${version('intersession')} (persists: IndexedDB both ends)`,
+    mqtt: `MQTT.js ${version('mqtt')} QoS 1 -> aedes ${version('aedes')} (persists: broker memory only)`,
+    socketio: `Socket.IO ${version('socket.io')} emitWithAck (persists: server memory only)`,
+    raw: 'raw WebSocket through the relay (persists: nothing)',
   }
   await withBench(async (bench, browser) => {
-    // Clean sessions in the order A B C C B A, so that drift of this shared machine's load weighs on each alike.
-    const sessions = Object.fromEntries(SYSTEMS.map((system) => [system, [] as Array<{ loaded: Measured; paced: Measured }>])) as Record<SystemName, Array<{ loaded: Measured; paced: Measured }>>
-    for (const system of [...SYSTEMS, ...[...SYSTEMS].reverse()]) {
+    const floorRun = await call<{ durations: number[]; totalMs: number }>(bench.a, 'floor', FLOOR_N)
+    const commits = ascending(floorRun.durations)
+    console.log(`  floor: ${FLOOR_N} strict single-put commits, p50 ${ms2(percentile(commits, 0.5))} ms, ${Math.round((FLOOR_N / floorRun.totalMs) * 1000)}/s`)
+    const rawRuns = [await rawSession(bench)]
+    const sessions = Object.fromEntries(SYSTEMS.map((system) => [system, [] as Array<Awaited<ReturnType<typeof cleanSession>>>])) as Record<Compared, Array<Awaited<ReturnType<typeof cleanSession>>>>
+    const order: Compared[] = []
+    for (let round = 0; round < ROUNDS; round++) order.push(...(round % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse()))
+    for (const system of order) {
       const measured = await cleanSession(bench, system)
       sessions[system].push(measured)
-      const { tally } = measured.loaded.exchange
-      console.log(`  ${system}: clean session, ${tally.unique}/${N} received, ${combine([measured.loaded]).msgsPerSec} msgs/s`)
+      console.log(`  ${system}: clean session, ${measured.loaded.exchange.tally.unique}/${N} pipelined, ${combine([measured.loaded]).msgsPerSec} msgs/s; paced p50 ${RATES.map((r) => ms2(combinePaced([measured.paced[r]!], r).p50Ms)).join(' / ')} ms`)
     }
-    const clean = Object.fromEntries(
-      SYSTEMS.map((system) => [system, { loaded: combine(sessions[system].map((s) => s.loaded)), paced: combine(sessions[system].map((s) => s.paced)) }]),
-    ) as Record<SystemName, { loaded: Run; paced: Run }>
-    const fault = {} as Record<SystemName, FaultRun>
+    const results = {} as Record<Compared, SystemResults>
     for (const system of SYSTEMS) {
-      fault[system] = await faultSession(bench, system)
-      console.log(`  ${system}: fault session, lost ${fault[system].lost}, duplicated ${fault[system].duplicated}`)
+      const runs = sessions[system]
+      const awaited = runs.map((r) => r.awaited)
+      results[system] = {
+        loaded: combine(runs.map((r) => r.loaded)),
+        paced: Object.fromEntries(RATES.map((rate) => [rate, combinePaced(runs.map((r) => r.paced[rate]!), rate)])),
+        awaited: {
+          sends: sum(awaited.map((r) => r.sent.called)),
+          msgsPerSec: Math.round((sum(awaited.map((r) => r.sent.called)) / sum(awaited.map((r) => r.sent.lastSendAt - r.sent.firstSendAt))) * 1000),
+          resolveP50Ms: ms2(percentile(ascending(awaited.flatMap((r) => r.sent.resolveMs)), 0.5)),
+          received: sum(awaited.map((r) => r.tally.unique)),
+        },
+        load: combinePaced(runs.map((r) => r.load), LOAD_RATE),
+        reload: await reloadSession(bench, system),
+      }
+      console.log(`  ${system}: reload, ${results[system].reload.unresolved} of ${results[system].reload.called} sends not resolved`)
+    }
+    if (FAULT) {
+      for (const system of SYSTEMS) {
+        results[system].fault = await faultSession(bench, system)
+        console.log(`  ${system}: fault session, lost ${results[system].fault!.lost}, duplicated ${results[system].fault!.duplicated}`)
+      }
+    }
+    const raw = Object.fromEntries(RATES.map((rate) => [rate, combinePaced(rawRuns.map((r) => r[rate]!), rate)]))
+    const commitP50Ms = ms2(percentile(commits, 0.5))
+    const floors: Floors = {
+      commitP50Ms,
+      commitP99Ms: ms2(percentile(commits, 0.99)),
+      commitsPerSec: Math.round((FLOOR_N / floorRun.totalMs) * 1000),
+      raw,
+      durableP50Ms: Object.fromEntries(RATES.map((rate) => [rate, ms2(commitP50Ms + raw[rate]!.p50Ms)])),
     }
     const result = {
       benchmark: 'peers',
       date: new Date().toISOString(),
       machine: machine(browser),
-      messages: N,
+      driver: 'plain CDP (Runtime.evaluate, Page.reload), no network or frame reporting; two Chromium processes on persistent profiles',
       bytes: 64,
-      sendPattern: `windows of ${WINDOW} sends issued at once, each window awaited (every send settled) before the next`,
+      messages: N,
+      window: WINDOW,
+      rates: RATES,
+      pacedSeconds: PACED_SECONDS,
+      awaited: AWAITED,
+      load: { rate: LOAD_RATE, seconds: LOAD_SECONDS, reloadAfterMs: RELOAD_AFTER_MS },
+      rounds: ROUNDS,
+      cutMs: FAULT ? CUT_MS : null,
+      persists: {
+        intersession: "sender's outbox and receiver's inbox/receipts in IndexedDB (strict durability); the relay nothing (no mailbox)",
+        mqtt: 'nothing in the browser; aedes keeps sessions and QoS 1 messages in memory',
+        socketio: 'nothing in the browser; the server keeps recent packets in memory for connection state recovery (2 min)',
+        raw: 'nothing',
+      },
       sendSettlesOn: {
         intersession: 'durably queued in IndexedDB (sender side)',
         mqtt: "the broker's PUBACK",
         socketio: "the server's ack, sent after it forwarded the message",
+        raw: 'handed to the socket',
       },
-      paced: { messages: PACED, gapMs: GAP_MS },
-      cleanSessionsPerSystem: 2,
-      cutMs: CUT_MS,
       systems: labels,
       relayFramesPerSecondLimit: RELAY_FPS,
-      figures: figures(clean, fault, labels),
-      clean,
-      fault,
+      floors,
+      figures: figures(results, floors, labels),
+      results,
     }
-    report(result.figures, clean, fault, labels, result.machine)
+    report(result.figures, results, floors, labels, result.machine)
     writeResult('peers', result)
   })
 }
 
-function report(
-  rows: readonly Figure[],
-  clean: Record<SystemName, { loaded: Run; paced: Run }>,
-  fault: Record<SystemName, FaultRun>,
-  labels: Record<SystemName, string>,
-  machineName: string,
-): void {
-  const lines = [`bench:peers  ${N} messages of 64 B, A -> B, ${machineName}`]
+function report(rows: readonly Figure[], results: Record<Compared, SystemResults>, floors: Floors, labels: Record<SystemName, string>, machineName: string): void {
+  const lines = [`bench:peers  64 B messages, A -> B, ${machineName}`]
+  lines.push(`  floors: strict single-put commit p50 ${floors.commitP50Ms} ms, p99 ${floors.commitP99Ms} ms, ${floors.commitsPerSec} commits/s; raw hop p50 ${RATES.map((r) => `${floors.raw[r]!.p50Ms} ms @${r}`).join(', ')}`)
   for (const system of SYSTEMS) {
-    const { loaded, paced } = clean[system]
+    const r = results[system]
     lines.push(
       `  ${labels[system]}:`,
-      `    ${loaded.msgsPerSec} msgs/s (runs ${loaded.msgsPerSecRuns.join(', ')}; received ${loaded.received}/${loaded.expected}, ${loaded.framesPerMessage} frames/msg), p50 ${loaded.p50Ms} ms, p99 ${loaded.p99Ms} ms; paced p50 ${paced.p50Ms} ms, p99 ${paced.p99Ms} ms`,
+      `    pipelined ${r.loaded.msgsPerSec} msgs/s (received ${r.loaded.received}/${r.loaded.expected}), p50 ${r.loaded.p50Ms} ms, p99 ${r.loaded.p99Ms} ms`,
+      ...RATES.map((rate) => {
+        const p = r.paced[rate]!
+        return `    paced ${rate}/s: sent ${p.sentPerSec}/s, delivered ${p.deliveredPerSec}/s (keep-up ${p.keepUpRatio}), p50 ${p.p50Ms} ms (${ms2(p.p50Ms / floors.durableP50Ms[rate]!)}x floor), p99 ${p.p99Ms} ms; received ${p.received}/${p.expected}`
+      }),
+      `    awaited ${r.awaited.msgsPerSec} msgs/s (${ms2(r.awaited.msgsPerSec / floors.commitsPerSec)} of the commit floor), resolve p50 ${r.awaited.resolveP50Ms} ms`,
+      `    load ${LOAD_RATE}/s: send() resolve p50 ${r.load.resolveP50Ms} ms, p99 ${r.load.resolveP99Ms} ms (${ms2(r.load.resolveP99Ms / floors.commitP50Ms)}x commit p50); delivered ${r.load.deliveredPerSec}/s`,
+      `    reload after ${RELOAD_AFTER_MS} ms at ${LOAD_RATE}/s: ${r.reload.unresolved} of ${r.reload.called} sends not resolved`,
     )
+    if (r.fault !== undefined) lines.push(`    fault: lost ${r.fault.lost}, duplicated ${r.fault.duplicated}, cut ${r.fault.cut === null ? 'did not happen' : `with ${r.fault.cut.receivedBeforeCut} received`}`)
   }
-  for (const f of rows.filter((row) => row.ratio !== null)) lines.push(`  ${f.figure}: ${f.value} ${f.unit}  vs ${f.againstValue} ${f.unit} (${f.against})  ratio ${f.ratio}`)
-  lines.push(`  fault (receiver's connections reset and refused for ${CUT_MS} ms once it had ${Math.ceil(N / 2)}):`)
-  for (const system of SYSTEMS) {
-    const run = fault[system]
-    const cut =
-      run.cut === null
-        ? 'no cut happened'
-        : `cut with ${run.cut.receivedBeforeCut} received (reset ${run.cut.resetSockets} sockets, refused ${run.cut.refused} connects)`
-    lines.push(`    ${labels[system]}: lost ${run.lost}, duplicated ${run.duplicated}; received ${run.received}/${N} in ${run.ms} ms, longest gap ${run.longestGapMs} ms; ${cut}`)
-  }
-  if (fault.intersession.lost !== 0 || fault.intersession.duplicated !== 0) lines.push('  BUG: intersession lost or duplicated messages in the fault run')
+  for (const f of rows.filter((row) => row.ratio !== null)) lines.push(`  ${f.figure}: ${f.value} ${f.unit} vs ${f.againstValue} (${f.against}) ratio ${f.ratio}`)
+  const fault = results.intersession.fault
+  if (fault !== undefined && (fault.lost !== 0 || fault.duplicated !== 0)) lines.push('  BUG: intersession lost or duplicated messages in the fault run')
   console.log(lines.join('\n'))
 }
 

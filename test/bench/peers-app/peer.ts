@@ -1,5 +1,5 @@
-/** The systems compared. */
-export type SystemName = 'intersession' | 'mqtt' | 'socketio'
+/** The systems compared, and `raw`: the floor's plain WebSocket through the relay. */
+export type SystemName = 'intersession' | 'mqtt' | 'socketio' | 'raw'
 
 /** Which end of the stream a page plays. */
 export type Role = 'sender' | 'receiver'

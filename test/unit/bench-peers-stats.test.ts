@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest'
+import { pace } from '../bench/peers-app/pacer.js'
+import { deliveredRate, percentile, unresolved } from '../bench/peers-stats.js'
+
+/** A fake clock whose sleeps overshoot by `lateMs` (as a clamped browser timer does). */
+function fakeClock(lateMs: number): { now(): number; sleep(ms: number): Promise<void> } {
+  let t = 1000
+  return {
+    now: () => t,
+    sleep: async (ms) => void (t += Math.max(0, ms) + lateMs),
+  }
+}
+
+describe('bench:peers pacer', () => {
+  it('keeps its rate when every timer fires 4 ms late, by catching up (one send per wake-up would give 200/s)', async () => {
+    const clock = fakeClock(4)
+    const sentAt: number[] = []
+    const span = await pace(1000, 1000, () => sentAt.push(clock.now()), clock)
+    expect(span.issued).toBe(1000)
+    const rate = ((span.issued - 1) / (span.lastAt - span.firstAt)) * 1000
+    expect(rate).toBeGreaterThan(990)
+    // Never ahead of schedule: message i not before start + i ms.
+    sentAt.forEach((at, i) => expect(at).toBeGreaterThanOrEqual(span.firstAt + i))
+  })
+
+  it('stops when told, and rejects a bad rate or count', async () => {
+    const clock = fakeClock(0)
+    let sent = 0
+    const span = await pace(100, 100, () => sent++, clock, () => sent >= 10)
+    expect(span.issued).toBe(10)
+    await expect(pace(0, 100, () => {}, clock)).rejects.toThrow(RangeError)
+    await expect(pace(10, 0, () => {}, clock)).rejects.toThrow(RangeError)
+  })
+})
+
+describe('bench:peers arithmetic', () => {
+  it('percentiles by nearest rank', () => {
+    const sorted = Array.from({ length: 100 }, (_, i) => i + 1)
+    expect(percentile(sorted, 0.5)).toBe(51)
+    expect(percentile(sorted, 0.99)).toBe(100)
+    expect(percentile([], 0.5)).toBeNaN()
+  })
+
+  it('a system on schedule delivers the offered rate', () => {
+    // 1,000 messages at 1,000/s from t=0, each 5 ms after it was sent.
+    expect(deliveredRate(1000, 1000, 1000, 0, 999 + 5, 5)).toBeCloseTo(1000, 6)
+  })
+
+  it('a backlog shows: 1,000 offered at 1,000/s, drained at 600/s', () => {
+    const lastArrival = (1000 / 600) * 1000
+    const rate = deliveredRate(1000, 1000, 1000, 0, lastArrival, 5)
+    expect(rate / 1000).toBeLessThan(0.99)
+    expect(rate).toBeCloseTo(999 / ((lastArrival - 5) / 1000), 6)
+  })
+
+  it('a loss shows: 1 % of messages never arrive', () => {
+    expect(deliveredRate(990, 1000, 1000, 0, 999 + 5, 5) / 1000).toBeLessThan(0.995)
+  })
+
+  it('nothing delivered is rate 0', () => {
+    expect(deliveredRate(0, 1000, 1000, 0, 0, 0)).toBe(0)
+  })
+
+  it('counts the sends not resolved', () => {
+    const resolvedAt = new Float64Array([5, 0, 7, 0, 0])
+    expect(unresolved(resolvedAt, 5)).toBe(3)
+    expect(unresolved(resolvedAt, 3)).toBe(1)
+  })
+})
