@@ -6,7 +6,10 @@
  *     another client subscribes to, at most IN_FLIGHT unreceived; rate = N /
  *     (first publish -> last arrival).
  * (b) One node (`--redis`): A and B on the same relay process, N envelopes of
- *     64 B payload A -> B (the local path: Redis is not involved).
+ *     64 B payload A -> B (the local path: Redis is not involved), compared
+ *     with like: the same flow through a standalone relay process (no
+ *     `--redis`), so the figure is what cluster mode costs a node's local
+ *     path. (It was compared with (a) before, which it never uses.)
  * (c) Three nodes: three pairs, A_i on node i and B_i on node i+1, each pair
  *     N/3 envelopes at once: every frame crosses Redis (one SPUBLISH).
  *     Rate = all received / (first send -> last arrival).
@@ -105,27 +108,31 @@ async function main(): Promise<void> {
   const redis = await startRedisProcess({ persistence: 'none' })
   const env = { INTERSESSION_DEV: '1', INTERSESSION_RELAY_FRAMES_PER_SECOND: '10000000' }
   const nodes = await Promise.all([0, 1, 2].map(() => startRelayProcess(['--redis', redis.url, '--no-mailbox'], env)))
+  const standalone = await startRelayProcess(['--no-mailbox'], env)
   const ceiling: number[] = []
+  const alone: number[] = []
   const one: number[] = []
   const three: number[] = []
   let refused = 0
   try {
     for (let run = 0; run < RUNS; run++) {
       ceiling.push(await redisRun(redis.url, FRAMES, run))
+      alone.push((await relayRun([standalone], [[0, 0]], FRAMES, run * 10 + 2)).rate)
       const single = await relayRun(nodes, [[0, 0]], FRAMES, run * 10)
       const spread = await relayRun(nodes, [[0, 1], [1, 2], [2, 0]], FRAMES, run * 10 + 1)
       one.push(single.rate)
       three.push(spread.rate)
       refused += single.refused + spread.refused
-      console.log(`run ${run + 1}: redis SPUBLISH ${ceiling.at(-1)}/s, 1 node ${single.rate} frames/s, 3 nodes ${spread.rate} frames/s`)
+      console.log(`run ${run + 1}: redis SPUBLISH ${ceiling.at(-1)}/s, standalone relay ${alone.at(-1)} frames/s, 1 node ${single.rate} frames/s, 3 nodes ${spread.rate} frames/s`)
     }
   } finally {
-    await Promise.all(nodes.map((n) => n.kill()))
+    await Promise.all([...nodes, standalone].map((n) => n.kill()))
   }
   const mailbox = await benchRedisMailbox(redis.url, { messages: MAILBOX_MESSAGES, runs: RUNS })
   await redis.stop()
 
   const ceilingRate = median(ceiling)
+  const aloneRate = median(alone)
   const oneRate = median(one)
   const threeRate = median(three)
   const result = {
@@ -137,13 +144,14 @@ async function main(): Promise<void> {
     inFlight: IN_FLIGHT,
     runs: RUNS,
     redisSpublishPerSec: ceilingRate,
+    standaloneRelayFramesPerSec: aloneRate,
     oneNodeFramesPerSec: oneRate,
     threeNodesFramesPerSec: threeRate,
     refused,
-    runsDetail: { ceiling, one, three },
+    runsDetail: { ceiling, alone, one, three },
     mailbox: { ...mailbox, figure: undefined },
     figures: [
-      figure(`cluster: 1 node with --redis, ${FRAMES.toLocaleString('en')} × ${BYTES} B, sender and receiver on it`, oneRate, 'frames/s', 'bare Redis SPUBLISH -> subscriber', ceilingRate),
+      figure(`cluster: 1 node with --redis, ${FRAMES.toLocaleString('en')} × ${BYTES} B, sender and receiver on it`, oneRate, 'frames/s', 'the same flow through a standalone relay (no --redis)', aloneRate),
       figure(`cluster: 3 nodes over Redis, 3 pairs on different nodes, ${FRAMES.toLocaleString('en')} × ${BYTES} B in all`, threeRate, 'frames/s', 'bare Redis SPUBLISH -> subscriber', ceilingRate),
       mailbox.figure,
     ],
