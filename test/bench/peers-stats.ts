@@ -18,20 +18,17 @@ export const ms2 = (value: number): number => Number(value.toFixed(2))
 
 /**
  * The rate at which a paced run's messages reached the receiver, msgs/s:
- * `expected` messages were offered at `offeredPerSec` from `firstSendAt`,
- * and the last distinct one arrived at `lastArrivalAt` (same clock, ms).
- * Delivering all of them on schedule takes `(expected - 1) / offered`
- * seconds plus one latency; so the rate counts the distinct arrivals over
- * the schedule's span plus the span's overrun past it, which is what a
- * backlog or a loss shows up as. `latencyMs` is one message's own latency
- * (the run's p50), taken off so that an unloaded system scores the offered
- * rate exactly.
+ * distinct arrivals over the span from the first arrival to the last, which
+ * is the schedule's span ((expected - 1) / offered) when the system keeps
+ * up, and longer when a backlog builds (the latency grows along the run) or
+ * messages are lost. A span shorter than the schedule (a late first message,
+ * then the rest caught up) counts as the schedule: no system delivers
+ * faster than it is offered.
  */
-export function deliveredRate(received: number, expected: number, offeredPerSec: number, firstSendAt: number, lastArrivalAt: number, latencyMs: number): number {
+export function deliveredRate(received: number, expected: number, offeredPerSec: number, firstArrivalAt: number, lastArrivalAt: number): number {
   if (received < 2 || expected < 2) return 0
   const scheduleMs = ((expected - 1) / offeredPerSec) * 1000
-  const spanMs = Math.max(scheduleMs, lastArrivalAt - firstSendAt - Math.max(0, latencyMs))
-  return ((received - 1) / spanMs) * 1000
+  return ((received - 1) / Math.max(scheduleMs, lastArrivalAt - firstArrivalAt)) * 1000
 }
 
 /** Sends whose `resolvedAt` is still 0 (not resolved) out of the first `called`. */

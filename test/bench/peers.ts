@@ -281,7 +281,7 @@ function combinePaced(runs: readonly PacedMeasured[], rate: number): PacedRun {
   const latencies = ascending(runs.flatMap(({ tally, skewMs }) => tally.latencies.map((l) => l - skewMs)))
   const resolves = ascending(runs.flatMap(({ sent }) => sent.resolveMs))
   const p50 = percentile(latencies, 0.5)
-  const delivered = sum(runs.map(({ sent, tally, skewMs }) => deliveredRate(tally.unique, tally.expected, rate, sent.firstSendAt, tally.last - skewMs, p50))) / runs.length
+  const delivered = sum(runs.map(({ tally }) => deliveredRate(tally.unique, tally.expected, rate, tally.first, tally.last))) / runs.length
   const sentPerSec = sum(runs.map(({ sent }) => ((sent.called - 1) / (sent.lastSendAt - sent.firstSendAt)) * 1000)) / runs.length
   return {
     offeredPerSec: rate,
