@@ -59,6 +59,7 @@
  * the numbers are reported, not judged (a loss or duplicate of
  * intersession's is printed as a bug).
  */
+import { execSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -446,6 +447,16 @@ function figures(results: Record<Compared, SystemResults>, floors: Floors, label
   return out
 }
 
+/** The checkout's commit (with `+dirty` when src/ has uncommitted changes): what the built dist/ was measured from. */
+function gitCommit(): string {
+  try {
+    const head = execSync('git rev-parse HEAD', { encoding: 'utf8' }).trim()
+    return execSync('git status --porcelain -- src', { encoding: 'utf8' }).trim() === '' ? head : `${head}+dirty`
+  } catch {
+    return 'unknown'
+  }
+}
+
 /** Page `url` in a new Chromium process on its own persistent profile, over plain CDP. */
 async function openTab(name: string, profile: string, url: string, stops: Array<() => Promise<unknown>>): Promise<CdpTab> {
   const chromium: ChromiumProcess = await launchChromium(chromiumPath, chromiumArgs, { userDataDir: profile })
@@ -546,6 +557,7 @@ async function main(): Promise<void> {
       benchmark: 'peers',
       date: new Date().toISOString(),
       machine: machine(browser),
+      commit: gitCommit(),
       driver: 'plain CDP (Runtime.evaluate, Page.reload), no network or frame reporting; two Chromium processes on persistent profiles',
       bytes: 64,
       messages: N,
