@@ -86,9 +86,18 @@ export class Draft {
     while (this.#journal.length > mark) this.#journal.pop()?.()
   }
 
-  /** Every op of the batch: row ops in order, then one counter op per touched stream. */
+  /**
+   * Every op of the batch: row ops in order, then one counter op per touched
+   * stream. Acks are cumulative and only grow within a batch, so only the last
+   * `ack` of each stream is kept, where it stands: a burst of acks costs the
+   * store one range read, not one per ack. The rows an earlier ack settled are
+   * still pending at that point, and no op between them writes such a row
+   * (an `expire` is written only above the acked seq), so nothing else changes.
+   */
   ops(): StoreOp[] {
-    const ops = [...this.#rows]
+    const lastAck = new Map<PeerId, StoreOp>()
+    for (const op of this.#rows) if (op.op === 'ack') lastAck.set(op.to, op)
+    const ops = lastAck.size === 0 ? [...this.#rows] : this.#rows.filter((op) => op.op !== 'ack' || lastAck.get(op.to) === op)
     for (const stream of this.#out.values()) ops.push({ op: 'outStream', stream })
     for (const stream of this.#in.values()) ops.push({ op: 'inStream', stream })
     return ops
