@@ -4,6 +4,8 @@ export { IlmError, isIlmError, type IlmErrorCode } from './core/errors.js'
 export type {
   EngineEvents,
   Message,
+  BatchOutcome,
+  MessageBatchHandler,
   MessageHandler,
   MessageStatus,
   PendingCounts,

@@ -1,13 +1,14 @@
 import { proxy, releaseProxy, type Remote } from 'comlink'
 import { nanoid } from 'nanoid'
-import type { EngineEvents, Message, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt, StatusEvent } from '../core/api.js'
+import type { EngineEvents, Message, MessageBatchHandler, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt, StatusEvent } from '../core/api.js'
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
-import { deserializeError, type SerializedError } from '../protocol/errors.js'
+import { handOverBatch, type Subscriber } from '../core/hand-over.js'
+import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RemoteMethod, TabMessage } from '../protocol/tabs.js'
-import type { HostApi, PageSink, Role, SendCall } from '../worker/host.js'
+import type { HostApi, PageOutcome, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
 import type { PageRtc } from './page-rtc.js'
 
@@ -60,7 +61,7 @@ export class Messenger {
   readonly localId: PeerId
   readonly #config: HostConfig
   readonly #spawn: () => WorkerLink
-  readonly #handlers = new Set<MessageHandler>()
+  readonly #handlers = new Set<Subscriber>()
   readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>((link, call) => this.#dispatch(link, call))
   /** Status events for messages whose `send()` has not resolved in this page yet: they wait for it. */
   readonly #unsent = new Map<string, StatusEvent[]>()
@@ -79,6 +80,7 @@ export class Messenger {
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
   #online = true
+  #statusListeners = 0
   #sends: { readonly link: WorkerLink; readonly calls: Call<'send'>[] } | undefined
 
   /** @internal Use `connect()`. */
@@ -129,6 +131,7 @@ export class Messenger {
     if (this.#link !== link) return
     link.failed?.catch((error: unknown) => this.#link === link && this.#events.emit('error', error as IlmError))
     if (this.#handlers.size > 0) void link.remote.subscribe(true)
+    if (this.#statusListeners > 0) void link.remote.watchStatus(true)
     if (!this.#online) void link.remote.setOnline(false)
     // Calls wait for a started worker, and each goes to it exactly once from here.
     this.#calls.retarget(link)
@@ -195,10 +198,20 @@ export class Messenger {
   /** As `ILM.onMessage`: handlers of every tab of this identity see every message. */
   onMessage(handler: MessageHandler): () => void {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function')
-    this.#handlers.add(handler)
+    return this.#subscribe({ batch: false, handler })
+  }
+
+  /** As `ILM.onMessages`: batches of one sender's messages, in order, one call per batch. */
+  onMessages(handler: MessageBatchHandler): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    return this.#subscribe({ batch: true, handler })
+  }
+
+  #subscribe(subscriber: Subscriber): () => void {
+    this.#handlers.add(subscriber)
     if (this.#handlers.size === 1) void this.#link?.remote.subscribe(true)
     return () => {
-      if (this.#handlers.delete(handler) && this.#handlers.size === 0) void this.#link?.remote.subscribe(false)
+      if (this.#handlers.delete(subscriber) && this.#handlers.size === 0) void this.#link?.remote.subscribe(false)
     }
   }
 
@@ -218,7 +231,17 @@ export class Messenger {
   on<K extends keyof MessengerEvents>(event: K, listener: Listener<MessengerEvents[K]>): () => void {
     if (!Object.hasOwn(EVENTS, event)) throw new TypeError(`unknown event "${String(event)}"`)
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
-    return this.#events.on(event, listener)
+    const off = this.#events.on(event, listener)
+    if (event !== 'status') return off
+    // The worker sends status events only while some listener here wants them.
+    if (++this.#statusListeners === 1) void this.#link?.remote.watchStatus(true)
+    let on = true
+    return () => {
+      off()
+      if (!on) return
+      on = false
+      if (--this.#statusListeners === 0) void this.#link?.remote.watchStatus(false)
+    }
   }
 
   /** As `ILM.delivered`: resolves once the receiver stored the message; rejects `EXPIRED`, `UNKNOWN_MESSAGE`, `CLOSED`. */
@@ -380,7 +403,7 @@ export class Messenger {
    */
   #sink(link: WorkerLink): PageSink {
     return proxy<PageSink>({
-      message: (message) => (this.#link === link ? this.#handOver(message) : Promise.reject(new IlmError('CLOSED', 'this worker was stopped'))),
+      messages: (messages) => (this.#link === link ? this.#handOver(messages) : Promise.reject(new IlmError('CLOSED', 'this worker was stopped'))),
       events: (events) => {
         if (this.#link !== link) return
         for (const [name, payload] of events) this.#onEvent(name, payload)
@@ -393,11 +416,11 @@ export class Messenger {
     })
   }
 
-  /** True once every handler returned; false when this page has none (any more), so another tab's count. */
-  async #handOver(message: Message): Promise<boolean> {
+  /** How many of `messages` every handler processed; false when this page has none (any more), so another tab's count. */
+  async #handOver(messages: readonly Message[]): Promise<PageOutcome> {
     if (this.#handlers.size === 0) return false
-    for (const handler of [...this.#handlers]) await handler(message)
-    return true
+    const { handled, error } = await handOverBatch([...this.#handlers], messages)
+    return handled < messages.length ? { handled, error: serializeError(error) } : { handled }
   }
 
   #onEvent(name: string, payload: unknown): void {

@@ -26,6 +26,23 @@ export interface Message {
 export type MessageHandler = (message: Message) => void | Promise<void>
 
 /**
+ * How a {@link MessageBatchHandler} took its batch: the first `handled`
+ * messages were processed; the rest are handed over again later. With
+ * `error`, the message after them failed (reported as `HANDLER_FAILED`).
+ */
+export interface BatchOutcome {
+  readonly handled: number
+  readonly error?: unknown
+}
+
+/**
+ * Handles several messages at once, in order (at most `processBatch`). The
+ * batch counts as processed when this returns (or its promise resolves)
+ * without an outcome; if it throws, the whole batch is handed over again later.
+ */
+export type MessageBatchHandler = (messages: readonly Message[]) => void | BatchOutcome | Promise<void | BatchOutcome>
+
+/**
  * Where a sent message is: `queued` here, `sent` on the wire, `stored` by the
  * relay's mailbox for the offline receiver (it no longer needs this peer
  * online), `delivered` (stored by the receiver), `expired` (its ttl passed),

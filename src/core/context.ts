@@ -27,8 +27,11 @@ export interface LinkContext {
   scheduleAck(peer: PeerId): void
   /** True while at least one message handler is subscribed. */
   hasHandlers(): boolean
-  /** Gives a message to every handler in turn; false if one threw. */
-  handOver(message: Message): Promise<boolean>
+  /**
+   * Gives messages (in order) to every handler; resolves with how many from
+   * the first were processed by all. `progress` hears counts reached on the way, where known.
+   */
+  handOver(messages: readonly Message[], progress: (handled: number) => void): Promise<number>
   /** Marks rows expired (unless acked meanwhile) and reports it; repeated calls are harmless. */
   expire(rows: readonly OutboxRow[]): void
   /** Reports a background failure. */

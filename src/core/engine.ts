@@ -1,6 +1,7 @@
 import type {
   EngineEvents,
   Message,
+  MessageBatchHandler,
   MessageHandler,
   MessageStatus,
   PendingCounts,
@@ -13,6 +14,7 @@ import { decodeFrame, encodeFrame } from './codec.js'
 import { encodeContents, type EncodedContents } from './contents.js'
 import type { LinkContext } from './context.js'
 import { Emitter, type Listener } from './emitter.js'
+import { handOverBatch, type Subscriber } from './hand-over.js'
 import { IlmError, isIlmError } from './errors.js'
 import type { AckFrame, Frame, HelloFrame, ResetFrame } from './frame.js'
 import { isMessageId, isPeerId, makeEpoch, type MessageId, type PeerId } from './ids.js'
@@ -91,7 +93,7 @@ export class Engine {
   readonly #online = new Set<PeerId>()
   /** The transport's relay stores frames for offline peers. */
   #mailbox = false
-  readonly #handlers = new Set<MessageHandler>()
+  readonly #handlers = new Set<Subscriber>()
   readonly #waiters = new Map<MessageId, Set<Waiter>>()
   readonly #expiring = new Set<MessageId>()
   readonly #pendingAcks = new Set<PeerId>()
@@ -218,10 +220,25 @@ export class Engine {
    */
   onMessage(handler: MessageHandler): () => void {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    return this.#subscribe({ batch: false, handler })
+  }
+
+  /**
+   * Subscribes a handler of batches: as {@link Engine.onMessage}, but each call
+   * gets up to `processBatch` messages of one sender, in order (one call
+   * across a worker bridge instead of one per message). Returns the
+   * unsubscribe function.
+   */
+  onMessages(handler: MessageBatchHandler): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    return this.#subscribe({ batch: true, handler })
+  }
+
+  #subscribe(subscriber: Subscriber): () => void {
     if (this.#closed) return () => {}
-    this.#handlers.add(handler)
+    this.#handlers.add(subscriber)
     for (const from of this.#state.in.keys()) this.#inboundLink(from).kick()
-    return () => void this.#handlers.delete(handler)
+    return () => void this.#handlers.delete(subscriber)
   }
 
   /** Subscribes to `status`, `peer-online`, `peer-offline` or `error` events; returns the unsubscribe function. */
@@ -350,7 +367,7 @@ export class Engine {
       sendHello: (peer, reply) => this.#sendHello(peer, reply),
       scheduleAck: (peer) => this.#scheduleAck(peer),
       hasHandlers: () => this.#handlers.size > 0,
-      handOver: (message) => this.#handOver(message),
+      handOver: (messages, progress) => this.#handOver(messages, progress),
       expire: (rows) => this.#expire(rows),
       fail: (error) => this.#fail(error),
     }
@@ -555,7 +572,7 @@ export class Engine {
       const stream = draft.outStream(peer)
       if (stream === undefined || upTo >= stream.nextSeq || upTo <= stream.ackedUpTo) return () => {}
       const from = stream.ackedUpTo
-      draft.write({ op: 'ack', to: peer, upTo, at: this.#clock.now() })
+      draft.write({ op: 'ack', to: peer, upTo, at: this.#clock.now(), above: from })
       draft.setOut({ ...stream, ackedUpTo: upTo })
       return (receipts) => this.#acked(peer, from, upTo, receipts)
     })
@@ -584,16 +601,14 @@ export class Engine {
     this.#sendHello(reset.from, false, true)
   }
 
-  async #handOver(message: Message): Promise<boolean> {
-    for (const handler of [...this.#handlers]) {
-      try {
-        await handler(message)
-      } catch (cause) {
-        this.#fail(new IlmError('HANDLER_FAILED', `a handler threw on message ${message.id}; it will be handed over again`, { cause }))
-        return false
-      }
+  /** Resolves with how many of `messages`, from the first, every handler processed; reports the first failure. */
+  async #handOver(messages: readonly Message[], progress: (handled: number) => void): Promise<number> {
+    const { handled, error } = await handOverBatch([...this.#handlers], messages, progress)
+    if (handled < messages.length) {
+      const message = messages[handled]!
+      this.#fail(new IlmError('HANDLER_FAILED', `a handler threw on message ${message.id}; it will be handed over again`, { cause: error }))
     }
-    return true
+    return handled
   }
 
   #expire(rows: readonly OutboxRow[]): void {

@@ -17,8 +17,9 @@ const MAX_PAST_EPOCHS = 4
  * - A message is acked only after the transaction that stored it committed.
  * - `receivedUpTo` only grows within an epoch; a newer epoch of the sender
  *   (its store was wiped) restarts it, an older one is refused.
- * - Messages are handed to the application in inbox order, one at a time,
- *   and one is handed again only if it was not marked processed.
+ * - Messages are handed to the application in inbox order, in batches of at
+ *   most `processBatch`, and one is handed again only if it was not marked
+ *   processed.
  * - Out-of-order frames wait in a memory buffer of at most `window` entries;
  *   they are not acked until stored, so losing the buffer loses nothing.
  */
@@ -181,18 +182,36 @@ export class InboundLink {
     }
   }
 
-  /** Hands rows over in order, marking them processed every `processBatch`; false to stop. */
+  /**
+   * Hands rows over in order, in batches that never take the messages handed
+   * over but not marked processed past `processBatch`, marking them processed
+   * whenever they reach it; false to stop.
+   */
   async #handOverPage(rows: readonly InboxRow[]): Promise<boolean> {
-    for (const row of rows) {
+    let next = 0
+    while (next < rows.length) {
       if (!this.#mayDeliver()) return true
-      if (row.index < this.#handedBelow) continue
-      if (!(await this.ctx.handOver(toMessage(row, this.ctx.localId)))) {
+      if (rows[next]!.index < this.#handedBelow) {
+        next++
+        continue
+      }
+      const room = this.ctx.limits.processBatch - (this.#handedBelow - this.#processedBelow())
+      const batch = rows.slice(next, next + Math.max(1, room))
+      next += batch.length
+      const handedTo = (handled: number): void => {
+        if (handled > 0) this.#handedBelow = Math.max(this.#handedBelow, batch[handled - 1]!.index + 1)
+      }
+      const handled = await this.ctx.handOver(
+        batch.map((row) => toMessage(row, this.ctx.localId)),
+        handedTo,
+      )
+      handedTo(handled)
+      if (handled > 0) this.#retryDelay = this.ctx.limits.handlerRetryMs
+      if (handled < batch.length) {
         await this.#markProcessed()
         this.#retryLater()
         return false
       }
-      this.#handedBelow = row.index + 1
-      this.#retryDelay = this.ctx.limits.handlerRetryMs
       const unmarked = this.#handedBelow - this.#processedBelow()
       if (unmarked >= this.ctx.limits.processBatch && !(await this.#markProcessed())) return false
     }

@@ -2,6 +2,7 @@ import type { LinkContext } from './context.js'
 import type { TimerHandle } from './clock.js'
 import type { MsgFrame } from './frame.js'
 import type { PeerId } from './ids.js'
+import { RowCache } from './row-cache.js'
 import { RttEstimator } from './rtt.js'
 import type { OutboxRow } from './store.js'
 
@@ -14,8 +15,9 @@ import type { OutboxRow } from './store.js'
  * - At most `window` seqs past the cumulative ack are in flight.
  * - Seqs go on the wire in order; after a failed send nothing later is sent
  *   until the failed seq has been sent again.
- * - Rows live in memory only while the peer is online and they sit inside the
- *   window; everything else is paged in from the store.
+ * - Rows live in memory only while the peer is online, in a bounded
+ *   {@link RowCache}: rows committed in this session (so a fresh row is never
+ *   read back) and pages read for the window; the rest is paged in from the store.
  * - A seq the relay's mailbox holds (`stored`) is settled for sending: never
  *   sent again, and the window slides past it. Only acks move `floor`.
  */
@@ -36,7 +38,7 @@ export class OutboundLink {
   readonly #rtt: RttEstimator
   /** First-transmission times of seqs in flight, for RTT samples (Karn: a resent seq is dropped). */
   readonly #sentAt = new Map<number, number>()
-  readonly #cache = new Map<number, OutboxRow>()
+  readonly #cache = new RowCache()
 
   constructor(
     readonly to: PeerId,
@@ -92,7 +94,7 @@ export class OutboundLink {
   /** A send committed. */
   enqueued(row: OutboxRow): void {
     if (!this.#ready) return
-    if (row.seq <= this.#settled() + this.ctx.limits.window) this.#cache.set(row.seq, row)
+    if (row.seq > this.#settled()) this.#cache.set(row)
     void this.pump()
   }
 
@@ -104,7 +106,7 @@ export class OutboundLink {
   acked(upTo: number): void {
     if (upTo <= this.#acked()) return
     this.#ackedSeen = upTo
-    for (const seq of this.#cache.keys()) if (seq <= upTo) this.#cache.delete(seq)
+    this.#cache.dropUpTo(upTo)
     const sentAt = this.#sentAt.get(upTo)
     if (sentAt !== undefined) this.#rtt.sample(this.ctx.clock.now() - sentAt)
     for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
@@ -118,7 +120,7 @@ export class OutboundLink {
   stored(upTo: number): void {
     if (upTo <= this.#settled()) return
     this.#storedSeen = upTo
-    for (const seq of this.#cache.keys()) if (seq <= upTo) this.#cache.delete(seq)
+    this.#cache.dropUpTo(upTo)
     for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
     this.#disarm()
     if (this.#sentUpTo > upTo) this.#arm()
@@ -151,7 +153,7 @@ export class OutboundLink {
   /** The row expired (committed): from now on only its seq is sent, as a skip. */
   markExpired(seq: number): void {
     const row = this.#cache.get(seq)
-    if (row !== undefined) this.#cache.set(seq, { ...row, contents: new Uint8Array(0), expired: true })
+    if (row !== undefined) this.#cache.set({ ...row, contents: new Uint8Array(0), expired: true })
   }
 
   /** Closes for good: no timer survives. */
@@ -177,8 +179,14 @@ export class OutboundLink {
     const rows = await this.ctx.store.readOutbox(this.to, fromSeq, this.ctx.limits.window)
     const settled = this.#settled()
     if (!this.#mayContinue()) return undefined
-    for (const row of rows) if (row.seq > settled && row.seq <= settled + this.ctx.limits.window) this.#cache.set(row.seq, row)
-    const row = this.#cache.get(fromSeq)
+    let read: OutboxRow | undefined
+    for (const row of rows) {
+      if (row.seq <= settled || row.seq > settled + this.ctx.limits.window) continue
+      this.#cache.set(row)
+      if (row.seq === fromSeq) read = row
+    }
+    // A full cache holds none of the page: the row read is used all the same.
+    const row = this.#cache.get(fromSeq) ?? read
     if (row === undefined && fromSeq > settled) throw new Error(`outbox row ${this.to}#${fromSeq} is missing from the store`)
     return row
   }

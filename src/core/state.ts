@@ -86,9 +86,31 @@ export class Draft {
     while (this.#journal.length > mark) this.#journal.pop()?.()
   }
 
-  /** Every op of the batch: row ops in order, then one counter op per touched stream. */
+  /**
+   * Every op of the batch: row ops in order, then one counter op per touched
+   * stream. Acks are cumulative and only grow within a batch, so only the last
+   * `ack` of each stream is kept, where it stands: a burst of acks costs the
+   * store one range read, not one per ack. The rows an earlier ack settled are
+   * still pending at that point, and no op between them writes such a row
+   * (an `expire` is written only above the acked seq), so nothing else changes.
+   */
   ops(): StoreOp[] {
-    const ops = [...this.#rows]
+    const lastAck = new Map<PeerId, StoreOp>()
+    const lowest = new Map<PeerId, number | undefined>()
+    for (const op of this.#rows) {
+      if (op.op !== 'ack') continue
+      lastAck.set(op.to, op)
+      if (!lowest.has(op.to)) lowest.set(op.to, op.above)
+    }
+    const ops: StoreOp[] = []
+    for (const op of this.#rows) {
+      if (op.op !== 'ack') ops.push(op)
+      else if (lastAck.get(op.to) === op) {
+        const { above: _above, ...rest } = op
+        const above = lowest.get(op.to)
+        ops.push(above === undefined ? rest : { ...rest, above })
+      }
+    }
     for (const stream of this.#out.values()) ops.push({ op: 'outStream', stream })
     for (const stream of this.#in.values()) ops.push({ op: 'inStream', stream })
     return ops

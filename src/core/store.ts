@@ -98,7 +98,18 @@ export type StoreOp =
    * and becomes its receipt (what became of it, and when). A receipt keeps its
    * id and its `(to, seq)` key taken until it is pruned.
    */
-  | { readonly op: 'ack'; readonly to: PeerId; readonly upTo: number; readonly at: number }
+  | {
+      readonly op: 'ack'
+      readonly to: PeerId
+      readonly upTo: number
+      readonly at: number
+      /**
+       * A hint: every row of `to` with seq <= `above` is settled already, so
+       * a store may start looking above it (IndexedDB then never walks the
+       * deleted index entries of everything acked before).
+       */
+      readonly above?: number
+    }
   | { readonly op: 'putInbox'; readonly row: InboxRow }
   | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly index: number }
   /** Removes receipts written before `before`. */

@@ -22,8 +22,8 @@ export type TabMessage =
   /** The leader's answer to `tab`'s call. */
   | { readonly t: 'result'; readonly tab: string; readonly leader: string; readonly call: string; readonly ok: true; readonly value: unknown }
   | { readonly t: 'result'; readonly tab: string; readonly leader: string; readonly call: string; readonly ok: false; readonly error: SerializedError }
-  /** The leader hands a message to every subscribed tab. */
-  | { readonly t: 'deliver'; readonly delivery: string; readonly message: Message }
+  /** The leader hands a batch of messages (in order) to every subscribed tab. */
+  | { readonly t: 'deliver'; readonly delivery: string; readonly messages: readonly Message[] }
   /** A follower's answer to every `deliver`. */
   | { readonly t: 'handled'; readonly tab: string; readonly delivery: string; readonly outcome: HandledOutcome }
   /** Engine events, relayed by the leader to every tab, batched per turn. */
@@ -31,7 +31,7 @@ export type TabMessage =
   /** A tab flipped the identity's work-offline switch (`Messenger.setOnline`). */
   | { readonly t: 'online'; readonly online: boolean }
 
-/** How a follower's page took a delivered message: its handlers returned, one threw, or it has none (any more). */
+/** How a follower's page took a delivered batch: its handlers returned on all of it, one threw, or it has none (any more). */
 export type HandledOutcome = 'handled' | 'failed' | 'unsubscribed'
 
 const OUTCOMES: readonly unknown[] = ['handled', 'failed', 'unsubscribed'] satisfies HandledOutcome[]
@@ -55,7 +55,7 @@ export function isTabMessage(value: unknown): value is TabMessage {
     case 'result':
       return string(m.tab) && string(m.leader) && string(m.call) && (m.ok === true || (m.ok === false && typeof m.error === 'object' && m.error !== null))
     case 'deliver':
-      return string(m.delivery) && typeof m.message === 'object' && m.message !== null
+      return string(m.delivery) && Array.isArray(m.messages) && m.messages.every((message) => typeof message === 'object' && message !== null)
     case 'handled':
       return string(m.tab) && string(m.delivery) && OUTCOMES.includes(m.outcome)
     case 'events':

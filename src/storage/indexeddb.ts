@@ -613,7 +613,8 @@ function scopeOf(ops: readonly StoreOp[]): StoreName[] {
  */
 async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number): Promise<Receipt[]> {
   const receipts: Receipt[] = []
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!
     switch (op.op) {
       case 'meta':
         issue(tx.objectStore('meta').put({ ...op.meta }, META_KEY))
@@ -639,9 +640,16 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
       case 'putInbox':
         issue(tx.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) }))
         break
-      case 'deleteInbox':
-        issue(tx.objectStore('inbox').delete([op.from, op.index]))
+      case 'deleteInbox': {
+        // A run of deletes of consecutive indexes (a processed mark) is one range delete: one request, not one per row.
+        let last = op.index
+        for (let next = ops[i + 1]; next?.op === 'deleteInbox' && next.from === op.from && next.index === last + 1; next = ops[i + 1]) {
+          last = next.index
+          i++
+        }
+        issue(tx.objectStore('inbox').delete(last === op.index ? [op.from, op.index] : IDBKeyRange.bound([op.from, op.index], [op.from, last])))
         break
+      }
       case 'pruneReceipts':
         await pruneReceipts(tx, op.before, pageSize)
         break
@@ -667,7 +675,7 @@ async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: n
   const pending = outbox.index('pending')
   for (;;) {
     // Each page is read after the rewrites of the one before, so it starts afresh.
-    const page = await pending.getAll(IDBKeyRange.bound([op.to, -Infinity], [op.to, op.upTo]), pageSize)
+    const page = await pending.getAll(IDBKeyRange.bound([op.to, (op.above ?? -Infinity) + 1], [op.to, op.upTo]), pageSize)
     for (const row of page) {
       const receipt = receiptOf(row, op.at)
       issue(outbox.put(settledRow(fromStored(row), op.at)))

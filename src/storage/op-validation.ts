@@ -51,7 +51,7 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   },
   expire: { to: isPeerId, seq: isSeq, reason: optional(text) },
   release: { to: isPeerId, seq: isSeq },
-  ack: { to: isPeerId, upTo: seqOrNone, at: time },
+  ack: { to: isPeerId, upTo: seqOrNone, at: time, above: optional(seqOrNone) },
   putInbox: {
     row: shape({
       from: isPeerId,

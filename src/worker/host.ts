@@ -1,10 +1,10 @@
 import { nanoid } from 'nanoid'
-import type { Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
+import type { BatchOutcome, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
 import type { ILM } from '../ilm.js'
-import { serializeError, type SerializedError } from '../protocol/errors.js'
+import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RtcCommand } from '../protocol/rtc.js'
 import type { RemoteMethod, SinkEvent } from '../protocol/tabs.js'
 import { validateConfig, type ConnectionState, type HostConfig, type HostFactories, type TransportContext } from './config.js'
@@ -17,8 +17,8 @@ export type Role = 'starting' | 'leader' | 'follower' | 'closed'
 
 /** What the page gives its worker: where messages and events go. */
 export interface PageSink {
-  /** Hands a message to the page's handlers: true once they returned, false if the page has none (any more); rejects if one threw. */
-  message(message: Message): Promise<boolean>
+  /** Hands messages (in order) to the page's handlers: how many they processed, or false if the page has none (any more). */
+  messages(messages: readonly Message[]): Promise<PageOutcome>
   /** Engine events (`status`, `peer-online`, `peer-offline`, `error`), `role`, `connection` and `ready`, in order, batched per turn. */
   events(events: readonly SinkEvent[]): void
   /** A login token for the relay (the page's token function). */
@@ -26,6 +26,9 @@ export interface PageSink {
   /** WebRTC work only a page can do. */
   rtc(command: RtcCommand): void
 }
+
+/** How a page took a batch: how many messages from the first its handlers processed, and why the next one failed. */
+export type PageOutcome = false | { readonly handled: number; readonly error?: SerializedError }
 
 /** The arguments of one `send`. */
 export type SendCall = readonly [to: string, contents: unknown, options?: SendOptions]
@@ -47,6 +50,8 @@ export interface HostApi {
   pending(): Promise<PendingCounts>
   /** Whether the page has message handlers. */
   subscribe(subscribed: boolean): void
+  /** Whether the page listens to `status` events; none cross the bridge while it does not. */
+  watchStatus(wanted: boolean): void
   /** This tab's part. */
   role(): Role
   /** The leader's connection (relayed to every tab). */
@@ -91,6 +96,7 @@ export class Host implements HostApi {
   #role: Role = 'starting'
   #ready = false
   #subscribed = false
+  #statusWanted = false
   #leaderTab: string | undefined
   #leaving: Promise<void> | undefined
   #connection: ConnectionState = { status: 'connecting' }
@@ -115,7 +121,12 @@ export class Host implements HostApi {
       followersChanged: (joined) => this.#onFollowersChanged(joined),
       serve: (call, reply) => this.#serve(call, reply),
       result: (leader, id, outcome) => this.#calls.settle(leader, id, outcome),
-      handle: (message) => sink.message(message),
+      handle: async (messages) => {
+        const outcome = await sink.messages(messages)
+        if (outcome === false) return false
+        if (outcome.handled < messages.length) throw deserializeError(outcome.error ?? { name: 'Error', message: 'not handled' })
+        return true
+      },
       events: (events) => this.#onLeaderEvents(events),
       switched: (online) => this.#switch(online),
     })
@@ -161,6 +172,10 @@ export class Host implements HostApi {
     this.#subscribed = subscribed
     this.#syncSubscription()
     this.#bus?.beat()
+  }
+
+  watchStatus(wanted: boolean): void {
+    this.#statusWanted = wanted
   }
 
   role(): Role {
@@ -287,22 +302,28 @@ export class Host implements HostApi {
 
   /** The engine hands incoming messages out while this tab or a follower has handlers. */
   #syncSubscription(): void {
-    this.#session?.subscribe(this.#subscribed || this.#bus?.followersSubscribed === true, (message) => this.#handOut(message))
+    this.#session?.subscribe(this.#subscribed || this.#bus?.followersSubscribed === true, (messages) => this.#handOut(messages))
   }
 
   /**
-   * Every subscribed tab gets the message. It is processed once every tab
-   * that still has handlers answered and at least one tab's handlers
-   * returned; a tab that unsubscribed or went away meanwhile is not waited for.
+   * Every subscribed tab gets the batch, in one call each. A message is
+   * processed once every tab that still has handlers answered and at least
+   * one tab's handlers returned; a tab that unsubscribed or went away
+   * meanwhile is not waited for. This page may process part of a batch;
+   * another tab's failure hands the whole batch over again.
    */
-  async #handOut(message: Message): Promise<void> {
-    const local = this.#subscribed ? this.#sink!.message(message) : Promise.resolve(false)
-    const [localOk, remoteOk] = await Promise.allSettled([local, this.#bus!.fanOut(message)])
+  async #handOut(messages: readonly Message[]): Promise<BatchOutcome> {
+    const local = this.#subscribed ? this.#sink!.messages(messages) : Promise.resolve(false as const)
+    const [localOk, remoteOk] = await Promise.allSettled([local, this.#bus!.fanOut(messages)])
     if (localOk.status === 'rejected') throw localOk.reason
     if (remoteOk.status === 'rejected') throw remoteOk.reason
-    if (!localOk.value && remoteOk.value === 0) {
-      throw new IlmError('HANDLER_FAILED', `no tab handled message ${message.id} (their handlers went away); it will be handed over again`)
+    const outcome = localOk.value
+    if (outcome === false) {
+      if (remoteOk.value > 0) return { handled: messages.length }
+      throw new IlmError('HANDLER_FAILED', `no tab handled message ${messages[0]?.id} (their handlers went away); it will be handed over again`)
     }
+    if (outcome.error === undefined) return { handled: outcome.handled }
+    return { handled: outcome.handled, error: deserializeError(outcome.error) }
   }
 
   #onLeaderSeen(tab: string, online: boolean): void {
@@ -327,6 +348,7 @@ export class Host implements HostApi {
   #onLeaderEvents(events: readonly SinkEvent[]): void {
     if (this.#role !== 'follower') return
     for (const [name, payload] of events) {
+      if (name === 'status' && !this.#statusWanted) continue
       if (name === 'connection') this.#connection = payload as ConnectionState
       this.#emit(name, payload, false)
     }
@@ -350,9 +372,13 @@ export class Host implements HostApi {
    * cost a round of postMessage per status change.
    */
   #emit(name: string, payload: unknown, share: boolean): void {
+    // Status events are the bulk of the traffic (two per message): they go only to a page that listens, here or in another tab.
+    const local = name !== 'status' || this.#statusWanted
+    const shared = share && (name !== 'status' || this.#bus?.hasFollowers === true)
+    if (!local && !shared) return
     if (this.#outbox.local.length === 0 && this.#outbox.shared.length === 0) queueMicrotask(() => this.#flushEvents())
-    this.#outbox.local.push([name, payload])
-    if (share) this.#outbox.shared.push([name, payload])
+    if (local) this.#outbox.local.push([name, payload])
+    if (shared) this.#outbox.shared.push([name, payload])
   }
 
   #flushEvents(): void {

@@ -1,4 +1,4 @@
-import type { EngineEvents, MessageHandler } from '../core/api.js'
+import type { EngineEvents, MessageBatchHandler } from '../core/api.js'
 import type { Listener } from '../core/emitter.js'
 import { ILM } from '../ilm.js'
 import type { HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
@@ -42,8 +42,8 @@ export class LeaderSession {
   }
 
   /** Hands incoming messages to `handOut` while some tab has handlers; the engine keeps them stored otherwise. */
-  subscribe(wanted: boolean, handOut: MessageHandler): void {
-    if (wanted && this.#unsubscribe === undefined) this.#unsubscribe = this.engine.onMessage(handOut)
+  subscribe(wanted: boolean, handOut: MessageBatchHandler): void {
+    if (wanted && this.#unsubscribe === undefined) this.#unsubscribe = this.engine.onMessages(handOut)
     else if (!wanted && this.#unsubscribe !== undefined) {
       this.#unsubscribe()
       this.#unsubscribe = undefined

@@ -21,8 +21,8 @@ export interface TabBusHost {
   serve(call: Call<RemoteMethod>, reply: (outcome: Outcome) => void): void
   /** The leader's answer to one of this tab's calls. */
   result(leader: string, call: string, outcome: Outcome): void
-  /** A message the leader hands to this tab's page: true once its handlers returned, false if it has none. */
-  handle(message: Message): Promise<boolean>
+  /** A batch the leader hands to this tab's page: true once its handlers returned on all of it, false if it has none; rejects if one threw. */
+  handle(messages: readonly Message[]): Promise<boolean>
   /** Engine events relayed by the leader (follower side). */
   events(events: readonly SinkEvent[]): void
   /** Another tab flipped the identity's work-offline switch. */
@@ -71,6 +71,11 @@ export class TabBus {
     this.#heartbeat = setInterval(() => this.beat(), timing.heartbeatMs)
   }
 
+  /** Whether any other tab follows (leader side). */
+  get hasFollowers(): boolean {
+    return this.#followers.size > 0
+  }
+
   /** Whether any follower's page has handlers (leader side). */
   get followersSubscribed(): boolean {
     return [...this.#followers.values()].some((f) => f.subscribed)
@@ -100,8 +105,8 @@ export class TabBus {
     this.#post({ t: 'online', online })
   }
 
-  /** Hands `message` to every subscribed follower (leader side); resolves with how many of them handled it. */
-  fanOut(message: Message): Promise<number> {
+  /** Hands `messages` to every subscribed follower (leader side); resolves with how many of them handled them all. */
+  fanOut(messages: readonly Message[]): Promise<number> {
     const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
     if (waiting.size === 0) return Promise.resolve(0)
     return new Promise((resolve, reject) => {
@@ -116,7 +121,7 @@ export class TabBus {
         },
       }
       this.#deliveries.set(id, delivery)
-      this.#post({ t: 'deliver', delivery: id, message })
+      this.#post({ t: 'deliver', delivery: id, messages })
     })
   }
 
@@ -149,7 +154,7 @@ export class TabBus {
         if (m.tab !== this.tab) return
         return this.#host.result(m.leader, m.call, m.ok ? { ok: true, value: m.value } : { ok: false, error: deserializeError(m.error) })
       case 'deliver':
-        return this.#onDeliver(m.delivery, m.message)
+        return this.#onDeliver(m.delivery, m.messages)
       case 'handled':
         return this.#onHandled(m.tab, m.delivery, m.outcome)
       case 'events':
@@ -170,11 +175,11 @@ export class TabBus {
   }
 
   /** Every `deliver` gets an answer, also from a tab without handlers, so that no delivery waits for it. */
-  #onDeliver(delivery: string, message: Message): void {
+  #onDeliver(delivery: string, messages: readonly Message[]): void {
     if (this.#host.leading()) return
     const answer = (outcome: HandledOutcome): void => this.#post({ t: 'handled', tab: this.tab, delivery, outcome })
     if (!this.#host.subscribed()) return answer('unsubscribed')
-    this.#host.handle(message).then(
+    this.#host.handle(messages).then(
       (handled) => answer(handled ? 'handled' : 'unsubscribed'),
       () => answer('failed'),
     )

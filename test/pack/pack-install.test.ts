@@ -22,11 +22,11 @@ const BROWSER_PACKAGES = ['comlink', 'idb', 'intersession', 'nanoid', 'pure-rand
 /** Bytes of files: measured 1.76 MB (the package 1.2 MB with its `src/` for the source maps, Comlink 0.3 MB); before the split, 25 packages. */
 const BROWSER_INSTALL_BUDGET_BYTES = 2_000_000
 /** Page JS of the app below (entry chunk and what it imports statically), gzip: measured 6.8 kB (5.1 + Comlink's shared chunk 1.8). */
-const PAGE_BUDGET_BYTES = 7_000
+const PAGE_BUDGET_BYTES = 7_400
 /** Worker and its WebSocket chunk with `worker: { format: 'es' }` (.size-limit.json's "worker with the WebSocket relay transport"), gzip. */
-const WORKER_WS_BUDGET_BYTES = 26_100
+const WORKER_WS_BUDGET_BYTES = 27_000
 /** Vite's default worker format inlines every lazily loaded transport: measured 27.3 kB. */
-const WORKER_IIFE_BUDGET_BYTES = 28_000
+const WORKER_IIFE_BUDGET_BYTES = 28_800
 
 interface Run {
   code: number | null
