@@ -80,11 +80,11 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     return started
   }
 
-  /** A peer id (`<stem>-<i>`) whose channel and mailbox both hash to a slot of `shard`. */
+  /** A peer id (`<stem>-<i>`) whose channels and mailbox (all tagged `{<id>}`) hash to a slot of `shard`. */
   async function idOn(shard: ClusterShard, stem: string): Promise<string> {
     for (let i = 0; ; i++) {
       const id = `${stem}-${i}`
-      if (holds(shard, await redis.keySlot(`ilm:p:${id}`)) && holds(shard, await redis.keySlot(`{${id}}`))) return id
+      if (holds(shard, await redis.keySlot(`{${id}}`))) return id
     }
   }
 
@@ -108,7 +108,9 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
       expect(seen(to, peers[(i + 1) % 12]!)).toEqual(upTo(10))
     }
     const after = await Promise.all(shards.map((shard) => calls(redis, shard.masterPort, 'spublish')))
-    const slots = await Promise.all(peers.map((p) => redis.keySlot(`ilm:p:${p.id}`)))
+    // A peer's channels and mailbox keys all sit in the slot of its `{<id>}` tag.
+    expect(await redis.keySlot(`ilm:p:{${peers[0]!.id}}`)).toBe(await redis.keySlot(`ilm:m:{${peers[0]!.id}}`))
+    const slots = await Promise.all(peers.map((p) => redis.keySlot(`{${p.id}}`)))
     for (const [i, shard] of shards.entries()) {
       expect(slots.some((slot) => holds(shard, slot)), `some peer channel on master ${shard.masterPort}`).toBe(true)
       expect(after[i]! - before[i]!, `SPUBLISH calls on master ${shard.masterPort}`).toBeGreaterThanOrEqual(20)

@@ -9,7 +9,7 @@ import type { ClusterHandlers, RelayCluster } from './cluster.js'
  * `redis://host:port[/db]`) or `rootNodes` (a Redis Cluster), and these.
  */
 export type RedisClusterOptions = RedisTarget & {
-  /** Prefix of every channel and key, so several clusters can share one Redis. Default `ilm:`. */
+  /** Prefix of every channel and key, so several clusters can share one Redis. Default `ilm:`; no `{` or `}`. */
   readonly prefix?: string
   /** This node's id. Default: a random UUID. */
   readonly nodeId?: string
@@ -73,11 +73,14 @@ const OFFLINE = Buffer.from('0')
 
 /**
  * A {@link RelayCluster} over Redis sharded pub/sub (Redis 7). Each peer has
- * a channel `<prefix>p:<peer>` that exactly the node holding it subscribes
+ * a channel `<prefix>p:{<peer>}` that exactly the node holding it subscribes
  * to, so routing is one `SPUBLISH` whose receiver count says whether the peer
- * is online anywhere; presence changes go to `<prefix>o:<peer>`. Sharded
- * channels live in the hash slot of their name, so on a Redis Cluster the
- * traffic of a peer stays on one shard instead of being broadcast to all. A node that
+ * is online anywhere; presence changes go to `<prefix>o:{<peer>}`. Sharded
+ * channels live in the hash slot of their name, here of the `{<peer>}` tag
+ * that the peer's mailbox keys share: on a Redis Cluster (`rootNodes`) all of
+ * a peer's traffic and storage stays on one shard instead of being broadcast
+ * to all, and the cluster client moves its subscriptions when that slot's
+ * master fails over. A node that
  * dies loses its subscriptions with its connection, so its peers stop being
  * online at once (their watchers hear of it only when they log in again).
  * Commands fail fast while Redis is unreachable (no offline queue), and the
@@ -87,6 +90,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
   const target = redisTarget(options)
   const prefix = options.prefix ?? 'ilm:'
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('options.prefix must be a string without { or }')
   const nodeId = options.nodeId ?? randomUUID()
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
@@ -101,11 +105,13 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     next.then(forget, forget)
     return next
   }
-  const peerChannel = (peer: string): string => `${prefix}p:${peer}`
-  const presenceChannel = (peer: string): string => `${prefix}o:${peer}`
+  // Hash-tagged like the peer's mailbox keys: on a Redis Cluster a peer's routing, presence and mailbox share one slot.
+  const peerChannel = (peer: string): string => `${prefix}p:{${peer}}`
+  const presenceChannel = (peer: string): string => `${prefix}o:{${peer}}`
+  const peerOf = (channel: Buffer): PeerId => channel.toString('utf8', prefix.length + 3, channel.length - 1) as PeerId
 
   function onPeerMessage(message: Buffer, channel: Buffer): void {
-    const peer = channel.toString('utf8', prefix.length + 2) as PeerId
+    const peer = peerOf(channel)
     const body = message.subarray(1)
     switch (message[0]) {
       case TAG.frame:
@@ -121,7 +127,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   }
 
   function onPresence(message: Buffer, channel: Buffer): void {
-    handlers?.presence(channel.toString('utf8', prefix.length + 2) as PeerId, message.equals(ONLINE))
+    handlers?.presence(peerOf(channel), message.equals(ONLINE))
   }
 
   const tagged = (tag: number, body: Uint8Array): Buffer => Buffer.concat([Buffer.of(tag), body])
