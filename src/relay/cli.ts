@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /// <reference types="node" />
 /**
- * `intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability fsync|replica|none] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
+ * `intersession-relay [--port N] [--host H] [--dev] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
  *
  * Environment (flags win over it):
  * - `INTERSESSION_RELAY_PORT` (default 8787; 0 = any free one), `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
@@ -11,7 +11,7 @@
  *   `_MAX_CONNECTIONS`, `_AUTH_TIMEOUT_MS`, `_PING_INTERVAL_MS`, `_MAILBOX_MAX_MESSAGES`, `_MAILBOX_MAX_BYTES`,
  *   `_MAILBOX_RETENTION_MS` (all prefixed `INTERSESSION_RELAY`)
  * - `INTERSESSION_RELAY_MAILBOX_DIR` (default `./.intersession-mailbox`), `INTERSESSION_RELAY_NO_MAILBOX=1`
- * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`
+ * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_CLUSTER`: same as `--redis-cluster`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`
  *
  * The mailbox (store and forward for offline peers) is on by default, in an
  * embedded LevelDB directory that survives restarts. With `--redis` the relay
@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util'
 import type { RelayCluster } from './cluster/cluster.js'
 import type { Mailbox } from './mailbox/mailbox.js'
 import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './mailbox/redis-durability.js'
+import { parseRootNodes, type RedisTarget } from './redis-target.js'
 import { createRelay, type RelayLimits } from './relay.js'
 
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
@@ -36,7 +37,7 @@ const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 /** A fixed port, so an app's dev config can name the relay's URL; 0 asks for any free one. */
 const DEFAULT_PORT = 8787
 
-const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
+const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
 
   --port N        TCP port (default $INTERSESSION_RELAY_PORT or ${DEFAULT_PORT}; 0 = any free one)
   --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
@@ -45,12 +46,17 @@ const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis 
   --redis URL     be one node of a cluster sharing this Redis (redis://host:port):
                   routing, presence and the mailbox go through it
                   (or INTERSESSION_RELAY_REDIS)
+  --redis-cluster HOST:PORT[,HOST:PORT...]
+                  the same on a Redis Cluster (7+), reached through these
+                  nodes (or INTERSESSION_RELAY_REDIS_CLUSTER): each peer's
+                  channel and mailbox live on its hash slot's shard
   --redis-durability fsync|replica|none
                   when the relay answers "stored" with the mailbox in Redis
                   (or INTERSESSION_RELAY_REDIS_DURABILITY; default ${DEFAULT_REDIS_DURABILITY}):
                   fsync    Redis has it on disk; refuses to start unless Redis
                            runs with appendonly yes and appendfsync always
-                  replica  a replica has it (WAIT 1 after each write)
+                  replica  a replica has it (WAIT 1 after each write; on a
+                           cluster, on the master of the message's slot)
                   none     it is in Redis's memory: a Redis crash loses it
   --redis-wait-ms N
                   with replica: how long a write waits for a replica
@@ -106,6 +112,7 @@ async function main(): Promise<void> {
         host: { type: 'string' },
         dev: { type: 'boolean' },
         redis: { type: 'string' },
+        'redis-cluster': { type: 'string' },
         'redis-durability': { type: 'string' },
         'redis-wait-ms': { type: 'string' },
         'mailbox-dir': { type: 'string' },
@@ -147,10 +154,20 @@ async function main(): Promise<void> {
   const noMailbox = values['no-mailbox'] === true || env.INTERSESSION_RELAY_NO_MAILBOX === '1' || env.INTERSESSION_RELAY_NO_MAILBOX === 'true'
   if (noMailbox && values['mailbox-dir'] !== undefined) fail('give either --mailbox-dir or --no-mailbox, not both')
   const mailboxDir = values['mailbox-dir'] ?? env.INTERSESSION_RELAY_MAILBOX_DIR ?? DEFAULT_MAILBOX_DIR
-  const redis = values.redis ?? (env.INTERSESSION_RELAY_REDIS || undefined)
-  if (redis !== undefined && values['mailbox-dir'] !== undefined) fail('with --redis the mailbox lives in Redis: drop --mailbox-dir')
+  const redisUrl = values.redis ?? (env.INTERSESSION_RELAY_REDIS || undefined)
+  const clusterNodes = values['redis-cluster'] ?? (env.INTERSESSION_RELAY_REDIS_CLUSTER || undefined)
+  if (redisUrl !== undefined && clusterNodes !== undefined) fail('give either --redis or --redis-cluster, not both')
+  let redis: RedisTarget | undefined
+  try {
+    redis = clusterNodes !== undefined ? { rootNodes: parseRootNodes(clusterNodes) } : redisUrl !== undefined ? { url: redisUrl } : undefined
+  } catch (error) {
+    fail(`--redis-cluster: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  if (redis !== undefined && values['mailbox-dir'] !== undefined) fail('with --redis or --redis-cluster the mailbox lives in Redis: drop --mailbox-dir')
   for (const flag of ['redis-durability', 'redis-wait-ms'] as const) {
-    if (values[flag] !== undefined && (redis === undefined || noMailbox)) fail(`--${flag} applies to the mailbox in Redis: it needs --redis and a mailbox`)
+    if (values[flag] !== undefined && (redis === undefined || noMailbox)) {
+      fail(`--${flag} applies to the mailbox in Redis: it needs --redis or --redis-cluster, and a mailbox`)
+    }
   }
   const durabilityText = values['redis-durability'] ?? (env.INTERSESSION_RELAY_REDIS_DURABILITY || DEFAULT_REDIS_DURABILITY)
   if (!(REDIS_DURABILITIES as readonly string[]).includes(durabilityText)) {
@@ -170,14 +187,14 @@ async function main(): Promise<void> {
   try {
     // Loaded only when used: --no-mailbox needs no native module, a single relay no Redis client.
     if (redis !== undefined) {
-      cluster = (await import('./cluster/redis.js')).createRedisCluster({ url: redis, onError: onRedisError })
+      cluster = (await import('./cluster/redis.js')).createRedisCluster({ ...redis, onError: onRedisError })
       if (!noMailbox) {
-        mailbox = await (await import('./mailbox/redis.js')).RedisMailbox.open({ url: redis, onError: onRedisError, durability, replicaTimeoutMs })
+        mailbox = await (await import('./mailbox/redis.js')).RedisMailbox.open({ ...redis, onError: onRedisError, durability, replicaTimeoutMs })
       }
     } else if (!noMailbox) mailbox = await (await import('./mailbox/level.js')).LevelMailbox.open(mailboxDir)
     // Before createRelay: its `listening` line tells a supervisor the relay is up, with everything about its mailbox already said.
     if (mailbox !== undefined) {
-      const where = redis !== undefined ? { redis, durability, ...(durability === 'replica' && { replicaTimeoutMs }) } : { dir: mailboxDir, durability: 'fsync' }
+      const where = redis !== undefined ? { redis: redis.url ?? redis.rootNodes, durability, ...(durability === 'replica' && { replicaTimeoutMs }) } : { dir: mailboxDir, durability: 'fsync' }
       process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'mailbox', ...where })}\n`)
       if (redis !== undefined && durability === 'none') {
         const message =

@@ -20,6 +20,7 @@ export { RedisMailbox, type RedisMailboxOptions } from './mailbox/redis.js'
 export { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, type RedisDurability } from './mailbox/redis-durability.js'
 export type { ClusterHandlers, RelayCluster } from './cluster/cluster.js'
 export { createRedisCluster, type RedisClusterOptions } from './cluster/redis.js'
+export type { RedisTarget } from './redis-target.js'
 export {
   CLOSE_CODES,
   envelope,

@@ -47,7 +47,7 @@ export function startRelayProcess(
   options: RelayProcessOptions = {},
 ): Promise<RelayProcess> {
   // Processes share the working directory: each mailbox test names its own directory.
-  const mailbox = args.includes('--mailbox-dir') || args.includes('--redis') ? [] : ['--no-mailbox']
+  const mailbox = args.includes('--mailbox-dir') || args.includes('--redis') || args.includes('--redis-cluster') ? [] : ['--no-mailbox']
   const command = [...(options.wrap ?? []), process.execPath, '--import', 'tsx', 'src/relay/cli.ts', '--port', '0', ...mailbox, ...args]
   const port = command[command.lastIndexOf('--port') + 1]
   const what = `relay process \`${command.join(' ')}\` (port ${port === '0' ? '0: any free one' : port})`

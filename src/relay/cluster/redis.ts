@@ -1,19 +1,69 @@
 /// <reference types="node" />
 import { randomUUID } from 'node:crypto'
-import { createClient } from 'redis'
 import type { PeerId } from '../../core/ids.js'
+import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
 import type { ClusterHandlers, RelayCluster } from './cluster.js'
 
-/** Options of {@link createRedisCluster}. */
-export interface RedisClusterOptions {
-  /** `redis://host:port[/db]`. */
-  readonly url: string
-  /** Prefix of every channel and key, so several clusters can share one Redis. Default `ilm:`. */
+/**
+ * Options of {@link createRedisCluster}: `url` (one Redis node,
+ * `redis://host:port[/db]`) or `rootNodes` (a Redis Cluster), and these.
+ */
+export type RedisClusterOptions = RedisTarget & {
+  /** Prefix of every channel and key, so several clusters can share one Redis. Default `ilm:`; no `{` or `}`. */
   readonly prefix?: string
   /** This node's id. Default: a random UUID. */
   readonly nodeId?: string
   /** Told about connection trouble (the client reconnects by itself). */
   readonly onError?: (error: Error) => void
+}
+
+type Listener = (message: Buffer, channel: Buffer) => void
+
+/** Sharded pub/sub on one Redis node or across a Redis Cluster (each channel on its slot's shard). */
+interface ShardedPubSub {
+  connect(): Promise<void>
+  publish(channel: string, message: Buffer): Promise<number>
+  subscribe(channel: string, listener: Listener): Promise<void>
+  unsubscribe(channel: string, listener: Listener): Promise<void>
+  /** Subscribers of `channel` (on its shard). */
+  subscribers(channel: string): Promise<number>
+  close(): Promise<void>
+}
+
+function shardedPubSub(target: RedisTarget, report: (error: Error) => void): ShardedPubSub {
+  const made = redisClient(target, {})
+  if (made.kind === 'cluster') {
+    // The cluster client keeps one subscriber connection per shard, moves a channel's subscription
+    // when its slot moves (MOVED, failover) and routes every command by its channel's slot.
+    const cluster = made.client
+    cluster.on('error', report)
+    cluster.on('node-error', report)
+    return {
+      connect: async () => void (await cluster.connect()),
+      publish: (channel, message) => cluster.sPublish(channel, message),
+      subscribe: (channel, listener) => cluster.sSubscribe(channel, listener, true),
+      unsubscribe: (channel, listener) => cluster.sUnsubscribe(channel, listener, true),
+      subscribers: async (channel) => shardCount(await cluster.sendCommand(channel, false, ['PUBSUB', 'SHARDNUMSUB', channel])),
+      close: async () => void (await Promise.allSettled([cluster.close()])),
+    }
+  }
+  const pub = made.client
+  const sub = pub.duplicate()
+  pub.on('error', report)
+  sub.on('error', report)
+  return {
+    connect: async () => void (await Promise.all([pub.connect(), sub.connect()])),
+    publish: (channel, message) => pub.sPublish(channel, message),
+    subscribe: (channel, listener) => sub.sSubscribe(channel, listener, true),
+    unsubscribe: (channel, listener) => sub.sUnsubscribe(channel, listener, true),
+    subscribers: async (channel) => shardCount(await pub.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])),
+    close: async () => void (await Promise.allSettled([sub.isOpen && sub.close(), pub.isOpen && pub.close()])),
+  }
+}
+
+/** The count in a `PUBSUB SHARDNUMSUB <one channel>` reply (`[channel, count]`). */
+function shardCount(reply: unknown): number {
+  return Array.isArray(reply) ? Number(reply[1] ?? 0) : 0
 }
 
 /** First byte of a message on a peer's channel. */
@@ -23,32 +73,28 @@ const OFFLINE = Buffer.from('0')
 
 /**
  * A {@link RelayCluster} over Redis sharded pub/sub (Redis 7). Each peer has
- * a channel `<prefix>p:<peer>` that exactly the node holding it subscribes
+ * a channel `<prefix>p:{<peer>}` that exactly the node holding it subscribes
  * to, so routing is one `SPUBLISH` whose receiver count says whether the peer
- * is online anywhere; presence changes go to `<prefix>o:<peer>`. Sharded
- * channels live in the hash slot of their name, so on a Redis Cluster the
- * traffic of a peer stays on one shard instead of being broadcast to all. A node that
+ * is online anywhere; presence changes go to `<prefix>o:{<peer>}`. Sharded
+ * channels live in the hash slot of their name, here of the `{<peer>}` tag
+ * that the peer's mailbox keys share: on a Redis Cluster (`rootNodes`) all of
+ * a peer's traffic and storage stays on one shard instead of being broadcast
+ * to all, and the cluster client moves its subscriptions when that slot's
+ * master fails over. A node that
  * dies loses its subscriptions with its connection, so its peers stop being
  * online at once (their watchers hear of it only when they log in again).
  * Commands fail fast while Redis is unreachable (no offline queue), and the
  * subscriptions are restored when it comes back.
  */
 export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
-  if (typeof options !== 'object' || options === null || typeof options.url !== 'string' || options.url.length === 0) {
-    throw new TypeError('options.url must be a redis:// URL')
-  }
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  const target = redisTarget(options)
   const prefix = options.prefix ?? 'ilm:'
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('options.prefix must be a string without { or }')
   const nodeId = options.nodeId ?? randomUUID()
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
-  const pub = createClient({
-    url: options.url,
-    disableOfflineQueue: true,
-    socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000) },
-  })
-  const sub = pub.duplicate()
-  pub.on('error', report)
-  sub.on('error', report)
+  const redis = shardedPubSub(target, report)
   let handlers: ClusterHandlers | undefined
   // Claims and releases of one peer apply in call order: a release still in flight must not undo a newer claim.
   const chains = new Map<string, Promise<void>>()
@@ -59,11 +105,13 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     next.then(forget, forget)
     return next
   }
-  const peerChannel = (peer: string): string => `${prefix}p:${peer}`
-  const presenceChannel = (peer: string): string => `${prefix}o:${peer}`
+  // Hash-tagged like the peer's mailbox keys: on a Redis Cluster a peer's routing, presence and mailbox share one slot.
+  const peerChannel = (peer: string): string => `${prefix}p:{${peer}}`
+  const presenceChannel = (peer: string): string => `${prefix}o:{${peer}}`
+  const peerOf = (channel: Buffer): PeerId => channel.toString('utf8', prefix.length + 3, channel.length - 1) as PeerId
 
   function onPeerMessage(message: Buffer, channel: Buffer): void {
-    const peer = channel.toString('utf8', prefix.length + 2) as PeerId
+    const peer = peerOf(channel)
     const body = message.subarray(1)
     switch (message[0]) {
       case TAG.frame:
@@ -79,7 +127,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   }
 
   function onPresence(message: Buffer, channel: Buffer): void {
-    handlers?.presence(channel.toString('utf8', prefix.length + 2) as PeerId, message.equals(ONLINE))
+    handlers?.presence(peerOf(channel), message.equals(ONLINE))
   }
 
   const tagged = (tag: number, body: Uint8Array): Buffer => Buffer.concat([Buffer.of(tag), body])
@@ -88,44 +136,42 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     nodeId,
     async start(given) {
       handlers = given
-      await Promise.all([pub.connect(), sub.connect()])
+      await redis.connect()
     },
     claim(peer) {
       return serial(peer, async () => {
-        await pub.sPublish(peerChannel(peer), tagged(TAG.replaced, self))
-        await sub.sSubscribe(peerChannel(peer), onPeerMessage, true)
-        await pub.sPublish(presenceChannel(peer), ONLINE)
+        await redis.publish(peerChannel(peer), tagged(TAG.replaced, self))
+        await redis.subscribe(peerChannel(peer), onPeerMessage)
+        await redis.publish(presenceChannel(peer), ONLINE)
       })
     },
     release(peer) {
       return serial(peer, async () => {
-        await sub.sUnsubscribe(peerChannel(peer), onPeerMessage, true)
-        const counts = await pub.pubSubShardNumSub(peerChannel(peer))
-        if ((counts[peerChannel(peer)] ?? 0) === 0) await pub.sPublish(presenceChannel(peer), OFFLINE)
+        await redis.unsubscribe(peerChannel(peer), onPeerMessage)
+        if ((await redis.subscribers(peerChannel(peer))) === 0) await redis.publish(presenceChannel(peer), OFFLINE)
       })
     },
     async sendFrame(to, envelope) {
-      return (await pub.sPublish(peerChannel(to), tagged(TAG.frame, envelope))) > 0
+      return (await redis.publish(peerChannel(to), tagged(TAG.frame, envelope))) > 0
     },
     async sendText(to, text) {
-      return (await pub.sPublish(peerChannel(to), tagged(TAG.text, Buffer.from(text)))) > 0
+      return (await redis.publish(peerChannel(to), tagged(TAG.text, Buffer.from(text)))) > 0
     },
     async mail(to) {
-      await pub.sPublish(peerChannel(to), Buffer.of(TAG.mail))
+      await redis.publish(peerChannel(to), Buffer.of(TAG.mail))
     },
     async isOnline(peer) {
-      const counts = await pub.pubSubShardNumSub(peerChannel(peer))
-      return (counts[peerChannel(peer)] ?? 0) > 0
+      return (await redis.subscribers(peerChannel(peer))) > 0
     },
     async watch(peer) {
-      await sub.sSubscribe(presenceChannel(peer), onPresence, true)
+      await redis.subscribe(presenceChannel(peer), onPresence)
     },
     async unwatch(peer) {
-      await sub.sUnsubscribe(presenceChannel(peer), onPresence, true)
+      await redis.unsubscribe(presenceChannel(peer), onPresence)
     },
     async close() {
       handlers = undefined
-      await Promise.allSettled([sub.isOpen && sub.close(), pub.isOpen && pub.close()])
+      await redis.close()
     },
   }
 }

@@ -1,6 +1,7 @@
 /// <reference types="node" />
-import { type CommandParser, createClient, defineScript, RESP_TYPES } from 'redis'
+import { type CommandParser, defineScript, RESP_TYPES } from 'redis'
 import { IlmError } from '../../core/errors.js'
+import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
 import type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
 import {
   aofProblem,
@@ -12,10 +13,11 @@ import {
   type RedisDurability,
 } from './redis-durability.js'
 
-/** Options of {@link RedisMailbox.open}. */
-export interface RedisMailboxOptions {
-  /** `redis://host:port[/db]`. */
-  readonly url: string
+/**
+ * Options of {@link RedisMailbox.open}: `url` (one Redis node,
+ * `redis://host:port[/db]`) or `rootNodes` (a Redis Cluster), and these.
+ */
+export type RedisMailboxOptions = RedisTarget & {
   /** Prefix of every key, so several clusters can share one Redis. Default `ilm:`; no `{` or `}`. */
   readonly prefix?: string
   /** Told about connection trouble (the client reconnects by itself). */
@@ -202,16 +204,29 @@ const SCRIPTS = {
   mbFirst: script(LUA_FIRST, true),
 }
 
-function connect(url: string) {
-  return createClient({
-    url,
-    scripts: SCRIPTS,
-    disableOfflineQueue: true,
-    socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000) },
-  }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+function connect(target: RedisTarget) {
+  const made = redisClient(target, SCRIPTS)
+  return made.kind === 'node'
+    ? { kind: made.kind, client: made.client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) }
+    : { kind: made.kind, client: made.client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) }
 }
 
-type Client = ReturnType<typeof connect>
+/** The connection to one Redis node (of a cluster, a master): `WAIT` and `CONFIG GET` go there. */
+interface NodeClient {
+  sendCommand(args: string[]): Promise<unknown>
+  scriptLoad(script: string): Promise<unknown>
+  on(event: 'ready', listener: () => void): unknown
+}
+
+/** What the mailbox tracks per node connection: its group commit of `WAIT`s and its AOF check. */
+interface NodeState {
+  readonly acks: ReplicaAcks | undefined
+  aof: Promise<string | undefined> | undefined
+  aofState: 'checking' | 'ok' | { readonly problem: string }
+}
+
+type Connection = ReturnType<typeof connect>
+type Client = Connection['client']
 
 // ---- the mailbox -------------------------------------------------------------
 
@@ -281,37 +296,39 @@ const EXPIRE_MAX_PAGES = 1_000
  * keeps a message its sender was told failed.
  */
 export class RedisMailbox implements Mailbox {
+  readonly #connection: Connection
   readonly #client: Client
   readonly #prefix: string
   readonly #report: (error: Error) => void
   readonly #durability: RedisDurability
-  readonly #replicas: ReplicaAcks | undefined
-  /** `fsync`: the latest check of the AOF settings (resolves with the problem found, if any) and its outcome. */
-  #aof: Promise<string | undefined> | undefined
-  #aofState: 'checking' | 'ok' | { readonly problem: string } = 'checking'
+  readonly #replicaTimeoutMs: number
+  /** On one Redis node, its state; on a cluster, {@link #nodes} has one per master connection seen. */
+  readonly #single: NodeState | undefined
+  readonly #nodes = new WeakMap<NodeClient, NodeState>()
   /** `open` resolved: later problems go to `onError` (before, `open` rejects with them). */
   #opened = false
   #closing: Promise<void> | undefined
 
-  private constructor(client: Client, prefix: string, report: (error: Error) => void, durability: RedisDurability, replicaTimeoutMs: number) {
-    this.#client = client
+  private constructor(connection: Connection, prefix: string, report: (error: Error) => void, durability: RedisDurability, replicaTimeoutMs: number) {
+    this.#connection = connection
+    this.#client = connection.client
     this.#prefix = prefix
     this.#report = report
     this.#durability = durability
-    this.#replicas =
-      durability === 'replica' ? new ReplicaAcks(() => this.#client.sendCommand(['WAIT', '1', String(replicaTimeoutMs)]), replicaTimeoutMs) : undefined
+    this.#replicaTimeoutMs = replicaTimeoutMs
+    // Before connecting: the scripts are loaded on the first `ready`, ahead of any other command.
+    this.#single = connection.kind === 'node' ? this.#watch(connection.client, false) : undefined
   }
 
   /**
    * Connects to Redis (retrying until it answers) and resolves with the
    * mailbox. With durability `fsync` it rejects (`IlmError` `STORE_FAILED`,
-   * one line naming the settings) unless Redis has `appendonly yes` and
-   * `appendfsync always`, or when `CONFIG GET` is refused.
+   * one line naming the settings) unless Redis (on a cluster, every master)
+   * has `appendonly yes` and `appendfsync always`, or when `CONFIG GET` is refused.
    */
   static async open(options: RedisMailboxOptions): Promise<RedisMailbox> {
-    if (typeof options !== 'object' || options === null || typeof options.url !== 'string' || options.url.length === 0) {
-      throw new TypeError('options.url must be a redis:// URL')
-    }
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+    const target = redisTarget(options)
     const prefix = options.prefix ?? 'ilm:'
     if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('options.prefix must be a string without { or }')
     const durability = options.durability ?? DEFAULT_REDIS_DURABILITY
@@ -319,16 +336,20 @@ export class RedisMailbox implements Mailbox {
     const replicaTimeoutMs = options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS
     if (!Number.isSafeInteger(replicaTimeoutMs) || replicaTimeoutMs < 1) throw new RangeError('options.replicaTimeoutMs must be an integer >= 1')
     const report = options.onError ?? (() => {})
-    const client = connect(options.url)
-    const box = new RedisMailbox(client, prefix, report, durability, replicaTimeoutMs)
-    client.on('error', report)
-    client.on('ready', () => {
-      for (const { SCRIPT } of Object.values(SCRIPTS)) client.scriptLoad(SCRIPT).catch(report)
-      box.#replicas?.reconnected()
-      if (durability === 'fsync') box.#checkAof()
-    })
-    await client.connect()
-    const problem = await box.#aof
+    const connection = connect(target)
+    const box = new RedisMailbox(connection, prefix, report, durability, replicaTimeoutMs)
+    let states: NodeState[]
+    if (connection.kind === 'node') {
+      connection.client.on('error', report)
+      await connection.client.connect()
+      states = [box.#single!]
+    } else {
+      const cluster = connection.client
+      cluster.on('node-error', report)
+      await cluster.connect()
+      states = await Promise.all(cluster.masters.map(async (master) => box.#state(await cluster.nodeClient(master))))
+    }
+    const problem = (await Promise.all(states.map((state) => state.aof))).find((found) => found !== undefined)
     if (problem !== undefined) {
       await box.close()
       throw new IlmError('STORE_FAILED', problem)
@@ -349,10 +370,8 @@ export class RedisMailbox implements Mailbox {
     if (!(frame instanceof Uint8Array)) throw new TypeError('frame must be a Uint8Array')
     checkLimit(limits?.maxMessages, 'limits.maxMessages')
     checkLimit(limits?.maxBytes, 'limits.maxBytes')
-    if (this.#durability === 'fsync' && this.#aofState !== 'ok') {
-      const why = this.#aofState === 'checking' ? "Redis's persistence is being checked after a reconnection" : this.#aofState.problem
-      throw new IlmError('STORE_FAILED', `redis mailbox: not storing: ${why}`)
-    }
+    const single = this.#single
+    if (single !== undefined) this.#checkStorable(single)
     const args = [
       record.kind,
       record.from,
@@ -366,9 +385,11 @@ export class RedisMailbox implements Mailbox {
       String(limits.maxMessages),
       String(limits.maxBytes),
       record.expiresAt === undefined ? '' : String(record.expiresAt),
-      this.#replicas === undefined ? '' : '1',
+      this.#durability === 'replica' ? '1' : '',
     ]
-    const write = this.#replicas?.sent()
+    // On a cluster, the master the write goes to: asked in the same tick as the script is sent, so both see one slot map.
+    const node = single === undefined ? this.#nodeOf(keys[0]!) : undefined
+    const write = single?.acks?.sent()
     const reply = list(await this.#run(() => this.#client.mbPut(keys, args)))
     const status = text(reply[0])
     if (status === 'full_messages' || status === 'full_bytes') return { ok: false, reason: status }
@@ -378,7 +399,7 @@ export class RedisMailbox implements Mailbox {
     if (oldest !== undefined && oldest !== null) {
       await this.#run(() => this.#client.zAdd(this.#globalKey(), { score: Number(text(oldest)), value: to }, { comparison: 'LT' }))
     }
-    if (write !== undefined) await this.#run(() => this.#replicas!.replicated(write))
+    await this.#durable(write, node, keys[0]!)
     if (duplicate) return { ok: true, duplicate, entry: fromRow(reply[1], reply[2], reply[3]).entry }
     return { ok: true, duplicate, entry: { ...record, key: text(reply[1]) } }
   }
@@ -391,7 +412,7 @@ export class RedisMailbox implements Mailbox {
     if (limit === 0) return []
     const [stream, , , , tombstones] = keys as [string, string, string, string, string]
     const [rows, buried] = await this.#run(() =>
-      Promise.all([this.#client.sendCommand(['XRANGE', stream, after === undefined ? '-' : `(${after}`, '+', 'COUNT', String(limit)]), this.#client.hLen(tombstones)]),
+      Promise.all([this.#raw(stream, ['XRANGE', stream, after === undefined ? '-' : `(${after}`, '+', 'COUNT', String(limit)]), this.#client.hLen(tombstones)]),
     )
     const page = list(rows)
     const fields = buried === 0 ? [] : page.flatMap((row) => [text(list(row)[0]), `${text(list(row)[0])}r`])
@@ -499,16 +520,86 @@ export class RedisMailbox implements Mailbox {
     }
   }
 
+  /**
+   * After a put's write: on a cluster, that its slot's master may take writes
+   * (`fsync`); with `replica`, that a replica of the master the write went to
+   * has it, and that this master still holds the slot (a write redirected by
+   * a failover is not vouched for by a WAIT elsewhere: the put rejects, the
+   * sender retransmits, and the duplicate is recognised).
+   */
+  async #durable(write: number | undefined, node: Promise<NodeClient> | undefined, key: string): Promise<void> {
+    const target = node === undefined ? undefined : await this.#run(() => node)
+    const state = target === undefined ? this.#single! : this.#state(target)
+    if (target !== undefined) this.#checkStorable(state)
+    if (state.acks === undefined) return
+    const n = write ?? state.acks.sent()
+    await this.#run(() => state.acks!.replicated(n))
+    if (target !== undefined && (await this.#run(() => this.#nodeOf(key))) !== target) {
+      throw new IlmError('STORE_FAILED', 'redis mailbox: the hash slot moved to another master before a replica acknowledged the write')
+    }
+  }
+
+  /** `fsync`: rejects while the node's AOF settings are being checked or are wrong. */
+  #checkStorable(state: NodeState): void {
+    if (this.#durability !== 'fsync' || state.aofState === 'ok') return
+    const why = state.aofState === 'checking' ? "Redis's persistence is being checked after a reconnection" : state.aofState.problem
+    throw new IlmError('STORE_FAILED', `redis mailbox: not storing: ${why}`)
+  }
+
+  /** The per-connection state of a cluster node, made on first sight. */
+  #state(node: NodeClient): NodeState {
+    let state = this.#nodes.get(node)
+    if (state === undefined) {
+      state = this.#watch(node, true)
+      this.#nodes.set(node, state)
+    }
+    return state
+  }
+
+  /**
+   * Tracks one node connection: on every `ready` (and at once when it is
+   * already connected) it loads the scripts, forgets the writes a lost
+   * connection can no longer vouch for, and (`fsync`) checks the AOF settings.
+   */
+  #watch(node: NodeClient, connected: boolean): NodeState {
+    const timeoutMs = this.#replicaTimeoutMs
+    const state: NodeState = {
+      acks: this.#durability === 'replica' ? new ReplicaAcks(() => node.sendCommand(['WAIT', '1', String(timeoutMs)]), timeoutMs) : undefined,
+      aof: undefined,
+      aofState: 'checking',
+    }
+    const ready = (): void => {
+      for (const { SCRIPT } of Object.values(SCRIPTS)) node.scriptLoad(SCRIPT).catch(this.#report)
+      state.acks?.reconnected()
+      if (this.#durability === 'fsync') this.#checkAof(node, state)
+    }
+    node.on('ready', ready)
+    if (connected) ready()
+    return state
+  }
+
   /** `fsync`: checks the AOF settings of the Redis this connection reached; puts wait for `'ok'`. */
-  #checkAof(): void {
-    this.#aofState = 'checking'
-    const check = this.#client.sendCommand(['CONFIG', 'GET', 'appendonly', 'appendfsync']).then(aofProblem, aofUncheckable)
-    this.#aof = check
+  #checkAof(node: NodeClient, state: NodeState): void {
+    state.aofState = 'checking'
+    const check = node.sendCommand(['CONFIG', 'GET', 'appendonly', 'appendfsync']).then(aofProblem, aofUncheckable)
+    state.aof = check
     void check.then((problem) => {
-      if (this.#aof !== check) return
-      this.#aofState = problem === undefined ? 'ok' : { problem }
+      if (state.aof !== check) return
+      state.aofState = problem === undefined ? 'ok' : { problem }
       if (problem !== undefined && this.#opened) this.#report(new IlmError('STORE_FAILED', problem))
     })
+  }
+
+  /** The connection to the node holding `key`: the one node, or on a cluster its slot's master. */
+  #nodeOf(key: string): Promise<NodeClient> {
+    const connection = this.#connection
+    return connection.kind === 'node' ? Promise.resolve(connection.client) : connection.client.getNodeClientForKey(key)
+  }
+
+  /** A command the client has no method for, sent to the node holding `key`. */
+  #raw(key: string, args: string[]): Promise<unknown> {
+    const connection = this.#connection
+    return connection.kind === 'node' ? connection.client.sendCommand(args) : connection.client.sendCommand(key, false, args)
   }
 
   #keys(to: string): string[] {
