@@ -217,6 +217,7 @@ export class Gateway {
       conn.drain = storeAndForward.openDrain(peerId, conn)
       void conn.drain.drain()
     }
+    this.#context.counters.logins++
     log('info', 'login', { id: peerId, session: conn.session, remote: conn.remote })
     presence.announce(peerId, true)
     for (const m of conn.takeLoginQueue()) this.#onMessage(conn, m.data, m.isBinary)

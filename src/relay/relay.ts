@@ -24,6 +24,7 @@ import { Presence } from './presence.js'
 import { createRelayLog, errorMessage } from './relay-log.js'
 import { Router } from './router.js'
 import { listen } from './server.js'
+import { createRelayMetrics } from './metrics.js'
 import { RelayCounters, type RelayStats } from './stats.js'
 import { StoreAndForward } from './store-and-forward.js'
 import { unrefTimers } from './unref-timers.js'
@@ -81,6 +82,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     log,
     directory: auth.kind === 'dev',
     health: () => ({ closing: shuttingDown, stats: stats() }),
+    metrics: createRelayMetrics(stats, cluster?.nodeId ?? 'standalone'),
     peers: () => connections.peers(),
     accept: (ws, req) => gateway.accept(ws, req),
   })

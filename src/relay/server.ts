@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import type { RelayLimits } from './options.js'
 import type { RelayLog } from './relay-log.js'
+import type { RelayMetrics } from './metrics.js'
 import type { RelayStats } from './stats.js'
 
 /** What the HTTP side answers with, and where accepted WebSockets go. */
@@ -15,6 +16,8 @@ export interface RelayServerOptions {
   readonly directory: boolean
   /** `/health`'s body (with `status`), and whether the relay is shutting down (503). */
   health(): { readonly closing: boolean; readonly stats: RelayStats }
+  /** `GET /metrics`, in the Prometheus text format. */
+  readonly metrics: RelayMetrics
   /** The logged-in peers, for `/peers`. */
   peers(): readonly string[]
   accept(ws: WebSocket, req: IncomingMessage): void
@@ -31,7 +34,7 @@ export interface RelayServer {
 }
 
 /**
- * Listens for HTTP (`GET /health`, `GET /peers` in dev mode, 404 otherwise)
+ * Listens for HTTP (`GET /health`, `GET /metrics`, `GET /peers` in dev mode, 404 otherwise)
  * and WebSocket upgrades, and resolves once listening.
  */
 export async function listen(options: RelayServerOptions): Promise<RelayServer> {
@@ -73,6 +76,20 @@ function onHttp(options: RelayServerOptions, req: IncomingMessage, res: ServerRe
     const body = JSON.stringify({ status: closing ? 'closing' : 'ok', ...stats })
     res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
     res.end(body)
+    return
+  }
+  if (req.method === 'GET' && path === '/metrics') {
+    options.metrics.text().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': options.metrics.contentType, 'cache-control': 'no-store' })
+        res.end(text)
+      },
+      (error: unknown) => {
+        options.log('error', 'metrics_failed', { message: error instanceof Error ? error.message : String(error) })
+        res.writeHead(500, { 'content-type': 'application/json' })
+        res.end('{"error":"metrics failed"}')
+      },
+    )
     return
   }
   if (req.method === 'GET' && path === '/peers' && options.directory) {

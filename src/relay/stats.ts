@@ -34,7 +34,8 @@ export type RefusalReason =
   | 'full'
   | 'unavailable'
 
-const REFUSAL_REASONS: readonly RefusalReason[] = [
+/** Every {@link RefusalReason}, in the order they are documented. */
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
   'auth_failed',
   'auth_expired',
   'auth_timeout',
@@ -61,6 +62,8 @@ export interface RelayStats {
   readonly authenticated: number
   /** Sockets accepted since start. */
   readonly accepted: number
+  /** Logins completed (welcomed) since start. */
+  readonly logins: number
   /** Envelopes received from authenticated peers (including dropped and malformed ones). */
   readonly framesIn: number
   /** Envelopes forwarded to peers. */
@@ -92,6 +95,7 @@ export type RelayGauges = Pick<RelayStats, 'connections' | 'authenticated' | 'pe
 /** The relay's counters, shared by its parts, which increment them in place. */
 export class RelayCounters {
   accepted = 0
+  logins = 0
   framesIn = 0
   framesOut = 0
   controlIn = 0
@@ -110,6 +114,7 @@ export class RelayCounters {
       connections,
       authenticated,
       accepted: this.accepted,
+      logins: this.logins,
       framesIn: this.framesIn,
       framesOut: this.framesOut,
       controlIn: this.controlIn,

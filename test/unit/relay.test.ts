@@ -455,6 +455,44 @@ describe('relay: operations', () => {
     expect((await fetch(`${base}/peers`)).status).toBe(404) // the directory exists in dev mode only
   })
 
+  it('serves /metrics in the Prometheus text format: the same counters as /health, by kind and reason, labelled by node', async () => {
+    const r = await relay()
+    const a = await login(r, 'a')
+    await login(r, 'b')
+    a.sendFrame('b', hello('a', 'b'))
+    a.sendFrame('zed', hello('a', 'zed'))
+    await a.next('undeliverable')
+    const bad = await connect(r)
+    bad.ws.send('not json')
+    await bad.closed
+    const response = await fetch(`http://127.0.0.1:${r.port}/metrics`)
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+    const text = await response.text()
+    const value = (series: string): number | undefined => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+      return line === undefined ? undefined : Number(line.slice(series.length + 1))
+    }
+    expect(value('intersession_relay_peers_online{node="standalone"}')).toBe(2)
+    expect(value('intersession_relay_connections{node="standalone"}')).toBe(2)
+    expect(value('intersession_relay_connections_accepted_total{node="standalone"}')).toBe(3)
+    expect(value('intersession_relay_logins_total{node="standalone"}')).toBe(2)
+    expect(value('intersession_relay_frames_in_total{kind="envelope",node="standalone"}')).toBe(2)
+    expect(value('intersession_relay_frames_out_total{kind="envelope",node="standalone"}')).toBe(1)
+    expect(value('intersession_relay_frames_out_total{kind="control",node="standalone"}')).toBe(r.stats().controlOut)
+    expect(value('intersession_relay_refusals_total{reason="offline",node="standalone"}')).toBe(1)
+    expect(value('intersession_relay_refusals_total{reason="malformed",node="standalone"}')).toBe(1)
+    expect(value('intersession_relay_refusals_total{reason="full",node="standalone"}')).toBe(0)
+    expect(value('intersession_relay_bytes_in_total{node="standalone"}')).toBe(r.stats().bytesIn)
+    expect(text).toMatch(/^# TYPE intersession_relay_refusals_total counter$/m)
+    expect(text).toMatch(/^intersession_relay_process_resident_memory_bytes\{node="standalone"\} \d+/m)
+    // Counters read at scrape time: a later frame shows in the next scrape.
+    a.sendFrame('b', hello('a', 'b'))
+    await sleep(50)
+    const again = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text()
+    expect(again).toContain('intersession_relay_frames_in_total{kind="envelope",node="standalone"} 3')
+  })
+
   it('lists connected peers at /peers in dev mode (a demo directory)', async () => {
     const r = await createRelay({ dev: true, logger: () => {} })
     const sockets = ['zoe', 'adam'].map(() => new WebSocket(r.url))

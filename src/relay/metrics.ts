@@ -1,0 +1,92 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { REFUSAL_REASONS, type RelayStats } from './stats.js'
+
+/** `GET /metrics`: the relay's counters in the Prometheus text format. */
+export interface RelayMetrics {
+  readonly contentType: string
+  text(): Promise<string>
+}
+
+/**
+ * A prom-client registry whose metrics are read from the relay's own counters
+ * at scrape time (one source of truth with `/health`), labelled with `node`
+ * (the cluster node id, or `standalone`), plus Node's process metrics.
+ */
+export function createRelayMetrics(read: () => RelayStats, node: string): RelayMetrics {
+  const registry = new Registry()
+  registry.setDefaultLabels({ node })
+  collectDefaultMetrics({ register: registry, prefix: 'intersession_relay_' })
+  let snapshot: RelayStats | undefined
+  // One snapshot per scrape: every metric of a scrape reads the same instant.
+  const stats = (): RelayStats => (snapshot ??= read())
+  const counter = (name: string, help: string, value: (s: RelayStats) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(value(stats()))
+      },
+    })
+  }
+  const gauge = (name: string, help: string, value: (s: RelayStats) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value(stats()))
+      },
+    })
+  }
+  gauge('intersession_relay_connections', 'Open WebSocket connections, authenticated or not.', (s) => s.connections)
+  gauge('intersession_relay_peers_online', 'Authenticated connections (peers logged in to this node).', (s) => s.authenticated)
+  gauge('intersession_relay_pending_bytes', 'Bytes queued on all sockets, not yet written.', (s) => s.pendingBytes)
+  counter('intersession_relay_connections_accepted_total', 'WebSocket connections accepted.', (s) => s.accepted)
+  counter('intersession_relay_logins_total', 'Logins completed (welcomed).', (s) => s.logins)
+  for (const [direction, help] of [
+    ['in', 'received from peers'],
+    ['out', 'sent to peers'],
+  ] as const) {
+    new Counter({
+      name: `intersession_relay_frames_${direction}_total`,
+      help: `WebSocket messages ${help}, by kind: envelope (a binary frame for a peer) or control.`,
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const s = stats()
+        this.reset()
+        this.inc({ kind: 'envelope' }, direction === 'in' ? s.framesIn : s.framesOut)
+        this.inc({ kind: 'control' }, direction === 'in' ? s.controlIn : s.controlOut)
+      },
+    })
+    counter(`intersession_relay_bytes_${direction}_total`, `WebSocket message bytes ${help}.`, (s) => (direction === 'in' ? s.bytesIn : s.bytesOut))
+  }
+  new Counter({
+    name: 'intersession_relay_refusals_total',
+    help: 'Logins, connections or messages refused, by reason (see docs/RELAY.md).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      const { refusals } = stats()
+      this.reset()
+      for (const reason of REFUSAL_REASONS) this.inc({ reason }, refusals[reason])
+    },
+  })
+  counter('intersession_relay_mailbox_stored_total', 'Messages the mailbox stored (answered `stored`).', (s) => s.stored)
+  counter('intersession_relay_mailbox_drained_total', 'Stored messages sent to their peer as it logged in.', (s) => s.drained)
+  counter('intersession_relay_mailbox_expired_total', 'Stored messages dropped by retention.', (s) => s.expired)
+  counter('intersession_relay_mailbox_failures_total', 'Mailbox operations that failed (no `stored` was sent; the sender retransmits).', (s) => s.mailboxFailures)
+  return {
+    contentType: registry.contentType,
+    async text() {
+      snapshot = undefined
+      try {
+        return await registry.metrics()
+      } finally {
+        snapshot = undefined
+      }
+    },
+  }
+}
