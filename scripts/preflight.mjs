@@ -2,12 +2,12 @@
 // @ts-check
 /**
  * `npm test`'s first step: finds the programs the tests run (a Chromium,
- * redis-server and redis-cli, strace); installs missing ones with apt-get the
+ * redis-server and redis-cli, strace, a Firefox); installs missing ones with apt-get the
  * way `playwright install --with-deps` does on Debian and Ubuntu (as root, or
  * through `sudo -n` when that needs no password), or else stops with one line
  * that names what is missing, its package and the command to run. Then it
  * runs the command given after it with what it found in `CHROMIUM_PATH`,
- * `REDIS_SERVER` and `REDIS_CLI`.
+ * `REDIS_SERVER`, `REDIS_CLI` and `FIREFOX_PATH`.
  *
  * Usage: `node scripts/preflight.mjs [command [args...]]`. Exit code 1 when
  * something is missing; otherwise the command's exit code.
@@ -47,8 +47,7 @@ const REQUIREMENTS = [
   // Debian's redis-server depends on redis-tools, which has redis-cli.
   { name: 'redis-cli', usedBy: 'the Redis tests', env: 'REDIS_CLI', commands: ['redis-cli'], pkg: 'redis-tools', comesWith: 'redis-server' },
   { name: 'strace', usedBy: 'the test that traces the relay', commands: ['strace'], pkg: 'strace' },
-  // The Firefox suite (a later issue) adds its entry here:
-  // { name: 'Firefox', usedBy: 'the Firefox tests', env: 'FIREFOX_PATH', commands: ['firefox-esr', 'firefox'], pkg: 'firefox-esr' },
+  { name: 'Firefox', usedBy: 'the cross-engine tests', env: 'FIREFOX_PATH', commands: ['firefox-esr', 'firefox'], pkg: 'firefox-esr' },
 ]
 
 /** @param {string} path */

@@ -16,7 +16,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SCRIPT = join(ROOT, 'scripts', 'preflight.mjs')
 const isRoot = process.getuid?.() === 0
 const NOBODY = 65534
-const ALL = ['chromium', 'redis-server', 'redis-cli', 'strace']
+const ALL = ['chromium', 'redis-server', 'redis-cli', 'strace', 'firefox-esr']
 
 const sandboxes: string[] = []
 afterEach(() => {
@@ -97,6 +97,7 @@ for p in "$@"; do
     redis-server) ${makes('redis-server')}; ${makes('redis-cli')} ;;
     redis-tools) ${makes('redis-cli')} ;;
     strace) ${makes('strace')} ;;
+    firefox-esr) ${makes('firefox-esr')} ;;
   esac
 done`,
   )
@@ -170,24 +171,24 @@ describe('preflight: everything present', () => {
 
   it('takes Chromium from Google Chrome, or else from the newest in Playwright\'s cache', () => {
     const sb = sandbox()
-    present(sb, 'redis-server', 'redis-cli', 'strace')
+    present(sb, 'redis-server', 'redis-cli', 'strace', 'firefox-esr')
     for (const dir of ['chromium-1100/chrome-linux', 'chromium-1200/chrome-linux64', 'chromium_headless_shell-1300/chrome-linux']) {
       mkdirSync(join(sb.home, '.cache/ms-playwright', dir), { recursive: true })
       writeFileSync(join(sb.home, '.cache/ms-playwright', dir, 'chrome'), '#!/bin/sh\n', { mode: 0o755 })
     }
     expect(preflight(sb, { asRoot: false }).stdout).toContain(`Chromium ${sb.home}/.cache/ms-playwright/chromium-1200/chrome-linux64/chrome,`)
-    present(sb, 'google-chrome-stable')
+    present(sb, 'google-chrome-stable', 'firefox-esr')
     expect(preflight(sb, { asRoot: false }).stdout).toContain(`Chromium ${sb.bin}/google-chrome-stable,`)
   })
 
   it('uses CHROMIUM_PATH, REDIS_SERVER and REDIS_CLI as given, and stops on one that names no program, without installing', () => {
     const sb = sandbox()
-    present(sb, 'strace', 'my-chrome', 'my-redis', 'my-cli')
+    present(sb, 'strace', 'my-chrome', 'my-redis', 'my-cli', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: true })
     const env = { CHROMIUM_PATH: join(sb.bin, 'my-chrome'), REDIS_SERVER: join(sb.bin, 'my-redis'), REDIS_CLI: join(sb.bin, 'my-cli') }
     const ok = preflight(sb, { asRoot: false, env })
     expect(ok.code).toBe(0)
-    expect(ok.stdout).toBe(`preflight: Chromium ${env.CHROMIUM_PATH}, redis-server ${env.REDIS_SERVER}, redis-cli ${env.REDIS_CLI}, strace ${sb.bin}/strace\n`)
+    expect(ok.stdout).toBe(`preflight: Chromium ${env.CHROMIUM_PATH}, redis-server ${env.REDIS_SERVER}, redis-cli ${env.REDIS_CLI}, strace ${sb.bin}/strace, Firefox ${sb.bin}/firefox-esr\n`)
 
     const bad = preflight(sb, { asRoot: false, env: { ...env, CHROMIUM_PATH: '/nonexistent/chrome' } })
     expect(bad.code).toBe(1)
@@ -199,7 +200,7 @@ describe('preflight: everything present', () => {
 describe('preflight: something missing, no way to install', () => {
   it('without apt-get: one line naming each missing program, its package and the command, exit 1, within 10 s', () => {
     const sb = sandbox()
-    present(sb, 'chromium')
+    present(sb, 'chromium', 'firefox-esr')
     const run = preflight(sb, { asRoot: isRoot })
     expect(run.code).toBe(1)
     const sudo = isRoot ? '' : 'sudo '
@@ -214,7 +215,7 @@ describe('preflight: something missing, no way to install', () => {
 
   it('not root and sudo asks for a password: one line with the sudo command, and apt-get never runs', () => {
     const sb = sandbox()
-    present(sb, 'redis-server', 'redis-cli', 'strace')
+    present(sb, 'redis-server', 'redis-cli', 'strace', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: true })
     fakeSudo(sb, false)
     const run = preflight(sb, { asRoot: false })
@@ -229,7 +230,7 @@ describe('preflight: something missing, no way to install', () => {
 
   it('not root and no sudo: one line', () => {
     const sb = sandbox()
-    present(sb, 'chromium', 'redis-server', 'redis-cli')
+    present(sb, 'chromium', 'redis-server', 'redis-cli', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: true })
     const run = preflight(sb, { asRoot: false })
     expect(run.code).toBe(1)
@@ -241,7 +242,7 @@ describe('preflight: something missing, no way to install', () => {
 describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
   it('installs the missing packages (redis-cli with redis-server) non-interactively, then runs the command with the new paths', () => {
     const sb = sandbox()
-    present(sb, 'chromium')
+    present(sb, 'chromium', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: true })
     stub(sb, 'show-env', `echo "REDIS_SERVER=$REDIS_SERVER REDIS_CLI=$REDIS_CLI" >> "${sb.log}"`)
     const run = preflight(sb, { asRoot: true, command: ['show-env'] })
@@ -256,7 +257,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
 
   it('installs redis-tools when only redis-cli is missing', () => {
     const sb = sandbox()
-    present(sb, 'chromium', 'redis-server', 'strace')
+    present(sb, 'chromium', 'redis-server', 'strace', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: true })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(0)
@@ -265,7 +266,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
 
   it('runs apt-get update first when the package lists are empty', () => {
     const sb = sandbox()
-    present(sb, 'redis-server', 'redis-cli', 'strace')
+    present(sb, 'redis-server', 'redis-cli', 'strace', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: false })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(0)
@@ -279,7 +280,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
 
   it('updates and tries once more when an install on stale lists fails', () => {
     const sb = sandbox()
-    present(sb, 'chromium', 'redis-server', 'redis-cli')
+    present(sb, 'chromium', 'redis-server', 'redis-cli', 'firefox-esr')
     fakeApt(sb, { install: 'after-update', listsFilled: true })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(0)
@@ -293,7 +294,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
 
   it('an install that fails ends in one line with apt-get\'s exit code and the command, exit 1, within 10 s', () => {
     const sb = sandbox()
-    present(sb, 'redis-server', 'redis-cli', 'strace')
+    present(sb, 'redis-server', 'redis-cli', 'strace', 'firefox-esr')
     fakeApt(sb, { install: 'fail', listsFilled: true })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(1)
@@ -306,7 +307,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
 
   it('a package that installs but leaves the program off PATH ends in one line', () => {
     const sb = sandbox()
-    present(sb, 'chromium', 'redis-server', 'redis-cli')
+    present(sb, 'chromium', 'redis-server', 'redis-cli', 'firefox-esr')
     fakeApt(sb, { install: 'nothing', listsFilled: true })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(1)
@@ -317,7 +318,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
 describe('preflight without root: installs through sudo -n', () => {
   it('checks that sudo needs no password, then runs apt-get through it', () => {
     const sb = sandbox()
-    present(sb, 'chromium', 'redis-cli')
+    present(sb, 'chromium', 'redis-cli', 'firefox-esr')
     fakeApt(sb, { install: 'yes', listsFilled: true })
     fakeSudo(sb, true)
     const run = preflight(sb, { asRoot: false })
