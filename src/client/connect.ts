@@ -69,6 +69,8 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
     ...(workerTimeoutMs !== undefined && { workerTimeoutMs }),
   })
   await messenger.start()
+  // Test kits (intersession/playwright) install this hook before the app loads, to watch the page's messengers; apps never set it.
+  ;(globalThis as { __intersessionTestHook__?: (messenger: Messenger) => void }).__intersessionTestHook__?.(messenger)
   return messenger
 }
 

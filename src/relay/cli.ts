@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /// <reference types="node" />
 /**
- * `intersession-relay [--port N] [--host H] [--dev] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
+ * `intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
  *
  * Environment (flags win over it):
  * - `INTERSESSION_RELAY_PORT` (default 8787; 0 = any free one), `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
@@ -37,12 +37,14 @@ const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 /** A fixed port, so an app's dev config can name the relay's URL; 0 asks for any free one. */
 const DEFAULT_PORT = 8787
 
-const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
+const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability P] [--redis-wait-ms N]] [--mailbox-dir DIR | --no-mailbox]
 
   --port N        TCP port (default $INTERSESSION_RELAY_PORT or ${DEFAULT_PORT}; 0 = any free one)
   --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
   --dev           INSECURE demo mode: token "dev:<peerId>" logs in as anyone
                   (or INTERSESSION_DEV=1)
+  --test-control  FOR TESTS ONLY: /test/peers, /test/offline?peer=ID and
+                  /test/online?peer=ID (intersession/playwright uses them)
   --redis URL     be one node of a cluster sharing this Redis (redis://host:port):
                   routing, presence and the mailbox go through it
                   (or INTERSESSION_RELAY_REDIS)
@@ -111,6 +113,7 @@ async function main(): Promise<void> {
         port: { type: 'string' },
         host: { type: 'string' },
         dev: { type: 'boolean' },
+        'test-control': { type: 'boolean' },
         redis: { type: 'string' },
         'redis-cluster': { type: 'string' },
         'redis-durability': { type: 'string' },
@@ -210,6 +213,7 @@ async function main(): Promise<void> {
       ...(mailbox !== undefined && { mailbox }),
       ...(cluster !== undefined && { cluster }),
       ...(dev ? { dev: true } : { jwtSecret: secret! }),
+      ...(values['test-control'] === true && { testControl: true }),
     })
   } catch (error) {
     await mailbox?.close().catch(() => {})

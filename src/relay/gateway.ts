@@ -47,6 +47,8 @@ export class Gateway {
   #shuttingDown = false
   /** Resolves the shutdown's wait once the last socket closed. */
   #allClosed: (() => void) | undefined = undefined
+  /** Peers a test took offline (`testControl`): refused at login until let back. */
+  readonly #cutOff = new Set<PeerId>()
 
   constructor(context: GatewayContext) {
     this.#context = context
@@ -91,6 +93,18 @@ export class Gateway {
     if (conn === undefined) return
     this.#context.log('info', 'replaced', { id: peer, old: conn.session, elsewhere: true })
     this.#refuse(conn, 'replaced', CLOSE_CODES.REPLACED, 'replaced by a newer login')
+  }
+
+  /**
+   * For tests (`testControl`): `false` closes `peer`'s connection and refuses
+   * its logins (UNAVAILABLE, so its client keeps retrying) until `true`.
+   */
+  setPeerOnline(peer: PeerId, online: boolean): void {
+    this.#context.log('info', 'test_control', { id: peer, online })
+    if (online) return void this.#cutOff.delete(peer)
+    this.#cutOff.add(peer)
+    const conn = this.#context.connections.get(peer)
+    if (conn !== undefined) this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'taken offline by a test')
   }
 
   /**
@@ -179,6 +193,7 @@ export class Gateway {
       log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason: 'token expired', id: peerId })
       return this.#refuse(conn, 'auth_expired', CLOSE_CODES.AUTH_EXPIRED, 'token expired')
     }
+    if (this.#cutOff.has(peerId)) return this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'taken offline by a test')
     conn.disarmAuthTimeout()
     const old = connections.get(peerId)
     if (old !== undefined) {

@@ -85,6 +85,14 @@ export interface RelayOptions {
   readonly cluster?: RelayCluster
   /** Receives structured log entries. Default: JSON lines on stdout. */
   readonly logger?: (entry: RelayLogEntry) => void
+  /**
+   * FOR TESTS ONLY: serves `GET /test/peers` (the logged-in peers) and
+   * `POST /test/offline?peer=ID` / `POST /test/online?peer=ID`, which close
+   * a peer's connection and refuse its logins until it is let back online
+   * (`intersession/playwright` cuts a peer off with it). Anyone who can reach
+   * the relay can use it: never turn it on in a relay users reach.
+   */
+  readonly testControl?: boolean
 }
 
 /** {@link RelayOptions} checked, with every default filled in. */
@@ -96,6 +104,7 @@ export interface ResolvedRelayOptions {
   readonly auth: Authenticator
   readonly mailbox: Mailbox | undefined
   readonly cluster: RelayCluster | undefined
+  readonly testControl: boolean
 }
 
 /**
@@ -121,7 +130,9 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   if (cluster !== undefined && (typeof cluster !== 'object' || cluster === null || typeof cluster.claim !== 'function')) {
     throw new TypeError('cluster must implement RelayCluster')
   }
-  return { host, port, limits, logger, auth, mailbox, cluster }
+  const testControl = options.testControl ?? false
+  if (typeof testControl !== 'boolean') throw new TypeError('testControl must be a boolean')
+  return { host, port, limits, logger, auth, mailbox, cluster, testControl }
 }
 
 function resolveRelayLimits(given: Partial<RelayLimits> | undefined): RelayLimits {

@@ -16,6 +16,7 @@
  *
  * Protocol: `../protocol/relay.ts`. Close codes: `CLOSE_CODES`.
  */
+import { isPeerId } from '../core/ids.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { ConnectionTable } from './connection-table.js'
 import { Gateway } from './gateway.js'
@@ -54,7 +55,7 @@ export interface RelayHandle {
  * @throws RangeError for a limit out of range.
  */
 export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
-  const { host, port, limits, logger, auth, mailbox, cluster } = resolveRelayOptions(options)
+  const { host, port, limits, logger, auth, mailbox, cluster, testControl } = resolveRelayOptions(options)
   const clock = unrefTimers(systemClock)
   const log = createRelayLog(logger, clock)
   const counters = new RelayCounters()
@@ -84,6 +85,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     health: () => ({ closing: shuttingDown, stats: stats() }),
     metrics: createRelayMetrics(stats, cluster?.nodeId ?? 'standalone'),
     peers: () => connections.peers(),
+    testControl: testControl ? (peer, online) => isPeerId(peer) && (gateway.setPeerOnline(peer, online), true) : undefined,
     accept: (ws, req) => gateway.accept(ws, req),
   })
   gateway.start()
@@ -94,6 +96,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       message: 'INSECURE DEV MODE: any client can log in as any peer with the token "dev:<peerId>". Never expose this relay.',
     })
   }
+  if (testControl) log('warn', 'test_control', { message: 'TEST CONTROL ON: anyone who reaches this relay can take peers offline (/test/...). Never expose this relay.' })
   log('info', 'listening', { url: server.url, host, port: server.port, auth: auth.kind, mailbox: mailbox !== undefined, node: cluster?.nodeId, limits })
 
   const close = (): Promise<void> => {

@@ -20,6 +20,8 @@ export interface RelayServerOptions {
   readonly metrics: RelayMetrics
   /** The logged-in peers, for `/peers`. */
   peers(): readonly string[]
+  /** With `testControl`: serve `/test/...` and take peers offline and back through it. */
+  readonly testControl: ((peer: string, online: boolean) => boolean) | undefined
   accept(ws: WebSocket, req: IncomingMessage): void
 }
 
@@ -97,6 +99,22 @@ function onHttp(options: RelayServerOptions, req: IncomingMessage, res: ServerRe
     res.end(JSON.stringify({ peers: [...options.peers()].sort() }))
     return
   }
+  if (options.testControl !== undefined && path?.startsWith('/test/') === true) return onTestControl(options.testControl, options.peers, req, res)
   res.writeHead(404, { 'content-type': 'application/json' })
   res.end('{"error":"not found"}')
+}
+
+/** `GET /test/peers`, `POST /test/offline?peer=ID`, `POST /test/online?peer=ID` (see `RelayOptions.testControl`). */
+function onTestControl(control: (peer: string, online: boolean) => boolean, peers: () => readonly string[], req: IncomingMessage, res: ServerResponse): void {
+  const url = new URL(req.url ?? '/', 'http://relay')
+  const answer = (status: number, body: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    res.end(JSON.stringify(body))
+  }
+  if (req.method === 'GET' && url.pathname === '/test/peers') return answer(200, { peers: [...peers()].sort() })
+  const online = url.pathname === '/test/online' ? true : url.pathname === '/test/offline' ? false : undefined
+  if (req.method !== 'POST' || online === undefined) return answer(404, { error: 'not found' })
+  const peer = url.searchParams.get('peer') ?? ''
+  if (!control(peer, online)) return answer(400, { error: 'peer must be a valid peer id' })
+  answer(200, { peer, online })
 }

@@ -30,6 +30,7 @@ export default defineConfig({
         bench: fileURLToPath(new URL('./app/bench.html', import.meta.url)),
         'net-bench': fileURLToPath(new URL('./app/net-bench.html', import.meta.url)),
         tabs: fileURLToPath(new URL('./app/tabs.html', import.meta.url)),
+        kit: fileURLToPath(new URL('./app/kit.html', import.meta.url)),
       },
     },
   },

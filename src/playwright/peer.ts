@@ -1,0 +1,292 @@
+/// <reference types="node" />
+import { rmSync } from 'node:fs'
+import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test'
+import type { ConnectionState, MessageStatus, PendingCounts } from '../client/index.js'
+import { launchChromium, type ChromiumProcess } from './chromium-process.js'
+import { installPageHook, RECEIVED_BINDING } from './page-hook.js'
+import type { KitRelay } from './relay.js'
+
+/** Options of `peer(name, options)`. */
+export interface PeerOptions {
+  /** The app's page for this identity (its query usually carries the relay URL and the peer id). */
+  readonly url: string
+  /** How long to wait for the page to call `connect()`; default 30,000 ms. */
+  readonly readyTimeoutMs?: number
+}
+
+/** How peers launch their browser: from Playwright's `launchOptions`. */
+export interface PeerLaunch {
+  readonly executablePath: string
+  readonly args: readonly string[]
+}
+
+/** A message a tab's handlers were handed, as the kit's hook saw it. */
+export interface ReceivedMessage {
+  readonly id: string
+  readonly from: string
+}
+
+/**
+ * One identity of the app: a Chromium of its own on a profile on disk
+ * (IndexedDB persists as in real use), with the app open in `page`.
+ */
+export interface Peer {
+  /** The peer id: the relay's name for it, used by `offline()`. */
+  readonly name: string
+  readonly context: BrowserContext
+  /** The first tab (a new one after `killBrowser()`). */
+  readonly page: Page
+  /** The profile directory. */
+  readonly userDataDir: string
+  /** Opens the app in another tab of the same identity and waits until it called `connect()`. */
+  newTab(): Promise<Page>
+  /**
+   * Cuts this identity off: the relay closes its connection and refuses it,
+   * and the browser's network is offline; resolves once the relay no longer
+   * lists it and the page's connection is not `online`.
+   */
+  offline(): Promise<void>
+  /** Undoes `offline()`; resolves once the relay lists the peer and the page's connection is `online` again. */
+  online(): Promise<void>
+  /** Freezes `page` as Chromium does a background tab (Page lifecycle `frozen`, over CDP). */
+  freeze(): Promise<void>
+  /** Resumes a frozen `page`. */
+  resume(): Promise<void>
+  /** Reloads `page` and waits until the app called `connect()` again. */
+  reload(): Promise<void>
+  /** SIGKILLs this peer's whole browser, then relaunches it on the same profile and opens the app again. */
+  killBrowser(): Promise<void>
+  /** The connection state of `page`'s messenger. */
+  connection(): Promise<ConnectionState>
+  /** Messages waiting in IndexedDB. */
+  pending(): Promise<PendingCounts>
+  /** The status of a message this identity sent. */
+  status(id: string): Promise<MessageStatus>
+  /** Sends through `page`'s messenger; resolves with the message id once it is durably queued. */
+  send(to: string, contents: unknown): Promise<string>
+  /** Resolves once every one of `ids` is `delivered`; throws after `timeoutMs` (default 30,000) naming how many were not. */
+  waitDelivered(ids: readonly string[], options?: { readonly timeoutMs?: number }): Promise<void>
+  /** Ids handed to the app's handlers in `tab` (default 0, `page`), in order, across reloads and browser kills. */
+  received(tab?: number): string[]
+  /** As `received`, with senders. */
+  receivedMessages(tab?: number): ReceivedMessage[]
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls `probe` every 100 ms until it returns true; throws `what` after `timeoutMs`. */
+async function until(probe: () => Promise<boolean>, timeoutMs: number, what: () => Promise<string> | string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await probe().catch(() => false)) return
+    if (Date.now() > deadline) throw new Error(await what())
+    await sleep(100)
+  }
+}
+
+/** A {@link Peer}; `dispose()` kills its browser and removes its profile. */
+export class KitPeer implements Peer {
+  readonly #launch: PeerLaunch
+  readonly #relay: KitRelay
+  readonly #options: PeerOptions
+  readonly #received: ReceivedMessage[][] = []
+  #chromium: ChromiumProcess
+  #browser: Browser
+  #context: BrowserContext
+  #tabs: Page[] = []
+  #cut = false
+
+  private constructor(readonly name: string, launch: PeerLaunch, relay: KitRelay, options: PeerOptions, chromium: ChromiumProcess, browser: Browser, context: BrowserContext) {
+    this.#launch = launch
+    this.#relay = relay
+    this.#options = options
+    this.#chromium = chromium
+    this.#browser = browser
+    this.#context = context
+  }
+
+  /** Launches the browser on a new profile and opens the app at `options.url`. */
+  static async open(name: string, launch: PeerLaunch, relay: KitRelay, options: PeerOptions): Promise<KitPeer> {
+    if (typeof name !== 'string' || name === '') throw new TypeError('name must be the peer id')
+    if (typeof options?.url !== 'string') throw new TypeError('options.url is required')
+    const process = await launchChromium(launch.executablePath, launch.args)
+    try {
+      const { browser, context } = await KitPeer.#attach(process)
+      const peer = new KitPeer(name, launch, relay, options, process, browser, context)
+      await peer.#setUp()
+      return peer
+    } catch (error) {
+      await process.kill()
+      throw error
+    }
+  }
+
+  /**
+   * Playwright attaches over CDP with `noDefaults`: no focus emulation, which
+   * would turn `Page.setWebLifecycleState` (freezing) into a no-op.
+   */
+  static async #attach(process: ChromiumProcess): Promise<{ browser: Browser; context: BrowserContext }> {
+    const browser = await chromium.connectOverCDP(process.wsEndpoint, { noDefaults: true })
+    const context = browser.contexts()[0]
+    if (context === undefined) throw new Error('the browser has no default context')
+    return { browser, context }
+  }
+
+  async #setUp(): Promise<void> {
+    await this.#context.exposeBinding(RECEIVED_BINDING, ({ page }, id: string, from: string) => {
+      const tab = Math.max(0, this.#tabs.indexOf(page))
+      ;(this.#received[tab] ??= []).push({ id, from })
+    })
+    await this.#context.addInitScript(installPageHook, RECEIVED_BINDING)
+    const first = this.#context.pages()[0] ?? (await this.#context.newPage())
+    this.#tabs = [first]
+    if (this.#cut) await this.#context.setOffline(true)
+    await this.#open(first)
+  }
+
+  async #open(page: Page): Promise<void> {
+    await page.goto(this.#options.url)
+    await this.#waitConnected(page)
+  }
+
+  async #waitConnected(page: Page): Promise<void> {
+    const timeout = this.#options.readyTimeoutMs ?? 30_000
+    await page.waitForFunction(() => ((window as unknown as { __intersessionKit__?: { messengers: unknown[] } }).__intersessionKit__?.messengers.length ?? 0) > 0, undefined, { timeout })
+  }
+
+  get context(): BrowserContext {
+    return this.#context
+  }
+
+  get page(): Page {
+    return this.#tabs[0]!
+  }
+
+  get userDataDir(): string {
+    return this.#chromium.userDataDir
+  }
+
+  async newTab(): Promise<Page> {
+    const page = await this.#context.newPage()
+    this.#tabs.push(page)
+    await this.#open(page)
+    return page
+  }
+
+  async offline(): Promise<void> {
+    this.#cut = true
+    await this.#relay.setPeerOnline(this.name, false)
+    await this.#context.setOffline(true)
+    await until(
+      async () => !(await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status !== 'online',
+      10_000,
+      async () => `offline(): ${this.name} still connected: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}`,
+    )
+  }
+
+  async online(): Promise<void> {
+    this.#cut = false
+    await this.#context.setOffline(false)
+    await this.#relay.setPeerOnline(this.name, true)
+    await until(
+      async () => (await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status === 'online',
+      30_000,
+      async () => `online(): ${this.name} did not reconnect: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}`,
+    )
+  }
+
+  async freeze(): Promise<void> {
+    await this.#lifecycle('frozen')
+  }
+
+  async resume(): Promise<void> {
+    await this.#lifecycle('active')
+  }
+
+  async #lifecycle(state: 'frozen' | 'active'): Promise<void> {
+    const session = await this.#context.newCDPSession(this.page)
+    try {
+      await session.send('Page.setWebLifecycleState', { state })
+    } finally {
+      await session.detach().catch(() => {})
+    }
+  }
+
+  async reload(): Promise<void> {
+    await this.page.reload()
+    await this.#waitConnected(this.page)
+  }
+
+  async killBrowser(): Promise<void> {
+    const dir = this.#chromium.userDataDir
+    await this.#chromium.crash()
+    await this.#browser.close().catch(() => {})
+    // The crashed browser's profile stays; the new one runs on it and is removed with it.
+    this.#chromium = await launchChromium(this.#launch.executablePath, this.#launch.args, { userDataDir: dir })
+    const { browser, context } = await KitPeer.#attach(this.#chromium)
+    this.#browser = browser
+    this.#context = context
+    await this.#setUp()
+  }
+
+  connection(): Promise<ConnectionState> {
+    return this.#call('connection') as Promise<ConnectionState>
+  }
+
+  pending(): Promise<PendingCounts> {
+    return this.#call('pending') as Promise<PendingCounts>
+  }
+
+  status(id: string): Promise<MessageStatus> {
+    if (typeof id !== 'string') throw new TypeError('id must be a string')
+    return this.#call('status', id) as Promise<MessageStatus>
+  }
+
+  async send(to: string, contents: unknown): Promise<string> {
+    return ((await this.#call('send', to, contents)) as { id: string }).id
+  }
+
+  async waitDelivered(ids: readonly string[], { timeoutMs = 30_000 }: { readonly timeoutMs?: number } = {}): Promise<void> {
+    let left = [...ids]
+    await until(
+      async () => {
+        const statuses = (await this.#call('statuses', left)) as MessageStatus[]
+        left = left.filter((_, i) => statuses[i] !== 'delivered')
+        return left.length === 0
+      },
+      timeoutMs,
+      () => `waitDelivered: ${left.length} of ${ids.length} not delivered within ${timeoutMs} ms (first: ${left[0]})`,
+    )
+  }
+
+  received(tab = 0): string[] {
+    return this.receivedMessages(tab).map((m) => m.id)
+  }
+
+  receivedMessages(tab = 0): ReceivedMessage[] {
+    return [...(this.#received[tab] ?? [])]
+  }
+
+  /** Calls the newest messenger of `page`: `connection` reads the property, `statuses` maps `status`. */
+  #call(method: 'connection' | 'pending' | 'status' | 'statuses' | 'send', ...args: unknown[]): Promise<unknown> {
+    return this.page.evaluate(
+      async ({ method, args }) => {
+        type M = Record<string, (...a: unknown[]) => Promise<unknown>> & { connection: unknown }
+        const messenger = (window as unknown as { __intersessionKit__?: { messengers: M[] } }).__intersessionKit__?.messengers.at(-1)
+        if (messenger === undefined) throw new Error('the page has not called connect()')
+        if (method === 'connection') return messenger.connection
+        if (method === 'statuses') return Promise.all((args[0] as string[]).map((id) => messenger.status!(id)))
+        return messenger[method]!(...args)
+      },
+      { method, args },
+    )
+  }
+
+  /** Closes the browser and removes the profile. */
+  async dispose(): Promise<void> {
+    await this.#browser.close().catch(() => {})
+    await this.#chromium.kill()
+    // After killBrowser() the browser runs on a profile it was given, which kill() keeps.
+    rmSync(this.#chromium.userDataDir, { recursive: true, force: true, maxRetries: 3 })
+  }
+}

@@ -1,0 +1,206 @@
+/// <reference types="node" />
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { SignJWT } from 'jose'
+
+/** Options of the `relay` fixture ({@link startRelay}). */
+export interface KitRelayOptions {
+  /**
+   * `dev` (the default): the token `dev:<peerId>` logs in as anyone.
+   * `jwt`: the relay checks HS256 JWTs signed with `jwtSecret`; `token(peerId)` makes them.
+   */
+  readonly auth?: 'dev' | 'jwt'
+  /** The JWT secret with `auth: 'jwt'`; default a random one. */
+  readonly jwtSecret?: string
+  /**
+   * The command that runs the relay CLI, e.g. `['node', 'node_modules/intersession-relay/dist/cli.js']`;
+   * the kit appends `--port`, `--test-control`, `--mailbox-dir` and `--dev`.
+   * Default: `node <intersession-relay/cli>` resolved from the working directory,
+   * else the relay CLI this package ships.
+   */
+  readonly command?: readonly string[]
+  /** The relay's working directory; default this process's. */
+  readonly cwd?: string
+  /** More CLI arguments, e.g. limits (`--mailbox-max-messages`, ...). */
+  readonly args?: readonly string[]
+  /** How long a start may take before it fails; default 30,000 ms (a relay started through tsx on a busy machine is slow). */
+  readonly startTimeoutMs?: number
+}
+
+/** A real relay process on a free loopback port, with its mailbox in a temporary directory. */
+export interface KitRelay {
+  /** `ws://127.0.0.1:PORT`: the same across restarts. */
+  readonly url: string
+  readonly port: number
+  /** The relay's process id now (it changes on restart). */
+  readonly pid: number
+  /** The mailbox directory (it survives restarts; removed after the test). */
+  readonly mailboxDir: string
+  /** A token that logs `peerId` in: `dev:<peerId>`, or a JWT signed with the secret valid for an hour. */
+  token(peerId: string): Promise<string>
+  /** The peers logged in now, as the relay itself reports them. */
+  connectedPeers(): Promise<string[]>
+  /** Closes `peer`'s connection and refuses its logins (`false`) until `true`. `peer.offline()` calls it. */
+  setPeerOnline(peer: string, online: boolean): Promise<void>
+  /**
+   * Stops the relay with `signal` (default SIGTERM: a graceful shutdown;
+   * SIGKILL: a crash), waits `downMs` (default 0), and starts it again on the
+   * same port and mailbox. Peers taken offline stay refused.
+   */
+  restart(options?: { readonly signal?: NodeJS.Signals; readonly downMs?: number }): Promise<void>
+  /** Stops the relay (SIGTERM, SIGKILL after 5 s). Idempotent; `restart()` brings it back. */
+  stop(): Promise<void>
+  /** The relay's JSON log lines, from every run so far. */
+  logs(): Record<string, unknown>[]
+}
+
+/**
+ * Starts a relay (see {@link KitRelayOptions}) and resolves once it listens.
+ * `dispose()` stops it and removes its mailbox.
+ */
+export async function startRelay(options: KitRelayOptions = {}): Promise<KitRelay & { dispose(): Promise<void> }> {
+  const auth = options.auth ?? 'dev'
+  if (auth !== 'dev' && auth !== 'jwt') throw new TypeError(`auth must be 'dev' or 'jwt', got ${String(auth)}`)
+  const secret = options.jwtSecret ?? (auth === 'jwt' ? Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url') : undefined)
+  const command = options.command ?? defaultRelayCommand(options.cwd ?? process.cwd())
+  if (command.length === 0) throw new RangeError('command must not be empty')
+  const mailboxDir = mkdtempSync(join(tmpdir(), 'intersession-kit-mailbox-'))
+  const logs: Record<string, unknown>[] = []
+  const offline = new Set<string>()
+  let port = 0
+  let run: Run | undefined
+  const launch = async (): Promise<void> => {
+    const args = [...command.slice(1), '--port', String(port), '--test-control', '--mailbox-dir', mailboxDir, ...(auth === 'dev' ? ['--dev'] : []), ...(options.args ?? [])]
+    const env = { ...process.env, INTERSESSION_DEV: '', ...(secret !== undefined && { INTERSESSION_JWT_SECRET: secret }) }
+    run = await spawnRelay(command[0]!, args, options.cwd ?? process.cwd(), env, logs, options.startTimeoutMs ?? 30_000)
+    port = run.port
+    for (const peer of offline) await control(`offline?peer=${encodeURIComponent(peer)}`)
+  }
+  const control = async (path: string): Promise<unknown> => {
+    const response = await fetch(`http://127.0.0.1:${port}/test/${path}`, { method: path === 'peers' ? 'GET' : 'POST' })
+    if (!response.ok) throw new Error(`relay /test/${path} answered ${response.status}: ${await response.text()}`)
+    return response.json()
+  }
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const current = run
+    run = undefined
+    await current?.stop(signal)
+  }
+  try {
+    await launch()
+  } catch (error) {
+    rmSync(mailboxDir, { recursive: true, force: true })
+    throw error
+  }
+  const key = secret === undefined ? undefined : new TextEncoder().encode(secret)
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      if (run === undefined) throw new Error('the relay is stopped')
+      return run.pid
+    },
+    mailboxDir,
+    async token(peerId) {
+      if (typeof peerId !== 'string' || peerId === '') throw new TypeError('peerId must be a non-empty string')
+      if (key === undefined) return `dev:${peerId}`
+      return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(peerId).setIssuedAt().setExpirationTime('1h').sign(key)
+    },
+    async connectedPeers() {
+      return ((await control('peers')) as { peers: string[] }).peers
+    },
+    async setPeerOnline(peer, online) {
+      if (online) offline.delete(peer)
+      else offline.add(peer)
+      if (run !== undefined) await control(`${online ? 'online' : 'offline'}?peer=${encodeURIComponent(peer)}`)
+    },
+    async restart({ signal = 'SIGTERM', downMs = 0 } = {}) {
+      await stop(signal)
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs))
+      await launch()
+    },
+    stop: () => stop(),
+    logs: () => [...logs],
+    async dispose() {
+      await stop()
+      rmSync(mailboxDir, { recursive: true, force: true, maxRetries: 3 })
+    },
+  }
+}
+
+/**
+ * `node <cli>` of the `intersession-relay` package as the app (`cwd`)
+ * resolves it; else the relay CLI shipped next to this module.
+ */
+function defaultRelayCommand(cwd: string): string[] {
+  try {
+    return [process.execPath, createRequire(join(cwd, 'package.json')).resolve('intersession-relay/cli')]
+  } catch {
+    const bundled = fileURLToPath(new URL('../relay/cli.js', import.meta.url))
+    if (existsSync(bundled)) return [process.execPath, bundled]
+    throw new Error('intersession/playwright runs the relay of the intersession-relay package: install it (npm i -D intersession-relay), or set the relay option `command`')
+  }
+}
+
+interface Run {
+  readonly pid: number
+  readonly port: number
+  stop(signal: NodeJS.Signals): Promise<void>
+}
+
+/** Spawns the relay and resolves once it printed its `listening` line. */
+function spawnRelay(file: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, logs: Record<string, unknown>[], timeoutMs: number): Promise<Run> {
+  const what = `relay \`${[file, ...args].join(' ')}\``
+  const child: ChildProcess = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const kill = (signal: NodeJS.Signals): void => void (child.exitCode === null && child.signalCode === null && child.kill(signal))
+  const onExit = (): void => kill('SIGKILL')
+  process.once('exit', onExit)
+  child.once('exit', () => process.off('exit', onExit))
+  let stderr = ''
+  child.stderr!.setEncoding('utf8')
+  child.stderr!.on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-8192)))
+  return new Promise<Run>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      kill('SIGKILL')
+      reject(new Error(`${what} did not listen within ${timeoutMs} ms; stderr ends: ${stderr.trim() || '(nothing)'}`))
+    }, timeoutMs)
+    child.once('error', (error) => (clearTimeout(timer), reject(new Error(`could not start ${what}: ${error.message}`, { cause: error }))))
+    // 'close' comes after stderr is drained, so the message carries the relay's last words.
+    child.once('close', (code, signal) => (clearTimeout(timer), reject(new Error(`${what} exited (${code ?? signal}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))))
+    let buffered = ''
+    child.stdout!.setEncoding('utf8')
+    child.stdout!.on('data', (chunk: string) => {
+      buffered += chunk
+      let newline: number
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline)
+        buffered = buffered.slice(newline + 1)
+        let entry: Record<string, unknown>
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>
+        } catch {
+          continue
+        }
+        logs.push(entry)
+        if (entry.event === 'listening' && typeof entry.port === 'number') {
+          clearTimeout(timer)
+          resolve({
+            pid: child.pid!,
+            port: entry.port,
+            async stop(signal) {
+              kill(signal)
+              const grace = setTimeout(() => kill('SIGKILL'), 5000)
+              await exited
+              clearTimeout(grace)
+            },
+          })
+        }
+      }
+    })
+  })
+}

@@ -1,0 +1,135 @@
+/**
+ * intersession/playwright, the kit apps test with, driving its smallest app
+ * (app/kit.ts) against a real relay process. Each fault is checked to have
+ * really happened, on both sides, before what it should cause is checked.
+ */
+import { fileURLToPath } from 'node:url'
+import { expect, expectExactlyOnce, test, type KitRelay, type Peer } from '../../src/playwright/index.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const ORIGIN = `http://127.0.0.1:${Number(process.env.TEST_PAGE_PORT ?? 41731)}`
+
+// In this repository the relay runs from source; an app gets it from the intersession-relay package.
+test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT } })
+
+async function app(relay: KitRelay, peer: string): Promise<{ url: string }> {
+  return { url: `${ORIGIN}/kit.html?${new URLSearchParams({ peer, relay: relay.url, token: await relay.token(peer) })}` }
+}
+
+async function sendMany(from: Peer, to: string, n: number, tag: string): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < n; i++) ids.push(await from.send(to, `${tag} ${i}`))
+  return ids
+}
+
+test('offline() cuts the peer at the relay and in the browser; a send meanwhile is delivered only after online()', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  const first = await alice.send('bob', 'before')
+  await alice.waitDelivered([first])
+  expect(bob.received()).toEqual([first])
+
+  await alice.offline()
+  expect(await relay.connectedPeers()).not.toContain('alice')
+  expect((await alice.connection()).status).not.toBe('online')
+  expect(await alice.page.evaluate(() => navigator.onLine)).toBe(false)
+  await expect(alice.page.locator('#status')).not.toHaveText('online')
+  const whileOffline = await alice.send('bob', 'while offline')
+  await alice.page.waitForTimeout(1500)
+  expect(await alice.status(whileOffline)).toBe('queued')
+  expect(await alice.pending()).toMatchObject({ outbound: 1 })
+  expect(bob.received()).toEqual([first])
+
+  await alice.online()
+  expect(await relay.connectedPeers()).toContain('alice')
+  await alice.waitDelivered([whileOffline])
+  await expect.poll(() => bob.received()).toEqual([first, whileOffline])
+  await expect(bob.page.locator('#inbox li')).toHaveCount(2)
+})
+
+test('freeze() stops the tab (its engine leaves the relay) until resume()', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  await bob.freeze()
+  await expect.poll(() => relay.connectedPeers(), { timeout: 10_000 }).not.toContain('bob')
+  const ids = await sendMany(alice, 'bob', 5, 'frozen')
+  await alice.page.waitForTimeout(1500)
+  expect(bob.received()).toEqual([])
+  expect(await alice.status(ids[0]!)).not.toBe('delivered')
+
+  await bob.resume()
+  await alice.waitDelivered(ids)
+  expectExactlyOnce(ids, bob.received())
+})
+
+test('reload() and killBrowser() mid-stream: every message arrives, in order', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  const sent = await sendMany(alice, 'bob', 20, 'a')
+  await bob.reload()
+  sent.push(...(await sendMany(alice, 'bob', 20, 'b')))
+  const profile = bob.userDataDir
+  await bob.killBrowser()
+  expect(bob.userDataDir).toBe(profile)
+  sent.push(...(await sendMany(alice, 'bob', 20, 'c')))
+  await alice.waitDelivered(sent)
+  await expect.poll(() => new Set(bob.received()).size, { timeout: 30_000 }).toBe(sent.length)
+  expectExactlyOnce(sent, bob.received(), { allowRedelivery: true })
+  // The kit counts receipts across reloads and browser kills; the page after the kill shows only what came since.
+  expect(bob.received().length).toBeGreaterThanOrEqual(60)
+})
+
+test('relay.restart({ signal: SIGKILL }): the mailbox on disk keeps what an offline peer was sent', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  await bob.offline()
+  const ids = await sendMany(alice, 'bob', 10, 'stored')
+  await expect.poll(async () => Promise.all(ids.map((id) => alice.status(id)))).toEqual(ids.map(() => 'stored'))
+  const pid = relay.pid
+  await relay.restart({ signal: 'SIGKILL' })
+  expect(relay.pid).not.toBe(pid)
+  expect(relay.logs().filter((e) => e.event === 'listening')).toHaveLength(2)
+  await bob.online()
+  await alice.waitDelivered(ids)
+  expectExactlyOnce(ids, bob.received())
+})
+
+test('newTab() opens the same identity: both tabs\' handlers get every message', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  await bob.newTab()
+  const ids = await sendMany(alice, 'bob', 5, 'tabs')
+  await alice.waitDelivered(ids)
+  await expect.poll(() => bob.received(1)).toEqual(ids)
+  expectExactlyOnce(ids, bob.received(0))
+})
+
+test.describe('with JWT auth', () => {
+  test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT, auth: 'jwt' } })
+
+  test('token(peerId) is a JWT the relay accepts; a dev token is refused', async ({ relay, peer }) => {
+    const token = await relay.token('alice')
+    expect(token.split('.')).toHaveLength(3)
+    const alice = await peer('alice', await app(relay, 'alice'))
+    await expect.poll(() => relay.connectedPeers()).toContain('alice')
+    expect((await alice.connection()).status).toBe('online')
+    const mallory = await peer('mallory', { url: `${ORIGIN}/kit.html?${new URLSearchParams({ peer: 'mallory', relay: relay.url, token: 'dev:mallory' })}` })
+    await expect.poll(async () => (await mallory.connection()).status).toBe('failed')
+  })
+})
+
+test('alice sends 100, goes offline for 5 s, the relay is SIGKILLed, bob freezes: everything arrives, in order', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  const sent = await sendMany(alice, 'bob', 50, 'm')
+  await alice.offline()
+  sent.push(...(await sendMany(alice, 'bob', 50, 'm')))
+  await alice.page.waitForTimeout(5000)
+  await alice.online()
+  await relay.restart({ signal: 'SIGKILL' })
+  await bob.freeze()
+  await alice.page.waitForTimeout(1000)
+  await bob.resume()
+  await alice.waitDelivered(sent, { timeoutMs: 60_000 })
+  expectExactlyOnce(sent, bob.received(), { allowRedelivery: true })
+})
