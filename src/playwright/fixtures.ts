@@ -31,12 +31,13 @@ export const test = base.extend<IntersessionFixtures & IntersessionOptions>({
       await relay.dispose()
     }
   },
-  peer: async ({ relay, launchOptions }, use) => {
+  peer: async ({ relay, launchOptions, baseURL }, use) => {
     const peers: KitPeer[] = []
     const launch = { executablePath: launchOptions.executablePath ?? chromium.executablePath(), args: launchOptions.args ?? [] }
     try {
       await use(async (name, options) => {
-        const peer = await KitPeer.open(name, launch, relay, options)
+        if (typeof options?.url !== 'string') throw new TypeError('options.url is required')
+        const peer = await KitPeer.open(name, launch, relay, { ...options, url: new URL(options.url, baseURL).href })
         peers.push(peer)
         return peer
       })

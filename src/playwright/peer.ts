@@ -8,7 +8,7 @@ import type { KitRelay } from './relay.js'
 
 /** Options of `peer(name, options)`. */
 export interface PeerOptions {
-  /** The app's page for this identity (its query usually carries the relay URL and the peer id). */
+  /** The app's page for this identity (its query usually carries the relay URL and the peer id); relative to the config's `baseURL`. */
   readonly url: string
   /** How long to wait for the page to call `connect()`; default 30,000 ms. */
   readonly readyTimeoutMs?: number
@@ -66,6 +66,8 @@ export interface Peer {
   send(to: string, contents: unknown): Promise<string>
   /** Resolves once every one of `ids` is `delivered`; throws after `timeoutMs` (default 30,000) naming how many were not. */
   waitDelivered(ids: readonly string[], options?: { readonly timeoutMs?: number }): Promise<void>
+  /** Resolves once every one of `ids` was handed to the app's handlers in `tab` (default 0); throws after `timeoutMs` (default 30,000). */
+  waitReceived(ids: readonly string[], options?: { readonly tab?: number; readonly timeoutMs?: number }): Promise<void>
   /** Ids handed to the app's handlers in `tab` (default 0, `page`), in order, across reloads and browser kills. */
   received(tab?: number): string[]
   /** As `received`, with senders. */
@@ -186,12 +188,14 @@ export class KitPeer implements Peer {
 
   async online(): Promise<void> {
     this.#cut = false
-    await this.#context.setOffline(false)
+    // The relay first: the browser's `online` event makes the SDK retry at once, and that retry must be let in.
     await this.#relay.setPeerOnline(this.name, true)
+    await this.#context.setOffline(false)
     await until(
       async () => (await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status === 'online',
-      30_000,
-      async () => `online(): ${this.name} did not reconnect: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}`,
+      60_000,
+      async () =>
+        `online(): ${this.name} did not reconnect within 60 s: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}; relay log about it: ${JSON.stringify(this.#relay.logs().filter((e) => e.id === this.name).slice(-6))}`,
     )
   }
 
@@ -256,6 +260,18 @@ export class KitPeer implements Peer {
       },
       timeoutMs,
       () => `waitDelivered: ${left.length} of ${ids.length} not delivered within ${timeoutMs} ms (first: ${left[0]})`,
+    )
+  }
+
+  async waitReceived(ids: readonly string[], { tab = 0, timeoutMs = 30_000 }: { readonly tab?: number; readonly timeoutMs?: number } = {}): Promise<void> {
+    const missing = (): string[] => {
+      const got = new Set(this.received(tab))
+      return ids.filter((id) => !got.has(id))
+    }
+    await until(
+      async () => missing().length === 0,
+      timeoutMs,
+      () => `waitReceived: ${missing().length} of ${ids.length} not handed to ${this.name}'s handlers (tab ${tab}) within ${timeoutMs} ms (first: ${missing()[0]})`,
     )
   }
 

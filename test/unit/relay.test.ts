@@ -505,6 +505,29 @@ describe('relay: operations', () => {
     await r.close()
   })
 
+  it('testControl: /test/offline closes a peer and refuses its logins (UNAVAILABLE) until /test/online; off by default', async () => {
+    const plain = await relay()
+    expect((await fetch(`http://127.0.0.1:${plain.port}/test/peers`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${plain.port}/test/offline?peer=a`, { method: 'POST' })).status).toBe(404)
+    const r = await relay({ testControl: true })
+    const base = `http://127.0.0.1:${r.port}/test`
+    const a = await login(r, 'a')
+    await login(r, 'b')
+    expect(await (await fetch(`${base}/peers`)).json()).toEqual({ peers: ['a', 'b'] })
+    expect((await fetch(`${base}/offline?peer=a`, { method: 'POST' })).status).toBe(200)
+    expect((await a.closed).code).toBe(CLOSE_CODES.UNAVAILABLE)
+    expect(await (await fetch(`${base}/peers`)).json()).toEqual({ peers: ['b'] })
+    const again = await connect(r)
+    again.ws.send(JSON.stringify({ t: 'auth', token: await createToken({ secret: SECRET, peerId: 'a' }) }))
+    expect((await again.closed).code).toBe(CLOSE_CODES.UNAVAILABLE)
+    expect((await fetch(`${base}/online?peer=a`, { method: 'POST' })).status).toBe(200)
+    await login(r, 'a')
+    expect(await (await fetch(`${base}/peers`)).json()).toEqual({ peers: ['a', 'b'] })
+    expect((await fetch(`${base}/offline?peer=`, { method: 'POST' })).status).toBe(400)
+    expect((await fetch(`${base}/offline?peer=a`)).status).toBe(404)
+    await expect(createRelay({ dev: true, testControl: 'yes' as unknown as boolean })).rejects.toThrow(TypeError)
+  })
+
   it('closes gracefully: every client sees 1001; close is idempotent', async () => {
     const logs: Record<string, unknown>[] = []
     const r = await createRelay({ jwtSecret: SECRET, logger: (e) => logs.push(e) })
