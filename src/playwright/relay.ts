@@ -1,11 +1,9 @@
 /// <reference types="node" />
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { SignJWT } from 'jose'
+import { dirname, join } from 'node:path'
 
 /** Options of the `relay` fixture ({@link startRelay}). */
 export interface KitRelayOptions {
@@ -19,8 +17,8 @@ export interface KitRelayOptions {
   /**
    * The command that runs the relay CLI, e.g. `['node', 'node_modules/intersession-relay/dist/cli.js']`;
    * the kit appends `--port`, `--test-control`, `--mailbox-dir` and `--dev`.
-   * Default: `node <intersession-relay/cli>` resolved from the working directory,
-   * else the relay CLI this package ships.
+   * Default: `node <the intersession-relay package's bin>`, the package
+   * resolved from `cwd` (install it: `npm i -D intersession-relay`).
    */
   readonly command?: readonly string[]
   /** The relay's working directory; default this process's. */
@@ -96,7 +94,7 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     rmSync(mailboxDir, { recursive: true, force: true })
     throw error
   }
-  const key = secret === undefined ? undefined : new TextEncoder().encode(secret)
+  const key = secret === undefined ? undefined : await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
   return {
     url: `ws://127.0.0.1:${port}`,
     port,
@@ -108,7 +106,7 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     async token(peerId) {
       if (typeof peerId !== 'string' || peerId === '') throw new TypeError('peerId must be a non-empty string')
       if (key === undefined) return `dev:${peerId}`
-      return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(peerId).setIssuedAt().setExpirationTime('1h').sign(key)
+      return signJwt(key, peerId)
     },
     async connectedPeers() {
       return ((await control('peers')) as { peers: string[] }).peers
@@ -132,18 +130,27 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
   }
 }
 
-/**
- * `node <cli>` of the `intersession-relay` package as the app (`cwd`)
- * resolves it; else the relay CLI shipped next to this module.
- */
+/** An HS256 JWT for `peerId` (`sub`), valid for an hour, as the relay's `jwtSecret` auth checks it; signed with WebCrypto. */
+async function signJwt(key: CryptoKey, peerId: string): Promise<string> {
+  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const now = Math.floor(Date.now() / 1000)
+  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub: peerId, iat: now, exp: now + 3600 })}`
+  const signature = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(signed))
+  return `${signed}.${Buffer.from(signature).toString('base64url')}`
+}
+
+/** `node <bin>` of the `intersession-relay` package as the app (`cwd`) resolves it. */
 function defaultRelayCommand(cwd: string): string[] {
+  let manifest: string
   try {
-    return [process.execPath, createRequire(join(cwd, 'package.json')).resolve('intersession-relay/cli')]
-  } catch {
-    const bundled = fileURLToPath(new URL('../relay/cli.js', import.meta.url))
-    if (existsSync(bundled)) return [process.execPath, bundled]
-    throw new Error('intersession/playwright runs the relay of the intersession-relay package: install it (npm i -D intersession-relay), or set the relay option `command`')
+    manifest = createRequire(join(cwd, 'package.json')).resolve('intersession-relay/package.json')
+  } catch (error) {
+    throw new Error('intersession/playwright runs the relay of the intersession-relay package: install it (npm i -D intersession-relay), or set the relay option `command`', { cause: error })
   }
+  const { bin } = JSON.parse(readFileSync(manifest, 'utf8')) as { bin?: string | Record<string, string> }
+  const cli = typeof bin === 'string' ? bin : bin?.['intersession-relay']
+  if (cli === undefined) throw new Error(`${manifest} names no intersession-relay bin: set the relay option \`command\``)
+  return [process.execPath, join(dirname(manifest), cli)]
 }
 
 interface Run {
