@@ -278,9 +278,9 @@ export class Host implements HostApi {
     return {
       token: () => sink().token(),
       rtc: {
-        connect: (peer, initiator) => void sink().rtc({ t: 'connect', peer, initiator }),
-        signal: (peer, data) => void sink().rtc({ t: 'signal', peer, data }),
-        disconnect: (peer) => void sink().rtc({ t: 'disconnect', peer }),
+        connect: (peer, initiator) => sink().rtc({ t: 'connect', peer, initiator }),
+        signal: (peer, data) => sink().rtc({ t: 'signal', peer, data }),
+        disconnect: (peer) => sink().rtc({ t: 'disconnect', peer }),
       },
       state: (state) => {
         this.#connection = state
