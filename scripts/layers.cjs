@@ -36,9 +36,15 @@ function layerPath(layer) {
   return layer.endsWith('/') ? `^src/${escaped}` : `^src/${escaped}$`
 }
 
-/** @param {string} name @returns {string} a regex for a package's resolved paths (a Node builtin resolves to its bare name) */
+/**
+ * @param {string} name
+ * @returns {string} a regex for a package's paths: resolved into node_modules, or left bare when its exports map
+ *   does not resolve (a Node builtin resolves to its bare name)
+ */
 function packagePath(name) {
-  return name === 'node:' ? '^(node:)?[a-z_/]+$|(^|/)node_modules/@types/node/' : `(^|/)node_modules/${name.replace(/\./g, '\\.')}/`
+  if (name === 'node:') return '^(node:)?[a-z_/]+$|(^|/)node_modules/@types/node/'
+  const escaped = name.replace(/\./g, '\\.')
+  return `(^|/)node_modules/${escaped}/|^${escaped}(/|$)`
 }
 
 module.exports = { layers, layerPath, packagePath }
