@@ -407,7 +407,7 @@ export class Engine {
   /** Sends to the offline `peer` through the relay's mailbox (no hello: nobody answers). */
   #viaMailbox(peer: PeerId): void {
     const link = this.#outboundLink(peer)
-    if (!link.online) link.startStored()
+    if (link.mode === 'stopped') link.startStored()
   }
 
   #transmit(frame: Frame): void | Promise<void> {
