@@ -18,6 +18,8 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
       // The house style `(x) => this.#f(x)` returns void either way; braces would only add noise.
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // A leading underscore names a value dropped on purpose (a field destructured away, a parameter a signature requires).
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
       // An async method without await is how a contract method (Store, Transport) rejects instead of throwing.
       '@typescript-eslint/require-await': 'off',
     },
@@ -33,7 +35,6 @@ export default tseslint.config(
       '@typescript-eslint/unbound-method': 'warn', // 26
       '@typescript-eslint/no-unsafe-assignment': 'warn', // 20
       '@typescript-eslint/no-meaningless-void-operator': 'warn', // 17
-      '@typescript-eslint/no-unused-vars': 'warn', // 12
       '@typescript-eslint/no-confusing-void-expression': 'warn', // 12
       '@typescript-eslint/prefer-promise-reject-errors': 'warn', // 8
       '@typescript-eslint/no-unnecessary-type-conversion': 'warn', // 7
