@@ -20,6 +20,8 @@ export default tseslint.config(
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
       // A leading underscore names a value dropped on purpose (a field destructured away, a parameter a signature requires).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      // A destructuring whose other names are reassigned stays `let` as a whole.
+      'prefer-const': ['error', { destructuring: 'all' }],
       // An async method without await is how a contract method (Store, Transport) rejects instead of throwing.
       '@typescript-eslint/require-await': 'off',
     },
@@ -28,19 +30,21 @@ export default tseslint.config(
     // Not yet clean (issue 20): these rules still flag the count of sites noted on each line when the preset
     // went in. They warn, and `npm run lint` runs with --max-warnings at the total, so the count can only fall.
     // Lower the cap (package.json) as sites are fixed; turn a rule back to its preset setting when it reaches 0.
+    // Some sites are defensive on purpose and need a reviewed disable, not a rewrite: e.g. `String(event)` in a misuse
+    // TypeError (a JS caller may pass a symbol), or checks on values the types promise but network input does not.
     files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.mjs', 'scripts/**/*.cjs', 'demo/**/*.ts', 'vite.config.ts'],
     rules: {
       '@typescript-eslint/no-unnecessary-condition': 'warn', // 68
       '@typescript-eslint/no-non-null-assertion': 'warn', // 36
       '@typescript-eslint/unbound-method': 'warn', // 26
       '@typescript-eslint/no-unsafe-assignment': 'warn', // 20
-      '@typescript-eslint/no-meaningless-void-operator': 'warn', // 17
-      '@typescript-eslint/no-confusing-void-expression': 'warn', // 12
+      '@typescript-eslint/no-meaningless-void-operator': 'warn', // 14
+      '@typescript-eslint/no-confusing-void-expression': 'warn', // 11
       '@typescript-eslint/prefer-promise-reject-errors': 'warn', // 8
       '@typescript-eslint/no-unnecessary-type-conversion': 'warn', // 7
       '@typescript-eslint/no-base-to-string': 'warn', // 6
       '@typescript-eslint/use-unknown-in-catch-callback-variable': 'warn', // 3
-      'prefer-const': 'warn', // 2
+      'prefer-const': 'warn', // 1
       '@typescript-eslint/no-unsafe-class-instance-assignment': 'warn', // 2
       '@typescript-eslint/no-unsafe-call': 'warn', // 2
       '@typescript-eslint/no-misused-spread': 'warn', // 2

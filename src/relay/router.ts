@@ -91,7 +91,10 @@ export class Router {
   textFromCluster(to: PeerId, text: string): void {
     const dest = this.#context.connections.get(to)
     if (dest === undefined || dest.state !== 'open') return
-    if (dest.ws.bufferedAmount > this.#context.limits.maxPendingBytes) return void this.#context.counters.refusals.slow++
+    if (dest.ws.bufferedAmount > this.#context.limits.maxPendingBytes) {
+      this.#context.counters.refusals.slow++
+      return
+    }
     dest.sendText(text, true)
   }
 

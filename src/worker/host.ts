@@ -255,7 +255,10 @@ export class Host implements HostApi {
   async #lead(): Promise<void> {
     try {
       const session = await LeaderSession.open(this.#config!, this.#factories, this.#transportContext(), this.#networkEnabled)
-      if (this.#role === 'closed') return void (await session.engine.close())
+      if (this.#role === 'closed') {
+        await session.engine.close()
+        return
+      }
       this.#session = session
       session.onEvent(([name, payload]) => {
         this.#emit(name, name === 'error' ? serializeError(payload) : payload, true)
