@@ -34,7 +34,7 @@ export default tseslint.config(
     // TypeError (a JS caller may pass a symbol), or checks on values the types promise but network input does not.
     files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.mjs', 'scripts/**/*.cjs', 'demo/**/*.ts', 'vite.config.ts'],
     rules: {
-      '@typescript-eslint/no-unnecessary-condition': 'warn', // 68
+      '@typescript-eslint/no-unnecessary-condition': 'warn', // 69
       '@typescript-eslint/no-non-null-assertion': 'warn', // 36
       '@typescript-eslint/unbound-method': 'warn', // 26
       '@typescript-eslint/no-unsafe-assignment': 'warn', // 20
