@@ -47,7 +47,7 @@ describe('layer rules (.dependency-cruiser.cjs)', () => {
   it("docs/ARCHITECTURE.md's layer table says exactly what scripts/layers.cjs allows", () => {
     const doc = readFileSync(join(root, 'docs/ARCHITECTURE.md'), 'utf8')
     const section = doc.slice(doc.indexOf('## Layers'), doc.indexOf('\n## ', doc.indexOf('## Layers') + 1))
-    const rows = [...section.matchAll(/^\| `src\/([^`]+)` \|[^\n]*\| ([^|\n]*) \|$/gm)].map(([, layer, allowed]) => ({
+    const rows = [...section.matchAll(/^\|\s*`src\/([^`]+)`\s*\|[^\n]*\|\s*([^|\n]*?)\s*\|$/gm)].map(([, layer, allowed]) => ({
       layer,
       allowed: [...(allowed ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]).sort(),
     }))
