@@ -34,13 +34,13 @@ export default tseslint.config(
     // TypeError (a JS caller may pass a symbol), or checks on values the types promise but network input does not.
     files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.mjs', 'scripts/**/*.cjs', 'demo/**/*.ts', 'vite.config.ts'],
     rules: {
-      '@typescript-eslint/no-unnecessary-condition': 'warn', // 69
-      '@typescript-eslint/no-non-null-assertion': 'warn', // 36
+      '@typescript-eslint/no-unnecessary-condition': 'warn', // 70
+      '@typescript-eslint/no-non-null-assertion': 'warn', // 41
       '@typescript-eslint/unbound-method': 'warn', // 26
       '@typescript-eslint/no-unsafe-assignment': 'warn', // 20
       '@typescript-eslint/no-meaningless-void-operator': 'warn', // 14
-      '@typescript-eslint/no-confusing-void-expression': 'warn', // 11
-      '@typescript-eslint/prefer-promise-reject-errors': 'warn', // 8
+      '@typescript-eslint/no-confusing-void-expression': 'warn', // 23
+      '@typescript-eslint/prefer-promise-reject-errors': 'warn', // 10
       '@typescript-eslint/no-unnecessary-type-conversion': 'warn', // 7
       '@typescript-eslint/no-base-to-string': 'warn', // 6
       '@typescript-eslint/use-unknown-in-catch-callback-variable': 'warn', // 3
