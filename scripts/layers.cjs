@@ -26,7 +26,7 @@ const layers = [
   {
     layer: 'relay/',
     imports: ['core/', 'protocol/', 'runtime/', 'testing/'],
-    packages: ['ws', 'jose', 'classic-level', 'redis', 'node:'],
+    packages: ['ws', 'jose', 'classic-level', 'redis', 'prom-client', 'node:'],
   },
 ]
 
