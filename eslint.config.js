@@ -34,22 +34,22 @@ export default tseslint.config(
     // TypeError (a JS caller may pass a symbol), or checks on values the types promise but network input does not.
     files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.mjs', 'scripts/**/*.cjs', 'demo/**/*.ts', 'vite.config.ts'],
     rules: {
-      '@typescript-eslint/no-unnecessary-condition': 'warn', // 70
-      '@typescript-eslint/no-non-null-assertion': 'warn', // 41
+      '@typescript-eslint/no-unnecessary-condition': 'warn', // 75
+      '@typescript-eslint/no-non-null-assertion': 'warn', // 45
       '@typescript-eslint/unbound-method': 'warn', // 26
       '@typescript-eslint/no-unsafe-assignment': 'warn', // 20
-      '@typescript-eslint/no-meaningless-void-operator': 'warn', // 14
+      '@typescript-eslint/no-meaningless-void-operator': 'warn', // 19
       '@typescript-eslint/no-confusing-void-expression': 'warn', // 23
       '@typescript-eslint/prefer-promise-reject-errors': 'warn', // 10
       '@typescript-eslint/no-unnecessary-type-conversion': 'warn', // 7
       '@typescript-eslint/no-base-to-string': 'warn', // 6
       '@typescript-eslint/use-unknown-in-catch-callback-variable': 'warn', // 3
-      'prefer-const': 'warn', // 1
+      'prefer-const': 'warn', // 2
       '@typescript-eslint/no-unsafe-class-instance-assignment': 'warn', // 2
       '@typescript-eslint/no-unsafe-call': 'warn', // 2
       '@typescript-eslint/no-misused-spread': 'warn', // 2
-      '@typescript-eslint/await-thenable': 'warn', // 2
-      '@typescript-eslint/no-redundant-type-constituents': 'warn', // 2
+      '@typescript-eslint/await-thenable': 'warn', // 3
+      '@typescript-eslint/no-redundant-type-constituents': 'warn', // 3
       '@typescript-eslint/no-unused-expressions': 'warn', // 2
       'no-useless-assignment': 'warn', // 2
       '@typescript-eslint/no-this-alias': 'warn', // 1
