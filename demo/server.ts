@@ -128,11 +128,11 @@ function serve(req: IncomingMessage, res: ServerResponse, config: string): void 
     res.writeHead(400).end()
     return
   }
-  if (path === '/config.json') return send(res, 200, 'application/json', 'no-store', config, req.method === 'HEAD')
+  if (path === '/config.json') { send(res, 200, 'application/json', 'no-store', config, req.method === 'HEAD'); return; }
   if (path.endsWith('/')) path += 'index.html'
   const file = normalize(join(ROOT, path))
   if (!file.startsWith(ROOT + sep) || !existsSync(file) || !statSync(file).isFile()) {
-    return send(res, 404, 'text/plain; charset=utf-8', 'no-store', 'not found\n', req.method === 'HEAD')
+    send(res, 404, 'text/plain; charset=utf-8', 'no-store', 'not found\n', req.method === 'HEAD'); return;
   }
   // Hashed build assets never change; everything else (index.html, sw.js, manifest) is revalidated.
   const cache = path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache'

@@ -78,7 +78,7 @@ export class ConversationView {
     this.#entries.set(entry.id, entry)
     const item = this.#render(entry)
     const existing = this.#list.querySelector(`[data-id="${CSS.escape(entry.id)}"]`)
-    if (existing !== null) return existing.replaceWith(item)
+    if (existing !== null) { existing.replaceWith(item); return; }
     const stick = this.#list.scrollHeight - this.#list.scrollTop - this.#list.clientHeight < 40
     // Keep the list in time order (a message may arrive from another tab late).
     const after = Array.from(this.#list.children).find((li) => Number((li as HTMLElement).dataset.at) > entry.at)

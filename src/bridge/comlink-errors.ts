@@ -22,5 +22,5 @@ export function installErrorTransfer(): void {
       throw serialized.isError ? deserializeError(serialized.value) : serialized.value
     },
   }
-  transferHandlers.set('throw', handler as TransferHandler<unknown, unknown>)
+  transferHandlers.set('throw', handler)
 }

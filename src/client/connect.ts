@@ -1,7 +1,7 @@
 import { wrap, type Endpoint } from 'comlink'
 import { installErrorTransfer } from '../bridge/comlink-errors.js'
 import { IlmError } from '../core/errors.js'
-import { isPeerId, type PeerId } from '../core/ids.js'
+import { isPeerId } from '../core/ids.js'
 import type { HostApi } from '../worker/host.js'
 import type { HostConfig, TransportConfig } from '../worker/config.js'
 import { Messenger, type WorkerLink } from './messenger.js'
@@ -63,7 +63,7 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
     const own = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
     return { remote: wrap<HostApi>(own), terminate: () => own.terminate(), failed: failure(own, "intersession's worker (intersession/worker.js as your bundler serves it)") }
   }
-  const messenger = new Messenger(options.peerId as PeerId, config, spawn, {
+  const messenger = new Messenger(options.peerId, config, spawn, {
     ...(token !== undefined && { token }),
     ...(rtc !== undefined && { rtc }),
     ...(workerTimeoutMs !== undefined && { workerTimeoutMs }),

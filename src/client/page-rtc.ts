@@ -29,11 +29,11 @@ export class PageRtc {
   command(command: RtcCommand): void {
     switch (command.t) {
       case 'connect':
-        return this.#connect(command.peer, command.initiator)
+        { this.#connect(command.peer, command.initiator); return; }
       case 'signal':
         return void this.#signal(command.peer, command.data)
       case 'disconnect':
-        return this.#disconnect(command.peer)
+        { this.#disconnect(command.peer); return; }
     }
   }
 
@@ -75,7 +75,7 @@ export class PageRtc {
     const signal = parseSignal(data)
     if (pc === undefined || signal === undefined) return
     try {
-      if ('candidate' in signal) return await pc.addIceCandidate(signal.candidate)
+      if ('candidate' in signal) { await pc.addIceCandidate(signal.candidate); return; }
       await pc.setRemoteDescription(signal.description)
       if (signal.description.type !== 'offer') return
       await pc.setLocalDescription(await pc.createAnswer())

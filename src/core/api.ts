@@ -40,6 +40,7 @@ export interface BatchOutcome {
  * batch counts as processed when this returns (or its promise resolves)
  * without an outcome; if it throws, the whole batch is handed over again later.
  */
+// eslint-disable-next-line @typescript-eslint/no-invalid-void-type -- a handler may return nothing; `undefined` would refuse functions typed `() => void`
 export type MessageBatchHandler = (messages: readonly Message[]) => void | BatchOutcome | Promise<void | BatchOutcome>
 
 /**

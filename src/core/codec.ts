@@ -114,7 +114,7 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
   msg: (h, body) =>
     base(h, body) ??
     (!isSeq(h.seq) ? 'seq' : undefined) ??
-    (!isSeq(h.floor) || (h.floor as number) > (h.seq as number) ? 'floor' : undefined) ??
+    (!isSeq(h.floor) || (h.floor) > (h.seq as number) ? 'floor' : undefined) ??
     (!isMessageId(h.id) ? 'id' : undefined) ??
     (h.contentKind !== 'b' && h.contentKind !== 's' && h.contentKind !== 'j' ? 'contentKind' : undefined) ??
     (h.expiresAt !== undefined && !isSeq(h.expiresAt) ? 'expiresAt' : undefined) ??

@@ -331,7 +331,7 @@ export class Engine {
         this.#setMailbox(false)
         for (const peer of [...this.#online]) this.#peerDown(peer)
       },
-      mailbox: (available) => this.#setMailbox(available === true),
+      mailbox: (available) => this.#setMailbox(available),
       receipt: (receipt) => this.#onReceipt(receipt),
     })
     this.#watch([...this.#state.out.keys(), ...this.#state.in.keys()])
@@ -407,7 +407,7 @@ export class Engine {
   /** Sends to the offline `peer` through the relay's mailbox (no hello: nobody answers). */
   #viaMailbox(peer: PeerId): void {
     const link = this.#outboundLink(peer)
-    if (!link.online) link.startStored()
+    if (link.mode === 'stopped') link.startStored()
   }
 
   #transmit(frame: Frame): void | Promise<void> {
@@ -474,9 +474,9 @@ export class Engine {
   /** The relay stored (or gave up on) one of our messages for an offline peer. */
   #onReceipt(receipt: RelayReceipt): void {
     if (this.#closed) return
-    if (typeof receipt !== 'object' || receipt === null || receipt.epoch !== this.#state.meta.epoch) return this.#refuse('STALE_RECEIPT')
+    if (typeof receipt !== 'object' || receipt === null || receipt.epoch !== this.#state.meta.epoch) { this.#refuse('STALE_RECEIPT'); return; }
     const stream = this.#state.out.get(receipt.peer)
-    if (stream === undefined || !Number.isSafeInteger(receipt.seq) || receipt.seq < 0 || receipt.seq >= stream.nextSeq) return this.#refuse('RECEIPT_UNSENT')
+    if (stream === undefined || !Number.isSafeInteger(receipt.seq) || receipt.seq < 0 || receipt.seq >= stream.nextSeq) { this.#refuse('RECEIPT_UNSENT'); return; }
     if (receipt.seq > stream.ackedUpTo) this.#applyReceipt(receipt).catch((error: unknown) => this.#fail(error))
   }
 
@@ -512,13 +512,13 @@ export class Engine {
   #onFrame(from: PeerId, data: Uint8Array): void {
     if (this.#closed) return
     const decoded = decodeFrame(data, this.#limits.maxMessageBytes + FRAME_OVERHEAD)
-    if (!decoded.ok) return this.#refuse(decoded.reason)
+    if (!decoded.ok) { this.#refuse(decoded.reason); return; }
     const frame = decoded.frame
-    if (frame.from !== from) return this.#refuse('FORGED')
-    if (frame.to !== this.localId) return this.#refuse('MISDIRECTED')
+    if (frame.from !== from) { this.#refuse('FORGED'); return; }
+    if (frame.to !== this.localId) { this.#refuse('MISDIRECTED'); return; }
     switch (frame.kind) {
       case 'hello':
-        return this.#onHello(frame)
+        { this.#onHello(frame); return; }
       case 'msg':
         this.#inboundLink(from)
           .receive(frame)
@@ -526,9 +526,9 @@ export class Engine {
           .catch((error: unknown) => this.#fail(error))
         return
       case 'ack':
-        return this.#onAck(frame)
+        { this.#onAck(frame); return; }
       case 'reset':
-        return this.#onReset(frame)
+        { this.#onReset(frame); return; }
     }
   }
 
@@ -559,9 +559,9 @@ export class Engine {
   }
 
   #onAck(ack: AckFrame): void {
-    if (ack.epoch !== this.#state.meta.epoch) return this.#refuse('STALE_ACK')
+    if (ack.epoch !== this.#state.meta.epoch) { this.#refuse('STALE_ACK'); return; }
     const stream = this.#state.out.get(ack.from)
-    if (stream === undefined || ack.upTo >= stream.nextSeq) return this.#refuse('ACK_UNSENT')
+    if (stream === undefined || ack.upTo >= stream.nextSeq) { this.#refuse('ACK_UNSENT'); return; }
     if (ack.upTo <= stream.ackedUpTo) return
     this.#outbound.get(ack.from)?.acked(ack.upTo)
     this.#applyAck(ack.from, ack.upTo).catch((error: unknown) => this.#fail(error))
@@ -597,7 +597,7 @@ export class Engine {
    * or to a restored copy), so claim it.
    */
   #onReset(reset: ResetFrame): void {
-    if (reset.epoch !== this.#state.meta.epoch) return this.#refuse('BAD_RESET')
+    if (reset.epoch !== this.#state.meta.epoch) { this.#refuse('BAD_RESET'); return; }
     this.#sendHello(reset.from, false, true)
   }
 

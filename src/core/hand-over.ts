@@ -21,7 +21,7 @@ export async function handOverBatch(
     for (let i = 0; i < messages.length; i++) {
       for (const { handler } of subscribers) {
         try {
-          await (handler as MessageHandler)(messages[i]!)
+          await handler(messages[i]!)
         } catch (error) {
           return { handled: i, error }
         }

@@ -7,6 +7,17 @@ import { RttEstimator } from './rtt.js'
 import type { OutboxRow } from './store.js'
 
 /**
+ * Where an outbound link stands:
+ * - `stopped`: nothing is sent, no timer runs, nothing is kept in memory;
+ * - `awaitingHello`: the peer is reachable; our hello is out, and nothing else
+ *   is sent until its hello says where to resume (or the timer gives up waiting);
+ * - `direct`: frames go to the reachable peer;
+ * - `viaMailbox`: the peer is offline and the relay's mailbox stores frames for
+ *   it; no hello (nobody answers).
+ */
+export type LinkMode = 'stopped' | 'awaitingHello' | 'direct' | 'viaMailbox'
+
+/**
  * The sending side of the stream `local -> to`: a sliding window over the
  * outbox with go-back-N retransmission.
  *
@@ -22,9 +33,7 @@ import type { OutboxRow } from './store.js'
  *   sent again, and the window slides past it. Only acks move `floor`.
  */
 export class OutboundLink {
-  /** Frames may be sent: the peer is reachable, or the relay stores them for it. */
-  online = false
-  #ready = false
+  #mode: LinkMode = 'stopped'
   #cursor = 0
   /** The highest ack heard in this session; the committed one may lag behind. */
   #ackedSeen = -1
@@ -48,6 +57,11 @@ export class OutboundLink {
     this.#rto = this.#rtt.timeout
   }
 
+  /** Where the link stands; only its methods move it. */
+  get mode(): LinkMode {
+    return this.#mode
+  }
+
   /** Highest seq sent by this engine instance (`sent` status), -1 if none. */
   get highestSent(): number {
     return this.#highestSent
@@ -55,8 +69,7 @@ export class OutboundLink {
 
   /** A new session: say hello, and wait for the peer's hello (or a timeout) before sending. */
   start(): void {
-    this.online = true
-    this.#ready = false
+    this.#mode = 'awaitingHello'
     this.#cache.clear()
     this.#sentAt.clear()
     this.#ackedSeen = -1
@@ -68,7 +81,7 @@ export class OutboundLink {
 
   /** The peer is offline but the relay stores for it: send at once, no hello (nobody answers). */
   startStored(): void {
-    this.online = true
+    this.#mode = 'viaMailbox'
     this.#cache.clear()
     this.#sentAt.clear()
     this.#rto = this.#rtt.timeout
@@ -77,15 +90,14 @@ export class OutboundLink {
 
   /** The peer went away: forget the session, keep nothing in memory. */
   stop(): void {
-    this.online = false
-    this.#ready = false
+    this.#mode = 'stopped'
     this.#cache.clear()
     this.#disarm()
   }
 
-  /** The peer said where to resume: every seq below `fromSeq` is stored on its side. */
+  /** The peer said where to resume (or waiting for it ended): every seq below `fromSeq` is stored on its side. */
   resume(fromSeq: number): void {
-    this.#ready = true
+    if (this.#mode === 'awaitingHello') this.#mode = 'direct'
     this.#cursor = fromSeq
     this.#sentUpTo = fromSeq - 1
     void this.pump()
@@ -93,7 +105,7 @@ export class OutboundLink {
 
   /** A send committed. */
   enqueued(row: OutboxRow): void {
-    if (!this.#ready) return
+    if (!this.#sending()) return
     if (row.seq > this.#settled()) this.#cache.set(row)
     void this.pump()
   }
@@ -170,8 +182,13 @@ export class OutboundLink {
     return Math.max(this.#acked(), this.#storedSeen, this.ctx.state.out.get(this.to)?.storedUpTo ?? -1)
   }
 
+  /** Frames may be sent: the peer said where to resume, or the relay stores them for it. */
+  #sending(): boolean {
+    return this.#mode === 'direct' || this.#mode === 'viaMailbox'
+  }
+
   #mayContinue(): boolean {
-    return this.online && this.#ready && !this.ctx.closed
+    return this.#sending() && !this.ctx.closed
   }
 
   /** Pages rows in from the store; `undefined` only when `fromSeq` was acked meanwhile. */
@@ -216,7 +233,7 @@ export class OutboundLink {
   }
 
   #arm(): void {
-    if (this.#timer !== undefined || !this.online || this.ctx.closed) return
+    if (this.#timer !== undefined || this.#mode === 'stopped' || this.ctx.closed) return
     this.#timer = this.ctx.clock.setTimeout(() => this.#timeout(), this.#rto)
   }
 
@@ -227,9 +244,9 @@ export class OutboundLink {
 
   #timeout(): void {
     this.#timer = undefined
-    if (!this.online || this.ctx.closed) return
+    if (this.#mode === 'stopped' || this.ctx.closed) return
     this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
-    if (!this.#ready) this.ctx.sendHello(this.to, false)
+    if (this.#mode === 'awaitingHello') this.ctx.sendHello(this.to, false)
     // Go back to the last ack (or mailbox receipt). This also stops waiting for a lost hello: resending is always safe.
     this.resume(this.#settled() + 1)
   }

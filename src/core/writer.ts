@@ -60,7 +60,7 @@ export class Writer {
   submit<T>(build: Intent<T>): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ build, resolve: resolve as (value: unknown) => void, reject })
+      this.#queue.push({ build, resolve: resolve, reject })
       if (!this.#running) this.#start()
     })
   }

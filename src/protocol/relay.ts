@@ -138,7 +138,7 @@ export function parseClientControl(text: string): ClientControl | undefined {
       return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192 ? { t: 'auth', token: m.token } : undefined
     case 'watch':
       return Array.isArray(m.peers) && m.peers.length <= MAX_WATCH && m.peers.every((p) => typeof p === 'string')
-        ? { t: 'watch', peers: m.peers as string[] }
+        ? { t: 'watch', peers: m.peers }
         : undefined
     case 'signal':
       return typeof m.to === 'string' && 'data' in m ? { t: 'signal', to: m.to, data: m.data } : undefined

@@ -153,7 +153,7 @@ export class Connection implements DrainSink {
       () => {
         if (this.state !== 'open') return
         // A credential beyond the longest timer takes several.
-        if (clock.now() < at) return this.armExpiry(at, onExpired)
+        if (clock.now() < at) { this.armExpiry(at, onExpired); return; }
         onExpired()
       },
       Math.min(Math.max(0, at - clock.now()), MAX_TIMER_MS),

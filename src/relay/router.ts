@@ -69,13 +69,13 @@ export class Router {
     const dest = connections.get(to)
     const signal: RelayControl = { t: 'signal', from: conn.id!, data }
     if (dest === undefined || dest.ws.readyState !== dest.ws.OPEN) {
-      if (cluster === undefined) return this.#undeliverable(conn, to, 'offline')
+      if (cluster === undefined) { this.#undeliverable(conn, to, 'offline'); return; }
       return void cluster.sendText(to, JSON.stringify(signal)).then(
         (sent) => sent || this.#undeliverable(conn, to, 'offline'),
         (error: unknown) => this.#unavailable(conn, to, 'signal', error),
       )
     }
-    if (dest.ws.bufferedAmount > limits.maxPendingBytes) return this.#undeliverable(conn, to, 'slow')
+    if (dest.ws.bufferedAmount > limits.maxPendingBytes) { this.#undeliverable(conn, to, 'slow'); return; }
     dest.sendControl(signal, true)
   }
 
@@ -91,7 +91,10 @@ export class Router {
   textFromCluster(to: PeerId, text: string): void {
     const dest = this.#context.connections.get(to)
     if (dest === undefined || dest.state !== 'open') return
-    if (dest.ws.bufferedAmount > this.#context.limits.maxPendingBytes) return void this.#context.counters.refusals.slow++
+    if (dest.ws.bufferedAmount > this.#context.limits.maxPendingBytes) {
+      this.#context.counters.refusals.slow++
+      return
+    }
     dest.sendText(text, true)
   }
 
@@ -105,7 +108,7 @@ export class Router {
     try {
       sent = await nodes.sendFrame(to, envelope(conn.id!, frame))
     } catch (error) {
-      return this.#unavailable(conn, to, 'route', error)
+      this.#unavailable(conn, to, 'route', error); return;
     }
     if (sent) this.#context.counters.framesOut++
     else if (conn.state === 'open') this.#offline(conn, to, frame, kind, decoded)
@@ -114,7 +117,7 @@ export class Router {
   /** `to` is connected nowhere: its mailbox holds messages and acks; anything else is refused. */
   #offline(conn: Connection, to: PeerId, frame: Uint8Array, kind: HeldKind | undefined, decoded: HeldFrame | undefined): void {
     const storeAndForward = this.#context.storeAndForward
-    if (storeAndForward !== undefined && kind !== undefined) return storeAndForward.hold(conn, to, frame, kind, decoded)
+    if (storeAndForward !== undefined && kind !== undefined) { storeAndForward.hold(conn, to, frame, kind, decoded); return; }
     this.#undeliverable(conn, to, 'offline')
   }
 

@@ -255,7 +255,10 @@ export class Host implements HostApi {
   async #lead(): Promise<void> {
     try {
       const session = await LeaderSession.open(this.#config!, this.#factories, this.#transportContext(), this.#networkEnabled)
-      if (this.#role === 'closed') return void (await session.engine.close())
+      if (this.#role === 'closed') {
+        await session.engine.close()
+        return
+      }
       this.#session = session
       session.onEvent(([name, payload]) => {
         this.#emit(name, name === 'error' ? serializeError(payload) : payload, true)
@@ -278,9 +281,9 @@ export class Host implements HostApi {
     return {
       token: () => sink().token(),
       rtc: {
-        connect: (peer, initiator) => void sink().rtc({ t: 'connect', peer, initiator }),
-        signal: (peer, data) => void sink().rtc({ t: 'signal', peer, data }),
-        disconnect: (peer) => void sink().rtc({ t: 'disconnect', peer }),
+        connect: (peer, initiator) => sink().rtc({ t: 'connect', peer, initiator }),
+        signal: (peer, data) => sink().rtc({ t: 'signal', peer, data }),
+        disconnect: (peer) => sink().rtc({ t: 'disconnect', peer }),
       },
       state: (state) => {
         this.#connection = state

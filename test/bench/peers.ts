@@ -541,7 +541,7 @@ async function main(): Promise<void> {
     if (FAULT) {
       for (const system of SYSTEMS) {
         results[system].fault = await faultSession(bench, system)
-        console.log(`  ${system}: fault session, lost ${results[system].fault!.lost}, duplicated ${results[system].fault!.duplicated}`)
+        console.log(`  ${system}: fault session, lost ${results[system].fault.lost}, duplicated ${results[system].fault.duplicated}`)
       }
     }
     const raw = Object.fromEntries(RATES.map((rate) => [rate, combinePaced(rawRuns.map((r) => r[rate]!), rate)]))

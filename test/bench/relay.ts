@@ -89,10 +89,10 @@ async function child(mode: string, limits: Partial<RelayLimits>): Promise<void> 
             gc?.()
             await new Promise((resolve) => setTimeout(resolve, 50))
           }
-          return send({ id: request.id, t: 'memory', usage: process.memoryUsage() })
+          send({ id: request.id, t: 'memory', usage: process.memoryUsage() }); return;
         }
         case 'stats':
-          return send({ id: request.id, t: 'stats', stats: stats() })
+          { send({ id: request.id, t: 'stats', stats: stats() }); return; }
         case 'stop':
           await close()
           send({ id: request.id, t: 'stopped' })

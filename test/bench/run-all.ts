@@ -92,7 +92,7 @@ function run(command: readonly string[], timeoutMs: number): Promise<{ code: num
     const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], detached: true })
     running = child.pid
     let stderrTail = ''
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk)
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000)
     })

@@ -33,7 +33,7 @@ export async function openClient(url: string, id?: string): Promise<WebSocket> {
 /** Closes `ws` (terminating it after 2 s). */
 export const closeClient = (ws: WebSocket): Promise<void> =>
   new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve()
+    if (ws.readyState === WebSocket.CLOSED) { resolve(); return; }
     ws.once('close', () => resolve())
     ws.close(1000)
     setTimeout(() => (ws.terminate(), resolve()), 2000).unref()

@@ -56,7 +56,7 @@ export class Cdp {
         this.#pending.delete(id)
         reject(new Error(`CDP ${method} timed out after ${timeoutMs} ms`))
       }, timeoutMs)
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+      this.#pending.set(id, { resolve: resolve, reject, timer })
       this.#ws.send(JSON.stringify({ id, method, params, ...(sessionId !== undefined && { sessionId }) }))
     })
   }

@@ -162,21 +162,21 @@ function launch(port: number, dir: string, options: RedisProcessOptions, timeout
     }
     // 'close', not 'exit': it comes once stdout and stderr are drained, so the tail holds redis-server's last words.
     child.once('close', onEarlyExit)
-    child.stderr!.setEncoding('utf8')
-    child.stderr!.on('data', (chunk: string) => {
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (chunk: string) => {
       errors = (errors + chunk).slice(-4096)
     })
-    child.stdout!.setEncoding('utf8')
+    child.stdout.setEncoding('utf8')
     const onData = (chunk: string): void => {
       output = (output + chunk).slice(-4096)
       if (!ready.test(output)) return
       clearTimeout(timer)
       child.off('close', onEarlyExit)
-      child.stdout!.off('data', onData)
-      child.stdout!.resume()
+      child.stdout.off('data', onData)
+      child.stdout.resume()
       resolve(child)
     }
-    child.stdout!.on('data', onData)
+    child.stdout.on('data', onData)
   })
 }
 

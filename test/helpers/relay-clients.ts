@@ -10,7 +10,7 @@ import type { Store } from '../../src/core/store.js'
 import { ILM, MemoryStore, type Message } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
 import { openEnvelope, parseRelayControl, type RelayControl } from '../../src/protocol/relay.js'
-import { WebSocketTransport, type WebSocketConstructor } from '../../src/transport/websocket.js'
+import { WebSocketTransport } from '../../src/transport/websocket.js'
 
 /** What a raw client received: control messages, or frames with the relay-stamped sender. */
 export type Received = RelayControl | { readonly t: 'frame'; readonly from: string; readonly frame: Uint8Array }
@@ -115,7 +115,7 @@ export async function openLegitPeer(url: string, id: string, secret: string, sto
     localId: id,
     url,
     token: () => createToken({ secret, peerId: id }),
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    WebSocket: WebSocket,
     backoff: { initialMs: 50, maxMs: 500 },
   })
   const ilm = await ILM.open({ store, transport })

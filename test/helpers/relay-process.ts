@@ -72,8 +72,8 @@ export function startRelayProcess(
       reject(new Error(`could not start ${what}: ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs what the tests run`, { cause: error }))
     })
     let buffered = ''
-    child.stdout!.setEncoding('utf8')
-    child.stdout!.on('data', (chunk: string) => {
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
       buffered += chunk
       let newline: number
       while ((newline = buffered.indexOf('\n')) >= 0) {
@@ -93,14 +93,14 @@ export function startRelayProcess(
             pid = options.wrap === undefined ? child.pid! : wrappedPid(child.pid!)
           } catch (error) {
             child.kill('SIGKILL')
-            return reject(error)
+            reject(error); return;
           }
           resolve(handle(child, pid, entry.url, entry.port, logs, exited))
         }
       }
     })
-    child.stderr!.setEncoding('utf8')
-    child.stderr!.on('data', (chunk: string) => {
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-8192)
     })
     // 'close' comes after stderr is drained, so the message carries the relay's last words.

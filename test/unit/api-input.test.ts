@@ -272,7 +272,7 @@ describe('transports', () => {
     for (const localId of BAD_PEER_IDS) expect(() => new WebSocketTransport({ ...ok, localId: localId as string })).toThrow(TypeError)
     for (const url of ['', 'http://127.0.0.1', 'not a url', 42, HUGE]) expect(() => new WebSocketTransport({ ...ok, url: url as string })).toThrow(TypeError)
     expect(() => new WebSocketTransport({ localId: 'a', urls: [], token: 't' })).toThrow(TypeError)
-    expect(() => new WebSocketTransport({ ...ok, urls: ['ws://127.0.0.1:2'] } as never)).toThrow(TypeError)
+    expect(() => new WebSocketTransport({ ...ok, urls: ['ws://127.0.0.1:2'] })).toThrow(TypeError)
     for (const token of ['', 42, null, {}]) expect(() => new WebSocketTransport({ ...ok, token: token as never })).toThrow(TypeError)
     for (const heartbeatMs of [0, -1, NaN, Infinity]) expect(() => new WebSocketTransport({ ...ok, heartbeatMs })).toThrow(RangeError)
   })

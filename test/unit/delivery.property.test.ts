@@ -121,15 +121,15 @@ class World {
     const p = (i: number): number => i % this.peers
     switch (step.t) {
       case 'send':
-        return this.send(p(step.from), p(step.to), step.n)
+        { this.send(p(step.from), p(step.to), step.n); return; }
       case 'faults':
-        return this.net.faults({ drop: step.drop, duplicate: step.duplicate, reorder: step.reorder, seed: this.clock.now() })
+        { this.net.faults({ drop: step.drop, duplicate: step.duplicate, reorder: step.reorder, seed: this.clock.now() }); return; }
       case 'disconnect':
         this.offline.add(p(step.p))
-        return this.net.disconnect(this.ids[p(step.p)]!)
+        { this.net.disconnect(this.ids[p(step.p)]!); return; }
       case 'reconnect':
         this.offline.delete(p(step.p))
-        return this.net.reconnect(this.ids[p(step.p)]!)
+        { this.net.reconnect(this.ids[p(step.p)]!); return; }
       case 'crash':
         return this.crash(p(step.p))
       case 'advance':

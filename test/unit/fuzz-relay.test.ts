@@ -205,7 +205,7 @@ async function runSession(url: string, session: Session, ledger: Ledger): Promis
       if (outcome.kind === 'forward') {
         const isSignal = typeof input.data === 'string'
         ledger.bump(isSignal ? ledger.forwardedSignals : ledger.forwardedFrames, outcome.to)
-        if (outcome.to === 'sink' && !isSignal) ledger.bump(ledger.sinkExpected, `${session.id}|${Buffer.from(openEnvelope(input.data as Uint8Array)!.frame).toString('hex')}`)
+        if (outcome.to === 'sink' && !isSignal) ledger.bump(ledger.sinkExpected, `${session.id}|${Buffer.from(openEnvelope(input.data)!.frame).toString('hex')}`)
       }
       typeof input.data === 'string' ? client.send(input.data) : client.sendBinary(input.data)
     }

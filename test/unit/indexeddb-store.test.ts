@@ -393,7 +393,7 @@ describe('IndexedDBStore', () => {
   it('reads pages with bounded requests', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
     await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq, seq % 2 === 0 ? { expiresAt: 1_000 + seq } : {})))
-    await handle.commit(Array.from({ length: 100 }, (_, i) => ({ op: 'putInbox', row: inRow(i) }) as StoreOp))
+    await handle.commit(Array.from({ length: 100 }, (_, i) => ({ op: 'putInbox', row: inRow(i) })))
     const storeGetAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
     const indexGetAll = vi.spyOn(IDBIndex.prototype, 'getAll')
     expect((await handle.readOutbox(B, 40, 5)).map((r) => r.seq)).toEqual([40, 41, 42, 43, 44])

@@ -139,7 +139,7 @@ describe('engine: relay mailbox receipts', () => {
     const { id } = await ilm.send(BOB, 'x')
     await until(() => relay.msgs().length >= 1)
     const epoch = relay.msgs()[0]!.epoch
-    relay.receipt({ status: 'stored', peer: BOB, epoch: '0000000000001-forged' as Epoch, seq: 0 })
+    relay.receipt({ status: 'stored', peer: BOB, epoch: '0000000000001-forged', seq: 0 })
     relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 7 })
     relay.receipt({ status: 'failed', peer: 'carol' as PeerId, epoch, seq: 0, reason: 'retention', held: true })
     await tick(5)

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { ILM, MemoryStore, type Message, type StatusEvent } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
-import { WebSocketTransport, type WebSocketConstructor } from '../../src/transport/websocket.js'
+import { WebSocketTransport } from '../../src/transport/websocket.js'
 import { startRedisCluster, type ClusterShard, type RedisClusterProcess } from '../helpers/redis-cluster-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
@@ -40,7 +40,7 @@ async function peer(id: string, urls: readonly string[]): Promise<Peer> {
     localId: id,
     urls,
     token: () => createToken({ secret: SECRET, peerId: id }),
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    WebSocket,
     backoff: { initialMs: 50, maxMs: 400 },
   })
   const ilm = await ILM.open({ store: new MemoryStore(), transport, limits: { retransmitMs: 300 } })

@@ -100,7 +100,7 @@ const processes: RelayProcess[] = []
 
 async function relay(options: Partial<RelayOptions> = {}): Promise<RelayHandle> {
   const auth = options.verify !== undefined || options.dev === true ? {} : { jwtSecret: SECRET }
-  const r = await createRelay({ logger: quiet, ...auth, ...options } as RelayOptions)
+  const r = await createRelay({ logger: quiet, ...auth, ...options })
   relays.push(r)
   return r
 }
@@ -547,13 +547,13 @@ describe('relay: operations', () => {
   it('as a process: SIGTERM closes with 1001 and exits 0; after SIGKILL a restarted relay accepts logins', async () => {
     const env = { INTERSESSION_JWT_SECRET: SECRET, INTERSESSION_DEV: '' }
     const [p1, p2] = await Promise.all([startRelayProcess([], env), startRelayProcess([], env)])
-    processes.push(p1!, p2!)
-    const a = await login(p1!, 'a')
-    expect(await p1!.stop('SIGTERM')).toBe(0)
+    processes.push(p1, p2)
+    const a = await login(p1, 'a')
+    expect(await p1.stop('SIGTERM')).toBe(0)
     expect((await a.closed).code).toBe(CLOSE_CODES.GOING_AWAY)
 
-    const b = await login(p2!, 'b')
-    await p2!.kill()
+    const b = await login(p2, 'b')
+    await p2.kill()
     expect((await b.closed).code).toBe(1006) // abnormal: the process died
     const p3 = await startRelayProcess(['--host', '127.0.0.1'], env)
     processes.push(p3)

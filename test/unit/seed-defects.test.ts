@@ -118,8 +118,8 @@ class CountingStore implements Store {
         use.ops += ops.length
         return handle.commit(ops)
       },
-      readOutbox: paged(handle.readOutbox.bind(handle) as never) as PeerStore['readOutbox'],
-      readInbox: paged(handle.readInbox.bind(handle) as never) as PeerStore['readInbox'],
+      readOutbox: paged(handle.readOutbox.bind(handle)) as PeerStore['readOutbox'],
+      readInbox: paged(handle.readInbox.bind(handle)) as PeerStore['readInbox'],
       readExpired: async (now, limit) => {
         const rows = await handle.readExpired(now, limit)
         use.reads++

@@ -77,7 +77,7 @@ function countingWebSocket(): { ctor: WebSocketConstructor; urls: string[] } {
 const FAST: Pick<WebSocketTransportOptions, 'backoff' | 'WebSocket'> = { backoff: { initialMs: 20, maxMs: 200 }, WebSocket }
 
 function transport(options: Partial<WebSocketTransportOptions> & { localId: string }): WebSocketTransport {
-  const t = new WebSocketTransport({ token: `dev:${options.localId}`, ...FAST, ...options } as WebSocketTransportOptions)
+  const t = new WebSocketTransport({ token: `dev:${options.localId}`, ...FAST, ...options })
   closers.push(() => t.close())
   return t
 }

@@ -101,7 +101,9 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const serial = (peer: string, step: () => Promise<void>): Promise<void> => {
     const next = (chains.get(peer) ?? Promise.resolve()).catch(() => {}).then(step)
     chains.set(peer, next)
-    const forget = (): void => void (chains.get(peer) === next && chains.delete(peer))
+    const forget = (): void => {
+      if (chains.get(peer) === next) chains.delete(peer)
+    }
     next.then(forget, forget)
     return next
   }
