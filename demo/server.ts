@@ -58,7 +58,9 @@ const { values } = (() => {
       allowPositionals: false,
     })
   } catch (error) {
-    return fail(`${error instanceof Error ? error.message : String(error)}\nusage: tsx demo/server.ts [--port N] [--relay-port N] [--mailbox-dir DIR] [--verbose]`)
+    return fail(
+      `${error instanceof Error ? error.message : String(error)}\nusage: tsx demo/server.ts [--port N] [--relay-port N] [--mailbox-dir DIR] [--verbose]`,
+    )
   }
 })()
 
@@ -74,7 +76,8 @@ function relayLog(entry: RelayLogEntry): void {
   // A taken port is handled below (another port, or a clear error).
   if (entry.event === 'server_error' && String(entry.message).includes('EADDRINUSE')) return
   if (verbose) process.stdout.write(`${JSON.stringify(entry)}\n`)
-  else if ((entry.level === 'warn' || entry.level === 'error') && entry.event !== 'dev_mode') process.stderr.write(`relay: ${entry.event} ${JSON.stringify(entry)}\n`)
+  else if ((entry.level === 'warn' || entry.level === 'error') && entry.event !== 'dev_mode')
+    process.stderr.write(`relay: ${entry.event} ${JSON.stringify(entry)}\n`)
 }
 
 function isAddressInUse(error: unknown): boolean {
@@ -128,11 +131,15 @@ function serve(req: IncomingMessage, res: ServerResponse, config: string): void 
     res.writeHead(400).end()
     return
   }
-  if (path === '/config.json') { send(res, 200, 'application/json', 'no-store', config, req.method === 'HEAD'); return; }
+  if (path === '/config.json') {
+    send(res, 200, 'application/json', 'no-store', config, req.method === 'HEAD')
+    return
+  }
   if (path.endsWith('/')) path += 'index.html'
   const file = normalize(join(ROOT, path))
   if (!file.startsWith(ROOT + sep) || !existsSync(file) || !statSync(file).isFile()) {
-    send(res, 404, 'text/plain; charset=utf-8', 'no-store', 'not found\n', req.method === 'HEAD'); return;
+    send(res, 404, 'text/plain; charset=utf-8', 'no-store', 'not found\n', req.method === 'HEAD')
+    return
   }
   // Hashed build assets never change; everything else (index.html, sw.js, manifest) is revalidated.
   const cache = path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache'

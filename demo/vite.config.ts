@@ -26,7 +26,11 @@ function precacheManifest(): Plugin {
         .filter((file) => file !== 'sw.js' && !file.endsWith('.map'))
         .sort()
       const hash = createHash('sha256')
-      for (const file of files) hash.update(file).update('\0').update(readFileSync(join(outDir, file)))
+      for (const file of files)
+        hash
+          .update(file)
+          .update('\0')
+          .update(readFileSync(join(outDir, file)))
       const build = { version: hash.digest('hex').slice(0, 12), files: ['./', ...files.map((file) => `./${file}`)] }
       const swPath = join(outDir, 'sw.js')
       const sw = readFileSync(swPath, 'utf8')

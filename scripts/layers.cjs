@@ -5,7 +5,7 @@
  * test/unit/layers.test.ts checks docs/ARCHITECTURE.md's layer table against it.
  *
  * A layer is a folder (`core/`) or a top-level file (`ilm.ts`) under src/.
- * Browser code is every layer but `relay/`; it may import no Node builtin.
+ * Browser code is every layer but `relay/` and `playwright/` (both run in Node); it may import no Node builtin.
  *
  * @typedef {{ readonly layer: string, readonly imports: readonly string[], readonly packages: readonly string[] }} Layer
  */
@@ -23,6 +23,7 @@ const layers = [
   { layer: 'client/', imports: ['core/', 'protocol/', 'bridge/', 'worker/'], packages: ['comlink', 'nanoid'] },
   { layer: 'testing/', imports: ['core/'], packages: [] },
   { layer: 'index.ts', imports: ['core/', 'runtime/', 'storage/', 'transport/', 'ilm.ts'], packages: [] },
+  { layer: 'playwright/', imports: ['client/'], packages: ['@playwright/test', 'node:'] },
   {
     layer: 'relay/',
     imports: ['core/', 'protocol/', 'runtime/', 'testing/'],

@@ -251,7 +251,8 @@ function main() {
     const error = aptInstall(access.prefix, packages)
     if (error !== undefined) fail(missing, error)
     ;({ found, missing } = survey())
-    if (missing.length > 0) fail(missing, `apt-get installed ${packages.join(' ')}, but ${missing.map((requirement) => requirement.name).join(', ')} still cannot be found`)
+    if (missing.length > 0)
+      fail(missing, `apt-get installed ${packages.join(' ')}, but ${missing.map((requirement) => requirement.name).join(', ')} still cannot be found`)
   }
   console.log(`preflight: ${[...found].map(([requirement, path]) => `${requirement.name} ${path}`).join(', ')}`)
 

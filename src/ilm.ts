@@ -24,9 +24,7 @@ export class ILM extends Engine {
   /** Opens the local peer's store and transport and starts resuming every stream. */
   static override async open(options: IlmOptions): Promise<ILM> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
-    const ilm = new ILM(
-      await prepareEngine({ ...options, clock: options.clock ?? systemClock, newId: options.newId ?? (() => nanoid()) }),
-    )
+    const ilm = new ILM(await prepareEngine({ ...options, clock: options.clock ?? systemClock, newId: options.newId ?? (() => nanoid()) }))
     await ilm.ready()
     return ilm
   }

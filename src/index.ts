@@ -37,21 +37,10 @@ export type { AckFrame, Frame, FrameKind, HelloFrame, MsgFrame, ResetFrame } fro
 export { PROTOCOL_VERSION } from './core/frame.js'
 export { decodeFrame, encodeFrame, type DecodeFailure, type DecodeResult } from './core/codec.js'
 export { MemoryStore, type MemoryStoreOptions, type StoreFaults } from './storage/memory.js'
-export {
-  MemoryNetwork,
-  type FaultOptions,
-  type MemoryNetworkOptions,
-  type MemoryTransport,
-  type NetworkStats,
-} from './transport/memory.js'
+export { MemoryNetwork, type FaultOptions, type MemoryNetworkOptions, type MemoryTransport, type NetworkStats } from './transport/memory.js'
 export { systemClock } from './runtime/system-clock.js'
 export { IndexedDBStore } from './storage/indexeddb.js'
 export { BroadcastChannelTransport, type BroadcastChannelTransportOptions } from './transport/broadcast-channel.js'
-export {
-  WebSocketTransport,
-  type WebSocketTransportOptions,
-  type WebSocketTransportState,
-  type WebSocketStatus,
-} from './transport/websocket.js'
+export { WebSocketTransport, type WebSocketTransportOptions, type WebSocketTransportState, type WebSocketStatus } from './transport/websocket.js'
 export { environmentNetworkStatus, type NetworkStatusSource } from './transport/network-status.js'
 export { WebRtcTransport, type RtcConnector, type SignallingTransport, type WebRtcTransportOptions } from './transport/webrtc.js'

@@ -8,7 +8,7 @@
  * The build replaces the object after the marker below with this build's file
  * list and a hash of their contents (demo/vite.config.ts).
  */
-const BUILD = /* @precache */ { "version": "dev", "files": ["./", "./index.html"] }
+const BUILD = /* @precache */ { version: 'dev', files: ['./', './index.html'] }
 
 const PREFIX = 'intersession-demo-'
 const CACHE = PREFIX + BUILD.version

@@ -38,7 +38,11 @@ export class ConversationView {
       'div',
       { class: 'conversation-empty' },
       h('p', {}, 'Pick someone on the left to chat with.'),
-      h('p', { class: 'muted' }, 'Switch this tab offline (top right) and keep writing: messages wait here, marked with a clock, and go out when you are back.'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Switch this tab offline (top right) and keep writing: messages wait here, marked with a clock, and go out when you are back.',
+      ),
     )
     this.element = h(
       'section',
@@ -78,7 +82,10 @@ export class ConversationView {
     this.#entries.set(entry.id, entry)
     const item = this.#render(entry)
     const existing = this.#list.querySelector(`[data-id="${CSS.escape(entry.id)}"]`)
-    if (existing !== null) { existing.replaceWith(item); return; }
+    if (existing !== null) {
+      existing.replaceWith(item)
+      return
+    }
     const stick = this.#list.scrollHeight - this.#list.scrollTop - this.#list.clientHeight < 40
     // Keep the list in time order (a message may arrive from another tab late).
     const after = Array.from(this.#list.children).find((li) => Number((li as HTMLElement).dataset.at) > entry.at)

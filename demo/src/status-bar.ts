@@ -67,7 +67,9 @@ export class StatusBar {
     this.#pending.textContent = pending === undefined ? '' : `${outbound} pending`
     this.#pending.dataset.count = String(outbound)
     this.#pending.title =
-      pending === undefined ? '' : `${pending.outbound} sent message(s) not yet stored by their receivers, ${pending.inbound} received message(s) not yet processed`
+      pending === undefined
+        ? ''
+        : `${pending.outbound} sent message(s) not yet stored by their receivers, ${pending.inbound} received message(s) not yet processed`
     this.#pending.classList.toggle('has-pending', outbound > 0)
   }
 

@@ -61,7 +61,11 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
     if (worker !== undefined) return { remote: wrap<HostApi>(worker), ...(isWorker(worker) && { failed: failure(worker, 'the worker you passed') }) }
     // This exact form is what bundlers recognise as a worker entry to build and serve.
     const own = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
-    return { remote: wrap<HostApi>(own), terminate: () => own.terminate(), failed: failure(own, "intersession's worker (intersession/worker.js as your bundler serves it)") }
+    return {
+      remote: wrap<HostApi>(own),
+      terminate: () => own.terminate(),
+      failed: failure(own, "intersession's worker (intersession/worker.js as your bundler serves it)"),
+    }
   }
   const messenger = new Messenger(options.peerId, config, spawn, {
     ...(token !== undefined && { token }),
@@ -88,7 +92,8 @@ function failure(worker: Worker, what: string): Promise<never> {
     worker.addEventListener(
       'error',
       (event) => {
-        const detail = event instanceof ErrorEvent && event.message !== '' ? `: ${event.message}` : ' (it could not be loaded: check the URL your bundler serves it at)'
+        const detail =
+          event instanceof ErrorEvent && event.message !== '' ? `: ${event.message}` : ' (it could not be loaded: check the URL your bundler serves it at)'
         reject(new IlmError('WORKER_FAILED', `${what} failed${detail}`, { cause: event instanceof ErrorEvent ? event.error : undefined }))
       },
       { once: true },

@@ -10,4 +10,14 @@ export type { RtcCommand } from '../protocol/rtc.js'
 export type { Role } from '../worker/host.js'
 export type { ConnectionState, HostConfig, TransportConfig, WebRtcConfig } from '../worker/config.js'
 export { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'
-export type { BatchOutcome, Message, MessageBatchHandler, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt, StatusEvent } from '../core/api.js'
+export type {
+  BatchOutcome,
+  Message,
+  MessageBatchHandler,
+  MessageHandler,
+  MessageStatus,
+  PendingCounts,
+  SendOptions,
+  SendReceipt,
+  StatusEvent,
+} from '../core/api.js'

@@ -1,6 +1,16 @@
 import { proxy, releaseProxy, type Remote } from 'comlink'
 import { nanoid } from 'nanoid'
-import type { EngineEvents, Message, MessageBatchHandler, MessageHandler, MessageStatus, PendingCounts, SendOptions, SendReceipt, StatusEvent } from '../core/api.js'
+import type {
+  EngineEvents,
+  Message,
+  MessageBatchHandler,
+  MessageHandler,
+  MessageStatus,
+  PendingCounts,
+  SendOptions,
+  SendReceipt,
+  StatusEvent,
+} from '../core/api.js'
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
@@ -289,7 +299,10 @@ export class Messenger {
 
   /** One attempt of a call on `link`'s worker. */
   #dispatch(link: WorkerLink, call: Call<RemoteMethod>): void {
-    if (call.method === 'send') { this.#queueSend(link, call as Call<'send'>); return; }
+    if (call.method === 'send') {
+      this.#queueSend(link, call as Call<'send'>)
+      return
+    }
     const fn = link.remote[call.method] as (...args: unknown[]) => Promise<unknown>
     fn(...call.args).then(
       (value) => this.#calls.settle(link, call.id, { ok: true, value }),
@@ -325,7 +338,10 @@ export class Messenger {
           this.#calls.settle(link, call.id, result.ok ? { ok: true, value: result.value } : { ok: false, error: deserializeError(result.error) })
         }),
       (error: unknown) => {
-        if ((error as Error | null)?.name === 'DataCloneError') { this.#uncloneable(link, calls, error); return; }
+        if ((error as Error | null)?.name === 'DataCloneError') {
+          this.#uncloneable(link, calls, error)
+          return
+        }
         for (const call of calls) this.#calls.settle(link, call.id, { ok: false, error })
       },
     )
@@ -333,7 +349,10 @@ export class Messenger {
 
   /** Contents the worker cannot receive (a function, a symbol) failed the whole batch: each is tried alone, so only they fail. */
   #uncloneable(link: WorkerLink, calls: readonly Call<'send'>[], error: unknown): void {
-    if (calls.length > 1) { calls.forEach((call) => this.#sendBatch(link, [call])); return; }
+    if (calls.length > 1) {
+      calls.forEach((call) => this.#sendBatch(link, [call]))
+      return
+    }
     const error_ = new IlmError('UNSERIALIZABLE', 'contents cannot be sent: they cannot be cloned to the worker', { cause: error })
     this.#calls.settle(link, calls[0]!.id, { ok: false, error: error_ })
   }
@@ -427,23 +446,36 @@ export class Messenger {
     switch (name) {
       case 'role':
         this.#role = payload as Role
-        { this.#events.emit('role', this.#role); return; }
+        {
+          this.#events.emit('role', this.#role)
+          return
+        }
       case 'connection':
         this.#connection = payload as ConnectionState
-        { this.#events.emit('connection', this.#connection); return; }
-      case 'error':
-        { this.#events.emit('error', deserializeError(payload as SerializedError) as IlmError); return; }
-      case 'ready':
-        { this.#ready.resolve(); return; }
+        {
+          this.#events.emit('connection', this.#connection)
+          return
+        }
+      case 'error': {
+        this.#events.emit('error', deserializeError(payload as SerializedError) as IlmError)
+        return
+      }
+      case 'ready': {
+        this.#ready.resolve()
+        return
+      }
       case 'status': {
         const event = payload as StatusEvent
         const held = this.#unsent.get(event.id)
         if (held !== undefined) return void held.push(event)
-        this.#events.emit('status', event); return;
+        this.#events.emit('status', event)
+        return
       }
       case 'peer-online':
-      case 'peer-offline':
-        { this.#events.emit(name, payload as never); return; }
+      case 'peer-offline': {
+        this.#events.emit(name, payload as never)
+        return
+      }
     }
   }
 }

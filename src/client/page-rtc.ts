@@ -8,7 +8,6 @@ export interface RtcPort {
   rtcFailed(peer: string): void
 }
 
-
 /**
  * Makes RTCPeerConnections for the leader's worker. Each data channel is
  * transferred to the worker in the task that created it (a channel can only
@@ -28,12 +27,16 @@ export class PageRtc {
 
   command(command: RtcCommand): void {
     switch (command.t) {
-      case 'connect':
-        { this.#connect(command.peer, command.initiator); return; }
+      case 'connect': {
+        this.#connect(command.peer, command.initiator)
+        return
+      }
       case 'signal':
         return void this.#signal(command.peer, command.data)
-      case 'disconnect':
-        { this.#disconnect(command.peer); return; }
+      case 'disconnect': {
+        this.#disconnect(command.peer)
+        return
+      }
     }
   }
 
@@ -75,7 +78,10 @@ export class PageRtc {
     const signal = parseSignal(data)
     if (pc === undefined || signal === undefined) return
     try {
-      if ('candidate' in signal) { await pc.addIceCandidate(signal.candidate); return; }
+      if ('candidate' in signal) {
+        await pc.addIceCandidate(signal.candidate)
+        return
+      }
       await pc.setRemoteDescription(signal.description)
       if (signal.description.type !== 'offer') return
       await pc.setLocalDescription(await pc.createAnswer())

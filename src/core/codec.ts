@@ -4,18 +4,10 @@ import { PROTOCOL_VERSION } from './frame.js'
 import { isEpoch, isMessageId, isPeerId, isSeq } from './ids.js'
 
 /** Why a frame was refused. */
-export type DecodeFailure =
-  | 'TRUNCATED'
-  | 'OVERSIZE'
-  | 'VERSION'
-  | 'KIND'
-  | 'HEADER'
-  | 'FIELD'
+export type DecodeFailure = 'TRUNCATED' | 'OVERSIZE' | 'VERSION' | 'KIND' | 'HEADER' | 'FIELD'
 
 /** The result of {@link decodeFrame}: a valid frame, or a typed refusal. */
-export type DecodeResult =
-  | { readonly ok: true; readonly frame: Frame }
-  | { readonly ok: false; readonly reason: DecodeFailure; readonly detail: string }
+export type DecodeResult = { readonly ok: true; readonly frame: Frame } | { readonly ok: false; readonly reason: DecodeFailure; readonly detail: string }
 
 const KIND_CODES = { hello: 1, msg: 2, ack: 3, reset: 4 } as const
 const KINDS = ['', 'hello', 'msg', 'ack', 'reset'] as const
@@ -114,17 +106,15 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
   msg: (h, body) =>
     base(h, body) ??
     (!isSeq(h.seq) ? 'seq' : undefined) ??
-    (!isSeq(h.floor) || (h.floor) > (h.seq as number) ? 'floor' : undefined) ??
+    (!isSeq(h.floor) || h.floor > (h.seq as number) ? 'floor' : undefined) ??
     (!isMessageId(h.id) ? 'id' : undefined) ??
     (h.contentKind !== 'b' && h.contentKind !== 's' && h.contentKind !== 'j' ? 'contentKind' : undefined) ??
     (h.expiresAt !== undefined && !isSeq(h.expiresAt) ? 'expiresAt' : undefined) ??
     (h.skip !== undefined && h.skip !== true ? 'skip' : undefined) ??
     (h.skip === true && body.byteLength !== 0 ? 'body' : undefined) ??
     (decodeContents(h.contentKind as ContentKind, body) === undefined ? 'contents' : undefined),
-  ack: (h, body) =>
-    base(h, body) ?? (!isSeq(h.upTo) ? 'upTo' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
-  reset: (h, body) =>
-    base(h, body) ?? (!isEpoch(h.expected) ? 'expected' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
+  ack: (h, body) => base(h, body) ?? (!isSeq(h.upTo) ? 'upTo' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
+  reset: (h, body) => base(h, body) ?? (!isEpoch(h.expected) ? 'expected' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
 }
 
 function isSeqOrNone(value: unknown): value is number {

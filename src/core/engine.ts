@@ -474,9 +474,15 @@ export class Engine {
   /** The relay stored (or gave up on) one of our messages for an offline peer. */
   #onReceipt(receipt: RelayReceipt): void {
     if (this.#closed) return
-    if (typeof receipt !== 'object' || receipt === null || receipt.epoch !== this.#state.meta.epoch) { this.#refuse('STALE_RECEIPT'); return; }
+    if (typeof receipt !== 'object' || receipt === null || receipt.epoch !== this.#state.meta.epoch) {
+      this.#refuse('STALE_RECEIPT')
+      return
+    }
     const stream = this.#state.out.get(receipt.peer)
-    if (stream === undefined || !Number.isSafeInteger(receipt.seq) || receipt.seq < 0 || receipt.seq >= stream.nextSeq) { this.#refuse('RECEIPT_UNSENT'); return; }
+    if (stream === undefined || !Number.isSafeInteger(receipt.seq) || receipt.seq < 0 || receipt.seq >= stream.nextSeq) {
+      this.#refuse('RECEIPT_UNSENT')
+      return
+    }
     if (receipt.seq > stream.ackedUpTo) this.#applyReceipt(receipt).catch((error: unknown) => this.#fail(error))
   }
 
@@ -512,23 +518,38 @@ export class Engine {
   #onFrame(from: PeerId, data: Uint8Array): void {
     if (this.#closed) return
     const decoded = decodeFrame(data, this.#limits.maxMessageBytes + FRAME_OVERHEAD)
-    if (!decoded.ok) { this.#refuse(decoded.reason); return; }
+    if (!decoded.ok) {
+      this.#refuse(decoded.reason)
+      return
+    }
     const frame = decoded.frame
-    if (frame.from !== from) { this.#refuse('FORGED'); return; }
-    if (frame.to !== this.localId) { this.#refuse('MISDIRECTED'); return; }
+    if (frame.from !== from) {
+      this.#refuse('FORGED')
+      return
+    }
+    if (frame.to !== this.localId) {
+      this.#refuse('MISDIRECTED')
+      return
+    }
     switch (frame.kind) {
-      case 'hello':
-        { this.#onHello(frame); return; }
+      case 'hello': {
+        this.#onHello(frame)
+        return
+      }
       case 'msg':
         this.#inboundLink(from)
           .receive(frame)
           .then((stored) => (stored ? this.#watch([from]) : this.#refuse('EXPIRED')))
           .catch((error: unknown) => this.#fail(error))
         return
-      case 'ack':
-        { this.#onAck(frame); return; }
-      case 'reset':
-        { this.#onReset(frame); return; }
+      case 'ack': {
+        this.#onAck(frame)
+        return
+      }
+      case 'reset': {
+        this.#onReset(frame)
+        return
+      }
     }
   }
 
@@ -559,9 +580,15 @@ export class Engine {
   }
 
   #onAck(ack: AckFrame): void {
-    if (ack.epoch !== this.#state.meta.epoch) { this.#refuse('STALE_ACK'); return; }
+    if (ack.epoch !== this.#state.meta.epoch) {
+      this.#refuse('STALE_ACK')
+      return
+    }
     const stream = this.#state.out.get(ack.from)
-    if (stream === undefined || ack.upTo >= stream.nextSeq) { this.#refuse('ACK_UNSENT'); return; }
+    if (stream === undefined || ack.upTo >= stream.nextSeq) {
+      this.#refuse('ACK_UNSENT')
+      return
+    }
     if (ack.upTo <= stream.ackedUpTo) return
     this.#outbound.get(ack.from)?.acked(ack.upTo)
     this.#applyAck(ack.from, ack.upTo).catch((error: unknown) => this.#fail(error))
@@ -597,7 +624,10 @@ export class Engine {
    * or to a restored copy), so claim it.
    */
   #onReset(reset: ResetFrame): void {
-    if (reset.epoch !== this.#state.meta.epoch) { this.#refuse('BAD_RESET'); return; }
+    if (reset.epoch !== this.#state.meta.epoch) {
+      this.#refuse('BAD_RESET')
+      return
+    }
     this.#sendHello(reset.from, false, true)
   }
 
@@ -636,10 +666,13 @@ export class Engine {
     if (this.#closed || (this.#expiryAt !== undefined && this.#expiryAt <= at)) return
     if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer)
     this.#expiryAt = at
-    this.#expiryTimer = this.#clock.setTimeout(() => {
-      this.#expiryTimer = this.#expiryAt = undefined
-      void this.#sweepExpired()
-    }, Math.max(0, at - this.#clock.now()))
+    this.#expiryTimer = this.#clock.setTimeout(
+      () => {
+        this.#expiryTimer = this.#expiryAt = undefined
+        void this.#sweepExpired()
+      },
+      Math.max(0, at - this.#clock.now()),
+    )
   }
 
   async #sweepExpired(): Promise<void> {

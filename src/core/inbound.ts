@@ -45,20 +45,22 @@ export class InboundLink {
    */
   receive(frame: MsgFrame): Promise<boolean> {
     if (isOverdue(frame, this.ctx.clock.now())) return Promise.resolve(false)
-    return this.ctx.writer.submit((draft) => {
-      const stream = this.#follow(draft, frame.epoch, frame.floor)
-      if (stream === undefined) return () => this.#refuse(frame.epoch)
-      if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from)
-      if (frame.seq > stream.receivedUpTo + 1) {
-        if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
-        return () => {}
-      }
-      this.#store(draft, stream, frame)
-      return () => {
-        this.ctx.scheduleAck(this.from)
-        this.kick()
-      }
-    }).then(() => true)
+    return this.ctx.writer
+      .submit((draft) => {
+        const stream = this.#follow(draft, frame.epoch, frame.floor)
+        if (stream === undefined) return () => this.#refuse(frame.epoch)
+        if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from)
+        if (frame.seq > stream.receivedUpTo + 1) {
+          if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
+          return () => {}
+        }
+        this.#store(draft, stream, frame)
+        return () => {
+          this.ctx.scheduleAck(this.from)
+          this.kick()
+        }
+      })
+      .then(() => true)
   }
 
   /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */
@@ -153,9 +155,7 @@ export class InboundLink {
     const expected = this.ctx.state.in.get(this.from)?.epoch
     if (expected === undefined || this.ctx.closed) return
     try {
-      void Promise.resolve(
-        this.ctx.transmit({ kind: 'reset', from: this.ctx.localId, to: this.from, epoch, expected }),
-      ).catch(() => {})
+      void Promise.resolve(this.ctx.transmit({ kind: 'reset', from: this.ctx.localId, to: this.from, epoch, expected })).catch(() => {})
     } catch {
       // Best effort: the sender hears it again on its next frame.
     }

@@ -128,10 +128,12 @@ export class Writer {
   async #setAsideTaken(built: readonly Built[]): Promise<boolean> {
     let taken: Array<MessageId | undefined>
     try {
-      taken = await Promise.all(built.map(async ({ ids }) => {
-        for (const id of ids) if ((await this.store.findMessage(id)) !== undefined) return id
-        return undefined
-      }))
+      taken = await Promise.all(
+        built.map(async ({ ids }) => {
+          for (const id of ids) if ((await this.store.findMessage(id)) !== undefined) return id
+          return undefined
+        }),
+      )
     } catch {
       return false
     }

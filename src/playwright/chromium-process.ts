@@ -105,8 +105,8 @@ export async function launchChromium(executable: string, args: readonly string[]
     const wsEndpoint = await new Promise<string>((resolve, reject) => {
       let stderr = ''
       const timer = setTimeout(() => reject(new Error(`Chromium printed no DevTools endpoint within ${timeoutMs} ms:\n${stderr}`)), timeoutMs)
-      child.stderr!.setEncoding('utf8')
-      child.stderr!.on('data', (chunk: string) => {
+      child.stderr.setEncoding('utf8')
+      child.stderr.on('data', (chunk: string) => {
         if (stderr.length < 64 * 1024) stderr += chunk
         const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr)
         if (match !== null) {
@@ -116,13 +116,21 @@ export async function launchChromium(executable: string, args: readonly string[]
       })
       child.once('error', (error) => {
         clearTimeout(timer)
-        reject(new Error(`could not start Chromium (${executable}): ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs one; or set CHROMIUM_PATH`, { cause: error }))
+        reject(
+          new Error(
+            `could not start Chromium (${executable}): ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs one; or set CHROMIUM_PATH`,
+            { cause: error },
+          ),
+        )
       })
-      child.once('exit', (code, sig) => (clearTimeout(timer), reject(new Error(`Chromium (${executable}) exited (${code ?? sig}) before listening:\n${stderr}`))))
+      child.once(
+        'exit',
+        (code, sig) => (clearTimeout(timer), reject(new Error(`Chromium (${executable}) exited (${code ?? sig}) before listening:\n${stderr}`))),
+      )
     })
     // Keep draining stderr so that the pipe never fills up and blocks Chromium.
-    child.stderr!.removeAllListeners('data')
-    child.stderr!.resume()
+    child.stderr.removeAllListeners('data')
+    child.stderr.resume()
     return { process: child, pid: child.pid!, wsEndpoint, userDataDir, kill, crash }
   } catch (error) {
     await kill()

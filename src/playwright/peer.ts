@@ -98,7 +98,15 @@ export class KitPeer implements Peer {
   #tabs: Page[] = []
   #cut = false
 
-  private constructor(readonly name: string, launch: PeerLaunch, relay: KitRelay, options: PeerOptions, chromium: ChromiumProcess, browser: Browser, context: BrowserContext) {
+  private constructor(
+    readonly name: string,
+    launch: PeerLaunch,
+    relay: KitRelay,
+    options: PeerOptions,
+    chromium: ChromiumProcess,
+    browser: Browser,
+    context: BrowserContext,
+  ) {
     this.#launch = launch
     this.#relay = relay
     this.#options = options
@@ -153,7 +161,11 @@ export class KitPeer implements Peer {
 
   async #waitConnected(page: Page): Promise<void> {
     const timeout = this.#options.readyTimeoutMs ?? 30_000
-    await page.waitForFunction(() => ((window as unknown as { __intersessionKit__?: { messengers: unknown[] } }).__intersessionKit__?.messengers.length ?? 0) > 0, undefined, { timeout })
+    await page.waitForFunction(
+      () => ((window as unknown as { __intersessionKit__?: { messengers: unknown[] } }).__intersessionKit__?.messengers.length ?? 0) > 0,
+      undefined,
+      { timeout },
+    )
   }
 
   get context(): BrowserContext {
@@ -182,7 +194,8 @@ export class KitPeer implements Peer {
     await until(
       async () => !(await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status !== 'online',
       10_000,
-      async () => `offline(): ${this.name} still connected: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}`,
+      async () =>
+        `offline(): ${this.name} still connected: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}`,
     )
   }
 
@@ -195,7 +208,12 @@ export class KitPeer implements Peer {
       async () => (await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status === 'online',
       60_000,
       async () =>
-        `online(): ${this.name} did not reconnect within 60 s: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}; relay log about it: ${JSON.stringify(this.#relay.logs().filter((e) => e.id === this.name).slice(-6))}`,
+        `online(): ${this.name} did not reconnect within 60 s: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}; relay log about it: ${JSON.stringify(
+          this.#relay
+            .logs()
+            .filter((e) => e.id === this.name)
+            .slice(-6),
+        )}`,
     )
   }
 
@@ -271,7 +289,8 @@ export class KitPeer implements Peer {
     await until(
       async () => missing().length === 0,
       timeoutMs,
-      () => `waitReceived: ${missing().length} of ${ids.length} not handed to ${this.name}'s handlers (tab ${tab}) within ${timeoutMs} ms (first: ${missing()[0]})`,
+      () =>
+        `waitReceived: ${missing().length} of ${ids.length} not handed to ${this.name}'s handlers (tab ${tab}) within ${timeoutMs} ms (first: ${missing()[0]})`,
     )
   }
 

@@ -72,7 +72,16 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
   let port = 0
   let run: Run | undefined
   const launch = async (): Promise<void> => {
-    const args = [...command.slice(1), '--port', String(port), '--test-control', '--mailbox-dir', mailboxDir, ...(auth === 'dev' ? ['--dev'] : []), ...(options.args ?? [])]
+    const args = [
+      ...command.slice(1),
+      '--port',
+      String(port),
+      '--test-control',
+      '--mailbox-dir',
+      mailboxDir,
+      ...(auth === 'dev' ? ['--dev'] : []),
+      ...(options.args ?? []),
+    ]
     const env = { ...process.env, INTERSESSION_DEV: '', ...(secret !== undefined && { INTERSESSION_JWT_SECRET: secret }) }
     run = await spawnRelay(command[0]!, args, options.cwd ?? process.cwd(), env, logs, options.startTimeoutMs ?? 30_000)
     port = run.port
@@ -94,7 +103,10 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     rmSync(mailboxDir, { recursive: true, force: true })
     throw error
   }
-  const key = secret === undefined ? undefined : await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  const key =
+    secret === undefined
+      ? undefined
+      : await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
   return {
     url: `ws://127.0.0.1:${port}`,
     port,
@@ -145,7 +157,10 @@ function defaultRelayCommand(cwd: string): string[] {
   try {
     manifest = createRequire(join(cwd, 'package.json')).resolve('intersession-relay/package.json')
   } catch (error) {
-    throw new Error('intersession/playwright runs the relay of the intersession-relay package: install it (npm i -D intersession-relay), or set the relay option `command`', { cause: error })
+    throw new Error(
+      'intersession/playwright runs the relay of the intersession-relay package: install it (npm i -D intersession-relay), or set the relay option `command`',
+      { cause: error },
+    )
   }
   const { bin } = JSON.parse(readFileSync(manifest, 'utf8')) as { bin?: string | Record<string, string> }
   const cli = typeof bin === 'string' ? bin : bin?.['intersession-relay']
@@ -160,7 +175,14 @@ interface Run {
 }
 
 /** Spawns the relay and resolves once it printed its `listening` line. */
-function spawnRelay(file: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, logs: Record<string, unknown>[], timeoutMs: number): Promise<Run> {
+function spawnRelay(
+  file: string,
+  args: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  logs: Record<string, unknown>[],
+  timeoutMs: number,
+): Promise<Run> {
   const what = `relay \`${[file, ...args].join(' ')}\``
   const child: ChildProcess = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -178,7 +200,13 @@ function spawnRelay(file: string, args: readonly string[], cwd: string, env: Nod
     }, timeoutMs)
     child.once('error', (error) => (clearTimeout(timer), reject(new Error(`could not start ${what}: ${error.message}`, { cause: error }))))
     // 'close' comes after stderr is drained, so the message carries the relay's last words.
-    child.once('close', (code, signal) => (clearTimeout(timer), reject(new Error(`${what} exited (${code ?? signal}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))))
+    child.once(
+      'close',
+      (code, signal) => (
+        clearTimeout(timer),
+        reject(new Error(`${what} exited (${code ?? signal}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))
+      ),
+    )
     let buffered = ''
     child.stdout!.setEncoding('utf8')
     child.stdout!.on('data', (chunk: string) => {

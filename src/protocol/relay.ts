@@ -137,9 +137,7 @@ export function parseClientControl(text: string): ClientControl | undefined {
     case 'auth':
       return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192 ? { t: 'auth', token: m.token } : undefined
     case 'watch':
-      return Array.isArray(m.peers) && m.peers.length <= MAX_WATCH && m.peers.every((p) => typeof p === 'string')
-        ? { t: 'watch', peers: m.peers }
-        : undefined
+      return Array.isArray(m.peers) && m.peers.length <= MAX_WATCH && m.peers.every((p) => typeof p === 'string') ? { t: 'watch', peers: m.peers } : undefined
     case 'signal':
       return typeof m.to === 'string' && 'data' in m ? { t: 'signal', to: m.to, data: m.data } : undefined
     case 'ping':
@@ -172,9 +170,7 @@ export function parseRelayControl(text: string): RelayControl | undefined {
     case 'pong':
       return Number.isSafeInteger(m.n) ? { t: 'pong', n: m.n as number } : undefined
     case 'undeliverable':
-      return typeof m.peer === 'string' && (m.reason === 'offline' || m.reason === 'slow')
-        ? { t: 'undeliverable', peer: m.peer, reason: m.reason }
-        : undefined
+      return typeof m.peer === 'string' && (m.reason === 'offline' || m.reason === 'slow') ? { t: 'undeliverable', peer: m.peer, reason: m.reason } : undefined
     case 'stored':
       return typeof m.peer === 'string' && typeof m.epoch === 'string' && Number.isSafeInteger(m.seq) && (m.seq as number) >= 0
         ? { t: 'stored', peer: m.peer, epoch: m.epoch, seq: m.seq as number }

@@ -197,7 +197,10 @@ async function main(): Promise<void> {
     } else if (!noMailbox) mailbox = await (await import('./mailbox/level.js')).LevelMailbox.open(mailboxDir)
     // Before createRelay: its `listening` line tells a supervisor the relay is up, with everything about its mailbox already said.
     if (mailbox !== undefined) {
-      const where = redis !== undefined ? { redis: redis.url ?? redis.rootNodes, durability, ...(durability === 'replica' && { replicaTimeoutMs }) } : { dir: mailboxDir, durability: 'fsync' }
+      const where =
+        redis !== undefined
+          ? { redis: redis.url ?? redis.rootNodes, durability, ...(durability === 'replica' && { replicaTimeoutMs }) }
+          : { dir: mailboxDir, durability: 'fsync' }
       process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'mailbox', ...where })}\n`)
       if (redis !== undefined && durability === 'none') {
         const message =

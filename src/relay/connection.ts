@@ -153,7 +153,10 @@ export class Connection implements DrainSink {
       () => {
         if (this.state !== 'open') return
         // A credential beyond the longest timer takes several.
-        if (clock.now() < at) { this.armExpiry(at, onExpired); return; }
+        if (clock.now() < at) {
+          this.armExpiry(at, onExpired)
+          return
+        }
         onExpired()
       },
       Math.min(Math.max(0, at - clock.now()), MAX_TIMER_MS),

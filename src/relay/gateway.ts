@@ -71,8 +71,14 @@ export class Gateway {
     counters.accepted++
     connections.all.add(conn)
     ws.on('close', (code: number) => this.#onClose(conn, code))
-    if (this.#shuttingDown) { this.#close(conn, CLOSE_CODES.GOING_AWAY, 'relay shutting down'); return; }
-    if (connections.all.size > limits.maxConnections && !this.#evictOneLoggingIn(conn)) { this.#refuse(conn, 'full', CLOSE_CODES.FULL, 'relay full'); return; }
+    if (this.#shuttingDown) {
+      this.#close(conn, CLOSE_CODES.GOING_AWAY, 'relay shutting down')
+      return
+    }
+    if (connections.all.size > limits.maxConnections && !this.#evictOneLoggingIn(conn)) {
+      this.#refuse(conn, 'full', CLOSE_CODES.FULL, 'relay full')
+      return
+    }
     conn.armAuthTimeout(() => this.#refuse(conn, 'auth_timeout', CLOSE_CODES.AUTH_TIMEOUT, 'no auth in time'))
     ws.on('pong', () => (conn.alive = true))
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -129,7 +135,10 @@ export class Gateway {
     const counters = this.#context.counters
     if (conn.state === 'auth') {
       const control = isBinary ? undefined : parseClientControl(data.toString('utf8'))
-      if (control?.t !== 'auth') { this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'expected auth first'); return; }
+      if (control?.t !== 'auth') {
+        this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'expected auth first')
+        return
+      }
       counters.controlIn++
       void this.#login(conn, control.token)
       return
@@ -150,21 +159,34 @@ export class Gateway {
       return
     }
     const control = parseClientControl(data.toString('utf8'))
-    if (control === undefined) { this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed control message'); return; }
+    if (control === undefined) {
+      this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed control message')
+      return
+    }
     switch (control.t) {
-      case 'auth':
-        { this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'already authenticated'); return; }
+      case 'auth': {
+        this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'already authenticated')
+        return
+      }
       case 'ping':
         conn.sendControl({ t: 'pong', n: control.n })
         return
       case 'watch': {
-        if (!control.peers.every(isPeerId)) { this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'watch: invalid peer id'); return; }
+        if (!control.peers.every(isPeerId)) {
+          this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'watch: invalid peer id')
+          return
+        }
         conn.limiter.charge(Math.floor(control.peers.length / WATCH_PEERS_PER_TOKEN)) // fan-out cost, may go into debt
-        this.#context.presence.watch(conn, control.peers); return;
+        this.#context.presence.watch(conn, control.peers)
+        return
       }
       case 'signal': {
-        if (!isPeerId(control.to)) { this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'signal: invalid peer id'); return; }
-        this.#context.router.signal(conn, control.to, control.data); return;
+        if (!isPeerId(control.to)) {
+          this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'signal: invalid peer id')
+          return
+        }
+        this.#context.router.signal(conn, control.to, control.data)
+        return
       }
     }
   }
@@ -181,19 +203,25 @@ export class Gateway {
       const expired = isExpiredCredential(error)
       const reason = expired ? 'token expired' : 'authentication failed'
       log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason, detail: errorMessage(error) })
-      this.#refuse(conn, expired ? 'auth_expired' : 'auth_failed', expired ? CLOSE_CODES.AUTH_EXPIRED : CLOSE_CODES.AUTH_FAILED, reason); return;
+      this.#refuse(conn, expired ? 'auth_expired' : 'auth_failed', expired ? CLOSE_CODES.AUTH_EXPIRED : CLOSE_CODES.AUTH_FAILED, reason)
+      return
     }
     if (conn.state !== 'verifying') return // timed out or shut down meanwhile
     const { peerId, expiresAt } = credential
     if (!isPeerId(peerId)) {
       log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason: 'invalid peer id' })
-      this.#refuse(conn, 'auth_failed', CLOSE_CODES.AUTH_FAILED, 'invalid peer id'); return;
+      this.#refuse(conn, 'auth_failed', CLOSE_CODES.AUTH_FAILED, 'invalid peer id')
+      return
     }
     if (expiresAt !== undefined && expiresAt <= clock.now()) {
       log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason: 'token expired', id: peerId })
-      this.#refuse(conn, 'auth_expired', CLOSE_CODES.AUTH_EXPIRED, 'token expired'); return;
+      this.#refuse(conn, 'auth_expired', CLOSE_CODES.AUTH_EXPIRED, 'token expired')
+      return
     }
-    if (this.#cutOff.has(peerId)) return this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'taken offline by a test')
+    if (this.#cutOff.has(peerId)) {
+      this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'taken offline by a test')
+      return
+    }
     conn.disarmAuthTimeout()
     const old = connections.get(peerId)
     if (old !== undefined) {
@@ -205,7 +233,8 @@ export class Gateway {
         await cluster.claim(peerId)
       } catch (error) {
         log('error', 'cluster_failed', { operation: 'claim', id: peerId, message: errorMessage(error) })
-        this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'cluster unavailable'); return;
+        this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'cluster unavailable')
+        return
       }
       if (conn.state !== 'verifying') {
         if (!connections.has(peerId)) this.#releaseClaim(peerId)
@@ -307,7 +336,9 @@ export class Gateway {
   }
 
   #releaseClaim(peer: PeerId): void {
-    this.#context.cluster?.release(peer).catch((error: unknown) => this.#context.log('error', 'cluster_failed', { operation: 'release', id: peer, message: errorMessage(error) }))
+    this.#context.cluster
+      ?.release(peer)
+      .catch((error: unknown) => this.#context.log('error', 'cluster_failed', { operation: 'release', id: peer, message: errorMessage(error) }))
   }
 }
 

@@ -77,7 +77,11 @@ export function createRelayMetrics(read: () => RelayStats, node: string): RelayM
   counter('intersession_relay_mailbox_stored_total', 'Messages the mailbox stored (answered `stored`).', (s) => s.stored)
   counter('intersession_relay_mailbox_drained_total', 'Stored messages sent to their peer as it logged in.', (s) => s.drained)
   counter('intersession_relay_mailbox_expired_total', 'Stored messages dropped by retention.', (s) => s.expired)
-  counter('intersession_relay_mailbox_failures_total', 'Mailbox operations that failed (no `stored` was sent; the sender retransmits).', (s) => s.mailboxFailures)
+  counter(
+    'intersession_relay_mailbox_failures_total',
+    'Mailbox operations that failed (no `stored` was sent; the sender retransmits).',
+    (s) => s.mailboxFailures,
+  )
   return {
     contentType: registry.contentType,
     async text() {

@@ -96,7 +96,8 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       message: 'INSECURE DEV MODE: any client can log in as any peer with the token "dev:<peerId>". Never expose this relay.',
     })
   }
-  if (testControl) log('warn', 'test_control', { message: 'TEST CONTROL ON: anyone who reaches this relay can take peers offline (/test/...). Never expose this relay.' })
+  if (testControl)
+    log('warn', 'test_control', { message: 'TEST CONTROL ON: anyone who reaches this relay can take peers offline (/test/...). Never expose this relay.' })
   log('info', 'listening', { url: server.url, host, port: server.port, auth: auth.kind, mailbox: mailbox !== undefined, node: cluster?.nodeId, limits })
 
   const close = (): Promise<void> => {

@@ -69,13 +69,19 @@ export class Router {
     const dest = connections.get(to)
     const signal: RelayControl = { t: 'signal', from: conn.id!, data }
     if (dest === undefined || dest.ws.readyState !== dest.ws.OPEN) {
-      if (cluster === undefined) { this.#undeliverable(conn, to, 'offline'); return; }
+      if (cluster === undefined) {
+        this.#undeliverable(conn, to, 'offline')
+        return
+      }
       return void cluster.sendText(to, JSON.stringify(signal)).then(
         (sent) => sent || this.#undeliverable(conn, to, 'offline'),
         (error: unknown) => this.#unavailable(conn, to, 'signal', error),
       )
     }
-    if (dest.ws.bufferedAmount > limits.maxPendingBytes) { this.#undeliverable(conn, to, 'slow'); return; }
+    if (dest.ws.bufferedAmount > limits.maxPendingBytes) {
+      this.#undeliverable(conn, to, 'slow')
+      return
+    }
     dest.sendControl(signal, true)
   }
 
@@ -103,12 +109,20 @@ export class Router {
    * and resolve in order (one connection to the backend), so those that find
    * nobody reach the mailbox in order too.
    */
-  async #forwardElsewhere(nodes: RelayCluster, conn: Connection, to: PeerId, frame: Uint8Array, kind: HeldKind | undefined, decoded: HeldFrame | undefined): Promise<void> {
+  async #forwardElsewhere(
+    nodes: RelayCluster,
+    conn: Connection,
+    to: PeerId,
+    frame: Uint8Array,
+    kind: HeldKind | undefined,
+    decoded: HeldFrame | undefined,
+  ): Promise<void> {
     let sent: boolean
     try {
       sent = await nodes.sendFrame(to, envelope(conn.id!, frame))
     } catch (error) {
-      this.#unavailable(conn, to, 'route', error); return;
+      this.#unavailable(conn, to, 'route', error)
+      return
     }
     if (sent) this.#context.counters.framesOut++
     else if (conn.state === 'open') this.#offline(conn, to, frame, kind, decoded)
@@ -117,7 +131,10 @@ export class Router {
   /** `to` is connected nowhere: its mailbox holds messages and acks; anything else is refused. */
   #offline(conn: Connection, to: PeerId, frame: Uint8Array, kind: HeldKind | undefined, decoded: HeldFrame | undefined): void {
     const storeAndForward = this.#context.storeAndForward
-    if (storeAndForward !== undefined && kind !== undefined) { storeAndForward.hold(conn, to, frame, kind, decoded); return; }
+    if (storeAndForward !== undefined && kind !== undefined) {
+      storeAndForward.hold(conn, to, frame, kind, decoded)
+      return
+    }
     this.#undeliverable(conn, to, 'offline')
   }
 

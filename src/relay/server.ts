@@ -42,7 +42,11 @@ export interface RelayServer {
 export async function listen(options: RelayServerOptions): Promise<RelayServer> {
   const { host, port, limits, log } = options
   // A request that never finishes its headers (a slowloris upgrade) holds a socket: it gets as long as a login, checked every second.
-  const httpTimeout = { headersTimeout: limits.authTimeoutMs, requestTimeout: limits.authTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.authTimeoutMs) }
+  const httpTimeout = {
+    headersTimeout: limits.authTimeoutMs,
+    requestTimeout: limits.authTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, limits.authTimeoutMs),
+  }
   const server: Server = createServer(httpTimeout, (req, res) => onHttp(options, req, res))
   server.on('clientError', (_error, socket) => socket.destroy())
   const wss = new WebSocketServer({ server, maxPayload: limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false })
@@ -99,7 +103,10 @@ function onHttp(options: RelayServerOptions, req: IncomingMessage, res: ServerRe
     res.end(JSON.stringify({ peers: [...options.peers()].sort() }))
     return
   }
-  if (options.testControl !== undefined && path?.startsWith('/test/') === true) return onTestControl(options.testControl, options.peers, req, res)
+  if (options.testControl !== undefined && path?.startsWith('/test/') === true) {
+    onTestControl(options.testControl, options.peers, req, res)
+    return
+  }
   res.writeHead(404, { 'content-type': 'application/json' })
   res.end('{"error":"not found"}')
 }
@@ -111,10 +118,19 @@ function onTestControl(control: (peer: string, online: boolean) => boolean, peer
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
     res.end(JSON.stringify(body))
   }
-  if (req.method === 'GET' && url.pathname === '/test/peers') return answer(200, { peers: [...peers()].sort() })
+  if (req.method === 'GET' && url.pathname === '/test/peers') {
+    answer(200, { peers: [...peers()].sort() })
+    return
+  }
   const online = url.pathname === '/test/online' ? true : url.pathname === '/test/offline' ? false : undefined
-  if (req.method !== 'POST' || online === undefined) return answer(404, { error: 'not found' })
+  if (req.method !== 'POST' || online === undefined) {
+    answer(404, { error: 'not found' })
+    return
+  }
   const peer = url.searchParams.get('peer') ?? ''
-  if (!control(peer, online)) return answer(400, { error: 'peer must be a valid peer id' })
+  if (!control(peer, online)) {
+    answer(400, { error: 'peer must be a valid peer id' })
+    return
+  }
   answer(200, { peer, online })
 }

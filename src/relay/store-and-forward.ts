@@ -162,7 +162,9 @@ export class StoreAndForward {
    */
   #poke(to: string): void {
     this.mailArrived(to as PeerId)
-    this.#context.cluster?.mail(to as PeerId).catch((error: unknown) => this.#context.log('error', 'cluster_failed', { operation: 'mail', to, message: errorMessage(error) }))
+    this.#context.cluster
+      ?.mail(to as PeerId)
+      .catch((error: unknown) => this.#context.log('error', 'cluster_failed', { operation: 'mail', to, message: errorMessage(error) }))
   }
 
   /** Expires messages past retention (they become skips) and tells their senders, now or when they log in. */
@@ -179,7 +181,16 @@ export class StoreAndForward {
         const failed = notice({ ...entry, from: to, reason: 'retention' })
         if (sender !== undefined && sender.state === 'open') sender.sendControl(failed)
         else if (cluster === undefined || !(await cluster.sendText(entry.from as PeerId, JSON.stringify(failed)).catch(() => false))) {
-          const record: MailboxRecord = { kind: 'notice', from: to, epoch: entry.epoch, seq: entry.seq, id: entry.id, size: 0, storedAt: clock.now(), reason: 'retention' }
+          const record: MailboxRecord = {
+            kind: 'notice',
+            from: to,
+            epoch: entry.epoch,
+            seq: entry.seq,
+            id: entry.id,
+            size: 0,
+            storedAt: clock.now(),
+            reason: 'retention',
+          }
           const kept = await box.put(entry.from, record, new Uint8Array(0), this.#boxLimits)
           if (kept.ok) this.#poke(entry.from)
         }

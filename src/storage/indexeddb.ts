@@ -257,7 +257,10 @@ async function connect(target: Target, mode: 'create' | 'existing'): Promise<Db>
     const tx = request.transaction as IDBTransaction
     deleted = mode === 'existing' && event.oldVersion === 0
     // Nobody waits for this connection any more, or it would recreate a deleted database.
-    if (gaveUp || deleted) { tx.abort(); return; }
+    if (gaveUp || deleted) {
+      tx.abort()
+      return
+    }
     const wrapped = wrap(tx) as unknown as Tx<'versionchange'>
     wrapped.done.catch(ignore)
     try {

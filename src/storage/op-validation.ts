@@ -99,4 +99,3 @@ export function validateOps(ops: readonly StoreOp[], conflict: (op: StoreOp) => 
     if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
   })
 }
-

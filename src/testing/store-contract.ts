@@ -79,7 +79,11 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       await handle.commit(range(0, 6).map((seq) => put(outRow(B, seq))))
       await handle.commit([put(outRow(C, 0))])
       const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 500 }])
-      checkEqual(receipts, range(0, 3).map((seq) => receipt(B, seq, 'delivered', 500)), 'receipts')
+      checkEqual(
+        receipts,
+        range(0, 3).map((seq) => receipt(B, seq, 'delivered', 500)),
+        'receipts',
+      )
       checkEqual(seqs(await handle.readOutbox(B, 0, 100)), [3, 4, 5], 'rows left')
       checkEqual(seqs(await handle.readOutbox(C, 0, 100)), [0], 'other stream untouched')
       checkEqual(await handle.count(), { outbound: 4, inbound: 0 }, 'count')
@@ -97,11 +101,7 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
         { op: 'ack', to: C, upTo: 1, at: 10 },
         { op: 'ack', to: B, upTo: 0, at: 11 },
       ])
-      checkEqual(
-        receipts,
-        [receipt(C, 0, 'delivered', 10), receipt(C, 1, 'delivered', 10), receipt(B, 0, 'delivered', 11)],
-        'receipts',
-      )
+      checkEqual(receipts, [receipt(C, 0, 'delivered', 10), receipt(C, 1, 'delivered', 10), receipt(B, 0, 'delivered', 11)], 'receipts')
     },
 
     'expire drops contents, keeps the row, and acks as expired': async () => {
@@ -133,7 +133,10 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       ])
       checkEqual((await handle.readOutbox(B, 0, 1))[0], { ...row, contents: new Uint8Array(0) }, 'released row')
       checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 3, ackedUpTo: -1, storedUpTo: 0 }], 'storedUpTo persists')
-      await handle.commit([{ op: 'expire', to: B, seq: 1, reason: 'full_bytes' }, { op: 'expire', to: B, seq: 2, reason: 'retention' }])
+      await handle.commit([
+        { op: 'expire', to: B, seq: 1, reason: 'full_bytes' },
+        { op: 'expire', to: B, seq: 2, reason: 'retention' },
+      ])
       checkEqual((await handle.readOutbox(B, 1, 1))[0], { ...outRow(B, 1), contents: new Uint8Array(0), expired: true, failed: 'full_bytes' }, 'failed row')
       checkEqual(await handle.readExpired(1_000, 10), [], 'a failed row is not due to expire')
       checkEqual(await handle.findMessage(outRow(B, 1).id), { where: 'outbox', to: B, seq: 1, expired: true, failed: 'full_bytes' }, 'findMessage')
@@ -143,7 +146,11 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
         [receipt(B, 0, 'delivered', 300), { ...receipt(B, 1, 'failed', 300), reason: 'full_bytes' }, { ...receipt(B, 2, 'failed', 300), reason: 'retention' }],
         'receipts',
       )
-      checkEqual(await handle.findMessage(outRow(B, 2).id), { where: 'receipt', receipt: { ...receipt(B, 2, 'failed', 300), reason: 'retention' } }, 'failed receipt')
+      checkEqual(
+        await handle.findMessage(outRow(B, 2).id),
+        { where: 'receipt', receipt: { ...receipt(B, 2, 'failed', 300), reason: 'retention' } },
+        'failed receipt',
+      )
     },
 
     'readExpired and nextExpiry follow expiresAt of unexpired rows': async () => {
@@ -200,7 +207,10 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
     'count covers every stream': async () => {
       const { handle } = await open('count')
       await handle.commit([put(outRow(B, 0)), put(outRow(B, 1)), put(outRow(C, 0))])
-      await handle.commit([{ op: 'putInbox', row: inRow(B, 0) }, { op: 'putInbox', row: inRow(D, 0) }])
+      await handle.commit([
+        { op: 'putInbox', row: inRow(B, 0) },
+        { op: 'putInbox', row: inRow(D, 0) },
+      ])
       checkEqual(await handle.count(), { outbound: 3, inbound: 2 }, 'count')
     },
 
@@ -225,7 +235,11 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
         [meta(1), put(outRow(B, 2)), outStream(B, 3), put(outRow(B, 1, { createdAt: 9, id: msgId('key_taken_1') }))],
         [put(outRow(B, 2)), { op: 'ack', to: B, upTo: 2, at: 6 }, put(outRow(B, 3)), put(outRow(B, 3, { id: msgId('key_taken_3') }))],
         [{ op: 'expire', to: B, seq: 1 }, put(outRow(B, 1, { id: msgId('key_taken_1') }))],
-        [{ op: 'deleteInbox', from: C, index: 0 }, { op: 'putInbox', row: inRow(C, 1) }, { op: 'putInbox', row: inRow(C, 1) }],
+        [
+          { op: 'deleteInbox', from: C, index: 0 },
+          { op: 'putInbox', row: inRow(C, 1) },
+          { op: 'putInbox', row: inRow(C, 1) },
+        ],
         [{ op: 'pruneReceipts', before: 1e15 }, inStream(C), { op: 'putInbox', row: inRow(C, 0) }],
       ]
       for (const [i, ops] of attempts.entries()) {
@@ -237,7 +251,10 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       await handle.commit([{ op: 'ack', to: B, upTo: 1, at: 7 }])
       await handle.commit([{ op: 'pruneReceipts', before: 8 }, reused])
       checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [1], 'a key freed by a prune earlier in the same commit may be reused')
-      await handle.commit([{ op: 'deleteInbox', from: C, index: 0 }, { op: 'putInbox', row: inRow(C, 0) }])
+      await handle.commit([
+        { op: 'deleteInbox', from: C, index: 0 },
+        { op: 'putInbox', row: inRow(C, 0) },
+      ])
       checkEqual(indexes(await handle.readInbox(C, 0, 10)), [0], 'also an inbox key')
     },
 
@@ -293,7 +310,10 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
     'state survives closing and reopening the handle': async () => {
       const { store, id, handle } = await open('restart')
       await handle.commit([meta(7), outStream(B, 2), inStream(C), put(outRow(B, 0, { expiresAt: 99 })), put(outRow(B, 1))])
-      await handle.commit([{ op: 'putInbox', row: inRow(C, 0) }, { op: 'ack', to: B, upTo: 0, at: 3 }])
+      await handle.commit([
+        { op: 'putInbox', row: inRow(C, 0) },
+        { op: 'ack', to: B, upTo: 0, at: 3 },
+      ])
       const before = await state(handle)
       await handle.close()
       const reopened = await store.open(id)
@@ -476,9 +496,7 @@ async function state(handle: PeerStore): Promise<unknown> {
     inbox: await Promise.all(streams.map((p) => handle.readInbox(p, 0, 1_000))),
     count: await handle.count(),
     nextExpiry: await handle.nextExpiry(),
-    receipts: await Promise.all(
-      streams.flatMap((p) => range(0, 3).map((seq) => handle.findMessage(outRow(p, seq).id))),
-    ),
+    receipts: await Promise.all(streams.flatMap((p) => range(0, 3).map((seq) => handle.findMessage(outRow(p, seq).id)))),
   }
 }
 

@@ -36,10 +36,7 @@ export interface TransportContractOptions {
  * for (const c of transportContract(() => makeMyPair())) it(c.name, () => c.run())
  * ```
  */
-export function transportContract(
-  makePair: () => Promise<TransportPair> | TransportPair,
-  options: TransportContractOptions = {},
-): ContractCase[] {
+export function transportContract(makePair: () => Promise<TransportPair> | TransportPair, options: TransportContractOptions = {}): ContractCase[] {
   const settings: Settings = {
     reliable: options.reliable ?? true,
     timeoutMs: options.timeoutMs ?? 5000,
@@ -96,7 +93,7 @@ export function transportContract(
       }
     }),
 
-    define('a frame carries its sender\'s id as `from`', async (s) => {
+    define("a frame carries its sender's id as `from`", async (s) => {
       await s.openBoth()
       await s.deliverAll('a', [frameOf(2, 8)])
       await s.deliverAll('b', [frameOf(3, 8)])
@@ -153,7 +150,10 @@ export function transportContract(
       check(isIlmError(offline, 'TRANSPORT_FAILED'), `send to an offline peer failed with ${describeError(offline)}, not IlmError TRANSPORT_FAILED`)
       const unknown = `nobody-${Math.random().toString(36).slice(2, 10)}` as PeerId
       const stranger = await checkRejects(
-        s.bounded(Promise.resolve().then(() => s.b.send(unknown, frameOf(7, 8))), 'send to an unknown peer'),
+        s.bounded(
+          Promise.resolve().then(() => s.b.send(unknown, frameOf(7, 8))),
+          'send to an unknown peer',
+        ),
         'send to a peer that never connected',
       )
       check(isIlmError(stranger, 'TRANSPORT_FAILED'), `send to an unknown peer failed with ${describeError(stranger)}, not IlmError TRANSPORT_FAILED`)
@@ -246,7 +246,10 @@ class Session {
 
   async open(side: Side): Promise<void> {
     const t = this.transport(side)
-    await this.bounded(this.guarded(`${side}.open()`, () => t.open(this.received[side])), `${side}.open()`)
+    await this.bounded(
+      this.guarded(`${side}.open()`, () => t.open(this.received[side])),
+      `${side}.open()`,
+    )
   }
 
   async openBoth(): Promise<void> {
@@ -265,14 +268,20 @@ class Session {
   async close(side: Side): Promise<void> {
     this.received[side].closeCalled = true
     const t = this.transport(side)
-    await this.bounded(Promise.resolve().then(() => t.close()), `${side}.close()`)
+    await this.bounded(
+      Promise.resolve().then(() => t.close()),
+      `${side}.close()`,
+    )
   }
 
   async closeQuietly(): Promise<void> {
     for (const side of ['a', 'b'] as const) {
       this.received[side].closeCalled = true
       try {
-        await this.bounded(Promise.resolve().then(() => this.transport(side).close()), `${side}.close()`)
+        await this.bounded(
+          Promise.resolve().then(() => this.transport(side).close()),
+          `${side}.close()`,
+        )
       } catch {
         // The case already has its verdict; cleanup must still run.
       }
@@ -376,10 +385,7 @@ class Session {
   bounded<T>(promise: Promise<T>, what: string): Promise<T> {
     let timer: ReturnType<typeof globalThis.setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = globalThis.setTimeout(
-        () => reject(new ContractFailure(`${what} did not settle within ${this.settings.timeoutMs} ms`)),
-        this.settings.timeoutMs,
-      )
+      timer = globalThis.setTimeout(() => reject(new ContractFailure(`${what} did not settle within ${this.settings.timeoutMs} ms`)), this.settings.timeoutMs)
     })
     return Promise.race([promise, timeout]).finally(() => globalThis.clearTimeout(timer))
   }

@@ -127,7 +127,10 @@ export class WebRtcTransport implements Transport {
   /** The connector's channel for `peer` (transferred from the page); used once it opens. */
   attachChannel(peer: PeerId, channel: RTCDataChannel): void {
     const link = this.#links.get(peer)
-    if (this.#closed || link === undefined || !this.#online.has(peer)) { channel.close(); return; }
+    if (this.#closed || link === undefined || !this.#online.has(peer)) {
+      channel.close()
+      return
+    }
     link.channel?.close()
     link.channel = channel
     channel.binaryType = 'arraybuffer'

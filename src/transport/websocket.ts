@@ -2,7 +2,16 @@ import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
-import { CLOSE_CODES, MAX_WATCH, envelope, openEnvelope, parseRelayControl, type ClientControl, type RelayControl, type RelayLimitsInfo } from '../protocol/relay.js'
+import {
+  CLOSE_CODES,
+  MAX_WATCH,
+  envelope,
+  openEnvelope,
+  parseRelayControl,
+  type ClientControl,
+  type RelayControl,
+  type RelayLimitsInfo,
+} from '../protocol/relay.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, type BackoffOptions } from './backoff.js'
 import { environmentNetworkStatus, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
@@ -672,7 +681,8 @@ export class WebSocketTransport implements Transport {
         if (isPeerId(m.peer)) this.#emit((e) => e.receipt?.({ status: 'stored', peer: m.peer as PeerId, epoch: m.epoch, seq: m.seq }))
         return
       case 'failed':
-        if (isPeerId(m.peer)) this.#emit((e) => e.receipt?.({ status: 'failed', peer: m.peer as PeerId, epoch: m.epoch, seq: m.seq, reason: m.reason, held: m.held }))
+        if (isPeerId(m.peer))
+          this.#emit((e) => e.receipt?.({ status: 'failed', peer: m.peer as PeerId, epoch: m.epoch, seq: m.seq, reason: m.reason, held: m.held }))
         return
     }
   }
@@ -891,7 +901,9 @@ function globalWebSocket(): WebSocketConstructor {
   return ctor as WebSocketConstructor
 }
 
-function isEventTarget(value: unknown): value is { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } {
+function isEventTarget(
+  value: unknown,
+): value is { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } {
   if (typeof value !== 'object' || value === null) return false
   const t = value as Record<string, unknown>
   return typeof t.addEventListener === 'function' && typeof t.removeEventListener === 'function'

@@ -7,8 +7,7 @@ import type { HostConfig, HostFactories, HostTransport, TransportContext } from 
  * carries only the transport its app configures.
  */
 export const defaultFactories: HostFactories = {
-  createStore: (config: HostConfig) =>
-    new IndexedDBStore(config.dbName === undefined ? {} : { dbName: () => config.dbName as string }),
+  createStore: (config: HostConfig) => new IndexedDBStore(config.dbName === undefined ? {} : { dbName: () => config.dbName as string }),
   createTransport: async (config: HostConfig, context: TransportContext): Promise<HostTransport> => {
     const transport = config.transport
     if (transport.kind === 'broadcast-channel') {

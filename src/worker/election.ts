@@ -78,9 +78,7 @@ export class Election {
     const controller = steal ? undefined : new AbortController()
     this.#queued = controller
     const options: LockOptions = steal ? { steal: true } : { signal: controller!.signal }
-    navigator.locks
-      .request(this.#name, options, () => this.#hold())
-      .catch((error: unknown) => this.#lost(error, controller))
+    navigator.locks.request(this.#name, options, () => this.#hold()).catch((error: unknown) => this.#lost(error, controller))
   }
 
   async #hold(): Promise<void> {

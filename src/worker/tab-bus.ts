@@ -84,7 +84,10 @@ export class TabBus {
   /** Posts this tab's heartbeat now; the leader also forgets followers that went silent (their tab died). */
   beat(): void {
     if (this.#closed) return
-    if (!this.#host.leading()) return this.#post({ t: 'follower', tab: this.tab, subscribed: this.#host.subscribed(), gone: false })
+    if (!this.#host.leading()) {
+      this.#post({ t: 'follower', tab: this.tab, subscribed: this.#host.subscribed(), gone: false })
+      return
+    }
     this.#post({ t: 'leader', tab: this.tab, online: this.#host.networkEnabled() })
     const staleBefore = Date.now() - this.#staleAfterMs
     for (const [tab, follower] of this.#followers) if (follower.lastSeen < staleBefore) this.#onFollower(tab, false, true)
@@ -137,31 +140,47 @@ export class TabBus {
   #receive(m: TabMessage): void {
     if (this.#closed) return
     switch (m.t) {
-      case 'leader':
-        return this.#host.leaderSeen(m.tab, m.online)
-      case 'follower':
-        return this.#onFollower(m.tab, m.subscribed, m.gone)
+      case 'leader': {
+        this.#host.leaderSeen(m.tab, m.online)
+        return
+      }
+      case 'follower': {
+        this.#onFollower(m.tab, m.subscribed, m.gone)
+        return
+      }
       case 'call':
         if (!this.#host.leading()) return
-        return this.#host.serve({ id: m.call, method: m.method, args: m.args }, (outcome) =>
-          this.#post(
-            outcome.ok
-              ? { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: true, value: outcome.value }
-              : { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: false, error: serializeError(outcome.error) },
-          ),
-        )
+        {
+          this.#host.serve({ id: m.call, method: m.method, args: m.args }, (outcome) =>
+            this.#post(
+              outcome.ok
+                ? { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: true, value: outcome.value }
+                : { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: false, error: serializeError(outcome.error) },
+            ),
+          )
+          return
+        }
       case 'result':
         if (m.tab !== this.tab) return
-        return this.#host.result(m.leader, m.call, m.ok ? { ok: true, value: m.value } : { ok: false, error: deserializeError(m.error) })
-      case 'deliver':
-        return this.#onDeliver(m.delivery, m.messages)
-      case 'handled':
-        return this.#onHandled(m.tab, m.delivery, m.outcome)
+        {
+          this.#host.result(m.leader, m.call, m.ok ? { ok: true, value: m.value } : { ok: false, error: deserializeError(m.error) })
+          return
+        }
+      case 'deliver': {
+        this.#onDeliver(m.delivery, m.messages)
+        return
+      }
+      case 'handled': {
+        this.#onHandled(m.tab, m.delivery, m.outcome)
+        return
+      }
       case 'events':
         if (!this.#host.leading()) this.#host.events(m.events)
         return
-      case 'online':
-        return this.#host.switched(m.online)
+      case 'online': {
+        this.#host.switched(m.online)
+        return
+      }
     }
   }
 
@@ -178,7 +197,10 @@ export class TabBus {
   #onDeliver(delivery: string, messages: readonly Message[]): void {
     if (this.#host.leading()) return
     const answer = (outcome: HandledOutcome): void => this.#post({ t: 'handled', tab: this.tab, delivery, outcome })
-    if (!this.#host.subscribed()) return answer('unsubscribed')
+    if (!this.#host.subscribed()) {
+      answer('unsubscribed')
+      return
+    }
     this.#host.handle(messages).then(
       (handled) => answer(handled ? 'handled' : 'unsubscribed'),
       () => answer('failed'),
@@ -188,9 +210,15 @@ export class TabBus {
   #onHandled(tab: string, id: string, outcome: HandledOutcome): void {
     const delivery = this.#deliveries.get(id)
     if (delivery === undefined) return
-    if (outcome === 'unsubscribed') return this.#stopWaiting(delivery, tab)
+    if (outcome === 'unsubscribed') {
+      this.#stopWaiting(delivery, tab)
+      return
+    }
     if (!delivery.waiting.delete(tab)) return
-    if (outcome === 'failed') return delivery.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
+    if (outcome === 'failed') {
+      delivery.done(new IlmError('HANDLER_FAILED', 'a handler in another tab threw'))
+      return
+    }
     delivery.handled += 1
     if (delivery.waiting.size === 0) delivery.done()
   }

@@ -6,7 +6,8 @@ test('the page client refuses bad input with typed errors, changes nothing, and 
   try {
     const page = await harnessPage(context, baseURL)
     const connects = await page.evaluate(() => window.harness.faults.input.connect())
-    for (const p of connects) expect.soft(p, p.call).toMatchObject({ outcome: 'rejected', isIlmError: false, name: expect.stringMatching(/^(TypeError|RangeError)$/) })
+    for (const p of connects)
+      expect.soft(p, p.call).toMatchObject({ outcome: 'rejected', isIlmError: false, name: expect.stringMatching(/^(TypeError|RangeError)$/) })
     // None of those opened anything: no database, and the identity is free.
     expect(await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))).toEqual([])
 

@@ -115,14 +115,24 @@ test('both browsers SIGKILLed mid-stream, twice, and relaunched on their profile
         unmarked[b.id]![life] = (await b.page.evaluate((id) => window.harness.crash.unprocessed(id), b.id)).map((e) => e.id)
       }
       for (const b of browsers) {
-        await b.page.evaluate(({ id, url, life, batch }) => window.harness.crash.connect(id, url, life, batch), { id: b.id, url: relay.url, life, batch: PROCESS_BATCH })
+        await b.page.evaluate(({ id, url, life, batch }) => window.harness.crash.connect(id, url, life, batch), {
+          id: b.id,
+          url: relay.url,
+          life,
+          batch: PROCESS_BATCH,
+        })
       }
       for (const b of browsers) await expect.poll(() => b.page.evaluate(() => window.harness.crash.connection()?.status), { timeout: 20_000 }).toBe('online')
       const last = life === LIVES
       for (const b of browsers) {
         const range = { from: b.id, to: PEERS[b.id], first: life * SPAN, end: life * SPAN + (last ? FINAL_SENDS : SPAN) }
         ranges.push(range)
-        await b.page.evaluate(({ to, first, end, lanes }) => window.harness.crash.start(to, first, end, lanes), { to: range.to, first: range.first, end: range.end, lanes: CONCURRENCY })
+        await b.page.evaluate(({ to, first, end, lanes }) => window.harness.crash.start(to, first, end, lanes), {
+          to: range.to,
+          first: range.first,
+          end: range.end,
+          lanes: CONCURRENCY,
+        })
       }
       if (last) break
       const handed = async (): Promise<number> => Math.min(...(await Promise.all(browsers.map((b) => b.page.evaluate(() => window.harness.crash.handed())))))
@@ -130,11 +140,14 @@ test('both browsers SIGKILLed mid-stream, twice, and relaunched on their profile
       // Both process groups get their SIGKILL back to back, while both streams flow.
       await Promise.all(browsers.map((b) => b.crash()))
       crashed.push(life)
-      notes.push(`life ${life}: ${((Date.now() - launchedAt) / 1000).toFixed(1)} s, ${resolved.filter((r) => r.life === life).length} sends resolved, then both browsers SIGKILLed`)
+      notes.push(
+        `life ${life}: ${((Date.now() - launchedAt) / 1000).toFixed(1)} s, ${resolved.filter((r) => r.life === life).length} sends resolved, then both browsers SIGKILLed`,
+      )
     }
 
     for (const b of browsers) await b.page.evaluate(() => window.harness.crash.finished())
-    for (const b of browsers) await expect.poll(() => b.page.evaluate(() => window.harness.crash.pending()), { timeout: 90_000 }).toEqual({ outbound: 0, inbound: 0 })
+    for (const b of browsers)
+      await expect.poll(() => b.page.evaluate(() => window.harness.crash.pending()), { timeout: 90_000 }).toEqual({ outbound: 0, inbound: 0 })
     const handovers: Record<string, Handover[]> = {}
     const epochs: Record<string, string> = {}
     for (const b of browsers) {

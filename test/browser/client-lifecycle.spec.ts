@@ -64,7 +64,9 @@ test("a send's status events reach the page after its send() resolved", async ({
   await a.evaluate((relay) => window.harness.lifecycle.connect('order-a', { relay }), url)
   await b.evaluate((relay) => window.harness.lifecycle.connect('order-b', { relay, subscribe: true }), url)
   const ids = await a.evaluate(() => window.harness.lifecycle.sendAll('order-b', 50))
-  await expect.poll(async () => (await a.evaluate(() => window.harness.lifecycle.order())).filter((e) => e.endsWith(':delivered')).length, { timeout: 20_000 }).toBe(50)
+  await expect
+    .poll(async () => (await a.evaluate(() => window.harness.lifecycle.order())).filter((e) => e.endsWith(':delivered')).length, { timeout: 20_000 })
+    .toBe(50)
   const order = await a.evaluate(() => window.harness.lifecycle.order())
   for (const id of ids) {
     const resolved = order.indexOf(`resolved:${id}`)

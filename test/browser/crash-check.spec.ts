@@ -55,7 +55,11 @@ const planted: Array<[string, Partial<CrashLedger>, ProblemKind]> = [
   ['a message in an epoch the sender never had', { handovers: bob(...clean.handovers.bob!, h(6, 2, { epoch: 'ez' })) }, 'phantom'],
   ['a message with another seq than its send resolved with', { resolved: clean.resolved.map((r) => (r.n === 5 ? { ...r, seq: 9 } : r)) }, 'phantom'],
   ['a message with another id than its send resolved with', { resolved: clean.resolved.map((r) => (r.n === 5 ? { ...r, id: 'a9' } : r)) }, 'phantom'],
-  ['a rejected send handed over', { handovers: bob(...clean.handovers.bob!, h(6, 2)), rejected: [{ from: 'alice', to: 'bob', n: 6, code: 'STORE_FAILED' }] }, 'rejected-delivered'],
+  [
+    'a rejected send handed over',
+    { handovers: bob(...clean.handovers.bob!, h(6, 2)), rejected: [{ from: 'alice', to: 'bob', n: 6, code: 'STORE_FAILED' }] },
+    'rejected-delivered',
+  ],
 ]
 
 for (const [name, change, kind] of planted) {

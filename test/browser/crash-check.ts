@@ -122,7 +122,8 @@ export function checkCrashLedger(ledger: CrashLedger): CrashVerdict {
       for (const h of stream) {
         handovers++
         const what = `${name} id ${h.id} seq ${h.seq} n ${h.n} (life ${h.life})`
-        if (previous !== undefined && previous.life === h.life && h.seq <= previous.seq) problem('reorder', `${what}: after seq ${previous.seq} in the same life`)
+        if (previous !== undefined && previous.life === h.life && h.seq <= previous.seq)
+          problem('reorder', `${what}: after seq ${previous.seq} in the same life`)
         previous = h
         const seen = byId.get(h.id)
         if (seen !== undefined) {
@@ -134,7 +135,12 @@ export function checkCrashLedger(ledger: CrashLedger): CrashVerdict {
           }
           const unmarked = ledger.unmarked[receiver]?.[last.life + 1] ?? []
           if (last.life >= h.life || !crashed.has(last.life) || !unmarked.includes(h.id)) {
-            const why = last.life >= h.life ? 'in the same life' : !crashed.has(last.life) ? `after life ${last.life}, which did not crash` : `its processed mark had committed before the crash of life ${last.life}`
+            const why =
+              last.life >= h.life
+                ? 'in the same life'
+                : !crashed.has(last.life)
+                  ? `after life ${last.life}, which did not crash`
+                  : `its processed mark had committed before the crash of life ${last.life}`
             problem('duplicate', `${what}: handed over again ${why}`)
             continue
           }

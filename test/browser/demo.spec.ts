@@ -36,10 +36,14 @@ interface DemoServer {
 
 /** Starts `demo/server.ts` (page server + dev relay) and resolves once it printed its URL. */
 function startDemoServer(port = 0, relayPort = 0, timeoutMs = 20_000): Promise<DemoServer> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort), '--mailbox-dir', mailboxDir!], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort), '--mailbox-dir', mailboxDir!],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   let output = ''
   return new Promise<DemoServer>((resolve, reject) => {
@@ -90,7 +94,9 @@ async function say(page: Page, text: string): Promise<void> {
 function transcript(page: Page): Promise<string[]> {
   return page
     .getByTestId('message')
-    .evaluateAll((items) => items.map((li) => `${(li as HTMLElement).dataset.direction} ${(li as HTMLElement).dataset.status} ${li.querySelector('.text')?.textContent}`))
+    .evaluateAll((items) =>
+      items.map((li) => `${(li as HTMLElement).dataset.direction} ${(li as HTMLElement).dataset.status} ${li.querySelector('.text')?.textContent}`),
+    )
 }
 
 async function expectOnline(page: Page, timeout = ONLINE_TIMEOUT): Promise<void> {

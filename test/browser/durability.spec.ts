@@ -59,7 +59,10 @@ test('every readwrite transaction that writes outbox, inbox, streams or meta is 
   const b = await harnessPage(context, baseURL)
   const records = await cycle(a, b, false)
   const readwrite = records.filter((r) => r.mode === 'readwrite')
-  test.info().annotations.push({ type: 'transactions', description: `${records.length} recorded, ${readwrite.length} readwrite, durabilities ${[...new Set(readwrite.map((r) => r.durability))].join(', ')}` })
+  test.info().annotations.push({
+    type: 'transactions',
+    description: `${records.length} recorded, ${readwrite.length} readwrite, durabilities ${[...new Set(readwrite.map((r) => r.durability))].join(', ')}`,
+  })
   expect(notStrict(records)).toEqual([])
 })
 

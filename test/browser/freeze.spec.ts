@@ -107,7 +107,9 @@ async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
     note(`leader ${leader.name}, follower ${follower.name}`)
     await body({ leader, follower, tabB, role, received: () => tabB.evaluate<Received[]>('window.harness.received()', 5000), note })
     for (const tab of [tab1, tab2, tabB]) {
-      note(`${tab.name} roles ${JSON.stringify(await tab.evaluate('window.harness.roles()', 5000).catch(String))} errors ${JSON.stringify(await tab.evaluate('window.harness.errors()', 5000).catch(String))}`)
+      note(
+        `${tab.name} roles ${JSON.stringify(await tab.evaluate('window.harness.roles()', 5000).catch(String))} errors ${JSON.stringify(await tab.evaluate('window.harness.errors()', 5000).catch(String))}`,
+      )
     }
   } finally {
     console.log(log.join('\n'))
@@ -136,7 +138,11 @@ test('Freeze the leader tab: another tab takes over', async () => {
     const frozenAt = Date.now()
     note(`froze ${leader.name}`)
 
-    const takeover = await pollUntil(() => role(follower), (r) => r === 'leader', TAKEOVER_MS)
+    const takeover = await pollUntil(
+      () => role(follower),
+      (r) => r === 'leader',
+      TAKEOVER_MS,
+    )
     expect(takeover, `the follower takes over within ${TAKEOVER_MS} ms`).toBe('leader')
     note(`${follower.name} leads ${Date.now() - frozenAt} ms after the freeze`)
     await follower.evaluate(`window.harness.sendMany('b', 'q', 0, 10)`)
@@ -153,7 +159,11 @@ test('Freeze the leader tab: another tab takes over', async () => {
     // The old leader resumes: it must learn it was replaced, step down, and write nothing.
     await leader.send('Page.setWebLifecycleState', { state: 'active' })
     note(`resumed ${leader.name}`)
-    const demoted = await pollUntil(() => role(leader), (r) => r === 'follower', 10_000)
+    const demoted = await pollUntil(
+      () => role(leader),
+      (r) => r === 'follower',
+      10_000,
+    )
     expect(demoted, 'the resumed tab steps down').toBe('follower')
     note(`${leader.name} is ${demoted}`)
     // Give a stale engine time to do damage (late commits, retransmissions), then look again.
@@ -180,11 +190,20 @@ test('Freeze the leader tab inside a commit: another tab takes over', async () =
     expect((await pollUntil(received, (r) => r.length >= 5, 10_000)).map((r) => String(r.contents))).toEqual(range('m', 5))
     // A burst through the leader: freeze it while it commits (once the first sends resolved).
     await follower.evaluate(`window.harness.burst('b', 'p', 500)`)
-    await pollUntil(() => follower.evaluate<string[]>('window.harness.resolvedIds()'), (ids) => ids.length > 0, 10_000, 5)
+    await pollUntil(
+      () => follower.evaluate<string[]>('window.harness.resolvedIds()'),
+      (ids) => ids.length > 0,
+      10_000,
+      5,
+    )
     await leader.send('Page.setWebLifecycleState', { state: 'frozen' })
     const frozenAt = Date.now()
     note(`froze ${leader.name}`)
-    const takeover = await pollUntil(() => role(follower), (r) => r === 'leader', TAKEOVER_MS)
+    const takeover = await pollUntil(
+      () => role(follower),
+      (r) => r === 'leader',
+      TAKEOVER_MS,
+    )
     note(`${follower.name} is ${takeover} ${Date.now() - frozenAt} ms after the freeze`)
     if (takeover !== 'leader') {
       note(`locks ${JSON.stringify(await follower.evaluate('navigator.locks.query()'))}`)
@@ -193,12 +212,22 @@ test('Freeze the leader tab inside a commit: another tab takes over', async () =
     expect(takeover, `the follower takes over within ${TAKEOVER_MS} ms`).toBe('leader')
 
     // What the fixed engine must then do: every send resolves once, b gets all exactly once, in order.
-    const ids = await pollUntil(() => follower.evaluate<string[]>('window.harness.resolvedIds()'), (r) => r.length >= 500, 15_000)
+    const ids = await pollUntil(
+      () => follower.evaluate<string[]>('window.harness.resolvedIds()'),
+      (r) => r.length >= 500,
+      15_000,
+    )
     expect(new Set(ids).size).toBe(500)
     const expected = [...range('m', 5), ...range('p', 500)]
     checkStream(await pollUntil(received, (r) => r.length >= expected.length, 15_000), expected, ids)
     await leader.send('Page.setWebLifecycleState', { state: 'active' })
-    expect(await pollUntil(() => role(leader), (r) => r === 'follower', 10_000)).toBe('follower')
+    expect(
+      await pollUntil(
+        () => role(leader),
+        (r) => r === 'follower',
+        10_000,
+      ),
+    ).toBe('follower')
   })
 })
 
@@ -223,13 +252,22 @@ const IDB_PROBE = `new Promise((resolve) => {
  */
 function checkStream(received: readonly Received[], expected: readonly string[], burstIds: readonly string[]): void {
   const texts = received.map((r) => String(r.contents))
-  expect(received.every((r) => r.from === 'a'), 'all from a').toBe(true)
+  expect(
+    received.every((r) => r.from === 'a'),
+    'all from a',
+  ).toBe(true)
   expect(new Set(received.map((r) => r.id)).size, 'no id twice').toBe(received.length)
   expect(new Set(texts).size, 'no contents twice').toBe(texts.length)
-  expect(received.map((r) => r.seq), 'seqs contiguous from 0, in order').toEqual(received.map((_, i) => i))
+  expect(
+    received.map((r) => r.seq),
+    'seqs contiguous from 0, in order',
+  ).toEqual(received.map((_, i) => i))
   expect([...texts].sort(), 'exactly the messages sent').toEqual([...expected].sort())
   const burst = new Set(burstIds)
-  expect(received.filter((r) => String(r.contents).startsWith('p')).every((r) => burst.has(r.id)), 'burst ids as resolved').toBe(true)
+  expect(
+    received.filter((r) => String(r.contents).startsWith('p')).every((r) => burst.has(r.id)),
+    'burst ids as resolved',
+  ).toBe(true)
   for (const prefix of ['m', 'q', 'r']) {
     const mine = texts.filter((t) => t.startsWith(prefix))
     expect(mine, `${prefix}* in send order`).toEqual([...mine].sort((x, y) => Number(x.slice(1)) - Number(y.slice(1))))

@@ -96,7 +96,7 @@ test('relay.restart({ signal: SIGKILL }): the mailbox on disk keeps what an offl
   expectExactlyOnce(ids, bob.received())
 })
 
-test('newTab() opens the same identity: both tabs\' handlers get every message', async ({ relay, peer }) => {
+test("newTab() opens the same identity: both tabs' handlers get every message", async ({ relay, peer }) => {
   const alice = await peer('alice', await app(relay, 'alice'))
   const bob = await peer('bob', await app(relay, 'bob'))
   await bob.newTab()

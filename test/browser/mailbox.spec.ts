@@ -29,7 +29,10 @@ test.afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-test('the relay mailbox: the sender stores for an offline peer and quits; the receiver gets it all later; the sender, back, sees delivered', async ({ profiles, baseURL }) => {
+test('the relay mailbox: the sender stores for an offline peer and quits; the receiver gets it all later; the sender, back, sees delivered', async ({
+  profiles,
+  baseURL,
+}) => {
   const aliceProfile = tempDir('intersession-profile-')
   // A profile on disk that outlives its browser: alice quits and comes back to it.
   const first = await launchProfile(aliceProfile)

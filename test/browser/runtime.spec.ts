@@ -71,9 +71,7 @@ test('a worker terminated in the middle of group commits keeps every resolved se
   }
 })
 
-test('two tabs of one identity: one engine; the leader closes mid-stream; the other takes over; all 500 arrive once, in order', async ({
-  baseURL,
-}) => {
+test('two tabs of one identity: one engine; the leader closes mid-stream; the other takes over; all 500 arrive once, in order', async ({ baseURL }) => {
   const { context, dispose } = await persistentContext()
   try {
     const leader = await harnessPage(context, baseURL)

@@ -131,7 +131,12 @@ test('site data deleted while the app runs: a new epoch, the peer follows it, no
   await cdp.send('Storage.clearDataForOrigin', { origin: new URL(a.url()).origin, storageTypes: 'indexeddb' })
 
   // The app keeps working: the next sends land in a new store, a new epoch, seqs from 0.
-  const after = await a.evaluate(() => window.harness.faults.sendAll('bob', [0, 1, 2, 3, 4].map((i) => ({ contents: `w${i}` }))))
+  const after = await a.evaluate(() =>
+    window.harness.faults.sendAll(
+      'bob',
+      [0, 1, 2, 3, 4].map((i) => ({ contents: `w${i}` })),
+    ),
+  )
   expect(after.map((o) => (o.ok ? o.seq : o.code))).toEqual([0, 1, 2, 3, 4])
   const fresh = await a.evaluate(() => window.harness.faults.readStore('alice'))
   expect(fresh?.epoch).toBeDefined()
@@ -197,7 +202,12 @@ test('a transaction failing in the middle of a group commit: nothing half writte
   await a.evaluate((url) => window.harness.connect('alice', { relay: url }), relay.url)
   expect(await a.evaluate(() => window.harness.pending())).toEqual({ outbound: 5, inbound: 0 })
 
-  const later = await a.evaluate(() => window.harness.faults.sendAll('bob', [10, 11, 12, 13, 14].map((i) => ({ contents: `m${i}` }))))
+  const later = await a.evaluate(() =>
+    window.harness.faults.sendAll(
+      'bob',
+      [10, 11, 12, 13, 14].map((i) => ({ contents: `m${i}` })),
+    ),
+  )
   expect(later.map((o) => (o.ok ? o.seq : o.code))).toEqual([10, 11, 12, 13, 14])
   await setOnline(b, true)
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(15)

@@ -30,7 +30,9 @@ const calls = (page: Page): Promise<unknown[]> => page.evaluate(() => window.tab
 const returned = (page: Page): Promise<unknown[]> => page.evaluate(() => window.tabs.returned())
 const inbound = (page: Page): Promise<number> => page.evaluate(async () => (await window.tabs.pending()).inbound)
 
-test('each message reaches the handlers of every subscribed tab once, in order; processed only when all returned; late and leaving subscribers', async ({ baseURL }) => {
+test('each message reaches the handlers of every subscribed tab once, in order; processed only when all returned; late and leaving subscribers', async ({
+  baseURL,
+}) => {
   const { context, dispose } = await persistentContext()
   try {
     const network = 'fanout'
@@ -92,7 +94,9 @@ test('each message reaches the handlers of every subscribed tab once, in order; 
   }
 })
 
-test('a follower unsubscribing and subscribing again while messages stream neither stalls the stream nor hands the other tab a message twice', async ({ baseURL }) => {
+test('a follower unsubscribing and subscribing again while messages stream neither stalls the stream nor hands the other tab a message twice', async ({
+  baseURL,
+}) => {
   const { context, dispose } = await persistentContext()
   try {
     const network = 'fanout-churn'

@@ -31,7 +31,14 @@ async function online(profile: Profile, id: string, url: string): Promise<Page> 
 
 /** What `page` received from `from`, as [seq, contents] in arrival order. */
 function receivedFrom(page: Page, from: string): Promise<Array<[number, unknown]>> {
-  return page.evaluate((from) => window.harness.received().filter((m) => m.from === from).map((m): [number, unknown] => [m.seq, m.contents]), from)
+  return page.evaluate(
+    (from) =>
+      window.harness
+        .received()
+        .filter((m) => m.from === from)
+        .map((m): [number, unknown] => [m.seq, m.contents]),
+    from,
+  )
 }
 
 /** Asserts the stream is seq `first`, `first + 1`, … without gaps or repeats, each carrying `${prefix}${seq}`. */
@@ -47,7 +54,7 @@ describe.each(ENGINES)('%s', (engine) => {
     const alice = await openProfile(engine)
     const bob = await openProfile(engine)
     try {
-      let a = await online(alice, 'alice', relay.url)
+      const a = await online(alice, 'alice', relay.url)
       let b = await online(bob, 'bob', relay.url)
 
       // Both ways.

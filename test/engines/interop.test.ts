@@ -42,7 +42,14 @@ async function peer(engine: Engine, id: string, webrtc?: boolean): Promise<Page>
 }
 
 const contentsFrom = (page: Page, from: string): Promise<unknown[]> =>
-  page.evaluate((from) => window.harness.received().filter((m) => m.from === from).map((m) => m.contents), from)
+  page.evaluate(
+    (from) =>
+      window.harness
+        .received()
+        .filter((m) => m.from === from)
+        .map((m) => m.contents),
+    from,
+  )
 
 test('Firefox and Chromium peers exchange through the relay, both ways, once and in order', async () => {
   const fox = await peer('firefox', 'fox')

@@ -75,7 +75,14 @@ export class Cdp {
   }
 
   #onMessage(text: string): void {
-    const m = JSON.parse(text) as { id?: number; method?: string; params?: Record<string, unknown>; sessionId?: string; result?: unknown; error?: { message: string; data?: string } }
+    const m = JSON.parse(text) as {
+      id?: number
+      method?: string
+      params?: Record<string, unknown>
+      sessionId?: string
+      result?: unknown
+      error?: { message: string; data?: string }
+    }
     if (m.id !== undefined) {
       const p = this.#pending.get(m.id)
       if (p === undefined) return

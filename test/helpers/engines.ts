@@ -21,10 +21,7 @@ export interface UntilOptions {
 }
 
 /** Polls `cond`, settling promises (and advancing `clocks`, if any) between polls; bounded. */
-export async function until(
-  cond: () => boolean | Promise<boolean>,
-  { clocks = [], stepMs = 100, steps = 300 }: UntilOptions = {},
-): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, { clocks = [], stepMs = 100, steps = 300 }: UntilOptions = {}): Promise<void> {
   for (let i = 0; i < steps; i++) {
     if (await cond()) return
     await tick(2)
@@ -88,8 +85,7 @@ export async function openPeer(
 }
 
 /** Whether `p`'s engine currently sees `other` online. */
-export const online = async (p: Pick<Peer, 'ilm'>, other: string): Promise<boolean> =>
-  ((await p.ilm.connectedPeers()) as string[]).includes(other)
+export const online = async (p: Pick<Peer, 'ilm'>, other: string): Promise<boolean> => ((await p.ilm.connectedPeers()) as string[]).includes(other)
 
 /** The contents of `messages`, in order. */
 export const contentsOf = (messages: readonly Message[]): Message['contents'][] => messages.map((m) => m.contents)

@@ -20,10 +20,7 @@ export function fuzzRuns(defaultRuns: number): number {
 }
 
 /** What the decoder must answer for a mutated frame: a refusal (with the field, for FIELD), or the frame itself. */
-export type Expectation =
-  | { readonly reason: DecodeFailure; readonly detail?: string }
-  | { readonly frame: Frame }
-  | undefined
+export type Expectation = { readonly reason: DecodeFailure; readonly detail?: string } | { readonly frame: Frame } | undefined
 
 /** One fuzz input: bytes, how they were made, and the expected answer when determined. */
 export interface FuzzInput {
@@ -63,7 +60,10 @@ const anySeqArb = fc.oneof(fc.nat(1000), fc.constantFrom(0, Number.MAX_SAFE_INTE
 /** Valid frames whose ids and epochs come from `pools` (or, sometimes, anywhere). */
 export function frameArb(pools: FramePools): fc.Arbitrary<Frame> {
   const seqArb = pools.smallSeqs === undefined ? anySeqArb : fc.oneof({ weight: 4, arbitrary: fc.nat(pools.smallSeqs) }, { weight: 1, arbitrary: anySeqArb })
-  const peer = fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...pools.peers) }, { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789'), minLength: 1, maxLength: 12 }) })
+  const peer = fc.oneof(
+    { weight: 9, arbitrary: fc.constantFrom(...pools.peers) },
+    { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789'), minLength: 1, maxLength: 12 }) },
+  )
   const epoch: fc.Arbitrary<Epoch> = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...(pools.epochs as Epoch[])) }, { weight: 1, arbitrary: epochArb })
   const ends = fc
     .tuple(peer, peer)
@@ -166,7 +166,19 @@ const REQUIRED: Record<Frame['kind'], readonly string[]> = {
 const OPTIONAL: Record<Frame['kind'], readonly string[]> = { hello: ['claim'], msg: ['expiresAt', 'skip'], ack: [], reset: [] }
 
 const BAD_IDS = ['', 'has space', 'tab\there', 'x'.repeat(129), 'nul\u0000', 'zero\u200bwidth', 'new\nline', 7, null, ['alice'], { id: 'alice' }]
-const BAD_EPOCHS = ['', 'nope', '00000000a.abc', '00000000A.abcdefg', '0000000a.abcdefg', '00000000a.abc def', '00000000a-abcdefg', `00000000a.${'x'.repeat(33)}`, 5, null, true]
+const BAD_EPOCHS = [
+  '',
+  'nope',
+  '00000000a.abc',
+  '00000000A.abcdefg',
+  '0000000a.abcdefg',
+  '00000000a.abc def',
+  '00000000a-abcdefg',
+  `00000000a.${'x'.repeat(33)}`,
+  5,
+  null,
+  true,
+]
 const BAD_SEQS = [-1, -5, 1.5, 2 ** 53, 2 ** 64, 1e21, -(2 ** 53), '5', '', null, true, [], {}, [3]]
 /** Raw JSON numbers no valid seq reads as (`1e400` parses to Infinity, `9007199254740993` rounds to 2^53). */
 const BAD_RAW_SEQS = ['1e400', '-1e400', '5e-324', '9007199254740993', '-1.0e-7', '0.5']
@@ -206,18 +218,15 @@ const NUMERIC = new Set(['seq', 'floor', 'upTo', 'expiresAt'])
 type Mutator = (frame: Frame, bytes: Uint8Array, maxBytes: number) => fc.Arbitrary<Omit<FuzzInput, 'source'>>
 
 const mutators: Record<string, Mutator> = {
-  truncatePrefix: (_f, bytes) =>
-    fc.nat(5).map((n) => ({ bytes: bytes.slice(0, n), mutation: 'truncatePrefix', expect: { reason: 'TRUNCATED' as const } })),
+  truncatePrefix: (_f, bytes) => fc.nat(5).map((n) => ({ bytes: bytes.slice(0, n), mutation: 'truncatePrefix', expect: { reason: 'TRUNCATED' as const } })),
   truncateHeader: (_f, bytes) => {
     const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(2)
     return fc
       .integer({ min: 6, max: 6 + length - 1 })
       .map((n) => ({ bytes: bytes.slice(0, n), mutation: 'truncateHeader', expect: { reason: 'TRUNCATED' as const } }))
   },
-  truncateAnywhere: (_f, bytes) =>
-    fc.nat(bytes.byteLength - 1).map((n) => ({ bytes: bytes.slice(0, n), mutation: 'truncateAnywhere', expect: undefined })),
-  extend: (_f, bytes) =>
-    fc.uint8Array({ minLength: 1, maxLength: 64 }).map((tail) => ({ bytes: concat(bytes, tail), mutation: 'extend', expect: undefined })),
+  truncateAnywhere: (_f, bytes) => fc.nat(bytes.byteLength - 1).map((n) => ({ bytes: bytes.slice(0, n), mutation: 'truncateAnywhere', expect: undefined })),
+  extend: (_f, bytes) => fc.uint8Array({ minLength: 1, maxLength: 64 }).map((tail) => ({ bytes: concat(bytes, tail), mutation: 'extend', expect: undefined })),
   oversize: (_f, bytes, maxBytes) =>
     fc.integer({ min: 1, max: 4096 }).map((extra) => ({
       bytes: concat(bytes, new Uint8Array(Math.max(0, maxBytes - bytes.byteLength) + extra)),
@@ -225,11 +234,15 @@ const mutators: Record<string, Mutator> = {
       expect: { reason: 'OVERSIZE' as const },
     })),
   version: (_f, bytes) =>
-    fc.integer({ min: 0, max: 255 }).filter((v) => v !== 1).map((v) => ({ bytes: patchByte(bytes, 0, v), mutation: 'version', expect: { reason: 'VERSION' as const } })),
+    fc
+      .integer({ min: 0, max: 255 })
+      .filter((v) => v !== 1)
+      .map((v) => ({ bytes: patchByte(bytes, 0, v), mutation: 'version', expect: { reason: 'VERSION' as const } })),
   kind: (_f, bytes) =>
-    fc.oneof(fc.constant(0), fc.integer({ min: 5, max: 255 })).map((k) => ({ bytes: patchByte(bytes, 1, k), mutation: 'kind', expect: { reason: 'KIND' as const } })),
-  swapKind: (_f, bytes) =>
-    fc.integer({ min: 1, max: 4 }).map((k) => ({ bytes: patchByte(bytes, 1, k), mutation: 'swapKind', expect: undefined })),
+    fc
+      .oneof(fc.constant(0), fc.integer({ min: 5, max: 255 }))
+      .map((k) => ({ bytes: patchByte(bytes, 1, k), mutation: 'kind', expect: { reason: 'KIND' as const } })),
+  swapKind: (_f, bytes) => fc.integer({ min: 1, max: 4 }).map((k) => ({ bytes: patchByte(bytes, 1, k), mutation: 'swapKind', expect: undefined })),
   headerLengthLong: (_f, bytes) =>
     fc.integer({ min: 1, max: 0xffffffff }).map((grow) => {
       const out = bytes.slice()
@@ -250,8 +263,7 @@ const mutators: Record<string, Mutator> = {
       for (const [at, bit] of flips) out[at]! ^= 1 << bit
       return { bytes: out, mutation: 'bitFlips', expect: undefined }
     }),
-  randomBytes: () =>
-    fc.uint8Array({ maxLength: 256 }).map((bytes) => ({ bytes, mutation: 'randomBytes', expect: undefined })),
+  randomBytes: () => fc.uint8Array({ maxLength: 256 }).map((bytes) => ({ bytes, mutation: 'randomBytes', expect: undefined })),
   randomAfterPrefix: (_f, bytes) =>
     fc.uint8Array({ maxLength: 256 }).map((tail) => ({ bytes: concat(bytes.slice(0, 6), tail), mutation: 'randomAfterPrefix', expect: undefined })),
   splice: (_f, bytes) =>

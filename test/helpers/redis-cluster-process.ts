@@ -78,7 +78,9 @@ export async function startRedisCluster(nodeTimeoutMs = 1_000): Promise<RedisClu
   }
   const shards = async (askPort?: number): Promise<ClusterShard[]> => {
     const port = askPort ?? (await live())[0]!
-    const lines = String(await command(port, ['CLUSTER', 'NODES'])).trim().split('\n')
+    const lines = String(await command(port, ['CLUSTER', 'NODES']))
+      .trim()
+      .split('\n')
     const rows = lines.map((line) => line.split(' '))
     const portOf = (row: string[]): number => Number(/:(\d+)@/.exec(row[1]!)![1])
     const masters = rows.filter((row) => row[2]!.includes('master') && !row[2]!.includes('fail') && row.length > 8)

@@ -140,7 +140,10 @@ function launch(port: number, dir: string, options: RedisProcessOptions, timeout
     ...(options.args ?? []),
   ]
   // A replica is ready once it has the master's data (a full or a partial sync), not when it listens.
-  const ready = options.replicaOf === undefined ? /Ready to accept connections/ : /MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial Resynchronization)/
+  const ready =
+    options.replicaOf === undefined
+      ? /Ready to accept connections/
+      : /MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial Resynchronization)/
   const child = spawn(redisServerPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const what = `redis-server (${redisServerPath}) on 127.0.0.1:${port}`
   // Redis logs to stdout; configuration errors go to stderr.

@@ -170,10 +170,13 @@ export class LegitTraffic {
         const n = this.sent.get(`${from.id}>${to.id}`) ?? 0
         const seen = to.got.filter((m) => m.from === from.id).map((m) => (m.contents as { n: number }).n)
         const expected = Array.from({ length: n }, (_, i) => i)
-        if (JSON.stringify(seen) !== JSON.stringify(expected)) problems.push(`${from.id}->${to.id}: got ${seen.length} of ${n}, first wrong at ${seen.findIndex((v, i) => v !== i)}`)
+        if (JSON.stringify(seen) !== JSON.stringify(expected))
+          problems.push(`${from.id}->${to.id}: got ${seen.length} of ${n}, first wrong at ${seen.findIndex((v, i) => v !== i)}`)
       }
     }
-    const strangers = this.peers.flatMap((p) => p.got.filter((m) => !this.peers.some((q) => q.id === m.from)).map((m) => `${p.id} got a message from ${m.from}`))
+    const strangers = this.peers.flatMap((p) =>
+      p.got.filter((m) => !this.peers.some((q) => q.id === m.from)).map((m) => `${p.id} got a message from ${m.from}`),
+    )
     problems.push(...strangers)
     return { ok: problems.length === 0, problems }
   }

@@ -69,7 +69,11 @@ export function startRelayProcess(
     // A program that cannot run (e.g. a missing `wrap`) emits `error` and never `exit`.
     child.once('error', (error) => {
       clearTimeout(timer)
-      reject(new Error(`could not start ${what}: ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs what the tests run`, { cause: error }))
+      reject(
+        new Error(`could not start ${what}: ${error.message}; npm test's preflight (node scripts/preflight.mjs) finds or installs what the tests run`, {
+          cause: error,
+        }),
+      )
     })
     let buffered = ''
     child.stdout.setEncoding('utf8')
@@ -93,7 +97,8 @@ export function startRelayProcess(
             pid = options.wrap === undefined ? child.pid! : wrappedPid(child.pid!)
           } catch (error) {
             child.kill('SIGKILL')
-            reject(error); return;
+            reject(error)
+            return
           }
           resolve(handle(child, pid, entry.url, entry.port, logs, exited))
         }
@@ -138,7 +143,10 @@ function handle(child: ChildProcess, pid: number, url: string, port: number, log
 
 /** The one child of the wrapper `pid` (Linux: /proc), which by then printed `listening`. */
 function wrappedPid(pid: number): number {
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((c) => c !== '')
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter((c) => c !== '')
   if (children.length !== 1) throw new Error(`relay wrapper ${pid} has ${children.length} child processes, expected 1`)
   return Number(children[0])
 }

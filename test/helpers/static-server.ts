@@ -51,7 +51,10 @@ export function serveStatic(root: string): Promise<StaticServer> {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      if (typeof address !== 'object' || address === null) { reject(new Error('the static server has no address')); return; }
+      if (typeof address !== 'object' || address === null) {
+        reject(new Error('the static server has no address'))
+        return
+      }
       resolve({
         url: `http://127.0.0.1:${address.port}`,
         stop: () =>

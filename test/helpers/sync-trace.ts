@@ -108,7 +108,8 @@ export function parseTrace(text: string): TracedCall[] {
     const result = RESULT.exec(args)
     const fd = FD.exec(args)
     const data = WRITES.has(name) ? strings(args.slice(fd?.[0].length ?? 0, result?.index), index) : Buffer.alloc(0)
-    if (data.length < Number(result?.[1])) throw new Error(`trace line ${index}: ${name} wrote ${result?.[1]} bytes, the trace shows ${data.length}; run strace with a larger -s`)
+    if (data.length < Number(result?.[1]))
+      throw new Error(`trace line ${index}: ${name} wrote ${result?.[1]} bytes, the trace shows ${data.length}; run strace with a larger -s`)
     calls.push({ name, pid, start, end: index, target: fd === null ? '' : unhex(fd[2]!), result: result === null ? '?' : result[1]!, data })
   })
   return calls
@@ -172,7 +173,11 @@ export function checkSyncBeforeStored(calls: readonly TracedCall[], mailboxDir: 
     if (carrier === undefined) return { ...base, problem: 'no socket write carries its stored frame' }
     if (logWrite === undefined) return { ...base, problem: 'no write to a mailbox log holds it' }
     const sync = syncs.find((call) => call.target === path && call.start > logWrite.end && call.end < carrier.start)
-    if (sync === undefined) return { ...base, problem: `no fsync/fdatasync of ${path} returned between its log write (line ${logWrite.start}) and its stored (line ${carrier.start})` }
+    if (sync === undefined)
+      return {
+        ...base,
+        problem: `no fsync/fdatasync of ${path} returned between its log write (line ${logWrite.start}) and its stored (line ${carrier.start})`,
+      }
     return { ...base, synced: sync.end }
   })
 }

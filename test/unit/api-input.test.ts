@@ -128,7 +128,21 @@ describe('ILM methods', () => {
     const cycle: Record<string, unknown> = {}
     cycle.self = cycle
     const deep = JSON.parse('['.repeat(300) + ']'.repeat(300)) as unknown
-    for (const contents of [undefined, () => 1, Symbol('s'), 10n, NaN, Infinity, new Point(), new Map(), new Date(0), cycle, deep, [1, () => 2], { f: Symbol('x') }]) {
+    for (const contents of [
+      undefined,
+      () => 1,
+      Symbol('s'),
+      10n,
+      NaN,
+      Infinity,
+      new Point(),
+      new Map(),
+      new Date(0),
+      cycle,
+      deep,
+      [1, () => 2],
+      { f: Symbol('x') },
+    ]) {
       await expectCode(() => a.send('b', contents), 'UNSERIALIZABLE')
     }
     await expectCode(() => a.send('b', HUGE), 'TOO_LARGE')
@@ -153,7 +167,10 @@ describe('ILM methods', () => {
     const net = new MemoryNetwork()
     const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a') })
     const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b') })
-    closers.push(() => a.close(), () => b.close())
+    closers.push(
+      () => a.close(),
+      () => b.close(),
+    )
     const got: Message[] = []
     b.onMessage((m) => void got.push(m))
     const sent = ['', new Uint8Array(0), {}, [], null, 0, false, { u: undefined, n: -0 }, '\u{1F600}\u0000']
@@ -330,7 +347,8 @@ describe('relay', () => {
     for (const options of [undefined, ...NOT_OBJECTS]) await expectMisuse(() => createToken(options as never), TypeError)
     for (const peerId of BAD_PEER_IDS) await expectMisuse(() => createToken({ secret: 's', peerId: peerId as string }), TypeError)
     for (const secret of ['', new Uint8Array(0), 42, null, {}]) await expectMisuse(() => createToken({ secret: secret as never, peerId: 'a' }), TypeError)
-    for (const expiresIn of [NaN, Infinity, 'soon', '', {}, true]) await expectMisuse(() => createToken({ secret: 's', peerId: 'a', expiresIn: expiresIn as never }))
+    for (const expiresIn of [NaN, Infinity, 'soon', '', {}, true])
+      await expectMisuse(() => createToken({ secret: 's', peerId: 'a', expiresIn: expiresIn as never }))
     expect(await createToken({ secret: 's', peerId: 'a', expiresIn: 60 })).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/)
   })
 })

@@ -26,7 +26,13 @@ describe('bench:peers pacer', () => {
   it('stops when told, and rejects a bad rate or count', async () => {
     const clock = fakeClock(0)
     let sent = 0
-    const span = await pace(100, 100, () => sent++, clock, () => sent >= 10)
+    const span = await pace(
+      100,
+      100,
+      () => sent++,
+      clock,
+      () => sent >= 10,
+    )
     expect(span.issued).toBe(10)
     await expect(pace(0, 100, () => {}, clock)).rejects.toThrow(RangeError)
     await expect(pace(10, 0, () => {}, clock)).rejects.toThrow(RangeError)

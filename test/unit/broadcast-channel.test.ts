@@ -116,13 +116,20 @@ describe('BroadcastChannelTransport', () => {
     expect(a.l.online('b')).toBe(true)
     clockA.advance(100)
     await tick()
-    expect(a.l.presence).toEqual([['b', true], ['b', false]])
+    expect(a.l.presence).toEqual([
+      ['b', true],
+      ['b', false],
+    ])
     expectTransportFailed(() => a.t.send('b' as PeerId, bytes(1)))
 
     // Its next heartbeat brings it back.
     clockB.advance(100)
     await until(() => a.l.online('b') === true, 'b back online')
-    expect(a.l.presence).toEqual([['b', true], ['b', false], ['b', true]])
+    expect(a.l.presence).toEqual([
+      ['b', true],
+      ['b', false],
+      ['b', true],
+    ])
     a.t.send('b' as PeerId, bytes(7))
     await until(() => b.l.frames.length === 1, 'frame after recovery')
   })
@@ -135,7 +142,10 @@ describe('BroadcastChannelTransport', () => {
     await until(() => a.l.online('b') === true, 'b online')
     b.t.close()
     await until(() => a.l.online('b') === false, 'b offline')
-    expect(a.l.presence).toEqual([['b', true], ['b', false]])
+    expect(a.l.presence).toEqual([
+      ['b', true],
+      ['b', false],
+    ])
     expect(clock.pending).toBe(1) // a's heartbeat only: b left no timer behind
   })
 
@@ -159,7 +169,11 @@ describe('BroadcastChannelTransport', () => {
 
     const b2 = opened({ localId: 'b', network, clock })
     await until(() => a.l.presence.length === 3, 'the session change')
-    expect(a.l.presence).toEqual([['b', true], ['b', false], ['b', true]])
+    expect(a.l.presence).toEqual([
+      ['b', true],
+      ['b', false],
+      ['b', true],
+    ])
     await until(() => b2.l.online('a') === true, 'b2 to learn a from its answer')
     a.t.send('b' as PeerId, bytes(1, 2))
     await until(() => b2.l.frames.length === 1, 'the frame at b2')
@@ -204,7 +218,14 @@ describe('BroadcastChannelTransport', () => {
   })
 
   it('parseWire never throws, even on hostile objects', () => {
-    const hostile = new Proxy({}, { get: () => { throw new Error('boom') } })
+    const hostile = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('boom')
+        },
+      },
+    )
     expect(parseWire(hostile)).toBeUndefined()
     expect(parseWire({ t: 'bye', from: 'x', nonce: 'n', extra: 1 })).toEqual({ t: 'bye', from: 'x', nonce: 'n' })
   })
@@ -237,7 +258,11 @@ describe('BroadcastChannelTransport', () => {
     const a2 = opened({ localId: 'a', network })
     await until(() => a1.l.closedCount === 1, 'a1 closed()')
     await until(() => b.l.presence.length === 3 && a2.l.online('b') === true, 'b to switch to a2')
-    expect(b.l.presence).toEqual([['a', true], ['a', false], ['a', true]])
+    expect(b.l.presence).toEqual([
+      ['a', true],
+      ['a', false],
+      ['a', true],
+    ])
     const error = expectTransportFailed(() => a1.t.send('b' as PeerId, bytes(1)))
     expect(error.message).toMatch(/replaced/)
 

@@ -88,8 +88,14 @@ describe('relay cluster over Redis (three relay processes)', () => {
 
   it('a node killed with SIGKILL mid-stream: its peers fail over to another node and nothing is lost or doubled', async () => {
     const all = await nodes()
-    const alice = await peer('alice', all.map((n) => n.url))
-    const bob = await peer('bob', all.map((n) => n.url))
+    const alice = await peer(
+      'alice',
+      all.map((n) => n.url),
+    )
+    const bob = await peer(
+      'bob',
+      all.map((n) => n.url),
+    )
     const nodeOf = (p: Peer): string | undefined => (p.transport.state as { url?: string }).url
     const victim = all.find((n) => n.url === nodeOf(alice))!
     const sends: Promise<unknown>[] = []

@@ -82,7 +82,12 @@ class World {
   }
 
   async open(p: number): Promise<void> {
-    const engine = await ILM.open({ store: this.stores[p]!, transport: this.net.connect(this.ids[p]!), clock: this.clock, limits: { ...LIMITS, processBatch: this.processBatch } })
+    const engine = await ILM.open({
+      store: this.stores[p]!,
+      transport: this.net.connect(this.ids[p]!),
+      clock: this.clock,
+      limits: { ...LIMITS, processBatch: this.processBatch },
+    })
     const incarnation = ++this.incarnations[p]!
     engine.onMessage((m: Message) => {
       this.received[p]![this.ids.indexOf(m.from)]!.push({ text: m.contents as string, incarnation })
@@ -120,16 +125,26 @@ class World {
   async run(step: Step): Promise<void> {
     const p = (i: number): number => i % this.peers
     switch (step.t) {
-      case 'send':
-        { this.send(p(step.from), p(step.to), step.n); return; }
-      case 'faults':
-        { this.net.faults({ drop: step.drop, duplicate: step.duplicate, reorder: step.reorder, seed: this.clock.now() }); return; }
+      case 'send': {
+        this.send(p(step.from), p(step.to), step.n)
+        return
+      }
+      case 'faults': {
+        this.net.faults({ drop: step.drop, duplicate: step.duplicate, reorder: step.reorder, seed: this.clock.now() })
+        return
+      }
       case 'disconnect':
         this.offline.add(p(step.p))
-        { this.net.disconnect(this.ids[p(step.p)]!); return; }
+        {
+          this.net.disconnect(this.ids[p(step.p)]!)
+          return
+        }
       case 'reconnect':
         this.offline.delete(p(step.p))
-        { this.net.reconnect(this.ids[p(step.p)]!); return; }
+        {
+          this.net.reconnect(this.ids[p(step.p)]!)
+          return
+        }
       case 'crash':
         return this.crash(p(step.p))
       case 'advance':
@@ -223,6 +238,8 @@ describe('delivery under random fault schedules', () => {
     // Guards against a vacuous pass: the schedules must really move messages through faults.
     expect(totals.delivered).toBeGreaterThan(runs * 5)
     expect(totals.faults).toBeGreaterThan(runs)
-    console.log(`property: ${runs} schedules, ${totals.delivered} messages delivered, ${totals.faults} frame faults, ${totals.repeats} handed over again after a crash`)
+    console.log(
+      `property: ${runs} schedules, ${totals.delivered} messages delivered, ${totals.faults} frame faults, ${totals.repeats} handed over again after a crash`,
+    )
   }, 600_000)
 })

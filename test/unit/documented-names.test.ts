@@ -66,9 +66,21 @@ describe('the docs name exactly what exists', () => {
       ...['XADD', 'XRANGE', 'XDEL', 'WAIT', 'SPUBLISH', 'SSUBSCRIBE'],
     ])
     const environment = /^(INTERSESSION_[A-Z_]+|CHROMIUM_PATH|FIREFOX_PATH|REDIS_SERVER|REDIS_CLI|FUZZ_SEED|FUZZ_RUNS|RECEIPT_RUNS|CI)$/
-    for (const file of ['README.md', 'relay/README.md', 'docs/PROTOCOL.md', 'docs/GUARANTEES.md', 'docs/RELAY.md', 'docs/ARCHITECTURE.md', 'docs/SCALING.md', 'docs/BROWSERS.md']) {
+    for (const file of [
+      'README.md',
+      'relay/README.md',
+      'docs/PROTOCOL.md',
+      'docs/GUARANTEES.md',
+      'docs/RELAY.md',
+      'docs/ARCHITECTURE.md',
+      'docs/SCALING.md',
+      'docs/BROWSERS.md',
+    ]) {
       const named = [...read(file).matchAll(/`([A-Z][A-Z_]{3,})`/g)].map((m) => m[1]!)
-      expect(named.filter((name) => !known.has(name) && !environment.test(name)), file).toEqual([])
+      expect(
+        named.filter((name) => !known.has(name) && !environment.test(name)),
+        file,
+      ).toEqual([])
     }
   })
 })

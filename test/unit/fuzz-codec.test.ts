@@ -41,7 +41,12 @@ function assertWellFormed(frame: Frame): void {
     (frame.kind !== 'ack' || seq(frame.upTo)) &&
     (frame.kind !== 'reset' || isEpoch(frame.expected)) &&
     (frame.kind !== 'msg' ||
-      (seq(frame.seq) && seq(frame.floor) && seq(frame.expiresAt) && frame.floor <= frame.seq && isMessageId(frame.id) && (frame.skip !== true || frame.contents.byteLength === 0)))
+      (seq(frame.seq) &&
+        seq(frame.floor) &&
+        seq(frame.expiresAt) &&
+        frame.floor <= frame.seq &&
+        isMessageId(frame.id) &&
+        (frame.skip !== true || frame.contents.byteLength === 0)))
   if (!ok) throw new Error(`decoded a malformed frame: ${JSON.stringify(frame)}`)
 }
 
@@ -76,23 +81,29 @@ function check(input: FuzzInput, tally: Tally): void {
 }
 
 describe('frame decoder fuzzing', () => {
-  it(`refuses ${MUTATED_RUNS} mutated frames with a typed reason or accepts them as valid, round-tripping frames (seed ${FUZZ_SEED})`, { timeout: 600_000 }, () => {
-    const tally: Tally = { byMutation: new Map(), slowestMs: 0 }
-    fc.assert(
-      // Mutations of a fixed sample of valid frames: generating a fresh frame per input would double the runtime.
-      fc.property(mutatedFrameArb(fc.constantFrom(...fc.sample(frameArb(POOLS), { numRuns: 2000, seed: FUZZ_SEED })), MAX_BYTES), (input) => check(input, tally)),
-      { numRuns: MUTATED_RUNS, seed: FUZZ_SEED },
-    )
-    const rows = [...tally.byMutation].sort(([a], [b]) => a.localeCompare(b))
-    console.table(Object.fromEntries(rows.map(([m, e]) => [m, { accepted: e.accepted, ...e.refused }])))
-    console.log(`slowest decode: ${tally.slowestMs.toFixed(2)} ms`)
-    // Not vacuous: every mutation ran, and every refusal reason was produced.
-    expect(new Set(rows.map(([m]) => m))).toEqual(new Set(MUTATIONS))
-    const reasons = new Set(rows.flatMap(([, e]) => Object.keys(e.refused)))
-    expect([...reasons].sort()).toEqual([...REASONS].sort())
-    expect(rows.reduce((n, [, e]) => n + e.accepted + Object.values(e.refused).reduce((a, b) => a + b, 0), 0)).toBe(MUTATED_RUNS)
-    expect(tally.slowestMs).toBeLessThan(1000)
-  })
+  it(
+    `refuses ${MUTATED_RUNS} mutated frames with a typed reason or accepts them as valid, round-tripping frames (seed ${FUZZ_SEED})`,
+    { timeout: 600_000 },
+    () => {
+      const tally: Tally = { byMutation: new Map(), slowestMs: 0 }
+      fc.assert(
+        // Mutations of a fixed sample of valid frames: generating a fresh frame per input would double the runtime.
+        fc.property(mutatedFrameArb(fc.constantFrom(...fc.sample(frameArb(POOLS), { numRuns: 2000, seed: FUZZ_SEED })), MAX_BYTES), (input) =>
+          check(input, tally),
+        ),
+        { numRuns: MUTATED_RUNS, seed: FUZZ_SEED },
+      )
+      const rows = [...tally.byMutation].sort(([a], [b]) => a.localeCompare(b))
+      console.table(Object.fromEntries(rows.map(([m, e]) => [m, { accepted: e.accepted, ...e.refused }])))
+      console.log(`slowest decode: ${tally.slowestMs.toFixed(2)} ms`)
+      // Not vacuous: every mutation ran, and every refusal reason was produced.
+      expect(new Set(rows.map(([m]) => m))).toEqual(new Set(MUTATIONS))
+      const reasons = new Set(rows.flatMap(([, e]) => Object.keys(e.refused)))
+      expect([...reasons].sort()).toEqual([...REASONS].sort())
+      expect(rows.reduce((n, [, e]) => n + e.accepted + Object.values(e.refused).reduce((a, b) => a + b, 0), 0)).toBe(MUTATED_RUNS)
+      expect(tally.slowestMs).toBeLessThan(1000)
+    },
+  )
 
   it(`decodes ${VALID_RUNS} generated valid frames to themselves`, () => {
     const tally: Tally = { byMutation: new Map(), slowestMs: 0 }
@@ -110,7 +121,19 @@ describe('frame decoder fuzzing', () => {
     const epoch = `zzzzzzzzz.${'_'.repeat(32)}` as Epoch
     const big = Number.MAX_SAFE_INTEGER
     const worst: Frame[] = [
-      { kind: 'msg', from, to, epoch, seq: big, floor: big, id: 'x'.repeat(64) as MessageId, contentKind: 'b', contents: new Uint8Array(0), expiresAt: big, skip: true },
+      {
+        kind: 'msg',
+        from,
+        to,
+        epoch,
+        seq: big,
+        floor: big,
+        id: 'x'.repeat(64) as MessageId,
+        contentKind: 'b',
+        contents: new Uint8Array(0),
+        expiresAt: big,
+        skip: true,
+      },
       { kind: 'hello', from, to, epoch, floor: big, known: epoch, upTo: big, reply: false, claim: true },
     ]
     for (const frame of worst) {

@@ -87,7 +87,9 @@ function frameInputs(): fc.Arbitrary<Input> {
 /** Control messages that are valid (ping, watch, signal). */
 const controlInputs: fc.Arbitrary<Input> = fc.oneof(
   fc.integer().map((n) => ({ label: 'ping', data: JSON.stringify({ t: 'ping', n }) })),
-  fc.array(fc.constantFrom('alice', 'bob', 'sink', 'nobody', 'carol', ...FUZZ_IDS), { maxLength: 6 }).map((peers) => ({ label: 'watch', data: JSON.stringify({ t: 'watch', peers }) })),
+  fc
+    .array(fc.constantFrom('alice', 'bob', 'sink', 'nobody', 'carol', ...FUZZ_IDS), { maxLength: 6 })
+    .map((peers) => ({ label: 'watch', data: JSON.stringify({ t: 'watch', peers }) })),
   fc.tuple(destination, fc.jsonValue({ maxDepth: 2 })).map(([to, data]) => ({ label: 'signal', data: JSON.stringify({ t: 'signal', to, data }) })),
 )
 
@@ -100,27 +102,33 @@ const closingInputs: fc.Arbitrary<Input> = fc.oneof(
     data.set(rest, 2)
     return { label: 'bad-length-envelope', data }
   }),
-  fc.constantFrom('has space', '', 'x'.repeat(129), 'nul\u0000', '\u200b').map((address) => ({ label: 'bad-address', data: envelope(address, new Uint8Array([1, 2, 3])) })),
+  fc
+    .constantFrom('has space', '', 'x'.repeat(129), 'nul\u0000', '\u200b')
+    .map((address) => ({ label: 'bad-address', data: envelope(address, new Uint8Array([1, 2, 3])) })),
   fc.constant({ label: 'address-not-utf8', data: new Uint8Array([0, 2, 0xff, 0xfe, 1]) }),
   fc.string({ maxLength: 64 }).map((data) => ({ label: 'random-text', data })),
   fc.jsonValue({ maxDepth: 3 }).map((v) => ({ label: 'random-json', data: JSON.stringify(v) })),
-  fc.constantFrom(
-    { t: 'auth', token: 'again' },
-    { t: 'watch', peers: ['ok', 'not ok'] },
-    { t: 'watch', peers: 'alice' },
-    { t: 'watch', peers: Array.from({ length: 10_001 }, (_, i) => `p${i}`) },
-    { t: 'signal', to: 'bad id' },
-    { t: 'signal', to: 'alice' },
-    { t: 'ping', n: 1.5 },
-    { t: 'ping', n: '1' },
-    { t: 'pong', n: 1 },
-    { t: 'welcome' },
-    { t: 'PING', n: 1 },
-    ['ping'],
-    null,
-  ).map((m) => ({ label: 'bad-control', data: JSON.stringify(m) })),
+  fc
+    .constantFrom(
+      { t: 'auth', token: 'again' },
+      { t: 'watch', peers: ['ok', 'not ok'] },
+      { t: 'watch', peers: 'alice' },
+      { t: 'watch', peers: Array.from({ length: 10_001 }, (_, i) => `p${i}`) },
+      { t: 'signal', to: 'bad id' },
+      { t: 'signal', to: 'alice' },
+      { t: 'ping', n: 1.5 },
+      { t: 'ping', n: '1' },
+      { t: 'pong', n: 1 },
+      { t: 'welcome' },
+      { t: 'PING', n: 1 },
+      ['ping'],
+      null,
+    )
+    .map((m) => ({ label: 'bad-control', data: JSON.stringify(m) })),
   fc.integer({ min: 1, max: 4096 }).map((extra) => ({ label: 'oversize-binary', data: envelope('alice', new Uint8Array(MAX_FRAME_BYTES + extra)) })),
-  fc.integer({ min: 1, max: 4096 }).map((extra) => ({ label: 'oversize-text', data: JSON.stringify({ t: 'ping', n: 1, pad: 'x'.repeat(MAX_FRAME_BYTES + extra) }) })),
+  fc
+    .integer({ min: 1, max: 4096 })
+    .map((extra) => ({ label: 'oversize-text', data: JSON.stringify({ t: 'ping', n: 1, pad: 'x'.repeat(MAX_FRAME_BYTES + extra) }) })),
 )
 
 /** A session: an authenticated (or not) connection sends inputs, then maybe one that should close it. */
@@ -139,19 +147,21 @@ interface Session {
 function sessionArb(long: number): fc.Arbitrary<Session> {
   const input = fc.oneof({ weight: 9, arbitrary: frameInputs() }, { weight: 1, arbitrary: controlInputs })
   const body = fc.oneof(fc.array(input, { minLength: long, maxLength: long }), fc.array(input, { maxLength: 4 }), fc.array(input, { maxLength: 4 }))
-  return fc.record({
-    id: fc.constantFrom(...FUZZ_IDS),
-    authenticate: fc.nat(9).map((n) => n > 0),
-    inputs: body,
-    last: fc.option(closingInputs, { nil: undefined, freq: 4 }),
-  })
+  return fc
+    .record({
+      id: fc.constantFrom(...FUZZ_IDS),
+      authenticate: fc.nat(9).map((n) => n > 0),
+      inputs: body,
+      last: fc.option(closingInputs, { nil: undefined, freq: 4 }),
+    })
     .map((s) => (s.authenticate ? s : { ...s, inputs: [], last: s.last ?? { label: 'before-auth', data: JSON.stringify({ t: 'ping', n: 1 }) } }))
     .map((s) => Object.defineProperty(s, fc.toStringMethod, { value: () => describeSession(s), enumerable: false }))
 }
 
 /** A short form of a session for fast-check's counterexample report. */
 function describeSession(s: Session): string {
-  const show = (i: Input): string => `${i.label}(${typeof i.data === 'string' ? JSON.stringify(i.data.slice(0, 60)) : Buffer.from(i.data.subarray(0, 40)).toString('hex')})`
+  const show = (i: Input): string =>
+    `${i.label}(${typeof i.data === 'string' ? JSON.stringify(i.data.slice(0, 60)) : Buffer.from(i.data.subarray(0, 40)).toString('hex')})`
   return `${s.id}${s.authenticate ? '' : ' (no auth)'}: ${s.inputs.map(show).join(' ')}${s.last === undefined ? '' : ` then ${show(s.last)}`}`
 }
 
@@ -205,7 +215,8 @@ async function runSession(url: string, session: Session, ledger: Ledger): Promis
       if (outcome.kind === 'forward') {
         const isSignal = typeof input.data === 'string'
         ledger.bump(isSignal ? ledger.forwardedSignals : ledger.forwardedFrames, outcome.to)
-        if (outcome.to === 'sink' && !isSignal) ledger.bump(ledger.sinkExpected, `${session.id}|${Buffer.from(openEnvelope(input.data)!.frame).toString('hex')}`)
+        if (outcome.to === 'sink' && !isSignal)
+          ledger.bump(ledger.sinkExpected, `${session.id}|${Buffer.from(openEnvelope(input.data)!.frame).toString('hex')}`)
       }
       typeof input.data === 'string' ? client.send(input.data) : client.sendBinary(input.data)
     }
@@ -224,7 +235,9 @@ async function runSession(url: string, session: Session, ledger: Ledger): Promis
       typeof data === 'string' ? client.send(data) : client.sendBinary(data)
       if (outcome.kind === 'close') {
         const { code } = await client.closed
-        expect(code, `${session.last.label} ${typeof data === 'string' ? data.slice(0, 80) : Buffer.from(data.subarray(0, 40)).toString('hex')}`).toBe(outcome.code)
+        expect(code, `${session.last.label} ${typeof data === 'string' ? data.slice(0, 80) : Buffer.from(data.subarray(0, 40)).toString('hex')}`).toBe(
+          outcome.code,
+        )
         ledger.bump(ledger.closes, code)
       } else if (outcome.kind === 'forward' && typeof data !== 'string') {
         ledger.bump(ledger.forwardedFrames, outcome.to)
@@ -279,7 +292,12 @@ async function verify(b: Bystanders, ledger: Ledger): Promise<void> {
 function summary(name: string, ledger: Ledger, stats: Partial<RelayStats>, extra: Record<string, unknown> = {}): void {
   console.log(`${name}: ${ledger.messages} fuzz messages in ${ledger.sessions} sessions; closes by code ${JSON.stringify(Object.fromEntries(ledger.closes))}`)
   console.table(Object.fromEntries([...ledger.labels].sort(([a], [b]) => a.localeCompare(b))))
-  console.log(JSON.stringify({ ...extra, relay: { connections: stats.connections, authenticated: stats.authenticated, pendingBytes: stats.pendingBytes, refusals: stats.refusals } }))
+  console.log(
+    JSON.stringify({
+      ...extra,
+      relay: { connections: stats.connections, authenticated: stats.authenticated, pendingBytes: stats.pendingBytes, refusals: stats.refusals },
+    }),
+  )
 }
 
 // ---- tests ---------------------------------------------------------------------------
@@ -310,7 +328,14 @@ describe('wire parser fuzzing', () => {
       fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
       fc
         .record(
-          { t: fc.constantFrom('auth', 'watch', 'signal', 'ping', 'pong', 'x'), token: fc.jsonValue({ maxDepth: 1 }), peers: fc.jsonValue({ maxDepth: 2 }), to: fc.jsonValue({ maxDepth: 1 }), data: fc.jsonValue({ maxDepth: 1 }), n: fc.oneof(fc.double(), fc.integer(), fc.jsonValue({ maxDepth: 1 })) },
+          {
+            t: fc.constantFrom('auth', 'watch', 'signal', 'ping', 'pong', 'x'),
+            token: fc.jsonValue({ maxDepth: 1 }),
+            peers: fc.jsonValue({ maxDepth: 2 }),
+            to: fc.jsonValue({ maxDepth: 1 }),
+            data: fc.jsonValue({ maxDepth: 1 }),
+            n: fc.oneof(fc.double(), fc.integer(), fc.jsonValue({ maxDepth: 1 })),
+          },
           { requiredKeys: ['t'] },
         )
         .map((m) => JSON.stringify(m)),
@@ -363,7 +388,10 @@ describe('relay fuzzing (in-process relay)', () => {
     )
     // Session lengths are random: top up with long sessions (seeded too) until the target is reached.
     for (let k = 1; ledger.messages < TARGET; k++) {
-      const [session] = fc.sample(sessionArb(SESSION).filter((s) => s.authenticate && s.inputs.length === SESSION), { numRuns: 1, seed: FUZZ_SEED + k })
+      const [session] = fc.sample(
+        sessionArb(SESSION).filter((s) => s.authenticate && s.inputs.length === SESSION),
+        { numRuns: 1, seed: FUZZ_SEED + k },
+      )
       await runSession(relay.url, session!, ledger)
     }
     await verify(side, ledger)
@@ -379,42 +407,52 @@ describe('relay fuzzing (in-process relay)', () => {
 })
 
 describe('relay fuzzing (real relay process)', () => {
-  it(`answers ${fuzzRuns(5_000)} fuzz messages as its model predicts; the process stays up with bounded memory (seed ${FUZZ_SEED})`, { timeout: 300_000 }, async () => {
-    const proc = await startRelayProcess([], {
-      INTERSESSION_JWT_SECRET: SECRET,
-      INTERSESSION_RELAY_MAX_FRAME_BYTES: String(MAX_FRAME_BYTES),
-      INTERSESSION_RELAY_FRAMES_PER_SECOND: '1000000',
-    }, 60_000)
-    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-    const health = async (): Promise<RelayStats> => (await (await fetch(`http://127.0.0.1:${proc.port}/health`)).json()) as RelayStats
-    const side = await bystanders(proc.url)
-    const ledger = new Ledger()
-    try {
-      const rssBefore = rss()
-      let sessions = 0
-      await fc.assert(
-        fc.asyncProperty(sessionArb(200), async (session) => {
-          await runSession(proc.url, session, ledger)
-          if (++sessions % 5 === 0) await side.traffic.round()
-        }),
-        { numRuns: Math.ceil((fuzzRuns(5_000) * 3) / 200), seed: FUZZ_SEED + 1, endOnFailure: true },
+  it(
+    `answers ${fuzzRuns(5_000)} fuzz messages as its model predicts; the process stays up with bounded memory (seed ${FUZZ_SEED})`,
+    { timeout: 300_000 },
+    async () => {
+      const proc = await startRelayProcess(
+        [],
+        {
+          INTERSESSION_JWT_SECRET: SECRET,
+          INTERSESSION_RELAY_MAX_FRAME_BYTES: String(MAX_FRAME_BYTES),
+          INTERSESSION_RELAY_FRAMES_PER_SECOND: '1000000',
+        },
+        60_000,
       )
-      for (let k = 1; ledger.messages < fuzzRuns(5_000); k++) {
-        const [session] = fc.sample(sessionArb(200).filter((s) => s.authenticate && s.inputs.length === 200), { numRuns: 1, seed: FUZZ_SEED + 1 + k })
-        await runSession(proc.url, session!, ledger)
+      const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+      const health = async (): Promise<RelayStats> => (await (await fetch(`http://127.0.0.1:${proc.port}/health`)).json()) as RelayStats
+      const side = await bystanders(proc.url)
+      const ledger = new Ledger()
+      try {
+        const rssBefore = rss()
+        let sessions = 0
+        await fc.assert(
+          fc.asyncProperty(sessionArb(200), async (session) => {
+            await runSession(proc.url, session, ledger)
+            if (++sessions % 5 === 0) await side.traffic.round()
+          }),
+          { numRuns: Math.ceil((fuzzRuns(5_000) * 3) / 200), seed: FUZZ_SEED + 1, endOnFailure: true },
+        )
+        for (let k = 1; ledger.messages < fuzzRuns(5_000); k++) {
+          const [session] = fc.sample(
+            sessionArb(200).filter((s) => s.authenticate && s.inputs.length === 200),
+            { numRuns: 1, seed: FUZZ_SEED + 1 + k },
+          )
+          await runSession(proc.url, session!, ledger)
+        }
+        await verify(side, ledger)
+        const stats = await health()
+        const rssAfter = rss()
+        summary('relay process', ledger, stats, { rssBeforeMiB: +(rssBefore / 2 ** 20).toFixed(1), rssAfterMiB: +(rssAfter / 2 ** 20).toFixed(1) })
+        expect(stats).toMatchObject({ connections: 3, authenticated: 3 })
+        expect(stats.refusals.malformed).toBe(ledger.closes.get(CLOSE_CODES.PROTOCOL) ?? 0)
+        expect(rssAfter - rssBefore).toBeLessThan(64 * 2 ** 20)
+      } finally {
+        await side.traffic.close()
+        side.sink.terminate()
+        expect(await proc.stop()).toBe(0) // it never crashed: a clean SIGTERM exit
       }
-      await verify(side, ledger)
-      const stats = await health()
-      const rssAfter = rss()
-      summary('relay process', ledger, stats, { rssBeforeMiB: +(rssBefore / 2 ** 20).toFixed(1), rssAfterMiB: +(rssAfter / 2 ** 20).toFixed(1) })
-      expect(stats).toMatchObject({ connections: 3, authenticated: 3 })
-      expect(stats.refusals.malformed).toBe(ledger.closes.get(CLOSE_CODES.PROTOCOL) ?? 0)
-      expect(rssAfter - rssBefore).toBeLessThan(64 * 2 ** 20)
-    } finally {
-      await side.traffic.close()
-      side.sink.terminate()
-      expect(await proc.stop()).toBe(0) // it never crashed: a clean SIGTERM exit
-    }
-  })
+    },
+  )
 })
-

@@ -117,7 +117,10 @@ describe('a stalled or throwing handler blocks only its own sender', () => {
           counts: fc.array(fc.integer({ min: 1, max: 15 }), { minLength: 2, maxLength: 4 }),
           badIndex: fc.nat(),
           at: fc.nat(),
-          how: fc.oneof(fc.constant<Misbehaviour>({ kind: 'stall' }), fc.integer({ min: 1, max: 4 }).map((times): Misbehaviour => ({ kind: 'throw', times }))),
+          how: fc.oneof(
+            fc.constant<Misbehaviour>({ kind: 'stall' }),
+            fc.integer({ min: 1, max: 4 }).map((times): Misbehaviour => ({ kind: 'throw', times })),
+          ),
           processBatch: fc.integer({ min: 1, max: 8 }),
           window: fc.integer({ min: 1, max: 16 }),
         }),

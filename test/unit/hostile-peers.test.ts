@@ -96,12 +96,16 @@ function deliveredClaimsHold(): boolean {
 const confirmed = new Set<string>()
 
 beforeAll(async () => {
-  relay = await startRelayProcess([], {
-    INTERSESSION_JWT_SECRET: SECRET,
-    INTERSESSION_RELAY_AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS),
-    INTERSESSION_RELAY_FRAMES_PER_SECOND: String(RATE),
-    INTERSESSION_RELAY_RATE_LIMIT_CLOSE_MS: String(RATE_CLOSE_MS),
-  }, 60_000)
+  relay = await startRelayProcess(
+    [],
+    {
+      INTERSESSION_JWT_SECRET: SECRET,
+      INTERSESSION_RELAY_AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS),
+      INTERSESSION_RELAY_FRAMES_PER_SECOND: String(RATE),
+      INTERSESSION_RELAY_RATE_LIMIT_CLOSE_MS: String(RATE_CLOSE_MS),
+    },
+    60_000,
+  )
   aliceStore = new RecordingStore(new MemoryStore())
   bobStore = new RecordingStore(new MemoryStore())
   alice = await openLegitPeer(relay.url, 'alice', SECRET, aliceStore)
@@ -128,7 +132,10 @@ describe('hostile peers against a real relay process', () => {
     const forgedTokens = [
       await token('alice', '1h', 'a different secret, also long enough'),
       `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'alice', exp: 4e9 })).toString('base64url')}.`,
-      (await token('mallory')).replace(/^([^.]+)\.([^.]+)\./, (_, h: string) => `${h}.${Buffer.from(JSON.stringify({ sub: 'alice', exp: 4e9, iat: 1 })).toString('base64url')}.`),
+      (await token('mallory')).replace(
+        /^([^.]+)\.([^.]+)\./,
+        (_, h: string) => `${h}.${Buffer.from(JSON.stringify({ sub: 'alice', exp: 4e9, iat: 1 })).toString('base64url')}.`,
+      ),
       'dev:alice',
       '',
     ]
@@ -147,9 +154,38 @@ describe('hostile peers against a real relay process', () => {
     const forgedBefore = bob.ilm.refused().FORGED ?? 0
     const gotBefore = bob.got.length
     const frames = [
-      encodeFrame({ kind: 'msg', from: 'alice' as PeerId, to: 'bob' as PeerId, epoch: epochOf(aliceStore), seq: 0, floor: 0, id: 'forged-0' as MessageId, contentKind: 's', contents: encoder.encode('evil') }),
-      encodeFrame({ kind: 'msg', from: 'alice' as PeerId, to: 'bob' as PeerId, epoch: 'zzzzzzzzz.newer-epoch' as Epoch, seq: 0, floor: 0, id: 'forged-1' as MessageId, contentKind: 's', contents: encoder.encode('evil') }),
-      encodeFrame({ kind: 'hello', from: 'alice' as PeerId, to: 'bob' as PeerId, epoch: 'zzzzzzzzz.newer-epoch' as Epoch, floor: 1e6, known: null, upTo: -1, reply: false }),
+      encodeFrame({
+        kind: 'msg',
+        from: 'alice' as PeerId,
+        to: 'bob' as PeerId,
+        epoch: epochOf(aliceStore),
+        seq: 0,
+        floor: 0,
+        id: 'forged-0' as MessageId,
+        contentKind: 's',
+        contents: encoder.encode('evil'),
+      }),
+      encodeFrame({
+        kind: 'msg',
+        from: 'alice' as PeerId,
+        to: 'bob' as PeerId,
+        epoch: 'zzzzzzzzz.newer-epoch' as Epoch,
+        seq: 0,
+        floor: 0,
+        id: 'forged-1' as MessageId,
+        contentKind: 's',
+        contents: encoder.encode('evil'),
+      }),
+      encodeFrame({
+        kind: 'hello',
+        from: 'alice' as PeerId,
+        to: 'bob' as PeerId,
+        epoch: 'zzzzzzzzz.newer-epoch' as Epoch,
+        floor: 1e6,
+        known: null,
+        upTo: -1,
+        reply: false,
+      }),
     ]
     for (let i = 0; i < 100; i++) for (const f of frames) mallory.sendBinary(Buffer.concat([Buffer.from([0, 3]), Buffer.from('bob'), f]))
     await mallory.barrier()
@@ -173,7 +209,16 @@ describe('hostile peers against a real relay process', () => {
     const ack = encodeFrame({ kind: 'ack', from: 'bob' as PeerId, to: 'alice' as PeerId, epoch: aliceEpoch, upTo: 1_000_000 })
     const ackSmall = encodeFrame({ kind: 'ack', from: 'bob' as PeerId, to: 'alice' as PeerId, epoch: aliceEpoch, upTo: traffic.sent.get('alice>bob')! + 5 })
     const reset = encodeFrame({ kind: 'reset', from: 'bob' as PeerId, to: 'alice' as PeerId, epoch: aliceEpoch, expected: 'zzzzzzzzz.newer-epoch' as Epoch })
-    const helloAck = encodeFrame({ kind: 'hello', from: 'bob' as PeerId, to: 'alice' as PeerId, epoch: bobEpoch, floor: 0, known: aliceEpoch, upTo: 1_000_000, reply: true })
+    const helloAck = encodeFrame({
+      kind: 'hello',
+      from: 'bob' as PeerId,
+      to: 'alice' as PeerId,
+      epoch: bobEpoch,
+      floor: 0,
+      known: aliceEpoch,
+      upTo: 1_000_000,
+      reply: true,
+    })
     for (let i = 0; i < 100; i++) {
       for (const f of [ack, ackSmall, reset, helloAck]) mallory.sendBinary(Buffer.concat([Buffer.from([0, 5]), Buffer.from('alice'), f]))
     }
@@ -217,7 +262,11 @@ describe('hostile peers against a real relay process', () => {
     const statsBefore = await health()
     const unsentBefore = bob.ilm.refused().ACK_UNSENT ?? 0
     const mallory = await RawClient.login(relay.url, await token('mallory'))
-    const frame = Buffer.concat([Buffer.from([0, 3]), Buffer.from('bob'), encodeFrame({ kind: 'ack', from: 'mallory' as PeerId, to: 'bob' as PeerId, epoch: epochOf(bobStore), upTo: 0 })])
+    const frame = Buffer.concat([
+      Buffer.from([0, 3]),
+      Buffer.from('bob'),
+      encodeFrame({ kind: 'ack', from: 'mallory' as PeerId, to: 'bob' as PeerId, epoch: epochOf(bobStore), upTo: 0 }),
+    ])
     const started = Date.now()
     let sent = 0
     const flood = setInterval(() => {
@@ -364,7 +413,19 @@ describe('hostile peers against a real relay process', () => {
     const stale = await RawClient.login(relay.url, await token('alice'))
     const replays: Uint8Array[] = []
     for (let seq = 0; seq < 50; seq++) {
-      replays.push(encodeFrame({ kind: 'msg', from: 'alice' as PeerId, to: 'bob' as PeerId, epoch: oldEpoch, seq, floor: 0, id: `replay-${seq}` as MessageId, contentKind: 'j', contents: encoder.encode(JSON.stringify({ n: seq })) }))
+      replays.push(
+        encodeFrame({
+          kind: 'msg',
+          from: 'alice' as PeerId,
+          to: 'bob' as PeerId,
+          epoch: oldEpoch,
+          seq,
+          floor: 0,
+          id: `replay-${seq}` as MessageId,
+          contentKind: 'j',
+          contents: encoder.encode(JSON.stringify({ n: seq })),
+        }),
+      )
     }
     replays.push(encodeFrame({ kind: 'hello', from: 'alice' as PeerId, to: 'bob' as PeerId, epoch: oldEpoch, floor: 0, known: null, upTo: -1, reply: false }))
     for (const f of replays) stale.sendBinary(Buffer.concat([Buffer.from([0, 3]), Buffer.from('bob'), f]))
@@ -387,10 +448,13 @@ describe('hostile peers against a real relay process', () => {
     await alice3.ilm.close()
   })
 
-
   it('connection exhaustion: sockets that never log in cannot lock a peer out at maxConnections', { timeout: 60_000 }, async () => {
     const MAX = 60
-    const small = await startRelayProcess([], { INTERSESSION_JWT_SECRET: SECRET, INTERSESSION_RELAY_MAX_CONNECTIONS: String(MAX), INTERSESSION_RELAY_AUTH_TIMEOUT_MS: '20000' }, 60_000)
+    const small = await startRelayProcess(
+      [],
+      { INTERSESSION_JWT_SECRET: SECRET, INTERSESSION_RELAY_MAX_CONNECTIONS: String(MAX), INTERSESSION_RELAY_AUTH_TIMEOUT_MS: '20000' },
+      60_000,
+    )
     try {
       const squatters: RawClient[] = []
       for (let i = 0; i < MAX; i++) squatters.push(await RawClient.connect(small.url))

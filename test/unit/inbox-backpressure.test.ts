@@ -10,7 +10,18 @@ import fc from 'fast-check'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import { ILM, MemoryNetwork, MemoryStore, decodeFrame, encodeFrame, type Frame, type Message, type PeerId, type StoreOp, type Transport } from '../../src/index.js'
+import {
+  ILM,
+  MemoryNetwork,
+  MemoryStore,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type Message,
+  type PeerId,
+  type StoreOp,
+  type Transport,
+} from '../../src/index.js'
 import type { Epoch, MessageId } from '../../src/core/ids.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { ProbeTransport, RecordingStore } from '../helpers/engine-probes.js'
@@ -155,7 +166,7 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
     for (const p of [a.ilm, b.ilm, c.ilm]) await p.close()
   })
 
-  it("memory stays bounded: a sender flooding a full inbox costs the receiver at most window frames, and it acks nothing past the limit", async () => {
+  it('memory stays bounded: a sender flooding a full inbox costs the receiver at most window frames, and it acks nothing past the limit', async () => {
     const gc = gcFunction()
     const LIMIT = 5
     const WINDOW = 16
@@ -165,7 +176,17 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
     const b = await ILM.open({ store: new MemoryStore(), transport, clock: new ManualClock(), limits: { maxInboxPerPeer: LIMIT, window: WINDOW } })
     const epoch = `${ManualClock.DEFAULT_START.toString(36).padStart(9, '0')}.flooder` as Epoch
     const frame = (seq: number): Uint8Array =>
-      encodeFrame({ kind: 'msg', from: 'a' as PeerId, to: 'b' as PeerId, epoch, seq, floor: 0, id: `m${seq}` as MessageId, contentKind: 'b', contents: new Uint8Array(SIZE).fill(seq % 251) })
+      encodeFrame({
+        kind: 'msg',
+        from: 'a' as PeerId,
+        to: 'b' as PeerId,
+        epoch,
+        seq,
+        floor: 0,
+        id: `m${seq}` as MessageId,
+        contentKind: 'b',
+        contents: new Uint8Array(SIZE).fill(seq % 251),
+      })
     const highestAck = (): number => {
       let upTo = -1
       for (const { data } of transport.sent) {
@@ -248,7 +269,11 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
             const total = counts.reduce((x, y) => x + y, 0)
             await until(() => got.length >= total, { clocks: [clock], stepMs: 250, steps: 20_000 })
             net.faults({})
-            await until(async () => (await Promise.all(senders.map((s) => s.ilm.pending()))).every((p) => p.outbound === 0), { clocks: [clock], stepMs: 250, steps: 2000 })
+            await until(async () => (await Promise.all(senders.map((s) => s.ilm.pending()))).every((p) => p.outbound === 0), {
+              clocks: [clock],
+              stepMs: 250,
+              steps: 2000,
+            })
             await elapse([clock], 5000, 500)
 
             const expected: Record<string, number[]> = {}

@@ -109,9 +109,15 @@ afterEach(() => {
 describe('IndexedDBStore contract (fake-indexeddb)', () => {
   runContract(storeContract(() => new IndexedDBStore({ indexedDB: new IDBFactory() })))
   const shared = new IndexedDBStore({ indexedDB: new IDBFactory() })
-  runContract(storeContract(() => shared), '(one shared store)')
+  runContract(
+    storeContract(() => shared),
+    '(one shared store)',
+  )
   const paged = new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 1 })
-  runContract(storeContract(() => paged), '(pageSize 1)')
+  runContract(
+    storeContract(() => paged),
+    '(pageSize 1)',
+  )
 })
 
 describe('IndexedDBStore', () => {
@@ -143,7 +149,12 @@ describe('IndexedDBStore', () => {
     const outcomes: Promise<'applied' | IlmErrorCode>[] = []
     let opening: Promise<PeerStore> | undefined
     for (let i = 0; i < 30; i++) {
-      outcomes.push(a.commit([put(2 * i), put(2 * i + 1)]).then(() => 'applied' as const, (e: unknown) => codeOf(Promise.reject(e))))
+      outcomes.push(
+        a.commit([put(2 * i), put(2 * i + 1)]).then(
+          () => 'applied' as const,
+          (e: unknown) => codeOf(Promise.reject(e)),
+        ),
+      )
       opening ??= new IndexedDBStore({ indexedDB: factory }).open(id)
       await new Promise((resolve) => setImmediate(resolve))
     }
@@ -225,7 +236,9 @@ describe('IndexedDBStore', () => {
       if (calls === 2) throw new DOMException('quota', 'QuotaExceededError')
       return add.apply(this, args)
     })
-    const error = await rejection(handle.commit([{ op: 'ack', to: B, upTo: 0, at: 1 }, put(1), put(2), { op: 'outStream', stream: { to: B, nextSeq: 3, ackedUpTo: 0 } }]))
+    const error = await rejection(
+      handle.commit([{ op: 'ack', to: B, upTo: 0, at: 1 }, put(1), put(2), { op: 'outStream', stream: { to: B, nextSeq: 3, ackedUpTo: 0 } }]),
+    )
     expect(isIlmError(error, 'QUOTA_EXCEEDED')).toBe(true)
     expect((error.cause as DOMException).name).toBe('QuotaExceededError')
     vi.restoreAllMocks()

@@ -162,7 +162,10 @@ describe('engine: relay mailbox receipts', () => {
     relay.sent.length = 0
     relay.events.peer(BOB, true)
     await until(() => relay.sent.some((f) => f.kind === 'hello'))
-    relay.events.frame(BOB, encodeFrame({ kind: 'hello', from: BOB, to: 'alice' as PeerId, epoch: '0000000000002-bob' as Epoch, floor: 0, known: null, upTo: -1, reply: true }))
+    relay.events.frame(
+      BOB,
+      encodeFrame({ kind: 'hello', from: BOB, to: 'alice' as PeerId, epoch: '0000000000002-bob' as Epoch, floor: 0, known: null, upTo: -1, reply: true }),
+    )
     await until(() => relay.msgs().length >= 1, { clocks: [clock], stepMs: 10 })
     expect(relay.msgs()[0]!.seq).toBe(2)
     expect(relay.msgs().filter((f) => f.seq < 2)).toEqual([])

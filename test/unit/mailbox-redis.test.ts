@@ -61,9 +61,7 @@ describe('RedisMailbox across nodes and Redis failures', () => {
 
     // Racing puts from both nodes: the limit holds exactly.
     const limits = { maxMessages: 10, maxBytes: 1_000 }
-    const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).put('carol', msg('alice', E1, i), Uint8Array.of(i), limits)),
-    )
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).put('carol', msg('alice', E1, i), Uint8Array.of(i), limits)))
     expect(results.filter((result) => result.ok)).toHaveLength(10)
     expect(await a.size('carol')).toEqual({ entries: 10, bytes: 80 })
     expect(await b.ack('carol', 'alice', E1, 100)).toBe(10)

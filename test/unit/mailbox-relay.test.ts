@@ -141,7 +141,11 @@ describe('mailbox: store and forward through a real relay process', () => {
     const r = await relay(tempDir(), ['--mailbox-max-messages', '5', '--mailbox-max-bytes', '4000'])
     const alice = await peer(r.url, 'alice')
     const small = await sendAll(alice, 'bob', numbered(8, 's'))
-    const big = await sendAll(alice, 'carol', ['a', 'b', 'c'].map((c) => c.repeat(1500)))
+    const big = await sendAll(
+      alice,
+      'carol',
+      ['a', 'b', 'c'].map((c) => c.repeat(1500)),
+    )
     await waitFor(() => count(alice, 'stored') + count(alice, 'failed') === 11, '11 receipts')
     const failed = alice.statuses.filter((s) => s.status === 'failed')
     expect(failed.map((s) => [s.to, s.seq, s.reason])).toEqual([
@@ -195,7 +199,7 @@ describe('mailbox: store and forward through a real relay process', () => {
     )
   })
 
-  it('a peer cannot forge a stored receipt, store as another, or read another peer\'s mailbox', async () => {
+  it("a peer cannot forge a stored receipt, store as another, or read another peer's mailbox", async () => {
     const env = { INTERSESSION_DEV: '', INTERSESSION_JWT_SECRET: SECRET }
     const r = await relay(tempDir(), [], env)
     const token = (id: string): Promise<string> => createToken({ secret: SECRET, peerId: id })

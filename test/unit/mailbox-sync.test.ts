@@ -38,7 +38,8 @@ const record = (data: string): Buffer => {
   header[6] = 1
   return Buffer.concat([header, Buffer.from(data, 'latin1')])
 }
-const write = (pid: number, target: string, data: Buffer): string => `${pid} 10:00:00.000001 write(3<${target}>, "${hex(data)}", ${data.length}) = ${data.length}`
+const write = (pid: number, target: string, data: Buffer): string =>
+  `${pid} 10:00:00.000001 write(3<${target}>, "${hex(data)}", ${data.length}) = ${data.length}`
 const sync = (pid: number, target: string, name = 'fdatasync', result = '0'): string => `${pid} 10:00:00.000002 ${name}(3<${target}>) = ${result}`
 const storedWrite = (pid = 1, text = STORED): string => {
   const frame = Buffer.from(text)
@@ -89,7 +90,12 @@ describe('the sync-before-stored checker', () => {
     const tail = Buffer.concat([Buffer.from([0, 0, 0, 0, body.length - cut, 0, 4]), Buffer.from(body.slice(cut))])
     const lines = [write(2, path(LOG), head), sync(2, path(LOG)), write(2, path(LOG), tail), storedWrite(), sync(2, path(LOG))]
     expect(verdict(lines)).toMatchObject({ logWrite: 2, problem: expect.stringMatching(/no fsync/) })
-    expect(verdict([write(2, path(LOG), head), write(2, path(LOG), tail), sync(2, path(LOG)), storedWrite()])).toEqual({ marker: 'MSG-7', logWrite: 1, synced: 2, storedAt: 3 })
+    expect(verdict([write(2, path(LOG), head), write(2, path(LOG), tail), sync(2, path(LOG)), storedWrite()])).toEqual({
+      marker: 'MSG-7',
+      logWrite: 1,
+      synced: 2,
+      storedAt: 3,
+    })
   })
 
   it('refuses a trace whose strings strace cut short', () => {

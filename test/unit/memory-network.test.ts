@@ -37,8 +37,7 @@ function log(): Log {
       l.closedCount++
       l.all.push('closed')
     },
-    indexes: () =>
-      l.frames.map((f) => (f.data.length >= 4 ? new DataView(f.data.buffer, f.data.byteOffset).getUint32(0) : -1)),
+    indexes: () => l.frames.map((f) => (f.data.length >= 4 ? new DataView(f.data.buffer, f.data.byteOffset).getUint32(0) : -1)),
   }
   return l
 }
@@ -341,7 +340,12 @@ describe('MemoryNetwork', () => {
     await flush()
     const idx = b.l.indexes()
     expect([...idx].sort((x, y) => x - y)).toEqual(Array.from({ length: 203 }, (_, i) => i))
-    expect(idx).not.toEqual([...idx].sort((x, y) => x - y).slice(0, 3).concat(idx.slice(3)))
+    expect(idx).not.toEqual(
+      [...idx]
+        .sort((x, y) => x - y)
+        .slice(0, 3)
+        .concat(idx.slice(3)),
+    )
     const inversions = idx.slice(3).filter((v, i, arr) => i > 0 && v < (arr[i - 1] as number)).length
     expect(inversions).toBeGreaterThan(20)
     expect(net.stats.reordered).toBeGreaterThan(20)

@@ -25,7 +25,10 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 describe('MemoryStore contract', () => {
   const shared = new MemoryStore()
   runContract(storeContract(() => new MemoryStore()))
-  runContract(storeContract(() => shared), '(one shared store)')
+  runContract(
+    storeContract(() => shared),
+    '(one shared store)',
+  )
 })
 
 describe('MemoryStore', () => {
@@ -114,7 +117,10 @@ describe('MemoryStore', () => {
   it('keeps the expiry index right through expire and ack', async () => {
     const handle = await new MemoryStore().open(A)
     await handle.commit([put(0, { expiresAt: 5 }), put(1, { expiresAt: 3 }), put(2)])
-    await handle.commit([{ op: 'expire', to: B, seq: 1 }, { op: 'expire', to: B, seq: 1 }])
+    await handle.commit([
+      { op: 'expire', to: B, seq: 1 },
+      { op: 'expire', to: B, seq: 1 },
+    ])
     expect(await handle.nextExpiry()).toBe(5)
     await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 1 }])
     expect(await handle.nextExpiry()).toBeUndefined()

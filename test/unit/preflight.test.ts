@@ -152,7 +152,9 @@ function preflight(sb: Sandbox, options: { asRoot: boolean; env?: Record<string,
     stdout: run.stdout,
     stderr: run.stderr,
     verdict: lines[lines.length - 1] ?? '',
-    calls: readFileSync(sb.log, 'utf8').split('\n').filter((line) => line !== ''),
+    calls: readFileSync(sb.log, 'utf8')
+      .split('\n')
+      .filter((line) => line !== ''),
     ms,
   }
 }
@@ -169,7 +171,7 @@ describe('preflight: everything present', () => {
     expect(run.ms).toBeLessThan(10_000)
   })
 
-  it('takes Chromium from Google Chrome, or else from the newest in Playwright\'s cache', () => {
+  it("takes Chromium from Google Chrome, or else from the newest in Playwright's cache", () => {
     const sb = sandbox()
     present(sb, 'redis-server', 'redis-cli', 'strace', 'firefox-esr')
     for (const dir of ['chromium-1100/chrome-linux', 'chromium-1200/chrome-linux64', 'chromium_headless_shell-1300/chrome-linux']) {
@@ -188,11 +190,15 @@ describe('preflight: everything present', () => {
     const env = { CHROMIUM_PATH: join(sb.bin, 'my-chrome'), REDIS_SERVER: join(sb.bin, 'my-redis'), REDIS_CLI: join(sb.bin, 'my-cli') }
     const ok = preflight(sb, { asRoot: false, env })
     expect(ok.code).toBe(0)
-    expect(ok.stdout).toBe(`preflight: Chromium ${env.CHROMIUM_PATH}, redis-server ${env.REDIS_SERVER}, redis-cli ${env.REDIS_CLI}, strace ${sb.bin}/strace, Firefox ${sb.bin}/firefox-esr\n`)
+    expect(ok.stdout).toBe(
+      `preflight: Chromium ${env.CHROMIUM_PATH}, redis-server ${env.REDIS_SERVER}, redis-cli ${env.REDIS_CLI}, strace ${sb.bin}/strace, Firefox ${sb.bin}/firefox-esr\n`,
+    )
 
     const bad = preflight(sb, { asRoot: false, env: { ...env, CHROMIUM_PATH: '/nonexistent/chrome' } })
     expect(bad.code).toBe(1)
-    expect(bad.stderr).toBe('preflight: CHROMIUM_PATH=/nonexistent/chrome is not an executable file; point it at the program or unset it to let the preflight search\n')
+    expect(bad.stderr).toBe(
+      'preflight: CHROMIUM_PATH=/nonexistent/chrome is not an executable file; point it at the program or unset it to let the preflight search\n',
+    )
     expect(bad.calls).toEqual([])
   })
 })
@@ -234,7 +240,9 @@ describe('preflight: something missing, no way to install', () => {
     fakeApt(sb, { install: 'yes', listsFilled: true })
     const run = preflight(sb, { asRoot: false })
     expect(run.code).toBe(1)
-    expect(run.stderr).toMatch(/^preflight: missing strace \(.*package strace\); not installed: not root and no sudo\. To fix, run: sudo apt-get update && sudo apt-get install -y strace\n$/)
+    expect(run.stderr).toMatch(
+      /^preflight: missing strace \(.*package strace\); not installed: not root and no sudo\. To fix, run: sudo apt-get update && sudo apt-get install -y strace\n$/,
+    )
     expect(run.calls).toEqual([])
   })
 })
@@ -292,7 +300,7 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
     ])
   })
 
-  it('an install that fails ends in one line with apt-get\'s exit code and the command, exit 1, within 10 s', () => {
+  it("an install that fails ends in one line with apt-get's exit code and the command, exit 1, within 10 s", () => {
     const sb = sandbox()
     present(sb, 'redis-server', 'redis-cli', 'strace', 'firefox-esr')
     fakeApt(sb, { install: 'fail', listsFilled: true })
@@ -311,7 +319,9 @@ describe.runIf(isRoot)('preflight as root: installs with apt-get', () => {
     fakeApt(sb, { install: 'nothing', listsFilled: true })
     const run = preflight(sb, { asRoot: true })
     expect(run.code).toBe(1)
-    expect(run.verdict).toMatch(/^preflight: missing strace .*; not installed: apt-get installed strace, but strace still cannot be found\. To fix, run: apt-get update && apt-get install -y strace$/)
+    expect(run.verdict).toMatch(
+      /^preflight: missing strace .*; not installed: apt-get installed strace, but strace still cannot be found\. To fix, run: apt-get update && apt-get install -y strace$/,
+    )
   })
 })
 

@@ -112,7 +112,10 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     expect(await redis.keySlot(`ilm:p:{${peers[0]!.id}}`)).toBe(await redis.keySlot(`ilm:m:{${peers[0]!.id}}`))
     const slots = await Promise.all(peers.map((p) => redis.keySlot(`{${p.id}}`)))
     for (const [i, shard] of shards.entries()) {
-      expect(slots.some((slot) => holds(shard, slot)), `some peer channel on master ${shard.masterPort}`).toBe(true)
+      expect(
+        slots.some((slot) => holds(shard, slot)),
+        `some peer channel on master ${shard.masterPort}`,
+      ).toBe(true)
       expect(after[i]! - before[i]!, `SPUBLISH calls on master ${shard.masterPort}`).toBeGreaterThanOrEqual(20)
     }
   }, 60_000)
@@ -147,7 +150,10 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
         await redis.nodes.get(victim.masterPort)!.kill()
         killedAt = Date.now()
         const gotAtKill = bob.got.length
-        void waitFor(() => bob.got.length > gotAtKill + 5, 'traffic after the kill', 60_000).then(() => (resumedAt = Date.now()), () => {})
+        void waitFor(() => bob.got.length > gotAtKill + 5, 'traffic after the kill', 60_000).then(
+          () => (resumedAt = Date.now()),
+          () => {},
+        )
       }
       if (n % 25 === 0) await new Promise((resolve) => setTimeout(resolve, 10))
     }
@@ -160,7 +166,9 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     const dave = await peer(daveId, [urls[0]!])
     await waitFor(() => dave.got.length === 20, 'dave drains his mailbox from the promoted replica')
     expect(seen(dave, carol)).toEqual(upTo(20))
-    console.log(`failover: traffic on the killed master's slots resumed ${resumedAt - killedAt} ms after the SIGKILL; lost 0 of ${2 * total}, stored 20 of 20 drained`)
+    console.log(
+      `failover: traffic on the killed master's slots resumed ${resumedAt - killedAt} ms after the SIGKILL; lost 0 of ${2 * total}, stored 20 of 20 drained`,
+    )
     expect(resumedAt).toBeGreaterThan(0)
   }, 90_000)
 })

@@ -57,14 +57,23 @@ async function waitFor(cond: () => boolean | Promise<boolean>, what: string, tim
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const msg = (seq: number, from = 'alice'): MailboxRecord => ({ kind: 'msg', from, epoch: '0000000a1.epochone', seq, id: `m-${seq}`, size: 1, storedAt: 1_000 })
-const failure = (promise: Promise<unknown>): Promise<unknown> => promise.then(() => undefined, (error: unknown) => error)
+const failure = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
 
 /** `stderr: ...` of a relay process that exited before listening, as lines. */
 function stderrOf(error: unknown): string[] {
   const text = error instanceof Error ? error.message : String(error)
   const marker = 'stderr ends: '
   const at = text.indexOf(marker)
-  return at < 0 ? [] : text.slice(at + marker.length).split('\n').filter((line) => line.trim() !== '')
+  return at < 0
+    ? []
+    : text
+        .slice(at + marker.length)
+        .split('\n')
+        .filter((line) => line.trim() !== '')
 }
 
 /** A sender speaking the wire protocol itself: numbered messages to `to`, and the `stored` receipts it got. */
@@ -153,7 +162,9 @@ describe("durability 'fsync'", () => {
     expect((await failure(RedisMailbox.open({ url: plain.url }))) as Error).toMatchObject({ message: expect.stringMatching(/appendonly no/) })
 
     const everysec = await redisServer({ persistence: 'aof-everysec' })
-    expect(await failure(RedisMailbox.open({ url: everysec.url, durability: 'fsync' }))).toMatchObject({ message: expect.stringMatching(/appendonly yes, appendfsync everysec/) })
+    expect(await failure(RedisMailbox.open({ url: everysec.url, durability: 'fsync' }))).toMatchObject({
+      message: expect.stringMatching(/appendonly yes, appendfsync everysec/),
+    })
 
     const locked = await redisServer({ persistence: 'aof-always', args: ['--user', 'relay', 'on', '>relay-password', '~*', '&*', '+@all', '-config'] })
     const url = `redis://relay:relay-password@127.0.0.1:${locked.port}`
@@ -187,7 +198,9 @@ describe("durability 'fsync'", () => {
     const error = await failure(startRelayProcess(['--dev', '--redis', plain.url]))
     const lines = stderrOf(error)
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/^intersession-relay: redis mailbox durability 'fsync' \(--redis-durability fsync, the default\) needs Redis with appendonly yes and appendfsync always; this Redis has appendonly no/)
+    expect(lines[0]).toMatch(
+      /^intersession-relay: redis mailbox durability 'fsync' \(--redis-durability fsync, the default\) needs Redis with appendonly yes and appendfsync always; this Redis has appendonly no/,
+    )
   })
 
   it('a Redis SIGKILLed right after stored answers keeps every message answered stored; the receiver gets all, once, in order', async () => {
@@ -277,7 +290,10 @@ describe("durability 'replica'", () => {
     await waitFor(() => r.logs().some((entry) => entry.event === 'mailbox_failed'), 'the failed put logged')
     await sleep(1_200) // past another WAIT timeout
     expect(alice.stored.has(1)).toBe(false)
-    expect(r.logs().find((entry) => entry.event === 'mailbox_failed')).toMatchObject({ operation: 'put', message: expect.stringMatching(/no replica acknowledged/) })
+    expect(r.logs().find((entry) => entry.event === 'mailbox_failed')).toMatchObject({
+      operation: 'put',
+      message: expect.stringMatching(/no replica acknowledged/),
+    })
     const health = (await (await fetch(`http://127.0.0.1:${r.port}/health`)).json()) as { mailboxFailures: number; stored: number }
     expect(health.mailboxFailures).toBeGreaterThanOrEqual(1)
 

@@ -76,7 +76,12 @@ describe('DrainQueue', () => {
     const { mailbox, sink, queue, drained } = setup()
     await store(mailbox, 'alice', 0)
     await mailbox.put(BOB, { kind: 'ack', from: 'carol', epoch: EPOCH, seq: 4, id: '', size: 3, storedAt: 1 }, encoder.encode('ack-4'), LIMITS)
-    await mailbox.put(BOB, { kind: 'notice', from: 'dave', epoch: EPOCH, seq: 2, id: 'n', size: 0, storedAt: 1, reason: 'full_bytes' }, new Uint8Array(0), LIMITS)
+    await mailbox.put(
+      BOB,
+      { kind: 'notice', from: 'dave', epoch: EPOCH, seq: 2, id: 'n', size: 0, storedAt: 1, reason: 'full_bytes' },
+      new Uint8Array(0),
+      LIMITS,
+    )
     await store(mailbox, 'alice', 1)
     await queue.drain()
     expect(sink.sent).toEqual([

@@ -496,10 +496,17 @@ describe('relay: operations', () => {
   it('lists connected peers at /peers in dev mode (a demo directory)', async () => {
     const r = await createRelay({ dev: true, logger: () => {} })
     const sockets = ['zoe', 'adam'].map(() => new WebSocket(r.url))
-    await Promise.all(sockets.map((ws, i) => new Promise<void>((resolve) => ws.on('open', () => {
-      ws.send(JSON.stringify({ t: 'auth', token: `dev:${['zoe', 'adam'][i]}` }))
-      ws.once('message', () => resolve())
-    }))))
+    await Promise.all(
+      sockets.map(
+        (ws, i) =>
+          new Promise<void>((resolve) =>
+            ws.on('open', () => {
+              ws.send(JSON.stringify({ t: 'auth', token: `dev:${['zoe', 'adam'][i]}` }))
+              ws.once('message', () => resolve())
+            }),
+          ),
+      ),
+    )
     expect(await (await fetch(`http://127.0.0.1:${r.port}/peers`)).json()).toEqual({ peers: ['adam', 'zoe'] })
     for (const ws of sockets) ws.close()
     await r.close()

@@ -101,15 +101,13 @@ class CountingStore implements Store {
   async open(localId: PeerId): Promise<PeerStore> {
     const handle = await this.inner.open(localId)
     const { use, slow } = this
-    const paged =
-      (read: (key: never, from: number, limit: number) => Promise<readonly unknown[]>) =>
-      async (key: never, from: number, limit: number) => {
-        const rows = await read(key, from, limit)
-        use.reads++
-        use.rowsRead += rows.length
-        use.largestLimit = Math.max(use.largestLimit, limit)
-        return rows
-      }
+    const paged = (read: (key: never, from: number, limit: number) => Promise<readonly unknown[]>) => async (key: never, from: number, limit: number) => {
+      const rows = await read(key, from, limit)
+      use.reads++
+      use.rowsRead += rows.length
+      use.largestLimit = Math.max(use.largestLimit, limit)
+      return rows
+    }
     return {
       load: () => handle.load(),
       commit: async (ops) => {
@@ -410,7 +408,7 @@ describe('seed defects', () => {
     c.close()
   })
 
-  it("a wiped sender store (new epoch) still gets its new messages delivered", async () => {
+  it('a wiped sender store (new epoch) still gets its new messages delivered', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
     const b = await openPeer(net.connect('b'), { clock })
@@ -597,7 +595,12 @@ describe('seed defects', () => {
       range(5).map(async (caller) => {
         for (let i = 0; i < 40; i++) {
           const text = `${caller}.${i}`
-          sends.push(a.ilm.send('b', text).then(({ seq }) => void resolved.push({ seq, text }), (error: unknown) => void failed.push(error)))
+          sends.push(
+            a.ilm.send('b', text).then(
+              ({ seq }) => void resolved.push({ seq, text }),
+              (error: unknown) => void failed.push(error),
+            ),
+          )
           await tick(Math.floor(random() * 3))
         }
       }),

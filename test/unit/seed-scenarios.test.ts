@@ -7,29 +7,14 @@
  * test advances the clock itself. Nothing waits on real timers.
  */
 import { describe, expect, it } from 'vitest'
-import {
-  ILM,
-  IlmError,
-  MemoryNetwork,
-  MemoryStore,
-  type Epoch,
-  type Limits,
-  type Message,
-  type PeerId,
-} from '../../src/index.js'
+import { ILM, IlmError, MemoryNetwork, MemoryStore, type Epoch, type Limits, type Message, type PeerId } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { codeOf, contentsOf, elapse, online, openPeer, range, seqsOf, tick, until, type Peer } from '../helpers/engines.js'
 
 // ---------------------------------------------------------------- helpers
 
 /** Opens `id` on the network with a handler that records every message. */
-async function peer(
-  net: MemoryNetwork,
-  id: string,
-  store = new MemoryStore(),
-  clock = new ManualClock(),
-  limits: Partial<Limits> = {},
-): Promise<Peer> {
+async function peer(net: MemoryNetwork, id: string, store = new MemoryStore(), clock = new ManualClock(), limits: Partial<Limits> = {}): Promise<Peer> {
   return openPeer(net.connect(id), { store, clock, limits })
 }
 

@@ -14,6 +14,7 @@ describe('smoke', () => {
     await new Promise((r) => setTimeout(r, 50))
     expect(got).toEqual(['hello', { x: 1 }])
     expect(await a.status(r.id)).toBe('delivered')
-    await a.close(); await b.close()
+    await a.close()
+    await b.close()
   })
 })

@@ -111,7 +111,11 @@ describe('soak verdict', () => {
   })
 
   it('lets a send of unknown outcome arrive once or not at all, and catches one that arrives twice', () => {
-    const base = (): Scenario => new Scenario().send([0], 'unknown').send([1], 'unknown').send(Array.from({ length: 200 }, (_, n) => n + 2))
+    const base = (): Scenario =>
+      new Scenario()
+        .send([0], 'unknown')
+        .send([1], 'unknown')
+        .send(Array.from({ length: 200 }, (_, n) => n + 2))
     expect(base().hand(0, 5).handAll(100).check()).toMatchObject({ ...CLEAN, unknown: 2, sent: 200 })
     const twice = base().hand(0, 5).hand(0, 6).handAll(100).check()
     expect(twice).toMatchObject({ duplicated: 1, ok: false })
@@ -119,15 +123,31 @@ describe('soak verdict', () => {
   })
 
   it('fails the run when sends of unknown outcome exceed 1% of sends', () => {
-    const within = new Scenario().send([0, 1], 'unknown').send(Array.from({ length: 198 }, (_, n) => n + 2)).handAll(0).check()
+    const within = new Scenario()
+      .send([0, 1], 'unknown')
+      .send(Array.from({ length: 198 }, (_, n) => n + 2))
+      .handAll(0)
+      .check()
     expect(within).toMatchObject({ attempted: 200, unknown: 2, unknownLimit: 2, lost: 0, ok: true })
-    const over = new Scenario().send([0, 1, 2], 'unknown').send(Array.from({ length: 197 }, (_, n) => n + 3)).handAll(0).check()
+    const over = new Scenario()
+      .send([0, 1, 2], 'unknown')
+      .send(Array.from({ length: 197 }, (_, n) => n + 3))
+      .handAll(0)
+      .check()
     expect(over).toMatchObject({ attempted: 200, unknown: 3, unknownLimit: 2, lost: 0, ok: false })
   })
 
   it('catches a replay with another seq or another epoch than the first handover, even after a crash', () => {
-    expect(new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(1, 40, { seq: 2 }).check()).toMatchObject({ duplicated: 1, replayed: 0, ok: false })
-    expect(new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(1, 40, { epoch: 'e2' }).check()).toMatchObject({ duplicated: 1, replayed: 0, ok: false })
+    expect(new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(1, 40, { seq: 2 }).check()).toMatchObject({
+      duplicated: 1,
+      replayed: 0,
+      ok: false,
+    })
+    expect(new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(1, 40, { epoch: 'e2' }).check()).toMatchObject({
+      duplicated: 1,
+      replayed: 0,
+      ok: false,
+    })
   })
 
   it('catches a replay with no crash of the handling context in between', () => {
@@ -151,7 +171,9 @@ describe('soak verdict', () => {
     expect(v).toMatchObject({ duplicated: 1, replayed: 0, ok: false })
     expect(v.details[0]).toMatch(/leaders: b\/1 at/)
     // With no leader reported, the dead engine's handovers end when the crash took effect.
-    expect(new Scenario().send([0, 1]).hand(0, 10).crash(30).hand(1, 40, { tab: 'b/1', load: 'M1' }).hand(1, 60, { tab: 'b/1', load: 'M1' }).check()).toMatchObject({ duplicated: 1, ok: false })
+    expect(
+      new Scenario().send([0, 1]).hand(0, 10).crash(30).hand(1, 40, { tab: 'b/1', load: 'M1' }).hand(1, 60, { tab: 'b/1', load: 'M1' }).check(),
+    ).toMatchObject({ duplicated: 1, ok: false })
   })
 
   it('catches a replay of a handover that was already marked processed (another followed it before the crash)', () => {
@@ -169,13 +191,29 @@ describe('soak verdict', () => {
 
   it('passes legitimate replays', () => {
     // The leader's engine died with the message in hand; the handler ran in another tab.
-    const engine = new Scenario().send([0, 1, 2]).hand(0, 10).hand(1, 20, { tab: 'b/1', load: 'M1' }).crash(30).hand(1, 40, { tab: 'b/1', load: 'M1' }).hand(2, 50, { tab: 'b/1', load: 'M1' })
+    const engine = new Scenario()
+      .send([0, 1, 2])
+      .hand(0, 10)
+      .hand(1, 20, { tab: 'b/1', load: 'M1' })
+      .crash(30)
+      .hand(1, 40, { tab: 'b/1', load: 'M1' })
+      .hand(2, 50, { tab: 'b/1', load: 'M1' })
     expect(engine.check()).toMatchObject({ ...CLEAN, replayed: 1 })
     // The follower page that ran the handler froze before its result reached the leader; it resumed and got the message again.
-    const frozen = new Scenario().send([0, 1]).hand(0, 10).hand(1, 20, { tab: 'b/1', load: 'M1' }).crash(30, { tab: 'b/1', kind: 'freeze', led: false, load: 'M1' }).hand(1, 40, { tab: 'b/1', load: 'M1' })
+    const frozen = new Scenario()
+      .send([0, 1])
+      .hand(0, 10)
+      .hand(1, 20, { tab: 'b/1', load: 'M1' })
+      .crash(30, { tab: 'b/1', kind: 'freeze', led: false, load: 'M1' })
+      .hand(1, 40, { tab: 'b/1', load: 'M1' })
     expect(frozen.check()).toMatchObject({ ...CLEAN, replayed: 1 })
     // That follower was reloaded instead: the new page load gets it.
-    const reloaded = new Scenario().send([0, 1]).hand(0, 10).hand(1, 20, { tab: 'b/1', load: 'M1' }).crash(30, { tab: 'b/1', led: false, load: 'M1' }).hand(1, 40, { tab: 'b/1', load: 'M2' })
+    const reloaded = new Scenario()
+      .send([0, 1])
+      .hand(0, 10)
+      .hand(1, 20, { tab: 'b/1', load: 'M1' })
+      .crash(30, { tab: 'b/1', led: false, load: 'M1' })
+      .hand(1, 40, { tab: 'b/1', load: 'M2' })
     expect(reloaded.check()).toMatchObject({ ...CLEAN, replayed: 1 })
     // The handler in the follower ran after the leader's page was gone (the message was in flight to it), before the follower took over.
     const inFlight = new Scenario().send([0, 1]).hand(0, 10).crash(30).hand(1, 40, { tab: 'b/1', load: 'M1' }).lead(50).hand(1, 60, { tab: 'b/1', load: 'M1' })
@@ -185,12 +223,28 @@ describe('soak verdict', () => {
     // The handler ran after the reload was ordered, before the page went away.
     expect(new Scenario().send([0]).crash(10, { until: 30 }).hand(0, 20).hand(0, 40, { load: 'L2' }).check()).toMatchObject({ ...CLEAN, replayed: 1 })
     // Two crashes in a row, each before the message was marked: two replays.
-    expect(new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(1, 40).crash(50).hand(1, 60).hand(1, 80).crash(70).check()).toMatchObject({ ...CLEAN, replayed: 3 })
+    expect(new Scenario().send([0, 1]).hand(0, 10).hand(1, 20).crash(30).hand(1, 40).crash(50).hand(1, 60).hand(1, 80).crash(70).check()).toMatchObject({
+      ...CLEAN,
+      replayed: 3,
+    })
     // One engine crash replays one message of each sender.
-    const senders = new Scenario().send([0]).send([0], 'resolved', 'c', 'b').hand(0, 10).hand(0, 12, { from: 'c' }).crash(30).hand(0, 40).hand(0, 42, { from: 'c' })
+    const senders = new Scenario()
+      .send([0])
+      .send([0], 'resolved', 'c', 'b')
+      .hand(0, 10)
+      .hand(0, 12, { from: 'c' })
+      .crash(30)
+      .hand(0, 40)
+      .hand(0, 42, { from: 'c' })
     expect(senders.check()).toMatchObject({ ...CLEAN, replayed: 2 })
     // A send of unknown outcome may be replayed too.
-    const unknown = new Scenario().send([0], 'unknown').send(Array.from({ length: 100 }, (_, n) => n + 1)).hand(0, 10).crash(20).hand(0, 30).handAll(100)
+    const unknown = new Scenario()
+      .send([0], 'unknown')
+      .send(Array.from({ length: 100 }, (_, n) => n + 1))
+      .hand(0, 10)
+      .crash(20)
+      .hand(0, 30)
+      .handAll(100)
     expect(unknown.check()).toMatchObject({ ...CLEAN, unknown: 1, replayed: 1 })
   })
 })

@@ -38,7 +38,11 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       checkEqual(rest, [], 'read with limit 1')
       check(first !== undefined, 'read with limit 1 returns an entry')
       checkEqual(first.frame, bytes(10, 7), 'frame bytes')
-      checkEqual((await box.read('bob', first.entry.key, 10)).map(({ entry }) => entry.from), ['carol', 'alice'], 'read after the first key')
+      checkEqual(
+        (await box.read('bob', first.entry.key, 10)).map(({ entry }) => entry.from),
+        ['carol', 'alice'],
+        'read after the first key',
+      )
       checkEqual(await box.size('bob'), { entries: 3, bytes: 30 }, 'size')
       checkEqual(await box.read('nobody', undefined, 10), [], 'unknown destination')
 
@@ -71,7 +75,11 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       )
       const page = await other.read('bob', undefined, 4)
       const next = await other.read('bob', page.at(-1)?.entry.key, 4)
-      checkEqual([...page, ...next].map(({ entry }) => entry.key), keys, 'two pages')
+      checkEqual(
+        [...page, ...next].map(({ entry }) => entry.key),
+        keys,
+        'two pages',
+      )
       checkEqual(next.length, 2, 'second page')
       checkEqual(await other.read('bob', keys.at(-1), 10), [], 'after the last key')
       checkEqual(await other.size('bob'), { entries: 6, bytes: 8 + 12 + 8 }, 'size counts msg bytes only')
@@ -121,8 +129,16 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       const skip = (seq: number): MailboxRecord => ({ ...msg('alice', E1, seq, { size: 50 }), kind: 'skip', reason: 'full_bytes' })
       checkSubset(await other.put('bob', skip(3), Uint8Array.of(3), tight), { ok: true }, 'a skip past the byte limit')
       checkEqual(await other.size('bob'), { entries: 3, bytes: 20 }, 'size at the count limit')
-      checkEqual(await other.put('bob', msg('alice', E1, 4, { size: 0 }), Uint8Array.of(4), tight), { ok: false, reason: 'full_messages' }, 'a msg past the count')
-      checkSubset(await other.put('bob', msg('alice', E1, 1, { size: 10 }), Uint8Array.of(1), tight), { ok: true, duplicate: true }, 'a duplicate is found before the limits')
+      checkEqual(
+        await other.put('bob', msg('alice', E1, 4, { size: 0 }), Uint8Array.of(4), tight),
+        { ok: false, reason: 'full_messages' },
+        'a msg past the count',
+      )
+      checkSubset(
+        await other.put('bob', msg('alice', E1, 1, { size: 10 }), Uint8Array.of(1), tight),
+        { ok: true, duplicate: true },
+        'a duplicate is found before the limits',
+      )
       for (const seq of [5, 6, 7]) checkSubset(await other.put('bob', skip(seq), Uint8Array.of(seq), tight), { ok: true }, `skip ${seq}`)
       checkEqual(await other.put('bob', skip(8), Uint8Array.of(8), tight), { ok: false, reason: 'full_messages' }, 'a skip past twice the count')
       const notice: MailboxRecord = { kind: 'notice', from: 'carol', epoch: E1, seq: 1, id: 'x', size: 0, storedAt: 1, reason: 'retention' }
@@ -180,7 +196,11 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       await box.remove('bob', [keys[0]!, keys[0]!, keys[2]!, 'no-such-key', '99999999999999999999-0'])
       await box.remove('bob', [keys[0]!])
       await box.remove('bob', [])
-      checkEqual((await contents(box, 'bob')).map(({ entry }) => entry.key), [keys[1]], 'entries left')
+      checkEqual(
+        (await contents(box, 'bob')).map(({ entry }) => entry.key),
+        [keys[1]],
+        'entries left',
+      )
       checkEqual(await box.size('bob'), { entries: 1, bytes: 8 }, 'size')
       checkSubset(await box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), LIMITS), { duplicate: false }, 'a removed seq stored again')
       if (elsewhere.ok) await box.remove('bob', [elsewhere.entry.key])
@@ -194,14 +214,26 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       await box.put('bob', { kind: 'notice', from: 'carol', epoch: 'e9', seq: 1, id: 'n', size: 0, storedAt: 100, reason: 'retention' }, bytes(0), SMALL)
       await box.put('bob', small('alice', 1, 10, 5000), bytes(10), SMALL)
       const expired = await box.expire(1000, simpleTombstone)
-      checkEqual(expired.map(({ to, entry }) => [to, entry.seq]), [['bob', 0]], 'expired')
+      checkEqual(
+        expired.map(({ to, entry }) => [to, entry.seq]),
+        [['bob', 0]],
+        'expired',
+      )
       const items = await box.read('bob', undefined, 10)
-      checkEqual(items.map(({ entry }) => `${entry.kind}:${entry.seq}:${entry.reason ?? ''}`), ['skip:0:retention', 'notice:1:retention', 'msg:1:'], 'entries after expiry')
+      checkEqual(
+        items.map(({ entry }) => `${entry.kind}:${entry.seq}:${entry.reason ?? ''}`),
+        ['skip:0:retention', 'notice:1:retention', 'msg:1:'],
+        'entries after expiry',
+      )
       checkEqual(decoder.decode(items[0]?.frame), 'skip:bob:0', 'the tombstone frame')
       checkEqual(await box.expire(1000, simpleTombstone), [], 'expiring again')
       checkEqual(await box.size('bob'), { entries: 3, bytes: 10 }, 'size')
       // A message resent after the relay gave up on it finds the skip, not a new slot.
-      checkSubset(await box.put('bob', small('alice', 0), bytes(10), SMALL), { ok: true, duplicate: true, entry: { kind: 'skip', reason: 'retention' } }, 'resent')
+      checkSubset(
+        await box.put('bob', small('alice', 0), bytes(10), SMALL),
+        { ok: true, duplicate: true, entry: { kind: 'skip', reason: 'retention' } },
+        'resent',
+      )
 
       const other = await make()
       const records: MailboxRecord[] = [
@@ -242,8 +274,16 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       checkEqual(await other.expire(150, tombstone), [], 'expiring again')
       checkEqual(await other.put('bob', msg('alice', E1, 1), Uint8Array.of(9), LIMITS), { ok: true, duplicate: true, entry: after[0]?.entry }, 'resent')
       const later = await other.expire(10_000, tombstone)
-      checkEqual(later.map(({ to, entry }) => `${to} ${entry.seq}`), ['bob 3'], 'a later sweep')
-      checkEqual((await contents(other, 'bob')).map(({ entry }) => entry.kind), ['skip', 'skip', 'notice', 'skip', 'skip'], 'kinds after it')
+      checkEqual(
+        later.map(({ to, entry }) => `${to} ${entry.seq}`),
+        ['bob 3'],
+        'a later sweep',
+      )
+      checkEqual(
+        (await contents(other, 'bob')).map(({ entry }) => entry.kind),
+        ['skip', 'skip', 'notice', 'skip', 'skip'],
+        'kinds after it',
+      )
       checkEqual(await other.size('bob'), { entries: 5, bytes: 0 }, 'size after it')
       checkEqual(await other.ack('bob', 'alice', E1, 4), 4, 'acking the skips')
       checkEqual(await other.size('bob'), { entries: 1, bytes: 0 }, 'size after the ack')

@@ -95,7 +95,8 @@ export class ReplicaAcks {
     if (this.#last === undefined || n > this.#covered) {
       this.#covered = this.#sent
       this.#last = this.#wait().then((count) => {
-        if (!(Number(count) >= 1)) throw new Error(`no replica acknowledged the write within ${this.#timeoutMs} ms (WAIT 1 ${this.#timeoutMs} answered ${String(count)})`)
+        if (!(Number(count) >= 1))
+          throw new Error(`no replica acknowledged the write within ${this.#timeoutMs} ms (WAIT 1 ${this.#timeoutMs} answered ${String(count)})`)
       })
     }
     return this.#last

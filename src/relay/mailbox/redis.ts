@@ -450,7 +450,9 @@ export class RedisMailbox implements Mailbox {
     const visited = new Set<string>()
     try {
       for (;;) {
-        const due = await this.#run(() => this.#client.zRange(this.#globalKey(), '-inf', `(${bound}`, { BY: 'SCORE', LIMIT: { offset: 0, count: EXPIRE_PAGE } }))
+        const due = await this.#run(() =>
+          this.#client.zRange(this.#globalKey(), '-inf', `(${bound}`, { BY: 'SCORE', LIMIT: { offset: 0, count: EXPIRE_PAGE } }),
+        )
         const fresh = due.map((to) => to.toString('utf8')).filter((to) => !visited.has(to))
         if (fresh.length === 0) break
         for (const to of fresh) {

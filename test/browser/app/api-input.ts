@@ -83,7 +83,13 @@ export async function connectProbes(): Promise<Probe[]> {
 export async function messengerProbes(m: Messenger, to: string): Promise<Probe[]> {
   const probes: Probe[] = []
   const run = async (call: string, fn: () => unknown): Promise<void> => void probes.push(await probe(call, fn))
-  for (const [call, peer] of [['number', 42], ['empty', ''], ['space', 'a b'], ['huge', HUGE], ['self', m.localId]] as const) {
+  for (const [call, peer] of [
+    ['number', 42],
+    ['empty', ''],
+    ['space', 'a b'],
+    ['huge', HUGE],
+    ['self', m.localId],
+  ] as const) {
     await run(`send to ${call} peer`, () => m.send(peer as string, 'x'))
   }
   await run('send a function', () => m.send(to, () => 1))

@@ -11,6 +11,9 @@ const relaxed = (globalThis as unknown as { name: string }).name === 'relaxed'
 exposeHost(
   undefined,
   relaxed
-    ? { ...defaultFactories, createStore: (config) => new IndexedDBStore({ durability: 'relaxed', ...(config.dbName !== undefined && { dbName: () => config.dbName! }) }) }
+    ? {
+        ...defaultFactories,
+        createStore: (config) => new IndexedDBStore({ durability: 'relaxed', ...(config.dbName !== undefined && { dbName: () => config.dbName! }) }),
+      }
     : defaultFactories,
 )

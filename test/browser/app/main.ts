@@ -98,7 +98,11 @@ const harness = {
   },
   /** Fires `count` sends at once (they share group commits); records each id as its send resolves. */
   burst(to: string, prefix: string, count: number) {
-    for (let i = 0; i < count; i++) void messenger!.send(to, `${prefix}${i}`).then(({ id }) => void resolvedIds.push(id), () => {})
+    for (let i = 0; i < count; i++)
+      void messenger!.send(to, `${prefix}${i}`).then(
+        ({ id }) => void resolvedIds.push(id),
+        () => {},
+      )
   },
   resolvedIds: () => resolvedIds,
   async sendBurst(to: string, prefix: string, count: number) {
@@ -109,7 +113,9 @@ const harness = {
   async outboxRows(peerId: string) {
     const db = await openDB(`intersession:${peerId}`)
     // Acknowledged rows stay as receipts (`ackedAt` set); the outbox proper is the rows still waiting.
-    const rows = ((await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array; ackedAt?: number }>).filter((r) => r.ackedAt === undefined)
+    const rows = ((await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array; ackedAt?: number }>).filter(
+      (r) => r.ackedAt === undefined,
+    )
     db.close()
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
   },
@@ -168,7 +174,14 @@ const harness = {
         },
         {},
       )
-      transport = new WebRtcTransport({ relay: ws, connector: { connect: (p, i) => rtc.command({ t: 'connect', peer: p, initiator: i }), signal: (p, d) => rtc.command({ t: 'signal', peer: p, data: d }), disconnect: (p) => rtc.command({ t: 'disconnect', peer: p }) } })
+      transport = new WebRtcTransport({
+        relay: ws,
+        connector: {
+          connect: (p, i) => rtc.command({ t: 'connect', peer: p, initiator: i }),
+          signal: (p, d) => rtc.command({ t: 'signal', peer: p, data: d }),
+          disconnect: (p) => rtc.command({ t: 'disconnect', peer: p }),
+        },
+      })
       return transport
     }
     const results = await runCases(

@@ -86,7 +86,20 @@ export const soak = {
     if (options.subscribe) {
       m.onMessage((message) => {
         const { n } = message.contents as { n: number }
-        report({ type: 'handover', to: peerId, from: message.from, n, id: message.id, seq: message.seq, epoch: message.epoch, tab: options.tab, load, role: m.role, key: nextKey(), t: now() })
+        report({
+          type: 'handover',
+          to: peerId,
+          from: message.from,
+          n,
+          id: message.id,
+          seq: message.seq,
+          epoch: message.epoch,
+          tab: options.tab,
+          load,
+          role: m.role,
+          key: nextKey(),
+          t: now(),
+        })
       })
     }
     messenger = m
@@ -115,7 +128,10 @@ export const soak = {
     // The harness's own id, the same kind of call the page client makes for a plain send(to, contents).
     const sent = m.send(to, { n }, { id }).then(
       (receipt): SendResult => ({ ok: true, id: receipt.id, seq: receipt.seq }),
-      (error: unknown): SendResult => ({ ok: false, error: error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error) }),
+      (error: unknown): SendResult => ({
+        ok: false,
+        error: error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error),
+      }),
     )
     try {
       return await Promise.race([sent, abandoned])

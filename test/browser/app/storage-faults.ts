@@ -76,12 +76,7 @@ export function storageFaults(current: () => Messenger | undefined) {
     sendAll(to: string, specs: readonly SendSpec[]): Promise<Outcome[]> {
       const m = messenger()
       return Promise.all(
-        specs.map((spec) =>
-          m.send(to, spec.contents, spec.options).then(
-            (receipt): Outcome => ({ ok: true, id: receipt.id, seq: receipt.seq }),
-            outcomeOf,
-          ),
-        ),
+        specs.map((spec) => m.send(to, spec.contents, spec.options).then((receipt): Outcome => ({ ok: true, id: receipt.id, seq: receipt.seq }), outcomeOf)),
       )
     },
     /** `count` sends of `kib` KiB each, in one turn; texts start with `${prefix}${i}:`. */
