@@ -1,6 +1,6 @@
 import type { OutboxRow } from './store.js'
 
-/** Rows a stream keeps in memory at most, beyond its window. */
+/** Rows a stream keeps in memory at most, beyond those in its send window (in flight). */
 export const ROW_CACHE_ROWS = 4096
 /** Contents bytes a stream keeps in memory at most. */
 export const ROW_CACHE_BYTES = 4 * 1024 * 1024
