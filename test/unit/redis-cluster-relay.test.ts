@@ -5,10 +5,7 @@
  * real engines over WebSocketTransport with HS256 tokens.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
-import { ILM, MemoryStore, type Message, type StatusEvent } from '../../src/index.js'
-import { createToken } from '../../src/relay/token.js'
-import { WebSocketTransport } from '../../src/transport/websocket.js'
+import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
 import { startRedisCluster, type ClusterShard, type RedisClusterProcess } from '../helpers/redis-cluster-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
@@ -19,42 +16,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-interface Peer {
-  readonly id: string
-  readonly ilm: ILM
-  readonly transport: WebSocketTransport
-  readonly got: Message[]
-  readonly statuses: StatusEvent[]
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
-
-async function peer(id: string, urls: readonly string[]): Promise<Peer> {
-  const transport = new WebSocketTransport({
-    localId: id,
-    urls,
-    token: () => createToken({ secret: SECRET, peerId: id }),
-    WebSocket,
-    backoff: { initialMs: 50, maxMs: 400 },
-  })
-  const ilm = await ILM.open({ store: new MemoryStore(), transport, limits: { retransmitMs: 300 } })
-  const got: Message[] = []
-  const statuses: StatusEvent[] = []
-  ilm.onMessage((m) => void got.push(m))
-  ilm.on('status', (s) => void statuses.push(s))
-  cleanups.push(() => ilm.close())
-  await waitFor(() => transport.state.status === 'online', `${id} online`)
-  return { id, ilm, transport, got, statuses }
-}
-
-/** The n-s that `to` got from `from`, in hand-over order. */
-const seen = (to: Peer, from: Peer): number[] => to.got.filter((m) => m.from === from.id).map((m) => (m.contents as { n: number }).n)
+type Peer = ClusterPeer
+const peer = (id: string, urls: readonly string[]): Promise<Peer> => openClusterPeer(id, urls, SECRET, cleanups)
 const upTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i)
 const holds = (shard: ClusterShard, slot: number): boolean => shard.slots.some(([first, last]) => slot >= first && slot <= last)
 
