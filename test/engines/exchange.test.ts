@@ -80,6 +80,8 @@ describe.each(ENGINES)('%s', (engine) => {
       bob.browser = await launch(engine, bob.dir)
       b = await online(bob, 'bob', relay.url)
       await pollPage(a, async () => (await window.harness.pending()).outbound, 0, 30_000)
+      // alice's outbox empties once bob's store has the messages; his page has them once his inbox is processed too.
+      await pollPage(b, async () => (await window.harness.pending()).inbound, 0, 30_000)
       // bob's new page is handed what his old one had not seen: from m10 (seq 10) on, every send that reached alice's store.
       const afterReload = await receivedFrom(b, 'alice')
       exactlyOnceInOrder(afterReload, 10, 'm')
