@@ -15,8 +15,9 @@
  *
  * Run alone it starts its own redis-server and prints the result as JSON.
  */
-import { createClient, RESP_TYPES } from 'redis'
+import { createClient, createCluster, RESP_TYPES } from 'redis'
 import { RedisMailbox } from '../../src/relay/mailbox/redis.js'
+import type { RedisDurability } from '../../src/relay/mailbox/redis-durability.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
 import { figure, type Figure } from './figures.js'
 
@@ -28,7 +29,16 @@ export interface MailboxBenchOptions {
   readonly page?: number
   /** Runs of each side. Default 5. */
   readonly runs?: number
+  /**
+   * The mailbox's durability. Default `none`. With `replica` the bare side
+   * sends `WAIT 1` on the key's master after each window of `XADD`s, as the
+   * mailbox shares one `WAIT` among the puts in flight.
+   */
+  readonly durability?: Extract<RedisDurability, 'none' | 'replica'>
 }
+
+/** Where the Redis is: one node's URL, or a cluster's root nodes (`host:port`). */
+export type BenchTarget = string | { readonly rootNodes: readonly string[] }
 
 /** What {@link benchRedisMailbox} measured. */
 export interface MailboxBenchResult {
@@ -58,8 +68,9 @@ const WINDOW = 256
 const EPOCH = '0000000a1.benchepoch'
 const LIMITS = { maxMessages: 10_000_000, maxBytes: Number.MAX_SAFE_INTEGER }
 
-/** Measures RedisMailbox against bare Redis stream commands on the Redis at `url`. */
-export async function benchRedisMailbox(url: string, options: MailboxBenchOptions = {}): Promise<MailboxBenchResult> {
+/** Measures RedisMailbox against bare Redis stream commands on the Redis at `target`. */
+export async function benchRedisMailbox(target: BenchTarget, options: MailboxBenchOptions = {}): Promise<MailboxBenchResult> {
+  const durability = options.durability ?? 'none'
   const messages = positive(options.messages ?? 10_000, 'messages')
   const page = positive(options.page ?? 256, 'page')
   const runs = positive(options.runs ?? 5, 'runs')
@@ -68,8 +79,8 @@ export async function benchRedisMailbox(url: string, options: MailboxBenchOption
   const mailboxRuns: RunRates[] = []
   const ceilingRuns: RunRates[] = []
   for (let run = 0; run < runs; run++) {
-    ceilingRuns.push(await bareRun(url, `${tag}:bare:{${run}}`, messages, page, payload))
-    mailboxRuns.push(await mailboxRun(url, `${tag}:`, `dest-${run}`, messages, page, payload))
+    ceilingRuns.push(await bareRun(target, `${tag}:bare:{${run}}`, messages, page, payload, durability === 'replica'))
+    mailboxRuns.push(await mailboxRun(target, `${tag}:`, `dest-${run}`, messages, page, payload, durability))
   }
   const mailboxMsgsPerSec = Math.round(median(mailboxRuns.map((run) => run.total)))
   const ceilingMsgsPerSec = Math.round(median(ceilingRuns.map((run) => run.total)))
@@ -92,8 +103,16 @@ export async function benchRedisMailbox(url: string, options: MailboxBenchOption
   }
 }
 
-async function mailboxRun(url: string, prefix: string, to: string, messages: number, page: number, frame: Uint8Array): Promise<RunRates> {
-  const box = await RedisMailbox.open({ url, prefix, durability: 'none' })
+async function mailboxRun(
+  target: BenchTarget,
+  prefix: string,
+  to: string,
+  messages: number,
+  page: number,
+  frame: Uint8Array,
+  durability: RedisDurability,
+): Promise<RunRates> {
+  const box = await RedisMailbox.open({ ...(typeof target === 'string' ? { url: target } : { rootNodes: [...target.rootNodes] }), prefix, durability })
   try {
     const start = performance.now()
     await windowed(messages, (seq) =>
@@ -119,13 +138,25 @@ async function mailboxRun(url: string, prefix: string, to: string, messages: num
   }
 }
 
-async function bareRun(url: string, key: string, messages: number, page: number, frame: Uint8Array): Promise<RunRates> {
-  const client = createClient({ url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+async function bareRun(target: BenchTarget, key: string, messages: number, page: number, frame: Uint8Array, replicated: boolean): Promise<RunRates> {
+  const mapping = { [RESP_TYPES.BLOB_STRING]: Buffer }
+  const wait = ['WAIT', '1', '1000']
+  let client
+  let replicas: () => Promise<unknown>
+  if (typeof target === 'string') {
+    const node = createClient({ url: target }).withTypeMapping(mapping)
+    client = node
+    replicas = () => node.sendCommand(wait)
+  } else {
+    const cluster = createCluster({ rootNodes: target.rootNodes.map((node) => ({ url: `redis://${node}` })) }).withTypeMapping(mapping)
+    client = cluster
+    replicas = async () => (await cluster.getNodeClientForKey(key)).sendCommand(wait)
+  }
   await client.connect()
   try {
     const body = Buffer.from(frame)
     const start = performance.now()
-    await windowed(messages, () => client.xAdd(key, '*', { b: body }))
+    await windowed(messages, () => client.xAdd(key, '*', { b: body }), replicated ? replicas : undefined)
     const stored = performance.now()
     let after = '-'
     let drained = 0
@@ -145,11 +176,12 @@ async function bareRun(url: string, key: string, messages: number, page: number,
   }
 }
 
-/** Runs `task(0..count-1)` in batches of WINDOW concurrent calls, in order of start. */
-async function windowed(count: number, task: (i: number) => Promise<unknown>): Promise<void> {
+/** Runs `task(0..count-1)` in batches of WINDOW concurrent calls, in order of start; `after` once each batch is sent. */
+async function windowed(count: number, task: (i: number) => Promise<unknown>, after?: () => Promise<unknown>): Promise<void> {
   for (let from = 0; from < count; from += WINDOW) {
     const batch: Promise<unknown>[] = []
     for (let i = from; i < Math.min(count, from + WINDOW); i++) batch.push(task(i))
+    if (after !== undefined) batch.push(after())
     await Promise.all(batch)
   }
 }

@@ -15,10 +15,15 @@
  *     Rate = all received / (first send -> last arrival).
  * (d) The mailbox: RedisMailbox stored-and-drained msgs/s against bare
  *     XADD + XRANGE + XDEL (test/bench/cluster-mailbox.ts).
+ * (e) On a real Redis Cluster (3 masters + 3 replicas) with three relay
+ *     nodes: frames across shards against bare SPUBLISH on the cluster, the
+ *     mailbox with durability `replica` against bare XADD + WAIT + XRANGE +
+ *     XDEL, and a node's memory per connection (test/bench/redis-cluster.ts).
+ *     `--no-redis-cluster` skips it.
  * Relay processes run with a frame rate limit far above the test's rate, so
  * the limit does not cap them. Runs alternate; medians are compared.
  *
- *   npx tsx test/bench/cluster.ts --frames 60000 --runs 3
+ *   npx tsx test/bench/cluster.ts --frames 60000 --runs 3 --connections 2000
  *
  * Writes test/bench/results/cluster.json. Exits non-zero only when it could not run.
  */
@@ -29,6 +34,7 @@ import { envelope } from '../../src/protocol/relay.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { benchRedisMailbox } from './cluster-mailbox.js'
+import { benchRedisCluster } from './redis-cluster.js'
 import { intArg } from './args.js'
 import { figure } from './figures.js'
 import { flow, openClient } from './ws-flow.js'
@@ -130,6 +136,9 @@ async function main(): Promise<void> {
   }
   const mailbox = await benchRedisMailbox(redis.url, { messages: MAILBOX_MESSAGES, runs: RUNS })
   await redis.stop()
+  const onCluster = process.argv.includes('--no-redis-cluster')
+    ? undefined
+    : await benchRedisCluster({ frames: FRAMES, runs: RUNS, mailboxMessages: MAILBOX_MESSAGES, connections: intArg('--connections', 2_000) })
 
   const ceilingRate = median(ceiling)
   const aloneRate = median(alone)
@@ -150,10 +159,12 @@ async function main(): Promise<void> {
     refused,
     runsDetail: { ceiling, alone, one, three },
     mailbox: { ...mailbox, figure: undefined },
+    redisCluster: onCluster === undefined ? undefined : { ...onCluster, figures: undefined },
     figures: [
       figure(`cluster: 1 node with --redis, ${FRAMES.toLocaleString('en')} × ${BYTES} B, sender and receiver on it`, oneRate, 'frames/s', 'the same flow through a standalone relay (no --redis)', aloneRate),
       figure(`cluster: 3 nodes over Redis, 3 pairs on different nodes, ${FRAMES.toLocaleString('en')} × ${BYTES} B in all`, threeRate, 'frames/s', 'bare Redis SPUBLISH -> subscriber', ceilingRate),
       mailbox.figure,
+      ...(onCluster?.figures ?? []),
     ],
   }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
