@@ -1,17 +1,20 @@
 import { transfer } from 'comlink'
 import { parseSignal, type RtcCommand } from '../protocol/rtc.js'
+import { canTransferChannels, pipeChannel } from './channel-pipe.js'
 
 /** The worker's side of the page's WebRTC work. */
 export interface RtcPort {
   rtcSignal(peer: string, data: unknown): void
-  rtcChannel(peer: string, channel: RTCDataChannel): void
+  rtcChannel(peer: string, channel: RTCDataChannel | MessagePort): void
   rtcFailed(peer: string): void
 }
 
 /**
  * Makes RTCPeerConnections for the leader's worker. Each data channel is
  * transferred to the worker in the task that created it (a channel can only
- * be transferred before it is used), so frames never pass through the page.
+ * be transferred before it is used), so frames never pass through the page;
+ * where the engine cannot transfer channels (Firefox), the page keeps the
+ * channel and pipes it to the worker over a MessagePort.
  * Signalling data comes from other peers through the relay: it is checked
  * before use and a bad one just fails that connection.
  */
@@ -56,11 +59,18 @@ export class PageRtc {
       if (pc.connectionState === 'failed') this.#fail(peer, pc)
     }
     if (initiator) {
-      const channel = pc.createDataChannel('intersession', { ordered: true })
-      this.#port.rtcChannel(peer, transfer(channel, [channel as unknown as Transferable]))
+      this.#hand(peer, pc.createDataChannel('intersession', { ordered: true }))
       void this.#offer(peer, pc)
     } else {
-      pc.ondatachannel = (event) => this.#port.rtcChannel(peer, transfer(event.channel, [event.channel as unknown as Transferable]))
+      pc.ondatachannel = (event) => this.#hand(peer, event.channel)
+    }
+  }
+
+  #hand(peer: string, channel: RTCDataChannel): void {
+    if (canTransferChannels()) this.#port.rtcChannel(peer, transfer(channel, [channel as unknown as Transferable]))
+    else {
+      const port = pipeChannel(channel)
+      this.#port.rtcChannel(peer, transfer(port, [port]))
     }
   }
 

@@ -3,6 +3,8 @@ import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
 import { systemClock } from '../runtime/system-clock.js'
+import type { DataChannelLike } from './data-channel.js'
+import { PortChannel } from './port-channel.js'
 
 /** A transport that can also carry WebRTC signalling (the relay's WebSocket transport). */
 export interface SignallingTransport extends Transport {
@@ -45,7 +47,7 @@ export interface WebRtcTransportOptions {
 }
 
 interface Link {
-  channel: RTCDataChannel | undefined
+  channel: DataChannelLike | undefined
   open: boolean
   timer: TimerHandle | undefined
 }
@@ -124,8 +126,12 @@ export class WebRtcTransport implements Transport {
     return channel.bufferedAmount > this.#highWater ? drained(channel) : undefined
   }
 
-  /** The connector's channel for `peer` (transferred from the page); used once it opens. */
-  attachChannel(peer: PeerId, channel: RTCDataChannel): void {
+  /**
+   * The connector's channel for `peer`, used once it opens: transferred from
+   * the page, or the port the page pipes it through (a {@link PortChannel}).
+   */
+  attachChannel(peer: PeerId, attached: DataChannelLike | MessagePort): void {
+    const channel = attached instanceof MessagePort ? new PortChannel(attached) : attached
     const link = this.#links.get(peer)
     if (this.#closed || link === undefined || !this.#online.has(peer)) {
       channel.close()
@@ -277,7 +283,7 @@ function ownBuffer(data: Uint8Array): Uint8Array<ArrayBuffer> {
   return whole ? (data as Uint8Array<ArrayBuffer>) : data.slice()
 }
 
-function drained(channel: RTCDataChannel): Promise<void> {
+function drained(channel: DataChannelLike): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       channel.removeEventListener('bufferedamountlow', done)

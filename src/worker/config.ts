@@ -74,7 +74,7 @@ export interface HostTransport extends Transport {
   /** Outgoing WebRTC signalling from the page. */
   signal?(peer: PeerId, data: unknown): void
   /** A data channel to `peer`, transferred from the page. */
-  attachChannel?(peer: PeerId, channel: RTCDataChannel): void
+  attachChannel?(peer: PeerId, channel: RTCDataChannel | MessagePort): void
   /** The page could not connect to `peer` directly. */
   connectFailed?(peer: PeerId): void
 }

@@ -63,7 +63,8 @@ export interface HostApi {
   /** Signalling from this page's RTCPeerConnection for `peer`. */
   rtcSignal(peer: string, data: unknown): void
   /** A data channel to `peer`, transferred from the page. */
-  rtcChannel(peer: string, channel: RTCDataChannel): void
+  /** A data channel the page opened: transferred, or (engines that cannot transfer one) the port the page pipes it through. */
+  rtcChannel(peer: string, channel: RTCDataChannel | MessagePort): void
   /** The page could not connect to `peer` directly. */
   rtcFailed(peer: string): void
   /** Leaves: a leader drains (or stops) its engine and frees the lock for the next tab. */
@@ -199,7 +200,7 @@ export class Host implements HostApi {
     if (isPeerId(peer)) this.#session?.transport.signal?.(peer, data)
   }
 
-  rtcChannel(peer: string, channel: RTCDataChannel): void {
+  rtcChannel(peer: string, channel: RTCDataChannel | MessagePort): void {
     const transport = this.#session?.transport
     if (isPeerId(peer) && transport?.attachChannel !== undefined) transport.attachChannel(peer, channel)
     else channel.close()
