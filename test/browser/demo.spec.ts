@@ -7,14 +7,13 @@
  * Needs `npm run build && npm run build:demo` first (`npm run test:browser` does both).
  */
 import type { BrowserContext, Locator, Page } from '@playwright/test'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startDemoServer, type DemoServer } from '../helpers/demo-server.js'
 import { expect, persistentContext, test } from './fixtures.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
 const ONLINE_TIMEOUT = 20_000
 /** Reconnecting after the server was down: backoff with jitter, up to 8 s or so after a few seconds down. */
@@ -25,58 +24,6 @@ const RECONNECT_TIMEOUT = 45_000
  */
 let mailboxDir: string | undefined
 test.afterAll(() => mailboxDir !== undefined && rmSync(mailboxDir, { recursive: true, force: true }))
-
-interface DemoServer {
-  readonly url: string
-  readonly port: number
-  readonly relayPort: number
-  /** SIGTERM; resolves once the process has exited. */
-  stop(): Promise<void>
-}
-
-/** Starts `demo/server.ts` (page server + dev relay) and resolves once it printed its URL. */
-function startDemoServer(port = 0, relayPort = 0, timeoutMs = 20_000): Promise<DemoServer> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'demo/server.ts', '--port', String(port), '--relay-port', String(relayPort), '--mailbox-dir', mailboxDir!],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  let output = ''
-  return new Promise<DemoServer>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`the demo server did not start within ${timeoutMs} ms: ${output}`))
-    }, timeoutMs)
-    const onData = (chunk: Buffer): void => {
-      output = (output + chunk.toString('utf8')).slice(-8192)
-      const match = /intersession demo: (http:\/\/127\.0\.0\.1:(\d+)) +\(relay ws:\/\/127\.0\.0\.1:(\d+)/.exec(output)
-      if (match === null) return
-      clearTimeout(timer)
-      child.stdout!.off('data', onData)
-      resolve({
-        url: match[1]!,
-        port: Number(match[2]),
-        relayPort: Number(match[3]),
-        async stop() {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-          const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-          await exited
-          clearTimeout(killer)
-        },
-      })
-    }
-    child.stdout!.on('data', onData)
-    child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString('utf8')).slice(-8192)))
-    void exited.then(() => {
-      clearTimeout(timer)
-      reject(new Error(`the demo server exited before it was ready: ${output}`))
-    })
-  })
-}
 
 const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: `${SCREENSHOTS}${name}.png` })
 
@@ -121,7 +68,7 @@ test.beforeAll(async () => {
   }
   mkdirSync(SCREENSHOTS, { recursive: true })
   mailboxDir = mkdtempSync(join(tmpdir(), 'intersession-demo-mailbox-'))
-  server = await startDemoServer()
+  server = await startDemoServer(mailboxDir)
   alice = await browserFor()
   bob = await browserFor()
 })
@@ -248,7 +195,7 @@ test('with the server and relay down, the page opens from the service worker and
   await expect(a.getByTestId('pending')).toHaveText('1 pending', { timeout: 5_000 })
   await shot(a, '06-opened-offline-from-service-worker')
 
-  server = await startDemoServer(port, relayPort)
+  server = await startDemoServer(mailboxDir!, port, relayPort)
   await expectOnline(a, RECONNECT_TIMEOUT)
   await expect(message(a, text)).toHaveAttribute('data-status', 'delivered', { timeout: RECONNECT_TIMEOUT })
   await expect(message(b, text)).toHaveAttribute('data-direction', 'in', { timeout: RECONNECT_TIMEOUT })

@@ -32,7 +32,7 @@ async function framesIn(): Promise<number> {
 }
 
 /** A peer `id` in `engine` on a profile of its own, online through the relay. */
-async function peer(engine: Engine, id: string, webrtc?: boolean): Promise<Page> {
+async function peer(engine: Engine, id: string, webrtc?: boolean | { iceTransportPolicy: RTCIceTransportPolicy }): Promise<Page> {
   const profile = await openProfile(engine)
   profiles.push(profile)
   const page = await openPage(profile.browser, `${server.url}/index.html`)
@@ -101,6 +101,23 @@ test('Firefox and Chromium peers with WebRTC on exchange directly, once and in o
   expect(relayed).toBeLessThan(10)
   expect(await contentsFrom(chrome, 'rtc-fox')).toEqual(['warm0', ...texts('p', probes), ...texts('d', 100)])
   expect(await contentsFrom(fox, 'rtc-chrome')).toEqual(['warm0', ...texts('p', probes), ...texts('d', 100)])
+})
+
+test('Firefox and Chromium peers with WebRTC on but direct paths blocked fall back to the relay, once and in order', async () => {
+  // ICE restricted to TURN relays, and none given: no candidate pair can form, the channel never opens.
+  const blocked = { iceTransportPolicy: 'relay' as const }
+  const fox = await peer('firefox', 'blocked-fox', blocked)
+  const chrome = await peer('chromium', 'blocked-chrome', blocked)
+  await fox.evaluate(() => window.harness.sendMany('blocked-chrome', 'r', 0, 1))
+  await pollPage(chrome, () => window.harness.receivedCount(), 1)
+  const before = await framesIn()
+  await fox.evaluate(() => window.harness.sendMany('blocked-chrome', 'r', 1, 100))
+  await chrome.evaluate(() => window.harness.sendMany('blocked-fox', 'c', 0, 100))
+  await pollPage(chrome, () => window.harness.receivedCount(), 101, 30_000)
+  await pollPage(fox, () => window.harness.receivedCount(), 100, 30_000)
+  expect((await framesIn()) - before).toBeGreaterThanOrEqual(200)
+  expect(await contentsFrom(chrome, 'blocked-fox')).toEqual(texts('r', 101))
+  expect(await contentsFrom(fox, 'blocked-chrome')).toEqual(texts('c', 100))
 })
 
 test('bad input is refused with the same errors in Firefox as in Chromium', async () => {
