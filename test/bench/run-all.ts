@@ -2,7 +2,7 @@
  * `npm run bench`: builds once (dist/ with tsc; the browser test pages into
  * test/browser/.dist; the same pages into test/bench/.recovery-dist for
  * bench:recovery; the bench:peers page), then runs every benchmark in
- * sequence, each in its own child process: core, idb, net, relay, cluster,
+ * sequence, each in its own child process: core, idb, idb-firefox, net, relay, cluster,
  * mailbox, peers, recovery, size. A benchmark that could not run (non-zero exit, a build it
  * needs failed, or no fresh results file) is reported as such and the others
  * still run. Then it records the outcomes in test/bench/results/last-run.json
@@ -48,6 +48,7 @@ interface Benchmark {
 const BENCHMARKS: readonly Benchmark[] = [
   { name: 'core', script: 'test/bench/core.ts', builds: [] },
   { name: 'idb', script: 'test/bench/idb.ts', builds: ['dist', 'test-pages'] },
+  { name: 'idb-firefox', script: 'test/bench/idb-firefox.ts', builds: ['dist', 'test-pages'] },
   { name: 'net', script: 'test/bench/net.ts', builds: ['dist', 'test-pages'] },
   { name: 'relay', script: 'test/bench/relay.ts', builds: [] },
   { name: 'cluster', script: 'test/bench/cluster.ts', builds: [] },

@@ -1,0 +1,83 @@
+/**
+ * bench:idb in Firefox ESR — persisted `send()` through `connect()` (engine in
+ * a worker, IndexedDB on disk) against raw IndexedDB puts of the same rows in
+ * the same Firefox profile and run, as bench:idb does in Chromium (the same
+ * built page, test/browser/app/bench.ts), driven with puppeteer-core over
+ * WebDriver BiDi. Writes test/bench/results/idb-firefox.json.
+ *
+ *   npx tsx test/bench/idb-firefox.ts --messages 20000
+ *
+ * The raw puts run before and after the sends and are averaged (fsync times
+ * vary from run to run). Exits non-zero only when it could not run.
+ */
+import puppeteer from 'puppeteer-core'
+import { executableOf } from '../engines/driver.js'
+import { intArg, machine, makeProfile, removeProfile, runBench, startPreview, writeResult } from './browser-harness.js'
+import { figure } from './figures.js'
+
+const N = intArg('--messages', 20_000)
+const BYTES = 64
+const WINDOW = 1000
+const RAW_BATCH = WINDOW
+
+const rate = (count: number, ms: number): number => Math.round((count / ms) * 1000)
+
+async function main(): Promise<void> {
+  const preview = await startPreview('bench.html', 'bench:idb')
+  const profile = makeProfile('intersession-bench-idb-firefox-')
+  const browser = await puppeteer.launch({ browser: 'firefox', executablePath: executableOf('firefox'), headless: true, userDataDir: profile })
+  try {
+    const version = `Firefox/${(await browser.version()).replace(/^firefox\//i, '')}`
+    const page = await browser.newPage()
+    await page.goto(`${preview.url}/bench.html`)
+    await page.waitForFunction(() => document.title === 'ready', { timeout: 30_000 })
+    await page.evaluate((bytes, batch) => window.bench.rawPuts(2000, batch, bytes, 'strict'), BYTES, RAW_BATCH)
+    const raw = (): Promise<number> => page.evaluate((n, bytes, b) => window.bench.rawPuts(n, b, bytes, 'strict'), N, BYTES, RAW_BATCH)
+    const rawMs = [await raw()]
+    const nonce = Date.now().toString(36)
+    const role = await page.evaluate((id, network) => window.bench.connect(id, network), `bench-${nonce}`, `bench-${nonce}`)
+    if (role !== 'leader') throw new Error(`the bench tab did not become leader (role ${role})`)
+    const sendMs = await page.evaluate((n, bytes, win) => window.bench.send('offline-peer', n, bytes, win), N, BYTES, WINDOW)
+    const pending = await page.evaluate(() => window.bench.pending())
+    if (pending.outbound !== N) throw new Error(`expected ${N} pending, the store counts ${pending.outbound}`)
+    await page.evaluate(() => window.bench.close())
+    rawMs.push(await raw())
+
+    const sendRate = rate(N, sendMs)
+    const rawRate = rate(N * rawMs.length, rawMs.reduce((a, b) => a + b, 0))
+    const result = {
+      benchmark: 'idb-firefox',
+      date: new Date().toISOString(),
+      machine: machine(version),
+      messages: N,
+      bytes: BYTES,
+      sendWindow: WINDOW,
+      rawBatch: RAW_BATCH,
+      durability: 'strict',
+      sendMsgsPerSec: sendRate,
+      rawIdbPutsPerSec: rawRate,
+      ratio: Number((sendRate / rawRate).toFixed(4)),
+      rawIdbPutsPerSecRuns: rawMs.map((ms) => rate(N, ms)),
+      figures: [
+        figure(
+          `idb (Firefox ESR): persisted send() through the worker, ${N.toLocaleString('en-US')} × ${BYTES} B, strict durability`,
+          sendRate,
+          'msgs/s',
+          `raw IndexedDB puts in the same Firefox, ${RAW_BATCH.toLocaleString('en-US')} per transaction`,
+          rawRate,
+        ),
+      ],
+    }
+    console.log(
+      `bench:idb (Firefox)  ${N} messages of ${BYTES} B, ${result.machine}\n` +
+        `  send() through connect(): ${sendRate} msgs/s; raw puts ${rawRate}/s (runs ${result.rawIdbPutsPerSecRuns.join(', ')}); ratio ${result.ratio} (goal 0.8)`,
+    )
+    writeResult('idb-firefox', result)
+  } finally {
+    await browser.close()
+    preview.stop()
+    removeProfile(profile)
+  }
+}
+
+runBench('idb-firefox', main)
