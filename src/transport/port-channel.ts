@@ -60,10 +60,14 @@ export class PortChannel extends EventTarget implements DataChannelLike {
         this.#fire('open', new Event('open'))
         return
       }
-      case 'close':
-        return this.#closed()
-      case 'message':
-        return this.#fire('message', new MessageEvent('message', { data: message.data }))
+      case 'close': {
+        this.#closed()
+        return
+      }
+      case 'message': {
+        this.#fire('message', new MessageEvent('message', { data: message.data }))
+        return
+      }
       case 'sent': {
         const before = this.bufferedAmount
         this.#handedOver = Math.min(message.sent, this.#posted)

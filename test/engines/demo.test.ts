@@ -17,18 +17,19 @@ import { openProfile, type Profile } from './driver.js'
 
 let server: DemoServer
 let mailbox: string
+let started: DemoServer | undefined // unset when beforeAll failed, whose error is the one to show
 const profiles: Profile[] = []
 
 beforeAll(async () => {
   if (!existsSync(fileURLToPath(new URL('../../demo/dist/index.html', import.meta.url))))
     throw new Error('demo/dist is missing: run `npm run build:demo` first')
   mailbox = mkdtempSync(join(tmpdir(), 'intersession-demo-mailbox-'))
-  server = await startDemoServer(mailbox)
+  server = started = await startDemoServer(mailbox)
 })
 afterAll(async () => {
   for (const profile of profiles) await profile.dispose()
-  await server?.stop()
-  if (mailbox !== undefined) rmSync(mailbox, { recursive: true, force: true })
+  await started?.stop()
+  rmSync(mailbox, { recursive: true, force: true })
 })
 
 const id = (name: string): string => `[data-testid="${name}"]`

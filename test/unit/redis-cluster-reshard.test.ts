@@ -13,7 +13,7 @@ import { startRedisCluster, type ClusterShard, type RedisClusterProcess } from '
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
 const SECRET = 'redis-cluster-test-secret-long-enough-for-hs256!'
-const cleanups: (() => Promise<unknown> | unknown)[] = []
+const cleanups: (() => unknown)[] = []
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
@@ -24,11 +24,12 @@ const holds = (shard: ClusterShard, slot: number): boolean => shard.slots.some((
 
 describe('a relay node killed while the Redis Cluster reshards', () => {
   let redis: RedisClusterProcess
+  let started: RedisClusterProcess | undefined // unset when beforeAll failed, whose error is the one to show
   beforeAll(async () => {
-    redis = await startRedisCluster(1_000)
+    redis = started = await startRedisCluster(1_000)
   }, 60_000)
   afterAll(async () => {
-    await redis?.stop()
+    await started?.stop()
   })
 
   const peer = (id: string, urls: readonly string[]): Promise<ClusterPeer> => openClusterPeer(id, urls, SECRET, cleanups)
