@@ -23,14 +23,14 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /** Everything `npm i intersession` may install (pure-rand: `MemoryNetwork`'s seeded faults). */
 const BROWSER_PACKAGES = ['comlink', 'idb', 'intersession', 'nanoid', 'pure-rand']
-/** Bytes of files: measured 1.76 MB (the package 1.2 MB with its `src/` for the source maps, Comlink 0.3 MB); before the split, 25 packages. */
-const BROWSER_INSTALL_BUDGET_BYTES = 2_000_000
+/** Bytes of files: measured 2.02 MB (1.76 MB before the kit, Firefox's WebRTC pipe and the dead-worker watch; the package with its `src/` for the source maps, Comlink 0.3 MB); before the split, 25 packages. */
+const BROWSER_INSTALL_BUDGET_BYTES = 2_200_000
 /** Page JS of the app below (entry chunk and what it imports statically), gzip: measured 7.43 kB with the dead-worker watch (size-limit: +0.27 kB). */
 const PAGE_BUDGET_BYTES = 7_700
 /** Worker and its WebSocket chunk with `worker: { format: 'es' }` (.size-limit.json's "worker with the WebSocket relay transport"), gzip. */
 const WORKER_WS_BUDGET_BYTES = 27_000
-/** Vite's default worker format inlines every lazily loaded transport: measured 28.5 kB. */
-const WORKER_IIFE_BUDGET_BYTES = 28_800
+/** Vite's default worker format inlines every lazily loaded transport: measured 29.0 kB. */
+const WORKER_IIFE_BUDGET_BYTES = 29_300
 
 interface Run {
   code: number | null
