@@ -55,6 +55,9 @@ const SEND_BATCH = 128
 const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, error: 1, role: 1, connection: 1 } satisfies Record<keyof MessengerEvents, 1>
 
 const DEFAULT_WORKER_TIMEOUT_MS = 15_000
+/** More deaths of the messenger's worker than this within {@link DEATH_WINDOW_MS}, and it gives up with `WORKER_FAILED`. */
+const MAX_RESTARTS = 3
+const DEATH_WINDOW_MS = 60_000
 
 /**
  * The page side of intersession: the same shape as `ILM`, backed by the engine
@@ -65,6 +68,14 @@ const DEFAULT_WORKER_TIMEOUT_MS = 15_000
  * IndexedDB transaction, and so block the tab taking over for up to a minute.
  * On resume a new worker starts (as a follower, normally) and calls that were
  * in flight are made again; sends keep their ids, so none is queued twice.
+ *
+ * A worker that dies (terminated, closed, crashed) sends no event; the
+ * messenger learns it from a Web Lock the worker holds for life, and does as
+ * on resume: a new worker, the calls again. A worker the app passed in cannot
+ * be replaced, nor one that died more than {@link MAX_RESTARTS} times within
+ * a minute: the messenger then fails, and every pending and later call
+ * rejects with `WORKER_FAILED` (a `send` so rejected may have been queued:
+ * `status(id)` after the next `connect()` tells).
  */
 export class Messenger {
   /** This peer's id. */
@@ -92,6 +103,12 @@ export class Messenger {
   #online = true
   #statusListeners = 0
   #sends: { readonly link: WorkerLink; readonly calls: Call<'send'>[] } | undefined
+  /** Stops waiting on the current worker's life lock (before the messenger stops that worker itself). */
+  #life: { readonly link: WorkerLink; readonly stop: AbortController } | undefined
+  /** When workers of this messenger died, within the last {@link DEATH_WINDOW_MS}. */
+  #deaths: number[] = []
+  /** Why the messenger failed, if it did: what calls reject with. */
+  #failure: IlmError | undefined
 
   /** @internal Use `connect()`. */
   constructor(localId: PeerId, config: HostConfig, spawn: () => WorkerLink, options: MessengerOptions = {}) {
@@ -112,7 +129,7 @@ export class Messenger {
     this.#stopListening = listenToPage({
       wake: () => void this.#link?.remote.wake(),
       freeze: () => this.#freeze(),
-      resume: () => void this.#resume(),
+      resume: () => void this.#restart(),
       leave: () => this.#left(),
     })
   }
@@ -127,9 +144,16 @@ export class Messenger {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new IlmError('WORKER_FAILED', `the worker did not answer within ${timeoutMs} ms`)), timeoutMs)
     })
+    const lifeLock = `intersession-worker:${nanoid()}`
+    let watched: boolean
     try {
-      const started = await Promise.race([link.remote.start(this.#config, this.#sink(link)), timeout, ...(link.failed === undefined ? [] : [link.failed])])
+      const started = await Promise.race([
+        link.remote.start(this.#config, this.#sink(link), lifeLock),
+        timeout,
+        ...(link.failed === undefined ? [] : [link.failed]),
+      ])
       this.#tab = started.tab
+      watched = started.watched
     } catch (error) {
       // A freeze meanwhile may have replaced it already.
       if (this.#link === link) this.#link = undefined
@@ -139,6 +163,7 @@ export class Messenger {
       clearTimeout(timer)
     }
     if (this.#link !== link) return
+    if (watched) this.#watchLife(link, lifeLock)
     link.failed?.catch((error: unknown) => this.#link === link && this.#events.emit('error', error as IlmError))
     if (this.#handlers.size > 0) void link.remote.subscribe(true)
     if (this.#statusListeners > 0) void link.remote.watchStatus(true)
@@ -175,7 +200,8 @@ export class Messenger {
   /**
    * Resolves once this tab's engine, or the leader tab's, is up: calls are
    * served from then on. Being offline is normal and does not delay it (see
-   * `connection`). Rejects with `CLOSED` if the messenger closes first.
+   * `connection`). Rejects with `CLOSED` if the messenger closes first
+   * (`WORKER_FAILED` if its worker died for good first).
    */
   ready(): Promise<void> {
     return this.#ready.promise
@@ -293,7 +319,7 @@ export class Messenger {
   }
 
   #call(method: RemoteMethod, args: readonly unknown[]): Promise<unknown> {
-    if (this.#closing !== undefined) return Promise.reject(new IlmError('CLOSED', 'this messenger is closed'))
+    if (this.#closing !== undefined) return Promise.reject(this.#failure ?? new IlmError('CLOSED', 'this messenger is closed'))
     return this.#calls.call(method, args)
   }
 
@@ -385,25 +411,59 @@ export class Messenger {
     this.#onEvent('role', 'starting')
   }
 
-  async #resume(): Promise<void> {
+  /** Starts a new worker (after a freeze, or a death); if it cannot, the messenger fails. */
+  async #restart(): Promise<void> {
     if (this.#link !== undefined || this.#closing !== undefined) return
     try {
       await this.start()
     } catch (error) {
-      this.#events.emit('error', new IlmError('INTERNAL', 'the worker could not restart after the tab resumed', { cause: error }))
+      this.#fail('could not be restarted', error)
     }
   }
 
-  async #finish(stop: (host: Remote<HostApi>) => Promise<void>): Promise<void> {
+  /** The browser grants this lock only once `link`'s worker, which holds it, is gone. */
+  #watchLife(link: WorkerLink, lifeLock: string): void {
+    const stop = new AbortController()
+    this.#life = { link, stop }
+    navigator.locks.request(lifeLock, { signal: stop.signal }, () => this.#died(link)).catch(() => {})
+  }
+
+  #died(link: WorkerLink): void {
+    if (this.#link !== link || this.#closing !== undefined) return
+    this.#link = undefined
+    this.#calls.retarget(undefined)
+    this.#stop(link)
+    this.#onEvent('role', 'starting')
+    this.#onEvent('connection', { status: 'connecting' })
+    const now = Date.now()
+    this.#deaths = [...this.#deaths.filter((at) => now - at < DEATH_WINDOW_MS), now]
+    if (link.terminate === undefined) this.#fail('passed to connect() died')
+    else if (this.#deaths.length > MAX_RESTARTS) this.#fail(`died ${this.#deaths.length} times in a minute`)
+    else void this.#restart()
+  }
+
+  /**
+   * The engine cannot be reached any more: every pending and later call
+   * rejects with `WORKER_FAILED`, reported once as an `error` event. A send
+   * so rejected may have been queued (docs/GUARANTEES.md, promise 1).
+   */
+  #fail(what: string, cause?: unknown): void {
+    if (this.#closing !== undefined) return
+    const error = new IlmError('WORKER_FAILED', `the worker ${what}; pending sends may have been queued`, { cause })
+    this.#failure = error
+    this.#events.emit('error', error)
+    this.#closing = this.#finish(async () => {}, error)
+  }
+
+  async #finish(stop: (host: Remote<HostApi>) => Promise<void>, reason = new IlmError('CLOSED', 'this messenger is closed')): Promise<void> {
     const link = this.#link
     try {
       if (link !== undefined) await stop(link.remote)
     } finally {
       this.#link = undefined
       if (link !== undefined) this.#stop(link)
-      const closed = new IlmError('CLOSED', 'this messenger is closed')
-      this.#calls.close(closed)
-      this.#ready.reject(closed)
+      this.#calls.close(reason)
+      this.#ready.reject(reason)
       this.#stopListening()
       this.#rtc?.close()
       this.#events.clear()
@@ -411,6 +471,10 @@ export class Messenger {
   }
 
   #stop(link: WorkerLink): void {
+    if (this.#life?.link === link) {
+      this.#life.stop.abort()
+      this.#life = undefined
+    }
     link.remote[releaseProxy]()
     link.terminate?.()
   }

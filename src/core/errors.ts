@@ -38,7 +38,7 @@ export type IlmErrorCode =
   | 'HANDLER_FAILED'
   /** The transport could not take a frame now (peer unreachable, socket closed). */
   | 'TRANSPORT_FAILED'
-  /** The engine's worker failed to load or to start (a wrong worker URL, a script error, no answer in time). */
+  /** The engine's worker failed to load or to start (a wrong worker URL, a script error, no answer in time), or died and cannot be replaced. */
   | 'WORKER_FAILED'
   /** A broken invariant inside intersession (a bug, or a corrupted store); `cause` has the details. */
   | 'INTERNAL'

@@ -52,6 +52,14 @@ export interface Peer {
   freeze(): Promise<void>
   /** Resumes a frozen `page`. */
   resume(): Promise<void>
+  /**
+   * Kills the engine's worker of `page` (the one `connect()` started, named
+   * `intersession:<peer id>`) as a crash would: no event, no cleanup, an open
+   * IndexedDB transaction aborted. Resolves once it is gone. The page's
+   * messenger notices and starts another, making its pending calls again
+   * (or, after more than 3 deaths in a minute, rejects them with `WORKER_FAILED`).
+   */
+  crashWorker(): Promise<void>
   /** Reloads `page` and waits until the app called `connect()` again. */
   reload(): Promise<void>
   /** SIGKILLs this peer's whole browser, then relaunches it on the same profile and opens the app again. */
@@ -232,6 +240,18 @@ export class KitPeer implements Peer {
     } finally {
       await session.detach().catch(() => {})
     }
+  }
+
+  async crashWorker(): Promise<void> {
+    const name = `intersession:${this.name}`
+    const workers = this.page.workers()
+    const names = await Promise.all(workers.map((worker) => worker.evaluate(() => self.name).catch(() => undefined)))
+    const worker = workers.find((_, i) => names[i] === name)
+    if (worker === undefined) throw new Error(`crashWorker(): ${this.name}'s page has no worker named "${name}" (workers: ${JSON.stringify(names)})`)
+    const gone = new Promise<void>((resolve) => worker.once('close', () => resolve()))
+    // close() from inside ends the worker at once, unannounced, as a crash: nothing is posted to the page.
+    await worker.evaluate(() => self.close()).catch(() => {})
+    await gone
   }
 
   async reload(): Promise<void> {

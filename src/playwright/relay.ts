@@ -1,5 +1,5 @@
 /// <reference types="node" />
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -70,7 +70,7 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
   const logs: Record<string, unknown>[] = []
   const offline = new Set<string>()
   let port = 0
-  let run: Run | undefined
+  let run: RelayRun | undefined
   const launch = async (): Promise<void> => {
     const args = [
       ...command.slice(1),
@@ -83,7 +83,7 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
       ...(options.args ?? []),
     ]
     const env = { ...process.env, INTERSESSION_DEV: '', ...(secret !== undefined && { INTERSESSION_JWT_SECRET: secret }) }
-    run = await spawnRelay(command[0]!, args, options.cwd ?? process.cwd(), env, logs, options.startTimeoutMs ?? 30_000)
+    run = await spawnRelay([command[0]!, ...args], { cwd: options.cwd ?? process.cwd(), env, logs, timeoutMs: options.startTimeoutMs ?? 30_000 })
     port = run.port
     for (const peer of offline) await control(`offline?peer=${encodeURIComponent(peer)}`)
   }
@@ -95,7 +95,10 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const current = run
     run = undefined
-    await current?.stop(signal)
+    if (current === undefined) return
+    const grace = setTimeout(() => void current.kill(), 5000)
+    await current.stop(signal)
+    clearTimeout(grace)
   }
   try {
     await launch()
@@ -168,48 +171,76 @@ function defaultRelayCommand(cwd: string): string[] {
   return [process.execPath, join(dirname(manifest), cli)]
 }
 
-interface Run {
-  readonly pid: number
+/** A relay process {@link spawnRelay} started, once it listens. */
+export interface RelayRun {
+  /** `ws://127.0.0.1:PORT` as the relay printed it. */
+  readonly url: string
   readonly port: number
-  stop(signal: NodeJS.Signals): Promise<void>
+  /** The relay's own process (with `pidOf`, the wrapped one). */
+  readonly pid: number
+  /** Its parsed JSON log lines so far (with `logs`, that array's). */
+  logs(): Record<string, unknown>[]
+  /** Sends `signal` (default SIGTERM) to the relay; resolves with the exit code (or signal name) once the spawned process exited. */
+  stop(signal?: NodeJS.Signals): Promise<number | string>
+  /** SIGKILL: a crash. Resolves once the spawned process is gone. */
+  kill(): Promise<void>
 }
 
-/** Spawns the relay and resolves once it printed its `listening` line. */
-function spawnRelay(
-  file: string,
-  args: readonly string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  logs: Record<string, unknown>[],
-  timeoutMs: number,
-): Promise<Run> {
-  const what = `relay \`${[file, ...args].join(' ')}\``
-  const child: ChildProcess = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const kill = (signal: NodeJS.Signals): void => void (child.exitCode === null && child.signalCode === null && child.kill(signal))
-  const onExit = (): void => kill('SIGKILL')
+/** Options of {@link spawnRelay}. */
+export interface SpawnRelayOptions {
+  readonly cwd: string
+  /** The whole environment of the process. */
+  readonly env: NodeJS.ProcessEnv
+  readonly timeoutMs: number
+  /** Where parsed log lines go (e.g. one array across restarts); default a new one. */
+  readonly logs?: Record<string, unknown>[]
+  /** The relay's pid when `command` wraps it (e.g. in strace), from the spawned process's; signals go to it. */
+  readonly pidOf?: (spawned: number) => number
+  /** Appended to the error when the program cannot run at all (e.g. how to install it). */
+  readonly hint?: string
+}
+
+/**
+ * Runs the relay CLI `command` (its `--port` among the arguments) and
+ * resolves once it printed its `listening` line. Rejects naming the command
+ * and port, with the end of its stderr, if it exits or stays silent first.
+ * The one relay launcher: the `relay` fixture and this repository's tests use it.
+ */
+export function spawnRelay(command: readonly string[], options: SpawnRelayOptions): Promise<RelayRun> {
+  const [file, ...args] = command
+  if (file === undefined) throw new RangeError('command must not be empty')
+  const port = command[command.lastIndexOf('--port') + 1]
+  const what = `relay process \`${command.join(' ')}\` (port ${port === '0' ? '0: any free one' : port})`
+  const logs = options.logs ?? []
+  const child = spawn(file, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))
+  const running = (): boolean => child.exitCode === null && child.signalCode === null
+  const onExit = (): void => {
+    if (running()) child.kill('SIGKILL')
+  }
   process.once('exit', onExit)
   child.once('exit', () => process.off('exit', onExit))
   let stderr = ''
-  child.stderr!.setEncoding('utf8')
-  child.stderr!.on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-8192)))
-  return new Promise<Run>((resolve, reject) => {
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-8192)))
+  return new Promise<RelayRun>((resolve, reject) => {
     const timer = setTimeout(() => {
-      kill('SIGKILL')
-      reject(new Error(`${what} did not listen within ${timeoutMs} ms; stderr ends: ${stderr.trim() || '(nothing)'}`))
-    }, timeoutMs)
-    child.once('error', (error) => (clearTimeout(timer), reject(new Error(`could not start ${what}: ${error.message}`, { cause: error }))))
+      child.kill('SIGKILL')
+      reject(new Error(`${what} did not print listening within ${options.timeoutMs} ms; stderr ends: ${stderr.trim() || '(nothing)'}`))
+    }, options.timeoutMs)
+    // A program that cannot run (e.g. a missing wrapper) emits `error` and never `exit`.
+    child.once('error', (error) => {
+      clearTimeout(timer)
+      reject(new Error(`could not start ${what}: ${error.message}${options.hint === undefined ? '' : `; ${options.hint}`}`, { cause: error }))
+    })
     // 'close' comes after stderr is drained, so the message carries the relay's last words.
-    child.once(
-      'close',
-      (code, signal) => (
-        clearTimeout(timer),
-        reject(new Error(`${what} exited (${code ?? signal}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))
-      ),
-    )
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${what} exited (${code ?? signal}) before listening; stderr ends: ${stderr.trim() || '(nothing)'}`))
+    })
     let buffered = ''
-    child.stdout!.setEncoding('utf8')
-    child.stdout!.on('data', (chunk: string) => {
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
       buffered += chunk
       let newline: number
       while ((newline = buffered.indexOf('\n')) >= 0) {
@@ -222,19 +253,38 @@ function spawnRelay(
           continue
         }
         logs.push(entry)
-        if (entry.event === 'listening' && typeof entry.port === 'number') {
-          clearTimeout(timer)
-          resolve({
-            pid: child.pid!,
-            port: entry.port,
-            async stop(signal) {
-              kill(signal)
-              const grace = setTimeout(() => kill('SIGKILL'), 5000)
-              await exited
-              clearTimeout(grace)
-            },
-          })
+        if (entry.event !== 'listening' || typeof entry.port !== 'number') continue
+        clearTimeout(timer)
+        let pid = child.pid ?? -1
+        try {
+          if (options.pidOf !== undefined) pid = options.pidOf(pid)
+        } catch (error) {
+          child.kill('SIGKILL')
+          reject(error)
+          return
         }
+        const signal = (name: NodeJS.Signals): void => {
+          if (!running()) return
+          try {
+            process.kill(pid, name)
+          } catch {
+            // Already gone.
+          }
+        }
+        resolve({
+          url: typeof entry.url === 'string' ? entry.url : `ws://127.0.0.1:${entry.port}`,
+          port: entry.port,
+          pid,
+          logs: () => [...logs],
+          stop(name = 'SIGTERM') {
+            signal(name)
+            return exited
+          },
+          async kill() {
+            signal('SIGKILL')
+            await exited
+          },
+        })
       }
     })
   })

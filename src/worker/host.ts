@@ -30,6 +30,15 @@ export interface PageSink {
 /** How a page took a batch: how many messages from the first its handlers processed, and why the next one failed. */
 export type PageOutcome = false | { readonly handled: number; readonly error?: SerializedError }
 
+/** What {@link HostApi.start} answers. */
+export interface StartedHost {
+  readonly localId: PeerId
+  /** This tab's id on the identity's tab bus. */
+  readonly tab: string
+  /** True if the worker holds the `lifeLock` it was given until it dies. */
+  readonly watched: boolean
+}
+
 /** The arguments of one `send`. */
 export type SendCall = readonly [to: string, contents: unknown, options?: SendOptions]
 
@@ -38,8 +47,13 @@ export type SendResult = { readonly ok: true; readonly value: SendReceipt } | { 
 
 /** The API a worker exposes to its page (over Comlink). */
 export interface HostApi {
-  /** Joins the election for `config.peerId`; events and messages for this page go to `sink`. */
-  start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }>
+  /**
+   * Joins the election for `config.peerId`; events and messages for this page
+   * go to `sink`. With `lifeLock`, this worker holds that Web Lock until it
+   * dies, so the page learns of its death by waiting on it; `watched` says
+   * whether it holds it (false without the Web Locks API).
+   */
+  start(config: HostConfig, sink: PageSink, lifeLock?: string): Promise<StartedHost>
   /** The engine's methods, run on whichever tab leads (see `ILM`). */
   send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt>
   /** Several sends in one message across the bridge; each settles on its own. */
@@ -108,7 +122,7 @@ export class Host implements HostApi {
     this.#factories = factories
   }
 
-  async start(config: HostConfig, sink: PageSink): Promise<{ localId: PeerId; tab: string }> {
+  async start(config: HostConfig, sink: PageSink, lifeLock?: string): Promise<StartedHost> {
     if (this.#config !== undefined) throw new TypeError('start() was already called')
     validateConfig(config)
     this.#config = config
@@ -140,7 +154,8 @@ export class Host implements HostApi {
     this.#election.start()
     this.#setRole('follower')
     bus.beat()
-    return { localId: config.peerId as PeerId, tab: bus.tab }
+    const watched = lifeLock === undefined ? false : await holdUntilDeath(lifeLock)
+    return { localId: config.peerId as PeerId, tab: bus.tab, watched }
   }
 
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
@@ -402,4 +417,22 @@ export class Host implements HostApi {
 function invoke(engine: ILM, call: Call<RemoteMethod>): Promise<unknown> {
   const fn = engine[call.method] as (...args: unknown[]) => Promise<unknown>
   return fn.apply(engine, [...call.args])
+}
+
+/**
+ * Takes the Web Lock `name` and never gives it back: the browser frees it
+ * when this context ends (terminated, closed, crashed), which is how the page
+ * learns that its worker died. False if it cannot be held.
+ */
+function holdUntilDeath(name: string): Promise<boolean> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks
+  if (locks === undefined) return Promise.resolve(false)
+  return new Promise((held) => {
+    locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        held(lock !== null)
+        return lock === null ? undefined : new Promise<never>(() => {})
+      })
+      .catch(() => held(false))
+  })
 }

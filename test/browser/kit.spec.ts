@@ -108,6 +108,120 @@ test("newTab() opens the same identity: both tabs' handlers get every message", 
   expectExactlyOnce(ids, bob.received(0))
 })
 
+/** What {@link keepSending} saw: ids in the order their sends resolved, the rejected ones with their codes, and the worker deaths sends spanned. */
+interface SendLog {
+  readonly resolved: string[]
+  readonly rejected: { id: string; code: string }[]
+  /** Deaths of the page's worker (its messenger's role went back to `starting`). */
+  readonly deaths: number
+  /** Sends that were in flight across a death. */
+  readonly spanning: number
+}
+
+/**
+ * Keeps `depth` sends from `from`'s page to `to` in flight (each with its own
+ * id, `tag-n`) until `stop()`, or until a send rejects with `WORKER_FAILED`.
+ */
+async function keepSending(from: Peer, to: string, tag: string, depth = 8): Promise<{ stop(): Promise<SendLog> }> {
+  await from.page.evaluate(
+    ({ to, tag, depth }) => {
+      interface Sender {
+        send(to: string, contents: unknown, options: { id: string }): Promise<unknown>
+        on(event: 'role', listener: (role: string) => void): () => void
+      }
+      const w = window as unknown as { __intersessionKit__: { messengers: Sender[] }; __sending__: unknown }
+      const messenger = w.__intersessionKit__.messengers.at(-1)!
+      const log = { resolved: [] as string[], rejected: [] as { id: string; code: string }[], deaths: 0, spanning: 0 }
+      messenger.on('role', (role) => {
+        if (role === 'starting') log.deaths++
+      })
+      let n = 0
+      let stop = false
+      const loop = async (): Promise<void> => {
+        while (!stop) {
+          const id = `${tag}-${n++}`
+          const deaths = log.deaths
+          try {
+            await messenger.send(to, id, { id })
+            log.resolved.push(id)
+          } catch (error) {
+            const code = (error as { code?: string }).code ?? String(error)
+            log.rejected.push({ id, code })
+            if (code === 'WORKER_FAILED') stop = true
+          }
+          if (log.deaths > deaths) log.spanning++
+        }
+      }
+      const done = Promise.all(Array.from({ length: depth }, loop))
+      w.__sending__ = {
+        stop: async () => {
+          stop = true
+          await done
+          return log
+        },
+      }
+    },
+    { to, tag, depth },
+  )
+  return {
+    stop: () => from.page.evaluate(() => (window as unknown as { __sending__: { stop(): Promise<SendLog> } }).__sending__.stop()),
+  }
+}
+
+test('crashWorker() mid-stream: the page starts a new worker, and every send in flight is delivered exactly once', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  const sending = await keepSending(alice, 'bob', 'crash')
+  await alice.page.waitForTimeout(500)
+  const worker = alice.page.workers().length
+  await alice.crashWorker()
+  await expect.poll(() => alice.page.workers().length).toBe(worker)
+  await alice.page.waitForTimeout(500)
+  const log = await sending.stop()
+  expect(log.deaths).toBe(1)
+  expect(log.spanning).toBeGreaterThan(0)
+  expect(log.rejected).toEqual([])
+  await alice.waitDelivered(log.resolved)
+  await bob.waitReceived(log.resolved)
+  expectExactlyOnce(log.resolved, bob.received())
+  expect(await alice.pending()).toEqual({ outbound: 0, inbound: 0 })
+})
+
+test('crashWorker() over and over: the page gives up with WORKER_FAILED, nothing hangs, and no send is queued twice', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  const sending = await keepSending(alice, 'bob', 'loop')
+  for (let i = 0; i < 4; i++) {
+    await alice.page.waitForTimeout(300)
+    await alice.crashWorker()
+    // Calls wait for the new worker: the next crash hits it, not the page between two workers.
+    if (i < 3) await alice.pending()
+  }
+  const log = await sending.stop()
+  expect(log.deaths).toBe(4)
+  expect(log.rejected.length).toBeGreaterThan(0)
+  expect(new Set(log.rejected.map((r) => r.code))).toEqual(new Set(['WORKER_FAILED']))
+  const later = await alice.page.evaluate(() =>
+    (window as unknown as { __intersessionKit__: { messengers: { pending(): Promise<unknown> }[] } }).__intersessionKit__.messengers
+      .at(-1)!
+      .pending()
+      .then(
+        () => 'resolved',
+        (error: unknown) => (error as { code?: string }).code,
+      ),
+  )
+  expect(later).toBe('WORKER_FAILED')
+
+  // A new page load connects again and drains what was queued: a rejected send may have been queued (its outcome is unknown), never twice.
+  await alice.reload()
+  await alice.waitDelivered(log.resolved)
+  await expect.poll(async () => (await alice.pending()).outbound).toBe(0)
+  await bob.waitReceived(log.resolved)
+  expectExactlyOnce(log.resolved, bob.received())
+  const rejected = new Set(log.rejected.map((r) => r.id))
+  expect(bob.received().filter((id) => rejected.has(id)).length).toBe(new Set(bob.received().filter((id) => rejected.has(id))).size)
+})
+
 test.describe('with JWT auth', () => {
   test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT, auth: 'jwt' } })
 
