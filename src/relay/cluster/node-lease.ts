@@ -107,7 +107,7 @@ export class NodeLease {
 
   async #tick(): Promise<void> {
     const { run, nodesKey, nodeId, leaseMs, peersKey, held } = this.#options
-    const reply = (await run(nodesKey, ['EVAL', RENEW, '1', nodesKey, nodeId, String(leaseMs)])) as [number, string[]]
+    const reply = (await run(nodesKey, ['EVAL', RENEW, '1', nodesKey, nodeId, String(leaseMs)])) as [unknown, unknown[]]
     if (Number(reply[0]) === 1) {
       // First renewal, or another node reaped this one while it was slow: the peers it still holds are registered again.
       const peers = [...held()]
@@ -121,7 +121,7 @@ export class NodeLease {
     if (Number(await run(nodesKey, ['EVAL', TAKE, '1', nodesKey, node])) !== 1) return
     const key = peersKey(node)
     for (;;) {
-      const peers = (await run(key, ['SPOP', key, String(REAP_BATCH)])) as string[] | null
+      const peers = (await run(key, ['SPOP', key, String(REAP_BATCH)])) as unknown[] | null
       if (peers === null || peers.length === 0) return
       await Promise.all(peers.map((peer) => offlineUnlessHeld(String(peer))))
     }
