@@ -6,6 +6,7 @@ import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createToken } from '../../src/relay/token.js'
 import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
+import { scrapeMetrics } from '../helpers/metrics.js'
 import { RawClient } from '../helpers/relay-clients.js'
 import { startRedisProcess, type RedisProcess } from '../helpers/redis-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
@@ -105,9 +106,18 @@ describe('relay cluster over Redis (three relay processes)', () => {
     const bob = await peer('bob', [n2!.url])
     await alice.ilm.send('bob', { n: 0 })
     await waitFor(() => bob.got.length === 1, 'first message')
+    const DURATION = 'intersession_relay_redis_command_duration_seconds_count'
+    const ERRORS = 'intersession_relay_redis_command_errors_total'
+    const before = await scrapeMetrics(n1!.port)
+    expect(before.sum(DURATION, { command: 'SPUBLISH' })).toBeGreaterThan(0)
+    expect(before.sum(DURATION, { node: String(n1!.logs().find((e) => e.event === 'listening')?.node) })).toBe(before.sum(DURATION))
     await redis.kill()
     for (let n = 1; n < 30; n++) await alice.ilm.send('bob', { n })
     await new Promise((resolve) => setTimeout(resolve, 500))
+    // Every command sent while Redis was down failed, and was timed too.
+    const down = await scrapeMetrics(n1!.port)
+    expect(down.sum(ERRORS)).toBeGreaterThan(before.sum(ERRORS))
+    expect(down.sum(DURATION)).toBeGreaterThan(before.sum(DURATION))
     await redis.restart()
     for (let n = 30; n < 60; n++) await alice.ilm.send('bob', { n })
     await waitFor(() => bob.got.length === 60, 'all 60 after the restart', 60_000)

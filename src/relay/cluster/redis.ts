@@ -175,8 +175,8 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
       return serial(peer, async () => {
         await redis.publish(peerChannel(peer), tagged(TAG.replaced, self))
         await redis.subscribe(peerChannel(peer), onPeerMessage)
-        held.add(peer)
         await lease.add(peer)
+        held.add(peer)
         await redis.publish(presenceChannel(peer), ONLINE)
       })
     },
