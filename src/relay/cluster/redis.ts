@@ -51,7 +51,8 @@ function shardedPubSub(target: RedisTarget, report: (error: Error) => void): Sha
       publish: (channel, message) => cluster.sPublish(channel, message),
       subscribe: (channel, listener) => cluster.sSubscribe(channel, listener, true),
       unsubscribe: (channel, listener) => cluster.sUnsubscribe(channel, listener, true),
-      subscribers: async (channel) => shardCount(await cluster.sendCommand(channel, false, ['PUBSUB', 'SHARDNUMSUB', channel])),
+      // A plain PUBSUB SHARDNUMSUB is keyless to the client's routing (it lands on any node); as a one-key script it runs on the channel's master.
+      subscribers: async (channel) => Number(await cluster.sendCommand(channel, false, ['EVAL', SHARD_SUBSCRIBERS, '1', channel])),
       command: (firstKey, args) => cluster.sendCommand(firstKey, false, args),
       close: async () => void (await Promise.allSettled([cluster.close()])),
     }
@@ -70,6 +71,9 @@ function shardedPubSub(target: RedisTarget, report: (error: Error) => void): Sha
     close: async () => void (await Promise.allSettled([sub.isOpen && sub.close(), pub.isOpen && pub.close()])),
   }
 }
+
+/** Subscribers of the sharded channel KEYS[1], on the node serving its slot. */
+const SHARD_SUBSCRIBERS = "return redis.call('PUBSUB', 'SHARDNUMSUB', KEYS[1])[2]"
 
 /** The count in a `PUBSUB SHARDNUMSUB <one channel>` reply (`[channel, count]`). */
 function shardCount(reply: unknown): number {
