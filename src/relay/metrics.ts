@@ -1,18 +1,23 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Mailbox } from './mailbox/mailbox.js'
+import { observeRedisCommands } from './redis-command-metrics.js'
 import { REFUSAL_REASONS, type RelayStats } from './stats.js'
 
 /** `GET /metrics`: the relay's counters in the Prometheus text format. */
 export interface RelayMetrics {
   readonly contentType: string
   text(): Promise<string>
+  /** Stops observing (the Redis commands); the relay calls it on close. */
+  close(): void
 }
 
 /**
  * A prom-client registry whose metrics are read from the relay's own counters
  * at scrape time (one source of truth with `/health`), labelled with `node`
- * (the cluster node id, or `standalone`), plus Node's process metrics.
+ * (the cluster node id, or `standalone`), plus the mailbox's totals when it
+ * keeps them, the Redis commands of this process, and Node's process metrics.
  */
-export function createRelayMetrics(read: () => RelayStats, node: string): RelayMetrics {
+export function createRelayMetrics(read: () => RelayStats, node: string, mailbox: Mailbox | undefined): RelayMetrics {
   const registry = new Registry()
   registry.setDefaultLabels({ node })
   collectDefaultMetrics({ register: registry, prefix: 'intersession_relay_' })
@@ -82,8 +87,29 @@ export function createRelayMetrics(read: () => RelayStats, node: string): RelayM
     'Mailbox operations that failed (no `stored` was sent; the sender retransmits).',
     (s) => s.mailboxFailures,
   )
+  if (mailbox?.totals !== undefined) {
+    const totals = mailbox.totals.bind(mailbox)
+    new Gauge({
+      name: 'intersession_relay_mailbox_entries',
+      help: 'Entries the mailbox holds (messages, skips, acks, notices) for every destination.',
+      registers: [registry],
+      collect() {
+        this.set(totals().entries)
+      },
+    })
+    new Gauge({
+      name: 'intersession_relay_mailbox_bytes',
+      help: 'Message bytes the mailbox holds (as counted against the per-peer byte limit).',
+      registers: [registry],
+      collect() {
+        this.set(totals().bytes)
+      },
+    })
+  }
+  const stopRedis = observeRedisCommands(registry)
   return {
     contentType: registry.contentType,
+    close: stopRedis,
     async text() {
       snapshot = undefined
       try {

@@ -76,6 +76,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     mail: (to) => storeAndForward?.mailArrived(to),
     presence: (peer, online) => presence.announce(peer, online),
   })
+  const metrics = createRelayMetrics(stats, cluster?.nodeId ?? 'standalone', mailbox)
   const server = await listen({
     host,
     port,
@@ -83,10 +84,13 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     log,
     directory: auth.kind === 'dev',
     health: () => ({ closing: shuttingDown, stats: stats() }),
-    metrics: createRelayMetrics(stats, cluster?.nodeId ?? 'standalone'),
+    metrics,
     peers: () => connections.peers(),
     testControl: testControl ? (peer, online) => isPeerId(peer) && (gateway.setPeerOnline(peer, online), true) : undefined,
     accept: (ws, req) => gateway.accept(ws, req),
+  }).catch((error: unknown) => {
+    metrics.close()
+    throw error
   })
   gateway.start()
   storeAndForward?.start()
@@ -108,6 +112,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
       log('info', 'shutdown', { connections: connections.all.size })
       await gateway.shutdown()
       await server.close()
+      metrics.close()
       await storeAndForward?.close()
       await cluster?.close().catch((error: unknown) => log('error', 'cluster_failed', { operation: 'close', message: errorMessage(error) }))
       log('info', 'stopped', {})

@@ -2,8 +2,12 @@
  * The relay as a cluster: a real redis-server, three relay processes started
  * with `--redis`, and real engines over WebSocketTransport with HS256 tokens.
  */
+import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createToken } from '../../src/relay/token.js'
 import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
+import { scrapeMetrics } from '../helpers/metrics.js'
+import { RawClient } from '../helpers/relay-clients.js'
 import { startRedisProcess, type RedisProcess } from '../helpers/redis-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
@@ -27,9 +31,11 @@ describe('relay cluster over Redis (three relay processes)', () => {
     await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
   })
 
-  async function nodes(count = 3): Promise<RelayProcess[]> {
+  async function nodes(count = 3, args: readonly string[] = []): Promise<RelayProcess[]> {
     const started = await Promise.all(
-      Array.from({ length: count }, () => startRelayProcess(['--redis', redis.url, '--redis-durability', 'fsync'], { INTERSESSION_JWT_SECRET: SECRET })),
+      Array.from({ length: count }, () =>
+        startRelayProcess(['--redis', redis.url, '--redis-durability', 'fsync', ...args], { INTERSESSION_JWT_SECRET: SECRET }),
+      ),
     )
     for (const node of started) cleanups.push(() => node.kill())
     return started
@@ -100,9 +106,18 @@ describe('relay cluster over Redis (three relay processes)', () => {
     const bob = await peer('bob', [n2!.url])
     await alice.ilm.send('bob', { n: 0 })
     await waitFor(() => bob.got.length === 1, 'first message')
+    const DURATION = 'intersession_relay_redis_command_duration_seconds_count'
+    const ERRORS = 'intersession_relay_redis_command_errors_total'
+    const before = await scrapeMetrics(n1!.port)
+    expect(before.sum(DURATION, { command: 'SPUBLISH' })).toBeGreaterThan(0)
+    expect(before.sum(DURATION, { node: String(n1!.logs().find((e) => e.event === 'listening')?.node) })).toBe(before.sum(DURATION))
     await redis.kill()
     for (let n = 1; n < 30; n++) await alice.ilm.send('bob', { n })
     await new Promise((resolve) => setTimeout(resolve, 500))
+    // Every command sent while Redis was down failed, and was timed too.
+    const down = await scrapeMetrics(n1!.port)
+    expect(down.sum(ERRORS)).toBeGreaterThan(before.sum(ERRORS))
+    expect(down.sum(DURATION)).toBeGreaterThan(before.sum(DURATION))
     await redis.restart()
     for (let n = 30; n < 60; n++) await alice.ilm.send('bob', { n })
     await waitFor(() => bob.got.length === 60, 'all 60 after the restart', 60_000)
@@ -110,5 +125,61 @@ describe('relay cluster over Redis (three relay processes)', () => {
     const carol = await peer('carol', [n1!.url])
     await carol.ilm.send('bob', { n: 0 })
     await waitFor(() => bob.got.some((m) => m.from === 'carol'), 'a login after the restart is routed')
+  })
+
+  it('a node killed with SIGKILL: watchers on other nodes see its peers go offline within the lease, a slow node is not reaped, a login restores presence', async () => {
+    const LEASE_MS = 1_000
+    const [a, b] = await nodes(2, ['--lease-ms', String(LEASE_MS)])
+    const login = async (url: string, id: string): Promise<RawClient> => {
+      const client = await RawClient.login(url, await createToken({ secret: SECRET, peerId: id }))
+      cleanups.push(() => client.terminate())
+      return client
+    }
+    await login(a!.url, 'alice')
+    const watcher = await login(b!.url, 'watcher')
+    watcher.send({ t: 'watch', peers: ['alice'] })
+    await watcher.next('presence', (m) => m.peer === 'alice' && m.online)
+    const nodeOf = (relay: RelayProcess): string => String(relay.logs().find((e) => e.event === 'listening')?.node)
+    const redisClient = createClient({ url: redis.url }).on('error', () => {})
+    await redisClient.connect()
+    cleanups.push(() => redisClient.close())
+    // Nodes of the earlier tests (SIGKILLed, default lease) may still be listed: only a and b are looked at.
+    const leased = async (): Promise<string[]> => (await redisClient.zRange('ilm:nodes', 0, -1)).filter((n) => n === nodeOf(a!) || n === nodeOf(b!)).sort()
+    expect(await leased()).toEqual([nodeOf(a!), nodeOf(b!)].sort())
+    expect(await redisClient.sMembers(`ilm:n:{${nodeOf(a!)}}`)).toEqual(['alice'])
+
+    // Stopped (not dead) for two leases: b reaps a's lease, but a still holds alice's subscription, so nobody hears "offline".
+    process.kill(a!.pid, 'SIGSTOP')
+    cleanups.push(() => {
+      try {
+        process.kill(a!.pid, 'SIGCONT')
+      } catch {
+        // Killed by the test already.
+      }
+    })
+    await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS))
+    expect(await leased()).toEqual([nodeOf(b!)])
+    expect(await redisClient.exists(`ilm:n:{${nodeOf(a!)}}`)).toBe(0)
+    process.kill(a!.pid, 'SIGCONT')
+    // Two renewals of a: the first registers alice again (a had been reaped).
+    await new Promise((resolve) => setTimeout(resolve, LEASE_MS))
+    await watcher.barrier()
+    expect(watcher.received.filter((m) => m.t === 'presence')).toEqual([])
+    expect(await leased()).toEqual([nodeOf(a!), nodeOf(b!)].sort())
+    expect(await redisClient.sMembers(`ilm:n:{${nodeOf(a!)}}`)).toEqual(['alice'])
+
+    await a!.kill()
+    const killed = Date.now()
+    await watcher.next('presence', (m) => m.peer === 'alice' && !m.online, 4 * LEASE_MS)
+    const offlineAfterMs = Date.now() - killed
+    console.log(`presence: offline seen ${offlineAfterMs} ms after SIGKILL (lease ${LEASE_MS} ms)`)
+    // The lease, plus up to a third of it before b's next renewal looks, plus slack for a loaded machine.
+    expect(offlineAfterMs).toBeLessThan(LEASE_MS + LEASE_MS / 3 + 1_000)
+
+    expect(await leased()).toEqual([nodeOf(b!)])
+    expect(await redisClient.exists(`ilm:n:{${nodeOf(a!)}}`)).toBe(0)
+
+    await login(b!.url, 'alice')
+    await watcher.next('presence', (m) => m.peer === 'alice' && m.online)
   })
 })

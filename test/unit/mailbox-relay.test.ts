@@ -13,6 +13,7 @@ import { ILM, MemoryStore, type Message, type StatusEvent } from '../../src/inde
 import { createToken } from '../../src/relay/token.js'
 import { envelope, openEnvelope, parseRelayControl } from '../../src/protocol/relay.js'
 import { WebSocketTransport } from '../../src/transport/websocket.js'
+import { scrapeMetrics } from '../helpers/metrics.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
 const SECRET = 'mailbox-test-secret-long-enough-for-hs256!'
@@ -122,19 +123,35 @@ describe('mailbox: store and forward through a real relay process', () => {
     await waitFor(() => count(alice, 'delivered') === 45, 'all delivered')
   })
 
-  it('survives SIGKILL: a relay restarted on the same directory still delivers what it stored', async () => {
+  it('survives SIGKILL: a relay restarted on the same directory still delivers what it stored; /metrics counts what it holds', async () => {
     const dir = tempDir()
     const first = await relay(dir)
     const alice = await peer(first.url, 'alice')
+    expect((await scrapeMetrics(first.port)).sum('intersession_relay_mailbox_entries')).toBe(0)
     await sendAll(alice, 'bob', numbered(10, 'k'))
     await waitFor(() => count(alice, 'stored') === 10, '10 stored')
+    const held = await scrapeMetrics(first.port)
+    expect(held.sum('intersession_relay_mailbox_entries')).toBe(10)
+    const bytes = held.sum('intersession_relay_mailbox_bytes')
+    expect(bytes).toBeGreaterThan(10 * 'k0'.length)
     await first.kill()
     await alice.ilm.close()
 
     const second = await relay(dir)
+    // Read back from the directory at open, not counted again.
+    const reopened = await scrapeMetrics(second.port)
+    expect(reopened.sum('intersession_relay_mailbox_entries')).toBe(10)
+    expect(reopened.sum('intersession_relay_mailbox_bytes')).toBe(bytes)
     const bob = await peer(second.url, 'bob')
     await waitFor(() => bob.got.length === 10, 'bob has 10 after the restart')
     expect(texts(bob)).toEqual(numbered(10, 'k'))
+    // Bob's acks settle his mailbox; alice, gone, has them waiting in hers.
+    await waitFor(async () => (await scrapeMetrics(second.port)).sum('intersession_relay_mailbox_bytes') === 0, 'the messages acked')
+    const acks = (await scrapeMetrics(second.port)).sum('intersession_relay_mailbox_entries')
+    expect(acks).toBeGreaterThanOrEqual(1)
+    expect(acks).toBeLessThanOrEqual(10)
+    await peer(second.url, 'alice')
+    await waitFor(async () => (await scrapeMetrics(second.port)).sum('intersession_relay_mailbox_entries') === 0, 'alice drained her acks: nothing held')
   })
 
   it('limits: a full mailbox fails the message with its reason, and the receiver is not wedged', async () => {

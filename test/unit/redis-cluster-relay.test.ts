@@ -5,7 +5,10 @@
  * real engines over WebSocketTransport with HS256 tokens.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createToken } from '../../src/relay/token.js'
 import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
+import { scrapeMetrics } from '../helpers/metrics.js'
+import { RawClient } from '../helpers/relay-clients.js'
 import { startRedisCluster, type ClusterShard, type RedisClusterProcess } from '../helpers/redis-cluster-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
@@ -36,8 +39,8 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
   })
 
-  async function relays(count = 3): Promise<RelayProcess[]> {
-    const args = ['--redis-cluster', redis.rootNodes.join(','), '--redis-durability', 'replica', '--redis-wait-ms', '1000']
+  async function relays(count = 3, extra: readonly string[] = []): Promise<RelayProcess[]> {
+    const args = ['--redis-cluster', redis.rootNodes.join(','), '--redis-durability', 'replica', '--redis-wait-ms', '1000', ...extra]
     const started = await Promise.all(Array.from({ length: count }, () => startRelayProcess(args, { INTERSESSION_JWT_SECRET: SECRET })))
     for (const node of started) cleanups.push(() => node.kill())
     return started
@@ -82,6 +85,37 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
       expect(after[i]! - before[i]!, `SPUBLISH calls on master ${shard.masterPort}`).toBeGreaterThanOrEqual(20)
     }
   }, 60_000)
+
+  it('a relay SIGKILLed: watchers on another relay see its peers on every shard go offline within the lease; a login restores them', async () => {
+    const LEASE_MS = 1_000
+    const [a, b] = await relays(2, ['--lease-ms', String(LEASE_MS)])
+    const ids = await Promise.all((await redis.shards()).map((shard) => idOn(shard, 'leased')))
+    const login = async (url: string, id: string): Promise<RawClient> => {
+      const client = await RawClient.login(url, await createToken({ secret: SECRET, peerId: id }))
+      cleanups.push(() => client.terminate())
+      return client
+    }
+    for (const id of ids) await login(a!.url, id)
+    const watcher = await login(b!.url, 'lease-watcher')
+    watcher.send({ t: 'watch', peers: ids })
+    for (const id of ids) await watcher.next('presence', (m) => m.peer === id && m.online)
+    await a!.kill()
+    const killed = Date.now()
+    const offlineAfterMs: number[] = []
+    await Promise.all(
+      ids.map(async (id) => {
+        await watcher.next('presence', (m) => m.peer === id && !m.online, 4 * LEASE_MS)
+        offlineAfterMs.push(Date.now() - killed)
+      }),
+    )
+    console.log(`cluster presence: offline seen ${offlineAfterMs.join(' / ')} ms after SIGKILL (lease ${LEASE_MS} ms, one peer per shard)`)
+    for (const ms of offlineAfterMs) expect(ms).toBeLessThan(LEASE_MS + LEASE_MS / 3 + 1_000)
+    await login(b!.url, ids[0]!)
+    await watcher.next('presence', (m) => m.peer === ids[0] && m.online)
+    // The relay's Redis commands, timed per command, on the cluster too.
+    const metrics = await scrapeMetrics(b!.port)
+    expect(metrics.sum('intersession_relay_redis_command_duration_seconds_count', { command: 'SPUBLISH' })).toBeGreaterThan(0)
+  })
 
   it('a master SIGKILLed mid-stream: its replica takes over, traffic resumes, nothing sent is lost or doubled, and a mailbox on it drains from the promoted replica', async () => {
     const nodes = await relays()

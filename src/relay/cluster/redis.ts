@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { PeerId } from '../../core/ids.js'
 import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
 import type { ClusterHandlers, RelayCluster } from './cluster.js'
+import { DEFAULT_LEASE_MS, MIN_LEASE_MS, NodeLease, OFFLINE_UNLESS_HELD } from './node-lease.js'
 
 /**
  * Options of {@link createRedisCluster}: `url` (one Redis node,
@@ -13,6 +14,11 @@ export type RedisClusterOptions = RedisTarget & {
   readonly prefix?: string
   /** This node's id. Default: a random UUID. */
   readonly nodeId?: string
+  /**
+   * How long this node's logins outlive it (ms; default 15 000, at least 300): a node that has not
+   * renewed its lease for this long is presumed dead, and the other nodes announce its peers offline.
+   */
+  readonly leaseMs?: number
   /** Told about connection trouble (the client reconnects by itself). */
   readonly onError?: (error: Error) => void
 }
@@ -27,6 +33,8 @@ interface ShardedPubSub {
   unsubscribe(channel: string, listener: Listener): Promise<void>
   /** Subscribers of `channel` (on its shard). */
   subscribers(channel: string): Promise<number>
+  /** Runs a command on the shard of `firstKey`. */
+  command(firstKey: string, args: string[]): Promise<unknown>
   close(): Promise<void>
 }
 
@@ -43,7 +51,9 @@ function shardedPubSub(target: RedisTarget, report: (error: Error) => void): Sha
       publish: (channel, message) => cluster.sPublish(channel, message),
       subscribe: (channel, listener) => cluster.sSubscribe(channel, listener, true),
       unsubscribe: (channel, listener) => cluster.sUnsubscribe(channel, listener, true),
-      subscribers: async (channel) => shardCount(await cluster.sendCommand(channel, false, ['PUBSUB', 'SHARDNUMSUB', channel])),
+      // A plain PUBSUB SHARDNUMSUB is keyless to the client's routing (it lands on any node); as a one-key script it runs on the channel's master.
+      subscribers: async (channel) => Number(await cluster.sendCommand(channel, false, ['EVAL', SHARD_SUBSCRIBERS, '1', channel])),
+      command: (firstKey, args) => cluster.sendCommand(firstKey, false, args),
       close: async () => void (await Promise.allSettled([cluster.close()])),
     }
   }
@@ -57,9 +67,13 @@ function shardedPubSub(target: RedisTarget, report: (error: Error) => void): Sha
     subscribe: (channel, listener) => sub.sSubscribe(channel, listener, true),
     unsubscribe: (channel, listener) => sub.sUnsubscribe(channel, listener, true),
     subscribers: async (channel) => shardCount(await pub.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])),
+    command: (_firstKey, args) => pub.sendCommand(args),
     close: async () => void (await Promise.allSettled([sub.isOpen && sub.close(), pub.isOpen && pub.close()])),
   }
 }
+
+/** Subscribers of the sharded channel KEYS[1], on the node serving its slot. */
+const SHARD_SUBSCRIBERS = "return redis.call('PUBSUB', 'SHARDNUMSUB', KEYS[1])[2]"
 
 /** The count in a `PUBSUB SHARDNUMSUB <one channel>` reply (`[channel, count]`). */
 function shardCount(reply: unknown): number {
@@ -69,7 +83,6 @@ function shardCount(reply: unknown): number {
 /** First byte of a message on a peer's channel. */
 const TAG = { frame: 0, text: 1, replaced: 2, mail: 3 } as const
 const ONLINE = Buffer.from('1')
-const OFFLINE = Buffer.from('0')
 
 /**
  * A {@link RelayCluster} over Redis sharded pub/sub (Redis 7). Each peer has
@@ -82,7 +95,10 @@ const OFFLINE = Buffer.from('0')
  * to all, and the cluster client moves its subscriptions when that slot's
  * master fails over. A node that
  * dies loses its subscriptions with its connection, so its peers stop being
- * online at once (their watchers hear of it only when they log in again).
+ * online at once; its watchers elsewhere hear of it when its lease lapses
+ * (`leaseMs`, see {@link NodeLease}): each node renews a lease in
+ * `<prefix>nodes` and keeps the peers it holds in `<prefix>n:{<node>}`, and
+ * the other nodes announce the peers of a node whose lease lapsed offline.
  * Commands fail fast while Redis is unreachable (no offline queue), and the
  * subscriptions are restored when it comes back.
  */
@@ -92,6 +108,8 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const prefix = options.prefix ?? 'ilm:'
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('options.prefix must be a string without { or }')
   const nodeId = options.nodeId ?? randomUUID()
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
+  if (!Number.isSafeInteger(leaseMs) || leaseMs < MIN_LEASE_MS) throw new RangeError(`options.leaseMs must be an integer >= ${MIN_LEASE_MS}`)
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
   const redis = shardedPubSub(target, report)
@@ -111,6 +129,22 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const peerChannel = (peer: string): string => `${prefix}p:{${peer}}`
   const presenceChannel = (peer: string): string => `${prefix}o:{${peer}}`
   const peerOf = (channel: Buffer): PeerId => channel.toString('utf8', prefix.length + 3, channel.length - 1) as PeerId
+  // Announced offline in one script on the peer's shard, so a login elsewhere is never overtaken by a stale "offline".
+  const offlineUnlessHeld = async (peer: string): Promise<void> => {
+    await redis.command(peerChannel(peer), ['EVAL', OFFLINE_UNLESS_HELD, '2', peerChannel(peer), presenceChannel(peer)])
+  }
+  /** Peers held here, as claimed and released (in each peer's call order). */
+  const held = new Set<string>()
+  const lease = new NodeLease({
+    nodeId,
+    leaseMs,
+    nodesKey: `${prefix}nodes`,
+    peersKey: (node) => `${prefix}n:{${node}}`,
+    offlineUnlessHeld,
+    run: (firstKey, args) => redis.command(firstKey, args),
+    held: () => held,
+    report,
+  })
 
   function onPeerMessage(message: Buffer, channel: Buffer): void {
     const peer = peerOf(channel)
@@ -139,18 +173,23 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     async start(given) {
       handlers = given
       await redis.connect()
+      await lease.start()
     },
     claim(peer) {
       return serial(peer, async () => {
         await redis.publish(peerChannel(peer), tagged(TAG.replaced, self))
         await redis.subscribe(peerChannel(peer), onPeerMessage)
+        await lease.add(peer)
+        held.add(peer)
         await redis.publish(presenceChannel(peer), ONLINE)
       })
     },
     release(peer) {
       return serial(peer, async () => {
         await redis.unsubscribe(peerChannel(peer), onPeerMessage)
-        if ((await redis.subscribers(peerChannel(peer))) === 0) await redis.publish(presenceChannel(peer), OFFLINE)
+        held.delete(peer)
+        await lease.remove(peer)
+        await offlineUnlessHeld(peer)
       })
     },
     async sendFrame(to, envelope) {
@@ -173,6 +212,8 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     },
     async close() {
       handlers = undefined
+      await Promise.allSettled(chains.values())
+      await lease.stop().catch(report)
       await redis.close()
     },
   }

@@ -140,6 +140,10 @@ export class LevelMailbox implements Mailbox {
     return this.#index.size(to)
   }
 
+  totals(): { entries: number; bytes: number } {
+    return this.#index.totals()
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#chain.then(
       () => this.#db.close(),

@@ -19,6 +19,9 @@ const KEY_DIGITS = 16
 export class MailboxIndex {
   readonly #boxes = new Map<string, Box>()
   #next = 0
+  /** Over every destination, kept with each change: the metrics read them without a walk. */
+  #entries = 0
+  #bytes = 0
 
   /** Adds an entry read back from storage (in key order). */
   load(to: string, entry: MailboxEntry): void {
@@ -71,8 +74,9 @@ export class MailboxIndex {
       const entry = box.entries.get(key)
       if (entry === undefined) continue
       box.entries.delete(key)
+      this.#entries--
       if (isSeqEntry(entry)) box.seqs.delete(seqKey(entry))
-      if (entry.kind === 'msg') box.bytes -= entry.size
+      if (entry.kind === 'msg') this.#addBytes(box, -entry.size)
       removed.push(key)
     }
     if (box.entries.size === 0) this.#boxes.delete(to)
@@ -95,7 +99,7 @@ export class MailboxIndex {
     if (box === undefined || entry?.kind !== 'msg') return undefined
     const skip: MailboxEntry = { ...entry, kind: 'skip', size, reason }
     box.entries.set(key, skip)
-    box.bytes -= entry.size
+    this.#addBytes(box, -entry.size)
     return skip
   }
 
@@ -105,12 +109,23 @@ export class MailboxIndex {
     return { entries: box?.entries.size ?? 0, bytes: box?.bytes ?? 0 }
   }
 
+  /** Entries and `msg` bytes over every destination. */
+  totals(): { entries: number; bytes: number } {
+    return { entries: this.#entries, bytes: this.#bytes }
+  }
+
   #insert(to: string, entry: MailboxEntry): void {
     let box = this.#boxes.get(to)
     if (box === undefined) this.#boxes.set(to, (box = { entries: new Map(), seqs: new Map(), bytes: 0 }))
     box.entries.set(entry.key, entry)
+    this.#entries++
     if (isSeqEntry(entry)) box.seqs.set(seqKey(entry), entry.key)
-    if (entry.kind === 'msg') box.bytes += entry.size
+    if (entry.kind === 'msg') this.#addBytes(box, entry.size)
+  }
+
+  #addBytes(box: Box, bytes: number): void {
+    box.bytes += bytes
+    this.#bytes += bytes
   }
 }
 

@@ -95,6 +95,12 @@ export interface Mailbox {
   expire(before: number, tombstone: Tombstone): Promise<readonly { readonly to: string; readonly entry: MailboxEntry }[]>
   /** Entries and `msg` bytes held for `to`. */
   size(to: string): Promise<{ readonly entries: number; readonly bytes: number }>
+  /**
+   * Entries and `msg` bytes held for every destination, for the metrics, when
+   * the mailbox knows them without a walk over its storage (in memory and
+   * LevelDB: counters kept with every change). Absent on Redis.
+   */
+  totals?(): { readonly entries: number; readonly bytes: number }
   /** Releases the storage; later calls reject. Idempotent. */
   close(): Promise<void>
 }

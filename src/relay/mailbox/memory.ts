@@ -54,6 +54,10 @@ export class MemoryMailbox implements Mailbox {
     return this.#index.size(to)
   }
 
+  totals(): { entries: number; bytes: number } {
+    return this.#index.totals()
+  }
+
   async close(): Promise<void> {
     this.#closed = true
   }
