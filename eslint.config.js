@@ -35,11 +35,11 @@ export default tseslint.config(
     files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.mjs', 'scripts/**/*.cjs', 'demo/**/*.ts', 'vite.config.ts'],
     rules: {
       '@typescript-eslint/no-unnecessary-condition': 'warn', // 78
-      '@typescript-eslint/no-non-null-assertion': 'warn', // 57
+      '@typescript-eslint/no-non-null-assertion': 'warn', // 52
       '@typescript-eslint/unbound-method': 'warn', // 27
       '@typescript-eslint/no-unsafe-assignment': 'warn', // 20
-      '@typescript-eslint/no-meaningless-void-operator': 'warn', // 20
-      '@typescript-eslint/no-confusing-void-expression': 'warn', // 14
+      '@typescript-eslint/no-meaningless-void-operator': 'warn', // 19
+      '@typescript-eslint/no-confusing-void-expression': 'warn', // 12
       '@typescript-eslint/prefer-promise-reject-errors': 'warn', // 10
       '@typescript-eslint/no-unnecessary-type-conversion': 'warn', // 7
       '@typescript-eslint/no-base-to-string': 'warn', // 7
