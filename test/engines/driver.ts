@@ -35,11 +35,17 @@ const FIREFOX_PREFS: Record<string, unknown> = {
   'app.update.enabled': false,
 }
 
-/** Launches `engine` headless on the profile in `dir` (kept: the caller removes it). */
-export function launch(engine: Engine, dir: string): Promise<Browser> {
+/** Launches `engine` headless on the profile in `dir` (kept: the caller removes it); `prefs` are more Firefox preferences. */
+export function launch(engine: Engine, dir: string, prefs: Record<string, unknown> = {}): Promise<Browser> {
   return engine === 'chromium'
     ? puppeteer.launch({ browser: 'chrome', executablePath: executableOf(engine), headless: true, userDataDir: dir, args: chromiumArgs })
-    : puppeteer.launch({ browser: 'firefox', executablePath: executableOf(engine), headless: true, userDataDir: dir, extraPrefsFirefox: FIREFOX_PREFS })
+    : puppeteer.launch({
+        browser: 'firefox',
+        executablePath: executableOf(engine),
+        headless: true,
+        userDataDir: dir,
+        extraPrefsFirefox: { ...FIREFOX_PREFS, ...prefs },
+      })
 }
 
 /** A browser on a profile of its own; `relaunch()` closes it and starts the same engine on the same profile. */
@@ -51,12 +57,12 @@ export interface Profile {
   dispose(): Promise<void>
 }
 
-/** A fresh temporary profile directory with `engine` running on it. */
-export async function openProfile(engine: Engine): Promise<Profile> {
+/** A fresh temporary profile directory with `engine` running on it; `prefs` are more Firefox preferences. */
+export async function openProfile(engine: Engine, prefs: Record<string, unknown> = {}): Promise<Profile> {
   const dir = mkdtempSync(join(tmpdir(), `intersession-${engine}-profile-`))
   let browser: Browser
   try {
-    browser = await launch(engine, dir)
+    browser = await launch(engine, dir, prefs)
   } catch (error) {
     rmSync(dir, { recursive: true, force: true })
     throw error
@@ -67,7 +73,7 @@ export async function openProfile(engine: Engine): Promise<Profile> {
     browser,
     async relaunch() {
       await profile.browser.close()
-      profile.browser = await launch(engine, dir)
+      profile.browser = await launch(engine, dir, prefs)
       return profile.browser
     },
     async dispose() {
