@@ -37,6 +37,7 @@ import { benchRedisMailbox } from './cluster-mailbox.js'
 import { benchRedisCluster } from './redis-cluster.js'
 import { intArg } from './args.js'
 import { figure } from './figures.js'
+import { spublishFlow } from './spublish-flow.js'
 import { flow, openClient } from './ws-flow.js'
 
 
@@ -73,37 +74,9 @@ async function redisRun(url: string, count: number, run: number): Promise<number
   await Promise.all([pub.connect(), sub.connect()])
   const channel = `bench:{${run}}`
   const body = Buffer.concat([Buffer.of(0), Buffer.from(envelope('peer', new Uint8Array(BYTES).fill(7)))])
-  let received = 0
-  let last = 0
-  let wake: (() => void) | undefined
-  let finish!: () => void
-  const finished = new Promise<void>((resolve) => (finish = resolve))
-  await sub.sSubscribe(
-    channel,
-    () => {
-      received++
-      last = performance.now()
-      if (received === count) finish()
-      if (wake !== undefined && sent - received <= IN_FLIGHT / 2) {
-        const w = wake
-        wake = undefined
-        w()
-      }
-    },
-    true,
-  )
-  let sent = 0
-  const start = performance.now()
-  while (sent < count) {
-    while (sent < count && sent - received < IN_FLIGHT) {
-      void pub.sPublish(channel, body)
-      sent++
-    }
-    if (sent < count) await new Promise<void>((resolve) => (wake = resolve))
-  }
-  await finished
+  const rate = await spublishFlow(pub, sub, [channel], count, body, IN_FLIGHT)
   await Promise.all([sub.close(), pub.close()])
-  return Math.round((count / (last - start)) * 1000)
+  return rate
 }
 
 async function main(): Promise<void> {

@@ -26,6 +26,7 @@ import { startRedisCluster, type RedisClusterProcess } from '../helpers/redis-cl
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { benchRedisMailbox, type MailboxBenchResult } from './cluster-mailbox.js'
 import { figure, plainFigure, type Figure } from './figures.js'
+import { spublishFlow } from './spublish-flow.js'
 import { closeClient, flow, openClient } from './ws-flow.js'
 
 /** Options of {@link benchRedisCluster}. */
@@ -157,39 +158,9 @@ async function spublishRun(rootNodes: readonly string[], peers: readonly string[
   await Promise.all([pub.connect(), sub.connect()])
   const channels = peers.map((peer) => `bench:p:{${peer}}`)
   const body = Buffer.concat([Buffer.of(0), Buffer.from(envelope('peer', new Uint8Array(BYTES).fill(7)))])
-  let received = 0
-  let sent = 0
-  let last = 0
-  let wake: (() => void) | undefined
-  let finish!: () => void
-  const finished = new Promise<void>((resolve) => (finish = resolve))
-  for (const channel of channels) {
-    await sub.sSubscribe(
-      channel,
-      () => {
-        received++
-        last = performance.now()
-        if (received === count) finish()
-        if (wake !== undefined && sent - received <= IN_FLIGHT / 2) {
-          const w = wake
-          wake = undefined
-          w()
-        }
-      },
-      true,
-    )
-  }
-  const start = performance.now()
-  while (sent < count) {
-    while (sent < count && sent - received < IN_FLIGHT) {
-      void pub.sPublish(channels[sent % channels.length]!, body)
-      sent++
-    }
-    if (sent < count) await new Promise<void>((resolve) => (wake = resolve))
-  }
-  await finished
+  const rate = await spublishFlow(pub, sub, channels, count, body, IN_FLIGHT)
   await Promise.all([sub.close(), pub.close()])
-  return Math.round((count / (last - start)) * 1000)
+  return rate
 }
 
 /** Resident bytes a relay node gains per logged-in idle connection. */
