@@ -179,7 +179,9 @@ function scripted(options: Partial<WebSocketTransportOptions> = {}): {
     }
   }
   const where = options.urls === undefined ? { url: 'ws://relay.test' } : {}
-  const t = new WebSocketTransport({ localId: 'me', token: 'dev:me', clock, WebSocket: Recorded, ...where, ...options })
+  // Jitter fixed at the middle unless a test draws its own: a reconnect drawn at 0 ms would fire within the advance that
+  // dropped the connection, and a test reading the state right after the drop would see `connecting` (1 run in ~500).
+  const t = new WebSocketTransport({ localId: 'me', token: 'dev:me', clock, WebSocket: Recorded, random: () => 0.5, ...where, ...options })
   closers.push(() => t.close())
   const l = transportLog()
   const last = (): FakeSocket => {
