@@ -24,7 +24,7 @@ import { OutboundLink } from './outbound.js'
 import { EngineState } from './state.js'
 import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
 import type { RelayReceipt, Transport } from './transport.js'
-import { IdTaken, Writer } from './writer.js'
+import { IdTaken, Writer, type Intent } from './writer.js'
 
 /** Everything an engine is built from; made by {@link prepareEngine}. */
 export interface EngineParts {
@@ -106,6 +106,9 @@ export class Engine {
   #expiryTimer: TimerHandle | undefined
   #expiryAt: number | undefined
   #pruneTimer: TimerHandle | undefined
+  #deferTimer: TimerHandle | undefined
+  /** Acks heard and applied to the window but not yet committed, by peer. */
+  readonly #ackHeld = new Map<PeerId, number>()
   #pruneAt: number | undefined
   /** When this engine last committed an ack (receipts to prune later). */
   #lastAckAt: number | undefined
@@ -366,6 +369,7 @@ export class Engine {
       transmit: (frame) => this.#transmit(frame),
       sendHello: (peer, reply) => this.#sendHello(peer, reply),
       scheduleAck: (peer) => this.#scheduleAck(peer),
+      deferCommit: () => this.#deferCommit(),
       hasHandlers: () => this.#handlers.size > 0,
       handOver: (messages, progress) => this.#handOver(messages, progress),
       expire: (rows) => this.#expire(rows),
@@ -584,25 +588,51 @@ export class Engine {
       this.#refuse('STALE_ACK')
       return
     }
-    const stream = this.#state.out.get(ack.from)
+    const peer = ack.from
+    const stream = this.#state.out.get(peer)
     if (stream === undefined || ack.upTo >= stream.nextSeq) {
       this.#refuse('ACK_UNSENT')
       return
     }
     if (ack.upTo <= stream.ackedUpTo) return
-    this.#outbound.get(ack.from)?.acked(ack.upTo)
-    this.#applyAck(ack.from, ack.upTo).catch((error: unknown) => this.#fail(error))
+    this.#outbound.get(peer)?.acked(ack.upTo)
+    // A repeated ack defers again: if the held commit failed, this one retries it.
+    this.#ackHeld.set(peer, Math.max(ack.upTo, this.#ackHeld.get(peer) ?? -1))
+    // Off the send path: the commit rides along with the next send's, or goes after deferCommitMs.
+    this.#writer.defer(`ack ${peer}`, (draft) => {
+      const upTo = this.#ackHeld.get(peer) ?? -1
+      const build = this.#ackIntent(peer, upTo)(draft)
+      return (receipts) => {
+        if (this.#ackHeld.get(peer) === upTo) this.#ackHeld.delete(peer)
+        build(receipts)
+      }
+    })
+    this.#deferCommit()
+  }
+
+  /** Commits the deferred intents within deferCommitMs (at once when it is 0, or while shutdown drains). */
+  #deferCommit(): void {
+    if (this.#limits.deferCommitMs === 0 || this.#drained !== undefined) this.#writer.flush()
+    else
+      this.#deferTimer ??= this.#clock.setTimeout(() => {
+        this.#deferTimer = undefined
+        this.#writer.flush()
+      }, this.#limits.deferCommitMs)
   }
 
   #applyAck(peer: PeerId, upTo: number): Promise<void> {
-    return this.#writer.submit((draft) => {
+    return this.#writer.submit(this.#ackIntent(peer, upTo))
+  }
+
+  #ackIntent(peer: PeerId, upTo: number): Intent<void> {
+    return (draft) => {
       const stream = draft.outStream(peer)
       if (stream === undefined || upTo >= stream.nextSeq || upTo <= stream.ackedUpTo) return () => {}
       const from = stream.ackedUpTo
       draft.write({ op: 'ack', to: peer, upTo, at: this.#clock.now(), above: from })
       draft.setOut({ ...stream, ackedUpTo: upTo })
       return (receipts) => this.#acked(peer, from, upTo, receipts)
-    })
+    }
   }
 
   #acked(peer: PeerId, from: number, upTo: number, receipts: readonly Receipt[]): void {
@@ -738,6 +768,7 @@ export class Engine {
         this.#clock.clearTimeout(timer)
         this.close().then(() => (error === undefined ? resolve() : reject(error)), reject)
       }
+      this.#writer.flush()
       this.#checkDrained()
     })
   }
@@ -768,6 +799,7 @@ export class Engine {
     for (const link of this.#inbound.values()) link.dispose()
     if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer)
     if (this.#pruneTimer !== undefined) this.#clock.clearTimeout(this.#pruneTimer)
+    if (this.#deferTimer !== undefined) this.#clock.clearTimeout(this.#deferTimer)
     this.#online.clear()
     const closed = new IlmError('CLOSED', 'this instance is closed')
     for (const set of this.#waiters.values()) for (const waiter of set) waiter.reject(closed)

@@ -8,6 +8,8 @@ import type { InboxRow, InStreamState } from './store.js'
 import type { Message } from './api.js'
 
 const PAGE = 64
+/** Rows kept in memory after their commit, to hand over without reading them back. */
+const MAX_FRESH = 1024
 const MAX_PAST_EPOCHS = 4
 
 /**
@@ -25,6 +27,8 @@ const MAX_PAST_EPOCHS = 4
  */
 export class InboundLink {
   readonly #buffer = new Map<number, MsgFrame>()
+  /** Rows this link committed and has not marked processed, by index (a bounded subset). */
+  readonly #fresh = new Map<number, InboxRow>()
   #delivering = false
   #handedBelow = 0
   #retryTimer: TimerHandle | undefined
@@ -54,8 +58,9 @@ export class InboundLink {
           if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
           return () => {}
         }
-        this.#store(draft, stream, frame)
+        const rows = this.#store(draft, stream, frame)
         return () => {
+          for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
           this.ctx.scheduleAck(this.from)
           this.kick()
         }
@@ -78,7 +83,9 @@ export class InboundLink {
   /** Starts handing stored messages to the application, unless already doing so. */
   kick(): void {
     if (this.#delivering || this.#retryTimer !== undefined || this.ctx.closed || !this.ctx.hasHandlers()) return
-    void this.#deliver()
+    this.#delivering = true
+    // A microtask first, so that every handler subscribed in this turn sees the first batch.
+    queueMicrotask(() => void this.#deliver())
   }
 
   /** The sender went away: drop what only memory held. */
@@ -97,6 +104,7 @@ export class InboundLink {
   /** Closes for good: no timer survives. */
   dispose(): void {
     this.reset()
+    this.#fresh.clear()
     if (this.#retryTimer !== undefined) this.ctx.clock.clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
   }
@@ -132,7 +140,9 @@ export class InboundLink {
     return next
   }
 
-  #store(draft: Draft, start: InStreamState, first: MsgFrame): void {
+  /** Writes the frame and its buffered successors to the draft; returns the rows written. */
+  #store(draft: Draft, start: InStreamState, first: MsgFrame): InboxRow[] {
+    const rows: InboxRow[] = []
     let stream = start
     let frame: MsgFrame | undefined = first
     const now = this.ctx.clock.now()
@@ -143,12 +153,15 @@ export class InboundLink {
       if (frame.skip === true) {
         stream = { ...stream, receivedUpTo: frame.seq }
       } else {
-        draft.write({ op: 'putInbox', row: toRow(frame, stream.nextIndex, now) })
+        const row = toRow(frame, stream.nextIndex, now)
+        draft.write({ op: 'putInbox', row })
+        rows.push(row)
         stream = { ...stream, receivedUpTo: frame.seq, nextIndex: stream.nextIndex + 1 }
       }
       frame = this.#buffer.get(stream.receivedUpTo + 1)
     }
     draft.setIn(stream)
+    return rows
   }
 
   #refuse(epoch: Epoch): void {
@@ -168,11 +181,12 @@ export class InboundLink {
       // Until caught up also after the last mark: rows stored while it committed count too.
       do {
         while (this.#mayDeliver()) {
-          const rows = await this.ctx.store.readInbox(this.from, this.#handedBelow, PAGE)
+          const rows = this.#freshFrom(this.#handedBelow) ?? (await this.ctx.store.readInbox(this.from, this.#handedBelow, PAGE))
           if (rows.length === 0) break
           if (!(await this.#handOverPage(rows))) return
         }
-        if (!(await this.#markProcessed())) return
+        // Caught up with fewer than processBatch unmarked: the mark may wait (a crash replays them, within the bound).
+        this.#deferMark()
       } while (this.#mayDeliver())
     } catch (error) {
       this.ctx.fail(error)
@@ -218,6 +232,13 @@ export class InboundLink {
     return true
   }
 
+  /** Up to a page of committed rows from `index` on, if memory holds the first. */
+  #freshFrom(index: number): InboxRow[] | undefined {
+    const rows: InboxRow[] = []
+    for (let row = this.#fresh.get(index); row !== undefined && rows.length < PAGE; row = this.#fresh.get(row.index + 1)) rows.push(row)
+    return rows.length > 0 ? rows : undefined
+  }
+
   #mayDeliver(): boolean {
     const stream = this.ctx.state.in.get(this.from)
     return !this.ctx.closed && this.ctx.hasHandlers() && stream !== undefined && this.#handedBelow < stream.nextIndex
@@ -236,19 +257,30 @@ export class InboundLink {
     const upTo = this.#handedBelow
     if (upTo <= this.#processedBelow()) return true
     try {
-      await this.ctx.writer.submit((draft) => {
-        const stream = draft.inStream(this.from)
-        if (stream === undefined || upTo <= stream.processedBelow) return () => {}
-        for (let index = stream.processedBelow; index < upTo; index++) draft.write({ op: 'deleteInbox', from: this.from, index })
-        draft.setIn({ ...stream, processedBelow: upTo })
-        return () => {}
-      })
+      await this.ctx.writer.submit((draft) => this.#markIntent(draft, upTo))
       return true
     } catch {
       // The writer already reported it; hand over again from what the store says was processed.
       this.#handedBelow = this.#processedBelow()
       this.#retryLater()
       return false
+    }
+  }
+
+  #deferMark(): void {
+    if (this.#handedBelow <= this.#processedBelow()) return
+    this.ctx.writer.defer(`mark ${this.from}`, (draft) => this.#markIntent(draft, this.#handedBelow))
+    this.ctx.deferCommit()
+  }
+
+  /** Marks every message below `upTo` processed: deletes their rows and moves `processedBelow`. */
+  #markIntent(draft: Draft, upTo: number): () => void {
+    const stream = draft.inStream(this.from)
+    if (stream === undefined || upTo <= stream.processedBelow) return () => {}
+    for (let index = stream.processedBelow; index < upTo; index++) draft.write({ op: 'deleteInbox', from: this.from, index })
+    draft.setIn({ ...stream, processedBelow: upTo })
+    return () => {
+      for (const index of this.#fresh.keys()) if (index < upTo) this.#fresh.delete(index)
     }
   }
 

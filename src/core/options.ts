@@ -27,6 +27,15 @@ export interface Limits {
   readonly processBatch: number
   /** How long receipts of delivered and expired messages are kept for `status()`. Default 7 days. */
   readonly receiptTtlMs: number
+  /**
+   * How long the two commits kept off the critical path may wait, unless
+   * another transaction takes them along first: the sender's record of an
+   * ack (lost in a crash, the peer's copy is sent again and ignored) and the
+   * receiver's mark of fewer than `processBatch` processed messages (lost in a
+   * crash, those are handed over again, within the `processBatch` bound).
+   * 0 commits each at once. Default 50 ms.
+   */
+  readonly deferCommitMs: number
 }
 
 /** Options of the engine with every dependency explicit. */
@@ -50,6 +59,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   handlerRetryMs: 1000,
   processBatch: 32,
   receiptTtlMs: 7 * 24 * 3600 * 1000,
+  deferCommitMs: 50,
 })
 
 const RANGES: Record<keyof Limits, readonly [number, number]> = {
@@ -62,6 +72,7 @@ const RANGES: Record<keyof Limits, readonly [number, number]> = {
   handlerRetryMs: [1, 3_600_000],
   processBatch: [1, 1024],
   receiptTtlMs: [0, Number.MAX_SAFE_INTEGER],
+  deferCommitMs: [0, 60_000],
 }
 
 /**

@@ -24,6 +24,7 @@ interface Queued {
 }
 
 const MAX_BATCH = 1024
+const ignore = (): void => {}
 
 /**
  * An intent's rejection when its batch was refused because the store already
@@ -46,6 +47,9 @@ export class IdTaken extends Error {
  */
 export class Writer {
   readonly #queue: Queued[] = []
+  /** Intents that ride along with the next batch instead of starting one, by key. */
+  readonly #deferred = new Map<string, Queued>()
+  #flushing = false
   #running = false
   #closed: IlmError | undefined
   #idle: Promise<void> = Promise.resolve()
@@ -65,9 +69,29 @@ export class Writer {
     })
   }
 
-  /** Commits what is already queued, then refuses new intents with `reason`. */
+  /**
+   * Adds `build` to the next batch without starting one: it commits with the
+   * next submitted intent, or when {@link flush} is called. For writes whose
+   * delay is harmless (their loss in a crash is, too). One per key: while one
+   * waits, later deferrals under its key are dropped, so `build` reads what
+   * to write when it runs. Failures go to `onFailure` only.
+   */
+  defer(key: string, build: Intent<unknown>): void {
+    if (this.#closed || this.#deferred.has(key)) return
+    this.#deferred.set(key, { build, resolve: ignore, reject: ignore })
+  }
+
+  /** Commits the deferred intents now (with whatever else is queued). */
+  flush(): void {
+    if (this.#deferred.size === 0) return
+    this.#flushing = true
+    if (!this.#running) this.#start()
+  }
+
+  /** Commits what is already queued or deferred, then refuses new intents with `reason`. */
   async close(reason: IlmError): Promise<void> {
     this.#closed ??= reason
+    this.flush()
     await this.#idle
   }
 
@@ -79,7 +103,13 @@ export class Writer {
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) await this.#commitBatch(this.#queue.splice(0, MAX_BATCH))
+    while (this.#queue.length > 0 || (this.#flushing && this.#deferred.size > 0)) {
+      // Deferred intents first: an ack committed ahead of sends gives them room under maxPendingPerPeer.
+      const batch = [...this.#deferred.values(), ...this.#queue.splice(0, MAX_BATCH)]
+      this.#deferred.clear()
+      this.#flushing = false
+      await this.#commitBatch(batch)
+    }
     this.#running = false
     this.#settleIdle()
   }

@@ -76,7 +76,9 @@ export async function openPeer(
   { store = new MemoryStore(), clock = new ManualClock(), limits = {}, newId }: PeerOptions = {},
   subscribe = true,
 ): Promise<Peer> {
-  const ilm = await ILM.open({ store, transport, clock, limits, ...(newId !== undefined && { newId }) })
+  // Acks commit at once unless a test asks otherwise: these tests await `delivered` without moving the clock.
+  // The deferral itself is tested in critical-path.test.ts and drawn by the delivery property test.
+  const ilm = await ILM.open({ store, transport, clock, limits: { deferCommitMs: 0, ...limits }, ...(newId !== undefined && { newId }) })
   const got: Message[] = []
   const errors: IlmError[] = []
   ilm.on('error', (e) => void errors.push(e))

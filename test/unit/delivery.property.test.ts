@@ -22,6 +22,8 @@ type Step =
 interface Schedule {
   peers: number
   processBatch: number
+  /** 0 commits each ack at once; otherwise acks ride along with sends or wait this long. */
+  deferCommitMs: number
   seed: number
   faults: { drop: number; duplicate: number; reorder: number }
   steps: Step[]
@@ -40,6 +42,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 const schedule: fc.Arbitrary<Schedule> = fc.record({
   peers: fc.integer({ min: 2, max: 4 }),
   processBatch: fc.integer({ min: 1, max: 8 }),
+  deferCommitMs: fc.constantFrom(0, 50, 1000),
   seed: fc.integer(),
   faults: fc.record({ drop: probability, duplicate: probability, reorder: probability }),
   steps: fc.array(step, { minLength: 4, maxLength: 60, size: 'large' }),
@@ -71,6 +74,7 @@ class World {
   constructor(
     readonly peers: number,
     readonly processBatch: number,
+    readonly deferCommitMs: number,
   ) {
     this.ids = Array.from({ length: peers }, (_, i) => `p${i}`)
     this.stores = this.ids.map(() => new MemoryStore())
@@ -86,7 +90,7 @@ class World {
       store: this.stores[p]!,
       transport: this.net.connect(this.ids[p]!),
       clock: this.clock,
-      limits: { ...LIMITS, processBatch: this.processBatch },
+      limits: { ...LIMITS, processBatch: this.processBatch, deferCommitMs: this.deferCommitMs },
     })
     const incarnation = ++this.incarnations[p]!
     engine.onMessage((m: Message) => {
@@ -218,8 +222,8 @@ const totals = { delivered: 0, faults: 0, repeats: 0 }
 describe('delivery under random fault schedules', () => {
   it(`hands every resolved send over once, in order (a crash replays at most processBatch), and drains every outbox (${runs} schedules)`, async () => {
     await fc.assert(
-      fc.asyncProperty(schedule, async ({ peers, processBatch, seed: netSeed, faults, steps }) => {
-        const world = new World(peers, processBatch)
+      fc.asyncProperty(schedule, async ({ peers, processBatch, deferCommitMs, seed: netSeed, faults, steps }) => {
+        const world = new World(peers, processBatch, deferCommitMs)
         world.net.faults({ ...faults, seed: netSeed })
         try {
           for (let p = 0; p < peers; p++) await world.open(p)

@@ -9,8 +9,8 @@ const settle = async (): Promise<void> => {
 async function pair() {
   const net = new MemoryNetwork()
   const store = new MemoryStore()
-  const a = await ILM.open({ store, transport: net.connect('a') })
-  const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b') })
+  const a = await ILM.open({ store, transport: net.connect('a'), limits: { deferCommitMs: 0 } })
+  const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b'), limits: { deferCommitMs: 0 } })
   const got: Message[] = []
   b.onMessage((m) => void got.push(m))
   return { net, store, a, b, got }
@@ -26,7 +26,7 @@ describe('send with an id (idempotency key)', () => {
     expect(x).toEqual(y)
     await a.delivered(first.id)
     await a.close()
-    const a2 = await ILM.open({ store, transport: net.connect('a') })
+    const a2 = await ILM.open({ store, transport: net.connect('a'), limits: { deferCommitMs: 0 } })
     expect(await a2.send('b', 'once', { id: 'order-42' })).toEqual(first)
     await a2.delivered(x.id)
     await settle()
@@ -105,7 +105,7 @@ describe('hostile input from the network', () => {
 
   it('an unknown peer can only open its own stream, which stays separate', async () => {
     const { net, b, got, a } = await pair()
-    const c = await ILM.open({ store: new MemoryStore(), transport: net.connect('c') })
+    const c = await ILM.open({ store: new MemoryStore(), transport: net.connect('c'), limits: { deferCommitMs: 0 } })
     await c.delivered((await c.send('b', 'from c')).id)
     await settle()
     expect(got.map((m) => [m.from, m.contents])).toEqual([['c', 'from c']])

@@ -75,7 +75,7 @@ function bySender(messages: readonly Message[]): Record<string, unknown[]> {
 /** A receiver 'b' on a RecordingStore, so the test can replay what it stored. */
 async function openReceiver(transport: Transport, clock: ManualClock, limits: Parameters<typeof ILM.open>[0]['limits']) {
   const store = new RecordingStore(new MemoryStore())
-  const ilm = await ILM.open({ store, transport, clock, ...(limits !== undefined && { limits }) })
+  const ilm = await ILM.open({ store, transport, clock, limits: { deferCommitMs: 0, ...limits } })
   return { ilm, store }
 }
 
@@ -173,7 +173,12 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
     const SIZE = 256 * 1024
     const N = 400 // 100 MiB per round
     const transport = new ProbeTransport('b')
-    const b = await ILM.open({ store: new MemoryStore(), transport, clock: new ManualClock(), limits: { maxInboxPerPeer: LIMIT, window: WINDOW } })
+    const b = await ILM.open({
+      store: new MemoryStore(),
+      transport,
+      clock: new ManualClock(),
+      limits: { maxInboxPerPeer: LIMIT, window: WINDOW, deferCommitMs: 0 },
+    })
     const epoch = `${ManualClock.DEFAULT_START.toString(36).padStart(9, '0')}.flooder` as Epoch
     const frame = (seq: number): Uint8Array =>
       encodeFrame({

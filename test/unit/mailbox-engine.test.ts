@@ -39,7 +39,12 @@ class ScriptedRelay implements Transport {
 async function open(limits: Record<string, number> = {}): Promise<{ ilm: ILM; relay: ScriptedRelay; clock: ManualClock; statuses: StatusEvent[] }> {
   const clock = new ManualClock()
   const relay = new ScriptedRelay()
-  const ilm = await ILM.open({ store: new MemoryStore(), transport: relay, clock, limits: { retransmitMs: 100, maxRetransmitMs: 100, ...limits } })
+  const ilm = await ILM.open({
+    store: new MemoryStore(),
+    transport: relay,
+    clock,
+    limits: { retransmitMs: 100, maxRetransmitMs: 100, deferCommitMs: 0, ...limits },
+  })
   const statuses: StatusEvent[] = []
   ilm.on('status', (s) => void statuses.push(s))
   return { ilm, relay, clock, statuses }
