@@ -12,15 +12,14 @@
  */
 import puppeteer from 'puppeteer-core'
 import { executableOf } from '../engines/driver.js'
-import { intArg, machine, makeProfile, removeProfile, runBench, startPreview, writeResult } from './browser-harness.js'
+import { intArg, makeProfile, removeProfile, runBench, startPreview, writeResult } from './browser-harness.js'
 import { figure } from './figures.js'
+import { sendVsRaw } from './send-vs-raw.js'
 
 const N = intArg('--messages', 20_000)
 const BYTES = 64
 const WINDOW = 1000
 const RAW_BATCH = WINDOW
-
-const rate = (count: number, ms: number): number => Math.round((count / ms) * 1000)
 
 async function main(): Promise<void> {
   const preview = await startPreview('bench.html', 'bench:idb')
@@ -43,21 +42,10 @@ async function main(): Promise<void> {
     await page.evaluate(() => window.bench.close())
     rawMs.push(await raw())
 
-    const sendRate = rate(N, sendMs)
-    const rawRate = rate(N * rawMs.length, rawMs.reduce((a, b) => a + b, 0))
+    const measured = sendVsRaw({ benchmark: 'idb-firefox', browser: version, messages: N, bytes: BYTES, window: WINDOW, rawBatch: RAW_BATCH, sendMs, rawMs })
+    const { sendMsgsPerSec: sendRate, rawIdbPutsPerSec: rawRate } = measured
     const result = {
-      benchmark: 'idb-firefox',
-      date: new Date().toISOString(),
-      machine: machine(version),
-      messages: N,
-      bytes: BYTES,
-      sendWindow: WINDOW,
-      rawBatch: RAW_BATCH,
-      durability: 'strict',
-      sendMsgsPerSec: sendRate,
-      rawIdbPutsPerSec: rawRate,
-      ratio: Number((sendRate / rawRate).toFixed(4)),
-      rawIdbPutsPerSecRuns: rawMs.map((ms) => rate(N, ms)),
+      ...measured,
       figures: [
         figure(
           `idb (Firefox ESR): persisted send() through the worker, ${N.toLocaleString('en-US')} × ${BYTES} B, strict durability`,

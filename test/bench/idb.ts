@@ -18,7 +18,6 @@ import {
   browserVersion,
   intArg,
   launchProfile,
-  machine,
   makeProfile,
   openReadyPage,
   removeProfile,
@@ -27,6 +26,7 @@ import {
   writeResult,
 } from './browser-harness.js'
 import { figure } from './figures.js'
+import { rate, sendVsRaw } from './send-vs-raw.js'
 
 const N = intArg('--messages', 20_000)
 const HEAP_N = Math.max(N, intArg('--heap-messages', 100_000))
@@ -111,7 +111,6 @@ class WorkerCdp {
   }
 }
 
-const rate = (count: number, ms: number): number => Math.round((count / ms) * 1000)
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(2)} MiB`
 
 async function main(): Promise<void> {
@@ -161,21 +160,10 @@ async function main(): Promise<void> {
         breakdown = { engineInPageMsgsPerSec: rate(N, await inPage(false)), engineInPageWithIdsMsgsPerSec: rate(N, await inPage(true)) }
       }
 
-      const sendRate = rate(N, sendMs)
-      const rawRate = rate(N * rawMs.length, rawMs.reduce((a, b) => a + b, 0))
+      const measured = sendVsRaw({ benchmark: 'idb', browser, messages: N, bytes: BYTES, window: WINDOW, rawBatch: RAW_BATCH, sendMs, rawMs })
+      const { sendMsgsPerSec: sendRate, rawIdbPutsPerSec: rawRate } = measured
       const result = {
-        benchmark: 'idb',
-        date: new Date().toISOString(),
-        machine: machine(browser),
-        messages: N,
-        bytes: BYTES,
-        sendWindow: WINDOW,
-        rawBatch: RAW_BATCH,
-        durability: 'strict',
-        sendMsgsPerSec: sendRate,
-        rawIdbPutsPerSec: rawRate,
-        ratio: Number((sendRate / rawRate).toFixed(4)),
-        rawIdbPutsPerSecRuns: rawMs.map((ms) => rate(N, ms)),
+        ...measured,
         rawIdbPutsPerSec256: rate(N, raw256Ms),
         rawIdbPutsPerSecRelaxed: rate(N, rawRelaxedMs),
         heapMessages: HEAP_N,
