@@ -178,7 +178,7 @@ export class InboundLink {
     this.#delivering = true
     try {
       this.#handedBelow = Math.max(this.#handedBelow, this.#processedBelow())
-      // Until caught up also after the last mark: rows stored while it committed count too.
+      // Until caught up: rows stored while a page was handed over count too.
       do {
         while (this.#mayDeliver()) {
           const rows = this.#freshFrom(this.#handedBelow) ?? (await this.ctx.store.readInbox(this.from, this.#handedBelow, PAGE))

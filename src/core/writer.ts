@@ -71,8 +71,8 @@ export class Writer {
 
   /**
    * Adds `build` to the next batch without starting one: it commits with the
-   * next submitted intent, or when {@link flush} is called. For writes whose
-   * delay is harmless (their loss in a crash is, too). One per key: while one
+   * next submitted intent, or when {@link flush} is called. Only for writes
+   * whose loss in a crash is harmless or bounded. One per key: while one
    * waits, later deferrals under its key are dropped, so `build` reads what
    * to write when it runs. Failures go to `onFailure` only.
    */

@@ -30,7 +30,7 @@ import type { Mailbox } from './mailbox/mailbox.js'
 import { DEFAULT_LEASE_MS, MIN_LEASE_MS } from './cluster/node-lease.js'
 import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './mailbox/redis-durability.js'
 import { parseRootNodes, type RedisTarget } from './redis-target.js'
-import { createRelay, type RelayLimits } from './relay.js'
+import { createRelay, type RelayHandle, type RelayLimits } from './relay.js'
 
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
 const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
@@ -194,9 +194,25 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_error', message: error.message })}\n`)
   }
 
-  let relay
+  let relay: RelayHandle | undefined
   let mailbox: Mailbox | undefined
   let cluster: RelayCluster | undefined
+  let stopping = false as boolean // set by a signal handler, which narrowing does not see
+  const close = (up: RelayHandle): void => {
+    up.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1) // a second signal: give up waiting
+    stopping = true
+    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'signal', signal })}\n`)
+    if (relay !== undefined) close(relay)
+  }
+  // Before the `listening` line: a supervisor may signal as soon as it reads it.
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
   try {
     // Loaded only when used: --no-mailbox needs no native module, a single relay no Redis client.
     if (redis !== undefined) {
@@ -235,19 +251,7 @@ async function main(): Promise<void> {
     process.exit(1)
   }
   if (dev) process.stderr.write('\n  *** INSECURE DEV MODE: anyone can log in as any peer. Do not expose this relay. ***\n\n')
-
-  let stopping = false
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(1) // a second signal: give up waiting
-    stopping = true
-    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'signal', signal })}\n`)
-    relay.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    )
-  }
-  process.on('SIGINT', stop)
-  process.on('SIGTERM', stop)
+  if (stopping) close(relay)
 }
 
 void main()
