@@ -1,7 +1,7 @@
 import { decodeContents, type ContentKind } from './contents.js'
-import type { AckFrame, Frame, HelloFrame, MsgFrame, ResetFrame } from './frame.js'
+import type { Frame } from './frame.js'
 import { PROTOCOL_VERSION } from './frame.js'
-import { isEpoch, isMessageId, isPeerId, isSeq } from './ids.js'
+import { isEpoch, isMessageId, isPeerId, isSeq, type Epoch, type MessageId, type PeerId } from './ids.js'
 
 /** Why a frame was refused. */
 export type DecodeFailure = 'TRUNCATED' | 'OVERSIZE' | 'VERSION' | 'KIND' | 'HEADER' | 'FIELD'
@@ -27,25 +27,46 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
  * Only `msg` frames have a body (the contents, as raw bytes).
  */
 export function encodeFrame(frame: Frame): Uint8Array {
-  const { body, header } = splitFrame(frame)
-  const head = encoder.encode(JSON.stringify(header))
-  const out = new Uint8Array(PREFIX + head.byteLength + body.byteLength)
-  const view = new DataView(out.buffer)
-  view.setUint8(0, PROTOCOL_VERSION)
-  view.setUint8(1, KIND_CODES[frame.kind])
-  view.setUint32(2, head.byteLength)
-  out.set(head, PREFIX)
-  out.set(body, PREFIX + head.byteLength)
+  const head = JSON.stringify(headerOf(frame))
+  const body = frame.kind === 'msg' ? frame.contents : EMPTY
+  // An ASCII header (the usual case) is one byte per character: encoded in place, with one allocation.
+  let out = new Uint8Array(PREFIX + head.length + body.byteLength)
+  let { read, written } = encoder.encodeInto(head, out.subarray(PREFIX, PREFIX + head.length))
+  if (read !== head.length || written !== head.length) {
+    const bytes = encoder.encode(head)
+    out = new Uint8Array(PREFIX + bytes.byteLength + body.byteLength)
+    out.set(bytes, PREFIX)
+    written = bytes.byteLength
+  }
+  out[0] = PROTOCOL_VERSION
+  out[1] = KIND_CODES[frame.kind]
+  out[2] = written >>> 24
+  out[3] = (written >>> 16) & 0xff
+  out[4] = (written >>> 8) & 0xff
+  out[5] = written & 0xff
+  out.set(body, PREFIX + written)
   return out
 }
 
-function splitFrame(frame: Frame): { header: Record<string, unknown>; body: Uint8Array } {
-  if (frame.kind !== 'msg') {
-    const { kind: _kind, ...header } = frame
-    return { header, body: new Uint8Array(0) }
+const EMPTY = new Uint8Array(0)
+
+// Field by field, in a fixed order, rather than a rest spread: one shape per kind, and no copy of the contents.
+function headerOf(frame: Frame): object {
+  const { from, to, epoch } = frame
+  switch (frame.kind) {
+    case 'hello': {
+      const { floor, known, upTo, reply, claim } = frame
+      return claim === undefined ? { from, to, epoch, floor, known, upTo, reply } : { from, to, epoch, floor, known, upTo, reply, claim }
+    }
+    case 'msg': {
+      const { seq, floor, id, contentKind, expiresAt, skip } = frame
+      return { from, to, epoch, seq, floor, id, contentKind, expiresAt, skip }
+    }
+    case 'ack':
+      return { from, to, epoch, upTo: frame.upTo }
+    case 'reset':
+      return { from, to, epoch, expected: frame.expected }
   }
-  const { kind: _kind, contents, ...header } = frame
-  return { header, body: contents }
 }
 
 /** The kind a frame says it is, without decoding or validating the rest (for routing); `undefined` if unknown. */
@@ -62,12 +83,12 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): DecodeResult {
   if (!(bytes instanceof Uint8Array)) return fail('HEADER', 'frame is not binary')
   if (bytes.byteLength > maxBytes) return fail('OVERSIZE', `${bytes.byteLength} > ${maxBytes} bytes`)
   if (bytes.byteLength < PREFIX) return fail('TRUNCATED', 'shorter than the frame prefix')
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const version = view.getUint8(0)
+  const version = bytes[0] as number
   if (version !== PROTOCOL_VERSION) return fail('VERSION', `version ${version}`)
-  const kind = KINDS[view.getUint8(1)]
-  if (kind === undefined || kind === '') return fail('KIND', `kind code ${view.getUint8(1)}`)
-  const headerLength = view.getUint32(2)
+  const kind = KINDS[bytes[1] as number]
+  if (kind === undefined || kind === '') return fail('KIND', `kind code ${bytes[1] as number}`)
+  // Unsigned: `<<` would make a length of 2^31 or more negative.
+  const headerLength = (bytes[2] as number) * 0x1000000 + (((bytes[3] as number) << 16) | ((bytes[4] as number) << 8) | (bytes[5] as number))
   if (PREFIX + headerLength > bytes.byteLength) return fail('TRUNCATED', 'header runs past the end')
   if (headerLength > MAX_HEADER_BYTES) return fail('HEADER', `header of ${headerLength} bytes > ${MAX_HEADER_BYTES}`)
   let header: unknown
@@ -123,35 +144,32 @@ function isSeqOrNone(value: unknown): value is number {
 
 // Builds frames field by field so unknown header fields never reach the engine.
 function build(kind: Frame['kind'], h: Record<string, unknown>, body: Uint8Array): Frame {
-  const common = { from: h.from, to: h.to, epoch: h.epoch }
+  const from = h.from as PeerId
+  const to = h.to as PeerId
+  const epoch = h.epoch as Epoch
   switch (kind) {
-    case 'hello':
-      return {
-        kind,
-        ...common,
-        floor: int(h.floor),
-        known: h.known,
-        upTo: int(h.upTo),
-        reply: h.reply,
-        ...(h.claim === true && { claim: true }),
-      } as HelloFrame
+    case 'hello': {
+      const hello = { kind, from, to, epoch, floor: int(h.floor), known: h.known as Epoch | null, upTo: int(h.upTo), reply: h.reply as boolean }
+      return h.claim === true ? { ...hello, claim: true } : hello
+    }
     case 'ack':
-      return { kind, ...common, upTo: int(h.upTo) } as AckFrame
+      return { kind, from, to, epoch, upTo: int(h.upTo) }
     case 'reset':
-      return { kind, ...common, expected: h.expected } as ResetFrame
+      return { kind, from, to, epoch, expected: h.expected as Epoch }
     case 'msg': {
       const msg = {
         kind,
-        ...common,
+        from,
+        to,
+        epoch,
         seq: int(h.seq),
         floor: int(h.floor),
-        id: h.id,
+        id: h.id as MessageId,
         contentKind: h.contentKind as ContentKind,
         contents: body.slice(),
-        ...(h.expiresAt !== undefined && { expiresAt: int(h.expiresAt) }),
-        ...(h.skip === true && { skip: true }),
       }
-      return msg as MsgFrame
+      if (h.expiresAt === undefined && h.skip !== true) return msg
+      return { ...msg, ...(h.expiresAt !== undefined && { expiresAt: int(h.expiresAt) }), ...(h.skip === true && { skip: true as const }) }
     }
   }
 }

@@ -17,9 +17,16 @@ const optional =
   (v) =>
     v === undefined || check(v)
 
+type Fields = ReadonlyArray<readonly [string, Check]>
+
 function shape(fields: Record<string, Check>): Check {
-  const entries = Object.entries(fields)
-  return (v) => typeof v === 'object' && v !== null && entries.every(([k, c]) => c((v as Record<string, unknown>)[k]))
+  const entries: Fields = Object.entries(fields)
+  return (v) => typeof v === 'object' && v !== null && firstBad(entries, v as Record<string, unknown>) === undefined
+}
+
+function firstBad(fields: Fields, value: Record<string, unknown>): string | undefined {
+  for (const [key, check] of fields) if (!check(value[key])) return key
+  return undefined
 }
 
 /** The fields of each op kind and what they must hold. */
@@ -68,14 +75,16 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
 }
 
+const OP_FIELDS = new Map<unknown, Fields>(Object.entries(OP_SHAPES).map(([name, fields]) => [name, Object.entries(fields)]))
+
 /** Why `op` is malformed, or undefined when it is well formed. */
 export function malformation(op: unknown): string | undefined {
   if (typeof op !== 'object' || op === null) return 'not an object'
   const name = (op as { op?: unknown }).op
-  const fields = typeof name === 'string' && Object.hasOwn(OP_SHAPES, name) ? OP_SHAPES[name as StoreOp['op']] : undefined
+  const fields = OP_FIELDS.get(name)
   if (fields === undefined) return `unknown op ${JSON.stringify(name)}`
-  const bad = Object.entries(fields).find(([k, check]) => !check((op as Record<string, unknown>)[k]))
-  return bad && `malformed field "${bad[0]}"`
+  const bad = firstBad(fields, op as Record<string, unknown>)
+  return bad && `malformed field "${bad}"`
 }
 
 /** Refuses a commit that would queue message `id` a second time, applying nothing. */
@@ -94,8 +103,9 @@ export function refused(why: string): IlmError {
  */
 export function validateOps(ops: readonly StoreOp[], conflict: (op: StoreOp) => string | undefined = () => undefined): void {
   if (!Array.isArray(ops)) throw refused('ops is not an array')
-  ops.forEach((op: StoreOp, i) => {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as StoreOp
     const problem = malformation(op) ?? conflict(op)
     if (problem !== undefined) throw refused(`op ${i} (${String((op as { op?: unknown }).op)}): ${problem}`)
-  })
+  }
 }

@@ -24,6 +24,9 @@ const frames: Frame[] = [
   { kind: 'hello', from: msg.from, to: msg.to, epoch, floor: 7, known: epoch, upTo: 12, reply: true },
   { kind: 'ack', from: msg.to, to: msg.from, epoch, upTo: Number.MAX_SAFE_INTEGER - 1 },
   { kind: 'reset', from: msg.to, to: msg.from, epoch, expected: '00m5x3k1b.xyz789' as Epoch },
+  // Headers that are not ASCII take more bytes than characters.
+  { ...msg, from: 'zoë' as PeerId, to: '🦊-fox' as PeerId },
+  { kind: 'ack', from: '李' as PeerId, to: msg.from, epoch, upTo: 3 },
 ]
 
 function mutateHeader(frame: Frame, patch: Record<string, unknown>): Uint8Array {
