@@ -7,6 +7,6 @@
  */
 export { test, type IntersessionFixtures, type IntersessionOptions } from './fixtures.js'
 export type { Peer, PeerOptions, ReceivedMessage } from './peer.js'
-export type { KitRelay, KitRelayOptions } from './relay.js'
+export type { KitRelay, KitRelayHealth, KitRelayOptions } from './relay.js'
 export { expectExactlyOnce, exactlyOnceReport, type ExactlyOnceOptions, type ExactlyOnceReport } from './exactly-once.js'
 export { expect } from '@playwright/test'

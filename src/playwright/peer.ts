@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs'
 import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test'
 import type { ConnectionState, MessageStatus, PendingCounts } from '../client/index.js'
 import { launchChromium, type ChromiumProcess } from './chromium-process.js'
-import { installPageHook, RECEIVED_BINDING } from './page-hook.js'
+import { installPageHook, RECEIVED_BINDING, type PageKit } from './page-hook.js'
 import type { KitRelay } from './relay.js'
 
 /** Options of `peer(name, options)`. */
@@ -41,9 +41,12 @@ export interface Peer {
   /** Opens the app in another tab of the same identity and waits until it called `connect()`. */
   newTab(): Promise<Page>
   /**
-   * Cuts this identity off: the relay closes its connection and refuses it,
-   * and the browser's network is offline; resolves once the relay no longer
-   * lists it and the page's connection is not `online`.
+   * Cuts this identity off on every path: the relay closes its connection
+   * and refuses it, the browser's network is offline, and every WebRTC peer
+   * connection of its tabs is closed (`setOffline` alone leaves them open);
+   * resolves once the relay no longer lists it, the page's connection is not
+   * `online` and no tab has a connected peer connection. New ones cannot form
+   * meanwhile: their signalling goes through the relay.
    */
   offline(): Promise<void>
   /** Undoes `offline()`; resolves once the relay lists the peer and the page's connection is `online` again. */
@@ -66,6 +69,8 @@ export interface Peer {
   killBrowser(): Promise<void>
   /** The connection state of `page`'s messenger. */
   connection(): Promise<ConnectionState>
+  /** How many WebRTC peer connections of `tab` (default 0) are `connected`: direct paths to other peers. */
+  rtcConnected(tab?: number): Promise<number>
   /** Messages waiting in IndexedDB. */
   pending(): Promise<PendingCounts>
   /** The status of a message this identity sent. */
@@ -199,11 +204,14 @@ export class KitPeer implements Peer {
     this.#cut = true
     await this.#relay.setPeerOnline(this.name, false)
     await this.#context.setOffline(true)
+    await Promise.all(this.#tabs.map((tab) => tab.evaluate(() => (window as unknown as { __intersessionKit__: PageKit }).__intersessionKit__.cutRtc())))
+    const direct = async (): Promise<number[]> => Promise.all(this.#tabs.map((_, i) => this.rtcConnected(i)))
     await until(
-      async () => !(await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status !== 'online',
+      async () =>
+        !(await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status !== 'online' && (await direct()).every((n) => n === 0),
       10_000,
       async () =>
-        `offline(): ${this.name} still connected: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}`,
+        `offline(): ${this.name} still connected: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}, connected peer connections per tab ${JSON.stringify(await direct().catch(String))}`,
     )
   }
 
@@ -273,6 +281,12 @@ export class KitPeer implements Peer {
 
   connection(): Promise<ConnectionState> {
     return this.#call('connection') as Promise<ConnectionState>
+  }
+
+  rtcConnected(tab = 0): Promise<number> {
+    const page = this.#tabs[tab]
+    if (page === undefined) throw new RangeError(`no tab ${tab}`)
+    return page.evaluate(() => (window as unknown as { __intersessionKit__: PageKit }).__intersessionKit__.rtcConnected())
   }
 
   pending(): Promise<PendingCounts> {

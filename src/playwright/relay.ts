@@ -54,6 +54,19 @@ export interface KitRelay {
   stop(): Promise<void>
   /** The relay's JSON log lines, from every run so far. */
   logs(): Record<string, unknown>[]
+  /** The relay's counters (`GET /health`) of its current run, e.g. `framesIn` to tell frames through it from direct ones. */
+  health(): Promise<KitRelayHealth>
+}
+
+/** Part of what the relay's `/health` reports (see docs/RELAY.md for the rest). */
+export interface KitRelayHealth {
+  /** Peers logged in now. */
+  readonly authenticated: number
+  /** Envelopes received from peers since this run started. */
+  readonly framesIn: number
+  /** Envelopes forwarded to peers since this run started. */
+  readonly framesOut: number
+  readonly [counter: string]: unknown
 }
 
 /**
@@ -138,6 +151,11 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     },
     stop: () => stop(),
     logs: () => [...logs],
+    async health() {
+      const response = await fetch(`http://127.0.0.1:${port}/health`)
+      if (!response.ok) throw new Error(`relay /health answered ${response.status}`)
+      return (await response.json()) as KitRelayHealth
+    },
     async dispose() {
       await stop()
       rmSync(mailboxDir, { recursive: true, force: true, maxRetries: 3 })

@@ -40,7 +40,7 @@ export interface WebRtcTransportOptions {
   readonly clock?: Clock
   /** Give up on a channel that is not open after this long and stay on the relay. Default 10 s. */
   readonly openTimeoutMs?: number
-  /** Wait before trying a direct channel to a peer again after one failed. Default 30 s. */
+  /** Wait before trying a direct channel to a peer again after one failed, unless the relay sees the peer come online again first. Default 30 s. */
   readonly retryAfterMs?: number
   /** Above this many buffered bytes, `send` returns a promise that resolves once the channel drains. Default 1 MiB. */
   readonly highWaterBytes?: number
@@ -196,8 +196,11 @@ export class WebRtcTransport implements Transport {
   }
 
   #onPeer(peer: PeerId, online: boolean): void {
-    if (online) this.#online.add(peer)
-    else {
+    if (online) {
+      this.#online.add(peer)
+      // A peer back online is a new chance for a direct path (e.g. the network that ended the last channel is back): no wait.
+      this.#clearRetry(peer)
+    } else {
       this.#online.delete(peer)
       this.#drop(peer, false)
     }
@@ -247,6 +250,13 @@ export class WebRtcTransport implements Transport {
   #clearTimer(link: Link): void {
     if (link.timer !== undefined) this.#clock.clearTimeout(link.timer)
     link.timer = undefined
+  }
+
+  #clearRetry(peer: PeerId): void {
+    const retry = this.#retries.get(peer)
+    if (retry === undefined) return
+    this.#clock.clearTimeout(retry)
+    this.#retries.delete(peer)
   }
 
   /** Back to the relay for `peer`; after a failure, wait before trying a channel again. */

@@ -11,8 +11,9 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 // In this repository the relay runs from source; an app gets it from the intersession-relay package.
 test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT } })
 
-async function app(relay: KitRelay, peer: string): Promise<{ url: string }> {
-  return { url: `/kit.html?${new URLSearchParams({ peer, relay: relay.url, token: await relay.token(peer) })}` }
+async function app(relay: KitRelay, peer: string, { webrtc = false } = {}): Promise<{ url: string }> {
+  const query = new URLSearchParams({ peer, relay: relay.url, token: await relay.token(peer), ...(webrtc && { webrtc: '1' }) })
+  return { url: `/kit.html?${query}` }
 }
 
 async function sendMany(from: Peer, to: string, n: number, tag: string): Promise<string[]> {
@@ -45,6 +46,77 @@ test('offline() cuts the peer at the relay and in the browser; a send meanwhile 
   await alice.waitDelivered([whileOffline])
   await expect.poll(() => bob.received()).toEqual([first, whileOffline])
   await expect(bob.page.locator('#inbox li')).toHaveCount(2)
+})
+
+test('offline() with WebRTC on closes the data channels on both sides; nothing flows until online(), then direct again', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice', { webrtc: true }))
+  const bob = await peer('bob', await app(relay, 'bob', { webrtc: true }))
+  // The first messages open the streams both sides watch, and with them the channel.
+  const warm = [await alice.send('bob', 'warm a'), await bob.send('alice', 'warm b')]
+  await bob.waitReceived(warm.slice(0, 1))
+  await alice.waitReceived(warm.slice(1))
+  await expect.poll(async () => [await alice.rtcConnected(), await bob.rtcConnected()], { timeout: 20_000 }).toEqual([1, 1])
+  const direct = async (tag: string): Promise<string[]> => {
+    const before = (await relay.health()).framesIn
+    const ids = await sendMany(alice, 'bob', 20, tag)
+    await alice.waitDelivered(ids)
+    await bob.waitReceived(ids)
+    expect((await relay.health()).framesIn - before).toBeLessThan(5)
+    return ids
+  }
+  const first = await direct('direct')
+
+  await alice.offline()
+  expect(await alice.rtcConnected()).toBe(0)
+  // The other side sees the cut too: its channel to alice closed, and the relay lists alice as gone.
+  await expect.poll(() => bob.rtcConnected(), { timeout: 10_000 }).toBe(0)
+  expect(await relay.connectedPeers()).not.toContain('alice')
+  const fromAlice = await sendMany(alice, 'bob', 5, 'alice offline')
+  const fromBob = await sendMany(bob, 'alice', 5, 'to offline alice')
+  await alice.page.waitForTimeout(2000)
+  expect(bob.received()).toEqual([warm[0], ...first])
+  expect(alice.received()).toEqual([warm[1]])
+  expect(await Promise.all(fromAlice.map((id) => alice.status(id)))).toEqual(fromAlice.map(() => 'queued'))
+
+  await alice.online()
+  await alice.waitDelivered(fromAlice)
+  await bob.waitDelivered(fromBob)
+  await bob.waitReceived(fromAlice)
+  await alice.waitReceived(fromBob)
+  expectExactlyOnce([warm[0]!, ...first, ...fromAlice], bob.received())
+  expectExactlyOnce([warm[1]!, ...fromBob], alice.received())
+  // The direct path comes back by itself once both are online again.
+  await expect.poll(async () => [await alice.rtcConnected(), await bob.rtcConnected()], { timeout: 20_000 }).toEqual([1, 1])
+  const again = await direct('direct again')
+  expectExactlyOnce([warm[0]!, ...first, ...fromAlice, ...again], bob.received())
+})
+
+test("offline() closes WebRTC connections that Playwright's setOffline leaves open, whoever made them", async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  // A data channel between two peer connections of the page itself, over loopback.
+  await alice.page.evaluate(async () => {
+    const a = new RTCPeerConnection()
+    const b = new RTCPeerConnection()
+    a.onicecandidate = (e) => void (e.candidate && b.addIceCandidate(e.candidate))
+    b.onicecandidate = (e) => void (e.candidate && a.addIceCandidate(e.candidate))
+    const channel = a.createDataChannel('probe')
+    const opened = new Promise((resolve) => (channel.onopen = resolve))
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription!)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription!)
+    await opened
+    ;(window as unknown as { probe: RTCDataChannel }).probe = channel
+  })
+  await expect.poll(() => alice.rtcConnected()).toBe(2)
+  await alice.context.setOffline(true)
+  await alice.page.waitForTimeout(1000)
+  expect(await alice.rtcConnected()).toBe(2)
+  expect(await alice.page.evaluate(() => (window as unknown as { probe: RTCDataChannel }).probe.readyState)).toBe('open')
+
+  await alice.offline()
+  expect(await alice.rtcConnected()).toBe(0)
+  expect(await alice.page.evaluate(() => (window as unknown as { probe: RTCDataChannel }).probe.readyState)).toBe('closed')
 })
 
 test('freeze() stops the tab (its engine leaves the relay) until resume()', async ({ relay, peer }) => {
