@@ -153,7 +153,9 @@ export class OutboundLink {
         if (this.#cursor >= stream.nextSeq || this.#cursor > settled + this.ctx.limits.window) return
         const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
         if (row === undefined) continue
-        if (!(await this.#send(row, acked + 1))) return
+        const sent = this.#send(row, acked + 1)
+        // Most transports take a frame synchronously: no promise, no extra turn per frame.
+        if (!(sent === true || (sent !== false && (await sent)))) return
       }
     } catch (error) {
       this.ctx.fail(error)
@@ -208,18 +210,30 @@ export class OutboundLink {
     return row
   }
 
-  async #send(row: OutboxRow, floor: number): Promise<boolean> {
+  #send(row: OutboxRow, floor: number): boolean | Promise<boolean> {
     const expired = row.expired === true || (row.expiresAt !== undefined && row.expiresAt <= this.ctx.clock.now())
     if (expired && row.expired !== true) this.ctx.expire([row])
     const at = this.ctx.clock.now()
+    let pending: void | Promise<void>
     try {
-      const pending = this.ctx.transmit(toFrame(this.ctx, row, floor, expired))
-      if (pending !== undefined) await pending
+      pending = this.ctx.transmit(toFrame(this.ctx, row, floor, expired))
     } catch {
-      // Go back to this seq; the timer retries with backoff, so a dead link never spins.
-      this.#arm()
-      return false
+      return this.#unsent()
     }
+    if (pending === undefined) return this.#sent(row, at, expired)
+    return pending.then(
+      () => this.#sent(row, at, expired),
+      () => this.#unsent(),
+    )
+  }
+
+  // Go back to this seq; the timer retries with backoff, so a dead link never spins.
+  #unsent(): false {
+    this.#arm()
+    return false
+  }
+
+  #sent(row: OutboxRow, at: number, expired: boolean): true {
     this.#cursor = row.seq + 1
     this.#sentUpTo = Math.max(this.#sentUpTo, row.seq)
     if (row.seq <= this.#highestSent) this.#sentAt.delete(row.seq)

@@ -2,7 +2,8 @@
  * bench:core — two engines over the memory network and memory stores push
  * N messages of 64 bytes; the ceiling is the same count through (1) a bare
  * in-memory async queue and (2) raw memory-network frames, measured in the
- * same run. Prints msgs/s and ratios; writes test/bench/results/core.json.
+ * same run. Prints msgs/s, CPU per message and ratios; writes
+ * test/bench/results/core.json.
  *
  *   npm run bench:core -- --messages 100000
  */
@@ -61,7 +62,7 @@ async function rawNetwork(): Promise<number> {
   return ms
 }
 
-async function engines(): Promise<{ ms: number; p50: number; p99: number }> {
+async function engines(): Promise<{ ms: number; cpuUs: number; p50: number; p99: number }> {
   const net = new MemoryNetwork()
   const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a') })
   const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b') })
@@ -74,6 +75,7 @@ async function engines(): Promise<{ ms: number; p50: number; p99: number }> {
     if (latencies.length === N) done()
   })
   await new Promise((resolve) => setTimeout(resolve, 20))
+  const cpu = process.cpuUsage()
   const start = performance.now()
   for (let i = 0; i < N; i += CHUNK) {
     const batch: Array<Promise<unknown>> = []
@@ -85,10 +87,11 @@ async function engines(): Promise<{ ms: number; p50: number; p99: number }> {
   }
   await finished
   const ms = performance.now() - start
+  const used = process.cpuUsage(cpu)
   await a.close()
   await b.close()
   latencies.sort((x, y) => x - y)
-  return { ms, p50: latencies[Math.floor(N * 0.5)]!, p99: latencies[Math.floor(N * 0.99)]! }
+  return { ms, cpuUs: used.user + used.system, p50: latencies[Math.floor(N * 0.5)]!, p99: latencies[Math.floor(N * 0.99)]! }
 }
 
 const rate = (ms: number): number => Math.round((N / ms) * 1000)
@@ -103,6 +106,8 @@ const result = {
   messages: N,
   bytes: payload.byteLength,
   engineMsgsPerSec: rate(ilm.ms),
+  /** Process CPU (user + system, GC threads included) per message, both engines: what the engine costs a battery. */
+  engineCpuMicrosPerMsg: Number((ilm.cpuUs / N).toFixed(2)),
   latencyP50Ms: Number(ilm.p50.toFixed(2)),
   latencyP99Ms: Number(ilm.p99.toFixed(2)),
   bareQueueMsgsPerSec: rate(queueMs),
@@ -116,7 +121,7 @@ const result = {
 console.log(
   [
     `bench:core  ${N} messages of ${payload.byteLength} B`,
-    `  engines (memory store + memory network): ${result.engineMsgsPerSec} msgs/s  p50 ${result.latencyP50Ms} ms  p99 ${result.latencyP99Ms} ms`,
+    `  engines (memory store + memory network): ${result.engineMsgsPerSec} msgs/s  ${result.engineCpuMicrosPerMsg} us CPU/msg  p50 ${result.latencyP50Ms} ms  p99 ${result.latencyP99Ms} ms`,
     `  ceiling, bare in-memory queue:           ${result.bareQueueMsgsPerSec} msgs/s  ratio ${result.ratioToBareQueue}`,
     `  ceiling, raw memory-network frames:      ${result.rawNetworkMsgsPerSec} msgs/s  ratio ${result.ratioToRawNetwork}`,
   ].join('\n'),
