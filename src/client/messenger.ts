@@ -86,6 +86,7 @@ export class Messenger {
   readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>((link, call) => this.#dispatch(link, call))
   /** Status events for messages whose `send()` has not resolved in this page yet: they wait for it. */
   readonly #unsent = new Map<string, StatusEvent[]>()
+  #unsaved = 0
   /** Held status events whose sends resolved, to emit once the callers' continuations ran. */
   #released: StatusEvent[] = []
   readonly #events: Emitter<MessengerEvents>
@@ -198,6 +199,16 @@ export class Messenger {
   }
 
   /**
+   * How many `send()` calls of this tab have not settled yet: their messages
+   * may not be stored, so closing the tab now may lose them (a settled send
+   * is durable, or was refused). E.g. warn before the page unloads:
+   * `addEventListener('beforeunload', (e) => messenger.unsaved > 0 && e.preventDefault())`.
+   */
+  get unsaved(): number {
+    return this.#unsaved
+  }
+
+  /**
    * Resolves once this tab's engine, or the leader tab's, is up: calls are
    * served from then on. Being offline is normal and does not delay it (see
    * `connection`). Rejects with `CLOSED` if the messenger closes first
@@ -218,7 +229,9 @@ export class Messenger {
     const id = options.id ?? nanoid()
     if (!this.#unsent.has(id)) this.#unsent.set(id, [])
     const sent = this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
+    this.#unsaved += 1
     const release = (): void => {
+      this.#unsaved -= 1
       const held = this.#unsent.get(id)
       this.#unsent.delete(id)
       if (held === undefined || held.length === 0) return

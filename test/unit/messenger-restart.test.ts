@@ -133,3 +133,27 @@ describe('the page client across a worker restart', () => {
     await messenger.close()
   })
 })
+
+describe('the page client counts sends not yet durable', () => {
+  it('unsaved counts send() calls until each settles, resolved or refused', async () => {
+    const worker = new FakeWorker(false)
+    const messenger = new Messenger('alice' as PeerId, config, () => worker.link())
+    const started = messenger.start()
+    expect(messenger.unsaved).toBe(0)
+    const sends = [
+      messenger.send('bob', 'one'),
+      messenger.send('bob', 'two'),
+      messenger.send('bob', 'one again', { id: 'same' }),
+      messenger.send('bob', 'x', { id: 'same' }),
+    ]
+    const refused = messenger.send('bob', 'bad options', 42 as never)
+    expect(messenger.unsaved).toBe(4)
+    await expect(refused).rejects.toThrow(TypeError)
+    expect(messenger.unsaved).toBe(4)
+    worker.open()
+    await started
+    await Promise.all(sends)
+    expect(messenger.unsaved).toBe(0)
+    await messenger.close()
+  })
+})
