@@ -177,15 +177,8 @@ export class Messenger {
   async #loadRtc(): Promise<void> {
     const config = this.#options.rtc
     if (config === undefined || this.#rtc !== undefined) return
-    const { PageRtc } = await import('./page-rtc.js')
-    this.#rtc = new PageRtc(
-      {
-        rtcSignal: (peer, data) => void this.#link?.remote.rtcSignal(peer, data),
-        rtcChannel: (peer, channel) => void this.#link?.remote.rtcChannel(peer, channel),
-        rtcFailed: (peer) => void this.#link?.remote.rtcFailed(peer),
-      },
-      config,
-    )
+    const { pageRtcFor } = await import('./page-rtc.js')
+    this.#rtc = pageRtcFor(() => this.#link?.remote, config)
   }
 
   /** `leader` if this tab runs the engine, `follower` if another tab does. */

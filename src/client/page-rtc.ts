@@ -10,6 +10,22 @@ export interface RtcPort {
 }
 
 /**
+ * A {@link PageRtc} that reports to whatever port `current()` returns at the
+ * time (the page's current worker; nothing while there is none). Here rather
+ * than in the messenger, so that the page loads this wiring only with WebRTC on.
+ */
+export function pageRtcFor(current: () => RtcPort | undefined, config: RTCConfiguration): PageRtc {
+  return new PageRtc(
+    {
+      rtcSignal: (peer, data) => current()?.rtcSignal(peer, data),
+      rtcChannel: (peer, channel) => current()?.rtcChannel(peer, channel),
+      rtcFailed: (peer) => current()?.rtcFailed(peer),
+    },
+    config,
+  )
+}
+
+/**
  * Makes RTCPeerConnections for the leader's worker. Each data channel is
  * transferred to the worker in the task that created it (a channel can only
  * be transferred before it is used), so frames never pass through the page;

@@ -22,9 +22,12 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}, rand
   const { initialMs, maxMs } = backoffBounds(options)
   if (!Number.isSafeInteger(attempt) || attempt < 0) throw new RangeError(`backoffDelay: invalid attempt ${String(attempt)}`)
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, MAX_EXPONENT))
-  const draw = random()
-  const unit = Number.isFinite(draw) ? Math.min(Math.max(draw, 0), 1) : 0
-  return Math.floor(unit * ceiling)
+  return Math.floor(unitDraw(random()) * ceiling)
+}
+
+/** A random draw clamped into [0, 1] (0 when it is not a finite number). */
+export function unitDraw(draw: number): number {
+  return Number.isFinite(draw) ? Math.min(Math.max(draw, 0), 1) : 0
 }
 
 /**

@@ -11,7 +11,8 @@ export interface NetworkStatusSource {
   subscribe(listener: (online: boolean) => void): () => void
 }
 
-interface EventTargetLike {
+/** What {@link isEventTarget} checks for. */
+export interface EventTargetLike {
   addEventListener(type: string, listener: () => void): void
   removeEventListener(type: string, listener: () => void): void
 }
@@ -64,7 +65,8 @@ export function isNetworkStatusSource(value: unknown): value is NetworkStatusSou
   return typeof value === 'object' && value !== null && typeof (value as { subscribe?: unknown }).subscribe === 'function'
 }
 
-function isEventTarget(value: unknown): value is EventTargetLike {
+/** Whether `value` has `addEventListener` and `removeEventListener`. */
+export function isEventTarget(value: unknown): value is EventTargetLike {
   if (typeof value !== 'object' || value === null) return false
   const t = value as Record<string, unknown>
   return typeof t.addEventListener === 'function' && typeof t.removeEventListener === 'function'

@@ -6,6 +6,7 @@ import {
   CLOSE_CODES,
   MAX_WATCH,
   envelope,
+  isRelayUrl,
   openEnvelope,
   parseRelayControl,
   type ClientControl,
@@ -13,8 +14,8 @@ import {
   type RelayLimitsInfo,
 } from '../protocol/relay.js'
 import { systemClock } from '../runtime/system-clock.js'
-import { backoffBounds, backoffDelay, type BackoffOptions } from './backoff.js'
-import { environmentNetworkStatus, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
+import { backoffBounds, backoffDelay, unitDraw, type BackoffOptions } from './backoff.js'
+import { environmentNetworkStatus, isEventTarget, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
 
 /**
  * The part of a WebSocket the transport uses. The browser / worker
@@ -294,7 +295,7 @@ export class WebSocketTransport implements Transport {
     this.#maxBufferedBytes = maxBufferedBytes
     this.#random = random
     this.#networkStatus = options.networkStatus ?? environmentNetworkStatus()
-    this.#urlIndex = this.urls.length > 1 ? Math.min(this.urls.length - 1, Math.floor(unit(random()) * this.urls.length)) : 0
+    this.#urlIndex = this.urls.length > 1 ? Math.min(this.urls.length - 1, Math.floor(unitDraw(random()) * this.urls.length)) : 0
   }
 
   /** The current connection state (a frozen snapshot). */
@@ -880,33 +881,15 @@ function relayUrls(options: WebSocketTransportOptions): readonly string[] {
   const list = url !== undefined ? [url] : urls
   if (!Array.isArray(list) || list.length === 0) throw new TypeError('WebSocketTransport: urls must be a non-empty array')
   for (const candidate of list) {
-    if (!isWebSocketUrl(candidate)) throw new TypeError(`WebSocketTransport: ${JSON.stringify(candidate)} is not a ws: or wss: URL`)
+    if (!isRelayUrl(candidate)) throw new TypeError(`WebSocketTransport: ${JSON.stringify(candidate)} is not a ws: or wss: URL`)
   }
   return Object.freeze([...(list as string[])])
-}
-
-function isWebSocketUrl(value: unknown): value is string {
-  if (typeof value !== 'string') return false
-  try {
-    const protocol = new URL(value).protocol
-    return protocol === 'ws:' || protocol === 'wss:'
-  } catch {
-    return false
-  }
 }
 
 function globalWebSocket(): WebSocketConstructor {
   const ctor = (globalThis as { WebSocket?: unknown }).WebSocket
   if (typeof ctor !== 'function') throw new TypeError('WebSocketTransport: no global WebSocket here (Node 20); pass options.WebSocket, e.g. the ws package')
   return ctor as WebSocketConstructor
-}
-
-function isEventTarget(
-  value: unknown,
-): value is { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } {
-  if (typeof value !== 'object' || value === null) return false
-  const t = value as Record<string, unknown>
-  return typeof t.addEventListener === 'function' && typeof t.removeEventListener === 'function'
 }
 
 /** Message data as bytes: an ArrayBuffer (`binaryType = 'arraybuffer'`) or a view (a Node Buffer). Blobs are not expected. */
@@ -958,10 +941,6 @@ function isEvents(events: unknown): events is TransportEvents {
 function isUint8Array(value: unknown): value is Uint8Array {
   // By tag, not instanceof: the value may come from another realm.
   return Object.prototype.toString.call(value) === '[object Uint8Array]'
-}
-
-function unit(draw: number): number {
-  return Number.isFinite(draw) ? Math.min(Math.max(draw, 0), 1) : 0
 }
 
 function describeError(error: unknown): string {
