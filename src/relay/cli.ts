@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /// <reference types="node" />
 /**
- * `intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N] [--lease-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N]`
+ * `intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N] [--lease-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N] [--mailbox-totals-interval-ms N]`
  *
  * Environment (flags win over it):
  * - `INTERSESSION_RELAY_PORT` (default 8787; 0 = any free one), `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
@@ -11,7 +11,7 @@
  *   `_MAX_CONNECTIONS`, `_AUTH_TIMEOUT_MS`, `_PING_INTERVAL_MS`, `_MAILBOX_MAX_MESSAGES`, `_MAILBOX_MAX_BYTES`,
  *   `_MAILBOX_RETENTION_MS` (all prefixed `INTERSESSION_RELAY`)
  * - `INTERSESSION_RELAY_MAILBOX_DIR` (default `./.intersession-mailbox`), `INTERSESSION_RELAY_NO_MAILBOX=1`
- * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_CLUSTER`: same as `--redis-cluster`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`, `INTERSESSION_RELAY_LEASE_MS`
+ * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_CLUSTER`: same as `--redis-cluster`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`, `INTERSESSION_RELAY_LEASE_MS`, `INTERSESSION_RELAY_MAILBOX_TOTALS_INTERVAL_MS`
  *
  * The mailbox (store and forward for offline peers) is on by default, in an
  * embedded LevelDB directory that survives restarts. With `--redis` the relay
@@ -30,7 +30,7 @@ import type { Mailbox } from './mailbox/mailbox.js'
 import { DEFAULT_LEASE_MS, MIN_LEASE_MS } from './cluster/node-lease.js'
 import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './mailbox/redis-durability.js'
 import { parseRootNodes, type RedisTarget } from './redis-target.js'
-import { createRelay, type RelayHandle, type RelayLimits } from './relay.js'
+import { createRelay, DEFAULT_MAILBOX_TOTALS_INTERVAL_MS, type RelayHandle, type RelayLimits } from './relay.js'
 
 /** Where the mailbox lives unless told otherwise: next to where the relay runs. */
 const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
@@ -76,6 +76,11 @@ const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--test-c
   --mailbox-max-messages N   entries per offline peer (default 10000)
   --mailbox-max-bytes N      message bytes per offline peer (default 67108864)
   --mailbox-retention-ms N   how long a message waits (default 604800000 = 7 days)
+  --mailbox-totals-interval-ms N
+                  with the mailbox in Redis: /metrics counts the entries and
+                  bytes of the whole Redis (a SCAN of every master) at most
+                  once per N ms (default ${DEFAULT_MAILBOX_TOTALS_INTERVAL_MS}; 0 = every scrape;
+                  or INTERSESSION_RELAY_MAILBOX_TOTALS_INTERVAL_MS)
 
 Authentication: set INTERSESSION_JWT_SECRET (HS256; sub = peer id, exp required),
 or use --dev for local demos.`
@@ -129,6 +134,7 @@ async function main(): Promise<void> {
         'mailbox-max-messages': { type: 'string' },
         'mailbox-max-bytes': { type: 'string' },
         'mailbox-retention-ms': { type: 'string' },
+        'mailbox-totals-interval-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -190,6 +196,8 @@ async function main(): Promise<void> {
   if (leaseText !== undefined && redis === undefined) fail('--lease-ms applies to a cluster: it needs --redis or --redis-cluster')
   const leaseMs = leaseText === undefined ? DEFAULT_LEASE_MS : integer(leaseText, '--lease-ms')
   if (leaseMs < MIN_LEASE_MS) fail(`--lease-ms must be at least ${MIN_LEASE_MS}`)
+  const totalsText = values['mailbox-totals-interval-ms'] ?? (env.INTERSESSION_RELAY_MAILBOX_TOTALS_INTERVAL_MS || undefined)
+  const mailboxTotalsIntervalMs = totalsText === undefined ? DEFAULT_MAILBOX_TOTALS_INTERVAL_MS : integer(totalsText, '--mailbox-totals-interval-ms')
   const onRedisError = (error: Error): void => {
     process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'redis_error', message: error.message })}\n`)
   }
@@ -239,6 +247,7 @@ async function main(): Promise<void> {
       host,
       port,
       limits,
+      mailboxTotalsIntervalMs,
       ...(mailbox !== undefined && { mailbox }),
       ...(cluster !== undefined && { cluster }),
       ...(dev ? { dev: true } : { jwtSecret: secret! }),

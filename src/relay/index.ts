@@ -1,6 +1,7 @@
 /// <reference types="node" />
 export {
   createRelay,
+  DEFAULT_MAILBOX_TOTALS_INTERVAL_MS,
   DEFAULT_RELAY_LIMITS,
   type RefusalReason,
   type RelayHandle,
@@ -12,7 +13,17 @@ export {
   type VerifyToken,
 } from './relay.js'
 export { createToken, type CreateTokenOptions } from './token.js'
-export type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox/mailbox.js'
+export type {
+  Mailbox,
+  MailboxEntry,
+  MailboxEntryKind,
+  MailboxItem,
+  MailboxLimits,
+  MailboxRecord,
+  MailboxTotals,
+  PutResult,
+  Tombstone,
+} from './mailbox/mailbox.js'
 export { mailboxContract } from './mailbox/contract.js'
 export { MemoryMailbox } from './mailbox/memory.js'
 export { LevelMailbox, type LevelMailboxOptions } from './mailbox/level.js'

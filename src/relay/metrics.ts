@@ -1,5 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Mailbox } from './mailbox/mailbox.js'
+import type { Clock } from '../core/clock.js'
+import { CachedTotals } from './cached-totals.js'
+import type { Mailbox, MailboxTotals } from './mailbox/mailbox.js'
 import { observeRedisCommands } from './redis-command-metrics.js'
 import { REFUSAL_REASONS, type RelayStats } from './stats.js'
 
@@ -11,13 +13,24 @@ export interface RelayMetrics {
   close(): void
 }
 
+/** How the mailbox totals gauges are read (see {@link CachedTotals}). */
+export interface MailboxTotalsOptions {
+  /** A walk over the mailbox's storage (Redis) starts at most once per this many ms. */
+  readonly intervalMs: number
+  /** How long a scrape waits for a walk in progress before it shows the last totals (ms). */
+  readonly waitMs: number
+  readonly clock: Clock
+  /** Told about a walk that failed. */
+  readonly onError: (error: unknown) => void
+}
+
 /**
  * A prom-client registry whose metrics are read from the relay's own counters
  * at scrape time (one source of truth with `/health`), labelled with `node`
  * (the cluster node id, or `standalone`), plus the mailbox's totals when it
- * keeps them, the Redis commands of this process, and Node's process metrics.
+ * has them, the Redis commands of this process, and Node's process metrics.
  */
-export function createRelayMetrics(read: () => RelayStats, node: string, mailbox: Mailbox | undefined): RelayMetrics {
+export function createRelayMetrics(read: () => RelayStats, node: string, mailbox: Mailbox | undefined, options: MailboxTotalsOptions): RelayMetrics {
   const registry = new Registry()
   registry.setDefaultLabels({ node })
   collectDefaultMetrics({ register: registry, prefix: 'intersession_relay_' })
@@ -87,36 +100,69 @@ export function createRelayMetrics(read: () => RelayStats, node: string, mailbox
     'Mailbox operations that failed (no `stored` was sent; the sender retransmits).',
     (s) => s.mailboxFailures,
   )
-  if (mailbox?.totals !== undefined) {
-    const totals = mailbox.totals.bind(mailbox)
-    new Gauge({
-      name: 'intersession_relay_mailbox_entries',
-      help: 'Entries the mailbox holds (messages, skips, acks, notices) for every destination.',
-      registers: [registry],
-      collect() {
-        this.set(totals().entries)
-      },
-    })
-    new Gauge({
-      name: 'intersession_relay_mailbox_bytes',
-      help: 'Message bytes the mailbox holds (as counted against the per-peer byte limit).',
-      registers: [registry],
-      collect() {
-        this.set(totals().bytes)
-      },
-    })
-  }
+  const readTotals = mailbox?.totals?.bind(mailbox)
+  const totals = readTotals === undefined ? undefined : mailboxTotals(registry, readTotals, options)
   const stopRedis = observeRedisCommands(registry)
   return {
     contentType: registry.contentType,
     close: stopRedis,
     async text() {
       snapshot = undefined
+      await totals?.()
       try {
         return await registry.metrics()
       } finally {
         snapshot = undefined
       }
     },
+  }
+}
+
+/**
+ * The mailbox totals gauges: `..._mailbox_entries`, `..._mailbox_bytes` and
+ * `..._mailbox_totals_age_seconds` (how old the totals shown are: 0 for
+ * counters kept in memory, up to the interval and more after failed walks
+ * for Redis), absent until a first read succeeded; and
+ * `..._mailbox_totals_failures_total`. Returns what a scrape calls first.
+ */
+function mailboxTotals(registry: Registry, read: () => MailboxTotals | Promise<MailboxTotals>, options: MailboxTotalsOptions): () => Promise<void> {
+  const cache = new CachedTotals({ ...options, read })
+  new Counter({
+    name: 'intersession_relay_mailbox_totals_failures_total',
+    help: 'Reads of the mailbox totals that failed (the gauges keep the last good totals; see ..._mailbox_totals_age_seconds).',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(cache.failures)
+    },
+  })
+  // Registered on the first good reading: a gauge of 0 before it would be a false total.
+  const gauges = [
+    new Gauge({
+      name: 'intersession_relay_mailbox_entries',
+      help: 'Entries the mailbox holds (messages, skips, acks, notices) for every destination; with Redis, of the whole Redis (do not sum it over nodes).',
+      registers: [],
+    }),
+    new Gauge({
+      name: 'intersession_relay_mailbox_bytes',
+      help: 'Message bytes the mailbox holds (as counted against the per-peer byte limit); with Redis, of the whole Redis (do not sum it over nodes).',
+      registers: [],
+    }),
+    new Gauge({
+      name: 'intersession_relay_mailbox_totals_age_seconds',
+      help: 'How old the mailbox entries and bytes shown are (0: counted on every change; Redis: from its last scan).',
+      registers: [],
+    }),
+  ] as const
+  let registered = false
+  return async () => {
+    const reading = await cache.get()
+    if (reading === undefined) return
+    const [entries, bytes, age] = gauges
+    entries.set(reading.totals.entries)
+    bytes.set(reading.totals.bytes)
+    age.set(Math.max(0, options.clock.now() - reading.at) / 1000)
+    if (!registered) for (const gauge of gauges) registry.registerMetric(gauge)
+    registered = true
   }
 }

@@ -47,6 +47,9 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
   mailboxRetentionMs: 7 * 24 * 3600 * 1000,
 })
 
+/** The default of {@link RelayOptions.mailboxTotalsIntervalMs}. */
+export const DEFAULT_MAILBOX_TOTALS_INTERVAL_MS = 15_000
+
 /** The longest delay a Node timer takes (a longer one fires at once). */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -77,6 +80,15 @@ export interface RelayOptions {
    */
   readonly mailbox?: Mailbox
   /**
+   * `GET /metrics`, for a mailbox that walks its storage to count what it
+   * holds (`RedisMailbox`: a `SCAN` of every master): a new count starts only
+   * once this many ms have passed since the last one ended, so scrapes in
+   * between show the last count (`intersession_relay_mailbox_totals_age_seconds`
+   * says how old). 0 counts on every scrape (still one count at a time).
+   * Memory and LevelDB mailboxes keep counters and ignore it. Default 15,000.
+   */
+  readonly mailboxTotalsIntervalMs?: number
+  /**
    * Makes this relay one node of many (e.g. `createRedisCluster`): frames,
    * signals and presence reach peers connected to other nodes, and a login
    * here replaces the same peer's connection on any node. Give the nodes a
@@ -103,6 +115,7 @@ export interface ResolvedRelayOptions {
   readonly logger: (entry: RelayLogEntry) => void
   readonly auth: Authenticator
   readonly mailbox: Mailbox | undefined
+  readonly mailboxTotalsIntervalMs: number
   readonly cluster: RelayCluster | undefined
   readonly testControl: boolean
 }
@@ -110,7 +123,7 @@ export interface ResolvedRelayOptions {
 /**
  * Checks the options of `createRelay` and fills in the defaults.
  * @throws TypeError unless exactly one of `verify`, `jwtSecret`, `dev: true` is given, or on a mistyped option.
- * @throws RangeError for a port or limit out of range.
+ * @throws RangeError for a port, limit or `mailboxTotalsIntervalMs` out of range.
  */
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
@@ -126,13 +139,17 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   if (mailbox !== undefined && (typeof mailbox !== 'object' || mailbox === null || typeof mailbox.put !== 'function')) {
     throw new TypeError('mailbox must implement Mailbox')
   }
+  const mailboxTotalsIntervalMs = options.mailboxTotalsIntervalMs ?? DEFAULT_MAILBOX_TOTALS_INTERVAL_MS
+  if (!Number.isSafeInteger(mailboxTotalsIntervalMs) || mailboxTotalsIntervalMs < 0) {
+    throw new RangeError('mailboxTotalsIntervalMs must be an integer >= 0 (ms)')
+  }
   const cluster = options.cluster
   if (cluster !== undefined && (typeof cluster !== 'object' || cluster === null || typeof cluster.claim !== 'function')) {
     throw new TypeError('cluster must implement RelayCluster')
   }
   const testControl = options.testControl ?? false
   if (typeof testControl !== 'boolean') throw new TypeError('testControl must be a boolean')
-  return { host, port, limits, logger, auth, mailbox, cluster, testControl }
+  return { host, port, limits, logger, auth, mailbox, mailboxTotalsIntervalMs, cluster, testControl }
 }
 
 function resolveRelayLimits(given: Partial<RelayLimits> | undefined): RelayLimits {

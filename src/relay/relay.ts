@@ -31,8 +31,14 @@ import { StoreAndForward } from './store-and-forward.js'
 import { unrefTimers } from './unref-timers.js'
 
 export type { VerifyResult, VerifyToken } from './auth.js'
-export { DEFAULT_RELAY_LIMITS, type RelayLimits, type RelayLogEntry, type RelayOptions } from './options.js'
+export { DEFAULT_MAILBOX_TOTALS_INTERVAL_MS, DEFAULT_RELAY_LIMITS, type RelayLimits, type RelayLogEntry, type RelayOptions } from './options.js'
 export type { RefusalReason, RelayStats } from './stats.js'
+
+/**
+ * How long `GET /metrics` waits for a count of the mailbox in progress before
+ * it shows the last one: well inside Prometheus's default 10 s scrape timeout.
+ */
+const METRICS_TOTALS_WAIT_MS = 5_000
 
 /** A running relay. */
 export interface RelayHandle {
@@ -55,7 +61,7 @@ export interface RelayHandle {
  * @throws RangeError for a limit out of range.
  */
 export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
-  const { host, port, limits, logger, auth, mailbox, cluster, testControl } = resolveRelayOptions(options)
+  const { host, port, limits, logger, auth, mailbox, mailboxTotalsIntervalMs, cluster, testControl } = resolveRelayOptions(options)
   const clock = unrefTimers(systemClock)
   const log = createRelayLog(logger, clock)
   const counters = new RelayCounters()
@@ -76,7 +82,12 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     mail: (to) => storeAndForward?.mailArrived(to),
     presence: (peer, online) => presence.announce(peer, online),
   })
-  const metrics = createRelayMetrics(stats, cluster?.nodeId ?? 'standalone', mailbox)
+  const metrics = createRelayMetrics(stats, cluster?.nodeId ?? 'standalone', mailbox, {
+    intervalMs: mailboxTotalsIntervalMs,
+    waitMs: METRICS_TOTALS_WAIT_MS,
+    clock,
+    onError: (error) => log('warn', 'mailbox_totals_failed', { message: errorMessage(error) }),
+  })
   const server = await listen({
     host,
     port,

@@ -289,6 +289,56 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       checkEqual(await other.size('bob'), { entries: 1, bytes: 0 }, 'size after the ack')
     },
 
+    'totals, when it has them, are the entries and msg bytes of every destination through puts, refusals, acks, removals and expiry': async (make) => {
+      const box = await make()
+      const read = box.totals?.bind(box)
+      if (read === undefined) return
+      const totals = async (): Promise<unknown> => {
+        const { entries, bytes } = await read()
+        return { entries, bytes }
+      }
+      const summed = async (): Promise<unknown> => {
+        const sizes = await Promise.all(['bob', 'carol', 'dave'].map((to) => box.size(to)))
+        return sizes.reduce((a, b) => ({ entries: a.entries + b.entries, bytes: a.bytes + b.bytes }), { entries: 0, bytes: 0 })
+      }
+      const expect = async (entries: number, bytes: number, message: string): Promise<void> => {
+        checkEqual(await totals(), { entries, bytes }, message)
+        checkEqual(await summed(), { entries, bytes }, `${message}: the sizes`)
+      }
+      await expect(0, 0, 'empty')
+      const keys: string[] = []
+      for (const [to, record] of [
+        ['bob', msg('alice', E1, 1, { size: 10, storedAt: 100 })],
+        ['bob', msg('alice', E1, 2, { size: 20, storedAt: 5_000 })],
+        ['carol', msg('alice', E1, 1, { size: 30, storedAt: 5_000 })],
+        ['carol', { kind: 'ack', from: 'dave', epoch: E2, seq: 4, id: '', size: 5, storedAt: 5_000 }],
+        ['dave', { kind: 'notice', from: 'erin', epoch: E1, seq: 2, id: 'n', size: 0, storedAt: 5_000, reason: 'retention' }],
+        ['dave', { ...msg('erin', E1, 3), kind: 'skip', size: 7, reason: 'full_bytes' }],
+      ] as const) {
+        const result = await box.put(to, record, frameOf(record), LIMITS)
+        if (result.ok) keys.push(result.entry.key)
+      }
+      await expect(6, 60, 'after six puts (three msgs of 10, 20, 30 bytes)')
+      await box.put('bob', msg('alice', E1, 2, { size: 20 }), Uint8Array.of(1), LIMITS)
+      checkEqual(
+        await box.put('carol', msg('alice', E1, 2, { size: 100 }), Uint8Array.of(1), { maxMessages: 100, maxBytes: 50 }),
+        { ok: false, reason: 'full_bytes' },
+        'refused',
+      )
+      await expect(6, 60, 'after a duplicate and a refusal')
+      await box.expire(1_000, tombstone)
+      await expect(6, 50, "after bob's first msg expired into a skip")
+      checkEqual(await box.ack('bob', 'alice', E1, 2), 2, 'ack of bob')
+      await expect(4, 30, 'after the ack')
+      const [, , carolMsg = '', carolAck = '', notice = ''] = keys
+      await box.remove('carol', [carolAck])
+      await expect(3, 30, "after carol's ack was removed")
+      await box.remove('carol', [carolMsg])
+      await box.ack('dave', 'erin', E1, 3)
+      await box.remove('dave', [notice])
+      await expect(0, 0, 'after everything went')
+    },
+
     'rejects every call once closed ("mailbox closed"); close is idempotent': async (make) => {
       const box = await make()
       await box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), LIMITS)

@@ -53,6 +53,12 @@ export interface MailboxItem {
   readonly frame: Uint8Array
 }
 
+/** Entries and `msg` bytes, of one destination or of all (see {@link Mailbox.totals}). */
+export interface MailboxTotals {
+  readonly entries: number
+  readonly bytes: number
+}
+
 /** Per-destination limits checked by {@link Mailbox.put}. */
 export interface MailboxLimits {
   /** Entries per destination. `skip`, `ack` and `notice` entries may use up to twice as many. */
@@ -96,11 +102,13 @@ export interface Mailbox {
   /** Entries and `msg` bytes held for `to`. */
   size(to: string): Promise<{ readonly entries: number; readonly bytes: number }>
   /**
-   * Entries and `msg` bytes held for every destination, for the metrics, when
-   * the mailbox knows them without a walk over its storage (in memory and
-   * LevelDB: counters kept with every change). Absent on Redis.
+   * Entries and `msg` bytes held for every destination, for the metrics: the
+   * sum of {@link Mailbox.size} over them. Synchronous when the mailbox keeps
+   * counters with every change (memory, LevelDB), which the metrics read on
+   * every scrape; a promise when it has to walk its storage (Redis: a scan of
+   * every master), which the metrics read at most once per interval.
    */
-  totals?(): { readonly entries: number; readonly bytes: number }
+  totals?(): MailboxTotals | Promise<MailboxTotals>
   /** Releases the storage; later calls reject. Idempotent. */
   close(): Promise<void>
 }

@@ -238,6 +238,8 @@ const CHAR_X = 'x'.charCodeAt(0)
 const EXPIRE_PAGE = 512
 /** Pages of one `expire` call, so a stream of back-dated puts cannot hold it forever. */
 const EXPIRE_MAX_PAGES = 1_000
+/** `COUNT` of each `SCAN` of `totals`: keys looked at per round trip. */
+const SCAN_PAGE = 1_000
 
 /**
  * A {@link Mailbox} in Redis (7+), shared by any number of relay nodes: the
@@ -476,6 +478,49 @@ export class RedisMailbox implements Mailbox {
     return { entries: Number(entries), bytes: Number(bytes) }
   }
 
+  /**
+   * Entries and `msg` bytes of every destination under this prefix, over the
+   * whole Redis (on a cluster, every master): `SCAN` for the destinations'
+   * streams on each master (`MATCH <p>m:{*`, `TYPE stream`, pages of
+   * {@link SCAN_PAGE}), then `mbSize` of each destination found, a page at
+   * a time (one script per destination, in its own slot, pipelined). Not a
+   * snapshot: a destination changed during the walk counts as it was when it
+   * was reached, and one whose slot migrates meanwhile may count twice or not
+   * at all. Keys `SCAN` returns twice (it may, while Redis resizes a table)
+   * count once. Costs one round trip per page and one short script per
+   * destination; the relay's metrics cache it (`mailboxTotalsIntervalMs`).
+   */
+  async totals(): Promise<{ entries: number; bytes: number }> {
+    this.#check()
+    const connection = this.#connection
+    const masters =
+      connection.kind === 'node'
+        ? [connection.client]
+        : await this.#run(() => Promise.all(connection.client.masters.map((master) => connection.client.nodeClient(master))))
+    const match = `${globEscape(this.#prefix)}m:{*`
+    // `<p>m:{<to>}`: the destination starts after the prefix, `m:` and `{`.
+    const tagAt = this.#prefix.length + 3
+    let entries = 0
+    let bytes = 0
+    for (const master of masters) {
+      const seen = new Set<string>()
+      let cursor = '0'
+      do {
+        const { cursor: next, keys } = await this.#run(() => master.scan(cursor, { MATCH: match, COUNT: SCAN_PAGE, TYPE: 'stream' }))
+        cursor = text(next)
+        const fresh = keys.map(text).filter((key) => !seen.has(key))
+        for (const key of fresh) seen.add(key)
+        const sizes = await this.#run(() => Promise.all(fresh.map((key) => this.#client.mbSize(this.#keys(key.slice(tagAt, -1)), []))))
+        for (const size of sizes) {
+          const [n, b] = list(size)
+          entries += Number(n)
+          bytes += Number(b)
+        }
+      } while (cursor !== '0')
+    }
+    return { entries, bytes }
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#client.close().catch(() => this.#client.destroy())
     return this.#closing
@@ -656,6 +701,11 @@ function checkKey(key: unknown): void {
 function isStreamId(key: string): boolean {
   const parts = STREAM_ID.exec(key)
   return parts !== null && BigInt(parts[1]!) <= MAX_ID_PART && BigInt(parts[2]!) <= MAX_ID_PART
+}
+
+/** `text` matched literally in a `SCAN ... MATCH` pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[\\*?[\]^-]/g, '\\$&')
 }
 
 /** Orders stream ids `<ms>-<n>` numerically. */
