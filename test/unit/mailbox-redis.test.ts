@@ -159,6 +159,23 @@ describe('RedisMailbox across nodes and Redis failures', () => {
     expect(errors.length).toBeGreaterThan(0)
   })
 
+  it('counts totals under its own prefix only, with glob characters in it taken literally', async () => {
+    // Unescaped, `b[a]\?^-:` would miss its own keys, and `g*:` would walk those of `g:` and `gx:`.
+    const star = await redisMailbox('g*:')
+    const brackets = await redisMailbox('b[a]\\?^-:')
+    const plain = await redisMailbox('g:')
+    const other = await redisMailbox('gx:')
+    await plain.put('bob', msg('alice', E1, 1, { size: 6 }), Uint8Array.of(1), LIMITS)
+    await other.put('bob', msg('alice', E1, 1, { size: 5 }), Uint8Array.of(1), LIMITS)
+    await star.put('carol', msg('alice', E1, 1, { size: 7 }), Uint8Array.of(1), LIMITS)
+    await brackets.put('dave', msg('alice', E1, 1, { size: 8 }), Uint8Array.of(1), LIMITS)
+    expect(await star.totals()).toEqual({ entries: 1, bytes: 7 })
+    expect(await brackets.totals()).toEqual({ entries: 1, bytes: 8 })
+    expect(await plain.totals()).toEqual({ entries: 1, bytes: 6 })
+    await star.close()
+    await expect(star.totals()).rejects.toThrow(/closed/)
+  })
+
   it('refuses misuse at once', async () => {
     const box = await redisMailbox()
     await expect(box.put('', msg('alice', E1, 1), Uint8Array.of(1), LIMITS)).rejects.toThrow(TypeError)
