@@ -63,7 +63,7 @@ describe('the docs name exactly what exists', () => {
       ...unionMembers('src/core/codec.ts', 'DecodeFailure'),
       ...[...read('src/core/engine.ts').matchAll(/#refuse\('([A-Z_]+)'\)/g)].map((m) => m[1]!),
       ...Object.keys(CLOSE_CODES),
-      ...['XADD', 'XRANGE', 'XDEL', 'WAIT', 'SPUBLISH', 'SSUBSCRIBE', 'MIGRATE', 'EVALSHA', 'SADD', 'SREM'],
+      ...['XADD', 'XRANGE', 'XDEL', 'WAIT', 'SPUBLISH', 'SSUBSCRIBE', 'MIGRATE', 'EVALSHA', 'SADD', 'SREM', 'SCAN', 'XLEN'],
     ])
     const environment = /^(INTERSESSION_[A-Z_]+|CHROMIUM_PATH|FIREFOX_PATH|REDIS_SERVER|REDIS_CLI|FUZZ_SEED|FUZZ_RUNS|RECEIPT_RUNS|CI)$/
     for (const file of [

@@ -481,13 +481,14 @@ export class RedisMailbox implements Mailbox {
   /**
    * Entries and `msg` bytes of every destination under this prefix, over the
    * whole Redis (on a cluster, every master): `SCAN` for the destinations'
-   * streams on each master (`MATCH <p>m:{*`, `TYPE stream`, pages of
-   * {@link SCAN_PAGE}), then `mbSize` of each destination found, a page at
-   * a time (one script per destination, in its own slot, pipelined). Not a
-   * snapshot: a destination changed during the walk counts as it was when it
-   * was reached, and one whose slot migrates meanwhile may count twice or not
-   * at all. Keys `SCAN` returns twice (it may, while Redis resizes a table)
-   * count once. Costs one round trip per page and one short script per
+   * streams on each master, the masters in parallel (`MATCH <p>m:{*`, `TYPE
+   * stream`, pages of {@link SCAN_PAGE}), then `mbSize` of each destination
+   * found, a page at a time (one script per destination, in its own slot,
+   * pipelined). Not a snapshot: a destination changed during the walk counts
+   * as it was when it was reached, and one whose slot migrates meanwhile may
+   * count twice or not at all. Keys `SCAN` returns twice (it may, while Redis
+   * resizes a table) count once (a set of the keys seen, per master, for the
+   * walk). Costs one round trip per page and one short script per
    * destination; the relay's metrics cache it (`mailboxTotalsIntervalMs`).
    */
   async totals(): Promise<{ entries: number; bytes: number }> {
@@ -502,22 +503,25 @@ export class RedisMailbox implements Mailbox {
     const tagAt = this.#prefix.length + 3
     let entries = 0
     let bytes = 0
-    for (const master of masters) {
-      const seen = new Set<string>()
-      let cursor = '0'
-      do {
-        const { cursor: next, keys } = await this.#run(() => master.scan(cursor, { MATCH: match, COUNT: SCAN_PAGE, TYPE: 'stream' }))
-        cursor = text(next)
-        const fresh = keys.map(text).filter((key) => !seen.has(key))
-        for (const key of fresh) seen.add(key)
-        const sizes = await this.#run(() => Promise.all(fresh.map((key) => this.#client.mbSize(this.#keys(key.slice(tagAt, -1)), []))))
-        for (const size of sizes) {
-          const [n, b] = list(size)
-          entries += Number(n)
-          bytes += Number(b)
-        }
-      } while (cursor !== '0')
-    }
+    // The masters in parallel, each one page at a time.
+    await Promise.all(
+      masters.map(async (master) => {
+        const seen = new Set<string>()
+        let cursor = '0'
+        do {
+          const { cursor: next, keys } = await this.#run(() => master.scan(cursor, { MATCH: match, COUNT: SCAN_PAGE, TYPE: 'stream' }))
+          cursor = text(next)
+          const fresh = keys.map(text).filter((key) => !seen.has(key))
+          for (const key of fresh) seen.add(key)
+          const sizes = await this.#run(() => Promise.all(fresh.map((key) => this.#client.mbSize(this.#keys(key.slice(tagAt, -1)), []))))
+          for (const size of sizes) {
+            const [n, b] = list(size)
+            entries += Number(n)
+            bytes += Number(b)
+          }
+        } while (cursor !== '0')
+      }),
+    )
     return { entries, bytes }
   }
 
