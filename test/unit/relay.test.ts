@@ -141,6 +141,12 @@ describe('relay: options', () => {
     await expect(createRelay({ logger: quiet, dev: true, limits: { framesPerSecond: 0 } })).rejects.toThrow(RangeError)
   })
 
+  it('refuses a mailboxTotalsIntervalMs that is not an integer >= 0', async () => {
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, '1000' as unknown as number]) {
+      await expect(createRelay({ logger: quiet, dev: true, mailboxTotalsIntervalMs: bad })).rejects.toThrow(RangeError)
+    }
+  })
+
   it('dev mode logs a loud warning and accepts dev:<id>', async () => {
     const logs: Record<string, unknown>[] = []
     const r = await relay({ dev: true, logger: (e) => logs.push(e) })
