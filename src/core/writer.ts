@@ -23,7 +23,8 @@ interface Queued {
   reject(error: unknown): void
 }
 
-const MAX_BATCH = 1024
+/** The most intents one batch (one transaction) takes. */
+export const MAX_BATCH = 1024
 const ignore = (): void => {}
 
 /**
