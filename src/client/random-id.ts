@@ -19,6 +19,6 @@ export function randomId(): string {
   }
   let id = ''
   // The alphabet has 64 characters: the low 6 bits of a byte pick one without bias.
-  for (let i = 0; i < 21; i++) id += urlAlphabet.charAt(pool[offset++]! & 63)
+  for (const byte of pool.subarray(offset, (offset += 21))) id += urlAlphabet.charAt(byte & 63)
   return id
 }
