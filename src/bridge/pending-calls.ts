@@ -1,9 +1,8 @@
 import { isIlmError } from '../core/errors.js'
-import { nanoid } from 'nanoid'
 
 /** One call waiting for its answer, as a target receives it. */
 export interface Call<M extends string = string> {
-  /** Unique per call; the same on every attempt. */
+  /** Unique per call among this {@link PendingCalls}' calls; the same on every attempt. */
   readonly id: string
   readonly method: M
   readonly args: readonly unknown[]
@@ -40,6 +39,9 @@ export class PendingCalls<M extends string, T> {
   readonly #dispatch: (target: T, call: Call<M>) => void
   #target: T | undefined
   #closed: Error | undefined
+  // A counter, not a random id: answers come back to this instance only (across tabs, addressed
+  // by the calling tab's own id), and a random id per call cost a getRandomValues per send.
+  #nextId = 0
 
   /** `dispatch` sends one attempt to a target; the answer comes back through {@link settle}. */
   constructor(dispatch: (target: T, call: Call<M>) => void) {
@@ -55,7 +57,7 @@ export class PendingCalls<M extends string, T> {
   call(method: M, args: readonly unknown[]): Promise<unknown> {
     if (this.#closed !== undefined) return Promise.reject(this.#closed)
     return new Promise((resolve, reject) => {
-      const entry: Entry<M> = { id: nanoid(), method, args, resolve, reject }
+      const entry: Entry<M> = { id: String(this.#nextId++), method, args, resolve, reject }
       this.#calls.set(entry.id, entry)
       if (this.#target !== undefined) this.#dispatch(this.#target, entry)
     })

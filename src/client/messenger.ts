@@ -1,5 +1,4 @@
 import { proxy, releaseProxy, type Remote } from 'comlink'
-import { nanoid } from 'nanoid'
 import type {
   EngineEvents,
   Message,
@@ -13,6 +12,7 @@ import type {
 } from '../core/api.js'
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
+import { randomId } from './random-id.js'
 import type { PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { handOverBatch, type Subscriber } from '../core/hand-over.js'
@@ -50,7 +50,15 @@ export interface WorkerLink {
   readonly failed?: Promise<never>
 }
 
-const SEND_BATCH = 128
+/**
+ * Sends per bridge message: as many as the worker's writer commits in one
+ * transaction (its MAX_BATCH, src/core/writer.ts). A turn's sends split across
+ * messages reached the worker in separate tasks, and the first message's sends
+ * then committed alone (two transactions per window of 1,000 sends, measured:
+ * each pays the flush). Not imported from the writer: the page bundle would
+ * carry the writer with it.
+ */
+const SEND_BATCH = 1024
 // Every event name, checked by the compiler against MessengerEvents.
 const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, error: 1, role: 1, connection: 1 } satisfies Record<keyof MessengerEvents, 1>
 
@@ -145,7 +153,7 @@ export class Messenger {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new IlmError('WORKER_FAILED', `the worker did not answer within ${timeoutMs} ms`)), timeoutMs)
     })
-    const lifeLock = `intersession-worker:${nanoid()}`
+    const lifeLock = `intersession-worker:${randomId()}`
     let watched: boolean
     try {
       const started = await Promise.race([
@@ -219,7 +227,7 @@ export class Messenger {
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
     if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
     // The id is made here, so that a call repeated after a worker restart is recognised.
-    const id = options.id ?? nanoid()
+    const id = options.id ?? randomId()
     if (!this.#unsent.has(id)) this.#unsent.set(id, [])
     const sent = this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
     this.#unsaved += 1

@@ -23,6 +23,7 @@ interface Queued {
   reject(error: unknown): void
 }
 
+/** The most intents one batch (one transaction) takes; the page's SEND_BATCH (src/client/messenger.ts) matches it. */
 const MAX_BATCH = 1024
 const ignore = (): void => {}
 

@@ -1,4 +1,4 @@
-import { wrap } from 'idb'
+import { unwrap, wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import { duplicateId, validateOps } from './op-validation.js'
 import { IlmError, isIlmError } from '../core/errors.js'
@@ -613,23 +613,26 @@ function scopeOf(ops: readonly StoreOp[]): StoreName[] {
  * transaction, seen through `tx.done`), only reads an op depends on.
  * `add` lets the database refuse a key that exists at that point of the
  * commit, exactly as `MemoryStore` judges it op by op.
+ * Blind writes go through the plain IndexedDB API: nothing awaits them, and
+ * idb's promise and listeners per request are overhead in a batch of 1,000.
  */
 async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number): Promise<Receipt[]> {
   const receipts: Receipt[] = []
+  const plain = unwrap(tx)
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!
     switch (op.op) {
       case 'meta':
-        issue(tx.objectStore('meta').put({ ...op.meta }, META_KEY))
+        plain.objectStore('meta').put({ ...op.meta }, META_KEY)
         break
       case 'outStream':
-        issue(tx.objectStore('outStreams').put({ ...op.stream }))
+        plain.objectStore('outStreams').put({ ...op.stream })
         break
       case 'inStream':
-        issue(tx.objectStore('inStreams').put({ ...op.stream }))
+        plain.objectStore('inStreams').put({ ...op.stream })
         break
       case 'putOutbox':
-        issue(tx.objectStore('outbox').add(toStored(op.row)))
+        plain.objectStore('outbox').add(toStored(op.row))
         break
       case 'expire':
         await rewrite(tx, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
@@ -641,7 +644,7 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
         await ack(tx, op, pageSize, receipts)
         break
       case 'putInbox':
-        issue(tx.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) }))
+        plain.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) })
         break
       case 'deleteInbox': {
         // A run of deletes of consecutive indexes (a processed mark) is one range delete: one request, not one per row.
@@ -650,7 +653,7 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
           last = next.index
           i++
         }
-        issue(tx.objectStore('inbox').delete(last === op.index ? [op.from, op.index] : IDBKeyRange.bound([op.from, op.index], [op.from, last])))
+        plain.objectStore('inbox').delete(last === op.index ? [op.from, op.index] : IDBKeyRange.bound([op.from, op.index], [op.from, last]))
         break
       }
       case 'pruneReceipts':
@@ -666,7 +669,7 @@ async function rewrite(tx: WriteTx, to: PeerId, seq: number, fields: Pick<Outbox
   const outbox = tx.objectStore('outbox')
   const row = await outbox.get([to, seq])
   if (row === undefined || row.ackedAt !== undefined) return
-  issue(outbox.put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields })))
+  unwrap(outbox).put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields }))
 }
 
 /**
@@ -676,12 +679,13 @@ async function rewrite(tx: WriteTx, to: PeerId, seq: number, fields: Pick<Outbox
 async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: number, receipts: Receipt[]): Promise<void> {
   const outbox = tx.objectStore('outbox')
   const pending = outbox.index('pending')
+  const plain = unwrap(outbox)
   for (;;) {
     // Each page is read after the rewrites of the one before, so it starts afresh.
     const page = await pending.getAll(IDBKeyRange.bound([op.to, (op.above ?? -Infinity) + 1], [op.to, op.upTo]), pageSize)
     for (const row of page) {
       const receipt = receiptOf(row, op.at)
-      issue(outbox.put(settledRow(fromStored(row), op.at)))
+      plain.put(settledRow(fromStored(row), op.at))
       receipts.push(receipt)
     }
     if (page.length < pageSize) return
@@ -690,11 +694,12 @@ async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: n
 
 async function pruneReceipts(tx: WriteTx, before: number, pageSize: number): Promise<void> {
   const index = tx.objectStore('outbox').index('ackedAt')
+  const plain = unwrap(tx).objectStore('outbox')
   const range = IDBKeyRange.upperBound(before, true)
   for (;;) {
     // Each page is read after the deletes of the one before, so it starts afresh.
     const keys = await index.getAllKeys(range, pageSize)
-    for (const key of keys) issue(tx.objectStore('outbox').delete(key))
+    for (const key of keys) plain.delete(key)
     if (keys.length < pageSize) return
   }
 }

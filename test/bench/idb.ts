@@ -1,7 +1,9 @@
 /**
  * bench:idb — persisted `send()` through `connect()` (engine in a worker,
  * IndexedDB on disk) against the ceiling of raw IndexedDB puts of the same
- * rows, measured in the same browser profile in the same run; then the
+ * rows into the outbox's schema (and, beside it, the earlier two-index
+ * baseline; see rawPuts in test/browser/app/bench.ts), measured in the same
+ * browser profile in the same run; then the
  * worker's JS heap with 100,000 messages pending. Writes
  * test/bench/results/idb.json.
  *
@@ -127,9 +129,10 @@ async function main(): Promise<void> {
 
       // (a) The ceiling: raw puts in group-commit-sized transactions, same durability as the engine ('strict').
       // Measured before and after (b), averaged: fsync times on this disk vary from run to run.
-      const raw = (batch: number, durability: IDBTransactionDurability): Promise<number> =>
-        page.evaluate(({ n, bytes, b, d }) => window.bench.rawPuts(n, b, bytes, d), { n: N, bytes: BYTES, b: batch, d: durability })
+      const raw = (batch: number, durability: IDBTransactionDurability, schema: 'store' | 'two-indexes' = 'store'): Promise<number> =>
+        page.evaluate(({ n, bytes, b, d, s }) => window.bench.rawPuts(n, b, bytes, d, s), { n: N, bytes: BYTES, b: batch, d: durability, s: schema })
       const rawMs = [await raw(RAW_BATCH, 'strict')]
+      const rawTwoIndexesMs = [await raw(RAW_BATCH, 'strict', 'two-indexes')]
       const raw256Ms = await raw(256, 'strict')
       const rawRelaxedMs = await raw(RAW_BATCH, 'relaxed')
 
@@ -141,6 +144,7 @@ async function main(): Promise<void> {
       const heapBefore = await worker.heapAfterGc()
       const sendMs = await page.evaluate(({ n, bytes, win }) => window.bench.send('offline-peer', n, bytes, win), { n: N, bytes: BYTES, win: WINDOW })
       const heapAfterSend = await worker.heapAfterGc()
+      rawTwoIndexesMs.push(await raw(RAW_BATCH, 'strict', 'two-indexes'))
       rawMs.push(await raw(RAW_BATCH, 'strict'))
 
       // (c) The worker's heap with HEAP_N messages pending (the first N count).
@@ -160,8 +164,8 @@ async function main(): Promise<void> {
         breakdown = { engineInPageMsgsPerSec: rate(N, await inPage(false)), engineInPageWithIdsMsgsPerSec: rate(N, await inPage(true)) }
       }
 
-      const measured = sendVsRaw({ benchmark: 'idb', browser, messages: N, bytes: BYTES, window: WINDOW, rawBatch: RAW_BATCH, sendMs, rawMs })
-      const { sendMsgsPerSec: sendRate, rawIdbPutsPerSec: rawRate } = measured
+      const measured = sendVsRaw({ benchmark: 'idb', browser, messages: N, bytes: BYTES, window: WINDOW, rawBatch: RAW_BATCH, sendMs, rawMs, rawTwoIndexesMs })
+      const { sendMsgsPerSec: sendRate, rawIdbPutsPerSec: rawRate, rawTwoIndexesPutsPerSec: rawTwoRate } = measured
       const result = {
         ...measured,
         rawIdbPutsPerSec256: rate(N, raw256Ms),
@@ -177,8 +181,15 @@ async function main(): Promise<void> {
             `idb: persisted send() through the worker, ${N.toLocaleString('en-US')} × ${BYTES} B, strict durability`,
             sendRate,
             'msgs/s',
-            `raw IndexedDB puts, ${RAW_BATCH.toLocaleString('en-US')} per transaction`,
+            `raw IndexedDB puts, ${RAW_BATCH.toLocaleString('en-US')} per transaction, the outbox's four indexes`,
             rawRate,
+          ),
+          figure(
+            `idb: persisted send() through the worker, ${N.toLocaleString('en-US')} × ${BYTES} B, strict durability`,
+            sendRate,
+            'msgs/s',
+            `raw puts as measured before 2026-12-04: two of the four indexes, ${RAW_BATCH.toLocaleString('en-US')} per transaction`,
+            rawTwoRate,
           ),
           figure(`idb: worker heap with ${HEAP_N.toLocaleString('en-US')} messages pending`, heapAfter, 'B', 'their message bodies', HEAP_N * BYTES),
         ],
@@ -189,6 +200,7 @@ async function main(): Promise<void> {
           `  send() through connect() (worker + IndexedDB, strict): ${sendRate} msgs/s  (windows of ${WINDOW})`,
           `  ceiling, raw IndexedDB puts (${RAW_BATCH}/tx, strict): ${rawRate} puts/s  ratio ${result.ratio} (goal 0.8)`,
           `    (runs ${result.rawIdbPutsPerSecRuns.join(', ')}; 256/tx ${result.rawIdbPutsPerSec256}; relaxed ${result.rawIdbPutsPerSecRelaxed} puts/s)`,
+          `  raw puts with two indexes (the earlier baseline): ${rawTwoRate} puts/s (runs ${result.rawTwoIndexesPutsPerSecRuns.join(', ')}); ratio ${result.ratioTwoIndexes}`,
           `  worker heap after GC: ${mb(heapBefore)} engine open, ${mb(heapAfterSend)} with ${N} pending,` +
             ` ${mb(heapAfter)} with ${HEAP_N} pending (${HEAP_N} x ${BYTES} B = ${mb(HEAP_N * BYTES)})`,
           ...(breakdown === undefined

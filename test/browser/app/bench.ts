@@ -1,7 +1,7 @@
 /**
  * Bench page for `npm run bench:idb`: exposes `window.bench` to the script
- * that drives it (test/bench/idb.ts). Measures, in one browser profile on
- * disk, raw IndexedDB puts of outbox-shaped rows (the ceiling) and persisted
+ * that drives it (test/bench/idb.ts, test/bench/idb-firefox.ts). Measures, in
+ * one browser profile on disk, raw IndexedDB puts of outbox rows (the ceiling) and persisted
  * `send()` through `connect()` (worker + IndexedDB).
  */
 import { connect, type Messenger } from 'intersession/client'
@@ -11,13 +11,20 @@ let messenger: Messenger | undefined
 
 const bench = {
   /**
-   * The ceiling: `count` outbox-shaped rows put in sequential readwrite
-   * transactions of `batch` rows each (as group commit does: one commit at a
-   * time), into a scratch database with the outbox's key path and indexes.
-   * Plain IndexedDB API, no promise per request. Resolves with the elapsed
-   * milliseconds.
+   * The ceiling: `count` outbox rows put in sequential readwrite transactions
+   * of `batch` rows each (as group commit does: one commit at a time), into a
+   * scratch database. Plain IndexedDB API, no promise per request. Resolves
+   * with the elapsed milliseconds.
+   *
+   * `'store'` (the default) does what the store's commit of a batch of sends
+   * must: the outbox with its key path and all four of its indexes, each row
+   * as stored (with its `pending` key), and per transaction the fence read
+   * from `meta` and the stream's `put`. `'two-indexes'` is the baseline the
+   * bench used before (until 2026-12-04): only the `id` and `expiry` indexes
+   * (the outbox of schema 1), no `pending` key, no `meta` or stream request.
    */
-  async rawPuts(count: number, batch: number, bytes: number, durability: IDBTransactionDurability): Promise<number> {
+  async rawPuts(count: number, batch: number, bytes: number, durability: IDBTransactionDurability, schema: 'store' | 'two-indexes' = 'store'): Promise<number> {
+    const store = schema === 'store'
     const name = `bench-raw-${crypto.randomUUID()}`
     const db = await new Promise<IDBDatabase>((resolve, reject) => {
       const open = indexedDB.open(name, 1)
@@ -25,18 +32,28 @@ const bench = {
         const outbox = open.result.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
         outbox.createIndex('id', 'id', { unique: true })
         outbox.createIndex('expiry', 'expiry')
+        if (!store) return
+        outbox.createIndex('pending', 'pending')
+        outbox.createIndex('ackedAt', 'ackedAt')
+        open.result.createObjectStore('meta')
+        open.result.createObjectStore('outStreams', { keyPath: 'to' })
       }
       open.onsuccess = () => resolve(open.result)
       open.onerror = () => reject(open.error)
     })
     const createdAt = Date.now()
+    const to = 'offline-peer'
     const start = performance.now()
     for (let from = 0; from < count; from += batch) {
-      const tx = db.transaction('outbox', 'readwrite', { durability })
+      const end = Math.min(count, from + batch)
+      const tx = db.transaction(store ? ['meta', 'outStreams', 'outbox'] : 'outbox', 'readwrite', { durability })
+      if (store) tx.objectStore('meta').get('generation')
       const outbox = tx.objectStore('outbox')
-      for (let seq = from; seq < Math.min(count, from + batch); seq++) {
-        outbox.put({ to: 'offline-peer', seq, id: `m${seq}-${name}`, contentKind: 'b', contents: new Uint8Array(bytes).fill(seq & 0xff), createdAt })
+      for (let seq = from; seq < end; seq++) {
+        const row = { to, seq, id: `m${seq}-${name}`, contentKind: 'b', contents: new Uint8Array(bytes).fill(seq & 0xff), createdAt }
+        outbox.put(store ? { ...row, pending: [to, seq] } : row)
       }
+      if (store) tx.objectStore('outStreams').put({ to, nextSeq: end, ackedUpTo: -1 })
       await new Promise<void>((resolve, reject) => {
         tx.oncomplete = () => resolve()
         tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'))
