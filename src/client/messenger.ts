@@ -12,7 +12,7 @@ import type {
 } from '../core/api.js'
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
-import { randomId } from './random-id.js'
+import { newMessageId } from './message-id.js'
 import type { PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { handOverBatch, type Subscriber } from '../core/hand-over.js'
@@ -153,7 +153,7 @@ export class Messenger {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new IlmError('WORKER_FAILED', `the worker did not answer within ${timeoutMs} ms`)), timeoutMs)
     })
-    const lifeLock = `intersession-worker:${randomId()}`
+    const lifeLock = `intersession-worker:${newMessageId()}`
     let watched: boolean
     try {
       const started = await Promise.race([
@@ -227,7 +227,7 @@ export class Messenger {
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
     if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
     // The id is made here, so that a call repeated after a worker restart is recognised.
-    const id = options.id ?? randomId()
+    const id = options.id ?? newMessageId()
     if (!this.#unsent.has(id)) this.#unsent.set(id, [])
     const sent = this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
     this.#unsaved += 1
