@@ -6,26 +6,13 @@
  * Playwright kit peer's (a profile on disk), the relay the kit's (a real
  * process).
  */
-import { fileURLToPath } from 'node:url'
-import type { Page } from '@playwright/test'
-import { expect, test, type Peer } from '../../src/playwright/index.js'
+import { expect, test } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT } })
-
-/** The harness page in the peer's first tab (`first`) or a new one, once it is ready. */
-async function harnessTab(browser: Peer, first = false): Promise<Page> {
-  const page = first ? browser.page : await browser.newTab()
-  await page.waitForFunction(() => document.title === 'ready')
-  return page
-}
-
-/** A kit peer on the harness page, which connects only when a test tells it to. */
-const harness = { url: '/index.html', waitForConnect: false }
+test.use({ relayOptions: REPO_RELAY })
 
 test('connect() rejects with WORKER_FAILED when the worker script is missing, and when the worker never answers', async ({ peer }) => {
-  const page = await harnessTab(await peer('lifecycle', harness), true)
+  const page = await harnessTab(await peer('lifecycle', HARNESS), true)
   const missing = await page.evaluate(() => window.harness.lifecycle.connectMissingWorker('lost-worker'))
   expect(missing).toMatchObject({ ok: false, name: 'IlmError', code: 'WORKER_FAILED' })
   expect(missing.ms).toBeLessThan(5_000)
@@ -36,7 +23,7 @@ test('connect() rejects with WORKER_FAILED when the worker script is missing, an
 })
 
 test('ready() resolves once this tab leads or has heard its leader, and not before; closing first rejects it with CLOSED', async ({ peer }) => {
-  const browser = await peer('ready-a', harness)
+  const browser = await peer('ready-a', HARNESS)
   const first = await harnessTab(browser, true)
   const second = await harnessTab(browser)
   expect(await first.evaluate(() => window.harness.lifecycle.connect('ready-a', {}))).toMatchObject({ role: 'leader' })
@@ -47,7 +34,7 @@ test('ready() resolves once this tab leads or has heard its leader, and not befo
 })
 
 test('setOnline(false) in a follower tab takes the identity offline, and setOnline(true) there brings it back', async ({ relay, peer }) => {
-  const browser = await peer('switch-a', harness)
+  const browser = await peer('switch-a', HARNESS)
   const leader = await harnessTab(browser, true)
   const follower = await harnessTab(browser)
   const url = relay.url
@@ -67,7 +54,7 @@ test('setOnline(false) in a follower tab takes the identity offline, and setOnli
 
 test("a send's status events reach the page after its send() resolved", async ({ relay, peer }) => {
   const url = relay.url
-  const browser = await peer('order-a', harness)
+  const browser = await peer('order-a', HARNESS)
   const a = await harnessTab(browser, true)
   const b = await harnessTab(browser)
   await a.evaluate((relay) => window.harness.lifecycle.connect('order-a', { relay }), url)

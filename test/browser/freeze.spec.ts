@@ -6,13 +6,11 @@
  * would make `Page.setWebLifecycleState` a no-op), frozen with `peer.freeze(tab)`.
  * The tabs talk over a BroadcastChannel network; the kit's relay is unused.
  */
-import { fileURLToPath } from 'node:url'
 import type { Page } from '@playwright/test'
 import { expect, test, type Peer } from '../../src/playwright/index.js'
+import { REPO_RELAY } from './fixtures.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT } })
+test.use({ relayOptions: REPO_RELAY })
 
 // ---------------------------------------------------------------- helpers
 

@@ -14,13 +14,11 @@
  *
  * Each test prints what it measured.
  */
-import { fileURLToPath } from 'node:url'
 import type { Page } from '@playwright/test'
 import { expect, test, type KitRelay, type Peer } from '../../src/playwright/index.js'
+import { REPO_RELAY } from './fixtures.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT } })
+test.use({ relayOptions: REPO_RELAY })
 
 /** `heartbeatMs` 5 000 on defaults: the worst case is a death just after a pong, noticed two periods later. */
 const HALF_OPEN_BOUND_MS = 10_000

@@ -1,25 +1,15 @@
-import { fileURLToPath } from 'node:url'
-import type { Page } from '@playwright/test'
-import { expect, test, type Peer } from '../../src/playwright/index.js'
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+import { expect, test } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
 // The tabs talk over a BroadcastChannel network; the kit's relay is unused.
-test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT } })
-
-/** Opens the harness page in another tab of `browser` and waits until it is ready. */
-async function harnessTab(browser: Peer, first = false): Promise<Page> {
-  const page = first ? browser.page : await browser.newTab()
-  await page.waitForFunction(() => document.title === 'ready')
-  return page
-}
+test.use({ relayOptions: REPO_RELAY })
 
 // Found by the chaos soak (npm run soak -- --minutes 1 --seed 4): a follower
 // tab, the only one with a handler, reloaded while the leader had handed it a
 // message; when the dead tab went silent the leader counted the message
 // processed, and nobody ever saw it.
 test('a message handed to a follower tab that dies is handed over again, not dropped', async ({ peer }) => {
-  const browser = await peer('a', { url: '/index.html', waitForConnect: false })
+  const browser = await peer('a', HARNESS)
   const options = { network: 'handover', staleAfterMs: 1000, heartbeatMs: 250 }
   const leader = await harnessTab(browser, true)
   await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), options)
