@@ -12,6 +12,15 @@ export interface PeerOptions {
   readonly url: string
   /** How long to wait for the page to call `connect()`; default 30,000 ms. */
   readonly readyTimeoutMs?: number
+  /**
+   * Whether opening the app (`peer()`, `newTab()`, `reload()`,
+   * `killBrowser()`) waits until the page called `connect()`; default true.
+   * With false they resolve once the page loaded, for apps that connect
+   * later (after a login, or when the test tells them to). The messenger
+   * helpers (`send`, `pending`, `connection`, ...) and `offline()`/`online()`
+   * need a page that has connected by the time they are called.
+   */
+  readonly waitForConnect?: boolean
 }
 
 /** How peers launch their browser: from Playwright's `launchOptions`. */
@@ -38,8 +47,10 @@ export interface Peer {
   readonly page: Page
   /** The profile directory. */
   readonly userDataDir: string
-  /** Opens the app in another tab of the same identity and waits until it called `connect()`. */
+  /** Opens the app in another tab of the same identity and waits until it called `connect()` (unless `waitForConnect` is false). */
   newTab(): Promise<Page>
+  /** The tabs: `page` first, then those `newTab()` opened, in order (the index `received(tab)` and the rest take). */
+  readonly tabs: readonly Page[]
   /**
    * Cuts this identity off on every path: the relay closes its connection
    * and refuses it, the browser's network is offline, and every WebRTC peer
@@ -51,10 +62,10 @@ export interface Peer {
   offline(): Promise<void>
   /** Undoes `offline()`; resolves once the relay lists the peer and the page's connection is `online` again. */
   online(): Promise<void>
-  /** Freezes `page` as Chromium does a background tab (Page lifecycle `frozen`, over CDP). */
-  freeze(): Promise<void>
-  /** Resumes a frozen `page`. */
-  resume(): Promise<void>
+  /** Freezes tab `tab` (default 0, `page`) as Chromium does a background tab (Page lifecycle `frozen`, over CDP). */
+  freeze(tab?: number): Promise<void>
+  /** Resumes a frozen tab (default 0, `page`). */
+  resume(tab?: number): Promise<void>
   /**
    * Kills the engine's worker of `page` (the one `connect()` started, named
    * `intersession:<peer id>`) as a crash would: no event, no cleanup, an open
@@ -63,7 +74,7 @@ export interface Peer {
    * (or, after more than 3 deaths in a minute, rejects them with `WORKER_FAILED`).
    */
   crashWorker(): Promise<void>
-  /** Reloads `page` and waits until the app called `connect()` again. */
+  /** Reloads `page` and waits until the app called `connect()` again (unless `waitForConnect` is false). */
   reload(): Promise<void>
   /** SIGKILLs this peer's whole browser, then relaunches it on the same profile and opens the app again. */
   killBrowser(): Promise<void>
@@ -132,6 +143,7 @@ export class KitPeer implements Peer {
   static async open(name: string, launch: PeerLaunch, relay: KitRelay, options: PeerOptions): Promise<KitPeer> {
     if (typeof name !== 'string' || name === '') throw new TypeError('name must be the peer id')
     if (typeof options?.url !== 'string') throw new TypeError('options.url is required')
+    if (options.waitForConnect !== undefined && typeof options.waitForConnect !== 'boolean') throw new TypeError('options.waitForConnect must be a boolean')
     const process = await launchChromium(launch.executablePath, launch.args)
     try {
       const { browser, context } = await KitPeer.#attach(process)
@@ -173,6 +185,7 @@ export class KitPeer implements Peer {
   }
 
   async #waitConnected(page: Page): Promise<void> {
+    if (this.#options.waitForConnect === false) return
     const timeout = this.#options.readyTimeoutMs ?? 30_000
     await page.waitForFunction(
       () => ((window as unknown as { __intersessionKit__?: { messengers: unknown[] } }).__intersessionKit__?.messengers.length ?? 0) > 0,
@@ -187,6 +200,10 @@ export class KitPeer implements Peer {
 
   get page(): Page {
     return this.#tabs[0]!
+  }
+
+  get tabs(): readonly Page[] {
+    return [...this.#tabs]
   }
 
   get userDataDir(): string {
@@ -233,16 +250,22 @@ export class KitPeer implements Peer {
     )
   }
 
-  async freeze(): Promise<void> {
-    await this.#lifecycle('frozen')
+  async freeze(tab = 0): Promise<void> {
+    await this.#lifecycle(this.#tab(tab), 'frozen')
   }
 
-  async resume(): Promise<void> {
-    await this.#lifecycle('active')
+  async resume(tab = 0): Promise<void> {
+    await this.#lifecycle(this.#tab(tab), 'active')
   }
 
-  async #lifecycle(state: 'frozen' | 'active'): Promise<void> {
-    const session = await this.#context.newCDPSession(this.page)
+  #tab(tab: number): Page {
+    const page = this.#tabs[tab]
+    if (page === undefined) throw new RangeError(`no tab ${tab}`)
+    return page
+  }
+
+  async #lifecycle(page: Page, state: 'frozen' | 'active'): Promise<void> {
+    const session = await this.#context.newCDPSession(page)
     try {
       await session.send('Page.setWebLifecycleState', { state })
     } finally {
@@ -284,9 +307,7 @@ export class KitPeer implements Peer {
   }
 
   rtcConnected(tab = 0): Promise<number> {
-    const page = this.#tabs[tab]
-    if (page === undefined) throw new RangeError(`no tab ${tab}`)
-    return page.evaluate(() => (window as unknown as { __intersessionKit__: PageKit }).__intersessionKit__.rtcConnected())
+    return this.#tab(tab).evaluate(() => (window as unknown as { __intersessionKit__: PageKit }).__intersessionKit__.rtcConnected())
   }
 
   pending(): Promise<PendingCounts> {

@@ -22,7 +22,7 @@
  *   page A (test/bench/peers-app/floor-worker.ts).
  *
  * Every page is driven the same way: two Chromium processes on persistent
- * on-disk profiles (test/helpers/chromium-process.ts), each page over plain
+ * on-disk profiles (the Playwright kit's launcher, src/playwright/chromium-process.ts), each page over plain
  * CDP (test/helpers/cdp.ts, only `Runtime.evaluate` and `Page.reload`: no
  * network, console or frame reporting, so no system pays per WebSocket frame
  * for being watched). Each server runs in its own process on a loopback port.
@@ -66,7 +66,7 @@ import { fileURLToPath } from 'node:url'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
 import { Cdp } from '../helpers/cdp.js'
 import { CdpTab } from '../helpers/cdp-tab.js'
-import { launchChromium, type ChromiumProcess } from '../helpers/chromium-process.js'
+import { launchChromium, type ChromiumProcess } from '../../src/playwright/chromium-process.js'
 import { startRelayProcess } from '../helpers/relay-process.js'
 import { serveStatic } from '../helpers/static-server.js'
 import type { SendReport, TimedSendReport } from './peers-app/main.js'

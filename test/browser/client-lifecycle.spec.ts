@@ -2,22 +2,17 @@
  * The page client's first hour (issue 14): `connect()` fails with a typed
  * error instead of hanging when its worker cannot load or answer, `ready()`
  * says when calls are served, the work-offline switch acts from any tab, and
- * a send's status events come after its `send()` resolved. Persistent
- * profiles, a real relay process.
+ * a send's status events come after its `send()` resolved. The tabs are a
+ * Playwright kit peer's (a profile on disk), the relay the kit's (a real
+ * process).
  */
-import { expect } from '@playwright/test'
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { harnessPage, test } from './fixtures.js'
+import { expect, test } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
-let relay: RelayProcess | undefined
+test.use({ relayOptions: REPO_RELAY })
 
-test.afterEach(async () => {
-  await relay?.kill()
-  relay = undefined
-})
-
-test('connect() rejects with WORKER_FAILED when the worker script is missing, and when the worker never answers', async ({ context, baseURL }) => {
-  const page = await harnessPage(context, baseURL)
+test('connect() rejects with WORKER_FAILED when the worker script is missing, and when the worker never answers', async ({ peer }) => {
+  const page = await harnessTab(await peer('lifecycle', HARNESS), true)
   const missing = await page.evaluate(() => window.harness.lifecycle.connectMissingWorker('lost-worker'))
   expect(missing).toMatchObject({ ok: false, name: 'IlmError', code: 'WORKER_FAILED' })
   expect(missing.ms).toBeLessThan(5_000)
@@ -27,20 +22,21 @@ test('connect() rejects with WORKER_FAILED when the worker script is missing, an
   expect(silent.ms).toBeGreaterThanOrEqual(700)
 })
 
-test('ready() resolves once this tab leads or has heard its leader, and not before; closing first rejects it with CLOSED', async ({ context, baseURL }) => {
-  const first = await harnessPage(context, baseURL)
-  const second = await harnessPage(context, baseURL)
+test('ready() resolves once this tab leads or has heard its leader, and not before; closing first rejects it with CLOSED', async ({ peer }) => {
+  const browser = await peer('ready-a', HARNESS)
+  const first = await harnessTab(browser, true)
+  const second = await harnessTab(browser)
   expect(await first.evaluate(() => window.harness.lifecycle.connect('ready-a', {}))).toMatchObject({ role: 'leader' })
   expect(await second.evaluate(() => window.harness.lifecycle.connect('ready-a', {}))).toMatchObject({ role: 'follower' })
-  const third = await harnessPage(context, baseURL)
+  const third = await harnessTab(browser)
   const blocked = await third.evaluate(() => window.harness.lifecycle.readyWithoutLeader('ready-b', 1_500))
   expect(blocked).toMatchObject({ early: 'waiting', after: { ok: false, code: 'CLOSED' } })
 })
 
-test('setOnline(false) in a follower tab takes the identity offline, and setOnline(true) there brings it back', async ({ context, baseURL }) => {
-  relay = await startRelayProcess(['--dev'])
-  const leader = await harnessPage(context, baseURL)
-  const follower = await harnessPage(context, baseURL)
+test('setOnline(false) in a follower tab takes the identity offline, and setOnline(true) there brings it back', async ({ relay, peer }) => {
+  const browser = await peer('switch-a', HARNESS)
+  const leader = await harnessTab(browser, true)
+  const follower = await harnessTab(browser)
   const url = relay.url
   expect(await leader.evaluate((relay) => window.harness.lifecycle.connect('switch-a', { relay, heartbeatMs: 250 }), url)).toMatchObject({ role: 'leader' })
   expect(await follower.evaluate((relay) => window.harness.lifecycle.connect('switch-a', { relay, heartbeatMs: 250 }), url)).toMatchObject({ role: 'follower' })
@@ -56,11 +52,11 @@ test('setOnline(false) in a follower tab takes the identity offline, and setOnli
   await expect.poll(() => status(follower), { timeout: 10_000 }).toBe('online')
 })
 
-test("a send's status events reach the page after its send() resolved", async ({ context, baseURL }) => {
-  relay = await startRelayProcess(['--dev'])
+test("a send's status events reach the page after its send() resolved", async ({ relay, peer }) => {
   const url = relay.url
-  const a = await harnessPage(context, baseURL)
-  const b = await harnessPage(context, baseURL)
+  const browser = await peer('order-a', HARNESS)
+  const a = await harnessTab(browser, true)
+  const b = await harnessTab(browser)
   await a.evaluate((relay) => window.harness.lifecycle.connect('order-a', { relay }), url)
   await b.evaluate((relay) => window.harness.lifecycle.connect('order-b', { relay, subscribe: true }), url)
   const ids = await a.evaluate(() => window.harness.lifecycle.sendAll('order-b', 50))

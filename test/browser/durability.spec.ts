@@ -7,8 +7,11 @@
  * that the same check catches it.
  */
 import type { Page } from '@playwright/test'
+import { expect, test } from '../../src/playwright/index.js'
 import type { TransactionRecord } from './app/durability.js'
-import { expect, harnessPage, test } from './fixtures.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+
+test.use({ relayOptions: REPO_RELAY })
 
 /** The object stores whose writes must be durable: a message, its seq, its processed mark, the store's identity. */
 const DURABLE_STORES = ['outbox', 'inbox', 'outStreams', 'inStreams', 'meta'] as const
@@ -54,9 +57,10 @@ async function cycle(a: Page, b: Page, relaxed: boolean): Promise<TransactionRec
   return records
 }
 
-test('every readwrite transaction that writes outbox, inbox, streams or meta is strict', async ({ context, baseURL }) => {
-  const a = await harnessPage(context, baseURL)
-  const b = await harnessPage(context, baseURL)
+test('every readwrite transaction that writes outbox, inbox, streams or meta is strict', async ({ peer }) => {
+  const browser = await peer('dur-a', HARNESS)
+  const a = await harnessTab(browser, true)
+  const b = await harnessTab(browser)
   const records = await cycle(a, b, false)
   const readwrite = records.filter((r) => r.mode === 'readwrite')
   test.info().annotations.push({
@@ -66,9 +70,10 @@ test('every readwrite transaction that writes outbox, inbox, streams or meta is 
   expect(notStrict(records)).toEqual([])
 })
 
-test('the check catches a store opened relaxed', async ({ context, baseURL }) => {
-  const a = await harnessPage(context, baseURL)
-  const b = await harnessPage(context, baseURL)
+test('the check catches a store opened relaxed', async ({ peer }) => {
+  const browser = await peer('dur-a', HARNESS)
+  const a = await harnessTab(browser, true)
+  const b = await harnessTab(browser)
   const records = await cycle(a, b, true)
   const readwrite = records.filter((r) => r.mode === 'readwrite')
   expect(readwrite.length).toBeGreaterThan(0)

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
+import { fileURLToPath } from 'node:url'
+import type { KitRelayOptions, Peer, PeerOptions } from '../../src/playwright/index.js'
 
 /** Options of {@link persistentContext}. */
 export interface ProfileOptions {
@@ -49,6 +51,22 @@ export function launchProfile(dir: string, options: ProfileOptions = {}): Promis
 export async function harnessPage(context: BrowserContext, baseURL: string | undefined): Promise<Page> {
   const page = await context.newPage()
   await page.goto(`${baseURL ?? ''}/index.html`)
+  await page.waitForFunction(() => document.title === 'ready')
+  return page
+}
+
+/** `test.use({ relayOptions: REPO_RELAY })`: the Playwright kit's relay fixture runs this repository's relay from source. */
+export const REPO_RELAY: KitRelayOptions = {
+  command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'],
+  cwd: fileURLToPath(new URL('../..', import.meta.url)),
+}
+
+/** `peer(name, HARNESS)`: a Playwright kit peer on the harness page, which connects only when a test tells it to. */
+export const HARNESS: PeerOptions = { url: '/index.html', waitForConnect: false }
+
+/** The harness page in a kit peer's first tab (`first`) or in a new tab of it, once it is ready. */
+export async function harnessTab(peer: Peer, first = false): Promise<Page> {
+  const page = first ? peer.page : await peer.newTab()
   await page.waitForFunction(() => document.title === 'ready')
   return page
 }

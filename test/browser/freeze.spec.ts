@@ -1,16 +1,16 @@
 /**
  * Freeze the leader tab: another tab takes over.
  *
- * Playwright turns on focus emulation, which makes `Page.setWebLifecycleState`
- * a no-op, so this test starts Chromium itself (`--headless=new`, a throwaway
- * profile) and speaks plain CDP over `ws` with flattened sessions. It only
- * uses Playwright's runner (and its webServer, which serves the harness page).
+ * The tabs are one kit peer's (intersession/playwright): its own Chromium on
+ * a throwaway profile, attached without Playwright's focus emulation (which
+ * would make `Page.setWebLifecycleState` a no-op), frozen with `peer.freeze(tab)`.
+ * The tabs talk over a BroadcastChannel network; the kit's relay is unused.
  */
-import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
-import { Cdp } from '../helpers/cdp.js'
-import { CdpTab } from '../helpers/cdp-tab.js'
-import { launchChromium } from '../helpers/chromium-process.js'
-import { expect, test } from './fixtures.js'
+import type { Page } from '@playwright/test'
+import { expect, test, type Peer } from '../../src/playwright/index.js'
+import { REPO_RELAY } from './fixtures.js'
+
+test.use({ relayOptions: REPO_RELAY })
 
 // ---------------------------------------------------------------- helpers
 
@@ -30,8 +30,6 @@ async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean
 
 // ---------------------------------------------------------------- the tests
 
-const ORIGIN = `http://127.0.0.1:${Number(process.env.TEST_PAGE_PORT ?? 41731)}`
-const PAGE = `${ORIGIN}/index.html`
 const A_OPTIONS = `{ network: 'freeze', staleAfterMs: 2000, heartbeatMs: 500 }`
 const B_OPTIONS = `{ network: 'freeze' }`
 const TAKEOVER_MS = 10_000
@@ -43,86 +41,96 @@ interface Received {
   id: string
 }
 
+/** A tab of the peer: its index (for `freeze`/`resume`), a name for the timeline, and evaluation in it with a timeout. */
+interface Tab {
+  readonly index: number
+  readonly name: string
+  readonly page: Page
+  readonly evaluate: <T = unknown>(expression: string, timeoutMs?: number) => Promise<T>
+}
+
 interface World {
   /** The 'a' tab that leads at the start, and the one that follows. */
-  readonly leader: CdpTab
-  readonly follower: CdpTab
+  readonly leader: Tab
+  readonly follower: Tab
   /** Receiver 'b'. */
-  readonly tabB: CdpTab
-  role(tab: CdpTab): Promise<string | undefined>
+  readonly tabB: Tab
+  /** The kit peer whose browser holds the three tabs. */
+  readonly browser: Peer
+  role(tab: Tab): Promise<string | undefined>
   received(): Promise<Received[]>
   note(line: string): void
 }
 
+/** Evaluates `expression` (awaiting a promise) in `page`; throws if it takes longer than `timeoutMs` (a frozen page never answers). */
+async function evaluateIn<T>(page: Page, name: string, expression: string, timeoutMs = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`[${name}] ${expression}: no answer within ${timeoutMs} ms`)), timeoutMs)
+  })
+  try {
+    return await Promise.race([page.evaluate<T>(expression), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /**
- * Starts Chromium, opens two tabs of identity 'a' and one of 'b', waits until
- * one 'a' tab leads and the other follows, runs `body`, and always kills
- * Chromium and removes its profile. Prints a timeline (with console output
- * and uncaught exceptions of the pages and their workers) at the end.
+ * Opens three tabs in one kit peer's browser, two of identity 'a' and one of
+ * 'b', waits until one 'a' tab leads and the other follows, and runs `body`
+ * (the kit closes the browser and removes its profile after the test).
+ * Prints a timeline (with console output and uncaught exceptions of the
+ * pages) at the end.
  */
-async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
+async function withWorld(
+  peer: (name: string, options: { url: string; waitForConnect: boolean }) => Promise<Peer>,
+  body: (world: World) => Promise<void>,
+): Promise<void> {
   const started = Date.now()
   const log: string[] = []
   const note = (line: string): void => void log.push(`${((Date.now() - started) / 1000).toFixed(2)}s ${line}`)
-  const chromium = await launchChromium(chromiumPath, chromiumArgs)
-  let cdp: Cdp | undefined
   try {
-    cdp = await Cdp.connect(chromium.wsEndpoint)
-    const names = new Map<string, string>()
-    cdp.on('Runtime.consoleAPICalled', (p, sessionId) => {
-      const args = (p.args as Array<{ value?: unknown; description?: string }>).map((a) => a.description ?? JSON.stringify(a.value))
-      note(`[${names.get(sessionId ?? '') ?? '?'}] console.${String(p.type)}: ${args.join(' ')}`)
+    const browser = await peer('a', { url: '/index.html', waitForConnect: false })
+    await browser.newTab()
+    await browser.newTab()
+    const tabs = browser.tabs.map((page, index): Tab => {
+      const name = ['a1', 'a2', 'b'][index]!
+      page.on('console', (m) => note(`[${name}] console.${m.type()}: ${m.text()}`))
+      page.on('pageerror', (e) => note(`[${name}] exception: ${e.stack ?? e.message}`))
+      page.on('worker', (w) => note(`[${name}] worker ${w.url()}`))
+      return { index, name, page, evaluate: (expression, timeoutMs) => evaluateIn(page, name, expression, timeoutMs) }
     })
-    cdp.on('Runtime.exceptionThrown', (p, sessionId) => {
-      const d = p.exceptionDetails as { text: string; exception?: { description?: string } }
-      note(`[${names.get(sessionId ?? '') ?? '?'}] exception: ${d.exception?.description ?? d.text}`)
-    })
-    // The pages' workers (where the engines run) attach to their page's session.
-    cdp.on('Target.attachedToTarget', (p, parent) => {
-      const sessionId = p.sessionId as string
-      names.set(sessionId, `${names.get(parent ?? '') ?? '?'}/${(p.targetInfo as { type: string }).type}`)
-      void cdp!.send('Runtime.enable', {}, sessionId).catch(() => {})
-    })
-    const open = async (name: string): Promise<CdpTab> => {
-      const tab = await CdpTab.open(cdp!, name, PAGE)
-      names.set(tab.sessionId, name)
-      await tab.send('Runtime.enable')
-      await tab.send('Page.enable')
-      await tab.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true })
-      await tab.waitUntilReady(`document.title === 'ready' && typeof window.harness === 'object'`, 15_000)
-      return tab
-    }
-    const tab1 = await open('a1')
-    const tab2 = await open('a2')
-    const tabB = await open('b')
+    const [tab1, tab2, tabB] = tabs as [Tab, Tab, Tab]
+    for (const tab of tabs)
+      await tab.page.waitForFunction(() => document.title === 'ready' && typeof (window as { harness?: unknown }).harness === 'object', undefined, {
+        timeout: 15_000,
+      })
     await tabB.evaluate(`window.harness.connect('b', ${B_OPTIONS})`)
     await tab1.evaluate(`window.harness.connect('a', ${A_OPTIONS})`)
     await tab2.evaluate(`window.harness.connect('a', ${A_OPTIONS})`)
 
-    const role = (tab: CdpTab): Promise<string | undefined> => tab.evaluate<string | undefined>('window.harness.role()', 5000)
+    const role = (tab: Tab): Promise<string | undefined> => tab.evaluate<string | undefined>('window.harness.role()', 5000)
     const roles = async (): Promise<Array<string | undefined>> => [await role(tab1), await role(tab2)]
     const settled = await pollUntil(roles, (r) => r.includes('leader') && r.includes('follower'), 10_000)
     expect([...settled].sort(), 'one leader, one follower').toEqual(['follower', 'leader'])
     const [leader, follower] = settled[0] === 'leader' ? [tab1, tab2] : [tab2, tab1]
     note(`leader ${leader.name}, follower ${follower.name}`)
-    await body({ leader, follower, tabB, role, received: () => tabB.evaluate<Received[]>('window.harness.received()', 5000), note })
-    for (const tab of [tab1, tab2, tabB]) {
+    await body({ leader, follower, tabB, browser, role, received: () => tabB.evaluate<Received[]>('window.harness.received()', 5000), note })
+    for (const tab of tabs) {
       note(
         `${tab.name} roles ${JSON.stringify(await tab.evaluate('window.harness.roles()', 5000).catch(String))} errors ${JSON.stringify(await tab.evaluate('window.harness.errors()', 5000).catch(String))}`,
       )
     }
   } finally {
     console.log(log.join('\n'))
-    cdp?.close()
-    await chromium.kill()
   }
 }
 
 const range = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`)
 
-test('Freeze the leader tab: another tab takes over', async () => {
+test('Freeze the leader tab: another tab takes over', async ({ peer }) => {
   test.setTimeout(60_000)
-  await withWorld(async ({ leader, follower, tabB, role, received, note }) => {
+  await withWorld(peer, async ({ leader, follower, tabB, browser, role, received, note }) => {
     // Through the leader while all is well.
     await follower.evaluate(`window.harness.sendMany('b', 'm', 0, 5)`)
     const first = await pollUntil(received, (r) => r.length >= 5, 10_000)
@@ -134,7 +142,7 @@ test('Freeze the leader tab: another tab takes over', async () => {
     expect(new Set(burst).size).toBe(20)
     // Freeze an idle leader: its answer to pending() means its last transaction has finished.
     expect(await follower.evaluate<{ outbound: number }>('window.harness.pending()')).toMatchObject({ outbound: 20 })
-    await leader.send('Page.setWebLifecycleState', { state: 'frozen' })
+    await browser.freeze(leader.index)
     const frozenAt = Date.now()
     note(`froze ${leader.name}`)
 
@@ -157,7 +165,7 @@ test('Freeze the leader tab: another tab takes over', async () => {
     checkStream(afterTakeover, expected, burst)
 
     // The old leader resumes: it must learn it was replaced, step down, and write nothing.
-    await leader.send('Page.setWebLifecycleState', { state: 'active' })
+    await browser.resume(leader.index)
     note(`resumed ${leader.name}`)
     const demoted = await pollUntil(
       () => role(leader),
@@ -180,12 +188,12 @@ test('Freeze the leader tab: another tab takes over', async () => {
   })
 })
 
-test('Freeze the leader tab inside a commit: another tab takes over', async () => {
+test('Freeze the leader tab inside a commit: another tab takes over', async ({ peer }) => {
   // A frozen worker would keep its open IndexedDB transaction (and block the
   // new leader's for ~60 s, until Chromium aborts it): the page terminates its
   // worker on `freeze`, which this test proves.
   test.setTimeout(60_000)
-  await withWorld(async ({ leader, follower, role, received, note }) => {
+  await withWorld(peer, async ({ leader, follower, browser, role, received, note }) => {
     await follower.evaluate(`window.harness.sendMany('b', 'm', 0, 5)`)
     expect((await pollUntil(received, (r) => r.length >= 5, 10_000)).map((r) => String(r.contents))).toEqual(range('m', 5))
     // A burst through the leader: freeze it while it commits (once the first sends resolved).
@@ -196,7 +204,7 @@ test('Freeze the leader tab inside a commit: another tab takes over', async () =
       10_000,
       5,
     )
-    await leader.send('Page.setWebLifecycleState', { state: 'frozen' })
+    await browser.freeze(leader.index)
     const frozenAt = Date.now()
     note(`froze ${leader.name}`)
     const takeover = await pollUntil(
@@ -220,7 +228,7 @@ test('Freeze the leader tab inside a commit: another tab takes over', async () =
     expect(new Set(ids).size).toBe(500)
     const expected = [...range('m', 5), ...range('p', 500)]
     checkStream(await pollUntil(received, (r) => r.length >= expected.length, 15_000), expected, ids)
-    await leader.send('Page.setWebLifecycleState', { state: 'active' })
+    await browser.resume(leader.index)
     expect(
       await pollUntil(
         () => role(leader),

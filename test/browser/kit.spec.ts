@@ -180,6 +180,32 @@ test("newTab() opens the same identity: both tabs' handlers get every message", 
   expectExactlyOnce(ids, bob.received(0))
 })
 
+test('waitForConnect: false opens an app that connects later; freeze(tab) and resume(tab) act on that tab alone', async ({ relay, peer }) => {
+  // The harness page connects only when told to: the kit's default waits for connect() and gives up.
+  await expect(peer('early', { url: '/index.html', readyTimeoutMs: 1000 })).rejects.toThrow(/1000ms/)
+  await expect(peer('odd', { url: '/index.html', waitForConnect: 'no' as unknown as boolean })).rejects.toThrow(TypeError)
+  const alice = await peer('alice', { url: '/index.html', waitForConnect: false })
+  await expect(alice.connection()).rejects.toThrow(/has not called connect\(\)/)
+  const second = await alice.newTab()
+  expect(alice.tabs).toEqual([alice.page, second])
+  for (const tab of alice.tabs) {
+    await tab.waitForFunction(() => document.title === 'ready')
+    await tab.evaluate(
+      (url) => (window as unknown as { harness: { connect(id: string, o: object): Promise<string> } }).harness.connect('alice', { relay: url }),
+      relay.url,
+    )
+  }
+  await expect.poll(async () => (await alice.connection()).status, { timeout: 15_000 }).toBe('online')
+  for (const tab of alice.tabs) await tab.evaluate(() => document.addEventListener('freeze', () => ((window as unknown as { froze: boolean }).froze = true)))
+
+  await alice.freeze(1)
+  // Tab 0 runs on while tab 1 is frozen; tab 1 saw the freeze once resumed.
+  expect(await alice.page.evaluate(() => (window as unknown as { froze?: boolean }).froze)).toBeUndefined()
+  await alice.resume(1)
+  expect(await second.evaluate(() => (window as unknown as { froze?: boolean }).froze)).toBe(true)
+  await expect(alice.freeze(2)).rejects.toThrow(RangeError)
+})
+
 /** What {@link keepSending} saw: ids in the order their sends resolved, the rejected ones with their codes, and the worker deaths sends spanned. */
 interface SendLog {
   readonly resolved: string[]

@@ -14,36 +14,37 @@
  *
  * Each test prints what it measured.
  */
-import { expect, test, type BrowserContext, type Page } from '@playwright/test'
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { harnessPage, persistentContext } from './fixtures.js'
+import type { Page } from '@playwright/test'
+import { expect, test, type KitRelay, type Peer } from '../../src/playwright/index.js'
+import { REPO_RELAY } from './fixtures.js'
+
+test.use({ relayOptions: REPO_RELAY })
 
 /** `heartbeatMs` 5 000 on defaults: the worst case is a death just after a pong, noticed two periods later. */
 const HALF_OPEN_BOUND_MS = 10_000
 /** Timers, the worker bridge and the polling of this test. */
 const SLACK_MS = 1_000
 
-let relay: RelayProcess
-let profile: { context: BrowserContext; dispose(): Promise<void> }
-let stopped = false
+/** The relay process a test SIGSTOPped, to SIGCONT before the kit stops it. */
+let stopped: number | undefined
 
-test.beforeEach(async () => {
-  relay = await startRelayProcess(['--dev'])
-  profile = await persistentContext()
+test.afterEach(() => {
+  if (stopped !== undefined) process.kill(stopped, 'SIGCONT')
+  stopped = undefined
 })
 
-test.afterEach(async () => {
-  if (stopped) process.kill(relay.pid, 'SIGCONT')
-  stopped = false
-  await profile.dispose()
-  await relay.kill()
-})
-
-async function onlinePeer(id: string): Promise<Page> {
-  const page = await harnessPage(profile.context, test.info().project.use.baseURL)
+/** A kit peer on the harness page, connected to `relay` through the page's `linkState` (transport defaults) and `online`. */
+async function onlinePeer(
+  peer: (name: string, options: { url: string; waitForConnect: boolean }) => Promise<Peer>,
+  relay: KitRelay,
+  id: string,
+): Promise<Peer> {
+  const browser = await peer(id, { url: '/index.html', waitForConnect: false })
+  const page = browser.page
+  await page.waitForFunction(() => document.title === 'ready')
   await page.evaluate(({ id, url }) => window.harness.linkState.connect(id, url), { id, url: relay.url })
   await expect.poll(() => status(page), { timeout: 15_000 }).toBe('online')
-  return page
+  return browser
 }
 
 const status = (page: Page): Promise<string | undefined> => page.evaluate(() => window.harness.linkState.connection()?.status)
@@ -59,11 +60,12 @@ async function msUntil(page: Page, since: number, wanted: string, timeoutMs: num
   }
 }
 
-test('the network cut by CDP: offline within a second, online again when it returns', async () => {
-  const page = await onlinePeer('alice')
+test('the network cut by CDP: offline within a second, online again when it returns', async ({ relay, peer }) => {
+  const alice = await onlinePeer(peer, relay, 'alice')
+  const page = alice.page
   const worker = page.workers()[0]
   expect(worker, 'the engine runs in a dedicated worker').toBeDefined()
-  const cdp = await profile.context.newCDPSession(page)
+  const cdp = await alice.context.newCDPSession(page)
   await cdp.send('Network.enable')
   const conditions = { latency: 0, downloadThroughput: -1, uploadThroughput: -1 }
 
@@ -87,13 +89,13 @@ test('the network cut by CDP: offline within a second, online again when it retu
   expect(online!.ms).toBeLessThanOrEqual(2_000)
 })
 
-test('a half-open relay link (the relay SIGSTOPped) is noticed within ~10 s; online again after SIGCONT', async () => {
-  const page = await onlinePeer('alice')
+test('a half-open relay link (the relay SIGSTOPped) is noticed within ~10 s; online again after SIGCONT', async ({ relay, peer }) => {
+  const { page } = await onlinePeer(peer, relay, 'alice')
   // Stop at a random point of the ping cycle, not right after login.
   await new Promise((resolve) => setTimeout(resolve, 1_000 + Math.random() * 5_000))
   const stop = Date.now()
   process.kill(relay.pid, 'SIGSTOP')
-  stopped = true
+  stopped = relay.pid
   const noticed = await msUntil(page, stop, 'offline', 40_000)
   console.log(`relay stopped: connection offline after ${noticed === undefined ? '> 40 000' : noticed.ms} ms (${noticed?.reason ?? 'still online'})`)
   expect(noticed, 'the half-open link noticed at all').toBeDefined()
@@ -102,7 +104,7 @@ test('a half-open relay link (the relay SIGSTOPped) is noticed within ~10 s; onl
 
   const resume = Date.now()
   process.kill(relay.pid, 'SIGCONT')
-  stopped = false
+  stopped = undefined
   const online = await msUntil(page, resume, 'online', 30_000)
   console.log(`relay resumed: connection online after ${online?.ms ?? '> 30 000'} ms`)
   expect(online, 'online again').toBeDefined()

@@ -1,36 +1,35 @@
-import { expect, test } from '@playwright/test'
-import { harnessPage, persistentContext } from './fixtures.js'
+import { expect, test } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+
+// The tabs talk over a BroadcastChannel network; the kit's relay is unused.
+test.use({ relayOptions: REPO_RELAY })
 
 // Found by the chaos soak (npm run soak -- --minutes 1 --seed 4): a follower
 // tab, the only one with a handler, reloaded while the leader had handed it a
 // message; when the dead tab went silent the leader counted the message
 // processed, and nobody ever saw it.
-test('a message handed to a follower tab that dies is handed over again, not dropped', async ({ baseURL }) => {
-  const { context, dispose } = await persistentContext()
+test('a message handed to a follower tab that dies is handed over again, not dropped', async ({ peer }) => {
+  const browser = await peer('a', HARNESS)
   const options = { network: 'handover', staleAfterMs: 1000, heartbeatMs: 250 }
-  try {
-    const leader = await harnessPage(context, baseURL)
-    await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), options)
-    await expect.poll(() => leader.evaluate(() => window.harness.role())).toBe('leader')
-    const follower = await harnessPage(context, baseURL)
-    await follower.evaluate((o) => window.harness.connect('a', o), options)
-    await expect.poll(() => follower.evaluate(() => window.harness.role())).toBe('follower')
-    const b = await harnessPage(context, baseURL)
-    await b.evaluate(() => window.harness.connect('b', { network: 'handover' }))
-    await b.evaluate(() => window.harness.sendMany('a', 'm', 0, 3))
-    await expect.poll(() => follower.evaluate(() => window.harness.receivedCount())).toBe(3)
+  const leader = await harnessTab(browser, true)
+  await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), options)
+  await expect.poll(() => leader.evaluate(() => window.harness.role())).toBe('leader')
+  const follower = await harnessTab(browser)
+  await follower.evaluate((o) => window.harness.connect('a', o), options)
+  await expect.poll(() => follower.evaluate(() => window.harness.role())).toBe('follower')
+  const b = await harnessTab(browser)
+  await b.evaluate(() => window.harness.connect('b', { network: 'handover' }))
+  await b.evaluate(() => window.harness.sendMany('a', 'm', 0, 3))
+  await expect.poll(() => follower.evaluate(() => window.harness.receivedCount())).toBe(3)
 
-    // The only subscribed tab dies without a goodbye; the leader, which still
-    // counts it as subscribed until it goes silent, hands it m3.
-    await follower.close()
-    await b.evaluate(() => window.harness.sendMany('a', 'm', 3, 1))
-    await leader.waitForTimeout(2000) // the dead tab is forgotten
+  // The only subscribed tab dies without a goodbye; the leader, which still
+  // counts it as subscribed until it goes silent, hands it m3.
+  await follower.close()
+  await b.evaluate(() => window.harness.sendMany('a', 'm', 3, 1))
+  await leader.waitForTimeout(2000) // the dead tab is forgotten
 
-    const next = await harnessPage(context, baseURL)
-    await next.evaluate((o) => window.harness.connect('a', o), options)
-    await expect.poll(() => next.evaluate(() => window.harness.received().map((m) => m.contents)), { timeout: 15_000 }).toEqual(['m3'])
-    await expect.poll(() => b.evaluate(() => window.harness.pending())).toEqual({ outbound: 0, inbound: 0 })
-  } finally {
-    await dispose()
-  }
+  const next = await harnessTab(browser)
+  await next.evaluate((o) => window.harness.connect('a', o), options)
+  await expect.poll(() => next.evaluate(() => window.harness.received().map((m) => m.contents)), { timeout: 15_000 }).toEqual(['m3'])
+  await expect.poll(() => b.evaluate(() => window.harness.pending())).toEqual({ outbound: 0, inbound: 0 })
 })
