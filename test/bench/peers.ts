@@ -347,6 +347,20 @@ function rawSession(bench: Bench): Promise<Record<string, PacedMeasured>> {
  * and ready (no peer open).
  */
 async function reloadSession(bench: Bench, system: Compared): Promise<ReloadRun> {
+  // Page.reload is handled by the browser process, Runtime.evaluate by the page: the reload can overtake the
+  // snapshot's answer ("Inspected target navigated or closed"). Such a run measured nothing: run it again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await reloadOnce(bench, system)
+    } catch (error) {
+      if (attempt === 3 || !String(error).includes('navigated or closed')) throw error
+      console.log(`  ${system}: reload session, the reload overtook the snapshot; again (${attempt})`)
+      await bench.a.waitUntilReady(`document.title === 'ready' && typeof window.peers === 'object'`, 30_000)
+    }
+  }
+}
+
+async function reloadOnce(bench: Bench, system: Compared): Promise<ReloadRun> {
   const nonce = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
   const [idA, idB] = [`peers-reload-a-${nonce}`, `peers-reload-b-${nonce}`]
   const { sender, receiver } = bench.endpoints[system]
