@@ -13,7 +13,7 @@ import type {
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import { newMessageId } from './message-id.js'
-import type { PeerId } from '../core/ids.js'
+import type { Epoch, PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { handOverBatch, type Subscriber } from '../core/hand-over.js'
 import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
@@ -91,6 +91,8 @@ export class Messenger {
   readonly #config: HostConfig
   readonly #spawn: () => WorkerLink
   readonly #handlers = new Set<Subscriber>()
+  /** Per sender, the epoch and the seq below which this page's handlers returned (messages come in order). */
+  readonly #handled = new Map<PeerId, { readonly epoch: Epoch; readonly below: number }>()
   readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>((link, call) => this.#dispatch(link, call))
   /** Status events for messages whose `send()` has not resolved in this page yet: they wait for it. */
   readonly #unsent = new Map<string, StatusEvent[]>()
@@ -513,11 +515,26 @@ export class Messenger {
     })
   }
 
-  /** How many of `messages` every handler processed; false when this page has none (any more), so another tab's count. */
+  /**
+   * How many of `messages` every handler processed; false when this page has
+   * none (any more), so another tab's count. Messages this page's handlers
+   * already returned for are counted, not handed to them again: an engine
+   * that lost their processed marks with its worker (an old leader tab
+   * closed, this tab's worker frozen or dead) hands them over once more.
+   */
   async #handOver(messages: readonly Message[]): Promise<PageOutcome> {
     if (this.#handlers.size === 0) return false
-    const { handled, error } = await handOverBatch([...this.#handlers], messages)
-    return handled < messages.length ? { handled, error: serializeError(error) } : { handled }
+    const seen = messages[0] && this.#handled.get(messages[0].from)
+    let skip = 0
+    for (const m of messages) {
+      if (seen?.epoch !== m.epoch || m.seq >= seen.below) break
+      skip++
+    }
+    if (skip === messages.length) return { handled: skip }
+    const { handled, error } = await handOverBatch([...this.#handlers], skip === 0 ? messages : messages.slice(skip))
+    const last = messages[skip + handled - 1]
+    if (handled > 0 && last !== undefined) this.#handled.set(last.from, { epoch: last.epoch, below: last.seq + 1 })
+    return skip + handled < messages.length ? { handled: skip + handled, error: serializeError(error) } : { handled: skip + handled }
   }
 
   #onEvent(name: string, payload: unknown): void {

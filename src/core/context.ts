@@ -25,6 +25,8 @@ export interface LinkContext {
   sendHello(peer: PeerId, reply: boolean): void
   /** Coalesces acknowledgements: one ack per stream after the current batch. */
   scheduleAck(peer: PeerId): void
+  /** Has the writer's deferred intents committed within `deferCommitMs`. */
+  deferCommit(): void
   /** True while at least one message handler is subscribed. */
   hasHandlers(): boolean
   /**

@@ -369,6 +369,7 @@ export class Engine {
       transmit: (frame) => this.#transmit(frame),
       sendHello: (peer, reply) => this.#sendHello(peer, reply),
       scheduleAck: (peer) => this.#scheduleAck(peer),
+      deferCommit: () => this.#deferCommit(),
       hasHandlers: () => this.#handlers.size > 0,
       handOver: (messages, progress) => this.#handOver(messages, progress),
       expire: (rows) => this.#expire(rows),

@@ -185,7 +185,8 @@ export class InboundLink {
           if (rows.length === 0) break
           if (!(await this.#handOverPage(rows))) return
         }
-        if (!(await this.#markProcessed())) return
+        // Caught up with fewer than processBatch unmarked: the mark may wait (a crash replays them, within the bound).
+        this.#deferMark()
       } while (this.#mayDeliver())
     } catch (error) {
       this.ctx.fail(error)
@@ -264,6 +265,12 @@ export class InboundLink {
       this.#retryLater()
       return false
     }
+  }
+
+  #deferMark(): void {
+    if (this.#handedBelow <= this.#processedBelow()) return
+    this.ctx.writer.defer(`mark ${this.from}`, (draft) => this.#markIntent(draft, this.#handedBelow))
+    this.ctx.deferCommit()
   }
 
   /** Marks every message below `upTo` processed: deletes their rows and moves `processedBelow`. */

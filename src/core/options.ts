@@ -28,10 +28,12 @@ export interface Limits {
   /** How long receipts of delivered and expired messages are kept for `status()`. Default 7 days. */
   readonly receiptTtlMs: number
   /**
-   * How long the sender's record of an ack may wait, unless a send's
-   * transaction takes it along first. The window moves at once either way;
-   * lost in a crash, it only makes the peer's copy be sent again and
-   * ignored. 0 commits each at once. Default 50 ms.
+   * How long the two commits kept off the critical path may wait, unless
+   * another transaction takes them along first: the sender's record of an
+   * ack (lost in a crash, the peer's copy is sent again and ignored) and the
+   * receiver's mark of fewer than `processBatch` processed messages (lost in a
+   * crash, those are handed over again, within the `processBatch` bound).
+   * 0 commits each at once. Default 50 ms.
    */
   readonly deferCommitMs: number
 }

@@ -33,3 +33,29 @@ test('a message handed to a follower tab that dies is handed over again, not dro
   await expect.poll(() => next.evaluate(() => window.harness.received().map((m) => m.contents)), { timeout: 15_000 }).toEqual(['m3'])
   await expect.poll(() => b.evaluate(() => window.harness.pending())).toEqual({ outbound: 0, inbound: 0 })
 })
+
+// A receiver's processed marks wait for its next transaction (or deferCommitMs):
+// a leader tab closed first takes them along, and the next leader's engine hands
+// those messages over again. The tab whose handlers already returned for them
+// counts them processed without calling its handlers twice.
+test('a leader tab closed before its processed marks committed: the follower that handled those messages does not get them again', async ({ peer }) => {
+  const browser = await peer('a', HARNESS)
+  const options = { network: 'marks', staleAfterMs: 1000, heartbeatMs: 250, deferCommitMs: 60_000 }
+  const leader = await harnessTab(browser, true)
+  await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), options)
+  await expect.poll(() => leader.evaluate(() => window.harness.role())).toBe('leader')
+  const follower = await harnessTab(browser)
+  await follower.evaluate((o) => window.harness.connect('a', o), options)
+  await expect.poll(() => follower.evaluate(() => window.harness.role())).toBe('follower')
+  const b = await harnessTab(browser)
+  await b.evaluate(() => window.harness.connect('b', { network: 'marks' }))
+  await b.evaluate(() => window.harness.sendMany('a', 'm', 0, 5))
+  await expect.poll(() => follower.evaluate(() => window.harness.receivedCount())).toBe(5)
+
+  await leader.close()
+  await expect.poll(() => follower.evaluate(() => window.harness.role()), { timeout: 20_000 }).toBe('leader')
+  await b.evaluate(() => window.harness.sendMany('a', 'm', 5, 3))
+  // Per sender in order: once m7 is in, any hand-over of m0..m4 again came before it.
+  await expect.poll(() => follower.evaluate(() => window.harness.received().some((m) => m.contents === 'm7')), { timeout: 20_000 }).toBe(true)
+  expect(await follower.evaluate(() => window.harness.received().map((m) => m.contents))).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'])
+})

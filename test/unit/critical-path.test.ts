@@ -135,6 +135,49 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
     await Promise.all([alice.ilm.close(), bob.ilm.close()])
   })
 
+  it('the receiver holds a mark of fewer than processBatch for deferCommitMs: a crash then replays those, within the bound; after it, none', async () => {
+    for (const crashAfterMs of [0, 50]) {
+      const net = new MemoryNetwork()
+      const store = new CountingStore()
+      const clock = new ManualClock()
+      const alice = await openPeer(net.connect('a'))
+      const bob = await openPeer(net.connect('b'), { store, clock, limits: { deferCommitMs: 50, processBatch: 32 } })
+      await Promise.all(range(5).map((n) => alice.ilm.send('b', `m${n}`)))
+      await until(() => bob.got.length === 5)
+      await tick()
+      const marks = (): number => store.commits.filter((ops) => ops.includes('deleteInbox')).length
+      expect(marks()).toBe(0)
+      clock.advance(crashAfterMs)
+      await tick()
+      expect(marks()).toBe(crashAfterMs === 0 ? 0 : 1)
+      // The crash: bob's engine is dropped; the next one opens his store.
+      const again = await openPeer(net.connect('b'), { store })
+      await elapse([], 0)
+      await tick(6)
+      expect(again.got.map((m) => m.contents)).toEqual(crashAfterMs === 0 ? range(5).map((n) => `m${n}`) : [])
+      await Promise.all([alice.ilm.close(), again.ilm.close()])
+    }
+  })
+
+  it('processBatch still bounds what is handed over unmarked: the mark of a full batch is committed before more are handed over', async () => {
+    const net = new MemoryNetwork()
+    const store = new CountingStore()
+    const alice = await openPeer(net.connect('a'))
+    const bob = await openPeer(net.connect('b'), { store, limits: { deferCommitMs: 60_000, processBatch: 4 } }, false)
+    await Promise.all(range(10).map((n) => alice.ilm.send('b', `m${n}`)))
+    await until(async () => (await bob.ilm.pending()).inbound === 10)
+    const unmarkedAtHandOver: number[] = []
+    bob.ilm.onMessage(async () => {
+      unmarkedAtHandOver.push((await bob.ilm.pending()).inbound)
+    })
+    await until(() => unmarkedAtHandOver.length === 10)
+    await tick()
+    // Rows are deleted by the marks: 10 stored, marked 4 at a time, the last 2 deferred.
+    expect(unmarkedAtHandOver).toEqual([10, 10, 10, 10, 6, 6, 6, 6, 2, 2])
+    expect((await bob.ilm.pending()).inbound).toBe(2)
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
   it('a crash between an ack and its commit: the next engine learns the acks again from bob, and bob hands each message over once', async () => {
     const net = new MemoryNetwork()
     const store = new MemoryStore()

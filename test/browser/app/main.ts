@@ -47,6 +47,8 @@ const harness = {
       subscribe?: boolean
       staleAfterMs?: number
       heartbeatMs?: number
+      /** The engine's `limits.deferCommitMs`. */
+      deferCommitMs?: number
       /** Run the engine in ./fault-worker.ts, whose storage faults a test arms. */
       faultyWorker?: boolean
     } = {},
@@ -66,6 +68,7 @@ const harness = {
             },
       ...(options.staleAfterMs !== undefined && { staleAfterMs: options.staleAfterMs }),
       ...(options.heartbeatMs !== undefined && { heartbeatMs: options.heartbeatMs }),
+      ...(options.deferCommitMs !== undefined && { limits: { deferCommitMs: options.deferCommitMs } }),
       ...(worker !== undefined && { worker }),
     })
     messenger.on('role', (role) => roles.push(role))
