@@ -12,6 +12,8 @@ export interface ChromiumProcess {
   readonly wsEndpoint: string
   /** The profile directory. */
   readonly userDataDir: string
+  /** Resolves once the browser process exited, however it ended. */
+  readonly exited: Promise<void>
   /**
    * Kills the process group (SIGKILL after a grace period) and removes the
    * profile unless the caller gave it. Never throws; safe to call twice.
@@ -131,7 +133,7 @@ export async function launchChromium(executable: string, args: readonly string[]
     // Keep draining stderr so that the pipe never fills up and blocks Chromium.
     child.stderr.removeAllListeners('data')
     child.stderr.resume()
-    return { process: child, pid: child.pid!, wsEndpoint, userDataDir, kill, crash }
+    return { process: child, pid: child.pid!, wsEndpoint, userDataDir, exited, kill, crash }
   } catch (error) {
     await kill()
     throw error

@@ -1,10 +1,10 @@
 import { chromium, test as base } from '@playwright/test'
 import { KitPeer, type Peer, type PeerOptions } from './peer.js'
-import { startRelay, type KitRelay, type KitRelayOptions } from './relay.js'
+import { kitRelay, type KitRelay, type KitRelayOptions } from './relay.js'
 
 /** The fixtures `intersession/playwright`'s `test` adds. */
 export interface IntersessionFixtures {
-  /** A real relay process for this test (see {@link KitRelay}); stopped and removed after it. */
+  /** A real relay process for this test (see {@link KitRelay}), started on first use; stopped and removed after it. */
   relay: KitRelay
   /** Opens an identity of the app in a browser of its own (see {@link Peer}); closed and removed after the test. */
   peer: (name: string, options: PeerOptions) => Promise<Peer>
@@ -24,7 +24,7 @@ export interface IntersessionOptions {
 export const test = base.extend<IntersessionFixtures & IntersessionOptions>({
   relayOptions: [{}, { option: true }],
   relay: async ({ relayOptions }, use) => {
-    const relay = await startRelay(relayOptions)
+    const relay = await kitRelay(relayOptions)
     try {
       await use(relay)
     } finally {

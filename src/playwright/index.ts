@@ -6,7 +6,7 @@
  * Needs `@playwright/test` (an optional peer dependency).
  */
 export { test, type IntersessionFixtures, type IntersessionOptions } from './fixtures.js'
-export type { Peer, PeerOptions, ReceivedMessage } from './peer.js'
+export type { OfflineOptions, Peer, PeerOptions, ReceivedMessage } from './peer.js'
 export type { KitRelay, KitRelayHealth, KitRelayOptions } from './relay.js'
 export { expectExactlyOnce, exactlyOnceReport, type ExactlyOnceOptions, type ExactlyOnceReport } from './exactly-once.js'
 export { expect } from '@playwright/test'

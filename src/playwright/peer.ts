@@ -23,6 +23,17 @@ export interface PeerOptions {
   readonly waitForConnect?: boolean
 }
 
+/** Options of `peer.offline()`. */
+export interface OfflineOptions {
+  /**
+   * Whether the relay closes and refuses the peer too; default true. `false`
+   * cuts the browser only (its network offline, its WebRTC connections
+   * closed), as a laptop losing its Wi-Fi: the relay is not told, and lets
+   * the peer in again as soon as the browser is back online.
+   */
+  readonly relay?: boolean
+}
+
 /** How peers launch their browser: from Playwright's `launchOptions`. */
 export interface PeerLaunch {
   readonly executablePath: string
@@ -58,8 +69,10 @@ export interface Peer {
    * resolves once the relay no longer lists it, the page's connection is not
    * `online` and no tab has a connected peer connection. New ones cannot form
    * meanwhile: their signalling goes through the relay.
+   * With `{ relay: false }` the relay is left alone (only the browser is cut)
+   * and it is not waited for.
    */
-  offline(): Promise<void>
+  offline(options?: OfflineOptions): Promise<void>
   /** Undoes `offline()`; resolves once the relay lists the peer and the page's connection is `online` again. */
   online(): Promise<void>
   /** Freezes tab `tab` (default 0, `page`) as Chromium does a background tab (Page lifecycle `frozen`, over CDP). */
@@ -78,6 +91,15 @@ export interface Peer {
   reload(): Promise<void>
   /** SIGKILLs this peer's whole browser, then relaunches it on the same profile and opens the app again. */
   killBrowser(): Promise<void>
+  /**
+   * Quits this peer's browser as its user would (`Browser.close` over CDP:
+   * an orderly shutdown, what it holds written to the profile) and resolves
+   * once its process exited; throws if it is still running after 15 s.
+   * The profile stays for `reopen()`; until then the peer has no pages.
+   */
+  close(): Promise<void>
+  /** Launches the browser again on the profile `close()` left and opens the app, as `killBrowser()` does after its kill. */
+  reopen(): Promise<void>
   /** The connection state of `page`'s messenger. */
   connection(): Promise<ConnectionState>
   /** How many WebRTC peer connections of `tab` (default 0) are `connected`: direct paths to other peers. */
@@ -120,7 +142,10 @@ export class KitPeer implements Peer {
   #browser: Browser
   #context: BrowserContext
   #tabs: Page[] = []
+  /** Whether `offline()` cut the browser, and the relay. */
   #cut = false
+  #cutAtRelay = false
+  #closed = false
 
   private constructor(
     readonly name: string,
@@ -217,25 +242,31 @@ export class KitPeer implements Peer {
     return page
   }
 
-  async offline(): Promise<void> {
+  async offline(options: OfflineOptions = {}): Promise<void> {
+    if (options.relay !== undefined && typeof options.relay !== 'boolean') throw new TypeError('options.relay must be a boolean')
+    const atRelay = options.relay ?? true
     this.#cut = true
-    await this.#relay.setPeerOnline(this.name, false)
+    this.#cutAtRelay ||= atRelay
+    if (atRelay) await this.#relay.setPeerOnline(this.name, false)
     await this.#context.setOffline(true)
     await Promise.all(this.#tabs.map((tab) => tab.evaluate(() => (window as unknown as { __intersessionKit__: PageKit }).__intersessionKit__.cutRtc())))
     const direct = async (): Promise<number[]> => Promise.all(this.#tabs.map((_, i) => this.rtcConnected(i)))
     await until(
       async () =>
-        !(await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status !== 'online' && (await direct()).every((n) => n === 0),
+        (!atRelay || !(await this.#relay.connectedPeers()).includes(this.name)) &&
+        (await this.connection()).status !== 'online' &&
+        (await direct()).every((n) => n === 0),
       10_000,
       async () =>
-        `offline(): ${this.name} still connected: relay lists ${JSON.stringify(await this.#relay.connectedPeers())}, page says ${JSON.stringify(await this.connection().catch(String))}, connected peer connections per tab ${JSON.stringify(await direct().catch(String))}`,
+        `offline(): ${this.name} still connected: relay lists ${atRelay ? JSON.stringify(await this.#relay.connectedPeers()) : '(not asked)'}, page says ${JSON.stringify(await this.connection().catch(String))}, connected peer connections per tab ${JSON.stringify(await direct().catch(String))}`,
     )
   }
 
   async online(): Promise<void> {
     this.#cut = false
     // The relay first: the browser's `online` event makes the SDK retry at once, and that retry must be let in.
-    await this.#relay.setPeerOnline(this.name, true)
+    if (this.#cutAtRelay) await this.#relay.setPeerOnline(this.name, true)
+    this.#cutAtRelay = false
     await this.#context.setOffline(false)
     await until(
       async () => (await this.#relay.connectedPeers()).includes(this.name) && (await this.connection()).status === 'online',
@@ -291,11 +322,37 @@ export class KitPeer implements Peer {
   }
 
   async killBrowser(): Promise<void> {
-    const dir = this.#chromium.userDataDir
+    if (this.#closed) throw new Error(`killBrowser(): ${this.name}'s browser is closed; reopen() it first`)
     await this.#chromium.crash()
     await this.#browser.close().catch(() => {})
-    // The crashed browser's profile stays; the new one runs on it and is removed with it.
-    this.#chromium = await launchChromium(this.#launch.executablePath, this.#launch.args, { userDataDir: dir })
+    await this.#relaunch()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const session = await this.#browser.newBrowserCDPSession()
+    // The browser may drop the connection before it answers.
+    await session.send('Browser.close').catch(() => {})
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const exited = await Promise.race([
+      this.#chromium.exited.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 15_000))),
+    ])
+    clearTimeout(timer)
+    await this.#browser.close().catch(() => {})
+    if (!exited) throw new Error(`close(): ${this.name}'s browser (pid ${this.#chromium.pid}) did not exit within 15 s of Browser.close`)
+  }
+
+  async reopen(): Promise<void> {
+    if (!this.#closed) throw new Error(`reopen(): ${this.name}'s browser is open; close() it first`)
+    await this.#relaunch()
+    this.#closed = false
+  }
+
+  /** Launches the browser on the profile the last one left (it stays; the new one runs on it and is removed with it) and opens the app. */
+  async #relaunch(): Promise<void> {
+    this.#chromium = await launchChromium(this.#launch.executablePath, this.#launch.args, { userDataDir: this.#chromium.userDataDir })
     const { browser, context } = await KitPeer.#attach(this.#chromium)
     this.#browser = browser
     this.#context = context

@@ -2,10 +2,11 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
-/** Options of the `relay` fixture ({@link startRelay}). */
+/** Options of the `relay` fixture ({@link kitRelay}). */
 export interface KitRelayOptions {
   /**
    * `dev` (the default): the token `dev:<peerId>` logs in as anyone.
@@ -16,13 +17,20 @@ export interface KitRelayOptions {
   readonly jwtSecret?: string
   /**
    * The command that runs the relay CLI, e.g. `['node', 'node_modules/intersession-relay/dist/cli.js']`;
-   * the kit appends `--port`, `--test-control`, `--mailbox-dir` and `--dev`.
+   * the kit appends `--port`, `--test-control`, `--mailbox-dir` (or `--no-mailbox`) and `--dev`.
    * Default: `node <the intersession-relay package's bin>`, the package
    * resolved from `cwd` (install it: `npm i -D intersession-relay`).
    */
   readonly command?: readonly string[]
   /** The relay's working directory; default this process's. */
   readonly cwd?: string
+  /**
+   * `true` (the default): the relay stores messages for offline peers in a
+   * mailbox in a temporary directory. `false`: it runs with `--no-mailbox`
+   * (no store and forward: a frame for a peer that is not connected is
+   * refused, so the sender keeps it until the receiver is back).
+   */
+  readonly mailbox?: boolean
   /** More CLI arguments, e.g. limits (`--mailbox-max-messages`, ...). */
   readonly args?: readonly string[]
   /** How long a start may take before it fails; default 30,000 ms (a relay started through tsx on a busy machine is slow). */
@@ -36,8 +44,8 @@ export interface KitRelay {
   readonly port: number
   /** The relay's process id now (it changes on restart). */
   readonly pid: number
-  /** The mailbox directory (it survives restarts; removed after the test). */
-  readonly mailboxDir: string
+  /** The mailbox directory (it survives restarts; removed after the test); undefined with `mailbox: false`. */
+  readonly mailboxDir: string | undefined
   /** A token that logs `peerId` in: `dev:<peerId>`, or a JWT signed with the secret valid for an hour. */
   token(peerId: string): Promise<string>
   /** The peers logged in now, as the relay itself reports them. */
@@ -70,19 +78,30 @@ export interface KitRelayHealth {
 }
 
 /**
- * Starts a relay (see {@link KitRelayOptions}) and resolves once it listens.
- * `dispose()` stops it and removes its mailbox.
+ * A relay (see {@link KitRelayOptions}) that starts on first use: reading
+ * `url`, `port` or `pid` starts its process, and its methods resolve once it
+ * listens (so a test that never uses it starts none). Its port is chosen now,
+ * so `url` is known before the process runs. `dispose()` stops it and removes
+ * its mailbox; it throws a start failure that no method call reported.
  */
-export async function startRelay(options: KitRelayOptions = {}): Promise<KitRelay & { dispose(): Promise<void> }> {
+export async function kitRelay(options: KitRelayOptions = {}): Promise<KitRelay & { dispose(): Promise<void> }> {
   const auth = options.auth ?? 'dev'
   if (auth !== 'dev' && auth !== 'jwt') throw new TypeError(`auth must be 'dev' or 'jwt', got ${String(auth)}`)
   const secret = options.jwtSecret ?? (auth === 'jwt' ? Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url') : undefined)
   const command = options.command ?? defaultRelayCommand(options.cwd ?? process.cwd())
   if (command.length === 0) throw new RangeError('command must not be empty')
-  const mailboxDir = mkdtempSync(join(tmpdir(), 'intersession-kit-mailbox-'))
+  if (options.mailbox !== undefined && typeof options.mailbox !== 'boolean') throw new TypeError('mailbox must be a boolean')
+  const key =
+    secret === undefined
+      ? undefined
+      : await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  let port = await freePort()
+  const mailboxDir = options.mailbox === false ? undefined : mkdtempSync(join(tmpdir(), 'intersession-kit-mailbox-'))
+  const removeMailbox = (): void => {
+    if (mailboxDir !== undefined) rmSync(mailboxDir, { recursive: true, force: true, maxRetries: 3 })
+  }
   const logs: Record<string, unknown>[] = []
   const offline = new Set<string>()
-  let port = 0
   let run: RelayRun | undefined
   const launch = async (): Promise<void> => {
     const args = [
@@ -90,8 +109,7 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
       '--port',
       String(port),
       '--test-control',
-      '--mailbox-dir',
-      mailboxDir,
+      ...(mailboxDir === undefined ? ['--no-mailbox'] : ['--mailbox-dir', mailboxDir]),
       ...(auth === 'dev' ? ['--dev'] : []),
       ...(options.args ?? []),
     ]
@@ -100,12 +118,29 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     port = run.port
     for (const peer of offline) await control(`offline?peer=${encodeURIComponent(peer)}`)
   }
+  // The first start, once something uses the relay; `observed` once a method call awaited it (and so reported its failure).
+  let started: Promise<void> | undefined
+  let observed = false
+  const begin = (): Promise<void> => {
+    if (started === undefined) {
+      started = launch()
+      started.catch(() => {}) // a getter started it: the next method call, or dispose(), reports a failure
+    }
+    return started
+  }
+  const use = (): Promise<void> => {
+    observed = true
+    return begin()
+  }
   const control = async (path: string): Promise<unknown> => {
     const response = await fetch(`http://127.0.0.1:${port}/test/${path}`, { method: path === 'peers' ? 'GET' : 'POST' })
     if (!response.ok) throw new Error(`relay /test/${path} answered ${response.status}: ${await response.text()}`)
     return response.json()
   }
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    // A start in flight ends first; a relay stopped before its first use never starts by itself.
+    started ??= Promise.resolve()
+    await started.catch(() => {})
     const current = run
     run = undefined
     if (current === undefined) return
@@ -113,38 +148,42 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     await current.stop(signal)
     clearTimeout(grace)
   }
-  try {
-    await launch()
-  } catch (error) {
-    rmSync(mailboxDir, { recursive: true, force: true })
-    throw error
-  }
-  const key =
-    secret === undefined
-      ? undefined
-      : await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
   return {
-    url: `ws://127.0.0.1:${port}`,
-    port,
+    get url() {
+      void begin()
+      return `ws://127.0.0.1:${port}`
+    },
+    get port() {
+      void begin()
+      return port
+    },
     get pid() {
-      if (run === undefined) throw new Error('the relay is stopped')
-      return run.pid
+      if (run !== undefined) return run.pid
+      if (started === undefined) {
+        void begin()
+        throw new Error('the relay has not started yet: it starts on first use; await one of its methods (e.g. relay.health()) before reading pid')
+      }
+      throw new Error('the relay is not running (starting, stopped, or it failed to start)')
     },
     mailboxDir,
     async token(peerId) {
       if (typeof peerId !== 'string' || peerId === '') throw new TypeError('peerId must be a non-empty string')
+      await use()
       if (key === undefined) return `dev:${peerId}`
       return signJwt(key, peerId)
     },
     async connectedPeers() {
+      await use()
       return ((await control('peers')) as { peers: string[] }).peers
     },
     async setPeerOnline(peer, online) {
+      await use()
       if (online) offline.delete(peer)
       else offline.add(peer)
       if (run !== undefined) await control(`${online ? 'online' : 'offline'}?peer=${encodeURIComponent(peer)}`)
     },
     async restart({ signal = 'SIGTERM', downMs = 0 } = {}) {
+      observed = true
       await stop(signal)
       if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs))
       await launch()
@@ -152,15 +191,36 @@ export async function startRelay(options: KitRelayOptions = {}): Promise<KitRela
     stop: () => stop(),
     logs: () => [...logs],
     async health() {
+      await use()
       const response = await fetch(`http://127.0.0.1:${port}/health`)
       if (!response.ok) throw new Error(`relay /health answered ${response.status}`)
       return (await response.json()) as KitRelayHealth
     },
     async dispose() {
+      const failure =
+        observed || started === undefined
+          ? undefined
+          : await started.then(
+              () => undefined,
+              (error: unknown) => ({ error }),
+            )
       await stop()
-      rmSync(mailboxDir, { recursive: true, force: true, maxRetries: 3 })
+      removeMailbox()
+      if (failure !== undefined) throw failure.error
     },
   }
+}
+
+/** A port free now on 127.0.0.1 (bound, then released) for a relay that starts on it later. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 }
 
 /** An HS256 JWT for `peerId` (`sub`), valid for an hour, as the relay's `jwtSecret` auth checks it; signed with WebCrypto. */

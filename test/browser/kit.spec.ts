@@ -168,6 +168,84 @@ test('relay.restart({ signal: SIGKILL }): the mailbox on disk keeps what an offl
   expectExactlyOnce(ids, bob.received())
 })
 
+test('offline({ relay: false }) cuts the browser alone: the relay never refuses the peer, so its network coming back is enough', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  await alice.offline({ relay: false })
+  expect((await alice.connection()).status).not.toBe('online')
+  expect(await alice.page.evaluate(() => navigator.onLine)).toBe(false)
+  const whileOffline = await sendMany(alice, 'bob', 3, 'browser offline')
+  await alice.page.waitForTimeout(1000)
+  expect(await Promise.all(whileOffline.map((id) => alice.status(id)))).toEqual(whileOffline.map(() => 'queued'))
+  const told = (): unknown[] => relay.logs().filter((e) => e.event === 'test_control' && e.id === 'alice')
+  expect(told()).toEqual([])
+
+  // Only the browser was cut: its network back (without online()) brings the peer back, as the relay never refused it.
+  await alice.context.setOffline(false)
+  await expect.poll(async () => (await alice.connection()).status, { timeout: 30_000 }).toBe('online')
+  await alice.waitDelivered(whileOffline)
+  await bob.waitReceived(whileOffline)
+  // online() after a browser-only cut is fine too; a full cut tells the relay (the check above sees it).
+  await alice.offline({ relay: false })
+  await alice.online()
+  expect(told()).toEqual([])
+  await alice.offline()
+  await alice.online()
+  expect(told()).toMatchObject([{ online: false }, { online: true }])
+  await expect(alice.offline({ relay: 'no' as unknown as boolean })).rejects.toThrow(TypeError)
+})
+
+test('close() quits the browser in order and reopen() starts it on the same profile: what the page stored is there', async ({ relay, peer }) => {
+  const alice = await peer('alice', await app(relay, 'alice'))
+  const profile = alice.userDataDir
+  // Bob has not opened yet: the relay's mailbox stores alice's messages, and her outbox keeps them until delivered.
+  const ids = await sendMany(alice, 'bob', 5, 'before close')
+  await expect.poll(async () => Promise.all(ids.map((id) => alice.status(id)))).toEqual(ids.map(() => 'stored'))
+  // Written just before the close: Chromium commits localStorage lazily, and an orderly shutdown writes it out.
+  await alice.page.evaluate(() => localStorage.setItem('written', 'just before close'))
+  await expect(alice.reopen()).rejects.toThrow(/close\(\) it first/)
+  await alice.close()
+  expect(alice.page.isClosed()).toBe(true)
+  await expect.poll(() => relay.connectedPeers()).not.toContain('alice')
+
+  const bob = await peer('bob', await app(relay, 'bob'))
+  await bob.waitReceived(ids)
+  await alice.reopen()
+  expect(alice.userDataDir).toBe(profile)
+  expect(await alice.page.evaluate(() => localStorage.getItem('written'))).toBe('just before close')
+  await alice.waitDelivered(ids)
+  expect(await alice.pending()).toEqual({ outbound: 0, inbound: 0 })
+  expectExactlyOnce(ids, bob.received())
+})
+
+test('the relay starts on first use: none for a test that never uses it; its url is known before it runs', async ({ relay, peer }) => {
+  const alice = await peer('alice', { url: '/index.html', waitForConnect: false })
+  await alice.page.waitForFunction(() => document.title === 'ready')
+  expect(relay.logs()).toEqual([])
+  const url = relay.url
+  expect(relay.logs()).toEqual([]) // started, not yet listening
+  expect((await relay.health()).authenticated).toBe(0)
+  expect(relay.logs().filter((e) => e.event === 'listening')).toMatchObject([{ port: Number(new URL(url).port) }])
+  expect(relay.url).toBe(url)
+  expect(relay.pid).toBeGreaterThan(0)
+})
+
+test.describe('with mailbox: false', () => {
+  test.use({ relayOptions: { command: [process.execPath, '--import', 'tsx', 'src/relay/cli.ts'], cwd: ROOT, mailbox: false } })
+
+  test('the relay stores nothing for an offline peer: the sender keeps it queued until the receiver is back', async ({ relay, peer }) => {
+    expect(relay.mailboxDir).toBeUndefined()
+    const alice = await peer('alice', await app(relay, 'alice'))
+    const ids = await sendMany(alice, 'bob', 3, 'no mailbox')
+    await alice.page.waitForTimeout(1500)
+    expect(await Promise.all(ids.map((id) => alice.status(id)))).toEqual(ids.map(() => 'queued'))
+    const bob = await peer('bob', await app(relay, 'bob'))
+    await alice.waitDelivered(ids)
+    await bob.waitReceived(ids)
+    expectExactlyOnce(ids, bob.received())
+  })
+})
+
 test("newTab() opens the same identity: both tabs' handlers get every message", async ({ relay, peer }) => {
   const alice = await peer('alice', await app(relay, 'alice'))
   const bob = await peer('bob', await app(relay, 'bob'))
