@@ -14,7 +14,7 @@
  * over exactly once, in order, with replays only of messages whose processed
  * mark the crash lost, at most `processBatch` per crash per stream.
  */
-import { chromium, type Browser, type Page } from '@playwright/test'
+import { chromium, expect, test, type Browser, type Page } from '@playwright/test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,7 +24,6 @@ import { launchChromium, type ChromiumProcess } from '../../src/playwright/chrom
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import type { SendReport } from './app/crash.js'
 import { checkCrashLedger, type CrashLedger, type Handover, type RejectedSend, type ResolvedSend } from './crash-check.js'
-import { expect, test } from './fixtures.js'
 
 const PEERS = { alice: 'bob', bob: 'alice' } as const
 type PeerId = keyof typeof PEERS

@@ -3,8 +3,8 @@
  * with its replays counted, and each failure it claims to catch, planted in
  * that ledger, is caught. No browser.
  */
+import { expect, test } from '@playwright/test'
 import { checkCrashLedger, type CrashLedger, type Handover, type ProblemKind } from './crash-check.js'
-import { expect, test } from './fixtures.js'
 
 const h = (n: number, life: number, over: Partial<Handover> = {}): Handover => ({ from: 'alice', id: `a${n}`, seq: n, epoch: 'ea', n, life, ...over })
 

@@ -6,13 +6,13 @@
  *
  * Needs `npm run build && npm run build:demo` first (`npm run test:browser` does both).
  */
-import type { BrowserContext, Locator, Page } from '@playwright/test'
+import { expect, test, type BrowserContext, type Locator, type Page } from '@playwright/test'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDemoServer, type DemoServer } from '../helpers/demo-server.js'
-import { expect, persistentContext, test } from './fixtures.js'
+import { persistentContext } from './fixtures.js'
 
 const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
 const ONLINE_TIMEOUT = 20_000

@@ -1,58 +1,37 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Page } from '@playwright/test'
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { expect, harnessPage, launchProfile, test } from './fixtures.js'
+import { expect, test, type KitRelay } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+
+// The kit's relay keeps its mailbox in a temporary directory.
+test.use({ relayOptions: REPO_RELAY })
 
 const texts = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
-const dirs: string[] = []
-let relay: RelayProcess
 
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
-
-async function online(page: Page, id: string): Promise<void> {
+async function online(page: Page, id: string, relay: KitRelay): Promise<void> {
   await page.evaluate(({ id, url }) => window.harness.connect(id, { relay: url }), { id, url: relay.url })
   await expect.poll(() => page.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).toBe('online')
 }
 
-test.beforeEach(async () => {
-  relay = await startRelayProcess(['--dev', '--mailbox-dir', tempDir('intersession-mailbox-')])
-})
-
-test.afterEach(async () => {
-  await relay?.kill() // undefined when beforeEach failed, whose error is the one to show
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
 test('the relay mailbox: the sender stores for an offline peer and quits; the receiver gets it all later; the sender, back, sees delivered', async ({
-  profiles,
-  baseURL,
+  relay,
+  peer,
 }) => {
-  const aliceProfile = tempDir('intersession-profile-')
   // A profile on disk that outlives its browser: alice quits and comes back to it.
-  const first = await launchProfile(aliceProfile)
-  const alice = await harnessPage(first, baseURL)
-  await online(alice, 'alice')
+  const aliceBrowser = await peer('alice', HARNESS)
+  const alice = await harnessTab(aliceBrowser, true)
+  await online(alice, 'alice', relay)
   const ids = await alice.evaluate(() => window.harness.sendMany('bob', 'm', 0, 30))
   await expect.poll(() => alice.evaluate((id) => window.harness.status(id), ids[29]!), { timeout: 20_000 }).toBe('stored')
-  await first.close()
+  await aliceBrowser.close()
 
-  const bobContext = await profiles.open()
-  const bob = await harnessPage(bobContext, baseURL)
-  await online(bob, 'bob')
+  const bob = await harnessTab(await peer('bob', HARNESS), true)
+  await online(bob, 'bob', relay)
   await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(30)
   expect((await bob.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 30))
 
-  const again = await launchProfile(aliceProfile)
-  const back = await harnessPage(again, baseURL)
-  await online(back, 'alice')
+  await aliceBrowser.reopen()
+  const back = await harnessTab(aliceBrowser, true)
+  await online(back, 'alice', relay)
   await expect.poll(() => back.evaluate((id) => window.harness.status(id), ids[29]!), { timeout: 20_000 }).toBe('delivered')
   expect(await back.evaluate((all) => Promise.all(all.map((id) => window.harness.status(id))), ids)).toEqual(ids.map(() => 'delivered'))
-  await again.close()
-  await bobContext.close()
 })

@@ -1,46 +1,27 @@
 import type { Page } from '@playwright/test'
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { expect, harnessPage, test, type Profiles } from './fixtures.js'
+import { expect, test, type KitRelay, type Peer } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+
+// No mailbox: a message for a peer that is offline stays with its sender.
+test.use({ relayOptions: { ...REPO_RELAY, mailbox: false } })
 
 const texts = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 
-interface RelayStats {
-  framesIn: number
-  framesOut: number
-  connections: number
-}
-
-async function relayStats(relay: RelayProcess): Promise<RelayStats> {
-  const response = await fetch(`http://127.0.0.1:${relay.port}/health`)
-  return (await response.json()) as RelayStats
-}
-
-/** A peer in a browser profile of its own, on disk. */
-async function peer(profiles: Profiles, baseURL: string | undefined, id: string, relay: string, webrtc?: unknown): Promise<Page> {
-  const context = await profiles.open()
-  const page = await harnessPage(context, baseURL)
+/** Brings the kit peer `peer` (a browser profile of its own, on disk) online through `relay` on the harness page. */
+async function online(peer: Peer, relay: KitRelay, webrtc?: unknown): Promise<Page> {
+  const page = await harnessTab(peer, true)
   await page.evaluate(({ id, relay, webrtc }) => window.harness.connect(id, { relay, ...(webrtc !== undefined && { webrtc: webrtc as never }) }), {
-    id,
-    relay,
+    id: peer.name,
+    relay: relay.url,
     webrtc,
   })
   await expect.poll(() => page.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).toBe('online')
   return page
 }
 
-let relay: RelayProcess
-
-test.beforeEach(async () => {
-  relay = await startRelayProcess(['--dev'])
-})
-
-test.afterEach(async () => {
-  await relay?.kill() // undefined when beforeEach failed, whose error is the one to show
-})
-
-test('two browsers exchange messages both ways through a real relay', async ({ profiles, baseURL }) => {
-  const a = await peer(profiles, baseURL, 'alice', relay.url)
-  const b = await peer(profiles, baseURL, 'bob', relay.url)
+test('two browsers exchange messages both ways through a real relay', async ({ relay, peer: open }) => {
+  const a = await online(await open('alice', HARNESS), relay)
+  const b = await online(await open('bob', HARNESS), relay)
   await Promise.all([a.evaluate(() => window.harness.sendMany('bob', 'a', 0, 50)), b.evaluate(() => window.harness.sendMany('alice', 'b', 0, 50))])
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(50)
   await expect.poll(() => a.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(50)
@@ -49,37 +30,37 @@ test('two browsers exchange messages both ways through a real relay', async ({ p
   expect(await a.evaluate(() => window.harness.connectedPeers())).toEqual(['bob'])
 })
 
-test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ profiles, baseURL }) => {
-  const a = await peer(profiles, baseURL, 'alice', relay.url)
-  const b = await peer(profiles, baseURL, 'bob', relay.url)
+test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ relay, peer: open }) => {
+  const a = await online(await open('alice', HARNESS), relay)
+  const bob = await open('bob', HARNESS)
+  const b = await online(bob, relay)
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 20))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(20)
-  await b.context().setOffline(true)
+  // The browser loses its network; the relay is not told.
+  await bob.offline({ relay: false })
   await expect.poll(() => b.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).not.toBe('online')
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 20, 180))
   expect((await a.evaluate(() => window.harness.pending())).outbound).toBeGreaterThan(0)
-  await b.context().setOffline(false)
+  await bob.online()
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 60_000 }).toBe(200)
   expect((await b.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 200))
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('the relay is SIGKILLed mid-stream and restarted: nothing lost', async ({ profiles, baseURL }) => {
-  const a = await peer(profiles, baseURL, 'alice', relay.url)
-  const b = await peer(profiles, baseURL, 'bob', relay.url)
+test('the relay is SIGKILLed mid-stream and restarted: nothing lost', async ({ relay, peer: open }) => {
+  const a = await online(await open('alice', HARNESS), relay)
+  const b = await online(await open('bob', HARNESS), relay)
   const sending = a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 300))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBeGreaterThan(50)
-  const port = relay.port
-  await relay.kill()
-  relay = await startRelayProcess(['--dev', '--port', String(port)])
+  await relay.restart({ signal: 'SIGKILL' }) // on the same port
   await sending
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 60_000 }).toBe(300)
   expect((await b.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 300))
 })
 
-test('the sender page reloads mid-stream: nothing lost or doubled', async ({ profiles, baseURL }) => {
-  const a = await peer(profiles, baseURL, 'alice', relay.url)
-  const b = await peer(profiles, baseURL, 'bob', relay.url)
+test('the sender page reloads mid-stream: nothing lost or doubled', async ({ relay, peer: open }) => {
+  const a = await online(await open('alice', HARNESS), relay)
+  const b = await online(await open('bob', HARNESS), relay)
   void a.evaluate(() => window.harness.burst('bob', 'm', 2000)).catch(() => {})
   await a.waitForFunction(() => window.harness.resolvedIds().length >= 150)
   const resolved = await a.evaluate(() => window.harness.resolvedIds().length)
@@ -96,36 +77,35 @@ test('the sender page reloads mid-stream: nothing lost or doubled', async ({ pro
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('with WebRTC on, frames flow over the data channel; with it blocked, through the relay', async ({ profiles, baseURL }) => {
-  const a = await peer(profiles, baseURL, 'alice', relay.url, true)
-  const b = await peer(profiles, baseURL, 'bob', relay.url, true)
+test('with WebRTC on, frames flow over the data channel; with it blocked, through the relay', async ({ relay, peer: open }) => {
+  const a = await online(await open('alice', HARNESS), relay, true)
+  const b = await online(await open('bob', HARNESS), relay, true)
   // Let the channel come up (the first message opens the streams both sides watch).
   await a.evaluate(() => window.harness.sendMany('bob', 'warm', 0, 1))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(1)
   await b.evaluate(() => window.harness.sendMany('alice', 'warm', 0, 1))
   await a.waitForTimeout(3000)
-  const before = await relayStats(relay)
+  const before = await relay.health()
   await a.evaluate(() => window.harness.sendMany('bob', 'd', 0, 200))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(201)
-  const direct = await relayStats(relay)
+  const direct = await relay.health()
   test.info().annotations.push({ type: 'direct', description: `relay frames in during 200 messages: ${direct.framesIn - before.framesIn}` })
   expect(direct.framesIn - before.framesIn).toBeLessThan(10)
 
-  const c = await peer(profiles, baseURL, 'carol', relay.url, { iceTransportPolicy: 'relay' })
-  const d = await peer(profiles, baseURL, 'dave', relay.url, { iceTransportPolicy: 'relay' })
+  const c = await online(await open('carol', HARNESS), relay, { iceTransportPolicy: 'relay' })
+  const d = await online(await open('dave', HARNESS), relay, { iceTransportPolicy: 'relay' })
   await c.evaluate(() => window.harness.sendMany('dave', 'r', 0, 1))
   await expect.poll(() => d.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(1)
-  const before2 = await relayStats(relay)
+  const before2 = await relay.health()
   await c.evaluate(() => window.harness.sendMany('dave', 'r', 1, 100))
   await expect.poll(() => d.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(101)
-  const relayed = await relayStats(relay)
+  const relayed = await relay.health()
   expect(relayed.framesIn - before2.framesIn).toBeGreaterThanOrEqual(100)
   expect((await d.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('r', 101))
 })
 
-test('the WebRTC transport passes the transport contract in Chromium, over data channels', async ({ page }) => {
-  await page.goto('/index.html')
-  await page.waitForFunction(() => document.title === 'ready')
+test('the WebRTC transport passes the transport contract in Chromium, over data channels', async ({ relay, peer: open }) => {
+  const page = await harnessTab(await open('a', HARNESS), true)
   const { results, counts } = await page.evaluate((url) => window.harness.webrtcContract(url), relay.url)
   expect(results.length).toBeGreaterThan(5)
   expect(results.filter((r) => !r.ok)).toEqual([])

@@ -5,28 +5,23 @@
  * of a group commit. What each promises is in docs/GUARANTEES.md (4).
  */
 import type { CDPSession, Page } from '@playwright/test'
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
-import { expect, harnessPage, persistentContext, test } from './fixtures.js'
+import { expect, test, type KitRelay, type Peer, type PeerOptions } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+
+// No mailbox: a message for a peer that is offline stays with its sender.
+test.use({ relayOptions: { ...REPO_RELAY, mailbox: false } })
 
 const texts = (prefix: string, from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${from + i}`)
 
-let relay: RelayProcess
-const disposers: Array<() => Promise<void>> = []
-
-test.beforeEach(async () => {
-  relay = await startRelayProcess(['--dev'])
-})
-
-test.afterEach(async () => {
-  for (const dispose of disposers.splice(0).reverse()) await dispose().catch(() => {})
-  await relay?.kill() // undefined when beforeEach failed, whose error is the one to show
-})
-
-/** A peer with a browser profile of its own on disk, online through the relay; `before` runs before it opens its database. */
-async function peer(baseURL: string | undefined, id: string, before?: (page: Page) => Promise<void>, faultyWorker = false): Promise<Page> {
-  const { context, dispose } = await persistentContext()
-  disposers.push(dispose)
-  const page = await harnessPage(context, baseURL)
+/** A kit peer (a browser profile of its own on disk) on the harness page, online through `relay`; `before` runs before it opens its database. */
+async function peer(
+  open: (name: string, options: PeerOptions) => Promise<Peer>,
+  relay: KitRelay,
+  id: string,
+  before?: (page: Page) => Promise<void>,
+  faultyWorker = false,
+): Promise<Page> {
+  const page = await harnessTab(await open(id, HARNESS), true)
   await before?.(page)
   await page.evaluate(({ id, url, faultyWorker }) => window.harness.connect(id, { relay: url, faultyWorker }), { id, url: relay.url, faultyWorker })
   await expect.poll(() => page.evaluate(() => window.harness.connection()?.status), { timeout: 15_000 }).toBe('online')
@@ -69,13 +64,13 @@ class Quota {
 
 const MIB = 1024 * 1024
 
-test('quota exceeded during a send: typed error, earlier messages intact, sending resumes when space returns', async ({ baseURL }) => {
+test('quota exceeded during a send: typed error, earlier messages intact, sending resumes when space returns', async ({ relay, peer: open }) => {
   let quota: Quota | undefined
-  const a = await peer(baseURL, 'alice', async (page) => {
+  const a = await peer(open, relay, 'alice', async (page) => {
     quota = await Quota.of(page)
     await quota.set(2 * MIB)
   })
-  const b = await peer(baseURL, 'bob')
+  const b = await peer(open, relay, 'bob')
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 5))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(5)
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
@@ -113,9 +108,9 @@ test('quota exceeded during a send: typed error, earlier messages intact, sendin
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('site data deleted while the app runs: a new epoch, the peer follows it, no stream wedged', async ({ baseURL }) => {
-  const a = await peer(baseURL, 'alice')
-  const b = await peer(baseURL, 'bob')
+test('site data deleted while the app runs: a new epoch, the peer follows it, no stream wedged', async ({ relay, peer: open }) => {
+  const a = await peer(open, relay, 'alice')
+  const b = await peer(open, relay, 'bob')
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 5))
   await b.evaluate(() => window.harness.sendMany('alice', 'n', 0, 3))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(5)
@@ -169,9 +164,9 @@ test('site data deleted while the app runs: a new epoch, the peer follows it, no
   await expect.poll(() => b.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('a transaction failing in the middle of a group commit: nothing half written, the batch rejects typed, seqs continue', async ({ baseURL }) => {
-  const a = await peer(baseURL, 'alice', undefined, true)
-  const b = await peer(baseURL, 'bob')
+test('a transaction failing in the middle of a group commit: nothing half written, the batch rejects typed, seqs continue', async ({ relay, peer: open }) => {
+  const a = await peer(open, relay, 'alice', undefined, true)
+  const b = await peer(open, relay, 'bob')
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 5))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(5)
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
@@ -216,9 +211,9 @@ test('a transaction failing in the middle of a group commit: nothing half writte
   await expect.poll(() => a.evaluate(() => window.harness.pending()), { timeout: 20_000 }).toEqual({ outbound: 0, inbound: 0 })
 })
 
-test('the app deletes its database in the middle of a stream of sends: every send settles, the new stream is gapless', async ({ baseURL }) => {
-  const a = await peer(baseURL, 'alice')
-  const b = await peer(baseURL, 'bob')
+test('the app deletes its database in the middle of a stream of sends: every send settles, the new stream is gapless', async ({ relay, peer: open }) => {
+  const a = await peer(open, relay, 'alice')
+  const b = await peer(open, relay, 'bob')
   await a.evaluate(() => window.harness.sendMany('bob', 'm', 0, 3))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(3)
   const before = await a.evaluate(() => window.harness.faults.readStore('alice'))
