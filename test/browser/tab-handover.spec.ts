@@ -1,8 +1,26 @@
-import { expect, test } from '../../src/playwright/index.js'
+import type { Page } from '@playwright/test'
+import { expect, test, type Peer } from '../../src/playwright/index.js'
 import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
 // The tabs talk over a BroadcastChannel network; the kit's relay is unused.
 test.use({ relayOptions: REPO_RELAY })
+
+/**
+ * Identity a in two tabs: a leader without handlers and a subscribed
+ * follower; and identity b in a third tab, on the same network.
+ */
+async function twoTabsAndSender(browser: Peer, options: { network: string; deferCommitMs?: number }): Promise<{ leader: Page; follower: Page; b: Page }> {
+  const tabOptions = { ...options, staleAfterMs: 1000, heartbeatMs: 250 }
+  const leader = await harnessTab(browser, true)
+  await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), tabOptions)
+  await expect.poll(() => leader.evaluate(() => window.harness.role())).toBe('leader')
+  const follower = await harnessTab(browser)
+  await follower.evaluate((o) => window.harness.connect('a', o), tabOptions)
+  await expect.poll(() => follower.evaluate(() => window.harness.role())).toBe('follower')
+  const b = await harnessTab(browser)
+  await b.evaluate((network) => window.harness.connect('b', { network }), options.network)
+  return { leader, follower, b }
+}
 
 // Found by the chaos soak (npm run soak -- --minutes 1 --seed 4): a follower
 // tab, the only one with a handler, reloaded while the leader had handed it a
@@ -11,14 +29,7 @@ test.use({ relayOptions: REPO_RELAY })
 test('a message handed to a follower tab that dies is handed over again, not dropped', async ({ peer }) => {
   const browser = await peer('a', HARNESS)
   const options = { network: 'handover', staleAfterMs: 1000, heartbeatMs: 250 }
-  const leader = await harnessTab(browser, true)
-  await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), options)
-  await expect.poll(() => leader.evaluate(() => window.harness.role())).toBe('leader')
-  const follower = await harnessTab(browser)
-  await follower.evaluate((o) => window.harness.connect('a', o), options)
-  await expect.poll(() => follower.evaluate(() => window.harness.role())).toBe('follower')
-  const b = await harnessTab(browser)
-  await b.evaluate(() => window.harness.connect('b', { network: 'handover' }))
+  const { leader, follower, b } = await twoTabsAndSender(browser, options)
   await b.evaluate(() => window.harness.sendMany('a', 'm', 0, 3))
   await expect.poll(() => follower.evaluate(() => window.harness.receivedCount())).toBe(3)
 
@@ -39,16 +50,7 @@ test('a message handed to a follower tab that dies is handed over again, not dro
 // those messages over again. The tab whose handlers already returned for them
 // counts them processed without calling its handlers twice.
 test('a leader tab closed before its processed marks committed: the follower that handled those messages does not get them again', async ({ peer }) => {
-  const browser = await peer('a', HARNESS)
-  const options = { network: 'marks', staleAfterMs: 1000, heartbeatMs: 250, deferCommitMs: 60_000 }
-  const leader = await harnessTab(browser, true)
-  await leader.evaluate((o) => window.harness.connect('a', { ...o, subscribe: false }), options)
-  await expect.poll(() => leader.evaluate(() => window.harness.role())).toBe('leader')
-  const follower = await harnessTab(browser)
-  await follower.evaluate((o) => window.harness.connect('a', o), options)
-  await expect.poll(() => follower.evaluate(() => window.harness.role())).toBe('follower')
-  const b = await harnessTab(browser)
-  await b.evaluate(() => window.harness.connect('b', { network: 'marks' }))
+  const { leader, follower, b } = await twoTabsAndSender(await peer('a', HARNESS), { network: 'marks', deferCommitMs: 60_000 })
   await b.evaluate(() => window.harness.sendMany('a', 'm', 0, 5))
   await expect.poll(() => follower.evaluate(() => window.harness.receivedCount())).toBe(5)
 
