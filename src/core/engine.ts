@@ -629,7 +629,7 @@ export class Engine {
       const stream = draft.outStream(peer)
       if (stream === undefined || upTo >= stream.nextSeq || upTo <= stream.ackedUpTo) return () => {}
       const from = stream.ackedUpTo
-      draft.write({ op: 'ack', to: peer, upTo, at: this.#clock.now(), above: from })
+      draft.write({ op: 'ack', to: peer, upTo, at: this.#clock.now() })
       draft.setOut({ ...stream, ackedUpTo: upTo })
       return (receipts) => this.#acked(peer, from, upTo, receipts)
     }

@@ -96,21 +96,8 @@ export class Draft {
    */
   ops(): StoreOp[] {
     const lastAck = new Map<PeerId, StoreOp>()
-    const lowest = new Map<PeerId, number | undefined>()
-    for (const op of this.#rows) {
-      if (op.op !== 'ack') continue
-      lastAck.set(op.to, op)
-      if (!lowest.has(op.to)) lowest.set(op.to, op.above)
-    }
-    const ops: StoreOp[] = []
-    for (const op of this.#rows) {
-      if (op.op !== 'ack') ops.push(op)
-      else if (lastAck.get(op.to) === op) {
-        const { above: _above, ...rest } = op
-        const above = lowest.get(op.to)
-        ops.push(above === undefined ? rest : { ...rest, above })
-      }
-    }
+    for (const op of this.#rows) if (op.op === 'ack') lastAck.set(op.to, op)
+    const ops = this.#rows.filter((op) => op.op !== 'ack' || lastAck.get(op.to) === op)
     for (const stream of this.#out.values()) ops.push({ op: 'outStream', stream })
     for (const stream of this.#in.values()) ops.push({ op: 'inStream', stream })
     return ops

@@ -96,19 +96,15 @@ export type StoreOp =
   /**
    * Settles the outbox rows of `to` with seq <= upTo: each leaves the outbox
    * and becomes its receipt (what became of it, and when). A receipt keeps its
-   * id and its `(to, seq)` key taken until it is pruned.
+   * id taken until it is pruned. The stream is then settled up to the highest
+   * row the ack found: no row is ever queued at or below it again (a commit
+   * doing so fails), while rows queued later above it wait as usual.
    */
   | {
       readonly op: 'ack'
       readonly to: PeerId
       readonly upTo: number
       readonly at: number
-      /**
-       * A hint: every row of `to` with seq <= `above` is settled already, so
-       * a store may start looking above it (IndexedDB then never walks the
-       * deleted index entries of everything acked before).
-       */
-      readonly above?: number
     }
   | { readonly op: 'putInbox'; readonly row: InboxRow }
   | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly index: number }

@@ -1,5 +1,5 @@
 import { unwrap, wrap } from 'idb'
-import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
+import type { DBSchema, IDBPDatabase, IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
 import { duplicateId, validateOps } from './op-validation.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
@@ -23,7 +23,7 @@ import { receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -129,20 +129,50 @@ const DEFAULT_BLOCKED_TIMEOUT_MS = 10_000
 const MAX_COUNT = 0xffff_ffff
 
 /**
+ * Contents of at most this many bytes stay in an acknowledged row until its
+ * receipt is pruned: an ack then writes nothing per message. Larger contents
+ * are dropped at the ack (one rewrite per such row), so that what the outbox
+ * keeps for receipts stays a few hundred bytes per message at most.
+ */
+const KEPT_CONTENTS_BYTES = 256
+
+/**
  * An outbox row as stored. A message keeps its row after it is acknowledged:
- * the row, its contents dropped and `ackedAt` set, is its receipt. So one
- * unique `id` index covers queued messages and receipts, and the database
- * itself refuses to queue an id twice, at no cost per send.
- * - `pending` (`[to, seq]`) is set only while the row waits for its ack: the
- *   sparse `pending` index holds exactly the outbox proper, in stream order.
- * - `ackedAt` is set only on receipts: the `ackedAt` index prunes them.
+ * the row is its receipt, until pruned. So one unique `id` index covers queued
+ * messages and receipts, and the database itself refuses to queue an id twice,
+ * at no cost per send. Which rows are receipts is not written in them: every
+ * row of a stream at or below the stream's {@link Settled} watermark is one.
  * - `expiry` mirrors `expiresAt` only while the row can still expire, so the
- *   `expiry` index holds exactly the rows an expiry scan may return.
+ *   `expiry` index holds exactly the rows an expiry scan may return (an ack
+ *   rewrites a row that carries it).
  */
 interface StoredOutboxRow extends OutboxRow {
-  readonly pending?: [string, number]
-  readonly ackedAt?: number
   readonly expiry?: number
+}
+
+/**
+ * How far a stream is settled: its rows with seq <= `upTo` are receipts. It
+ * only moves up, to the highest row an ack found (never past the rows there
+ * are, so a later row above it is queued as usual); `at` is the time of the
+ * latest {@link AckEntry}.
+ */
+interface Settled {
+  readonly to: string
+  readonly upTo: number
+  readonly at: number
+}
+
+/**
+ * One ack that moved a watermark: the receipts of its stream in (the entry
+ * below, `upTo`] were settled at `at`. Times never go back within a stream
+ * (an ack read from a clock set back takes the time of the one before), so
+ * the entries older than a cutoff are a prefix of their stream: a prune
+ * deletes them and their rows by range, without reading a row.
+ */
+interface AckEntry {
+  readonly to: string
+  readonly upTo: number
+  readonly at: number
 }
 
 interface Schema extends DBSchema {
@@ -150,24 +180,36 @@ interface Schema extends DBSchema {
   meta: { key: string; value: StoreMeta | number }
   outStreams: { key: string; value: OutStreamState }
   inStreams: { key: string; value: InStreamState }
-  outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number; pending: [string, number]; ackedAt: number } }
+  outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number } }
   inbox: { key: [string, number]; value: InboxRow }
+  settled: { key: string; value: Settled }
+  acks: { key: [string, number]; value: AckEntry; indexes: { at: number } }
 }
 
-/** Schema 1 kept receipts in a store of their own; schema 2 moves them into the outbox. */
+/** Schema 1 kept receipts in a store of their own. */
 interface SchemaV1 extends DBSchema {
   outbox: { key: [string, number]; value: OutboxRow; indexes: { id: string; expiry: number } }
   receipts: { key: string; value: Receipt; indexes: { at: number } }
 }
 
+/** Schema 2 marked every row: `pending` while it waited, `ackedAt` once it was a receipt (contents dropped). Schema 1 rows carry neither. */
+interface StoredRowV2 extends StoredOutboxRow {
+  readonly pending?: [string, number]
+  readonly ackedAt?: number
+}
+
 type Db = IDBPDatabase<Schema>
+/** An object store of an older schema, as the upgrade steps see it. */
+type LooseStore = IDBPObjectStore<unknown, ArrayLike<string>, string, 'versionchange'>
 type StoreName = StoreNames<Schema>
 type Tx<Mode extends IDBTransactionMode> = IDBPTransaction<Schema, StoreName[], Mode>
 
 /**
  * Brings the schema from `oldVersion` to `newVersion`, step by step. Steps
- * only ever get appended (`if (oldVersion < 2) { ... }`), so a database of
- * any older version reaches the current one.
+ * only ever get appended (`if (oldVersion < 3) { ... }`), so a database of
+ * any older version reaches the current one. Steps that move rows run one
+ * after the other inside the version change transaction: all of it lands, or
+ * none.
  */
 function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<'versionchange'>): void {
   if (oldVersion < 1) {
@@ -179,33 +221,61 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     outbox.createIndex('expiry', 'expiry')
     db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
     if (oldVersion === 0) {
-      outbox.createIndex('pending', 'pending')
-      outbox.createIndex('ackedAt', 'ackedAt')
+      createWatermarkStores(db)
       return
     }
   }
-  if (oldVersion < 2) upgradeReceiptsIntoOutbox(tx)
+  void (async () => {
+    if (oldVersion < 2) await upgradeReceiptsIntoOutbox(db, tx)
+    if (oldVersion < 3) await upgradeToWatermarks(db, tx)
+  })().catch(() => abortQuietly(tx))
+}
+
+function createWatermarkStores(db: Db): void {
+  db.createObjectStore('settled', { keyPath: 'to' })
+  db.createObjectStore('acks', { keyPath: ['to', 'upTo'] }).createIndex('at', 'at')
+}
+
+/** Schema 1 to 2: every receipt becomes an acknowledged outbox row (the next step reads it as such). */
+async function upgradeReceiptsIntoOutbox(db: Db, tx: Tx<'versionchange'>): Promise<void> {
+  const old = tx as unknown as IDBPTransaction<SchemaV1, ['outbox', 'receipts'], 'versionchange'>
+  const outbox = tx.objectStore('outbox') as unknown as LooseStore
+  for (const receipt of await old.objectStore('receipts').getAll()) issue(outbox.put(receiptRowV2(receipt)))
+  db.deleteObjectStore('receipts' as never)
 }
 
 /**
- * Schema 1 to 2: every outbox row gets its `pending` key, and every receipt
- * becomes an acknowledged outbox row; the receipts store goes. Runs inside
- * the version change transaction: all of it lands, or none.
+ * Schema 2 to 3: the rows lose their `pending` and `ackedAt` marks (and those
+ * indexes go); each stream's receipts, a prefix of its rows, become its
+ * watermark, with one ack entry per run of receipts acknowledged at one time.
  */
-function upgradeReceiptsIntoOutbox(tx: Tx<'versionchange'>): void {
-  const old = tx as unknown as IDBPTransaction<SchemaV1, ['outbox', 'receipts'], 'versionchange'>
-  const outbox = tx.objectStore('outbox')
-  outbox.createIndex('pending', 'pending')
-  outbox.createIndex('ackedAt', 'ackedAt')
-  const rows = old.objectStore('outbox').openCursor()
-  const moved = old.objectStore('receipts').getAll()
-  void (async () => {
-    for (let cursor = await rows; cursor !== null; cursor = await cursor.continue()) {
-      issue(cursor.update(toStored(cursor.value)))
+async function upgradeToWatermarks(db: Db, tx: Tx<'versionchange'>): Promise<void> {
+  const outbox = tx.objectStore('outbox') as unknown as LooseStore
+  for (const name of ['pending', 'ackedAt']) if (outbox.indexNames.contains(name)) outbox.deleteIndex(name)
+  createWatermarkStores(db)
+  const settled = tx.objectStore('settled')
+  const acks = tx.objectStore('acks')
+  let run: AckEntry | undefined
+  const close = (): void => {
+    if (run === undefined) return
+    issue(acks.put(run))
+    issue(settled.put(run))
+    run = undefined
+  }
+  for (let cursor = await outbox.openCursor(); cursor !== null; cursor = await cursor.continue()) {
+    const { pending: _p, ackedAt, ...row } = cursor.value as StoredRowV2
+    if (run !== undefined && run.to !== row.to) close()
+    if (ackedAt !== undefined) {
+      // Ack times never go back within a stream (see AckEntry).
+      const at = Math.max(ackedAt, run?.at ?? -Infinity)
+      if (run !== undefined && run.at !== at) issue(acks.put(run))
+      run = { to: row.to, upTo: row.seq, at }
+    } else {
+      close()
     }
-    for (const receipt of await moved) issue(outbox.put(receiptRow(receipt)))
-    tx.db.deleteObjectStore('receipts' as never)
-  })().catch(() => abortQuietly(tx))
+    issue(cursor.update(row))
+  }
+  close()
 }
 
 // ---------------------------------------------------------------- connections
@@ -379,10 +449,16 @@ class IndexedDBPeerStore implements PeerStore {
   }
 
   async readOutbox(to: PeerId, fromSeq: number, limit: number): Promise<readonly OutboxRow[]> {
-    return this.#read(['outbox'], async (tx) => {
+    return this.#read(['outbox', 'settled'], async (tx) => {
       if (limit < 1) return []
-      const range = IDBKeyRange.bound([to, fromSeq], [to, Infinity])
-      return (await tx.objectStore('outbox').index('pending').getAll(range, count(limit))).map(fromStored)
+      const outbox = tx.objectStore('outbox')
+      const page = (from: number): Promise<StoredOutboxRow[]> => outbox.getAll(IDBKeyRange.bound([to, from], [to, Infinity]), count(limit))
+      // Callers read above the watermark: both requests go at once, and a page that started below it is read again.
+      const [settled, rows] = await Promise.all([tx.objectStore('settled').get(to), page(fromSeq)])
+      const above = settled?.upTo ?? -1
+      if (rows.length === 0 || rows[0]!.seq > above) return rows.map(fromStored)
+      if (rows.length < limit) return rows.filter((row) => row.seq > above).map(fromStored)
+      return (await page(above + 1)).map(fromStored)
     })
   }
 
@@ -409,18 +485,27 @@ class IndexedDBPeerStore implements PeerStore {
   }
 
   async findMessage(id: MessageId): Promise<MessageLookup | undefined> {
-    return this.#read<MessageLookup | undefined>(['outbox'], async (tx) => {
-      const row = await tx.objectStore('outbox').index('id').get(id)
-      if (row === undefined) return undefined
-      if (row.ackedAt !== undefined) return { where: 'receipt', receipt: receiptOf(row, row.ackedAt) }
-      return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
+    return this.#read<MessageLookup | undefined>(['outbox', 'settled', 'acks'], async (tx) => {
+      const stored = await tx.objectStore('outbox').index('id').get(id)
+      if (stored === undefined) return undefined
+      const row = fromStored(stored)
+      const settled = await tx.objectStore('settled').get(row.to)
+      if (row.seq > (settled?.upTo ?? -1)) {
+        return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
+      }
+      // The ack that settled it: the first entry of its stream at or above its seq.
+      const entry = await tx.objectStore('acks').openCursor(IDBKeyRange.bound([row.to, row.seq], [row.to, Infinity]))
+      if (entry === null) throw new Error(`no ack entry covers the receipt ${row.to}#${row.seq}`)
+      return { where: 'receipt', receipt: receiptOf(row, entry.value.at) }
     })
   }
 
   async count(): Promise<{ outbound: number; inbound: number }> {
-    return this.#read(['outbox', 'inbox'], async (tx) => {
-      const [outbound, inbound] = await Promise.all([tx.objectStore('outbox').index('pending').count(), tx.objectStore('inbox').count()])
-      return { outbound, inbound }
+    return this.#read(['outbox', 'inbox', 'settled'], async (tx) => {
+      const outbox = tx.objectStore('outbox')
+      const [rows, inbound, streams] = await Promise.all([outbox.count(), tx.objectStore('inbox').count(), tx.objectStore('settled').getAll()])
+      const receipts = await Promise.all(streams.map(({ to, upTo }) => outbox.count(IDBKeyRange.bound([to, -Infinity], [to, upTo]))))
+      return { outbound: receipts.reduce((left, n) => left - n, rows), inbound }
     })
   }
 
@@ -528,13 +613,6 @@ class IndexedDBPeerStore implements PeerStore {
     })
   }
 
-  /**
-   * One readwrite transaction. Its first request reads the generation and
-   * aborts everything if another handle opened since; the op requests are
-   * queued behind it without waiting, except where an op must read first.
-   * The abort always lands before the commit could: the events of the later
-   * requests are still to be fired, and a transaction commits only after them.
-   */
   /** The first id among the `putOutbox` ops that the store already holds, read after a refused commit. */
   async #takenId(db: Db, ops: readonly StoreOp[]): Promise<string | undefined> {
     const ids = ops.flatMap((op) => (op.op === 'putOutbox' ? [op.row.id] : []))
@@ -545,6 +623,14 @@ class IndexedDBPeerStore implements PeerStore {
     return ids.find((_, i) => found[i] !== undefined)
   }
 
+  /**
+   * One readwrite transaction. Its first request reads the generation and
+   * aborts everything if another handle opened since; the op requests are
+   * queued behind it without waiting, except where an op must read first.
+   * The abort always lands before the commit could: the events of the later
+   * requests are still to be fired, and a transaction commits only after them
+   * (or, for the last request, after the microtasks its event runs).
+   */
   async #write(db: Db, ops: readonly StoreOp[]): Promise<Receipt[]> {
     const tx = db.transaction(scopeOf(ops), 'readwrite', { durability: this.#config.durability })
     // A failed request's error event rejects `done` before the browser aborts
@@ -565,14 +651,16 @@ class IndexedDBPeerStore implements PeerStore {
         tx.abort()
       })
     fence.catch(ignore)
+    const commit: Commit = { tx, pageSize: this.#config.pageSize, receipts: [], settled: new Map() }
     try {
-      const receipts = await applyOps(tx, ops, this.#config.pageSize)
+      const receipts = await applyOps(commit, ops)
       await fence
       await done
       return receipts
     } catch (error) {
       abortQuietly(tx)
       if (stale) throw fencedError()
+      if (commit.refused !== undefined) throw settledSeq(commit.refused)
       const first = tx.error ?? failed
       // The unique `id` index refused a row: a queued message's or a receipt's id.
       if (first?.name === 'ConstraintError') {
@@ -594,17 +682,37 @@ const SCOPES: Record<StoreOp['op'], readonly StoreName[]> = {
   meta: [],
   outStream: ['outStreams'],
   inStream: ['inStreams'],
-  putOutbox: ['outbox'],
-  expire: ['outbox'],
-  release: ['outbox'],
-  ack: ['outbox'],
+  putOutbox: ['outbox', 'settled'],
+  expire: ['outbox', 'settled'],
+  release: ['outbox', 'settled'],
+  ack: ['outbox', 'settled', 'acks'],
   putInbox: ['inbox'],
   deleteInbox: ['inbox'],
-  pruneReceipts: ['outbox'],
+  pruneReceipts: ['outbox', 'acks'],
 }
 
 function scopeOf(ops: readonly StoreOp[]): StoreName[] {
   return [...new Set<StoreName>(['meta', ...ops.flatMap((op) => SCOPES[op.op])])]
+}
+
+/** One commit's transaction, with what its ops read or settled so far. */
+interface Commit {
+  readonly tx: WriteTx
+  readonly pageSize: number
+  readonly receipts: Receipt[]
+  /** Each stream's watermark as the ops applied so far leave it, read once per commit. */
+  readonly settled: Map<string, Promise<Settled | undefined>>
+  /** A `putOutbox` at or below its stream's watermark; the commit is aborted. */
+  refused?: OutboxRow
+}
+
+function settledOf(commit: Commit, to: string): Promise<Settled | undefined> {
+  let settled = commit.settled.get(to)
+  if (settled === undefined) {
+    settled = commit.tx.objectStore('settled').get(to)
+    commit.settled.set(to, settled)
+  }
+  return settled
 }
 
 /**
@@ -616,8 +724,8 @@ function scopeOf(ops: readonly StoreOp[]): StoreName[] {
  * Blind writes go through the plain IndexedDB API: nothing awaits them, and
  * idb's promise and listeners per request are overhead in a batch of 1,000.
  */
-async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number): Promise<Receipt[]> {
-  const receipts: Receipt[] = []
+async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receipt[]> {
+  const { tx } = commit
   const plain = unwrap(tx)
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!
@@ -632,16 +740,16 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
         plain.objectStore('inStreams').put({ ...op.stream })
         break
       case 'putOutbox':
-        plain.objectStore('outbox').add(toStored(op.row))
+        putOutbox(commit, op.row)
         break
       case 'expire':
-        await rewrite(tx, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
+        await rewrite(commit, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
         break
       case 'release':
-        await rewrite(tx, op.to, op.seq, {})
+        await rewrite(commit, op.to, op.seq, {})
         break
       case 'ack':
-        await ack(tx, op, pageSize, receipts)
+        await ack(commit, op)
         break
       case 'putInbox':
         plain.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) })
@@ -657,50 +765,86 @@ async function applyOps(tx: WriteTx, ops: readonly StoreOp[], pageSize: number):
         break
       }
       case 'pruneReceipts':
-        await pruneReceipts(tx, op.before, pageSize)
+        await pruneReceipts(commit, op.before)
         break
     }
   }
-  return receipts
+  return commit.receipts
 }
 
-/** Drops the contents of one outbox row, setting `fields`. */
-async function rewrite(tx: WriteTx, to: PeerId, seq: number, fields: Pick<OutboxRow, 'expired' | 'failed'>): Promise<void> {
-  const outbox = tx.objectStore('outbox')
-  const row = await outbox.get([to, seq])
-  if (row === undefined || row.ackedAt !== undefined) return
+/**
+ * Adds the row without waiting. A seq at or below the stream's watermark would
+ * be taken for a receipt, so the commit is aborted once the watermark (read
+ * once per stream and commit, in parallel with the writes) says so.
+ */
+function putOutbox(commit: Commit, row: OutboxRow): void {
+  unwrap(commit.tx).objectStore('outbox').add(toStored(row))
+  settledOf(commit, row.to).then((settled) => {
+    if (settled === undefined || row.seq > settled.upTo) return
+    commit.refused ??= row
+    abortQuietly(commit.tx)
+  }, ignore)
+}
+
+/** Drops the contents of one waiting outbox row, setting `fields`. */
+async function rewrite(commit: Commit, to: PeerId, seq: number, fields: Pick<OutboxRow, 'expired' | 'failed'>): Promise<void> {
+  const outbox = commit.tx.objectStore('outbox')
+  const [row, settled] = await Promise.all([outbox.get([to, seq]), settledOf(commit, to)])
+  if (row === undefined || seq <= (settled?.upTo ?? -1)) return
   unwrap(outbox).put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields }))
 }
 
 /**
- * Turns the waiting rows of `op.to` up to `op.upTo` into receipts, page by page
- * through the `pending` index: contents dropped, `ackedAt` set.
+ * Settles the waiting rows of `op.to` up to `op.upTo`: reads them page by page
+ * (for their receipts), rewrites only those whose contents are large or that
+ * could still expire, and moves the watermark to the highest one, with one
+ * ack entry.
  */
-async function ack(tx: WriteTx, op: Extract<StoreOp, { op: 'ack' }>, pageSize: number, receipts: Receipt[]): Promise<void> {
-  const outbox = tx.objectStore('outbox')
-  const pending = outbox.index('pending')
+async function ack(commit: Commit, op: Extract<StoreOp, { op: 'ack' }>): Promise<void> {
+  const settled = await settledOf(commit, op.to)
+  const from = settled?.upTo ?? -1
+  if (op.upTo <= from) return
+  const at = Math.max(op.at, settled?.at ?? -Infinity)
+  const outbox = commit.tx.objectStore('outbox')
   const plain = unwrap(outbox)
+  let top = from
   for (;;) {
-    // Each page is read after the rewrites of the one before, so it starts afresh.
-    const page = await pending.getAll(IDBKeyRange.bound([op.to, (op.above ?? -Infinity) + 1], [op.to, op.upTo]), pageSize)
-    for (const row of page) {
-      const receipt = receiptOf(row, op.at)
-      plain.put(settledRow(fromStored(row), op.at))
-      receipts.push(receipt)
+    const page = await outbox.getAll(IDBKeyRange.bound([op.to, top + 1], [op.to, op.upTo]), commit.pageSize)
+    for (const stored of page) {
+      const row = fromStored(stored)
+      commit.receipts.push(receiptOf(row, at))
+      if (stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES) plain.put({ ...row, contents: new Uint8Array(0) })
+      top = row.seq
     }
-    if (page.length < pageSize) return
+    if (page.length < commit.pageSize || top >= op.upTo) break
   }
+  if (top === from) return
+  const entry: AckEntry = { to: op.to, upTo: top, at }
+  unwrap(commit.tx).objectStore('settled').put(entry)
+  unwrap(commit.tx).objectStore('acks').put(entry)
+  commit.settled.set(op.to, Promise.resolve(entry))
 }
 
-async function pruneReceipts(tx: WriteTx, before: number, pageSize: number): Promise<void> {
-  const index = tx.objectStore('outbox').index('ackedAt')
-  const plain = unwrap(tx).objectStore('outbox')
+/**
+ * Deletes the ack entries older than `before` and the receipts they settled,
+ * by range: a stream's old entries are a prefix of it (see {@link AckEntry}),
+ * so one delete per stream and page covers them, rows unread.
+ */
+async function pruneReceipts(commit: Commit, before: number): Promise<void> {
+  const index = commit.tx.objectStore('acks').index('at')
+  const plain = unwrap(commit.tx)
   const range = IDBKeyRange.upperBound(before, true)
   for (;;) {
     // Each page is read after the deletes of the one before, so it starts afresh.
-    const keys = await index.getAllKeys(range, pageSize)
-    for (const key of keys) plain.delete(key)
-    if (keys.length < pageSize) return
+    const keys = await index.getAllKeys(range, commit.pageSize)
+    const tops = new Map<string, number>()
+    for (const [to, upTo] of keys) tops.set(to, Math.max(upTo, tops.get(to) ?? -1))
+    for (const [to, upTo] of tops) {
+      const span = IDBKeyRange.bound([to, -Infinity], [to, upTo])
+      plain.objectStore('outbox').delete(span)
+      plain.objectStore('acks').delete(span)
+    }
+    if (keys.length < commit.pageSize) return
   }
 }
 
@@ -721,20 +865,20 @@ function abortQuietly(tx: IDBPTransaction<Schema, StoreName[], IDBTransactionMod
 
 /** A waiting row as stored. */
 function toStored(row: OutboxRow): StoredOutboxRow {
-  const { expiry: _e, pending: _p, ackedAt: _a, ...rest } = row as StoredOutboxRow
-  const stored: StoredOutboxRow = { ...rest, contents: ownBytes(row.contents), pending: [row.to, row.seq] }
+  const { expiry: _e, ...rest } = row as StoredOutboxRow
+  const stored: StoredOutboxRow = { ...rest, contents: ownBytes(row.contents) }
   return row.expiresAt !== undefined && row.expired !== true ? { ...stored, expiry: row.expiresAt } : stored
 }
 
-/** The receipt row a waiting row becomes once acknowledged at `at`. */
-function settledRow(row: OutboxRow, at: number): StoredOutboxRow {
-  return { ...row, contents: new Uint8Array(0), ackedAt: at }
+function fromStored(stored: StoredOutboxRow): OutboxRow {
+  const { expiry: _e, ...row } = stored
+  return row
 }
 
 /** A schema 1 receipt as a schema 2 receipt row. */
-function receiptRow(receipt: Receipt): StoredOutboxRow {
+function receiptRowV2(receipt: Receipt): StoredRowV2 {
   const { id, to, seq, status, reason, at } = receipt
-  const row: OutboxRow = {
+  return {
     to,
     seq,
     id,
@@ -743,13 +887,8 @@ function receiptRow(receipt: Receipt): StoredOutboxRow {
     createdAt: at,
     ...(status !== 'delivered' && { expired: true }),
     ...(status === 'failed' && { failed: reason ?? 'failed' }),
+    ackedAt: at,
   }
-  return settledRow(row, at)
-}
-
-function fromStored(stored: StoredOutboxRow): OutboxRow {
-  const { expiry: _e, pending: _p, ackedAt: _a, ...row } = stored
-  return row
 }
 
 /**
@@ -786,6 +925,10 @@ function platformError(error: unknown, what: string): IlmError {
   return new IlmError('STORE_FAILED', `IndexedDB ${what} failed: ${String((error as Error | null)?.message ?? error)}`, {
     cause: error,
   })
+}
+
+function settledSeq(row: OutboxRow): IlmError {
+  return new IlmError('STORE_FAILED', `outbox row ${row.to}#${row.seq} is at or below the seqs already acknowledged; nothing was applied`)
 }
 
 function fencedError(why = 'another handle was opened for this identity; this one may no longer be used'): IlmError {

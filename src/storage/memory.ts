@@ -80,8 +80,8 @@ interface IdentityState {
   /** Where each outbox row is, by message id. */
   readonly outboxIds: Map<MessageId, { readonly to: PeerId; readonly seq: number }>
   readonly receipts: Map<MessageId, Receipt>
-  /** The same receipts by stream and seq: their keys stay taken until pruned. */
-  readonly receiptKeys: Map<PeerId, Map<number, Receipt>>
+  /** The highest seq an ack settled, per stream: no row is queued at or below it again. */
+  readonly settled: Map<PeerId, number>
   outboxCount: number
   inboxCount: number
   /** Outbox rows with an `expiresAt` that are not expired yet: lets expiry scans return at once when 0. */
@@ -98,7 +98,7 @@ function newIdentityState(): IdentityState {
     inbox: new Map(),
     outboxIds: new Map(),
     receipts: new Map(),
-    receiptKeys: new Map(),
+    settled: new Map(),
     outboxCount: 0,
     inboxCount: 0,
     expiring: 0,
@@ -238,16 +238,24 @@ function validate(state: IdentityState, ops: readonly StoreOp[]): void {
   // Receipts written before `pruned` are gone at this point of the commit.
   let pruned = -Infinity
   const receiptHeld = (receipt: Receipt | undefined): boolean => receipt !== undefined && receipt.at >= pruned
-  // A receipt keeps its message's key: acknowledged rows stay taken until pruned.
-  const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true || receiptHeld(state.receiptKeys.get(to)?.get(seq)))
+  // A receipt's key stays taken for good: it is at or below its stream's watermark (checked below).
+  const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
   const inKeys = new PendingKeys((from, index) => state.inbox.get(from)?.has(index) === true)
   const queued = new Set<MessageId>()
+  // Each stream's watermark as the acks validated so far move it: to the highest row they settle.
+  const marks = new Map<PeerId, number>()
+  const markOf = (to: PeerId): number => marks.get(to) ?? state.settled.get(to) ?? -1
   validateOps(ops, (op) => {
     if (op.op === 'pruneReceipts') pruned = Math.max(pruned, op.before)
+    if (op.op === 'ack') {
+      const top = Math.max(state.outbox.get(op.to)?.lastAtOrBelow(op.upTo) ?? -1, outKeys.lastAddedAtOrBelow(op.to, op.upTo))
+      if (top > markOf(op.to)) marks.set(op.to, top)
+    }
     if (op.op === 'putOutbox') {
-      const { id } = op.row
+      const { id, to, seq } = op.row
       if (queued.has(id) || state.outboxIds.has(id) || receiptHeld(state.receipts.get(id))) throw duplicateId(id)
       queued.add(id)
+      if (seq <= markOf(to)) return `outbox row (${to}, ${seq}) is at or below the acknowledged seqs`
     }
     return keyConflict(op, outKeys, inKeys)
   })
@@ -290,6 +298,13 @@ class PendingKeys {
   add(stream: PeerId, key: number): void {
     setOf(this.added, stream).add(key)
     this.removed.get(stream)?.delete(key)
+  }
+
+  /** The highest key added so far that is <= `key`; -1 if none. */
+  lastAddedAtOrBelow(stream: PeerId, key: number): number {
+    let last = -1
+    for (const added of this.added.get(stream) ?? []) if (added <= key && added > last) last = added
+    return last
   }
 
   remove(stream: PeerId, key: number): void {
@@ -380,10 +395,8 @@ function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipt
     if (isExpiring(row)) state.expiring -= 1
     const receipt = receiptOf(row, at)
     state.receipts.set(row.id, receipt)
-    let keys = state.receiptKeys.get(to)
-    if (keys === undefined) state.receiptKeys.set(to, (keys = new Map()))
-    keys.set(row.seq, receipt)
     receipts.push(receipt)
+    state.settled.set(to, Math.max(row.seq, state.settled.get(to) ?? -1))
   }
   if (rows.size === 0) state.outbox.delete(to)
 }
@@ -406,9 +419,6 @@ function pruneReceipts(state: IdentityState, before: number): void {
   for (const [id, receipt] of state.receipts) {
     if (receipt.at >= before) continue
     state.receipts.delete(id)
-    const keys = state.receiptKeys.get(receipt.to)
-    keys?.delete(receipt.seq)
-    if (keys?.size === 0) state.receiptKeys.delete(receipt.to)
   }
 }
 
@@ -494,6 +504,12 @@ class KeyedRows<T> {
     }
     this.compact()
     return deleted
+  }
+
+  /** The highest key <= `key`; -1 if none. */
+  lastAtOrBelow(key: number): number {
+    const i = this.firstAtOrAbove(key + 1) - 1
+    return i >= this.head ? (this.keys[i] as number) : -1
   }
 
   /** Up to `limit` rows in key order, from the first key >= `from`. */

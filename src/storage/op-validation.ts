@@ -58,7 +58,7 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   },
   expire: { to: isPeerId, seq: isSeq, reason: optional(text) },
   release: { to: isPeerId, seq: isSeq },
-  ack: { to: isPeerId, upTo: seqOrNone, at: time, above: optional(seqOrNone) },
+  ack: { to: isPeerId, upTo: seqOrNone, at: time },
   putInbox: {
     row: shape({
       from: isPeerId,

@@ -94,6 +94,28 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(await handle.readOutbox(B, 0, 100), [], 'stream empty')
     },
 
+    'an ack settles the rows it finds: rows queued above them wait, and no row is queued at or below them again': async () => {
+      const { handle } = await open('settled')
+      await handle.commit([put(outRow(B, 0)), put(outRow(B, 1))])
+      checkEqual(seqs(await handle.commit([{ op: 'ack', to: B, upTo: 5, at: 10 }])), [0, 1], 'an ack above the rows there are')
+      await handle.commit([put(outRow(B, 2)), put(outRow(B, 3))])
+      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [2, 3], 'rows queued after it, above the rows it settled, wait')
+      checkEqual(await handle.count(), { outbound: 2, inbound: 0 }, 'count')
+      checkEqual(seqs(await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 20 }])), [2], 'a later ack settles them')
+      await handle.commit([{ op: 'pruneReceipts', before: 1e15 }])
+      await checkCode(handle.commit([put(outRow(B, 1, { id: msgId('again_b1') }))]), 'STORE_FAILED', 'a seq settled and pruned')
+      const before = await state(handle)
+      const ops: StoreOp[] = [
+        put(outRow(C, 0)),
+        { op: 'ack', to: C, upTo: 0, at: 30 },
+        { op: 'pruneReceipts', before: 1e15 },
+        put(outRow(C, 0, { id: msgId('again_c0') })),
+      ]
+      await checkCode(handle.commit(ops), 'STORE_FAILED', 'a seq settled and pruned earlier in the same commit')
+      checkEqual(await state(handle), before, 'the refused commit changed nothing')
+      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [3], 'the stream goes on above')
+    },
+
     'receipts of several ack ops come back in op order': async () => {
       const { handle } = await open('ack-order')
       await handle.commit([put(outRow(B, 0)), put(outRow(B, 1)), put(outRow(C, 0)), put(outRow(C, 1))])
@@ -249,8 +271,9 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       const reused = put(outRow(B, 1, { id: msgId('reused_key') }))
       await checkCode(handle.commit([{ op: 'ack', to: B, upTo: 1, at: 7 }, reused]), 'STORE_FAILED', 'a receipt keeps its key')
       await handle.commit([{ op: 'ack', to: B, upTo: 1, at: 7 }])
-      await handle.commit([{ op: 'pruneReceipts', before: 8 }, reused])
-      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [1], 'a key freed by a prune earlier in the same commit may be reused')
+      await handle.commit([{ op: 'pruneReceipts', before: 8 }, put(outRow(B, 2, { id: outRow(B, 1).id }))])
+      checkEqual(ids(await handle.readOutbox(B, 0, 10)), [outRow(B, 1).id], 'an id freed by a prune earlier in the same commit may be queued again')
+      await checkCode(handle.commit([reused]), 'STORE_FAILED', 'a pruned receipt still keeps its seq')
       await handle.commit([
         { op: 'deleteInbox', from: C, index: 0 },
         { op: 'putInbox', row: inRow(C, 0) },

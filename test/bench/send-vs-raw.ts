@@ -2,8 +2,8 @@
  * What bench:idb (Chromium) and bench:idb-firefox report alike: persisted
  * `send()` through `connect()` against raw strict IndexedDB puts of the same
  * rows, both measured in one run and one profile. The ceiling writes what the
- * store must (the outbox's four indexes, the fence read, the stream's put);
- * the two-index figures are the earlier, lighter baseline, kept for comparison
+ * store must (schema 3: the outbox's two indexes, the fence and watermark reads, the stream's put);
+ * the two-index figures are bare puts into the same outbox, kept for comparison
  * (see rawPuts in test/browser/app/bench.ts).
  */
 import { machine } from './browser-harness.js'

@@ -13,8 +13,8 @@ import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
 test.use({ relayOptions: REPO_RELAY })
 
-/** The object stores whose writes must be durable: a message, its seq, its processed mark, the store's identity. */
-const DURABLE_STORES = ['outbox', 'inbox', 'outStreams', 'inStreams', 'meta'] as const
+/** The object stores whose writes must be durable: a message, its seq, its processed mark, its ack, the store's identity. */
+const DURABLE_STORES = ['outbox', 'inbox', 'outStreams', 'inStreams', 'settled', 'acks', 'meta'] as const
 
 /** The readwrite transactions that write a store of {@link DURABLE_STORES} without `strict` durability. */
 function notStrict(records: readonly TransactionRecord[]): TransactionRecord[] {
@@ -49,7 +49,7 @@ async function cycle(a: Page, b: Page, relaxed: boolean): Promise<TransactionRec
   // Both workers post to every page of the origin: a's page has heard b's worker too.
   const records = await a.evaluate(() => [...window.harness.durability.records()])
   // Every part of the cycle ran through a recorded transaction: the check below cannot pass on nothing.
-  expect(written(records, 'intersession:dur-a')).toEqual(expect.arrayContaining(['meta', 'outStreams', 'outbox']))
+  expect(written(records, 'intersession:dur-a')).toEqual(expect.arrayContaining(['acks', 'meta', 'outStreams', 'outbox', 'settled']))
   expect(written(records, 'intersession:dur-b')).toEqual(expect.arrayContaining(['meta', 'inStreams', 'inbox']))
   // The outbox is written by the sends and again by the ack; the inbox by the receive and again by the processed mark.
   expect(writes(records, 'intersession:dur-a', 'outbox')).toBeGreaterThanOrEqual(2)
@@ -57,7 +57,7 @@ async function cycle(a: Page, b: Page, relaxed: boolean): Promise<TransactionRec
   return records
 }
 
-test('every readwrite transaction that writes outbox, inbox, streams or meta is strict', async ({ peer }) => {
+test('every readwrite transaction that writes outbox, inbox, streams, acks or meta is strict', async ({ peer }) => {
   const browser = await peer('dur-a', HARNESS)
   const a = await harnessTab(browser, true)
   const b = await harnessTab(browser)

@@ -145,7 +145,7 @@ describe.each(ENGINES)('%s', (engine) => {
     }
   })
 
-  test('every readwrite transaction that writes outbox, inbox, streams or meta is strict', async () => {
+  test('every readwrite transaction that writes outbox, inbox, streams, acks or meta is strict', async () => {
     const profile = await openProfile(engine)
     try {
       const a = await openPage(profile.browser, `${server.url}/index.html`)
@@ -156,7 +156,7 @@ describe.each(ENGINES)('%s', (engine) => {
       await pollPage(b, () => window.harness.receivedCount(), 20)
       await pollPage(a, () => window.harness.pending(), { outbound: 0, inbound: 0 })
       const records = await a.evaluate(() => [...window.harness.durability.records()])
-      const durable = ['outbox', 'inbox', 'outStreams', 'inStreams', 'meta']
+      const durable = ['outbox', 'inbox', 'outStreams', 'inStreams', 'settled', 'acks', 'meta']
       const writes = records.filter((r) => r.mode === 'readwrite' && r.stores.some((s) => durable.includes(s)))
       // The check below cannot pass on nothing: both databases' sends and receives were recorded.
       expect(new Set(writes.map((r) => r.db))).toEqual(new Set(['intersession:dur-a', 'intersession:dur-b']))

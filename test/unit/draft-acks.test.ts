@@ -1,7 +1,7 @@
 /**
  * A batch keeps one `ack` op per stream: the last (acks are cumulative), where
- * it stands among the row ops, with the `above` hint of the first, so that
- * the store looks at every row the dropped acks would have settled.
+ * it stands among the row ops; the store settles every row the dropped acks
+ * would have, from its own watermark.
  */
 import { describe, expect, it } from 'vitest'
 import { Draft, EngineState } from '../../src/core/state.js'
@@ -11,24 +11,17 @@ const B = 'b' as PeerId
 const C = 'c' as PeerId
 
 describe('Draft.ops coalesces acks', () => {
-  it('one ack per stream, the last one, at its place, with the first hint', () => {
-    const draft = new Draft(new EngineState({ epoch: 'e' as Epoch, createdAt: 0 }))
-    draft.write({ op: 'ack', to: B, upTo: 3, at: 1, above: -1 })
-    draft.write({ op: 'ack', to: C, upTo: 0, at: 1, above: -1 })
-    draft.write({ op: 'expire', to: B, seq: 9 })
-    draft.write({ op: 'ack', to: B, upTo: 7, at: 2, above: 3 })
-    draft.write({ op: 'ack', to: B, upTo: 12, at: 3, above: 7 })
-    expect(draft.ops()).toEqual([
-      { op: 'ack', to: C, upTo: 0, at: 1, above: -1 },
-      { op: 'expire', to: B, seq: 9 },
-      { op: 'ack', to: B, upTo: 12, at: 3, above: -1 },
-    ])
-  })
-
-  it('no hint when the first ack had none', () => {
+  it('one ack per stream, the last one, at its place', () => {
     const draft = new Draft(new EngineState({ epoch: 'e' as Epoch, createdAt: 0 }))
     draft.write({ op: 'ack', to: B, upTo: 3, at: 1 })
-    draft.write({ op: 'ack', to: B, upTo: 5, at: 2, above: 3 })
-    expect(draft.ops()).toEqual([{ op: 'ack', to: B, upTo: 5, at: 2 }])
+    draft.write({ op: 'ack', to: C, upTo: 0, at: 1 })
+    draft.write({ op: 'expire', to: B, seq: 9 })
+    draft.write({ op: 'ack', to: B, upTo: 7, at: 2 })
+    draft.write({ op: 'ack', to: B, upTo: 12, at: 3 })
+    expect(draft.ops()).toEqual([
+      { op: 'ack', to: C, upTo: 0, at: 1 },
+      { op: 'expire', to: B, seq: 9 },
+      { op: 'ack', to: B, upTo: 12, at: 3 },
+    ])
   })
 })

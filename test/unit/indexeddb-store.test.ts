@@ -178,17 +178,18 @@ describe('IndexedDBStore', () => {
     const db = await rawOpen(factory, id)
     try {
       expect(db.version).toBe(SCHEMA_VERSION)
-      expect(Array.from(db.objectStoreNames).sort()).toEqual(['inStreams', 'inbox', 'meta', 'outStreams', 'outbox'])
-      const tx = db.transaction(['outbox', 'meta'])
-      expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['ackedAt', 'expiry', 'id', 'pending'])
+      expect(Array.from(db.objectStoreNames).sort()).toEqual(['acks', 'inStreams', 'inbox', 'meta', 'outStreams', 'outbox', 'settled'])
+      const tx = db.transaction(['outbox', 'meta', 'acks'])
+      expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
       expect(tx.objectStore('outbox').index('id').unique).toBe(true)
+      expect(Array.from(tx.objectStore('acks').indexNames)).toEqual(['at'])
       expect(await request(tx.objectStore('meta').get('generation'))).toBe(2)
-      // Only the row that can still expire carries the indexed `expiry` field; waiting rows carry `pending`.
-      const rows = await rawAll<OutboxRow & { expiry?: number; pending?: unknown; ackedAt?: number }>(db, 'outbox')
-      expect(rows.map((r) => [r.seq, r.expiry, r.pending, r.ackedAt])).toEqual([
-        [0, 50, [B, 0], undefined],
-        [1, undefined, [B, 1], undefined],
-        [2, undefined, [B, 2], undefined],
+      // Only the row that can still expire carries the indexed `expiry` field.
+      const rows = await rawAll<OutboxRow & { expiry?: number }>(db, 'outbox')
+      expect(rows.map((r) => [r.seq, r.expiry])).toEqual([
+        [0, 50],
+        [1, undefined],
+        [2, undefined],
       ])
     } finally {
       db.close()
@@ -403,6 +404,80 @@ describe('IndexedDBStore', () => {
     expect((await handle.findMessage('m1' as MessageId))?.where).toBe('receipt')
   })
 
+  it("upgrades a schema 2 database: receipts become each stream's watermark and ack entries, its queue stays", async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    // Schema 2 as release 0.2 made it: receipts are outbox rows with `ackedAt`, waiting rows carry `pending`.
+    const open = factory.open(`intersession:${id}`, 2)
+    open.onupgradeneeded = () => {
+      const db = open.result
+      db.createObjectStore('meta')
+      db.createObjectStore('outStreams', { keyPath: 'to' })
+      db.createObjectStore('inStreams', { keyPath: 'from' })
+      const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
+      outbox.createIndex('id', 'id', { unique: true })
+      outbox.createIndex('expiry', 'expiry')
+      outbox.createIndex('pending', 'pending')
+      outbox.createIndex('ackedAt', 'ackedAt')
+      db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
+    }
+    const v2 = await request(open)
+    const tx = v2.transaction(['meta', 'outbox'], 'readwrite')
+    tx.objectStore('meta').put({ epoch: '000000001.abcdef', createdAt: 1 }, 'identity')
+    const receiptRow = (to: PeerId, seq: number, ackedAt: number, extra: Partial<OutboxRow> = {}): object => ({
+      ...row(seq, { to, id: `${to}${seq}` as MessageId, contents: new Uint8Array(0), ...extra }),
+      ackedAt,
+    })
+    const waiting = (to: PeerId, seq: number, extra: Partial<OutboxRow> & { expiry?: number } = {}): object => ({
+      ...row(seq, { to, id: `${to}${seq}` as MessageId, ...extra }),
+      pending: [to, seq],
+    })
+    const outbox = tx.objectStore('outbox')
+    outbox.put(receiptRow(B, 0, 10))
+    outbox.put(receiptRow(B, 1, 10, { expired: true }))
+    outbox.put(receiptRow(B, 2, 5, { expired: true, failed: 'retention' }))
+    outbox.put(receiptRow(B, 3, 40))
+    outbox.put(waiting(B, 4, { expiresAt: 90, expiry: 90 }))
+    outbox.put(waiting(B, 5))
+    outbox.put(receiptRow(C, 0, 30))
+    outbox.put(waiting(C, 1))
+    await new Promise((resolve) => (tx.oncomplete = resolve))
+    v2.close()
+
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4, 5])
+    expect((await handle.readOutbox(C, 0, 10)).map((r) => r.seq)).toEqual([1])
+    expect(await handle.count()).toEqual({ outbound: 3, inbound: 0 })
+    const receiptOf = async (to: PeerId, seq: number): Promise<unknown> => {
+      const found = await handle.findMessage(`${to}${seq}` as MessageId)
+      return found?.where === 'receipt' ? [found.receipt.status, found.receipt.at] : found?.where
+    }
+    expect(await receiptOf(B, 0)).toEqual(['delivered', 10])
+    expect(await receiptOf(B, 1)).toEqual(['expired', 10])
+    // Its ack time went back: it takes the time of the ack before it.
+    expect(await receiptOf(B, 2)).toEqual(['failed', 10])
+    expect(await receiptOf(B, 3)).toEqual(['delivered', 40])
+    expect(await receiptOf(B, 4)).toBe('outbox')
+    expect(await receiptOf(C, 0)).toEqual(['delivered', 30])
+    expect((await handle.readExpired(100, 10)).map((r) => r.seq)).toEqual([4])
+    expect(await codeOf(handle.commit([put(6, { id: `${B}0` as MessageId })]))).toBe('DUPLICATE_ID')
+    expect(await codeOf(handle.commit([put(3, { id: 'fresh' as MessageId })]))).toBe('STORE_FAILED')
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 4, at: 50 }])).map((r) => r.seq)).toEqual([4])
+    await handle.commit([{ op: 'pruneReceipts', before: 35 }])
+    expect(await receiptOf(B, 2)).toBeUndefined()
+    expect(await receiptOf(C, 0)).toBeUndefined()
+    expect(await receiptOf(B, 3)).toEqual(['delivered', 40])
+    expect(await handle.count()).toEqual({ outbound: 2, inbound: 0 })
+    const db = await rawOpen(factory, id)
+    try {
+      expect(Array.from(db.transaction('outbox').objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
+      const rows = await rawAll<Record<string, unknown>>(db, 'outbox')
+      expect(rows.filter((r) => 'pending' in r || 'ackedAt' in r)).toEqual([])
+    } finally {
+      db.close()
+    }
+  })
+
   it('reads pages with bounded requests', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
     await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq, seq % 2 === 0 ? { expiresAt: 1_000 + seq } : {})))
@@ -413,23 +488,80 @@ describe('IndexedDBStore', () => {
     expect((await handle.readInbox(C, 90, 3)).map((r) => r.index)).toEqual([90, 91, 92])
     expect((await handle.readExpired(10_000, 4)).map((r) => r.seq)).toEqual([0, 2, 4, 6])
     expect(await handle.readOutbox(B, 0, 0)).toEqual([])
-    expect(storeGetAll.mock.calls.map((call) => call[1])).toEqual([3])
-    expect(indexGetAll.mock.calls.map((call) => call[1])).toEqual([5, 4])
+    expect(storeGetAll.mock.calls.map((call) => call[1])).toEqual([5, 3])
+    expect(indexGetAll.mock.calls.map((call) => call[1])).toEqual([4])
     expect(await handle.nextExpiry()).toBe(1_000)
   })
 
   it('walks ack and pruneReceipts ranges in pages of pageSize', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 16 }).open(identity())
     await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq)))
-    const getAll = vi.spyOn(IDBIndex.prototype, 'getAll')
+    const getAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
     const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 69, at: 5 }])
     expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i))
     expect(getAll.mock.calls.map((call) => call[1])).toEqual([16, 16, 16, 16, 16])
+    // 20 more acks, one ack entry each: 21 entries to prune, in pages of 16.
+    for (let upTo = 70; upTo < 90; upTo++) await handle.commit([{ op: 'ack', to: B, upTo, at: 5 }])
     const getAllKeys = vi.spyOn(IDBIndex.prototype, 'getAllKeys')
     await handle.commit([{ op: 'pruneReceipts', before: 6 }])
-    expect(getAllKeys.mock.calls.map((call) => call[1])).toEqual([16, 16, 16, 16, 16])
+    expect(getAllKeys.mock.calls.map((call) => call[1])).toEqual([16, 16])
     expect(await handle.findMessage(row(3).id)).toBeUndefined()
-    expect(await handle.count()).toEqual({ outbound: 30, inbound: 0 })
+    expect(await handle.findMessage(row(89).id)).toBeUndefined()
+    expect(await handle.count()).toEqual({ outbound: 10, inbound: 0 })
+    expect((await handle.readOutbox(B, 0, 100)).map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 90 + i))
+  })
+
+  it('acks with one read of the rows and no write per row, except rows with large contents or an expiry', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    const large = new Uint8Array(257).fill(7)
+    await handle.commit([put(0), put(1, { contents: large }), put(2, { expiresAt: 1e15 }), put(3), put(4)])
+    const puts = vi.spyOn(IDBObjectStore.prototype, 'put')
+    const gets = vi.spyOn(IDBObjectStore.prototype, 'getAll')
+    const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 3, at: 9 }])
+    expect(receipts.map((r) => [r.seq, r.status, r.at])).toEqual([
+      [0, 'delivered', 9],
+      [1, 'delivered', 9],
+      [2, 'delivered', 9],
+      [3, 'delivered', 9],
+    ])
+    expect(gets).toHaveBeenCalledTimes(1)
+    // Rows 1 and 2 rewritten, then the watermark and the ack entry.
+    expect(puts.mock.calls.map(([value]) => (value as { seq?: number }).seq ?? (value as { upTo: number }).upTo)).toEqual([1, 2, 3, 3])
+    puts.mockRestore()
+    const db = await rawOpen(factory, id)
+    try {
+      const rows = await rawAll<OutboxRow & { expiry?: number }>(db, 'outbox')
+      expect(rows.map((r) => [r.seq, r.contents.byteLength, r.expiry])).toEqual([
+        [0, 1, undefined],
+        [1, 0, undefined],
+        [2, 0, undefined],
+        [3, 1, undefined],
+        [4, 1, undefined],
+      ])
+      expect(await rawAll(db, 'settled')).toEqual([{ to: B, upTo: 3, at: 9 }])
+    } finally {
+      db.close()
+    }
+    expect(await handle.nextExpiry()).toBeUndefined()
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4])
+    expect(await handle.findMessage(row(3).id)).toEqual({ where: 'receipt', receipt: { id: row(3).id, to: B, seq: 3, status: 'delivered', at: 9 } })
+  })
+
+  it('keeps ack times from going back within a stream, so that a prune removes a prefix of it', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    await handle.commit([put(0), put(1), put(2)])
+    await handle.commit([{ op: 'ack', to: B, upTo: 0, at: 50 }])
+    // The clock went back: this receipt takes the time of the ack before it.
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 1, at: 20 }])).map((r) => r.at)).toEqual([50])
+    await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 60 }])
+    await handle.commit([{ op: 'pruneReceipts', before: 30 }])
+    expect((await handle.findMessage(row(1).id))?.where).toBe('receipt')
+    await handle.commit([{ op: 'pruneReceipts', before: 55 }])
+    expect(await handle.findMessage(row(0).id)).toBeUndefined()
+    expect(await handle.findMessage(row(1).id)).toBeUndefined()
+    expect(await handle.findMessage(row(2).id)).toEqual({ where: 'receipt', receipt: { id: row(2).id, to: B, seq: 2, status: 'delivered', at: 60 } })
   })
 
   it('validates its options and needs IndexedDB only at open', async () => {

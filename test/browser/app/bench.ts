@@ -17,11 +17,12 @@ const bench = {
    * with the elapsed milliseconds.
    *
    * `'store'` (the default) does what the store's commit of a batch of sends
-   * must: the outbox with its key path and all four of its indexes, each row
-   * as stored (with its `pending` key), and per transaction the fence read
-   * from `meta` and the stream's `put`. `'two-indexes'` is the baseline the
-   * bench used before (until 2026-12-04): only the `id` and `expiry` indexes
-   * (the outbox of schema 1), no `pending` key, no `meta` or stream request.
+   * must (schema 3): the outbox with its key path and its two indexes (`id`,
+   * `expiry`), and per transaction the fence read from `meta`, the stream's
+   * watermark read from `settled`, and the stream's `put`. `'two-indexes'` is
+   * the bare baseline: the same outbox rows and indexes, no `meta`, `settled`
+   * or stream request. (Until schema 3 the store's outbox had four indexes and
+   * each row a `pending` key: perf-steps from before 2026-12-05 measured that.)
    */
   async rawPuts(count: number, batch: number, bytes: number, durability: IDBTransactionDurability, schema: 'store' | 'two-indexes' = 'store'): Promise<number> {
     const store = schema === 'store'
@@ -33,9 +34,8 @@ const bench = {
         outbox.createIndex('id', 'id', { unique: true })
         outbox.createIndex('expiry', 'expiry')
         if (!store) return
-        outbox.createIndex('pending', 'pending')
-        outbox.createIndex('ackedAt', 'ackedAt')
         open.result.createObjectStore('meta')
+        open.result.createObjectStore('settled', { keyPath: 'to' })
         open.result.createObjectStore('outStreams', { keyPath: 'to' })
       }
       open.onsuccess = () => resolve(open.result)
@@ -46,12 +46,12 @@ const bench = {
     const start = performance.now()
     for (let from = 0; from < count; from += batch) {
       const end = Math.min(count, from + batch)
-      const tx = db.transaction(store ? ['meta', 'outStreams', 'outbox'] : 'outbox', 'readwrite', { durability })
+      const tx = db.transaction(store ? ['meta', 'settled', 'outStreams', 'outbox'] : 'outbox', 'readwrite', { durability })
       if (store) tx.objectStore('meta').get('generation')
       const outbox = tx.objectStore('outbox')
       for (let seq = from; seq < end; seq++) {
-        const row = { to, seq, id: `m${seq}-${name}`, contentKind: 'b', contents: new Uint8Array(bytes).fill(seq & 0xff), createdAt }
-        outbox.put(store ? { ...row, pending: [to, seq] } : row)
+        outbox.put({ to, seq, id: `m${seq}-${name}`, contentKind: 'b', contents: new Uint8Array(bytes).fill(seq & 0xff), createdAt })
+        if (store && seq === from) tx.objectStore('settled').get(to)
       }
       if (store) tx.objectStore('outStreams').put({ to, nextSeq: end, ackedUpTo: -1 })
       await new Promise<void>((resolve, reject) => {

@@ -115,9 +115,10 @@ const harness = {
   /** Reads the outbox of `peerId` straight from IndexedDB. */
   async outboxRows(peerId: string) {
     const db = await openDB(`intersession:${peerId}`)
-    // Acknowledged rows stay as receipts (`ackedAt` set); the outbox proper is the rows still waiting.
-    const rows = ((await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array; ackedAt?: number }>).filter(
-      (r) => r.ackedAt === undefined,
+    const settled = (await db.getAll('settled')) as Array<{ to: string; upTo: number }>
+    // Acknowledged rows stay as receipts, at or below their stream's watermark: the rows above it are the outbox.
+    const rows = ((await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array }>).filter(
+      (r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1),
     )
     db.close()
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))

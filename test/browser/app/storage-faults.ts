@@ -136,17 +136,17 @@ export function storageFaults(current: () => Messenger | undefined) {
       const db = await openDB(name)
       try {
         if (!db.objectStoreNames.contains('meta')) return undefined
-        const tx = db.transaction(['meta', 'outStreams', 'inStreams', 'outbox'], 'readonly')
-        const [identity, generation, outStreams, inStreams, outbox] = await Promise.all([
+        const tx = db.transaction(['meta', 'outStreams', 'inStreams', 'outbox', 'settled'], 'readonly')
+        const [identity, generation, outStreams, inStreams, rows, settled] = await Promise.all([
           tx.objectStore('meta').get('identity') as Promise<{ epoch: string } | undefined>,
           tx.objectStore('meta').get('generation') as Promise<number | undefined>,
           tx.objectStore('outStreams').getAll(),
           tx.objectStore('inStreams').getAll(),
-          // Acknowledged rows stay as receipts (`ackedAt` set): only the waiting ones are the outbox.
-          (tx.objectStore('outbox').getAll() as Promise<Array<{ to: string; seq: number; id: string; contents: Uint8Array; ackedAt?: number }>>).then((rows) =>
-            rows.filter((r) => r.ackedAt === undefined),
-          ),
+          tx.objectStore('outbox').getAll() as Promise<Array<{ to: string; seq: number; id: string; contents: Uint8Array }>>,
+          tx.objectStore('settled').getAll() as Promise<Array<{ to: string; upTo: number }>>,
         ])
+        // Acknowledged rows stay as receipts, at or below their stream's watermark: the rows above it are the outbox.
+        const outbox = rows.filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
         return {
           epoch: identity?.epoch,
           generation,
