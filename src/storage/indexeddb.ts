@@ -255,27 +255,35 @@ async function upgradeToWatermarks(db: Db, tx: Tx<'versionchange'>): Promise<voi
   createWatermarkStores(db)
   const settled = tx.objectStore('settled')
   const acks = tx.objectStore('acks')
+  // The stream walked so far (its watermark and last ack time), and its current run of receipts acknowledged at one time.
+  let stream: Settled | undefined
   let run: AckEntry | undefined
-  const close = (): void => {
+  const endRun = (): void => {
     if (run === undefined) return
     issue(acks.put(run))
-    issue(settled.put(run))
+    stream = run
     run = undefined
+  }
+  const endStream = (): void => {
+    endRun()
+    if (stream !== undefined) issue(settled.put(stream))
+    stream = undefined
   }
   for (let cursor = await outbox.openCursor(); cursor !== null; cursor = await cursor.continue()) {
     const { pending: _p, ackedAt, ...row } = cursor.value as StoredRowV2
-    if (run !== undefined && run.to !== row.to) close()
+    if (stream !== undefined && stream.to !== row.to) endStream()
+    stream ??= { to: row.to, upTo: -1, at: -Infinity }
     if (ackedAt !== undefined) {
       // Ack times never go back within a stream (see AckEntry).
-      const at = Math.max(ackedAt, run?.at ?? -Infinity)
-      if (run !== undefined && run.at !== at) issue(acks.put(run))
+      const at = Math.max(ackedAt, run?.at ?? stream.at)
+      if (run !== undefined && run.at !== at) endRun()
       run = { to: row.to, upTo: row.seq, at }
     } else {
-      close()
+      endRun()
     }
     issue(cursor.update(row))
   }
-  close()
+  endStream()
 }
 
 // ---------------------------------------------------------------- connections
@@ -502,10 +510,11 @@ class IndexedDBPeerStore implements PeerStore {
 
   async count(): Promise<{ outbound: number; inbound: number }> {
     return this.#read(['outbox', 'inbox', 'settled'], async (tx) => {
+      // Every stream with rows has its watermark entry: the rows above them are the outbox.
       const outbox = tx.objectStore('outbox')
-      const [rows, inbound, streams] = await Promise.all([outbox.count(), tx.objectStore('inbox').count(), tx.objectStore('settled').getAll()])
-      const receipts = await Promise.all(streams.map(({ to, upTo }) => outbox.count(IDBKeyRange.bound([to, -Infinity], [to, upTo]))))
-      return { outbound: receipts.reduce((left, n) => left - n, rows), inbound }
+      const [streams, inbound] = await Promise.all([tx.objectStore('settled').getAll(), tx.objectStore('inbox').count()])
+      const waiting = await Promise.all(streams.map(({ to, upTo }) => outbox.count(IDBKeyRange.bound([to, upTo], [to, Infinity], true))))
+      return { outbound: waiting.reduce((sum, n) => sum + n, 0), inbound }
     })
   }
 
@@ -651,7 +660,7 @@ class IndexedDBPeerStore implements PeerStore {
         tx.abort()
       })
     fence.catch(ignore)
-    const commit: Commit = { tx, pageSize: this.#config.pageSize, receipts: [], settled: new Map() }
+    const commit: Commit = { tx, pageSize: this.#config.pageSize, receipts: [], settled: new Map(), created: new Set() }
     try {
       const receipts = await applyOps(commit, ops)
       await fence
@@ -702,6 +711,8 @@ interface Commit {
   readonly receipts: Receipt[]
   /** Each stream's watermark as the ops applied so far leave it, read once per commit. */
   readonly settled: Map<string, Promise<Settled | undefined>>
+  /** Streams given their first watermark entry by this commit. */
+  readonly created: Set<string>
   /** A `putOutbox` at or below its stream's watermark; the commit is aborted. */
   refused?: OutboxRow
 }
@@ -778,9 +789,16 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
  * once per stream and commit, in parallel with the writes) says so.
  */
 function putOutbox(commit: Commit, row: OutboxRow): void {
-  unwrap(commit.tx).objectStore('outbox').add(toStored(row))
+  const plain = unwrap(commit.tx)
+  plain.objectStore('outbox').add(toStored(row))
   settledOf(commit, row.to).then((settled) => {
-    if (settled === undefined || row.seq > settled.upTo) return
+    // A stream's first row gives it its watermark entry, so that counting walks only the rows above watermarks.
+    if (settled === undefined) {
+      if (!commit.created.has(row.to)) plain.objectStore('settled').put({ to: row.to, upTo: -1, at: -Infinity } satisfies Settled)
+      commit.created.add(row.to)
+      return
+    }
+    if (row.seq > settled.upTo) return
     commit.refused ??= row
     abortQuietly(commit.tx)
   }, ignore)

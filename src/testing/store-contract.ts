@@ -114,6 +114,8 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       await checkCode(handle.commit(ops), 'STORE_FAILED', 'a seq settled and pruned earlier in the same commit')
       checkEqual(await state(handle), before, 'the refused commit changed nothing')
       checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [3], 'the stream goes on above')
+      await handle.commit([{ op: 'ack', to: D, upTo: 0, at: 40 }, put(outRow(D, 0))])
+      checkEqual(await handle.count(), { outbound: 2, inbound: 0 }, 'a row queued after an ack that found nothing waits')
     },
 
     'receipts of several ack ops come back in op order': async () => {

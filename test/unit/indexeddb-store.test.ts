@@ -441,13 +441,14 @@ describe('IndexedDBStore', () => {
     outbox.put(waiting(B, 5))
     outbox.put(receiptRow(C, 0, 30))
     outbox.put(waiting(C, 1))
+    outbox.put(waiting('dave' as PeerId, 0))
     await new Promise((resolve) => (tx.oncomplete = resolve))
     v2.close()
 
     const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
     expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4, 5])
     expect((await handle.readOutbox(C, 0, 10)).map((r) => r.seq)).toEqual([1])
-    expect(await handle.count()).toEqual({ outbound: 3, inbound: 0 })
+    expect(await handle.count()).toEqual({ outbound: 4, inbound: 0 })
     const receiptOf = async (to: PeerId, seq: number): Promise<unknown> => {
       const found = await handle.findMessage(`${to}${seq}` as MessageId)
       return found?.where === 'receipt' ? [found.receipt.status, found.receipt.at] : found?.where
@@ -467,7 +468,7 @@ describe('IndexedDBStore', () => {
     expect(await receiptOf(B, 2)).toBeUndefined()
     expect(await receiptOf(C, 0)).toBeUndefined()
     expect(await receiptOf(B, 3)).toEqual(['delivered', 40])
-    expect(await handle.count()).toEqual({ outbound: 2, inbound: 0 })
+    expect(await handle.count()).toEqual({ outbound: 3, inbound: 0 })
     const db = await rawOpen(factory, id)
     try {
       expect(Array.from(db.transaction('outbox').objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
