@@ -1,5 +1,6 @@
 import { expect, test } from '../../src/playwright/index.js'
 import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+import { UPGRADED } from '../helpers/schema-2-database.js'
 
 test.use({ relayOptions: REPO_RELAY })
 
@@ -10,6 +11,11 @@ test('the IndexedDB store passes the store contract in real Chromium', async ({ 
   const results = await page.evaluate(() => window.harness.storeContract())
   expect(results.length).toBeGreaterThan(15)
   expect(results.filter((r) => !r.ok)).toEqual([])
+})
+
+test('a schema 2 database of an earlier release opens upgraded in real Chromium, its queue and receipts intact', async ({ peer }) => {
+  const page = await harnessTab(await peer('a', HARNESS), true)
+  expect(await page.evaluate(() => window.harness.schema2Upgrade())).toEqual(UPGRADED)
 })
 
 test('1,000 messages to an offline peer survive a reload, then arrive in order once it appears', async ({ peer }) => {

@@ -10,6 +10,7 @@ import { ILM, MemoryNetwork, type Message } from '../../src/index.js'
 import { deleteDatabase, IndexedDBStore, SCHEMA_VERSION } from '../../src/storage/indexeddb.js'
 import { storeContract } from '../../src/testing/store-contract.js'
 import { runContract } from '../helpers/contract.js'
+import { observeUpgraded, UPGRADED, writeSchema2 } from '../helpers/schema-2-database.js'
 
 const B = 'bob' as PeerId
 const C = 'carol' as PeerId
@@ -407,68 +408,8 @@ describe('IndexedDBStore', () => {
   it("upgrades a schema 2 database: receipts become each stream's watermark and ack entries, its queue stays", async () => {
     const factory = new IDBFactory()
     const id = identity()
-    // Schema 2 as release 0.2 made it: receipts are outbox rows with `ackedAt`, waiting rows carry `pending`.
-    const open = factory.open(`intersession:${id}`, 2)
-    open.onupgradeneeded = () => {
-      const db = open.result
-      db.createObjectStore('meta')
-      db.createObjectStore('outStreams', { keyPath: 'to' })
-      db.createObjectStore('inStreams', { keyPath: 'from' })
-      const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
-      outbox.createIndex('id', 'id', { unique: true })
-      outbox.createIndex('expiry', 'expiry')
-      outbox.createIndex('pending', 'pending')
-      outbox.createIndex('ackedAt', 'ackedAt')
-      db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
-    }
-    const v2 = await request(open)
-    const tx = v2.transaction(['meta', 'outbox'], 'readwrite')
-    tx.objectStore('meta').put({ epoch: '000000001.abcdef', createdAt: 1 }, 'identity')
-    const receiptRow = (to: PeerId, seq: number, ackedAt: number, extra: Partial<OutboxRow> = {}): object => ({
-      ...row(seq, { to, id: `${to}${seq}` as MessageId, contents: new Uint8Array(0), ...extra }),
-      ackedAt,
-    })
-    const waiting = (to: PeerId, seq: number, extra: Partial<OutboxRow> & { expiry?: number } = {}): object => ({
-      ...row(seq, { to, id: `${to}${seq}` as MessageId, ...extra }),
-      pending: [to, seq],
-    })
-    const outbox = tx.objectStore('outbox')
-    outbox.put(receiptRow(B, 0, 10))
-    outbox.put(receiptRow(B, 1, 10, { expired: true }))
-    outbox.put(receiptRow(B, 2, 5, { expired: true, failed: 'retention' }))
-    outbox.put(receiptRow(B, 3, 40))
-    outbox.put(waiting(B, 4, { expiresAt: 90, expiry: 90 }))
-    outbox.put(waiting(B, 5))
-    outbox.put(receiptRow(C, 0, 30))
-    outbox.put(waiting(C, 1))
-    outbox.put(waiting('dave' as PeerId, 0))
-    await new Promise((resolve) => (tx.oncomplete = resolve))
-    v2.close()
-
-    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
-    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4, 5])
-    expect((await handle.readOutbox(C, 0, 10)).map((r) => r.seq)).toEqual([1])
-    expect(await handle.count()).toEqual({ outbound: 4, inbound: 0 })
-    const receiptOf = async (to: PeerId, seq: number): Promise<unknown> => {
-      const found = await handle.findMessage(`${to}${seq}` as MessageId)
-      return found?.where === 'receipt' ? [found.receipt.status, found.receipt.at] : found?.where
-    }
-    expect(await receiptOf(B, 0)).toEqual(['delivered', 10])
-    expect(await receiptOf(B, 1)).toEqual(['expired', 10])
-    // Its ack time went back: it takes the time of the ack before it.
-    expect(await receiptOf(B, 2)).toEqual(['failed', 10])
-    expect(await receiptOf(B, 3)).toEqual(['delivered', 40])
-    expect(await receiptOf(B, 4)).toBe('outbox')
-    expect(await receiptOf(C, 0)).toEqual(['delivered', 30])
-    expect((await handle.readExpired(100, 10)).map((r) => r.seq)).toEqual([4])
-    expect(await codeOf(handle.commit([put(6, { id: `${B}0` as MessageId })]))).toBe('DUPLICATE_ID')
-    expect(await codeOf(handle.commit([put(3, { id: 'fresh' as MessageId })]))).toBe('STORE_FAILED')
-    expect((await handle.commit([{ op: 'ack', to: B, upTo: 4, at: 50 }])).map((r) => r.seq)).toEqual([4])
-    await handle.commit([{ op: 'pruneReceipts', before: 35 }])
-    expect(await receiptOf(B, 2)).toBeUndefined()
-    expect(await receiptOf(C, 0)).toBeUndefined()
-    expect(await receiptOf(B, 3)).toEqual(['delivered', 40])
-    expect(await handle.count()).toEqual({ outbound: 3, inbound: 0 })
+    await writeSchema2(factory, `intersession:${id}`)
+    expect(await observeUpgraded(await new IndexedDBStore({ indexedDB: factory }).open(id))).toEqual(UPGRADED)
     const db = await rawOpen(factory, id)
     try {
       expect(Array.from(db.transaction('outbox').objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])

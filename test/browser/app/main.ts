@@ -15,6 +15,7 @@ import { lifecycle } from './lifecycle.js'
 import { crash } from './crash.js'
 import { durability } from './durability.js'
 import { linkState } from './link-state.js'
+import { observeUpgraded, writeSchema2 } from '../../helpers/schema-2-database.js'
 
 interface Received {
   from: string
@@ -159,6 +160,17 @@ const harness = {
   },
   /** Runs the store contract against IndexedDBStore in this browser. */
   storeContract: () => runCases(storeContract(() => new IndexedDBStore())),
+  /** Writes a schema 2 database (test/helpers/schema-2-database.ts), opens it with IndexedDBStore and says what the upgraded store shows. */
+  async schema2Upgrade() {
+    const id = `upgrade-${crypto.randomUUID()}` as PeerId
+    await writeSchema2(indexedDB, `intersession:${id}`)
+    const handle = await new IndexedDBStore().open(id)
+    try {
+      return await observeUpgraded(handle)
+    } finally {
+      await handle.close()
+    }
+  },
   /**
    * Runs the transport contract against WebRtcTransport: two peers in this
    * page, each with its own relay login and RTCPeerConnections. Also says how
