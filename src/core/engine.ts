@@ -24,7 +24,8 @@ import { OutboundLink } from './outbound.js'
 import { EngineState } from './state.js'
 import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
 import type { RelayReceipt, Transport } from './transport.js'
-import { IdTaken, Writer, type Intent } from './writer.js'
+import { SendBatch, type QueuedSend, type SendBatchHooks } from './send-batch.js'
+import { MAX_BATCH, Writer, type Intent } from './writer.js'
 
 /** Everything an engine is built from; made by {@link prepareEngine}. */
 export interface EngineParts {
@@ -113,6 +114,9 @@ export class Engine {
   /** When this engine last committed an ack (receipts to prune later). */
   #lastAckAt: number | undefined
   readonly #watched = new Set<PeerId>()
+  /** This turn's sends, until the writer builds them. */
+  #sends: SendBatch | undefined
+  readonly #sendHooks: SendBatchHooks
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
   constructor(parts: EngineParts) {
@@ -131,6 +135,11 @@ export class Engine {
     })
     this.#events.on('status', (event) => this.#settleWaiters(event.id, event.status))
     this.#writer = new Writer(this.#store, this.#state, (error) => this.#fail(error))
+    this.#sendHooks = {
+      maxPendingPerPeer: this.#limits.maxPendingPerPeer,
+      committed: (sends) => this.#enqueued(sends),
+      taken: (send) => void this.#taken(send),
+    }
     this.#ctx = this.#linkContext()
     this.#started = this.#start()
   }
@@ -158,62 +167,71 @@ export class Engine {
    * {@link IlmError} (`INVALID_PEER_ID`, `SELF_SEND`, `UNSERIALIZABLE`,
    * `TOO_LARGE`, `QUEUE_FULL`, `CLOSED`, `STORE_FAILED`) and then changes nothing.
    */
-  async send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    if (this.#closed || this.#shutdown !== undefined) throw new IlmError('CLOSED', 'this instance is closed')
-    if (!isPeerId(to)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(to)).slice(0, 140)}`)
-    if (to === this.localId) throw new IlmError('SELF_SEND', 'cannot send to oneself')
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
-    const ttlMs = options.ttlMs
-    if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
-    if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
-    const encoded = encodeContents(contents, this.#limits.maxMessageBytes)
-    const id = options.id ?? (this.#newId() as MessageId)
-    // The store refuses an id it holds, inside the commit, so a send repeated
-    // after its first attempt landed (a retry across a worker or leader change)
-    // finds the first receipt instead of queuing the message twice.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#enqueue(to, id, encoded, ttlMs)
-      } catch (error) {
-        if (!(error instanceof IdTaken)) throw error
-        const found = await this.#store.findMessage(id)
-        if (found === undefined && attempt < 3) continue // pruned meanwhile: the id is free again
-        const sent = found === undefined ? undefined : found.where === 'outbox' ? found : found.receipt
-        if (sent?.to !== to) throw new IlmError('DUPLICATE_ID', `message id ${id} was already used for another peer`)
-        return { id, seq: sent.seq }
-      }
+  send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    let encoded: EncodedContents
+    let id: MessageId
+    let ttlMs: number | undefined
+    try {
+      if (this.#closed || this.#shutdown !== undefined) throw new IlmError('CLOSED', 'this instance is closed')
+      if (!isPeerId(to)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(to)).slice(0, 140)}`)
+      if (to === this.localId) throw new IlmError('SELF_SEND', 'cannot send to oneself')
+      if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+      ttlMs = options.ttlMs
+      if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
+      if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
+      encoded = encodeContents(contents, this.#limits.maxMessageBytes)
+      id = options.id ?? (this.#newId() as MessageId)
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what the checks above threw, as an async send would reject with it
+      return Promise.reject(error)
     }
+    return new Promise<SendReceipt>((resolve, reject) =>
+      this.#queueSend({ to, id, encoded, ttlMs, resolve, reject, retries: 0, seq: -1, row: undefined }),
+    )
   }
 
-  async #enqueue(to: PeerId, id: MessageId, encoded: EncodedContents, ttlMs: number | undefined): Promise<SendReceipt> {
-    const now = this.#clock.now()
-    const queued = await this.#writer.submit<{ seq: number; row: OutboxRow | undefined }>((draft) => {
-      const earlier = draft.queued(id)
-      if (earlier !== undefined) {
-        if (earlier.to !== to) throw new IlmError('DUPLICATE_ID', `message id ${id} was already used for another peer`)
-        // The same send twice in one batch: one row, one outcome.
-        return () => ({ seq: earlier.seq, row: undefined })
+  /**
+   * Adds a send to this turn's batch: one writer intent for up to MAX_BATCH
+   * sends (see {@link SendBatch}). A batch takes sends until it is built.
+   */
+  #queueSend(send: QueuedSend): void {
+    let batch = this.#sends
+    if (batch === undefined || batch.size >= MAX_BATCH) {
+      const fresh = new SendBatch(this.#sendHooks)
+      this.#sends = batch = fresh
+      this.#writer
+        .submit((draft) => {
+          if (this.#sends === fresh) this.#sends = undefined
+          return fresh.build(draft, this.#clock.now())
+        }, fresh)
+        .catch((error: unknown) => {
+          if (this.#sends === fresh) this.#sends = undefined
+          fresh.fail(error)
+        })
+    }
+    batch.add(send)
+  }
+
+  /**
+   * The store refuses an id it holds, inside the commit, so a send repeated
+   * after its first attempt landed (a retry across a worker or leader change)
+   * finds the first receipt instead of queuing the message twice.
+   */
+  async #taken(send: QueuedSend): Promise<void> {
+    try {
+      const found = await this.#store.findMessage(send.id)
+      if (found === undefined && send.retries < 2) {
+        // Pruned meanwhile: the id is free again.
+        send.retries++
+        this.#queueSend(send)
+        return
       }
-      const stream = draft.outStream(to) ?? { to, nextSeq: 0, ackedUpTo: -1 }
-      if (stream.nextSeq >= Number.MAX_SAFE_INTEGER) throw new IlmError('SEQ_EXHAUSTED', `the stream to ${to} has used every seq`)
-      if (stream.nextSeq - stream.ackedUpTo - 1 >= this.#limits.maxPendingPerPeer) {
-        throw new IlmError('QUEUE_FULL', `${this.#limits.maxPendingPerPeer} messages already wait for ${to}`)
-      }
-      const row: OutboxRow = {
-        to,
-        seq: stream.nextSeq,
-        id,
-        contentKind: encoded.kind,
-        contents: encoded.bytes,
-        createdAt: now,
-        ...(ttlMs !== undefined && { expiresAt: now + ttlMs }),
-      }
-      draft.write({ op: 'putOutbox', row })
-      draft.setOut({ ...stream, nextSeq: stream.nextSeq + 1 })
-      return () => ({ seq: row.seq, row })
-    })
-    if (queued.row !== undefined) this.#enqueued(queued.row)
-    return { id, seq: queued.seq }
+      const sent = found === undefined ? undefined : found.where === 'outbox' ? found : found.receipt
+      if (sent?.to === send.to) send.resolve({ id: send.id, seq: sent.seq })
+      else send.reject(new IlmError('DUPLICATE_ID', `message id ${send.id} was already used for another peer`))
+    } catch (error) {
+      send.reject(error)
+    }
   }
 
   /**
@@ -389,12 +407,29 @@ export class Engine {
     return link
   }
 
-  #enqueued(row: OutboxRow): void {
-    this.#watch([row.to])
-    this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
-    if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
-    if (!this.#online.has(row.to) && this.#mailbox) this.#viaMailbox(row.to)
-    if (this.#online.has(row.to) || this.#mailbox) this.#outboundLink(row.to).enqueued(row)
+  /** A batch of sends committed: one pump per peer, not per row. */
+  #enqueued(sends: readonly QueuedSend[]): void {
+    let link: OutboundLink | undefined
+    let to: PeerId | undefined
+    for (const { row } of sends) {
+      if (row === undefined) continue
+      if (row.to !== to) {
+        void link?.pump()
+        to = row.to
+        link = this.#streamLink(to)
+      }
+      this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
+      if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
+      link?.enqueued(row)
+    }
+    void link?.pump()
+  }
+
+  /** The link that sends a freshly queued row toward `to` now, if one does (the peer is online, or the relay stores for it). */
+  #streamLink(to: PeerId): OutboundLink | undefined {
+    this.#watch([to])
+    if (!this.#online.has(to) && this.#mailbox) this.#viaMailbox(to)
+    return this.#online.has(to) || this.#mailbox ? this.#outboundLink(to) : undefined
   }
 
   /** Whether the relay stores frames for offline peers; if so, streams toward offline peers flow into its mailbox. */

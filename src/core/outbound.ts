@@ -103,11 +103,9 @@ export class OutboundLink {
     void this.pump()
   }
 
-  /** A send committed. */
+  /** A send committed; {@link pump} sends it (the engine pumps once per batch of sends). */
   enqueued(row: OutboxRow): void {
-    if (!this.#sending()) return
-    if (row.seq > this.#settled()) this.#cache.set(row)
-    void this.pump()
+    if (this.#sending() && row.seq > this.#settled()) this.#cache.set(row)
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { MessageId, PeerId } from './ids.js'
-import type { InStreamState, OutStreamState, StoreMeta, StoreOp } from './store.js'
+import type { InStreamState, OutboxRow, OutStreamState, StoreMeta, StoreOp } from './store.js'
 
 /** The committed stream counters, mirrored in memory: O(peers). */
 export class EngineState {
@@ -12,6 +12,13 @@ export class EngineState {
 const ABSENT = Symbol('absent')
 type Undo = () => void
 
+/** Where a draft stood before an intent was built: {@link Draft.rollback} goes back to it. */
+export interface DraftMark {
+  readonly journal: number
+  readonly rows: number
+  readonly queued: number
+}
+
 /**
  * The state as it will be once the batch being built commits. Intents read
  * and write through it; row ops are kept in order, stream counters are
@@ -21,9 +28,10 @@ export class Draft {
   readonly #out = new Map<PeerId, OutStreamState>()
   readonly #in = new Map<PeerId, InStreamState>()
   readonly #rows: StoreOp[] = []
+  /** Undoes stream changes; rows and queued ids are undone by truncation (no closure per row). */
   readonly #journal: Undo[] = []
-  /** Message ids this batch queues, with where each goes, and in order. */
-  readonly #queued = new Map<MessageId, { readonly to: PeerId; readonly seq: number }>()
+  /** The outbox rows this batch queues, by message id, and their ids in order. */
+  readonly #queued = new Map<MessageId, OutboxRow>()
   readonly #queuedOrder: MessageId[] = []
 
   constructor(private readonly base: EngineState) {}
@@ -52,19 +60,13 @@ export class Draft {
 
   write(op: StoreOp): void {
     this.#rows.push(op)
-    this.#journal.push(() => void this.#rows.pop())
     if (op.op !== 'putOutbox') return
-    const { id, to, seq } = op.row
-    this.#queued.set(id, { to, seq })
-    this.#queuedOrder.push(id)
-    this.#journal.push(() => {
-      this.#queued.delete(id)
-      this.#queuedOrder.pop()
-    })
+    this.#queued.set(op.row.id, op.row)
+    this.#queuedOrder.push(op.row.id)
   }
 
-  /** Where an earlier intent of this batch queued message `id`, if one did. */
-  queued(id: MessageId): { readonly to: PeerId; readonly seq: number } | undefined {
+  /** The row an earlier write of this batch queued message `id` with, if one did. */
+  queued(id: MessageId): OutboxRow | undefined {
     return this.#queued.get(id)
   }
 
@@ -78,12 +80,14 @@ export class Draft {
     return this.#queuedOrder.slice(from)
   }
 
-  mark(): number {
-    return this.#journal.length
+  mark(): DraftMark {
+    return { journal: this.#journal.length, rows: this.#rows.length, queued: this.#queuedOrder.length }
   }
 
-  rollback(mark: number): void {
-    while (this.#journal.length > mark) this.#journal.pop()?.()
+  rollback(mark: DraftMark): void {
+    while (this.#journal.length > mark.journal) this.#journal.pop()?.()
+    this.#rows.length = mark.rows
+    for (const id of this.#queuedOrder.splice(mark.queued)) this.#queued.delete(id)
   }
 
   /**

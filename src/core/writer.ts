@@ -21,10 +21,23 @@ interface Queued {
   build: Intent<unknown>
   resolve(value: unknown): void
   reject(error: unknown): void
+  several?: Several
+}
+
+/** An intent that queues several messages (the engine's sends of one turn), as the writer sees it. */
+export interface Several {
+  /** How many messages it queues: it counts for that many intents toward a batch's {@link MAX_BATCH}. */
+  readonly size: number
+  /**
+   * The batch was refused for the `taken` ids: drop the parts that queue
+   * them (settling those itself) and say whether anything is left to build
+   * again into the next batch.
+   */
+  setAside(taken: ReadonlySet<MessageId>): boolean
 }
 
 /** The most intents one batch (one transaction) takes; the page's SEND_BATCH (src/client/messenger.ts) matches it. */
-const MAX_BATCH = 1024
+export const MAX_BATCH = 1024
 const ignore = (): void => {}
 
 /**
@@ -62,10 +75,15 @@ export class Writer {
     private readonly onFailure: (error: IlmError) => void,
   ) {}
 
-  submit<T>(build: Intent<T>): Promise<T> {
+  /**
+   * Queues `build` for the next batch. A batch refused for a message id this
+   * intent queues rejects it with {@link IdTaken}, unless it is `several`
+   * messages' intent: that one is told which of its ids are taken.
+   */
+  submit<T>(build: Intent<T>, several?: Several): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ build, resolve: resolve, reject })
+      this.#queue.push(several === undefined ? { build, resolve, reject } : { build, resolve, reject, several })
       if (!this.#running) this.#start()
     })
   }
@@ -106,7 +124,14 @@ export class Writer {
   async #drain(): Promise<void> {
     while (this.#queue.length > 0 || (this.#flushing && this.#deferred.size > 0)) {
       // Deferred intents first: an ack committed ahead of sends gives them room under maxPendingPerPeer.
-      const batch = [...this.#deferred.values(), ...this.#queue.splice(0, MAX_BATCH)]
+      let count = 0
+      let room = MAX_BATCH
+      for (const item of this.#queue) {
+        if (room <= 0) break
+        room -= item.several?.size ?? 1
+        count++
+      }
+      const batch = [...this.#deferred.values(), ...this.#queue.splice(0, count)]
       this.#deferred.clear()
       this.#flushing = false
       await this.#commitBatch(batch)
@@ -151,30 +176,34 @@ export class Writer {
   }
 
   /**
-   * The store refused the batch because a message id in it is taken. The
-   * intents queuing a taken id are rejected with {@link IdTaken}; the others
-   * go back to the head of the queue, to be built again into the next batch.
-   * False if no taken id was found (the refusal is then a plain failure).
+   * The store refused the batch because a message id in it is taken. An
+   * intent queuing a taken id is rejected with {@link IdTaken} (or, for
+   * {@link Several}, drops what queues it); the others go back to the head
+   * of the queue, to be built again into the next batch. False if no taken id
+   * was found (the refusal is then a plain failure).
    */
   async #setAsideTaken(built: readonly Built[]): Promise<boolean> {
-    let taken: Array<MessageId | undefined>
+    const taken = new Set<MessageId>()
     try {
-      taken = await Promise.all(
-        built.map(async ({ ids }) => {
-          for (const id of ids) if ((await this.store.findMessage(id)) !== undefined) return id
-          return undefined
-        }),
+      await Promise.all(
+        built.flatMap(({ ids }) =>
+          ids.map(async (id) => {
+            if ((await this.store.findMessage(id)) !== undefined) taken.add(id)
+          }),
+        ),
       )
     } catch {
       return false
     }
-    if (taken.every((id) => id === undefined)) return false
+    if (taken.size === 0) return false
     const retry: Queued[] = []
-    built.forEach(({ item }, i) => {
-      const id = taken[i]
-      if (id === undefined) retry.push(item)
-      else item.reject(new IdTaken(id))
-    })
+    for (const { item, ids } of built) {
+      const first = ids.find((id) => taken.has(id))
+      if (first === undefined) retry.push(item)
+      else if (item.several === undefined) item.reject(new IdTaken(first))
+      else if (item.several.setAside(taken)) retry.push(item)
+      else item.resolve(undefined)
+    }
     this.#queue.unshift(...retry)
     return true
   }

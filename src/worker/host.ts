@@ -159,8 +159,8 @@ export class Host implements HostApi {
   }
 
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    // An id makes the send idempotent, so it can be repeated on a new leader.
-    return this.#calls.call('send', [to, contents, { ...options, id: options.id ?? nanoid() }]) as Promise<SendReceipt>
+    // An id makes the send idempotent, so it can be repeated on a new leader. The options are this worker's own copy (cloned from the page).
+    return this.#calls.call('send', [to, contents, options.id === undefined ? { ...options, id: nanoid() } : options]) as Promise<SendReceipt>
   }
 
   async sendMany(calls: readonly SendCall[]): Promise<SendResult[]> {
@@ -416,7 +416,7 @@ export class Host implements HostApi {
 
 function invoke(engine: ILM, call: Call<RemoteMethod>): Promise<unknown> {
   const fn = engine[call.method] as (...args: unknown[]) => Promise<unknown>
-  return fn.apply(engine, [...call.args])
+  return fn.apply(engine, call.args as unknown[])
 }
 
 /**
