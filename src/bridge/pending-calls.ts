@@ -11,9 +11,19 @@ export interface Call<M extends string = string> {
 /** How an attempt ended. */
 export type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown }
 
+/** Where a call's outcome goes: its own promise, or its slot in a {@link PendingCalls.callMany} batch. */
 interface Entry<M extends string> extends Call<M> {
-  resolve(value: unknown): void
-  reject(error: unknown): void
+  readonly resolve?: (value: unknown) => void
+  readonly reject?: (error: unknown) => void
+  readonly batch?: Batch
+  readonly index: number
+}
+
+/** The calls of one {@link PendingCalls.callMany}: one promise for all of them. */
+interface Batch {
+  readonly outcomes: Outcome[]
+  left: number
+  resolve(outcomes: Outcome[]): void
 }
 
 // An engine that closed or lost its store under the call: it did not serve it.
@@ -56,11 +66,27 @@ export class PendingCalls<M extends string, T> {
   /** Makes a call; it goes to the current target now, or to the next one. */
   call(method: M, args: readonly unknown[]): Promise<unknown> {
     if (this.#closed !== undefined) return Promise.reject(this.#closed)
-    return new Promise((resolve, reject) => {
-      const entry: Entry<M> = { id: String(this.#nextId++), method, args, resolve, reject }
-      this.#calls.set(entry.id, entry)
-      if (this.#target !== undefined) this.#dispatch(this.#target, entry)
+    return new Promise((resolve, reject) => this.#add({ id: String(this.#nextId++), method, args, resolve, reject, index: 0 }))
+  }
+
+  /**
+   * Makes several calls of `method` at once, each as {@link call} makes one
+   * (its own id, its own retries and outcome), but with one promise for them
+   * all: it resolves once every one settled, with their outcomes in order.
+   */
+  callMany(method: M, calls: readonly (readonly unknown[])[]): Promise<Outcome[]> {
+    const closed = this.#closed
+    if (closed !== undefined) return Promise.resolve(calls.map(() => ({ ok: false, error: closed })))
+    if (calls.length === 0) return Promise.resolve([])
+    return new Promise((resolve) => {
+      const batch: Batch = { outcomes: new Array<Outcome>(calls.length), left: calls.length, resolve }
+      calls.forEach((args, index) => this.#add({ id: String(this.#nextId++), method, args, batch, index }))
     })
+  }
+
+  #add(entry: Entry<M>): void {
+    this.#calls.set(entry.id, entry)
+    if (this.#target !== undefined) this.#dispatch(this.#target, entry)
   }
 
   /** A new target (or none): every pending call is sent to it. */
@@ -76,15 +102,24 @@ export class PendingCalls<M extends string, T> {
     if (entry === undefined) return
     if (!outcome.ok && (from !== this.#target || (isIlmError(outcome.error) && NOT_SERVED.has(outcome.error.code)))) return
     this.#calls.delete(id)
-    if (outcome.ok) entry.resolve(outcome.value)
-    else entry.reject(outcome.error)
+    end(entry, outcome)
   }
 
   /** Rejects every pending call and every later one with `error`. */
   close(error: Error): void {
     this.#closed = error
     this.#target = undefined
-    for (const entry of this.#calls.values()) entry.reject(error)
+    const outcome: Outcome = { ok: false, error }
+    for (const entry of this.#calls.values()) end(entry, outcome)
     this.#calls.clear()
   }
+}
+
+function end(entry: Entry<string>, outcome: Outcome): void {
+  const batch = entry.batch
+  if (batch !== undefined) {
+    batch.outcomes[entry.index] = outcome
+    if (--batch.left === 0) batch.resolve(batch.outcomes)
+  } else if (outcome.ok) entry.resolve?.(outcome.value)
+  else entry.reject?.(outcome.error)
 }

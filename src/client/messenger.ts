@@ -378,8 +378,7 @@ export class Messenger {
     link.remote.sendMany(calls.map((call) => call.args as unknown as SendCall)).then(
       (results) =>
         results.forEach((result, i) => {
-          const call = calls[i]!
-          this.#calls.settle(link, call.id, result.ok ? { ok: true, value: result.value } : { ok: false, error: deserializeError(result.error) })
+          this.#calls.settle(link, calls[i]!.id, result.ok ? result : { ok: false, error: deserializeError(result.error) })
         }),
       (error: unknown) => {
         if ((error as Error | null)?.name === 'DataCloneError') {

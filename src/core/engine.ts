@@ -185,9 +185,7 @@ export class Engine {
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what the checks above threw, as an async send would reject with it
       return Promise.reject(error)
     }
-    return new Promise<SendReceipt>((resolve, reject) =>
-      this.#queueSend({ to, id, encoded, ttlMs, resolve, reject, retries: 0, seq: -1, row: undefined }),
-    )
+    return new Promise<SendReceipt>((resolve, reject) => this.#queueSend({ to, id, encoded, ttlMs, resolve, reject, retries: 0, seq: -1, row: undefined }))
   }
 
   /**

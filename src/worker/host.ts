@@ -158,14 +158,17 @@ export class Host implements HostApi {
     return { localId: config.peerId as PeerId, tab: bus.tab, watched }
   }
 
-  send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    // An id makes the send idempotent, so it can be repeated on a new leader. The options are this worker's own copy (cloned from the page).
-    return this.#calls.call('send', [to, contents, options.id === undefined ? { ...options, id: nanoid() } : options]) as Promise<SendReceipt>
+  send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt> {
+    return this.#calls.call('send', sendArgs(to, contents, options)) as Promise<SendReceipt>
   }
 
   async sendMany(calls: readonly SendCall[]): Promise<SendResult[]> {
-    const settled = await Promise.allSettled(calls.map(([to, contents, options]) => this.send(to, contents, options)))
-    return settled.map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: serializeError(r.reason) }))
+    // One promise for the batch, not one per send; each send keeps its own call (id, retries, outcome).
+    const outcomes = await this.#calls.callMany(
+      'send',
+      calls.map(([to, contents, options]) => sendArgs(to, contents, options)),
+    )
+    return outcomes.map((outcome) => (outcome.ok ? (outcome as SendResult) : { ok: false, error: serializeError(outcome.error) }))
   }
 
   delivered(id: string): Promise<void> {
@@ -412,6 +415,15 @@ export class Host implements HostApi {
     this.#role = role
     this.#emit('role', role, false)
   }
+}
+
+/**
+ * A send's arguments with an id: the id makes the send idempotent, so it can
+ * be repeated on a new leader. The options are this worker's own copy
+ * (cloned from the page), so one that has an id is used as it is.
+ */
+function sendArgs(to: string, contents: unknown, options: SendOptions = {}): readonly unknown[] {
+  return [to, contents, options.id === undefined ? { ...options, id: nanoid() } : options]
 }
 
 function invoke(engine: ILM, call: Call<RemoteMethod>): Promise<unknown> {

@@ -46,7 +46,14 @@ async function sender(limits: { maxPendingPerPeer?: number } = {}) {
 
 type Settled = { ok: true; value: SendReceipt } | { ok: false; code: string }
 const settleAll = (sends: Promise<SendReceipt>[]): Promise<Settled[]> =>
-  Promise.all(sends.map((p) => p.then((value): Settled => ({ ok: true, value }), (error: unknown): Settled => ({ ok: false, code: (error as IlmError).code }))))
+  Promise.all(
+    sends.map((p) =>
+      p.then(
+        (value): Settled => ({ ok: true, value }),
+        (error: unknown): Settled => ({ ok: false, code: (error as IlmError).code }),
+      ),
+    ),
+  )
 /** Each send's seq, or the code it was refused with. */
 const outcomes = (results: readonly Settled[]): Array<number | string> => results.map((r) => (r.ok ? r.value.seq : r.code))
 
