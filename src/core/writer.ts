@@ -41,18 +41,6 @@ export const MAX_BATCH = 1024
 const ignore = (): void => {}
 
 /**
- * An intent's rejection when its batch was refused because the store already
- * holds a message id the intent queues: the caller looks the message up.
- */
-export class IdTaken extends Error {
-  override readonly name = 'IdTaken'
-
-  constructor(readonly id: MessageId) {
-    super(`message id ${id} is already queued`)
-  }
-}
-
-/**
  * Group commit. Intents queue up while a transaction is in flight and the next
  * batch takes them all in one transaction; each promise settles only after
  * its own transaction committed. Batches never overlap, so counters
@@ -77,7 +65,7 @@ export class Writer {
 
   /**
    * Queues `build` for the next batch. A batch refused for a message id this
-   * intent queues rejects it with {@link IdTaken}, unless it is `several`
+   * intent queues rejects it with the store's `DUPLICATE_ID`, unless it is `several`
    * messages' intent: that one is told which of its ids are taken.
    */
   submit<T>(build: Intent<T>, several?: Several): Promise<T> {
@@ -160,7 +148,7 @@ export class Writer {
       if (ops.length > 0) receipts = await this.store.commit(ops)
     } catch (cause) {
       const error = isIlmError(cause) ? cause : new IlmError('STORE_FAILED', 'the store failed to commit', { cause })
-      if (isIlmError(error, 'DUPLICATE_ID') && (await this.#setAsideTaken(built))) return
+      if (isIlmError(error, 'DUPLICATE_ID') && (await this.#setAsideTaken(built, error))) return
       for (const { item } of built) item.reject(error)
       this.onFailure(error)
       return
@@ -177,12 +165,12 @@ export class Writer {
 
   /**
    * The store refused the batch because a message id in it is taken. An
-   * intent queuing a taken id is rejected with {@link IdTaken} (or, for
+   * intent queuing a taken id is rejected with the store's `refusal` (or, for
    * {@link Several}, drops what queues it); the others go back to the head
    * of the queue, to be built again into the next batch. False if no taken id
    * was found (the refusal is then a plain failure).
    */
-  async #setAsideTaken(built: readonly Built[]): Promise<boolean> {
+  async #setAsideTaken(built: readonly Built[], refusal: IlmError): Promise<boolean> {
     const taken = new Set<MessageId>()
     try {
       await Promise.all(
@@ -198,9 +186,8 @@ export class Writer {
     if (taken.size === 0) return false
     const retry: Queued[] = []
     for (const { item, ids } of built) {
-      const first = ids.find((id) => taken.has(id))
-      if (first === undefined) retry.push(item)
-      else if (item.several === undefined) item.reject(new IdTaken(first))
+      if (!ids.some((id) => taken.has(id))) retry.push(item)
+      else if (item.several === undefined) item.reject(refusal)
       else if (item.several.setAside(taken)) retry.push(item)
       else item.resolve(undefined)
     }
