@@ -2,7 +2,9 @@
  * bench:core — two engines over the memory network and memory stores push
  * N messages of 64 bytes; the ceiling is the same count through (1) a bare
  * in-memory async queue and (2) raw memory-network frames, measured in the
- * same run. Prints msgs/s, CPU per message and ratios; writes
+ * same run. Then the send path alone: one engine queues N messages for a peer
+ * that is not there (validation, the writer, the memory store; no frames).
+ * Prints msgs/s, CPU per message and ratios; writes
  * test/bench/results/core.json.
  *
  *   npm run bench:core -- --messages 100000
@@ -94,11 +96,29 @@ async function engines(): Promise<{ ms: number; cpuUs: number; p50: number; p99:
   return { ms, cpuUs: used.user + used.system, p50: latencies[Math.floor(N * 0.5)]!, p99: latencies[Math.floor(N * 0.99)]! }
 }
 
+/** One engine, its peer absent: every send is queued and stays queued (turns of CHUNK sends, as above). */
+async function sendPath(): Promise<{ ms: number; cpuUs: number }> {
+  const net = new MemoryNetwork()
+  const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a'), limits: { maxPendingPerPeer: N } })
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  for (let i = 0; i < N; i += CHUNK) {
+    const batch: Array<Promise<unknown>> = []
+    for (let j = i; j < Math.min(N, i + CHUNK); j++) batch.push(a.send('b', payload))
+    await Promise.all(batch)
+  }
+  const ms = performance.now() - start
+  const used = process.cpuUsage(cpu)
+  await a.close()
+  return { ms, cpuUs: used.user + used.system }
+}
+
 const rate = (ms: number): number => Math.round((N / ms) * 1000)
 
 const queueMs = await bareQueue()
 const rawMs = await rawNetwork()
 const ilm = await engines()
+const sendOnly = await sendPath()
 const result = {
   benchmark: 'core',
   date: new Date().toISOString(),
@@ -109,6 +129,9 @@ const result = {
   /** Process CPU (user + system, GC threads included) per message, both engines: what the engine costs a battery. */
   engineCpuMicrosPerMsg: Number((ilm.cpuUs / N).toFixed(2)),
   latencyP50Ms: Number(ilm.p50.toFixed(2)),
+  sendPathMsgsPerSec: rate(sendOnly.ms),
+  /** Process CPU per message of one engine queuing sends (no peer, no frames): the send path alone. */
+  sendPathCpuMicrosPerMsg: Number((sendOnly.cpuUs / N).toFixed(2)),
   latencyP99Ms: Number(ilm.p99.toFixed(2)),
   bareQueueMsgsPerSec: rate(queueMs),
   rawNetworkMsgsPerSec: rate(rawMs),
@@ -122,6 +145,7 @@ console.log(
   [
     `bench:core  ${N} messages of ${payload.byteLength} B`,
     `  engines (memory store + memory network): ${result.engineMsgsPerSec} msgs/s  ${result.engineCpuMicrosPerMsg} us CPU/msg  p50 ${result.latencyP50Ms} ms  p99 ${result.latencyP99Ms} ms`,
+    `  send path alone (one engine, no peer):   ${result.sendPathMsgsPerSec} msgs/s  ${result.sendPathCpuMicrosPerMsg} us CPU/msg`,
     `  ceiling, bare in-memory queue:           ${result.bareQueueMsgsPerSec} msgs/s  ratio ${result.ratioToBareQueue}`,
     `  ceiling, raw memory-network frames:      ${result.rawNetworkMsgsPerSec} msgs/s  ratio ${result.ratioToRawNetwork}`,
   ].join('\n'),
