@@ -18,6 +18,23 @@ function row(to: PeerId, seq: number, extra: Partial<OutboxRow> = {}): OutboxRow
 }
 
 /**
+ * The object stores schema 1 created (written out here, not taken from the
+ * store's code, so that a change there cannot move the fixture along with it);
+ * returns the outbox. Schema 1 also had a `receipts` store, schema 2 two more
+ * outbox indexes.
+ */
+export function createSchema1Stores(db: IDBDatabase): IDBObjectStore {
+  db.createObjectStore('meta')
+  db.createObjectStore('outStreams', { keyPath: 'to' })
+  db.createObjectStore('inStreams', { keyPath: 'from' })
+  const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
+  outbox.createIndex('id', 'id', { unique: true })
+  outbox.createIndex('expiry', 'expiry')
+  db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
+  return outbox
+}
+
+/**
  * Writes a schema 2 database named `name`: receipts are outbox rows with
  * `ackedAt` (contents dropped), waiting rows carry `pending`. Stream `bob`
  * has four receipts (one of them acknowledged at a time earlier than the one
@@ -27,16 +44,9 @@ function row(to: PeerId, seq: number, extra: Partial<OutboxRow> = {}): OutboxRow
 export async function writeSchema2(factory: IDBFactory, name: string): Promise<void> {
   const open = factory.open(name, 2)
   open.onupgradeneeded = () => {
-    const db = open.result
-    db.createObjectStore('meta')
-    db.createObjectStore('outStreams', { keyPath: 'to' })
-    db.createObjectStore('inStreams', { keyPath: 'from' })
-    const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
-    outbox.createIndex('id', 'id', { unique: true })
-    outbox.createIndex('expiry', 'expiry')
+    const outbox = createSchema1Stores(open.result)
     outbox.createIndex('pending', 'pending')
     outbox.createIndex('ackedAt', 'ackedAt')
-    db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
   }
   const db = await new Promise<IDBDatabase>((resolve, reject) => {
     open.onsuccess = () => resolve(open.result)

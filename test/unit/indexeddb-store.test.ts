@@ -10,7 +10,7 @@ import { ILM, MemoryNetwork, type Message } from '../../src/index.js'
 import { deleteDatabase, IndexedDBStore, SCHEMA_VERSION } from '../../src/storage/indexeddb.js'
 import { storeContract } from '../../src/testing/store-contract.js'
 import { runContract } from '../helpers/contract.js'
-import { observeUpgraded, UPGRADED, writeSchema2 } from '../helpers/schema-2-database.js'
+import { createSchema1Stores, observeUpgraded, UPGRADED, writeSchema2 } from '../helpers/schema-2-database.js'
 
 const B = 'bob' as PeerId
 const C = 'carol' as PeerId
@@ -368,15 +368,8 @@ describe('IndexedDBStore', () => {
     // Schema 1 as release 0.1 made it: receipts in a store of their own.
     const open = factory.open(`intersession:${id}`, 1)
     open.onupgradeneeded = () => {
-      const db = open.result
-      db.createObjectStore('meta')
-      db.createObjectStore('outStreams', { keyPath: 'to' })
-      db.createObjectStore('inStreams', { keyPath: 'from' })
-      const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
-      outbox.createIndex('id', 'id', { unique: true })
-      outbox.createIndex('expiry', 'expiry')
-      db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
-      db.createObjectStore('receipts', { keyPath: 'id' }).createIndex('at', 'at')
+      createSchema1Stores(open.result)
+      open.result.createObjectStore('receipts', { keyPath: 'id' }).createIndex('at', 'at')
     }
     const v1 = await request(open)
     const tx = v1.transaction(['meta', 'outStreams', 'outbox', 'receipts'], 'readwrite')
