@@ -134,7 +134,12 @@ export class Engine {
       if (event !== 'error') this.#fail(new IlmError('INTERNAL', `a "${String(event)}" listener threw`, { cause: error }))
     })
     this.#events.on('status', (event) => this.#settleWaiters(event.id, event.status))
-    this.#writer = new Writer(this.#store, this.#state, (error) => this.#fail(error))
+    this.#writer = new Writer(
+      this.#store,
+      this.#state,
+      (error) => this.#fail(error),
+      () => this.#stopDeferTimer(),
+    )
     this.#sendHooks = {
       maxPendingPerPeer: this.#limits.maxPendingPerPeer,
       committed: (sends) => this.#enqueued(sends),
@@ -651,6 +656,18 @@ export class Engine {
         this.#deferTimer = undefined
         this.#writer.flush()
       }, this.#limits.deferCommitMs)
+  }
+
+  /**
+   * The deferred intents left with a batch (usually a send's or a store's): the
+   * timer is for them only. Left running, it would commit the intents deferred
+   * after them early, alone, in a transaction the next send or store may then
+   * wait behind; the next deferral starts a fresh one.
+   */
+  #stopDeferTimer(): void {
+    if (this.#deferTimer === undefined) return
+    this.#clock.clearTimeout(this.#deferTimer)
+    this.#deferTimer = undefined
   }
 
   #applyAck(peer: PeerId, upTo: number): Promise<void> {

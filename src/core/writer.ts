@@ -61,6 +61,8 @@ export class Writer {
     private readonly store: PeerStore,
     private readonly state: EngineState,
     private readonly onFailure: (error: IlmError) => void,
+    /** A batch took the deferred intents (none waits any more): what waited to commit them can stop waiting. */
+    private readonly onDeferredTaken: () => void = ignore,
   ) {}
 
   /**
@@ -120,7 +122,10 @@ export class Writer {
         count++
       }
       const batch = [...this.#deferred.values(), ...this.#queue.splice(0, count)]
-      this.#deferred.clear()
+      if (this.#deferred.size > 0) {
+        this.#deferred.clear()
+        this.onDeferredTaken()
+      }
       this.#flushing = false
       await this.#commitBatch(batch)
     }

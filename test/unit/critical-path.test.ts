@@ -84,6 +84,42 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
     await Promise.all([alice.ilm.close(), bob.ilm.close()])
   })
 
+  it('steady traffic never commits a held ack or mark alone: the deferCommitMs timer starts when one is held and stops when a batch takes it', async () => {
+    const net = new MemoryNetwork()
+    const [aliceStore, bobStore] = [new CountingStore(), new CountingStore()]
+    const [aliceClock, bobClock] = [new ManualClock(), new ManualClock()]
+    const limits = { deferCommitMs: 50 }
+    const alice = await openPeer(net.connect('a'), { store: aliceStore, clock: aliceClock, limits })
+    const bob = await openPeer(net.connect('b'), { store: bobStore, clock: bobClock, limits })
+    await until(async () => ((await alice.ilm.connectedPeers()) as string[]).includes('b'), { clocks: [aliceClock, bobClock] })
+    aliceStore.commits.length = 0
+    bobStore.commits.length = 0
+    const ackAlone = (): number => aliceStore.commits.filter((ops) => ops.includes('ack') && !ops.includes('putOutbox')).length
+    const markAlone = (): number => bobStore.commits.filter((ops) => ops.includes('deleteInbox') && !ops.includes('putInbox')).length
+    // One message every 20 ms of both clocks for 400 ms: each held ack rides with the next send, each held mark with the next store.
+    for (const n of range(20)) {
+      await alice.ilm.send('b', `m${n}`)
+      await until(() => bob.got.length === n + 1)
+      await tick()
+      aliceClock.advance(20)
+      bobClock.advance(20)
+      await tick()
+    }
+    expect(ackAlone()).toBe(0)
+    expect(markAlone()).toBe(0)
+    // The last ones are held for deferCommitMs from when they were held, and no longer.
+    aliceClock.advance(29)
+    bobClock.advance(29)
+    await tick()
+    expect([ackAlone(), markAlone()]).toEqual([0, 0])
+    aliceClock.advance(1)
+    bobClock.advance(1)
+    await until(() => ackAlone() === 1 && markAlone() === 1)
+    expect((await alice.ilm.pending()).outbound).toBe(0)
+    expect((await bob.ilm.pending()).inbound).toBe(0)
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
   it('deferCommitMs 0: each ack commits at once, in a transaction of its own', async () => {
     const { store, alice, bob } = await pair(0)
     store.commits.length = 0
