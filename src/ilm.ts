@@ -2,9 +2,16 @@ import { nanoid } from 'nanoid'
 import { Engine, prepareEngine } from './core/engine.js'
 import type { EngineOptions } from './core/options.js'
 import { systemClock } from './runtime/system-clock.js'
+import { webCryptoE2E } from './crypto/web-crypto-cipher.js'
 
 /** Options of {@link ILM.open}: a store and a transport; the rest has defaults. */
-export interface IlmOptions extends Omit<EngineOptions, 'clock' | 'newId'> {
+export interface IlmOptions extends Omit<EngineOptions, 'clock' | 'newId' | 'encryption'> {
+  /**
+   * End-to-end encryption, on by default (WebCrypto: X25519, Ed25519,
+   * HKDF, AES-GCM; see docs/SECURITY.md). `false` turns it off; peers must
+   * agree.
+   */
+  readonly encryption?: EngineOptions['encryption']
   /** Defaults to the system clock (`setTimeout`, `Date.now`). */
   readonly clock?: EngineOptions['clock']
   /** Defaults to `nanoid()`. */
@@ -24,7 +31,14 @@ export class ILM extends Engine {
   /** Opens the local peer's store and transport and starts resuming every stream. */
   static override async open(options: IlmOptions): Promise<ILM> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
-    const ilm = new ILM(await prepareEngine({ ...options, clock: options.clock ?? systemClock, newId: options.newId ?? (() => nanoid()) }))
+    const ilm = new ILM(
+      await prepareEngine({
+        ...options,
+        clock: options.clock ?? systemClock,
+        newId: options.newId ?? (() => nanoid()),
+        encryption: options.encryption ?? webCryptoE2E(),
+      }),
+    )
     await ilm.ready()
     return ilm
   }

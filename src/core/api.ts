@@ -66,6 +66,13 @@ export interface EngineEvents {
   status: StatusEvent
   'peer-online': { readonly peer: PeerId }
   'peer-offline': { readonly peer: PeerId }
+  /**
+   * `peer` presented an identity key other than the one pinned here (a wiped
+   * store, a new device, or a relay substituting keys). Messages to and from
+   * it wait until `acceptPeerKey(peer)`; compare `safetyNumber(peer)` out of
+   * band first.
+   */
+  'peer-key-changed': { readonly peer: PeerId }
   error: IlmError
 }
 

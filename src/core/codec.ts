@@ -19,16 +19,19 @@ const PREFIX = 6 // version u8, kind u8, header length u32
  * deeply nested JSON parses ~30x slower per byte than flat JSON.
  */
 const MAX_HEADER_BYTES = 4096
+/** A hello's key bundle is a few hundred bytes; anything longer is not one. */
+const MAX_KEYS_BYTES = 1024
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Encodes a frame as `[version u8][kind u8][header length u32 BE][JSON header][body]`.
- * Only `msg` frames have a body (the contents, as raw bytes).
+ * A `msg` frame's body is its contents (sealed or not), a `hello`'s is the
+ * sender's key bundle (when it encrypts); the other kinds have none.
  */
 export function encodeFrame(frame: Frame): Uint8Array {
   const head = JSON.stringify(headerOf(frame))
-  const body = frame.kind === 'msg' ? frame.contents : EMPTY
+  const body = frame.kind === 'msg' ? frame.contents : frame.kind === 'hello' ? (frame.keys ?? EMPTY) : EMPTY
   // An ASCII header (the usual case) is one byte per character: encoded in place, with one allocation.
   let out = new Uint8Array(PREFIX + head.length + body.byteLength)
   let { read, written } = encoder.encodeInto(head, out.subarray(PREFIX, PREFIX + head.length))
@@ -56,11 +59,12 @@ function headerOf(frame: Frame): object {
   switch (frame.kind) {
     case 'hello': {
       const { floor, known, upTo, reply, claim } = frame
-      return claim === undefined ? { from, to, epoch, floor, known, upTo, reply } : { from, to, epoch, floor, known, upTo, reply, claim }
+      const e2e = frame.keys !== undefined
+      return claim === undefined ? { from, to, epoch, floor, known, upTo, reply, e2e } : { from, to, epoch, floor, known, upTo, reply, claim, e2e }
     }
     case 'msg': {
-      const { seq, floor, id, contentKind, expiresAt, skip } = frame
-      return { from, to, epoch, seq, floor, id, contentKind, expiresAt, skip }
+      const { seq, floor, id, contentKind, expiresAt, skip, sealed } = frame
+      return { from, to, epoch, seq, floor, id, contentKind, expiresAt, skip, sealed }
     }
     case 'ack':
       return { from, to, epoch, upTo: frame.upTo }
@@ -123,7 +127,8 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
     (!isSeqOrNone(h.upTo) ? 'upTo' : undefined) ??
     (typeof h.reply !== 'boolean' ? 'reply' : undefined) ??
     (h.claim !== undefined && h.claim !== true ? 'claim' : undefined) ??
-    (body.byteLength !== 0 ? 'body' : undefined),
+    (h.e2e !== undefined && typeof h.e2e !== 'boolean' ? 'e2e' : undefined) ??
+    ((h.e2e === true) !== body.byteLength > 0 || body.byteLength > MAX_KEYS_BYTES ? 'body' : undefined),
   msg: (h, body) =>
     base(h, body) ??
     (!isSeq(h.seq) ? 'seq' : undefined) ??
@@ -133,7 +138,9 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
     (h.expiresAt !== undefined && !isSeq(h.expiresAt) ? 'expiresAt' : undefined) ??
     (h.skip !== undefined && h.skip !== true ? 'skip' : undefined) ??
     (h.skip === true && body.byteLength !== 0 ? 'body' : undefined) ??
-    (decodeContents(h.contentKind as ContentKind, body) === undefined ? 'contents' : undefined),
+    (h.sealed !== undefined && (h.sealed !== true || h.skip === true || h.contentKind !== 'b') ? 'sealed' : undefined) ??
+    // Sealed contents are checked once opened.
+    (h.sealed !== true && decodeContents(h.contentKind as ContentKind, body) === undefined ? 'contents' : undefined),
   ack: (h, body) => base(h, body) ?? (!isSeq(h.upTo) ? 'upTo' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
   reset: (h, body) => base(h, body) ?? (!isEpoch(h.expected) ? 'expected' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
 }
@@ -150,7 +157,8 @@ function build(kind: Frame['kind'], h: Record<string, unknown>, body: Uint8Array
   switch (kind) {
     case 'hello': {
       const hello = { kind, from, to, epoch, floor: int(h.floor), known: h.known as Epoch | null, upTo: int(h.upTo), reply: h.reply as boolean }
-      return h.claim === true ? { ...hello, claim: true } : hello
+      if (h.claim !== true && h.e2e !== true) return hello
+      return { ...hello, ...(h.claim === true && { claim: true as const }), ...(h.e2e === true && { keys: body.slice() }) }
     }
     case 'ack':
       return { kind, from, to, epoch, upTo: int(h.upTo) }
@@ -168,8 +176,13 @@ function build(kind: Frame['kind'], h: Record<string, unknown>, body: Uint8Array
         contentKind: h.contentKind as ContentKind,
         contents: body.slice(),
       }
-      if (h.expiresAt === undefined && h.skip !== true) return msg
-      return { ...msg, ...(h.expiresAt !== undefined && { expiresAt: int(h.expiresAt) }), ...(h.skip === true && { skip: true as const }) }
+      if (h.expiresAt === undefined && h.skip !== true && h.sealed !== true) return msg
+      return {
+        ...msg,
+        ...(h.expiresAt !== undefined && { expiresAt: int(h.expiresAt) }),
+        ...(h.skip === true && { skip: true as const }),
+        ...(h.sealed === true && { sealed: true as const }),
+      }
     }
   }
 }

@@ -38,4 +38,10 @@ export interface LinkContext {
   expire(rows: readonly OutboxRow[]): void
   /** Reports a background failure. */
   fail(error: unknown): void
+  /** True when contents are sealed end to end: frames wait for {@link LinkContext.keysReady} and {@link LinkContext.seal}. */
+  readonly sealing: boolean
+  /** Whether frames to `peer` may go now: its keys are usable (and, without encryption, it does not expect it). */
+  keysReady(peer: PeerId): boolean
+  /** The sealed body of a row (deterministic while the receiver's keys stay the same). */
+  seal(row: OutboxRow): Promise<Uint8Array>
 }

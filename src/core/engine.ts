@@ -11,12 +11,13 @@ import type {
 } from './api.js'
 import type { TimerHandle } from './clock.js'
 import { decodeFrame, encodeFrame } from './codec.js'
-import { encodeContents, type EncodedContents } from './contents.js'
+import { decodeContents, encodeContents, type EncodedContents } from './contents.js'
+import { packPlaintext, unpackPlaintext, type Cipher, type CipherContext, type E2EFactory } from './e2e.js'
 import type { LinkContext } from './context.js'
 import { Emitter, type Listener } from './emitter.js'
 import { handOverBatch, type Subscriber } from './hand-over.js'
 import { IlmError, isIlmError } from './errors.js'
-import type { AckFrame, Frame, HelloFrame, ResetFrame } from './frame.js'
+import type { AckFrame, Frame, HelloFrame, MsgFrame, ResetFrame } from './frame.js'
 import { isMessageId, isPeerId, makeEpoch, type MessageId, type PeerId } from './ids.js'
 import { InboundLink } from './inbound.js'
 import { resolveOptions, type EngineOptions, type Limits } from './options.js'
@@ -33,6 +34,8 @@ export interface EngineParts {
   readonly localId: PeerId
   readonly store: PeerStore
   readonly snapshot: StoreSnapshot & { readonly meta: NonNullable<StoreSnapshot['meta']> }
+  /** This identity's end-to-end cipher; absent when encryption is off. */
+  readonly cipher: Cipher | undefined
 }
 
 interface Waiter {
@@ -60,15 +63,27 @@ export async function prepareEngine(options: EngineOptions): Promise<EngineParts
   if (!isPeerId(localId)) throw new TypeError('transport.localId is not a valid peer id')
   const store = await resolved.store.open(localId)
   try {
-    const snapshot = await store.load()
-    if (snapshot.meta !== undefined) return { options: resolved, localId, store, snapshot: { ...snapshot, meta: snapshot.meta } }
-    const now = resolved.clock.now()
-    const meta = { epoch: makeEpoch(now, resolved.newId()), createdAt: now }
-    await store.commit([{ op: 'meta', meta }])
-    return { options: resolved, localId, store, snapshot: { ...snapshot, meta } }
+    let snapshot = await store.load()
+    if (snapshot.meta === undefined) {
+      const now = resolved.clock.now()
+      const meta = { epoch: makeEpoch(now, resolved.newId()), createdAt: now }
+      await store.commit([{ op: 'meta', meta }])
+      snapshot = { ...snapshot, meta }
+    }
+    const meta = snapshot.meta as NonNullable<StoreSnapshot['meta']>
+    const cipher = resolved.encryption === false ? undefined : await openCipher(resolved.encryption, { localId, epoch: meta.epoch, store, clock: resolved.clock })
+    return { options: resolved, localId, store, snapshot: { ...snapshot, meta }, cipher }
   } catch (error) {
     await store.close().catch(() => {})
     throw error
+  }
+}
+
+async function openCipher(factory: E2EFactory, context: CipherContext): Promise<Cipher> {
+  try {
+    return await factory(context)
+  } catch (error) {
+    throw isIlmError(error) ? error : new IlmError('CRYPTO_FAILED', 'end-to-end encryption could not start (see cause)', { cause: error })
   }
 }
 
@@ -117,6 +132,15 @@ export class Engine {
   /** This turn's sends, until the writer builds them. */
   #sends: SendBatch | undefined
   readonly #sendHooks: SendBatchHooks
+  readonly #cipher: Cipher | undefined
+  /** Per peer, the frames being opened and hellos being learned, in arrival order. */
+  readonly #keyChain = new Map<PeerId, Promise<void>>()
+  /** When a hello was last sent to a peer because one of its frames could not be opened (one per retransmission timeout at most). */
+  readonly #rekeyAsked = new Map<PeerId, number>()
+  /** Peers whose hello said the other side of end-to-end encryption: nothing is exchanged with them. */
+  readonly #mismatched = new Set<PeerId>()
+  /** Directory lookups in flight, by peer. */
+  readonly #fetchingKeys = new Set<PeerId>()
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
   constructor(parts: EngineParts) {
@@ -127,6 +151,7 @@ export class Engine {
     this.#transport = options.transport
     this.#clock = options.clock
     this.#newId = options.newId
+    this.#cipher = parts.cipher
     this.#state = new EngineState(snapshot.meta)
     for (const stream of snapshot.outStreams) this.#state.out.set(stream.to, stream)
     for (const stream of snapshot.inStreams) this.#state.in.set(stream.from, stream)
@@ -267,7 +292,7 @@ export class Engine {
 
   /** Subscribes to `status`, `peer-online`, `peer-offline` or `error` events; returns the unsubscribe function. */
   on<K extends keyof EngineEvents>(event: K, listener: Listener<EngineEvents[K]>): () => void {
-    if (!['status', 'peer-online', 'peer-offline', 'error'].includes(event)) throw new TypeError(`unknown event "${String(event)}"`)
+    if (!['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'error'].includes(event)) throw new TypeError(`unknown event "${String(event)}"`)
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
     return this.#events.on(event, listener)
   }
@@ -322,6 +347,33 @@ export class Engine {
     return this.#store.count()
   }
 
+  /**
+   * Accepts the identity key `peer` presented last, after a
+   * `peer-key-changed` event: it is pinned in place of the old one, and the
+   * messages held both ways flow again. Rejects `KEY_UNAVAILABLE` when no
+   * key of the peer is known, `E2E_MISMATCH` when encryption is off here.
+   */
+  async acceptPeerKey(peer: string): Promise<void> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(peer)).slice(0, 140)}`)
+    const cipher = this.#cipher
+    if (cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
+    if (cipher.status(peer) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
+    if ((await cipher.accept(peer)) === 'ready') this.#keysReady(peer)
+  }
+
+  /**
+   * The safety number of this end and `peer`: 12 groups of 5 digits, the same
+   * on both sides while both hold each other's real keys. Users compare it out
+   * of band. Resolves `undefined` when no key of the peer is pinned.
+   */
+  async safetyNumber(peer: string): Promise<string | undefined> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(peer)).slice(0, 140)}`)
+    if (this.#cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
+    return this.#cipher.safetyNumber(peer)
+  }
+
   /** Frames refused from the network so far, by reason. */
   refused(): RefusalCounts {
     return { ...this.#refused }
@@ -358,6 +410,15 @@ export class Engine {
       mailbox: (available) => this.#setMailbox(available),
       receipt: (receipt) => this.#onReceipt(receipt),
     })
+    const cipher = this.#cipher
+    if (cipher !== undefined && this.#transport.publishKeys !== undefined) {
+      const publish = this.#transport.publishKeys.bind(this.#transport)
+      publish(cipher.bundle())
+      // Senders learn a rotated prekey from the directory, and from the next hellos.
+      cipher.onRotate((bundle) => {
+        if (!this.#closed) publish(bundle)
+      })
+    }
     this.#watch([...this.#state.out.keys(), ...this.#state.in.keys()])
     void this.#sweepExpired()
     this.#prune()
@@ -395,6 +456,9 @@ export class Engine {
       handOver: (messages, progress) => this.#handOver(messages, progress),
       expire: (rows) => this.#expire(rows),
       fail: (error) => this.#fail(error),
+      sealing: this.#cipher !== undefined,
+      keysReady: (peer) => this.#keysUsable(peer),
+      seal: (row) => this.#seal(row),
     }
   }
 
@@ -452,6 +516,70 @@ export class Engine {
     if (link.mode === 'stopped') link.startStored()
   }
 
+  /**
+   * Whether frames to `peer` can be sealed now. If not, and no hello will
+   * bring its keys (it is offline, the relay stores for it), asks the relay's
+   * directory; the link's retransmission timer asks again while it waits.
+   */
+  #keysUsable(peer: PeerId): boolean {
+    const cipher = this.#cipher
+    if (cipher === undefined) return !this.#mismatched.has(peer)
+    if (this.#mismatched.has(peer)) return false
+    const status = cipher.status(peer)
+    if (status === 'ready') return true
+    if (status === 'unknown' && !this.#online.has(peer)) this.#fetchKeys(peer)
+    return false
+  }
+
+  #fetchKeys(peer: PeerId): void {
+    const fetchKeys = this.#transport.fetchKeys
+    if (fetchKeys === undefined || this.#fetchingKeys.has(peer) || this.#closed) return
+    this.#fetchingKeys.add(peer)
+    fetchKeys
+      .call(this.#transport, peer)
+      .then((bundle) => (bundle === null ? undefined : this.#learnKeys(peer, bundle)))
+      // Not reachable now: the link's timer asks again.
+      .catch(() => {})
+      .finally(() => this.#fetchingKeys.delete(peer))
+  }
+
+  /** Considers a bundle heard for `peer` (its hello or the directory), in order with its frames being opened. */
+  #learnKeys(peer: PeerId, bundle: Uint8Array): Promise<void> {
+    const cipher = this.#cipher
+    if (cipher === undefined) return Promise.resolve()
+    return this.#inKeyOrder(peer, async () => {
+      const learned = await cipher.learn(peer, bundle)
+      if (learned.refused) this.#refuse('KEY_INVALID')
+      if (learned.changed) this.#events.emit('peer-key-changed', { peer })
+      if (learned.status === 'ready') this.#keysReady(peer)
+    })
+  }
+
+  /** The peer's keys are usable (again, or anew): what was sealed under older ones is sealed afresh, and held frames go. */
+  #keysReady(peer: PeerId): void {
+    const link = this.#outbound.get(peer)
+    link?.rekeyed()
+    void link?.pump()
+  }
+
+  /** Runs `step` after every earlier key step of `peer` (opening its frames, learning its keys), so that they apply in arrival order. */
+  #inKeyOrder(peer: PeerId, step: () => Promise<void>): Promise<void> {
+    const next = (this.#keyChain.get(peer) ?? Promise.resolve()).then(step)
+    const settled = next.catch((error: unknown) => this.#fail(error))
+    this.#keyChain.set(peer, settled)
+    void settled.then(() => {
+      if (this.#keyChain.get(peer) === settled) this.#keyChain.delete(peer)
+    })
+    return next
+  }
+
+  /** The sealed body of an outbox row: its content kind and contents, under the receiver's keys. */
+  #seal(row: OutboxRow): Promise<Uint8Array> {
+    const cipher = this.#cipher
+    if (cipher === undefined) return Promise.reject(new IlmError('INTERNAL', 'nothing seals with encryption off'))
+    return cipher.seal({ from: this.localId, to: row.to, epoch: this.#state.meta.epoch, seq: row.seq, id: row.id }, packPlaintext(row.contentKind, row.contents))
+  }
+
   #transmit(frame: Frame): void | Promise<void> {
     if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
     return this.#transport.send(frame.to, encodeFrame(frame))
@@ -469,6 +597,7 @@ export class Engine {
       upTo: inbound?.receivedUpTo ?? -1,
       reply,
       ...(claim && { claim: true }),
+      ...(this.#cipher !== undefined && { keys: this.#cipher.bundle() }),
     }
     this.#bestEffort(hello)
   }
@@ -579,10 +708,7 @@ export class Engine {
         return
       }
       case 'msg':
-        this.#inboundLink(from)
-          .receive(frame)
-          .then((stored) => (stored ? this.#watch([from]) : this.#refuse('EXPIRED')))
-          .catch((error: unknown) => this.#fail(error))
+        this.#onMsg(frame)
         return
       case 'ack': {
         this.#onAck(frame)
@@ -595,6 +721,51 @@ export class Engine {
     }
   }
 
+  #onMsg(frame: MsgFrame): void {
+    if (this.#cipher === undefined) {
+      if (frame.sealed === true) this.#refuse('E2E_MISMATCH')
+      else this.#receive(frame)
+      return
+    }
+    // Skips carry no contents and are not sealed; they keep their place behind the frames being opened.
+    if (frame.sealed !== true && frame.skip !== true) return this.#refuse('PLAINTEXT')
+    void this.#inKeyOrder(frame.from, () => this.#openThenReceive(frame))
+  }
+
+  #receive(frame: MsgFrame): void {
+    this.#inboundLink(frame.from)
+      .receive(frame)
+      .then((stored) => (stored ? this.#watch([frame.from]) : this.#refuse('EXPIRED')))
+      .catch((error: unknown) => this.#fail(error))
+  }
+
+  async #openThenReceive(frame: MsgFrame): Promise<void> {
+    const stream = this.#state.in.get(frame.from)
+    // Already stored (or a skip): nothing to open, the receive only acks it again.
+    if (frame.sealed !== true || (stream?.epoch === frame.epoch && frame.seq <= stream.receivedUpTo)) return this.#receive(frame)
+    const cipher = this.#cipher as Cipher
+    const opened = await cipher.open({ from: frame.from, to: this.localId, epoch: frame.epoch, seq: frame.seq, id: frame.id }, frame.contents)
+    if (this.#closed) return
+    if (!opened.ok) {
+      this.#refuse(opened.reason)
+      // Sealed for keys of ours the sender should not use: our hello brings it our current ones.
+      if (opened.reason === 'KEY_STALE' || opened.reason === 'KEY_UNKNOWN') this.#askRekey(frame.from)
+      return
+    }
+    const plain = unpackPlaintext(opened.plaintext)
+    if (plain === undefined || decodeContents(plain.contentKind, plain.contents) === undefined) return this.#refuse('FIELD')
+    const { sealed: _sealed, ...rest } = frame
+    this.#receive({ ...rest, contentKind: plain.contentKind, contents: plain.contents })
+  }
+
+  /** Sends `peer` a hello (our current keys) after a frame of its could not be opened; once per retransmission timeout at most. */
+  #askRekey(peer: PeerId): void {
+    const now = this.#clock.now()
+    if (now - (this.#rekeyAsked.get(peer) ?? -Infinity) < this.#limits.retransmitMs) return
+    this.#rekeyAsked.set(peer, now)
+    this.#sendHello(peer, false)
+  }
+
   #refuse(reason: string): void {
     this.#refused[reason] = (this.#refused[reason] ?? 0) + 1
   }
@@ -602,6 +773,26 @@ export class Engine {
   #onHello(hello: HelloFrame): void {
     const peer = hello.from
     if (!this.#online.has(peer)) this.#peerUp(peer)
+    if ((this.#cipher !== undefined) !== (hello.keys !== undefined)) {
+      this.#refuse('E2E_MISMATCH')
+      this.#mismatched.add(peer)
+      // Reported at every hello (they come at session starts and backed-off timeouts), so a listener added late still hears it.
+      const [here, there] = this.#cipher === undefined ? ['off', 'on'] : ['on', 'off']
+      this.#events.emit('error', new IlmError('E2E_MISMATCH', `end-to-end encryption is ${here} here and ${there} at ${peer}: no messages are exchanged with it`))
+      if (!hello.reply) this.#sendHello(peer, true)
+      return
+    }
+    this.#mismatched.delete(peer)
+    if (hello.keys === undefined) this.#followHello(hello)
+    else
+      this.#learnKeys(peer, hello.keys)
+        .then(() => this.#followHello(hello))
+        .catch(() => {})
+  }
+
+  #followHello(hello: HelloFrame): void {
+    const peer = hello.from
+    if (this.#closed) return
     let confirmed = hello.known === this.#state.meta.epoch ? hello.upTo : -1
     // What a stale incarnation of the peer (an older epoch) says it has stored is not evidence: only a followed hello acks.
     this.#inboundLink(peer)

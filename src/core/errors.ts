@@ -36,6 +36,12 @@ export type IlmErrorCode =
   | 'UNKNOWN_MESSAGE'
   /** An `onMessage` handler threw; the message will be handed over again. */
   | 'HANDLER_FAILED'
+  /** One peer encrypts end to end and the other does not: they exchange no messages until both agree. */
+  | 'E2E_MISMATCH'
+  /** The platform's cryptography lacks what end-to-end encryption needs, or failed; `cause` has its error. */
+  | 'CRYPTO_FAILED'
+  /** No usable key of the peer is known here (never heard, or its changed key not accepted): its messages wait. */
+  | 'KEY_UNAVAILABLE'
   /** The transport could not take a frame now (peer unreachable, socket closed). */
   | 'TRANSPORT_FAILED'
   /** The engine's worker failed to load or to start (a wrong worker URL, a script error, no answer in time), or died and cannot be replaced. */

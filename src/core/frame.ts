@@ -2,7 +2,7 @@ import type { ContentKind } from './contents.js'
 import type { Epoch, MessageId, PeerId } from './ids.js'
 
 /** The wire protocol version this build speaks. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 interface FrameBase {
   /** Sender of the frame; the transport authenticates it. */
@@ -34,6 +34,12 @@ export interface HelloFrame extends FrameBase {
    * receiver follows it.
    */
   readonly claim?: true
+  /**
+   * The sender's public key bundle (the frame's body): present exactly when
+   * the sender encrypts end to end. A peer that encrypts refuses to exchange
+   * messages with one that does not, and the other way round (`E2E_MISMATCH`).
+   */
+  readonly keys?: Uint8Array
 }
 
 /** One message, or (with `skip`) the notice that an expired seq will never come. */
@@ -50,6 +56,12 @@ export interface MsgFrame extends FrameBase {
   readonly expiresAt?: number
   /** True for an expired message: nothing is handed over, only the seq is consumed. */
   readonly skip?: boolean
+  /**
+   * True when `contents` is sealed end to end: the sender's key header and the
+   * ciphertext of the content kind and contents. `contentKind` is then `b`
+   * and says nothing; the real one is inside.
+   */
+  readonly sealed?: true
 }
 
 /** Cumulative acknowledgement: `from` has durably stored every seq <= `upTo` of `to`'s stream in `epoch`. */
@@ -68,8 +80,8 @@ export interface ResetFrame extends FrameBase {
   readonly expected: Epoch
 }
 
-/** Every frame of protocol v1. */
+/** Every frame of protocol v2. */
 export type Frame = HelloFrame | MsgFrame | AckFrame | ResetFrame
 
-/** The frame kinds of protocol v1. */
+/** The frame kinds of protocol v2. */
 export type FrameKind = Frame['kind']

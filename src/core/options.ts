@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js'
+import type { E2EFactory } from './e2e.js'
 import type { Store } from './store.js'
 import type { Transport } from './transport.js'
 
@@ -45,6 +46,12 @@ export interface EngineOptions {
   readonly clock: Clock
   /** Random url-safe ids (21 characters is plenty): message ids and epoch suffixes. */
   readonly newId: () => string
+  /**
+   * End-to-end encryption: the factory of this identity's cipher, or `false`
+   * to send contents in clear (peers must agree: one that encrypts refuses
+   * one that does not, with `E2E_MISMATCH`).
+   */
+  readonly encryption: E2EFactory | false
   readonly limits?: Partial<Limits>
 }
 
@@ -85,6 +92,7 @@ export function resolveOptions(options: EngineOptions): EngineOptions & { readon
   requireMethods('transport', options.transport, ['open', 'send', 'close'])
   requireMethods('clock', options.clock, ['now', 'setTimeout', 'clearTimeout'])
   if (typeof options.newId !== 'function') throw new TypeError('newId must be a function')
+  if (options.encryption !== false && typeof options.encryption !== 'function') throw new TypeError('encryption must be a cipher factory or false')
   return { ...options, limits: resolveLimits(options.limits) }
 }
 

@@ -48,6 +48,8 @@ export class OutboundLink {
   /** First-transmission times of seqs in flight, for RTT samples (Karn: a resent seq is dropped). */
   readonly #sentAt = new Map<number, number>()
   readonly #cache = new RowCache()
+  /** Sealed bodies of cached rows, under the receiver's current keys (dropped when those change). */
+  readonly #sealed = new Map<number, Promise<Uint8Array>>()
 
   constructor(
     readonly to: PeerId,
@@ -71,6 +73,7 @@ export class OutboundLink {
   start(): void {
     this.#mode = 'awaitingHello'
     this.#cache.clear()
+    this.#sealed.clear()
     this.#sentAt.clear()
     this.#ackedSeen = -1
     this.#storedSeen = -1
@@ -83,6 +86,7 @@ export class OutboundLink {
   startStored(): void {
     this.#mode = 'viaMailbox'
     this.#cache.clear()
+    this.#sealed.clear()
     this.#sentAt.clear()
     this.#rto = this.#rtt.timeout
     this.resume(this.#settled() + 1)
@@ -92,6 +96,7 @@ export class OutboundLink {
   stop(): void {
     this.#mode = 'stopped'
     this.#cache.clear()
+    this.#sealed.clear()
     this.#disarm()
   }
 
@@ -117,6 +122,7 @@ export class OutboundLink {
     if (upTo <= this.#acked()) return
     this.#ackedSeen = upTo
     this.#cache.dropUpTo(upTo)
+    this.#dropSealed(upTo)
     const sentAt = this.#sentAt.get(upTo)
     if (sentAt !== undefined) this.#rtt.sample(this.ctx.clock.now() - sentAt)
     for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
@@ -131,10 +137,16 @@ export class OutboundLink {
     if (upTo <= this.#settled()) return
     this.#storedSeen = upTo
     this.#cache.dropUpTo(upTo)
+    this.#dropSealed(upTo)
     for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
     this.#disarm()
     if (this.#sentUpTo > upTo) this.#arm()
     void this.pump()
+  }
+
+  /** The receiver's keys changed (rotated, or a new identity accepted): what is sent from now on is sealed afresh. */
+  rekeyed(): void {
+    this.#sealed.clear()
   }
 
   /** Sends what the window allows. Safe to call any time; one pump runs at a time. */
@@ -149,6 +161,11 @@ export class OutboundLink {
         const settled = this.#settled()
         if (this.#cursor <= settled) this.#cursor = settled + 1
         if (this.#cursor >= stream.nextSeq || this.#cursor > settled + this.ctx.limits.window) return
+        if (!this.ctx.keysReady(this.to)) {
+          // Held until the receiver's keys are usable; the timer looks again (and asks the directory), backing off.
+          this.#arm()
+          return
+        }
         const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
         if (row === undefined) continue
         const sent = this.#send(row, acked + 1)
@@ -211,10 +228,42 @@ export class OutboundLink {
   #send(row: OutboxRow, floor: number): boolean | Promise<boolean> {
     const expired = row.expired === true || (row.expiresAt !== undefined && row.expiresAt <= this.ctx.clock.now())
     if (expired && row.expired !== true) this.ctx.expire([row])
+    if (!this.ctx.sealing || expired) return this.#transmit(row, toFrame(this.ctx, row, floor, expired), expired)
+    const sealed = this.#sealedBody(row)
+    this.#sealAhead(row.seq)
+    return sealed.then(
+      (body) => this.#mayContinue() && this.#transmit(row, { ...toFrame(this.ctx, row, floor, false), contentKind: 'b', contents: body, sealed: true }, false),
+      () => {
+        this.#sealed.delete(row.seq)
+        return this.#unsent()
+      },
+    )
+  }
+
+  #sealedBody(row: OutboxRow): Promise<Uint8Array> {
+    let sealed = this.#sealed.get(row.seq)
+    if (sealed === undefined) this.#sealed.set(row.seq, (sealed = this.ctx.seal(row)))
+    return sealed
+  }
+
+  /** Starts sealing the cached rows after `seq`, so that the pump finds them sealed. */
+  #sealAhead(seq: number): void {
+    for (let next = seq + 1; next <= seq + SEAL_AHEAD; next++) {
+      const row = this.#cache.get(next)
+      if (row === undefined) return
+      if (row.expired !== true && !this.#sealed.has(next)) this.#sealedBody(row).catch(() => this.#sealed.delete(next))
+    }
+  }
+
+  #dropSealed(upTo: number): void {
+    for (const seq of this.#sealed.keys()) if (seq <= upTo) this.#sealed.delete(seq)
+  }
+
+  #transmit(row: OutboxRow, frame: MsgFrame, expired: boolean): boolean | Promise<boolean> {
     const at = this.ctx.clock.now()
     let pending: void | Promise<void>
     try {
-      pending = this.ctx.transmit(toFrame(this.ctx, row, floor, expired))
+      pending = this.ctx.transmit(frame)
     } catch {
       return this.#unsent()
     }
@@ -263,6 +312,9 @@ export class OutboundLink {
     this.resume(this.#settled() + 1)
   }
 }
+
+/** How many rows past the one being sent are sealed ahead of the pump. */
+const SEAL_AHEAD = 32
 
 function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean): MsgFrame {
   return {

@@ -110,6 +110,13 @@ export type StoreOp =
   | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly index: number }
   /** Removes receipts written before `before`. */
   | { readonly op: 'pruneReceipts'; readonly before: number }
+  /**
+   * Keeps one record of the end-to-end cipher under `name` (its keys, pins and
+   * counters): any structured-clonable value, CryptoKeys included. Only the
+   * cipher reads them ({@link PeerStore.readKeys}).
+   */
+  | { readonly op: 'putKey'; readonly name: string; readonly value: unknown }
+  | { readonly op: 'deleteKey'; readonly name: string }
 
 /** Everything the engine keeps in memory, loaded once at open: O(peers), never O(messages). */
 export interface StoreSnapshot {
@@ -155,6 +162,8 @@ export interface PeerStore {
   findMessage(id: MessageId): Promise<MessageLookup | undefined>
   /** Rows in the outbox (including expired ones not yet skipped) and in the inbox. */
   count(): Promise<{ outbound: number; inbound: number }>
+  /** Every record the end-to-end cipher keeps (see the `putKey` op), by name. */
+  readKeys(): Promise<ReadonlyMap<string, unknown>>
   close(): Promise<void>
 }
 

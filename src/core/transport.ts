@@ -49,5 +49,17 @@ export interface Transport {
    * at open and whenever it grows.
    */
   watch?(peers: readonly PeerId[]): void
+  /**
+   * Optional, for relays with a key directory: publishes this end's public
+   * key bundle, bound by the relay to the authenticated identity. Published
+   * again after every reconnection.
+   */
+  publishKeys?(bundle: Uint8Array): void
+  /**
+   * Optional, for relays with a key directory: the bundle `peer` published
+   * last, or null if none. Rejects `IlmError('TRANSPORT_FAILED')` when the
+   * relay cannot be asked or does not answer in time; never hangs.
+   */
+  fetchKeys?(peer: PeerId): Promise<Uint8Array | null>
   close(): void | Promise<void>
 }

@@ -23,7 +23,7 @@ import { receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -184,6 +184,8 @@ interface Schema extends DBSchema {
   inbox: { key: [string, number]; value: InboxRow }
   settled: { key: string; value: Settled }
   acks: { key: [string, number]; value: AckEntry; indexes: { at: number } }
+  /** The end-to-end cipher's records (keys, pins), by name; out-of-line keys. */
+  keys: { key: string; value: unknown }
 }
 
 /** Schema 1 kept receipts in a store of their own. */
@@ -222,12 +224,15 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
     if (oldVersion === 0) {
       createWatermarkStores(db)
+      db.createObjectStore('keys')
       return
     }
   }
   void (async () => {
     if (oldVersion < 2) await upgradeReceiptsIntoOutbox(db, tx)
     if (oldVersion < 3) await upgradeToWatermarks(db, tx)
+    // Schema 4: the cipher's records. A store from before has no keys: the cipher makes them, as for a new store.
+    if (oldVersion < 4) db.createObjectStore('keys')
   })().catch(() => abortQuietly(tx))
 }
 
@@ -518,6 +523,14 @@ class IndexedDBPeerStore implements PeerStore {
     })
   }
 
+  async readKeys(): Promise<ReadonlyMap<string, unknown>> {
+    return this.#read(['keys'], async (tx) => {
+      const store = tx.objectStore('keys')
+      const [names, values] = await Promise.all([store.getAllKeys(), store.getAll()])
+      return new Map(names.map((name, i) => [name, values[i]]))
+    })
+  }
+
   /** Idempotent, and resolves also on a fenced handle. Transactions in flight still complete. */
   async close(): Promise<void> {
     this.#closed = true
@@ -698,6 +711,8 @@ const SCOPES: Record<StoreOp['op'], readonly StoreName[]> = {
   putInbox: ['inbox'],
   deleteInbox: ['inbox'],
   pruneReceipts: ['outbox', 'acks'],
+  putKey: ['keys'],
+  deleteKey: ['keys'],
 }
 
 function scopeOf(ops: readonly StoreOp[]): StoreName[] {
@@ -777,6 +792,12 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
       }
       case 'pruneReceipts':
         await pruneReceipts(commit, op.before)
+        break
+      case 'putKey':
+        plain.objectStore('keys').put(op.value, op.name)
+        break
+      case 'deleteKey':
+        plain.objectStore('keys').delete(op.name)
         break
     }
   }

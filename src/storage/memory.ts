@@ -1,4 +1,4 @@
-import { duplicateId, validateOps } from './op-validation.js'
+import { duplicateId, refused, validateOps } from './op-validation.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
@@ -82,6 +82,8 @@ interface IdentityState {
   readonly receipts: Map<MessageId, Receipt>
   /** The highest seq an ack settled, per stream: no row is queued at or below it again. */
   readonly settled: Map<PeerId, number>
+  /** The end-to-end cipher's records. */
+  readonly keys: Map<string, unknown>
   outboxCount: number
   inboxCount: number
   /** Outbox rows with an `expiresAt` that are not expired yet: lets expiry scans return at once when 0. */
@@ -99,6 +101,7 @@ function newIdentityState(): IdentityState {
     outboxIds: new Map(),
     receipts: new Map(),
     settled: new Map(),
+    keys: new Map(),
     outboxCount: 0,
     inboxCount: 0,
     expiring: 0,
@@ -130,7 +133,7 @@ class MemoryPeerStore implements PeerStore {
     this.enter()
     if (this.faults()?.commit?.(ops) === true) throw injectedFault('commit')
     validate(this.state, ops)
-    return applyOps(this.state, ops).map(copyReceipt)
+    return applyOps(this.state, ops.map(cloneKeyRecord)).map(copyReceipt)
   }
 
   async readOutbox(to: PeerId, fromSeq: number, limit: number): Promise<readonly OutboxRow[]> {
@@ -161,6 +164,11 @@ class MemoryPeerStore implements PeerStore {
   async count(): Promise<{ outbound: number; inbound: number }> {
     this.enterRead()
     return { outbound: this.state.outboxCount, inbound: this.state.inboxCount }
+  }
+
+  async readKeys(): Promise<ReadonlyMap<string, unknown>> {
+    this.enterRead()
+    return new Map([...this.state.keys].map(([name, value]) => [name, structuredClone(value)]))
   }
 
   /** Idempotent, and resolves also on a fenced handle so that cleanup paths never fail. */
@@ -321,6 +329,16 @@ function setOf(map: Map<PeerId, Set<number>>, stream: PeerId): Set<number> {
 
 // ---------------------------------------------------------------- writes
 
+/** A cipher record is stored as a structured clone, as IndexedDB would; one that cannot be cloned refuses the commit before anything applies. */
+function cloneKeyRecord(op: StoreOp): StoreOp {
+  if (op.op !== 'putKey') return op
+  try {
+    return { ...op, value: structuredClone(op.value) }
+  } catch (error) {
+    throw refused(`op putKey ${op.name}: the value cannot be cloned (${String(error)})`)
+  }
+}
+
 /** Applies validated ops; cannot fail. Returns the receipts `ack` ops wrote, in op order. */
 function applyOps(state: IdentityState, ops: readonly StoreOp[]): Receipt[] {
   const receipts: Receipt[] = []
@@ -359,6 +377,12 @@ function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
       return
     case 'pruneReceipts':
       pruneReceipts(state, op.before)
+      return
+    case 'putKey':
+      state.keys.set(op.name, op.value)
+      return
+    case 'deleteKey':
+      state.keys.delete(op.name)
       return
   }
 }

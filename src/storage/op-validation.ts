@@ -12,6 +12,7 @@ const text: Check = (v) => typeof v === 'string' && v.length > 0
 const bytes: Check = (v) => v instanceof Uint8Array
 const kind: Check = (v) => v === 'b' || v === 's' || v === 'j'
 const seqOrNone: Check = (v) => v === -1 || isSeq(v)
+const keyName: Check = (v) => typeof v === 'string' && v.length > 0 && v.length <= 512
 const optional =
   (check: Check): Check =>
   (v) =>
@@ -73,6 +74,8 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   },
   deleteInbox: { from: isPeerId, index: isSeq },
   pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
+  putKey: { name: keyName, value: (v) => v !== undefined },
+  deleteKey: { name: keyName },
 }
 
 const OP_FIELDS = new Map<unknown, Fields>(Object.entries(OP_SHAPES).map(([name, fields]) => [name, Object.entries(fields)]))

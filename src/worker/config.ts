@@ -37,6 +37,8 @@ export interface HostConfig {
   readonly peerId: string
   readonly transport: TransportConfig
   readonly limits?: Partial<Limits>
+  /** End-to-end encryption; on unless `false` (peers must agree). */
+  readonly encryption?: boolean
   /** IndexedDB database name; default `intersession:<peerId>`. */
   readonly dbName?: string
   /** Leader heartbeat period across tabs. Default 1,000 ms. */

@@ -3,7 +3,7 @@ import type { Listener } from '../core/emitter.js'
 import { ILM } from '../ilm.js'
 import type { HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 
-const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'error'] as const
+const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'error'] as const
 
 /** An engine event as the session reports it. */
 export type SessionEvent = { [K in keyof EngineEvents]: readonly [name: K, payload: EngineEvents[K]] }[keyof EngineEvents]
@@ -32,6 +32,7 @@ export class LeaderSession {
       store: factories.createStore(config),
       transport,
       ...(config.limits !== undefined && { limits: config.limits }),
+      ...(config.encryption === false && { encryption: false }),
     })
     return new LeaderSession(engine, transport)
   }

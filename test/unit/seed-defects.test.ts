@@ -128,6 +128,7 @@ class CountingStore implements Store {
       nextExpiry: () => (use.reads++, handle.nextExpiry()),
       findMessage: (id) => (use.reads++, handle.findMessage(id)),
       count: () => (use.reads++, handle.count()),
+      readKeys: () => handle.readKeys(),
       close: () => handle.close(),
     }
   }

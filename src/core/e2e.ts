@@ -1,0 +1,115 @@
+import type { Clock } from './clock.js'
+import type { ContentKind } from './contents.js'
+import type { Epoch, MessageId, PeerId } from './ids.js'
+import type { PeerStore } from './store.js'
+
+/**
+ * Where this end stands with a peer's keys:
+ * - `ready`: its identity key is pinned and a current bundle is known, so
+ *   messages to it can be sealed and its messages opened;
+ * - `unknown`: no bundle heard yet (from its hello or the relay's directory);
+ * - `changed`: it presented an identity key other than the pinned one. Its
+ *   messages are held both ways until the application accepts the new key
+ *   (or the `verifyPeerKey` hook does).
+ */
+export type PeerKeyStatus = 'ready' | 'unknown' | 'changed'
+
+/** What the engine tells the cipher about a message it seals or opens. */
+export interface SealContext {
+  /** The sender. */
+  readonly from: PeerId
+  /** The receiver. */
+  readonly to: PeerId
+  /** The sender's epoch. */
+  readonly epoch: Epoch
+  readonly seq: number
+  readonly id: MessageId
+}
+
+/** Why a sealed frame did not open. None is acknowledged or handed to the application. */
+export type OpenFailure =
+  /** The frame is not a well-formed sealed body, or the sender's key header is malformed. */
+  | 'SEALED_MALFORMED'
+  /** The sender's key header is not signed by the sender's pinned identity key. */
+  | 'KEY_FORGED'
+  /** No identity key of the sender is pinned yet (its hello or the directory will bring it). */
+  | 'KEY_UNKNOWN'
+  /** The sender's identity key changed and the application has not accepted it. */
+  | 'KEY_HELD'
+  /** Sealed for a prekey of this end that is gone (rotated out) or never existed; the sender re-seals on the next hello. */
+  | 'KEY_STALE'
+  /** Authentication failed: the contents, or what they are bound to, were changed. */
+  | 'DECRYPT'
+
+/** The outcome of {@link Cipher.learn}. */
+export interface LearnResult {
+  /** The peer's status after the bundle was considered. */
+  readonly status: PeerKeyStatus
+  /** True when this bundle's identity key differs from the pinned one (the `peer-key-changed` event fires). */
+  readonly changed: boolean
+  /** True when the bundle was refused (malformed, badly signed, for another peer); nothing changed. */
+  readonly refused: boolean
+}
+
+/**
+ * End-to-end encryption as the engine sees it: one instance per local
+ * identity, made by an {@link E2EFactory} once the store is open. The engine
+ * decides when to seal, open, hold and ask; the cipher owns the keys, the
+ * pins and the cryptography (`intersession`'s is WebCrypto, in `src/crypto`).
+ *
+ * Contract:
+ * - `seal` is deterministic for a given (peer key, seq): sealing the same
+ *   message again while the peer's keys did not change gives the same bytes,
+ *   so retransmissions are identical.
+ * - `open` never throws for bad input: it resolves a typed failure.
+ * - Nothing here reads a clock or sets a timer of its own but through the
+ *   clock it was given.
+ */
+export interface Cipher {
+  /** This end's public key bundle, for hellos and the relay's directory. Changes when its prekey rotates. */
+  bundle(): Uint8Array
+  /** Calls `listener` with the new bundle after each rotation; returns the unsubscribe function. */
+  onRotate(listener: (bundle: Uint8Array) => void): () => void
+  /** Considers a bundle heard for `peer` (from its hello or the directory): pins on first use, notes a rotated prekey, detects a changed identity key. */
+  learn(peer: PeerId, bundle: Uint8Array): Promise<LearnResult>
+  /** How this end stands with `peer`'s keys (synchronous: the engine asks per frame). */
+  status(peer: PeerId): PeerKeyStatus
+  /** Pins the identity key `peer` presented last, replacing the old pin; resolves with the new status. */
+  accept(peer: PeerId): Promise<PeerKeyStatus>
+  /** Seals `plaintext` for `context.to`, whose status must be `ready` (else rejects `IlmError('KEY_UNAVAILABLE')`). */
+  seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array>
+  /** Opens a sealed body from `context.from`. */
+  open(context: SealContext, sealed: Uint8Array): Promise<{ readonly ok: true; readonly plaintext: Uint8Array } | { readonly ok: false; readonly reason: OpenFailure }>
+  /** The fingerprint users compare out of band: both identity keys, 12 groups of 5 digits; `undefined` if none is pinned. */
+  safetyNumber(peer: PeerId): Promise<string | undefined>
+}
+
+/** What a {@link Cipher} is made from. */
+export interface CipherContext {
+  readonly localId: PeerId
+  /** The local store's epoch: a wiped store (a new epoch) means new keys. */
+  readonly epoch: Epoch
+  /** Where the cipher keeps its records (`readKeys` and the `putKey`/`deleteKey` ops). */
+  readonly store: PeerStore
+  readonly clock: Clock
+}
+
+/** Makes the cipher of an identity once its store is open. */
+export type E2EFactory = (context: CipherContext) => Promise<Cipher>
+
+const KIND_BYTES: Record<ContentKind, number> = { b: 0x62, s: 0x73, j: 0x6a }
+
+/** The plaintext a sealed frame carries: the content kind (one byte), then the contents; the kind stays out of the clear header. */
+export function packPlaintext(kind: ContentKind, contents: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + contents.byteLength)
+  out[0] = KIND_BYTES[kind]
+  out.set(contents, 1)
+  return out
+}
+
+/** Splits an opened plaintext; `undefined` if its kind byte is not one of the three. */
+export function unpackPlaintext(plaintext: Uint8Array): { readonly contentKind: ContentKind; readonly contents: Uint8Array } | undefined {
+  const byte = plaintext[0]
+  const contentKind = byte === 0x62 ? 'b' : byte === 0x73 ? 's' : byte === 0x6a ? 'j' : undefined
+  return contentKind === undefined ? undefined : { contentKind, contents: plaintext.subarray(1) }
+}

@@ -1,0 +1,278 @@
+import type { Cipher, CipherContext, E2EFactory, LearnResult, OpenFailure, PeerKeyStatus, SealContext } from '../core/e2e.js'
+import { IlmError } from '../core/errors.js'
+import type { PeerId } from '../core/ids.js'
+import type { StoreOp } from '../core/store.js'
+import { createIdentityKeys, type IdentityKeys } from './identity-keys.js'
+import { bundleOf, createPrekey, decodeBundle, encodeBundle, verifyBundle, type KeyBundle, type Prekey } from './key-bundle.js'
+import { safetyNumber } from './safety-number.js'
+import { open, seal } from './seal.js'
+import { decodeSealedBody, encodeSealedBody } from './sealed-body.js'
+import { createSenderKey, openSenderKey, type OpenedSenderKey, type SenderKey, type SenderKeyHeader } from './sender-key.js'
+
+/** Options of {@link webCryptoE2E}. */
+export interface WebCryptoE2EOptions {
+  /** A prekey (and a sender key) is replaced after this long. Default 24 h. */
+  readonly rotateAfterMs?: number
+  /** ...or after this many messages opened under it (sealed under it, for a sender key) in one session. Default 10,000. */
+  readonly rotateAfterMessages?: number
+  /**
+   * Your own check of a peer's identity key (a PKI, a QR code scanned
+   * earlier): called when a peer presents a key other than the pinned one.
+   * `true` pins the new key at once; `false` holds the peer's messages until
+   * `acceptPeerKey(peer)`, as without the hook.
+   */
+  readonly verifyPeerKey?: (peer: PeerId, identityKey: Uint8Array) => boolean | Promise<boolean>
+}
+
+const DAY_MS = 24 * 3600 * 1000
+const DERIVED_CACHE = 1024
+
+/** A peer's pinned identity key, its newest bundle under that key, and a different key it presented, if any. */
+interface PeerKeys {
+  readonly pinned: KeyBundle
+  readonly presented?: KeyBundle
+}
+
+/** This end's prekeys: the current one and the one it replaced (kept one rotation period, for frames in flight). */
+interface Prekeys {
+  readonly current: Prekey
+  readonly previous?: Prekey
+}
+
+/** A sender key as kept: with how many messages it sealed this session. */
+interface SendState {
+  readonly key: SenderKey
+  sealed: number
+}
+
+/**
+ * intersession's cipher: WebCrypto only (Ed25519 identities, X25519 prekeys
+ * and ephemeral sender keys, HKDF-SHA-256, AES-GCM 256), its records kept in
+ * the identity's own store. Pins peers' identity keys on first use.
+ */
+export function webCryptoE2E(options: WebCryptoE2EOptions = {}): E2EFactory {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  const rotateAfterMs = options.rotateAfterMs ?? DAY_MS
+  const rotateAfterMessages = options.rotateAfterMessages ?? 10_000
+  if (!Number.isSafeInteger(rotateAfterMs) || rotateAfterMs < 1) throw new RangeError('rotateAfterMs must be a positive integer')
+  if (!Number.isSafeInteger(rotateAfterMessages) || rotateAfterMessages < 1) throw new RangeError('rotateAfterMessages must be a positive integer')
+  if (options.verifyPeerKey !== undefined && typeof options.verifyPeerKey !== 'function') throw new TypeError('verifyPeerKey must be a function')
+  return (context) => WebCryptoCipher.load(context, { rotateAfterMs, rotateAfterMessages, verifyPeerKey: options.verifyPeerKey })
+}
+
+interface Settings {
+  readonly rotateAfterMs: number
+  readonly rotateAfterMessages: number
+  readonly verifyPeerKey: WebCryptoE2EOptions['verifyPeerKey'] | undefined
+}
+
+class WebCryptoCipher implements Cipher {
+  readonly #context: CipherContext
+  readonly #settings: Settings
+  readonly #identity: IdentityKeys
+  #prekeys: Prekeys
+  #bundle: Uint8Array
+  /** Messages opened under the current prekey this session. */
+  #opened = 0
+  readonly #peers: Map<PeerId, PeerKeys>
+  /** The sender key toward each peer (undefined after a failed attempt), one making at a time. */
+  readonly #sending = new Map<PeerId, Promise<SendState | undefined>>()
+  readonly #derived = new Map<string, Promise<OpenedSenderKey>>()
+  readonly #listeners = new Set<(bundle: Uint8Array) => void>()
+  #rotating: Promise<void> | undefined
+
+  private constructor(context: CipherContext, settings: Settings, identity: IdentityKeys, prekeys: Prekeys, peers: Map<PeerId, PeerKeys>) {
+    this.#context = context
+    this.#settings = settings
+    this.#identity = identity
+    this.#prekeys = prekeys
+    this.#bundle = encodeBundle(bundleOf(identity, prekeys.current))
+    this.#peers = peers
+  }
+
+  /** Reads the identity's records, making its keys on first use (and anew for a new epoch). */
+  static async load(context: CipherContext, settings: Settings): Promise<WebCryptoCipher> {
+    const records = await context.store.readKeys()
+    let identity = records.get('identity') as IdentityKeys | undefined
+    let prekeys = records.get('prekeys') as Prekeys | undefined
+    const peers = new Map<PeerId, PeerKeys>()
+    if (identity?.epoch !== context.epoch || identity.peer !== context.localId || prekeys === undefined) {
+      // A store without keys, or keys of another epoch: everything of the cipher starts afresh.
+      identity = await createIdentityKeys(context.localId, context.epoch)
+      prekeys = { current: await createPrekey(identity, 1, context.clock.now()) }
+      const ops: StoreOp[] = [...records.keys()].map((name) => ({ op: 'deleteKey', name }))
+      ops.push({ op: 'putKey', name: 'identity', value: identity }, { op: 'putKey', name: 'prekeys', value: prekeys })
+      await context.store.commit(ops)
+    } else {
+      for (const [name, value] of records) if (name.startsWith('peer:')) peers.set(name.slice(5) as PeerId, value as PeerKeys)
+    }
+    const cipher = new WebCryptoCipher(context, settings, identity, prekeys, peers)
+    await cipher.#rotateIfDue()
+    return cipher
+  }
+
+  bundle(): Uint8Array {
+    return this.#bundle
+  }
+
+  onRotate(listener: (bundle: Uint8Array) => void): () => void {
+    this.#listeners.add(listener)
+    return () => void this.#listeners.delete(listener)
+  }
+
+  status(peer: PeerId): PeerKeyStatus {
+    const keys = this.#peers.get(peer)
+    return keys === undefined ? 'unknown' : keys.presented !== undefined ? 'changed' : 'ready'
+  }
+
+  async learn(peer: PeerId, bytes: Uint8Array): Promise<LearnResult> {
+    const decoded = decodeBundle(bytes)
+    const bundle = decoded.ok && decoded.bundle.peer === peer && (await verifyBundle(decoded.bundle)) ? decoded.bundle : undefined
+    if (bundle === undefined) return { status: this.status(peer), changed: false, refused: true }
+    const known = this.#peers.get(peer)
+    if (known === undefined) {
+      await this.#setPeer(peer, { pinned: bundle })
+      return { status: 'ready', changed: false, refused: false }
+    }
+    if (equal(bundle.identityKey, known.pinned.identityKey)) {
+      // Same identity: a newer prekey replaces the pinned bundle (senders move to it); an older one (replayed) is ignored.
+      if (bundle.prekey.id > known.pinned.prekey.id) await this.#setPeer(peer, { ...known, pinned: bundle })
+      return { status: this.status(peer), changed: false, refused: false }
+    }
+    if (known.presented !== undefined && equal(known.presented.identityKey, bundle.identityKey)) {
+      if (bundle.prekey.id > known.presented.prekey.id) await this.#setPeer(peer, { ...known, presented: bundle })
+      return { status: 'changed', changed: false, refused: false }
+    }
+    if ((await this.#settings.verifyPeerKey?.(peer, bundle.identityKey)) === true) {
+      await this.#setPeer(peer, { pinned: bundle })
+      return { status: 'ready', changed: true, refused: false }
+    }
+    await this.#setPeer(peer, { ...known, presented: bundle })
+    return { status: 'changed', changed: true, refused: false }
+  }
+
+  async accept(peer: PeerId): Promise<PeerKeyStatus> {
+    const known = this.#peers.get(peer)
+    if (known?.presented !== undefined) await this.#setPeer(peer, { pinned: known.presented })
+    return this.status(peer)
+  }
+
+  async seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array> {
+    const state = await this.#senderKey(context.to)
+    state.sealed += 1
+    const { key } = state
+    const ciphertext = await seal(key.key, { ...context, fromEpoch: context.epoch, toEpoch: key.toEpoch, contentKind: 'b', kid: key.kid }, plaintext)
+    return encodeSealedBody(key.header, ciphertext)
+  }
+
+  async open(context: SealContext, sealed: Uint8Array): Promise<{ ok: true; plaintext: Uint8Array } | { ok: false; reason: OpenFailure }> {
+    const body = decodeSealedBody(sealed)
+    if (body === undefined) return { ok: false, reason: 'SEALED_MALFORMED' }
+    const keys = this.#peers.get(context.from)
+    if (keys === undefined) return { ok: false, reason: 'KEY_UNKNOWN' }
+    if (keys.presented !== undefined) return { ok: false, reason: 'KEY_HELD' }
+    const { header, ciphertext } = body
+    const prekey = [this.#prekeys.current, this.#prekeys.previous].find((candidate) => candidate?.id === header.prekey)
+    if (prekey === undefined) return { ok: false, reason: 'KEY_STALE' }
+    void this.#rotateIfDue()
+    const derived = await this.#derive(context, keys.pinned, prekey, header)
+    if (!derived.ok) return { ok: false, reason: derived.reason === 'BAD_SIGNATURE' ? 'KEY_FORGED' : 'SEALED_MALFORMED' }
+    const ctx = { ...context, fromEpoch: context.epoch, toEpoch: this.#identity.epoch, contentKind: 'b' as const, kid: header.kid }
+    const plaintext = await open(derived.key, ctx, ciphertext)
+    if (plaintext === undefined) return { ok: false, reason: 'DECRYPT' }
+    if (prekey === this.#prekeys.current) this.#opened += 1
+    return { ok: true, plaintext }
+  }
+
+  async safetyNumber(peer: PeerId): Promise<string | undefined> {
+    const keys = this.#peers.get(peer)
+    // While a changed key waits, users compare the new one: the one they are asked to accept.
+    const theirs = keys?.presented ?? keys?.pinned
+    if (theirs === undefined) return undefined
+    return safetyNumber({ peer: this.#identity.peer, identityKey: this.#identity.publicKey }, { peer, identityKey: theirs.identityKey })
+  }
+
+  /** The derived key of a sender key header, verified once per (sender, epoch, kid, ephemeral key, prekey). */
+  #derive(context: SealContext, pinned: KeyBundle, prekey: Prekey, header: SenderKeyHeader): Promise<OpenedSenderKey> {
+    const name = `${context.from}\n${context.epoch}\n${header.kid}\n${prekey.id}\n${hex(header.eph)}\n${hex(pinned.identityKey)}`
+    const cached = this.#derived.get(name)
+    if (cached !== undefined) return cached
+    if (this.#derived.size >= DERIVED_CACHE) this.#derived.delete(this.#derived.keys().next().value as string)
+    const derived = openSenderKey({ identity: this.#identity, prekey, from: context.from, fromEpoch: context.epoch, senderIdentityKey: pinned.identityKey, header })
+    // Only a key that opened is worth keeping: a forged header is checked again (and refused again).
+    derived.then(
+      (result) => !result.ok && this.#derived.delete(name),
+      () => this.#derived.delete(name),
+    )
+    this.#derived.set(name, derived)
+    return derived
+  }
+
+  /** The sender key toward `peer`, made (and kept) when none fits its pinned bundle, the clock and the message count. */
+  #senderKey(peer: PeerId): Promise<SendState> {
+    const keys = this.#peers.get(peer)
+    if (keys === undefined || keys.presented !== undefined) return Promise.reject(new IlmError('KEY_UNAVAILABLE', `no usable key of ${peer}`))
+    const current = this.#sending.get(peer)
+    const fresh = (state: SendState): boolean =>
+      state.key.prekeyId === keys.pinned.prekey.id &&
+      state.key.toEpoch === keys.pinned.epoch &&
+      state.sealed < this.#settings.rotateAfterMessages &&
+      this.#context.clock.now() - state.key.createdAt < this.#settings.rotateAfterMs
+    const next = (current ?? Promise.resolve(undefined)).then(async (state) => {
+      if (state !== undefined && fresh(state)) return state
+      const stored = state === undefined ? ((await this.#context.store.readKeys()).get(`send:${peer}`) as SenderKey | undefined) : undefined
+      if (stored !== undefined && fresh({ key: stored, sealed: 0 })) return { key: stored, sealed: 0 }
+      const kid = ((state?.key ?? stored)?.kid ?? 0) + 1
+      const key = await createSenderKey({
+        identity: this.#identity,
+        from: this.#identity.peer,
+        fromEpoch: this.#identity.epoch,
+        to: peer,
+        receiver: keys.pinned,
+        kid: kid > 0xffff_ffff ? 1 : kid,
+        now: this.#context.clock.now(),
+      })
+      // Kept, so that retransmissions after a restart are sealed identically; replaced (deleted) at rotation.
+      await this.#context.store.commit([{ op: 'putKey', name: `send:${peer}`, value: key }])
+      return { key, sealed: 0 }
+    })
+    // A failed attempt is not kept: the next seal tries again.
+    this.#sending.set(
+      peer,
+      next.catch(() => undefined),
+    )
+    return next
+  }
+
+  async #setPeer(peer: PeerId, keys: PeerKeys): Promise<void> {
+    await this.#context.store.commit([{ op: 'putKey', name: `peer:${peer}`, value: keys }])
+    this.#peers.set(peer, keys)
+  }
+
+  /** Replaces the prekey when it is old or has opened enough; the one it replaces stays one more period, then goes. */
+  #rotateIfDue(): Promise<void> {
+    const now = this.#context.clock.now()
+    const { current } = this.#prekeys
+    if (now - current.createdAt < this.#settings.rotateAfterMs && this.#opened < this.#settings.rotateAfterMessages) return Promise.resolve()
+    this.#rotating ??= (async () => {
+      const prekeys = { current: await createPrekey(this.#identity, current.id + 1, now), previous: current }
+      await this.#context.store.commit([{ op: 'putKey', name: 'prekeys', value: prekeys }])
+      this.#prekeys = prekeys
+      this.#opened = 0
+      this.#bundle = encodeBundle(bundleOf(this.#identity, prekeys.current))
+      for (const listener of this.#listeners) listener(this.#bundle)
+    })().finally(() => (this.#rotating = undefined))
+    return this.#rotating
+  }
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
+}
+
+function hex(bytes: Uint8Array): string {
+  let out = ''
+  for (const byte of bytes) out += byte.toString(16).padStart(2, '0')
+  return out
+}
+
