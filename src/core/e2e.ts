@@ -49,6 +49,8 @@ export interface LearnResult {
   readonly changed: boolean
   /** True when the bundle was refused (malformed, badly signed, for another peer); nothing changed. */
   readonly refused: boolean
+  /** True when the keys messages to the peer are sealed under changed (first pin, a newer prekey, an accepted identity). */
+  readonly rekeyed: boolean
 }
 
 /**

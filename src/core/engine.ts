@@ -79,6 +79,16 @@ export async function prepareEngine(options: EngineOptions): Promise<EngineParts
   }
 }
 
+/** A sealed frame being opened; received (if it opened) once every frame of its sender before it is done. */
+interface Opening {
+  readonly frame: MsgFrame
+  /** The turn it arrived in (see Engine.#turn). */
+  readonly turn: number
+  started: boolean
+  done: boolean
+  plain: MsgFrame | undefined
+}
+
 async function openCipher(factory: E2EFactory, context: CipherContext): Promise<Cipher> {
   try {
     return await factory(context)
@@ -133,12 +143,19 @@ export class Engine {
   #sends: SendBatch | undefined
   readonly #sendHooks: SendBatchHooks
   readonly #cipher: Cipher | undefined
-  /** Per peer, the frames being opened and hellos being learned, in arrival order. */
+  /** Per peer, the bundles being learned, one after the other. */
   readonly #keyChain = new Map<PeerId, Promise<void>>()
+  /** Per peer, its sealed frames in arrival order while they are opened (in parallel); received in that order. */
+  readonly #opening = new Map<PeerId, Opening[]>()
+  /** Counts turns in which sealed frames arrived; true while the current one takes more. */
+  #turn = 0
+  #turnOpen = false
   /** When a hello was last sent to a peer because one of its frames could not be opened (one per retransmission timeout at most). */
   readonly #rekeyAsked = new Map<PeerId, number>()
   /** Peers whose hello said the other side of end-to-end encryption: nothing is exchanged with them. */
   readonly #mismatched = new Set<PeerId>()
+  /** Bundles of a peer being learned: its frames arriving meanwhile are opened once they are. */
+  readonly #learning = new Map<PeerId, number>()
   /** Directory lookups in flight, by peer. */
   readonly #fetchingKeys = new Set<PeerId>()
 
@@ -547,11 +564,17 @@ export class Engine {
   #learnKeys(peer: PeerId, bundle: Uint8Array): Promise<void> {
     const cipher = this.#cipher
     if (cipher === undefined) return Promise.resolve()
+    this.#learning.set(peer, (this.#learning.get(peer) ?? 0) + 1)
     return this.#inKeyOrder(peer, async () => {
-      const learned = await cipher.learn(peer, bundle)
+      const learned = await cipher.learn(peer, bundle).finally(() => {
+        const left = (this.#learning.get(peer) ?? 1) - 1
+        if (left > 0) return this.#learning.set(peer, left)
+        this.#learning.delete(peer)
+        for (const entry of this.#opening.get(peer) ?? []) if (!entry.started) this.#startOpening(entry)
+      })
       if (learned.refused) this.#refuse('KEY_INVALID')
       if (learned.changed) this.#events.emit('peer-key-changed', { peer })
-      if (learned.status === 'ready') this.#keysReady(peer)
+      if (learned.rekeyed) this.#keysReady(peer)
     })
   }
 
@@ -562,7 +585,7 @@ export class Engine {
     void link?.pump()
   }
 
-  /** Runs `step` after every earlier key step of `peer` (opening its frames, learning its keys), so that they apply in arrival order. */
+  /** Runs `step` after every earlier key step of `peer`, so that bundles are learned in arrival order. */
   #inKeyOrder(peer: PeerId, step: () => Promise<void>): Promise<void> {
     const next = (this.#keyChain.get(peer) ?? Promise.resolve()).then(step)
     const settled = next.catch((error: unknown) => this.#fail(error))
@@ -729,7 +752,52 @@ export class Engine {
     }
     // Skips carry no contents and are not sealed; they keep their place behind the frames being opened.
     if (frame.sealed !== true && frame.skip !== true) return this.#refuse('PLAINTEXT')
-    void this.#inKeyOrder(frame.from, () => this.#openThenReceive(frame))
+    // Opened at once, in parallel, and received in arrival order; the frames that arrived in one turn are received
+    // together once all are open, so the writer stores them in one transaction, as it would without encryption.
+    // Behind a bundle being learned, a frame is opened once it is.
+    let queue = this.#opening.get(frame.from)
+    if (queue === undefined) this.#opening.set(frame.from, (queue = []))
+    if (!this.#turnOpen) {
+      this.#turnOpen = true
+      this.#turn++
+      queueMicrotask(() => (this.#turnOpen = false))
+    }
+    const entry: Opening = { frame, turn: this.#turn, started: false, done: false, plain: undefined }
+    queue.push(entry)
+    if (!this.#learning.has(frame.from)) this.#startOpening(entry)
+  }
+
+  #startOpening(entry: Opening): void {
+    entry.started = true
+    this.#open(entry.frame)
+      .then(
+        (plain) => (entry.plain = plain),
+        (error: unknown) => this.#fail(error),
+      )
+      .finally(() => {
+        entry.done = true
+        this.#receiveOpened(entry.frame.from)
+      })
+  }
+
+  /** Receives the opened frames at the head of `peer`'s queue, in order, in this turn. */
+  #receiveOpened(peer: PeerId): void {
+    const queue = this.#opening.get(peer)
+    if (queue === undefined) return
+    let taken = 0
+    for (;;) {
+      const turn = queue[taken]?.turn
+      let end = taken
+      while (end < queue.length && queue[end]!.turn === turn && queue[end]!.done) end++
+      // The head's turn is received whole, or not yet.
+      if (end === taken || queue[end]?.turn === turn) break
+      for (; taken < end; taken++) {
+        const plain = queue[taken]!.plain
+        if (plain !== undefined && !this.#closed) this.#receive(plain)
+      }
+    }
+    queue.splice(0, taken)
+    if (queue.length === 0) this.#opening.delete(peer)
   }
 
   #receive(frame: MsgFrame): void {
@@ -739,23 +807,26 @@ export class Engine {
       .catch((error: unknown) => this.#fail(error))
   }
 
-  async #openThenReceive(frame: MsgFrame): Promise<void> {
+  /** The frame with its contents opened; `undefined` (counted) when it does not open. */
+  async #open(frame: MsgFrame): Promise<MsgFrame | undefined> {
     const stream = this.#state.in.get(frame.from)
     // Already stored (or a skip): nothing to open, the receive only acks it again.
-    if (frame.sealed !== true || (stream?.epoch === frame.epoch && frame.seq <= stream.receivedUpTo)) return this.#receive(frame)
+    if (frame.sealed !== true || (stream?.epoch === frame.epoch && frame.seq <= stream.receivedUpTo)) return frame
     const cipher = this.#cipher as Cipher
     const opened = await cipher.open({ from: frame.from, to: this.localId, epoch: frame.epoch, seq: frame.seq, id: frame.id }, frame.contents)
-    if (this.#closed) return
     if (!opened.ok) {
       this.#refuse(opened.reason)
       // Sealed for keys of ours the sender should not use: our hello brings it our current ones.
       if (opened.reason === 'KEY_STALE' || opened.reason === 'KEY_UNKNOWN') this.#askRekey(frame.from)
-      return
+      return undefined
     }
     const plain = unpackPlaintext(opened.plaintext)
-    if (plain === undefined || decodeContents(plain.contentKind, plain.contents) === undefined) return this.#refuse('FIELD')
+    if (plain === undefined || decodeContents(plain.contentKind, plain.contents) === undefined) {
+      this.#refuse('FIELD')
+      return undefined
+    }
     const { sealed: _sealed, ...rest } = frame
-    this.#receive({ ...rest, contentKind: plain.contentKind, contents: plain.contents })
+    return { ...rest, contentKind: plain.contentKind, contents: plain.contents }
   }
 
   /** Sends `peer` a hello (our current keys) after a frame of its could not be opened; once per retransmission timeout at most. */

@@ -48,8 +48,8 @@ export class OutboundLink {
   /** First-transmission times of seqs in flight, for RTT samples (Karn: a resent seq is dropped). */
   readonly #sentAt = new Map<number, number>()
   readonly #cache = new RowCache()
-  /** Sealed bodies of cached rows, under the receiver's current keys (dropped when those change). */
-  readonly #sealed = new Map<number, Promise<Uint8Array>>()
+  /** Sealed bodies of cached rows (or their sealing under way), under the receiver's current keys; dropped when those change. */
+  readonly #sealed = new Map<number, Uint8Array | Promise<void>>()
 
   constructor(
     readonly to: PeerId,
@@ -153,6 +153,8 @@ export class OutboundLink {
   async pump(): Promise<void> {
     if (this.#pumping) return
     this.#pumping = true
+    // Sealings dropped under way (the receiver's keys changed) are started again once per pump; a failing seal waits for the timer.
+    let resealed = false
     try {
       while (this.#mayContinue()) {
         const stream = this.ctx.state.out.get(this.to)
@@ -168,6 +170,14 @@ export class OutboundLink {
         }
         const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
         if (row === undefined) continue
+        // A run of rows is sealed at once and then sent back to back, in one turn, as without encryption.
+        if (this.ctx.sealing && !(this.#sealed.get(row.seq) instanceof Uint8Array)) {
+          await this.#sealRun(row)
+          if (!(this.#sealed.get(row.seq) instanceof Uint8Array) && !resealed) {
+            resealed = true
+            continue
+          }
+        }
         const sent = this.#send(row, acked + 1)
         // Most transports take a frame synchronously: no promise, no extra turn per frame.
         if (!(sent === true || (sent !== false && (await sent)))) return
@@ -229,30 +239,32 @@ export class OutboundLink {
     const expired = row.expired === true || (row.expiresAt !== undefined && row.expiresAt <= this.ctx.clock.now())
     if (expired && row.expired !== true) this.ctx.expire([row])
     if (!this.ctx.sealing || expired) return this.#transmit(row, toFrame(this.ctx, row, floor, expired), expired)
-    const sealed = this.#sealedBody(row)
-    this.#sealAhead(row.seq)
-    return sealed.then(
-      (body) => this.#mayContinue() && this.#transmit(row, { ...toFrame(this.ctx, row, floor, false), contentKind: 'b', contents: body, sealed: true }, false),
-      () => {
-        this.#sealed.delete(row.seq)
-        return this.#unsent()
-      },
-    )
+    const body = this.#sealed.get(row.seq)
+    // Not sealed: its sealing failed (the receiver's keys went meanwhile); the timer tries again.
+    if (!(body instanceof Uint8Array)) return this.#unsent()
+    return this.#transmit(row, { ...toFrame(this.ctx, row, floor, false), contentKind: 'b', contents: body, sealed: true }, false)
   }
 
-  #sealedBody(row: OutboxRow): Promise<Uint8Array> {
-    let sealed = this.#sealed.get(row.seq)
-    if (sealed === undefined) this.#sealed.set(row.seq, (sealed = this.ctx.seal(row)))
-    return sealed
-  }
-
-  /** Starts sealing the cached rows after `seq`, so that the pump finds them sealed. */
-  #sealAhead(seq: number): void {
-    for (let next = seq + 1; next <= seq + SEAL_AHEAD; next++) {
-      const row = this.#cache.get(next)
-      if (row === undefined) return
-      if (row.expired !== true && !this.#sealed.has(next)) this.#sealedBody(row).catch(() => this.#sealed.delete(next))
+  /** Seals `first` and the cached rows after it (up to {@link SEAL_AHEAD}) that are not sealed yet; resolves when all are done. */
+  #sealRun(first: OutboxRow): Promise<unknown> {
+    const runs: Promise<unknown>[] = []
+    for (let seq = first.seq, row: OutboxRow | undefined = first; row !== undefined && seq < first.seq + SEAL_AHEAD; row = this.#cache.get(++seq)) {
+      if (row.expired === true || this.#sealed.has(seq)) continue
+      const at = seq
+      const sealing = this.ctx.seal(row).then(
+        (body) => {
+          if (this.#sealed.get(at) === sealing) this.#sealed.set(at, body)
+        },
+        () => {
+          if (this.#sealed.get(at) === sealing) this.#sealed.delete(at)
+        },
+      )
+      this.#sealed.set(at, sealing)
+      runs.push(sealing)
     }
+    const pending = this.#sealed.get(first.seq)
+    if (pending instanceof Promise) runs.push(pending.catch(() => {}))
+    return Promise.all(runs)
   }
 
   #dropSealed(upTo: number): void {

@@ -128,27 +128,28 @@ class WebCryptoCipher implements Cipher {
   async learn(peer: PeerId, bytes: Uint8Array): Promise<LearnResult> {
     const decoded = decodeBundle(bytes)
     const bundle = decoded.ok && decoded.bundle.peer === peer && (await verifyBundle(decoded.bundle)) ? decoded.bundle : undefined
-    if (bundle === undefined) return { status: this.status(peer), changed: false, refused: true }
+    if (bundle === undefined) return { status: this.status(peer), changed: false, refused: true, rekeyed: false }
     const known = this.#peers.get(peer)
     if (known === undefined) {
       await this.#setPeer(peer, { pinned: bundle })
-      return { status: 'ready', changed: false, refused: false }
+      return { status: 'ready', changed: false, refused: false, rekeyed: true }
     }
     if (equal(bundle.identityKey, known.pinned.identityKey)) {
       // Same identity: a newer prekey replaces the pinned bundle (senders move to it); an older one (replayed) is ignored.
-      if (bundle.prekey.id > known.pinned.prekey.id) await this.#setPeer(peer, { ...known, pinned: bundle })
-      return { status: this.status(peer), changed: false, refused: false }
+      const newer = bundle.prekey.id > known.pinned.prekey.id
+      if (newer) await this.#setPeer(peer, { ...known, pinned: bundle })
+      return { status: this.status(peer), changed: false, refused: false, rekeyed: newer && known.presented === undefined }
     }
     if (known.presented !== undefined && equal(known.presented.identityKey, bundle.identityKey)) {
       if (bundle.prekey.id > known.presented.prekey.id) await this.#setPeer(peer, { ...known, presented: bundle })
-      return { status: 'changed', changed: false, refused: false }
+      return { status: 'changed', changed: false, refused: false, rekeyed: false }
     }
     if ((await this.#settings.verifyPeerKey?.(peer, bundle.identityKey)) === true) {
       await this.#setPeer(peer, { pinned: bundle })
-      return { status: 'ready', changed: true, refused: false }
+      return { status: 'ready', changed: true, refused: false, rekeyed: true }
     }
     await this.#setPeer(peer, { ...known, presented: bundle })
-    return { status: 'changed', changed: true, refused: false }
+    return { status: 'changed', changed: true, refused: false, rekeyed: false }
   }
 
   async accept(peer: PeerId): Promise<PeerKeyStatus> {

@@ -8,10 +8,19 @@ import { expect } from 'vitest'
 import { ILM, IlmError, MemoryStore, type Limits, type Message, type Transport } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 
-/** Lets promise chains and the network's queue settle (a few macrotask turns). */
+/**
+ * Lets promise chains and the network's queue settle (a few macrotask turns).
+ * Each turn also waits for a WebCrypto job: the engines seal and open on
+ * Node's thread pool, whose results come back in a later turn of the loop.
+ */
 export async function tick(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+  for (let i = 0; i < turns; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    await crypto.subtle.digest('SHA-256', TICK_BYTES)
+  }
 }
+
+const TICK_BYTES = new Uint8Array(1)
 
 /** How {@link until} polls: the clocks to advance between polls, by how much, and how many times at most. */
 export interface UntilOptions {
