@@ -318,6 +318,16 @@ export class Messenger {
     return this.#call('pending', []) as Promise<PendingCounts>
   }
 
+  /** As `ILM.acceptPeerKey`: pins the identity key `peer` presented after a `peer-key-changed` event; its held messages flow again. */
+  acceptPeerKey(peer: string): Promise<void> {
+    return this.#call('acceptPeerKey', [peer]) as Promise<void>
+  }
+
+  /** As `ILM.safetyNumber`: the fingerprint of both identity keys (12 groups of 5 digits) to compare out of band. */
+  safetyNumber(peer: string): Promise<string | undefined> {
+    return this.#call('safetyNumber', [peer]) as Promise<string | undefined>
+  }
+
   /** Drains (if this tab leads), then closes this tab's side; another tab may take over. */
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
     // Misuse must not close the messenger: checked before anything starts.

@@ -16,6 +16,12 @@ export interface WebCryptoE2EOptions {
   /** ...or after this many messages opened under it (sealed under it, for a sender key) in one session. Default 10,000. */
   readonly rotateAfterMessages?: number
   /**
+   * How long a replaced prekey still opens what was sealed for it (frames in
+   * flight, and in the relay's mailbox: keep it at least the mailbox's
+   * retention). Its private half is deleted after that. Default 7 days.
+   */
+  readonly keepRetiredMs?: number
+  /**
    * Your own check of a peer's identity key (a PKI, a QR code scanned
    * earlier): called when a peer presents a key other than the pinned one.
    * `true` pins the new key at once; `false` holds the peer's messages until
@@ -33,10 +39,10 @@ interface PeerKeys {
   readonly presented?: KeyBundle
 }
 
-/** This end's prekeys: the current one and the one it replaced (kept one rotation period, for frames in flight). */
+/** This end's prekeys: the current one, and the ones it replaced within `keepRetiredMs` (for frames in flight or in a mailbox). */
 interface Prekeys {
   readonly current: Prekey
-  readonly previous?: Prekey
+  readonly retired: readonly { readonly prekey: Prekey; readonly at: number }[]
 }
 
 /** A sender key as kept: with how many messages it sealed this session. */
@@ -54,15 +60,18 @@ export function webCryptoE2E(options: WebCryptoE2EOptions = {}): E2EFactory {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
   const rotateAfterMs = options.rotateAfterMs ?? DAY_MS
   const rotateAfterMessages = options.rotateAfterMessages ?? 10_000
+  const keepRetiredMs = options.keepRetiredMs ?? 7 * DAY_MS
+  if (!Number.isSafeInteger(keepRetiredMs) || keepRetiredMs < 0) throw new RangeError('keepRetiredMs must be a non-negative integer')
   if (!Number.isSafeInteger(rotateAfterMs) || rotateAfterMs < 1) throw new RangeError('rotateAfterMs must be a positive integer')
   if (!Number.isSafeInteger(rotateAfterMessages) || rotateAfterMessages < 1) throw new RangeError('rotateAfterMessages must be a positive integer')
   if (options.verifyPeerKey !== undefined && typeof options.verifyPeerKey !== 'function') throw new TypeError('verifyPeerKey must be a function')
-  return (context) => WebCryptoCipher.load(context, { rotateAfterMs, rotateAfterMessages, verifyPeerKey: options.verifyPeerKey })
+  return (context) => WebCryptoCipher.load(context, { rotateAfterMs, rotateAfterMessages, keepRetiredMs, verifyPeerKey: options.verifyPeerKey })
 }
 
 interface Settings {
   readonly rotateAfterMs: number
   readonly rotateAfterMessages: number
+  readonly keepRetiredMs: number
   readonly verifyPeerKey: WebCryptoE2EOptions['verifyPeerKey'] | undefined
 }
 
@@ -99,7 +108,7 @@ class WebCryptoCipher implements Cipher {
     if (identity?.epoch !== context.epoch || identity.peer !== context.localId || prekeys === undefined) {
       // A store without keys, or keys of another epoch: everything of the cipher starts afresh.
       identity = await createIdentityKeys(context.localId, context.epoch)
-      prekeys = { current: await createPrekey(identity, 1, context.clock.now()) }
+      prekeys = { current: await createPrekey(identity, 1, context.clock.now()), retired: [] }
       const ops: StoreOp[] = [...records.keys()].map((name) => ({ op: 'deleteKey', name }))
       ops.push({ op: 'putKey', name: 'identity', value: identity }, { op: 'putKey', name: 'prekeys', value: prekeys })
       await context.store.commit(ops)
@@ -173,7 +182,8 @@ class WebCryptoCipher implements Cipher {
     if (keys === undefined) return { ok: false, reason: 'KEY_UNKNOWN' }
     if (keys.presented !== undefined) return { ok: false, reason: 'KEY_HELD' }
     const { header, ciphertext } = body
-    const prekey = [this.#prekeys.current, this.#prekeys.previous].find((candidate) => candidate?.id === header.prekey)
+    const { current, retired } = this.#prekeys
+    const prekey = current.id === header.prekey ? current : retired.find((old) => old.prekey.id === header.prekey && this.#context.clock.now() - old.at < this.#settings.keepRetiredMs)?.prekey
     if (prekey === undefined) return { ok: false, reason: 'KEY_STALE' }
     void this.#rotateIfDue()
     const derived = await this.#derive(context, keys.pinned, prekey, header)
@@ -250,15 +260,23 @@ class WebCryptoCipher implements Cipher {
     this.#peers.set(peer, keys)
   }
 
-  /** Replaces the prekey when it is old or has opened enough; the one it replaces stays one more period, then goes. */
+  /**
+   * Replaces the prekey when it is old or has opened enough; a replaced one
+   * opens for `keepRetiredMs` more, then its record (private half included)
+   * is deleted.
+   */
   #rotateIfDue(): Promise<void> {
     const now = this.#context.clock.now()
-    const { current } = this.#prekeys
-    if (now - current.createdAt < this.#settings.rotateAfterMs && this.#opened < this.#settings.rotateAfterMessages) return Promise.resolve()
+    const { current, retired } = this.#prekeys
+    const due = now - current.createdAt >= this.#settings.rotateAfterMs || this.#opened >= this.#settings.rotateAfterMessages
+    const expired = retired.some((old) => now - old.at >= this.#settings.keepRetiredMs)
+    if (!due && !expired) return Promise.resolve()
     this.#rotating ??= (async () => {
-      const prekeys = { current: await createPrekey(this.#identity, current.id + 1, now), previous: current }
+      const kept = retired.filter((old) => now - old.at < this.#settings.keepRetiredMs)
+      const prekeys = due ? { current: await createPrekey(this.#identity, current.id + 1, now), retired: [{ prekey: current, at: now }, ...kept] } : { current, retired: kept }
       await this.#context.store.commit([{ op: 'putKey', name: 'prekeys', value: prekeys }])
       this.#prekeys = prekeys
+      if (!due) return
       this.#opened = 0
       this.#bundle = encodeBundle(bundleOf(this.#identity, prekeys.current))
       for (const listener of this.#listeners) listener(this.#bundle)

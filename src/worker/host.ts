@@ -62,6 +62,8 @@ export interface HostApi {
   status(id: string): Promise<MessageStatus>
   connectedPeers(): Promise<PeerId[]>
   pending(): Promise<PendingCounts>
+  acceptPeerKey(peer: string): Promise<void>
+  safetyNumber(peer: string): Promise<string | undefined>
   /** Whether the page has message handlers. */
   subscribe(subscribed: boolean): void
   /** Whether the page listens to `status` events; none cross the bridge while it does not. */
@@ -185,6 +187,14 @@ export class Host implements HostApi {
 
   pending(): Promise<PendingCounts> {
     return this.#calls.call('pending', []) as Promise<PendingCounts>
+  }
+
+  acceptPeerKey(peer: string): Promise<void> {
+    return this.#calls.call('acceptPeerKey', [peer]) as Promise<void>
+  }
+
+  safetyNumber(peer: string): Promise<string | undefined> {
+    return this.#calls.call('safetyNumber', [peer]) as Promise<string | undefined>
   }
 
   subscribe(subscribed: boolean): void {
