@@ -6,6 +6,7 @@
  */
 import { expect } from 'vitest'
 import { ILM, IlmError, MemoryStore, type Limits, type Message, type Transport } from '../../src/index.js'
+import type { E2EFactory } from '../../src/core/e2e.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 
 /**
@@ -74,6 +75,8 @@ export interface PeerOptions {
   clock?: ManualClock
   limits?: Partial<Limits>
   newId?: () => string
+  /** End-to-end encryption; the default (WebCrypto, keys pinned on first use) when absent. */
+  encryption?: E2EFactory | false
 }
 
 /**
@@ -82,12 +85,19 @@ export interface PeerOptions {
  */
 export async function openPeer(
   transport: Transport,
-  { store = new MemoryStore(), clock = new ManualClock(), limits = {}, newId }: PeerOptions = {},
+  { store = new MemoryStore(), clock = new ManualClock(), limits = {}, newId, encryption }: PeerOptions = {},
   subscribe = true,
 ): Promise<Peer> {
   // Acks commit at once unless a test asks otherwise: these tests await `delivered` without moving the clock.
   // The deferral itself is tested in critical-path.test.ts and drawn by the delivery property test.
-  const ilm = await ILM.open({ store, transport, clock, limits: { deferCommitMs: 0, ...limits }, ...(newId !== undefined && { newId }) })
+  const ilm = await ILM.open({
+    store,
+    transport,
+    clock,
+    limits: { deferCommitMs: 0, ...limits },
+    ...(newId !== undefined && { newId }),
+    ...(encryption !== undefined && { encryption }),
+  })
   const got: Message[] = []
   const errors: IlmError[] = []
   ilm.on('error', (e) => void errors.push(e))

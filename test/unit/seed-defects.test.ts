@@ -19,6 +19,7 @@ import {
 } from '../../src/index.js'
 import type { PeerStore, Store } from '../../src/core/store.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
+import { webCryptoE2E } from '../../src/crypto/web-crypto-cipher.js'
 import { RecordingStore } from '../helpers/engine-probes.js'
 import { codeOf, contentsOf, elapse, online, openPeer, range, seqsOf, tick, until, type Peer } from '../helpers/engines.js'
 
@@ -133,6 +134,9 @@ class CountingStore implements Store {
     }
   }
 }
+
+/** The default cipher, with an application that accepts every new key of a peer. */
+const acceptingNewKeys = webCryptoE2E({ verifyPeerKey: () => true })
 
 // ---------------------------------------------------------------- defects
 
@@ -412,7 +416,8 @@ describe('seed defects', () => {
   it('a wiped sender store (new epoch) still gets its new messages delivered', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const b = await openPeer(net.connect('b'), { clock })
+    // The wiped store has new keys too: b's app accepts them (these tests are about epochs; the hold: e2e-engine.test.ts).
+    const b = await openPeer(net.connect('b'), { clock, encryption: acceptingNewKeys })
     const a1 = await openPeer(net.connect('a'), { clock })
     const old = await Promise.all(range(3).map((i) => a1.ilm.send('b', `old${i}`)))
     for (const r of old) await a1.ilm.delivered(r.id)
@@ -438,7 +443,8 @@ describe('seed defects', () => {
   it('a wiped sender store whose clock now reads earlier than before still gets its new messages delivered', async () => {
     const clock = new ManualClock()
     const net = new MemoryNetwork()
-    const b = await openPeer(net.connect('b'), { clock })
+    // The wiped store has new keys too: b's app accepts them (these tests are about epochs; the hold: e2e-engine.test.ts).
+    const b = await openPeer(net.connect('b'), { clock, encryption: acceptingNewKeys })
     // a's device clock was an hour fast when its first store was created, and was corrected since.
     const fast = new ManualClock(clock.now() + 3_600_000)
     const a1 = await openPeer(net.connect('a'), { clock: fast })
@@ -464,7 +470,8 @@ describe('seed defects', () => {
       let n = 0
       return () => `${prefix}${String(n++).padStart(20, '0')}`
     }
-    const b = await openPeer(net.connect('b'), { clock })
+    // The wiped store has new keys too: b's app accepts them (these tests are about epochs; the hold: e2e-engine.test.ts).
+    const b = await openPeer(net.connect('b'), { clock, encryption: acceptingNewKeys })
     const a1 = await openPeer(net.connect('a'), { clock, newId: ids('z') })
     const old = await a1.ilm.send('b', 'old')
     await a1.ilm.delivered(old.id)
