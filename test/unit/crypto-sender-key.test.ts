@@ -169,6 +169,11 @@ describe('misuse throws at once', () => {
     expect(() => createSenderKey({ ...base, identity: { ...aliceId, signing: bobPrekey.agreement } })).toThrow(TypeError)
   })
 
+  it('createSenderKey rejects a receiver prekey that agrees no secret (the all-zero point)', async () => {
+    const receiver = { ...bobBundle, prekey: { ...bobBundle.prekey, key: new Uint8Array(32) } }
+    await expect(createSenderKey({ identity: aliceId, from: alice, fromEpoch: aliceEpoch, to: bob, receiver, kid: 1, now: NOW })).rejects.toThrow()
+  })
+
   it('openSenderKey', () => {
     expect(() => openSenderKey({ ...request, senderIdentityKey: new Uint8Array(31) })).toThrow(TypeError)
     expect(() => openSenderKey({ ...request, prekey: { ...bobPrekey, agreement: bobId.signing } })).toThrow(TypeError)
