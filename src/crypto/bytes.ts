@@ -48,7 +48,9 @@ export function u32(value: number): Uint8Array<ArrayBuffer> {
 export function u64(value: number): Uint8Array<ArrayBuffer> {
   if (!isSafeUint(value)) throw new RangeError(`${String(value)} is not a safe integer >= 0`)
   const out = new Uint8Array(8)
-  new DataView(out.buffer).setBigUint64(0, BigInt(value))
+  const view = new DataView(out.buffer)
+  view.setUint32(0, Math.floor(value / 2 ** 32))
+  view.setUint32(4, value >>> 0)
   return out
 }
 
@@ -67,8 +69,7 @@ export function lengthPrefixed(head: Uint8Array, fields: readonly Field[]): Uint
   const parts = fields.map((field) => {
     if (field instanceof Uint8Array) return field
     if (typeof field !== 'string') throw new TypeError(`a field must be a string or a Uint8Array, not ${typeof field}`)
-    if (LONE_SURROGATE.test(field)) throw new TypeError('a string field holds a lone surrogate')
-    return encoder.encode(field)
+    return utf8(field)
   })
   const out = new Uint8Array(head.byteLength + parts.reduce((sum, part) => sum + 4 + part.byteLength, 0))
   const view = new DataView(out.buffer)
@@ -84,7 +85,24 @@ export function lengthPrefixed(head: Uint8Array, fields: readonly Field[]): Uint
 
 /** The input to sign, derive from or authenticate: the UTF-8 bytes of `label`, then the length-prefixed fields. */
 export function canonical(label: string, fields: readonly Field[]): Uint8Array<ArrayBuffer> {
-  return lengthPrefixed(encoder.encode(label), fields)
+  return lengthPrefixed(utf8(label), fields)
+}
+
+/**
+ * The UTF-8 bytes of `text`. Ids and labels are ASCII, which is copied as is: TextEncoder's call costs more than the
+ * copy for strings this short, and every seal encodes six of them.
+ */
+function utf8(text: string): Uint8Array {
+  const out = new Uint8Array(text.length)
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 0x80) {
+      if (LONE_SURROGATE.test(text)) throw new TypeError('a string field holds a lone surrogate')
+      return encoder.encode(text)
+    }
+    out[i] = code
+  }
+  return out
 }
 
 /** Why {@link readLengthPrefixed} refused its input. */
