@@ -22,6 +22,14 @@ describe('canonical encoding', () => {
     expect(Buffer.from(canonical('label x', fields))).toEqual(layout('label x', fields))
   })
 
+  it('encodes any well-formed string as its UTF-8 bytes (ASCII and otherwise)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }))), (fields) => {
+        expect(Buffer.from(canonical('l', fields))).toEqual(layout('l', fields))
+      }),
+    )
+  })
+
   it('never encodes two field lists alike', () => {
     fc.assert(
       fc.property(fc.array(fc.string()), fc.array(fc.string()), (a, b) => {
