@@ -16,6 +16,7 @@ const layers = [
   { layer: 'protocol/', imports: ['core/'], packages: [] },
   { layer: 'storage/', imports: ['core/'], packages: ['idb'] },
   { layer: 'runtime/', imports: ['core/'], packages: [] },
+  { layer: 'crypto/', imports: ['core/'], packages: [] },
   { layer: 'transport/', imports: ['core/', 'protocol/', 'runtime/'], packages: ['nanoid', 'pure-rand'] },
   { layer: 'ilm.ts', imports: ['core/', 'runtime/'], packages: ['nanoid'] },
   { layer: 'bridge/', imports: ['core/', 'protocol/'], packages: ['comlink', 'nanoid'] },

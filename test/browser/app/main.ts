@@ -15,6 +15,7 @@ import { lifecycle } from './lifecycle.js'
 import { crash } from './crash.js'
 import { durability } from './durability.js'
 import { linkState } from './link-state.js'
+import { readCryptoRecords, writeCryptoRecords } from './crypto-records.js'
 import { observeUpgraded, writeSchema2 } from '../../helpers/schema-2-database.js'
 
 interface Received {
@@ -158,6 +159,8 @@ const harness = {
       }
     }
   },
+  /** src/crypto's records through IndexedDB (test/engines/crypto-records.test.ts). */
+  cryptoRecords: { write: writeCryptoRecords, read: readCryptoRecords },
   /** Runs the store contract against IndexedDBStore in this browser. */
   storeContract: () => runCases(storeContract(() => new IndexedDBStore())),
   /** Writes a schema 2 database (test/helpers/schema-2-database.ts), opens it with IndexedDBStore and says what the upgraded store shows. */

@@ -1,0 +1,155 @@
+/** src/crypto seal/open: AES-GCM under a sender key, the seq as nonce, every field of the context bound as AAD. */
+import fc from 'fast-check'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
+import {
+  bundleOf,
+  createIdentityKeys,
+  createPrekey,
+  createSenderKey,
+  open,
+  openSenderKey,
+  seal,
+  type SealContext,
+  type SenderKey,
+} from '../../src/crypto/index.js'
+
+const alice = 'alice' as PeerId
+const bob = 'bob' as PeerId
+const carol = 'carol' as PeerId
+const aliceEpoch = '00m5x3k1a.abcDEF123_-' as Epoch
+const bobEpoch = '00m5x3k1b.xyz789' as Epoch
+const NOW = 1_765_000_000_000
+const text = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+const ctx: SealContext = {
+  from: alice,
+  to: bob,
+  fromEpoch: aliceEpoch,
+  toEpoch: bobEpoch,
+  seq: 41,
+  id: 'V1StGXR8_Z5jdHi6B-myT' as MessageId,
+  contentKind: 's',
+  kid: 5,
+}
+
+let toBob: SenderKey
+let toCarol: SenderKey
+let bobKey: CryptoKey
+beforeAll(async () => {
+  const [aliceId, bobId, carolId] = await Promise.all([
+    createIdentityKeys(alice, aliceEpoch),
+    createIdentityKeys(bob, bobEpoch),
+    createIdentityKeys(carol, bobEpoch),
+  ])
+  const bobPrekey = await createPrekey(bobId, 1, NOW)
+  const make = async (receiver: typeof bobId): Promise<SenderKey> =>
+    createSenderKey({
+      identity: aliceId,
+      from: alice,
+      fromEpoch: aliceEpoch,
+      to: receiver.peer,
+      receiver: bundleOf(receiver, await createPrekey(receiver, 1, NOW)),
+      kid: 5,
+      now: NOW,
+    })
+  toBob = await createSenderKey({ identity: aliceId, from: alice, fromEpoch: aliceEpoch, to: bob, receiver: bundleOf(bobId, bobPrekey), kid: 5, now: NOW })
+  toCarol = await make(carolId)
+  const opened = await openSenderKey({
+    identity: bobId,
+    prekey: bobPrekey,
+    from: alice,
+    fromEpoch: aliceEpoch,
+    senderIdentityKey: aliceId.publicKey,
+    header: toBob.header,
+  })
+  if (!opened.ok) throw new Error(opened.reason)
+  bobKey = opened.key
+})
+
+describe('seal and open', () => {
+  it('round-trip any contents, and the ciphertext is the contents plus a 16-byte tag', async () => {
+    for (const contents of [text('héllo'), new Uint8Array(0), new Uint8Array(64 * 1024).fill(7)]) {
+      const sealed = await seal(toBob.key, ctx, contents)
+      expect(sealed.byteLength).toBe(contents.byteLength + 16)
+      expect(await open(bobKey, ctx, sealed)).toEqual(contents)
+    }
+  })
+
+  it('are deterministic: the same key, context and contents give identical bytes (a retransmission is identical)', async () => {
+    const contents = text('retransmit me')
+    const first = await seal(toBob.key, ctx, contents)
+    expect(await seal(toBob.key, ctx, contents)).toEqual(first)
+    expect(await seal(bobKey, { ...ctx }, Uint8Array.from(contents))).toEqual(first)
+  })
+
+  it('take the nonce from the seq: the same contents at two seqs differ (also above 32 bits)', async () => {
+    const contents = text('same contents')
+    const sealed = await Promise.all([1, 2, 2 ** 32 + 1, 2 ** 52].map((seq) => seal(toBob.key, { ...ctx, seq }, contents)))
+    expect(new Set(sealed.map((s) => Buffer.from(s).toString('hex'))).size).toBe(sealed.length)
+    // The keystream differs, not only the tag.
+    expect(Buffer.from(sealed[0]!.subarray(0, -16)).equals(Buffer.from(sealed[2]!.subarray(0, -16)))).toBe(false)
+  })
+
+  it('do not open when any field of the context differs', async () => {
+    const sealed = await seal(toBob.key, ctx, text('bound'))
+    const changed: SealContext[] = [
+      { ...ctx, from: carol },
+      { ...ctx, to: carol },
+      { ...ctx, fromEpoch: '00m5x3k1c.other1' as Epoch },
+      { ...ctx, toEpoch: '00m5x3k1c.other2' as Epoch },
+      { ...ctx, seq: 42 },
+      { ...ctx, seq: 41 + 2 ** 32 },
+      { ...ctx, id: 'V1StGXR8_Z5jdHi6B-myU' as MessageId },
+      { ...ctx, contentKind: 'j' },
+      { ...ctx, kid: 6 },
+    ]
+    for (const other of changed) expect(await open(bobKey, other, sealed)).toBeUndefined()
+    expect(await open(bobKey, ctx, sealed)).toEqual(text('bound'))
+  })
+
+  it('do not open with any bit flipped, in the ciphertext or the tag, or cut short', async () => {
+    const sealed = await seal(toBob.key, ctx, text('twenty bytes of text'))
+    for (let bit = 0; bit < sealed.byteLength * 8; bit++) {
+      const flipped = Uint8Array.from(sealed)
+      flipped[bit >> 3]! ^= 1 << (bit & 7)
+      expect(await open(bobKey, ctx, flipped)).toBeUndefined()
+    }
+    for (let length = 0; length < sealed.byteLength; length++) expect(await open(bobKey, ctx, sealed.subarray(0, length))).toBeUndefined()
+    expect(await open(bobKey, ctx, Uint8Array.of(...sealed, 0))).toBeUndefined()
+  })
+
+  it('do not open a ciphertext moved to another seq or another stream', async () => {
+    const at41 = await seal(toBob.key, ctx, text('first'))
+    const at42 = await seal(toBob.key, { ...ctx, seq: 42 }, text('second'))
+    expect(await open(bobKey, { ...ctx, seq: 42 }, at41)).toBeUndefined()
+    expect(await open(bobKey, ctx, at42)).toBeUndefined()
+    // A frame of the stream alice -> carol replayed into alice -> bob: another key and another AAD.
+    const toCarolFrame = await seal(toCarol.key, { ...ctx, to: carol }, text('for carol'))
+    expect(await open(bobKey, ctx, toCarolFrame)).toBeUndefined()
+    expect(await open(bobKey, { ...ctx, to: carol }, toCarolFrame)).toBeUndefined()
+  })
+
+  it('open never rejects, whatever the bytes', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
+        expect(await open(bobKey, ctx, bytes)).toBeUndefined()
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('throw at once on misuse', () => {
+    const contents = text('x')
+    for (const seq of [-1, 1.5, 2 ** 53, Number.NaN]) {
+      expect(() => seal(toBob.key, { ...ctx, seq }, contents)).toThrow(RangeError)
+      expect(() => open(bobKey, { ...ctx, seq }, contents)).toThrow(RangeError)
+    }
+    for (const kid of [-1, 2 ** 32]) expect(() => seal(toBob.key, { ...ctx, kid }, contents)).toThrow(RangeError)
+    expect(() => seal(toBob.key, { ...ctx, id: 3 as unknown as MessageId }, contents)).toThrow(TypeError)
+    expect(() => seal(toBob.key, ctx, 'text' as unknown as Uint8Array)).toThrow(TypeError)
+    expect(() => open(bobKey, ctx, 'text' as unknown as Uint8Array)).toThrow(TypeError)
+    expect(() => seal({} as CryptoKey, ctx, contents)).toThrow(TypeError)
+    expect(() => seal(toBob.header as unknown as CryptoKey, ctx, contents)).toThrow(TypeError)
+  })
+})
