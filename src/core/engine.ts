@@ -757,6 +757,9 @@ export class Engine {
     // Behind a bundle being learned, a frame is opened once it is.
     let queue = this.#opening.get(frame.from)
     if (queue === undefined) this.#opening.set(frame.from, (queue = []))
+    const stream = this.#state.in.get(frame.from)
+    // Bounded as the receiver's reorder buffer is: what it would not keep is not opened (not acked: it comes again).
+    if (queue.length >= this.#limits.window || (stream?.epoch === frame.epoch && frame.seq > stream.receivedUpTo + this.#limits.window)) return
     if (!this.#turnOpen) {
       this.#turnOpen = true
       this.#turn++

@@ -29,3 +29,5 @@ export {
 } from './sender-key.js'
 export { open, seal, type SealContext } from './seal.js'
 export { safetyNumber, type SafetyParty } from './safety-number.js'
+export { webCryptoE2E, type WebCryptoE2EOptions } from './web-crypto-cipher.js'
+export { decodeSealedBody, encodeSealedBody } from './sealed-body.js'

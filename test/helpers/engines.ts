@@ -105,8 +105,12 @@ export async function openPeer(
   return { ilm, got, errors }
 }
 
-/** Whether `p`'s engine currently sees `other` online. */
-export const online = async (p: Pick<Peer, 'ilm'>, other: string): Promise<boolean> => ((await p.ilm.connectedPeers()) as string[]).includes(other)
+/** Whether `p`'s engine currently sees `other` online (whether or not it knows its keys). */
+export const connected = async (p: Pick<Peer, 'ilm'>, other: string): Promise<boolean> => ((await p.ilm.connectedPeers()) as string[]).includes(other)
+
+/** Whether `p`'s engine currently sees `other` online and, when it encrypts, has its keys (so frames flow). */
+export const online = async (p: Pick<Peer, 'ilm'>, other: string): Promise<boolean> =>
+  ((await p.ilm.connectedPeers()) as string[]).includes(other) && (await p.ilm.safetyNumber(other).catch(() => 'no encryption')) !== undefined
 
 /** The contents of `messages`, in order. */
 export const contentsOf = (messages: readonly Message[]): Message['contents'][] => messages.map((m) => m.contents)

@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check'
 import { encodeFrame, type DecodeFailure } from '../../src/core/codec.js'
-import type { Frame } from '../../src/core/frame.js'
+import { PROTOCOL_VERSION, type Frame } from '../../src/core/frame.js'
 import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
 
 /** The seed every fuzz test uses unless `FUZZ_SEED` is set; fast-check prints it (and the path) on failure. */
@@ -236,7 +236,7 @@ const mutators: Record<string, Mutator> = {
   version: (_f, bytes) =>
     fc
       .integer({ min: 0, max: 255 })
-      .filter((v) => v !== 1)
+      .filter((v) => v !== PROTOCOL_VERSION)
       .map((v) => ({ bytes: patchByte(bytes, 0, v), mutation: 'version', expect: { reason: 'VERSION' as const } })),
   kind: (_f, bytes) =>
     fc

@@ -6,6 +6,7 @@
  * keep exchanging messages and can prove exactly-once, in-order delivery.
  */
 import WebSocket from 'ws'
+import type { E2EFactory } from '../../src/core/e2e.js'
 import type { Store } from '../../src/core/store.js'
 import { ILM, MemoryStore, type Message } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
@@ -110,7 +111,13 @@ export interface LegitPeer {
 }
 
 /** Opens a real engine as `id` on `url` (on `store`), logging in with a fresh HS256 token for each connection. */
-export async function openLegitPeer(url: string, id: string, secret: string, store: Store = new MemoryStore()): Promise<LegitPeer> {
+export async function openLegitPeer(
+  url: string,
+  id: string,
+  secret: string,
+  store: Store = new MemoryStore(),
+  encryption?: E2EFactory | false,
+): Promise<LegitPeer> {
   const transport = new WebSocketTransport({
     localId: id,
     url,
@@ -118,7 +125,7 @@ export async function openLegitPeer(url: string, id: string, secret: string, sto
     WebSocket: WebSocket,
     backoff: { initialMs: 50, maxMs: 500 },
   })
-  const ilm = await ILM.open({ store, transport })
+  const ilm = await ILM.open({ store, transport, ...(encryption !== undefined && { encryption }) })
   const got: Message[] = []
   ilm.onMessage((m) => void got.push(m))
   return { id, ilm, transport, got }

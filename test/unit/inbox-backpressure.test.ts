@@ -178,6 +178,8 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
       transport,
       clock: new ManualClock(),
       limits: { maxInboxPerPeer: LIMIT, window: WINDOW, deferCommitMs: 0 },
+      // The flood is made by hand, in clear. Sealed frames wait to be opened in a queue bounded by the window too.
+      encryption: false,
     })
     const epoch = `${ManualClock.DEFAULT_START.toString(36).padStart(9, '0')}.flooder` as Epoch
     const frame = (seq: number): Uint8Array =>

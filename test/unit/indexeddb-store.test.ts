@@ -179,7 +179,7 @@ describe('IndexedDBStore', () => {
     const db = await rawOpen(factory, id)
     try {
       expect(db.version).toBe(SCHEMA_VERSION)
-      expect(Array.from(db.objectStoreNames).sort()).toEqual(['acks', 'inStreams', 'inbox', 'meta', 'outStreams', 'outbox', 'settled'])
+      expect(Array.from(db.objectStoreNames).sort()).toEqual(['acks', 'inStreams', 'inbox', 'keys', 'meta', 'outStreams', 'outbox', 'settled'])
       const tx = db.transaction(['outbox', 'meta', 'acks'])
       expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
       expect(tx.objectStore('outbox').index('id').unique).toBe(true)

@@ -39,11 +39,13 @@ class ScriptedRelay implements Transport {
 async function open(limits: Record<string, number> = {}): Promise<{ ilm: ILM; relay: ScriptedRelay; clock: ManualClock; statuses: StatusEvent[] }> {
   const clock = new ManualClock()
   const relay = new ScriptedRelay()
+  // The relay here is scripted with frames in clear; end-to-end encryption through a real mailbox: mailbox-relay.test.ts.
   const ilm = await ILM.open({
     store: new MemoryStore(),
     transport: relay,
     clock,
     limits: { retransmitMs: 100, maxRetransmitMs: 100, deferCommitMs: 0, ...limits },
+    encryption: false,
   })
   const statuses: StatusEvent[] = []
   ilm.on('status', (s) => void statuses.push(s))
