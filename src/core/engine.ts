@@ -154,7 +154,7 @@ export class Engine {
   readonly #rekeyAsked = new Map<PeerId, number>()
   /** Peers whose hello said the other side of end-to-end encryption: nothing is exchanged with them. */
   readonly #mismatched = new Set<PeerId>()
-  /** Bundles of a peer being learned: its frames arriving meanwhile are opened once they are. */
+  /** Bundles of a peer being learned: while its key is not usable, its frames arriving meanwhile are opened once they are. */
   readonly #learning = new Map<PeerId, number>()
   /** Directory lookups in flight, by peer. */
   readonly #fetchingKeys = new Set<PeerId>()
@@ -568,8 +568,9 @@ export class Engine {
     return this.#inKeyOrder(peer, async () => {
       const learned = await cipher.learn(peer, bundle).finally(() => {
         const left = (this.#learning.get(peer) ?? 1) - 1
-        if (left > 0) return this.#learning.set(peer, left)
-        this.#learning.delete(peer)
+        if (left > 0) this.#learning.set(peer, left)
+        else this.#learning.delete(peer)
+        if (left > 0 && cipher.status(peer) !== 'ready') return
         for (const entry of this.#opening.get(peer) ?? []) if (!entry.started) this.#startOpening(entry)
       })
       if (learned.refused) this.#refuse('KEY_INVALID')
@@ -767,7 +768,8 @@ export class Engine {
     }
     const entry: Opening = { frame, turn: this.#turn, started: false, done: false, plain: undefined }
     queue.push(entry)
-    if (!this.#learning.has(frame.from)) this.#startOpening(entry)
+    // A peer whose key is pinned needs nothing learned first: its frames open now, whatever hello is being considered.
+    if (!this.#learning.has(frame.from) || this.#cipher.status(frame.from) === 'ready') this.#startOpening(entry)
   }
 
   #startOpening(entry: Opening): void {

@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ILM, MemoryNetwork, MemoryStore, type Message } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
+import { tick } from '../helpers/engines.js'
 
 /**
  * Property: under any schedule of drops, duplicates, reorders, disconnects and
@@ -48,9 +49,8 @@ const schedule: fc.Arbitrary<Schedule> = fc.record({
   steps: fc.array(step, { minLength: 4, maxLength: 60, size: 'large' }),
 })
 
-const settle = async (rounds = 4): Promise<void> => {
-  for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve))
-}
+/** Lets promise chains, the network and the engines' WebCrypto jobs (sealing, opening: on Node's thread pool) settle. */
+const settle = (rounds = 4): Promise<void> => tick(rounds)
 
 const LIMITS = { retransmitMs: 100, maxRetransmitMs: 800, handlerRetryMs: 100, window: 8 }
 
