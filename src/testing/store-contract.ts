@@ -56,6 +56,35 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(snap.inStreams, [inB], 'inStreams')
     },
 
+    "the cipher's records round-trip as copies, commit atomically with other ops, and survive a reopen": async () => {
+      const { store, id, handle } = await open('keys')
+      checkEqual(await handle.readKeys(), new Map(), 'a fresh identity has no records')
+      const pin = { pinned: { peer: 'b', identityKey: new Uint8Array([1, 2, 3]) } }
+      await handle.commit([
+        { op: 'putKey', name: 'identity', value: { epoch: 'e1', publicKey: new Uint8Array(32).fill(7) } },
+        { op: 'putKey', name: 'peer:b', value: pin },
+        { op: 'outStream', stream: { to: B, nextSeq: 1, ackedUpTo: -1 } },
+      ])
+      const read = await handle.readKeys()
+      checkEqual([...read.keys()].sort(), ['identity', 'peer:b'], 'names')
+      checkEqual(read.get('peer:b'), pin, 'value')
+      ;(read.get('peer:b') as typeof pin).pinned.identityKey[0] = 99
+      checkEqual((await handle.readKeys()).get('peer:b'), pin, 'a read is a copy')
+      // One op refused: nothing of the commit lands, the record put beside it neither.
+      const refused = await checkRejects(
+        handle.commit([
+          { op: 'putKey', name: 'peer:c', value: { pinned: 1 } },
+          { op: 'putOutbox', row: { to: B, seq: -5 } as unknown as OutboxRow },
+        ]),
+        'a commit with a malformed op',
+      )
+      check(isIlmError(refused, 'STORE_FAILED'), 'refused with STORE_FAILED')
+      check(!(await handle.readKeys()).has('peer:c'), 'the refused commit put no record')
+      await handle.commit([{ op: 'deleteKey', name: 'identity' }, { op: 'putKey', name: 'peer:b', value: { pinned: 2 } }])
+      const again = await (await store.open(id)).readKeys()
+      checkEqual([...again.entries()], [['peer:b', { pinned: 2 }]], 'after a delete, an overwrite and a reopen')
+    },
+
     'readOutbox pages by fromSeq and limit in seq order': async () => {
       const { handle } = await open('page')
       const rows = range(0, 10).map((seq) => outRow(B, seq))
