@@ -49,5 +49,22 @@ export interface Transport {
    * at open and whenever it grows.
    */
   watch?(peers: readonly PeerId[]): void
+  /**
+   * Optional, for transports with a key directory (a relay): publishes this
+   * end's public key bundle (opaque bytes), stored under its authenticated
+   * id. The transport keeps the last bundle given and publishes it again on
+   * every (re)connection; while disconnected it only keeps it. Never throws
+   * for the connection's state.
+   */
+  publishKeys?(bundle: Uint8Array): void
+  /**
+   * Optional, with {@link Transport.publishKeys}: the bundle `peer` last
+   * published, or `null` when the directory has none. The directory is not
+   * trusted: the caller verifies what it gets. Rejects with
+   * `IlmError('TRANSPORT_FAILED')` at once when not connected, and when the
+   * connection drops or no answer comes within the transport's timeout;
+   * never hangs.
+   */
+  fetchKeys?(peer: PeerId): Promise<Uint8Array | null>
   close(): void | Promise<void>
 }
