@@ -145,8 +145,11 @@ export function openEnvelope(data: Uint8Array): { address: string; frame: Uint8A
 /** The longest watch list a relay accepts; a longer one is malformed and ends the connection. */
 export const MAX_WATCH = 10_000
 
-/** The longest key bundle in a `keys` or `key` message, in base64url characters (768 bytes). */
+/** The longest key bundle in a `keys` or `key` message, in base64url characters. */
 export const MAX_BUNDLE_CHARS = 1024
+
+/** The most bytes a key bundle may have: what {@link MAX_BUNDLE_CHARS} characters of base64url carry (768). */
+export const MAX_BUNDLE_BYTES = (MAX_BUNDLE_CHARS / 4) * 3
 
 /** True for a key bundle as the protocol carries it: canonical unpadded base64url of 1..{@link MAX_BUNDLE_CHARS} characters. */
 export function isWireBundle(value: unknown): value is string {

@@ -4,8 +4,8 @@ import { isPeerId, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
 import {
   CLOSE_CODES,
+  MAX_BUNDLE_BYTES,
   MAX_WATCH,
-  MAX_BUNDLE_CHARS,
   envelope,
   isRelayUrl,
   openEnvelope,
@@ -420,12 +420,11 @@ export class WebSocketTransport implements Transport {
    */
   publishKeys(bundle: Uint8Array): void {
     if (!isUint8Array(bundle)) throw new TypeError('WebSocketTransport.publishKeys: bundle must be a Uint8Array')
-    const text = encodeBase64Url(bundle)
-    if (text.length === 0 || text.length > MAX_BUNDLE_CHARS) {
-      throw new RangeError(`WebSocketTransport.publishKeys: a bundle has 1 to 768 bytes, got ${bundle.byteLength}`)
+    if (bundle.byteLength === 0 || bundle.byteLength > MAX_BUNDLE_BYTES) {
+      throw new RangeError(`WebSocketTransport.publishKeys: a bundle has 1 to ${MAX_BUNDLE_BYTES} bytes, got ${bundle.byteLength}`)
     }
     if (isStopped(this.#phase)) return
-    this.#keys = text
+    this.#keys = encodeBase64Url(bundle)
     this.#sendKeys()
   }
 
