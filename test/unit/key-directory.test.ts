@@ -83,6 +83,29 @@ async function fetchedEventually(t: WebSocketTransport, peer: string, expected: 
   )
 }
 
+/**
+ * Median round trip of `key?` for `peer` against the floor of the same
+ * connection's `ping` round trip, 50 of each, alternated; printed.
+ */
+async function measureFetch(url: string, peer: string, what: string): Promise<void> {
+  const raw = await RawClient.login(url, await token('meter'))
+  cleanups.push(() => raw.terminate())
+  const fetches: number[] = []
+  const pings: number[] = []
+  for (let i = 0; i < 50; i++) {
+    let started = performance.now()
+    raw.send({ t: 'key?', n: i, peer })
+    await raw.next('key', (m) => m.n === i)
+    fetches.push(performance.now() - started)
+    started = performance.now()
+    await raw.barrier()
+    pings.push(performance.now() - started)
+  }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
+  const [f, q] = [median(fetches), median(pings)]
+  console.log(`key? round trip (${what}): p50 ${f.toFixed(3)} ms vs ping ${q.toFixed(3)} ms on the same connection, ratio ${(f / q).toFixed(2)}`)
+}
+
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise
@@ -149,6 +172,7 @@ describe('key directory on a relay process without a mailbox (in memory)', () =>
     expect(metrics.sum('intersession_relay_keys_fetched_total', { result: 'unknown' })).toBeGreaterThanOrEqual(1)
     expect(metrics.sum('intersession_relay_keys_fetched_total', { result: 'found' })).toBeGreaterThanOrEqual(2)
     expect(metrics.sum('intersession_relay_keys_failures_total')).toBe(0)
+    await measureFetch(relay.url, 'alice', 'memory, relay process')
   })
 
   it('binds a bundle to the authenticated id: a client naming another peer in `keys` publishes only its own', async () => {
@@ -220,6 +244,7 @@ describe('key directory in the mailbox backends', () => {
     // Alice never logged in to the second run: only the disk can answer.
     expect(await carol.fetchKeys(p('alice'))).toEqual(bundle(5, 768))
     expect(await carol.fetchKeys(p('bob'))).toBeNull()
+    await measureFetch(second.url, 'alice', 'LevelDB, read from disk')
   })
 
   it('Redis cluster mode: a bundle published through node A is served by node B', async () => {
@@ -235,6 +260,7 @@ describe('key directory in the mailbox backends', () => {
     await fetchedEventually(bob, 'alice', bundle(10))
     expect((await scrapeMetrics(b!.port)).sum('intersession_relay_keys_fetched_total', { result: 'found' })).toBeGreaterThanOrEqual(2)
     expect((await scrapeMetrics(a!.port)).sum('intersession_relay_keys_published_total')).toBe(2)
+    await measureFetch(b!.url, 'alice', 'Redis GET, cluster node B')
   })
 })
 
