@@ -50,15 +50,20 @@ export interface Transport {
    */
   watch?(peers: readonly PeerId[]): void
   /**
-   * Optional, for relays with a key directory: publishes this end's public
-   * key bundle, bound by the relay to the authenticated identity. Published
-   * again after every reconnection.
+   * Optional, for transports with a key directory (a relay): publishes this
+   * end's public key bundle (opaque bytes), stored under its authenticated
+   * id. The transport keeps the last bundle given and publishes it again on
+   * every (re)connection; while disconnected it only keeps it. Never throws
+   * for the connection's state.
    */
   publishKeys?(bundle: Uint8Array): void
   /**
-   * Optional, for relays with a key directory: the bundle `peer` published
-   * last, or null if none. Rejects `IlmError('TRANSPORT_FAILED')` when the
-   * relay cannot be asked or does not answer in time; never hangs.
+   * Optional, with {@link Transport.publishKeys}: the bundle `peer` last
+   * published, or `null` when the directory has none. The directory is not
+   * trusted: the caller verifies what it gets. Rejects with
+   * `IlmError('TRANSPORT_FAILED')` at once when not connected, and when the
+   * connection drops or no answer comes within the transport's timeout;
+   * never hangs.
    */
   fetchKeys?(peer: PeerId): Promise<Uint8Array | null>
   close(): void | Promise<void>

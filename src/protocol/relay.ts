@@ -15,7 +15,17 @@
  *   mailbox: it does not prove its sender online.
  * - Only the relay sends control messages (a peer's `signal` is wrapped), so
  *   `stored` and `failed` receipts cannot be forged by peers.
+ * - Key directory: a client publishes its public key bundle with `keys`
+ *   (opaque bytes as unpadded base64url, at most {@link MAX_BUNDLE_CHARS}
+ *   characters); the relay keeps it under the connection's authenticated id
+ *   (never an id named in a message), replacing the previous one, and
+ *   answers nothing. `key?` asks for a peer's bundle; the relay answers
+ *   `key` with the same `n` and `peer`, and the bundle or `null` when it has
+ *   none. The relay does not vouch for a bundle: the engine verifies it.
  */
+
+import { isPeerId } from '../core/ids.js'
+import { decodeBase64Url } from './base64url.js'
 
 /** Client -> relay control messages. */
 export type ClientControl =
@@ -27,6 +37,10 @@ export type ClientControl =
   | { readonly t: 'signal'; readonly to: string; readonly data: unknown }
   /** Application-level heartbeat; answered with `pong`. */
   | { readonly t: 'ping'; readonly n: number }
+  /** Publishes this peer's public key bundle (canonical unpadded base64url), stored under its authenticated id. */
+  | { readonly t: 'keys'; readonly bundle: string }
+  /** Asks for `peer`'s key bundle; answered by `key` with the same `n`. */
+  | { readonly t: 'key?'; readonly n: number; readonly peer: string }
 
 /** Relay -> client control messages. */
 export type RelayControl =
@@ -46,6 +60,8 @@ export type RelayControl =
    * sender must send the skip itself.
    */
   | { readonly t: 'failed'; readonly peer: string; readonly epoch: string; readonly seq: number; readonly reason: FailureReason; readonly held: boolean }
+  /** The answer to `key?` `n`: `peer`'s key bundle as the relay holds it (base64url), or `null` when it holds none. */
+  | { readonly t: 'key'; readonly n: number; readonly peer: string; readonly bundle: string | null }
 
 /** Why the relay's mailbox gave up on a message. */
 export type FailureReason = 'full_messages' | 'full_bytes' | 'retention'
@@ -129,6 +145,17 @@ export function openEnvelope(data: Uint8Array): { address: string; frame: Uint8A
 /** The longest watch list a relay accepts; a longer one is malformed and ends the connection. */
 export const MAX_WATCH = 10_000
 
+/** The longest key bundle in a `keys` or `key` message, in base64url characters. */
+export const MAX_BUNDLE_CHARS = 1024
+
+/** The most bytes a key bundle may have: what {@link MAX_BUNDLE_CHARS} characters of base64url carry (768). */
+export const MAX_BUNDLE_BYTES = (MAX_BUNDLE_CHARS / 4) * 3
+
+/** True for a key bundle as the protocol carries it: canonical unpadded base64url of 1..{@link MAX_BUNDLE_CHARS} characters. */
+export function isWireBundle(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= MAX_BUNDLE_CHARS && decodeBase64Url(value) !== undefined
+}
+
 /** Parses a client control message; `undefined` if malformed. Never throws. */
 export function parseClientControl(text: string): ClientControl | undefined {
   const m = parseObject(text)
@@ -142,6 +169,10 @@ export function parseClientControl(text: string): ClientControl | undefined {
       return typeof m.to === 'string' && 'data' in m ? { t: 'signal', to: m.to, data: m.data } : undefined
     case 'ping':
       return Number.isSafeInteger(m.n) ? { t: 'ping', n: m.n as number } : undefined
+    case 'keys':
+      return isWireBundle(m.bundle) ? { t: 'keys', bundle: m.bundle } : undefined
+    case 'key?':
+      return Number.isSafeInteger(m.n) && isPeerId(m.peer) ? { t: 'key?', n: m.n as number, peer: m.peer } : undefined
     default:
       return undefined
   }
@@ -183,6 +214,10 @@ export function parseRelayControl(text: string): RelayControl | undefined {
         FAILURE_REASONS.includes(m.reason as string) &&
         typeof m.held === 'boolean'
         ? { t: 'failed', peer: m.peer, epoch: m.epoch, seq: m.seq as number, reason: m.reason as FailureReason, held: m.held }
+        : undefined
+    case 'key':
+      return Number.isSafeInteger(m.n) && isPeerId(m.peer) && (m.bundle === null || isWireBundle(m.bundle))
+        ? { t: 'key', n: m.n as number, peer: m.peer, bundle: m.bundle }
         : undefined
     default:
       return undefined

@@ -7,6 +7,7 @@ import { isExpiredCredential, type Authenticator, type Credential } from './auth
 import type { RelayCluster } from './cluster/cluster.js'
 import { Connection } from './connection.js'
 import type { ConnectionTable } from './connection-table.js'
+import type { KeyService } from './key-service.js'
 import type { RelayLimits } from './options.js'
 import type { Presence } from './presence.js'
 import { errorMessage, type RelayLog } from './relay-log.js'
@@ -32,13 +33,15 @@ export interface GatewayContext {
   readonly presence: Presence
   readonly storeAndForward: StoreAndForward | undefined
   readonly cluster: RelayCluster | undefined
+  readonly keys: KeyService
 }
 
 /**
  * Every socket's life at the relay: accepted (within `maxConnections`),
  * logged in (token verified, the peer claimed in the cluster, welcomed, its
  * mailbox drained), its messages taken in (rate limited, control messages
- * answered, envelopes and signals handed to the router), kept alive by
+ * answered, envelopes and signals handed to the router, key directory
+ * messages to the key service), kept alive by
  * pings, and closed: taken out of routing at once, then the socket closes.
  */
 export class Gateway {
@@ -188,6 +191,12 @@ export class Gateway {
         this.#context.router.signal(conn, control.to, control.data)
         return
       }
+      case 'keys':
+        this.#context.keys.publish(conn, control.bundle)
+        return
+      case 'key?':
+        this.#context.keys.fetch(conn, control.n, control.peer as PeerId)
+        return
     }
   }
 

@@ -24,6 +24,7 @@ export type {
   PutResult,
   Tombstone,
 } from './mailbox/mailbox.js'
+export type { KeyDirectory } from './key-directory.js'
 export { mailboxContract } from './mailbox/contract.js'
 export { MemoryMailbox } from './mailbox/memory.js'
 export { LevelMailbox, type LevelMailboxOptions } from './mailbox/level.js'

@@ -100,6 +100,24 @@ export function createRelayMetrics(read: () => RelayStats, node: string, mailbox
     'Mailbox operations that failed (no `stored` was sent; the sender retransmits).',
     (s) => s.mailboxFailures,
   )
+  counter('intersession_relay_keys_published_total', 'Key bundles published (`keys`) and handed to the key directory.', (s) => s.keysPublished)
+  new Counter({
+    name: 'intersession_relay_keys_fetched_total',
+    help: 'Key bundle fetches (`key?`) answered, by result: found (the bundle) or unknown (null).',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      const s = stats()
+      this.reset()
+      this.inc({ result: 'found' }, s.keysFound)
+      this.inc({ result: 'unknown' }, s.keysUnknown)
+    },
+  })
+  counter(
+    'intersession_relay_keys_failures_total',
+    'Key directory operations that failed (a publish not stored, or a fetch not answered: the client times out).',
+    (s) => s.keysFailures,
+  )
   const readTotals = mailbox?.totals?.bind(mailbox)
   const totals = readTotals === undefined ? undefined : mailboxTotals(registry, readTotals, options)
   const stopRedis = observeRedisCommands(registry)

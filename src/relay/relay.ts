@@ -11,7 +11,9 @@
  * server (`server.ts`), each socket's life (`gateway.ts`, `connection.ts`,
  * `rate-limiter.ts`), routing (`router.ts`), store and forward
  * (`store-and-forward.ts`, `drain-queue.ts`, `mailbox/`), presence
- * (`presence.ts`) and the cluster seam (`cluster/`). All of them read time
+ * (`presence.ts`), the key directory (`key-service.ts`, `key-directory.ts`;
+ * bundles live in the mailbox when there is one, else in memory) and the
+ * cluster seam (`cluster/`). All of them read time
  * from one injected clock.
  *
  * Protocol: `../protocol/relay.ts`. Close codes: `CLOSE_CODES`.
@@ -20,6 +22,8 @@ import { isPeerId } from '../core/ids.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { ConnectionTable } from './connection-table.js'
 import { Gateway } from './gateway.js'
+import { MemoryKeyDirectory } from './key-directory.js'
+import { KeyService } from './key-service.js'
 import { resolveRelayOptions, type RelayOptions } from './options.js'
 import { Presence } from './presence.js'
 import { createRelayLog, errorMessage } from './relay-log.js'
@@ -69,7 +73,8 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   const storeAndForward = mailbox === undefined ? undefined : new StoreAndForward(mailbox, { clock, limits, counters, log, connections, cluster })
   const presence = new Presence((peer) => connections.has(peer), cluster, log)
   const router = new Router({ limits, counters, log, connections, cluster, storeAndForward })
-  const gateway = new Gateway({ clock, limits, counters, log, auth, connections, router, presence, storeAndForward, cluster })
+  const keys = new KeyService({ directory: mailbox ?? new MemoryKeyDirectory(), counters, log })
+  const gateway = new Gateway({ clock, limits, counters, log, auth, connections, router, presence, storeAndForward, cluster, keys })
   let shuttingDown = false
   let closing: Promise<void> | undefined
   const stats = (): RelayStats =>
@@ -120,6 +125,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     return (closing ??= (async () => {
       presence.stop()
       storeAndForward?.stop()
+      keys.stop()
       log('info', 'shutdown', { connections: connections.all.size })
       await gateway.shutdown()
       await server.close()

@@ -86,6 +86,11 @@ export interface RelayStats {
    * the sender still holds the message and retransmits it.
    */
   readonly mailboxFailures: number
+  /** Key directory: bundles published (`keys`), fetches answered with a bundle / with `null`, and directory operations that failed (no answer was sent). */
+  readonly keysPublished: number
+  readonly keysFound: number
+  readonly keysUnknown: number
+  readonly keysFailures: number
   readonly refusals: Readonly<Record<RefusalReason, number>>
 }
 
@@ -106,6 +111,10 @@ export class RelayCounters {
   drained = 0
   expired = 0
   mailboxFailures = 0
+  keysPublished = 0
+  keysFound = 0
+  keysUnknown = 0
+  keysFailures = 0
   readonly refusals = Object.fromEntries(REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<RefusalReason, number>
 
   /** A snapshot, with the gauges given. */
@@ -125,6 +134,10 @@ export class RelayCounters {
       drained: this.drained,
       expired: this.expired,
       mailboxFailures: this.mailboxFailures,
+      keysPublished: this.keysPublished,
+      keysFound: this.keysFound,
+      keysUnknown: this.keysUnknown,
+      keysFailures: this.keysFailures,
       pendingBytes,
       refusals: { ...this.refusals },
     }

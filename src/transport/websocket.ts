@@ -4,6 +4,7 @@ import { isPeerId, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
 import {
   CLOSE_CODES,
+  MAX_BUNDLE_BYTES,
   MAX_WATCH,
   envelope,
   isRelayUrl,
@@ -13,6 +14,7 @@ import {
   type RelayControl,
   type RelayLimitsInfo,
 } from '../protocol/relay.js'
+import { decodeBase64Url, encodeBase64Url } from '../protocol/base64url.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, unitDraw, type BackoffOptions } from './backoff.js'
 import { environmentNetworkStatus, isEventTarget, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
@@ -95,6 +97,8 @@ export interface WebSocketTransportOptions {
    * `heartbeatMs` is given, `heartbeatMs`, as before the two were separate.
    */
   readonly loginTimeoutMs?: number
+  /** How long `fetchKeys` waits for the relay's answer before it rejects `TRANSPORT_FAILED`, in ms (default 10 000). */
+  readonly keysTimeoutMs?: number
   /** Above this many bytes buffered in the socket, `send` returns a promise that settles once half drained (default 4 MiB). */
   readonly maxBufferedBytes?: number
   /** Uniform draws in [0, 1) for jitter and the first URL (default `Math.random`); for tests. */
@@ -111,6 +115,7 @@ const OPEN = 1
 const CLOSING = 2
 const DEFAULT_HEARTBEAT_MS = 5_000
 const DEFAULT_LOGIN_TIMEOUT_MS = 15_000
+const DEFAULT_KEYS_TIMEOUT_MS = 10_000
 const DRAIN_POLL_FIRST_MS = 10
 const DRAIN_POLL_MAX_MS = 50
 const DISABLED_REASON = 'taken offline by the app'
@@ -123,6 +128,14 @@ interface Drain {
   readonly reject: (error: IlmError) => void
   timer: TimerHandle | undefined
   intervalMs: number
+}
+
+/** A `fetchKeys` waiting for the relay's `key` answer with its `n`. */
+interface KeyFetch {
+  readonly peer: PeerId
+  readonly resolve: (bundle: Uint8Array | null) => void
+  readonly reject: (error: IlmError) => void
+  readonly timer: TimerHandle
 }
 
 /** The outstanding heartbeat ping of a connection. */
@@ -153,6 +166,8 @@ interface Online {
   readonly limits: RelayLimitsInfo
   /** Peers reported online on this connection: exactly those reported offline when it ends. */
   readonly peers: Set<PeerId>
+  /** `fetchKeys` calls sent on this connection and not answered yet, by `n`: rejected when it ends. */
+  readonly fetches: Map<number, KeyFetch>
   /** The next ping, or the verdict on the outstanding one. */
   heartbeat: TimerHandle
   pings: number
@@ -210,6 +225,11 @@ type Phase =
  *   drops), sends to offline peers too, and gets the relay's `stored` /
  *   `failed` receipts through `receipt`. Frames drained from the mailbox do
  *   not report their sender online.
+ * - Key directory: `publishKeys` sends `keys` now when online and again after
+ *   every login (the last bundle given); `fetchKeys` sends `key?` with a fresh
+ *   `n` and settles on the `key` answer with that `n` for that peer (any other
+ *   answer is ignored), rejecting `TRANSPORT_FAILED` when not online, when
+ *   the connection ends first, or after `keysTimeoutMs`.
  * - Reconnects: exponential backoff with full jitter, moving to the next URL
  *   each time; at once after `GOING_AWAY` or an expired token refreshed by the
  *   token function, when that connection had been online. `wake()` (also when
@@ -248,6 +268,7 @@ export class WebSocketTransport implements Transport {
   readonly #backoff: Required<BackoffOptions>
   readonly #heartbeatMs: number
   readonly #loginTimeoutMs: number
+  readonly #keysTimeoutMs: number
   readonly #maxBufferedBytes: number
   readonly #random: () => number
   readonly #networkStatus: NetworkStatusSource
@@ -262,16 +283,28 @@ export class WebSocketTransport implements Transport {
   /** The URL of the next attempt; moves on after a failed connection. */
   #urlIndex: number
   #watchList: readonly PeerId[] = []
+  /** The last bundle given to `publishKeys`, as sent (base64url). */
+  #keys: string | undefined
+  /** The `n` of the last `key?`: unique for the transport's life, so an answer matches one fetch at most. */
+  #fetched = 0
   #unlisten: (() => void) | undefined
 
   /**
    * A transport for `localId`, to be opened by its engine.
    * @throws TypeError on an invalid peer id, URL, token or `networkStatus`, or when no WebSocket class is available.
-   * @throws RangeError on non-positive `heartbeatMs` / `loginTimeoutMs` / `maxBufferedBytes` or invalid backoff bounds.
+   * @throws RangeError on non-positive `heartbeatMs` / `loginTimeoutMs` / `keysTimeoutMs` / `maxBufferedBytes` or invalid backoff bounds.
    */
   constructor(options: WebSocketTransportOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('WebSocketTransport: options must be an object')
-    const { localId, token, clock = systemClock, heartbeatMs = DEFAULT_HEARTBEAT_MS, maxBufferedBytes = 4 * 1024 * 1024, random = Math.random } = options
+    const {
+      localId,
+      token,
+      clock = systemClock,
+      heartbeatMs = DEFAULT_HEARTBEAT_MS,
+      keysTimeoutMs = DEFAULT_KEYS_TIMEOUT_MS,
+      maxBufferedBytes = 4 * 1024 * 1024,
+      random = Math.random,
+    } = options
     const loginTimeoutMs = options.loginTimeoutMs ?? options.heartbeatMs ?? DEFAULT_LOGIN_TIMEOUT_MS
     if (!isPeerId(localId)) throw new TypeError(`WebSocketTransport: invalid peer id ${JSON.stringify(localId)}`)
     if (!((typeof token === 'string' && token.length > 0) || typeof token === 'function')) {
@@ -279,6 +312,7 @@ export class WebSocketTransport implements Transport {
     }
     positive('heartbeatMs', heartbeatMs)
     positive('loginTimeoutMs', loginTimeoutMs)
+    positive('keysTimeoutMs', keysTimeoutMs)
     positive('maxBufferedBytes', maxBufferedBytes)
     if (typeof random !== 'function') throw new TypeError('WebSocketTransport: random must be a function')
     if (options.networkStatus !== undefined && !isNetworkStatusSource(options.networkStatus)) {
@@ -292,6 +326,7 @@ export class WebSocketTransport implements Transport {
     this.#backoff = backoffBounds(options.backoff)
     this.#heartbeatMs = heartbeatMs
     this.#loginTimeoutMs = loginTimeoutMs
+    this.#keysTimeoutMs = keysTimeoutMs
     this.#maxBufferedBytes = maxBufferedBytes
     this.#random = random
     this.#networkStatus = options.networkStatus ?? environmentNetworkStatus()
@@ -379,6 +414,43 @@ export class WebSocketTransport implements Transport {
   }
 
   /**
+   * Publishes this end's public key bundle to the relay's key directory: now
+   * when online, and again after every login (the last bundle given wins).
+   * @throws TypeError when `bundle` is not a Uint8Array; RangeError when it is empty or over 768 bytes.
+   */
+  publishKeys(bundle: Uint8Array): void {
+    if (!isUint8Array(bundle)) throw new TypeError('WebSocketTransport.publishKeys: bundle must be a Uint8Array')
+    if (bundle.byteLength === 0 || bundle.byteLength > MAX_BUNDLE_BYTES) {
+      throw new RangeError(`WebSocketTransport.publishKeys: a bundle has 1 to ${MAX_BUNDLE_BYTES} bytes, got ${bundle.byteLength}`)
+    }
+    if (isStopped(this.#phase)) return
+    this.#keys = encodeBase64Url(bundle)
+    this.#sendKeys()
+  }
+
+  /**
+   * `peer`'s key bundle from the relay's key directory, or `null` when the
+   * relay has none. What the relay says is not trusted: verify it.
+   * @throws TypeError on an invalid peer id.
+   * @returns a promise that rejects with `TRANSPORT_FAILED` at once when not online, or when the connection ends or `keysTimeoutMs` passes before the answer.
+   */
+  fetchKeys(peer: PeerId): Promise<Uint8Array | null> {
+    if (!isPeerId(peer)) throw new TypeError(`WebSocketTransport.fetchKeys: invalid peer id ${JSON.stringify(peer)}`)
+    const online = this.#phase
+    if (online.name !== 'online' || online.socket.readyState !== OPEN) {
+      return Promise.reject(this.#failure(`cannot fetch keys while ${this.#state.status === 'online' ? 'the socket closes' : this.#state.status}`))
+    }
+    const n = ++this.#fetched
+    return new Promise<Uint8Array | null>((resolve, reject) => {
+      const timer = this.#clock.setTimeout(() => {
+        if (online.fetches.delete(n)) reject(this.#failure(`no answer from the relay for the keys of ${JSON.stringify(peer)} within ${this.#keysTimeoutMs} ms`))
+      }, this.#keysTimeoutMs)
+      online.fetches.set(n, { peer, resolve, reject, timer })
+      this.#sendControl(online.socket, { t: 'key?', n, peer })
+    })
+  }
+
+  /**
    * Takes the connection down (`false`) and keeps it down until `true`: an
    * app's "work offline" switch. Messages keep queuing in the store meanwhile.
    */
@@ -443,6 +515,7 @@ export class WebSocketTransport implements Transport {
       case 'online':
         this.#clock.clearTimeout(old.heartbeat)
         this.#settleDrain(old)
+        this.#settleFetches(old)
         break
     }
     const socket = socketOf(old)
@@ -538,6 +611,7 @@ export class WebSocketTransport implements Transport {
       mailbox: m.mailbox === true,
       limits: m.limits,
       peers: new Set(),
+      fetches: new Map(),
       heartbeat: this.#clock.setTimeout(() => this.#beat(online), this.#heartbeatMs),
       pings: 0,
       ping: undefined,
@@ -546,6 +620,7 @@ export class WebSocketTransport implements Transport {
     this.#enter(online)
     if (online.mailbox) this.#emit((e) => e.mailbox?.(true))
     this.#sendWatch()
+    this.#sendKeys()
   }
 
   // --- disconnecting --------------------------------------------------------
@@ -685,7 +760,21 @@ export class WebSocketTransport implements Transport {
         if (isPeerId(m.peer))
           this.#emit((e) => e.receipt?.({ status: 'failed', peer: m.peer as PeerId, epoch: m.epoch, seq: m.seq, reason: m.reason, held: m.held }))
         return
+      case 'key':
+        this.#keysAnswered(phase, m)
+        return
     }
+  }
+
+  /** Settles the fetch the answer is for; an answer with an unknown `n`, or for another peer, changes nothing. */
+  #keysAnswered(online: Online, m: Extract<RelayControl, { t: 'key' }>): void {
+    const fetch = online.fetches.get(m.n)
+    if (fetch === undefined || fetch.peer !== m.peer) return
+    const bundle = m.bundle === null ? null : decodeBase64Url(m.bundle)
+    if (bundle === undefined) return
+    online.fetches.delete(m.n)
+    this.#clock.clearTimeout(fetch.timer)
+    fetch.resolve(bundle)
   }
 
   #signalled(from: PeerId, data: unknown): void {
@@ -737,6 +826,20 @@ export class WebSocketTransport implements Transport {
   #sendWatch(): void {
     const phase = this.#phase
     if (phase.name === 'online') this.#sendControl(phase.socket, { t: 'watch', peers: this.#watchList })
+  }
+
+  #sendKeys(): void {
+    const phase = this.#phase
+    if (phase.name === 'online' && this.#keys !== undefined) this.#sendControl(phase.socket, { t: 'keys', bundle: this.#keys })
+  }
+
+  /** Rejects the fetches of a connection that ended: their answers can no longer come. */
+  #settleFetches(online: Online): void {
+    for (const fetch of online.fetches.values()) {
+      this.#clock.clearTimeout(fetch.timer)
+      fetch.reject(this.#failure('the connection closed before the relay answered a keys fetch'))
+    }
+    online.fetches.clear()
   }
 
   /** The promise of a send that overfilled the socket; one is shared while the buffer drains. */

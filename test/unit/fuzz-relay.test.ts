@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isPeerId } from '../../src/core/ids.js'
 import { createRelay, type RelayHandle, type RelayStats } from '../../src/relay/relay.js'
 import { createToken } from '../../src/relay/token.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseClientControl } from '../../src/protocol/relay.js'
+import { CLOSE_CODES, envelope, isWireBundle, openEnvelope, parseClientControl } from '../../src/protocol/relay.js'
 import { frameArb, FUZZ_SEED, fuzzRuns, mutatedFrameArb, validFrameInputArb } from '../helpers/fuzz-frames.js'
 import { LegitTraffic, openLegitPeer, RawClient } from '../helpers/relay-clients.js'
 import { startRelayProcess } from '../helpers/relay-process.js'
@@ -37,6 +37,9 @@ type Outcome =
   | { readonly kind: 'forward'; readonly to: string }
   | { readonly kind: 'undeliverable'; readonly to: string }
   | { readonly kind: 'pong' }
+  /** `keys` is stored and not answered; `key?` is answered `key` with its `n`. */
+  | { readonly kind: 'keys' }
+  | { readonly kind: 'key' }
   | { readonly kind: 'watch'; readonly peers: readonly string[] }
   | { readonly kind: 'close'; readonly code: number }
 
@@ -53,6 +56,10 @@ function model(input: Input): Outcome {
   switch (control?.t) {
     case 'ping':
       return { kind: 'pong' }
+    case 'keys':
+      return { kind: 'keys' }
+    case 'key?':
+      return { kind: 'key' }
     case 'watch':
       return control.peers.every(isPeerId) ? { kind: 'watch', peers: control.peers } : { kind: 'close', code: CLOSE_CODES.PROTOCOL }
     case 'signal':
@@ -91,6 +98,10 @@ const controlInputs: fc.Arbitrary<Input> = fc.oneof(
     .array(fc.constantFrom('alice', 'bob', 'sink', 'nobody', 'carol', ...FUZZ_IDS), { maxLength: 6 })
     .map((peers) => ({ label: 'watch', data: JSON.stringify({ t: 'watch', peers }) })),
   fc.tuple(destination, fc.jsonValue({ maxDepth: 2 })).map(([to, data]) => ({ label: 'signal', data: JSON.stringify({ t: 'signal', to, data }) })),
+  fc
+    .uint8Array({ minLength: 1, maxLength: 768 })
+    .map((bundle) => ({ label: 'keys', data: JSON.stringify({ t: 'keys', bundle: Buffer.from(bundle).toString('base64url') }) })),
+  fc.tuple(fc.nat(), destination).map(([n, peer]) => ({ label: 'key?', data: JSON.stringify({ t: 'key?', n, peer }) })),
 )
 
 /** Inputs that must end the connection (or, rarely, turn out valid; the model decides). */
@@ -118,6 +129,12 @@ const closingInputs: fc.Arbitrary<Input> = fc.oneof(
       { t: 'signal', to: 'alice' },
       { t: 'ping', n: 1.5 },
       { t: 'ping', n: '1' },
+      { t: 'keys', bundle: '' },
+      { t: 'keys', bundle: 'QR' },
+      { t: 'keys', bundle: 'A'.repeat(1028) },
+      { t: 'key?', n: 1, peer: 'bad id' },
+      { t: 'key?', n: 1.5, peer: 'alice' },
+      { t: 'key', n: 1, peer: 'alice', bundle: null },
       { t: 'pong', n: 1 },
       { t: 'welcome' },
       { t: 'PING', n: 1 },
@@ -199,6 +216,7 @@ async function runSession(url: string, session: Session, ledger: Ledger): Promis
     let pongs = 0
     let undeliverable = 0
     let presence = 0
+    let keyAnswers = 0
     let watching = new Set<string>()
     for (const input of session.inputs) {
       const outcome = model(input)
@@ -206,6 +224,7 @@ async function runSession(url: string, session: Session, ledger: Ledger): Promis
       ledger.bump(ledger.labels, input.label.split(':')[0]! + (typeof input.data === 'string' ? ':text' : ':binary'))
       if (outcome.kind === 'close') throw new Error(`generator bug: ${input.label} would close`)
       if (outcome.kind === 'pong') pongs++
+      if (outcome.kind === 'key') keyAnswers++
       if (outcome.kind === 'undeliverable') undeliverable++
       if (outcome.kind === 'watch') {
         const next = new Set(outcome.peers)
@@ -222,10 +241,18 @@ async function runSession(url: string, session: Session, ledger: Ledger): Promis
     }
     if (session.authenticate) {
       await client.barrier()
+      // Answered once the directory has read (after a promise tick): possibly behind the pong. Fetches are answered in order.
+      const deadline = Date.now() + 10_000
+      while (client.count('key') < keyAnswers && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
       const slow = client.received.filter((m) => m.t === 'undeliverable' && m.reason === 'slow')
       for (const m of slow) if (m.t === 'undeliverable') ledger.bump(ledger.forwardedFrames, m.peer, -1)
-      const got = { pongs: client.count('pong'), undeliverable: client.count('undeliverable') - slow.length, presence: client.count('presence') }
-      expect(got, `session of ${session.id}: ${session.inputs.map((i) => i.label).join(', ')}`).toEqual({ pongs, undeliverable, presence })
+      const got = {
+        pongs: client.count('pong'),
+        undeliverable: client.count('undeliverable') - slow.length,
+        presence: client.count('presence'),
+        keyAnswers: client.count('key'),
+      }
+      expect(got, `session of ${session.id}: ${session.inputs.map((i) => i.label).join(', ')}`).toEqual({ pongs, undeliverable, presence, keyAnswers })
     }
     if (session.last !== undefined) {
       const outcome = session.authenticate ? model(session.last) : modelBeforeAuth(session.last)
@@ -329,7 +356,9 @@ describe('wire parser fuzzing', () => {
       fc
         .record(
           {
-            t: fc.constantFrom('auth', 'watch', 'signal', 'ping', 'pong', 'x'),
+            t: fc.constantFrom('auth', 'watch', 'signal', 'ping', 'pong', 'keys', 'key?', 'key', 'x'),
+            bundle: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.string({ unit: fc.constantFrom(...'AQgw_-+/=a '.split('')), maxLength: 12 })),
+            peer: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.constantFrom('alice', 'a b', '')),
             token: fc.jsonValue({ maxDepth: 1 }),
             peers: fc.jsonValue({ maxDepth: 2 }),
             to: fc.jsonValue({ maxDepth: 1 }),
@@ -348,7 +377,9 @@ describe('wire parser fuzzing', () => {
           (m.t === 'auth' && typeof m.token === 'string' && m.token.length > 0) ||
           (m.t === 'watch' && Array.isArray(m.peers) && m.peers.every((p) => typeof p === 'string')) ||
           (m.t === 'signal' && typeof m.to === 'string') ||
-          (m.t === 'ping' && Number.isSafeInteger(m.n))
+          (m.t === 'ping' && Number.isSafeInteger(m.n)) ||
+          (m.t === 'keys' && isWireBundle(m.bundle)) ||
+          (m.t === 'key?' && Number.isSafeInteger(m.n) && isPeerId(m.peer))
         if (!ok) throw new Error(`ill-typed control accepted: ${t}`)
       }),
       { numRuns: fuzzRuns(100_000), seed: FUZZ_SEED },

@@ -68,6 +68,18 @@ describe('LevelMailbox on disk', () => {
     await again.put('bob', msg('alice', 2), bytes(10), LIMITS)
     expect(await seqsOf(again, 'bob')).toEqual(['msg:alice:1', 'msg:alice:2'])
   })
+
+  it('keeps key bundles across a reopen, apart from the entries it loads', async () => {
+    const { box, reopen } = await levelMailbox()
+    await box.putKeys('alice', bytes(700, 5))
+    await box.putKeys('bob', bytes(3, 1))
+    await box.putKeys('bob', bytes(4, 2))
+    const again = await reopen()
+    expect(await again.getKeys('alice')).toEqual(bytes(700, 5))
+    expect(await again.getKeys('bob')).toEqual(bytes(4, 2))
+    expect(await again.getKeys('carol')).toBeUndefined()
+    expect(again.totals!()).toEqual({ entries: 0, bytes: 0 })
+  })
 })
 
 describe('LevelMailbox totals (the /metrics gauges; the contract checks them through every change)', () => {
@@ -122,6 +134,19 @@ class FaultyMailbox extends MemoryMailbox {
     return this.fault === 'totals are read once' ? (this.firstTotals ??= totals) : totals
   }
   private firstTotals: ReturnType<MemoryMailbox['totals']> | undefined
+  private lastBundle: Uint8Array | undefined
+  private readonly byReference = new Map<string, Uint8Array>()
+  override async putKeys(peer: string, bundle: Uint8Array): Promise<void> {
+    if (this.fault === 'key bundles keep the first put' && (await super.getKeys(peer)) !== undefined) return
+    if (this.fault === 'key bundles are kept by reference') this.byReference.set(peer, bundle)
+    this.lastBundle = bundle
+    await super.putKeys(peer, bundle)
+  }
+  override async getKeys(peer: string): Promise<Uint8Array | undefined> {
+    if (this.fault === 'key bundles are one for every peer') return this.lastBundle
+    if (this.fault === 'key bundles are kept by reference') return this.byReference.get(peer)
+    return super.getKeys(peer)
+  }
   override async close(): Promise<void> {
     if (this.fault !== 'close does nothing') await super.close()
   }
@@ -140,6 +165,9 @@ describe('the mailbox contract', () => {
     'totals count a byte too many',
     'totals are read once',
     'close does nothing',
+    'key bundles keep the first put',
+    'key bundles are one for every peer',
+    'key bundles are kept by reference',
   ]
   it.each(faults)('fails a mailbox whose %s', async (fault) => {
     const failures: string[] = []

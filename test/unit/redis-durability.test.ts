@@ -186,6 +186,8 @@ describe("durability 'fsync'", () => {
     const refused = await failure(box.put('bob', msg(1), Uint8Array.of(1), LIMITS))
     expect(isIlmError(refused, 'STORE_FAILED')).toBe(true)
     expect((refused as Error).message).toMatch(/not storing: .*appendonly no/)
+    // Key bundles are written under the same check.
+    expect(isIlmError(await failure(box.putKeys('bob', Uint8Array.of(1))), 'STORE_FAILED')).toBe(true)
     await redis.kill()
     await redis.restart({ persistence: 'aof-always' })
     await waitFor(async () => (await box.put('bob', msg(1), Uint8Array.of(1), LIMITS).catch(() => undefined)) !== undefined, 'puts work again')
@@ -252,6 +254,8 @@ describe("durability 'replica'", () => {
     cleanups.push(() => replicaClient.close())
     expect(await a.put('bob', msg(0), Uint8Array.of(0), LIMITS)).toMatchObject({ ok: true, duplicate: false })
     expect(await replicaClient.xLen('wait:m:{bob}')).toBe(1)
+    await a.putKeys('alice', Uint8Array.of(7))
+    expect(await replicaClient.get('wait:k:{alice}')).toBe('\u0007')
 
     // Puts in flight share WAITs.
     const stats = createClient({ url: master.url })
@@ -272,6 +276,8 @@ describe("durability 'replica'", () => {
     expect((timedOut as Error).message).toMatch(/no replica acknowledged the write within 1000 ms/)
     // Another node finds the entry (written to the master) as a duplicate: it waits for a replica too.
     expect(isIlmError(await failure(b.put('bob', msg(1), Uint8Array.of(1), LIMITS)), 'STORE_FAILED')).toBe(true)
+    // A key bundle waits for a replica like a put.
+    expect(isIlmError(await failure(a.putKeys('alice', Uint8Array.of(8))), 'STORE_FAILED')).toBe(true)
     replica.resume()
     await waitFor(async () => (await b.put('bob', msg(1), Uint8Array.of(1), LIMITS).catch(() => undefined))?.ok === true, 'stored once the replica is back')
     expect(await replicaClient.xLen('wait:m:{bob}')).toBe(102)

@@ -441,6 +441,71 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expect(sockets.length).toBe(2)
   })
 
+  it('keys: published at every login, the last bundle given; fetchKeys settles on its own answer, times out at keysTimeoutMs, rejects on a drop and on close', async () => {
+    const { t, l, clock, sockets, login } = scripted({ keysTimeoutMs: 1000, heartbeatMs: 60_000, random: () => 0 })
+    const settled = (promise: Promise<unknown>): { value?: unknown; error?: unknown; done: boolean } => {
+      const state: { value?: unknown; error?: unknown; done: boolean } = { done: false }
+      promise.then(
+        (value) => Object.assign(state, { value, done: true }),
+        (error: unknown) => Object.assign(state, { error, done: true }),
+      )
+      return state
+    }
+    const keysSent = (s: FakeSocket): unknown[] => s.controls().filter((c) => c.t === 'keys')
+    const asked = (s: FakeSocket): Extract<ClientControl, { t: 'key?' }>[] =>
+      s.controls().filter((c): c is Extract<ClientControl, { t: 'key?' }> => c.t === 'key?')
+    t.publishKeys(bytes(1))
+    t.publishKeys(bytes(1, 2, 3))
+    t.open(l)
+    const s1 = await login()
+    expect(keysSent(s1)).toEqual([{ t: 'keys', bundle: 'AQID' }])
+
+    const first = settled(t.fetchKeys(p('bob')))
+    const [ask] = asked(s1)
+    expect(ask).toMatchObject({ t: 'key?', peer: 'bob' })
+    s1.control({ t: 'key', n: ask!.n + 1, peer: 'bob', bundle: 'BA' })
+    s1.control({ t: 'key', n: ask!.n, peer: 'carol', bundle: 'BA' })
+    s1.control({ t: 'key', n: ask!.n, peer: 'bob', bundle: 'not base64url!' })
+    clock.advance(999)
+    await flush()
+    expect(first.done).toBe(false)
+    s1.control({ t: 'key', n: ask!.n, peer: 'bob', bundle: 'Bw' })
+    await flush()
+    expect(first).toEqual({ value: bytes(7), done: true })
+
+    const timedOut = settled(t.fetchKeys(p('bob')))
+    clock.advance(999)
+    await flush()
+    expect(timedOut.done).toBe(false)
+    clock.advance(1)
+    await flush()
+    expect(isIlmError(timedOut.error, 'TRANSPORT_FAILED'), String(timedOut.error)).toBe(true)
+    const late = asked(s1).at(-1)!
+    s1.control({ t: 'key', n: late.n, peer: 'bob', bundle: null }) // too late: nothing left to settle
+    expect(t.state.status).toBe('online')
+
+    const dropped = settled(t.fetchKeys(p('bob')))
+    t.publishKeys(bytes(4))
+    expect(keysSent(s1).at(-1)).toEqual({ t: 'keys', bundle: 'BA' })
+    s1.drop(1006)
+    await flush()
+    expect(isIlmError(dropped.error, 'TRANSPORT_FAILED'), String(dropped.error)).toBe(true)
+    expect(isIlmError(await t.fetchKeys(p('bob')).catch((error: unknown) => error), 'TRANSPORT_FAILED')).toBe(true)
+    clock.advance(1)
+    const s2 = await login()
+    expect(sockets.length).toBe(2)
+    expect(keysSent(s2)).toEqual([{ t: 'keys', bundle: 'BA' }])
+    // A fresh n on the new connection: an answer to an old n settles nothing.
+    const closing = settled(t.fetchKeys(p('bob')))
+    expect(asked(s2)[0]!.n).toBeGreaterThan(late.n)
+    s2.control({ t: 'key', n: ask!.n, peer: 'bob', bundle: null })
+    t.close()
+    await flush()
+    expect(isIlmError(closing.error, 'TRANSPORT_FAILED'), String(closing.error)).toBe(true)
+    t.publishKeys(bytes(5)) // after close: nothing sent, nothing thrown
+    expect(keysSent(s2).length).toBe(1)
+  })
+
   it('heartbeat: a slow upload that keeps draining is not mistaken for a dead socket', async () => {
     const { t, l, clock, login } = scripted({ heartbeatMs: 1000 })
     t.open(l)

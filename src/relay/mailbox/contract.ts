@@ -339,6 +339,33 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
       await expect(0, 0, 'after everything went')
     },
 
+    'keeps one key bundle per peer, the last put replacing the one before, apart from the entries': async (make) => {
+      const box = await make()
+      checkEqual(await box.getKeys('alice'), undefined, 'no bundle before a put')
+      const all = Uint8Array.from({ length: 768 }, (_, i) => i % 256)
+      await box.putKeys('alice', all)
+      await box.putKeys('bob', Uint8Array.of(0, 255, 0))
+      checkEqual(await box.getKeys('alice'), all, "alice's bundle, every byte value")
+      checkEqual(await box.getKeys('bob'), Uint8Array.of(0, 255, 0), "bob's bundle")
+      checkEqual(await box.getKeys('carol'), undefined, 'a peer that put none')
+      const next = Uint8Array.of(9, 8, 7)
+      await box.putKeys('alice', next)
+      next[0] = 0
+      checkEqual(await box.getKeys('alice'), Uint8Array.of(9, 8, 7), 'the second put replaced the first, and was copied in')
+      const read = await box.getKeys('bob')
+      if (read !== undefined) read[0] = 42
+      checkEqual(await box.getKeys('bob'), Uint8Array.of(0, 255, 0), 'a read is a copy')
+      checkEqual(await box.read('alice', undefined, 10), [], 'a bundle is no mailbox entry')
+      checkEqual(await box.size('alice'), { entries: 0, bytes: 0 }, 'a bundle counts toward no mailbox size')
+      const totals = await box.totals?.()
+      if (totals !== undefined) checkEqual(totals, { entries: 0, bytes: 0 }, 'nor toward the totals')
+      await box.put('alice', msg('bob', E1, 1), Uint8Array.of(1), LIMITS)
+      await box.ack('alice', 'bob', E1, 1)
+      checkEqual(await box.getKeys('alice'), Uint8Array.of(9, 8, 7), "the peer's mailbox emptying leaves its bundle")
+      const other = await make()
+      checkEqual(await other.getKeys('alice'), undefined, 'another (empty) mailbox has none')
+    },
+
     'rejects every call once closed ("mailbox closed"); close is idempotent': async (make) => {
       const box = await make()
       await box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), LIMITS)
@@ -351,6 +378,8 @@ export function mailboxContract(makeMailbox: () => Promise<Mailbox>): ContractCa
         ['remove', () => box.remove('bob', [])],
         ['expire', () => box.expire(1, tombstone)],
         ['size', () => box.size('bob')],
+        ['putKeys', () => box.putKeys('bob', Uint8Array.of(1))],
+        ['getKeys', () => box.getKeys('bob')],
       ]
       for (const [name, call] of calls) {
         const error = await checkRejects(call(), `${name} after close`)

@@ -10,6 +10,7 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const META = 'm\0'
 const FRAME = 'f\0'
+const KEYS = 'k\0'
 
 /** Options of {@link LevelMailbox.open}. */
 export interface LevelMailboxOptions {
@@ -28,6 +29,7 @@ export interface LevelMailboxOptions {
  * the relay's default. Layout, one LevelDB directory:
  * - `m\0<to>\0<key>`: the entry's record as JSON;
  * - `f\0<to>\0<key>`: the frame bytes;
+ * - `k\0<peer>`: the peer's key bundle (the relay's key directory), read from disk when asked;
  *
  * where `<key>` is a 16-digit counter, so keys sort per destination in
  * arrival order. Every change is one atomic batch, synced to disk before its
@@ -142,6 +144,18 @@ export class LevelMailbox implements Mailbox {
 
   totals(): { entries: number; bytes: number } {
     return this.#index.totals()
+  }
+
+  /** Written like an entry: in the next group-committed batch, synced unless `sync: false`. */
+  async putKeys(peer: string, bundle: Uint8Array): Promise<void> {
+    this.#check()
+    await this.#write([put(KEYS + peer, Uint8Array.from(bundle))])
+  }
+
+  async getKeys(peer: string): Promise<Uint8Array | undefined> {
+    this.#check()
+    const bundle = await this.#run(() => this.#db.get(KEYS + peer))
+    return bundle === undefined ? undefined : Uint8Array.from(bundle)
   }
 
   close(): Promise<void> {

@@ -1,3 +1,5 @@
+import type { KeyDirectory } from '../key-directory.js'
+
 /**
  * The relay's mailbox: frames held for peers that are offline (store and
  * forward). One ordered queue per destination; entries are opaque frame bytes
@@ -82,8 +84,10 @@ export type Tombstone = (to: string, entry: MailboxEntry) => Uint8Array
  * and the operations on one destination apply in call order (a `read` sees
  * every `put` called before it). Implementations: `MemoryMailbox` (tests),
  * `LevelMailbox` (the embedded on-disk default), `RedisMailbox` (a cluster).
+ * Each is also the relay's {@link KeyDirectory}, with the same durability
+ * and reach as its entries.
  */
-export interface Mailbox {
+export interface Mailbox extends KeyDirectory {
   /** Appends an entry for `to` at the end of its queue, unless a limit refuses it. */
   put(to: string, record: MailboxRecord, frame: Uint8Array, limits: MailboxLimits): Promise<PutResult>
   /** Up to `limit` entries of `to` in order, starting after `after` (from the start when undefined). */

@@ -1,3 +1,4 @@
+import { MemoryKeyDirectory } from '../key-directory.js'
 import { MailboxIndex } from './mailbox-index.js'
 import type { Mailbox, MailboxEntry, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
 
@@ -9,6 +10,7 @@ export class MemoryMailbox implements Mailbox {
   readonly #index = new MailboxIndex()
   /** `to \0 key` -> frame. */
   readonly #frames = new Map<string, Uint8Array>()
+  readonly #keys = new MemoryKeyDirectory()
   #closed = false
 
   async put(to: string, record: MailboxRecord, frame: Uint8Array, limits: MailboxLimits): Promise<PutResult> {
@@ -56,6 +58,16 @@ export class MemoryMailbox implements Mailbox {
 
   totals(): { entries: number; bytes: number } {
     return this.#index.totals()
+  }
+
+  async putKeys(peer: string, bundle: Uint8Array): Promise<void> {
+    this.#check()
+    await this.#keys.putKeys(peer, bundle)
+  }
+
+  async getKeys(peer: string): Promise<Uint8Array | undefined> {
+    this.#check()
+    return this.#keys.getKeys(peer)
   }
 
   async close(): Promise<void> {

@@ -272,6 +272,10 @@ const SCAN_PAGE = 1_000
  * that clock does not step back while a destination is empty. `ack` is one
  * lexical range of `q` and variadic deletes: O(log n + k), no per-entry reads.
  *
+ * Key directory: `<p>k:{<peer>}`, a string holding the peer's key bundle (in
+ * the peer's slot, next to its mailbox), written with `SET` under the same
+ * durability as a `put` and read with `GET`.
+ *
  * Global: `<p>e`, sorted set of destinations scored by (at most) their oldest
  * expirable storedAt, so `expire` visits only destinations with something due.
  * It is in another slot than the destinations, so it cannot be written in their
@@ -525,6 +529,26 @@ export class RedisMailbox implements Mailbox {
     return { entries, bytes }
   }
 
+  /** `SET`, then durable as {@link RedisMailbox.put} is: synced (`fsync`) or on a replica (`replica`). */
+  async putKeys(peer: string, bundle: Uint8Array): Promise<void> {
+    this.#check()
+    const key = this.#keysKey(peer)
+    if (!(bundle instanceof Uint8Array)) throw new TypeError('bundle must be a Uint8Array')
+    const single = this.#single
+    if (single !== undefined) this.#checkStorable(single)
+    const node = single === undefined ? this.#nodeOf(key) : undefined
+    const write = single?.acks?.sent()
+    await this.#run(() => this.#client.set(key, Buffer.from(bundle.buffer, bundle.byteOffset, bundle.byteLength)))
+    await this.#durable(write, node, key)
+  }
+
+  async getKeys(peer: string): Promise<Uint8Array | undefined> {
+    this.#check()
+    const key = this.#keysKey(peer)
+    const bundle = await this.#run(() => this.#client.get(key))
+    return bundle === null ? undefined : Uint8Array.from(bundle)
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#client.close().catch(() => this.#client.destroy())
     return this.#closing
@@ -657,6 +681,11 @@ export class RedisMailbox implements Mailbox {
     if (typeof to !== 'string' || to.length === 0) throw new TypeError('to must be a non-empty string')
     const tag = `{${to}}`
     return ['m', 'q', 'x', 'z', 'o'].map((name) => `${this.#prefix}${name}:${tag}`)
+  }
+
+  #keysKey(peer: string): string {
+    if (typeof peer !== 'string' || peer.length === 0) throw new TypeError('peer must be a non-empty string')
+    return `${this.#prefix}k:{${peer}}`
   }
 
   #globalKey(): string {
