@@ -544,7 +544,11 @@ export class Engine {
     if (this.#mismatched.has(peer)) return false
     const status = cipher.status(peer)
     if (status === 'ready') return true
-    if (status === 'unknown' && !this.#online.has(peer)) this.#fetchKeys(peer)
+    // Its keys come with its hello (ours asks for one: hellos can be lost), or from the directory while it is offline.
+    if (status === 'unknown') {
+      if (this.#online.has(peer)) this.#askRekey(peer)
+      else this.#fetchKeys(peer)
+    }
     return false
   }
 
@@ -834,7 +838,7 @@ export class Engine {
     return { ...rest, contentKind: plain.contentKind, contents: plain.contents }
   }
 
-  /** Sends `peer` a hello (our current keys) after a frame of its could not be opened; once per retransmission timeout at most. */
+  /** Sends `peer` a hello (our current keys, and a request for its own), once per `retransmitMs` at most. */
   #askRekey(peer: PeerId): void {
     const now = this.#clock.now()
     if (now - (this.#rekeyAsked.get(peer) ?? -Infinity) < this.#limits.retransmitMs) return
