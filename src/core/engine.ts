@@ -157,7 +157,7 @@ export class Engine {
   /** Bundles of a peer being learned: while its key is not usable, its frames arriving meanwhile are opened once they are. */
   readonly #learning = new Map<PeerId, number>()
   /** Directory lookups in flight, by peer. */
-  readonly #fetchingKeys = new Set<PeerId>()
+  readonly #fetchingKeys = new Map<PeerId, Promise<void>>()
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
   constructor(parts: EngineParts) {
@@ -547,21 +547,26 @@ export class Engine {
     // Its keys come with its hello (ours asks for one: hellos can be lost), or from the directory while it is offline.
     if (status === 'unknown') {
       if (this.#online.has(peer)) this.#askRekey(peer)
-      else this.#fetchKeys(peer)
+      else void this.#fetchKeys(peer)
     }
     return false
   }
 
-  #fetchKeys(peer: PeerId): void {
+  /** Asks the relay's directory for `peer`'s keys and learns them; resolves when done (whatever came of it: the callers look again later). */
+  #fetchKeys(peer: PeerId): Promise<void> {
     const fetchKeys = this.#transport.fetchKeys
-    if (fetchKeys === undefined || this.#fetchingKeys.has(peer) || this.#closed) return
-    this.#fetchingKeys.add(peer)
-    fetchKeys
-      .call(this.#transport, peer)
-      .then((bundle) => (bundle === null ? undefined : this.#learnKeys(peer, bundle)))
-      // Not reachable now: the link's timer asks again.
-      .catch(() => {})
-      .finally(() => this.#fetchingKeys.delete(peer))
+    if (fetchKeys === undefined || this.#closed) return Promise.resolve()
+    let fetching = this.#fetchingKeys.get(peer)
+    if (fetching === undefined) {
+      fetching = fetchKeys
+        .call(this.#transport, peer)
+        .then((bundle) => (bundle === null ? undefined : this.#learnKeys(peer, bundle)))
+        // Not reachable now: the link's timer, or the next frame, asks again.
+        .catch(() => {})
+        .finally(() => this.#fetchingKeys.delete(peer))
+      this.#fetchingKeys.set(peer, fetching)
+    }
+    return fetching
   }
 
   /** Considers a bundle heard for `peer` (its hello or the directory), in order with its frames being opened. */
@@ -822,6 +827,8 @@ export class Engine {
     // Already stored (or a skip): nothing to open, the receive only acks it again.
     if (frame.sealed !== true || (stream?.epoch === frame.epoch && frame.seq <= stream.receivedUpTo)) return frame
     const cipher = this.#cipher as Cipher
+    // A sender never heard (its frames drained from the mailbox while it is offline): its keys are in the directory.
+    if (cipher.status(frame.from) === 'unknown') await this.#fetchKeys(frame.from)
     const opened = await cipher.open({ from: frame.from, to: this.localId, epoch: frame.epoch, seq: frame.seq, id: frame.id }, frame.contents)
     if (!opened.ok) {
       this.#refuse(opened.reason)

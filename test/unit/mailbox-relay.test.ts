@@ -21,6 +21,7 @@ const cleanups: (() => Promise<unknown> | unknown)[] = []
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  stores.clear()
 })
 
 function tempDir(): string {
@@ -42,8 +43,12 @@ interface Peer {
   readonly transport: WebSocketTransport
 }
 
+/** Each peer's store in the current test: its engine reopens on it, with the keys it published. */
+const stores = new Map<string, MemoryStore>()
+const storeOf = (id: string): MemoryStore => stores.get(id) ?? (stores.set(id, new MemoryStore()), stores.get(id)!)
+
 /** An engine for `id` on the relay at `url`, online; `store` carries it across sessions. */
-async function peer(url: string, id: string, store = new MemoryStore(), token = `dev:${id}`): Promise<Peer> {
+async function peer(url: string, id: string, store = storeOf(id), token = `dev:${id}`): Promise<Peer> {
   const transport = new WebSocketTransport({ localId: id, url, token, WebSocket, backoff: { initialMs: 20, maxMs: 200 } })
   const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 200, maxRetransmitMs: 1000 } })
   cleanups.push(() => ilm.close())
@@ -53,6 +58,20 @@ async function peer(url: string, id: string, store = new MemoryStore(), token = 
   ilm.onMessage((m) => void got.push(m))
   await waitFor(() => transport.state.status === 'online', `${id} online`)
   return { ilm, got, statuses, transport }
+}
+
+/**
+ * Each of `ids` logs in once and leaves, as a receiver that was online before:
+ * its key bundle is then in the relay's directory, so senders can seal
+ * messages for it while it is offline (nobody can encrypt to a peer that never
+ * published keys).
+ */
+async function registered(url: string, ids: readonly string[], token = (id: string): string | Promise<string> => `dev:${id}`): Promise<void> {
+  for (const id of ids) {
+    const p = await peer(url, id, storeOf(id), await token(id))
+    await waitFor(async () => (await p.transport.fetchKeys(id as PeerId)) !== null, `${id}'s keys in the directory`)
+    await p.ilm.close()
+  }
 }
 
 async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
@@ -83,6 +102,7 @@ async function health(r: RelayProcess): Promise<Record<string, unknown>> {
 describe('mailbox: store and forward through a real relay process', () => {
   it('stores for an offline receiver; the sender leaves for good; the receiver gets everything once, in order; the sender later sees delivered', async () => {
     const r = await relay(tempDir())
+    await registered(r.url, ['bob'])
     const aliceStore = new MemoryStore()
     const alice = await peer(r.url, 'alice', aliceStore)
     const ids = await sendAll(alice, 'bob', numbered(20, 'm'))
@@ -106,6 +126,7 @@ describe('mailbox: store and forward through a real relay process', () => {
 
   it('mixes stored and live frames: the drain goes first, then live; order and exactly-once hold', async () => {
     const r = await relay(tempDir())
+    await registered(r.url, ['bob'])
     const alice = await peer(r.url, 'alice')
     await sendAll(alice, 'bob', numbered(15, 'x'))
     await waitFor(() => count(alice, 'stored') === 15, '15 stored')
@@ -126,6 +147,7 @@ describe('mailbox: store and forward through a real relay process', () => {
   it('survives SIGKILL: a relay restarted on the same directory still delivers what it stored; /metrics counts what it holds', async () => {
     const dir = tempDir()
     const first = await relay(dir)
+    await registered(first.url, ['bob'])
     const alice = await peer(first.url, 'alice')
     expect((await scrapeMetrics(first.port)).sum('intersession_relay_mailbox_entries')).toBe(0)
     await sendAll(alice, 'bob', numbered(10, 'k'))
@@ -156,6 +178,7 @@ describe('mailbox: store and forward through a real relay process', () => {
 
   it('limits: a full mailbox fails the message with its reason, and the receiver is not wedged', async () => {
     const r = await relay(tempDir(), ['--mailbox-max-messages', '5', '--mailbox-max-bytes', '4000'])
+    await registered(r.url, ['bob', 'carol'])
     const alice = await peer(r.url, 'alice')
     const small = await sendAll(alice, 'bob', numbered(8, 's'))
     const big = await sendAll(
@@ -165,7 +188,8 @@ describe('mailbox: store and forward through a real relay process', () => {
     )
     await waitFor(() => count(alice, 'stored') + count(alice, 'failed') === 11, '11 receipts')
     const failed = alice.statuses.filter((s) => s.status === 'failed')
-    expect(failed.map((s) => [s.to, s.seq, s.reason])).toEqual([
+    // Streams are sealed and sent independently: their failures come in no set order between them.
+    expect(failed.map((s) => [s.to, s.seq, s.reason]).sort()).toEqual([
       ['bob', 5, 'full_messages'],
       ['bob', 6, 'full_messages'],
       ['bob', 7, 'full_messages'],
@@ -189,6 +213,7 @@ describe('mailbox: store and forward through a real relay process', () => {
 
   it('retention: a message held too long fails with reason retention (told at once, or at the next login), and later ones still arrive', async () => {
     const r = await relay(tempDir(), ['--mailbox-retention-ms', '800'])
+    await registered(r.url, ['bob'])
     const alice = await peer(r.url, 'alice')
     const old = await sendAll(alice, 'bob', numbered(3, 'old'))
     const erinStore = new MemoryStore()
@@ -220,6 +245,7 @@ describe('mailbox: store and forward through a real relay process', () => {
     const env = { INTERSESSION_DEV: '', INTERSESSION_JWT_SECRET: SECRET }
     const r = await relay(tempDir(), [], env)
     const token = (id: string): Promise<string> => createToken({ secret: SECRET, peerId: id })
+    await registered(r.url, ['bob', 'carol'], token)
     const alice = await peer(r.url, 'alice', new MemoryStore(), await token('alice'))
     await sendAll(alice, 'bob', ['secret'])
     await waitFor(() => count(alice, 'stored') === 1, 'stored')
@@ -247,8 +273,8 @@ describe('mailbox: store and forward through a real relay process', () => {
     await waitFor(() => mallory.closed, 'mallory closed for a protocol violation')
     expect(count(alice, 'stored')).toBe(1)
 
-    const carol = await peer(r.url, 'carol', new MemoryStore(), await token('carol'))
-    const bob = await peer(r.url, 'bob', new MemoryStore(), await token('bob'))
+    const carol = await peer(r.url, 'carol', storeOf('carol'), await token('carol'))
+    const bob = await peer(r.url, 'bob', storeOf('bob'), await token('bob'))
     await waitFor(() => bob.got.length === 1, 'bob gets his message')
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(carol.got).toEqual([])
