@@ -26,8 +26,18 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
   }
 }
 
-/** Opens a peer with fast backoff and retransmits, registers its close in `cleanups`, and resolves once it is online. */
-export async function openClusterPeer(id: string, urls: readonly string[], secret: string, cleanups: (() => unknown)[]): Promise<ClusterPeer> {
+/**
+ * Opens a peer with fast backoff and retransmits, registers its close in
+ * `cleanups`, and resolves once it is online. `store` carries it (and its
+ * keys) across sessions.
+ */
+export async function openClusterPeer(
+  id: string,
+  urls: readonly string[],
+  secret: string,
+  cleanups: (() => unknown)[],
+  store: MemoryStore = new MemoryStore(),
+): Promise<ClusterPeer> {
   const transport = new WebSocketTransport({
     localId: id,
     urls,
@@ -35,7 +45,7 @@ export async function openClusterPeer(id: string, urls: readonly string[], secre
     WebSocket,
     backoff: { initialMs: 50, maxMs: 400 },
   })
-  const ilm = await ILM.open({ store: new MemoryStore(), transport, limits: { retransmitMs: 300 } })
+  const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 300 } })
   const got: Message[] = []
   const statuses: StatusEvent[] = []
   ilm.onMessage((m) => void got.push(m))
@@ -43,6 +53,18 @@ export async function openClusterPeer(id: string, urls: readonly string[], secre
   cleanups.push(() => ilm.close())
   await waitFor(() => transport.state.status === 'online', `${id} online`)
   return { id, ilm, transport, got, statuses }
+}
+
+/**
+ * `id` logs in once on `store` and leaves, as a receiver that was online
+ * before: its key bundle is in the relay's directory (cluster-wide), so
+ * senders can seal messages for it while it is offline.
+ */
+export async function registerClusterPeer(id: string, urls: readonly string[], secret: string, store: MemoryStore): Promise<void> {
+  const cleanups: (() => unknown)[] = []
+  const p = await openClusterPeer(id, urls, secret, cleanups, store)
+  await waitFor(async () => (await p.transport.fetchKeys(id as never)) !== null, `${id}'s keys in the directory`)
+  for (const cleanup of cleanups) await cleanup()
 }
 
 /** The n-s that `to` got from `from`, in hand-over order. */

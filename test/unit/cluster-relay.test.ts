@@ -5,7 +5,8 @@
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createToken } from '../../src/relay/token.js'
-import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
+import { MemoryStore } from '../../src/index.js'
+import { openClusterPeer, registerClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
 import { scrapeMetrics } from '../helpers/metrics.js'
 import { RawClient } from '../helpers/relay-clients.js'
 import { startRedisProcess, type RedisProcess } from '../helpers/redis-process.js'
@@ -87,11 +88,14 @@ describe('relay cluster over Redis (three relay processes)', () => {
 
   it('a peer that was offline receives from its mailbox in Redis, through any node', async () => {
     const [n1, n2, n3] = await nodes()
+    // Bob was online once (through node 2): his keys are in the directory, so alice can seal for him.
+    const bobStore = new MemoryStore()
+    await registerClusterPeer('bob', [n2!.url], SECRET, bobStore)
     const alice = await peer('alice', [n1!.url])
     const ids: string[] = []
     for (let n = 0; n < 20; n++) ids.push((await alice.ilm.send('bob', { n })).id)
     await waitFor(() => alice.statuses.filter((s) => s.status === 'stored').length === 20, 'alice told 20 are stored')
-    const bob = await peer('bob', [n3!.url])
+    const bob = await openClusterPeer('bob', [n3!.url], SECRET, cleanups, bobStore)
     await waitFor(() => bob.got.length === 20, 'bob receives the stored 20 from another node')
     expect(seen(bob, alice)).toEqual(upTo(20))
     await waitFor(async () => (await alice.ilm.status(ids[19]!)) === 'delivered', 'alice sees delivered')

@@ -6,7 +6,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createToken } from '../../src/relay/token.js'
-import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
+import { MemoryStore } from '../../src/index.js'
+import { openClusterPeer, registerClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
 import { scrapeMetrics } from '../helpers/metrics.js'
 import { RawClient } from '../helpers/relay-clients.js'
 import { startRedisCluster, type ClusterShard, type RedisClusterProcess } from '../helpers/redis-cluster-process.js'
@@ -126,6 +127,9 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     const aliceId = await idOn(victim, 'alice')
     const bobId = await idOn(victim, 'bob')
     const daveId = await idOn(victim, 'dave')
+    // Dave was online once: his keys are in the directory, so carol can seal for him while he is offline.
+    const daveStore = new MemoryStore()
+    await registerClusterPeer(daveId, [urls[0]!], SECRET, daveStore)
     const alice = await peer(aliceId, [urls[0]!])
     const bob = await peer(bobId, [urls[1]!])
     const carol = await peer('carol', [urls[2]!])
@@ -160,7 +164,7 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     expect(seen(alice, bob)).toEqual(upTo(total))
     const promoted = (await redis.shards()).find((shard) => shard.masterPort === victim.replicaPorts[0])
     expect(promoted, `replica ${victim.replicaPorts[0]} is a master now`).toBeDefined()
-    const dave = await peer(daveId, [urls[0]!])
+    const dave = await openClusterPeer(daveId, [urls[0]!], SECRET, cleanups, daveStore)
     await waitFor(() => dave.got.length === 20, 'dave drains his mailbox from the promoted replica')
     expect(seen(dave, carol)).toEqual(upTo(20))
     console.log(

@@ -8,7 +8,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { openClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
+import { MemoryStore } from '../../src/index.js'
+import { openClusterPeer, registerClusterPeer, seen, waitFor, type ClusterPeer } from '../helpers/cluster-peer.js'
 import { startRedisCluster, type ClusterShard, type RedisClusterProcess } from '../helpers/redis-cluster-process.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
@@ -66,6 +67,9 @@ describe('a relay node killed while the Redis Cluster reshards', () => {
       }
     }
     const [a, b, d] = [await idOn('alice'), await idOn('bob'), await idOn('dave')]
+    // Dave was online once: his keys are in the directory, so carol can seal for him while he is offline.
+    const daveStore = new MemoryStore()
+    await registerClusterPeer(d.id, [urls[0]!], SECRET, daveStore)
     const alice = await peer(a.id, [urls[0]!])
     const bob = await peer(b.id, [urls[1]!, urls[2]!])
     const carol = await peer('carol', [urls[2]!])
@@ -103,7 +107,7 @@ describe('a relay node killed while the Redis Cluster reshards', () => {
 
     const now = await redis.shards()
     for (const slot of [a.slot, b.slot, d.slot]) expect(now.find((s) => holds(s, slot))?.masterPort, `slot ${slot} moved`).toBe(target.masterPort)
-    const dave = await peer(d.id, [urls[0]!])
+    const dave = await openClusterPeer(d.id, [urls[0]!], SECRET, cleanups, daveStore)
     await waitFor(() => dave.got.length === 20, "dave drains his mailbox from the slot's new master")
     expect(seen(dave, carol)).toEqual(upTo(20))
     await sleep(500)
