@@ -196,9 +196,12 @@ test('offline({ relay: false }) cuts the browser alone: the relay never refuses 
 })
 
 test('close() quits the browser in order and reopen() starts it on the same profile: what the page stored is there', async ({ relay, peer }) => {
+  // Bob was online once (his keys are in the relay's directory) and closed: the relay's mailbox stores alice's
+  // messages for him, and her outbox keeps them until delivered.
+  const bob = await peer('bob', await app(relay, 'bob'))
+  await bob.close()
   const alice = await peer('alice', await app(relay, 'alice'))
   const profile = alice.userDataDir
-  // Bob has not opened yet: the relay's mailbox stores alice's messages, and her outbox keeps them until delivered.
   const ids = await sendMany(alice, 'bob', 5, 'before close')
   await expect.poll(async () => Promise.all(ids.map((id) => alice.status(id)))).toEqual(ids.map(() => 'stored'))
   // Written just before the close: Chromium commits localStorage lazily, and an orderly shutdown writes it out.
@@ -208,7 +211,7 @@ test('close() quits the browser in order and reopen() starts it on the same prof
   expect(alice.page.isClosed()).toBe(true)
   await expect.poll(() => relay.connectedPeers()).not.toContain('alice')
 
-  const bob = await peer('bob', await app(relay, 'bob'))
+  await bob.reopen()
   await bob.waitReceived(ids)
   await alice.reopen()
   expect(alice.userDataDir).toBe(profile)

@@ -16,6 +16,10 @@ test('the relay mailbox: the sender stores for an offline peer and quits; the re
   relay,
   peer,
 }) => {
+  // Bob was online once: his keys are in the relay's directory, so alice can seal for him while he is offline.
+  const bobBrowser = await peer('bob', HARNESS)
+  await online(await harnessTab(bobBrowser, true), 'bob', relay)
+  await bobBrowser.close()
   // A profile on disk that outlives its browser: alice quits and comes back to it.
   const aliceBrowser = await peer('alice', HARNESS)
   const alice = await harnessTab(aliceBrowser, true)
@@ -24,7 +28,8 @@ test('the relay mailbox: the sender stores for an offline peer and quits; the re
   await expect.poll(() => alice.evaluate((id) => window.harness.status(id), ids[29]!), { timeout: 20_000 }).toBe('stored')
   await aliceBrowser.close()
 
-  const bob = await harnessTab(await peer('bob', HARNESS), true)
+  await bobBrowser.reopen()
+  const bob = await harnessTab(bobBrowser, true)
   await online(bob, 'bob', relay)
   await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(30)
   expect((await bob.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(texts('m', 30))

@@ -146,8 +146,15 @@ test('site data deleted while the app runs: a new epoch, the peer follows it, no
   // A delivered() waiting at the wipe moves to the new store with the other calls, and learns the same.
   expect(await a.evaluate(() => window.harness.faults.waited())).toMatchObject({ ok: false, code: 'UNKNOWN_MESSAGE' })
 
-  // The peer is told (the new epoch's hello): it follows the new stream from seq 0, both ways keep flowing.
+  // The wiped store has new keys too: bob is told (peer-key-changed) and holds alice's messages until his app accepts
+  // the new key; then he follows the new stream from seq 0, and both ways keep flowing.
+  const oldNumber = await b.evaluate(() => window.harness.safetyNumber('alice'))
   await setOnline(b, true)
+  await expect.poll(() => b.evaluate(() => window.harness.keyChanges()), { timeout: 30_000 }).toEqual(['alice'])
+  expect(await b.evaluate(() => window.harness.receivedCount())).toBe(5)
+  expect(await b.evaluate(() => window.harness.safetyNumber('alice'))).not.toBe(oldNumber)
+  expect(await b.evaluate(() => window.harness.safetyNumber('alice'))).toBe(await a.evaluate(() => window.harness.safetyNumber('bob')))
+  await b.evaluate(() => window.harness.acceptPeerKey('alice'))
   await expect.poll(() => b.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(10)
   const got = await b.evaluate(() => window.harness.received())
   expect(got.map((m) => m.contents)).toEqual([...texts('m', 0, 5), ...texts('w', 0, 5)])
@@ -240,6 +247,9 @@ test('the app deletes its database in the middle of a stream of sends: every sen
     description: `${deleted}; ${outcomes.length - failures.length} of 200 sends resolved (failures: ${[...new Set(failures.map((f) => (f.ok ? '' : f.code)))].join(', ') || 'none'}); the new epoch's stream holds ${fresh?.outStreams[0]?.nextSeq} of them`,
   })
 
+  // The new store has new keys: bob is told, and his app accepts them (the hold itself: the site-data test above).
+  await expect.poll(() => b.evaluate(() => window.harness.keyChanges()), { timeout: 30_000 }).toEqual(['alice'])
+  await b.evaluate(() => window.harness.acceptPeerKey('alice'))
   // Bob ends up following the new epoch: all of its seqs, in order, each once.
   const nextSeq = fresh?.outStreams.find((s) => s.to === 'bob')?.nextSeq ?? 0
   expect(nextSeq).toBeGreaterThan(0)

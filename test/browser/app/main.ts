@@ -31,6 +31,7 @@ const resolvedIds: string[] = []
 const received: Received[] = []
 const roles: string[] = []
 const errors: Array<{ code: string; message: string }> = []
+const keyChanges: string[] = []
 
 const harness = {
   faults: storageFaults(() => messenger),
@@ -75,6 +76,7 @@ const harness = {
     })
     messenger.on('role', (role) => roles.push(role))
     messenger.on('error', (e) => errors.push({ code: e.code, message: e.message }))
+    messenger.on('peer-key-changed', (e) => void keyChanges.push(e.peer))
     if (options.subscribe !== false) messenger.onMessage((m: Message) => void received.push({ from: m.from, seq: m.seq, contents: m.contents, id: m.id }))
     return messenger.role
   },
@@ -144,6 +146,10 @@ const harness = {
   status: (id: string) => messenger!.status(id),
   delivered: (id: string) => messenger!.delivered(id),
   connectedPeers: () => messenger!.connectedPeers(),
+  /** Peers that presented a changed identity key (`peer-key-changed`), in order. */
+  keyChanges: () => [...keyChanges],
+  acceptPeerKey: (peer: string) => messenger!.acceptPeerKey(peer),
+  safetyNumber: (peer: string) => messenger!.safetyNumber(peer),
   close: () => messenger!.close(),
   async sendError(to: unknown, contents: unknown) {
     try {
