@@ -372,7 +372,7 @@ export class Engine {
    */
   async acceptPeerKey(peer: string): Promise<void> {
     if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
-    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(peer)).slice(0, 140)}`)
+    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(peer).slice(0, 140)}`)
     const cipher = this.#cipher
     if (cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
     if (cipher.status(peer) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
@@ -386,7 +386,7 @@ export class Engine {
    */
   async safetyNumber(peer: string): Promise<string | undefined> {
     if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
-    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(String(peer)).slice(0, 140)}`)
+    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(peer).slice(0, 140)}`)
     if (this.#cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
     return this.#cipher.safetyNumber(peer)
   }
@@ -554,12 +554,12 @@ export class Engine {
 
   /** Asks the relay's directory for `peer`'s keys and learns them; resolves when done (whatever came of it: the callers look again later). */
   #fetchKeys(peer: PeerId): Promise<void> {
-    const fetchKeys = this.#transport.fetchKeys
-    if (fetchKeys === undefined || this.#closed) return Promise.resolve()
+    const transport = this.#transport
+    if (transport.fetchKeys === undefined || this.#closed) return Promise.resolve()
     let fetching = this.#fetchingKeys.get(peer)
     if (fetching === undefined) {
-      fetching = fetchKeys
-        .call(this.#transport, peer)
+      fetching = transport
+        .fetchKeys(peer)
         .then((bundle) => (bundle === null ? undefined : this.#learnKeys(peer, bundle)))
         // Not reachable now: the link's timer, or the next frame, asks again.
         .catch(() => {})
@@ -761,7 +761,10 @@ export class Engine {
       return
     }
     // Skips carry no contents and are not sealed; they keep their place behind the frames being opened.
-    if (frame.sealed !== true && frame.skip !== true) return this.#refuse('PLAINTEXT')
+    if (frame.sealed !== true && frame.skip !== true) {
+      this.#refuse('PLAINTEXT')
+      return
+    }
     // Opened at once, in parallel, and received in arrival order; the frames that arrived in one turn are received
     // together once all are open, so the writer stores them in one transaction, as it would without encryption.
     // Behind a bundle being learned, a frame is opened once it is.
@@ -802,13 +805,11 @@ export class Engine {
     for (;;) {
       const turn = queue[taken]?.turn
       let end = taken
-      while (end < queue.length && queue[end]!.turn === turn && queue[end]!.done) end++
+      for (let entry = queue[end]; entry !== undefined && entry.turn === turn && entry.done; entry = queue[++end]);
       // The head's turn is received whole, or not yet.
       if (end === taken || queue[end]?.turn === turn) break
-      for (; taken < end; taken++) {
-        const plain = queue[taken]!.plain
-        if (plain !== undefined && !this.#closed) this.#receive(plain)
-      }
+      for (const { plain } of queue.slice(taken, end)) if (plain !== undefined && !this.#closed) this.#receive(plain)
+      taken = end
     }
     queue.splice(0, taken)
     if (queue.length === 0) this.#opening.delete(peer)

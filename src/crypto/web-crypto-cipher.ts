@@ -57,7 +57,9 @@ interface SendState {
  * the identity's own store. Pins peers' identity keys on first use.
  */
 export function webCryptoE2E(options: WebCryptoE2EOptions = {}): E2EFactory {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  // Callers in JavaScript can pass anything.
+  const given: unknown = options
+  if (typeof given !== 'object' || given === null) throw new TypeError('options must be an object')
   const rotateAfterMs = options.rotateAfterMs ?? DAY_MS
   const rotateAfterMessages = options.rotateAfterMessages ?? 10_000
   const keepRetiredMs = options.keepRetiredMs ?? 7 * DAY_MS

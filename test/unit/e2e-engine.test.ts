@@ -8,9 +8,9 @@ import { contentsOf, openPeer, range, until } from '../helpers/engines.js'
 function recording(inner: Transport, wire: Uint8Array[]): Transport {
   return new Proxy(inner, {
     get(target, key, receiver) {
-      if (key === 'send') return (to: never, data: Uint8Array) => (wire.push(data), target.send(to, data))
+      if (key === 'send') return (to: never, data: Uint8Array): void | Promise<void> => (wire.push(data), target.send(to, data))
       const value = Reflect.get(target, key, receiver) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
     },
   })
 }
