@@ -582,7 +582,8 @@ export class Messenger {
         return
       }
       case 'peer-online':
-      case 'peer-offline': {
+      case 'peer-offline':
+      case 'peer-key-changed': {
         this.#events.emit(name, payload as never)
         return
       }

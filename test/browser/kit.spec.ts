@@ -196,11 +196,13 @@ test('offline({ relay: false }) cuts the browser alone: the relay never refuses 
 })
 
 test('close() quits the browser in order and reopen() starts it on the same profile: what the page stored is there', async ({ relay, peer }) => {
-  // Bob was online once (his keys are in the relay's directory) and closed: the relay's mailbox stores alice's
-  // messages for him, and her outbox keeps them until delivered.
-  const bob = await peer('bob', await app(relay, 'bob'))
-  await bob.close()
+  // Alice and bob met once (bob's message brought alice his keys) and bob closed: the relay's mailbox stores
+  // alice's messages for him, and her outbox keeps them until delivered.
   const alice = await peer('alice', await app(relay, 'alice'))
+  const bob = await peer('bob', await app(relay, 'bob'))
+  const hi = await sendMany(bob, 'alice', 1, 'hi')
+  await alice.waitReceived(hi)
+  await bob.close()
   const profile = alice.userDataDir
   const ids = await sendMany(alice, 'bob', 5, 'before close')
   await expect.poll(async () => Promise.all(ids.map((id) => alice.status(id)))).toEqual(ids.map(() => 'stored'))
