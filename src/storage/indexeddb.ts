@@ -900,7 +900,8 @@ async function rewrite(commit: Commit, to: PeerId, seq: number, fields: Pick<Out
  * (for their receipts), rewrites only those whose contents are large or that
  * could still expire, and moves the watermark to the highest one, with one
  * ack entry. Resolves once its requests are issued: the read goes on while
- * the ops after it are issued (see {@link applyOps}). The engine acks only
+ * the ops after it are issued (see {@link applyOps}), if it is one page; an
+ * ack of more rows resolves once they are read. The engine acks only
  * seqs it queued, so the watermark and entry are written at once for
  * `op.upTo`, and corrected once the rows are read in the rare case that they
  * end below it.
@@ -956,7 +957,9 @@ async function ack(commit: Commit, op: Extract<StoreOp, { op: 'ack' }>): Promise
     return result
   })
   commit.settled.set(to, pending)
-  commit.acking.push(pending.then(ignore))
+  // A read of more than one page must end before a later op may add a row in its range (see applyOps).
+  if (upTo - from > commit.pageSize) await pending
+  else commit.acking.push(pending.then(ignore))
 }
 
 /**

@@ -508,6 +508,14 @@ describe('IndexedDBStore', () => {
     expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([3])
   })
 
+  it('an ack of more rows than a page reads them all before a later op of its commit queues a row in its range', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 2 }).open(identity())
+    await handle.commit([put(0), put(1), put(2)])
+    // Acked up to 3 before row 3 is queued, in the same commit: the ack settles 0..2 only, and row 3 waits.
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 3, at: 5 }, put(3)])).map((r) => r.seq)).toEqual([0, 1, 2])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([3])
+  })
+
   it("reads no watermark once its own commits told it, and reads it again after a failed commit, during another's, or after a reconnect", async () => {
     const factory = new IDBFactory()
     const connections = tracked(factory)
