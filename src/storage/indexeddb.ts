@@ -805,54 +805,49 @@ function settle(commit: Commit, to: string, pending: Promise<Watermark>, settled
 async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receipt[]> {
   const { tx } = commit
   const plain = unwrap(tx)
-  try {
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!
-      switch (op.op) {
-        case 'meta':
-          plain.objectStore('meta').put({ ...op.meta }, META_KEY)
-          break
-        case 'outStream':
-          plain.objectStore('outStreams').put({ ...op.stream })
-          break
-        case 'inStream':
-          plain.objectStore('inStreams').put({ ...op.stream })
-          break
-        case 'putOutbox':
-          putOutbox(commit, op.row)
-          break
-        case 'expire':
-          await rewrite(commit, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
-          break
-        case 'release':
-          await rewrite(commit, op.to, op.seq, {})
-          break
-        case 'ack':
-          await ack(commit, op)
-          break
-        case 'putInbox':
-          plain.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) })
-          break
-        case 'deleteInbox': {
-          // A run of deletes of consecutive indexes (a processed mark) is one range delete: one request, not one per row.
-          let last = op.index
-          for (let next = ops[i + 1]; next?.op === 'deleteInbox' && next.from === op.from && next.index === last + 1; next = ops[i + 1]) {
-            last = next.index
-            i++
-          }
-          plain.objectStore('inbox').delete(last === op.index ? [op.from, op.index] : IDBKeyRange.bound([op.from, op.index], [op.from, last]))
-          break
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!
+    switch (op.op) {
+      case 'meta':
+        plain.objectStore('meta').put({ ...op.meta }, META_KEY)
+        break
+      case 'outStream':
+        plain.objectStore('outStreams').put({ ...op.stream })
+        break
+      case 'inStream':
+        plain.objectStore('inStreams').put({ ...op.stream })
+        break
+      case 'putOutbox':
+        putOutbox(commit, op.row)
+        break
+      case 'expire':
+        await rewrite(commit, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
+        break
+      case 'release':
+        await rewrite(commit, op.to, op.seq, {})
+        break
+      case 'ack':
+        await ack(commit, op)
+        break
+      case 'putInbox':
+        plain.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) })
+        break
+      case 'deleteInbox': {
+        // A run of deletes of consecutive indexes (a processed mark) is one range delete: one request, not one per row.
+        let last = op.index
+        for (let next = ops[i + 1]; next?.op === 'deleteInbox' && next.from === op.from && next.index === last + 1; next = ops[i + 1]) {
+          last = next.index
+          i++
         }
-        case 'pruneReceipts':
-          // It reads the ack entries the acks before it write.
-          await Promise.all(commit.acking)
-          await pruneReceipts(commit, op.before)
-          break
+        plain.objectStore('inbox').delete(last === op.index ? [op.from, op.index] : IDBKeyRange.bound([op.from, op.index], [op.from, last]))
+        break
       }
+      case 'pruneReceipts':
+        // It reads the ack entries the acks before it write.
+        await Promise.all(commit.acking)
+        await pruneReceipts(commit, op.before)
+        break
     }
-  } finally {
-    // Rejections of acks left behind by a failed op surface through the commit's own failure.
-    for (const acking of commit.acking) acking.catch(ignore)
   }
   await Promise.all(commit.acking)
   return commit.receipts.flat()
@@ -958,8 +953,14 @@ async function ack(commit: Commit, op: Extract<StoreOp, { op: 'ack' }>): Promise
   })
   commit.settled.set(to, pending)
   // A read of more than one page must end before a later op may add a row in its range (see applyOps).
-  if (upTo - from > commit.pageSize) await pending
-  else commit.acking.push(pending.then(ignore))
+  if (upTo - from > commit.pageSize) {
+    await pending
+    return
+  }
+  const acked = pending.then(ignore)
+  // Its failure surfaces through the commit's (it aborts the transaction); handled now, as the ops after it may keep applyOps waiting on other requests.
+  acked.catch(ignore)
+  commit.acking.push(acked)
 }
 
 /**

@@ -516,6 +516,24 @@ describe('IndexedDBStore', () => {
     expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([3])
   })
 
+  it('a commit that fails while an ack reads its rows and a later op waits leaves no rejection unhandled', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    await handle.commit([put(0), put(1), { op: 'putOutbox', row: row(0, { to: C, id: 'c0' as MessageId }) }])
+    const unhandled: unknown[] = []
+    const record = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', record)
+    try {
+      // Seq 1 of bob is queued already: the add fails, which aborts the ack's read while the expire still waits.
+      const failing = handle.commit([put(1, { id: 'again' as MessageId }), { op: 'ack', to: B, upTo: 0, at: 5 }, { op: 'expire', to: C, seq: 0 }])
+      expect(await codeOf(failing)).toBe('STORE_FAILED')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    } finally {
+      process.off('unhandledRejection', record)
+    }
+    expect(unhandled).toEqual([])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0, 1])
+  })
+
   it("reads no watermark once its own commits told it, and reads it again after a failed commit, during another's, or after a reconnect", async () => {
     const factory = new IDBFactory()
     const connections = tracked(factory)
