@@ -21,7 +21,7 @@ import { isMessageId, isPeerId, makeEpoch, type MessageId, type PeerId } from '.
 import { InboundLink } from './inbound.js'
 import { resolveOptions, type EngineOptions, type Limits } from './options.js'
 import { OutboundLink } from './outbound.js'
-import { EngineState, type Draft } from './state.js'
+import { EngineState } from './state.js'
 import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
 import type { RelayReceipt, Transport } from './transport.js'
 import { SendBatch, type QueuedSend, type SendBatchHooks } from './send-batch.js'
@@ -108,8 +108,6 @@ export class Engine {
   #expiryAt: number | undefined
   #pruneTimer: TimerHandle | undefined
   #deferTimer: TimerHandle | undefined
-  /** The deferCommitMs timer is in its second half: held intents may ride with a batch. */
-  #deferReleased = false
   /** Acks heard and applied to the window but not yet committed, by peer. */
   readonly #ackHeld = new Map<PeerId, number>()
   #pruneAt: number | undefined
@@ -144,7 +142,6 @@ export class Engine {
     )
     this.#sendHooks = {
       maxPendingPerPeer: this.#limits.maxPendingPerPeer,
-      makeRoom: (to, draft) => this.#claimAck(to, draft),
       committed: (sends) => this.#enqueued(sends),
       taken: (send) => void this.#taken(send),
     }
@@ -639,52 +636,26 @@ export class Engine {
     this.#outbound.get(peer)?.acked(ack.upTo)
     // A repeated ack defers again: if the held commit failed, this one retries it.
     this.#ackHeld.set(peer, Math.max(ack.upTo, this.#ackHeld.get(peer) ?? -1))
-    // Off the send path: held for the first half of deferCommitMs, then it rides with the next send's commit (or a
-    // send that needs the room claims it), or commits at deferCommitMs. Reading the acked rows costs a commit that
-    // carries it time, so under steady traffic one send per half deferCommitMs carries it, not every send.
-    this.#writer.defer(
-      `ack ${peer}`,
-      (draft) => {
-        const upTo = this.#ackHeld.get(peer) ?? -1
-        const build = this.#ackIntent(peer, upTo)(draft)
-        return (receipts) => {
-          if (this.#ackHeld.get(peer) === upTo) this.#ackHeld.delete(peer)
-          build(receipts)
-        }
-      },
-      !this.#deferReleased,
-    )
+    // Off the send path: the commit rides along with the next send's, or goes after deferCommitMs.
+    this.#writer.defer(`ack ${peer}`, (draft) => {
+      const upTo = this.#ackHeld.get(peer) ?? -1
+      const build = this.#ackIntent(peer, upTo)(draft)
+      return (receipts) => {
+        if (this.#ackHeld.get(peer) === upTo) this.#ackHeld.delete(peer)
+        build(receipts)
+      }
+    })
     this.#deferCommit()
   }
 
-  /**
-   * Commits the deferred intents within deferCommitMs (at once when it is 0,
-   * or while shutdown drains); half way, the held ones may ride with a batch.
-   */
+  /** Commits the deferred intents within deferCommitMs (at once when it is 0, or while shutdown drains). */
   #deferCommit(): void {
-    const ms = this.#limits.deferCommitMs
-    if (ms === 0 || this.#drained !== undefined) this.#writer.flush()
+    if (this.#limits.deferCommitMs === 0 || this.#drained !== undefined) this.#writer.flush()
     else
-      this.#deferTimer ??= this.#clock.setTimeout(
-        () => {
-          this.#deferReleased = true
-          this.#writer.release()
-          this.#deferTimer = this.#clock.setTimeout(
-            () => {
-              this.#deferTimer = undefined
-              this.#deferReleased = false
-              this.#writer.flush()
-            },
-            ms - Math.floor(ms / 2),
-          )
-        },
-        Math.floor(ms / 2),
-      )
-  }
-
-  /** A send batch needs the room the ack held for `peer` makes: it commits with that batch. */
-  #claimAck(peer: PeerId, draft: Draft): ((receipts: readonly Receipt[]) => unknown) | undefined {
-    return this.#writer.claim(`ack ${peer}`, draft)
+      this.#deferTimer ??= this.#clock.setTimeout(() => {
+        this.#deferTimer = undefined
+        this.#writer.flush()
+      }, this.#limits.deferCommitMs)
   }
 
   /**
@@ -694,7 +665,6 @@ export class Engine {
    * wait behind; the next deferral starts a fresh one.
    */
   #stopDeferTimer(): void {
-    this.#deferReleased = false
     if (this.#deferTimer === undefined) return
     this.#clock.clearTimeout(this.#deferTimer)
     this.#deferTimer = undefined

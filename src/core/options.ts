@@ -33,9 +33,6 @@ export interface Limits {
    * ack (lost in a crash, the peer's copy is sent again and ignored) and the
    * receiver's mark of fewer than `processBatch` processed messages (lost in a
    * crash, those are handed over again, within the `processBatch` bound).
-   * The ack record is held for the first half of it (reading the acked rows
-   * slows the commit that carries it), then rides with the next send's
-   * commit, unless a send needs its room under `maxPendingPerPeer` first.
    * 0 commits each at once. Default 50 ms.
    */
   readonly deferCommitMs: number

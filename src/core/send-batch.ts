@@ -21,21 +21,9 @@ export interface QueuedSend {
   row: OutboxRow | undefined
 }
 
-/** One stream's counters while a batch is built: its state before the batch, and the seq its next send gets. */
-interface Counter {
-  stream: OutStreamState
-  next: number
-}
-
 /** What a batch needs from its engine. */
 export interface SendBatchHooks {
   readonly maxPendingPerPeer: number
-  /**
-   * `maxPendingPerPeer` messages wait for `to` in `draft`: build what
-   * acknowledges some of them (an ack held back) into it, if anything does.
-   * Returns what to do once the batch committed.
-   */
-  makeRoom(to: PeerId, draft: Draft): ((receipts: readonly Receipt[]) => unknown) | undefined
   /** The batch committed: its sends, each with its row (or none, for a repeated id). */
   committed(sends: readonly QueuedSend[]): void
   /** The store holds this send's id already: the engine looks the message up. */
@@ -65,18 +53,16 @@ export class SendBatch implements Several {
   /** The batch's intent (see `Intent` in writer.ts); `now` stamps its rows. */
   build(draft: Draft, now: number): (receipts: readonly Receipt[]) => void {
     const sends = this.#sends
-    const streams = new Map<PeerId, Counter>()
-    const made: ((receipts: readonly Receipt[]) => unknown)[] = []
+    const streams = new Map<PeerId, { readonly stream: OutStreamState; next: number }>()
     let kept = 0
     for (const send of sends) {
-      const refused = this.#place(draft, streams, made, send, now)
+      const refused = this.#place(draft, streams, send, now)
       if (refused === undefined) sends[kept++] = send
       else send.reject(refused)
     }
     sends.length = kept
     for (const { stream, next } of streams.values()) draft.setOut({ ...stream, nextSeq: next })
-    return (receipts) => {
-      for (const after of made) after(receipts)
+    return () => {
       this.hooks.committed(sends)
       for (const send of sends) send.resolve({ id: send.id, seq: send.seq })
     }
@@ -100,13 +86,7 @@ export class SendBatch implements Several {
   }
 
   /** Writes `send`'s row into the draft; the error it is refused with, if it is. */
-  #place(
-    draft: Draft,
-    streams: Map<PeerId, Counter>,
-    made: ((receipts: readonly Receipt[]) => unknown)[],
-    send: QueuedSend,
-    now: number,
-  ): IlmError | undefined {
+  #place(draft: Draft, streams: Map<PeerId, { readonly stream: OutStreamState; next: number }>, send: QueuedSend, now: number): IlmError | undefined {
     const { to, id } = send
     const earlier = draft.queued(id)
     if (earlier !== undefined) {
@@ -123,12 +103,7 @@ export class SendBatch implements Several {
     }
     if (counter.next >= Number.MAX_SAFE_INTEGER) return new IlmError('SEQ_EXHAUSTED', `the stream to ${to} has used every seq`)
     if (counter.next - counter.stream.ackedUpTo - 1 >= this.hooks.maxPendingPerPeer) {
-      const after = this.hooks.makeRoom(to, draft)
-      if (after !== undefined) made.push(after)
-      counter.stream = draft.outStream(to) ?? counter.stream
-      if (counter.next - counter.stream.ackedUpTo - 1 >= this.hooks.maxPendingPerPeer) {
-        return new IlmError('QUEUE_FULL', `${this.hooks.maxPendingPerPeer} messages already wait for ${to}`)
-      }
+      return new IlmError('QUEUE_FULL', `${this.hooks.maxPendingPerPeer} messages already wait for ${to}`)
     }
     const { encoded, ttlMs } = send
     const row: OutboxRow =

@@ -22,8 +22,6 @@ interface Queued {
   resolve(value: unknown): void
   reject(error: unknown): void
   several?: Several
-  /** Deferred, and kept out of batches until {@link Writer.release} or {@link Writer.flush}. */
-  held?: boolean
 }
 
 /** An intent that queues several messages (the engine's sends of one turn), as the writer sees it. */
@@ -85,38 +83,11 @@ export class Writer {
    * next submitted intent, or when {@link flush} is called. Only for writes
    * whose loss in a crash is harmless or bounded. One per key: while one
    * waits, later deferrals under its key are dropped, so `build` reads what
-   * to write when it runs. Failures go to `onFailure` only. A `held` one
-   * does not ride with the next batch either, until {@link release}, or
-   * {@link claim} by an intent being built.
+   * to write when it runs. Failures go to `onFailure` only.
    */
-  defer(key: string, build: Intent<unknown>, held = false): void {
+  defer(key: string, build: Intent<unknown>): void {
     if (this.#closed || this.#deferred.has(key)) return
-    this.#deferred.set(key, held ? { build, resolve: ignore, reject: ignore, held } : { build, resolve: ignore, reject: ignore })
-  }
-
-  /** Lets the deferred intents deferred as `held` ride with the next batch (still without starting one). */
-  release(): void {
-    for (const item of this.#deferred.values()) item.held = false
-  }
-
-  /**
-   * Builds the deferred intent under `key` into `draft` now, for the intent
-   * being built (a send that needs the room a held ack makes). Returns what
-   * to do once that intent's batch committed; undefined if none waits.
-   */
-  claim(key: string, draft: Draft): ((receipts: readonly Receipt[]) => unknown) | undefined {
-    const item = this.#deferred.get(key)
-    if (item === undefined) return undefined
-    this.#deferred.delete(key)
-    if (this.#deferred.size === 0) this.onDeferredTaken()
-    const mark = draft.mark()
-    try {
-      return item.build(draft)
-    } catch (error) {
-      draft.rollback(mark)
-      item.reject(error)
-      return undefined
-    }
+    this.#deferred.set(key, { build, resolve: ignore, reject: ignore })
   }
 
   /** Commits the deferred intents now (with whatever else is queued). */
@@ -142,6 +113,7 @@ export class Writer {
 
   async #drain(): Promise<void> {
     while (this.#queue.length > 0 || (this.#flushing && this.#deferred.size > 0)) {
+      // Deferred intents first: an ack committed ahead of sends gives them room under maxPendingPerPeer.
       let count = 0
       let room = MAX_BATCH
       for (const item of this.#queue) {
@@ -149,15 +121,11 @@ export class Writer {
         room -= item.several?.size ?? 1
         count++
       }
-      // Deferred intents first: an ack committed ahead of sends gives them room under maxPendingPerPeer.
-      const batch: Queued[] = []
-      for (const [key, item] of this.#deferred) {
-        if (item.held === true && !this.#flushing) continue
-        batch.push(item)
-        this.#deferred.delete(key)
+      const batch = [...this.#deferred.values(), ...this.#queue.splice(0, count)]
+      if (this.#deferred.size > 0) {
+        this.#deferred.clear()
+        this.onDeferredTaken()
       }
-      if (batch.length > 0 && this.#deferred.size === 0) this.onDeferredTaken()
-      for (const item of this.#queue.splice(0, count)) batch.push(item)
       this.#flushing = false
       await this.#commitBatch(batch)
     }
