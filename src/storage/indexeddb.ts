@@ -426,6 +426,21 @@ class IndexedDBPeerStore implements PeerStore {
   #tail: Promise<void> | undefined
   #closed = false
   #fenced = false
+  /**
+   * Each stream's watermark as this handle's own committed transactions left
+   * it (null: the stream has none), so that a commit need not read it. Sound
+   * because only the unfenced handle's commits ever land: every commit reads
+   * the generation first and aborts if another handle was opened since, so
+   * while this one may write, nothing else changed `settled`. It is updated
+   * only once a commit is done, used only by a commit started while no other
+   * is in flight (one started earlier could still move a watermark), emptied
+   * by a failed commit (whatever it got to apply was rolled back, but the
+   * cause may be anything) and by a reconnect (the database may have been
+   * deleted and created anew meanwhile).
+   */
+  readonly #watermarks = new Map<string, Watermark>()
+  /** Commits started and not yet done or failed. */
+  #writing = 0
 
   constructor(config: HandleConfig, db: Db, generation: number) {
     this.#config = config
@@ -598,6 +613,7 @@ class IndexedDBPeerStore implements PeerStore {
 
   #adopt(db: Db): void {
     this.#db = db
+    this.#watermarks.clear()
     const lost = (): void => this.#drop(db)
     db.addEventListener('versionchange', lost)
     db.addEventListener('close', lost)
@@ -673,13 +689,30 @@ class IndexedDBPeerStore implements PeerStore {
         tx.abort()
       })
     fence.catch(ignore)
-    const commit: Commit = { tx, pageSize: this.#config.pageSize, receipts: [], settled: new Map(), created: new Set() }
+    const commit: Commit = {
+      tx,
+      pageSize: this.#config.pageSize,
+      fence,
+      known: this.#writing === 0 ? this.#watermarks : undefined,
+      receipts: [],
+      settled: new Map(),
+      acking: [],
+      created: new Set(),
+    }
+    this.#writing++
     try {
       const receipts = await applyOps(commit, ops)
       await fence
       await done
+      this.#writing--
+      for (const [to, settled] of commit.settled) {
+        if (settled instanceof Promise) this.#watermarks.delete(to)
+        else this.#watermarks.set(to, settled)
+      }
       return receipts
     } catch (error) {
+      this.#writing--
+      this.#watermarks.clear()
       abortQuietly(tx)
       if (stale) throw fencedError()
       if (commit.refused !== undefined) throw settledSeq(commit.refused)
@@ -719,34 +752,68 @@ function scopeOf(ops: readonly StoreOp[]): StoreName[] {
   return [...new Set<StoreName>(['meta', ...ops.flatMap((op) => SCOPES[op.op])])]
 }
 
+/** A stream's watermark; null while it has none (no row was ever queued to it). */
+type Watermark = Settled | null
+
 /** One commit's transaction, with what its ops read or settled so far. */
 interface Commit {
   readonly tx: WriteTx
   readonly pageSize: number
-  readonly receipts: Receipt[]
-  /** Each stream's watermark as the ops applied so far leave it, read once per commit. */
-  readonly settled: Map<string, Promise<Settled | undefined>>
+  /** Settles once the generation was read (the transaction is aborted if it is stale). */
+  readonly fence: Promise<void>
+  /** The handle's watermarks as its committed transactions left them, when this commit may use them. */
+  readonly known: ReadonlyMap<string, Watermark> | undefined
+  /** The receipts of each `ack` op, in op order (an ack fills its own once its rows are read). */
+  readonly receipts: Receipt[][]
+  /**
+   * Each stream's watermark as the ops issued so far leave it: the value when
+   * known without waiting, else the read or ack that will tell.
+   */
+  readonly settled: Map<string, Watermark | Promise<Watermark>>
+  /** Acks still reading their rows. */
+  readonly acking: Promise<void>[]
   /** Streams given their first watermark entry by this commit. */
   readonly created: Set<string>
   /** A `putOutbox` at or below its stream's watermark; the commit is aborted. */
   refused?: OutboxRow
 }
 
-function settledOf(commit: Commit, to: string): Promise<Settled | undefined> {
-  let settled = commit.settled.get(to)
-  if (settled === undefined) {
-    settled = commit.tx.objectStore('settled').get(to)
-    commit.settled.set(to, settled)
+/** The watermark of `to` as the ops issued so far leave it; a promise when a request must tell. */
+function watermarkOf(commit: Commit, to: string): Watermark | Promise<Watermark> {
+  const current = commit.settled.get(to)
+  if (current !== undefined) return current
+  const known = commit.known?.get(to)
+  if (known !== undefined) {
+    commit.settled.set(to, known)
+    return known
   }
-  return settled
+  const read: Promise<Watermark> = commit.tx
+    .objectStore('settled')
+    .get(to)
+    .then((found) => {
+      const settled = found ?? null
+      settle(commit, to, read, settled)
+      return settled
+    })
+  commit.settled.set(to, read)
+  return read
+}
+
+/** `pending` told `to`'s watermark: it is known from now on, unless a later op already made it pending again. */
+function settle(commit: Commit, to: string, pending: Promise<Watermark>, settled: Watermark): void {
+  if (commit.settled.get(to) === pending) commit.settled.set(to, settled)
 }
 
 /**
  * Issues the requests of every op in order; resolves with the receipts of the
  * `ack` ops, in op order. Requests are not awaited (a failing one aborts the
- * transaction, seen through `tx.done`), only reads an op depends on.
+ * transaction, seen through `tx.done`), only reads an op depends on. Each
+ * request sees the ones issued before it, so ops apply one after the other,
+ * exactly as `MemoryStore` judges them: an ack reading its rows holds up only
+ * the later ops that depend on what it settles (another ack or a rewrite on
+ * its stream, a prune), and the refusal of a row queued on its stream.
  * `add` lets the database refuse a key that exists at that point of the
- * commit, exactly as `MemoryStore` judges it op by op.
+ * commit.
  * Blind writes go through the plain IndexedDB API: nothing awaits them, and
  * idb's promise and listeners per request are overhead in a batch of 1,000.
  */
@@ -791,6 +858,8 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
         break
       }
       case 'pruneReceipts':
+        // It reads the ack entries the acks before it write.
+        await Promise.all(commit.acking)
         await pruneReceipts(commit, op.before)
         break
       case 'putKey':
@@ -801,34 +870,43 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
         break
     }
   }
-  return commit.receipts
+  await Promise.all(commit.acking)
+  return commit.receipts.flat()
 }
 
 /**
  * Adds the row without waiting. A seq at or below the stream's watermark would
  * be taken for a receipt, so the commit is aborted once the watermark (read
- * once per stream and commit, in parallel with the writes) says so.
+ * once per stream and commit, in parallel with the writes, unless the handle
+ * knows it) says so.
  */
 function putOutbox(commit: Commit, row: OutboxRow): void {
-  const plain = unwrap(commit.tx)
-  plain.objectStore('outbox').add(toStored(row))
-  settledOf(commit, row.to).then((settled) => {
-    // A stream's first row gives it its watermark entry, so that counting walks only the rows above watermarks.
-    if (settled === undefined) {
-      if (!commit.created.has(row.to)) plain.objectStore('settled').put({ to: row.to, upTo: -1, at: -Infinity } satisfies Settled)
-      commit.created.add(row.to)
-      return
-    }
-    if (row.seq > settled.upTo) return
-    commit.refused ??= row
-    abortQuietly(commit.tx)
-  }, ignore)
+  unwrap(commit.tx).objectStore('outbox').add(toStored(row))
+  const settled = watermarkOf(commit, row.to)
+  if (settled instanceof Promise) settled.then((known) => checkRow(commit, row, known), ignore)
+  else checkRow(commit, row, settled)
+}
+
+function checkRow(commit: Commit, row: OutboxRow, settled: Watermark): void {
+  // A stream's first row gives it its watermark entry, so that counting walks only the rows above watermarks.
+  if (settled === null) {
+    if (commit.created.has(row.to)) return
+    const created: Settled = { to: row.to, upTo: -1, at: -Infinity }
+    unwrap(commit.tx).objectStore('settled').put(created)
+    commit.created.add(row.to)
+    if (!(commit.settled.get(row.to) instanceof Promise)) commit.settled.set(row.to, created)
+    return
+  }
+  if (row.seq > settled.upTo) return
+  commit.refused ??= row
+  // Not before the generation is read: a fenced handle's commit fails as fenced, whatever else it got wrong.
+  commit.fence.then(() => abortQuietly(commit.tx), ignore)
 }
 
 /** Drops the contents of one waiting outbox row, setting `fields`. */
 async function rewrite(commit: Commit, to: PeerId, seq: number, fields: Pick<OutboxRow, 'expired' | 'failed'>): Promise<void> {
   const outbox = commit.tx.objectStore('outbox')
-  const [row, settled] = await Promise.all([outbox.get([to, seq]), settledOf(commit, to)])
+  const [row, settled] = await Promise.all([outbox.get([to, seq]), watermarkOf(commit, to)])
   if (row === undefined || seq <= (settled?.upTo ?? -1)) return
   unwrap(outbox).put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields }))
 }
@@ -837,31 +915,73 @@ async function rewrite(commit: Commit, to: PeerId, seq: number, fields: Pick<Out
  * Settles the waiting rows of `op.to` up to `op.upTo`: reads them page by page
  * (for their receipts), rewrites only those whose contents are large or that
  * could still expire, and moves the watermark to the highest one, with one
- * ack entry.
+ * ack entry. Resolves once its requests are issued: the read goes on while
+ * the ops after it are issued (see {@link applyOps}), if it is one page; an
+ * ack of more rows resolves once they are read. The engine acks only
+ * seqs it queued, so the watermark and entry are written at once for
+ * `op.upTo`, and corrected once the rows are read in the rare case that they
+ * end below it.
  */
 async function ack(commit: Commit, op: Extract<StoreOp, { op: 'ack' }>): Promise<void> {
-  const settled = await settledOf(commit, op.to)
-  const from = settled?.upTo ?? -1
-  if (op.upTo <= from) return
-  const at = Math.max(op.at, settled?.at ?? -Infinity)
-  const outbox = commit.tx.objectStore('outbox')
-  const plain = unwrap(outbox)
-  let top = from
-  for (;;) {
-    const page = await outbox.getAll(IDBKeyRange.bound([op.to, top + 1], [op.to, op.upTo]), commit.pageSize)
-    for (const stored of page) {
-      const row = fromStored(stored)
-      commit.receipts.push(receiptOf(row, at))
-      if (stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES) plain.put({ ...row, contents: new Uint8Array(0) })
-      top = row.seq
-    }
-    if (page.length < commit.pageSize || top >= op.upTo) break
+  const { to, upTo } = op
+  let settled = watermarkOf(commit, to)
+  // Whatever was pending on the stream (an earlier ack's rows, or a read) is settled before this ack's own read is issued.
+  while (settled instanceof Promise) {
+    await settled
+    settled = watermarkOf(commit, to)
   }
-  if (top === from) return
-  const entry: AckEntry = { to: op.to, upTo: top, at }
-  unwrap(commit.tx).objectStore('settled').put(entry)
-  unwrap(commit.tx).objectStore('acks').put(entry)
-  commit.settled.set(op.to, Promise.resolve(entry))
+  const from = settled?.upTo ?? -1
+  if (upTo <= from) return
+  const prior = settled
+  const at = Math.max(op.at, prior?.at ?? -Infinity)
+  const receipts: Receipt[] = []
+  commit.receipts.push(receipts)
+  const plain = unwrap(commit.tx)
+  const write = (entry: AckEntry): void => {
+    plain.objectStore('settled').put(entry)
+    plain.objectStore('acks').put(entry)
+  }
+  // A stream without a watermark has no rows, unless this commit queued its first: then the rows tell.
+  const guess: AckEntry | undefined = prior === null ? undefined : { to, upTo, at }
+  if (guess !== undefined) write(guess)
+  const outbox = commit.tx.objectStore('outbox')
+  const reading = (async (): Promise<Watermark> => {
+    let top = from
+    for (;;) {
+      const page = await outbox.getAll(IDBKeyRange.bound([to, top + 1], [to, upTo]), commit.pageSize)
+      for (const stored of page) {
+        const row = fromStored(stored)
+        receipts.push(receiptOf(row, at))
+        if (stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES)
+          plain.objectStore('outbox').put({ ...row, contents: new Uint8Array(0) })
+        top = row.seq
+      }
+      if (page.length < commit.pageSize || top >= upTo) break
+    }
+    if (top === upTo && guess !== undefined) return guess
+    if (guess !== undefined) plain.objectStore('acks').delete([to, upTo])
+    if (top === from) {
+      if (prior !== null) plain.objectStore('settled').put(prior)
+      return prior
+    }
+    const entry: AckEntry = { to, upTo: top, at }
+    write(entry)
+    return entry
+  })()
+  const pending: Promise<Watermark> = reading.then((result) => {
+    settle(commit, to, pending, result)
+    return result
+  })
+  commit.settled.set(to, pending)
+  // A read of more than one page must end before a later op may add a row in its range (see applyOps).
+  if (upTo - from > commit.pageSize) {
+    await pending
+    return
+  }
+  const acked = pending.then(ignore)
+  // Its failure surfaces through the commit's (it aborts the transaction); handled now, as the ops after it may keep applyOps waiting on other requests.
+  acked.catch(ignore)
+  commit.acking.push(acked)
 }
 
 /**

@@ -462,8 +462,8 @@ describe('IndexedDBStore', () => {
       [3, 'delivered', 9],
     ])
     expect(gets).toHaveBeenCalledTimes(1)
-    // Rows 1 and 2 rewritten, then the watermark and the ack entry.
-    expect(puts.mock.calls.map(([value]) => (value as { seq?: number }).seq ?? (value as { upTo: number }).upTo)).toEqual([1, 2, 3, 3])
+    // The watermark and the ack entry at once (the rows reach upTo), then rows 1 and 2 rewritten once read.
+    expect(puts.mock.calls.map(([value]) => (value as { seq?: number }).seq ?? (value as { upTo: number }).upTo)).toEqual([3, 3, 1, 2])
     puts.mockRestore()
     const db = await rawOpen(factory, id)
     try {
@@ -482,6 +482,95 @@ describe('IndexedDBStore', () => {
     expect(await handle.nextExpiry()).toBeUndefined()
     expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4])
     expect(await handle.findMessage(row(3).id)).toEqual({ where: 'receipt', receipt: { id: row(3).id, to: B, seq: 3, status: 'delivered', at: 9 } })
+  })
+
+  it('an ack above the rows there are corrects the watermark it wrote at once: to the highest row, or back', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit([put(0), put(1), put(2)])
+    await handle.commit([{ op: 'ack', to: B, upTo: 0, at: 5 }])
+    // Acks of seqs never queued: the first finds rows 1 and 2, the second none.
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 9, at: 6 }])).map((r) => r.seq)).toEqual([1, 2])
+    expect(await handle.commit([{ op: 'ack', to: B, upTo: 12, at: 7 }])).toEqual([])
+    const db = await rawOpen(factory, id)
+    try {
+      expect(await rawAll(db, 'settled')).toEqual([{ to: B, upTo: 2, at: 6 }])
+      expect(await rawAll(db, 'acks')).toEqual([
+        { to: B, upTo: 0, at: 5 },
+        { to: B, upTo: 2, at: 6 },
+      ])
+    } finally {
+      db.close()
+    }
+    // Seq 3 is above the watermark: queued as usual.
+    await handle.commit([put(3)])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([3])
+  })
+
+  it('an ack of more rows than a page reads them all before a later op of its commit queues a row in its range', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 2 }).open(identity())
+    await handle.commit([put(0), put(1), put(2)])
+    // Acked up to 3 before row 3 is queued, in the same commit: the ack settles 0..2 only, and row 3 waits.
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 3, at: 5 }, put(3)])).map((r) => r.seq)).toEqual([0, 1, 2])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([3])
+  })
+
+  it('a commit that fails while an ack reads its rows and a later op waits leaves no rejection unhandled', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    await handle.commit([put(0), put(1), { op: 'putOutbox', row: row(0, { to: C, id: 'c0' as MessageId }) }])
+    const unhandled: unknown[] = []
+    const record = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', record)
+    try {
+      // Seq 1 of bob is queued already: the add fails, which aborts the ack's read while the expire still waits.
+      const failing = handle.commit([put(1, { id: 'again' as MessageId }), { op: 'ack', to: B, upTo: 0, at: 5 }, { op: 'expire', to: C, seq: 0 }])
+      expect(await codeOf(failing)).toBe('STORE_FAILED')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    } finally {
+      process.off('unhandledRejection', record)
+    }
+    expect(unhandled).toEqual([])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0, 1])
+  })
+
+  it("reads no watermark once its own commits told it, and reads it again after a failed commit, during another's, or after a reconnect", async () => {
+    const factory = new IDBFactory()
+    const connections = tracked(factory)
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(identity())
+    await handle.commit([put(0), put(1)])
+    const gets = vi.spyOn(IDBObjectStore.prototype, 'get')
+    const settledReads = (): number => gets.mock.contexts.filter((store) => (store as IDBObjectStore).name === 'settled').length
+    await handle.commit([put(2), { op: 'ack', to: B, upTo: 1, at: 5 }, put(3)])
+    await handle.commit([put(4)])
+    expect(settledReads()).toBe(0)
+    // Refused (seq 1 is settled), and decided from what the handle knew: nothing applied.
+    expect(await codeOf(handle.commit([put(5), put(1, { id: 'again' as MessageId })]))).toBe('STORE_FAILED')
+    expect(settledReads()).toBe(0)
+    await handle.commit([put(5)])
+    expect(settledReads()).toBe(1)
+    // Two commits in flight: the second reads what the first leaves.
+    await Promise.all([handle.commit([{ op: 'ack', to: B, upTo: 3, at: 6 }]), handle.commit([put(6)])])
+    expect(settledReads()).toBe(2)
+    await handle.commit([put(7)])
+    expect(settledReads()).toBe(2)
+    forceCloseDatabase(connections.at(-1) as never)
+    await handle.commit([put(8)])
+    expect(settledReads()).toBe(3)
+    gets.mockRestore()
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4, 5, 6, 7, 8])
+    expect(await codeOf(handle.commit([put(3, { id: 'late' as MessageId })]))).toBe('STORE_FAILED')
+  })
+
+  it('a fenced handle fails as fenced even where what it knows of the watermarks would refuse the row', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const a = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await a.commit([put(0), put(1), put(2)])
+    await a.commit([{ op: 'ack', to: B, upTo: 2, at: 5 }])
+    const b = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    expect(await codeOf(a.commit([put(1, { id: 'again' as MessageId })]))).toBe('STORE_FENCED')
+    expect(await b.count()).toEqual({ outbound: 0, inbound: 0 })
   })
 
   it('keeps ack times from going back within a stream, so that a prune removes a prefix of it', async () => {

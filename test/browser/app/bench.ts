@@ -5,7 +5,7 @@
  * `send()` through `connect()` (worker + IndexedDB).
  */
 import { connect, type Messenger } from 'intersession/client'
-import { BroadcastChannelTransport, ILM, IndexedDBStore } from 'intersession'
+import { BroadcastChannelTransport, ILM, IndexedDBStore, type MessageId, type PeerId, type StoreOp } from 'intersession'
 
 let messenger: Messenger | undefined
 
@@ -113,6 +113,71 @@ const bench = {
       return performance.now() - start
     } finally {
       await ilm.close()
+    }
+  },
+
+  /**
+   * The store's commits of awaited sends, on `IndexedDBStore` directly (no
+   * engine, no worker): `count` commits one after the other, each queuing one
+   * row of `bytes` bytes with its stream, and with `heldAck` also the ack of
+   * the row before (an awaited sender whose receiver acks each message: the
+   * held ack rides with the next send, as the engine's writer batches it).
+   * Resolves with each commit's milliseconds.
+   */
+  async storeCommits(count: number, bytes: number, heldAck: boolean): Promise<number[]> {
+    const localId = `commits-${crypto.randomUUID()}` as PeerId
+    const to = 'offline-peer' as PeerId
+    const store = await new IndexedDBStore().open(localId)
+    const times: number[] = []
+    try {
+      for (let seq = 0; seq < count; seq++) {
+        const ackedUpTo = heldAck ? seq - 1 : -1
+        const ops: StoreOp[] = []
+        if (heldAck && seq > 0) ops.push({ op: 'ack', to, upTo: seq - 1, at: Date.now() })
+        ops.push({ op: 'outStream', stream: { to, nextSeq: seq + 1, ackedUpTo } })
+        ops.push({
+          op: 'putOutbox',
+          row: { to, seq, id: `${localId}-${seq}` as MessageId, contentKind: 'b', contents: new Uint8Array(bytes).fill(seq & 0xff), createdAt: Date.now() },
+        })
+        const start = performance.now()
+        await store.commit(ops)
+        times.push(performance.now() - start)
+      }
+    } finally {
+      await store.close()
+      await new Promise<void>((resolve) => {
+        const del = indexedDB.deleteDatabase(`intersession:${localId}`)
+        del.onsuccess = del.onerror = del.onblocked = () => resolve()
+      })
+    }
+    return times
+  },
+
+  /**
+   * Awaited sends between two engines in this page (IndexedDB on disk, a
+   * BroadcastChannel between them): `count` sends, each awaited before the
+   * next, while the receiver stores and acks each one. Resolves with the
+   * elapsed milliseconds.
+   */
+  async awaitedPair(count: number, bytes: number): Promise<number> {
+    const network = `pair-${crypto.randomUUID()}`
+    const [a, b] = [`a-${network}`, `b-${network}`]
+    const alice = await ILM.open({ store: new IndexedDBStore(), transport: new BroadcastChannelTransport({ localId: a, network }) })
+    const bob = await ILM.open({ store: new IndexedDBStore(), transport: new BroadcastChannelTransport({ localId: b, network }) })
+    let got = 0
+    bob.onMessage(() => {
+      got++
+    })
+    try {
+      await alice.send(b, new Uint8Array(bytes))
+      while (got < 1) await new Promise((resolve) => setTimeout(resolve, 5))
+      const start = performance.now()
+      for (let i = 0; i < count; i++) await alice.send(b, new Uint8Array(bytes).fill(i & 0xff))
+      const ms = performance.now() - start
+      while (got < count + 1) await new Promise((resolve) => setTimeout(resolve, 5))
+      return ms
+    } finally {
+      await Promise.all([alice.close(), bob.close()])
     }
   },
 
