@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeFrame } from '../../src/core/codec.js'
-import type { Message } from '../../src/index.js'
+import { MemoryStore, type Message } from '../../src/index.js'
 import { openEnvelope } from '../../src/protocol/relay.js'
 import { openE2EPeer, waitFor, type E2EPeer } from '../helpers/e2e-peers.js'
 import { startRedisProcess } from '../helpers/redis-process.js'
@@ -39,8 +39,8 @@ async function relay(args: string[]): Promise<RelayProcess> {
   return r
 }
 
-async function peer(url: string, id: string, encrypted: boolean): Promise<E2EPeer> {
-  const p = await openE2EPeer(url, id, encrypted ? {} : { encryption: false })
+async function peer(url: string, id: string, encrypted: boolean, store = new MemoryStore()): Promise<E2EPeer> {
+  const p = await openE2EPeer(url, id, encrypted ? { store } : { store, encryption: false })
   cleanups.push(() => p.ilm.close().catch(() => {}))
   return p
 }
@@ -152,25 +152,31 @@ async function mailboxExchange(
   met = true,
 ): Promise<{ leakedLive: string[]; leakedAfterKill: string[] }> {
   const first = await relay(args)
-  const bobFirst = await peer(first.url, 'bob', encrypted)
+  const aliceStore = new MemoryStore()
+  const bobStore = new MemoryStore()
+  const bobFirst = await peer(first.url, 'bob', encrypted, bobStore)
   const { tag, items } = markers(15)
   if (met) {
-    const hi = await peer(first.url, 'alice', encrypted)
-    await hi.ilm.send('bob', 'hello')
-    await waitFor(() => bobFirst.got.length === 1, 'the greeting')
+    const hi = await peer(first.url, 'alice', encrypted, aliceStore)
+    const { id } = await hi.ilm.send('bob', 'hello')
+    // Acknowledged before alice leaves: a greeting still unacknowledged at her next start makes this flaky (see the report of issue 16's e2e tests).
+    await waitFor(async () => (await hi.ilm.status(id)) === 'delivered', 'the greeting delivered')
     await hi.ilm.close()
   }
   await bobFirst.ilm.close()
-  const alice = await peer(first.url, 'alice', encrypted)
+  const alice = await peer(first.url, 'alice', encrypted, aliceStore)
   await sendAll(alice, 'bob', items)
-  await waitFor(() => alice.statuses.filter((s) => s.status === 'stored').length === items.length, 'every message stored')
+  await waitFor(
+    () => alice.statuses.filter((s) => s.status === 'stored').length === items.length,
+    `every message stored (statuses ${alice.statuses.map((s) => s.status).join(',')}; refused ${JSON.stringify(alice.ilm.refused())})`,
+  )
   await alice.ilm.close()
   const needles = items.flatMap((i) => i.needles)
   const leakedLive = found(await inspect(), tag, needles)
   await first.kill()
   const leakedAfterKill = found(await inspect(), tag, needles)
   const second = await relay(args)
-  const bob = await peer(second.url, 'bob', encrypted)
+  const bob = await peer(second.url, 'bob', encrypted, bobStore)
   await waitFor(() => bob.got.length >= items.length, `bob got ${items.length} (refused: ${JSON.stringify(bob.ilm.refused())})`)
   await new Promise((resolve) => setTimeout(resolve, 300))
   expect(contentsOf(bob.got)).toEqual(items.map((i) => comparable(i.contents)))
