@@ -156,7 +156,7 @@ class WebCryptoCipher implements Cipher {
       return { status: 'changed', changed: false, refused: false, rekeyed: false }
     }
     if ((await this.#settings.verifyPeerKey?.(peer, bundle.identityKey)) === true) {
-      await this.#setPeer(peer, { pinned: bundle })
+      await this.#repin(peer, bundle)
       return { status: 'ready', changed: true, refused: false, rekeyed: true }
     }
     await this.#setPeer(peer, { ...known, presented: bundle })
@@ -165,8 +165,15 @@ class WebCryptoCipher implements Cipher {
 
   async accept(peer: PeerId): Promise<PeerKeyStatus> {
     const known = this.#peers.get(peer)
-    if (known?.presented !== undefined) await this.#setPeer(peer, { pinned: known.presented })
+    if (known?.presented !== undefined) await this.#repin(peer, known.presented)
     return this.status(peer)
+  }
+
+  /** Pins another identity key of `peer`: the sender key made for the old one goes (a prekey id and epoch can be copied). */
+  async #repin(peer: PeerId, bundle: KeyBundle): Promise<void> {
+    this.#sending.delete(peer)
+    await this.#context.store.commit([{ op: 'deleteKey', name: `send:${peer}` }])
+    await this.#setPeer(peer, { pinned: bundle })
   }
 
   async seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array> {

@@ -317,12 +317,9 @@ describe('a hostile relay: substituted keys', () => {
     expect(await bob.ilm.safetyNumber('alice')).toBe(await alice.ilm.safetyNumber('bob'))
   })
 
-  // BUG (src/crypto/web-crypto-cipher.ts accept / #senderKey): after bob accepted the attacker's key, his sender key
-  // toward alice is made for the attacker's prekey; accepting alice's genuine key keeps it, because `fresh` compares
-  // only the prekey id and epoch, which the attacker copied. Bob's messages to alice then fail DECRYPT at alice
-  // forever (her refused() counts {"DECRYPT":17} after 15 s). Fix: drop `#sending`/`send:<peer>` when a new
-  // identity key is pinned. Remove `.fails` once fixed.
-  it.fails("for a peer already pinned: after the genuine key is accepted again, bob's held reply reaches alice", async () => {
+  // Found here: a sender key made for the attacker's prekey outlived the re-pin (the attacker copied the prekey id
+  // and epoch), so bob's replies failed DECRYPT at alice for good; pinning another identity key now drops it.
+  it("for a peer already pinned: after the genuine key is accepted again, bob's held reply reaches alice", async () => {
     const { alice } = await substitutedThenAccepted()
     await waitFor(() => alice.got.length === 1, "alice got bob's reply")
     expect(texts(alice)).toEqual(['reply'])
