@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { ILM, MemoryNetwork, MemoryStore, type Transport } from '../../src/index.js'
 import { decodeFrame } from '../../src/core/codec.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
+import { decodeSealedBody, webCryptoE2E } from '../../src/crypto/index.js'
 import { contentsOf, openPeer, range, until } from '../helpers/engines.js'
 
 /** A transport that records every frame it sends. */
@@ -73,5 +74,34 @@ describe('end-to-end encryption in the engine', () => {
     await until(() => bob.got.length === 2, { clocks: [clock] })
     expect(contentsOf(bob.got)).toEqual(['before', 'after'])
     await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('keys rotating mid-stream (every 5 messages, both ends) lose and double nothing, and each key seals several seqs', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const wire: Uint8Array[] = []
+    const encryption = webCryptoE2E({ rotateAfterMessages: 5 })
+    const alice = await openPeer(recording(net.connect('a'), wire), { clock, encryption })
+    const bob = await openPeer(net.connect('b'), { clock, encryption })
+    const sent = range(40).map((n) => `r${n}`)
+    for (const contents of sent) await alice.ilm.send('b', contents)
+    // Bob's prekey rotates after 5 opened: alice learns the new one from bob's next hello (a reconnection here).
+    await until(() => bob.got.length >= 10, { clocks: [clock] })
+    net.disconnect('b')
+    net.reconnect('b')
+    await until(() => bob.got.length === 40, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(sent)
+    const kids = new Map<number, number>()
+    for (const bytes of wire) {
+      const decoded = decodeFrame(bytes, 1 << 20)
+      if (!decoded.ok || decoded.frame.kind !== 'msg' || decoded.frame.sealed !== true) continue
+      const kid = decodeSealedBody(decoded.frame.contents)?.header.kid ?? -1
+      kids.set(kid, (kids.get(kid) ?? 0) + 1)
+    }
+    expect(kids.size).toBeGreaterThanOrEqual(8)
+    expect(Math.max(...kids.values())).toBeGreaterThanOrEqual(5)
+    expect(bob.ilm.refused()).toEqual({})
+    expect(await alice.ilm.pending()).toEqual({ outbound: 0, inbound: 0 })
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
   })
 })
