@@ -60,7 +60,10 @@ export interface WorkerLink {
  */
 const SEND_BATCH = 1024
 // Every event name, checked by the compiler against MessengerEvents.
-const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, 'peer-key-changed': 1, error: 1, role: 1, connection: 1 } satisfies Record<keyof MessengerEvents, 1>
+const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, 'peer-key-changed': 1, error: 1, role: 1, connection: 1 } satisfies Record<
+  keyof MessengerEvents,
+  1
+>
 
 const DEFAULT_WORKER_TIMEOUT_MS = 15_000
 /** More deaths of the messenger's worker than this within {@link DEATH_WINDOW_MS}, and it gives up with `WORKER_FAILED`. */

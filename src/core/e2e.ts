@@ -81,7 +81,10 @@ export interface Cipher {
   /** Seals `plaintext` for `context.to`, whose status must be `ready` (else rejects `IlmError('KEY_UNAVAILABLE')`). */
   seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array>
   /** Opens a sealed body from `context.from`. */
-  open(context: SealContext, sealed: Uint8Array): Promise<{ readonly ok: true; readonly plaintext: Uint8Array } | { readonly ok: false; readonly reason: OpenFailure }>
+  open(
+    context: SealContext,
+    sealed: Uint8Array,
+  ): Promise<{ readonly ok: true; readonly plaintext: Uint8Array } | { readonly ok: false; readonly reason: OpenFailure }>
   /** The fingerprint users compare out of band: both identity keys, 12 groups of 5 digits; `undefined` if none is pinned. */
   safetyNumber(peer: PeerId): Promise<string | undefined>
 }

@@ -71,7 +71,8 @@ export async function prepareEngine(options: EngineOptions): Promise<EngineParts
       snapshot = { ...snapshot, meta }
     }
     const meta = snapshot.meta as NonNullable<StoreSnapshot['meta']>
-    const cipher = resolved.encryption === false ? undefined : await openCipher(resolved.encryption, { localId, epoch: meta.epoch, store, clock: resolved.clock })
+    const cipher =
+      resolved.encryption === false ? undefined : await openCipher(resolved.encryption, { localId, epoch: meta.epoch, store, clock: resolved.clock })
     return { options: resolved, localId, store, snapshot: { ...snapshot, meta }, cipher }
   } catch (error) {
     await store.close().catch(() => {})
@@ -610,7 +611,10 @@ export class Engine {
   #seal(row: OutboxRow): Promise<Uint8Array> {
     const cipher = this.#cipher
     if (cipher === undefined) return Promise.reject(new IlmError('INTERNAL', 'nothing seals with encryption off'))
-    return cipher.seal({ from: this.localId, to: row.to, epoch: this.#state.meta.epoch, seq: row.seq, id: row.id }, packPlaintext(row.contentKind, row.contents))
+    return cipher.seal(
+      { from: this.localId, to: row.to, epoch: this.#state.meta.epoch, seq: row.seq, id: row.id },
+      packPlaintext(row.contentKind, row.contents),
+    )
   }
 
   #transmit(frame: Frame): void | Promise<void> {
@@ -866,7 +870,10 @@ export class Engine {
       this.#mismatched.add(peer)
       // Reported at every hello (they come at session starts and backed-off timeouts), so a listener added late still hears it.
       const [here, there] = this.#cipher === undefined ? ['off', 'on'] : ['on', 'off']
-      this.#events.emit('error', new IlmError('E2E_MISMATCH', `end-to-end encryption is ${here} here and ${there} at ${peer}: no messages are exchanged with it`))
+      this.#events.emit(
+        'error',
+        new IlmError('E2E_MISMATCH', `end-to-end encryption is ${here} here and ${there} at ${peer}: no messages are exchanged with it`),
+      )
       if (!hello.reply) this.#sendHello(peer, true)
       return
     }

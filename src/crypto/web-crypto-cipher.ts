@@ -192,7 +192,10 @@ class WebCryptoCipher implements Cipher {
     if (keys.presented !== undefined) return { ok: false, reason: 'KEY_HELD' }
     const { header, ciphertext } = body
     const { current, retired } = this.#prekeys
-    const prekey = current.id === header.prekey ? current : retired.find((old) => old.prekey.id === header.prekey && this.#context.clock.now() - old.at < this.#settings.keepRetiredMs)?.prekey
+    const prekey =
+      current.id === header.prekey
+        ? current
+        : retired.find((old) => old.prekey.id === header.prekey && this.#context.clock.now() - old.at < this.#settings.keepRetiredMs)?.prekey
     if (prekey === undefined) return { ok: false, reason: 'KEY_STALE' }
     void this.#rotateIfDue()
     const derived = await this.#derive(context, keys.pinned, prekey, header)
@@ -218,7 +221,14 @@ class WebCryptoCipher implements Cipher {
     const cached = this.#derived.get(name)
     if (cached !== undefined) return cached
     if (this.#derived.size >= DERIVED_CACHE) this.#derived.delete(this.#derived.keys().next().value as string)
-    const derived = openSenderKey({ identity: this.#identity, prekey, from: context.from, fromEpoch: context.epoch, senderIdentityKey: pinned.identityKey, header })
+    const derived = openSenderKey({
+      identity: this.#identity,
+      prekey,
+      from: context.from,
+      fromEpoch: context.epoch,
+      senderIdentityKey: pinned.identityKey,
+      header,
+    })
     // Only a key that opened is worth keeping: a forged header is checked again (and refused again).
     derived.then(
       (result) => !result.ok && this.#derived.delete(name),
@@ -282,7 +292,9 @@ class WebCryptoCipher implements Cipher {
     if (!due && !expired) return Promise.resolve()
     this.#rotating ??= (async () => {
       const kept = retired.filter((old) => now - old.at < this.#settings.keepRetiredMs)
-      const prekeys = due ? { current: await createPrekey(this.#identity, current.id + 1, now), retired: [{ prekey: current, at: now }, ...kept] } : { current, retired: kept }
+      const prekeys = due
+        ? { current: await createPrekey(this.#identity, current.id + 1, now), retired: [{ prekey: current, at: now }, ...kept] }
+        : { current, retired: kept }
       await this.#context.store.commit([{ op: 'putKey', name: 'prekeys', value: prekeys }])
       this.#prekeys = prekeys
       if (!due) return
@@ -303,4 +315,3 @@ function hex(bytes: Uint8Array): string {
   for (const byte of bytes) out += byte.toString(16).padStart(2, '0')
   return out
 }
-

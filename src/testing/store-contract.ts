@@ -80,7 +80,10 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       )
       check(isIlmError(refused, 'STORE_FAILED'), 'refused with STORE_FAILED')
       check(!(await handle.readKeys()).has('peer:c'), 'the refused commit put no record')
-      await handle.commit([{ op: 'deleteKey', name: 'identity' }, { op: 'putKey', name: 'peer:b', value: { pinned: 2 } }])
+      await handle.commit([
+        { op: 'deleteKey', name: 'identity' },
+        { op: 'putKey', name: 'peer:b', value: { pinned: 2 } },
+      ])
       const again = await (await store.open(id)).readKeys()
       checkEqual([...again.entries()], [['peer:b', { pinned: 2 }]], 'after a delete, an overwrite and a reopen')
     },

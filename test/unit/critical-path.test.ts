@@ -46,7 +46,9 @@ async function pair(deferCommitMs = DEFAULT_LIMITS.deferCommitMs) {
   const alice = await openPeer(net.connect('a'), { store, clock, limits: { deferCommitMs } })
   const bob = await openPeer(net.connect('b'), { clock: new ManualClock() })
   // Connected, and each has learned the other's keys (what their hellos set up is committed).
-  await until(async () => ((await alice.ilm.connectedPeers()) as string[]).includes('b') && (await bob.ilm.safetyNumber('a')) !== undefined, { clocks: [clock] })
+  await until(async () => ((await alice.ilm.connectedPeers()) as string[]).includes('b') && (await bob.ilm.safetyNumber('a')) !== undefined, {
+    clocks: [clock],
+  })
   await tick()
   return { net, store, clock, alice, bob }
 }
