@@ -27,14 +27,15 @@ export interface Preview {
  * `vite preview` of the built test pages on a free loopback port, in its own
  * process group; resolves once it serves `page` (e.g. `bench.html`). `script`
  * names the npm script that builds the pages, for the error when they are missing.
+ * `checkout` is the repository whose pages to serve (another worktree, for before/after runs).
  */
-export async function startPreview(page: string, script: string): Promise<Preview> {
-  if (!existsSync(join(root, `test/browser/.dist/${page}`))) {
-    throw new Error(`test/browser/.dist/${page} is missing: run \`npx vite build --config test/browser/vite.config.ts\` (npm run ${script} does)`)
+export async function startPreview(page: string, script: string, checkout: string = root): Promise<Preview> {
+  if (!existsSync(join(checkout, `test/browser/.dist/${page}`))) {
+    throw new Error(`${checkout}/test/browser/.dist/${page} is missing: run \`npx vite build --config test/browser/vite.config.ts\` (npm run ${script} does)`)
   }
   const port = await freePort()
-  const child: ChildProcess = spawn(join(root, 'node_modules/.bin/vite'), ['preview', '--config', 'test/browser/vite.config.ts', '--port', String(port)], {
-    cwd: root,
+  const child: ChildProcess = spawn(join(checkout, 'node_modules/.bin/vite'), ['preview', '--config', 'test/browser/vite.config.ts', '--port', String(port)], {
+    cwd: checkout,
     stdio: ['ignore', 'ignore', 'inherit'],
     detached: true,
   })

@@ -17,13 +17,11 @@
  * Prints one line per round and build and the medians; writes them to
  * `--out` if given. Exits non-zero only when it could not run.
  */
-import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { basename } from 'node:path'
 import { chromium } from '@playwright/test'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
-import { freePort } from '../helpers/free-port.js'
-import { intArg, machine, makeProfile, removeProfile, runBench } from './browser-harness.js'
+import { intArg, machine, makeProfile, removeProfile, runBench, startPreview, type Preview } from './browser-harness.js'
 
 const ROUNDS = intArg('--rounds', 6)
 const AWAITED = intArg('--awaited', 200)
@@ -33,40 +31,6 @@ const out = process.argv.includes('--out') ? process.argv[process.argv.indexOf('
 const flags = new Set(['--rounds', '--awaited', '--commits', '--out'])
 const builds = process.argv.slice(2).filter((arg, i, all) => !flags.has(arg) && !flags.has(all[i - 1] ?? ''))
 
-interface Preview {
-  readonly url: string
-  stop(): void
-}
-
-async function preview(dir: string): Promise<Preview> {
-  const port = await freePort()
-  const child = spawn(join(dir, 'node_modules/.bin/vite'), ['preview', '--config', 'test/browser/vite.config.ts', '--port', String(port)], {
-    cwd: dir,
-    stdio: 'ignore',
-    detached: true,
-  })
-  const stop = (): void => {
-    try {
-      process.kill(-child.pid!, 'SIGTERM')
-    } catch {
-      // Already gone.
-    }
-  }
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/bench.html`)).ok) return { url, stop }
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      stop()
-      throw new Error(`${dir}: vite preview did not serve bench.html (is test/browser/.dist built?)`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b)
@@ -88,7 +52,7 @@ runBench('builds-ab', async () => {
   const previews: Preview[] = []
   const profile = makeProfile('intersession-builds-ab-')
   try {
-    for (const dir of builds) previews.push(await preview(dir))
+    for (const dir of builds) previews.push(await startPreview('bench.html', 'bench:idb', dir))
     const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, args: chromiumArgs })
     try {
       const pages = []
