@@ -155,6 +155,8 @@ test('reload() and killBrowser() mid-stream: every message arrives, in order', a
 test('relay.restart({ signal: SIGKILL }): the mailbox on disk keeps what an offline peer was sent', async ({ relay, peer }) => {
   const alice = await peer('alice', await app(relay, 'alice'))
   const bob = await peer('bob', await app(relay, 'bob'))
+  // They meet first (bob's message brings alice his keys): cut at once after login, bob may not have published them.
+  await alice.waitReceived(await sendMany(bob, 'alice', 1, 'hi'))
   await bob.offline()
   const ids = await sendMany(alice, 'bob', 10, 'stored')
   await expect.poll(async () => Promise.all(ids.map((id) => alice.status(id)))).toEqual(ids.map(() => 'stored'))
