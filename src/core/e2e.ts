@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js'
 import type { ContentKind } from './contents.js'
+import type { IlmError } from './errors.js'
 import type { Epoch, MessageId, PeerId } from './ids.js'
 import type { PeerStore } from './store.js'
 
@@ -8,9 +9,10 @@ import type { PeerStore } from './store.js'
  * - `ready`: its identity key is pinned and a current bundle is known, so
  *   messages to it can be sealed and its messages opened;
  * - `unknown`: no bundle heard yet (from its hello or the relay's directory);
- * - `changed`: it presented an identity key other than the pinned one. Its
- *   messages are held both ways until the application accepts the new key
- *   (or the `verifyPeerKey` hook does).
+ * - `changed`: it presented an identity key other than the pinned one (and
+ *   no `verifyPeerKey` hook said yes). Its messages are held both ways until
+ *   the application accepts the new key, or rejects it (back to `ready` under
+ *   the pinned one).
  */
 export type PeerKeyStatus = 'ready' | 'unknown' | 'changed'
 
@@ -45,12 +47,14 @@ export type OpenFailure =
 export interface LearnResult {
   /** The peer's status after the bundle was considered. */
   readonly status: PeerKeyStatus
-  /** True when this bundle's identity key differs from the pinned one (the `peer-key-changed` event fires). */
+  /** True when this bundle's identity key differs from the pinned one and is now held for the application (the `peer-key-changed` event fires). */
   readonly changed: boolean
   /** True when the bundle was refused (malformed, badly signed, for another peer); nothing changed. */
   readonly refused: boolean
   /** True when the keys messages to the peer are sealed under changed (first pin, a newer prekey, an accepted identity). */
   readonly rekeyed: boolean
+  /** Why the application's `verifyPeerKey` gave no verdict (it threw, or did not answer in time): the key is held as if it said no. */
+  readonly failure?: IlmError
 }
 
 /**
@@ -78,6 +82,8 @@ export interface Cipher {
   status(peer: PeerId): PeerKeyStatus
   /** Pins the identity key `peer` presented last, replacing the old pin; resolves with the new status. */
   accept(peer: PeerId): Promise<PeerKeyStatus>
+  /** Forgets the identity key `peer` presented last, keeping the old pin (a key presented again is a change again); resolves with the new status. */
+  reject(peer: PeerId): Promise<PeerKeyStatus>
   /** Seals `plaintext` for `context.to`, whose status must be `ready` (else rejects `IlmError('KEY_UNAVAILABLE')`). */
   seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array>
   /** Opens a sealed body from `context.from`. */

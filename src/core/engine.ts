@@ -12,7 +12,7 @@ import type {
 import type { TimerHandle } from './clock.js'
 import { decodeFrame, encodeFrame } from './codec.js'
 import { decodeContents, encodeContents, type EncodedContents } from './contents.js'
-import { packPlaintext, unpackPlaintext, type Cipher, type CipherContext, type E2EFactory } from './e2e.js'
+import { packPlaintext, unpackPlaintext, type Cipher, type CipherContext, type E2EFactory, type PeerKeyStatus } from './e2e.js'
 import type { LinkContext } from './context.js'
 import { Emitter, type Listener } from './emitter.js'
 import { handOverBatch, type Subscriber } from './hand-over.js'
@@ -371,13 +371,20 @@ export class Engine {
    * messages held both ways flow again. Rejects `KEY_UNAVAILABLE` when no
    * key of the peer is known, `E2E_MISMATCH` when encryption is off here.
    */
-  async acceptPeerKey(peer: string): Promise<void> {
-    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
-    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(peer).slice(0, 140)}`)
-    const cipher = this.#cipher
-    if (cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
-    if (cipher.status(peer) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
-    if ((await cipher.accept(peer)) === 'ready') this.#keysReady(peer)
+  acceptPeerKey(peer: string): Promise<void> {
+    return this.#decideKey(peer, (cipher, id) => cipher.accept(id))
+  }
+
+  /**
+   * Refuses the identity key `peer` presented last, after a
+   * `peer-key-changed` event (its safety number did not match): the key
+   * pinned before stays, and messages flow again both ways under it; frames
+   * sealed under the refused key go on being refused. Presented again (or
+   * another one), a key is a change again: `peer-key-changed` fires again.
+   * Rejects as `acceptPeerKey`.
+   */
+  rejectPeerKey(peer: string): Promise<void> {
+    return this.#decideKey(peer, (cipher, id) => cipher.reject(id))
   }
 
   /**
@@ -584,6 +591,7 @@ export class Engine {
         for (const entry of this.#opening.get(peer) ?? []) if (!entry.started) this.#startOpening(entry)
       })
       if (learned.refused) this.#refuse('KEY_INVALID')
+      if (learned.failure !== undefined) this.#fail(learned.failure)
       if (learned.changed) this.#events.emit('peer-key-changed', { peer })
       if (learned.rekeyed) this.#keysReady(peer)
     })
@@ -596,10 +604,28 @@ export class Engine {
     void link?.pump()
   }
 
-  /** Runs `step` after every earlier key step of `peer`, so that bundles are learned in arrival order. */
-  #inKeyOrder(peer: PeerId, step: () => Promise<void>): Promise<void> {
+  /** The application's decision on `peer`'s changed key, in order with the bundles being learned (a `verifyPeerKey` may be asked meanwhile). */
+  async #decideKey(peer: string, decide: (cipher: Cipher, peer: PeerId) => Promise<PeerKeyStatus>): Promise<void> {
+    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
+    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(peer).slice(0, 140)}`)
+    const cipher = this.#cipher
+    if (cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
+    if (cipher.status(peer) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
+    await this.#inKeyOrder(
+      peer,
+      async () => {
+        if ((await decide(cipher, peer)) === 'ready') this.#keysReady(peer)
+      },
+      false,
+    )
+  }
+
+  /** Runs `step` after every earlier key step of `peer`, so that bundles are learned in arrival order; its failure is reported as an `error` event when `report`. */
+  #inKeyOrder(peer: PeerId, step: () => Promise<void>, report = true): Promise<void> {
     const next = (this.#keyChain.get(peer) ?? Promise.resolve()).then(step)
-    const settled = next.catch((error: unknown) => this.#fail(error))
+    const settled = next.catch((error: unknown) => {
+      if (report) this.#fail(error)
+    })
     this.#keyChain.set(peer, settled)
     void settled.then(() => {
       if (this.#keyChain.get(peer) === settled) this.#keyChain.delete(peer)

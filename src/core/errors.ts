@@ -42,6 +42,8 @@ export type IlmErrorCode =
   | 'CRYPTO_FAILED'
   /** No usable key of the peer is known here (never heard, or its changed key not accepted): its messages wait. */
   | 'KEY_UNAVAILABLE'
+  /** The application's `verifyPeerKey` threw or did not answer in time: the peer's changed key is held as if it had said no; `cause` has its error. */
+  | 'KEY_VERIFY_FAILED'
   /** The transport could not take a frame now (peer unreachable, socket closed). */
   | 'TRANSPORT_FAILED'
   /** The engine's worker failed to load or to start (a wrong worker URL, a script error, no answer in time), or died and cannot be replaced. */

@@ -1,3 +1,4 @@
+import type { TimerHandle } from '../core/clock.js'
 import type { Cipher, CipherContext, E2EFactory, LearnResult, OpenFailure, PeerKeyStatus, SealContext } from '../core/e2e.js'
 import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
@@ -23,15 +24,21 @@ export interface WebCryptoE2EOptions {
   readonly keepRetiredMs?: number
   /**
    * Your own check of a peer's identity key (a PKI, a QR code scanned
-   * earlier): called when a peer presents a key other than the pinned one.
-   * `true` pins the new key at once; `false` holds the peer's messages until
-   * `acceptPeerKey(peer)`, as without the hook.
+   * earlier): called when a peer presents a key other than the pinned one,
+   * with a copy of the key (32 bytes, Ed25519). `true` pins the new key at
+   * once, without `peer-key-changed`; `false` holds the peer's messages until
+   * `acceptPeerKey(peer)`, as without the hook. So does a function that
+   * throws or does not answer within `verifyTimeoutMs` (reported as an
+   * `error` event, `KEY_VERIFY_FAILED`); a late answer is ignored.
    */
   readonly verifyPeerKey?: (peer: PeerId, identityKey: Uint8Array) => boolean | Promise<boolean>
+  /** How long `verifyPeerKey` may take. Default 10,000 ms. */
+  readonly verifyTimeoutMs?: number
 }
 
 const DAY_MS = 24 * 3600 * 1000
 const DERIVED_CACHE = 1024
+const NO_ANSWER = Symbol('no answer')
 
 /** A peer's pinned identity key, its newest bundle under that key, and a different key it presented, if any. */
 interface PeerKeys {
@@ -63,17 +70,21 @@ export function webCryptoE2E(options: WebCryptoE2EOptions = {}): E2EFactory {
   const rotateAfterMs = options.rotateAfterMs ?? DAY_MS
   const rotateAfterMessages = options.rotateAfterMessages ?? 10_000
   const keepRetiredMs = options.keepRetiredMs ?? 7 * DAY_MS
+  const verifyTimeoutMs = options.verifyTimeoutMs ?? 10_000
   if (!Number.isSafeInteger(keepRetiredMs) || keepRetiredMs < 0) throw new RangeError('keepRetiredMs must be a non-negative integer')
   if (!Number.isSafeInteger(rotateAfterMs) || rotateAfterMs < 1) throw new RangeError('rotateAfterMs must be a positive integer')
   if (!Number.isSafeInteger(rotateAfterMessages) || rotateAfterMessages < 1) throw new RangeError('rotateAfterMessages must be a positive integer')
+  if (!Number.isSafeInteger(verifyTimeoutMs) || verifyTimeoutMs < 1) throw new RangeError('verifyTimeoutMs must be a positive integer')
   if (options.verifyPeerKey !== undefined && typeof options.verifyPeerKey !== 'function') throw new TypeError('verifyPeerKey must be a function')
-  return (context) => WebCryptoCipher.load(context, { rotateAfterMs, rotateAfterMessages, keepRetiredMs, verifyPeerKey: options.verifyPeerKey })
+  return (context) =>
+    WebCryptoCipher.load(context, { rotateAfterMs, rotateAfterMessages, keepRetiredMs, verifyTimeoutMs, verifyPeerKey: options.verifyPeerKey })
 }
 
 interface Settings {
   readonly rotateAfterMs: number
   readonly rotateAfterMessages: number
   readonly keepRetiredMs: number
+  readonly verifyTimeoutMs: number
   readonly verifyPeerKey: WebCryptoE2EOptions['verifyPeerKey'] | undefined
 }
 
@@ -155,17 +166,45 @@ class WebCryptoCipher implements Cipher {
       if (bundle.prekey.id > known.presented.prekey.id) await this.#setPeer(peer, { ...known, presented: bundle })
       return { status: 'changed', changed: false, refused: false, rekeyed: false }
     }
-    if ((await this.#settings.verifyPeerKey?.(peer, bundle.identityKey)) === true) {
+    const verdict = await this.#verify(peer, bundle.identityKey)
+    if (verdict === true) {
       await this.#repin(peer, bundle)
-      return { status: 'ready', changed: true, refused: false, rekeyed: true }
+      return { status: 'ready', changed: false, refused: false, rekeyed: true }
     }
     await this.#setPeer(peer, { ...known, presented: bundle })
-    return { status: 'changed', changed: true, refused: false, rekeyed: false }
+    return { status: 'changed', changed: true, refused: false, rekeyed: false, ...(verdict !== false && { failure: verdict }) }
+  }
+
+  /** The application's verdict on a changed identity key; no hook is a no, and so is a hook that failed (why, for the engine to report). */
+  async #verify(peer: PeerId, identityKey: Uint8Array): Promise<boolean | IlmError> {
+    const verify = this.#settings.verifyPeerKey
+    if (verify === undefined) return false
+    const { clock } = this.#context
+    const ms = this.#settings.verifyTimeoutMs
+    let timer: TimerHandle | undefined
+    const late = new Promise<typeof NO_ANSWER>((resolve) => (timer = clock.setTimeout(() => resolve(NO_ANSWER), ms)))
+    try {
+      // A copy: what the hook does with its bytes cannot change the key pinned.
+      // Answers other than `true` are a no (the hook is the application's: JavaScript may return anything).
+      const answer: unknown = await Promise.race([Promise.resolve().then(() => verify(peer, identityKey.slice())), late])
+      return answer === NO_ANSWER ? new IlmError('KEY_VERIFY_FAILED', `verifyPeerKey did not answer for ${peer} within ${ms} ms`) : answer === true
+    } catch (error) {
+      return new IlmError('KEY_VERIFY_FAILED', `verifyPeerKey failed for ${peer}`, { cause: error })
+    } finally {
+      if (timer !== undefined) clock.clearTimeout(timer)
+    }
   }
 
   async accept(peer: PeerId): Promise<PeerKeyStatus> {
     const known = this.#peers.get(peer)
     if (known?.presented !== undefined) await this.#repin(peer, known.presented)
+    return this.status(peer)
+  }
+
+  async reject(peer: PeerId): Promise<PeerKeyStatus> {
+    const known = this.#peers.get(peer)
+    // The pin stays as it was; its sender key too. Only the key waiting for a decision goes.
+    if (known?.presented !== undefined) await this.#setPeer(peer, { pinned: known.pinned })
     return this.status(peer)
   }
 

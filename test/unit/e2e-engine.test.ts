@@ -3,7 +3,9 @@ import { ILM, MemoryNetwork, MemoryStore, type Transport } from '../../src/index
 import { decodeFrame } from '../../src/core/codec.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { decodeSealedBody, webCryptoE2E } from '../../src/crypto/index.js'
-import { contentsOf, openPeer, range, until } from '../helpers/engines.js'
+import type { E2EFactory } from '../../src/core/e2e.js'
+import type { PeerId } from '../../src/core/ids.js'
+import { codeOf, contentsOf, elapse, openPeer, range, until } from '../helpers/engines.js'
 
 /** A transport that records every frame it sends. */
 function recording(inner: Transport, wire: Uint8Array[]): Transport {
@@ -17,6 +19,38 @@ function recording(inner: Transport, wire: Uint8Array[]): Transport {
 }
 
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1')
+
+/**
+ * Bob (with `encryption`) pins alice ('a') on a first message; alice's store
+ * is then wiped: she comes back with a new identity key and sends `after`.
+ * `changed` records bob's `peer-key-changed` events; `before` is bob's safety
+ * number for alice's first key.
+ */
+async function wipedSender(encryption?: E2EFactory) {
+  const net = new MemoryNetwork()
+  const clock = new ManualClock()
+  const bob = await openPeer(net.connect('b'), { clock, ...(encryption !== undefined && { encryption }) })
+  const changed: string[] = []
+  bob.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
+  const first = await openPeer(net.connect('a'), { clock })
+  await first.ilm.send('b', 'before')
+  await until(() => bob.got.length === 1, { clocks: [clock] })
+  const before = await bob.ilm.safetyNumber('a')
+  await first.ilm.close()
+  const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
+  await wiped.ilm.send('b', 'after')
+  return { net, clock, bob, wiped, changed, before }
+}
+
+/** A `verifyPeerKey` hook that records what it was asked and answers with `answer`. */
+function hook(answer: (peer: PeerId, key: Uint8Array) => boolean | Promise<boolean>) {
+  const asked: { peer: string; key: Uint8Array }[] = []
+  const verifyPeerKey = (peer: PeerId, key: Uint8Array): boolean | Promise<boolean> => {
+    asked.push({ peer, key: Uint8Array.from(key) })
+    return answer(peer, key)
+  }
+  return { asked, verifyPeerKey }
+}
 
 describe('end-to-end encryption in the engine', () => {
   it('two peers exchange sealed messages: in order, once, and no contents on the wire', async () => {
@@ -55,18 +89,7 @@ describe('end-to-end encryption in the engine', () => {
   })
 
   it('a wiped sender store presents a new key: peer-key-changed, messages held until accepted, then delivered once', async () => {
-    const net = new MemoryNetwork()
-    const clock = new ManualClock()
-    const bob = await openPeer(net.connect('b'), { clock })
-    const changed: string[] = []
-    bob.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
-    const first = await openPeer(net.connect('a'), { clock })
-    await first.ilm.send('b', 'before')
-    await until(() => bob.got.length === 1, { clocks: [clock] })
-    const before = await bob.ilm.safetyNumber('a')
-    await first.ilm.close()
-    const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
-    await wiped.ilm.send('b', 'after')
+    const { clock, bob, wiped, changed, before } = await wipedSender()
     await until(() => changed.length === 1, { clocks: [clock] })
     expect(bob.got.length).toBe(1)
     expect(await bob.ilm.safetyNumber('a')).not.toBe(before)
@@ -103,5 +126,113 @@ describe('end-to-end encryption in the engine', () => {
     expect(bob.ilm.refused()).toEqual({})
     expect(await alice.ilm.pending()).toEqual({ outbound: 0, inbound: 0 })
     await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+})
+
+describe("the application's say on a changed key", () => {
+  it('verifyPeerKey says yes: the new key is pinned at once, without peer-key-changed, and its messages come without acceptPeerKey', async () => {
+    // The hook scribbles over the bytes it is given: what gets pinned is not its to change.
+    const { asked, verifyPeerKey } = hook((_, key) => (key.fill(0), true))
+    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey }))
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(['before', 'after'])
+    expect(changed).toEqual([])
+    expect(asked.map((a) => a.peer)).toEqual(['a'])
+    expect(asked[0]!.key.byteLength).toBe(32)
+    expect(await bob.ilm.safetyNumber('a')).toBe(await wiped.ilm.safetyNumber('b'))
+    expect(bob.errors).toEqual([])
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('verifyPeerKey says no: held with peer-key-changed, as without it; asked once per key; acceptPeerKey delivers', async () => {
+    const { asked, verifyPeerKey } = hook(() => false)
+    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey }))
+    await until(() => changed.length === 1, { clocks: [clock] })
+    // Alice keeps retransmitting and saying hello; the key she presents is the same, and is not asked about again.
+    await elapse([clock], 5000)
+    expect(asked.length).toBe(1)
+    expect(changed).toEqual(['a'])
+    expect(contentsOf(bob.got)).toEqual(['before'])
+    expect(bob.ilm.refused().KEY_HELD).toBeGreaterThan(0)
+    await bob.ilm.acceptPeerKey('a')
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(['before', 'after'])
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('verifyPeerKey throws: held with peer-key-changed, and an error event KEY_VERIFY_FAILED with its error as cause', async () => {
+    const failure = new Error('the directory is down')
+    const { verifyPeerKey } = hook(() => Promise.reject(failure))
+    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey }))
+    await until(() => changed.length === 1, { clocks: [clock] })
+    expect(bob.errors.map((e) => [e.code, e.cause])).toEqual([['KEY_VERIFY_FAILED', failure]])
+    expect(contentsOf(bob.got)).toEqual(['before'])
+    await bob.ilm.acceptPeerKey('a')
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('verifyPeerKey does not answer within verifyTimeoutMs: held with peer-key-changed and KEY_VERIFY_FAILED; its late yes is ignored', async () => {
+    let answer: (verdict: boolean) => void = () => {}
+    const { asked, verifyPeerKey } = hook(() => new Promise<boolean>((resolve) => (answer = resolve)))
+    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey, verifyTimeoutMs: 3000 }))
+    await until(() => asked.length === 1, { clocks: [clock] })
+    const askedAt = clock.now()
+    await until(() => changed.length === 1, { clocks: [clock] })
+    expect(clock.now() - askedAt).toBeGreaterThanOrEqual(3000)
+    expect(bob.errors.map((e) => e.code)).toEqual(['KEY_VERIFY_FAILED'])
+    answer(true)
+    await elapse([clock], 3000)
+    expect(contentsOf(bob.got)).toEqual(['before'])
+    await bob.ilm.acceptPeerKey('a')
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('rejectPeerKey keeps the pinned key; the new key presented again is a change again, and accepting it then delivers once, in order', async () => {
+    const { net, clock, bob, wiped, changed, before } = await wipedSender()
+    await until(() => changed.length === 1, { clocks: [clock] })
+    await bob.ilm.rejectPeerKey('a')
+    expect(await bob.ilm.safetyNumber('a')).toBe(before)
+    // Alice's frames are sealed under the refused key: they do not open under the pinned one.
+    await elapse([clock], 2000)
+    expect(contentsOf(bob.got)).toEqual(['before'])
+    expect(bob.ilm.refused().KEY_FORGED).toBeGreaterThan(0)
+    // Her next hello presents the refused key again.
+    net.disconnect('a')
+    net.reconnect('a')
+    await until(() => changed.length === 2, { clocks: [clock] })
+    expect(await bob.ilm.safetyNumber('a')).toBe(await wiped.ilm.safetyNumber('b'))
+    await bob.ilm.acceptPeerKey('a')
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    await elapse([clock], 2000)
+    expect(contentsOf(bob.got)).toEqual(['before', 'after'])
+    expect(changed).toEqual(['a', 'a'])
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('rejectPeerKey with nothing presented changes nothing; misuse rejects typed', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const alice = await openPeer(net.connect('a'), { clock })
+    const bob = await openPeer(net.connect('b'), { clock })
+    await alice.ilm.send('b', 'hi')
+    await until(() => bob.got.length === 1, { clocks: [clock] })
+    const number = await bob.ilm.safetyNumber('a')
+    await bob.ilm.rejectPeerKey('a')
+    expect(await bob.ilm.safetyNumber('a')).toBe(number)
+    await alice.ilm.send('b', 'still flowing')
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    expect(await codeOf(bob.ilm.rejectPeerKey('nobody'))).toBe('KEY_UNAVAILABLE')
+    expect(await codeOf(bob.ilm.rejectPeerKey('not valid'))).toBe('INVALID_PEER_ID')
+    const plain = await ILM.open({ store: new MemoryStore(), transport: net.connect('c'), clock, encryption: false })
+    expect(await codeOf(plain.rejectPeerKey('a'))).toBe('E2E_MISMATCH')
+    await Promise.all([alice.ilm.close(), bob.ilm.close(), plain.close()])
+    expect(await codeOf(bob.ilm.rejectPeerKey('a'))).toBe('CLOSED')
+  })
+
+  it('webCryptoE2E refuses a bad verifyPeerKey or verifyTimeoutMs at once', () => {
+    expect(() => webCryptoE2E({ verifyPeerKey: 'yes' as never })).toThrow(TypeError)
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => webCryptoE2E({ verifyTimeoutMs: bad })).toThrow(RangeError)
   })
 })
