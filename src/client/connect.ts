@@ -12,8 +12,17 @@ export type ClientTransportConfig =
   | (Omit<Extract<TransportConfig, { kind: 'websocket' }>, 'token'> & { readonly token?: string | (() => string | Promise<string>) })
 
 /** Options of {@link connect}. */
-export interface ConnectOptions extends Omit<HostConfig, 'transport'> {
+export interface ConnectOptions extends Omit<HostConfig, 'transport' | 'verifiesPeerKeys'> {
   readonly transport: ClientTransportConfig
+  /**
+   * Your own check of a peer's changed identity key (a PKI): `true` pins it
+   * at once, without `peer-key-changed`; `false` holds the peer's messages
+   * until `acceptPeerKey(peer)`, as without it. So does a function that
+   * throws or does not answer within 10 s (an `error` event,
+   * `KEY_VERIFY_FAILED`). The leader tab's is asked: give every tab of the
+   * identity the same one (a tab without it leads without it).
+   */
+  readonly verifyPeerKey?: (peer: string, identityKey: Uint8Array) => boolean | Promise<boolean>
   /**
    * A worker (or any Comlink endpoint, e.g. a MessagePort) that runs
    * `exposeHost()` from `intersession/worker`. Default: the bundled worker
@@ -43,12 +52,17 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
   if (!isPeerId(options.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
   if (typeof options.transport !== 'object' || options.transport === null) throw new TypeError('transport is required')
   installErrorTransfer()
-  const { worker, transport, workerTimeoutMs, ...rest } = options
+  const { worker, transport, workerTimeoutMs, verifyPeerKey, ...rest } = options
   if (workerTimeoutMs !== undefined && !(Number.isSafeInteger(workerTimeoutMs) && workerTimeoutMs > 0)) {
     throw new RangeError('workerTimeoutMs must be a positive integer')
   }
+  if (verifyPeerKey !== undefined && typeof verifyPeerKey !== 'function') throw new TypeError('verifyPeerKey must be a function')
   const token = transport.kind === 'websocket' && typeof transport.token === 'function' ? transport.token : undefined
-  const config = { ...rest, transport: token === undefined ? transport : { ...transport, token: undefined } } as HostConfig
+  const config = {
+    ...rest,
+    transport: token === undefined ? transport : { ...transport, token: undefined },
+    ...(verifyPeerKey !== undefined && { verifiesPeerKeys: true }),
+  } as HostConfig
   const webrtc = transport.kind === 'websocket' ? transport.webrtc : undefined
   const rtc: RTCConfiguration | undefined =
     webrtc === undefined || webrtc === false
@@ -69,6 +83,7 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
   }
   const messenger = new Messenger(options.peerId, config, spawn, {
     ...(token !== undefined && { token }),
+    ...(verifyPeerKey !== undefined && { verifyPeerKey }),
     ...(rtc !== undefined && { rtc }),
     ...(workerTimeoutMs !== undefined && { workerTimeoutMs }),
   })

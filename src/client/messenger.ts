@@ -32,6 +32,8 @@ export interface MessengerEvents extends EngineEvents {
 export interface MessengerOptions {
   /** Login tokens for the relay, fetched again before every login. */
   readonly token?: () => string | Promise<string>
+  /** The app's check of a peer's changed identity key, asked by the worker while this tab leads. */
+  readonly verifyPeerKey?: (peer: string, identityKey: Uint8Array) => boolean | Promise<boolean>
   /** RTCPeerConnection settings, when WebRTC is on. */
   readonly rtc?: RTCConfiguration
   /** How long a new worker may take to load and answer before `WORKER_FAILED`. Default 15,000 ms. */
@@ -326,6 +328,11 @@ export class Messenger {
     return this.#call('acceptPeerKey', [peer]) as Promise<void>
   }
 
+  /** As `ILM.rejectPeerKey`: refuses the identity key `peer` presented after a `peer-key-changed` event; the key pinned before stays, and messages flow again under it. */
+  rejectPeerKey(peer: string): Promise<void> {
+    return this.#call('rejectPeerKey', [peer]) as Promise<void>
+  }
+
   /** As `ILM.safetyNumber`: the fingerprint of both identity keys (12 groups of 5 digits) to compare out of band. */
   safetyNumber(peer: string): Promise<string | undefined> {
     return this.#call('safetyNumber', [peer]) as Promise<string | undefined>
@@ -525,6 +532,7 @@ export class Messenger {
         if (this.#options.token === undefined) throw new TypeError('the relay needs a token: give connect() one')
         return this.#options.token()
       },
+      verifyPeerKey: async (peer, identityKey) => (await this.#options.verifyPeerKey?.(peer, identityKey)) === true,
       rtc: (command) => this.#rtc?.command(command),
     })
   }

@@ -2,7 +2,7 @@ import type { Message } from '../core/api.js'
 import type { SerializedError } from './errors.js'
 
 /** Engine methods a follower tab may call on the leader's engine. */
-export const REMOTE_METHODS = ['send', 'delivered', 'status', 'connectedPeers', 'pending', 'acceptPeerKey', 'safetyNumber'] as const
+export const REMOTE_METHODS = ['send', 'delivered', 'status', 'connectedPeers', 'pending', 'acceptPeerKey', 'rejectPeerKey', 'safetyNumber'] as const
 
 /** One of {@link REMOTE_METHODS}. */
 export type RemoteMethod = (typeof REMOTE_METHODS)[number]

@@ -39,6 +39,12 @@ export interface HostConfig {
   readonly limits?: Partial<Limits>
   /** End-to-end encryption; on unless `false` (peers must agree). */
   readonly encryption?: boolean
+  /**
+   * True when the page decides on a peer's changed identity key
+   * (`PageSink.verifyPeerKey`, the app's `verifyPeerKey` given to
+   * `connect()`): asked while this tab leads, within 10 s, else the key is held.
+   */
+  readonly verifiesPeerKeys?: boolean
   /** IndexedDB database name; default `intersession:<peerId>`. */
   readonly dbName?: string
   /** Leader heartbeat period across tabs. Default 1,000 ms. */
@@ -91,6 +97,7 @@ export function validateConfig(config: HostConfig): void {
   if (!isPeerId(config.peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
   resolveLimits(config.limits)
   if (config.dbName !== undefined && (typeof config.dbName !== 'string' || config.dbName.length === 0)) throw new TypeError('dbName must be a non-empty string')
+  if (config.verifiesPeerKeys !== undefined && typeof config.verifiesPeerKeys !== 'boolean') throw new TypeError('verifiesPeerKeys must be a boolean')
   for (const key of ['heartbeatMs', 'staleAfterMs'] as const) positiveMs(key, config[key])
   const transport = config.transport as { kind?: unknown; url?: unknown; heartbeatMs?: number } | undefined
   if (transport?.kind === 'broadcast-channel') return

@@ -23,6 +23,8 @@ export interface PageSink {
   events(events: readonly SinkEvent[]): void
   /** A login token for the relay (the page's token function). */
   token(): Promise<string>
+  /** The app's verdict on a peer's changed identity key (its `verifyPeerKey`); asked only with `config.verifiesPeerKeys`. */
+  verifyPeerKey(peer: PeerId, identityKey: Uint8Array): Promise<boolean>
   /** WebRTC work only a page can do. */
   rtc(command: RtcCommand): void
 }
@@ -63,6 +65,7 @@ export interface HostApi {
   connectedPeers(): Promise<PeerId[]>
   pending(): Promise<PendingCounts>
   acceptPeerKey(peer: string): Promise<void>
+  rejectPeerKey(peer: string): Promise<void>
   safetyNumber(peer: string): Promise<string | undefined>
   /** Whether the page has message handlers. */
   subscribe(subscribed: boolean): void
@@ -193,6 +196,10 @@ export class Host implements HostApi {
     return this.#calls.call('acceptPeerKey', [peer]) as Promise<void>
   }
 
+  rejectPeerKey(peer: string): Promise<void> {
+    return this.#calls.call('rejectPeerKey', [peer]) as Promise<void>
+  }
+
   safetyNumber(peer: string): Promise<string | undefined> {
     return this.#calls.call('safetyNumber', [peer]) as Promise<string | undefined>
   }
@@ -283,7 +290,10 @@ export class Host implements HostApi {
   /** Acquired the lock: open the engine and serve. */
   async #lead(): Promise<void> {
     try {
-      const session = await LeaderSession.open(this.#config!, this.#factories, this.#transportContext(), this.#networkEnabled)
+      const config = this.#config!
+      // This tab's page decides while it leads: every tab passes the same function, and a follower's is never asked.
+      const verify = config.verifiesPeerKeys === true ? (peer: PeerId, key: Uint8Array) => this.#sink!.verifyPeerKey(peer, key) : undefined
+      const session = await LeaderSession.open(config, this.#factories, this.#transportContext(), this.#networkEnabled, verify)
       if (this.#role === 'closed') {
         await session.engine.close()
         return

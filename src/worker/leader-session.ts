@@ -1,5 +1,6 @@
 import type { EngineEvents, MessageBatchHandler } from '../core/api.js'
 import type { Listener } from '../core/emitter.js'
+import { webCryptoE2E, type WebCryptoE2EOptions } from '../crypto/web-crypto-cipher.js'
 import { ILM } from '../ilm.js'
 import type { HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 
@@ -24,15 +25,25 @@ export class LeaderSession {
     this.transport = transport
   }
 
-  /** Opens the transport (switched off if the app took the identity offline) and the engine on the identity's store. */
-  static async open(config: HostConfig, factories: HostFactories, context: TransportContext, networkEnabled: boolean): Promise<LeaderSession> {
+  /**
+   * Opens the transport (switched off if the app took the identity offline)
+   * and the engine on the identity's store; `verifyPeerKey` is this tab's
+   * page's, if it has one.
+   */
+  static async open(
+    config: HostConfig,
+    factories: HostFactories,
+    context: TransportContext,
+    networkEnabled: boolean,
+    verifyPeerKey?: WebCryptoE2EOptions['verifyPeerKey'],
+  ): Promise<LeaderSession> {
     const transport = await factories.createTransport(config, context)
     if (!networkEnabled) transport.setEnabled?.(false)
     const engine = await ILM.open({
       store: factories.createStore(config),
       transport,
       ...(config.limits !== undefined && { limits: config.limits }),
-      ...(config.encryption === false && { encryption: false }),
+      ...(config.encryption === false ? { encryption: false } : verifyPeerKey !== undefined && { encryption: webCryptoE2E({ verifyPeerKey }) }),
     })
     return new LeaderSession(engine, transport)
   }
