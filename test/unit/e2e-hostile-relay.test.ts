@@ -298,8 +298,8 @@ describe('a hostile relay: substituted keys', () => {
     expect(alice.got).toEqual([])
     expect(bob.keyChanged).toEqual(['alice'])
 
-    // Accepting pins the key last presented: the attacker's (there is no way to refuse it). Alice's genuine frames
-    // are then forged in bob's eyes, and her next hello presents her genuine key as a change.
+    // Accepting pins the key last presented: the attacker's (a user who did not compare numbers). Alice's genuine
+    // frames are then forged in bob's eyes, and her next hello presents her genuine key as a change.
     await bob.ilm.acceptPeerKey('alice')
     proxy.drop()
     await waitFor(() => bob.keyChanged.length === 2, 'a second peer-key-changed (the genuine key)')
@@ -323,6 +323,39 @@ describe('a hostile relay: substituted keys', () => {
     const { alice } = await substitutedThenAccepted()
     await waitFor(() => alice.got.length === 1, "alice got bob's reply")
     expect(texts(alice)).toEqual(['reply'])
+  })
+
+  it("for a peer already pinned: rejectPeerKey keeps alice's genuine pin; the attacker's key shown again is a change again; nothing accepted, everything delivered once, in order", async () => {
+    const { proxy, peers } = await setup()
+    const alice = peers.alice!
+    const bob = peers.bob!
+    await greet(peers)
+    const genuineNumber = await bob.ilm.safetyNumber('alice')
+    proxy.rewrite = substituteKeys('alice', 'bob')
+    proxy.drop()
+    await waitFor(() => bob.keyChanged.length === 1, 'peer-key-changed at bob')
+    const sent = messages('held', 3)
+    for (const text of sent) await alice.ilm.send('bob', text)
+    await bob.ilm.send('alice', 'reply')
+    await waitFor(() => (bob.ilm.refused().KEY_HELD ?? 0) > 0, 'KEY_HELD at bob')
+    // Bob's user compares the numbers, they differ: he refuses the key, and the genuine one stays pinned.
+    await bob.ilm.rejectPeerKey('alice')
+    expect(await bob.ilm.safetyNumber('alice')).toBe(genuineNumber)
+    // The relay goes on: the attacker's key comes with the next session's hello, and is a change again.
+    proxy.drop()
+    await waitFor(() => bob.keyChanged.length === 2, 'a second peer-key-changed (the attacker again)')
+    // The attack stops (what it had in flight lands first); bob refuses the attacker's key once more.
+    proxy.rewrite = undefined
+    await sleep(300)
+    await bob.ilm.rejectPeerKey('alice')
+    proxy.drop()
+    await waitFor(() => bob.got.length === 4 && alice.got.length === 1, `both ways delivered (refused at bob ${JSON.stringify(bob.ilm.refused())})`)
+    await sleep(500)
+    expect(texts(bob)).toEqual(['greeting from alice', ...sent])
+    expect(texts(alice)).toEqual(['reply'])
+    expect(bob.keyChanged).toEqual(['alice', 'alice'])
+    expect(await bob.ilm.safetyNumber('alice')).toBe(genuineNumber)
+    expect(genuineNumber).toBe(await alice.ilm.safetyNumber('bob'))
   })
 
   it('at first contact (trust on first use): no event, nothing delivered, and the safety numbers of the two ends differ', async () => {
