@@ -32,6 +32,9 @@ const received: Received[] = []
 const roles: string[] = []
 const errors: Array<{ code: string; message: string }> = []
 const keyChanges: string[] = []
+/** What this page's `verifyPeerKey` answers (see `connect`'s `verdict`), and the peers it was asked about. */
+let verdict = false
+const verifyAsked: string[] = []
 
 const harness = {
   faults: storageFaults(() => messenger),
@@ -54,8 +57,13 @@ const harness = {
       deferCommitMs?: number
       /** Run the engine in ./fault-worker.ts, whose storage faults a test arms. */
       faultyWorker?: boolean
+      /** The IndexedDB database (another one is a wiped store: a new epoch and new keys). */
+      dbName?: string
+      /** Give connect() a `verifyPeerKey` that answers this (`setVerdict` changes it). */
+      verdict?: boolean
     } = {},
   ) {
+    verdict = options.verdict ?? false
     const worker = options.faultyWorker === true ? new Worker(new URL('./fault-worker.ts', import.meta.url), { type: 'module' }) : undefined
     messenger = await connect({
       peerId,
@@ -73,6 +81,13 @@ const harness = {
       ...(options.heartbeatMs !== undefined && { heartbeatMs: options.heartbeatMs }),
       ...(options.deferCommitMs !== undefined && { limits: { deferCommitMs: options.deferCommitMs } }),
       ...(worker !== undefined && { worker }),
+      ...(options.dbName !== undefined && { dbName: options.dbName }),
+      ...(options.verdict !== undefined && {
+        verifyPeerKey: (peer: string) => {
+          verifyAsked.push(peer)
+          return verdict
+        },
+      }),
     })
     messenger.on('role', (role) => roles.push(role))
     messenger.on('error', (e) => errors.push({ code: e.code, message: e.message }))
@@ -149,6 +164,12 @@ const harness = {
   /** Peers that presented a changed identity key (`peer-key-changed`), in order. */
   keyChanges: () => [...keyChanges],
   acceptPeerKey: (peer: string) => messenger!.acceptPeerKey(peer),
+  rejectPeerKey: (peer: string) => messenger!.rejectPeerKey(peer),
+  setVerdict: (yes: boolean) => void (verdict = yes),
+  /** Peers this page's `verifyPeerKey` was asked about, in order. */
+  verifyAsked: () => [...verifyAsked],
+  /** The engine's own key records in IndexedDB: its identity key (hex) and whether any private key there is extractable. */
+  engineKeys,
   safetyNumber: (peer: string) => messenger!.safetyNumber(peer),
   close: () => messenger!.close(),
   async sendError(to: unknown, contents: unknown) {
@@ -259,6 +280,21 @@ async function runCases(cases: ContractCase[]) {
     }
   }
   return results
+}
+
+/** Reads the cipher's records of `peerId`'s store (object store `keys`) as the engine keeps them. */
+async function engineKeys(peerId: string, dbName = `intersession:${peerId}`) {
+  const db = await openDB(dbName)
+  const identity = (await db.get('keys', 'identity')) as { epoch: string; publicKey: Uint8Array; signing: CryptoKeyPair } | undefined
+  const prekeys = (await db.get('keys', 'prekeys')) as { current: { agreement: CryptoKeyPair } } | undefined
+  db.close()
+  if (identity === undefined || prekeys === undefined) return undefined
+  return {
+    epoch: identity.epoch,
+    identityKey: [...identity.publicKey].map((byte) => byte.toString(16).padStart(2, '0')).join(''),
+    identityExtractable: identity.signing.privateKey.extractable,
+    prekeyExtractable: prekeys.current.agreement.privateKey.extractable,
+  }
 }
 
 declare global {

@@ -1,0 +1,133 @@
+/**
+ * End-to-end encryption at engine level in real Chromium, on profiles on
+ * disk, through a real relay: the keys an identity's engine keeps in
+ * IndexedDB (non-extractable) are the ones every tab's engine uses, across a
+ * leader tab's reload and a browser restart, so its peer never sees a key
+ * change; and `connect({ verifyPeerKey })` deciding on a peer's new key.
+ * (src/crypto's records themselves across a browser restart:
+ * test/engines/crypto-records.test.ts.)
+ */
+import type { Page } from '@playwright/test'
+import { expect, test } from '../../src/playwright/index.js'
+import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+
+test.use({ relayOptions: REPO_RELAY })
+
+const texts = (prefix: string, from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${from + i}`)
+const SAFETY_NUMBER = /^(\d{5} ){11}\d{5}$/
+
+/** Connects the harness in `page` as `peerId` through the relay; resolves once the tab plays `role`. */
+async function join(
+  page: Page,
+  peerId: string,
+  relay: string,
+  role: 'leader' | 'follower',
+  options: { dbName?: string; verdict?: boolean } = {},
+): Promise<void> {
+  await page.evaluate(({ peerId, relay, options }) => window.harness.connect(peerId, { relay, ...options }), { peerId, relay, options })
+  await expect.poll(() => page.evaluate(() => window.harness.role()), { timeout: 15_000 }).toBe(role)
+}
+
+const received = (page: Page): Promise<unknown[]> => page.evaluate(() => window.harness.received().map((m) => m.contents))
+
+test("alice's keys stay hers across a leader tab's reload and a browser restart; both her tabs use them; bob sees no key change; messages flow once, in order", async ({
+  relay,
+  peer,
+}) => {
+  const aliceBrowser = await peer('alice', HARNESS)
+  const bobBrowser = await peer('bob', HARNESS)
+  const leader = await harnessTab(aliceBrowser, true)
+  await join(leader, 'alice', relay.url, 'leader')
+  const follower = await harnessTab(aliceBrowser)
+  await join(follower, 'alice', relay.url, 'follower')
+  const bob = await harnessTab(bobBrowser, true)
+  await join(bob, 'bob', relay.url, 'leader')
+
+  // The follower sends through the leader's engine; bob answers; both of alice's tabs are handed his messages.
+  await follower.evaluate(() => window.harness.sendMany('bob', 'a', 0, 5))
+  await bob.evaluate(() => window.harness.sendMany('alice', 'b', 0, 5))
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
+  await expect.poll(() => follower.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
+
+  const number = await bob.evaluate(() => window.harness.safetyNumber('alice'))
+  expect(number).toMatch(SAFETY_NUMBER)
+  expect(await leader.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
+  expect(await follower.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
+  const keys = await leader.evaluate(() => window.harness.engineKeys('alice'))
+  expect(keys).toMatchObject({ identityExtractable: false, prekeyExtractable: false })
+  expect(keys?.identityKey).toMatch(/^[0-9a-f]{64}$/)
+
+  // The leader tab reloads: the follower's worker takes over and opens the engine on the same store, with its keys.
+  await leader.reload()
+  await leader.waitForFunction(() => document.title === 'ready')
+  await expect.poll(() => follower.evaluate(() => window.harness.role()), { timeout: 15_000 }).toBe('leader')
+  await join(leader, 'alice', relay.url, 'follower')
+  expect(await follower.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
+  expect(await leader.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
+  expect(await follower.evaluate(() => window.harness.engineKeys('alice'))).toEqual(keys)
+
+  await leader.evaluate(() => window.harness.sendMany('bob', 'a', 5, 5))
+  await bob.evaluate(() => window.harness.sendMany('alice', 'b', 5, 5))
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(10)
+  await expect.poll(() => follower.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(10)
+  expect(await received(follower)).toEqual(texts('b', 0, 10))
+
+  // Alice quits her browser and starts it again on the same profile: one tab, the same keys.
+  await aliceBrowser.close()
+  await aliceBrowser.reopen()
+  const again = await harnessTab(aliceBrowser, true)
+  await join(again, 'alice', relay.url, 'leader')
+  expect(await again.evaluate(() => window.harness.engineKeys('alice'))).toEqual(keys)
+  expect(await again.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
+
+  await again.evaluate(() => window.harness.sendMany('bob', 'a', 10, 5))
+  await bob.evaluate(() => window.harness.sendMany('alice', 'b', 10, 5))
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(15)
+  await expect.poll(() => again.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
+  await expect.poll(() => again.evaluate(() => window.harness.pending()), { timeout: 30_000 }).toEqual({ outbound: 0, inbound: 0 })
+
+  const atBob = await bob.evaluate(() => window.harness.received())
+  expect(atBob.map((m) => m.contents)).toEqual(texts('a', 0, 15))
+  expect(atBob.map((m) => m.seq)).toEqual([...Array(15).keys()])
+  expect(await received(again)).toEqual(texts('b', 10, 5))
+  expect(await bob.evaluate(() => window.harness.keyChanges())).toEqual([])
+  expect(await bob.evaluate(() => window.harness.safetyNumber('alice'))).toBe(number)
+  expect((await bob.evaluate(() => window.harness.errors())).map((e) => e.code)).toEqual([])
+})
+
+test("connect({ verifyPeerKey }): a no holds a wiped peer's new key with peer-key-changed; a yes pins the next one without it", async ({ relay, peer }) => {
+  const aliceBrowser = await peer('alice', HARNESS)
+  const bobBrowser = await peer('bob', HARNESS)
+  const bob = await harnessTab(bobBrowser, true)
+  await join(bob, 'bob', relay.url, 'leader', { verdict: false })
+  const alice = await harnessTab(aliceBrowser, true)
+  await join(alice, 'alice', relay.url, 'leader', { dbName: 'alice-1' })
+  await alice.evaluate(() => window.harness.sendMany('bob', 'm', 0, 3))
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(3)
+
+  // Alice comes back on another database: a wiped store, with a new identity key. Bob's page says no.
+  await alice.reload()
+  await alice.waitForFunction(() => document.title === 'ready')
+  await join(alice, 'alice', relay.url, 'leader', { dbName: 'alice-2' })
+  await alice.evaluate(() => window.harness.sendMany('bob', 'w', 0, 3))
+  await expect.poll(() => bob.evaluate(() => window.harness.keyChanges()), { timeout: 30_000 }).toEqual(['alice'])
+  expect(await bob.evaluate(() => window.harness.verifyAsked())).toEqual(['alice'])
+  expect(await bob.evaluate(() => window.harness.safetyNumber('alice'))).toBe(await alice.evaluate(() => window.harness.safetyNumber('bob')))
+  await bob.waitForTimeout(1000)
+  expect(await received(bob)).toEqual(texts('m', 0, 3))
+  await bob.evaluate(() => window.harness.acceptPeerKey('alice'))
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(6)
+
+  // Once more, and bob's page now says yes: pinned at once, no event, no acceptPeerKey.
+  await bob.evaluate(() => window.harness.setVerdict(true))
+  await alice.reload()
+  await alice.waitForFunction(() => document.title === 'ready')
+  await join(alice, 'alice', relay.url, 'leader', { dbName: 'alice-3' })
+  await alice.evaluate(() => window.harness.sendMany('bob', 'v', 0, 3))
+  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(9)
+  expect(await received(bob)).toEqual([...texts('m', 0, 3), ...texts('w', 0, 3), ...texts('v', 0, 3)])
+  expect(await bob.evaluate(() => window.harness.verifyAsked())).toEqual(['alice', 'alice'])
+  expect(await bob.evaluate(() => window.harness.keyChanges())).toEqual(['alice'])
+  expect(await bob.evaluate(() => window.harness.safetyNumber('alice'))).toBe(await alice.evaluate(() => window.harness.safetyNumber('bob')))
+  expect((await bob.evaluate(() => window.harness.errors())).map((e) => e.code)).toEqual([])
+})
