@@ -68,9 +68,10 @@ export interface EngineEvents {
   'peer-offline': { readonly peer: PeerId }
   /**
    * `peer` presented an identity key other than the one pinned here (a wiped
-   * store, a new device, or a relay substituting keys). Messages to and from
-   * it wait until `acceptPeerKey(peer)`; compare `safetyNumber(peer)` out of
-   * band first.
+   * store, a new device, or a relay substituting keys), and no
+   * `verifyPeerKey` said yes. Messages to and from it wait: compare
+   * `safetyNumber(peer)` out of band, then `acceptPeerKey(peer)`, or
+   * `rejectPeerKey(peer)` to keep the pinned key.
    */
   'peer-key-changed': { readonly peer: PeerId }
   error: IlmError
