@@ -29,6 +29,18 @@ async function join(
 }
 
 const received = (page: Page): Promise<unknown[]> => page.evaluate(() => window.harness.received().map((m) => m.contents))
+const count = (page: Page): Promise<number> => page.evaluate(() => window.harness.receivedCount())
+
+/**
+ * Alice's tab `from` sends bob `a<first>`..`a<first+4>` and bob answers `b<first>`..; resolves once bob holds
+ * `first + 5` messages and alice's tab `to` holds `toCount`.
+ */
+async function round(from: Page, bob: Page, first: number, to: Page, toCount: number): Promise<void> {
+  await from.evaluate((first) => window.harness.sendMany('bob', 'a', first, 5), first)
+  await bob.evaluate((first) => window.harness.sendMany('alice', 'b', first, 5), first)
+  await expect.poll(() => count(bob), { timeout: 30_000 }).toBe(first + 5)
+  await expect.poll(() => count(to), { timeout: 30_000 }).toBe(toCount)
+}
 
 test("alice's keys stay hers across a leader tab's reload and a browser restart; both her tabs use them; bob sees no key change; messages flow once, in order", async ({
   relay,
@@ -44,10 +56,7 @@ test("alice's keys stay hers across a leader tab's reload and a browser restart;
   await join(bob, 'bob', relay.url, 'leader')
 
   // The follower sends through the leader's engine; bob answers; both of alice's tabs are handed his messages.
-  await follower.evaluate(() => window.harness.sendMany('bob', 'a', 0, 5))
-  await bob.evaluate(() => window.harness.sendMany('alice', 'b', 0, 5))
-  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
-  await expect.poll(() => follower.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
+  await round(follower, bob, 0, follower, 5)
 
   const number = await bob.evaluate(() => window.harness.safetyNumber('alice'))
   expect(number).toMatch(SAFETY_NUMBER)
@@ -66,10 +75,7 @@ test("alice's keys stay hers across a leader tab's reload and a browser restart;
   expect(await leader.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
   expect(await follower.evaluate(() => window.harness.engineKeys('alice'))).toEqual(keys)
 
-  await leader.evaluate(() => window.harness.sendMany('bob', 'a', 5, 5))
-  await bob.evaluate(() => window.harness.sendMany('alice', 'b', 5, 5))
-  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(10)
-  await expect.poll(() => follower.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(10)
+  await round(leader, bob, 5, follower, 10)
   expect(await received(follower)).toEqual(texts('b', 0, 10))
 
   // Alice quits her browser and starts it again on the same profile: one tab, the same keys.
@@ -80,10 +86,7 @@ test("alice's keys stay hers across a leader tab's reload and a browser restart;
   expect(await again.evaluate(() => window.harness.engineKeys('alice'))).toEqual(keys)
   expect(await again.evaluate(() => window.harness.safetyNumber('bob'))).toBe(number)
 
-  await again.evaluate(() => window.harness.sendMany('bob', 'a', 10, 5))
-  await bob.evaluate(() => window.harness.sendMany('alice', 'b', 10, 5))
-  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(15)
-  await expect.poll(() => again.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
+  await round(again, bob, 10, again, 5)
   await expect.poll(() => again.evaluate(() => window.harness.pending()), { timeout: 30_000 }).toEqual({ outbound: 0, inbound: 0 })
 
   const atBob = await bob.evaluate(() => window.harness.received())
@@ -103,7 +106,7 @@ test("connect({ verifyPeerKey }): a no holds a wiped peer's new key with peer-ke
   const alice = await harnessTab(aliceBrowser, true)
   await join(alice, 'alice', relay.url, 'leader', { dbName: 'alice-1' })
   await alice.evaluate(() => window.harness.sendMany('bob', 'm', 0, 3))
-  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(3)
+  await expect.poll(() => count(bob), { timeout: 30_000 }).toBe(3)
 
   // Alice comes back on another database: a wiped store, with a new identity key. Bob's page says no.
   await alice.reload()
@@ -116,7 +119,7 @@ test("connect({ verifyPeerKey }): a no holds a wiped peer's new key with peer-ke
   await bob.waitForTimeout(1000)
   expect(await received(bob)).toEqual(texts('m', 0, 3))
   await bob.evaluate(() => window.harness.acceptPeerKey('alice'))
-  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(6)
+  await expect.poll(() => count(bob), { timeout: 30_000 }).toBe(6)
 
   // Once more, and bob's page now says yes: pinned at once, no event, no acceptPeerKey.
   await bob.evaluate(() => window.harness.setVerdict(true))
@@ -124,7 +127,7 @@ test("connect({ verifyPeerKey }): a no holds a wiped peer's new key with peer-ke
   await alice.waitForFunction(() => document.title === 'ready')
   await join(alice, 'alice', relay.url, 'leader', { dbName: 'alice-3' })
   await alice.evaluate(() => window.harness.sendMany('bob', 'v', 0, 3))
-  await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(9)
+  await expect.poll(() => count(bob), { timeout: 30_000 }).toBe(9)
   expect(await received(bob)).toEqual([...texts('m', 0, 3), ...texts('w', 0, 3), ...texts('v', 0, 3)])
   expect(await bob.evaluate(() => window.harness.verifyAsked())).toEqual(['alice', 'alice'])
   expect(await bob.evaluate(() => window.harness.keyChanges())).toEqual(['alice'])
