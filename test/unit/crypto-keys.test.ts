@@ -14,19 +14,14 @@ import {
   type KeyBundle,
   type Prekey,
 } from '../../src/crypto/index.js'
+import { alice, aliceEpoch, mallory, NOW, otherEpoch } from '../helpers/crypto-fixtures.js'
 import { be32, be64, edVerify, layout } from '../helpers/crypto-reference.js'
-
-const alice = 'alice' as PeerId
-const mallory = 'mallory' as PeerId
-const epoch1 = '00m5x3k1a.abcDEF123_-' as Epoch
-const epoch2 = '00m5x3k1b.xyz789' as Epoch
-const NOW = 1_765_000_000_000
 
 let identity: IdentityKeys
 let prekey: Prekey
 let bundle: KeyBundle
 beforeAll(async () => {
-  identity = await createIdentityKeys(alice, epoch1)
+  identity = await createIdentityKeys(alice, aliceEpoch)
   prekey = await createPrekey(identity, 7, NOW)
   bundle = bundleOf(identity, prekey)
 })
@@ -34,7 +29,7 @@ beforeAll(async () => {
 describe('identity keys', () => {
   it('are an Ed25519 pair whose private half cannot be exported, with the raw public key', async () => {
     expect(identity.peer).toBe(alice)
-    expect(identity.epoch).toBe(epoch1)
+    expect(identity.epoch).toBe(aliceEpoch)
     expect(identity.signing.privateKey.algorithm.name).toBe('Ed25519')
     expect(identity.signing.privateKey.extractable).toBe(false)
     await expect(crypto.subtle.exportKey('pkcs8', identity.signing.privateKey)).rejects.toThrow()
@@ -44,8 +39,8 @@ describe('identity keys', () => {
   })
 
   it('refuse an invalid peer or epoch at once', () => {
-    expect(() => createIdentityKeys('' as PeerId, epoch1)).toThrow(TypeError)
-    expect(() => createIdentityKeys('a b' as PeerId, epoch1)).toThrow(TypeError)
+    expect(() => createIdentityKeys('' as PeerId, aliceEpoch)).toThrow(TypeError)
+    expect(() => createIdentityKeys('a b' as PeerId, aliceEpoch)).toThrow(TypeError)
     expect(() => createIdentityKeys(alice, 'nope' as Epoch)).toThrow(TypeError)
   })
 })
@@ -58,7 +53,7 @@ describe('prekeys', () => {
     expect(prekey.agreement.privateKey.extractable).toBe(false)
     await expect(crypto.subtle.exportKey('pkcs8', prekey.agreement.privateKey)).rejects.toThrow()
     expect(prekey.publicKey).toEqual(new Uint8Array(await crypto.subtle.exportKey('raw', prekey.agreement.publicKey)))
-    const signed = layout('intersession e2e v1 prekey', [alice, epoch1, be32(7), be64(NOW), prekey.publicKey])
+    const signed = layout('intersession e2e v1 prekey', [alice, aliceEpoch, be32(7), be64(NOW), prekey.publicKey])
     expect(edVerify(identity.publicKey, signed, prekey.signature)).toBe(true)
   })
 
@@ -75,7 +70,7 @@ describe('bundles', () => {
     expect(bundle).toEqual({
       v: 1,
       peer: alice,
-      epoch: epoch1,
+      epoch: aliceEpoch,
       identityKey: identity.publicKey,
       prekey: { id: 7, createdAt: NOW, key: prekey.publicKey, signature: prekey.signature },
     })
@@ -83,16 +78,16 @@ describe('bundles', () => {
   })
 
   it('do not verify with a substituted prekey, identity key or signed field', async () => {
-    const other = await createIdentityKeys(alice, epoch1)
+    const other = await createIdentityKeys(alice, aliceEpoch)
     const otherPrekey = await createPrekey(identity, 7, NOW)
     const forged: KeyBundle[] = [
       { ...bundle, prekey: { ...bundle.prekey, key: otherPrekey.publicKey } },
       { ...bundle, identityKey: other.publicKey },
       { ...bundle, prekey: { ...bundle.prekey, id: 8 } },
       { ...bundle, prekey: { ...bundle.prekey, createdAt: NOW + 1 } },
-      // The signature was made over alice in epoch1: it is no good for another peer or epoch.
+      // The signature was made over alice in aliceEpoch: it is no good for another peer or epoch.
       { ...bundle, peer: mallory },
-      { ...bundle, epoch: epoch2 },
+      { ...bundle, epoch: otherEpoch },
       { ...bundle, prekey: { ...bundle.prekey, signature: flip(bundle.prekey.signature, 100) } },
       { ...bundle, prekey: { ...bundle.prekey, key: flip(bundle.prekey.key, 3) } },
       { ...bundle, prekey: { ...bundle.prekey, signature: bundle.prekey.signature.subarray(1) } },
@@ -107,7 +102,7 @@ describe('bundles', () => {
 
   it('encode as the version byte and length-prefixed fields, and decode back', () => {
     const bytes = encodeBundle(bundle)
-    const fields = [alice, epoch1, identity.publicKey, be32(7), be64(NOW), prekey.publicKey, prekey.signature]
+    const fields = [alice, aliceEpoch, identity.publicKey, be32(7), be64(NOW), prekey.publicKey, prekey.signature]
     expect(Buffer.from(bytes)).toEqual(layout('\x01', fields))
     expect(decodeBundle(bytes)).toEqual({ ok: true, bundle })
   })
@@ -125,7 +120,7 @@ describe('bundles', () => {
     expect(decodeBundle(Uint8Array.of(2, ...bytes.subarray(1)))).toMatchObject({ ok: false, reason: 'VERSION' })
     expect(decodeBundle(Uint8Array.of(...bytes, 0))).toMatchObject({ ok: false, reason: 'TRAILING' })
     const reencode = (fields: Array<string | Uint8Array>): Uint8Array => new Uint8Array(layout('\x01', fields))
-    const good = [alice, epoch1, identity.publicKey, be32(7), be64(NOW), prekey.publicKey, prekey.signature] as Array<string | Uint8Array>
+    const good = [alice, aliceEpoch, identity.publicKey, be32(7), be64(NOW), prekey.publicKey, prekey.signature] as Array<string | Uint8Array>
     const replaced = (i: number, value: string | Uint8Array): Uint8Array => reencode(good.map((f, j) => (j === i ? value : f)))
     expect(decodeBundle(replaced(2, new Uint8Array(31)))).toMatchObject({ ok: false, reason: 'SIZE' })
     expect(decodeBundle(replaced(3, new Uint8Array(8)))).toMatchObject({ ok: false, reason: 'SIZE' })

@@ -1,7 +1,7 @@
 /** src/crypto seal/open: AES-GCM under a sender key, the seq as nonce, every field of the context bound as AAD. */
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
+import type { Epoch, MessageId } from '../../src/core/ids.js'
 import {
   bundleOf,
   createIdentityKeys,
@@ -13,56 +13,27 @@ import {
   type SealContext,
   type SenderKey,
 } from '../../src/crypto/index.js'
+import { alice, aliceEpoch, bobEpoch, carol, flipBit, NOW, otherEpoch, sealContext, streamKeys, text } from '../helpers/crypto-fixtures.js'
 
-const alice = 'alice' as PeerId
-const bob = 'bob' as PeerId
-const carol = 'carol' as PeerId
-const aliceEpoch = '00m5x3k1a.abcDEF123_-' as Epoch
-const bobEpoch = '00m5x3k1b.xyz789' as Epoch
-const NOW = 1_765_000_000_000
-const text = (s: string): Uint8Array => new TextEncoder().encode(s)
-
-const ctx: SealContext = {
-  from: alice,
-  to: bob,
-  fromEpoch: aliceEpoch,
-  toEpoch: bobEpoch,
-  seq: 41,
-  id: 'V1StGXR8_Z5jdHi6B-myT' as MessageId,
-  contentKind: 's',
-  kid: 5,
-}
+const ctx = sealContext({ seq: 41 })
 
 let toBob: SenderKey
 let toCarol: SenderKey
 let bobKey: CryptoKey
 beforeAll(async () => {
-  const [aliceId, bobId, carolId] = await Promise.all([
-    createIdentityKeys(alice, aliceEpoch),
-    createIdentityKeys(bob, bobEpoch),
-    createIdentityKeys(carol, bobEpoch),
-  ])
-  const bobPrekey = await createPrekey(bobId, 1, NOW)
-  const make = async (receiver: typeof bobId): Promise<SenderKey> =>
-    createSenderKey({
-      identity: aliceId,
-      from: alice,
-      fromEpoch: aliceEpoch,
-      to: receiver.peer,
-      receiver: bundleOf(receiver, await createPrekey(receiver, 1, NOW)),
-      kid: 5,
-      now: NOW,
-    })
-  toBob = await createSenderKey({ identity: aliceId, from: alice, fromEpoch: aliceEpoch, to: bob, receiver: bundleOf(bobId, bobPrekey), kid: 5, now: NOW })
-  toCarol = await make(carolId)
-  const opened = await openSenderKey({
-    identity: bobId,
-    prekey: bobPrekey,
+  const { aliceId, sent, request } = await streamKeys()
+  const carolId = await createIdentityKeys(carol, bobEpoch)
+  toBob = sent
+  toCarol = await createSenderKey({
+    identity: aliceId,
     from: alice,
     fromEpoch: aliceEpoch,
-    senderIdentityKey: aliceId.publicKey,
-    header: toBob.header,
+    to: carol,
+    receiver: bundleOf(carolId, await createPrekey(carolId, 1, NOW)),
+    kid: 5,
+    now: NOW,
   })
+  const opened = await openSenderKey(request)
   if (!opened.ok) throw new Error(opened.reason)
   bobKey = opened.key
 })
@@ -96,7 +67,7 @@ describe('seal and open', () => {
     const changed: SealContext[] = [
       { ...ctx, from: carol },
       { ...ctx, to: carol },
-      { ...ctx, fromEpoch: '00m5x3k1c.other1' as Epoch },
+      { ...ctx, fromEpoch: otherEpoch },
       { ...ctx, toEpoch: '00m5x3k1c.other2' as Epoch },
       { ...ctx, seq: 42 },
       { ...ctx, seq: 41 + 2 ** 32 },
@@ -110,11 +81,7 @@ describe('seal and open', () => {
 
   it('do not open with any bit flipped, in the ciphertext or the tag, or cut short', async () => {
     const sealed = await seal(toBob.key, ctx, text('twenty bytes of text'))
-    for (let bit = 0; bit < sealed.byteLength * 8; bit++) {
-      const flipped = Uint8Array.from(sealed)
-      flipped[bit >> 3]! ^= 1 << (bit & 7)
-      expect(await open(bobKey, ctx, flipped)).toBeUndefined()
-    }
+    for (let bit = 0; bit < sealed.byteLength * 8; bit++) expect(await open(bobKey, ctx, flipBit(sealed, bit))).toBeUndefined()
     for (let length = 0; length < sealed.byteLength; length++) expect(await open(bobKey, ctx, sealed.subarray(0, length))).toBeUndefined()
     expect(await open(bobKey, ctx, Uint8Array.of(...sealed, 0))).toBeUndefined()
   })

@@ -4,7 +4,7 @@
  * by a known answer computed independently with node:crypto.
  */
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
+import type { Epoch, PeerId } from '../../src/core/ids.js'
 import {
   bundleOf,
   createIdentityKeys,
@@ -17,19 +17,24 @@ import {
   type KeyBundle,
   type OpenSenderKeyRequest,
   type Prekey,
-  type SealContext,
   type SenderKey,
   type SenderKeyHeader,
 } from '../../src/crypto/index.js'
+import {
+  alice,
+  aliceEpoch,
+  bob,
+  bobEpoch,
+  carol,
+  flipBit,
+  MESSAGE_ID,
+  NOW,
+  otherEpoch,
+  sealContext as ctx,
+  streamKeys,
+  text,
+} from '../helpers/crypto-fixtures.js'
 import { be32, be64, edSign, edVerify, gcmSeal, layout, nodePair, streamKey, toWebCrypto } from '../helpers/crypto-reference.js'
-
-const alice = 'alice' as PeerId
-const bob = 'bob' as PeerId
-const carol = 'carol' as PeerId
-const aliceEpoch = '00m5x3k1a.abcDEF123_-' as Epoch
-const bobEpoch = '00m5x3k1b.xyz789' as Epoch
-const NOW = 1_765_000_000_000
-const text = (s: string): Uint8Array => new TextEncoder().encode(s)
 
 let aliceId: IdentityKeys
 let bobId: IdentityKeys
@@ -39,27 +44,8 @@ let bobBundle: KeyBundle
 let sent: SenderKey
 let request: OpenSenderKeyRequest
 beforeAll(async () => {
-  ;[aliceId, bobId, malloryId] = await Promise.all([
-    createIdentityKeys(alice, aliceEpoch),
-    createIdentityKeys(bob, bobEpoch),
-    createIdentityKeys(alice, aliceEpoch),
-  ])
-  bobPrekey = await createPrekey(bobId, 3, NOW)
-  bobBundle = bundleOf(bobId, bobPrekey)
-  sent = await createSenderKey({ identity: aliceId, from: alice, fromEpoch: aliceEpoch, to: bob, receiver: bobBundle, kid: 5, now: NOW })
-  request = { identity: bobId, prekey: bobPrekey, from: alice, fromEpoch: aliceEpoch, senderIdentityKey: aliceId.publicKey, header: sent.header }
-})
-
-const ctx = (over: Partial<SealContext> = {}): SealContext => ({
-  from: alice,
-  to: bob,
-  fromEpoch: aliceEpoch,
-  toEpoch: bobEpoch,
-  seq: 1,
-  id: 'm1' as MessageId,
-  contentKind: 's',
-  kid: 5,
-  ...over,
+  ;({ aliceId, bobId, bobPrekey, bobBundle, sent, request } = await streamKeys(3))
+  malloryId = await createIdentityKeys(alice, aliceEpoch)
 })
 
 async function opened(over: Partial<OpenSenderKeyRequest> = {}): Promise<CryptoKey> {
@@ -113,7 +99,7 @@ describe('a receiver refuses a header', () => {
     const carolPrekey = { ...bobPrekey } // the same prekey id and private half: only the binding differs
     const cases: Array<Partial<OpenSenderKeyRequest>> = [
       { from: carol },
-      { fromEpoch: '00m5x3k1c.other1' as Epoch },
+      { fromEpoch: otherEpoch },
       { identity: carolId, prekey: carolPrekey },
       { identity: await createIdentityKeys(bob, '00m5x3k1c.newbob' as Epoch) },
     ]
@@ -122,8 +108,8 @@ describe('a receiver refuses a header', () => {
 
   it('with any bit of its ephemeral key or signature flipped, or another kid', async () => {
     const headers: SenderKeyHeader[] = [{ ...sent.header, kid: 6 }]
-    for (let bit = 0; bit < 256; bit += 7) headers.push({ ...sent.header, eph: flip(sent.header.eph, bit) })
-    for (let bit = 0; bit < 512; bit += 13) headers.push({ ...sent.header, sig: flip(sent.header.sig, bit) })
+    for (let bit = 0; bit < 256; bit += 7) headers.push({ ...sent.header, eph: flipBit(sent.header.eph, bit) })
+    for (let bit = 0; bit < 512; bit += 13) headers.push({ ...sent.header, sig: flipBit(sent.header.sig, bit) })
     for (const header of headers) expect(await openSenderKey({ ...request, header })).toEqual({ ok: false, reason: 'BAD_SIGNATURE' })
   })
 
@@ -185,9 +171,8 @@ describe('misuse throws at once', () => {
 describe('known answer: the composition computed independently with node:crypto', () => {
   const contents = text('known answer: héllo 🦊')
   const seq = 2 ** 40 + 17 // above 32 bits: the whole u64 is in the nonce and the AAD
-  const id = 'V1StGXR8_Z5jdHi6B-myT' as MessageId
   const aad = (kid: number, to: PeerId, toEpoch: Epoch): Buffer =>
-    layout('intersession e2e v1 msg', [alice, to, aliceEpoch, toEpoch, be64(seq), id, 'j', be32(kid)])
+    layout('intersession e2e v1 msg', [alice, to, aliceEpoch, toEpoch, be64(seq), MESSAGE_ID, 'j', be32(kid)])
 
   it('sender side: X25519(eph, prekey) -> HKDF -> AES-256-GCM, and the header signature', async () => {
     // A receiver prekey whose private half the test can read (test-only), in a bundle signed by bob.
@@ -199,8 +184,7 @@ describe('known answer: the composition computed independently with node:crypto'
     expect(edVerify(aliceId.publicKey, layout('intersession e2e v1 sender key', [...fields, eph]), sig)).toBe(true)
     const aes = streamKey(prekeyPair.privateKey, eph, layout('intersession e2e v1 stream', [...fields, eph]))
     const expected = gcmSeal(aes, seq, aad(77, bob, bobEpoch), contents)
-    const c: SealContext = { from: alice, to: bob, fromEpoch: aliceEpoch, toEpoch: bobEpoch, seq, id, contentKind: 'j', kid: 77 }
-    expect(Buffer.from(await seal(key.key, c, contents))).toEqual(expected)
+    expect(Buffer.from(await seal(key.key, ctx({ seq, contentKind: 'j', kid: 77 }), contents))).toEqual(expected)
   })
 
   it('receiver side: a header made and signed outside src/crypto opens to the same key', async () => {
@@ -221,14 +205,8 @@ describe('known answer: the composition computed independently with node:crypto'
     // The other side of the agreement, computed by node:crypto from the ephemeral private half and the prekey.
     const aes = streamKey(ephPair.privateKey, prekeyPair.raw, layout('intersession e2e v1 stream', fields))
     const expected = gcmSeal(aes, seq, aad(1, bob, bobEpoch), contents)
-    const c: SealContext = { from: alice, to: bob, fromEpoch: aliceEpoch, toEpoch: bobEpoch, seq, id, contentKind: 'j', kid: 1 }
+    const c = ctx({ seq, contentKind: 'j', kid: 1 })
     expect(Buffer.from(await seal(result.key, c, contents))).toEqual(expected)
     expect(await open(result.key, c, expected)).toEqual(contents)
   })
 })
-
-function flip(bytes: Uint8Array, bit: number): Uint8Array {
-  const out = Uint8Array.from(bytes)
-  out[bit >> 3]! ^= 1 << (bit & 7)
-  return out
-}
