@@ -38,7 +38,6 @@ export interface WebCryptoE2EOptions {
 
 const DAY_MS = 24 * 3600 * 1000
 const DERIVED_CACHE = 1024
-const NO_ANSWER = Symbol('no answer')
 
 /** A peer's pinned identity key, its newest bundle under that key, and a different key it presented, if any. */
 interface PeerKeys {
@@ -182,14 +181,18 @@ class WebCryptoCipher implements Cipher {
     const { clock } = this.#context
     const ms = this.#settings.verifyTimeoutMs
     let timer: TimerHandle | undefined
-    const late = new Promise<typeof NO_ANSWER>((resolve) => (timer = clock.setTimeout(() => resolve(NO_ANSWER), ms)))
     try {
-      // A copy: what the hook does with its bytes cannot change the key pinned.
       // Answers other than `true` are a no (the hook is the application's: JavaScript may return anything).
-      const answer: unknown = await Promise.race([Promise.resolve().then(() => verify(peer, identityKey.slice())), late])
-      return answer === NO_ANSWER ? new IlmError('KEY_VERIFY_FAILED', `verifyPeerKey did not answer for ${peer} within ${ms} ms`) : answer === true
+      const answer = await new Promise<unknown>((resolve, reject) => {
+        timer = clock.setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+        // A copy: what the hook does with its bytes cannot change the key pinned.
+        Promise.resolve()
+          .then(() => verify(peer, identityKey.slice()))
+          .then(resolve, reject)
+      })
+      return answer === true
     } catch (error) {
-      return new IlmError('KEY_VERIFY_FAILED', `verifyPeerKey failed for ${peer}`, { cause: error })
+      return new IlmError('KEY_VERIFY_FAILED', `verifyPeerKey gave no verdict on the new key of ${peer}`, { cause: error })
     } finally {
       if (timer !== undefined) clock.clearTimeout(timer)
     }
