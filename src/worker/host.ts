@@ -292,7 +292,8 @@ export class Host implements HostApi {
     try {
       const config = this.#config!
       // This tab's page decides while it leads: every tab passes the same function, and a follower's is never asked.
-      const verify = config.verifiesPeerKeys === true ? (peer: PeerId, key: Uint8Array) => this.#sink!.verifyPeerKey(peer, key) : undefined
+      const sink = this.#sink
+      const verify = config.verifiesPeerKeys === true && sink !== undefined ? (peer: PeerId, key: Uint8Array) => sink.verifyPeerKey(peer, key) : undefined
       const session = await LeaderSession.open(config, this.#factories, this.#transportContext(), this.#networkEnabled, verify)
       if (this.#role === 'closed') {
         await session.engine.close()

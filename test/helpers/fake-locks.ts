@@ -42,7 +42,7 @@ class FakeLocks {
             },
             (error: unknown) => {
               release()
-              reject(error)
+              reject(error instanceof Error ? error : new Error(String(error)))
             },
           )
       }
