@@ -3,7 +3,7 @@ import { ILM, MemoryNetwork, MemoryStore, type Transport } from '../../src/index
 import { decodeFrame } from '../../src/core/codec.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { decodeSealedBody, webCryptoE2E } from '../../src/crypto/index.js'
-import { contentsOf, openPeer, range, until } from '../helpers/engines.js'
+import { contentsOf, elapse, openPeer, range, until } from '../helpers/engines.js'
 
 /** A transport that records every frame it sends. */
 function recording(inner: Transport, wire: Uint8Array[]): Transport {
@@ -17,6 +17,22 @@ function recording(inner: Transport, wire: Uint8Array[]): Transport {
 }
 
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1')
+
+/** Bob got 'before' from `a`, whose store was then wiped: `wiped` is `a` again, with new keys, not yet heard by bob. */
+async function afterWipe() {
+  const net = new MemoryNetwork()
+  const clock = new ManualClock()
+  const bob = await openPeer(net.connect('b'), { clock })
+  const changed: string[] = []
+  bob.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
+  const first = await openPeer(net.connect('a'), { clock })
+  await first.ilm.send('b', 'before')
+  await until(() => bob.got.length === 1, { clocks: [clock] })
+  const before = await bob.ilm.safetyNumber('a')
+  await first.ilm.close()
+  const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
+  return { clock, bob, changed, before, wiped }
+}
 
 describe('end-to-end encryption in the engine', () => {
   it('two peers exchange sealed messages: in order, once, and no contents on the wire', async () => {
@@ -55,17 +71,7 @@ describe('end-to-end encryption in the engine', () => {
   })
 
   it('a wiped sender store presents a new key: peer-key-changed, messages held until accepted, then delivered once', async () => {
-    const net = new MemoryNetwork()
-    const clock = new ManualClock()
-    const bob = await openPeer(net.connect('b'), { clock })
-    const changed: string[] = []
-    bob.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
-    const first = await openPeer(net.connect('a'), { clock })
-    await first.ilm.send('b', 'before')
-    await until(() => bob.got.length === 1, { clocks: [clock] })
-    const before = await bob.ilm.safetyNumber('a')
-    await first.ilm.close()
-    const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
+    const { clock, bob, changed, before, wiped } = await afterWipe()
     await wiped.ilm.send('b', 'after')
     await until(() => changed.length === 1, { clocks: [clock] })
     expect(bob.got.length).toBe(1)
@@ -74,6 +80,21 @@ describe('end-to-end encryption in the engine', () => {
     await until(() => bob.got.length === 2, { clocks: [clock] })
     expect(contentsOf(bob.got)).toEqual(['before', 'after'])
     await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('accepting a changed key opens what arrived while it was held, even with the sender gone (as when the mailbox holds it)', async () => {
+    const { clock, bob, changed, wiped } = await afterWipe()
+    for (const contents of ['held 1', 'held 2']) await wiped.ilm.send('b', contents)
+    await until(() => changed.length === 1 && (bob.ilm.refused().KEY_HELD ?? 0) >= 2, { clocks: [clock] })
+    // Retransmitted while held: kept once, received once.
+    await elapse([clock], 5_000)
+    // The sender leaves: nothing will come again (a relay's mailbox would not send it again before bob's next login either).
+    await wiped.ilm.close()
+    expect(bob.got.length).toBe(1)
+    await bob.ilm.acceptPeerKey('a')
+    await until(() => bob.got.length === 3)
+    expect(contentsOf(bob.got)).toEqual(['before', 'held 1', 'held 2'])
+    await bob.ilm.close()
   })
 
   it('keys rotating mid-stream (every 5 messages, both ends) lose and double nothing, and each key seals several seqs', async () => {
