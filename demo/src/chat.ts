@@ -1,8 +1,8 @@
 /**
  * The chat screen: connects as `name` through the relay and wires
- * intersession, the conversation log, presence and the three views together.
+ * intersession, the conversation log, presence, key changes and the views together.
  */
-import { connect, type Messenger } from 'intersession/client'
+import { connect, type ConnectOptions, type Messenger } from 'intersession/client'
 import type { DemoConfig } from './config.js'
 import { ContactsView, type ContactRow } from './contacts-view.js'
 import { ConversationView } from './conversation-view.js'
@@ -10,8 +10,10 @@ import { h } from './dom.js'
 import { ConversationLog, type LogEntry } from './history.js'
 import { lastConversation, rememberConversation } from './identity.js'
 import { receiveInto } from './inbox.js'
+import { KeyChanges } from './key-changes.js'
 import { Outbox } from './outbox.js'
 import { Presence } from './presence.js'
+import { SecurityView } from './security-view.js'
 import { StatusBar } from './status-bar.js'
 
 const PENDING_REFRESH_MS = 2000
@@ -24,11 +26,16 @@ export interface ChatScreen {
 
 export async function openChat(name: string, config: DemoConfig, actions: { changeName(): void }): Promise<ChatScreen> {
   const log = await ConversationLog.open(name)
-  const messenger = await connect({
+  const options: ConnectOptions = {
     peerId: name,
     // The dev relay lets anyone in as "dev:<name>"; a real app fetches a token from its server.
     transport: { kind: 'websocket', url: config.relayUrl, token: () => `dev:${name}` },
-  })
+  }
+  const messenger = await connect(options)
+  // Subscribed at once: intersession says a key changed only once.
+  const keyChanges = new KeyChanges(name, messenger)
+  // End-to-end encryption is on unless turned off in connect()'s options: the badge says what this app asked for.
+  const encrypted = options.encryption !== false
   const presence = new Presence(name, config.directoryUrl, messenger)
   const outbox = new Outbox(messenger, log)
   const unread = new Map<string, number>()
@@ -36,7 +43,8 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
   for (const contact of await log.contacts()) known.set(contact.peer, contact.lastAt)
 
   const statusBar = new StatusBar(name, { setOnline: (online) => messenger.setOnline(online), changeName: actions.changeName })
-  const conversation = new ConversationView((peer, text) => {
+  const security = new SecurityView(encrypted, (peer) => keyChanges.accept(peer))
+  const conversation = new ConversationView(security, (peer, text) => {
     outbox.send(peer, text).catch((error: unknown) => console.error('intersession demo: the message could not be stored', error))
   })
   const contacts = new ContactsView(name, (peer) => void select(peer))
@@ -50,9 +58,21 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
       online: presence.isOnline(peer),
       unread: unread.get(peer) ?? 0,
       lastAt: known.get(peer) ?? 0,
+      keyChanged: keyChanges.has(peer),
     }))
     contacts.render(rows, conversation.peer)
     if (conversation.peer !== undefined) conversation.setPeerOnline(presence.isOnline(conversation.peer))
+  }
+
+  /** The open conversation's safety number and key warning, as intersession and the key changes stand now. */
+  const refreshSecurity = (): void => {
+    const peer = conversation.peer
+    if (peer === undefined || !encrypted) return
+    security.setKeyChanged(keyChanges.has(peer))
+    messenger.safetyNumber(peer).then(
+      (number) => security.setSafetyNumber(peer, number),
+      () => {}, // closed meanwhile
+    )
   }
 
   async function select(peer: string): Promise<void> {
@@ -60,6 +80,7 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
     unread.delete(peer)
     conversation.show(peer)
     renderContacts()
+    refreshSecurity()
     // Messages arriving meanwhile are upserted too; each shows once.
     for (const entry of await log.conversation(peer)) conversation.upsert(entry)
   }
@@ -81,6 +102,12 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
       if (!known.has(entry.peer) || entry.at > (known.get(entry.peer) ?? 0)) known.set(entry.peer, entry.at)
       if (entry.direction === 'in' && entry.peer !== conversation.peer && entry.status === 'received') unread.set(entry.peer, (unread.get(entry.peer) ?? 0) + 1)
       renderContacts()
+      // A message that went either way means the keys are known: the safety number can be shown.
+      if (entry.peer === conversation.peer && !security.numberKnown) refreshSecurity()
+    }),
+    keyChanges.onChange(() => {
+      renderContacts()
+      refreshSecurity()
     }),
     presence.onChange(renderContacts),
     messenger.on('connection', (state) => {
@@ -94,7 +121,10 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
   ]
   statusBar.setConnection(messenger.connection)
   statusBar.setRole(messenger.role)
-  const pendingInterval = setInterval(refreshPending, PENDING_REFRESH_MS)
+  const pendingInterval = setInterval(() => {
+    refreshPending()
+    if (!security.numberKnown) refreshSecurity()
+  }, PENDING_REFRESH_MS)
   refreshPending()
 
   const element = h('div', { class: 'chat' }, statusBar.element, h('div', { class: 'panes' }, contacts.element, conversation.element))
@@ -111,6 +141,7 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
       clearTimeout(pendingTimer)
       for (const stop of stops) stop()
       presence.close()
+      keyChanges.close()
       outbox.close()
       statusBar.close()
       await messenger.close()

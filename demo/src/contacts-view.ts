@@ -12,6 +12,8 @@ export interface ContactRow {
   readonly unread: number
   /** Time of the last message, 0 if none. */
   readonly lastAt: number
+  /** Their security key changed and is not accepted yet. */
+  readonly keyChanged: boolean
 }
 
 export class ContactsView {
@@ -61,6 +63,7 @@ export class ContactsView {
             },
             h('span', { class: `dot ${row.online ? 'on' : 'off'}`, title: row.online ? 'online' : 'offline' }),
             h('span', { class: 'contact-name' }, row.peer),
+            row.keyChanged && h('span', { class: 'key-warning', 'data-testid': 'key-warning', title: 'security key changed: open to review' }, '⚠'),
             row.unread > 0 && h('span', { class: 'badge', 'data-testid': 'unread' }, String(row.unread)),
           ),
         ),

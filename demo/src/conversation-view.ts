@@ -1,6 +1,7 @@
-/** The right pane: one conversation, its messages with their status marks, and the composer. */
+/** The right pane: one conversation, its encryption (badge, safety number, key warning), its messages with their status marks, and the composer. */
 import { h } from './dom.js'
 import { isLater, type LogEntry } from './history.js'
+import type { SecurityView } from './security-view.js'
 import { statusGlyph } from './status-glyph.js'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
@@ -15,9 +16,11 @@ export class ConversationView {
   readonly #composer: HTMLFormElement
   readonly #empty: HTMLElement
   readonly #entries = new Map<string, LogEntry>()
+  readonly #security: SecurityView
   #peer: string | undefined
 
-  constructor(onSend: (peer: string, text: string) => void) {
+  constructor(security: SecurityView, onSend: (peer: string, text: string) => void) {
+    this.#security = security
     this.#input = h('input', { placeholder: 'Write a message', 'aria-label': 'Message', 'data-testid': 'composer-input', autocomplete: 'off', maxlength: 4000 })
     this.#composer = h(
       'form',
@@ -48,7 +51,9 @@ export class ConversationView {
       'section',
       { class: 'conversation' },
       this.#empty,
-      h('header', { class: 'conversation-header' }, this.#title, this.#presence),
+      h('header', { class: 'conversation-header' }, this.#title, this.#presence, security.badge),
+      security.banner,
+      security.panel,
       this.#list,
       this.#composer,
     )
@@ -64,6 +69,7 @@ export class ConversationView {
     this.#peer = peer
     this.element.classList.toggle('is-empty', peer === undefined)
     this.#title.textContent = peer ?? ''
+    this.#security.show(peer)
     this.#entries.clear()
     this.#list.replaceChildren()
     if (peer !== undefined) this.#input.focus()

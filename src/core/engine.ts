@@ -52,6 +52,8 @@ const PRUNE_BUSY_FLOOR_MS = 1_000
 const PRUNE_IDLE_FLOOR_MS = 60_000
 // Room for a frame's header on top of the largest contents.
 const FRAME_OVERHEAD = 16 * 1024
+/** At most this many bytes of a peer's frames are kept while its changed key waits (and at most `window` frames). */
+const HELD_BYTES = 8 * 1024 * 1024
 
 /**
  * Validates options, opens the local store and initialises its epoch on first
@@ -159,6 +161,11 @@ export class Engine {
   readonly #learning = new Map<PeerId, number>()
   /** Directory lookups in flight, by peer. */
   readonly #fetchingKeys = new Map<PeerId, Promise<void>>()
+  /**
+   * Per peer, by `epoch seq`, its frames refused while its changed key waits for the app (`KEY_HELD`): opened once the
+   * key is accepted. A sender never resends what the relay's mailbox holds, so those would otherwise wait for the next login.
+   */
+  readonly #held = new Map<PeerId, Map<string, MsgFrame>>()
 
   /** @internal Use `ILM.open()` (or `Engine.open()` with every dependency given). */
   constructor(parts: EngineParts) {
@@ -368,8 +375,9 @@ export class Engine {
   /**
    * Accepts the identity key `peer` presented last, after a
    * `peer-key-changed` event: it is pinned in place of the old one, and the
-   * messages held both ways flow again. Rejects `KEY_UNAVAILABLE` when no
-   * key of the peer is known, `E2E_MISMATCH` when encryption is off here.
+   * messages held both ways flow again (what arrived meanwhile is opened at
+   * once). Rejects `KEY_UNAVAILABLE` when no key of the peer is known,
+   * `E2E_MISMATCH` when encryption is off here.
    */
   acceptPeerKey(peer: string): Promise<void> {
     return this.#decideKey(peer, (cipher, id) => cipher.accept(id))
@@ -378,10 +386,10 @@ export class Engine {
   /**
    * Refuses the identity key `peer` presented last, after a
    * `peer-key-changed` event (its safety number did not match): the key
-   * pinned before stays, and messages flow again both ways under it; frames
-   * sealed under the refused key go on being refused. Presented again (or
-   * another one), a key is a change again: `peer-key-changed` fires again.
-   * Rejects as `acceptPeerKey`.
+   * pinned before stays, and messages flow again both ways under it (what
+   * arrived meanwhile is opened at once); frames sealed under the refused key
+   * go on being refused. Presented again (or another one), a key is a change
+   * again: `peer-key-changed` fires again. Rejects as `acceptPeerKey`.
    */
   rejectPeerKey(peer: string): Promise<void> {
     return this.#decideKey(peer, (cipher, id) => cipher.reject(id))
@@ -614,7 +622,12 @@ export class Engine {
     await this.#inKeyOrder(
       peer,
       async () => {
-        if ((await decide(cipher, peer)) === 'ready') this.#keysReady(peer)
+        if ((await decide(cipher, peer)) !== 'ready') return
+        this.#keysReady(peer)
+        const held = this.#held.get(peer)
+        this.#held.delete(peer)
+        // After a close meanwhile they are opened but never received (#receiveOpened checks).
+        for (const frame of held?.values() ?? []) this.#onMsg(frame)
       },
       false,
     )
@@ -863,6 +876,7 @@ export class Engine {
     const opened = await cipher.open({ from: frame.from, to: this.localId, epoch: frame.epoch, seq: frame.seq, id: frame.id }, frame.contents)
     if (!opened.ok) {
       this.#refuse(opened.reason)
+      if (opened.reason === 'KEY_HELD') this.#hold(frame)
       // Sealed for keys of ours the sender should not use: our hello brings it our current ones.
       if (opened.reason === 'KEY_STALE' || opened.reason === 'KEY_UNKNOWN') this.#askRekey(frame.from)
       return undefined
@@ -874,6 +888,17 @@ export class Engine {
     }
     const { sealed: _sealed, ...rest } = frame
     return { ...rest, contentKind: plain.contentKind, contents: plain.contents }
+  }
+
+  /** Keeps a frame refused while its sender's changed key waits, within bounds: one not kept comes again (resent, or at the next login). */
+  #hold(frame: MsgFrame): void {
+    let held = this.#held.get(frame.from)
+    if (held === undefined) this.#held.set(frame.from, (held = new Map<string, MsgFrame>()))
+    const key = `${frame.epoch} ${frame.seq}`
+    if (held.has(key) || held.size >= this.#limits.window) return
+    let bytes = frame.contents.byteLength
+    for (const kept of held.values()) bytes += kept.contents.byteLength
+    if (bytes <= HELD_BYTES) held.set(key, frame)
   }
 
   /** Sends `peer` a hello (our current keys, and a request for its own), once per `retransmitMs` at most. */

@@ -16,6 +16,8 @@ import { persistentContext } from './fixtures.js'
 
 const SCREENSHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
 const ONLINE_TIMEOUT = 20_000
+/** 60 digits in 12 groups of 5, as Signal shows them. */
+const SAFETY_NUMBER = /^\d{5}( \d{5}){11}$/
 /** Reconnecting after the server was down: backoff with jitter, up to 8 s or so after a few seconds down. */
 const RECONNECT_TIMEOUT = 45_000
 /**
@@ -44,6 +46,15 @@ function transcript(page: Page): Promise<string[]> {
     .evaluateAll((items) =>
       items.map((li) => `${(li as HTMLElement).dataset.direction} ${(li as HTMLElement).dataset.status} ${li.querySelector('.text')?.textContent}`),
     )
+}
+
+/** The safety number a page shows, once it is known: in the panel (`safety-number`) or in the key change banner (`new-safety-number`). */
+async function safetyNumber(page: Page, testId = 'safety-number'): Promise<string> {
+  const number = page.getByTestId(testId)
+  await expect(number).toHaveAttribute('data-known', 'true', { timeout: 15_000 })
+  const text = await number.textContent()
+  expect(text).toMatch(SAFETY_NUMBER)
+  return text!
 }
 
 async function expectOnline(page: Page, timeout = ONLINE_TIMEOUT): Promise<void> {
@@ -114,6 +125,32 @@ test('two people pick names, see each other online and chat both ways', async ()
 
   await shot(a, '02-chat-alice')
   await shot(b, '02-chat-bob')
+})
+
+test('the conversation says it is end-to-end encrypted, and both sides show the same safety number', async () => {
+  const a = alice.page
+  const b = bob.page
+  for (const page of [a, b]) {
+    await expect(page.getByTestId('e2e-badge')).toHaveText('End-to-end encrypted')
+    await expect(page.getByTestId('e2e-badge')).toHaveAttribute('data-encrypted', 'true')
+    await expect(page.getByTestId('safety-panel')).toBeHidden()
+    await page.getByTestId('e2e-badge').click()
+    await expect(page.getByTestId('safety-panel')).toBeVisible()
+  }
+  await expect(a.getByTestId('safety-panel')).toContainText('Safety number with bob')
+  await expect(b.getByTestId('safety-panel')).toContainText('Safety number with alice')
+  const numbers = [await safetyNumber(a), await safetyNumber(b)]
+  expect(numbers[0]!.replaceAll(' ', '')).toHaveLength(60)
+  expect(numbers[1]).toBe(numbers[0])
+  await expect(a.getByTestId('safety-panel')).toContainText('Compare it with the number bob sees')
+  await expect(a.getByTestId('key-changed')).toBeHidden()
+  await expect(b.getByTestId('key-changed')).toBeHidden()
+  await shot(a, '02-safety-number-alice')
+
+  for (const page of [a, b]) {
+    await page.getByTestId('e2e-badge').click()
+    await expect(page.getByTestId('safety-panel')).toBeHidden()
+  }
 })
 
 test('one goes offline with the switch: three messages queue, then turn delivered when back', async () => {
@@ -228,4 +265,88 @@ test('the relay keeps a message for someone who is away: bob closes the app, ali
   await expectOnline(a)
   await expect(message(a, text)).toHaveAttribute('data-status', 'delivered', { timeout: 15_000 })
   await shot(a, '09-delivered-after-both-were-away')
+})
+
+test("a wiped store means a new key: bob is warned, alice's messages wait for his accept, then show once", async () => {
+  const a = alice.page
+  const b = bob.page
+  await expectOnline(a)
+  await expectOnline(b)
+  await expect(b.getByTestId('conversation-title')).toHaveText('alice')
+  await b.getByTestId('e2e-badge').click()
+  const oldNumber = await safetyNumber(b)
+  await b.getByTestId('e2e-badge').click()
+
+  // Alice's browser loses intersession's store (her chat history, the app's own database, stays): new epoch, new keys.
+  await a.goto('about:blank')
+  await expect(b.getByTestId('contact-alice')).toHaveAttribute('data-online', 'false', { timeout: 10_000 })
+  await a.goto(`${server.url}/config.json`)
+  expect(
+    await a.evaluate(
+      () =>
+        new Promise<string>((resolve, reject) => {
+          const request = indexedDB.deleteDatabase('intersession:alice')
+          request.onsuccess = () => resolve('deleted')
+          request.onerror = () => reject(new Error(`deleteDatabase: ${request.error?.message}`))
+        }),
+    ),
+  ).toBe('deleted')
+  await a.goto(server.url)
+  await expect(a.getByTestId('me')).toHaveText('alice')
+  await expectOnline(a)
+  await expect(a.getByTestId('conversation-title')).toHaveText('bob')
+
+  const held = ['after the wipe, one', 'after the wipe, two']
+  for (const text of held) await say(a, text)
+
+  // Bob is told; alice's messages are held, not shown.
+  const banner = b.getByTestId('key-changed')
+  await expect(banner).toBeVisible({ timeout: 20_000 })
+  await expect(banner).toContainText("alice's security key changed: messages from and to them are held until you accept it.")
+  await expect(b.getByTestId('contact-alice').getByTestId('key-warning')).toBeVisible()
+  const newNumber = await safetyNumber(b, 'new-safety-number')
+  expect(newNumber).not.toBe(oldNumber)
+  await a.getByTestId('e2e-badge').click()
+  expect(await safetyNumber(a)).toBe(newNumber)
+  // Bob's replies wait too.
+  const reply = 'from bob, while the key is not accepted'
+  await say(b, reply)
+  await b.waitForTimeout(2000)
+  for (const text of held) await expect(message(b, text)).toHaveCount(0)
+  for (const text of held) await expect(message(a, text)).not.toHaveAttribute('data-status', 'delivered')
+  await expect(message(a, reply)).toHaveCount(0)
+  await shot(b, '10-key-changed-bob')
+
+  // Bob goes away: alice's messages move to the relay's mailbox, which alice never sends again (the relay has them).
+  await b.getByTestId('online-switch').click()
+  for (const text of held) await expect(message(a, text)).toHaveAttribute('data-status', 'stored', { timeout: 15_000 })
+  // He comes back with a reload: the mailbox hands them over, still held; the warning is not lost (intersession says it once).
+  await b.reload()
+  await expect(b.getByTestId('conversation-title')).toHaveText('alice')
+  await expect(banner).toBeVisible()
+  expect(await safetyNumber(b, 'new-safety-number')).toBe(newNumber)
+  await expectOnline(b)
+  await b.waitForTimeout(2000)
+  for (const text of held) await expect(message(b, text)).toHaveCount(0)
+
+  // Accepting opens what is held at once: no resend and no new login needed (a sender backs off to 30 s between resends).
+  await b.getByTestId('accept-key').click()
+  await expect(banner).toBeHidden()
+  await expect(b.getByTestId('contact-alice').getByTestId('key-warning')).toHaveCount(0)
+  for (const text of held) await expect(message(b, text)).toHaveAttribute('data-direction', 'in', { timeout: 10_000 })
+  for (const text of held) await expect(message(a, text)).toHaveAttribute('data-status', 'delivered', { timeout: 10_000 })
+  await expect(message(a, reply)).toHaveAttribute('data-direction', 'in', { timeout: 10_000 })
+  await expect(message(b, reply)).toHaveAttribute('data-status', 'delivered', { timeout: 10_000 })
+  await b.getByTestId('e2e-badge').click()
+  expect(await safetyNumber(b)).toBe(newNumber)
+  await shot(b, '11-key-accepted-bob')
+
+  // Each once, in order, and still so after a reload.
+  const fromAlice = (lines: string[]): string[] => lines.filter((line) => line.includes('after the wipe'))
+  expect(fromAlice(await transcript(b))).toEqual(held.map((text) => `in received ${text}`))
+  await b.reload()
+  await expect(b.getByTestId('message').last()).toBeVisible()
+  await expect(banner).toBeHidden()
+  await b.waitForTimeout(1000)
+  expect(fromAlice(await transcript(b))).toEqual(held.map((text) => `in received ${text}`))
 })

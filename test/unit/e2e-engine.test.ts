@@ -21,12 +21,10 @@ function recording(inner: Transport, wire: Uint8Array[]): Transport {
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1')
 
 /**
- * Bob (with `encryption`) pins alice ('a') on a first message; alice's store
- * is then wiped: she comes back with a new identity key and sends `after`.
- * `changed` records bob's `peer-key-changed` events; `before` is bob's safety
- * number for alice's first key.
+ * Bob (with `encryption`) got 'before' from `a`, whose store was then wiped: `wiped` is `a` again, with new keys, not
+ * yet heard by bob. `changed` records bob's `peer-key-changed` events; `before` is his safety number for a's first key.
  */
-async function wipedSender(encryption?: E2EFactory) {
+async function afterWipe(encryption?: E2EFactory) {
   const net = new MemoryNetwork()
   const clock = new ManualClock()
   const bob = await openPeer(net.connect('b'), { clock, ...(encryption !== undefined && { encryption }) })
@@ -38,8 +36,7 @@ async function wipedSender(encryption?: E2EFactory) {
   const before = await bob.ilm.safetyNumber('a')
   await first.ilm.close()
   const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
-  await wiped.ilm.send('b', 'after')
-  return { net, clock, bob, wiped, changed, before }
+  return { net, clock, bob, changed, before, wiped }
 }
 
 /** A `verifyPeerKey` hook that records what it was asked and answers with `answer`. */
@@ -89,7 +86,8 @@ describe('end-to-end encryption in the engine', () => {
   })
 
   it('a wiped sender store presents a new key: peer-key-changed, messages held until accepted, then delivered once', async () => {
-    const { clock, bob, wiped, changed, before } = await wipedSender()
+    const { clock, bob, changed, before, wiped } = await afterWipe()
+    await wiped.ilm.send('b', 'after')
     await until(() => changed.length === 1, { clocks: [clock] })
     expect(bob.got.length).toBe(1)
     expect(await bob.ilm.safetyNumber('a')).not.toBe(before)
@@ -97,6 +95,21 @@ describe('end-to-end encryption in the engine', () => {
     await until(() => bob.got.length === 2, { clocks: [clock] })
     expect(contentsOf(bob.got)).toEqual(['before', 'after'])
     await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('accepting a changed key opens what arrived while it was held, even with the sender gone (as when the mailbox holds it)', async () => {
+    const { clock, bob, changed, wiped } = await afterWipe()
+    for (const contents of ['held 1', 'held 2']) await wiped.ilm.send('b', contents)
+    await until(() => changed.length === 1 && (bob.ilm.refused().KEY_HELD ?? 0) >= 2, { clocks: [clock] })
+    // Retransmitted while held: kept once, received once.
+    await elapse([clock], 5_000)
+    // The sender leaves: nothing will come again (a relay's mailbox would not send it again before bob's next login either).
+    await wiped.ilm.close()
+    expect(bob.got.length).toBe(1)
+    await bob.ilm.acceptPeerKey('a')
+    await until(() => bob.got.length === 3)
+    expect(contentsOf(bob.got)).toEqual(['before', 'held 1', 'held 2'])
+    await bob.ilm.close()
   })
 
   it('keys rotating mid-stream (every 5 messages, both ends) lose and double nothing, and each key seals several seqs', async () => {
@@ -133,7 +146,8 @@ describe("the application's say on a changed key", () => {
   it('verifyPeerKey says yes: the new key is pinned at once, without peer-key-changed, and its messages come without acceptPeerKey', async () => {
     // The hook scribbles over the bytes it is given: what gets pinned is not its to change.
     const { asked, verifyPeerKey } = hook((_, key) => (key.fill(0), true))
-    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey }))
+    const { clock, bob, wiped, changed } = await afterWipe(webCryptoE2E({ verifyPeerKey }))
+    await wiped.ilm.send('b', 'after')
     await until(() => bob.got.length === 2, { clocks: [clock] })
     expect(contentsOf(bob.got)).toEqual(['before', 'after'])
     expect(changed).toEqual([])
@@ -146,7 +160,8 @@ describe("the application's say on a changed key", () => {
 
   it('verifyPeerKey says no: held with peer-key-changed, as without it; asked once per key; acceptPeerKey delivers', async () => {
     const { asked, verifyPeerKey } = hook(() => false)
-    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey }))
+    const { clock, bob, wiped, changed } = await afterWipe(webCryptoE2E({ verifyPeerKey }))
+    await wiped.ilm.send('b', 'after')
     await until(() => changed.length === 1, { clocks: [clock] })
     // Alice keeps retransmitting and saying hello; the key she presents is the same, and is not asked about again.
     await elapse([clock], 5000)
@@ -163,7 +178,8 @@ describe("the application's say on a changed key", () => {
   it('verifyPeerKey throws: held with peer-key-changed, and an error event KEY_VERIFY_FAILED with its error as cause', async () => {
     const failure = new Error('the directory is down')
     const { verifyPeerKey } = hook(() => Promise.reject(failure))
-    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey }))
+    const { clock, bob, wiped, changed } = await afterWipe(webCryptoE2E({ verifyPeerKey }))
+    await wiped.ilm.send('b', 'after')
     await until(() => changed.length === 1, { clocks: [clock] })
     expect(bob.errors.map((e) => [e.code, e.cause])).toEqual([['KEY_VERIFY_FAILED', failure]])
     expect(contentsOf(bob.got)).toEqual(['before'])
@@ -175,7 +191,8 @@ describe("the application's say on a changed key", () => {
   it('verifyPeerKey does not answer within verifyTimeoutMs: held with peer-key-changed and KEY_VERIFY_FAILED; its late yes is ignored', async () => {
     let answer: (verdict: boolean) => void = () => {}
     const { asked, verifyPeerKey } = hook(() => new Promise<boolean>((resolve) => (answer = resolve)))
-    const { clock, bob, wiped, changed } = await wipedSender(webCryptoE2E({ verifyPeerKey, verifyTimeoutMs: 3000 }))
+    const { clock, bob, wiped, changed } = await afterWipe(webCryptoE2E({ verifyPeerKey, verifyTimeoutMs: 3000 }))
+    await wiped.ilm.send('b', 'after')
     await until(() => asked.length === 1, { clocks: [clock] })
     const askedAt = clock.now()
     await until(() => changed.length === 1, { clocks: [clock] })
@@ -190,7 +207,8 @@ describe("the application's say on a changed key", () => {
   })
 
   it('rejectPeerKey keeps the pinned key; the new key presented again is a change again, and accepting it then delivers once, in order', async () => {
-    const { net, clock, bob, wiped, changed, before } = await wipedSender()
+    const { net, clock, bob, wiped, changed, before } = await afterWipe()
+    await wiped.ilm.send('b', 'after')
     await until(() => changed.length === 1, { clocks: [clock] })
     await bob.ilm.rejectPeerKey('a')
     expect(await bob.ilm.safetyNumber('a')).toBe(before)
