@@ -1,22 +1,25 @@
 import { describe, expect, it } from 'vitest'
 import { ILM, MemoryNetwork, MemoryStore, type Transport } from '../../src/index.js'
-import { decodeFrame } from '../../src/core/codec.js'
+import { decodeFrame, encodeFrame } from '../../src/core/codec.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
-import { decodeSealedBody, webCryptoE2E } from '../../src/crypto/index.js'
+import { bundleOf, createIdentityKeys, createPrekey, decodeSealedBody, encodeBundle, webCryptoE2E } from '../../src/crypto/index.js'
 import type { E2EFactory } from '../../src/core/e2e.js'
-import type { PeerId } from '../../src/core/ids.js'
+import type { Epoch, PeerId } from '../../src/core/ids.js'
 import { codeOf, contentsOf, elapse, openPeer, range, until } from '../helpers/engines.js'
 
-/** A transport that records every frame it sends. */
-function recording(inner: Transport, wire: Uint8Array[]): Transport {
+/** A transport that sends what `change` makes of every frame it is given. */
+function rewriting(inner: Transport, change: (data: Uint8Array) => Uint8Array): Transport {
   return new Proxy(inner, {
     get(target, key, receiver) {
-      if (key === 'send') return (to: never, data: Uint8Array): void | Promise<void> => (wire.push(data), target.send(to, data))
+      if (key === 'send') return (to: never, data: Uint8Array): void | Promise<void> => target.send(to, change(data))
       const value = Reflect.get(target, key, receiver) as unknown
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
     },
   })
 }
+
+/** A transport that records every frame it sends. */
+const recording = (inner: Transport, wire: Uint8Array[]): Transport => rewriting(inner, (data) => (wire.push(data), data))
 
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1')
 
@@ -227,6 +230,43 @@ describe("the application's say on a changed key", () => {
     expect(contentsOf(bob.got)).toEqual(['before', 'after'])
     expect(changed).toEqual(['a', 'a'])
     await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('rejectPeerKey of a substituted key keeps the pin, and opens what arrived under it while held, even with the sender gone', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    // Alice's hellos, as bob hears them: her epoch is noted; once `forged` is set, they carry an attacker's bundle.
+    const seen: { epoch?: Epoch; forged?: Uint8Array } = {}
+    const alice = await openPeer(
+      rewriting(net.connect('a'), (data) => {
+        const decoded = decodeFrame(data, 1 << 20)
+        if (!decoded.ok || decoded.frame.kind !== 'hello') return data
+        seen.epoch = decoded.frame.epoch
+        return seen.forged === undefined ? data : encodeFrame({ ...decoded.frame, keys: seen.forged })
+      }),
+      { clock },
+    )
+    const bob = await openPeer(net.connect('b'), { clock })
+    const changed: string[] = []
+    bob.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
+    await alice.ilm.send('b', 'before')
+    await until(() => bob.got.length === 1, { clocks: [clock] })
+    const genuine = await bob.ilm.safetyNumber('a')
+    const attacker = await createIdentityKeys('a' as PeerId, seen.epoch!)
+    seen.forged = encodeBundle(bundleOf(attacker, await createPrekey(attacker, 1, clock.now())))
+    net.disconnect('a')
+    net.reconnect('a')
+    await until(() => changed.length === 1, { clocks: [clock] })
+    for (const contents of ['held 1', 'held 2']) await alice.ilm.send('b', contents)
+    await until(() => (bob.ilm.refused().KEY_HELD ?? 0) >= 2, { clocks: [clock] })
+    // Alice leaves: nothing comes again (as a relay's mailbox sends nothing again before bob's next login).
+    await alice.ilm.close()
+    await bob.ilm.rejectPeerKey('a')
+    expect(await bob.ilm.safetyNumber('a')).toBe(genuine)
+    await until(() => bob.got.length === 3)
+    expect(contentsOf(bob.got)).toEqual(['before', 'held 1', 'held 2'])
+    expect(changed).toEqual(['a'])
+    await bob.ilm.close()
   })
 
   it('rejectPeerKey with nothing presented changes nothing; misuse rejects typed', async () => {
