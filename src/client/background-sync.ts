@@ -1,8 +1,8 @@
 import { syncTag } from '../protocol/sync-tag.js'
 
-/** The part of a ServiceWorkerRegistration with Background Sync (not in TypeScript's DOM types). */
+/** A ServiceWorkerRegistration as far as Background Sync goes (not in TypeScript's DOM types); `sync` is absent where the browser lacks it. */
 interface SyncRegistration {
-  readonly sync: { register(tag: string): Promise<void> }
+  readonly sync?: { register(tag: string): Promise<void> }
 }
 
 /**
@@ -10,16 +10,15 @@ interface SyncRegistration {
  * so that the app's service worker (`handleSync` from
  * `intersession/service-worker`) sends what this page queued even if the page
  * is closed by then. Feature-detected: nothing happens without a service
- * worker registration for this page, or without Background Sync (Firefox,
- * Safari). Never throws; a refusal (permission) only means no early flush.
+ * worker registration for this page, or without Background Sync
+ * (`registration.sync`: absent in Firefox and Safari). Never throws; a
+ * refusal (permission) only means no early flush.
  */
 export function requestBackgroundSync(peerId: string): void {
-  const container = typeof navigator === 'undefined' ? undefined : navigator.serviceWorker
-  if (container === undefined) return
+  // Undefined outside a page, and in pages that are not a secure context.
+  const container: ServiceWorkerContainer | undefined = typeof navigator === 'undefined' ? undefined : navigator.serviceWorker
   container
-    .getRegistration()
-    .then((registration) => {
-      if (registration !== undefined && 'sync' in registration) return (registration as unknown as SyncRegistration).sync.register(syncTag(peerId))
-    })
+    ?.getRegistration()
+    .then((registration) => (registration as SyncRegistration | undefined)?.sync?.register(syncTag(peerId)))
     .catch(() => {})
 }
