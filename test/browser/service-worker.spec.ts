@@ -64,7 +64,10 @@ async function online(page: Page, id: string, relay: KitRelay): Promise<void> {
 }
 
 /** CDP on a page of no origin (about:blank) in `browser`, to fire sync events at the app's service worker. */
-async function syncDispatcher(browser: Browser, origin: string): Promise<{ blank: Page; sync(tag: string): Promise<void>; periodic(tag: string): Promise<void> }> {
+async function syncDispatcher(
+  browser: Browser,
+  origin: string,
+): Promise<{ blank: Page; sync(tag: string): Promise<void>; periodic(tag: string): Promise<void> }> {
   const blank = await browser.context.newPage()
   const cdp: CDPSession = await browser.context.newCDPSession(blank)
   let registrationId: string | undefined
@@ -75,8 +78,8 @@ async function syncDispatcher(browser: Browser, origin: string): Promise<{ blank
   await expect.poll(() => registrationId, { timeout: 10_000 }).toBeDefined()
   return {
     blank,
-    sync: async (tag) => void await cdp.send('ServiceWorker.dispatchSyncEvent', { origin, registrationId: registrationId!, tag, lastChance: false }),
-    periodic: async (tag) => void await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin, registrationId: registrationId!, tag }),
+    sync: async (tag) => void (await cdp.send('ServiceWorker.dispatchSyncEvent', { origin, registrationId: registrationId!, tag, lastChance: false })),
+    periodic: async (tag) => void (await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin, registrationId: registrationId!, tag })),
   }
 }
 
@@ -124,9 +127,9 @@ test.describe('the engine in the service worker, with no tab open', () => {
     await relay.restart()
     const since = Date.now()
     await fire.sync('intersession-sync:alice')
-    await expect.poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 30_000 }).toEqual([
-      expect.objectContaining({ settled: 'resolved', outcome: 'flushed' }),
-    ])
+    await expect
+      .poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 30_000 })
+      .toEqual([expect.objectContaining({ settled: 'resolved', outcome: 'flushed' })])
     await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 20_000 }).toBe(5)
     const received = await bob.evaluate(() => window.harness.received())
     expect(received.map((m) => m.contents)).toEqual(texts('m', 5))
@@ -162,9 +165,9 @@ test.describe('the engine in the service worker, with no tab open', () => {
     await expect.poll(() => alice.locksHeld(), { timeout: 10_000 }).toContain('intersession:alice')
     const tab = await alice.open()
     await connect(tab, 'alice', relay)
-    await expect.poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 15_000 }).toEqual([
-      expect.objectContaining({ settled: 'resolved', outcome: 'handed-over' }),
-    ])
+    await expect
+      .poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 15_000 })
+      .toEqual([expect.objectContaining({ settled: 'resolved', outcome: 'handed-over' })])
     const handedOverAt = (await settledSince(alice, 'intersession-sync:alice', since))[0]!.at
     await expect.poll(() => tab.evaluate(() => window.harness.role()), { timeout: 15_000 }).toBe('leader')
     const leaderAt = Date.now()
@@ -174,9 +177,9 @@ test.describe('the engine in the service worker, with no tab open', () => {
     await relay.restart()
     await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 30_000 }).toBe(5)
     expect((await bob.evaluate(() => window.harness.received())).map((m) => m.id)).toEqual(ids)
-    await expect.poll(() => tab.evaluate((all) => Promise.all(all.map((id) => window.harness.status(id))), ids), { timeout: 20_000 }).toEqual(
-      ids.map(() => 'delivered'),
-    )
+    await expect
+      .poll(() => tab.evaluate((all) => Promise.all(all.map((id) => window.harness.status(id))), ids), { timeout: 20_000 })
+      .toEqual(ids.map(() => 'delivered'))
     await tab.waitForTimeout(1500)
     expect(await bob.evaluate(() => window.harness.receivedCount())).toBe(5)
   })
@@ -198,9 +201,9 @@ test.describe('the engine in the service worker, with no tab open', () => {
 
     const since = Date.now()
     await fire.periodic('intersession-sync:alice')
-    await expect.poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 30_000 }).toEqual([
-      expect.objectContaining({ type: 'periodicsync', settled: 'resolved', outcome: 'flushed' }),
-    ])
+    await expect
+      .poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 30_000 })
+      .toEqual([expect.objectContaining({ type: 'periodicsync', settled: 'resolved', outcome: 'flushed' })])
     expect((await alice.syncLog()).arrivals).toEqual([{ peerId: 'alice', arrived: 4, waiting: 4 }])
     await expect.poll(() => bob.evaluate((id) => window.harness.status(id), ids[3]!), { timeout: 20_000 }).toBe('delivered')
 
@@ -258,9 +261,9 @@ test.describe('the budget of a sync', () => {
     // Bob gets his; carol is offline and the relay keeps nothing for her: the 4 s budget runs out mid-flush.
     let since = Date.now()
     await fire.sync('intersession-sync:alice')
-    await expect.poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 20_000 }).toEqual([
-      expect.objectContaining({ settled: 'rejected', code: 'SYNC_INCOMPLETE' }),
-    ])
+    await expect
+      .poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 20_000 })
+      .toEqual([expect.objectContaining({ settled: 'rejected', code: 'SYNC_INCOMPLETE' })])
     await expect.poll(() => bob.evaluate(() => window.harness.receivedCount()), { timeout: 10_000 }).toBe(3)
     expect((await bob.evaluate(() => window.harness.received())).map((m) => m.id)).toEqual(toBob)
     await expect.poll(() => alice.locksHeld()).not.toContain('intersession:alice')
@@ -269,9 +272,9 @@ test.describe('the budget of a sync', () => {
     await online(carol, 'carol', relay)
     since = Date.now()
     await fire.sync('intersession-sync:alice')
-    await expect.poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 20_000 }).toEqual([
-      expect.objectContaining({ settled: 'resolved', outcome: 'flushed' }),
-    ])
+    await expect
+      .poll(() => settledSince(alice, 'intersession-sync:alice', since), { timeout: 20_000 })
+      .toEqual([expect.objectContaining({ settled: 'resolved', outcome: 'flushed' })])
     await expect.poll(() => carol.evaluate(() => window.harness.receivedCount()), { timeout: 10_000 }).toBe(4)
     expect((await carol.evaluate(() => window.harness.received())).map((m) => m.contents)).toEqual(['hello', ...texts('c', 3)])
     expect((await carol.evaluate(() => window.harness.received())).slice(1).map((m) => m.id)).toEqual(toCarol)
