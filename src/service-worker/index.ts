@@ -4,4 +4,4 @@
  * @module
  */
 export { handleSync, type BackgroundSync } from './handle-sync.js'
-export type { BackgroundSyncOptions, ClosedArrival, SyncOutcome, SyncReport } from './options.js'
+export type { BackgroundSyncOptions, ClosedArrival, RelayUrls, SyncOutcome, SyncReport } from './options.js'

@@ -11,8 +11,12 @@ export interface BackgroundSyncOptions {
    * every identity of the origin.
    */
   readonly peerId?: string
-  /** The relay's `ws:`/`wss:` URL, or several equivalent ones (as `connect()`'s `transport.url`). */
-  readonly relayUrl: string | readonly string[]
+  /**
+   * The relay's `ws:`/`wss:` URL, or several equivalent ones (as `connect()`'s
+   * `transport.url`); or a function of the peer id that finds it at each sync
+   * (e.g. in a cached config file), checked when it answers.
+   */
+  readonly relayUrl: RelayUrls | ((peerId: string) => RelayUrls | Promise<RelayUrls>)
   /** A login token, or a function of the peer id called before every login (no page is there to ask). */
   readonly token: string | ((peerId: string) => string | Promise<string>)
   /**
@@ -48,7 +52,12 @@ export interface BackgroundSyncOptions {
    * rejection makes the event's promise reject.
    */
   readonly onMessageWhileClosed?: (info: ClosedArrival) => void | Promise<void>
+  /** Called with the report of every sync that ran (e.g. to tell the app's next page what was sent while it was closed); as `onMessageWhileClosed`, inside the event. */
+  readonly onSync?: (report: SyncReport) => void | Promise<void>
 }
+
+/** One relay URL or several equivalent ones. */
+export type RelayUrls = string | readonly string[]
 
 /** What {@link BackgroundSyncOptions.onMessageWhileClosed} is told. */
 export interface ClosedArrival {
@@ -82,7 +91,7 @@ export interface SyncReport {
 /** {@link BackgroundSyncOptions} checked, with defaults. */
 export interface SyncSettings {
   readonly peerId: string | undefined
-  readonly urls: readonly string[]
+  readonly urls: (peerId: string) => Promise<readonly string[]>
   readonly token: (peerId: string) => string | Promise<string>
   readonly encryption: boolean
   readonly dbName: ((peerId: string) => string) | undefined
@@ -91,6 +100,7 @@ export interface SyncSettings {
   readonly budgetMs: number
   readonly quietMs: number
   readonly onMessageWhileClosed: ((info: ClosedArrival) => void | Promise<void>) | undefined
+  readonly onSync: ((report: SyncReport) => void | Promise<void>) | undefined
 }
 
 /**
@@ -100,11 +110,9 @@ export interface SyncSettings {
  */
 export function resolveSyncOptions(options: BackgroundSyncOptions): SyncSettings {
   if (typeof options !== 'object' || (options as BackgroundSyncOptions | null) === null) throw new TypeError('options must be an object')
-  const { peerId, relayUrl, token, encryption, dbName, limits, onMessageWhileClosed } = options
+  const { peerId, relayUrl, token, encryption, dbName, limits, onMessageWhileClosed, onSync } = options
   if (peerId !== undefined && !isPeerId(peerId)) throw new TypeError('peerId must be 1..128 printable characters without whitespace')
-  const urls = typeof relayUrl === 'string' ? [relayUrl] : relayUrl
-  if (!Array.isArray(urls) || urls.length === 0 || !urls.every(isRelayUrl))
-    throw new TypeError('relayUrl must be a ws:// or wss:// URL (or a non-empty list of them)')
+  const urls = typeof relayUrl === 'function' ? undefined : relayUrls(relayUrl)
   if (typeof token !== 'string' && typeof token !== 'function') throw new TypeError('token must be a string or a function of the peer id')
   if (typeof token === 'string' && token.length === 0) throw new TypeError('token must not be empty')
   if (encryption !== undefined && typeof encryption !== 'boolean') throw new TypeError('encryption must be a boolean')
@@ -112,10 +120,11 @@ export function resolveSyncOptions(options: BackgroundSyncOptions): SyncSettings
     throw new TypeError('dbName must be a non-empty string or a function of the peer id')
   }
   if (onMessageWhileClosed !== undefined && typeof onMessageWhileClosed !== 'function') throw new TypeError('onMessageWhileClosed must be a function')
+  if (onSync !== undefined && typeof onSync !== 'function') throw new TypeError('onSync must be a function')
   resolveLimits(limits)
   return {
     peerId,
-    urls: [...urls],
+    urls: async (peer) => urls ?? relayUrls(await (relayUrl as (peerId: string) => RelayUrls | Promise<RelayUrls>)(peer)),
     token: typeof token === 'string' ? () => token : token,
     encryption: encryption !== false,
     dbName: dbName === undefined ? undefined : typeof dbName === 'string' ? () => dbName : dbName,
@@ -124,7 +133,15 @@ export function resolveSyncOptions(options: BackgroundSyncOptions): SyncSettings
     budgetMs: positiveMs('budgetMs', options.budgetMs, 60_000),
     quietMs: positiveMs('quietMs', options.quietMs, 1000),
     onMessageWhileClosed,
+    onSync,
   }
+}
+
+function relayUrls(given: unknown): readonly string[] {
+  const urls: unknown = typeof given === 'string' ? [given] : given
+  if (!Array.isArray(urls) || urls.length === 0 || !urls.every(isRelayUrl))
+    throw new TypeError('relayUrl must be a ws:// or wss:// URL (or a non-empty list of them)')
+  return [...urls]
 }
 
 function positiveMs(name: string, value: unknown, fallback: number): number {

@@ -56,6 +56,7 @@ export async function runSync(peerId: string, settings: SyncSettings, env: SyncE
       })
   })
   const report = await run
+  await settings.onSync?.(report)
   if (report.arrived > 0 && (report.outcome === 'flushed' || report.outcome === 'timeout')) {
     await settings.onMessageWhileClosed?.({ peerId, arrived: report.arrived, waiting: report.pending?.inbound ?? report.arrived })
   }

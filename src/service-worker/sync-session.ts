@@ -18,8 +18,9 @@ import type { SyncSession } from './sync-run.js'
  * Undefined when the identity has no store here.
  */
 export async function openSyncSession(peerId: string, settings: SyncSettings, tabOpened: () => void): Promise<SyncSession | undefined> {
+  const urls = await settings.urls(peerId)
   const store = new CheckedStore(new IndexedDBStore(settings.dbName === undefined ? {} : { dbName: settings.dbName }), settings.encryption)
-  const transport = new WebSocketTransport({ localId: peerId, urls: settings.urls, token: () => settings.token(peerId) })
+  const transport = new WebSocketTransport({ localId: peerId, urls, token: () => settings.token(peerId) })
   let engine: ILM
   try {
     engine = await ILM.open({

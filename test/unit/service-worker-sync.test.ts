@@ -71,8 +71,17 @@ describe('handleSync options', () => {
     expect(() => resolveSyncOptions({ ...base, budgetMs: 0 })).toThrow(RangeError)
     expect(() => resolveSyncOptions({ ...base, quietMs: 1.5 })).toThrow(RangeError)
     expect(() => resolveSyncOptions({ ...base, limits: { window: -1 } })).toThrow(RangeError)
+    expect(() => resolveSyncOptions({ ...base, onSync: 1 as never })).toThrow(TypeError)
     const settings = resolveSyncOptions(base)
-    expect(settings).toMatchObject({ encryption: true, budgetMs: 60_000, quietMs: 1000, heartbeatMs: 1000, urls: ['ws://127.0.0.1:1'] })
+    expect(settings).toMatchObject({ encryption: true, budgetMs: 60_000, quietMs: 1000, heartbeatMs: 1000 })
+  })
+
+  it('relayUrl as a function is asked at each sync, and its answer checked then', async () => {
+    expect(await resolveSyncOptions(base).urls('alice')).toEqual(['ws://127.0.0.1:1'])
+    expect(await resolveSyncOptions({ ...base, relayUrl: async (peer) => [`wss://relay.example/${peer}`] }).urls('alice')).toEqual([
+      'wss://relay.example/alice',
+    ])
+    await expect(resolveSyncOptions({ ...base, relayUrl: () => 'http://nope' }).urls('alice')).rejects.toThrow(TypeError)
   })
 })
 
