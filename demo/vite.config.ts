@@ -3,6 +3,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defineConfig, type Plugin } from 'vite'
+import { syncBundle } from './sync-bundle.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const dist = (path: string): string => here(`../dist/${path}`)
@@ -62,7 +63,7 @@ export default defineConfig({
     ],
   },
   worker: { format: 'es' },
-  plugins: [precacheManifest()],
+  plugins: [syncBundle(here('./src/sync-worker.ts'), dist('service-worker/index.js'), outDir), precacheManifest()],
   build: {
     outDir,
     emptyOutDir: true,

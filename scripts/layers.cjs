@@ -21,6 +21,7 @@ const layers = [
   { layer: 'ilm.ts', imports: ['core/', 'runtime/', 'crypto/'], packages: ['nanoid'] },
   { layer: 'bridge/', imports: ['core/', 'protocol/'], packages: ['comlink', 'nanoid'] },
   { layer: 'worker/', imports: ['core/', 'protocol/', 'bridge/', 'storage/', 'transport/', 'crypto/', 'ilm.ts'], packages: ['comlink', 'nanoid'] },
+  { layer: 'service-worker/', imports: ['core/', 'protocol/', 'storage/', 'transport/', 'worker/', 'ilm.ts'], packages: [] },
   { layer: 'client/', imports: ['core/', 'protocol/', 'bridge/', 'worker/'], packages: ['comlink', 'nanoid'] },
   { layer: 'testing/', imports: ['core/'], packages: [] },
   { layer: 'index.ts', imports: ['core/', 'runtime/', 'storage/', 'transport/', 'crypto/', 'ilm.ts'], packages: [] },

@@ -8,6 +8,9 @@
  * The build replaces the object after the marker below with this build's file
  * list and a hash of their contents (demo/vite.config.ts).
  */
+// Delivery with no tab open: intersession's handleSync, bundled from src/sync-worker.ts.
+importScripts('./sync.js')
+
 const BUILD = /* @precache */ { version: 'dev', files: ['./', './index.html'] }
 
 const PREFIX = 'intersession-demo-'

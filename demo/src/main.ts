@@ -9,6 +9,7 @@ import { h } from './dom.js'
 import { forgetName, saveName, savedName } from './identity.js'
 import { namePicker } from './name-picker.js'
 import { registerServiceWorker } from './service-worker.js'
+import { showSyncNote } from './sync-note.js'
 
 const root = document.getElementById('app')!
 let chat: ChatScreen | undefined
@@ -32,6 +33,7 @@ async function showChat(name: string, config: DemoConfig): Promise<void> {
   try {
     chat = await openChat(name, config, { changeName })
     root.replaceChildren(chat.element)
+    void showSyncNote(name, chat.element)
   } catch (error) {
     console.error(error)
     root.replaceChildren(

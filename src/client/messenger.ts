@@ -13,6 +13,7 @@ import type {
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import { newMessageId } from './message-id.js'
+import { requestBackgroundSync } from './background-sync.js'
 import type { Epoch, PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { handOverBatch, type Subscriber } from '../core/hand-over.js'
@@ -117,6 +118,8 @@ export class Messenger {
   #connection: ConnectionState = { status: 'connecting' }
   #closing: Promise<void> | undefined
   #online = true
+  /** A Background Sync was asked for since the connection was last online. */
+  #syncRequested = false
   #statusListeners = 0
   #sends: { readonly link: WorkerLink; readonly calls: Call<'send'>[] } | undefined
   /** Stops waiting on the current worker's life lock (before the messenger stops that worker itself). */
@@ -250,7 +253,10 @@ export class Messenger {
       if (this.#released.length === 0) queueMicrotask(() => this.#flushReleased())
       this.#released.push(...held)
     }
-    sent.then(release, release)
+    sent.then(() => {
+      release()
+      this.#queuedOffline()
+    }, release)
     return sent
   }
 
@@ -433,6 +439,13 @@ export class Messenger {
     channel.close()
   }
 
+  /** A send was stored while the relay is out of reach: one Background Sync per offline spell delivers it even if the page closes. */
+  #queuedOffline(): void {
+    if (this.#connection.status === 'online' || this.#syncRequested) return
+    this.#syncRequested = true
+    requestBackgroundSync(this.localId)
+  }
+
   #flushReleased(): void {
     const events = this.#released
     this.#released = []
@@ -569,6 +582,7 @@ export class Messenger {
         }
       case 'connection':
         this.#connection = payload as ConnectionState
+        if (this.#connection.status === 'online') this.#syncRequested = false
         {
           this.#events.emit('connection', this.#connection)
           return

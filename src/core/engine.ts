@@ -124,6 +124,8 @@ export class Engine {
   #mailbox = false
   readonly #handlers = new Set<Subscriber>()
   readonly #waiters = new Map<MessageId, Set<Waiter>>()
+  /** `flushed()` calls waiting for every stream to be settled. */
+  readonly #flushWaiters = new Set<Waiter>()
   readonly #expiring = new Set<MessageId>()
   readonly #pendingAcks = new Set<PeerId>()
   readonly #refused: Record<string, number> = {}
@@ -343,6 +345,20 @@ export class Engine {
           reject(isIlmError(error) ? error : new IlmError('STORE_FAILED', 'status lookup failed', { cause: error }))
         },
       )
+    })
+  }
+
+  /**
+   * Resolves once every message queued so far has left this peer for good:
+   * acknowledged by its receiver or, through a relay with a mailbox, stored
+   * there (its `delivered` comes later). Waits as long as that takes; rejects
+   * with `CLOSED` if the instance closes first.
+   */
+  flushed(): Promise<void> {
+    if (this.#closed) return Promise.reject(new IlmError('CLOSED', 'this instance is closed'))
+    return new Promise<void>((resolve, reject) => {
+      this.#flushWaiters.add({ resolve, reject })
+      this.#checkFlushed()
     })
   }
 
@@ -756,6 +772,7 @@ export class Engine {
         const link = this.#outbound.get(peer)
         if (reason !== undefined) link?.markExpired(seq)
         if (advance) link?.stored(seq)
+        if (advance) this.#checkFlushed()
         if (reason !== undefined) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'failed', reason })
         else if (advance && row.expired !== true) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'stored' })
       }
@@ -1033,6 +1050,7 @@ export class Engine {
     }
     this.#outbound.get(peer)?.acked(upTo)
     this.#checkDrained()
+    this.#checkFlushed()
   }
 
   /**
@@ -1170,6 +1188,14 @@ export class Engine {
     this.#drained()
   }
 
+  /** Flushed: every stream is acknowledged or stored by the relay up to its last seq. */
+  #checkFlushed(): void {
+    if (this.#flushWaiters.size === 0) return
+    for (const stream of this.#state.out.values()) if (Math.max(stream.ackedUpTo, stream.storedUpTo ?? -1) < stream.nextSeq - 1) return
+    for (const waiter of this.#flushWaiters) waiter.resolve()
+    this.#flushWaiters.clear()
+  }
+
   #fail(error: unknown): void {
     const failure = isIlmError(error) ? error : new IlmError('INTERNAL', 'unexpected failure', { cause: error })
     if (this.#closed && failure.code === 'CLOSED') return
@@ -1191,6 +1217,8 @@ export class Engine {
     const closed = new IlmError('CLOSED', 'this instance is closed')
     for (const set of this.#waiters.values()) for (const waiter of set) waiter.reject(closed)
     this.#waiters.clear()
+    for (const waiter of this.#flushWaiters) waiter.reject(closed)
+    this.#flushWaiters.clear()
     try {
       await this.#transport.close()
     } catch {

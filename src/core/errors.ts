@@ -46,6 +46,8 @@ export type IlmErrorCode =
   | 'KEY_VERIFY_FAILED'
   /** The transport could not take a frame now (peer unreachable, socket closed). */
   | 'TRANSPORT_FAILED'
+  /** A background sync in a service worker ended before it was done (its time budget ran out, or a tab held the engine); the browser retries it. */
+  | 'SYNC_INCOMPLETE'
   /** The engine's worker failed to load or to start (a wrong worker URL, a script error, no answer in time), or died and cannot be replaced. */
   | 'WORKER_FAILED'
   /** A broken invariant inside intersession (a bug, or a corrupted store); `cause` has the details. */

@@ -1,6 +1,14 @@
 import type { Message } from '../core/api.js'
 import type { SerializedError } from './errors.js'
 
+/**
+ * The Web Lock whose holder runs the engine of `peerId`: the leader tab's
+ * worker, or a service worker during a background sync. One at a time.
+ */
+export function identityLock(peerId: string): string {
+  return `intersession:${peerId}`
+}
+
 /** Engine methods a follower tab may call on the leader's engine. */
 export const REMOTE_METHODS = ['send', 'delivered', 'status', 'connectedPeers', 'pending', 'acceptPeerKey', 'rejectPeerKey', 'safetyNumber'] as const
 

@@ -6,7 +6,7 @@ import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.j
 import type { ILM } from '../ilm.js'
 import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RtcCommand } from '../protocol/rtc.js'
-import type { RemoteMethod, SinkEvent } from '../protocol/tabs.js'
+import { identityLock, type RemoteMethod, type SinkEvent } from '../protocol/tabs.js'
 import { validateConfig, type ConnectionState, type HostConfig, type HostFactories, type TransportContext } from './config.js'
 import { Election } from './election.js'
 import { LeaderSession } from './leader-session.js'
@@ -151,7 +151,7 @@ export class Host implements HostApi {
       switched: (online) => this.#switch(online),
     })
     this.#bus = bus
-    this.#election = new Election(`intersession:${config.peerId}`, {
+    this.#election = new Election(identityLock(config.peerId), {
       ...timing,
       lead: () => this.#lead(),
       demoted: () => void this.#demote(),

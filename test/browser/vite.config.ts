@@ -15,6 +15,7 @@ export default defineConfig({
       { find: /^intersession\/client$/, replacement: dist('client/index.js') },
       { find: /^intersession\/testing$/, replacement: dist('testing/index.js') },
       { find: /^intersession\/worker$/, replacement: dist('worker/index.js') },
+      { find: /^intersession\/service-worker$/, replacement: dist('service-worker/index.js') },
       { find: /^intersession$/, replacement: dist('index.js') },
     ],
   },
@@ -31,7 +32,10 @@ export default defineConfig({
         'net-bench': fileURLToPath(new URL('./app/net-bench.html', import.meta.url)),
         tabs: fileURLToPath(new URL('./app/tabs.html', import.meta.url)),
         kit: fileURLToPath(new URL('./app/kit.html', import.meta.url)),
+        // A module service worker at the root (its scope is the whole app), under a name pages can register.
+        'sync-sw': fileURLToPath(new URL('./app/sync-sw.ts', import.meta.url)),
       },
+      output: { entryFileNames: (chunk) => (chunk.name === 'sync-sw' ? '[name].js' : 'assets/[name]-[hash].js') },
     },
   },
   preview: { host: '127.0.0.1', strictPort: true },

@@ -178,4 +178,26 @@ describe('engine: relay mailbox receipts', () => {
     expect(relay.msgs().filter((f) => f.seq < 2)).toEqual([])
     await ilm.close()
   })
+
+  it('flushed() resolves once every stream is stored or acked, at once when nothing waits, and rejects CLOSED on close', async () => {
+    const { ilm, relay, clock } = await open()
+    await ilm.flushed() // nothing queued
+    for (let i = 0; i < 3; i++) await ilm.send(BOB, i)
+    let flushed = false
+    const done = ilm.flushed().then(() => (flushed = true))
+    relay.events.mailbox!(true)
+    await until(() => relay.msgs().length >= 3, { clocks: [clock], stepMs: 10 })
+    const epoch = relay.msgs()[0]!.epoch
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 0 })
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 1 })
+    await elapse([clock], 50)
+    expect(flushed).toBe(false) // seq 2 is neither stored nor acked
+    relay.events.frame(BOB, encodeFrame({ kind: 'ack', from: BOB, to: 'alice' as PeerId, epoch, upTo: 2 }))
+    await done
+    await ilm.send(BOB, 'late')
+    const waiting = ilm.flushed()
+    await ilm.close()
+    await expect(waiting).rejects.toMatchObject({ code: 'CLOSED' })
+    await expect(ilm.flushed()).rejects.toMatchObject({ code: 'CLOSED' })
+  })
 })

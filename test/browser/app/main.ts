@@ -142,6 +142,11 @@ const harness = {
     db.close()
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
   },
+  /** Registers ./sync-sw.ts (service-worker.spec.ts) for the whole origin and waits until it is active. */
+  async registerSyncWorker(relay: string, budgetMs: number) {
+    await navigator.serviceWorker.register(`/sync-sw.js?relay=${encodeURIComponent(relay)}&budget=${budgetMs}`, { type: 'module', scope: '/' })
+    await navigator.serviceWorker.ready
+  },
   role: () => messenger?.role,
   connection: () => messenger?.connection,
   roles: () => roles,

@@ -1,0 +1,158 @@
+/**
+ * The service worker's sync (src/service-worker) in Node: options checked at
+ * once, the lock taken only if free, the budget, the hand-over to a tab, and
+ * the engine always closed before the lock goes back. The engine is a
+ * scripted session here; the real one, in a real service worker on a real
+ * relay: test/browser/service-worker.spec.ts.
+ */
+import { describe, expect, it } from 'vitest'
+import type { PendingCounts } from '../../src/core/api.js'
+import { resolveSyncOptions, type BackgroundSyncOptions, type ClosedArrival } from '../../src/service-worker/options.js'
+import { runSync, type SyncEnv, type SyncSession } from '../../src/service-worker/sync-run.js'
+import { identityLock } from '../../src/protocol/tabs.js'
+
+const base: BackgroundSyncOptions = { relayUrl: 'ws://127.0.0.1:1', token: 'dev:alice' }
+
+/** Exclusive locks with `ifAvailable`, as the Web Locks API grants them (the part runSync uses). */
+class Locks {
+  readonly held = new Set<string>()
+  async request(name: string, _options: LockOptions, callback: (lock: Lock | null) => unknown): Promise<unknown> {
+    if (this.held.has(name)) return callback(null)
+    this.held.add(name)
+    try {
+      return await callback({ name, mode: 'exclusive' })
+    } finally {
+      this.held.delete(name)
+    }
+  }
+}
+
+interface Script {
+  online?: Promise<void>
+  flushed?: Promise<void>
+  counts?: PendingCounts[]
+}
+
+/** A session that does what `script` says and records when it was closed (and whether the lock was still held). */
+function scripted(locks: Locks, script: Script): { env: SyncEnv; log: string[]; tab: () => void } {
+  const log: string[] = []
+  let tabOpened = (): void => {}
+  const counts = [...(script.counts ?? [{ outbound: 0, inbound: 0 }])]
+  const session: SyncSession = {
+    online: () => script.online ?? Promise.resolve(),
+    flushed: () => script.flushed ?? Promise.resolve(),
+    pending: async () => (counts.length > 1 ? counts.shift()! : counts[0]!),
+    close: async () => void log.push(`closed, lock ${locks.held.has(identityLock('alice')) ? 'held' : 'free'}`),
+  }
+  const env: SyncEnv = {
+    locks: locks as unknown as SyncEnv['locks'],
+    open: async (_peer, opened) => {
+      log.push('opened')
+      tabOpened = opened
+      return session
+    },
+  }
+  return { env, log, tab: () => tabOpened() }
+}
+
+const never = new Promise<never>(() => {})
+
+describe('handleSync options', () => {
+  it('misuse throws TypeError or RangeError at once', () => {
+    expect(() => resolveSyncOptions(null as never)).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, relayUrl: 'http://x' })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, relayUrl: [] })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, token: 3 as never })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, peerId: 'a b' })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, encryption: 'no' as never })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, dbName: '' })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, onMessageWhileClosed: 'x' as never })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, budgetMs: '5' as never })).toThrow(TypeError)
+    expect(() => resolveSyncOptions({ ...base, budgetMs: 0 })).toThrow(RangeError)
+    expect(() => resolveSyncOptions({ ...base, quietMs: 1.5 })).toThrow(RangeError)
+    expect(() => resolveSyncOptions({ ...base, limits: { window: -1 } })).toThrow(RangeError)
+    expect(() => resolveSyncOptions({ ...base, onSync: 1 as never })).toThrow(TypeError)
+    const settings = resolveSyncOptions(base)
+    expect(settings).toMatchObject({ encryption: true, budgetMs: 60_000, quietMs: 1000, heartbeatMs: 1000 })
+  })
+
+  it('relayUrl as a function is asked at each sync, and its answer checked then', async () => {
+    expect(await resolveSyncOptions(base).urls('alice')).toEqual(['ws://127.0.0.1:1'])
+    expect(await resolveSyncOptions({ ...base, relayUrl: async (peer) => [`wss://relay.example/${peer}`] }).urls('alice')).toEqual([
+      'wss://relay.example/alice',
+    ])
+    await expect(resolveSyncOptions({ ...base, relayUrl: () => 'http://nope' }).urls('alice')).rejects.toThrow(TypeError)
+  })
+})
+
+describe('runSync', () => {
+  it('stands aside when a tab holds the lock: busy, and no engine opened', async () => {
+    const locks = new Locks()
+    locks.held.add(identityLock('alice'))
+    const { env, log } = scripted(locks, {})
+    expect(await runSync('alice', resolveSyncOptions(base), env)).toEqual({ peerId: 'alice', outcome: 'busy', arrived: 0 })
+    expect(log).toEqual([])
+  })
+
+  it('flushes, waits until nothing arrived for quietMs, closes before the lock goes back, and reports what arrived', async () => {
+    const locks = new Locks()
+    const arrivals: ClosedArrival[] = []
+    const counts = [
+      { outbound: 2, inbound: 1 },
+      { outbound: 0, inbound: 3 },
+      { outbound: 0, inbound: 4 },
+    ]
+    const { env, log } = scripted(locks, { counts })
+    const settings = resolveSyncOptions({ ...base, quietMs: 150, onMessageWhileClosed: (info) => void arrivals.push(info) })
+    const started = Date.now()
+    const report = await runSync('alice', settings, env)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150)
+    expect(report).toEqual({ peerId: 'alice', outcome: 'flushed', arrived: 3, pending: { outbound: 0, inbound: 4 } })
+    expect(log).toEqual(['opened', 'closed, lock held'])
+    expect(locks.held.size).toBe(0)
+    expect(arrivals).toEqual([{ peerId: 'alice', arrived: 3, waiting: 4 }])
+  })
+
+  it('the budget runs out (the relay never answers): timeout within budgetMs, the engine closed with the lock held', async () => {
+    const locks = new Locks()
+    const { env, log } = scripted(locks, { online: never })
+    const started = Date.now()
+    const report = await runSync('alice', resolveSyncOptions({ ...base, budgetMs: 200 }), env)
+    expect(report.outcome).toBe('timeout')
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(log).toEqual(['opened', 'closed, lock held'])
+  })
+
+  it('the budget runs out mid-flush: timeout, closed', async () => {
+    const locks = new Locks()
+    const { env, log } = scripted(locks, { flushed: never })
+    expect((await runSync('alice', resolveSyncOptions({ ...base, budgetMs: 200 }), env)).outcome).toBe('timeout')
+    expect(log).toEqual(['opened', 'closed, lock held'])
+  })
+
+  it('a tab opens mid-flush: the engine here closes at once (lock still held), handed-over', async () => {
+    const locks = new Locks()
+    const { env, log, tab } = scripted(locks, { flushed: never })
+    const run = runSync('alice', resolveSyncOptions(base), env)
+    await new Promise((r) => setTimeout(r, 20))
+    tab()
+    const started = Date.now()
+    expect((await run).outcome).toBe('handed-over')
+    expect(Date.now() - started).toBeLessThan(200)
+    expect(log).toEqual(['opened', 'closed, lock held'])
+  })
+
+  it('no store for the identity here: nothing to do', async () => {
+    const locks = new Locks()
+    const env: SyncEnv = { locks: locks as unknown as SyncEnv['locks'], open: async () => undefined }
+    expect(await runSync('alice', resolveSyncOptions(base), env)).toEqual({ peerId: 'alice', outcome: 'flushed', arrived: 0 })
+  })
+
+  it('a failure (the relay refused the login) closes the engine and rejects', async () => {
+    const locks = new Locks()
+    const { env, log } = scripted(locks, { online: Promise.reject(new Error('refused')) })
+    await expect(runSync('alice', resolveSyncOptions(base), env)).rejects.toThrow('refused')
+    expect(log).toEqual(['opened', 'closed, lock held'])
+    expect(locks.held.size).toBe(0)
+  })
+})
