@@ -27,8 +27,8 @@ class Browser {
   ) {}
 
   static async launch(origin: string): Promise<Browser> {
-    const { context, dispose } = await persistentContext()
-    return new Browser(context, dispose, origin)
+    const persistent = await persistentContext()
+    return new Browser(persistent.context, () => persistent.dispose(), origin)
   }
 
   /** Opens the harness page in a new tab. */
@@ -78,8 +78,12 @@ async function syncDispatcher(
   await expect.poll(() => registrationId, { timeout: 10_000 }).toBeDefined()
   return {
     blank,
-    sync: async (tag) => void (await cdp.send('ServiceWorker.dispatchSyncEvent', { origin, registrationId: registrationId!, tag, lastChance: false })),
-    periodic: async (tag) => void (await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin, registrationId: registrationId!, tag })),
+    sync: async (tag) => {
+      await cdp.send('ServiceWorker.dispatchSyncEvent', { origin, registrationId: registrationId!, tag, lastChance: false })
+    },
+    periodic: async (tag) => {
+      await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin, registrationId: registrationId!, tag })
+    },
   }
 }
 
