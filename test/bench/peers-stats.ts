@@ -37,3 +37,21 @@ export function unresolved(resolvedAt: ArrayLike<number>, called: number): numbe
   for (let i = 0; i < called; i++) if (!(resolvedAt[i]! > 0)) count++
   return count
 }
+
+/**
+ * What a feature costs as one ratio, 1 when it costs nothing and lower the
+ * more it costs: `on / off` for a rate (`higher` is better), `off / on` for a
+ * time (`lower` is better). NaN unless both are positive finite numbers.
+ */
+export function costRatio(better: 'higher' | 'lower', on: number, off: number): number {
+  if (!(on > 0 && off > 0 && Number.isFinite(on) && Number.isFinite(off))) return NaN
+  return Number((better === 'higher' ? on / off : off / on).toFixed(4))
+}
+
+/** The median of `values` (the mean of the middle two for an even count); NaN when empty or any is NaN. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0 || values.some(Number.isNaN)) return NaN
+  const sorted = ascending(values)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}

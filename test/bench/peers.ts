@@ -8,7 +8,13 @@
  *   disk: two persistent profiles), through a real relay process
  *   (test/helpers/relay-process.ts, `--dev`, no mailbox, rate limit lifted as
  *   in bench:net). Persists: the sender's outbox and the receiver's inbox and
- *   receipts in IndexedDB (strict durability); the relay nothing.
+ *   receipts in IndexedDB (strict durability); the relay nothing. End-to-end
+ *   encryption on (the default).
+ * - intersession-plain: the same with `encryption: false` on both ends, run
+ *   in the clean rounds only, for the cost of encryption (issue 16: on
+ *   against off in the same run, >= 0.9): on / off for the rates (pipelined,
+ *   awaited), off / on for the times (paced p50 and p99 at each rate, time
+ *   to durable), over every round and per round.
  * - MQTT.js at QoS 1 over WebSocket to an aedes broker, persistent sessions
  *   (`clean: false`, fixed client ids). Persists: nothing in the browser;
  *   the broker keeps sessions and QoS 1 messages in memory.
@@ -34,7 +40,9 @@
  * round trips, the difference B - A subtracted: `skewMs`).
  *
  * Runs, per system, in one session (fresh identities), systems in the order
- * intersession, MQTT, Socket.IO (with `--rounds 2`, then again reversed):
+ * intersession, intersession-plain, MQTT, Socket.IO (with `--rounds 2`, then
+ * again reversed; `--systems intersession,intersession-plain` runs only those
+ * named):
  * 1. pipelined: MESSAGES in windows of WINDOW sends issued at once, each
  *    window awaited; msgs/s = messages / (first send -> last arrival).
  * 2. paced at each of RATES msgs/s for PACED_SECONDS (test/bench/peers-app/pacer.ts):
@@ -52,7 +60,7 @@
  * 6. fault (own session, as before): the receiver's connections are reset and
  *    refused for CUT_MS once it has half of MESSAGES; lost and duplicated.
  *
- *   npx tsx test/bench/peers.ts [--messages 2000] [--window 500] [--paced-seconds 2] [--awaited 200] [--load-rate 2000] [--load-seconds 1.5] [--reload-after-ms 1000] [--floor 300] [--rounds 1] [--cut-ms 2000] [--no-fault]
+ *   npx tsx test/bench/peers.ts [--systems intersession,intersession-plain,mqtt,socketio] [--messages 2000] [--window 500] [--paced-seconds 2] [--awaited 200] [--load-rate 2000] [--load-seconds 1.5] [--reload-after-ms 1000] [--floor 300] [--rounds 1] [--cut-ms 2000] [--no-fault]
  *
  * `npm run bench:peers` builds dist/ and the page first. Writes
  * test/bench/results/peers.json. Exits non-zero only when it could not run;
@@ -76,7 +84,7 @@ import { intArg, machine, makeProfile, removeProfile, runBench, writeResult } fr
 import { clockOffset } from './clock-offset.js'
 import { figure, plainFigure, type Figure } from './figures.js'
 import { startPeerServer, startProxy, type CutReport, type Proxy } from './peers-processes.js'
-import { ascending, deliveredRate, ms2, percentile } from './peers-stats.js'
+import { ascending, costRatio, deliveredRate, median, ms2, percentile } from './peers-stats.js'
 
 /** Where `npm run bench:peers` builds the page. */
 const PAGE_DIR = fileURLToPath(new URL('./peers-app/.dist', import.meta.url))
@@ -106,8 +114,24 @@ const P99_GOAL_MS = 50
 const WAIT_MS = 120_000
 const QUIET_MS = 10_000
 const SETTLE_MS = 2000
-const SYSTEMS = ['intersession', 'mqtt', 'socketio'] as const
-type Compared = (typeof SYSTEMS)[number]
+/** Goal of issue 16: intersession with encryption on against off, in the same run. */
+const COST_GOAL = 0.9
+/** Every system of the clean rounds, in round order. */
+const ALL_SYSTEMS = ['intersession', 'intersession-plain', 'mqtt', 'socketio'] as const
+type Clean = (typeof ALL_SYSTEMS)[number]
+/** The systems compared with each other (and reloaded, and cut); `intersession-plain` is measured against `intersession` only. */
+type Compared = Exclude<Clean, 'intersession-plain'>
+
+/** The systems named by `--systems a,b` (all when absent), in round order. */
+function systemsArg(): Clean[] {
+  const at = process.argv.indexOf('--systems')
+  if (at < 0) return [...ALL_SYSTEMS]
+  const named = (process.argv[at + 1] ?? '').split(',')
+  if (!named.every((name) => (ALL_SYSTEMS as readonly string[]).includes(name))) throw new RangeError(`--systems takes a comma-separated list of ${ALL_SYSTEMS.join(', ')}`)
+  return ALL_SYSTEMS.filter((system) => named.includes(system))
+}
+const SYSTEMS = systemsArg()
+const COMPARED = SYSTEMS.filter((system): system is Compared => system !== 'intersession-plain')
 
 /** Where each system's ends connect: the sender straight to its server, the receiver through its proxy. */
 interface Endpoints {
@@ -120,7 +144,7 @@ interface Endpoints {
 interface Bench {
   readonly a: CdpTab
   readonly b: CdpTab
-  readonly endpoints: Record<SystemName, Endpoints>
+  readonly endpoints: Partial<Record<SystemName, Endpoints>>
   /** A fresh phase number per run, so that no run counts another's leftovers. */
   nextPhase: number
 }
@@ -208,13 +232,38 @@ interface ReloadRun {
   readonly afterMs: number
 }
 
-interface SystemResults {
+/** What a system's clean sessions measured. */
+interface CleanResults {
   loaded: Run
   paced: Record<string, PacedRun>
   awaited: AwaitedRun
   load: PacedRun
+}
+
+interface SystemResults extends CleanResults {
   reload: ReloadRun
   fault?: FaultRun
+}
+
+/** One clean session's runs. */
+interface CleanSession {
+  readonly loaded: Measured
+  readonly paced: Record<string, PacedMeasured>
+  readonly awaited: PacedMeasured
+  readonly load: PacedMeasured
+}
+
+/** One figure of intersession with encryption on against off; `ratio` is {@link costRatio}'s (goal {@link COST_GOAL}). */
+interface CostRow {
+  readonly what: string
+  readonly unit: string
+  readonly better: 'higher' | 'lower'
+  readonly on: number
+  readonly off: number
+  readonly ratio: number
+  /** The ratio of each round alone (the systems' sessions paired in round order), and their median. */
+  readonly rounds: number[]
+  readonly roundsMedian: number
 }
 
 /** Clock offsets measured before a session's runs: page B's to this process's, and B's minus A's. */
@@ -300,11 +349,17 @@ function combinePaced(runs: readonly PacedMeasured[], rate: number): PacedRun {
   }
 }
 
+function endpoints(bench: Bench, system: SystemName): Endpoints {
+  const found = bench.endpoints[system]
+  if (found === undefined) throw new Error(`${system} has no server in this run`)
+  return found
+}
+
 /** Opens `system` on both pages as fresh identities (B first), warms it up, runs `body`, and closes both ends. */
 async function session<T>(bench: Bench, system: SystemName, tag: string, body: (clocks: Clocks) => Promise<T>): Promise<T> {
   const nonce = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
   const [idA, idB] = [`peers-${tag}-a-${nonce}`, `peers-${tag}-b-${nonce}`]
-  const { sender, receiver } = bench.endpoints[system]
+  const { sender, receiver } = endpoints(bench, system)
   try {
     await call(bench.b, 'open', system, { url: receiver, id: idB, other: idA, role: 'receiver' })
     await call(bench.a, 'open', system, { url: sender, id: idA, other: idB, role: 'sender' })
@@ -321,7 +376,7 @@ async function session<T>(bench: Bench, system: SystemName, tag: string, body: (
 const pacedCount = (rate: number, seconds: number): number => Math.max(20, Math.round(rate * seconds))
 
 /** The clean session of `system`: pipelined, paced at each rate, awaited, and under load. */
-function cleanSession(bench: Bench, system: Compared): Promise<{ loaded: Measured; paced: Record<string, PacedMeasured>; awaited: PacedMeasured; load: PacedMeasured }> {
+function cleanSession(bench: Bench, system: Clean): Promise<CleanSession> {
   return session(bench, system, 'clean', async ({ skewMs }) => {
     const loaded = { exchange: await exchange(bench, N, WINDOW), skewMs }
     const paced: Record<string, PacedMeasured> = {}
@@ -349,7 +404,7 @@ function rawSession(bench: Bench): Promise<Record<string, PacedMeasured>> {
 async function reloadSession(bench: Bench, system: Compared): Promise<ReloadRun> {
   const nonce = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
   const [idA, idB] = [`peers-reload-a-${nonce}`, `peers-reload-b-${nonce}`]
-  const { sender, receiver } = bench.endpoints[system]
+  const { sender, receiver } = endpoints(bench, system)
   const count = Math.ceil((LOAD_RATE * RELOAD_AFTER_MS) / 1000) * 4
   try {
     await call(bench.b, 'open', system, { url: receiver, id: idB, other: idA, role: 'receiver' })
@@ -371,7 +426,7 @@ async function reloadSession(bench: Bench, system: Compared): Promise<ReloadRun>
 }
 
 function faultSession(bench: Bench, system: Compared): Promise<FaultRun> {
-  const { proxy } = bench.endpoints[system]
+  const { proxy } = endpoints(bench, system)
   return session(bench, system, 'fault', async ({ offsetB, skewMs }) => {
     const cutsBefore = proxy.cuts.length
     const exchanged = await exchange(bench, N, WINDOW, proxy.cutUrl(CUT_MS))
@@ -403,47 +458,96 @@ function compared(name: string, value: number, unit: string, against: string, ag
   return Number.isFinite(value) && Number.isFinite(againstValue) && againstValue !== 0 ? [figure(name, value, unit, against, againstValue)] : []
 }
 
-function figures(results: Record<Compared, SystemResults>, floors: Floors, labels: Record<SystemName, string>): Figure[] {
+function figures(results: Partial<Record<Compared, SystemResults>>, floors: Floors, labels: Record<SystemName, string>): Figure[] {
   const ours = results.intersession
+  const present = COMPARED.flatMap((system) => {
+    const r = results[system]
+    return r === undefined ? [] : [[system, r] as const]
+  })
+  const peers = present.filter(([system]) => system !== 'intersession')
   const out: Figure[] = []
   const load = `${N} x 64 B, windows of ${WINDOW} sends`
-  for (const peer of ['mqtt', 'socketio'] as const) {
-    out.push(...compared(`peers: intersession pipelined end-to-end throughput (${load})`, ours.loaded.msgsPerSec, 'msgs/s', labels[peer], results[peer].loaded.msgsPerSec))
+  for (const [peer, theirs] of peers) {
+    if (ours !== undefined) out.push(...compared(`peers: intersession pipelined end-to-end throughput (${load})`, ours.loaded.msgsPerSec, 'msgs/s', labels[peer], theirs.loaded.msgsPerSec))
   }
   for (const rate of RATES) {
     const floor = floors.durableP50Ms[rate]!
     const floorName = `durable floor: strict single-put commit p50 ${floors.commitP50Ms} ms + raw WebSocket hop p50 ${floors.raw[rate]!.p50Ms} ms`
-    for (const system of SYSTEMS) {
-      const run = results[system].paced[rate]!
+    for (const [system, r] of present) {
+      const run = r.paced[rate]!
       const what = `peers: paced ${rate} msgs/s, ${labels[system]}`
       out.push(...compared(`${what}: delivered rate`, run.deliveredPerSec, 'msgs/s', 'offered rate', rate))
       out.push(...compared(`${what}: latency p50, send call -> receiver handler`, run.p50Ms, 'ms', floorName, floor))
       out.push(...compared(`${what}: latency p99`, run.p99Ms, 'ms', 'goal (issue 13)', P99_GOAL_MS))
     }
-    for (const peer of ['mqtt', 'socketio'] as const) {
-      out.push(...compared(`peers: paced ${rate} msgs/s, intersession latency p50`, ours.paced[rate]!.p50Ms, 'ms', labels[peer], results[peer].paced[rate]!.p50Ms))
+    for (const [peer, theirs] of peers) {
+      if (ours !== undefined) out.push(...compared(`peers: paced ${rate} msgs/s, intersession latency p50`, ours.paced[rate]!.p50Ms, 'ms', labels[peer], theirs.paced[rate]!.p50Ms))
     }
   }
   const commitFloor = `sequential strict single-put IndexedDB transactions in a worker`
-  for (const system of SYSTEMS) {
-    out.push(...compared(`peers: awaited sends (each send() awaited before the next), ${labels[system]}`, results[system].awaited.msgsPerSec, 'msgs/s', commitFloor, floors.commitsPerSec))
+  for (const [system, r] of present) {
+    out.push(...compared(`peers: awaited sends (each send() awaited before the next), ${labels[system]}`, r.awaited.msgsPerSec, 'msgs/s', commitFloor, floors.commitsPerSec))
   }
-  for (const system of SYSTEMS) {
-    const { load: run } = results[system]
+  for (const [system, { load: run }] of present) {
     out.push(...compared(`peers: time to durable, send() resolve p99 at ${LOAD_RATE} msgs/s offered, ${labels[system]}`, run.resolveP99Ms, 'ms', 'strict single-put commit p50', floors.commitP50Ms))
   }
-  for (const system of SYSTEMS) {
-    const { reload } = results[system]
+  for (const [system, { reload }] of present) {
     out.push(plainFigure(`peers: sends not resolved when the sender page reloaded after ${RELOAD_AFTER_MS} ms at ${LOAD_RATE} msgs/s (of ${reload.called}), ${labels[system]}`, reload.unresolved, 'msgs'))
   }
   const outage = `${N} x 64 B, receiver's connections reset and refused for ${CUT_MS / 1000} s at half`
-  for (const system of SYSTEMS) {
-    const fault = results[system].fault
+  for (const [system, { fault }] of present) {
     if (fault === undefined) continue
     out.push(plainFigure(`peers: ${labels[system]}: messages lost (${outage})`, fault.lost, 'msgs'))
     out.push(plainFigure(`peers: ${labels[system]}: messages duplicated (${outage})`, fault.duplicated, 'msgs'))
   }
   return out
+}
+
+/** A system's clean sessions taken together. */
+function summarize(runs: readonly CleanSession[]): CleanResults {
+  const awaited = runs.map((r) => r.awaited)
+  return {
+    loaded: combine(runs.map((r) => r.loaded)),
+    paced: Object.fromEntries(RATES.map((rate) => [rate, combinePaced(runs.map((r) => r.paced[rate]!), rate)])),
+    awaited: {
+      sends: sum(awaited.map((r) => r.sent.called)),
+      msgsPerSec: Math.round((sum(awaited.map((r) => r.sent.called)) / sum(awaited.map((r) => r.sent.lastSendAt - r.sent.firstSendAt))) * 1000),
+      resolveP50Ms: ms2(percentile(ascending(awaited.flatMap((r) => r.sent.resolveMs)), 0.5)),
+      received: sum(awaited.map((r) => r.tally.unique)),
+    },
+    load: combinePaced(runs.map((r) => r.load), LOAD_RATE),
+  }
+}
+
+/** The figures the cost of encryption is judged on, as [what, unit, which way is better, the figure of a system]. */
+const COST_FIGURES: ReadonlyArray<readonly [string, string, 'higher' | 'lower', (r: CleanResults) => number]> = [
+  [`pipelined throughput (${N} x 64 B, windows of ${WINDOW} sends)`, 'msgs/s', 'higher', (r) => r.loaded.msgsPerSec],
+  ['awaited sends', 'msgs/s', 'higher', (r) => r.awaited.msgsPerSec],
+  ...RATES.flatMap((rate) => [
+    [`paced ${rate} msgs/s: latency p50`, 'ms', 'lower', (r: CleanResults) => r.paced[rate]!.p50Ms] as const,
+    [`paced ${rate} msgs/s: latency p99`, 'ms', 'lower', (r: CleanResults) => r.paced[rate]!.p99Ms] as const,
+  ]),
+  [`time to durable: send() resolve p99 at ${LOAD_RATE} msgs/s offered`, 'ms', 'lower', (r) => r.load.resolveP99Ms],
+]
+
+/** Encryption on (`intersession`'s sessions) against off (`intersession-plain`'s), over all rounds and per round. */
+function encryptionCost(on: readonly CleanSession[], off: readonly CleanSession[]): CostRow[] {
+  const [allOn, allOff] = [summarize(on), summarize(off)]
+  const rounds = Array.from({ length: Math.min(on.length, off.length) }, (_, i) => [summarize([on[i]!]), summarize([off[i]!])] as const)
+  return COST_FIGURES.map(([what, unit, better, pick]) => {
+    const each = rounds.map(([x, y]) => costRatio(better, pick(x), pick(y)))
+    return { what, unit, better, on: pick(allOn), off: pick(allOff), ratio: costRatio(better, pick(allOn), pick(allOff)), rounds: each, roundsMedian: ms2(median(each)) }
+  })
+}
+
+/** The cost rows as figures whose ratio is the cost ratio: on / off for rates, off / on for times. */
+function costFigures(rows: readonly CostRow[]): Figure[] {
+  const goal = `goal (issue 16) >= ${COST_GOAL}`
+  return rows.flatMap(({ what, unit, better, on, off }) =>
+    better === 'higher'
+      ? compared(`peers: cost of end-to-end encryption, ${what}, on / off (${goal})`, on, unit, 'intersession, encryption off', off)
+      : compared(`peers: cost of end-to-end encryption, ${what}, off / on (${goal})`, off, unit, 'intersession, encryption on', on),
+  )
 }
 
 /** The checkout's commit (with `+dirty` when src/ has uncommitted changes): what the built dist/ was measured from. */
@@ -474,14 +578,16 @@ async function withBench<T>(body: (bench: Bench, browser: string) => Promise<T>)
   try {
     const relay = await startRelayProcess(['--dev'], { INTERSESSION_RELAY_FRAMES_PER_SECOND: String(RELAY_FPS) })
     stops.push(() => relay.stop())
-    const mqtt = await startPeerServer('mqtt')
-    stops.push(() => mqtt.stop())
-    const socketio = await startPeerServer('socketio')
-    stops.push(() => socketio.stop())
-    const servers: Record<SystemName, { url: string; port: number }> = { intersession: relay, mqtt, socketio, raw: relay }
-    const endpoints = {} as Record<SystemName, Endpoints>
+    const servers: Partial<Record<SystemName, { url: string; port: number }>> = { intersession: relay, 'intersession-plain': relay, raw: relay }
+    for (const system of ['mqtt', 'socketio'] as const) {
+      if (!SYSTEMS.includes(system)) continue
+      const server = await startPeerServer(system)
+      stops.push(() => server.stop())
+      servers[system] = server
+    }
+    const endpoints: Partial<Record<SystemName, Endpoints>> = {}
     for (const system of [...SYSTEMS, 'raw'] as const) {
-      const { url, port } = servers[system]
+      const { url, port } = servers[system]!
       const proxy = await startProxy(port)
       stops.push(() => proxy.stop())
       endpoints[system] = { sender: url, receiver: via(url, proxy.port), proxy }
@@ -502,6 +608,7 @@ async function main(): Promise<void> {
   }
   const labels: Record<SystemName, string> = {
     intersession: `intersession ${version('intersession')} (persists: IndexedDB both ends)`,
+    'intersession-plain': `intersession ${version('intersession')}, end-to-end encryption off (persists: IndexedDB both ends)`,
     mqtt: `MQTT.js ${version('mqtt')} QoS 1 -> aedes ${version('aedes')} (persists: broker memory only)`,
     socketio: `Socket.IO ${version('socket.io')} emitWithAck (persists: server memory only)`,
     raw: 'raw WebSocket through the relay (persists: nothing)',
@@ -511,38 +618,30 @@ async function main(): Promise<void> {
     const commits = ascending(floorRun.durations)
     console.log(`  floor: ${FLOOR_N} strict single-put commits, p50 ${ms2(percentile(commits, 0.5))} ms, ${Math.round((FLOOR_N / floorRun.totalMs) * 1000)}/s`)
     const rawRuns = [await rawSession(bench)]
-    const sessions = Object.fromEntries(SYSTEMS.map((system) => [system, [] as Array<Awaited<ReturnType<typeof cleanSession>>>])) as Record<Compared, Array<Awaited<ReturnType<typeof cleanSession>>>>
-    const order: Compared[] = []
+    const sessions = Object.fromEntries(SYSTEMS.map((system) => [system, [] as CleanSession[]])) as Partial<Record<Clean, CleanSession[]>>
+    const order: Clean[] = []
     for (let round = 0; round < ROUNDS; round++) order.push(...(round % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse()))
     for (const system of order) {
       const measured = await cleanSession(bench, system)
-      sessions[system].push(measured)
+      sessions[system]!.push(measured)
       console.log(`  ${system}: clean session, ${measured.loaded.exchange.tally.unique}/${N} pipelined, ${combine([measured.loaded]).msgsPerSec} msgs/s; paced p50 ${RATES.map((r) => ms2(combinePaced([measured.paced[r]!], r).p50Ms)).join(' / ')} ms`)
     }
-    const results = {} as Record<Compared, SystemResults>
-    for (const system of SYSTEMS) {
-      const runs = sessions[system]
-      const awaited = runs.map((r) => r.awaited)
-      results[system] = {
-        loaded: combine(runs.map((r) => r.loaded)),
-        paced: Object.fromEntries(RATES.map((rate) => [rate, combinePaced(runs.map((r) => r.paced[rate]!), rate)])),
-        awaited: {
-          sends: sum(awaited.map((r) => r.sent.called)),
-          msgsPerSec: Math.round((sum(awaited.map((r) => r.sent.called)) / sum(awaited.map((r) => r.sent.lastSendAt - r.sent.firstSendAt))) * 1000),
-          resolveP50Ms: ms2(percentile(ascending(awaited.flatMap((r) => r.sent.resolveMs)), 0.5)),
-          received: sum(awaited.map((r) => r.tally.unique)),
-        },
-        load: combinePaced(runs.map((r) => r.load), LOAD_RATE),
-        reload: await reloadSession(bench, system),
-      }
-      console.log(`  ${system}: reload, ${results[system].reload.unresolved} of ${results[system].reload.called} sends not resolved`)
+    const results: Partial<Record<Compared, SystemResults>> = {}
+    for (const system of COMPARED) {
+      const reload = await reloadSession(bench, system)
+      results[system] = { ...summarize(sessions[system]!), reload }
+      console.log(`  ${system}: reload, ${reload.unresolved} of ${reload.called} sends not resolved`)
     }
     if (FAULT) {
-      for (const system of SYSTEMS) {
-        results[system].fault = await faultSession(bench, system)
-        console.log(`  ${system}: fault session, lost ${results[system].fault.lost}, duplicated ${results[system].fault.duplicated}`)
+      for (const system of COMPARED) {
+        const fault = await faultSession(bench, system)
+        results[system]!.fault = fault
+        console.log(`  ${system}: fault session, lost ${fault.lost}, duplicated ${fault.duplicated}`)
       }
     }
+    const [on, off] = [sessions.intersession, sessions['intersession-plain']]
+    const cost = on === undefined || off === undefined ? undefined : encryptionCost(on, off)
+    const plain = off === undefined ? undefined : summarize(off)
     const raw = Object.fromEntries(RATES.map((rate) => [rate, combinePaced(rawRuns.map((r) => r[rate]!), rate)]))
     const commitP50Ms = ms2(percentile(commits, 0.5))
     const floors: Floors = {
@@ -552,6 +651,7 @@ async function main(): Promise<void> {
       raw,
       durableP50Ms: Object.fromEntries(RATES.map((rate) => [rate, ms2(commitP50Ms + raw[rate]!.p50Ms)])),
     }
+    const compares = figures(results, floors, labels)
     const result = {
       benchmark: 'peers',
       date: new Date().toISOString(),
@@ -566,15 +666,18 @@ async function main(): Promise<void> {
       awaited: AWAITED,
       load: { rate: LOAD_RATE, seconds: LOAD_SECONDS, reloadAfterMs: RELOAD_AFTER_MS },
       rounds: ROUNDS,
+      systemsRun: SYSTEMS,
       cutMs: FAULT ? CUT_MS : null,
       persists: {
         intersession: "sender's outbox and receiver's inbox/receipts in IndexedDB (strict durability); the relay nothing (no mailbox)",
+        'intersession-plain': 'as intersession',
         mqtt: 'nothing in the browser; aedes keeps sessions and QoS 1 messages in memory',
         socketio: 'nothing in the browser; the server keeps recent packets in memory for connection state recovery (2 min)',
         raw: 'nothing',
       },
       sendSettlesOn: {
         intersession: 'durably queued in IndexedDB (sender side)',
+        'intersession-plain': 'as intersession',
         mqtt: "the broker's PUBACK",
         socketio: "the server's ack, sent after it forwarded the message",
         raw: 'handed to the socket',
@@ -582,19 +685,27 @@ async function main(): Promise<void> {
       systems: labels,
       relayFramesPerSecondLimit: RELAY_FPS,
       floors,
-      figures: figures(results, floors, labels),
-      results,
+      figures: [...compares, ...(cost === undefined ? [] : costFigures(cost))],
+      ...(cost !== undefined && { encryptionCost: { goal: COST_GOAL, ratio: 'on / off for rates, off / on for times', meets: cost.every((row) => row.ratio >= COST_GOAL), rows: cost } }),
+      results: { ...results, ...(plain !== undefined && { 'intersession-plain': plain }) },
     }
-    report(result.figures, results, floors, labels, result.machine)
+    report(compares, { ...results, ...(plain !== undefined && { 'intersession-plain': plain }) }, floors, labels, result.machine, cost)
     writeResult('peers', result)
   })
 }
 
-function report(rows: readonly Figure[], results: Record<Compared, SystemResults>, floors: Floors, labels: Record<SystemName, string>, machineName: string): void {
+function report(
+  rows: readonly Figure[],
+  results: Partial<Record<Clean, CleanResults & Partial<SystemResults>>>,
+  floors: Floors,
+  labels: Record<SystemName, string>,
+  machineName: string,
+  cost: readonly CostRow[] | undefined,
+): void {
   const lines = [`bench:peers  64 B messages, A -> B, ${machineName}`]
   lines.push(`  floors: strict single-put commit p50 ${floors.commitP50Ms} ms, p99 ${floors.commitP99Ms} ms, ${floors.commitsPerSec} commits/s; raw hop p50 ${RATES.map((r) => `${floors.raw[r]!.p50Ms} ms @${r}`).join(', ')}`)
   for (const system of SYSTEMS) {
-    const r = results[system]
+    const r = results[system]!
     lines.push(
       `  ${labels[system]}:`,
       `    pipelined ${r.loaded.msgsPerSec} msgs/s (received ${r.loaded.received}/${r.loaded.expected}), p50 ${r.loaded.p50Ms} ms, p99 ${r.loaded.p99Ms} ms`,
@@ -604,12 +715,19 @@ function report(rows: readonly Figure[], results: Record<Compared, SystemResults
       }),
       `    awaited ${r.awaited.msgsPerSec} msgs/s (${ms2(r.awaited.msgsPerSec / floors.commitsPerSec)} of the commit floor), resolve p50 ${r.awaited.resolveP50Ms} ms`,
       `    load ${LOAD_RATE}/s: send() resolve p50 ${r.load.resolveP50Ms} ms, p99 ${r.load.resolveP99Ms} ms (${ms2(r.load.resolveP99Ms / floors.commitP50Ms)}x commit p50); delivered ${r.load.deliveredPerSec}/s`,
-      `    reload after ${RELOAD_AFTER_MS} ms at ${LOAD_RATE}/s: ${r.reload.unresolved} of ${r.reload.called} sends not resolved`,
     )
+    if (r.reload !== undefined) lines.push(`    reload after ${RELOAD_AFTER_MS} ms at ${LOAD_RATE}/s: ${r.reload.unresolved} of ${r.reload.called} sends not resolved`)
     if (r.fault !== undefined) lines.push(`    fault: lost ${r.fault.lost}, duplicated ${r.fault.duplicated}, cut ${r.fault.cut === null ? 'did not happen' : `with ${r.fault.cut.receivedBeforeCut} received`}`)
   }
   for (const f of rows.filter((row) => row.ratio !== null)) lines.push(`  ${f.figure}: ${f.value} ${f.unit} vs ${f.againstValue} (${f.against}) ratio ${f.ratio}`)
-  const fault = results.intersession.fault
+  if (cost !== undefined) {
+    lines.push(`  cost of end-to-end encryption (intersession on vs off, ratio on / off for rates, off / on for times, goal >= ${COST_GOAL}; per round in brackets, then their median):`)
+    for (const row of cost) {
+      const mark = row.ratio >= COST_GOAL ? '' : '  BELOW GOAL'
+      lines.push(`    ${row.what}: on ${row.on} ${row.unit}, off ${row.off} ${row.unit}, ratio ${row.ratio} [${row.rounds.join(', ')}] median ${row.roundsMedian}${mark}`)
+    }
+  }
+  const fault = results.intersession?.fault
   if (fault !== undefined && (fault.lost !== 0 || fault.duplicated !== 0)) lines.push('  BUG: intersession lost or duplicated messages in the fault run')
   console.log(lines.join('\n'))
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { pace } from '../bench/peers-app/pacer.js'
-import { deliveredRate, percentile, unresolved } from '../bench/peers-stats.js'
+import { costRatio, deliveredRate, median, percentile, unresolved } from '../bench/peers-stats.js'
 
 /** A fake clock whose sleeps overshoot by `lateMs` (as a clamped browser timer does). */
 function fakeClock(lateMs: number): { now(): number; sleep(ms: number): Promise<void> } {
@@ -73,5 +73,20 @@ describe('bench:peers arithmetic', () => {
     const resolvedAt = new Float64Array([5, 0, 7, 0, 0])
     expect(unresolved(resolvedAt, 5)).toBe(3)
     expect(unresolved(resolvedAt, 3)).toBe(1)
+  })
+
+  it('the cost of a feature is on / off for rates and off / on for times: below 1 when it costs', () => {
+    expect(costRatio('higher', 900, 1000)).toBe(0.9)
+    expect(costRatio('lower', 10, 8)).toBe(0.8)
+    expect(costRatio('lower', 8, 10)).toBe(1.25)
+    expect(costRatio('higher', 0, 1000)).toBeNaN()
+    expect(costRatio('lower', Number.NaN, 8)).toBeNaN()
+  })
+
+  it('the median of the rounds: the middle one, or the mean of the middle two', () => {
+    expect(median([0.7, 1.2, 0.9])).toBe(0.9)
+    expect(median([1, 0.5, 0.8, 2])).toBe(0.9)
+    expect(median([])).toBeNaN()
+    expect(median([1, Number.NaN])).toBeNaN()
   })
 })

@@ -14,7 +14,8 @@ import { Receiver, type Tally } from './receiver.js'
 import { socketioPeer } from './socketio-peer.js'
 
 const systems: Record<SystemName, (options: PeerOptions) => Promise<Peer>> = {
-  intersession: intersessionPeer,
+  intersession: intersessionPeer(true),
+  'intersession-plain': intersessionPeer(false),
   mqtt: mqttPeer,
   socketio: socketioPeer,
   raw: rawPeer,

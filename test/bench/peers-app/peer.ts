@@ -1,5 +1,9 @@
-/** The systems compared, and `raw`: the floor's plain WebSocket through the relay. */
-export type SystemName = 'intersession' | 'mqtt' | 'socketio' | 'raw'
+/**
+ * The systems compared (`intersession-plain`: intersession with end-to-end
+ * encryption off, for its cost), and `raw`: the floor's plain WebSocket
+ * through the relay.
+ */
+export type SystemName = 'intersession' | 'intersession-plain' | 'mqtt' | 'socketio' | 'raw'
 
 /** Which end of the stream a page plays. */
 export type Role = 'sender' | 'receiver'
