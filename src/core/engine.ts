@@ -846,8 +846,12 @@ export class Engine {
       this.#refuse('FIELD')
       return undefined
     }
-    const { sealed: _sealed, ...rest } = frame
-    return { ...rest, contentKind: plain.contentKind, contents: plain.contents }
+    // Field by field: a rest spread is slow in V8, and this runs per frame.
+    const { kind, from, to, epoch, seq, floor, id, expiresAt } = frame
+    const { contentKind, contents } = plain
+    return expiresAt === undefined
+      ? { kind, from, to, epoch, seq, floor, id, contentKind, contents }
+      : { kind, from, to, epoch, seq, floor, id, contentKind, contents, expiresAt }
   }
 
   /** Sends `peer` a hello (our current keys, and a request for its own), once per `retransmitMs` at most. */

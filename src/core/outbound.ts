@@ -242,7 +242,7 @@ export class OutboundLink {
     const body = this.#sealed.get(row.seq)
     // Not sealed: its sealing failed (the receiver's keys went meanwhile); the timer tries again.
     if (!(body instanceof Uint8Array)) return this.#unsent()
-    return this.#transmit(row, { ...toFrame(this.ctx, row, floor, false), contentKind: 'b', contents: body, sealed: true }, false)
+    return this.#transmit(row, toFrame(this.ctx, row, floor, false, body), false)
   }
 
   /** Seals `first` and the cached rows after it (up to {@link SEAL_AHEAD}) that are not sealed yet; resolves when all are done. */
@@ -328,8 +328,9 @@ export class OutboundLink {
 /** How many rows past the one being sent are sealed ahead of the pump. */
 const SEAL_AHEAD = 32
 
-function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean): MsgFrame {
-  return {
+/** The frame of `row`: its contents, or none (`skip`), or `sealed` (its content kind and contents, sealed). */
+function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean, sealed?: Uint8Array): MsgFrame {
+  const frame: MsgFrame = {
     kind: 'msg',
     from: ctx.localId,
     to: row.to,
@@ -337,9 +338,15 @@ function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean)
     seq: row.seq,
     floor,
     id: row.id,
-    contentKind: skip ? 'b' : row.contentKind,
-    contents: skip ? new Uint8Array(0) : row.contents,
+    contentKind: skip || sealed !== undefined ? 'b' : row.contentKind,
+    contents: skip ? new Uint8Array(0) : (sealed ?? row.contents),
+  }
+  // The common shapes without conditional spreads (slow in V8; this runs per frame).
+  if (row.expiresAt === undefined && !skip) return sealed === undefined ? frame : { ...frame, sealed: true }
+  return {
+    ...frame,
     ...(row.expiresAt !== undefined && { expiresAt: row.expiresAt }),
     ...(skip && { skip: true }),
+    ...(sealed !== undefined && { sealed: true }),
   }
 }
