@@ -245,26 +245,33 @@ export class OutboundLink {
     return this.#transmit(row, toFrame(this.ctx, row, floor, false, body), false)
   }
 
-  /** Seals `first` and the cached rows after it (up to {@link SEAL_AHEAD}) that are not sealed yet; resolves when all are done. */
+  /**
+   * Seals `first` and the cached rows after it (up to {@link SEAL_AHEAD}) that are not sealed yet; resolves when all
+   * are done, to be sent back to back. The next run (as many rows again) starts sealing too, not awaited: it seals
+   * while this one is sent.
+   */
   #sealRun(first: OutboxRow): Promise<unknown> {
-    const runs: Promise<unknown>[] = []
-    for (let seq = first.seq, row: OutboxRow | undefined = first; row !== undefined && seq < first.seq + SEAL_AHEAD; row = this.#cache.get(++seq)) {
-      if (row.expired === true || this.#sealed.has(seq)) continue
-      const at = seq
-      const sealing = this.ctx.seal(row).then(
-        (body) => {
-          if (this.#sealed.get(at) === sealing) this.#sealed.set(at, body)
-        },
-        () => {
-          if (this.#sealed.get(at) === sealing) this.#sealed.delete(at)
-        },
-      )
-      this.#sealed.set(at, sealing)
-      runs.push(sealing)
+    const run: Promise<unknown>[] = []
+    for (let seq = first.seq, row: OutboxRow | undefined = first; row !== undefined && seq < first.seq + 2 * SEAL_AHEAD; row = this.#cache.get(++seq)) {
+      if (row.expired !== true && !this.#sealed.has(seq)) this.#startSealing(row)
+      const sealing = this.#sealed.get(seq)
+      if (seq < first.seq + SEAL_AHEAD && sealing instanceof Promise) run.push(sealing)
     }
-    const pending = this.#sealed.get(first.seq)
-    if (pending instanceof Promise) runs.push(pending.catch(() => {}))
-    return Promise.all(runs)
+    return Promise.all(run)
+  }
+
+  /** Starts sealing `row`; its body is kept unless the sealing was dropped meanwhile. It never rejects: a failed one is forgotten. */
+  #startSealing(row: OutboxRow): void {
+    const at = row.seq
+    const sealing = this.ctx.seal(row).then(
+      (body) => {
+        if (this.#sealed.get(at) === sealing) this.#sealed.set(at, body)
+      },
+      () => {
+        if (this.#sealed.get(at) === sealing) this.#sealed.delete(at)
+      },
+    )
+    this.#sealed.set(at, sealing)
   }
 
   #dropSealed(upTo: number): void {
