@@ -848,10 +848,8 @@ export class Engine {
     }
     // Field by field: a rest spread is slow in V8, and this runs per frame.
     const { kind, from, to, epoch, seq, floor, id, expiresAt } = frame
-    const { contentKind, contents } = plain
-    return expiresAt === undefined
-      ? { kind, from, to, epoch, seq, floor, id, contentKind, contents }
-      : { kind, from, to, epoch, seq, floor, id, contentKind, contents, expiresAt }
+    const received = { kind, from, to, epoch, seq, floor, id, contentKind: plain.contentKind, contents: plain.contents }
+    return expiresAt === undefined ? received : { ...received, expiresAt }
   }
 
   /** Sends `peer` a hello (our current keys, and a request for its own), once per `retransmitMs` at most. */

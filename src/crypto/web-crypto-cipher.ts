@@ -184,8 +184,7 @@ class WebCryptoCipher implements Cipher {
     const state = ready instanceof Promise ? await ready : ready
     state.sealed += 1
     const { key } = state
-    const { from, to, epoch, seq, id } = context
-    const ciphertext = await seal(key.key, { from, to, fromEpoch: epoch, toEpoch: key.toEpoch, seq, id, contentKind: 'b', kid: key.kid }, plaintext)
+    const ciphertext = await seal(key.key, { ...context, fromEpoch: context.epoch, toEpoch: key.toEpoch, contentKind: 'b', kid: key.kid }, plaintext)
     return encodeSealedBody(key.header, ciphertext)
   }
 
@@ -205,12 +204,8 @@ class WebCryptoCipher implements Cipher {
     void this.#rotateIfDue()
     const derived = await this.#derive(context, keys.pinned, prekey, header)
     if (!derived.ok) return { ok: false, reason: derived.reason === 'BAD_SIGNATURE' ? 'KEY_FORGED' : 'SEALED_MALFORMED' }
-    const { from, to, epoch, seq, id } = context
-    const plaintext = await open(
-      derived.key,
-      { from, to, fromEpoch: epoch, toEpoch: this.#identity.epoch, seq, id, contentKind: 'b', kid: header.kid },
-      ciphertext,
-    )
+    const ctx = { ...context, fromEpoch: context.epoch, toEpoch: this.#identity.epoch, contentKind: 'b' as const, kid: header.kid }
+    const plaintext = await open(derived.key, ctx, ciphertext)
     if (plaintext === undefined) return { ok: false, reason: 'DECRYPT' }
     if (prekey === this.#prekeys.current) this.#opened += 1
     return { ok: true, plaintext }
