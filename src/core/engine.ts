@@ -903,8 +903,10 @@ export class Engine {
       this.#refuse('FIELD')
       return undefined
     }
-    const { sealed: _sealed, ...rest } = frame
-    return { ...rest, contentKind: plain.contentKind, contents: plain.contents }
+    // Field by field: a rest spread is slow in V8, and this runs per frame.
+    const { kind, from, to, epoch, seq, floor, id, expiresAt } = frame
+    const received = { kind, from, to, epoch, seq, floor, id, contentKind: plain.contentKind, contents: plain.contents }
+    return expiresAt === undefined ? received : { ...received, expiresAt }
   }
 
   /** Keeps a frame refused while its sender's changed key waits, within bounds: one not kept comes again (resent, or at the next login). */

@@ -242,29 +242,36 @@ export class OutboundLink {
     const body = this.#sealed.get(row.seq)
     // Not sealed: its sealing failed (the receiver's keys went meanwhile); the timer tries again.
     if (!(body instanceof Uint8Array)) return this.#unsent()
-    return this.#transmit(row, { ...toFrame(this.ctx, row, floor, false), contentKind: 'b', contents: body, sealed: true }, false)
+    return this.#transmit(row, toFrame(this.ctx, row, floor, false, body), false)
   }
 
-  /** Seals `first` and the cached rows after it (up to {@link SEAL_AHEAD}) that are not sealed yet; resolves when all are done. */
+  /**
+   * Seals `first` and the cached rows after it (up to {@link SEAL_AHEAD}) that are not sealed yet; resolves when all
+   * are done, to be sent back to back. The next run (as many rows again) starts sealing too, not awaited: it seals
+   * while this one is sent.
+   */
   #sealRun(first: OutboxRow): Promise<unknown> {
-    const runs: Promise<unknown>[] = []
-    for (let seq = first.seq, row: OutboxRow | undefined = first; row !== undefined && seq < first.seq + SEAL_AHEAD; row = this.#cache.get(++seq)) {
-      if (row.expired === true || this.#sealed.has(seq)) continue
-      const at = seq
-      const sealing = this.ctx.seal(row).then(
-        (body) => {
-          if (this.#sealed.get(at) === sealing) this.#sealed.set(at, body)
-        },
-        () => {
-          if (this.#sealed.get(at) === sealing) this.#sealed.delete(at)
-        },
-      )
-      this.#sealed.set(at, sealing)
-      runs.push(sealing)
+    const run: Promise<unknown>[] = []
+    for (let seq = first.seq, row: OutboxRow | undefined = first; row !== undefined && seq < first.seq + 2 * SEAL_AHEAD; row = this.#cache.get(++seq)) {
+      if (row.expired !== true && !this.#sealed.has(seq)) this.#startSealing(row)
+      const sealing = this.#sealed.get(seq)
+      if (seq < first.seq + SEAL_AHEAD && sealing instanceof Promise) run.push(sealing)
     }
-    const pending = this.#sealed.get(first.seq)
-    if (pending instanceof Promise) runs.push(pending.catch(() => {}))
-    return Promise.all(runs)
+    return Promise.all(run)
+  }
+
+  /** Starts sealing `row`; its body is kept unless the sealing was dropped meanwhile. It never rejects: a failed one is forgotten. */
+  #startSealing(row: OutboxRow): void {
+    const at = row.seq
+    const sealing = this.ctx.seal(row).then(
+      (body) => {
+        if (this.#sealed.get(at) === sealing) this.#sealed.set(at, body)
+      },
+      () => {
+        if (this.#sealed.get(at) === sealing) this.#sealed.delete(at)
+      },
+    )
+    this.#sealed.set(at, sealing)
   }
 
   #dropSealed(upTo: number): void {
@@ -328,8 +335,9 @@ export class OutboundLink {
 /** How many rows past the one being sent are sealed ahead of the pump. */
 const SEAL_AHEAD = 32
 
-function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean): MsgFrame {
-  return {
+/** The frame of `row`: its contents, or none (`skip`), or `sealed` (its content kind and contents, sealed). */
+function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean, sealed?: Uint8Array): MsgFrame {
+  const frame: MsgFrame = {
     kind: 'msg',
     from: ctx.localId,
     to: row.to,
@@ -337,9 +345,15 @@ function toFrame(ctx: LinkContext, row: OutboxRow, floor: number, skip: boolean)
     seq: row.seq,
     floor,
     id: row.id,
-    contentKind: skip ? 'b' : row.contentKind,
-    contents: skip ? new Uint8Array(0) : row.contents,
+    contentKind: skip || sealed !== undefined ? 'b' : row.contentKind,
+    contents: skip ? new Uint8Array(0) : (sealed ?? row.contents),
+  }
+  // The common shapes without conditional spreads (slow in V8; this runs per frame).
+  if (row.expiresAt === undefined && !skip) return sealed === undefined ? frame : { ...frame, sealed: true }
+  return {
+    ...frame,
     ...(row.expiresAt !== undefined && { expiresAt: row.expiresAt }),
     ...(skip && { skip: true }),
+    ...(sealed !== undefined && { sealed: true }),
   }
 }

@@ -37,7 +37,7 @@ export function isSafeUint(value: unknown): value is number {
 export function u32(value: number): Uint8Array<ArrayBuffer> {
   if (!isU32(value)) throw new RangeError(`${String(value)} is not an integer in 0..2^32-1`)
   const out = new Uint8Array(4)
-  new DataView(out.buffer).setUint32(0, value)
+  writeU32(out, 0, value)
   return out
 }
 
@@ -48,10 +48,25 @@ export function u32(value: number): Uint8Array<ArrayBuffer> {
 export function u64(value: number): Uint8Array<ArrayBuffer> {
   if (!isSafeUint(value)) throw new RangeError(`${String(value)} is not a safe integer >= 0`)
   const out = new Uint8Array(8)
-  const view = new DataView(out.buffer)
-  view.setUint32(0, Math.floor(value / 2 ** 32))
-  view.setUint32(4, value >>> 0)
+  writeU32(out, 0, Math.floor(value / 2 ** 32))
+  writeU32(out, 4, value >>> 0)
   return out
+}
+
+/**
+ * Writes `value` (a u32) at `at` in `out`, big-endian. By hand rather than with a DataView: a DataView needs the
+ * array's `buffer`, and asking a small (on-heap) typed array for it makes V8 move it off the heap, per call.
+ */
+export function writeU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24
+  out[at + 1] = (value >>> 16) & 0xff
+  out[at + 2] = (value >>> 8) & 0xff
+  out[at + 3] = value & 0xff
+}
+
+/** Reads 4 big-endian bytes at `at` of `bytes` as a u32 (`bytes` must hold them). */
+export function readU32(bytes: Uint8Array, at: number): number {
+  return (((bytes[at] ?? 0) << 24) | ((bytes[at + 1] ?? 0) << 16) | ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0)) >>> 0
 }
 
 /** Reads 8 big-endian bytes as a number; `undefined` when it is above 2^53-1. */
@@ -61,48 +76,65 @@ export function readU64(bytes: Uint8Array): number | undefined {
 }
 
 /**
- * `head`, then each field as its byte length (u32 big-endian) and its bytes.
+ * `lead` zero bytes (room for what a caller wants in the same buffer, e.g. a seal's nonce beside its AAD), then
+ * `head`, then each field as its byte length (u32 big-endian) and its bytes (strings as UTF-8).
  * @throws TypeError when a field is neither a string nor a Uint8Array, or a string holds a lone surrogate (two
  *   such strings would encode to the same replacement character).
  */
-export function lengthPrefixed(head: Uint8Array, fields: readonly Field[]): Uint8Array<ArrayBuffer> {
-  const parts = fields.map((field) => {
-    if (field instanceof Uint8Array) return field
-    if (typeof field !== 'string') throw new TypeError(`a field must be a string or a Uint8Array, not ${typeof field}`)
-    return utf8(field)
-  })
-  const out = new Uint8Array(head.byteLength + parts.reduce((sum, part) => sum + 4 + part.byteLength, 0))
-  const view = new DataView(out.buffer)
-  out.set(head, 0)
-  let at = head.byteLength
-  for (const part of parts) {
-    view.setUint32(at, part.byteLength)
-    out.set(part, at + 4)
-    at += 4 + part.byteLength
-  }
-  return out
+export function lengthPrefixed(head: Field, fields: readonly Field[], lead = 0): Uint8Array<ArrayBuffer> {
+  return written(head, fields, lead) ?? written(bytesOf(head), fields.map(bytesOf), lead)
 }
 
-/** The input to sign, derive from or authenticate: the UTF-8 bytes of `label`, then the length-prefixed fields. */
-export function canonical(label: string, fields: readonly Field[]): Uint8Array<ArrayBuffer> {
-  return lengthPrefixed(utf8(label), fields)
+/** The input to sign, derive from or authenticate: the UTF-8 bytes of `label`, then the length-prefixed fields (after `lead` zero bytes, as {@link lengthPrefixed}). */
+export function canonical(label: string, fields: readonly Field[], lead = 0): Uint8Array<ArrayBuffer> {
+  return lengthPrefixed(label, fields, lead)
 }
 
 /**
- * The UTF-8 bytes of `text`. Ids and labels are ASCII, which is copied as is: TextEncoder's call costs more than the
- * copy for strings this short, and every seal encodes six of them.
+ * {@link lengthPrefixed}'s bytes when every string is ASCII (ids and labels are), written one character per byte
+ * in one pass and one allocation; `undefined` at the first other character. Every seal and open builds one, and
+ * TextEncoder's call costs more than the copy for strings this short.
  */
-function utf8(text: string): Uint8Array {
-  const out = new Uint8Array(text.length)
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    if (code >= 0x80) {
-      if (LONE_SURROGATE.test(text)) throw new TypeError('a string field holds a lone surrogate')
-      return encoder.encode(text)
-    }
-    out[i] = code
+function written(head: Uint8Array, fields: readonly Uint8Array[], lead: number): Uint8Array<ArrayBuffer>
+function written(head: Field, fields: readonly Field[], lead: number): Uint8Array<ArrayBuffer> | undefined
+function written(head: Field, fields: readonly Field[], lead: number): Uint8Array<ArrayBuffer> | undefined {
+  let size = lead + sizeOf(head)
+  for (const field of fields) size += 4 + sizeOf(field)
+  const out = new Uint8Array(size)
+  let at = put(out, lead, head)
+  for (const field of fields) {
+    if (at < 0) break
+    writeU32(out, at, sizeOf(field))
+    at = put(out, at + 4, field)
   }
-  return out
+  return at < 0 ? undefined : out
+}
+
+function sizeOf(field: Field): number {
+  if (typeof field === 'string') return field.length
+  if (field instanceof Uint8Array) return field.byteLength
+  throw new TypeError(`a field must be a string or a Uint8Array, not ${typeof field}`)
+}
+
+/** Writes `field` at `at`; where it ends, or -1 when a string is not ASCII. */
+function put(out: Uint8Array, at: number, field: Field): number {
+  if (typeof field !== 'string') {
+    out.set(field, at)
+    return at + field.byteLength
+  }
+  for (let i = 0; i < field.length; i++) {
+    const code = field.charCodeAt(i)
+    if (code >= 0x80) return -1
+    out[at + i] = code
+  }
+  return at + field.length
+}
+
+/** A string field's UTF-8 bytes; bytes as they are. */
+function bytesOf(field: Field): Uint8Array {
+  if (typeof field !== 'string') return field
+  if (LONE_SURROGATE.test(field)) throw new TypeError('a string field holds a lone surrogate')
+  return encoder.encode(field)
 }
 
 /** Why {@link readLengthPrefixed} refused its input. */

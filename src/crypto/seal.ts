@@ -1,6 +1,6 @@
 import type { ContentKind } from '../core/contents.js'
 import type { Epoch, MessageId, PeerId } from '../core/ids.js'
-import { NONCE_BYTES, TAG_BYTES, canonical, own, u32, u64 } from './bytes.js'
+import { NONCE_BYTES, TAG_BYTES, canonical, u32, u64, writeU32 } from './bytes.js'
 
 const MSG_LABEL = 'intersession e2e v1 msg'
 
@@ -28,7 +28,7 @@ export interface SealContext {
 export function seal(key: CryptoKey, ctx: SealContext, contents: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   if (!(contents instanceof Uint8Array)) throw new TypeError('seal takes contents as a Uint8Array')
   const params = gcmParams(key, ctx)
-  return crypto.subtle.encrypt(params, key, own(contents)).then((sealed) => new Uint8Array(sealed))
+  return crypto.subtle.encrypt(params, key, unshared(contents)).then((sealed) => new Uint8Array(sealed))
 }
 
 /**
@@ -40,20 +40,35 @@ export function open(key: CryptoKey, ctx: SealContext, ciphertext: Uint8Array): 
   if (!(ciphertext instanceof Uint8Array)) throw new TypeError('open takes the ciphertext as a Uint8Array')
   const params = gcmParams(key, ctx)
   if (ciphertext.byteLength < TAG_BYTES) return Promise.resolve(undefined)
-  return crypto.subtle.decrypt(params, key, own(ciphertext)).then(
+  return crypto.subtle.decrypt(params, key, unshared(ciphertext)).then(
     (plain) => new Uint8Array(plain),
     () => undefined,
   )
 }
 
+/** Keys already seen to be AES-GCM: `CryptoKey.algorithm` builds a new object at every read. */
+const gcmKeys = new WeakSet<CryptoKey>()
+
+/** The nonce and the AAD of `ctx`, in one buffer: the nonce is its first {@link NONCE_BYTES} bytes. */
 function gcmParams(key: CryptoKey, ctx: SealContext): AesGcmParams {
-  if (!(key instanceof CryptoKey) || key.algorithm.name !== 'AES-GCM') throw new TypeError('the key is an AES-GCM CryptoKey (a sender key)')
+  if (!gcmKeys.has(key)) {
+    if (!(key instanceof CryptoKey) || key.algorithm.name !== 'AES-GCM') throw new TypeError('the key is an AES-GCM CryptoKey (a sender key)')
+    gcmKeys.add(key)
+  }
   const { from, to, fromEpoch, toEpoch, seq, id, contentKind, kid } = ctx
   for (const field of [from, to, fromEpoch, toEpoch, id, contentKind]) {
     if (typeof field !== 'string') throw new TypeError('ctx holds strings for from, to, both epochs, id and contentKind')
   }
-  const iv = new Uint8Array(NONCE_BYTES)
-  iv.set(u64(seq), NONCE_BYTES - 8)
-  const additionalData = canonical(MSG_LABEL, [from, to, fromEpoch, toEpoch, u64(seq), id, contentKind, u32(kid)])
-  return { name: 'AES-GCM', iv, additionalData, tagLength: TAG_BYTES * 8 }
+  const bytes = canonical(MSG_LABEL, [from, to, fromEpoch, toEpoch, u64(seq), id, contentKind, u32(kid)], NONCE_BYTES)
+  writeU32(bytes, NONCE_BYTES - 8, Math.floor(seq / 2 ** 32))
+  writeU32(bytes, NONCE_BYTES - 4, seq >>> 0)
+  return { name: 'AES-GCM', iv: bytes.subarray(0, NONCE_BYTES), additionalData: bytes.subarray(NONCE_BYTES), tagLength: TAG_BYTES * 8 }
+}
+
+/**
+ * `bytes` as WebCrypto takes them: as they are, unless they are on a SharedArrayBuffer (then a copy). No copy is
+ * needed to keep them from later changes: WebCrypto copies its inputs when called.
+ */
+function unshared(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes)
 }

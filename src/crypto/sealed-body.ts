@@ -1,4 +1,4 @@
-import { KEY_BYTES, SIGNATURE_BYTES, TAG_BYTES, own, u32 } from './bytes.js'
+import { KEY_BYTES, SIGNATURE_BYTES, TAG_BYTES, readU32, writeU32 } from './bytes.js'
 import type { SenderKeyHeader } from './sender-key.js'
 
 const HEADER_BYTES = 4 + 4 + KEY_BYTES + SIGNATURE_BYTES
@@ -9,23 +9,25 @@ const HEADER_BYTES = 4 + 4 + KEY_BYTES + SIGNATURE_BYTES
  */
 export function encodeSealedBody(header: SenderKeyHeader, ciphertext: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(HEADER_BYTES + ciphertext.byteLength)
-  out.set(u32(header.kid), 0)
-  out.set(u32(header.prekey), 4)
+  writeU32(out, 0, header.kid)
+  writeU32(out, 4, header.prekey)
   out.set(header.eph, 8)
   out.set(header.sig, 8 + KEY_BYTES)
   out.set(ciphertext, HEADER_BYTES)
   return out
 }
 
-/** Splits a sealed body; `undefined` when it is too short to hold a header and a tag. Never throws. */
-export function decodeSealedBody(body: Uint8Array): { readonly header: SenderKeyHeader; readonly ciphertext: Uint8Array<ArrayBuffer> } | undefined {
+/**
+ * Splits a sealed body into views of it (no copies: copy what must outlive changes to `body`); `undefined` when it
+ * is too short to hold a header and a tag. Never throws.
+ */
+export function decodeSealedBody(body: Uint8Array): { readonly header: SenderKeyHeader; readonly ciphertext: Uint8Array } | undefined {
   if (!(body instanceof Uint8Array) || body.byteLength < HEADER_BYTES + TAG_BYTES) return undefined
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
   const header = {
-    kid: view.getUint32(0),
-    prekey: view.getUint32(4),
-    eph: own(body.subarray(8, 8 + KEY_BYTES)),
-    sig: own(body.subarray(8 + KEY_BYTES, HEADER_BYTES)),
+    kid: readU32(body, 0),
+    prekey: readU32(body, 4),
+    eph: body.subarray(8, 8 + KEY_BYTES),
+    sig: body.subarray(8 + KEY_BYTES, HEADER_BYTES),
   }
-  return { header, ciphertext: own(body.subarray(HEADER_BYTES)) }
+  return { header, ciphertext: body.subarray(HEADER_BYTES) }
 }

@@ -98,6 +98,8 @@ class WebCryptoCipher implements Cipher {
   readonly #peers: Map<PeerId, PeerKeys>
   /** The sender key toward each peer (undefined after a failed attempt), one making at a time. */
   readonly #sending = new Map<PeerId, Promise<SendState | undefined>>()
+  /** The sender key toward each peer made (or read) last, once it is: what {@link #senderKey} gives at once while it fits. */
+  readonly #ready = new Map<PeerId, SendState>()
   readonly #derived = new Map<string, Promise<OpenedSenderKey>>()
   readonly #listeners = new Set<(bundle: Uint8Array) => void>()
   #rotating: Promise<void> | undefined
@@ -214,12 +216,14 @@ class WebCryptoCipher implements Cipher {
   /** Pins another identity key of `peer`: the sender key made for the old one goes (a prekey id and epoch can be copied). */
   async #repin(peer: PeerId, bundle: KeyBundle): Promise<void> {
     this.#sending.delete(peer)
+    this.#ready.delete(peer)
     await this.#context.store.commit([{ op: 'deleteKey', name: `send:${peer}` }])
     await this.#setPeer(peer, { pinned: bundle })
   }
 
   async seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array> {
-    const state = await this.#senderKey(context.to)
+    const ready = this.#senderKey(context.to)
+    const state = ready instanceof Promise ? await ready : ready
     state.sealed += 1
     const { key } = state
     const ciphertext = await seal(key.key, { ...context, fromEpoch: context.epoch, toEpoch: key.toEpoch, contentKind: 'b', kid: key.kid }, plaintext)
@@ -259,7 +263,8 @@ class WebCryptoCipher implements Cipher {
 
   /** The derived key of a sender key header, verified once per (sender, epoch, kid, ephemeral key, prekey). */
   #derive(context: SealContext, pinned: KeyBundle, prekey: Prekey, header: SenderKeyHeader): Promise<OpenedSenderKey> {
-    const name = `${context.from}\n${context.epoch}\n${header.kid}\n${prekey.id}\n${hex(header.eph)}\n${hex(pinned.identityKey)}`
+    // Both keys last and of fixed length (32 bytes, one character each): the name is unambiguous.
+    const name = `${context.from}\n${context.epoch}\n${header.kid}\n${prekey.id}\n${latin1(header.eph)}${latin1(pinned.identityKey)}`
     const cached = this.#derived.get(name)
     if (cached !== undefined) return cached
     if (this.#derived.size >= DERIVED_CACHE) this.#derived.delete(this.#derived.keys().next().value as string)
@@ -280,16 +285,21 @@ class WebCryptoCipher implements Cipher {
     return derived
   }
 
-  /** The sender key toward `peer`, made (and kept) when none fits its pinned bundle, the clock and the message count. */
-  #senderKey(peer: PeerId): Promise<SendState> {
+  /**
+   * The sender key toward `peer`, made (and kept) when none fits its pinned bundle, the clock and the message count:
+   * at once when the one made last still fits (every seal asks), else once the making before is done.
+   */
+  #senderKey(peer: PeerId): SendState | Promise<SendState> {
     const keys = this.#peers.get(peer)
     if (keys === undefined || keys.presented !== undefined) return Promise.reject(new IlmError('KEY_UNAVAILABLE', `no usable key of ${peer}`))
-    const current = this.#sending.get(peer)
     const fresh = (state: SendState): boolean =>
       state.key.prekeyId === keys.pinned.prekey.id &&
       state.key.toEpoch === keys.pinned.epoch &&
       state.sealed < this.#settings.rotateAfterMessages &&
       this.#context.clock.now() - state.key.createdAt < this.#settings.rotateAfterMs
+    const ready = this.#ready.get(peer)
+    if (ready !== undefined && fresh(ready)) return ready
+    const current = this.#sending.get(peer)
     const next = (current ?? Promise.resolve(undefined)).then(async (state) => {
       if (state !== undefined && fresh(state)) return state
       const stored = state === undefined ? ((await this.#context.store.readKeys()).get(`send:${peer}`) as SenderKey | undefined) : undefined
@@ -309,10 +319,10 @@ class WebCryptoCipher implements Cipher {
       return { key, sealed: 0 }
     })
     // A failed attempt is not kept: the next seal tries again.
-    this.#sending.set(
-      peer,
-      next.catch(() => undefined),
-    )
+    const kept = next.catch(() => undefined)
+    this.#sending.set(peer, kept)
+    // Unless the peer was pinned anew meanwhile (its sender key dropped).
+    void kept.then((state) => state !== undefined && this.#sending.get(peer) === kept && this.#ready.set(peer, state))
     return next
   }
 
@@ -352,8 +362,7 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
 }
 
-function hex(bytes: Uint8Array): string {
-  let out = ''
-  for (const byte of bytes) out += byte.toString(16).padStart(2, '0')
-  return out
+/** One character per byte (`apply` takes the array as it is; a spread would iterate it). */
+function latin1(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[])
 }

@@ -1,7 +1,7 @@
 /** src/crypto/bytes.ts: the length-prefixed encoding every signed, derived and authenticated input uses, and base64url. */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { canonical, fromBase64url, lengthPrefixed, readLengthPrefixed, readU64, toBase64url, u32, u64 } from '../../src/crypto/bytes.js'
+import { canonical, fromBase64url, lengthPrefixed, readLengthPrefixed, readU32, readU64, toBase64url, u32, u64, writeU32 } from '../../src/crypto/bytes.js'
 import { layout } from '../helpers/crypto-reference.js'
 
 describe('fixed-width integers', () => {
@@ -14,12 +14,27 @@ describe('fixed-width integers', () => {
     for (const bad of [-1, 2 ** 32, 1.5, Number.NaN, Infinity]) expect(() => u32(bad)).toThrow(RangeError)
     for (const bad of [-1, 2 ** 53, 1.5, Number.NaN]) expect(() => u64(bad)).toThrow(RangeError)
   })
+
+  it('writeU32 and readU32 are big-endian at any offset', () => {
+    const out = new Uint8Array(7)
+    writeU32(out, 2, 0xfedcba98)
+    expect([...out]).toEqual([0, 0, 0xfe, 0xdc, 0xba, 0x98, 0])
+    expect(readU32(out, 2)).toBe(0xfedcba98)
+    fc.assert(fc.property(fc.nat({ max: 0xffff_ffff }), (value) => readU32(u32(value), 0) === value))
+  })
 })
 
 describe('canonical encoding', () => {
   it('is the label, then each field as u32 big-endian length and bytes (independent reference)', () => {
     const fields = ['alice', 'zoë 🦊', new Uint8Array([9, 8, 7]), '', u32(5)]
     expect(Buffer.from(canonical('label x', fields))).toEqual(layout('label x', fields))
+  })
+
+  it('leaves `lead` zero bytes before it when asked (room for a nonce in the same buffer)', () => {
+    const fields = ['alice', 'zoë', new Uint8Array([9, 8, 7])]
+    const bytes = canonical('label x', fields, 12)
+    expect([...bytes.subarray(0, 12)]).toEqual(new Array(12).fill(0))
+    expect(Buffer.from(bytes.subarray(12))).toEqual(layout('label x', fields))
   })
 
   it('encodes any well-formed string as its UTF-8 bytes (ASCII and otherwise)', () => {

@@ -54,6 +54,18 @@ describe('seal and open', () => {
     expect(await seal(bobKey, { ...ctx }, Uint8Array.from(contents))).toEqual(first)
   })
 
+  it('take contents and ciphertexts on a SharedArrayBuffer as any others', async () => {
+    const contents = text('shared memory')
+    const onShared = (bytes: Uint8Array): Uint8Array => {
+      const view = new Uint8Array(new SharedArrayBuffer(bytes.byteLength))
+      view.set(bytes)
+      return view
+    }
+    const sealed = await seal(toBob.key, ctx, onShared(contents))
+    expect(sealed).toEqual(await seal(toBob.key, ctx, contents))
+    expect(await open(bobKey, ctx, onShared(sealed))).toEqual(contents)
+  })
+
   it('take the nonce from the seq: the same contents at two seqs differ (also above 32 bits)', async () => {
     const contents = text('same contents')
     const sealed = await Promise.all([1, 2, 2 ** 32 + 1, 2 ** 52].map((seq) => seal(toBob.key, { ...ctx, seq }, contents)))
