@@ -111,18 +111,22 @@ test.describe('the engine in the service worker, with no tab open', () => {
     return browser
   }
 
-  test('queued while the relay was down, the tab closed: a sync sends each once, in order; the reopened page says delivered', async ({ relay, baseURL }) => {
-    const origin = new URL(baseURL!).origin
-    const bobBrowser = await launch(origin)
-    const bob = await bobBrowser.open()
+  /** Bob online; alice's page registers the sync worker and comes online (she learns bob's keys); then the relay stops and her page sees it. */
+  async function metThenRelayDown(origin: string, relay: KitRelay): Promise<{ bob: Page; alice: Browser; page: Page }> {
+    const bob = await (await launch(origin)).open()
     await online(bob, 'bob', relay)
-
     const alice = await launch(origin)
     const page = await alice.open()
     await page.evaluate((url) => window.harness.registerSyncWorker(url, 60_000), relay.url)
-    await online(page, 'alice', relay) // she learns bob's keys while online
+    await online(page, 'alice', relay)
     await relay.stop()
     await expect.poll(() => page.evaluate(() => window.harness.connection()?.status)).not.toBe('online')
+    return { bob, alice, page }
+  }
+
+  test('queued while the relay was down, the tab closed: a sync sends each once, in order; the reopened page says delivered', async ({ relay, baseURL }) => {
+    const origin = new URL(baseURL!).origin
+    const { bob, alice, page } = await metThenRelayDown(origin, relay)
     const ids = await page.evaluate(() => window.harness.sendMany('bob', 'm', 0, 5))
     expect(await page.evaluate((all) => Promise.all(all.map((id) => window.harness.status(id))), ids)).toEqual(ids.map(() => 'queued'))
     const fire = await syncDispatcher(alice, origin)
@@ -149,16 +153,7 @@ test.describe('the engine in the service worker, with no tab open', () => {
 
   test('a tab opens while the service worker holds the engine: it hands over, one engine at a time, nothing lost or doubled', async ({ relay, baseURL }) => {
     const origin = new URL(baseURL!).origin
-    const bobBrowser = await launch(origin)
-    const bob = await bobBrowser.open()
-    await online(bob, 'bob', relay)
-
-    const alice = await launch(origin)
-    const page = await alice.open()
-    await page.evaluate((url) => window.harness.registerSyncWorker(url, 60_000), relay.url)
-    await online(page, 'alice', relay)
-    await relay.stop()
-    await expect.poll(() => page.evaluate(() => window.harness.connection()?.status)).not.toBe('online')
+    const { bob, alice, page } = await metThenRelayDown(origin, relay)
     const ids = await page.evaluate(() => window.harness.sendMany('bob', 'h', 0, 5))
     const fire = await syncDispatcher(alice, origin)
     await closeApp(alice, [page], 'alice')
