@@ -1,6 +1,8 @@
 /**
  * bench:core — two engines over the memory network and memory stores push
- * N messages of 64 bytes; the ceiling is the same count through (1) a bare
+ * N messages of 64 bytes, with end-to-end encryption off (the engine's own
+ * work: the figure issue 13's CPU goal compares across commits) and on (the
+ * default: Node's WebCrypto adds its own cost per seal and open); the ceiling is the same count through (1) a bare
  * in-memory async queue and (2) raw memory-network frames, measured in the
  * same run. Then the send path alone: one engine queues N messages for a peer
  * that is not there (validation, the writer, the memory store; no frames).
@@ -64,10 +66,11 @@ async function rawNetwork(): Promise<number> {
   return ms
 }
 
-async function engines(): Promise<{ ms: number; cpuUs: number; p50: number; p99: number }> {
+async function engines(encryption: boolean): Promise<{ ms: number; cpuUs: number; p50: number; p99: number }> {
   const net = new MemoryNetwork()
-  const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a') })
-  const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b') })
+  const off = encryption ? {} : { encryption: false as const }
+  const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a'), ...off })
+  const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b'), ...off })
   const sentAt = new Map<string, number>()
   const latencies: number[] = []
   let done!: () => void
@@ -117,7 +120,8 @@ const rate = (ms: number): number => Math.round((N / ms) * 1000)
 
 const queueMs = await bareQueue()
 const rawMs = await rawNetwork()
-const ilm = await engines()
+const ilm = await engines(false)
+const sealed = await engines(true)
 const sendOnly = await sendPath()
 const result = {
   benchmark: 'core',
@@ -126,9 +130,12 @@ const result = {
   messages: N,
   bytes: payload.byteLength,
   engineMsgsPerSec: rate(ilm.ms),
-  /** Process CPU (user + system, GC threads included) per message, both engines: what the engine costs a battery. */
+  /** Process CPU (user + system, GC threads included) per message, both engines, encryption off: what the engine costs a battery. */
   engineCpuMicrosPerMsg: Number((ilm.cpuUs / N).toFixed(2)),
   latencyP50Ms: Number(ilm.p50.toFixed(2)),
+  /** The same two engines with end-to-end encryption on (the default), in Node's WebCrypto. */
+  sealedMsgsPerSec: rate(sealed.ms),
+  sealedCpuMicrosPerMsg: Number((sealed.cpuUs / N).toFixed(2)),
   sendPathMsgsPerSec: rate(sendOnly.ms),
   /** Process CPU per message of one engine queuing sends (no peer, no frames): the send path alone. */
   sendPathCpuMicrosPerMsg: Number((sendOnly.cpuUs / N).toFixed(2)),
@@ -138,13 +145,15 @@ const result = {
   ratioToBareQueue: Number((queueMs / ilm.ms).toFixed(4)),
   ratioToRawNetwork: Number((rawMs / ilm.ms).toFixed(4)),
   figures: [
-    figure(`core: two engines, memory store and network, ${N.toLocaleString('en-US')} × ${payload.byteLength} B`, rate(ilm.ms), 'msgs/s', 'bare in-memory queue', rate(queueMs)),
+    figure(`core: two engines, memory store and network, encryption off, ${N.toLocaleString('en-US')} × ${payload.byteLength} B`, rate(ilm.ms), 'msgs/s', 'bare in-memory queue', rate(queueMs)),
+    figure(`core: the same, encryption on (Node's WebCrypto)`, rate(sealed.ms), 'msgs/s', 'encryption off, same run', rate(ilm.ms)),
   ],
 }
 console.log(
   [
     `bench:core  ${N} messages of ${payload.byteLength} B`,
     `  engines (memory store + memory network): ${result.engineMsgsPerSec} msgs/s  ${result.engineCpuMicrosPerMsg} us CPU/msg  p50 ${result.latencyP50Ms} ms  p99 ${result.latencyP99Ms} ms`,
+    `  the same, encryption on:                 ${result.sealedMsgsPerSec} msgs/s  ${result.sealedCpuMicrosPerMsg} us CPU/msg`,
     `  send path alone (one engine, no peer):   ${result.sendPathMsgsPerSec} msgs/s  ${result.sendPathCpuMicrosPerMsg} us CPU/msg`,
     `  ceiling, bare in-memory queue:           ${result.bareQueueMsgsPerSec} msgs/s  ratio ${result.ratioToBareQueue}`,
     `  ceiling, raw memory-network frames:      ${result.rawNetworkMsgsPerSec} msgs/s  ratio ${result.ratioToRawNetwork}`,
