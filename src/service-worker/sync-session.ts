@@ -2,7 +2,7 @@ import { IlmError } from '../core/errors.js'
 import type { PeerId } from '../core/ids.js'
 import type { PeerStore, Store } from '../core/store.js'
 import { ILM } from '../ilm.js'
-import { IndexedDBStore } from '../storage/indexeddb.js'
+import { databaseExists, IndexedDBStore } from '../storage/indexeddb.js'
 import { WebSocketTransport } from '../transport/websocket.js'
 import { TabBus } from '../worker/tab-bus.js'
 import type { SyncSettings } from './options.js'
@@ -15,11 +15,14 @@ import type { SyncSession } from './sync-run.js'
  * for the app's handlers in a tab. Meanwhile it heartbeats on the identity's
  * tab bus as a leader does, so that a tab that opens queues on the lock
  * instead of taking it by force, and `tabOpened` hears of that tab.
- * Undefined when the identity has no store here.
+ * Undefined when the identity has no store here (no database is created).
  */
 export async function openSyncSession(peerId: string, settings: SyncSettings, tabOpened: () => void): Promise<SyncSession | undefined> {
+  const storeOptions = settings.dbName === undefined ? {} : { dbName: settings.dbName }
+  // Opening the store would create an empty database for an identity that never ran here.
+  if (!(await databaseExists(peerId as PeerId, storeOptions))) return undefined
   const urls = await settings.urls(peerId)
-  const store = new CheckedStore(new IndexedDBStore(settings.dbName === undefined ? {} : { dbName: settings.dbName }), settings.encryption)
+  const store = new CheckedStore(new IndexedDBStore(storeOptions), settings.encryption)
   const transport = new WebSocketTransport({ localId: peerId, urls, token: () => settings.token(peerId) })
   let engine: ILM
   try {

@@ -119,6 +119,35 @@ export async function deleteDatabase(localId: PeerId, options: IndexedDBStoreOpt
   }
 }
 
+/**
+ * Whether the database of `localId` exists, found out without creating it:
+ * from `indexedDB.databases()` where the factory has it, else by opening it
+ * with no version and aborting the upgrade that a new database starts (which
+ * leaves nothing behind). Rejects with `INVALID_PEER_ID` or `STORE_FAILED`.
+ */
+export async function databaseExists(localId: PeerId, options: IndexedDBStoreOptions = {}): Promise<boolean> {
+  if (!isPeerId(localId)) throw new IlmError('INVALID_PEER_ID', `not a valid peer id: ${String(localId)}`)
+  const { factory, name } = resolveTarget(options, localId)
+  try {
+    if (typeof factory.databases === 'function') return (await factory.databases()).some((db) => db.name === name)
+    return await new Promise<boolean>((resolve, reject) => {
+      const request = factory.open(name)
+      let created = false
+      request.addEventListener('upgradeneeded', () => {
+        created = true
+        request.transaction?.abort()
+      })
+      request.addEventListener('success', () => {
+        request.result.close()
+        resolve(true)
+      })
+      request.addEventListener('error', () => (created ? resolve(false) : reject(request.error ?? new Error('the open failed'))))
+    })
+  } catch (error) {
+    throw platformError(error, 'open')
+  }
+}
+
 // ---------------------------------------------------------------- schema
 
 const META_KEY = 'identity'

@@ -5,7 +5,12 @@
  * scripted session here; the real one, in a real service worker on a real
  * relay: test/browser/service-worker.spec.ts.
  */
+// The IDB globals must be fake-indexeddb's (idb recognises requests by instanceof).
+import 'fake-indexeddb/auto'
 import { describe, expect, it } from 'vitest'
+import type { PeerId } from '../../src/core/ids.js'
+import { databaseExists, IndexedDBStore } from '../../src/storage/indexeddb.js'
+import { openSyncSession } from '../../src/service-worker/sync-session.js'
 import type { PendingCounts } from '../../src/core/api.js'
 import { resolveSyncOptions, type BackgroundSyncOptions, type ClosedArrival } from '../../src/service-worker/options.js'
 import { runSync, type SyncEnv, type SyncSession } from '../../src/service-worker/sync-run.js'
@@ -154,5 +159,29 @@ describe('runSync', () => {
     await expect(runSync('alice', resolveSyncOptions(base), env)).rejects.toThrow('refused')
     expect(log).toEqual(['opened', 'closed, lock held'])
     expect(locks.held.size).toBe(0)
+  })
+})
+
+describe('an identity with no database here', () => {
+  const names = async (): Promise<(string | undefined)[]> => (await indexedDB.databases()).map((db) => db.name)
+  /** The global factory without `databases()`, as in browsers that lack it: the open-and-abort path. */
+  const withoutDatabases = { open: (name: string) => indexedDB.open(name) } as IDBFactory
+
+  it('databaseExists finds out without creating it, with indexedDB.databases() and without', async () => {
+    const made = 'exists-made' as PeerId
+    await (await new IndexedDBStore().open(made)).close()
+    for (const factory of [indexedDB, withoutDatabases]) {
+      expect(await databaseExists('exists-nobody' as PeerId, { indexedDB: factory })).toBe(false)
+      expect(await databaseExists(made, { indexedDB: factory })).toBe(true)
+      expect(await databaseExists('elsewhere' as PeerId, { indexedDB: factory, dbName: () => `intersession:${made}` })).toBe(true)
+    }
+    expect(await names()).not.toContain('intersession:exists-nobody')
+  })
+
+  it('a sync of it does nothing and creates no database', async () => {
+    expect(await openSyncSession('sync-nobody', resolveSyncOptions(base), () => {})).toBeUndefined()
+    expect(await openSyncSession('sync-nobody', resolveSyncOptions({ ...base, dbName: (peer) => `custom:${peer}` }), () => {})).toBeUndefined()
+    expect(await names()).not.toContain('intersession:sync-nobody')
+    expect(await names()).not.toContain('custom:sync-nobody')
   })
 })
