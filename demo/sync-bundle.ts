@@ -1,22 +1,26 @@
-import { join } from 'node:path'
+import { resolve } from 'node:path'
 import { build } from 'esbuild'
 import type { Plugin } from 'vite'
 
 /**
- * Bundles src/sync-worker.ts (the service worker's background delivery, on
- * `intersession/service-worker` from the built `dist/`) into `sync.js`, one
- * classic script that `public/sw.js` loads with `importScripts`: a service
- * worker cannot `import()`, and the demo's is a classic one. Written before
- * the precache list is made, so the service worker's version covers it.
+ * Bundles `entry` (a service worker's background delivery, on
+ * `intersession/service-worker` from the built `dist/`) into `fileName` in the
+ * build's output directory, one classic script: Firefox before 147 cannot run
+ * module service workers, and a classic one cannot `import()`. Written before
+ * the bundle closes, so a precache list made then covers it.
  */
-export function syncBundle(entry: string, serviceWorkerEntry: string, outDir: string): Plugin {
+export function syncBundle(entry: string, serviceWorkerEntry: string, fileName: string): Plugin {
+  let outDir = ''
   return {
-    name: 'intersession-demo:sync-bundle',
+    name: 'intersession:sync-bundle',
     apply: 'build',
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir)
+    },
     async writeBundle() {
       await build({
         entryPoints: [entry],
-        outfile: join(outDir, 'sync.js'),
+        outfile: resolve(outDir, fileName),
         bundle: true,
         format: 'iife',
         target: 'es2022',

@@ -63,7 +63,7 @@ export default defineConfig({
     ],
   },
   worker: { format: 'es' },
-  plugins: [syncBundle(here('./src/sync-worker.ts'), dist('service-worker/index.js'), outDir), precacheManifest()],
+  plugins: [syncBundle(here('./src/sync-worker.ts'), dist('service-worker/index.js'), 'sync.js'), precacheManifest()],
   build: {
     outDir,
     emptyOutDir: true,

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vite'
+import { syncBundle } from '../../demo/sync-bundle.js'
 
 const dist = (path: string): string => fileURLToPath(new URL(`../../dist/${path}`, import.meta.url))
 
@@ -20,6 +21,8 @@ export default defineConfig({
     ],
   },
   worker: { format: 'es' },
+  // The service worker at the root (its scope is the whole app), one classic script as Firefox ESR needs.
+  plugins: [syncBundle(fileURLToPath(new URL('./app/sync-sw.ts', import.meta.url)), dist('service-worker/index.js'), 'sync-sw.js')],
   build: {
     outDir: fileURLToPath(new URL('./.dist', import.meta.url)),
     emptyOutDir: true,
@@ -32,10 +35,8 @@ export default defineConfig({
         'net-bench': fileURLToPath(new URL('./app/net-bench.html', import.meta.url)),
         tabs: fileURLToPath(new URL('./app/tabs.html', import.meta.url)),
         kit: fileURLToPath(new URL('./app/kit.html', import.meta.url)),
-        // A module service worker at the root (its scope is the whole app), under a name pages can register.
-        'sync-sw': fileURLToPath(new URL('./app/sync-sw.ts', import.meta.url)),
+        plain: fileURLToPath(new URL('./app/plain.html', import.meta.url)),
       },
-      output: { entryFileNames: (chunk) => (chunk.name === 'sync-sw' ? '[name].js' : 'assets/[name]-[hash].js') },
     },
   },
   preview: { host: '127.0.0.1', strictPort: true },

@@ -142,10 +142,20 @@ const harness = {
     db.close()
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
   },
-  /** Registers ./sync-sw.ts (service-worker.spec.ts) for the whole origin and waits until it is active. */
+  /** Registers ./sync-sw.ts (service-worker.spec.ts, test/engines/service-worker.test.ts) for the whole origin and waits until it is active. */
   async registerSyncWorker(relay: string, budgetMs: number) {
-    await navigator.serviceWorker.register(`/sync-sw.js?relay=${encodeURIComponent(relay)}&budget=${budgetMs}`, { type: 'module', scope: '/' })
+    await navigator.serviceWorker.register(`/sync-sw.js?relay=${encodeURIComponent(relay)}&budget=${budgetMs}`, { scope: '/' })
     await navigator.serviceWorker.ready
+  },
+  /** What this browser offers for Background Sync, and the sync tags this origin registered (none without `registration.sync`). */
+  async backgroundSync() {
+    const registration = (await navigator.serviceWorker.getRegistration()) as
+      (ServiceWorkerRegistration & { sync?: { getTags(): Promise<string[]> } }) | undefined
+    return {
+      syncManager: 'SyncManager' in globalThis,
+      registrationSync: registration !== undefined && 'sync' in registration,
+      tags: (await registration?.sync?.getTags()) ?? [],
+    }
   },
   role: () => messenger?.role,
   connection: () => messenger?.connection,

@@ -1,14 +1,25 @@
 /**
- * The service worker of test/browser/service-worker.spec.ts: `handleSync`
- * from intersession/service-worker, configured by its script URL
- * (`sync-sw.js?relay=ws://…&budget=ms`). It records, for the test to read
- * (`self.syncLog` through Playwright), how each sync event's `waitUntil`
- * promise settled and what `onMessageWhileClosed` was told.
+ * The service worker of test/browser/service-worker.spec.ts and
+ * test/engines/service-worker.test.ts: `handleSync` from
+ * intersession/service-worker, configured by its script URL
+ * (`sync-sw.js?relay=ws://…&budget=ms`), bundled into one classic script
+ * (Firefox ESR runs no module service worker). It records, for the test to
+ * read (`self.syncLog` through Playwright), how each sync event's `waitUntil`
+ * promise settled and what `onMessageWhileClosed` was told. Where Background
+ * Sync is missing, a `message` `{ flush: peerId }` with a port runs
+ * `flush(peerId)` and answers on the port with the report or the error.
  */
-import { handleSync, type ClosedArrival } from 'intersession/service-worker'
+import { handleSync, type ClosedArrival, type SyncReport } from 'intersession/service-worker'
 
 interface WaitUntilEvent extends Event {
   readonly tag: string
+  waitUntil(promise: Promise<unknown>): void
+}
+
+/** A `message` event in a service worker (not in TypeScript's DOM library). */
+interface ExtendableMessageEvent extends Event {
+  readonly data: unknown
+  readonly ports: readonly MessagePort[]
   waitUntil(promise: Promise<unknown>): void
 }
 
@@ -36,12 +47,29 @@ for (const type of ['sync', 'periodicsync']) {
   })
 }
 
-handleSync({
+const sync = handleSync({
   relayUrl: params.get('relay') ?? 'ws://127.0.0.1:1',
   token: (peer) => `dev:${peer}`,
   budgetMs: Number(params.get('budget') ?? 60_000),
   quietMs: 500,
   onMessageWhileClosed: (info) => void log.arrivals.push(info),
+})
+
+/** What the `message` fallback answers on its port. */
+export type FlushAnswer = { report: SyncReport } | { error: { code: string | undefined; message: string } }
+
+addEventListener('message', (event) => {
+  const message = event as unknown as ExtendableMessageEvent
+  const peerId = (message.data as { flush?: unknown } | null)?.flush
+  const port = message.ports[0]
+  if (typeof peerId !== 'string' || port === undefined) return
+  const answer = (value: FlushAnswer): void => port.postMessage(value)
+  message.waitUntil(
+    sync.flush(peerId).then(
+      (report) => answer({ report }),
+      (error: unknown) => answer({ error: { code: (error as { code?: string }).code, message: String(error) } }),
+    ),
+  )
 })
 
 addEventListener('install', () => void (self as unknown as { skipWaiting(): Promise<void> }).skipWaiting())
