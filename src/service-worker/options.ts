@@ -1,4 +1,4 @@
-import type { PendingCounts } from '../core/api.js'
+import type { Message, PendingCounts } from '../core/api.js'
 import { isPeerId } from '../core/ids.js'
 import { resolveLimits, type Limits } from '../core/options.js'
 import { isRelayUrl } from '../protocol/relay.js'
@@ -46,10 +46,11 @@ export interface BackgroundSyncOptions {
    */
   readonly quietMs?: number
   /**
-   * Called after a sync that stored incoming messages while no tab was open
-   * (e.g. to show a notification); they wait in IndexedDB for the app's
-   * handlers, which get them when a tab opens. Runs inside the event: a
-   * rejection makes the event's promise reject.
+   * Called after a sync that stored incoming messages while no tab was open,
+   * with the latest of them (e.g. to show a notification of who wrote, with a
+   * preview). They are not handled here: they wait in IndexedDB for the
+   * app's handlers, which get each exactly once when a tab opens. Runs inside
+   * the event: a rejection makes the event's promise reject.
    */
   readonly onMessageWhileClosed?: (info: ClosedArrival) => void | Promise<void>
   /** Called with the report of every sync that ran (e.g. to tell the app's next page what was sent while it was closed); as `onMessageWhileClosed`, inside the event. */
@@ -66,6 +67,12 @@ export interface ClosedArrival {
   readonly arrived: number
   /** Messages waiting for the app's handlers in all. */
   readonly waiting: number
+  /**
+   * The latest messages this sync stored (at most 100; `arrived` counts them
+   * all), oldest first, as the app's handlers will get them. Read-only
+   * copies: the handlers still get every one, once, in the next tab.
+   */
+  readonly messages: readonly Message[]
 }
 
 /**

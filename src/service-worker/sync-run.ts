@@ -1,4 +1,4 @@
-import type { PendingCounts } from '../core/api.js'
+import type { Message, PendingCounts } from '../core/api.js'
 import { IlmError } from '../core/errors.js'
 import { identityLock } from '../protocol/tabs.js'
 import type { SyncOutcome, SyncReport, SyncSettings } from './options.js'
@@ -10,6 +10,8 @@ export interface SyncSession {
   /** Resolves once every queued message is acknowledged or stored by the relay's mailbox. */
   flushed(): Promise<void>
   pending(): Promise<PendingCounts>
+  /** The latest messages this session stored in the inbox (bounded), oldest first. */
+  arrivals(): readonly Message[]
   /** Closes the engine cleanly and stops watching for tabs. */
   close(): Promise<void>
 }
@@ -39,11 +41,11 @@ const QUIET_POLL_MS = 100
 export async function runSync(peerId: string, settings: SyncSettings, env: SyncEnv): Promise<SyncReport> {
   const started = Date.now()
   let stolen: (() => void) | undefined
-  const run = new Promise<SyncReport>((resolve, reject) => {
+  const run = new Promise<Held>((resolve, reject) => {
     env.locks
       .request(identityLock(peerId), { ifAvailable: true }, async (lock) => {
         if (lock === null) {
-          resolve({ peerId, outcome: 'busy', arrived: 0 })
+          resolve({ report: { peerId, outcome: 'busy', arrived: 0 }, messages: [] })
           return
         }
         const lost = new Promise<'handed-over'>((took) => (stolen = () => took('handed-over')))
@@ -55,15 +57,21 @@ export async function runSync(peerId: string, settings: SyncSettings, env: SyncE
         else reject(error instanceof Error ? error : new IlmError('INTERNAL', 'the Web Lock request failed', { cause: error }))
       })
   })
-  const report = await run
+  const { report, messages } = await run
   await settings.onSync?.(report)
   if (report.arrived > 0 && (report.outcome === 'flushed' || report.outcome === 'timeout')) {
-    await settings.onMessageWhileClosed?.({ peerId, arrived: report.arrived, waiting: report.pending?.inbound ?? report.arrived })
+    await settings.onMessageWhileClosed?.({ peerId, arrived: report.arrived, waiting: report.pending?.inbound ?? report.arrived, messages })
   }
   return report
 }
 
-async function hold(peerId: string, settings: SyncSettings, env: SyncEnv, started: number, lost: Promise<'handed-over'>): Promise<SyncReport> {
+/** What a sync that held the lock did, and the messages it stored (for `onMessageWhileClosed`). */
+interface Held {
+  readonly report: SyncReport
+  readonly messages: readonly Message[]
+}
+
+async function hold(peerId: string, settings: SyncSettings, env: SyncEnv, started: number, lost: Promise<'handed-over'>): Promise<Held> {
   let tabOpened: (() => void) | undefined
   const tab = new Promise<'handed-over'>((opened) => (tabOpened = () => opened('handed-over')))
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -74,9 +82,9 @@ async function hold(peerId: string, settings: SyncSettings, env: SyncEnv, starte
     if (typeof session === 'string') {
       // Given up while opening: the engine still closes before the lock goes back.
       await (await opening.catch(() => undefined))?.close()
-      return { peerId, outcome: session, arrived: 0 }
+      return { report: { peerId, outcome: session, arrived: 0 }, messages: [] }
     }
-    if (session === undefined) return { peerId, outcome: 'flushed', arrived: 0 }
+    if (session === undefined) return { report: { peerId, outcome: 'flushed', arrived: 0 }, messages: [] }
     let before: PendingCounts
     let outcome: SyncOutcome
     try {
@@ -91,7 +99,8 @@ async function hold(peerId: string, settings: SyncSettings, env: SyncEnv, starte
     const pending = await session.pending().catch(() => undefined)
     await session.close()
     const arrived = pending === undefined ? 0 : Math.max(0, pending.inbound - before.inbound)
-    return pending === undefined ? { peerId, outcome, arrived } : { peerId, outcome, arrived, pending }
+    const report = pending === undefined ? { peerId, outcome, arrived } : { peerId, outcome, arrived, pending }
+    return { report, messages: session.arrivals() }
   } finally {
     clearTimeout(timer)
   }

@@ -5,6 +5,7 @@ import { ILM } from '../ilm.js'
 import { databaseExists, IndexedDBStore } from '../storage/indexeddb.js'
 import { WebSocketTransport } from '../transport/websocket.js'
 import { TabBus } from '../worker/tab-bus.js'
+import { Arrivals } from './arrivals.js'
 import type { SyncSettings } from './options.js'
 import type { SyncSession } from './sync-run.js'
 
@@ -22,7 +23,8 @@ export async function openSyncSession(peerId: string, settings: SyncSettings, ta
   // Opening the store would create an empty database for an identity that never ran here.
   if (!(await databaseExists(peerId as PeerId, storeOptions))) return undefined
   const urls = await settings.urls(peerId)
-  const store = new CheckedStore(new IndexedDBStore(storeOptions), settings.encryption)
+  const arrivals = new Arrivals()
+  const store = new CheckedStore(new IndexedDBStore(storeOptions), settings.encryption, arrivals)
   const transport = new WebSocketTransport({ localId: peerId, urls, token: () => settings.token(peerId) })
   let engine: ILM
   try {
@@ -58,6 +60,7 @@ export async function openSyncSession(peerId: string, settings: SyncSettings, ta
     online: () => online(transport),
     flushed: () => engine.flushed(),
     pending: () => engine.pending(),
+    arrivals: () => arrivals.list(),
     close: async () => {
       await engine.close()
       bus.close()
@@ -71,15 +74,18 @@ class NoStore extends Error {}
 /**
  * The identity's store, opened only if its tabs made it, and with the same
  * encryption setting: a store with an epoch but no keys was made with
- * encryption off, one with keys with encryption on.
+ * encryption off, one with keys with encryption on. What it stores in the
+ * inbox is recorded in `arrivals`.
  */
 class CheckedStore implements Store {
   readonly #inner: Store
   readonly #encryption: boolean
+  readonly #arrivals: Arrivals
 
-  constructor(inner: Store, encryption: boolean) {
+  constructor(inner: Store, encryption: boolean, arrivals: Arrivals) {
     this.#inner = inner
     this.#encryption = encryption
+    this.#arrivals = arrivals
   }
 
   async open(localId: PeerId): Promise<PeerStore> {
@@ -94,7 +100,7 @@ class CheckedStore implements Store {
           `the tabs of ${localId} run with end-to-end encryption ${theirs}: give handleSync() the same encryption setting as connect()`,
         )
       }
-      return handle
+      return this.#arrivals.watch(handle, localId)
     } catch (error) {
       await handle.close()
       throw error

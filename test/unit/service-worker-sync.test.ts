@@ -8,10 +8,14 @@
 // The IDB globals must be fake-indexeddb's (idb recognises requests by instanceof).
 import 'fake-indexeddb/auto'
 import { describe, expect, it } from 'vitest'
-import type { PeerId } from '../../src/core/ids.js'
+import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
 import { databaseExists, IndexedDBStore } from '../../src/storage/indexeddb.js'
 import { openSyncSession } from '../../src/service-worker/sync-session.js'
-import type { PendingCounts } from '../../src/core/api.js'
+import type { Message, PendingCounts } from '../../src/core/api.js'
+import type { InboxRow, StoreOp } from '../../src/core/store.js'
+import { encodeContents } from '../../src/core/contents.js'
+import { MemoryStore } from '../../src/storage/memory.js'
+import { Arrivals, ARRIVALS_KEPT } from '../../src/service-worker/arrivals.js'
 import { resolveSyncOptions, type BackgroundSyncOptions, type ClosedArrival } from '../../src/service-worker/options.js'
 import { runSync, type SyncEnv, type SyncSession } from '../../src/service-worker/sync-run.js'
 import { identityLock } from '../../src/protocol/tabs.js'
@@ -36,6 +40,7 @@ interface Script {
   online?: Promise<void>
   flushed?: Promise<void>
   counts?: PendingCounts[]
+  arrivals?: Message[]
 }
 
 /** A session that does what `script` says and records when it was closed (and whether the lock was still held). */
@@ -47,6 +52,7 @@ function scripted(locks: Locks, script: Script): { env: SyncEnv; log: string[]; 
     online: () => script.online ?? Promise.resolve(),
     flushed: () => script.flushed ?? Promise.resolve(),
     pending: async () => (counts.length > 1 ? counts.shift()! : counts[0]!),
+    arrivals: () => script.arrivals ?? [],
     close: async () => void log.push(`closed, lock ${locks.held.has(identityLock('alice')) ? 'held' : 'free'}`),
   }
   const env: SyncEnv = {
@@ -61,6 +67,17 @@ function scripted(locks: Locks, script: Script): { env: SyncEnv; log: string[]; 
 }
 
 const never = new Promise<never>(() => {})
+const EPOCH = '000000001.abcdef' as Epoch
+
+function message(from: string, seq: number, contents: Message['contents']): Message {
+  return { id: `${from}-${seq}` as MessageId, from: from as PeerId, to: 'alice' as PeerId, seq, epoch: EPOCH, contents }
+}
+
+/** The inbox row a receive of `m` commits. */
+function inboxRow(m: Message, index: number): InboxRow {
+  const { kind, bytes } = encodeContents(m.contents, 1 << 20)
+  return { from: m.from, index, id: m.id, epoch: m.epoch, seq: m.seq, contentKind: kind, contents: bytes, receivedAt: 1 }
+}
 
 describe('handleSync options', () => {
   it('misuse throws TypeError or RangeError at once', () => {
@@ -107,7 +124,8 @@ describe('runSync', () => {
       { outbound: 0, inbound: 3 },
       { outbound: 0, inbound: 4 },
     ]
-    const { env, log } = scripted(locks, { counts })
+    const messages = [message('bob', 0, 'hi'), message('carol', 0, { text: 'yo' })]
+    const { env, log } = scripted(locks, { counts, arrivals: messages })
     const settings = resolveSyncOptions({ ...base, quietMs: 150, onMessageWhileClosed: (info) => void arrivals.push(info) })
     const started = Date.now()
     const report = await runSync('alice', settings, env)
@@ -115,7 +133,7 @@ describe('runSync', () => {
     expect(report).toEqual({ peerId: 'alice', outcome: 'flushed', arrived: 3, pending: { outbound: 0, inbound: 4 } })
     expect(log).toEqual(['opened', 'closed, lock held'])
     expect(locks.held.size).toBe(0)
-    expect(arrivals).toEqual([{ peerId: 'alice', arrived: 3, waiting: 4 }])
+    expect(arrivals).toEqual([{ peerId: 'alice', arrived: 3, waiting: 4, messages }])
   })
 
   it('the budget runs out (the relay never answers): timeout within budgetMs, the engine closed with the lock held', async () => {
@@ -183,5 +201,31 @@ describe('an identity with no database here', () => {
     expect(await openSyncSession('sync-nobody', resolveSyncOptions({ ...base, dbName: (peer) => `custom:${peer}` }), () => {})).toBeUndefined()
     expect(await names()).not.toContain('intersession:sync-nobody')
     expect(await names()).not.toContain('custom:sync-nobody')
+  })
+})
+
+describe('the messages a sync stored, for onMessageWhileClosed', () => {
+  it('are the inbox rows its commits stored, decoded as the handlers get them; the rows stay for the handlers', async () => {
+    const alice = 'alice' as PeerId
+    const arrivals = new Arrivals()
+    const handle = arrivals.watch(await new MemoryStore().open(alice), alice)
+    const sent = [message('bob', 0, 'hi'), message('bob', 1, new Uint8Array([1, 2])), message('carol', 0, { text: 'yo', n: [1] })]
+    const ops: StoreOp[] = sent.map((m, i) => ({ op: 'putInbox', row: inboxRow(m, i) }))
+    await handle.commit(ops.slice(0, 1))
+    await handle.commit(ops.slice(1))
+    expect(arrivals.list()).toEqual(sent)
+    expect((await handle.readInbox('bob' as PeerId, 0, 10)).map((r) => r.id)).toEqual(['bob-0', 'bob-1'])
+    expect(await handle.count()).toMatchObject({ inbound: 3 })
+  })
+
+  it('a commit that failed records nothing; only the latest ARRIVALS_KEPT are kept, oldest first', async () => {
+    const alice = 'alice' as PeerId
+    const arrivals = new Arrivals()
+    const handle = arrivals.watch(await new MemoryStore().open(alice), alice)
+    await expect(handle.commit([{ op: 'putInbox', row: { ...inboxRow(message('bob', 0, 'x'), 0), from: '' as PeerId } }])).rejects.toThrow()
+    expect(arrivals.list()).toEqual([])
+    const many = Array.from({ length: ARRIVALS_KEPT + 5 }, (_, i) => message('bob', i, `m${i}`))
+    for (const [i, m] of many.entries()) await handle.commit([{ op: 'putInbox', row: inboxRow(m, i) }])
+    expect(arrivals.list()).toEqual(many.slice(5))
   })
 })
