@@ -101,5 +101,5 @@ describe.each(ENGINES)('%s', (engine) => {
       await bobProfile.dispose()
       await relay?.kill()
     }
-  })
+  }, 120_000) // three browser starts: Firefox took 32 s alone, 51 s on a loaded machine
 })
