@@ -20,10 +20,11 @@ import { ENGINES, openPage, openProfile } from './driver.js'
 import { pollPage, serveHarness, texts } from './harness.js'
 
 let server: StaticServer
+let served: StaticServer | undefined // unset when beforeAll failed, whose error is the one to show
 beforeAll(async () => {
-  server = await serveHarness()
+  server = served = await serveHarness()
 })
-afterAll(() => server?.stop())
+afterAll(() => served?.stop())
 
 async function online(page: Page, id: string, url: string): Promise<void> {
   await page.evaluate((id, url) => window.harness.connect(id, { relay: url }), id, url)
