@@ -668,9 +668,10 @@ export class Engine {
   async #decideKey(peer: string, options: KeyDecisionOptions | undefined, accept: boolean): Promise<void> {
     const cipher = this.#keys(peer)
     const id = peer as PeerId
-    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('options must be an object')
     const expected: unknown = options?.safetyNumber
-    if (expected !== undefined && typeof expected !== 'string') throw new TypeError('safetyNumber must be a string')
+    if ((options !== undefined && typeof options !== 'object') || options === null || (expected !== undefined && typeof expected !== 'string')) {
+      throw new TypeError('options must be { safetyNumber?: string }')
+    }
     if (cipher.status(id) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
     await this.#inKeyOrder(
       id,
@@ -679,7 +680,7 @@ export class Engine {
           const { pinned, presented } = await cipher.safetyNumbers(id)
           // Accept: the key with that number ends up pinned. Reject: it is the one presented, or (decided already) neither.
           const matches = accept ? (presented ?? pinned) === expected : presented === undefined ? pinned !== expected : presented === expected
-          if (!matches) throw new IlmError('KEY_MISMATCH', `the key of ${peer} is not the one with that safety number: nothing was decided`)
+          if (!matches) throw new IlmError('KEY_MISMATCH', `${peer}'s key has another safety number now`)
         }
         const before = cipher.status(id)
         if ((await (accept ? cipher.accept(id) : cipher.reject(id))) !== 'ready') return

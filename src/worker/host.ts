@@ -197,11 +197,11 @@ export class Host implements HostApi {
   }
 
   acceptPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
-    return this.#calls.call('acceptPeerKey', keyArgs(peer, options)) as Promise<void>
+    return this.#calls.call('acceptPeerKey', [peer, options]) as Promise<void>
   }
 
   rejectPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
-    return this.#calls.call('rejectPeerKey', keyArgs(peer, options)) as Promise<void>
+    return this.#calls.call('rejectPeerKey', [peer, options]) as Promise<void>
   }
 
   peerKeyStatus(peer: string): Promise<PeerKeyReport> {
@@ -281,8 +281,7 @@ export class Host implements HostApi {
     if (typeof target === 'string') {
       // An older leader would drop the call (a hang) or run it unchecked: refused here instead.
       if (callLevel(call.method, call.args) <= this.#leaderLevel) return this.#bus?.call(call)
-      const error = new IlmError('UNSUPPORTED', `the leader tab runs an older intersession, which does not serve this ${call.method}: reload it`)
-      return this.#calls.settle(target, call.id, { ok: false, error })
+      return this.#calls.settle(target, call.id, { ok: false, error: new IlmError('UNSUPPORTED', `the leader tab's older version cannot ${call.method}`) })
     }
     invoke(target, call).then(
       (value) => this.#calls.settle(target, call.id, { ok: true, value }),
@@ -461,11 +460,6 @@ export class Host implements HostApi {
  */
 function sendArgs(to: string, contents: unknown, options: SendOptions = {}): readonly unknown[] {
   return [to, contents, options.id === undefined ? { ...options, id: nanoid() } : options]
-}
-
-/** A key decision's arguments: its options only when given, so that an undecorated call stays one any leader serves. */
-function keyArgs(peer: string, options: KeyDecisionOptions | undefined): readonly unknown[] {
-  return options === undefined ? [peer] : [peer, options]
 }
 
 function invoke(engine: ILM, call: Call<RemoteMethod>): Promise<unknown> {

@@ -159,7 +159,7 @@ export class TabBus {
             )
           // A tab of a later version calls a method this one lacks: it gets an answer, not silence.
           if (REMOTE_METHODS.includes(m.method as RemoteMethod)) this.#host.serve({ id: m.call, method: m.method as RemoteMethod, args: m.args }, reply)
-          else reply({ ok: false, error: new IlmError('UNSUPPORTED', `the leader tab's intersession does not serve "${m.method.slice(0, 64)}"`) })
+          else reply({ ok: false, error: new IlmError('UNSUPPORTED', 'unknown method') })
           return
         }
       case 'result':

@@ -397,7 +397,7 @@ describe('peerKeyStatus, and decisions tied to the safety number the user compar
     const bob = await openPeer(net.connect('b'))
     await expect(bob.ilm.acceptPeerKey('a', null as never)).rejects.toThrow(TypeError)
     await expect(bob.ilm.rejectPeerKey('a', 'x' as never)).rejects.toThrow(TypeError)
-    await expect(bob.ilm.acceptPeerKey('a', { safetyNumber: 12345 as never })).rejects.toThrow('safetyNumber must be a string')
+    await expect(bob.ilm.acceptPeerKey('a', { safetyNumber: 12345 as never })).rejects.toThrow('options must be { safetyNumber?: string }')
     expect(await codeOf(bob.ilm.peerKeyStatus('not valid'))).toBe('INVALID_PEER_ID')
     const plain = await ILM.open({ store: new MemoryStore(), transport: net.connect('c'), encryption: false })
     expect(await codeOf(plain.peerKeyStatus('a'))).toBe('E2E_MISMATCH')
