@@ -668,8 +668,10 @@ export class Engine {
   async #decideKey(peer: string, options: KeyDecisionOptions | undefined, accept: boolean): Promise<void> {
     const cipher = this.#keys(peer)
     const id = peer as PeerId
+    // Callers in JavaScript can pass anything.
+    const given: unknown = options
     const expected: unknown = options?.safetyNumber
-    if ((options !== undefined && typeof options !== 'object') || options === null || (expected !== undefined && typeof expected !== 'string')) {
+    if ((given !== undefined && typeof given !== 'object') || given === null || (expected !== undefined && typeof expected !== 'string')) {
       throw new TypeError('options must be { safetyNumber?: string }')
     }
     if (cipher.status(id) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)

@@ -280,8 +280,9 @@ export class Host implements HostApi {
   #dispatch(target: Target, call: Call<RemoteMethod>): void {
     if (typeof target === 'string') {
       // An older leader would drop the call (a hang) or run it unchecked: refused here instead.
-      if (callLevel(call.method, call.args) <= this.#leaderLevel) return this.#bus?.call(call)
-      return this.#calls.settle(target, call.id, { ok: false, error: new IlmError('UNSUPPORTED', `the leader tab's older version cannot ${call.method}`) })
+      if (callLevel(call.method, call.args) <= this.#leaderLevel) this.#bus?.call(call)
+      else this.#calls.settle(target, call.id, { ok: false, error: new IlmError('UNSUPPORTED', `the leader tab's older version cannot ${call.method}`) })
+      return
     }
     invoke(target, call).then(
       (value) => this.#calls.settle(target, call.id, { ok: true, value }),
