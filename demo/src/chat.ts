@@ -32,8 +32,7 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
     transport: { kind: 'websocket', url: config.relayUrl, token: () => `dev:${name}` },
   }
   const messenger = await connect(options)
-  // Subscribed at once: intersession says a key changed only once.
-  const keyChanges = new KeyChanges(name, messenger)
+  const keyChanges = new KeyChanges(messenger)
   // End-to-end encryption is on unless turned off in connect()'s options: the badge says what this app asked for.
   const encrypted = options.encryption !== false
   const presence = new Presence(name, config.directoryUrl, messenger)
@@ -43,7 +42,7 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
   for (const contact of await log.contacts()) known.set(contact.peer, contact.lastAt)
 
   const statusBar = new StatusBar(name, { setOnline: (online) => messenger.setOnline(online), changeName: actions.changeName })
-  const security = new SecurityView(encrypted, (peer) => keyChanges.accept(peer))
+  const security = new SecurityView(encrypted, (peer, accept, safetyNumber) => keyChanges.decide(peer, accept, safetyNumber))
   const conversation = new ConversationView(security, (peer, text) => {
     outbox.send(peer, text).catch((error: unknown) => console.error('intersession demo: the message could not be stored', error))
   })
@@ -53,26 +52,22 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
     const peers = new Set([...known.keys(), ...presence.online()])
     if (conversation.peer !== undefined) peers.add(conversation.peer)
     peers.delete(name)
+    if (encrypted) keyChanges.watch(peers)
     const rows: ContactRow[] = [...peers].map((peer) => ({
       peer,
       online: presence.isOnline(peer),
       unread: unread.get(peer) ?? 0,
       lastAt: known.get(peer) ?? 0,
-      keyChanged: keyChanges.has(peer),
+      keyChanged: keyChanges.status(peer)?.status === 'changed',
     }))
     contacts.render(rows, conversation.peer)
     if (conversation.peer !== undefined) conversation.setPeerOnline(presence.isOnline(conversation.peer))
   }
 
-  /** The open conversation's safety number and key warning, as intersession and the key changes stand now. */
+  /** The open conversation's safety number and key warning, as intersession last said. */
   const refreshSecurity = (): void => {
     const peer = conversation.peer
-    if (peer === undefined || !encrypted) return
-    security.setKeyChanged(keyChanges.has(peer))
-    messenger.safetyNumber(peer).then(
-      (number) => security.setSafetyNumber(peer, number),
-      () => {}, // closed meanwhile
-    )
+    if (peer !== undefined) security.setStatus(peer, keyChanges.status(peer))
   }
 
   async function select(peer: string): Promise<void> {
@@ -102,8 +97,6 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
       if (!known.has(entry.peer) || entry.at > (known.get(entry.peer) ?? 0)) known.set(entry.peer, entry.at)
       if (entry.direction === 'in' && entry.peer !== conversation.peer && entry.status === 'received') unread.set(entry.peer, (unread.get(entry.peer) ?? 0) + 1)
       renderContacts()
-      // A message that went either way means the keys are known: the safety number can be shown.
-      if (entry.peer === conversation.peer && !security.numberKnown) refreshSecurity()
     }),
     keyChanges.onChange(() => {
       renderContacts()
@@ -121,10 +114,7 @@ export async function openChat(name: string, config: DemoConfig, actions: { chan
   ]
   statusBar.setConnection(messenger.connection)
   statusBar.setRole(messenger.role)
-  const pendingInterval = setInterval(() => {
-    refreshPending()
-    if (!security.numberKnown) refreshSecurity()
-  }, PENDING_REFRESH_MS)
+  const pendingInterval = setInterval(refreshPending, PENDING_REFRESH_MS)
   refreshPending()
 
   const element = h('div', { class: 'chat' }, statusBar.element, h('div', { class: 'panes' }, contacts.element, conversation.element))

@@ -1,46 +1,45 @@
 /**
- * Contacts whose security key changed and is not accepted yet. intersession
- * says so once (`peer-key-changed`) and holds that peer's messages both ways
- * until `acceptPeerKey(peer)`; it has no call that asks again, so the demo
- * keeps the list in localStorage: after a reload the warning is still there,
- * and every tab of this name shows the same list.
+ * Where this device stands with each contact's security key, as intersession
+ * reports it (`peerKeyStatus`): asked once per contact, then again on every
+ * `peer-key-changed` and `peer-key-pinned` (every tab of this name gets both).
+ * After a reload the engine still knows which keys wait for a decision: the
+ * demo keeps no list of its own.
  */
-import { isIlmError, type Messenger } from 'intersession/client'
+import type { Messenger, PeerKeyReport } from 'intersession/client'
 
 export class KeyChanges {
-  readonly #key: string
   readonly #messenger: Messenger
+  readonly #status = new Map<string, PeerKeyReport>()
+  /** The latest question per peer: an older answer arriving after it is dropped. */
+  readonly #asking = new Map<string, Promise<void>>()
   readonly #listeners = new Set<() => void>()
   readonly #stops: (() => void)[] = []
-  #peers: Set<string>
 
-  constructor(self: string, messenger: Messenger) {
-    this.#key = `intersession-demo:key-changed:${self}`
+  constructor(messenger: Messenger) {
     this.#messenger = messenger
-    this.#peers = this.#read()
-    this.#stops.push(messenger.on('peer-key-changed', ({ peer }) => this.#update((peers) => peers.add(peer))))
-    const onStorage = (event: StorageEvent): void => {
-      if (event.key !== this.#key) return
-      this.#peers = this.#read()
-      this.#emit()
-    }
-    window.addEventListener('storage', onStorage)
-    this.#stops.push(() => window.removeEventListener('storage', onStorage))
+    for (const event of ['peer-key-changed', 'peer-key-pinned'] as const) this.#stops.push(messenger.on(event, ({ peer }) => void this.#ask(peer)))
   }
 
-  has(peer: string): boolean {
-    return this.#peers.has(peer)
+  /** Asks about `peers` not asked about yet (the contacts shown). */
+  watch(peers: Iterable<string>): void {
+    for (const peer of peers) if (!this.#asking.has(peer)) void this.#ask(peer)
   }
 
-  /** Pins `peer`'s new key: its held messages flow again. */
-  async accept(peer: string): Promise<void> {
+  /** What intersession said of `peer`'s key last; `undefined` until it answered. */
+  status(peer: string): PeerKeyReport | undefined {
+    return this.#status.get(peer)
+  }
+
+  /**
+   * Accepts or rejects `peer`'s new key, the one whose safety number the user was shown: if it changed again
+   * meanwhile, intersession decides nothing (`KEY_MISMATCH`) and the new number is shown instead.
+   */
+  async decide(peer: string, accept: boolean, safetyNumber: string): Promise<void> {
     try {
-      await this.#messenger.acceptPeerKey(peer)
-    } catch (error) {
-      // No key of the peer known (this side's own store was wiped since): nothing is held, nothing to accept.
-      if (!(isIlmError(error) && error.code === 'KEY_UNAVAILABLE')) throw error
+      await (accept ? this.#messenger.acceptPeerKey(peer, { safetyNumber }) : this.#messenger.rejectPeerKey(peer, { safetyNumber }))
+    } finally {
+      await this.#ask(peer)
     }
-    this.#update((peers) => peers.delete(peer))
   }
 
   onChange(listener: () => void): () => void {
@@ -53,25 +52,17 @@ export class KeyChanges {
     this.#listeners.clear()
   }
 
-  #update(change: (peers: Set<string>) => void): void {
-    // Another tab may have written meanwhile: change what is stored now.
-    const peers = this.#read()
-    change(peers)
-    localStorage.setItem(this.#key, JSON.stringify([...peers]))
-    this.#peers = peers
-    this.#emit()
-  }
-
-  #read(): Set<string> {
-    try {
-      const peers: unknown = JSON.parse(localStorage.getItem(this.#key) ?? '[]')
-      return new Set(Array.isArray(peers) ? peers.filter((p): p is string => typeof p === 'string') : [])
-    } catch {
-      return new Set()
-    }
-  }
-
-  #emit(): void {
-    for (const listener of this.#listeners) listener()
+  #ask(peer: string): Promise<void> {
+    const asking: Promise<void> = this.#messenger.peerKeyStatus(peer).then(
+      (status) => {
+        if (this.#asking.get(peer) !== asking) return
+        this.#status.set(peer, status)
+        for (const listener of this.#listeners) listener()
+      },
+      // Closed meanwhile, or encryption off (E2E_MISMATCH): nothing to show.
+      () => {},
+    )
+    this.#asking.set(peer, asking)
+    return asking
   }
 }

@@ -2,8 +2,9 @@
  * What the conversation shows of end-to-end encryption: a lock badge in its
  * header (whether this app encrypts, as it was configured), the safety number
  * with the contact behind it, and a warning while the contact's security key
- * changed and waits to be accepted.
+ * changed and waits to be accepted or rejected.
  */
+import { isIlmError, type PeerKeyReport } from 'intersession/client'
 import { h, svg } from './dom.js'
 
 const LOCK = `<svg viewBox="0 0 16 16" width="13" height="13" aria-hidden="true"><rect x="3" y="7" width="10" height="7.5" rx="1.5" fill="currentColor"/><path d="M5.25 7V5a2.75 2.75 0 0 1 5.5 0v2" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>`
@@ -23,12 +24,17 @@ export class SecurityView {
   readonly #bannerTitle = h('strong', {})
   readonly #bannerNumber = h('p', { class: 'safety-number', 'data-testid': 'new-safety-number' })
   readonly #bannerHint = h('p', {})
-  readonly #accept: HTMLButtonElement
+  readonly #buttons: HTMLButtonElement[]
   #peer: string | undefined
   #number: string | undefined
+  /** The safety number of the contact's new key, as the banner shows it: what the user compares, and decides on. */
+  #presented: string | undefined
 
-  /** `encrypted`: whether this app connected with end-to-end encryption; `accept` pins a contact's new key. */
-  constructor(encrypted: boolean, accept: (peer: string) => Promise<void>) {
+  /**
+   * `encrypted`: whether this app connected with end-to-end encryption; `decide` accepts (or rejects) a contact's new
+   * key, the one with the safety number shown.
+   */
+  constructor(encrypted: boolean, decide: (peer: string, accept: boolean, safetyNumber: string) => Promise<void>) {
     this.#encrypted = encrypted
     this.badge = h(
       'button',
@@ -45,29 +51,39 @@ export class SecurityView {
       encrypted ? 'End-to-end encrypted' : 'Not end-to-end encrypted',
     )
     this.panel = h('section', { class: 'safety', 'data-testid': 'safety-panel', hidden: true }, this.#panelTitle, this.#panelNumber, this.#panelHint)
-    this.#accept = h(
-      'button',
-      {
-        type: 'button',
-        'data-testid': 'accept-key',
-        onclick: () => {
-          const peer = this.#peer
-          if (peer === undefined) return
-          this.#accept.disabled = true
-          accept(peer)
-            .catch((error: unknown) => console.error(`intersession demo: the new key of ${peer} could not be accepted`, error))
-            .finally(() => (this.#accept.disabled = false))
+    const button = (accept: boolean): HTMLButtonElement =>
+      h(
+        'button',
+        {
+          type: 'button',
+          'data-testid': accept ? 'accept-key' : 'reject-key',
+          class: accept ? '' : 'secondary',
+          onclick: () => {
+            const peer = this.#peer
+            const number = this.#presented
+            if (peer === undefined || number === undefined) return
+            for (const b of this.#buttons) b.disabled = true
+            decide(peer, accept, number)
+              .catch((error: unknown) => {
+                if (isIlmError(error, 'KEY_MISMATCH') && peer === this.#peer) {
+                  this.#bannerHint.textContent = `${peer}'s key changed again while you compared: nothing was decided. Compare the number above now.`
+                } else console.error(`intersession demo: the new key of ${peer} could not be ${accept ? 'accepted' : 'rejected'}`, error)
+              })
+              .finally(() => {
+                for (const b of this.#buttons) b.disabled = false
+              })
+          },
         },
-      },
-      'Accept new key',
-    )
+        accept ? 'Accept new key' : 'Reject',
+      )
+    this.#buttons = [button(true), button(false)]
     this.banner = h(
       'div',
       { class: 'key-changed', role: 'alert', 'data-testid': 'key-changed', hidden: true },
       h('p', {}, this.#bannerTitle),
       this.#bannerNumber,
       this.#bannerHint,
-      this.#accept,
+      h('div', { class: 'key-actions' }, ...this.#buttons),
     )
     if (!encrypted) {
       this.#panelTitle.textContent = 'Not end-to-end encrypted'
@@ -76,33 +92,30 @@ export class SecurityView {
     }
   }
 
-  /** Switches to the conversation with `peer`: its number is not known until {@link setSafetyNumber}. */
+  /** Switches to the conversation with `peer`: its keys are not known until {@link setStatus}. */
   show(peer: string | undefined): void {
     this.#peer = peer
     this.#number = undefined
-    this.setKeyChanged(false)
+    this.#presented = undefined
+    this.banner.hidden = true
     this.#renderNumber()
   }
 
-  /** Whether the open conversation's safety number is known yet. */
-  get numberKnown(): boolean {
-    return this.#number !== undefined
-  }
-
-  /** The safety number with `peer` (ignored if another conversation is open meanwhile); `undefined` while no key of it is known. */
-  setSafetyNumber(peer: string, number: string | undefined): void {
+  /**
+   * Where this device stands with `peer`'s key (ignored if another conversation is open meanwhile; `undefined` while
+   * not known): the safety number in the panel, and the warning with the new key's number while it waits.
+   */
+  setStatus(peer: string, status: PeerKeyReport | undefined): void {
     if (peer !== this.#peer || !this.#encrypted) return
-    this.#number = number
-    this.#renderNumber()
-  }
-
-  /** Shows or hides the warning that the open conversation's contact has a new key, waiting to be accepted. */
-  setKeyChanged(changed: boolean): void {
-    const peer = this.#peer
-    this.banner.hidden = !changed || peer === undefined || !this.#encrypted
-    if (this.banner.hidden || peer === undefined) return
+    const presented = status?.status === 'changed' ? status.presentedSafetyNumber : undefined
+    // While a new key waits, the panel shows its number too: the one to compare.
+    this.#number = presented ?? (status?.status === 'ready' ? status.pinnedSafetyNumber : undefined)
+    if (presented !== this.#presented)
+      this.#bannerHint.textContent = `Compare this new safety number with ${peer} out of band first. A wiped browser or a new device changes it; so would someone in the middle. Reject it if the numbers differ.`
+    this.#presented = presented
+    this.banner.hidden = presented === undefined
     this.#bannerTitle.textContent = `${peer}'s security key changed: messages from and to them are held until you accept it.`
-    this.#bannerHint.textContent = `Compare this new safety number with ${peer} out of band first. A wiped browser or a new device changes it; so would someone in the middle.`
+    this.#renderNumber()
   }
 
   #togglePanel(): void {

@@ -18,7 +18,7 @@ export interface ConnectOptions extends Omit<HostConfig, 'transport' | 'verifies
    * Your own check of a peer's changed identity key (a PKI): `true` pins it
    * at once, without `peer-key-changed`; `false` holds the peer's messages
    * until `acceptPeerKey(peer)`, as without it. So does a function that
-   * throws or does not answer within 10 s (an `error` event,
+   * throws or does not answer within `verifyTimeoutMs` (an `error` event,
    * `KEY_VERIFY_FAILED`). The leader tab's is asked: give every tab of the
    * identity the same one (a tab without it leads without it).
    */
@@ -53,8 +53,10 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
   if (typeof options.transport !== 'object' || options.transport === null) throw new TypeError('transport is required')
   installErrorTransfer()
   const { worker, transport, workerTimeoutMs, verifyPeerKey, ...rest } = options
-  if (workerTimeoutMs !== undefined && !(Number.isSafeInteger(workerTimeoutMs) && workerTimeoutMs > 0)) {
-    throw new RangeError('workerTimeoutMs must be a positive integer')
+  for (const [name, ms] of Object.entries({ workerTimeoutMs, verifyTimeoutMs: rest.verifyTimeoutMs })) {
+    if (ms === undefined) continue
+    if (typeof ms !== 'number') throw new TypeError(`${name} must be a number`)
+    if (!(Number.isSafeInteger(ms) && ms > 0)) throw new RangeError(`${name} must be a positive integer`)
   }
   if (verifyPeerKey !== undefined && typeof verifyPeerKey !== 'function') throw new TypeError('verifyPeerKey must be a function')
   const token = transport.kind === 'websocket' && typeof transport.token === 'function' ? transport.token : undefined

@@ -10,6 +10,7 @@ export type { RtcCommand } from '../protocol/rtc.js'
 export type { Role } from '../worker/host.js'
 export type { ConnectionState, HostConfig, TransportConfig, WebRtcConfig } from '../worker/config.js'
 export { IlmError, isIlmError, type IlmErrorCode } from '../core/errors.js'
+export type { KeyDecisionOptions, PeerKeyReport, PeerKeyStatus } from '../core/e2e.js'
 export type {
   BatchOutcome,
   Message,

@@ -14,6 +14,7 @@ import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
 import { newMessageId } from './message-id.js'
 import { requestBackgroundSync } from './background-sync.js'
+import type { KeyDecisionOptions, PeerKeyReport } from '../core/e2e.js'
 import type { Epoch, PeerId } from '../core/ids.js'
 import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { handOverBatch, type Subscriber } from '../core/hand-over.js'
@@ -63,10 +64,16 @@ export interface WorkerLink {
  */
 const SEND_BATCH = 1024
 // Every event name, checked by the compiler against MessengerEvents.
-const EVENTS = { status: 1, 'peer-online': 1, 'peer-offline': 1, 'peer-key-changed': 1, error: 1, role: 1, connection: 1 } satisfies Record<
-  keyof MessengerEvents,
-  1
->
+const EVENTS = {
+  status: 1,
+  'peer-online': 1,
+  'peer-offline': 1,
+  'peer-key-changed': 1,
+  'peer-key-pinned': 1,
+  error: 1,
+  role: 1,
+  connection: 1,
+} satisfies Record<keyof MessengerEvents, 1>
 
 const DEFAULT_WORKER_TIMEOUT_MS = 15_000
 /** More deaths of the messenger's worker than this within {@link DEATH_WINDOW_MS}, and it gives up with `WORKER_FAILED`. */
@@ -329,14 +336,25 @@ export class Messenger {
     return this.#call('pending', []) as Promise<PendingCounts>
   }
 
-  /** As `ILM.acceptPeerKey`: pins the identity key `peer` presented after a `peer-key-changed` event; its held messages flow again. */
-  acceptPeerKey(peer: string): Promise<void> {
-    return this.#call('acceptPeerKey', [peer]) as Promise<void>
+  /**
+   * As `ILM.acceptPeerKey`: pins the identity key `peer` presented after a `peer-key-changed` event; its held messages
+   * flow again. With `safetyNumber`, only the key with that number (else `KEY_MISMATCH`, nothing pinned).
+   */
+  acceptPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
+    return this.#call('acceptPeerKey', [peer, options]) as Promise<void>
   }
 
-  /** As `ILM.rejectPeerKey`: refuses the identity key `peer` presented after a `peer-key-changed` event; the key pinned before stays, and messages flow again under it. */
-  rejectPeerKey(peer: string): Promise<void> {
-    return this.#call('rejectPeerKey', [peer]) as Promise<void>
+  /**
+   * As `ILM.rejectPeerKey`: refuses the identity key `peer` presented after a `peer-key-changed` event; the key pinned
+   * before stays, and messages flow again under it. With `safetyNumber`, only the key with that number.
+   */
+  rejectPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
+    return this.#call('rejectPeerKey', [peer, options]) as Promise<void>
+  }
+
+  /** As `ILM.peerKeyStatus`: `unknown`, `ready` or `changed` (held for a decision), with the safety numbers. */
+  peerKeyStatus(peer: string): Promise<PeerKeyReport> {
+    return this.#call('peerKeyStatus', [peer]) as Promise<PeerKeyReport>
   }
 
   /** As `ILM.safetyNumber`: the fingerprint of both identity keys (12 groups of 5 digits) to compare out of band. */
@@ -608,7 +626,8 @@ export class Messenger {
       }
       case 'peer-online':
       case 'peer-offline':
-      case 'peer-key-changed': {
+      case 'peer-key-changed':
+      case 'peer-key-pinned': {
         this.#events.emit(name, payload as never)
         return
       }

@@ -74,6 +74,14 @@ export interface EngineEvents {
    * `rejectPeerKey(peer)` to keep the pinned key.
    */
   'peer-key-changed': { readonly peer: PeerId }
+  /**
+   * A key of `peer` is pinned and in use (status `ready`): pinned on first
+   * use, a changed key accepted (`acceptPeerKey` or `verifyPeerKey`), or
+   * rejected (the key pinned before is in use again). With
+   * `peer-key-changed`, it tells every tab when to ask `peerKeyStatus(peer)`
+   * again.
+   */
+  'peer-key-pinned': { readonly peer: PeerId }
   error: IlmError
 }
 

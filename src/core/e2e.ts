@@ -16,6 +16,26 @@ import type { PeerStore } from './store.js'
  */
 export type PeerKeyStatus = 'ready' | 'unknown' | 'changed'
 
+/**
+ * What `peerKeyStatus(peer)` reports: the status, with the safety number of
+ * the pinned key and, while a changed key waits for a decision, of the key
+ * presented (the one `acceptPeerKey` would pin).
+ */
+export type PeerKeyReport =
+  | { readonly status: 'unknown' }
+  | { readonly status: 'ready'; readonly pinnedSafetyNumber: string }
+  | { readonly status: 'changed'; readonly pinnedSafetyNumber: string; readonly presentedSafetyNumber: string }
+
+/** Options of `acceptPeerKey` and `rejectPeerKey`. */
+export interface KeyDecisionOptions {
+  /**
+   * The safety number the user compared (`presentedSafetyNumber`): the call
+   * decides only on the key that has it, else rejects `KEY_MISMATCH` and
+   * changes nothing.
+   */
+  readonly safetyNumber?: string
+}
+
 /** What the engine tells the cipher about a message it seals or opens. */
 export interface SealContext {
   /** The sender. */
@@ -49,6 +69,8 @@ export interface LearnResult {
   readonly status: PeerKeyStatus
   /** True when this bundle's identity key differs from the pinned one and is now held for the application (the `peer-key-changed` event fires). */
   readonly changed: boolean
+  /** True when a key of the peer was pinned: on first use, or a changed one `verifyPeerKey` said yes to (the `peer-key-pinned` event fires). */
+  readonly pinned: boolean
   /** True when the bundle was refused (malformed, badly signed, for another peer); nothing changed. */
   readonly refused: boolean
   /** True when the keys messages to the peer are sealed under changed (first pin, a newer prekey, an accepted identity). */
@@ -91,8 +113,8 @@ export interface Cipher {
     context: SealContext,
     sealed: Uint8Array,
   ): Promise<{ readonly ok: true; readonly plaintext: Uint8Array } | { readonly ok: false; readonly reason: OpenFailure }>
-  /** The fingerprint users compare out of band: both identity keys, 12 groups of 5 digits; `undefined` if none is pinned. */
-  safetyNumber(peer: PeerId): Promise<string | undefined>
+  /** The fingerprints users compare out of band (both identity keys, 12 groups of 5 digits): with the pinned key of `peer`, and with the key it presented while that waits for a decision. */
+  safetyNumbers(peer: PeerId): Promise<{ readonly pinned?: string; readonly presented?: string }>
 }
 
 /** What a {@link Cipher} is made from. */

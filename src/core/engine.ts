@@ -12,7 +12,7 @@ import type {
 import type { TimerHandle } from './clock.js'
 import { decodeFrame, encodeFrame } from './codec.js'
 import { decodeContents, encodeContents, type EncodedContents } from './contents.js'
-import { packPlaintext, unpackPlaintext, type Cipher, type CipherContext, type E2EFactory, type PeerKeyStatus } from './e2e.js'
+import { packPlaintext, unpackPlaintext, type Cipher, type CipherContext, type E2EFactory, type KeyDecisionOptions, type PeerKeyReport } from './e2e.js'
 import type { LinkContext } from './context.js'
 import { Emitter, type Listener } from './emitter.js'
 import { handOverBatch, type Subscriber } from './hand-over.js'
@@ -317,9 +317,10 @@ export class Engine {
     return () => void this.#handlers.delete(subscriber)
   }
 
-  /** Subscribes to `status`, `peer-online`, `peer-offline` or `error` events; returns the unsubscribe function. */
+  /** Subscribes to `status`, `peer-online`, `peer-offline`, `peer-key-changed`, `peer-key-pinned` or `error` events; returns the unsubscribe function. */
   on<K extends keyof EngineEvents>(event: K, listener: Listener<EngineEvents[K]>): () => void {
-    if (!['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'error'].includes(event)) throw new TypeError(`unknown event "${String(event)}"`)
+    if (!['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'peer-key-pinned', 'error'].includes(event))
+      throw new TypeError(`unknown event "${String(event)}"`)
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
     return this.#events.on(event, listener)
   }
@@ -392,11 +393,15 @@ export class Engine {
    * Accepts the identity key `peer` presented last, after a
    * `peer-key-changed` event: it is pinned in place of the old one, and the
    * messages held both ways flow again (what arrived meanwhile is opened at
-   * once). Rejects `KEY_UNAVAILABLE` when no key of the peer is known,
-   * `E2E_MISMATCH` when encryption is off here.
+   * once). With `safetyNumber` (the `presentedSafetyNumber` the user
+   * compared), only the key with that number is accepted: if `peer`
+   * presented another one meanwhile, or another tab decided otherwise, it
+   * rejects `KEY_MISMATCH` and pins nothing (a key already pinned with that
+   * number resolves). Rejects `KEY_UNAVAILABLE` when no key of the peer is
+   * known, `E2E_MISMATCH` when encryption is off here.
    */
-  acceptPeerKey(peer: string): Promise<void> {
-    return this.#decideKey(peer, (cipher, id) => cipher.accept(id))
+  acceptPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
+    return this.#decideKey(peer, options, true)
   }
 
   /**
@@ -405,22 +410,49 @@ export class Engine {
    * pinned before stays, and messages flow again both ways under it (what
    * arrived meanwhile is opened at once); frames sealed under the refused key
    * go on being refused. Presented again (or another one), a key is a change
-   * again: `peer-key-changed` fires again. Rejects as `acceptPeerKey`.
+   * again: `peer-key-changed` fires again. With `safetyNumber`, only the key
+   * presented with that number is refused: if another one is presented, or
+   * that key was pinned meanwhile (another tab accepted it), it rejects
+   * `KEY_MISMATCH` and changes nothing. Rejects as `acceptPeerKey` otherwise.
    */
-  rejectPeerKey(peer: string): Promise<void> {
-    return this.#decideKey(peer, (cipher, id) => cipher.reject(id))
+  rejectPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
+    return this.#decideKey(peer, options, false)
   }
 
   /**
    * The safety number of this end and `peer`: 12 groups of 5 digits, the same
    * on both sides while both hold each other's real keys. Users compare it out
-   * of band. Resolves `undefined` when no key of the peer is pinned.
+   * of band. While a changed key waits for a decision, it is the new key's
+   * (the one `acceptPeerKey` would pin). Resolves `undefined` when no key of
+   * the peer is known.
    */
   async safetyNumber(peer: string): Promise<string | undefined> {
+    const { pinned, presented } = await this.#keys(peer).safetyNumbers(peer as PeerId)
+    return presented ?? pinned
+  }
+
+  /**
+   * Where this end stands with `peer`'s keys: `unknown` (none heard yet),
+   * `ready` (a key is pinned; `pinnedSafetyNumber`), or `changed` (it
+   * presented another one, held until `acceptPeerKey` or `rejectPeerKey`;
+   * `presentedSafetyNumber` is the new key's). What to show after a reload or
+   * in a tab that missed the events.
+   */
+  async peerKeyStatus(peer: string): Promise<PeerKeyReport> {
+    const cipher = this.#keys(peer)
+    const { pinned, presented } = await cipher.safetyNumbers(peer as PeerId)
+    if (pinned === undefined) return { status: 'unknown' }
+    return presented === undefined
+      ? { status: 'ready', pinnedSafetyNumber: pinned }
+      : { status: 'changed', pinnedSafetyNumber: pinned, presentedSafetyNumber: presented }
+  }
+
+  /** The cipher, for a key call about `peer`; throws `CLOSED`, `INVALID_PEER_ID` or `E2E_MISMATCH` (encryption off). */
+  #keys(peer: string): Cipher {
     if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
     if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(peer).slice(0, 140)}`)
     if (this.#cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
-    return this.#cipher.safetyNumber(peer)
+    return this.#cipher
   }
 
   /** Frames refused from the network so far, by reason. */
@@ -617,6 +649,7 @@ export class Engine {
       if (learned.refused) this.#refuse('KEY_INVALID')
       if (learned.failure !== undefined) this.#fail(learned.failure)
       if (learned.changed) this.#events.emit('peer-key-changed', { peer })
+      if (learned.pinned) this.#events.emit('peer-key-pinned', { peer })
       if (learned.rekeyed) this.#keysReady(peer)
     })
   }
@@ -628,20 +661,35 @@ export class Engine {
     void link?.pump()
   }
 
-  /** The application's decision on `peer`'s changed key, in order with the bundles being learned (a `verifyPeerKey` may be asked meanwhile). */
-  async #decideKey(peer: string, decide: (cipher: Cipher, peer: PeerId) => Promise<PeerKeyStatus>): Promise<void> {
-    if (this.#closed) throw new IlmError('CLOSED', 'this instance is closed')
-    if (!isPeerId(peer)) throw new IlmError('INVALID_PEER_ID', `invalid peer id ${JSON.stringify(peer).slice(0, 140)}`)
-    const cipher = this.#cipher
-    if (cipher === undefined) throw new IlmError('E2E_MISMATCH', 'end-to-end encryption is off here')
-    if (cipher.status(peer) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
+  /**
+   * The application's decision on `peer`'s changed key (`accept`, else reject), in order with the bundles being learned
+   * (a `verifyPeerKey` may be asked meanwhile), so that the key checked against `options.safetyNumber` is the one decided on.
+   */
+  async #decideKey(peer: string, options: KeyDecisionOptions | undefined, accept: boolean): Promise<void> {
+    const cipher = this.#keys(peer)
+    const id = peer as PeerId
+    // Callers in JavaScript can pass anything.
+    const given: unknown = options
+    const expected: unknown = options?.safetyNumber
+    if ((given !== undefined && typeof given !== 'object') || given === null || (expected !== undefined && typeof expected !== 'string')) {
+      throw new TypeError('options must be { safetyNumber?: string }')
+    }
+    if (cipher.status(id) === 'unknown') throw new IlmError('KEY_UNAVAILABLE', `no key of ${peer} is known`)
     await this.#inKeyOrder(
-      peer,
+      id,
       async () => {
-        if ((await decide(cipher, peer)) !== 'ready') return
-        this.#keysReady(peer)
-        const held = this.#held.get(peer)
-        this.#held.delete(peer)
+        if (expected !== undefined) {
+          const { pinned, presented } = await cipher.safetyNumbers(id)
+          // Accept: the key with that number ends up pinned. Reject: it is the one presented, or (decided already) neither.
+          const matches = accept ? (presented ?? pinned) === expected : presented === undefined ? pinned !== expected : presented === expected
+          if (!matches) throw new IlmError('KEY_MISMATCH', `${peer}'s key has another safety number now`)
+        }
+        const before = cipher.status(id)
+        if ((await (accept ? cipher.accept(id) : cipher.reject(id))) !== 'ready') return
+        if (before === 'changed') this.#events.emit('peer-key-pinned', { peer: id })
+        this.#keysReady(id)
+        const held = this.#held.get(id)
+        this.#held.delete(id)
         // After a close meanwhile they are opened but never received (#receiveOpened checks).
         for (const frame of held?.values() ?? []) this.#onMsg(frame)
       },

@@ -44,6 +44,10 @@ export type IlmErrorCode =
   | 'KEY_UNAVAILABLE'
   /** The application's `verifyPeerKey` threw or did not answer in time: the peer's changed key is held as if it had said no; `cause` has its error. */
   | 'KEY_VERIFY_FAILED'
+  /** `acceptPeerKey`/`rejectPeerKey` was given a safety number that is not the one of the key it would decide on (the peer's key changed again, or another tab decided meanwhile): nothing was decided. */
+  | 'KEY_MISMATCH'
+  /** The engine that would serve the call (the leader tab's, an older version) does not know the method, or how it was called. */
+  | 'UNSUPPORTED'
   /** The transport could not take a frame now (peer unreachable, socket closed). */
   | 'TRANSPORT_FAILED'
   /** A background sync in a service worker ended before it was done (its time budget ran out, or a tab held the engine); the browser retries it. */

@@ -151,29 +151,29 @@ class WebCryptoCipher implements Cipher {
   async learn(peer: PeerId, bytes: Uint8Array): Promise<LearnResult> {
     const decoded = decodeBundle(bytes)
     const bundle = decoded.ok && decoded.bundle.peer === peer && (await verifyBundle(decoded.bundle)) ? decoded.bundle : undefined
-    if (bundle === undefined) return { status: this.status(peer), changed: false, refused: true, rekeyed: false }
+    if (bundle === undefined) return { status: this.status(peer), changed: false, pinned: false, refused: true, rekeyed: false }
     const known = this.#peers.get(peer)
     if (known === undefined) {
       await this.#setPeer(peer, { pinned: bundle })
-      return { status: 'ready', changed: false, refused: false, rekeyed: true }
+      return { status: 'ready', changed: false, pinned: true, refused: false, rekeyed: true }
     }
     if (equal(bundle.identityKey, known.pinned.identityKey)) {
       // Same identity: a newer prekey replaces the pinned bundle (senders move to it); an older one (replayed) is ignored.
       const newer = bundle.prekey.id > known.pinned.prekey.id
       if (newer) await this.#setPeer(peer, { ...known, pinned: bundle })
-      return { status: this.status(peer), changed: false, refused: false, rekeyed: newer && known.presented === undefined }
+      return { status: this.status(peer), changed: false, pinned: false, refused: false, rekeyed: newer && known.presented === undefined }
     }
     if (known.presented !== undefined && equal(known.presented.identityKey, bundle.identityKey)) {
       if (bundle.prekey.id > known.presented.prekey.id) await this.#setPeer(peer, { ...known, presented: bundle })
-      return { status: 'changed', changed: false, refused: false, rekeyed: false }
+      return { status: 'changed', changed: false, pinned: false, refused: false, rekeyed: false }
     }
     const verdict = await this.#verify(peer, bundle.identityKey)
     if (verdict === true) {
       await this.#repin(peer, bundle)
-      return { status: 'ready', changed: false, refused: false, rekeyed: true }
+      return { status: 'ready', changed: false, pinned: true, refused: false, rekeyed: true }
     }
     await this.#setPeer(peer, { ...known, presented: bundle })
-    return { status: 'changed', changed: true, refused: false, rekeyed: false, ...(verdict !== false && { failure: verdict }) }
+    return { status: 'changed', changed: true, pinned: false, refused: false, rekeyed: false, ...(verdict !== false && { failure: verdict }) }
   }
 
   /** The application's verdict on a changed identity key; no hook is a no, and so is a hook that failed (why, for the engine to report). */
@@ -253,12 +253,13 @@ class WebCryptoCipher implements Cipher {
     return { ok: true, plaintext }
   }
 
-  async safetyNumber(peer: PeerId): Promise<string | undefined> {
+  async safetyNumbers(peer: PeerId): Promise<{ pinned?: string; presented?: string }> {
     const keys = this.#peers.get(peer)
-    // While a changed key waits, users compare the new one: the one they are asked to accept.
-    const theirs = keys?.presented ?? keys?.pinned
-    if (theirs === undefined) return undefined
-    return safetyNumber({ peer: this.#identity.peer, identityKey: this.#identity.publicKey }, { peer, identityKey: theirs.identityKey })
+    const ours = { peer: this.#identity.peer, identityKey: this.#identity.publicKey }
+    const number = (theirs: KeyBundle | undefined): Promise<string | undefined> | undefined =>
+      theirs && safetyNumber(ours, { peer, identityKey: theirs.identityKey })
+    const [pinned, presented] = await Promise.all([number(keys?.pinned), number(keys?.presented)])
+    return { ...(pinned !== undefined && { pinned }), ...(presented !== undefined && { presented }) }
   }
 
   /** The derived key of a sender key header, verified once per (sender, epoch, kid, ephemeral key, prekey). */

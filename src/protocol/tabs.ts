@@ -10,10 +10,34 @@ export function identityLock(peerId: string): string {
 }
 
 /** Engine methods a follower tab may call on the leader's engine. */
-export const REMOTE_METHODS = ['send', 'delivered', 'status', 'connectedPeers', 'pending', 'acceptPeerKey', 'rejectPeerKey', 'safetyNumber'] as const
+export const REMOTE_METHODS = [
+  'send',
+  'delivered',
+  'status',
+  'connectedPeers',
+  'pending',
+  'acceptPeerKey',
+  'rejectPeerKey',
+  'safetyNumber',
+  'peerKeyStatus',
+] as const
 
 /** One of {@link REMOTE_METHODS}. */
 export type RemoteMethod = (typeof REMOTE_METHODS)[number]
+
+/**
+ * The tab bus level of this version, in its leader heartbeats (none: 1).
+ * Level 2 serves `peerKeyStatus` and key decisions tied to a safety number,
+ * and answers a method it does not know with `UNSUPPORTED`. A level 1 leader
+ * drops a call of a method it does not know, and would run a tied decision
+ * unchecked: such calls are not sent to it.
+ */
+export const TAB_LEVEL = 2
+
+/** The level a call needs of the leader tab. */
+export function callLevel(method: RemoteMethod, args: readonly unknown[]): number {
+  return method === 'peerKeyStatus' || ((method === 'acceptPeerKey' || method === 'rejectPeerKey') && args[1] !== undefined) ? 2 : 1
+}
 
 /**
  * What the workers of the tabs sharing one identity say to each other on the
@@ -21,12 +45,12 @@ export type RemoteMethod = (typeof REMOTE_METHODS)[number]
  * receipt; anything else on the channel is ignored.
  */
 export type TabMessage =
-  /** Leader heartbeat, with the identity's work-offline switch as the leader applies it. */
-  | { readonly t: 'leader'; readonly tab: string; readonly online: boolean }
+  /** Leader heartbeat, with the identity's work-offline switch as the leader applies it, and its {@link TAB_LEVEL}. */
+  | { readonly t: 'leader'; readonly tab: string; readonly online: boolean; readonly level?: number }
   /** Follower heartbeat: whether its page has message handlers. `gone` when it leaves. */
   | { readonly t: 'follower'; readonly tab: string; readonly subscribed: boolean; readonly gone: boolean }
-  /** A tab's call for the leader's engine. */
-  | { readonly t: 'call'; readonly tab: string; readonly call: string; readonly method: RemoteMethod; readonly args: readonly unknown[] }
+  /** A tab's call for the leader's engine (a method of a later version's tab, too: the leader answers `UNSUPPORTED`). */
+  | { readonly t: 'call'; readonly tab: string; readonly call: string; readonly method: string; readonly args: readonly unknown[] }
   /** The leader's answer to `tab`'s call. */
   | { readonly t: 'result'; readonly tab: string; readonly leader: string; readonly call: string; readonly ok: true; readonly value: unknown }
   | { readonly t: 'result'; readonly tab: string; readonly leader: string; readonly call: string; readonly ok: false; readonly error: SerializedError }
@@ -55,11 +79,11 @@ export function isTabMessage(value: unknown): value is TabMessage {
   const m = value as Record<string, unknown>
   switch (m.t) {
     case 'leader':
-      return string(m.tab) && typeof m.online === 'boolean'
+      return string(m.tab) && typeof m.online === 'boolean' && (m.level === undefined || typeof m.level === 'number')
     case 'follower':
       return string(m.tab) && typeof m.subscribed === 'boolean' && typeof m.gone === 'boolean'
     case 'call':
-      return string(m.tab) && string(m.call) && REMOTE_METHODS.includes(m.method as RemoteMethod) && Array.isArray(m.args)
+      return string(m.tab) && string(m.call) && string(m.method) && Array.isArray(m.args)
     case 'result':
       return string(m.tab) && string(m.leader) && string(m.call) && (m.ok === true || (m.ok === false && typeof m.error === 'object' && m.error !== null))
     case 'deliver':

@@ -42,9 +42,11 @@ export interface HostConfig {
   /**
    * True when the page decides on a peer's changed identity key
    * (`PageSink.verifyPeerKey`, the app's `verifyPeerKey` given to
-   * `connect()`): asked while this tab leads, within 10 s, else the key is held.
+   * `connect()`): asked while this tab leads, within `verifyTimeoutMs`, else the key is held.
    */
   readonly verifiesPeerKeys?: boolean
+  /** How long the page's `verifyPeerKey` may take to answer (the leader tab's engine waits that long). Default 10,000 ms. */
+  readonly verifyTimeoutMs?: number
   /** IndexedDB database name; default `intersession:<peerId>`. */
   readonly dbName?: string
   /** Leader heartbeat period across tabs. Default 1,000 ms. */
@@ -98,7 +100,7 @@ export function validateConfig(config: HostConfig): void {
   resolveLimits(config.limits)
   if (config.dbName !== undefined && (typeof config.dbName !== 'string' || config.dbName.length === 0)) throw new TypeError('dbName must be a non-empty string')
   if (config.verifiesPeerKeys !== undefined && typeof config.verifiesPeerKeys !== 'boolean') throw new TypeError('verifiesPeerKeys must be a boolean')
-  for (const key of ['heartbeatMs', 'staleAfterMs'] as const) positiveMs(key, config[key])
+  for (const key of ['heartbeatMs', 'staleAfterMs', 'verifyTimeoutMs'] as const) positiveMs(key, config[key])
   const transport = config.transport as { kind?: unknown; url?: unknown; heartbeatMs?: number } | undefined
   if (transport?.kind === 'broadcast-channel') return
   positiveMs('transport.heartbeatMs', transport?.heartbeatMs)
@@ -109,7 +111,8 @@ export function validateConfig(config: HostConfig): void {
   }
 }
 
-function positiveMs(name: string, value: unknown): void {
+/** Checks an optional duration: a TypeError if it is not a number, a RangeError if not a positive integer. */
+export function positiveMs(name: string, value: unknown): void {
   if (value === undefined) return
   if (typeof value !== 'number') throw new TypeError(`${name} must be a number`)
   if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`)

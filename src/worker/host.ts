@@ -1,12 +1,13 @@
 import { nanoid } from 'nanoid'
 import type { BatchOutcome, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
+import type { KeyDecisionOptions, PeerKeyReport } from '../core/e2e.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
 import type { ILM } from '../ilm.js'
 import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RtcCommand } from '../protocol/rtc.js'
-import { identityLock, type RemoteMethod, type SinkEvent } from '../protocol/tabs.js'
+import { callLevel, identityLock, type RemoteMethod, type SinkEvent } from '../protocol/tabs.js'
 import { validateConfig, type ConnectionState, type HostConfig, type HostFactories, type TransportContext } from './config.js'
 import { Election } from './election.js'
 import { LeaderSession } from './leader-session.js'
@@ -64,9 +65,10 @@ export interface HostApi {
   status(id: string): Promise<MessageStatus>
   connectedPeers(): Promise<PeerId[]>
   pending(): Promise<PendingCounts>
-  acceptPeerKey(peer: string): Promise<void>
-  rejectPeerKey(peer: string): Promise<void>
+  acceptPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void>
+  rejectPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void>
   safetyNumber(peer: string): Promise<string | undefined>
+  peerKeyStatus(peer: string): Promise<PeerKeyReport>
   /** Whether the page has message handlers. */
   subscribe(subscribed: boolean): void
   /** Whether the page listens to `status` events; none cross the bridge while it does not. */
@@ -118,6 +120,8 @@ export class Host implements HostApi {
   #subscribed = false
   #statusWanted = false
   #leaderTab: string | undefined
+  /** The tab bus level of the leader tab, from its heartbeats. */
+  #leaderLevel = 1
   #leaving: Promise<void> | undefined
   #connection: ConnectionState = { status: 'connecting' }
   #outbox: { local: SinkEvent[]; shared: SinkEvent[] } = { local: [], shared: [] }
@@ -137,7 +141,7 @@ export class Host implements HostApi {
       leading: () => this.#role === 'leader',
       subscribed: () => this.#subscribed,
       networkEnabled: () => this.#networkEnabled,
-      leaderSeen: (tab, online) => this.#onLeaderSeen(tab, online),
+      leaderSeen: (tab, online, level) => this.#onLeaderSeen(tab, online, level),
       followersChanged: (joined) => this.#onFollowersChanged(joined),
       serve: (call, reply) => this.#serve(call, reply),
       result: (leader, id, outcome) => this.#calls.settle(leader, id, outcome),
@@ -192,12 +196,16 @@ export class Host implements HostApi {
     return this.#calls.call('pending', []) as Promise<PendingCounts>
   }
 
-  acceptPeerKey(peer: string): Promise<void> {
-    return this.#calls.call('acceptPeerKey', [peer]) as Promise<void>
+  acceptPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
+    return this.#calls.call('acceptPeerKey', [peer, options]) as Promise<void>
   }
 
-  rejectPeerKey(peer: string): Promise<void> {
-    return this.#calls.call('rejectPeerKey', [peer]) as Promise<void>
+  rejectPeerKey(peer: string, options?: KeyDecisionOptions): Promise<void> {
+    return this.#calls.call('rejectPeerKey', [peer, options]) as Promise<void>
+  }
+
+  peerKeyStatus(peer: string): Promise<PeerKeyReport> {
+    return this.#calls.call('peerKeyStatus', [peer]) as Promise<PeerKeyReport>
   }
 
   safetyNumber(peer: string): Promise<string | undefined> {
@@ -270,7 +278,12 @@ export class Host implements HostApi {
 
   /** One attempt of one of this tab's calls. */
   #dispatch(target: Target, call: Call<RemoteMethod>): void {
-    if (typeof target === 'string') return this.#bus?.call(call)
+    if (typeof target === 'string') {
+      // An older leader would drop the call (a hang) or run it unchecked: refused here instead.
+      if (callLevel(call.method, call.args) <= this.#leaderLevel) this.#bus?.call(call)
+      else this.#calls.settle(target, call.id, { ok: false, error: new IlmError('UNSUPPORTED', `the leader tab's older version cannot ${call.method}`) })
+      return
+    }
     invoke(target, call).then(
       (value) => this.#calls.settle(target, call.id, { ok: true, value }),
       (error: unknown) => this.#calls.settle(target, call.id, { ok: false, error }),
@@ -369,10 +382,13 @@ export class Host implements HostApi {
     return { handled: outcome.handled, error: deserializeError(outcome.error) }
   }
 
-  #onLeaderSeen(tab: string, online: boolean): void {
+  #onLeaderSeen(tab: string, online: boolean, level: number): void {
     if (this.#role === 'closed') return
     this.#election?.leaderSeen()
-    if (this.#role === 'follower') this.#networkEnabled = online
+    if (this.#role === 'follower') {
+      this.#networkEnabled = online
+      this.#leaderLevel = level
+    }
     if (this.#leaderTab === tab || this.#role !== 'follower') return
     this.#leaderTab = tab
     this.#becameReady()

@@ -4,7 +4,7 @@ import { webCryptoE2E, type WebCryptoE2EOptions } from '../crypto/web-crypto-cip
 import { ILM } from '../ilm.js'
 import type { HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 
-const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'error'] as const
+const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'peer-key-pinned', 'error'] as const
 
 /** An engine event as the session reports it. */
 export type SessionEvent = { [K in keyof EngineEvents]: readonly [name: K, payload: EngineEvents[K]] }[keyof EngineEvents]
@@ -43,7 +43,11 @@ export class LeaderSession {
       store: factories.createStore(config),
       transport,
       ...(config.limits !== undefined && { limits: config.limits }),
-      ...(config.encryption === false ? { encryption: false } : verifyPeerKey !== undefined && { encryption: webCryptoE2E({ verifyPeerKey }) }),
+      ...(config.encryption === false
+        ? { encryption: false }
+        : verifyPeerKey !== undefined && {
+            encryption: webCryptoE2E({ verifyPeerKey, ...(config.verifyTimeoutMs !== undefined && { verifyTimeoutMs: config.verifyTimeoutMs }) }),
+          }),
     })
     return new LeaderSession(engine, transport)
   }

@@ -3,7 +3,7 @@ import type { Message } from '../core/api.js'
 import { IlmError } from '../core/errors.js'
 import type { Call, Outcome } from '../bridge/pending-calls.js'
 import { deserializeError, serializeError } from '../protocol/errors.js'
-import { isTabMessage, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from '../protocol/tabs.js'
+import { isTabMessage, REMOTE_METHODS, TAB_LEVEL, type HandledOutcome, type RemoteMethod, type SinkEvent, type TabMessage } from '../protocol/tabs.js'
 
 /** What the bus needs to know of its tab, and where it reports what other tabs say. */
 export interface TabBusHost {
@@ -13,8 +13,8 @@ export interface TabBusHost {
   subscribed(): boolean
   /** The identity's work-offline switch as this tab knows it. */
   networkEnabled(): boolean
-  /** A leader heartbeat. */
-  leaderSeen(tab: string, online: boolean): void
+  /** A leader heartbeat, with the leader's tab bus level. */
+  leaderSeen(tab: string, online: boolean, level: number): void
   /** A follower joined, left, or changed its subscription (leader side). */
   followersChanged(joined: boolean): void
   /** A call from another tab for this tab's engine (leader side). */
@@ -88,7 +88,7 @@ export class TabBus {
       this.#post({ t: 'follower', tab: this.tab, subscribed: this.#host.subscribed(), gone: false })
       return
     }
-    this.#post({ t: 'leader', tab: this.tab, online: this.#host.networkEnabled() })
+    this.#post({ t: 'leader', tab: this.tab, online: this.#host.networkEnabled(), level: TAB_LEVEL })
     const staleBefore = Date.now() - this.#staleAfterMs
     for (const [tab, follower] of this.#followers) if (follower.lastSeen < staleBefore) this.#onFollower(tab, false, true)
   }
@@ -141,7 +141,7 @@ export class TabBus {
     if (this.#closed) return
     switch (m.t) {
       case 'leader': {
-        this.#host.leaderSeen(m.tab, m.online)
+        this.#host.leaderSeen(m.tab, m.online, m.level ?? 1)
         return
       }
       case 'follower': {
@@ -151,13 +151,15 @@ export class TabBus {
       case 'call':
         if (!this.#host.leading()) return
         {
-          this.#host.serve({ id: m.call, method: m.method, args: m.args }, (outcome) =>
+          const reply = (outcome: Outcome): void =>
             this.#post(
               outcome.ok
                 ? { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: true, value: outcome.value }
                 : { t: 'result', tab: m.tab, leader: this.tab, call: m.call, ok: false, error: serializeError(outcome.error) },
-            ),
-          )
+            )
+          // A tab of a later version calls a method this one lacks: it gets an answer, not silence.
+          if (REMOTE_METHODS.includes(m.method as RemoteMethod)) this.#host.serve({ id: m.call, method: m.method as RemoteMethod, args: m.args }, reply)
+          else reply({ ok: false, error: new IlmError('UNSUPPORTED', 'unknown method') })
           return
         }
       case 'result':

@@ -267,7 +267,7 @@ test('the relay keeps a message for someone who is away: bob closes the app, ali
   await shot(a, '09-delivered-after-both-were-away')
 })
 
-test("a wiped store means a new key: bob is warned, alice's messages wait for his accept, then show once", async () => {
+test("a wiped store means a new key: bob is warned, rejects it, is asked again, and alice's messages wait for his accept, then show once", async () => {
   const a = alice.page
   const b = bob.page
   await expectOnline(a)
@@ -308,6 +308,23 @@ test("a wiped store means a new key: bob is warned, alice's messages wait for hi
   expect(newNumber).not.toBe(oldNumber)
   await a.getByTestId('e2e-badge').click()
   expect(await safetyNumber(a)).toBe(newNumber)
+
+  // Bob rejects it (say the numbers differ: they do not, here): the key pinned before is back, the warning goes, alice's messages stay unread.
+  await b.getByTestId('reject-key').click()
+  await expect(banner).toBeHidden()
+  await expect(b.getByTestId('contact-alice').getByTestId('key-warning')).toHaveCount(0)
+  await b.getByTestId('e2e-badge').click()
+  expect(await safetyNumber(b)).toBe(oldNumber)
+  await b.getByTestId('e2e-badge').click()
+  for (const text of held) await expect(message(b, text)).toHaveCount(0)
+  // (Before bob writes to her: a reply now would be sealed for her old key, and stay so in the relay's mailbox.)
+  // Alice's app starts again: her hello presents the new key again, and bob is asked again, with the same number.
+  await a.reload()
+  await expectOnline(a)
+  await expect(banner).toBeVisible({ timeout: 20_000 })
+  expect(await safetyNumber(b, 'new-safety-number')).toBe(newNumber)
+  for (const text of held) await expect(message(b, text)).toHaveCount(0)
+
   // Bob's replies wait too.
   const reply = 'from bob, while the key is not accepted'
   await say(b, reply)
@@ -320,10 +337,12 @@ test("a wiped store means a new key: bob is warned, alice's messages wait for hi
   // Bob goes away: alice's messages move to the relay's mailbox, which alice never sends again (the relay has them).
   await b.getByTestId('online-switch').click()
   for (const text of held) await expect(message(a, text)).toHaveAttribute('data-status', 'stored', { timeout: 15_000 })
-  // He comes back with a reload: the mailbox hands them over, still held; the warning is not lost (intersession says it once).
+  // He comes back with a reload: the mailbox hands them over, still held; the warning is not lost: the app asks
+  // intersession (peerKeyStatus), which still holds the key (the event came before the reload), and keeps no list itself.
   await b.reload()
   await expect(b.getByTestId('conversation-title')).toHaveText('alice')
   await expect(banner).toBeVisible()
+  expect(await b.evaluate(() => Object.keys(localStorage).filter((key) => key.includes('key-changed')))).toEqual([])
   expect(await safetyNumber(b, 'new-safety-number')).toBe(newNumber)
   await expectOnline(b)
   await b.waitForTimeout(2000)

@@ -77,6 +77,8 @@ test("alice's keys stay hers across a leader tab's reload and a browser restart;
 
   await round(leader, bob, 5, follower, 10)
   expect(await received(follower)).toEqual(texts('b', 0, 10))
+  // Processed (marked in the store) before the browser quits: one quit before that is handed over again after the restart.
+  await expect.poll(() => follower.evaluate(() => window.harness.pending()), { timeout: 30_000 }).toEqual({ outbound: 0, inbound: 0 })
 
   // Alice quits her browser and starts it again on the same profile: one tab, the same keys.
   await aliceBrowser.close()

@@ -25,7 +25,8 @@ const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1'
 
 /**
  * Bob (with `encryption`) got 'before' from `a`, whose store was then wiped: `wiped` is `a` again, with new keys, not
- * yet heard by bob. `changed` records bob's `peer-key-changed` events; `before` is his safety number for a's first key.
+ * yet heard by bob. `changed` and `pinned` record bob's `peer-key-changed` and `peer-key-pinned` events; `before` is his
+ * safety number for a's first key.
  */
 async function afterWipe(encryption?: E2EFactory) {
   const net = new MemoryNetwork()
@@ -33,13 +34,15 @@ async function afterWipe(encryption?: E2EFactory) {
   const bob = await openPeer(net.connect('b'), { clock, ...(encryption !== undefined && { encryption }) })
   const changed: string[] = []
   bob.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
+  const pinned: string[] = []
+  bob.ilm.on('peer-key-pinned', (e) => void pinned.push(e.peer))
   const first = await openPeer(net.connect('a'), { clock })
   await first.ilm.send('b', 'before')
   await until(() => bob.got.length === 1, { clocks: [clock] })
   const before = await bob.ilm.safetyNumber('a')
   await first.ilm.close()
   const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
-  return { net, clock, bob, changed, before, wiped }
+  return { net, clock, bob, changed, pinned, before, wiped }
 }
 
 /** A `verifyPeerKey` hook that records what it was asked and answers with `answer`. */
@@ -292,5 +295,113 @@ describe("the application's say on a changed key", () => {
   it('webCryptoE2E refuses a bad verifyPeerKey or verifyTimeoutMs at once', () => {
     expect(() => webCryptoE2E({ verifyPeerKey: 'yes' as never })).toThrow(TypeError)
     for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => webCryptoE2E({ verifyTimeoutMs: bad })).toThrow(RangeError)
+  })
+})
+
+describe('peerKeyStatus, and decisions tied to the safety number the user compared', () => {
+  it('unknown, then ready (peer-key-pinned on first use), changed with both numbers, ready again once accepted (peer-key-pinned)', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const bob = await openPeer(net.connect('b'), { clock })
+    const pinned: string[] = []
+    bob.ilm.on('peer-key-pinned', (e) => void pinned.push(e.peer))
+    expect(await bob.ilm.peerKeyStatus('a')).toEqual({ status: 'unknown' })
+    const first = await openPeer(net.connect('a'), { clock })
+    await first.ilm.send('b', 'before')
+    await until(() => bob.got.length === 1, { clocks: [clock] })
+    const before = await bob.ilm.safetyNumber('a')
+    expect(await bob.ilm.peerKeyStatus('a')).toEqual({ status: 'ready', pinnedSafetyNumber: before })
+    // Her hellos and rotated prekeys do not pin anything anew.
+    await elapse([clock], 3000)
+    expect(pinned).toEqual(['a'])
+    await first.ilm.close()
+    const wiped = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
+    await wiped.ilm.send('b', 'after')
+    await until(async () => (await bob.ilm.peerKeyStatus('a')).status === 'changed', { clocks: [clock] })
+    const presented = await wiped.ilm.safetyNumber('b')
+    expect(await bob.ilm.peerKeyStatus('a')).toEqual({ status: 'changed', pinnedSafetyNumber: before, presentedSafetyNumber: presented })
+    expect(await bob.ilm.safetyNumber('a')).toBe(presented)
+    expect(pinned).toEqual(['a'])
+    await bob.ilm.acceptPeerKey('a', { safetyNumber: presented! })
+    expect(await bob.ilm.peerKeyStatus('a')).toEqual({ status: 'ready', pinnedSafetyNumber: presented })
+    expect(pinned).toEqual(['a', 'a'])
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(['before', 'after'])
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('a rejected key, and one verifyPeerKey said yes to, each raise peer-key-pinned', async () => {
+    const rejected = await afterWipe()
+    await rejected.wiped.ilm.send('b', 'after')
+    await until(() => rejected.changed.length === 1, { clocks: [rejected.clock] })
+    expect(rejected.pinned).toEqual(['a'])
+    await rejected.bob.ilm.rejectPeerKey('a')
+    expect(rejected.pinned).toEqual(['a', 'a'])
+    expect(await rejected.bob.ilm.peerKeyStatus('a')).toEqual({ status: 'ready', pinnedSafetyNumber: rejected.before })
+    await Promise.all([rejected.wiped.ilm.close(), rejected.bob.ilm.close()])
+
+    const verified = await afterWipe(webCryptoE2E({ verifyPeerKey: () => true }))
+    await verified.wiped.ilm.send('b', 'after')
+    await until(() => verified.bob.got.length === 2, { clocks: [verified.clock] })
+    expect(verified.pinned).toEqual(['a', 'a'])
+    expect(verified.changed).toEqual([])
+    await Promise.all([verified.wiped.ilm.close(), verified.bob.ilm.close()])
+  })
+
+  it('the key changed again after the user compared: accepting the number compared rejects KEY_MISMATCH and pins nothing', async () => {
+    const { net, clock, bob, changed, before, wiped } = await afterWipe()
+    await wiped.ilm.send('b', 'second key')
+    await until(() => changed.length === 1, { clocks: [clock] })
+    const compared = await bob.ilm.peerKeyStatus('a')
+    expect(compared.status).toBe('changed')
+    const seen = compared.status === 'changed' ? compared.presentedSafetyNumber : ''
+    // Alice's store is wiped again before bob decides: a third key.
+    await wiped.ilm.close()
+    const third = await openPeer(net.connect('a'), { clock, store: new MemoryStore() })
+    await third.ilm.send('b', 'third key')
+    await until(() => changed.length === 2, { clocks: [clock] })
+    expect(await codeOf(bob.ilm.acceptPeerKey('a', { safetyNumber: seen }))).toBe('KEY_MISMATCH')
+    const now = await third.ilm.safetyNumber('b')
+    expect(now).not.toBe(seen)
+    expect(await bob.ilm.peerKeyStatus('a')).toEqual({ status: 'changed', pinnedSafetyNumber: before, presentedSafetyNumber: now })
+    await elapse([clock], 2000)
+    expect(contentsOf(bob.got)).toEqual(['before'])
+    // Refusing the key compared is refused alike: the third key stays presented.
+    expect(await codeOf(bob.ilm.rejectPeerKey('a', { safetyNumber: seen }))).toBe('KEY_MISMATCH')
+    expect((await bob.ilm.peerKeyStatus('a')).status).toBe('changed')
+    await bob.ilm.acceptPeerKey('a', { safetyNumber: now! })
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(['before', 'third key'])
+    await Promise.all([third.ilm.close(), bob.ilm.close()])
+  })
+
+  it('decided already (another tab): the same decision again resolves, the opposite one rejects KEY_MISMATCH', async () => {
+    const { clock, bob, changed, before, wiped } = await afterWipe()
+    await wiped.ilm.send('b', 'after')
+    await until(() => changed.length === 1, { clocks: [clock] })
+    const presented = (await wiped.ilm.safetyNumber('b'))!
+    expect(await codeOf(bob.ilm.rejectPeerKey('a', { safetyNumber: before! }))).toBe('KEY_MISMATCH')
+    expect(await codeOf(bob.ilm.acceptPeerKey('a', { safetyNumber: before! }))).toBe('KEY_MISMATCH')
+    expect((await bob.ilm.peerKeyStatus('a')).status).toBe('changed')
+    await bob.ilm.acceptPeerKey('a', { safetyNumber: presented })
+    await bob.ilm.acceptPeerKey('a', { safetyNumber: presented })
+    expect(await codeOf(bob.ilm.rejectPeerKey('a', { safetyNumber: presented }))).toBe('KEY_MISMATCH')
+    // A key refused elsewhere is not held any more: refusing it again changes nothing.
+    await bob.ilm.rejectPeerKey('a', { safetyNumber: before! })
+    expect(await bob.ilm.peerKeyStatus('a')).toEqual({ status: 'ready', pinnedSafetyNumber: presented })
+    await Promise.all([wiped.ilm.close(), bob.ilm.close()])
+  })
+
+  it('misuse rejects typed: options not an object, a safety number not a string; peerKeyStatus as safetyNumber', async () => {
+    const net = new MemoryNetwork()
+    const bob = await openPeer(net.connect('b'))
+    await expect(bob.ilm.acceptPeerKey('a', null as never)).rejects.toThrow(TypeError)
+    await expect(bob.ilm.rejectPeerKey('a', 'x' as never)).rejects.toThrow(TypeError)
+    await expect(bob.ilm.acceptPeerKey('a', { safetyNumber: 12345 as never })).rejects.toThrow('options must be { safetyNumber?: string }')
+    expect(await codeOf(bob.ilm.peerKeyStatus('not valid'))).toBe('INVALID_PEER_ID')
+    const plain = await ILM.open({ store: new MemoryStore(), transport: net.connect('c'), encryption: false })
+    expect(await codeOf(plain.peerKeyStatus('a'))).toBe('E2E_MISMATCH')
+    await Promise.all([bob.ilm.close(), plain.close()])
+    expect(await codeOf(bob.ilm.peerKeyStatus('a'))).toBe('CLOSED')
   })
 })
