@@ -1,6 +1,7 @@
 import { nanoid } from 'nanoid'
 import type { BatchOutcome, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import { IlmError } from '../core/errors.js'
+import { sendSettled } from '../core/send-batch.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
 import type { ILM } from '../ilm.js'
@@ -46,6 +47,25 @@ export type SendCall = readonly [to: string, contents: unknown, options?: SendOp
 
 /** How one send of a `sendMany` ended (errors in wire form: they cross the bridge inside an array). */
 export type SendResult = { readonly ok: true; readonly value: SendReceipt } | { readonly ok: false; readonly error: SerializedError }
+
+/**
+ * A batch of sends as `connect()`'s page hands it to its worker: one array
+ * per argument, not one array per send (fewer objects to clone, on both
+ * sides). Every `options` carries the send's id.
+ */
+export interface PackedSends {
+  readonly to: readonly string[]
+  readonly contents: readonly unknown[]
+  readonly options: readonly (SendOptions & { readonly id: string })[]
+}
+
+/** How each send of a {@link PackedSends} ended, in order: its seq (its id is the page's), or its error in wire form. */
+export type PackedOutcomes = (number | SerializedError)[]
+
+/** The page's side of the bridge: {@link HostApi} and the packed sends `connect()`'s page uses. */
+export interface BridgeApi extends HostApi {
+  sendPacked(sends: PackedSends): Promise<PackedOutcomes>
+}
 
 /** The API a worker exposes to its page (over Comlink). */
 export interface HostApi {
@@ -105,7 +125,7 @@ type Target = ILM | string
  * to its own engine while it leads, to the leader's otherwise, and again to
  * the next one whenever that changes.
  */
-export class Host implements HostApi {
+export class Host implements BridgeApi {
   readonly #factories: HostFactories
   readonly #calls = new PendingCalls<RemoteMethod, Target>((target, call) => this.#dispatch(target, call))
   #config: HostConfig | undefined
@@ -174,6 +194,15 @@ export class Host implements HostApi {
       calls.map(([to, contents, options]) => sendArgs(to, contents, options)),
     )
     return outcomes.map((outcome) => (outcome.ok ? (outcome as SendResult) : { ok: false, error: serializeError(outcome.error) }))
+  }
+
+  /** @internal `connect()`'s page: {@link sendMany} with the batch and its answer packed (see {@link PackedSends}). */
+  async sendPacked({ to, contents, options }: PackedSends): Promise<PackedOutcomes> {
+    const outcomes = await this.#calls.callMany(
+      'send',
+      to.map((peer, i) => [peer, contents[i], options[i]]),
+    )
+    return outcomes.map((outcome) => (outcome.ok ? (outcome.value as SendReceipt).seq : serializeError(outcome.error)))
   }
 
   delivered(id: string): Promise<void> {
@@ -271,6 +300,18 @@ export class Host implements HostApi {
   /** One attempt of one of this tab's calls. */
   #dispatch(target: Target, call: Call<RemoteMethod>): void {
     if (typeof target === 'string') return this.#bus?.call(call)
+    if (call.method === 'send') {
+      // The bulk of the calls: no promise and no reaction per send.
+      const [to, contents, options] = call.args as SendCall
+      target[sendSettled](
+        to,
+        contents,
+        options,
+        (value) => this.#calls.settle(target, call.id, { ok: true, value }),
+        (error) => this.#calls.settle(target, call.id, { ok: false, error }),
+      )
+      return
+    }
     invoke(target, call).then(
       (value) => this.#calls.settle(target, call.id, { ok: true, value }),
       (error: unknown) => this.#calls.settle(target, call.id, { ok: false, error }),
