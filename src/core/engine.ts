@@ -228,8 +228,18 @@ export class Engine {
     return new Promise<SendReceipt>((resolve, reject) => this[sendSettled](to, contents, options, resolve, reject))
   }
 
-  /** @internal {@link send} without a promise: `resolve` or `reject` is called once (see {@link sendSettled}). */
-  [sendSettled](to: string, contents: unknown, options: SendOptions = {}, resolve: (receipt: SendReceipt) => void, reject: (error: unknown) => void): void {
+  /**
+   * @internal {@link send} without a promise: `resolve` or `reject` is called
+   * once (see {@link sendSettled}). `owned`: see `encodeContents`.
+   */
+  [sendSettled](
+    to: string,
+    contents: unknown,
+    options: SendOptions = {},
+    resolve: (receipt: SendReceipt) => void,
+    reject: (error: unknown) => void,
+    owned = false,
+  ): void {
     let encoded: EncodedContents
     let id: MessageId
     let ttlMs: number | undefined
@@ -241,7 +251,7 @@ export class Engine {
       ttlMs = options.ttlMs
       if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
       if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
-      encoded = encodeContents(contents, this.#limits.maxMessageBytes)
+      encoded = encodeContents(contents, this.#limits.maxMessageBytes, owned)
       id = options.id ?? (this.#newId() as MessageId)
     } catch (error) {
       reject(error)

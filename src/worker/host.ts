@@ -123,7 +123,9 @@ type Target = ILM | string
  * When the leader goes (closed, crashed or frozen) a follower takes over and
  * resumes from the store. This tab's calls go through {@link PendingCalls}:
  * to its own engine while it leads, to the leader's otherwise, and again to
- * the next one whenever that changes.
+ * the next one whenever that changes. Its methods take their arguments as
+ * Comlink delivers them, cloned: a send's bytes are the host's own, and its
+ * engine stores them without another copy.
  */
 export class Host implements BridgeApi {
   readonly #factories: HostFactories
@@ -300,22 +302,15 @@ export class Host implements BridgeApi {
   /** One attempt of one of this tab's calls. */
   #dispatch(target: Target, call: Call<RemoteMethod>): void {
     if (typeof target === 'string') return this.#bus?.call(call)
-    if (call.method === 'send') {
-      // The bulk of the calls: no promise and no reaction per send.
-      const [to, contents, options] = call.args as SendCall
-      target[sendSettled](
-        to,
-        contents,
-        options,
-        (value) => this.#calls.settle(target, call.id, { ok: true, value }),
-        (error) => this.#calls.settle(target, call.id, { ok: false, error }),
-      )
+    const ok = (value: unknown): void => this.#calls.settle(target, call.id, { ok: true, value })
+    const fail = (error: unknown): void => this.#calls.settle(target, call.id, { ok: false, error })
+    if (call.method !== 'send') {
+      invoke(target, call).then(ok, fail)
       return
     }
-    invoke(target, call).then(
-      (value) => this.#calls.settle(target, call.id, { ok: true, value }),
-      (error: unknown) => this.#calls.settle(target, call.id, { ok: false, error }),
-    )
+    // The bulk of the calls: no promise and no reaction per send, and no copy of contents this worker got cloned.
+    const [to, contents, options] = call.args as SendCall
+    target[sendSettled](to, contents, options, ok, fail, true)
   }
 
   /** A call from another tab, for this tab's engine. */
