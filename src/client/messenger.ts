@@ -239,6 +239,7 @@ export class Messenger {
    */
   send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt> {
     if (options !== undefined && (typeof options !== 'object' || options === null)) return Promise.reject(new TypeError('options must be an object'))
+    // A closed messenger refuses at once (CLOSED, WORKER_FAILED): nothing to count, no id to hold.
     if (this.#closing !== undefined) return this.#call('send', []) as Promise<SendReceipt>
     // The id is made here, so that a call repeated after a worker restart is recognised.
     const id = options?.id ?? newMessageId()
