@@ -158,5 +158,7 @@ describe('the page client counts sends not yet durable', () => {
     await Promise.all(sends)
     expect(messenger.unsaved).toBe(0)
     await messenger.close()
+    await expect(messenger.send('bob', 'after close')).rejects.toMatchObject({ code: 'CLOSED' })
+    expect(messenger.unsaved).toBe(0)
   })
 })
