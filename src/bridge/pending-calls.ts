@@ -47,15 +47,21 @@ const NOT_SERVED = new Set(['CLOSED', 'STORE_FENCED'])
 export class PendingCalls<M extends string, T> {
   readonly #calls = new Map<string, Entry<M>>()
   readonly #dispatch: (target: T, call: Call<M>) => void
+  readonly #ended: ((call: Call<M>, ok: boolean) => void) | undefined
   #target: T | undefined
   #closed: Error | undefined
   // A counter, not a random id: answers come back to this instance only (across tabs, addressed
   // by the calling tab's own id), and a random id per call cost a getRandomValues per send.
   #nextId = 0
 
-  /** `dispatch` sends one attempt to a target; the answer comes back through {@link settle}. */
-  constructor(dispatch: (target: T, call: Call<M>) => void) {
+  /**
+   * `dispatch` sends one attempt to a target; the answer comes back through
+   * {@link settle}. `ended`, if given, hears of each call once it settled,
+   * right after its promise did (so its continuations run first).
+   */
+  constructor(dispatch: (target: T, call: Call<M>) => void, ended?: (call: Call<M>, ok: boolean) => void) {
     this.#dispatch = dispatch
+    this.#ended = ended
   }
 
   /** Where calls go now; `undefined` while there is nowhere to send them. */
@@ -102,7 +108,7 @@ export class PendingCalls<M extends string, T> {
     if (entry === undefined) return
     if (!outcome.ok && (from !== this.#target || (isIlmError(outcome.error) && NOT_SERVED.has(outcome.error.code)))) return
     this.#calls.delete(id)
-    end(entry, outcome)
+    this.#end(entry, outcome)
   }
 
   /** Rejects every pending call and every later one with `error`. */
@@ -110,16 +116,17 @@ export class PendingCalls<M extends string, T> {
     this.#closed = error
     this.#target = undefined
     const outcome: Outcome = { ok: false, error }
-    for (const entry of this.#calls.values()) end(entry, outcome)
+    for (const entry of this.#calls.values()) this.#end(entry, outcome)
     this.#calls.clear()
   }
-}
 
-function end(entry: Entry<string>, outcome: Outcome): void {
-  const batch = entry.batch
-  if (batch !== undefined) {
-    batch.outcomes[entry.index] = outcome
-    if (--batch.left === 0) batch.resolve(batch.outcomes)
-  } else if (outcome.ok) entry.resolve?.(outcome.value)
-  else entry.reject?.(outcome.error)
+  #end(entry: Entry<M>, outcome: Outcome): void {
+    const batch = entry.batch
+    if (batch !== undefined) {
+      batch.outcomes[entry.index] = outcome
+      if (--batch.left === 0) batch.resolve(batch.outcomes)
+    } else if (outcome.ok) entry.resolve?.(outcome.value)
+    else entry.reject?.(outcome.error)
+    this.#ended?.(entry, outcome.ok)
+  }
 }

@@ -2,7 +2,7 @@ import { wrap, type Endpoint } from 'comlink'
 import { installErrorTransfer } from '../bridge/comlink-errors.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
-import type { HostApi } from '../worker/host.js'
+import type { BridgeApi } from '../worker/host.js'
 import type { HostConfig, TransportConfig } from '../worker/config.js'
 import { Messenger, type WorkerLink } from './messenger.js'
 
@@ -74,11 +74,11 @@ export async function connect(options: ConnectOptions): Promise<Messenger> {
           ...(webrtc !== true && webrtc.iceTransportPolicy !== undefined && { iceTransportPolicy: webrtc.iceTransportPolicy }),
         }
   const spawn = (): WorkerLink => {
-    if (worker !== undefined) return { remote: wrap<HostApi>(worker), ...(isWorker(worker) && { failed: failure(worker, 'the worker you passed') }) }
+    if (worker !== undefined) return { remote: wrap<BridgeApi>(worker), ...(isWorker(worker) && { failed: failure(worker, 'the worker you passed') }) }
     // This exact form is what bundlers recognise as a worker entry to build and serve.
     const own = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: `intersession:${options.peerId}` })
     return {
-      remote: wrap<HostApi>(own),
+      remote: wrap<BridgeApi>(own),
       terminate: () => own.terminate(),
       failed: failure(own, "intersession's worker (intersession/worker.js as your bundler serves it)"),
     }

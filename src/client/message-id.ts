@@ -1,24 +1,29 @@
-import { customRandom, urlAlphabet } from 'nanoid'
+import { urlAlphabet } from 'nanoid'
 
-/** Random bytes drawn per `getRandomValues` call: ~120 ids (`customRandom` takes 34 bytes per id of 21 from a 64-character alphabet). */
+/** Random bytes drawn per `getRandomValues` call: 195 ids of 21. */
 const POOL_BYTES = 4096
+const ID_LENGTH = 21
+const CODES = Array.from(urlAlphabet, (c) => c.charCodeAt(0))
 
 let pool = new Uint8Array(0)
-let offset = 0
-
-/** `bytes` random bytes, cut from a pool refilled by one `getRandomValues` call at a time. */
-function pooledRandom(bytes: number): Uint8Array {
-  if (offset + bytes > pool.length) {
-    pool = crypto.getRandomValues(new Uint8Array(Math.max(POOL_BYTES, bytes)))
-    offset = 0
-  }
-  return pool.subarray(offset, (offset += bytes))
-}
+let offset = POOL_BYTES
+const codes: number[] = new Array<number>(ID_LENGTH).fill(0)
 
 /**
- * A message id as `nanoid()` makes it (21 url-safe characters, 126 random
- * bits), from pooled random bytes: one `getRandomValues` call per id cost
- * 14 µs in Firefox ESR and 21 µs in Chromium here (20,000 calls), a large
- * part of a `send()`'s cost in the page.
+ * A message id as `nanoid()` makes it (21 characters of its 64-character
+ * url-safe alphabet, one random byte each, so 126 random bits), from pooled
+ * random bytes: one `getRandomValues` call per id cost 14 µs in Firefox ESR
+ * and 21 µs in Chromium here (20,000 calls), a large part of a `send()`'s
+ * cost in the page. Built with one `String.fromCharCode`, not 21 string
+ * concatenations as `customRandom` does: about twice as fast in Firefox ESR
+ * (20,000 ids: 13-30 ms against 30-55 ms, a loaded machine).
  */
-export const newMessageId: () => string = customRandom(urlAlphabet, 21, pooledRandom)
+export function newMessageId(): string {
+  if (offset + ID_LENGTH > pool.length) {
+    pool = crypto.getRandomValues(new Uint8Array(POOL_BYTES))
+    offset = 0
+  }
+  // eslint-disable-next-line @typescript-eslint/no-non-null-assertion -- both in range: offset below pool.length (checked above), a byte & 63 below 64
+  for (let i = 0; i < ID_LENGTH; i++) codes[i] = CODES[pool[offset++]! & 63]!
+  return String.fromCharCode(...codes)
+}

@@ -20,7 +20,7 @@ import { PendingCalls, type Call } from '../bridge/pending-calls.js'
 import { handOverBatch, type Subscriber } from '../core/hand-over.js'
 import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RemoteMethod, TabMessage } from '../protocol/tabs.js'
-import type { HostApi, PageOutcome, PageSink, Role, SendCall } from '../worker/host.js'
+import type { BridgeApi, PageOutcome, PageSink, Role, SendCall } from '../worker/host.js'
 import type { ConnectionState, HostConfig } from '../worker/config.js'
 import type { PageRtc } from './page-rtc.js'
 
@@ -42,9 +42,9 @@ export interface MessengerOptions {
   readonly workerTimeoutMs?: number
 }
 
-/** A running worker as the messenger uses it: its {@link HostApi}, released when done. */
+/** A running worker as the messenger uses it: its {@link BridgeApi}, released when done. */
 export interface WorkerLink {
-  readonly remote: Remote<HostApi>
+  readonly remote: Remote<BridgeApi>
   /**
    * Stops the worker, if the messenger made it (and so can make another).
    * Absent for a worker the app passed in.
@@ -106,7 +106,10 @@ export class Messenger {
   readonly #handlers = new Set<Subscriber>()
   /** Per sender, the epoch and the seq below which this page's handlers returned (messages come in order). */
   readonly #handled = new Map<PeerId, { readonly epoch: Epoch; readonly below: number }>()
-  readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>((link, call) => this.#dispatch(link, call))
+  readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>(
+    (link, call) => this.#dispatch(link, call),
+    (call, ok) => call.method === 'send' && this.#sendEnded(call as Call<'send'>, ok),
+  )
   /** Status events for messages whose `send()` has not resolved in this page yet: they wait for it (`undefined`: none yet). */
   readonly #unsent = new Map<string, StatusEvent[] | undefined>()
   #unsaved = 0
@@ -241,30 +244,37 @@ export class Messenger {
    * Misuse rejects (it does not throw). Status events of the message come
    * after this resolves.
    */
-  send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
-    if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError('options must be an object'))
+  send(to: string, contents: unknown, options?: SendOptions): Promise<SendReceipt> {
+    if (options !== undefined && (typeof options !== 'object' || options === null)) return Promise.reject(new TypeError('options must be an object'))
+    // A closed messenger refuses at once (CLOSED, WORKER_FAILED): nothing to count, no id to hold.
+    if (this.#closing !== undefined) return this.#call('send', []) as Promise<SendReceipt>
     // The id is made here, so that a call repeated after a worker restart is recognised.
-    const id = options.id ?? newMessageId()
+    const id = options?.id ?? newMessageId()
     // No array per send: one is made for the few sends whose status events come before they resolve.
     if (!this.#unsent.has(id)) this.#unsent.set(id, undefined)
-    // A copy: the caller may reuse its options object before the batch is cloned to the worker.
-    const sent = this.#call('send', [to, contents, { ...options, id }]) as Promise<SendReceipt>
     this.#unsaved += 1
-    const release = (): void => {
-      this.#unsaved -= 1
-      const held = this.#unsent.get(id)
-      this.#unsent.delete(id)
-      if (held === undefined) return
-      // After the caller's own continuation: it knows the id when the events come. One microtask for all
-      // the sends settled together (one per send costs half the page's send throughput, measured).
-      if (this.#released.length === 0) queueMicrotask(() => this.#flushReleased())
-      this.#released.push(...held)
-    }
-    sent.then(() => {
-      release()
-      this.#queuedOffline()
-    }, release)
-    return sent
+    // A copy: the caller may reuse its options object before the batch is cloned to the worker. Its end: #sendEnded.
+    return this.#call('send', [to, contents, options === undefined ? { id } : { ...options, id }]) as Promise<SendReceipt>
+  }
+
+  /** A send settled (its promise did, just now): its held status events go out after the caller's continuation. */
+  #sendEnded(call: Call<'send'>, ok: boolean): void {
+    this.#unsaved -= 1
+    const id = (call.args[2] as { id: string }).id
+    const held = this.#unsent.get(id)
+    this.#unsent.delete(id)
+    if (ok) this.#queuedOffline()
+    if (held !== undefined) this.#released.push(...held)
+  }
+
+  /**
+   * Emits the status events of the sends just settled, once their callers'
+   * continuations ran: they know the ids when the events come. One microtask
+   * for all the sends settled together (one per send costs half the page's
+   * send throughput, measured).
+   */
+  #releaseHeld(): void {
+    if (this.#released.length > 0) queueMicrotask(() => this.#flushReleased())
   }
 
   /** As `ILM.onMessage`: handlers of every tab of this identity see every message. */
@@ -418,18 +428,33 @@ export class Messenger {
     for (let i = 0; i < batch.calls.length; i += SEND_BATCH) this.#sendBatch(batch.link, batch.calls.slice(i, i + SEND_BATCH))
   }
 
+  /** One bridge message: the batch packed (see `PackedSends`), and each send settled from its packed outcome. */
   #sendBatch(link: WorkerLink, calls: readonly Call<'send'>[]): void {
-    link.remote.sendMany(calls.map((call) => call.args as unknown as SendCall)).then(
-      (results) =>
-        results.forEach((result, i) => {
-          this.#calls.settle(link, calls[i]!.id, result.ok ? result : { ok: false, error: deserializeError(result.error) })
-        }),
+    const to: string[] = []
+    const contents: unknown[] = []
+    const options: (SendOptions & { id: string })[] = []
+    for (const { args } of calls) {
+      const [peer, body, opts] = args as unknown as SendCall
+      to.push(peer)
+      contents.push(body)
+      options.push(opts as SendOptions & { id: string })
+    }
+    link.remote.sendPacked({ to, contents, options }).then(
+      (outcomes) => {
+        outcomes.forEach((outcome, i) => {
+          const call = calls[i]!
+          if (typeof outcome !== 'number') this.#calls.settle(link, call.id, { ok: false, error: deserializeError(outcome) })
+          else this.#calls.settle(link, call.id, { ok: true, value: { id: (call.args[2] as { id: string }).id, seq: outcome } })
+        })
+        this.#releaseHeld()
+      },
       (error: unknown) => {
         if ((error as Error | null)?.name === 'DataCloneError') {
           this.#uncloneable(link, calls, error)
           return
         }
         for (const call of calls) this.#calls.settle(link, call.id, { ok: false, error })
+        this.#releaseHeld()
       },
     )
   }
@@ -442,6 +467,7 @@ export class Messenger {
     }
     const error_ = new IlmError('UNSERIALIZABLE', 'contents cannot be sent: they cannot be cloned to the worker', { cause: error })
     this.#calls.settle(link, calls[0]!.id, { ok: false, error: error_ })
+    this.#releaseHeld()
   }
 
   /**
@@ -523,7 +549,7 @@ export class Messenger {
     this.#closing = this.#finish(async () => {}, error)
   }
 
-  async #finish(stop: (host: Remote<HostApi>) => Promise<void>, reason = new IlmError('CLOSED', 'this messenger is closed')): Promise<void> {
+  async #finish(stop: (host: Remote<BridgeApi>) => Promise<void>, reason = new IlmError('CLOSED', 'this messenger is closed')): Promise<void> {
     const link = this.#link
     try {
       if (link !== undefined) await stop(link.remote)

@@ -22,12 +22,17 @@ const MAX_JSON_DEPTH = 256
 /**
  * Encodes contents, refusing anything that would not come back as it went in
  * (functions, symbols, bigints, non-finite numbers, class instances, cycles).
+ * Bytes are copied (the caller may change them later) unless `owned`: no one
+ * else holds them (a structured clone, e.g. the worker's copy of the page's
+ * send), and they fill an `ArrayBuffer` of their own (a view on a larger or
+ * a shared buffer is copied, so only its bytes are stored).
  * @throws IlmError `UNSERIALIZABLE` or `TOO_LARGE`; nothing else.
  */
-export function encodeContents(contents: unknown, maxBytes: number): EncodedContents {
+export function encodeContents(contents: unknown, maxBytes: number, owned = false): EncodedContents {
   let encoded: EncodedContents
   if (contents instanceof Uint8Array) {
-    encoded = { kind: 'b', bytes: contents.slice() }
+    const whole = owned && contents.buffer instanceof ArrayBuffer && contents.byteLength === contents.buffer.byteLength
+    encoded = { kind: 'b', bytes: whole ? contents : contents.slice() }
   } else if (typeof contents === 'string') {
     encoded = { kind: 's', bytes: encoder.encode(contents) }
   } else {

@@ -25,7 +25,7 @@ import { OutboundLink } from './outbound.js'
 import { EngineState } from './state.js'
 import type { OutboxRow, PeerStore, Receipt, StoreSnapshot } from './store.js'
 import type { RelayReceipt, Transport } from './transport.js'
-import { SendBatch, type QueuedSend, type SendBatchHooks } from './send-batch.js'
+import { SendBatch, sendSettled, type QueuedSend, type SendBatchHooks } from './send-batch.js'
 import { MAX_BATCH, Writer, type Intent } from './writer.js'
 
 /** Everything an engine is built from; made by {@link prepareEngine}. */
@@ -225,6 +225,21 @@ export class Engine {
    * `TOO_LARGE`, `QUEUE_FULL`, `CLOSED`, `STORE_FAILED`) and then changes nothing.
    */
   send(to: string, contents: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    return new Promise<SendReceipt>((resolve, reject) => this[sendSettled](to, contents, options, resolve, reject))
+  }
+
+  /**
+   * @internal {@link send} without a promise: `resolve` or `reject` is called
+   * once (see {@link sendSettled}). `owned`: see `encodeContents`.
+   */
+  [sendSettled](
+    to: string,
+    contents: unknown,
+    options: SendOptions = {},
+    resolve: (receipt: SendReceipt) => void,
+    reject: (error: unknown) => void,
+    owned = false,
+  ): void {
     let encoded: EncodedContents
     let id: MessageId
     let ttlMs: number | undefined
@@ -236,13 +251,13 @@ export class Engine {
       ttlMs = options.ttlMs
       if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) throw new RangeError('ttlMs must be a positive integer')
       if (options.id !== undefined && !isMessageId(options.id)) throw new TypeError('id must be 1..64 url-safe characters')
-      encoded = encodeContents(contents, this.#limits.maxMessageBytes)
+      encoded = encodeContents(contents, this.#limits.maxMessageBytes, owned)
       id = options.id ?? (this.#newId() as MessageId)
     } catch (error) {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what the checks above threw, as an async send would reject with it
-      return Promise.reject(error)
+      reject(error)
+      return
     }
-    return new Promise<SendReceipt>((resolve, reject) => this.#queueSend({ to, id, encoded, ttlMs, resolve, reject, retries: 0, seq: -1, row: undefined }))
+    this.#queueSend({ to, id, encoded, ttlMs, resolve, reject, retries: 0, seq: -1, row: undefined })
   }
 
   /**

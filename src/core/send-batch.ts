@@ -6,6 +6,13 @@ import type { Draft } from './state.js'
 import type { OutboxRow, OutStreamState, Receipt } from './store.js'
 import type { Several } from './writer.js'
 
+/**
+ * The key of the engine's `send()` without a promise, for the worker's
+ * batches of sends (one promise and one reaction per send less). Not
+ * exported from the package: internal to intersession's own layers.
+ */
+export const sendSettled = Symbol('sendSettled')
+
 /** One `send()` waiting for its batch to commit. */
 export interface QueuedSend {
   readonly to: PeerId

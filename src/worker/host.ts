@@ -2,6 +2,7 @@ import { nanoid } from 'nanoid'
 import type { BatchOutcome, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import type { KeyDecisionOptions, PeerKeyReport } from '../core/e2e.js'
 import { IlmError } from '../core/errors.js'
+import { sendSettled } from '../core/send-batch.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
 import type { ILM } from '../ilm.js'
@@ -47,6 +48,25 @@ export type SendCall = readonly [to: string, contents: unknown, options?: SendOp
 
 /** How one send of a `sendMany` ended (errors in wire form: they cross the bridge inside an array). */
 export type SendResult = { readonly ok: true; readonly value: SendReceipt } | { readonly ok: false; readonly error: SerializedError }
+
+/**
+ * A batch of sends as `connect()`'s page hands it to its worker: one array
+ * per argument, not one array per send (fewer objects to clone, on both
+ * sides). Every `options` carries the send's id.
+ */
+export interface PackedSends {
+  readonly to: readonly string[]
+  readonly contents: readonly unknown[]
+  readonly options: readonly (SendOptions & { readonly id: string })[]
+}
+
+/** How each send of a {@link PackedSends} ended, in order: its seq (its id is the page's), or its error in wire form. */
+export type PackedOutcomes = (number | SerializedError)[]
+
+/** The page's side of the bridge: {@link HostApi} and the packed sends `connect()`'s page uses. */
+export interface BridgeApi extends HostApi {
+  sendPacked(sends: PackedSends): Promise<PackedOutcomes>
+}
 
 /** The API a worker exposes to its page (over Comlink). */
 export interface HostApi {
@@ -105,9 +125,11 @@ type Target = ILM | string
  * When the leader goes (closed, crashed or frozen) a follower takes over and
  * resumes from the store. This tab's calls go through {@link PendingCalls}:
  * to its own engine while it leads, to the leader's otherwise, and again to
- * the next one whenever that changes.
+ * the next one whenever that changes. Its methods take their arguments as
+ * Comlink delivers them, cloned: a send's bytes are the host's own, and its
+ * engine stores them without another copy.
  */
-export class Host implements HostApi {
+export class Host implements BridgeApi {
   readonly #factories: HostFactories
   readonly #calls = new PendingCalls<RemoteMethod, Target>((target, call) => this.#dispatch(target, call))
   #config: HostConfig | undefined
@@ -178,6 +200,15 @@ export class Host implements HostApi {
       calls.map(([to, contents, options]) => sendArgs(to, contents, options)),
     )
     return outcomes.map((outcome) => (outcome.ok ? (outcome as SendResult) : { ok: false, error: serializeError(outcome.error) }))
+  }
+
+  /** @internal `connect()`'s page: {@link sendMany} with the batch and its answer packed (see {@link PackedSends}). */
+  async sendPacked({ to, contents, options }: PackedSends): Promise<PackedOutcomes> {
+    const outcomes = await this.#calls.callMany(
+      'send',
+      to.map((peer, i) => [peer, contents[i], options[i]]),
+    )
+    return outcomes.map((outcome) => (outcome.ok ? (outcome.value as SendReceipt).seq : serializeError(outcome.error)))
   }
 
   delivered(id: string): Promise<void> {
@@ -284,10 +315,15 @@ export class Host implements HostApi {
       else this.#calls.settle(target, call.id, { ok: false, error: new IlmError('UNSUPPORTED', `the leader tab's older version cannot ${call.method}`) })
       return
     }
-    invoke(target, call).then(
-      (value) => this.#calls.settle(target, call.id, { ok: true, value }),
-      (error: unknown) => this.#calls.settle(target, call.id, { ok: false, error }),
-    )
+    const ok = (value: unknown): void => this.#calls.settle(target, call.id, { ok: true, value })
+    const fail = (error: unknown): void => this.#calls.settle(target, call.id, { ok: false, error })
+    if (call.method !== 'send') {
+      invoke(target, call).then(ok, fail)
+      return
+    }
+    // The bulk of the calls: no promise and no reaction per send, and no copy of contents this worker got cloned.
+    const [to, contents, options] = call.args as SendCall
+    target[sendSettled](to, contents, options, ok, fail, true)
   }
 
   /** A call from another tab, for this tab's engine. */

@@ -16,7 +16,7 @@ import puppeteer from 'puppeteer-core'
 import { executableOf } from '../engines/driver.js'
 import { intArg, makeProfile, removeProfile, runBench, startPreview, writeResult } from './browser-harness.js'
 import { figure } from './figures.js'
-import { sendVsRaw } from './send-vs-raw.js'
+import { sendVsRaw, timeSendVsRaw } from './send-vs-raw.js'
 
 const N = intArg('--messages', 20_000)
 const BYTES = 64
@@ -32,22 +32,9 @@ async function main(): Promise<void> {
     const page = await browser.newPage()
     await page.goto(`${preview.url}/bench.html`)
     await page.waitForFunction(() => document.title === 'ready', { timeout: 30_000 })
-    await page.evaluate((bytes, batch) => window.bench.rawPuts(2000, batch, bytes, 'strict'), BYTES, RAW_BATCH)
-    const raw = (schema: 'store' | 'two-indexes'): Promise<number> =>
-      page.evaluate((n, bytes, b, s) => window.bench.rawPuts(n, b, bytes, 'strict', s), N, BYTES, RAW_BATCH, schema)
-    const rawMs = [await raw('store')]
-    const rawTwoIndexesMs = [await raw('two-indexes')]
-    const nonce = Date.now().toString(36)
-    const role = await page.evaluate((id, network) => window.bench.connect(id, network), `bench-${nonce}`, `bench-${nonce}`)
-    if (role !== 'leader') throw new Error(`the bench tab did not become leader (role ${role})`)
-    const sendMs = await page.evaluate((n, bytes, win) => window.bench.send('offline-peer', n, bytes, win), N, BYTES, WINDOW)
-    const pending = await page.evaluate(() => window.bench.pending())
-    if (pending.outbound !== N) throw new Error(`expected ${N} pending, the store counts ${pending.outbound}`)
-    await page.evaluate(() => window.bench.close())
-    rawTwoIndexesMs.push(await raw('two-indexes'))
-    rawMs.push(await raw('store'))
+    const timings = await timeSendVsRaw(page, N, BYTES, WINDOW, RAW_BATCH)
 
-    const measured = sendVsRaw({ benchmark: 'idb-firefox', browser: version, messages: N, bytes: BYTES, window: WINDOW, rawBatch: RAW_BATCH, sendMs, rawMs, rawTwoIndexesMs })
+    const measured = sendVsRaw({ benchmark: 'idb-firefox', browser: version, messages: N, bytes: BYTES, window: WINDOW, rawBatch: RAW_BATCH, ...timings })
     const { sendMsgsPerSec: sendRate, rawIdbPutsPerSec: rawRate, rawTwoIndexesPutsPerSec: rawTwoRate } = measured
     const result = {
       ...measured,

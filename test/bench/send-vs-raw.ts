@@ -6,6 +6,7 @@
  * the two-index figures are bare puts into the same outbox, kept for comparison
  * (see rawPuts in test/browser/app/bench.ts).
  */
+import type { Page } from 'puppeteer-core'
 import { machine } from './browser-harness.js'
 
 /** Per second, rounded: `count` in `ms` milliseconds. */
@@ -68,4 +69,30 @@ export function sendVsRaw(run: SendVsRawRun): SendVsRaw {
     ratioTwoIndexes: Number((sendMsgsPerSec / rawTwoIndexesPutsPerSec).toFixed(4)),
     rawTwoIndexesPutsPerSecRuns: run.rawTwoIndexesMs.map((ms) => rate(run.messages, ms)),
   }
+}
+
+/** The timings of one run of the bench page (test/browser/app/bench.ts) in a puppeteer `page`. */
+export type PageTimings = Pick<SendVsRawRun, 'sendMs' | 'rawMs' | 'rawTwoIndexesMs'>
+
+/**
+ * One run in the bench page open in `page` (puppeteer: Firefox over WebDriver
+ * BiDi, or Chromium): raw puts of both schemas, `messages` persisted sends
+ * through `connect()` in awaited windows, the raw puts again.
+ */
+export async function timeSendVsRaw(page: Page, messages: number, bytes: number, sendWindow: number, rawBatch: number): Promise<PageTimings> {
+  await page.evaluate((b, batch) => window.bench.rawPuts(2000, batch, b, 'strict'), bytes, rawBatch)
+  const raw = (schema: 'store' | 'two-indexes'): Promise<number> =>
+    page.evaluate((n, b, batch, s) => window.bench.rawPuts(n, batch, b, 'strict', s), messages, bytes, rawBatch, schema)
+  const rawMs = [await raw('store')]
+  const rawTwoIndexesMs = [await raw('two-indexes')]
+  const nonce = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+  const role = await page.evaluate((id, network) => window.bench.connect(id, network), `bench-${nonce}`, `bench-${nonce}`)
+  if (role !== 'leader') throw new Error(`the bench tab did not become leader (role ${role})`)
+  const sendMs = await page.evaluate((n, b, win) => window.bench.send('offline-peer', n, b, win), messages, bytes, sendWindow)
+  const pending = await page.evaluate(() => window.bench.pending())
+  if (pending.outbound !== messages) throw new Error(`expected ${messages} pending, the store counts ${pending.outbound}`)
+  await page.evaluate(() => window.bench.close())
+  rawTwoIndexesMs.push(await raw('two-indexes'))
+  rawMs.push(await raw('store'))
+  return { sendMs, rawMs, rawTwoIndexesMs }
 }

@@ -10,7 +10,7 @@ describe('newMessageId', () => {
   })
 
   it('never repeats across many pool refills', () => {
-    // 20,000 ids refill the pool (~120 ids' worth of bytes) about 170 times.
+    // 20,000 ids refill the pool (195 ids' worth of bytes) about 100 times.
     const ids = new Set(Array.from({ length: 20_000 }, () => newMessageId()))
     expect(ids.size).toBe(20_000)
   })

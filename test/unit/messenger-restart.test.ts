@@ -8,10 +8,13 @@
  */
 import { releaseProxy } from 'comlink'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { SendCall, SendResult } from '../../src/worker/host.js'
+import type { PackedOutcomes, PackedSends, SendCall } from '../../src/worker/host.js'
 import type { HostConfig } from '../../src/worker/config.js'
 import { Messenger, type WorkerLink } from '../../src/client/messenger.js'
 import type { PeerId } from '../../src/core/ids.js'
+
+/** The sends of a bridge message, one call each. */
+const unpack = ({ to, contents, options }: PackedSends): SendCall[] => to.map((peer, i) => [peer, contents[i], options[i]!])
 
 /** A worker as the messenger sees it: records every send it is given; `start` waits for `gate`. */
 class FakeWorker {
@@ -35,10 +38,10 @@ class FakeWorker {
         return { localId: 'alice', tab: 't' }
       },
       // Like a worker, it answers a call only after it handled `start`.
-      sendMany: async (calls: readonly SendCall[]): Promise<SendResult[]> => {
-        this.sends.push(...calls)
+      sendPacked: async (sends: PackedSends): Promise<PackedOutcomes> => {
+        this.sends.push(...unpack(sends))
         await this.gate
-        return calls.map((call, seq) => ({ ok: true, value: { id: (call[2] as { id: string }).id, seq } }) as SendResult)
+        return sends.to.map((_, seq) => seq)
       },
       subscribe: () => {},
       setOnline: () => {},
@@ -95,8 +98,8 @@ describe('the page client across a worker restart', () => {
     workers[0]!.link = function (this: FakeWorker) {
       const link = FakeWorker.prototype.link.call(this)
       // The first worker never answers: it is terminated with the send in hand.
-      ;(link.remote as unknown as { sendMany: (calls: readonly SendCall[]) => Promise<never> }).sendMany = (calls) => {
-        this.sends.push(...calls)
+      ;(link.remote as unknown as { sendPacked: (sends: PackedSends) => Promise<never> }).sendPacked = (sends) => {
+        this.sends.push(...unpack(sends))
         return new Promise(() => {})
       }
       return link
@@ -155,5 +158,7 @@ describe('the page client counts sends not yet durable', () => {
     await Promise.all(sends)
     expect(messenger.unsaved).toBe(0)
     await messenger.close()
+    await expect(messenger.send('bob', 'after close')).rejects.toMatchObject({ code: 'CLOSED' })
+    expect(messenger.unsaved).toBe(0)
   })
 })

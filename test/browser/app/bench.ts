@@ -5,7 +5,7 @@
  * `send()` through `connect()` (worker + IndexedDB).
  */
 import { connect, type Messenger } from 'intersession/client'
-import { BroadcastChannelTransport, ILM, IndexedDBStore, type MessageId, type PeerId, type StoreOp } from 'intersession'
+import { BroadcastChannelTransport, ILM, IndexedDBStore, MemoryStore, type MessageId, type PeerId, type StoreOp } from 'intersession'
 
 let messenger: Messenger | undefined
 
@@ -69,8 +69,9 @@ const bench = {
   },
 
   /** Opens intersession as `peerId` on a network of its own; resolves once this tab leads. */
-  async connect(peerId: string, network: string): Promise<string> {
-    messenger = await connect({ peerId, transport: { kind: 'broadcast-channel', network } })
+  async connect(peerId: string, network: string, memory = false): Promise<string> {
+    const worker = memory ? new Worker(new URL('./memory-worker.ts', import.meta.url), { type: 'module' }) : undefined
+    messenger = await connect({ peerId, transport: { kind: 'broadcast-channel', network }, ...(worker !== undefined && { worker }) })
     const deadline = performance.now() + 20_000
     while (messenger.role !== 'leader' && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     return messenger.role
@@ -81,15 +82,24 @@ const bench = {
    * concurrent sends (each window awaited with Promise.all). Resolves with
    * the elapsed milliseconds.
    */
-  async send(to: string, count: number, bytes: number, window: number): Promise<number> {
+  async send(to: string, count: number, bytes: number, window: number, windows?: number[]): Promise<number> {
     const m = messenger!
     const start = performance.now()
     for (let from = 0; from < count; from += window) {
+      const t0 = performance.now()
       const sends: Array<Promise<unknown>> = []
       for (let i = from; i < Math.min(count, from + window); i++) sends.push(m.send(to, new Uint8Array(bytes).fill(i & 0xff)))
+      const t1 = performance.now()
       await Promise.all(sends)
+      windows?.push(t1 - t0, performance.now() - t1)
     }
     return performance.now() - start
+  },
+  /** The probe: send() as above, with each window's time calling send() and time awaiting. */
+  async sendWindows(to: string, count: number, bytes: number, window: number): Promise<{ ms: number; windows: number[] }> {
+    const windows: number[] = []
+    const ms = await bench.send(to, count, bytes, window, windows)
+    return { ms, windows }
   },
 
   /**
@@ -98,8 +108,11 @@ const bench = {
    * message id (`connect()` always gives one, which makes `send()` look the id
    * up first). Resolves with the elapsed milliseconds.
    */
-  async engineInPage(peerId: string, count: number, bytes: number, window: number, withIds: boolean): Promise<number> {
-    const ilm = await ILM.open({ store: new IndexedDBStore(), transport: new BroadcastChannelTransport({ localId: peerId, network: peerId }) })
+  async engineInPage(peerId: string, count: number, bytes: number, window: number, withIds: boolean, memory = false): Promise<number> {
+    const ilm = await ILM.open({
+      store: memory ? new MemoryStore() : new IndexedDBStore(),
+      transport: new BroadcastChannelTransport({ localId: peerId, network: peerId }),
+    })
     try {
       const start = performance.now()
       for (let from = 0; from < count; from += window) {
