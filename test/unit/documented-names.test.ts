@@ -66,7 +66,7 @@ describe('the docs name exactly what exists', () => {
       ...Object.keys(CLOSE_CODES),
       ...['XADD', 'XRANGE', 'XDEL', 'WAIT', 'SPUBLISH', 'SSUBSCRIBE', 'MIGRATE', 'EVALSHA', 'SADD', 'SREM', 'SCAN', 'XLEN'],
     ])
-    const environment = /^(INTERSESSION_[A-Z_]+|CHROMIUM_PATH|FIREFOX_PATH|REDIS_SERVER|REDIS_CLI|FUZZ_SEED|FUZZ_RUNS|RECEIPT_RUNS|CI)$/
+    const environment = /^(INTERSESSION_[A-Z_]+|CHROMIUM_PATH|FIREFOX_PATH|MOZ_[A-Z_]+|REDIS_SERVER|REDIS_CLI|FUZZ_SEED|FUZZ_RUNS|RECEIPT_RUNS|CI)$/
     for (const file of [
       'README.md',
       'relay/README.md',
