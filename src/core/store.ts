@@ -141,10 +141,11 @@ export type MessageLookup =
  *   every call rejects with `IlmError('STORE_FENCED')`. After `close()` every
  *   call rejects with `IlmError('CLOSED')`.
  * - A message id is queued at most once: a commit with a `putOutbox` whose
- *   id the store already holds when the commit starts (an outbox row or a
- *   receipt), or that an earlier `putOutbox` of the same commit puts, rejects
- *   with `IlmError('DUPLICATE_ID')` and applies nothing. The check runs inside
- *   the commit, so it holds whoever commits and whatever they looked up first.
+ *   id is taken at that point of the commit, its earlier ops applied (an
+ *   outbox row, or a receipt an earlier `pruneReceipts` did not remove), or
+ *   that an earlier `putOutbox` of the same commit puts, rejects with
+ *   `IlmError('DUPLICATE_ID')` and applies nothing. The check runs inside the
+ *   commit, so it holds whoever commits and whatever they looked up first.
  * - Failures reject with `IlmError('STORE_FAILED')` carrying the platform error as `cause`.
  */
 export interface PeerStore {

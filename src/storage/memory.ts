@@ -243,30 +243,63 @@ function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined 
  * malformed or would insert a key that exists at that point of the commit.
  */
 function validate(state: IdentityState, ops: readonly StoreOp[]): void {
-  // Receipts written before `pruned` are gone at this point of the commit.
-  let pruned = -Infinity
-  const receiptHeld = (receipt: Receipt | undefined): boolean => receipt !== undefined && receipt.at >= pruned
+  const ids = new IdsInCommit(state)
   // A receipt's key stays taken for good: it is at or below its stream's watermark (checked below).
   const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
   const inKeys = new PendingKeys((from, index) => state.inbox.get(from)?.has(index) === true)
-  const queued = new Set<MessageId>()
   // Each stream's watermark as the acks validated so far move it: to the highest row they settle.
   const marks = new Map<PeerId, number>()
   const markOf = (to: PeerId): number => marks.get(to) ?? state.settled.get(to) ?? -1
   validateOps(ops, (op) => {
-    if (op.op === 'pruneReceipts') pruned = Math.max(pruned, op.before)
+    ids.follow(op)
     if (op.op === 'ack') {
       const top = Math.max(state.outbox.get(op.to)?.lastAtOrBelow(op.upTo) ?? -1, outKeys.lastAddedAtOrBelow(op.to, op.upTo))
       if (top > markOf(op.to)) marks.set(op.to, top)
     }
-    if (op.op === 'putOutbox') {
-      const { id, to, seq } = op.row
-      if (queued.has(id) || state.outboxIds.has(id) || receiptHeld(state.receipts.get(id))) throw duplicateId(id)
-      queued.add(id)
-      if (seq <= markOf(to)) return `outbox row (${to}, ${seq}) is at or below the acknowledged seqs`
+    if (op.op === 'putOutbox' && op.row.seq <= markOf(op.row.to)) {
+      return `outbox row (${op.row.to}, ${op.row.seq}) is at or below the acknowledged seqs`
     }
     return keyConflict(op, outKeys, inKeys)
   })
+}
+
+/**
+ * Which ids are taken at each point of a commit. A stored id is followed as if
+ * the commit's ops were applied one by one: an ack turns its queued row into a
+ * receipt written at the ack's `at`, and a later prune before that time frees
+ * the id. An id put twice in one commit is refused whatever lies between.
+ */
+class IdsInCommit {
+  private readonly state: IdentityState
+  private readonly steps: Extract<StoreOp, { op: 'ack' | 'pruneReceipts' }>[] = []
+  private readonly queued = new Set<MessageId>()
+
+  constructor(state: IdentityState) {
+    this.state = state
+  }
+
+  /** Throws DUPLICATE_ID for a `putOutbox` whose id is taken at this point of the commit. */
+  follow(op: StoreOp): void {
+    if (op.op === 'ack' || op.op === 'pruneReceipts') this.steps.push(op)
+    if (op.op !== 'putOutbox') return
+    const { id } = op.row
+    if (this.queued.has(id) || this.stored(id)) throw duplicateId(id)
+    this.queued.add(id)
+  }
+
+  private stored(id: MessageId): boolean {
+    const row = this.state.outboxIds.get(id)
+    let receiptAt = row === undefined ? this.state.receipts.get(id)?.at : undefined
+    if (row === undefined && receiptAt === undefined) return false
+    for (const step of this.steps) {
+      if (step.op === 'ack') {
+        if (row !== undefined && receiptAt === undefined && step.to === row.to && step.upTo >= row.seq) receiptAt = step.at
+      } else if (receiptAt !== undefined && receiptAt < step.before) {
+        return false
+      }
+    }
+    return true
+  }
 }
 
 function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): string | undefined {

@@ -336,6 +336,8 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       await handle.commit([{ op: 'pruneReceipts', before: 1e15 }])
       await handle.commit([again(1, outRow(B, 0).id), outStream(C, 2)])
       checkEqual(seqs(await handle.readOutbox(C, 0, 10)), [0, 1], 'an id whose receipt was pruned may be used again')
+      await handle.commit([{ op: 'ack', to: B, upTo: 1, at: 10 }, { op: 'pruneReceipts', before: 11 }, again(2, outRow(B, 1).id), outStream(C, 3)])
+      checkEqual(seqs(await handle.readOutbox(C, 0, 10)), [0, 1, 2], 'an id acknowledged and pruned earlier in the same commit may be used again')
     },
 
     'a malformed op fails the commit and applies nothing': async () => {
