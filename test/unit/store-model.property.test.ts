@@ -161,7 +161,20 @@ describe('IndexedDBStore against the MemoryStore model', () => {
         numRuns: 200,
         examples: [
           // Found in CI: a queued row acknowledged, its receipt pruned, and its id queued again, all in one commit.
-          [[[{ t: 'send', peer: 0, big: false, ttl: false }, { t: 'ack', peer: 0, ahead: 0 }], [{ t: 'ack', peer: 0, ahead: 1 }, { t: 'prune', age: 0 }, { t: 'sendTakenId', peer: 0, pick: 0 }], [{ t: 'ack', peer: 0, ahead: 0 }]]],
+          [
+            [
+              [
+                { t: 'send', peer: 0, big: false, ttl: false },
+                { t: 'ack', peer: 0, ahead: 0 },
+              ],
+              [
+                { t: 'ack', peer: 0, ahead: 1 },
+                { t: 'prune', age: 0 },
+                { t: 'sendTakenId', peer: 0, pick: 0 },
+              ],
+              [{ t: 'ack', peer: 0, ahead: 0 }],
+            ],
+          ],
         ],
       },
     )
