@@ -7,6 +7,7 @@ import type { PendingCounts } from 'intersession'
 import type { ConnectionState, Role } from 'intersession/client'
 import { connectionLabel } from './connection-label.js'
 import { h } from './dom.js'
+import { sendsInBackground } from './service-worker.js'
 
 export interface StatusBarActions {
   /** The switch moved: `true` to connect, `false` to work offline. */
@@ -21,6 +22,7 @@ export class StatusBar {
   readonly #role = h('span', { class: 'role', 'data-testid': 'role' })
   readonly #switch: HTMLInputElement
   #state: ConnectionState = { status: 'connecting' }
+  #counts: PendingCounts | undefined
   readonly #ticker: ReturnType<typeof setInterval>
 
   constructor(name: string, actions: StatusBarActions) {
@@ -60,17 +62,12 @@ export class StatusBar {
   setConnection(state: ConnectionState): void {
     this.#state = state
     this.#renderConnection()
+    this.#renderPending()
   }
 
   setPending(pending: PendingCounts | undefined): void {
-    const outbound = pending?.outbound ?? 0
-    this.#pending.textContent = pending === undefined ? '' : `${outbound} pending`
-    this.#pending.dataset.count = String(outbound)
-    this.#pending.title =
-      pending === undefined
-        ? ''
-        : `${pending.outbound} sent message(s) not yet stored by their receivers, ${pending.inbound} received message(s) not yet processed`
-    this.#pending.classList.toggle('has-pending', outbound > 0)
+    this.#counts = pending
+    this.#renderPending()
   }
 
   setRole(role: Role): void {
@@ -95,6 +92,28 @@ export class StatusBar {
     this.#connection.textContent = label.text
     this.#connection.title = label.title
     this.#connection.dataset.state = label.kind
+  }
+
+  /** The count, and while offline with messages waiting, when they will leave: `data-sends` is `background` or `next-open`. */
+  #renderPending(): void {
+    const pending = this.#counts
+    const outbound = pending?.outbound ?? 0
+    this.#pending.textContent = pending === undefined ? '' : `${outbound} pending`
+    this.#pending.dataset.count = String(outbound)
+    this.#pending.classList.toggle('has-pending', outbound > 0)
+    const waiting = outbound > 0 && this.#state.status !== 'online'
+    const background = sendsInBackground()
+    if (waiting) this.#pending.dataset.sends = background ? 'background' : 'next-open'
+    else delete this.#pending.dataset.sends
+    if (pending === undefined) {
+      this.#pending.title = ''
+      return
+    }
+    const counts = `${pending.outbound} sent message(s) not yet stored by their receivers, ${pending.inbound} received message(s) not yet processed`
+    const when = background
+      ? 'They are sent once you are back online, even if you close this tab by then.'
+      : 'This browser has no Background Sync: they are sent the next time this app is open and online.'
+    this.#pending.title = waiting ? `${counts}. ${when}` : counts
   }
 
   #renderSwitch(): void {

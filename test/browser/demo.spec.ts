@@ -168,6 +168,8 @@ test('one goes offline with the switch: three messages queue, then turn delivere
   for (const text of queued) await say(b, text)
   for (const text of queued) await expect(message(b, text)).toHaveAttribute('data-status', 'queued')
   await expect(b.getByTestId('pending')).toHaveText('3 pending', { timeout: 5_000 })
+  // Chromium has Background Sync: the page says they leave even if the tab is closed.
+  await expect(b.getByTestId('pending')).toHaveAttribute('data-sends', 'background')
   // Nothing reaches alice while bob is offline.
   await b.waitForTimeout(1000)
   for (const text of queued) await expect(message(a, text)).toHaveCount(0)
@@ -183,6 +185,7 @@ test('one goes offline with the switch: three messages queue, then turn delivere
   const received = (await transcript(a)).filter((line) => line.includes('written offline'))
   expect(received).toEqual(queued.map((text) => `in received ${text}`))
   await expect(b.getByTestId('pending')).toHaveText('0 pending', { timeout: 5_000 })
+  await expect(b.getByTestId('pending')).not.toHaveAttribute('data-sends')
   await expect(a.getByTestId('contact-bob')).toHaveAttribute('data-online', 'true', { timeout: 10_000 })
 
   await shot(b, '04-back-online-delivered-bob')

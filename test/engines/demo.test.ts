@@ -2,7 +2,8 @@
  * The demo chat with one person in Firefox and one in Chromium, each on a
  * profile of its own on disk, the demo server (page server and dev relay) in
  * a child process: they see each other online, chat both ways, and messages
- * written offline queue and turn delivered once back, in order.
+ * written offline queue (Firefox's page saying they leave the next time the
+ * app is open, having no Background Sync) and turn delivered once back, in order.
  *
  * Needs `npm run build && npm run build:demo` first (`npm run test:engines` does both).
  */
@@ -83,6 +84,8 @@ test('one person in Firefox, one in Chromium: online to each other, chat both wa
   await say(fox, 'one, written offline')
   await say(fox, 'two, written offline')
   await until(fox, () => document.querySelector('[data-testid="pending"]')?.textContent, '2 pending')
+  // No Background Sync in Firefox: the page says they leave the next time the app is open and online.
+  await until(fox, () => document.querySelector<HTMLElement>('[data-testid="pending"]')?.dataset.sends, 'next-open')
   await fox.click(id('online-switch'))
   await until(fox, () => document.querySelector('[data-testid="pending"]')?.textContent, '0 pending', 30_000)
   await until(
