@@ -19,9 +19,10 @@
  * dist/), alternated as the systems are: before/after in one run.
  *
  *   npx vite build --config test/bench/peers-app/vite.config.ts --minify false --outDir .dist-profile
- *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir]
+ *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0 | --awaited] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir]
  *
- * `--rate N` sends paced at N msgs/s instead of pipelined. With `--out`,
+ * `--rate N` sends paced at N msgs/s instead of pipelined; `--awaited`
+ * awaits each send before the next (bench:peers' awaited run). With `--out`,
  * writes each .cpuprofile there (open in Chrome DevTools).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -43,6 +44,7 @@ const PAGE_DIRS = process.argv.includes('--pages')
 const N = intArg('--messages', 2000)
 const WINDOW = intArg('--window', 500)
 const RATE = process.argv.includes('--rate') ? Number(process.argv[process.argv.indexOf('--rate') + 1]) : 0
+const AWAITED = process.argv.includes('--awaited')
 const ROUNDS = intArg('--rounds', 2)
 const TOP = intArg('--top', 25)
 const OUT = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : undefined
@@ -188,7 +190,8 @@ runBench('peers-profile', async () => {
         const cpuBefore = cpuNow()
         const framesBefore = await relayFrames(relay.url)
         const started = Date.now()
-        if (RATE > 0) await call(a, 'paced', phase++, N, RATE, 60_000)
+        if (AWAITED) await call(a, 'awaited', phase++, N)
+        else if (RATE > 0) await call(a, 'paced', phase++, N, RATE, 60_000)
         else await call(a, 'send', phase++, N, WINDOW, 0)
         const tally = await call<Tally>(b, 'wait', 120_000, 10_000, 0)
         const wallMs = Date.now() - started
