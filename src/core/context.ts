@@ -38,7 +38,11 @@ export interface LinkContext {
   expire(rows: readonly OutboxRow[]): void
   /** Reports a background failure. */
   fail(error: unknown): void
-  /** True when contents are sealed end to end: frames wait for {@link LinkContext.keysReady} and {@link LinkContext.seal}. */
+  /**
+   * True when contents are sealed end to end: frames wait for {@link LinkContext.keysReady} and {@link LinkContext.seal}.
+   * Rows the relay's mailbox stored then keep their contents until acknowledged (a peer that cannot open what the
+   * mailbox holds, sealed for a key it no longer has, gets them sealed afresh once it is online).
+   */
   readonly sealing: boolean
   /** Whether frames to `peer` may go now: its keys are usable (and, without encryption, it does not expect it). */
   keysReady(peer: PeerId): boolean

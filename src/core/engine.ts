@@ -815,8 +815,11 @@ export class Engine {
   /**
    * One transaction: a `stored` message (or a failed one whose skip the relay
    * holds) extends `storedUpTo` when contiguous, and its contents are
-   * released; a failed one is expired with its reason, so its seq goes out as a
-   * skip unless the relay holds one.
+   * released, unless they are sealed end to end: then they stay until
+   * acknowledged, so that a peer that cannot open what the mailbox holds
+   * (sealed for a key it no longer has) gets them sealed afresh once online;
+   * a failed one is expired with its reason, so its seq goes out as a skip
+   * unless the relay holds one.
    */
   async #applyReceipt(receipt: RelayReceipt): Promise<void> {
     const { peer, seq } = receipt
@@ -829,7 +832,7 @@ export class Engine {
       if (stream === undefined || seq <= stream.ackedUpTo) return () => {}
       const advance = held && seq === Math.max(stream.ackedUpTo, stream.storedUpTo ?? -1) + 1
       if (reason !== undefined) draft.write({ op: 'expire', to: peer, seq, reason })
-      else if (advance) draft.write({ op: 'release', to: peer, seq })
+      else if (advance && this.#cipher === undefined) draft.write({ op: 'release', to: peer, seq })
       if (advance) draft.setOut({ ...stream, storedUpTo: seq })
       return () => {
         const link = this.#outbound.get(peer)

@@ -29,8 +29,12 @@ export type LinkMode = 'stopped' | 'awaitingHello' | 'direct' | 'viaMailbox'
  * - Rows live in memory only while the peer is online, in a bounded
  *   {@link RowCache}: rows committed in this session (so a fresh row is never
  *   read back) and pages read for the window; the rest is paged in from the store.
- * - A seq the relay's mailbox holds (`stored`) is settled for sending: never
- *   sent again, and the window slides past it. Only acks move `floor`.
+ * - A seq the relay's mailbox holds (`stored`) is settled for sending to the
+ *   mailbox: never sent there again, and the window slides past it. To a peer
+ *   online, stored rows whose contents were kept (sealed end to end) go again
+ *   like any unacknowledged row, sealed under its current keys: what the
+ *   mailbox holds may be sealed for keys it no longer has. Released rows
+ *   (contents dropped) are left to the mailbox. Only acks move `floor`.
  */
 export class OutboundLink {
   #mode: LinkMode = 'stopped'
@@ -160,7 +164,7 @@ export class OutboundLink {
         const stream = this.ctx.state.out.get(this.to)
         if (stream === undefined) return
         const acked = this.#acked()
-        const settled = this.#settled()
+        const settled = this.#sendFloor()
         if (this.#cursor <= settled) this.#cursor = settled + 1
         if (this.#cursor >= stream.nextSeq || this.#cursor > settled + this.ctx.limits.window) return
         if (!this.ctx.keysReady(this.to)) {
@@ -170,6 +174,10 @@ export class OutboundLink {
         }
         const row = this.#cache.get(this.#cursor) ?? (await this.#load(this.#cursor))
         if (row === undefined) continue
+        if (this.#released(row)) {
+          this.#cursor = row.seq + 1
+          continue
+        }
         // A run of rows is sealed at once and then sent back to back, in one turn, as without encryption.
         if (this.ctx.sealing && !(this.#sealed.get(row.seq) instanceof Uint8Array)) {
           await this.#sealRun(row)
@@ -204,9 +212,19 @@ export class OutboundLink {
     return Math.max(this.#ackedSeen, this.ctx.state.out.get(this.to)?.ackedUpTo ?? -1)
   }
 
-  /** Acked or held by the relay: nothing at or below it is sent again. */
+  /** Acked or held by the relay. */
   #settled(): number {
     return Math.max(this.#acked(), this.#storedSeen, this.ctx.state.out.get(this.to)?.storedUpTo ?? -1)
+  }
+
+  /** Nothing at or below it is sent (again): to a peer online, stored rows kept sealed go again (see the class invariants). */
+  #sendFloor(): number {
+    return this.#mode === 'direct' && this.ctx.sealing ? this.#acked() : this.#settled()
+  }
+
+  /** A stored row whose contents were released: only the mailbox has them. */
+  #released(row: OutboxRow): boolean {
+    return row.contents.byteLength === 0 && row.expired !== true && row.seq <= this.#settled()
   }
 
   /** Frames may be sent: the peer said where to resume, or the relay stores them for it. */
@@ -221,7 +239,7 @@ export class OutboundLink {
   /** Pages rows in from the store; `undefined` only when `fromSeq` was acked meanwhile. */
   async #load(fromSeq: number): Promise<OutboxRow | undefined> {
     const rows = await this.ctx.store.readOutbox(this.to, fromSeq, this.ctx.limits.window)
-    const settled = this.#settled()
+    const settled = this.#sendFloor()
     if (!this.#mayContinue()) return undefined
     let read: OutboxRow | undefined
     for (const row of rows) {
@@ -306,7 +324,8 @@ export class OutboundLink {
     else {
       this.#sentAt.set(row.seq, at)
       this.#highestSent = row.seq
-      if (!expired) this.ctx.events.emit('status', { id: row.id, to: this.to, seq: row.seq, status: 'sent' })
+      // A stored row sent again to the peer stays `stored`.
+      if (!expired && row.seq > this.#settled()) this.ctx.events.emit('status', { id: row.id, to: this.to, seq: row.seq, status: 'sent' })
     }
     this.#arm()
     return true
@@ -328,7 +347,7 @@ export class OutboundLink {
     this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
     if (this.#mode === 'awaitingHello') this.ctx.sendHello(this.to, false)
     // Go back to the last ack (or mailbox receipt). This also stops waiting for a lost hello: resending is always safe.
-    this.resume(this.#settled() + 1)
+    this.resume(this.#sendFloor() + 1)
   }
 }
 
