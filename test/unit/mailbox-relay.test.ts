@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { encodeFrame } from '../../src/core/codec.js'
 import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
-import { ILM, MemoryStore, type Message, type StatusEvent } from '../../src/index.js'
+import { ILM, MemoryStore, webCryptoE2E, type E2EFactory, type Message, type StatusEvent } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
 import { envelope, openEnvelope, parseRelayControl } from '../../src/protocol/relay.js'
 import { WebSocketTransport } from '../../src/transport/websocket.js'
@@ -48,9 +48,9 @@ const stores = new Map<string, MemoryStore>()
 const storeOf = (id: string): MemoryStore => stores.get(id) ?? (stores.set(id, new MemoryStore()), stores.get(id)!)
 
 /** An engine for `id` on the relay at `url`, online; `store` carries it across sessions. */
-async function peer(url: string, id: string, store = storeOf(id), token = `dev:${id}`): Promise<Peer> {
+async function peer(url: string, id: string, store = storeOf(id), token = `dev:${id}`, encryption?: E2EFactory): Promise<Peer> {
   const transport = new WebSocketTransport({ localId: id, url, token, WebSocket, backoff: { initialMs: 20, maxMs: 200 } })
-  const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 200, maxRetransmitMs: 1000 } })
+  const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 200, maxRetransmitMs: 1000 }, ...(encryption !== undefined && { encryption }) })
   cleanups.push(() => ilm.close())
   const got: Message[] = []
   const statuses: StatusEvent[] = []
@@ -381,6 +381,27 @@ describe('mailbox: sealed messages it stored go again from their sender', () => 
     for (const id of ids) await waitFor(async () => (await alice.ilm.status(id)) === 'delivered', `${id} delivered`)
     // Sent again, they stayed `stored` until delivered.
     expect(alice.statuses.filter((s) => s.status === 'sent')).toEqual([])
+  })
+
+  it('a prekey retired while the mailbox held what was sealed for it (keepRetiredMs 0): sent again under the new prekey, once each, in order', async () => {
+    const r = await relay(tempDir())
+    // Bob's prekey is due for rotation 1.5 s after it was made, and a retired one is deleted at once.
+    const rotating = webCryptoE2E({ rotateAfterMs: 1500, keepRetiredMs: 0 })
+    const first = await peer(r.url, 'bob', storeOf('bob'), 'dev:bob', rotating)
+    await waitFor(async () => (await first.transport.fetchKeys('bob' as PeerId)) !== null, "bob's keys in the directory")
+    await first.ilm.close()
+    const alice = await peer(r.url, 'alice')
+    const texts = ['p0', 'p1', 'p2']
+    const ids = await sendAll(alice, 'bob', texts)
+    await waitFor(() => count(alice, 'stored') === texts.length, 'stored by the mailbox')
+    await new Promise((resolve) => setTimeout(resolve, 1600))
+    // Bob opens with a new prekey (the old one, and its private half, gone): the mailbox's copies no longer open.
+    const bob = await peer(r.url, 'bob', storeOf('bob'), 'dev:bob', rotating)
+    await waitFor(() => bob.got.length === texts.length, 'bob has them, sealed again by alice')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(bob.got.map((m) => m.contents)).toEqual(texts)
+    expect(bob.got.map((m) => m.seq)).toEqual([0, 1, 2])
+    for (const id of ids) await waitFor(async () => (await alice.ilm.status(id)) === 'delivered', `${id} delivered`)
   })
 
   it('rows whose contents were released at `stored` (by an older version) are left to the mailbox: never sent with empty contents', async () => {
