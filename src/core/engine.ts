@@ -1038,7 +1038,7 @@ export class Engine {
         const committed = stream?.ackedUpTo ?? -1
         // The peer's claim counts only if it refers to seqs this store really sent.
         const resumeAt = stream !== undefined && confirmed < stream.nextSeq ? Math.max(confirmed, committed) : committed
-        if (this.#online.has(peer)) this.#outboundLink(peer).resume(resumeAt + 1)
+        if (this.#online.has(peer)) this.#outboundLink(peer).resume(resumeAt + 1, true)
       })
     if (!hello.reply) this.#sendHello(peer, true)
   }

@@ -29,12 +29,13 @@ export type LinkMode = 'stopped' | 'awaitingHello' | 'direct' | 'viaMailbox'
  * - Rows live in memory only while the peer is online, in a bounded
  *   {@link RowCache}: rows committed in this session (so a fresh row is never
  *   read back) and pages read for the window; the rest is paged in from the store.
- * - A seq the relay's mailbox holds (`stored`) is settled for sending to the
- *   mailbox: never sent there again, and the window slides past it. To a peer
- *   online, stored rows whose contents were kept (sealed end to end) go again
- *   like any unacknowledged row, sealed under its current keys: what the
- *   mailbox holds may be sealed for keys it no longer has. Released rows
- *   (contents dropped) are left to the mailbox. Only acks move `floor`.
+ * - A seq the relay's mailbox holds (`stored`) is settled for sending: the
+ *   timer never sends it again, and the window slides past it. Once per
+ *   peer's hello and per change of its keys, stored rows whose contents were
+ *   kept (sealed end to end) go to it once more, sealed under its current
+ *   keys: what the mailbox holds may be sealed for keys it no longer has, or
+ *   be lost. Released rows (contents dropped) are left to the mailbox. Only
+ *   acks move `floor`.
  */
 export class OutboundLink {
   #mode: LinkMode = 'stopped'
@@ -45,6 +46,8 @@ export class OutboundLink {
   #storedSeen = -1
   #sentUpTo = -1
   #highestSent = -1
+  /** Stored rows with kept contents are being sent once more (after a hello or a change of keys), until the cursor passes them. */
+  #replaying = false
   #pumping = false
   #timer: TimerHandle | undefined
   #rto: number
@@ -76,6 +79,7 @@ export class OutboundLink {
   /** A new session: say hello, and wait for the peer's hello (or a timeout) before sending. */
   start(): void {
     this.#mode = 'awaitingHello'
+    this.#replaying = false
     this.#cache.clear()
     this.#sealed.clear()
     this.#sentAt.clear()
@@ -99,14 +103,19 @@ export class OutboundLink {
   /** The peer went away: forget the session, keep nothing in memory. */
   stop(): void {
     this.#mode = 'stopped'
+    this.#replaying = false
     this.#cache.clear()
     this.#sealed.clear()
     this.#disarm()
   }
 
-  /** The peer said where to resume (or waiting for it ended): every seq below `fromSeq` is stored on its side. */
-  resume(fromSeq: number): void {
+  /**
+   * The peer said where to resume (or waiting for it ended): every seq below `fromSeq` is stored on its side. With
+   * `replayStored` (its hello), stored rows from there on with kept contents go to it once more.
+   */
+  resume(fromSeq: number, replayStored = false): void {
     if (this.#mode === 'awaitingHello') this.#mode = 'direct'
+    this.#replaying = replayStored && this.ctx.sealing
     this.#cursor = fromSeq
     this.#sentUpTo = fromSeq - 1
     void this.pump()
@@ -148,9 +157,15 @@ export class OutboundLink {
     void this.pump()
   }
 
-  /** The receiver's keys changed (rotated, or a new identity accepted): what is sent from now on is sealed afresh. */
+  /**
+   * The receiver's keys changed (rotated, or a new identity accepted): what is sent from now on is sealed afresh, and
+   * to a peer online what the mailbox holds (sealed under the old keys) goes once more, from the last ack.
+   */
   rekeyed(): void {
     this.#sealed.clear()
+    if (this.#mode !== 'direct' || !this.ctx.sealing) return
+    this.#replaying = true
+    this.#cursor = Math.min(this.#cursor, this.#acked() + 1)
   }
 
   /** Sends what the window allows. Safe to call any time; one pump runs at a time. */
@@ -164,6 +179,7 @@ export class OutboundLink {
         const stream = this.ctx.state.out.get(this.to)
         if (stream === undefined) return
         const acked = this.#acked()
+        if (this.#replaying && this.#cursor > this.#settled()) this.#replaying = false
         const settled = this.#sendFloor()
         if (this.#cursor <= settled) this.#cursor = settled + 1
         if (this.#cursor >= stream.nextSeq || this.#cursor > settled + this.ctx.limits.window) return
@@ -217,9 +233,9 @@ export class OutboundLink {
     return Math.max(this.#acked(), this.#storedSeen, this.ctx.state.out.get(this.to)?.storedUpTo ?? -1)
   }
 
-  /** Nothing at or below it is sent (again): to a peer online, stored rows kept sealed go again (see the class invariants). */
+  /** Nothing at or below it is sent (again); while replaying, stored rows go once more (see the class invariants). */
   #sendFloor(): number {
-    return this.#mode === 'direct' && this.ctx.sealing ? this.#acked() : this.#settled()
+    return this.#replaying ? this.#acked() : this.#settled()
   }
 
   /** A stored row whose contents were released: only the mailbox has them. */
@@ -347,7 +363,7 @@ export class OutboundLink {
     this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
     if (this.#mode === 'awaitingHello') this.ctx.sendHello(this.to, false)
     // Go back to the last ack (or mailbox receipt). This also stops waiting for a lost hello: resending is always safe.
-    this.resume(this.#sendFloor() + 1)
+    this.resume(this.#settled() + 1)
   }
 }
 
