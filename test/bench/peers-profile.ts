@@ -22,7 +22,10 @@
  *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0 | --awaited] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir]
  *
  * `--rate N` sends paced at N msgs/s instead of pipelined; `--awaited`
- * awaits each send before the next (bench:peers' awaited run). With `--out`,
+ * awaits each send before the next (bench:peers' awaited run). `--floor N`
+ * first counts the CPU time of bench:peers' storage floor in page A (N
+ * sequential strict single-put transactions in a worker), per commit: what
+ * one durable write costs this machine, beside what a message costs. With `--out`,
  * writes each .cpuprofile there (open in Chrome DevTools).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -51,6 +54,7 @@ const OUT = process.argv.includes('--out') ? process.argv[process.argv.indexOf('
 const SYSTEMS = (process.argv.includes('--systems') ? process.argv[process.argv.indexOf('--systems') + 1]! : 'intersession,intersession-plain').split(',') as SystemName[]
 const WARMUP = 200
 const PROFILE = !process.argv.includes('--no-profile')
+const FLOOR = intArg('--floor', 0)
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100
 
@@ -157,6 +161,12 @@ runBench('peers-profile', async () => {
       const into = new Map<string, number>()
       for (const [prefix, pid] of pids) cpuByThread(pid, prefix, into)
       return into
+    }
+    if (FLOOR > 0) {
+      const before = cpuNow()
+      const { totalMs } = await call<{ totalMs: number }>(a, 'floor', FLOOR)
+      const used = [...cpuNow()].reduce((total, [key, ms]) => total + ms - (before.get(key) ?? 0), 0)
+      console.log(`floor: ${FLOOR} strict single-put commits in ${totalMs.toFixed(0)} ms, CPU ${((used / FLOOR) * 1000).toFixed(0)} us per commit (every process)`)
     }
     let phase = 1
     let shown = 0

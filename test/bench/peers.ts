@@ -50,7 +50,11 @@
  *    offered one, p50 and p99; p50 against the floor of that rate (the
  *    strict single-put commit p50 + the raw hop p50 at the same rate).
  * 3. awaited: AWAITED sends, each awaited before the next; msgs/s against the
- *    rate of sequential strict single-put transactions in a worker.
+ *    rate of sequential strict single-put transactions in a worker, and
+ *    (intersession) against that rate in page A while page B runs it too:
+ *    the receiver commits each message, on the same disk and cores. Last in
+ *    an intersession session, B closes and A awaits AWAITED sends more: the
+ *    sender's commits alone, against the single floor.
  * 4. time to durable: paced at LOAD_RATE msgs/s for LOAD_SECONDS; the p99 of
  *    send call -> resolve (intersession: durably queued in IndexedDB; MQTT:
  *    PUBACK; Socket.IO: the server's ack) against the strict single-put p50.
@@ -215,6 +219,13 @@ interface AwaitedRun {
   readonly received: number
 }
 
+/** Awaited sends while the receiver is away: only the sender's own commits on the machine. */
+interface AwaitedAloneRun {
+  readonly sends: number
+  readonly msgsPerSec: number
+  readonly resolveP50Ms: number
+}
+
 interface FaultRun extends Run {
   readonly lost: number
   readonly duplicated: number
@@ -237,6 +248,8 @@ interface CleanResults {
   loaded: Run
   paced: Record<string, PacedRun>
   awaited: AwaitedRun
+  /** intersession only: {@link AwaitedAloneRun}. */
+  awaitedAlone?: AwaitedAloneRun
   load: PacedRun
 }
 
@@ -251,6 +264,7 @@ interface CleanSession {
   readonly paced: Record<string, PacedMeasured>
   readonly awaited: PacedMeasured
   readonly load: PacedMeasured
+  readonly awaitedAlone?: TimedSendReport
 }
 
 /** One figure of intersession with encryption on against off; `ratio` is {@link costRatio}'s (goal {@link COST_GOAL}). */
@@ -383,7 +397,11 @@ function cleanSession(bench: Bench, system: Clean): Promise<CleanSession> {
     for (const rate of RATES) paced[rate] = await pacedExchange(bench, pacedCount(rate, PACED_SECONDS), rate, skewMs)
     const awaited = await pacedExchange(bench, AWAITED, 0, skewMs)
     const load = await pacedExchange(bench, pacedCount(LOAD_RATE, LOAD_SECONDS), LOAD_RATE, skewMs)
-    return { loaded, paced, awaited, load }
+    if (!system.startsWith('intersession')) return { loaded, paced, awaited, load }
+    // Last, as it leaves messages queued for a receiver that is gone.
+    await call(bench.b, 'close')
+    const awaitedAlone = await call<TimedSendReport>(bench.a, 'awaited', bench.nextPhase++, AWAITED)
+    return { loaded, paced, awaited, load, awaitedAlone }
   })
 }
 
@@ -448,6 +466,12 @@ interface Floors {
   readonly commitP50Ms: number
   readonly commitP99Ms: number
   readonly commitsPerSec: number
+  /**
+   * The same in page A while page B runs it too (B runs half as many again,
+   * so that it outlasts A's): the floor of a message kept durably at both
+   * ends on this one machine, whose two commits share its disk and cores.
+   */
+  readonly pairedCommitsPerSec: number
   /** The raw WebSocket hop through the relay, paced at each rate. */
   readonly raw: Record<string, PacedRun>
   /** Commit p50 + raw hop p50, per rate: the durable floor of one message. */
@@ -488,6 +512,13 @@ function figures(results: Partial<Record<Compared, SystemResults>>, floors: Floo
   for (const [system, r] of present) {
     out.push(...compared(`peers: awaited sends (each send() awaited before the next), ${labels[system]}`, r.awaited.msgsPerSec, 'msgs/s', commitFloor, floors.commitsPerSec))
   }
+  const pairedFloor = `${commitFloor}, in both pages at once (one commit per message at each end)`
+  for (const [system, r] of present.filter(([system]) => system === 'intersession')) {
+    out.push(...compared(`peers: awaited sends, receiver committing each message too, ${labels[system]}`, r.awaited.msgsPerSec, 'msgs/s', pairedFloor, floors.pairedCommitsPerSec))
+    if (r.awaitedAlone !== undefined) {
+      out.push(...compared(`peers: awaited sends, receiver away (only the sender's commits), ${labels[system]}`, r.awaitedAlone.msgsPerSec, 'msgs/s', commitFloor, floors.commitsPerSec))
+    }
+  }
   for (const [system, { load: run }] of present) {
     out.push(...compared(`peers: time to durable, send() resolve p99 at ${LOAD_RATE} msgs/s offered, ${labels[system]}`, run.resolveP99Ms, 'ms', 'strict single-put commit p50', floors.commitP50Ms))
   }
@@ -506,6 +537,7 @@ function figures(results: Partial<Record<Compared, SystemResults>>, floors: Floo
 /** A system's clean sessions taken together. */
 function summarize(runs: readonly CleanSession[]): CleanResults {
   const awaited = runs.map((r) => r.awaited)
+  const alone = runs.flatMap((r) => (r.awaitedAlone === undefined ? [] : [r.awaitedAlone]))
   return {
     loaded: combine(runs.map((r) => r.loaded)),
     paced: Object.fromEntries(RATES.map((rate) => [rate, combinePaced(runs.map((r) => r.paced[rate]!), rate)])),
@@ -516,6 +548,13 @@ function summarize(runs: readonly CleanSession[]): CleanResults {
       received: sum(awaited.map((r) => r.tally.unique)),
     },
     load: combinePaced(runs.map((r) => r.load), LOAD_RATE),
+    ...(alone.length > 0 && {
+      awaitedAlone: {
+        sends: sum(alone.map((r) => r.called)),
+        msgsPerSec: Math.round((sum(alone.map((r) => r.called)) / sum(alone.map((r) => r.lastSendAt - r.firstSendAt))) * 1000),
+        resolveP50Ms: ms2(percentile(ascending(alone.flatMap((r) => r.resolveMs)), 0.5)),
+      },
+    }),
   }
 }
 
@@ -617,6 +656,11 @@ async function main(): Promise<void> {
     const floorRun = await call<{ durations: number[]; totalMs: number }>(bench.a, 'floor', FLOOR_N)
     const commits = ascending(floorRun.durations)
     console.log(`  floor: ${FLOOR_N} strict single-put commits, p50 ${ms2(percentile(commits, 0.5))} ms, ${Math.round((FLOOR_N / floorRun.totalMs) * 1000)}/s`)
+    const [pairedRun] = await Promise.all([
+      call<{ durations: number[]; totalMs: number }>(bench.a, 'floor', FLOOR_N),
+      call<{ durations: number[]; totalMs: number }>(bench.b, 'floor', Math.round(FLOOR_N * 1.5)),
+    ])
+    console.log(`  paired floor: ${FLOOR_N} strict single-put commits in A while B commits too, ${Math.round((FLOOR_N / pairedRun.totalMs) * 1000)}/s`)
     const rawRuns = [await rawSession(bench)]
     const sessions = Object.fromEntries(SYSTEMS.map((system) => [system, [] as CleanSession[]])) as Partial<Record<Clean, CleanSession[]>>
     const order: Clean[] = []
@@ -648,6 +692,7 @@ async function main(): Promise<void> {
       commitP50Ms,
       commitP99Ms: ms2(percentile(commits, 0.99)),
       commitsPerSec: Math.round((FLOOR_N / floorRun.totalMs) * 1000),
+      pairedCommitsPerSec: Math.round((FLOOR_N / pairedRun.totalMs) * 1000),
       raw,
       durableP50Ms: Object.fromEntries(RATES.map((rate) => [rate, ms2(commitP50Ms + raw[rate]!.p50Ms)])),
     }
@@ -703,7 +748,7 @@ function report(
   cost: readonly CostRow[] | undefined,
 ): void {
   const lines = [`bench:peers  64 B messages, A -> B, ${machineName}`]
-  lines.push(`  floors: strict single-put commit p50 ${floors.commitP50Ms} ms, p99 ${floors.commitP99Ms} ms, ${floors.commitsPerSec} commits/s; raw hop p50 ${RATES.map((r) => `${floors.raw[r]!.p50Ms} ms @${r}`).join(', ')}`)
+  lines.push(`  floors: strict single-put commit p50 ${floors.commitP50Ms} ms, p99 ${floors.commitP99Ms} ms, ${floors.commitsPerSec} commits/s (${floors.pairedCommitsPerSec}/s while the other page commits too); raw hop p50 ${RATES.map((r) => `${floors.raw[r]!.p50Ms} ms @${r}`).join(', ')}`)
   for (const system of SYSTEMS) {
     const r = results[system]!
     lines.push(
@@ -713,7 +758,8 @@ function report(
         const p = r.paced[rate]!
         return `    paced ${rate}/s: sent ${p.sentPerSec}/s, delivered ${p.deliveredPerSec}/s (keep-up ${p.keepUpRatio}), p50 ${p.p50Ms} ms (${ms2(p.p50Ms / floors.durableP50Ms[rate]!)}x floor), p99 ${p.p99Ms} ms; received ${p.received}/${p.expected}`
       }),
-      `    awaited ${r.awaited.msgsPerSec} msgs/s (${ms2(r.awaited.msgsPerSec / floors.commitsPerSec)} of the commit floor), resolve p50 ${r.awaited.resolveP50Ms} ms`,
+      `    awaited ${r.awaited.msgsPerSec} msgs/s (${ms2(r.awaited.msgsPerSec / floors.commitsPerSec)} of the commit floor, ${ms2(r.awaited.msgsPerSec / floors.pairedCommitsPerSec)} of the paired one), resolve p50 ${r.awaited.resolveP50Ms} ms` +
+        (r.awaitedAlone === undefined ? '' : `; receiver away ${r.awaitedAlone.msgsPerSec} msgs/s (${ms2(r.awaitedAlone.msgsPerSec / floors.commitsPerSec)} of the commit floor), resolve p50 ${r.awaitedAlone.resolveP50Ms} ms`),
       `    load ${LOAD_RATE}/s: send() resolve p50 ${r.load.resolveP50Ms} ms, p99 ${r.load.resolveP99Ms} ms (${ms2(r.load.resolveP99Ms / floors.commitP50Ms)}x commit p50); delivered ${r.load.deliveredPerSec}/s`,
     )
     if (r.reload !== undefined) lines.push(`    reload after ${RELOAD_AFTER_MS} ms at ${LOAD_RATE}/s: ${r.reload.unresolved} of ${r.reload.called} sends not resolved`)
