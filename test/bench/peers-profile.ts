@@ -19,13 +19,16 @@
  * dist/), alternated as the systems are: before/after in one run.
  *
  *   npx vite build --config test/bench/peers-app/vite.config.ts --minify false --outDir .dist-profile
- *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0 | --awaited] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir]
+ *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0 | --awaited] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir] [--floor N] [--idle MS]
  *
  * `--rate N` sends paced at N msgs/s instead of pipelined; `--awaited`
  * awaits each send before the next (bench:peers' awaited run). `--floor N`
  * first counts the CPU time of bench:peers' storage floor in page A (N
  * sequential strict single-put transactions in a worker), per commit: what
- * one durable write costs this machine, beside what a message costs. With `--out`,
+ * one durable write costs this machine, beside what a message costs.
+ * `--idle MS` counts the CPU time of MS ms of doing nothing after each
+ * warm-up: the share of a paced run's CPU per message that is not the
+ * messages'. With `--out`,
  * writes each .cpuprofile there (open in Chrome DevTools).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -54,7 +57,8 @@ const OUT = process.argv.includes('--out') ? process.argv[process.argv.indexOf('
 const SYSTEMS = (process.argv.includes('--systems') ? process.argv[process.argv.indexOf('--systems') + 1]! : 'intersession,intersession-plain').split(',') as SystemName[]
 const WARMUP = 200
 const PROFILE = !process.argv.includes('--no-profile')
-const FLOOR = intArg('--floor', 0)
+const FLOOR = process.argv.includes('--floor') ? intArg('--floor', 1) : 0
+const IDLE = process.argv.includes('--idle') ? intArg('--idle', 1) : 0
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100
 
@@ -165,8 +169,10 @@ runBench('peers-profile', async () => {
     if (FLOOR > 0) {
       const before = cpuNow()
       const { totalMs } = await call<{ totalMs: number }>(a, 'floor', FLOOR)
-      const used = [...cpuNow()].reduce((total, [key, ms]) => total + ms - (before.get(key) ?? 0), 0)
-      console.log(`floor: ${FLOOR} strict single-put commits in ${totalMs.toFixed(0)} ms, CPU ${((used / FLOOR) * 1000).toFixed(0)} us per commit (every process)`)
+      const used = [...cpuNow()].map(([key, ms]) => [key, ms - (before.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0)
+      const total = used.reduce((sum, [, ms]) => sum + ms, 0)
+      console.log(`floor: ${FLOOR} strict single-put commits in ${totalMs.toFixed(0)} ms, CPU ${((total / FLOOR) * 1000).toFixed(0)} us per commit (every process)`)
+      for (const [key, ms] of used.sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`  ${`${((ms / FLOOR) * 1000).toFixed(0)} us`.padStart(9)}  ${key}`)
     }
     let phase = 1
     let shown = 0
@@ -195,6 +201,13 @@ runBench('peers-profile', async () => {
           await cdpOf(i).send('Profiler.enable', {}, session)
           await cdpOf(i).send('Profiler.setSamplingInterval', { interval: 500 }, session)
           await cdpOf(i).send('Profiler.start', {}, session)
+        }
+        if (IDLE > 0) {
+          const before = cpuNow()
+          await new Promise((resolve) => setTimeout(resolve, IDLE))
+          const used = [...cpuNow()].map(([key, ms]) => [key, ms - (before.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0)
+          console.log(`idle ${IDLE} ms after warm-up: CPU ${used.reduce((sum, [, ms]) => sum + ms, 0)} ms`)
+          for (const [key, ms] of used.sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`  ${ms} ms  ${key}`)
         }
         await call(b, 'expect', phase, N)
         const cpuBefore = cpuNow()
