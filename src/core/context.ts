@@ -23,8 +23,12 @@ export interface LinkContext {
   transmit(frame: Frame): void | Promise<void>
   /** Sends this peer a hello describing both directions. */
   sendHello(peer: PeerId, reply: boolean): void
-  /** Coalesces acknowledgements: one ack per stream after the current batch. */
-  scheduleAck(peer: PeerId): void
+  /**
+   * Coalesces acknowledgements: one ack per stream within `ackDelayMs` of
+   * `stored` newly stored messages, or at the end of the turn when `stored`
+   * is 0 (a duplicate) or enough wait.
+   */
+  scheduleAck(peer: PeerId, stored: number): void
   /** Has the writer's deferred intents committed within `deferCommitMs`. */
   deferCommit(): void
   /** True while at least one message handler is subscribed. */

@@ -127,7 +127,10 @@ export class Engine {
   /** `flushed()` calls waiting for every stream to be settled. */
   readonly #flushWaiters = new Set<Waiter>()
   readonly #expiring = new Set<MessageId>()
-  readonly #pendingAcks = new Set<PeerId>()
+  /** Streams owing an ack, with how many messages they stored since the last. */
+  readonly #pendingAcks = new Map<PeerId, number>()
+  #ackAtTurnEnd = false
+  #ackTimer: TimerHandle | undefined
   readonly #refused: Record<string, number> = {}
   readonly #started: Promise<void>
   #closed = false
@@ -546,7 +549,7 @@ export class Engine {
       },
       transmit: (frame) => this.#transmit(frame),
       sendHello: (peer, reply) => this.#sendHello(peer, reply),
-      scheduleAck: (peer) => this.#scheduleAck(peer),
+      scheduleAck: (peer, stored) => this.#scheduleAck(peer, stored),
       deferCommit: () => this.#deferCommit(),
       hasHandlers: () => this.#handlers.size > 0,
       handOver: (messages, progress) => this.#handOver(messages, progress),
@@ -766,13 +769,24 @@ export class Engine {
     }
   }
 
-  #scheduleAck(peer: PeerId): void {
-    if (this.#pendingAcks.size === 0) queueMicrotask(() => this.#flushAcks())
-    this.#pendingAcks.add(peer)
+  #scheduleAck(peer: PeerId, stored: number): void {
+    const waiting = (this.#pendingAcks.get(peer) ?? 0) + stored
+    this.#pendingAcks.set(peer, waiting)
+    const delay = this.#limits.ackDelayMs
+    if (stored === 0 || delay === 0 || waiting * 4 >= this.#limits.window) {
+      if (this.#ackAtTurnEnd) return
+      this.#ackAtTurnEnd = true
+      queueMicrotask(() => this.#flushAcks())
+    } else {
+      this.#ackTimer ??= this.#clock.setTimeout(() => this.#flushAcks(), delay)
+    }
   }
 
   #flushAcks(): void {
-    for (const peer of this.#pendingAcks) {
+    this.#ackAtTurnEnd = false
+    if (this.#ackTimer !== undefined) this.#clock.clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    for (const peer of this.#pendingAcks.keys()) {
       const stream = this.#state.in.get(peer)
       if (stream === undefined || stream.receivedUpTo < 0 || this.#closed) continue
       this.#bestEffort({ kind: 'ack', from: this.localId, to: peer, epoch: stream.epoch, upTo: stream.receivedUpTo })
@@ -1272,6 +1286,8 @@ export class Engine {
   }
 
   async #close(): Promise<void> {
+    // What was stored is acked before the transport goes, rather than resent by the peer and acked next time.
+    this.#flushAcks()
     this.#closed = true
     this.#drained?.(new IlmError('CLOSED', 'closed before shutdown drained'))
     for (const link of this.#outbound.values()) link.dispose()

@@ -53,7 +53,7 @@ export class InboundLink {
       .submit((draft) => {
         const stream = this.#follow(draft, frame.epoch, frame.floor)
         if (stream === undefined) return () => this.#refuse(frame.epoch)
-        if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from)
+        if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from, 0)
         if (frame.seq > stream.receivedUpTo + 1) {
           if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
           return () => {}
@@ -61,7 +61,7 @@ export class InboundLink {
         const rows = this.#store(draft, stream, frame)
         return () => {
           for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
-          this.ctx.scheduleAck(this.from)
+          this.ctx.scheduleAck(this.from, rows.length)
           this.kick()
         }
       })

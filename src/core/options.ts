@@ -37,6 +37,16 @@ export interface Limits {
    * 0 commits each at once. Default 50 ms.
    */
   readonly deferCommitMs: number
+  /**
+   * How long a receiver may hold the ack of messages it stored, so that one
+   * ack covers those stored meanwhile: fewer frames through the relay and
+   * fewer ack records for the sender to commit. It acks at once once a
+   * quarter of its own `window` waits, or for a duplicate (the sender is
+   * resending: it may have missed the last ack). Only the sender's
+   * `delivered` events wait; nothing is handed over later. 0 acks at the end
+   * of each turn. Default 20 ms.
+   */
+  readonly ackDelayMs: number
 }
 
 /** Options of the engine with every dependency explicit. */
@@ -67,6 +77,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   processBatch: 32,
   receiptTtlMs: 7 * 24 * 3600 * 1000,
   deferCommitMs: 50,
+  ackDelayMs: 20,
 })
 
 const RANGES: Record<keyof Limits, readonly [number, number]> = {
@@ -80,6 +91,7 @@ const RANGES: Record<keyof Limits, readonly [number, number]> = {
   processBatch: [1, 1024],
   receiptTtlMs: [0, Number.MAX_SAFE_INTEGER],
   deferCommitMs: [0, 60_000],
+  ackDelayMs: [0, 10_000],
 }
 
 /**

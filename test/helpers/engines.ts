@@ -88,13 +88,13 @@ export async function openPeer(
   { store = new MemoryStore(), clock = new ManualClock(), limits = {}, newId, encryption }: PeerOptions = {},
   subscribe = true,
 ): Promise<Peer> {
-  // Acks commit at once unless a test asks otherwise: these tests await `delivered` without moving the clock.
-  // The deferral itself is tested in critical-path.test.ts and drawn by the delivery property test.
+  // Acks go and commit at once unless a test asks otherwise: these tests await `delivered` without moving the clock.
+  // The deferrals themselves are tested in critical-path.test.ts and delayed-ack.test.ts, and drawn by the delivery property test.
   const ilm = await ILM.open({
     store,
     transport,
     clock,
-    limits: { deferCommitMs: 0, ...limits },
+    limits: { deferCommitMs: 0, ackDelayMs: 0, ...limits },
     ...(newId !== undefined && { newId }),
     ...(encryption !== undefined && { encryption }),
   })

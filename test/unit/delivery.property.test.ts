@@ -25,6 +25,8 @@ interface Schedule {
   processBatch: number
   /** 0 commits each ack at once; otherwise acks ride along with sends or wait this long. */
   deferCommitMs: number
+  /** 0 acks at the end of each turn; otherwise a receiver holds its ack this long (or until a quarter of its window waits). */
+  ackDelayMs: number
   seed: number
   faults: { drop: number; duplicate: number; reorder: number }
   steps: Step[]
@@ -44,6 +46,7 @@ const schedule: fc.Arbitrary<Schedule> = fc.record({
   peers: fc.integer({ min: 2, max: 4 }),
   processBatch: fc.integer({ min: 1, max: 8 }),
   deferCommitMs: fc.constantFrom(0, 50, 1000),
+  ackDelayMs: fc.constantFrom(0, 20, 500),
   seed: fc.integer(),
   faults: fc.record({ drop: probability, duplicate: probability, reorder: probability }),
   steps: fc.array(step, { minLength: 4, maxLength: 60, size: 'large' }),
@@ -75,6 +78,7 @@ class World {
     readonly peers: number,
     readonly processBatch: number,
     readonly deferCommitMs: number,
+    readonly ackDelayMs: number,
   ) {
     this.ids = Array.from({ length: peers }, (_, i) => `p${i}`)
     this.stores = this.ids.map(() => new MemoryStore())
@@ -90,7 +94,7 @@ class World {
       store: this.stores[p]!,
       transport: this.net.connect(this.ids[p]!),
       clock: this.clock,
-      limits: { ...LIMITS, processBatch: this.processBatch, deferCommitMs: this.deferCommitMs },
+      limits: { ...LIMITS, processBatch: this.processBatch, deferCommitMs: this.deferCommitMs, ackDelayMs: this.ackDelayMs },
     })
     const incarnation = ++this.incarnations[p]!
     engine.onMessage((m: Message) => {
@@ -222,8 +226,8 @@ const totals = { delivered: 0, faults: 0, repeats: 0 }
 describe('delivery under random fault schedules', () => {
   it(`hands every resolved send over once, in order (a crash replays at most processBatch), and drains every outbox (${runs} schedules)`, async () => {
     await fc.assert(
-      fc.asyncProperty(schedule, async ({ peers, processBatch, deferCommitMs, seed: netSeed, faults, steps }) => {
-        const world = new World(peers, processBatch, deferCommitMs)
+      fc.asyncProperty(schedule, async ({ peers, processBatch, deferCommitMs, ackDelayMs, seed: netSeed, faults, steps }) => {
+        const world = new World(peers, processBatch, deferCommitMs, ackDelayMs)
         world.net.faults({ ...faults, seed: netSeed })
         try {
           for (let p = 0; p < peers; p++) await world.open(p)

@@ -284,7 +284,7 @@ describe('seed scenarios', () => {
   it('with no subscriber, messages stay pending until a handler subscribes', async () => {
     const net = new MemoryNetwork()
     const a = await peer(net, 'a')
-    const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b'), clock: new ManualClock(), limits: { deferCommitMs: 0 } })
+    const b = await ILM.open({ store: new MemoryStore(), transport: net.connect('b'), clock: new ManualClock(), limits: { deferCommitMs: 0, ackDelayMs: 0 } })
     const receipts = [await a.ilm.send('b', 'one'), await a.ilm.send('b', 'two'), await a.ilm.send('b', 'three')]
     // Delivered means durably stored by the receiver, not yet processed.
     for (const r of receipts) await a.ilm.delivered(r.id)
