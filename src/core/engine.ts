@@ -773,7 +773,7 @@ export class Engine {
     const waiting = (this.#pendingAcks.get(peer) ?? 0) + stored
     this.#pendingAcks.set(peer, waiting)
     const delay = this.#limits.ackDelayMs
-    if (stored === 0 || delay === 0 || waiting * 4 >= this.#limits.window) {
+    if (stored === 0 || delay === 0 || waiting * 16 >= this.#limits.window) {
       if (this.#ackAtTurnEnd) return
       this.#ackAtTurnEnd = true
       queueMicrotask(() => this.#flushAcks())

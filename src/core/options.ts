@@ -41,10 +41,10 @@ export interface Limits {
    * How long a receiver may hold the ack of messages it stored, so that one
    * ack covers those stored meanwhile: fewer frames through the relay and
    * fewer ack records for the sender to commit. It acks at once once a
-   * quarter of its own `window` waits, or for a duplicate (the sender is
-   * resending: it may have missed the last ack). Only the sender's
-   * `delivered` events wait; nothing is handed over later. 0 acks at the end
-   * of each turn. Default 20 ms.
+   * sixteenth of its own `window` waits (16 messages by default), or for a
+   * duplicate (the sender is resending: it may have missed the last ack).
+   * Only the sender's `delivered` events wait; nothing is handed over later.
+   * 0 acks at the end of each turn. Default 20 ms.
    */
   readonly ackDelayMs: number
 }

@@ -25,7 +25,7 @@ interface Schedule {
   processBatch: number
   /** 0 commits each ack at once; otherwise acks ride along with sends or wait this long. */
   deferCommitMs: number
-  /** 0 acks at the end of each turn; otherwise a receiver holds its ack this long (or until a quarter of its window waits). */
+  /** 0 acks at the end of each turn; otherwise a receiver holds its ack this long (or until a sixteenth of its window waits). */
   ackDelayMs: number
   seed: number
   faults: { drop: number; duplicate: number; reorder: number }
