@@ -17,7 +17,7 @@ function recording(transport: MemoryTransport): { transport: MemoryTransport; ki
   const send = transport.send.bind(transport)
   transport.send = (to: PeerId, data: Uint8Array) => {
     kinds.push(peekKind(data) ?? '?')
-    return send(to, data)
+    send(to, data)
   }
   return { transport, kinds }
 }
