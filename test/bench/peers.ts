@@ -212,18 +212,15 @@ interface PacedRun {
   readonly sendsFailed: number
 }
 
-interface AwaitedRun {
+/** Awaited sends taken together: how many, their rate over the time spent sending, and their resolve p50. */
+interface AwaitedSends {
   readonly sends: number
   readonly msgsPerSec: number
   readonly resolveP50Ms: number
-  readonly received: number
 }
 
-/** Awaited sends while the receiver is away: only the sender's own commits on the machine. */
-interface AwaitedAloneRun {
-  readonly sends: number
-  readonly msgsPerSec: number
-  readonly resolveP50Ms: number
+interface AwaitedRun extends AwaitedSends {
+  readonly received: number
 }
 
 interface FaultRun extends Run {
@@ -248,8 +245,8 @@ interface CleanResults {
   loaded: Run
   paced: Record<string, PacedRun>
   awaited: AwaitedRun
-  /** intersession only: {@link AwaitedAloneRun}. */
-  awaitedAlone?: AwaitedAloneRun
+  /** intersession only: awaited sends while the receiver is away, so only the sender's own commits are on the machine. */
+  awaitedAlone?: AwaitedSends
   load: PacedRun
 }
 
@@ -541,20 +538,17 @@ function summarize(runs: readonly CleanSession[]): CleanResults {
   return {
     loaded: combine(runs.map((r) => r.loaded)),
     paced: Object.fromEntries(RATES.map((rate) => [rate, combinePaced(runs.map((r) => r.paced[rate]!), rate)])),
-    awaited: {
-      sends: sum(awaited.map((r) => r.sent.called)),
-      msgsPerSec: Math.round((sum(awaited.map((r) => r.sent.called)) / sum(awaited.map((r) => r.sent.lastSendAt - r.sent.firstSendAt))) * 1000),
-      resolveP50Ms: ms2(percentile(ascending(awaited.flatMap((r) => r.sent.resolveMs)), 0.5)),
-      received: sum(awaited.map((r) => r.tally.unique)),
-    },
+    awaited: { ...awaitedSends(awaited.map((r) => r.sent)), received: sum(awaited.map((r) => r.tally.unique)) },
     load: combinePaced(runs.map((r) => r.load), LOAD_RATE),
-    ...(alone.length > 0 && {
-      awaitedAlone: {
-        sends: sum(alone.map((r) => r.called)),
-        msgsPerSec: Math.round((sum(alone.map((r) => r.called)) / sum(alone.map((r) => r.lastSendAt - r.firstSendAt))) * 1000),
-        resolveP50Ms: ms2(percentile(ascending(alone.flatMap((r) => r.resolveMs)), 0.5)),
-      },
-    }),
+    ...(alone.length > 0 && { awaitedAlone: awaitedSends(alone) }),
+  }
+}
+
+function awaitedSends(sent: readonly TimedSendReport[]): AwaitedSends {
+  return {
+    sends: sum(sent.map((r) => r.called)),
+    msgsPerSec: Math.round((sum(sent.map((r) => r.called)) / sum(sent.map((r) => r.lastSendAt - r.firstSendAt))) * 1000),
+    resolveP50Ms: ms2(percentile(ascending(sent.flatMap((r) => r.resolveMs)), 0.5)),
   }
 }
 
