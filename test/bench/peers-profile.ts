@@ -166,13 +166,17 @@ runBench('peers-profile', async () => {
       for (const [prefix, pid] of pids) cpuByThread(pid, prefix, into)
       return into
     }
+    /** CPU ms each process and thread used since `before`, most first, and their total. */
+    const cpuSince = (before: Map<string, number>): { total: number; top: Array<readonly [string, number]> } => {
+      const used = [...cpuNow()].map(([key, ms]) => [key, ms - (before.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0)
+      return { total: used.reduce((sum, [, ms]) => sum + ms, 0), top: used.sort((x, y) => y[1] - x[1]).slice(0, TOP) }
+    }
     if (FLOOR > 0) {
       const before = cpuNow()
       const { totalMs } = await call<{ totalMs: number }>(a, 'floor', FLOOR)
-      const used = [...cpuNow()].map(([key, ms]) => [key, ms - (before.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0)
-      const total = used.reduce((sum, [, ms]) => sum + ms, 0)
+      const { total, top } = cpuSince(before)
       console.log(`floor: ${FLOOR} strict single-put commits in ${totalMs.toFixed(0)} ms, CPU ${((total / FLOOR) * 1000).toFixed(0)} us per commit (every process)`)
-      for (const [key, ms] of used.sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`  ${`${((ms / FLOOR) * 1000).toFixed(0)} us`.padStart(9)}  ${key}`)
+      for (const [key, ms] of top) console.log(`  ${`${((ms / FLOOR) * 1000).toFixed(0)} us`.padStart(9)}  ${key}`)
     }
     let phase = 1
     let shown = 0
@@ -194,6 +198,13 @@ runBench('peers-profile', async () => {
         await call(b, 'expect', phase, WARMUP)
         await call(a, 'send', phase++, WARMUP, WARMUP, 0)
         await call<Tally>(b, 'wait', 60_000, 10_000, 0)
+        if (IDLE > 0) {
+          const before = cpuNow()
+          await new Promise((resolve) => setTimeout(resolve, IDLE))
+          const { total, top } = cpuSince(before)
+          console.log(`idle ${IDLE} ms after warm-up: CPU ${total} ms`)
+          for (const [key, ms] of top) console.log(`  ${ms} ms  ${key}`)
+        }
         const sessions = [workers[0]!.latest(), workers[1]!.latest()]
         const cdpOf = (i: number): Cdp => tabs[i]!.cdp
         for (const [i, session] of PROFILE ? sessions.entries() : []) {
@@ -201,13 +212,6 @@ runBench('peers-profile', async () => {
           await cdpOf(i).send('Profiler.enable', {}, session)
           await cdpOf(i).send('Profiler.setSamplingInterval', { interval: 500 }, session)
           await cdpOf(i).send('Profiler.start', {}, session)
-        }
-        if (IDLE > 0) {
-          const before = cpuNow()
-          await new Promise((resolve) => setTimeout(resolve, IDLE))
-          const used = [...cpuNow()].map(([key, ms]) => [key, ms - (before.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0)
-          console.log(`idle ${IDLE} ms after warm-up: CPU ${used.reduce((sum, [, ms]) => sum + ms, 0)} ms`)
-          for (const [key, ms] of used.sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`  ${ms} ms  ${key}`)
         }
         await call(b, 'expect', phase, N)
         const cpuBefore = cpuNow()
