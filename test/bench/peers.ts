@@ -26,6 +26,16 @@
  *   envelopes, no acks, nothing persisted), and `floor`, strict single-put
  *   IndexedDB transactions one after the other in a dedicated worker of
  *   page A (test/bench/peers-app/floor-worker.ts).
+ * - `durable`, the durable pipeline floor (test/bench/peers-app/durable-worker.ts):
+ *   the least any system that keeps each message durably at both ends must
+ *   do, built by hand. A worker per page, strict IndexedDB group commits at
+ *   each end, the raw envelopes through the same relay, one WebSocket message
+ *   per sender commit; no acks, nothing deleted, no ordering state, no
+ *   encryption. It runs every clean-round figure as a system does, so that
+ *   intersession's figures have a like-with-like floor from the same run
+ *   (intersession / durable for rates, durable / intersession for times),
+ *   and its pipelined rate against the peers' says how far any design that
+ *   persists both ends can get on this machine.
  *
  * Every page is driven the same way: two Chromium processes on persistent
  * on-disk profiles (the Playwright kit's launcher, src/playwright/chromium-process.ts), each page over plain
@@ -121,10 +131,13 @@ const SETTLE_MS = 2000
 /** Goal of issue 16: intersession with encryption on against off, in the same run. */
 const COST_GOAL = 0.9
 /** Every system of the clean rounds, in round order. */
-const ALL_SYSTEMS = ['intersession', 'intersession-plain', 'mqtt', 'socketio'] as const
+const ALL_SYSTEMS = ['intersession', 'intersession-plain', 'durable', 'mqtt', 'socketio'] as const
 type Clean = (typeof ALL_SYSTEMS)[number]
-/** The systems compared with each other (and reloaded, and cut); `intersession-plain` is measured against `intersession` only. */
-type Compared = Exclude<Clean, 'intersession-plain'>
+/**
+ * The systems compared with each other (and reloaded, and cut); `intersession-plain` and `durable` are measured against
+ * `intersession` only (`durable` against the peers too).
+ */
+type Compared = Exclude<Clean, 'intersession-plain' | 'durable'>
 
 /** The systems named by `--systems a,b` (all when absent), in round order. */
 function systemsArg(): Clean[] {
@@ -135,7 +148,7 @@ function systemsArg(): Clean[] {
   return ALL_SYSTEMS.filter((system) => named.includes(system))
 }
 const SYSTEMS = systemsArg()
-const COMPARED = SYSTEMS.filter((system): system is Compared => system !== 'intersession-plain')
+const COMPARED = SYSTEMS.filter((system): system is Compared => system !== 'intersession-plain' && system !== 'durable')
 
 /** Where each system's ends connect: the sender straight to its server, the receiver through its proxy. */
 interface Endpoints {
@@ -379,8 +392,9 @@ async function session<T>(bench: Bench, system: SystemName, tag: string, body: (
     const offsetB = await pageOffset(bench.b)
     return await body({ offsetB, skewMs: offsetB - (await pageOffset(bench.a)) })
   } finally {
-    await call(bench.a, 'close').catch(() => {})
-    await call(bench.b, 'close').catch(() => {})
+    // A close that fails is reported, not thrown: the session's figures stand (the durable floor's close checks its rows).
+    await call(bench.a, 'close').catch((error: unknown) => console.error(`  ${system} page A close: ${String(error)}`))
+    await call(bench.b, 'close').catch((error: unknown) => console.error(`  ${system} page B close: ${String(error)}`))
   }
 }
 
@@ -531,6 +545,30 @@ function figures(results: Partial<Record<Compared, SystemResults>>, floors: Floo
   return out
 }
 
+/**
+ * intersession against the durable pipeline floor, figure by figure (rates: intersession / floor; times: the same
+ * division, so lower is better), and the floor's pipelined rate against each peer's: how far any design that keeps
+ * each message durably at both ends gets on this machine.
+ */
+function durableFloorFigures(ours: CleanResults | undefined, floor: CleanResults, peers: Partial<Record<Compared, SystemResults>>, labels: Record<SystemName, string>): Figure[] {
+  const out: Figure[] = []
+  const name = 'the durable pipeline floor (both ends strict IndexedDB group commits, no acks)'
+  const load = `${N} x 64 B, windows of ${WINDOW} sends`
+  for (const peer of ['mqtt', 'socketio'] as const) {
+    const theirs = peers[peer]
+    if (theirs !== undefined) out.push(...compared(`peers: ${name}, pipelined end-to-end throughput (${load})`, floor.loaded.msgsPerSec, 'msgs/s', labels[peer], theirs.loaded.msgsPerSec))
+  }
+  if (ours === undefined) return out
+  out.push(...compared(`peers: intersession pipelined end-to-end throughput (${load})`, ours.loaded.msgsPerSec, 'msgs/s', name, floor.loaded.msgsPerSec))
+  for (const rate of RATES) {
+    out.push(...compared(`peers: paced ${rate} msgs/s, intersession latency p50`, ours.paced[rate]!.p50Ms, 'ms', name, floor.paced[rate]!.p50Ms))
+    out.push(...compared(`peers: paced ${rate} msgs/s, intersession latency p99`, ours.paced[rate]!.p99Ms, 'ms', name, floor.paced[rate]!.p99Ms))
+  }
+  out.push(...compared('peers: awaited sends (each send() awaited before the next), intersession', ours.awaited.msgsPerSec, 'msgs/s', name, floor.awaited.msgsPerSec))
+  out.push(...compared(`peers: time to durable, send() resolve p99 at ${LOAD_RATE} msgs/s offered, intersession`, ours.load.resolveP99Ms, 'ms', name, floor.load.resolveP99Ms))
+  return out
+}
+
 /** A system's clean sessions taken together. */
 function summarize(runs: readonly CleanSession[]): CleanResults {
   const awaited = runs.map((r) => r.awaited)
@@ -611,7 +649,7 @@ async function withBench<T>(body: (bench: Bench, browser: string) => Promise<T>)
   try {
     const relay = await startRelayProcess(['--dev'], { INTERSESSION_RELAY_FRAMES_PER_SECOND: String(RELAY_FPS) })
     stops.push(() => relay.stop())
-    const servers: Partial<Record<SystemName, { url: string; port: number }>> = { intersession: relay, 'intersession-plain': relay, raw: relay }
+    const servers: Partial<Record<SystemName, { url: string; port: number }>> = { intersession: relay, 'intersession-plain': relay, raw: relay, durable: relay }
     for (const system of ['mqtt', 'socketio'] as const) {
       if (!SYSTEMS.includes(system)) continue
       const server = await startPeerServer(system)
@@ -645,6 +683,7 @@ async function main(): Promise<void> {
     mqtt: `MQTT.js ${version('mqtt')} QoS 1 -> aedes ${version('aedes')} (persists: broker memory only)`,
     socketio: `Socket.IO ${version('socket.io')} emitWithAck (persists: server memory only)`,
     raw: 'raw WebSocket through the relay (persists: nothing)',
+    durable: 'the durable pipeline floor: strict IndexedDB group commits at both ends, raw WebSocket through the relay, no acks (persists: IndexedDB both ends)',
   }
   await withBench(async (bench, browser) => {
     const floorRun = await call<{ durations: number[]; totalMs: number }>(bench.a, 'floor', FLOOR_N)
@@ -680,6 +719,7 @@ async function main(): Promise<void> {
     const [on, off] = [sessions.intersession, sessions['intersession-plain']]
     const cost = on === undefined || off === undefined ? undefined : encryptionCost(on, off)
     const plain = off === undefined ? undefined : summarize(off)
+    const durable = sessions.durable === undefined ? undefined : summarize(sessions.durable)
     const raw = Object.fromEntries(RATES.map((rate) => [rate, combinePaced(rawRuns.map((r) => r[rate]!), rate)]))
     const commitP50Ms = ms2(percentile(commits, 0.5))
     const floors: Floors = {
@@ -690,7 +730,7 @@ async function main(): Promise<void> {
       raw,
       durableP50Ms: Object.fromEntries(RATES.map((rate) => [rate, ms2(commitP50Ms + raw[rate]!.p50Ms)])),
     }
-    const compares = figures(results, floors, labels)
+    const compares = [...figures(results, floors, labels), ...(durable === undefined ? [] : durableFloorFigures(results.intersession, durable, results, labels))]
     const result = {
       benchmark: 'peers',
       date: new Date().toISOString(),
@@ -713,6 +753,7 @@ async function main(): Promise<void> {
         mqtt: 'nothing in the browser; aedes keeps sessions and QoS 1 messages in memory',
         socketio: 'nothing in the browser; the server keeps recent packets in memory for connection state recovery (2 min)',
         raw: 'nothing',
+        durable: 'each message in IndexedDB at both ends (strict durability, group commits); the relay nothing',
       },
       sendSettlesOn: {
         intersession: 'durably queued in IndexedDB (sender side)',
@@ -720,15 +761,16 @@ async function main(): Promise<void> {
         mqtt: "the broker's PUBACK",
         socketio: "the server's ack, sent after it forwarded the message",
         raw: 'handed to the socket',
+        durable: "the sender's strict commit completed and the message handed to the socket",
       },
       systems: labels,
       relayFramesPerSecondLimit: RELAY_FPS,
       floors,
       figures: [...compares, ...(cost === undefined ? [] : costFigures(cost))],
       ...(cost !== undefined && { encryptionCost: { goal: COST_GOAL, ratio: 'on / off for rates, off / on for times', meets: cost.every((row) => row.ratio >= COST_GOAL), rows: cost } }),
-      results: { ...results, ...(plain !== undefined && { 'intersession-plain': plain }) },
+      results: { ...results, ...(plain !== undefined && { 'intersession-plain': plain }), ...(durable !== undefined && { durable }) },
     }
-    report(compares, { ...results, ...(plain !== undefined && { 'intersession-plain': plain }) }, floors, labels, result.machine, cost)
+    report(compares, result.results, floors, labels, result.machine, cost)
     writeResult('peers', result)
   })
 }

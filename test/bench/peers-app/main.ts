@@ -3,6 +3,7 @@
  * browsers, play sender and receiver of one system at a time; the bench
  * drives them through `window.peers`.
  */
+import { durablePeer } from './durable-peer.js'
 import { intersessionPeer } from './intersession-peer.js'
 import { mqttPeer } from './mqtt-peer.js'
 import { now, stamp } from './payload.js'
@@ -19,6 +20,7 @@ const systems: Record<SystemName, (options: PeerOptions) => Promise<Peer>> = {
   mqtt: mqttPeer,
   socketio: socketioPeer,
   raw: rawPeer,
+  durable: durablePeer,
 }
 
 /** How a run of sends went, on the sender's clock. */

@@ -1,9 +1,9 @@
 /**
  * The systems compared (`intersession-plain`: intersession with end-to-end
- * encryption off, for its cost), and `raw`: the floor's plain WebSocket
- * through the relay.
+ * encryption off, for its cost), `raw`: the floor's plain WebSocket through
+ * the relay, and `durable`: the durable pipeline floor (durable-worker.ts).
  */
-export type SystemName = 'intersession' | 'intersession-plain' | 'mqtt' | 'socketio' | 'raw'
+export type SystemName = 'intersession' | 'intersession-plain' | 'mqtt' | 'socketio' | 'raw' | 'durable'
 
 /** Which end of the stream a page plays. */
 export type Role = 'sender' | 'receiver'
