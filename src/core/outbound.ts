@@ -140,8 +140,7 @@ export class OutboundLink {
     if (sentAt !== undefined) this.#rtt.sample(this.ctx.clock.now() - sentAt)
     for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
     this.#rto = this.#rtt.timeout
-    this.#disarm()
-    if (this.#sentUpTo > upTo) this.#arm()
+    this.#rearm(upTo)
     void this.pump()
   }
 
@@ -152,8 +151,7 @@ export class OutboundLink {
     this.#cache.dropUpTo(upTo)
     this.#dropSealed(upTo)
     for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
-    this.#disarm()
-    if (this.#sentUpTo > upTo) this.#arm()
+    this.#rearm(upTo)
     void this.pump()
   }
 
@@ -350,6 +348,16 @@ export class OutboundLink {
   #arm(): void {
     if (this.#timer !== undefined || this.#mode === 'stopped' || this.ctx.closed) return
     this.#timer = this.ctx.clock.setTimeout(() => this.#timeout(), this.#rto)
+  }
+
+  /**
+   * The timer starts afresh after progress up to `upTo`, and runs on while something is unanswered: frames sent past
+   * it, or the hello (an ack can come before the peer's hello: one in flight to the previous incarnation, say; were
+   * the timer stopped, a lost hello would leave the link waiting for good).
+   */
+  #rearm(upTo: number): void {
+    this.#disarm()
+    if (this.#sentUpTo > upTo || this.#mode === 'awaitingHello') this.#arm()
   }
 
   #disarm(): void {
