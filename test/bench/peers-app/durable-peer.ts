@@ -40,7 +40,10 @@ export function durablePeer({ url, id, other, role, onMessage }: PeerOptions): P
           close() {
             ask({ t: 'close' })
             return new Promise<void>((done, fail) => {
-              const timer = setTimeout(() => (worker.terminate(), fail(new Error(`durable ${id}: no close within 10 s`))), 10_000)
+              const timer = setTimeout(() => {
+                worker.terminate()
+                fail(new Error(`durable ${id}: no close within 10 s`))
+              }, 10_000)
               closed = (rows) => {
                 clearTimeout(timer)
                 worker.terminate()

@@ -46,7 +46,7 @@ function openDb(name: string): Promise<IDBDatabase> {
     const request = indexedDB.open(name, 1)
     request.onupgradeneeded = () => request.result.createObjectStore('messages', { autoIncrement: true })
     request.onsuccess = () => resolve(request.result)
-    request.onerror = () => reject(request.error)
+    request.onerror = () => reject(request.error ?? new Error('the request failed'))
   })
 }
 
@@ -104,7 +104,7 @@ function countRows(open: IDBDatabase): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = open.transaction('messages').objectStore('messages').count()
     request.onsuccess = () => resolve(request.result)
-    request.onerror = () => reject(request.error)
+    request.onerror = () => reject(request.error ?? new Error('the request failed'))
   })
 }
 
