@@ -13,6 +13,12 @@
  *   a frame whose `from`/`to` differ from the envelope's.
  * - Going down, the top bit of the length marks a frame drained from the
  *   mailbox: it does not prove its sender online.
+ * - Packs: several envelopes in one binary message, `[0xFF 0xFF]` then, per
+ *   envelope, `[u32 BE length][envelope]` (no envelope starts with 0xFFFF:
+ *   an address has at most 512 bytes). A relay that reads packs says so in
+ *   `welcome` (`pack: true`), a client in `auth`; each side sends packs only
+ *   to a side that said so. A pack is never larger than the relay's
+ *   `maxFrameBytes`; an envelope that does not fit in one goes alone.
  * - Only the relay sends control messages (a peer's `signal` is wrapped), so
  *   `stored` and `failed` receipts cannot be forged by peers.
  * - Key directory: a client publishes its public key bundle with `keys`
@@ -29,8 +35,8 @@ import { decodeBase64Url } from './base64url.js'
 
 /** Client -> relay control messages. */
 export type ClientControl =
-  /** Must be the first message; the relay closes with AUTH_* codes otherwise. */
-  | { readonly t: 'auth'; readonly token: string }
+  /** Must be the first message; the relay closes with AUTH_* codes otherwise. `pack`: this client reads packs. */
+  | { readonly t: 'auth'; readonly token: string; readonly pack?: boolean }
   /** Report presence changes of these peers (replaces the previous list). */
   | { readonly t: 'watch'; readonly peers: readonly string[] }
   /** WebRTC signalling for `to`, forwarded with `from` stamped. */
@@ -44,8 +50,18 @@ export type ClientControl =
 
 /** Relay -> client control messages. */
 export type RelayControl =
-  /** `mailbox`: frames for offline peers are stored (store and forward), so send to them too. */
-  | { readonly t: 'welcome'; readonly id: string; readonly session: string; readonly limits: RelayLimitsInfo; readonly mailbox?: boolean }
+  /**
+   * `mailbox`: frames for offline peers are stored (store and forward), so send to them too. `pack`: this relay reads
+   * packs.
+   */
+  | {
+      readonly t: 'welcome'
+      readonly id: string
+      readonly session: string
+      readonly limits: RelayLimitsInfo
+      readonly mailbox?: boolean
+      readonly pack?: boolean
+    }
   | { readonly t: 'presence'; readonly peer: string; readonly online: boolean }
   | { readonly t: 'signal'; readonly from: string; readonly data: unknown }
   | { readonly t: 'pong'; readonly n: number }
@@ -142,6 +158,50 @@ export function openEnvelope(data: Uint8Array): { address: string; frame: Uint8A
   }
 }
 
+const PACK_MARK = 0xffff
+/** Bytes a pack adds: its mark, then a length per envelope. */
+export const PACK_HEADER_BYTES = 2
+export const PACK_ITEM_BYTES = 4
+
+/** `envelopes` in one message: the one envelope as it is, or a pack of several. */
+export function pack(envelopes: readonly Uint8Array[]): Uint8Array {
+  const [first] = envelopes
+  if (envelopes.length === 1 && first !== undefined) return first
+  let size = PACK_HEADER_BYTES
+  for (const one of envelopes) size += PACK_ITEM_BYTES + one.byteLength
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  view.setUint16(0, PACK_MARK)
+  let at = PACK_HEADER_BYTES
+  for (const one of envelopes) {
+    view.setUint32(at, one.byteLength)
+    out.set(one, at + PACK_ITEM_BYTES)
+    at += PACK_ITEM_BYTES + one.byteLength
+  }
+  return out
+}
+
+/**
+ * The envelopes of a binary message: a pack's, in order (views into `data`), or `data` itself; `undefined` for a
+ * malformed pack (empty, a length past its end, an envelope shorter than an address length). Never throws.
+ */
+export function unpack(data: Uint8Array): Uint8Array[] | undefined {
+  if (data.byteLength < PACK_HEADER_BYTES) return [data]
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
+  if (view.getUint16(0) !== PACK_MARK) return [data]
+  const out: Uint8Array[] = []
+  let at = PACK_HEADER_BYTES
+  while (at < data.byteLength) {
+    if (at + PACK_ITEM_BYTES > data.byteLength) return undefined
+    const length = view.getUint32(at)
+    at += PACK_ITEM_BYTES
+    if (length < 2 || at + length > data.byteLength) return undefined
+    out.push(data.subarray(at, at + length))
+    at += length
+  }
+  return out.length === 0 ? undefined : out
+}
+
 /** The longest watch list a relay accepts; a longer one is malformed and ends the connection. */
 export const MAX_WATCH = 10_000
 
@@ -162,7 +222,9 @@ export function parseClientControl(text: string): ClientControl | undefined {
   if (m === undefined) return undefined
   switch (m.t) {
     case 'auth':
-      return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192 ? { t: 'auth', token: m.token } : undefined
+      return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192
+        ? { t: 'auth', token: m.token, ...(m.pack === true && { pack: true }) }
+        : undefined
     case 'watch':
       return Array.isArray(m.peers) && m.peers.length <= MAX_WATCH && m.peers.every((p) => typeof p === 'string') ? { t: 'watch', peers: m.peers } : undefined
     case 'signal':
@@ -191,7 +253,7 @@ export function parseRelayControl(text: string): RelayControl | undefined {
         limits !== null &&
         Number.isSafeInteger(limits.maxFrameBytes) &&
         Number.isSafeInteger(limits.framesPerSecond)
-        ? { t: 'welcome', id: m.id, session: m.session, limits: limits as unknown as RelayLimitsInfo, mailbox: m.mailbox === true }
+        ? { t: 'welcome', id: m.id, session: m.session, limits: limits as unknown as RelayLimitsInfo, mailbox: m.mailbox === true, pack: m.pack === true }
         : undefined
     }
     case 'presence':

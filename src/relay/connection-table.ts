@@ -41,7 +41,7 @@ export class ConnectionTable {
   /** Bytes queued on all sockets. */
   pendingBytes(): number {
     let pending = 0
-    for (const conn of this.all) pending += conn.ws.bufferedAmount
+    for (const conn of this.all) pending += conn.bufferedAmount
     return pending
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { Clock, TimerHandle } from '../core/clock.js'
 import type { PeerId } from '../core/ids.js'
-import type { RelayControl } from '../protocol/relay.js'
+import { PACK_HEADER_BYTES, PACK_ITEM_BYTES, pack, type RelayControl } from '../protocol/relay.js'
 import type { DrainQueue, DrainSink } from './drain-queue.js'
 import { MAX_TIMER_MS, type RelayLimits } from './options.js'
 import { RateLimiter } from './rate-limiter.js'
@@ -30,6 +30,8 @@ export interface QueuedMessage {
 
 const MAX_QUEUED_DURING_AUTH = 64
 const BINARY = { binary: true } as const
+/** The most bytes of envelopes one pack going down carries (a bigger envelope goes alone). */
+export const PACK_BYTES = 64 * 1024
 
 /**
  * One socket at the relay: its identity once logged in, its rate limiter,
@@ -52,6 +54,11 @@ export class Connection implements DrainSink {
   alive = true
   /** Its way out when the relay has a mailbox, from the login on: live frames wait behind the drain. */
   drain: DrainQueue | undefined = undefined
+  /** It reads packs (said so in `auth`): the envelopes sent to it within one turn go in one message. */
+  packs = false
+  /** Envelopes for it sent this turn, not yet written (packs only), and their bytes. */
+  #outgoing: Uint8Array[] = []
+  #outgoingBytes = 0
   readonly #context: ConnectionContext
   #loginQueue: QueuedMessage[] = []
   #loginQueuedBytes = 0
@@ -72,15 +79,39 @@ export class Connection implements DrainSink {
     return this.state === 'open'
   }
 
+  /** Bytes queued on the socket, and the envelopes of this turn not yet written. */
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount
+    return this.ws.bufferedAmount + this.#outgoingBytes
   }
 
-  /** Sends an envelope. */
+  /**
+   * Sends an envelope: at once, or, to a connection that reads packs, with
+   * the others sent to it within this turn (a microtask), in one pack.
+   */
   sendFrame(out: Uint8Array): void {
-    const counters = this.#context.counters
-    counters.framesOut++
-    counters.bytesOut += out.byteLength
+    this.#context.counters.framesOut++
+    if (!this.packs) {
+      this.#write(out)
+      return
+    }
+    if (this.#outgoingBytes + PACK_ITEM_BYTES + out.byteLength > PACK_BYTES - PACK_HEADER_BYTES) this.#flush()
+    if (this.#outgoing.length === 0) queueMicrotask(() => this.#flush())
+    this.#outgoing.push(out)
+    this.#outgoingBytes += PACK_ITEM_BYTES + out.byteLength
+  }
+
+  /** Writes the envelopes of this turn, in one pack when there are several. */
+  #flush(): void {
+    const outgoing = this.#outgoing
+    if (outgoing.length === 0) return
+    this.#outgoing = []
+    this.#outgoingBytes = 0
+    if (outgoing.length > 1) this.#context.counters.packsOut++
+    this.#write(pack(outgoing))
+  }
+
+  #write(out: Uint8Array): void {
+    this.#context.counters.bytesOut += out.byteLength
     this.ws.send(out, BINARY)
   }
 
@@ -98,6 +129,8 @@ export class Connection implements DrainSink {
     const ws = this.ws
     if (ws.readyState !== ws.OPEN) return
     const counters = this.#context.counters
+    // In the order sent: the envelopes of this turn before this message.
+    this.#flush()
     if (!isForward && ws.bufferedAmount > 2 * this.#context.limits.maxPendingBytes) {
       counters.refusals.slow_control++
       return
@@ -110,7 +143,7 @@ export class Connection implements DrainSink {
   /** Sends (or, during a mailbox drain, holds) an envelope for this peer; false when it is too far behind. */
   deliver(out: Uint8Array): boolean {
     if (this.drain !== undefined) return this.drain.deliver(out)
-    if (this.ws.bufferedAmount > this.#context.limits.maxPendingBytes) return false
+    if (this.bufferedAmount > this.#context.limits.maxPendingBytes) return false
     this.sendFrame(out)
     return true
   }
@@ -176,6 +209,8 @@ export class Connection implements DrainSink {
   /** Out of routing: state `closed`, login queue, timers and drain dropped. The socket is closed separately. */
   markClosed(): void {
     this.state = 'closed'
+    this.#outgoing = []
+    this.#outgoingBytes = 0
     this.#loginQueue = []
     this.#loginQueuedBytes = 0
     this.#clear(this.#authTimer)

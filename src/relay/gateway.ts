@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { Clock } from '../core/clock.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
-import { CLOSE_CODES, parseClientControl } from '../protocol/relay.js'
+import { CLOSE_CODES, openEnvelope, parseClientControl, unpack } from '../protocol/relay.js'
 import { isExpiredCredential, type Authenticator, type Credential } from './auth.js'
 import type { RelayCluster } from './cluster/cluster.js'
 import { Connection } from './connection.js'
@@ -143,24 +143,16 @@ export class Gateway {
         return
       }
       counters.controlIn++
+      conn.packs = control.pack === true
       void this.#login(conn, control.token)
       return
     }
-    if (isBinary) counters.framesIn++
-    else counters.controlIn++
-    const verdict = conn.limiter.take()
-    if (verdict !== 'pass') {
-      counters.refusals.rate++
-      if (verdict === 'close') {
-        this.#context.log('warn', 'rate_limited', { id: conn.id, session: conn.session })
-        this.#refuse(conn, 'rate_limited', CLOSE_CODES.RATE_LIMITED, 'rate limit exceeded')
-      }
-      return
-    }
     if (isBinary) {
-      if (!this.#context.router.route(conn, data)) this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed envelope')
+      this.#onEnvelopes(conn, data)
       return
     }
+    counters.controlIn++
+    if (!this.#pass(conn)) return
     const control = parseClientControl(data.toString('utf8'))
     if (control === undefined) {
       this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed control message')
@@ -198,6 +190,43 @@ export class Gateway {
         this.#context.keys.fetch(conn, control.n, control.peer as PeerId)
         return
     }
+  }
+
+  /**
+   * Routes each envelope of a binary message (one, or a pack's), each charged to the rate limit as a message. A
+   * message with any malformed envelope closes the connection with none of it routed.
+   */
+  #onEnvelopes(conn: Connection, data: Buffer): void {
+    const counters = this.#context.counters
+    const envelopes = unpack(data) ?? []
+    const frames: { readonly to: PeerId; readonly frame: Uint8Array }[] = []
+    for (const one of envelopes) {
+      const opened = openEnvelope(one)
+      if (opened !== undefined && isPeerId(opened.address)) frames.push({ to: opened.address, frame: opened.frame })
+    }
+    counters.framesIn += Math.max(1, envelopes.length)
+    if (frames.length === 0 || frames.length !== envelopes.length) {
+      this.#refuse(conn, 'malformed', CLOSE_CODES.PROTOCOL, 'malformed envelope')
+      return
+    }
+    if (frames.length > 1) counters.packsIn++
+    for (const { to, frame } of frames) {
+      // One refused is dropped (its sender retransmits); the others still go, unless the connection closed.
+      if (this.#pass(conn)) this.#context.router.route(conn, to, frame)
+      else if (conn.state === 'closed') return
+    }
+  }
+
+  /** Charges one message to `conn`'s rate limit: false when it is refused (and, past the limit's grace, the connection closed). */
+  #pass(conn: Connection): boolean {
+    const verdict = conn.limiter.take()
+    if (verdict === 'pass') return true
+    this.#context.counters.refusals.rate++
+    if (verdict === 'close') {
+      this.#context.log('warn', 'rate_limited', { id: conn.id, session: conn.session })
+      this.#refuse(conn, 'rate_limited', CLOSE_CODES.RATE_LIMITED, 'rate limit exceeded')
+    }
+    return false
   }
 
   async #login(conn: Connection, token: string): Promise<void> {
@@ -265,6 +294,7 @@ export class Gateway {
       session: conn.session,
       limits: { maxFrameBytes: limits.maxFrameBytes, framesPerSecond: limits.framesPerSecond },
       ...(storeAndForward !== undefined && { mailbox: true }),
+      pack: true,
     })
     if (storeAndForward !== undefined) {
       conn.drain = storeAndForward.openDrain(peerId, conn)

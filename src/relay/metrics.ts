@@ -69,7 +69,7 @@ export function createRelayMetrics(read: () => RelayStats, node: string, mailbox
   ] as const) {
     new Counter({
       name: `intersession_relay_frames_${direction}_total`,
-      help: `WebSocket messages ${help}, by kind: envelope (a binary frame for a peer) or control.`,
+      help: `Messages ${help}, by kind: envelope (a binary frame for a peer, alone or in a pack) or control.`,
       labelNames: ['kind'],
       registers: [registry],
       collect() {
@@ -80,6 +80,11 @@ export function createRelayMetrics(read: () => RelayStats, node: string, mailbox
       },
     })
     counter(`intersession_relay_bytes_${direction}_total`, `WebSocket message bytes ${help}.`, (s) => (direction === 'in' ? s.bytesIn : s.bytesOut))
+    counter(
+      `intersession_relay_packs_${direction}_total`,
+      `Packs (several envelopes in one WebSocket message) ${help}; their envelopes count in frames.`,
+      (s) => (direction === 'in' ? s.packsIn : s.packsOut),
+    )
   }
   new Counter({
     name: 'intersession_relay_refusals_total',

@@ -1,6 +1,6 @@
 import { peekKind } from '../core/codec.js'
-import { isPeerId, type PeerId } from '../core/ids.js'
-import { envelope, openEnvelope, type RelayControl } from '../protocol/relay.js'
+import type { PeerId } from '../core/ids.js'
+import { envelope, type RelayControl } from '../protocol/relay.js'
 import type { RelayCluster } from './cluster/cluster.js'
 import type { Connection } from './connection.js'
 import type { ConnectionTable } from './connection-table.js'
@@ -35,12 +35,8 @@ export class Router {
     this.#context = context
   }
 
-  /** Routes an envelope from the logged-in `conn`; false when it is malformed (nothing was sent). */
-  route(conn: Connection, data: Uint8Array): boolean {
-    const opened = openEnvelope(data)
-    if (opened === undefined || !isPeerId(opened.address)) return false
-    const to = opened.address
-    const frame = opened.frame
+  /** Routes a frame for `to` from the logged-in `conn` (its envelope opened and checked by the gateway). */
+  route(conn: Connection, to: PeerId, frame: Uint8Array): void {
     const { storeAndForward, cluster } = this.#context
     let kind: HeldKind | undefined
     let decoded: HeldFrame | undefined
@@ -50,7 +46,7 @@ export class Router {
       if (kind === 'ack') {
         // The receiver's ack also settles what its mailbox holds of that stream.
         const ack = storeAndForward.decode(conn, to, 'ack', frame)
-        if (ack === undefined) return true
+        if (ack === undefined) return
         storeAndForward.settle(conn, ack)
         decoded = ack
       }
@@ -60,7 +56,6 @@ export class Router {
       if (!dest.deliver(envelope(conn.id!, frame))) this.#undeliverable(conn, to, 'slow')
     } else if (cluster !== undefined) void this.#forwardElsewhere(cluster, conn, to, frame, kind, decoded)
     else this.#offline(conn, to, frame, kind, decoded)
-    return true
   }
 
   /** Forwards a WebRTC signal from `conn` to `to`, stamped with its sender. */
@@ -78,7 +73,7 @@ export class Router {
         (error: unknown) => this.#unavailable(conn, to, 'signal', error),
       )
     }
-    if (dest.ws.bufferedAmount > limits.maxPendingBytes) {
+    if (dest.bufferedAmount > limits.maxPendingBytes) {
       this.#undeliverable(conn, to, 'slow')
       return
     }
@@ -97,7 +92,7 @@ export class Router {
   textFromCluster(to: PeerId, text: string): void {
     const dest = this.#context.connections.get(to)
     if (dest === undefined || dest.state !== 'open') return
-    if (dest.ws.bufferedAmount > this.#context.limits.maxPendingBytes) {
+    if (dest.bufferedAmount > this.#context.limits.maxPendingBytes) {
       this.#context.counters.refusals.slow++
       return
     }

@@ -68,6 +68,9 @@ export interface RelayStats {
   readonly framesIn: number
   /** Envelopes forwarded to peers. */
   readonly framesOut: number
+  /** Packs (messages of several envelopes, each counted in `framesIn` / `framesOut`) received / sent. */
+  readonly packsIn: number
+  readonly packsOut: number
   /** Control messages received / sent. */
   readonly controlIn: number
   readonly controlOut: number
@@ -103,6 +106,8 @@ export class RelayCounters {
   logins = 0
   framesIn = 0
   framesOut = 0
+  packsIn = 0
+  packsOut = 0
   controlIn = 0
   controlOut = 0
   bytesIn = 0
@@ -126,6 +131,8 @@ export class RelayCounters {
       logins: this.logins,
       framesIn: this.framesIn,
       framesOut: this.framesOut,
+      packsIn: this.packsIn,
+      packsOut: this.packsOut,
       controlIn: this.controlIn,
       controlOut: this.controlOut,
       bytesIn: this.bytesIn,

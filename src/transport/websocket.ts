@@ -9,6 +9,10 @@ import {
   envelope,
   isRelayUrl,
   openEnvelope,
+  pack,
+  unpack,
+  PACK_HEADER_BYTES,
+  PACK_ITEM_BYTES,
   parseRelayControl,
   type ClientControl,
   type RelayControl,
@@ -163,6 +167,11 @@ interface Online {
   readonly socket: WebSocketLike
   /** The relay stores frames for offline peers. */
   readonly mailbox: boolean
+  /** The relay reads packs: the frames sent within one turn go in one message. */
+  readonly packs: boolean
+  /** Envelopes sent this turn, not yet written (packs only), and their bytes in a pack. */
+  outgoing: Uint8Array[]
+  outgoingBytes: number
   readonly limits: RelayLimitsInfo
   /** Peers reported online on this connection: exactly those reported offline when it ends. */
   readonly peers: Set<PeerId>
@@ -393,8 +402,33 @@ export class WebSocketTransport implements Transport {
       // The relay would end the whole connection (TOO_BIG) over this one frame.
       throw this.#failure(`a frame of ${packed.byteLength} bytes exceeds the relay's maxFrameBytes ${online.limits.maxFrameBytes}`)
     }
-    this.#write(online.socket, packed)
-    return online.socket.bufferedAmount > this.#maxBufferedBytes ? this.#drained(online) : undefined
+    if (online.packs) this.#queue(online, packed)
+    else this.#write(online.socket, packed)
+    return online.socket.bufferedAmount + online.outgoingBytes > this.#maxBufferedBytes ? this.#drained(online) : undefined
+  }
+
+  /** Adds an envelope to this turn's pack, written at the end of the turn or once the next would not fit. */
+  #queue(online: Online, packed: Uint8Array): void {
+    if (online.outgoingBytes + PACK_ITEM_BYTES + packed.byteLength > online.limits.maxFrameBytes - PACK_HEADER_BYTES) this.#flush(online)
+    if (online.outgoing.length === 0) queueMicrotask(() => this.#flush(online))
+    online.outgoing.push(packed)
+    online.outgoingBytes += PACK_ITEM_BYTES + packed.byteLength
+  }
+
+  /**
+   * Writes the envelopes of this turn (one alone, several in a pack). A socket that refuses them is closing: its close
+   * event takes over, and the engine sends again what is not acknowledged.
+   */
+  #flush(online: Online): void {
+    const outgoing = online.outgoing
+    if (outgoing.length === 0) return
+    online.outgoing = []
+    online.outgoingBytes = 0
+    try {
+      online.socket.send(pack(outgoing))
+    } catch {
+      // Closing: see above.
+    }
   }
 
   /**
@@ -410,6 +444,7 @@ export class WebSocketTransport implements Transport {
     } catch (error) {
       throw new TypeError('WebSocketTransport.signal: data is not JSON-serialisable', { cause: error })
     }
+    this.#flush(online)
     this.#write(online.socket, text)
   }
 
@@ -513,6 +548,10 @@ export class WebSocketTransport implements Transport {
         this.#clock.clearTimeout(old.timer)
         break
       case 'online':
+        // What this turn sent goes before the socket closes.
+        if (old.socket.readyState === OPEN) this.#flush(old)
+        old.outgoing = []
+        old.outgoingBytes = 0
         this.#clock.clearTimeout(old.heartbeat)
         this.#settleDrain(old)
         this.#settleFetches(old)
@@ -577,7 +616,7 @@ export class WebSocketTransport implements Transport {
     socket.onopen = () => {
       const phase = this.#phase
       if (phase.name !== 'opening' || phase.socket !== socket) return
-      this.#sendControl(socket, { t: 'auth', token: phase.token })
+      this.#sendControl(socket, { t: 'auth', token: phase.token, pack: true })
       this.#enter({ name: 'loggingIn', url, attempt, socket, deadline: phase.deadline })
     }
     socket.onmessage = (event: { data: unknown }) => {
@@ -609,6 +648,9 @@ export class WebSocketTransport implements Transport {
       url: phase.url,
       socket: phase.socket,
       mailbox: m.mailbox === true,
+      packs: m.pack === true,
+      outgoing: [],
+      outgoingBytes: 0,
       limits: m.limits,
       peers: new Set(),
       fetches: new Map(),
@@ -722,12 +764,21 @@ export class WebSocketTransport implements Transport {
     if (phase.name !== 'online') return
     const bytes = toBytes(data)
     if (bytes === undefined) return
-    const opened = openEnvelope(bytes)
-    if (opened === undefined || !isPeerId(opened.address)) return
-    const { address: from, frame } = opened
-    // The relay forwards only from logged-in peers: a live frame proves its sender online, a stored one does not.
-    if (!opened.stored) this.#markOnline(phase, from)
-    this.#emit((e) => e.frame(from, frame))
+    const envelopes: { from: PeerId; frame: Uint8Array; stored: boolean }[] = []
+    for (const one of unpack(bytes) ?? []) {
+      const opened = openEnvelope(one)
+      // A message with any malformed envelope is ignored whole.
+      if (opened === undefined || !isPeerId(opened.address)) return
+      envelopes.push({ from: opened.address, frame: opened.frame, stored: opened.stored })
+    }
+    for (const opened of envelopes) {
+      // A listener may have closed the transport or dropped the connection meanwhile.
+      if (this.#phase !== phase) return
+      const { from, frame } = opened
+      // The relay forwards only from logged-in peers: a live frame proves its sender online, a stored one does not.
+      if (!opened.stored) this.#markOnline(phase, from)
+      this.#emit((e) => e.frame(from, frame))
+    }
   }
 
   #control(m: RelayControl): void {
@@ -816,6 +867,9 @@ export class WebSocketTransport implements Transport {
   }
 
   #sendControl(socket: WebSocketLike, message: ClientControl): void {
+    const phase = this.#phase
+    // In the order sent: this turn's envelopes before the control message.
+    if (phase.name === 'online' && phase.socket === socket) this.#flush(phase)
     try {
       socket.send(JSON.stringify(message))
     } catch {

@@ -4,10 +4,13 @@
  * connect to it as to a relay, it opens one connection to the real relay per
  * client and forwards every message both ways, recording each one as it
  * arrives. A `rewrite` hook may change or drop any message on its way: that
- * is the hostile relay.
+ * is the hostile relay. A pack (several envelopes in one WebSocket message,
+ * src/protocol/relay.ts) is taken apart: each envelope is a message here,
+ * recorded and rewritten on its own, and those forwarded go on together.
  */
 import type { AddressInfo } from 'node:net'
 import WebSocket, { WebSocketServer, type RawData } from 'ws'
+import { pack, unpack } from '../../src/protocol/relay.js'
 
 /** One message as the proxy received it, before any rewrite. */
 export interface ProxiedMessage {
@@ -71,13 +74,19 @@ export async function startWsProxy(target: string, rewrite?: Rewrite): Promise<W
           // Not JSON: forwarded as is.
         }
       }
-      const message: ProxiedMessage = { dir, peer, binary, data }
-      proxy.log.push(message)
-      const out = proxy.rewrite?.(message)
-      if (out === null) return
+      const parts = binary ? (unpack(data) ?? [data]) : [data]
+      const outs: Uint8Array[] = []
+      for (const part of parts) {
+        const message: ProxiedMessage = { dir, peer, binary, data: Buffer.from(part.buffer, part.byteOffset, part.byteLength) }
+        proxy.log.push(message)
+        const out = proxy.rewrite?.(message)
+        if (out !== null) outs.push(out ?? part)
+      }
+      if (outs.length === 0) return
+      const sent = outs.length === 1 ? outs[0]! : pack(outs)
       const to = dir === 'up' ? upstream : client
-      if (dir === 'up' && upstream.readyState === WebSocket.CONNECTING) return void early.push({ data: out ?? data, binary })
-      if (to.readyState === WebSocket.OPEN) to.send(out ?? data, { binary })
+      if (dir === 'up' && upstream.readyState === WebSocket.CONNECTING) return void early.push({ data: Buffer.from(sent), binary })
+      if (to.readyState === WebSocket.OPEN) to.send(sent, { binary })
     }
     upstream.on('open', () => {
       for (const m of early.splice(0)) upstream.send(m.data, { binary: m.binary })

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isPeerId } from '../../src/core/ids.js'
 import { createRelay, type RelayHandle, type RelayStats } from '../../src/relay/relay.js'
 import { createToken } from '../../src/relay/token.js'
-import { CLOSE_CODES, envelope, isWireBundle, openEnvelope, parseClientControl } from '../../src/protocol/relay.js'
+import { CLOSE_CODES, envelope, isWireBundle, openEnvelope, pack, parseClientControl, unpack } from '../../src/protocol/relay.js'
 import { frameArb, FUZZ_SEED, fuzzRuns, mutatedFrameArb, validFrameInputArb } from '../helpers/fuzz-frames.js'
 import { LegitTraffic, openLegitPeer, RawClient } from '../helpers/relay-clients.js'
 import { startRelayProcess } from '../helpers/relay-process.js'
@@ -48,7 +48,9 @@ function model(input: Input): Outcome {
   const size = typeof input.data === 'string' ? Buffer.byteLength(input.data) : input.data.byteLength
   if (size > MAX_FRAME_BYTES) return { kind: 'close', code: CLOSE_CODES.TOO_BIG }
   if (typeof input.data !== 'string') {
-    const opened = openEnvelope(input.data)
+    // The sessions send envelopes one per message; anything that reads as a pack of several is malformed here.
+    const envelopes = unpack(input.data)
+    const opened = envelopes?.length === 1 ? openEnvelope(envelopes[0]!) : undefined
     if (opened === undefined || !isPeerId(opened.address)) return { kind: 'close', code: CLOSE_CODES.PROTOCOL }
     return ONLINE.includes(opened.address) ? { kind: 'forward', to: opened.address } : { kind: 'undeliverable', to: opened.address }
   }
@@ -343,6 +345,43 @@ describe('wire parser fuzzing', () => {
           if (opened === undefined) return
           if (length <= 0 || 2 + length > bytes.byteLength) throw new Error('opened an envelope with a bad length')
           if (Buffer.compare(envelope(opened.address, opened.frame), bytes) !== 0) throw new Error('an opened envelope does not re-encode to its bytes')
+        },
+      ),
+      { numRuns: fuzzRuns(100_000), seed: FUZZ_SEED },
+    )
+  })
+
+  it(`unpack: ${fuzzRuns(100_000)} byte strings, never throws, agrees with the format`, { timeout: 600_000 }, () => {
+    const envelopeArb = fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), fc.uint8Array({ maxLength: 30 })).map(([a, f]) => envelope(a, f))
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 80 }),
+          fc.uint8Array({ maxLength: 80 }).map((tail) => Uint8Array.of(0xff, 0xff, ...tail)),
+          fc.array(envelopeArb, { minLength: 2, maxLength: 6 }).map((all) => pack(all)),
+          // Items of any bytes, as short as none: the mark, then each with its true length.
+          fc
+            .array(fc.uint8Array({ maxLength: 6 }), { maxLength: 4 })
+            .map((items) => Uint8Array.of(0xff, 0xff, ...items.flatMap((item) => [0, 0, 0, item.byteLength, ...item]))),
+          // A pack cut short, or with bytes added.
+          fc.tuple(fc.array(envelopeArb, { minLength: 2, maxLength: 6 }), fc.integer({ min: -8, max: 8 })).map(([all, cut]) => {
+            const whole = pack(all)
+            return cut < 0 ? whole.subarray(0, Math.max(0, whole.byteLength + cut)) : Uint8Array.of(...whole, ...new Array<number>(cut).fill(7))
+          }),
+        ),
+        (bytes) => {
+          const envelopes = unpack(bytes)
+          const marked = bytes.byteLength >= 2 && bytes[0] === 0xff && bytes[1] === 0xff
+          if (!marked) {
+            if (envelopes?.length !== 1 || envelopes[0] !== bytes) throw new Error('a message without the mark is not its one envelope')
+            return
+          }
+          if (envelopes === undefined) return
+          if (envelopes.length === 0 || envelopes.some((one) => one.byteLength < 2)) throw new Error('a pack opened to nothing, or to a too short envelope')
+          // The one-envelope pack is valid to read, though never sent (one goes bare): its bytes then are the mark, a length, the envelope.
+          const again = envelopes.length === 1 ? Uint8Array.of(0xff, 0xff, 0, 0, 0, 0, ...envelopes[0]!) : pack(envelopes)
+          if (envelopes.length === 1) new DataView(again.buffer).setUint32(2, envelopes[0]!.byteLength)
+          if (Buffer.compare(again, bytes) !== 0) throw new Error('an opened pack does not re-encode to its bytes')
         },
       ),
       { numRuns: fuzzRuns(100_000), seed: FUZZ_SEED },

@@ -7,7 +7,7 @@ import type { Transport, TransportEvents } from '../../src/core/transport.js'
 import { ILM } from '../../src/ilm.js'
 import { createRelay, type RelayHandle, type RelayOptions } from '../../src/relay/relay.js'
 import { createToken } from '../../src/relay/token.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseRelayControl, type RelayControl } from '../../src/protocol/relay.js'
+import { CLOSE_CODES, envelope, openEnvelope, pack, parseRelayControl, unpack, type RelayControl } from '../../src/protocol/relay.js'
 import { MemoryStore } from '../../src/storage/memory.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 
@@ -19,6 +19,8 @@ type Received = RelayControl | { readonly t: 'frame'; readonly from: string; rea
 /** A raw relay client: records everything it receives. */
 class Client {
   readonly received: Received[] = []
+  /** Per binary message received, how many envelopes it carried (more than one: a pack). */
+  readonly binaries: number[] = []
   readonly closed: Promise<{ code: number; reason: string }>
   #waiters: { match: (m: Received) => boolean; resolve: (m: Received) => void }[] = []
 
@@ -27,17 +29,23 @@ class Client {
     ws.on('error', quiet)
     ws.on('message', (data, isBinary) => {
       const buf = data as Buffer
-      let m: Received | undefined
+      let all: (Received | undefined)[]
       if (isBinary) {
-        const opened = openEnvelope(buf)
-        m = opened === undefined ? undefined : { t: 'frame', from: opened.address, frame: Uint8Array.from(opened.frame) }
-      } else m = parseRelayControl(buf.toString('utf8'))
-      if (m === undefined) throw new Error(`relay sent something malformed: ${buf.toString('utf8')}`)
-      const waiter = this.#waiters.find((w) => w.match(m))
-      if (waiter !== undefined) {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1)
-        waiter.resolve(m)
-      } else this.received.push(m)
+        const envelopes = unpack(buf) ?? [new Uint8Array(0)]
+        this.binaries.push(envelopes.length)
+        all = envelopes.map((one) => {
+          const opened = openEnvelope(one)
+          return opened === undefined ? undefined : { t: 'frame', from: opened.address, frame: Uint8Array.from(opened.frame) }
+        })
+      } else all = [parseRelayControl(buf.toString('utf8'))]
+      for (const m of all) {
+        if (m === undefined) throw new Error(`relay sent something malformed: ${buf.toString('utf8')}`)
+        const waiter = this.#waiters.find((w) => w.match(m))
+        if (waiter !== undefined) {
+          this.#waiters.splice(this.#waiters.indexOf(waiter), 1)
+          waiter.resolve(m)
+        } else this.received.push(m)
+      }
     })
   }
 
@@ -51,10 +59,10 @@ class Client {
     return client
   }
 
-  /** Connects, sends `auth` and waits for `welcome`. */
-  static async login(url: string, token: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
+  /** Connects, sends `auth` (saying it reads packs, with `packs`) and waits for `welcome`. */
+  static async login(url: string, token: string, options: WebSocket.ClientOptions = {}, packs = false): Promise<Client> {
     const client = await Client.connect(url, options)
-    client.send({ t: 'auth', token })
+    client.send({ t: 'auth', token, ...(packs && { pack: true }) })
     await client.next('welcome')
     return client
   }
@@ -105,8 +113,8 @@ async function relay(options: Partial<RelayOptions> = {}): Promise<RelayHandle> 
   return r
 }
 
-async function login(r: RelayHandle | RelayProcess, id: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
-  const c = await Client.login(r.url, await createToken({ secret: SECRET, peerId: id }), options)
+async function login(r: RelayHandle | RelayProcess, id: string, options: WebSocket.ClientOptions = {}, packs = false): Promise<Client> {
+  const c = await Client.login(r.url, await createToken({ secret: SECRET, peerId: id }), options, packs)
   clients.push(c)
   return c
 }
@@ -176,7 +184,7 @@ describe('relay: authentication', () => {
     clients.push(c)
     c.send({ t: 'auth', token: await createToken({ secret: SECRET, peerId: 'alice' }) })
     const welcome = await c.next('welcome')
-    expect(welcome).toMatchObject({ id: 'alice', limits: { framesPerSecond: 123, maxFrameBytes: 1024 * 1024 + 64 * 1024 } })
+    expect(welcome).toMatchObject({ id: 'alice', limits: { framesPerSecond: 123, maxFrameBytes: 1024 * 1024 + 64 * 1024 }, pack: true })
     expect(welcome.session.length).toBeGreaterThan(8)
   })
 
@@ -363,6 +371,61 @@ describe('relay: routing', () => {
     expect((await b.next('frame')).from).toBe('a')
   })
 
+  it('packs: routes each envelope of a pack; packs what it forwards to one connection within a turn, to a client that reads packs only', async () => {
+    const r = await relay()
+    const s = await login(r, 's')
+    const packed = await login(r, 'p', {}, true)
+    const plain = await login(r, 'q')
+    const before = r.stats()
+    s.ws.send(pack([envelope('p', hello('s', 'p')), envelope('q', hello('s', 'q')), envelope('p', hello('s', 'p')), envelope('q', hello('s', 'q'))]))
+    await s.barrier()
+    await packed.barrier()
+    await plain.barrier()
+    expect(packed.binaries, 'the two for p in one pack').toEqual([2])
+    expect(plain.binaries, 'the two for q one per message').toEqual([1, 1])
+    for (const c of [packed, plain]) expect(c.received.filter((m) => m.t === 'frame').map((m) => (m as { from: string }).from)).toEqual(['s', 's'])
+    const after = r.stats()
+    expect(after.framesIn - before.framesIn).toBe(4)
+    expect(after.framesOut - before.framesOut).toBe(4)
+    expect(after.packsIn - before.packsIn).toBe(1)
+    expect(after.packsOut - before.packsOut).toBe(1)
+    // Envelopes sent one per message within one turn of the relay are packed too (they arrive in one read here).
+    s.ws.send(envelope('p', hello('s', 'p')))
+    s.ws.send(envelope('p', hello('s', 'p')))
+    s.ws.send(envelope('p', hello('s', 'p')))
+    await s.barrier()
+    await packed.barrier()
+    expect(packed.received.filter((m) => m.t === 'frame')).toHaveLength(5)
+    expect(packed.binaries.reduce((a, b) => a + b, 0)).toBe(5)
+  })
+
+  it('packs: each envelope is charged to the rate limit; those over it are dropped, the rest forwarded', async () => {
+    const r = await relay({ limits: { framesPerSecond: 50 } })
+    const s = await login(r, 's')
+    const b = await login(r, 'b', {}, true)
+    s.ws.send(pack(Array.from({ length: 300 }, () => envelope('b', hello('s', 'b')))))
+    // Not a ping from s: the limit would drop it too.
+    await sleep(100)
+    await b.barrier()
+    const frames = b.received.filter((m) => m.t === 'frame').length
+    expect(frames).toBeGreaterThanOrEqual(95) // burst is 100 (50 per second more for the time taken)
+    expect(frames).toBeLessThan(120)
+    expect(r.stats().refusals.rate).toBe(300 - frames)
+    expect(s.ws.readyState).toBe(WebSocket.OPEN)
+  })
+
+  it('packs: what it forwards in one turn stays within 64 KiB a pack; a bigger envelope goes alone', async () => {
+    const r = await relay({ limits: { framesPerSecond: 100_000 } })
+    const s = await login(r, 's')
+    const b = await login(r, 'b', {}, true)
+    const frame = new Uint8Array(20 * 1024)
+    s.ws.send(pack([...Array.from({ length: 7 }, () => envelope('b', frame)), envelope('b', new Uint8Array(70 * 1024))]))
+    await s.barrier()
+    await b.barrier()
+    // 20 KiB + 6 bytes each: three fit in a pack of 64 KiB, not four.
+    expect(b.binaries).toEqual([3, 3, 1, 1])
+  })
+
   it('survives malformed input: closes PROTOCOL, counts it, and keeps serving others', async () => {
     const r = await relay()
     const a = await login(r, 'a')
@@ -380,6 +443,12 @@ describe('relay: routing', () => {
       (c) => c.ws.send(new Uint8Array([0, 9, 65])),
       (c) => c.ws.send(new Uint8Array([0, 2, 0xff, 0xfe, 1])),
       (c) => c.ws.send(envelope('with space', new Uint8Array([1]))),
+      // Packs: empty, a length past the end, an envelope too short, a pack in a pack, a bad address inside.
+      (c) => c.ws.send(new Uint8Array([0xff, 0xff])),
+      (c) => c.ws.send(new Uint8Array([0xff, 0xff, 0, 0, 0, 9, 1])),
+      (c) => c.ws.send(new Uint8Array([0xff, 0xff, 0, 0, 0, 1, 5])),
+      (c) => c.ws.send(pack([pack([envelope('b', hello('x', 'b')), envelope('b', hello('x', 'b'))]), envelope('b', hello('x', 'b'))])),
+      (c) => c.ws.send(pack([envelope('b', hello('x', 'b')), envelope('with space', new Uint8Array([1]))])),
       (c) => c.ws.send(Buffer.from([0xc3, 0x28]), { binary: false }), // invalid UTF-8 text: ws closes 1007
     ]
     for (const [i, send] of garbage.entries()) {

@@ -4,7 +4,7 @@ import { isIlmError } from '../../src/core/errors.js'
 import type { PeerId } from '../../src/core/ids.js'
 import { ILM, MemoryStore } from '../../src/index.js'
 import { createRelay, type RelayHandle, type RelayOptions } from '../../src/relay/relay.js'
-import { CLOSE_CODES, envelope, openEnvelope, parseClientControl, type ClientControl } from '../../src/protocol/relay.js'
+import { CLOSE_CODES, envelope, openEnvelope, pack, parseClientControl, unpack, type ClientControl } from '../../src/protocol/relay.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { transportContract } from '../../src/testing/transport-contract.js'
 import { backoffDelay } from '../../src/transport/backoff.js'
@@ -103,6 +103,11 @@ function statesOf(t: WebSocketTransport): WebSocketTransportState[] {
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values)
 
+/** Sends, and checks the socket took it without pushing back (no promise). */
+function sendNow(t: WebSocketTransport, to: PeerId, data: Uint8Array): void {
+  expect(t.send(to, data)).toBeUndefined()
+}
+
 // ---- a scriptable socket, for deterministic tests on a ManualClock ------------
 
 class FakeSocket implements WebSocketLike {
@@ -142,8 +147,16 @@ class FakeSocket implements WebSocketLike {
     this.deliver(JSON.stringify(message))
   }
 
-  welcome(id: string): void {
-    this.control({ t: 'welcome', id, session: 's', limits: { maxFrameBytes: 1 << 20, framesPerSecond: 1000 } })
+  /** The relay's welcome; `pack`: a relay that reads packs (an older one does not say so). */
+  welcome(id: string, { pack = false, maxFrameBytes = 1 << 20 }: { pack?: boolean; maxFrameBytes?: number } = {}): void {
+    this.control({ t: 'welcome', id, session: 's', limits: { maxFrameBytes, framesPerSecond: 1000 }, ...(pack && { pack: true }) })
+  }
+
+  /** The binary messages sent, each as the envelopes it carries (one, or a pack's). */
+  binaries(): { from: string; frame: number[] }[][] {
+    return this.sent
+      .filter((s): s is Uint8Array => typeof s !== 'string')
+      .map((message) => unpack(message)!.map((one) => ({ from: openEnvelope(one)!.address, frame: [...openEnvelope(one)!.frame] })))
   }
 
   /** The server side: ends the connection with `code`. */
@@ -197,6 +210,21 @@ function scripted(options: Partial<WebSocketTransportOptions> = {}): {
     return s
   }
   return { t, l, clock, sockets, last, login }
+}
+
+/**
+ * A scripted transport logged in (the relay reading packs or not, with `maxFrameBytes`), `online` peers reported
+ * online (bob and carol unless given).
+ */
+async function loggedIn({ online = ['bob', 'carol'], ...welcome }: { pack: boolean; maxFrameBytes?: number; online?: string[] }) {
+  const { t, l, last } = scripted()
+  t.open(l)
+  await flush()
+  const s = last()
+  s.accept()
+  s.welcome('me', welcome)
+  for (const peer of online) s.control({ t: 'presence', peer, online: true })
+  return { t, l, s }
 }
 
 // ---- the transport contract, on the real relay --------------------------------
@@ -283,7 +311,7 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     const s = last()
     expect(s.binaryType).toBe('arraybuffer')
     s.accept()
-    expect(s.controls()).toEqual([{ t: 'auth', token: 'dev:me' }])
+    expect(s.controls()).toEqual([{ t: 'auth', token: 'dev:me', pack: true }])
     s.welcome('me')
     expect(t.state).toEqual({ status: 'online', url: 'ws://relay.test' })
     expect(s.controls().slice(1)).toEqual([{ t: 'watch', peers: ['bob', 'carol'] }])
@@ -355,6 +383,13 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
       Uint8Array.of(0, 0, 1, 2).buffer,
       envelope('bad id', bytes(1)).buffer,
       Uint8Array.of(0, 2, 0xff, 0xfe, 7).buffer,
+      // Malformed packs: empty, a length past the end, an envelope too short, a pack in a pack, a bad id inside.
+      Uint8Array.of(0xff, 0xff).buffer,
+      Uint8Array.of(0xff, 0xff, 0, 0, 0, 9, 1).buffer,
+      Uint8Array.of(0xff, 0xff, 0, 0, 0, 1, 5).buffer,
+      Uint8Array.of(0xff, 0xff, 0, 0).buffer,
+      pack([pack([envelope('bob', bytes(1)), envelope('bob', bytes(2))]), envelope('carol', bytes(3))]).slice().buffer,
+      pack([envelope('bad id', bytes(1)), envelope('bad id', bytes(2))]).slice().buffer,
       42,
       null,
       { data: 'object' },
@@ -364,6 +399,85 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expect(l.frames).toEqual([])
     expect(l.presence).toEqual([])
     expect(t.state.status).toBe('online')
+  })
+
+  it('packs: to a relay that reads them, the frames of one turn go in one message, in order; one alone goes bare', async () => {
+    const { t, s } = await loggedIn({ pack: true })
+    sendNow(t, p('bob'), bytes(1))
+    sendNow(t, p('carol'), bytes(2))
+    sendNow(t, p('bob'), bytes(3))
+    expect(s.binaries(), 'written at the end of the turn, not at each send').toEqual([])
+    await Promise.resolve()
+    expect(s.binaries()).toEqual([
+      [
+        { from: 'bob', frame: [1] },
+        { from: 'carol', frame: [2] },
+        { from: 'bob', frame: [3] },
+      ],
+    ])
+    expect(unpack(s.sent.at(-1) as Uint8Array)).toHaveLength(3)
+    sendNow(t, p('bob'), bytes(4))
+    await Promise.resolve()
+    // One frame goes as the envelope itself, as to a relay that does not read packs.
+    expect(s.sent.at(-1)).toEqual(envelope('bob', bytes(4)))
+  })
+
+  it("packs: a control message goes after the frames sent before it; close() writes this turn's frames first", async () => {
+    const { t, s } = await loggedIn({ pack: true })
+    const before = s.sent.length
+    sendNow(t, p('bob'), bytes(1))
+    sendNow(t, p('bob'), bytes(2))
+    t.signal(p('bob'), { sdp: 'x' })
+    const order = s.sent.slice(before).map((m) => (typeof m === 'string' ? (JSON.parse(m) as { t: string }).t : unpack(m)!.length))
+    expect(order).toEqual([2, 'signal'])
+    sendNow(t, p('bob'), bytes(3))
+    sendNow(t, p('bob'), bytes(4))
+    t.close()
+    expect(s.binaries().at(-1)).toEqual([
+      { from: 'bob', frame: [3] },
+      { from: 'bob', frame: [4] },
+    ])
+    expect(s.closedWith).toBe(1000)
+  })
+
+  it("packs: never larger than the relay's maxFrameBytes; a frame that does not fit starts the next pack", async () => {
+    const { t, s } = await loggedIn({ pack: true, maxFrameBytes: 100 })
+    // Each envelope: 2 + 3 (bob) + 40 = 45 bytes, 49 in a pack: two fit in 100 bytes (2 + 98), a third does not.
+    for (let i = 0; i < 5; i++) sendNow(t, p('bob'), new Uint8Array(40).fill(i))
+    await Promise.resolve()
+    const sizes = s.sent.filter((m): m is Uint8Array => typeof m !== 'string').map((m) => [m.byteLength, unpack(m)!.length])
+    expect(sizes).toEqual([
+      [100, 2],
+      [100, 2],
+      [45, 1],
+    ])
+    expect(
+      s
+        .binaries()
+        .flat()
+        .map((e) => e.frame[0]),
+    ).toEqual([0, 1, 2, 3, 4])
+  })
+
+  it('packs: not to a relay that did not say it reads them (an older one): every frame at once, alone', async () => {
+    const { t, s } = await loggedIn({ pack: false })
+    sendNow(t, p('bob'), bytes(1))
+    sendNow(t, p('bob'), bytes(2))
+    expect(s.binaries()).toEqual([[{ from: 'bob', frame: [1] }], [{ from: 'bob', frame: [2] }]])
+  })
+
+  it('packs: every envelope of a pack that arrives is delivered, in order, each sender counted online', async () => {
+    const { l, s } = await loggedIn({ pack: true, online: [] })
+    s.deliver(pack([envelope('bob', bytes(1)), envelope('carol', bytes(2)), envelope('bob', bytes(3), true)]).slice().buffer)
+    expect(l.frames.map(({ from, data }) => [from, [...data]])).toEqual([
+      ['bob', [1]],
+      ['carol', [2]],
+      ['bob', [3]],
+    ])
+    expect(l.presence).toEqual([
+      ['bob', true],
+      ['carol', true],
+    ])
   })
 
   it('wake() retries at once instead of waiting for the backoff', async () => {
@@ -646,13 +760,13 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     })
     refreshing.t.open(refreshing.l)
     const s = await refreshing.login()
-    expect(s.controls()[0]).toEqual({ t: 'auth', token: 't1' })
+    expect(s.controls()[0]).toEqual({ t: 'auth', token: 't1', pack: true })
     s.drop(CLOSE_CODES.AUTH_EXPIRED)
     // It had been online: retry at once with a fresh token.
     expect(refreshing.t.state).toMatchObject({ status: 'offline', nextRetryAt: refreshing.clock.now() })
     refreshing.clock.advance(0)
     const again = await refreshing.login()
-    expect(again.controls()[0]).toEqual({ t: 'auth', token: 't2' })
+    expect(again.controls()[0]).toEqual({ t: 'auth', token: 't2', pack: true })
     expect(calls).toEqual(['t1', 't2'])
   })
 
