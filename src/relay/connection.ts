@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { Clock, TimerHandle } from '../core/clock.js'
 import type { PeerId } from '../core/ids.js'
-import { PACK_HEADER_BYTES, PACK_ITEM_BYTES, pack, type RelayControl } from '../protocol/relay.js'
+import { Packer } from '../protocol/packer.js'
+import type { RelayControl } from '../protocol/relay.js'
 import type { DrainQueue, DrainSink } from './drain-queue.js'
 import { MAX_TIMER_MS, type RelayLimits } from './options.js'
 import { RateLimiter } from './rate-limiter.js'
@@ -56,9 +57,11 @@ export class Connection implements DrainSink {
   drain: DrainQueue | undefined = undefined
   /** It reads packs (said so in `auth`): the envelopes sent to it within one turn go in one message. */
   packs = false
-  /** Envelopes for it sent this turn, not yet written (packs only), and their bytes. */
-  #outgoing: Uint8Array[] = []
-  #outgoingBytes = 0
+  /** The envelopes for it sent this turn, not yet written (packs only). */
+  readonly #packer = new Packer(PACK_BYTES, (message, envelopes) => {
+    if (envelopes > 1) this.#context.counters.packsOut++
+    this.#write(message)
+  })
   readonly #context: ConnectionContext
   #loginQueue: QueuedMessage[] = []
   #loginQueuedBytes = 0
@@ -81,7 +84,7 @@ export class Connection implements DrainSink {
 
   /** Bytes queued on the socket, and the envelopes of this turn not yet written. */
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount + this.#outgoingBytes
+    return this.ws.bufferedAmount + this.#packer.pendingBytes
   }
 
   /**
@@ -90,24 +93,8 @@ export class Connection implements DrainSink {
    */
   sendFrame(out: Uint8Array): void {
     this.#context.counters.framesOut++
-    if (!this.packs) {
-      this.#write(out)
-      return
-    }
-    if (this.#outgoingBytes + PACK_ITEM_BYTES + out.byteLength > PACK_BYTES - PACK_HEADER_BYTES) this.#flush()
-    if (this.#outgoing.length === 0) queueMicrotask(() => this.#flush())
-    this.#outgoing.push(out)
-    this.#outgoingBytes += PACK_ITEM_BYTES + out.byteLength
-  }
-
-  /** Writes the envelopes of this turn, in one pack when there are several. */
-  #flush(): void {
-    const outgoing = this.#outgoing
-    if (outgoing.length === 0) return
-    this.#outgoing = []
-    this.#outgoingBytes = 0
-    if (outgoing.length > 1) this.#context.counters.packsOut++
-    this.#write(pack(outgoing))
+    if (this.packs) this.#packer.add(out)
+    else this.#write(out)
   }
 
   #write(out: Uint8Array): void {
@@ -130,7 +117,7 @@ export class Connection implements DrainSink {
     if (ws.readyState !== ws.OPEN) return
     const counters = this.#context.counters
     // In the order sent: the envelopes of this turn before this message.
-    this.#flush()
+    this.#packer.flush()
     if (!isForward && ws.bufferedAmount > 2 * this.#context.limits.maxPendingBytes) {
       counters.refusals.slow_control++
       return
@@ -209,8 +196,7 @@ export class Connection implements DrainSink {
   /** Out of routing: state `closed`, login queue, timers and drain dropped. The socket is closed separately. */
   markClosed(): void {
     this.state = 'closed'
-    this.#outgoing = []
-    this.#outgoingBytes = 0
+    this.#packer.clear()
     this.#loginQueue = []
     this.#loginQueuedBytes = 0
     this.#clear(this.#authTimer)

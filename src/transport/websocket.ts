@@ -9,16 +9,14 @@ import {
   envelope,
   isRelayUrl,
   openEnvelope,
-  pack,
   unpack,
-  PACK_HEADER_BYTES,
-  PACK_ITEM_BYTES,
   parseRelayControl,
   type ClientControl,
   type RelayControl,
   type RelayLimitsInfo,
 } from '../protocol/relay.js'
 import { decodeBase64Url, encodeBase64Url } from '../protocol/base64url.js'
+import { Packer } from '../protocol/packer.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, unitDraw, type BackoffOptions } from './backoff.js'
 import { environmentNetworkStatus, isEventTarget, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
@@ -167,11 +165,8 @@ interface Online {
   readonly socket: WebSocketLike
   /** The relay stores frames for offline peers. */
   readonly mailbox: boolean
-  /** The relay reads packs: the frames sent within one turn go in one message. */
-  readonly packs: boolean
-  /** Envelopes sent this turn, not yet written (packs only), and their bytes in a pack. */
-  outgoing: Uint8Array[]
-  outgoingBytes: number
+  /** The frames sent within one turn, written in one message; undefined when the relay does not read packs. */
+  readonly packer: Packer | undefined
   readonly limits: RelayLimitsInfo
   /** Peers reported online on this connection: exactly those reported offline when it ends. */
   readonly peers: Set<PeerId>
@@ -402,33 +397,9 @@ export class WebSocketTransport implements Transport {
       // The relay would end the whole connection (TOO_BIG) over this one frame.
       throw this.#failure(`a frame of ${packed.byteLength} bytes exceeds the relay's maxFrameBytes ${online.limits.maxFrameBytes}`)
     }
-    if (online.packs) this.#queue(online, packed)
+    if (online.packer !== undefined) online.packer.add(packed)
     else this.#write(online.socket, packed)
-    return online.socket.bufferedAmount + online.outgoingBytes > this.#maxBufferedBytes ? this.#drained(online) : undefined
-  }
-
-  /** Adds an envelope to this turn's pack, written at the end of the turn or once the next would not fit. */
-  #queue(online: Online, packed: Uint8Array): void {
-    if (online.outgoingBytes + PACK_ITEM_BYTES + packed.byteLength > online.limits.maxFrameBytes - PACK_HEADER_BYTES) this.#flush(online)
-    if (online.outgoing.length === 0) queueMicrotask(() => this.#flush(online))
-    online.outgoing.push(packed)
-    online.outgoingBytes += PACK_ITEM_BYTES + packed.byteLength
-  }
-
-  /**
-   * Writes the envelopes of this turn (one alone, several in a pack). A socket that refuses them is closing: its close
-   * event takes over, and the engine sends again what is not acknowledged.
-   */
-  #flush(online: Online): void {
-    const outgoing = online.outgoing
-    if (outgoing.length === 0) return
-    online.outgoing = []
-    online.outgoingBytes = 0
-    try {
-      online.socket.send(pack(outgoing))
-    } catch {
-      // Closing: see above.
-    }
+    return online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes ? this.#drained(online) : undefined
   }
 
   /**
@@ -444,7 +415,7 @@ export class WebSocketTransport implements Transport {
     } catch (error) {
       throw new TypeError('WebSocketTransport.signal: data is not JSON-serialisable', { cause: error })
     }
-    this.#flush(online)
+    online.packer?.flush()
     this.#write(online.socket, text)
   }
 
@@ -549,9 +520,8 @@ export class WebSocketTransport implements Transport {
         break
       case 'online':
         // What this turn sent goes before the socket closes.
-        if (old.socket.readyState === OPEN) this.#flush(old)
-        old.outgoing = []
-        old.outgoingBytes = 0
+        if (old.socket.readyState === OPEN) old.packer?.flush()
+        old.packer?.clear()
         this.#clock.clearTimeout(old.heartbeat)
         this.#settleDrain(old)
         this.#settleFetches(old)
@@ -648,9 +618,7 @@ export class WebSocketTransport implements Transport {
       url: phase.url,
       socket: phase.socket,
       mailbox: m.mailbox === true,
-      packs: m.pack === true,
-      outgoing: [],
-      outgoingBytes: 0,
+      packer: m.pack === true ? new Packer(m.limits.maxFrameBytes, (message) => writeQuietly(phase.socket, message)) : undefined,
       limits: m.limits,
       peers: new Set(),
       fetches: new Map(),
@@ -869,7 +837,7 @@ export class WebSocketTransport implements Transport {
   #sendControl(socket: WebSocketLike, message: ClientControl): void {
     const phase = this.#phase
     // In the order sent: this turn's envelopes before the control message.
-    if (phase.name === 'online' && phase.socket === socket) this.#flush(phase)
+    if (phase.name === 'online' && phase.socket === socket) phase.packer?.flush()
     try {
       socket.send(JSON.stringify(message))
     } catch {
@@ -1064,6 +1032,18 @@ function closeCode(code: unknown): number | undefined {
 function closeReason(code: unknown, reason: unknown): string {
   const text = typeof reason === 'string' && reason.length > 0 ? `: ${reason}` : ''
   return `connection closed (code ${typeof code === 'number' ? code : 'unknown'}${text})`
+}
+
+/**
+ * Writes a pack of the frames of one turn. A socket that refuses it is closing: its close event takes over, and the
+ * engine sends again what is not acknowledged.
+ */
+function writeQuietly(socket: WebSocketLike, message: Uint8Array): void {
+  try {
+    socket.send(message)
+  } catch {
+    // Closing: see above.
+  }
 }
 
 function closeQuietly(socket: WebSocketLike): void {
