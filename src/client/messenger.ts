@@ -106,6 +106,8 @@ export class Messenger {
   readonly #handlers = new Set<Subscriber>()
   /** Per sender, the epoch and the seq below which this page's handlers returned (messages come in order). */
   readonly #handled = new Map<PeerId, { readonly epoch: Epoch; readonly below: number }>()
+  /** The hand-over in progress: the next waits for it, so that handlers see messages in order. */
+  #handing: Promise<unknown> = Promise.resolve()
   readonly #calls = new PendingCalls<RemoteMethod, WorkerLink>(
     (link, call) => this.#dispatch(link, call),
     (call, ok) => call.method === 'send' && this.#sendEnded(call as Call<'send'>, ok),
@@ -580,7 +582,14 @@ export class Messenger {
    */
   #sink(link: WorkerLink): PageSink {
     return proxy<PageSink>({
-      messages: (messages) => (this.#link === link ? this.#handOver(messages) : Promise.reject(new IlmError('CLOSED', 'this worker was stopped'))),
+      messages: (messages) => {
+        if (this.#link !== link) return Promise.reject(new IlmError('CLOSED', 'this worker was stopped'))
+        // A batch can come while the last is still with the handlers: the leader stops waiting for a
+        // tab that unsubscribed, and the next batch reaches it once it subscribed again.
+        const turn = this.#handing.then(() => this.#handOver(messages))
+        this.#handing = turn.catch(() => {})
+        return turn
+      },
       events: (events) => {
         if (this.#link !== link) return
         for (const [name, payload] of events) this.#onEvent(name, payload)
