@@ -1068,8 +1068,9 @@ export class Engine {
       this.#refuse('ACK_UNSENT')
       return
     }
-    if (ack.upTo <= stream.ackedUpTo) return
-    this.#outbound.get(peer)?.acked(ack.upTo)
+    if (ack.upTo < stream.ackedUpTo) return
+    this.#outbound.get(peer)?.heard(ack.upTo)
+    if (ack.upTo === stream.ackedUpTo) return
     // A repeated ack defers again: if the held commit failed, this one retries it.
     this.#ackHeld.set(peer, Math.max(ack.upTo, this.#ackHeld.get(peer) ?? -1))
     // Off the send path: the commit rides along with the next send's, or goes after deferCommitMs.

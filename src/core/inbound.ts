@@ -56,12 +56,14 @@ export class InboundLink {
         if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from, 0)
         if (frame.seq > stream.receivedUpTo + 1) {
           if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
-          return () => {}
+          // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
+          return this.#full(stream) ? () => {} : () => this.ctx.scheduleAck(this.from, 0)
         }
         const rows = this.#store(draft, stream, frame)
         return () => {
           for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
-          this.ctx.scheduleAck(this.from, rows.length)
+          // Nothing stored (a full inbox, an overdue frame): no ack, or the sender would go back as for a gap.
+          if (rows.length > 0) this.ctx.scheduleAck(this.from, rows.length)
           this.kick()
         }
       })
@@ -148,7 +150,7 @@ export class InboundLink {
     const now = this.ctx.clock.now()
     while (frame !== undefined && frame.epoch === stream.epoch && !isOverdue(frame, now)) {
       // Backpressure: a full inbox stores (and acks) nothing more; the sender retries later.
-      if (stream.nextIndex - stream.processedBelow >= this.ctx.limits.maxInboxPerPeer) break
+      if (this.#full(stream)) break
       this.#buffer.delete(frame.seq)
       if (frame.skip === true) {
         stream = { ...stream, receivedUpTo: frame.seq }
@@ -162,6 +164,10 @@ export class InboundLink {
     }
     draft.setIn(stream)
     return rows
+  }
+
+  #full(stream: InStreamState): boolean {
+    return stream.nextIndex - stream.processedBelow >= this.ctx.limits.maxInboxPerPeer
   }
 
   #refuse(epoch: Epoch): void {

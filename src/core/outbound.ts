@@ -57,6 +57,8 @@ export class OutboundLink {
   readonly #cache = new RowCache()
   /** Sealed bodies of cached rows (or their sealing under way), under the receiver's current keys; dropped when those change. */
   readonly #sealed = new Map<number, Uint8Array | Promise<void>>()
+  /** When a repeated ack last sent the link back to its first unacked seq. */
+  #wentBackAt = -Infinity
 
   constructor(
     readonly to: PeerId,
@@ -142,6 +144,12 @@ export class OutboundLink {
     this.#rto = this.#rtt.timeout
     this.#rearm(upTo)
     void this.pump()
+  }
+
+  /** An ack from the peer itself: it moves the window ({@link acked}) or, the same as the last one, tells of a gap. */
+  heard(upTo: number): void {
+    if (upTo === this.#acked()) this.#repeated()
+    else this.acked(upTo)
   }
 
   /** The relay's mailbox holds every seq <= `upTo`: never send them again. */
@@ -343,6 +351,23 @@ export class OutboundLink {
     }
     this.#arm()
     return true
+  }
+
+  /**
+   * The peer acked the last seq it acked again: it got a frame past one that was lost (a receiver acks again on a
+   * gap). Go back to the gap now rather than wait for the timer, which may have backed off for up to
+   * `maxRetransmitMs` while the peer was out of reach (its relay lost Redis, say); at most once per round-trip
+   * timeout, so never more often than the timer would at its base rate.
+   */
+  #repeated(): void {
+    if (this.#mode !== 'direct' || this.#sentUpTo <= this.#acked()) return
+    const now = this.ctx.clock.now()
+    if (now - this.#wentBackAt < this.#rtt.timeout) return
+    this.#wentBackAt = now
+    // As the timer does, but a replay of stored rows under way goes on (see the class invariants).
+    this.#cursor = this.#sendFloor() + 1
+    this.#sentUpTo = this.#cursor - 1
+    void this.pump()
   }
 
   #arm(): void {
