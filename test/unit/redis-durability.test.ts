@@ -243,9 +243,14 @@ describe("durability 'fsync'", () => {
     alice.client.terminate()
     await sleep(300)
     expect(await receive(r.url, 'bob', COUNT + AFTER_KILL)).toEqual(upTo(COUNT + AFTER_KILL))
+    // Puts in flight when Redis died failed, and were counted and logged (as many as were in flight, in local runs).
+    // When Redis had taken all 200 before the signal landed (seen in CI), none was in flight to fail.
+    const inFlightAtKill = [...upTo(COUNT)].filter((seq) => !answeredBeforeRestart.has(seq)).length
     const health = (await (await fetch(`http://127.0.0.1:${r.port}/health`)).json()) as { mailboxFailures: number }
-    expect(health.mailboxFailures).toBeGreaterThan(0)
-    expect(r.logs().some((entry) => entry.event === 'mailbox_failed' && entry.operation === 'put')).toBe(true)
+    if (inFlightAtKill > 0) {
+      expect(health.mailboxFailures).toBeGreaterThan(0)
+      expect(r.logs().some((entry) => entry.event === 'mailbox_failed' && entry.operation === 'put')).toBe(true)
+    }
   }, 60_000)
 })
 
