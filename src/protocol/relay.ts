@@ -65,8 +65,12 @@ export type RelayControl =
   | { readonly t: 'presence'; readonly peer: string; readonly online: boolean }
   | { readonly t: 'signal'; readonly from: string; readonly data: unknown }
   | { readonly t: 'pong'; readonly n: number }
-  /** A frame to `peer` was not forwarded (offline, or its socket is too far behind). */
-  | { readonly t: 'undeliverable'; readonly peer: string; readonly reason: 'offline' | 'slow' }
+  /**
+   * A frame to `peer` was not forwarded: it is offline, its socket is too far behind (`slow`), or the relay cannot
+   * tell where it is now (`unavailable`: its cluster backend is unreachable). A client older than `unavailable`
+   * drops the message, as it should: only `offline` says anything of the peer.
+   */
+  | { readonly t: 'undeliverable'; readonly peer: string; readonly reason: 'offline' | 'slow' | 'unavailable' }
   /** The relay's mailbox now holds message `seq` (of this peer's stream in `epoch`) for the offline `peer`. */
   | { readonly t: 'stored'; readonly peer: string; readonly epoch: string; readonly seq: number }
   /**
@@ -263,7 +267,9 @@ export function parseRelayControl(text: string): RelayControl | undefined {
     case 'pong':
       return Number.isSafeInteger(m.n) ? { t: 'pong', n: m.n as number } : undefined
     case 'undeliverable':
-      return typeof m.peer === 'string' && (m.reason === 'offline' || m.reason === 'slow') ? { t: 'undeliverable', peer: m.peer, reason: m.reason } : undefined
+      return typeof m.peer === 'string' && (m.reason === 'offline' || m.reason === 'slow' || m.reason === 'unavailable')
+        ? { t: 'undeliverable', peer: m.peer, reason: m.reason }
+        : undefined
     case 'stored':
       return typeof m.peer === 'string' && typeof m.epoch === 'string' && Number.isSafeInteger(m.seq) && (m.seq as number) >= 0
         ? { t: 'stored', peer: m.peer, epoch: m.epoch, seq: m.seq as number }

@@ -133,11 +133,15 @@ export class Router {
     this.#undeliverable(conn, to, 'offline')
   }
 
-  /** The backend is unreachable: the frame or signal is refused as if `to` were offline (an engine retransmits). */
+  /**
+   * The backend is unreachable: the frame or signal is refused, and the sender told that nobody knows where `to` is
+   * now (not that it is offline: a sender that took it for offline would stop sending to it, and hear of it again only
+   * at its next login). An engine retransmits.
+   */
   #unavailable(conn: Connection, to: PeerId, operation: string, error: unknown): void {
     this.#context.log('error', 'cluster_failed', { operation, to, message: errorMessage(error) })
     this.#context.counters.refusals.unavailable++
-    conn.sendControl({ t: 'undeliverable', peer: to, reason: 'offline' })
+    conn.sendControl({ t: 'undeliverable', peer: to, reason: 'unavailable' })
   }
 
   #undeliverable(conn: Connection, peer: string, reason: 'offline' | 'slow'): void {

@@ -14,7 +14,7 @@
  * - `slow_control`: a control message (presence, undeliverable, pong…) to a client too far behind, dropped
  * - `idle`: a connection closed for not answering pings (IDLE)
  * - `full`: a connection refused at the connection limit (FULL)
- * - `unavailable`: a login refused, or a frame not routed, because the cluster backend is unreachable or a test took the peer offline (`testControl`) (UNAVAILABLE / `undeliverable` 'offline')
+ * - `unavailable`: a login refused, or a frame not routed, because the cluster backend is unreachable or a test took the peer offline (`testControl`) (UNAVAILABLE / `undeliverable` 'unavailable')
  */
 export type RefusalReason =
   | 'auth_failed'

@@ -222,7 +222,8 @@ type Phase =
  * - Presence: peers are online as the relay reports them for the watched ids
  *   (`watch`), and as soon as a frame from them arrives (the relay only
  *   forwards from logged-in peers). `undeliverable` with reason `offline`
- *   reports a peer offline. Only changes are reported. When the connection
+ *   reports a peer offline (`slow` and `unavailable` do not: the engine
+ *   retransmits). Only changes are reported. When the connection
  *   drops, every online peer is reported offline.
  * - Mailbox: when the relay's `welcome` says it stores frames for offline
  *   peers, the engine hears `mailbox(true)` (and `false` when the connection
@@ -766,7 +767,7 @@ export class WebSocketTransport implements Transport {
         else this.#markOffline(phase, m.peer)
         return
       case 'undeliverable':
-        // 'slow' is the relay shedding load: the engine retransmits.
+        // 'slow' (the relay shedding load) and 'unavailable' (its cluster backend down): the engine retransmits.
         if (m.reason === 'offline' && isPeerId(m.peer)) this.#markOffline(phase, m.peer)
         return
       case 'signal':

@@ -115,9 +115,14 @@ describe('relay cluster over Redis (three relay processes)', () => {
     const before = await scrapeMetrics(n1!.port)
     expect(before.sum(DURATION, { command: 'SPUBLISH' })).toBeGreaterThan(0)
     expect(before.sum(DURATION, { node: String(n1!.logs().find((e) => e.event === 'listening')?.node) })).toBe(before.sum(DURATION))
+    const offline: string[] = []
+    alice.ilm.on('peer-offline', (e) => void offline.push(e.peer))
     await redis.kill()
     for (let n = 1; n < 30; n++) await alice.ilm.send('bob', { n })
     await new Promise((resolve) => setTimeout(resolve, 500))
+    // Her node could not route them and said so (undeliverable: unavailable), but bob never went offline: her engine
+    // keeps sending to him (it would otherwise wait for a presence change that nothing sends).
+    expect(offline).toEqual([])
     // Every command sent while Redis was down failed, and was timed too.
     const down = await scrapeMetrics(n1!.port)
     expect(down.sum(ERRORS)).toBeGreaterThan(before.sum(ERRORS))

@@ -329,6 +329,8 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     s.control({ t: 'presence', peer: 'carol', online: false })
     s.control({ t: 'presence', peer: 'carol', online: true })
     s.control({ t: 'undeliverable', peer: 'carol', reason: 'slow' })
+    // The relay's cluster backend is down: it cannot tell where carol is, which says nothing of her.
+    s.control({ t: 'undeliverable', peer: 'carol', reason: 'unavailable' })
     expect(l.presence).toEqual([
       ['bob', true],
       ['carol', true],
