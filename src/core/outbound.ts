@@ -356,8 +356,7 @@ export class OutboundLink {
   /**
    * The peer acked the last seq it acked again: it got a frame past one that was lost (a receiver acks again on a
    * gap). Go back to the gap now rather than wait for the timer, which may have backed off for up to
-   * `maxRetransmitMs` while the peer was out of reach (its relay lost Redis, say); at most once per round-trip
-   * timeout, so never more often than the timer would at its base rate.
+   * `maxRetransmitMs`; at most once per round-trip timeout, so never more often than the timer would at its base rate.
    */
   #repeated(): void {
     if (this.#mode !== 'direct' || this.#sentUpTo <= this.#acked()) return
