@@ -246,27 +246,33 @@ const harness = {
       return transport
     }
     const results = await runCases(
-      transportContract(() => {
-        pair++
-        const a = make(`rtc-a${pair}`)
-        const b = make(`rtc-b${pair}`)
-        a.watch([b.localId as PeerId])
-        b.watch([a.localId as PeerId])
-        return {
-          a: directOnce(a, b.localId as PeerId),
-          b: directOnce(b, a.localId as PeerId),
-          cleanup: () => {
-            for (const t of [a, b]) {
-              counts.direct += t.counts.direct
-              counts.relayed += t.counts.relayed
-            }
-          },
-        }
-      }),
+      transportContract(
+        () => {
+          pair++
+          const a = make(`rtc-a${pair}`)
+          const b = make(`rtc-b${pair}`)
+          a.watch([b.localId as PeerId])
+          b.watch([a.localId as PeerId])
+          return {
+            a: directOnce(a, b.localId as PeerId),
+            b: directOnce(b, a.localId as PeerId),
+            cleanup: () => {
+              for (const t of [a, b]) {
+                counts.direct += t.counts.direct
+                counts.relayed += t.counts.relayed
+              }
+            },
+          }
+        },
+        { timeoutMs: WEBRTC_CONTRACT_TIMEOUT_MS },
+      ),
     )
     return { results, counts }
   },
 }
+
+/** A step's longest wait in the WebRTC contract: a clean-clone CI run once took over the default 5 s for two peers' presence. */
+const WEBRTC_CONTRACT_TIMEOUT_MS = 15_000
 
 /**
  * The transport as the contract sees it: a send to `peer` first waits (up to
