@@ -139,16 +139,18 @@ describe('relay cluster over Redis (three relay processes)', () => {
 
   it('a node killed with SIGKILL: watchers on other nodes see its peers go offline within the lease, a slow node is not reaped, a login restores presence', async () => {
     const LEASE_MS = 1_000
+    // Nobody of the earlier tests: their SIGKILLed nodes' leases lapse during this test, and the reaper would announce
+    // their peers offline too (once a's SIGKILL leaves them held nowhere), before a's own lease lapses.
     const [a, b] = await nodes(2, ['--lease-ms', String(LEASE_MS)])
     const login = async (url: string, id: string): Promise<RawClient> => {
       const client = await RawClient.login(url, await createToken({ secret: SECRET, peerId: id }))
       cleanups.push(() => client.terminate())
       return client
     }
-    await login(a!.url, 'alice')
+    await login(a!.url, 'dora')
     const watcher = await login(b!.url, 'watcher')
-    watcher.send({ t: 'watch', peers: ['alice'] })
-    await watcher.next('presence', (m) => m.peer === 'alice' && m.online)
+    watcher.send({ t: 'watch', peers: ['dora'] })
+    await watcher.next('presence', (m) => m.peer === 'dora' && m.online)
     const nodeOf = (relay: RelayProcess): string => String(relay.logs().find((e) => e.event === 'listening')?.node)
     const redisClient = createClient({ url: redis.url }).on('error', () => {})
     await redisClient.connect()
@@ -156,9 +158,9 @@ describe('relay cluster over Redis (three relay processes)', () => {
     // Nodes of the earlier tests (SIGKILLed, default lease) may still be listed: only a and b are looked at.
     const leased = async (): Promise<string[]> => (await redisClient.zRange('ilm:nodes', 0, -1)).filter((n) => n === nodeOf(a!) || n === nodeOf(b!)).sort()
     expect(await leased()).toEqual([nodeOf(a!), nodeOf(b!)].sort())
-    expect(await redisClient.sMembers(`ilm:n:{${nodeOf(a!)}}`)).toEqual(['alice'])
+    expect(await redisClient.sMembers(`ilm:n:{${nodeOf(a!)}}`)).toEqual(['dora'])
 
-    // Stopped (not dead) for two leases: b reaps a's lease, but a still holds alice's subscription, so nobody hears "offline".
+    // Stopped (not dead) for two leases: b reaps a's lease, but a still holds dora's subscription, so nobody hears "offline".
     process.kill(a!.pid, 'SIGSTOP')
     cleanups.push(() => {
       try {
@@ -171,16 +173,16 @@ describe('relay cluster over Redis (three relay processes)', () => {
     expect(await leased()).toEqual([nodeOf(b!)])
     expect(await redisClient.exists(`ilm:n:{${nodeOf(a!)}}`)).toBe(0)
     process.kill(a!.pid, 'SIGCONT')
-    // Two renewals of a: the first registers alice again (a had been reaped).
+    // Two renewals of a: the first registers dora again (a had been reaped).
     await new Promise((resolve) => setTimeout(resolve, LEASE_MS))
     await watcher.barrier()
     expect(watcher.received.filter((m) => m.t === 'presence')).toEqual([])
     expect(await leased()).toEqual([nodeOf(a!), nodeOf(b!)].sort())
-    expect(await redisClient.sMembers(`ilm:n:{${nodeOf(a!)}}`)).toEqual(['alice'])
+    expect(await redisClient.sMembers(`ilm:n:{${nodeOf(a!)}}`)).toEqual(['dora'])
 
     await a!.kill()
     const killed = Date.now()
-    await watcher.next('presence', (m) => m.peer === 'alice' && !m.online, 4 * LEASE_MS)
+    await watcher.next('presence', (m) => m.peer === 'dora' && !m.online, 4 * LEASE_MS)
     const offlineAfterMs = Date.now() - killed
     console.log(`presence: offline seen ${offlineAfterMs} ms after SIGKILL (lease ${LEASE_MS} ms)`)
     // The lease, plus up to a third of it before b's next renewal looks, plus slack for a loaded machine.
@@ -189,7 +191,7 @@ describe('relay cluster over Redis (three relay processes)', () => {
     expect(await leased()).toEqual([nodeOf(b!)])
     expect(await redisClient.exists(`ilm:n:{${nodeOf(a!)}}`)).toBe(0)
 
-    await login(b!.url, 'alice')
-    await watcher.next('presence', (m) => m.peer === 'alice' && m.online)
+    await login(b!.url, 'dora')
+    await watcher.next('presence', (m) => m.peer === 'dora' && m.online)
   })
 })
