@@ -71,6 +71,12 @@ export type RelayControl =
    * drops the message, as it should: only `offline` says anything of the peer.
    */
   | { readonly t: 'undeliverable'; readonly peer: string; readonly reason: 'offline' | 'slow' | 'unavailable' }
+  /**
+   * After `undeliverable: unavailable` for `peer`, the relay can tell where it is again: `online` (a session can start
+   * now, even with a peer already taken for online) or not (send to the mailbox). A client older than this message
+   * drops it and waits for its own retransmission.
+   */
+  | { readonly t: 'available'; readonly peer: string; readonly online: boolean }
   /** The relay's mailbox now holds message `seq` (of this peer's stream in `epoch`) for the offline `peer`. */
   | { readonly t: 'stored'; readonly peer: string; readonly epoch: string; readonly seq: number }
   /**
@@ -261,7 +267,8 @@ export function parseRelayControl(text: string): RelayControl | undefined {
         : undefined
     }
     case 'presence':
-      return typeof m.peer === 'string' && typeof m.online === 'boolean' ? { t: 'presence', peer: m.peer, online: m.online } : undefined
+    case 'available':
+      return typeof m.peer === 'string' && typeof m.online === 'boolean' ? { t: m.t, peer: m.peer, online: m.online } : undefined
     case 'signal':
       return typeof m.from === 'string' && 'data' in m ? { t: 'signal', from: m.from, data: m.data } : undefined
     case 'pong':

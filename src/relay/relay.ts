@@ -28,6 +28,7 @@ import { resolveRelayOptions, type RelayOptions } from './options.js'
 import { Presence } from './presence.js'
 import { createRelayLog, errorMessage } from './relay-log.js'
 import { Router } from './router.js'
+import { UnreachedPeers } from './unreached-peers.js'
 import { listen } from './server.js'
 import { createRelayMetrics } from './metrics.js'
 import { RelayCounters, type RelayStats } from './stats.js'
@@ -72,7 +73,8 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
   const connections = new ConnectionTable()
   const storeAndForward = mailbox === undefined ? undefined : new StoreAndForward(mailbox, { clock, limits, counters, log, connections, cluster })
   const presence = new Presence((peer) => connections.has(peer), cluster, log)
-  const router = new Router({ limits, counters, log, connections, cluster, storeAndForward })
+  const unreached = cluster === undefined ? undefined : new UnreachedPeers(cluster, clock)
+  const router = new Router({ limits, counters, log, connections, cluster, storeAndForward, unreached })
   const keys = new KeyService({ directory: mailbox ?? new MemoryKeyDirectory(), counters, log })
   const gateway = new Gateway({ clock, limits, counters, log, auth, connections, router, presence, storeAndForward, cluster, keys })
   let shuttingDown = false
@@ -124,6 +126,7 @@ export async function createRelay(options: RelayOptions): Promise<RelayHandle> {
     shuttingDown = true
     return (closing ??= (async () => {
       presence.stop()
+      unreached?.stop()
       storeAndForward?.stop()
       keys.stop()
       log('info', 'shutdown', { connections: connections.all.size })

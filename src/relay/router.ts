@@ -8,6 +8,7 @@ import type { RelayLimits } from './options.js'
 import { errorMessage, type RelayLog } from './relay-log.js'
 import type { HeldFrame, HeldKind, StoreAndForward } from './store-and-forward.js'
 import type { RelayCounters } from './stats.js'
+import type { UnreachedPeers } from './unreached-peers.js'
 
 /** What the router works with. */
 export interface RouterContext {
@@ -17,6 +18,8 @@ export interface RouterContext {
   readonly connections: ConnectionTable
   readonly cluster: RelayCluster | undefined
   readonly storeAndForward: StoreAndForward | undefined
+  /** With a cluster: who was refused for which peer while the backend was unreachable. */
+  readonly unreached: UnreachedPeers | undefined
 }
 
 /**
@@ -69,7 +72,10 @@ export class Router {
         return
       }
       return void cluster.sendText(to, JSON.stringify(signal)).then(
-        (sent) => sent || this.#undeliverable(conn, to, 'offline'),
+        (sent) => {
+          this.#context.unreached?.routed(conn, to)
+          if (!sent) this.#undeliverable(conn, to, 'offline')
+        },
         (error: unknown) => this.#unavailable(conn, to, 'signal', error),
       )
     }
@@ -119,6 +125,7 @@ export class Router {
       this.#unavailable(conn, to, 'route', error)
       return
     }
+    this.#context.unreached?.routed(conn, to)
     if (sent) this.#context.counters.framesOut++
     else if (conn.state === 'open') this.#offline(conn, to, frame, kind, decoded)
   }
@@ -136,12 +143,13 @@ export class Router {
   /**
    * The backend is unreachable: the frame or signal is refused, and the sender told that nobody knows where `to` is
    * now (not that it is offline: a sender that took it for offline would stop sending to it, and hear of it again only
-   * at its next login). An engine retransmits.
+   * at its next login). An engine retransmits, and hears `available` once the backend can tell where `to` is.
    */
   #unavailable(conn: Connection, to: PeerId, operation: string, error: unknown): void {
     this.#context.log('error', 'cluster_failed', { operation, to, message: errorMessage(error) })
     this.#context.counters.refusals.unavailable++
     conn.sendControl({ t: 'undeliverable', peer: to, reason: 'unavailable' })
+    this.#context.unreached?.refused(conn, to)
   }
 
   #undeliverable(conn: Connection, peer: string, reason: 'offline' | 'slow'): void {

@@ -223,7 +223,9 @@ type Phase =
  *   (`watch`), and as soon as a frame from them arrives (the relay only
  *   forwards from logged-in peers). `undeliverable` with reason `offline`
  *   reports a peer offline (`slow` and `unavailable` do not: the engine
- *   retransmits). Only changes are reported. When the connection
+ *   retransmits). Only changes are reported, except that `available` (the
+ *   relay can route to a peer again after `unavailable`) reports the peer
+ *   online once more, so the engine starts a session. When the connection
  *   drops, every online peer is reported offline.
  * - Mailbox: when the relay's `welcome` says it stores frames for offline
  *   peers, the engine hears `mailbox(true)` (and `false` when the connection
@@ -765,6 +767,14 @@ export class WebSocketTransport implements Transport {
         if (!isPeerId(m.peer)) return
         if (m.online) this.#markOnline(phase, m.peer)
         else this.#markOffline(phase, m.peer)
+        return
+      case 'available':
+        // The relay could not route to the peer (`unavailable`) and now can: a session starts at once, not at the
+        // engine's retransmission timer, which may have backed off far meanwhile.
+        if (!isPeerId(m.peer)) return
+        if (!m.online) this.#markOffline(phase, m.peer)
+        else if (!phase.peers.has(m.peer)) this.#markOnline(phase, m.peer)
+        else this.#emit((e) => e.peer(m.peer as PeerId, true))
         return
       case 'undeliverable':
         // 'slow' (the relay shedding load) and 'unavailable' (its cluster backend down): the engine retransmits.

@@ -27,9 +27,9 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
 }
 
 /**
- * Opens a peer with fast backoff and retransmits, registers its close in
- * `cleanups`, and resolves once it is online. `store` carries it (and its
- * keys) across sessions.
+ * Opens a peer with fast backoff and retransmits (`retransmitMs`, default
+ * 300), registers its close in `cleanups`, and resolves once it is online.
+ * `store` carries it (and its keys) across sessions.
  */
 export async function openClusterPeer(
   id: string,
@@ -37,6 +37,7 @@ export async function openClusterPeer(
   secret: string,
   cleanups: (() => unknown)[],
   store: MemoryStore = new MemoryStore(),
+  retransmitMs = 300,
 ): Promise<ClusterPeer> {
   const transport = new WebSocketTransport({
     localId: id,
@@ -45,7 +46,7 @@ export async function openClusterPeer(
     WebSocket,
     backoff: { initialMs: 50, maxMs: 400 },
   })
-  const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 300 } })
+  const ilm = await ILM.open({ store, transport, limits: { retransmitMs, maxRetransmitMs: Math.max(retransmitMs, 30_000) } })
   const got: Message[] = []
   const statuses: StatusEvent[] = []
   ilm.onMessage((m) => void got.push(m))

@@ -137,6 +137,25 @@ describe('relay cluster over Redis (three relay processes)', () => {
     // On a loaded machine this once took over 30 s (a clean-clone run); the wait above allows 60 s, and so does the test.
   }, 90_000)
 
+  it('after a Redis outage a sender hears at once that its peer is reachable again, not at its backed-off retransmission', async () => {
+    const [n1, n2] = await nodes(2)
+    // Longer than the wait below: only the relay's word (available) can deliver in time.
+    const RETRANSMIT_MS = 20_000
+    const alice = await openClusterPeer('alice', [n1!.url], SECRET, cleanups, undefined, RETRANSMIT_MS)
+    const bob = await openClusterPeer('bob', [n2!.url], SECRET, cleanups, undefined, RETRANSMIT_MS)
+    await alice.ilm.send('bob', { n: 0 })
+    await waitFor(() => bob.got.length === 1, 'first message')
+    await redis.kill()
+    for (let n = 1; n < 10; n++) await alice.ilm.send('bob', { n })
+    await waitFor(() => n1!.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'route'), 'a frame refused during the outage')
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    await redis.restart()
+    const restarted = Date.now()
+    await waitFor(() => bob.got.length === 10, 'the nine sent during the outage', RETRANSMIT_MS / 2)
+    console.log(`after a Redis outage: delivered ${Date.now() - restarted} ms after the restart (retransmission ${RETRANSMIT_MS} ms)`)
+    expect(seen(bob, alice)).toEqual(upTo(10))
+  }, 60_000)
+
   it('a node killed with SIGKILL: watchers on other nodes see its peers go offline within the lease, a slow node is not reaped, a login restores presence', async () => {
     const LEASE_MS = 1_000
     // Nobody of the earlier tests: their SIGKILLed nodes' leases lapse during this test, and the reaper would announce

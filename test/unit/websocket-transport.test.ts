@@ -348,6 +348,26 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expect(t.state.status).toBe('offline')
   })
 
+  it('reports a peer online once more when the relay can route to it again (available), or offline when it is not', async () => {
+    const { t, l, login } = scripted()
+    t.open(l)
+    const s = await login()
+    s.control({ t: 'presence', peer: 'bob', online: true })
+    s.control({ t: 'undeliverable', peer: 'bob', reason: 'unavailable' })
+    // Already online: reported again, so the engine starts a session now rather than at its retransmission timer.
+    s.control({ t: 'available', peer: 'bob', online: true })
+    s.control({ t: 'available', peer: 'carol', online: true })
+    s.control({ t: 'available', peer: 'carol', online: false })
+    s.control({ t: 'available', peer: 'carol', online: false })
+    s.control({ t: 'available', peer: '', online: true })
+    expect(l.presence).toEqual([
+      ['bob', true],
+      ['bob', true],
+      ['carol', true],
+      ['carol', false],
+    ])
+  })
+
   it('delivers frames with the relay-stamped sender, who counts as online', async () => {
     const { t, l, login } = scripted()
     t.open(l)
