@@ -16,8 +16,10 @@ const MAX_PER_PROBE = 256
  * A frame the node could not route because its cluster backend (Redis) was
  * unreachable is answered `undeliverable: unavailable`, and the sender's
  * engine resends on its own timer, which may have backed off to many seconds
- * by the time the backend is back. So the node remembers, per connection, the
- * peers it refused frames for, and asks the cluster every
+ * by the time the backend is back. A watcher whose new peer's presence the
+ * node could not look up is in the same place: told nothing, where "offline"
+ * would be false. So the node remembers, per connection, the peers it refused
+ * frames for or could not tell of, and asks the cluster every
  * {@link UNREACHED_PROBE_MS} where they are. Once it answers, each such
  * connection gets `available` with the peer's presence: online starts a
  * session with it at once, offline sends to the mailbox.
@@ -35,7 +37,7 @@ export class UnreachedPeers {
     this.#clock = clock
   }
 
-  /** `conn` was refused a frame or signal for `peer` because the backend is unreachable. */
+  /** `conn` was refused a frame or signal for `peer`, or not told its presence, because the backend is unreachable. */
   refused(conn: Connection, peer: PeerId): void {
     if (this.#stopped) return
     let peers = this.#pending.get(conn)

@@ -156,6 +156,28 @@ describe('relay cluster over Redis (three relay processes)', () => {
     expect(seen(bob, alice)).toEqual(upTo(10))
   }, 60_000)
 
+  it('a watch begun while Redis is down tells nothing false, then the truth once Redis is back, and later changes', async () => {
+    const [n1, n2] = await nodes(2)
+    const login = async (url: string, id: string): Promise<RawClient> => {
+      const client = await RawClient.login(url, await createToken({ secret: SECRET, peerId: id }))
+      cleanups.push(() => client.terminate())
+      return client
+    }
+    const erin = await login(n2!.url, 'erin')
+    const watcher = await login(n1!.url, 'frank')
+    await redis.kill()
+    watcher.send({ t: 'watch', peers: ['erin'] })
+    await waitFor(() => n1!.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'watch'), "the watch's subscription refused")
+    await watcher.barrier()
+    // Not known, so not "offline" (which would have the watcher's engine stop sending to erin until she changes).
+    expect(watcher.received.filter((m) => m.t === 'presence' || m.t === 'available')).toEqual([])
+    await redis.restart()
+    expect(await watcher.next('available', (m) => m.peer === 'erin', 10_000)).toEqual({ t: 'available', peer: 'erin', online: true })
+    // The watch's subscription to erin's changes on n2 holds now too.
+    erin.terminate()
+    await watcher.next('presence', (m) => m.peer === 'erin' && !m.online, 10_000)
+  }, 60_000)
+
   it('a node killed with SIGKILL: watchers on other nodes see its peers go offline within the lease, a slow node is not reaped, a login restores presence', async () => {
     const LEASE_MS = 1_000
     // Nobody of the earlier tests: their SIGKILLed nodes' leases lapse during this test, and the reaper would announce
