@@ -803,7 +803,13 @@ export class Engine {
   }
 
   #peerDown(peer: PeerId): void {
-    if (this.#closed || !this.#online.delete(peer)) return
+    if (this.#closed) return
+    if (!this.#online.delete(peer)) {
+      // Reported offline again (the relay could not route for a while, and now can): what its mailbox lacks goes now.
+      const link = this.#outbound.get(peer)
+      if (this.#mailbox && link?.mode === 'viaMailbox') link.startStored()
+      return
+    }
     this.#outbound.get(peer)?.stop()
     this.#inbound.get(peer)?.reset()
     if (this.#mailbox && this.#state.out.has(peer)) this.#viaMailbox(peer)

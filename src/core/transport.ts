@@ -4,7 +4,10 @@ import type { PeerId } from './ids.js'
 export interface TransportEvents {
   /** A frame arrived. `from` must be authenticated by the transport (or the relay behind it). */
   frame(from: PeerId, data: Uint8Array): void
-  /** A peer became reachable (`true`) or unreachable (`false`). */
+  /**
+   * A peer became reachable (`true`) or unreachable (`false`). Reported again without a change, it means "send to it
+   * now": the engine starts a session with a reachable peer, or sends an unreachable one's mailbox what it lacks.
+   */
   peer(peer: PeerId, online: boolean): void
   /** The transport closed for good; no event follows. */
   closed(): void

@@ -224,8 +224,9 @@ type Phase =
  *   forwards from logged-in peers). `undeliverable` with reason `offline`
  *   reports a peer offline (`slow` and `unavailable` do not: the engine
  *   retransmits). Only changes are reported, except that `available` (the
- *   relay can route to a peer again after `unavailable`) reports the peer
- *   online once more, so the engine starts a session. When the connection
+ *   relay can route to a peer again after `unavailable`) reports the peer's
+ *   state even when it is no change, so the engine sends what was refused
+ *   now: online starts a session, offline sends to the mailbox again. When the connection
  *   drops, every online peer is reported offline.
  * - Mailbox: when the relay's `welcome` says it stores frames for offline
  *   peers, the engine hears `mailbox(true)` (and `false` when the connection
@@ -771,10 +772,11 @@ export class WebSocketTransport implements Transport {
       case 'available':
         // The relay could not route to the peer (`unavailable`) and now can: a session starts at once, not at the
         // engine's retransmission timer, which may have backed off far meanwhile.
+        // Reported even when it is no change: the engine then sends now what it was refused.
         if (!isPeerId(m.peer)) return
-        if (!m.online) this.#markOffline(phase, m.peer)
-        else if (!phase.peers.has(m.peer)) this.#markOnline(phase, m.peer)
-        else this.#emit((e) => e.peer(m.peer as PeerId, true))
+        if (phase.peers.has(m.peer) === m.online) this.#emit((e) => e.peer(m.peer as PeerId, m.online))
+        else if (m.online) this.#markOnline(phase, m.peer)
+        else this.#markOffline(phase, m.peer)
         return
       case 'undeliverable':
         // 'slow' (the relay shedding load) and 'unavailable' (its cluster backend down): the engine retransmits.

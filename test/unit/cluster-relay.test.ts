@@ -156,6 +156,25 @@ describe('relay cluster over Redis (three relay processes)', () => {
     expect(seen(bob, alice)).toEqual(upTo(10))
   }, 60_000)
 
+  it("after a Redis outage a sender to an offline peer's mailbox hears at once that it can store again", async () => {
+    const [n1, n2] = await nodes(2)
+    const RETRANSMIT_MS = 20_000
+    // Bob was online once (his keys are in the directory), and is offline now: alice sends to his mailbox.
+    await registerClusterPeer('bob', [n2!.url], SECRET, new MemoryStore())
+    const alice = await openClusterPeer('alice', [n1!.url], SECRET, cleanups, undefined, RETRANSMIT_MS)
+    const stored = (): number => alice.statuses.filter((s) => s.status === 'stored').length
+    await alice.ilm.send('bob', { n: 0 })
+    await waitFor(() => stored() === 1, 'the first stored')
+    await redis.kill()
+    for (let n = 1; n < 10; n++) await alice.ilm.send('bob', { n })
+    await waitFor(() => n1!.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'route'), 'a frame refused during the outage')
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    await redis.restart()
+    const restarted = Date.now()
+    await waitFor(() => stored() === 10, 'the nine sent during the outage stored', RETRANSMIT_MS / 2)
+    console.log(`after a Redis outage: stored for an offline peer ${Date.now() - restarted} ms after the restart (retransmission ${RETRANSMIT_MS} ms)`)
+  }, 60_000)
+
   it('a watch begun while Redis is down tells nothing false, then the truth once Redis is back, and later changes', async () => {
     const [n1, n2] = await nodes(2)
     const login = async (url: string, id: string): Promise<RawClient> => {

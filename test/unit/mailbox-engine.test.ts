@@ -140,6 +140,25 @@ describe('engine: relay mailbox receipts', () => {
     await ilm.close()
   })
 
+  it('an offline peer reported offline again (the relay can store again): what its mailbox lacks goes at once, not at the backed-off timer', async () => {
+    const { ilm, relay, clock } = await open({ retransmitMs: 10_000, maxRetransmitMs: 10_000 })
+    relay.events.mailbox!(true)
+    for (let n = 0; n < 3; n++) await ilm.send(BOB, n)
+    await until(() => relay.msgs().length === 3)
+    const epoch = relay.msgs()[0]!.epoch
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 0 })
+    await elapse([clock], 100)
+    relay.sent.length = 0
+    relay.events.peer(BOB, false)
+    await until(() => relay.msgs().length === 2)
+    expect(relay.msgs().map((f) => f.seq)).toEqual([1, 2])
+    // A peer it never took for online and that was never sent to changes nothing.
+    relay.events.peer('carol' as PeerId, false)
+    await elapse([clock], 100)
+    expect(relay.msgs().map((f) => f.seq)).toEqual([1, 2])
+    await ilm.close()
+  })
+
   it('refuses receipts for another epoch or for seqs never sent, changing nothing', async () => {
     const { ilm, relay, statuses } = await open()
     relay.events.mailbox!(true)

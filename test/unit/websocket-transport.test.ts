@@ -348,7 +348,7 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expect(t.state.status).toBe('offline')
   })
 
-  it('reports a peer online once more when the relay can route to it again (available), or offline when it is not', async () => {
+  it('reports the state the relay gives with available even when it is no change (the engine then sends what was refused)', async () => {
     const { t, l, login } = scripted()
     t.open(l)
     const s = await login()
@@ -364,6 +364,7 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
       ['bob', true],
       ['bob', true],
       ['carol', true],
+      ['carol', false],
       ['carol', false],
     ])
   })
