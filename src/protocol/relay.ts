@@ -28,6 +28,9 @@
  *   answers nothing. `key?` asks for a peer's bundle; the relay answers
  *   `key` with the same `n` and `peer`, and the bundle or `null` when it has
  *   none. The relay does not vouch for a bundle: the engine verifies it.
+ *   A client may also give its bundle in `auth`: the relay stores it before
+ *   the login completes, and says so with `keys: true` in `welcome`, so that
+ *   nobody who sees the peer online can still be served its previous bundle.
  */
 
 import { isPeerId } from '../core/ids.js'
@@ -35,8 +38,11 @@ import { decodeBase64Url } from './base64url.js'
 
 /** Client -> relay control messages. */
 export type ClientControl =
-  /** Must be the first message; the relay closes with AUTH_* codes otherwise. `pack`: this client reads packs. */
-  | { readonly t: 'auth'; readonly token: string; readonly pack?: boolean }
+  /**
+   * Must be the first message; the relay closes with AUTH_* codes otherwise. `pack`: this client reads packs. `keys`:
+   * its public key bundle (as in `keys`), in the directory before the relay says `welcome` or announces the peer.
+   */
+  | { readonly t: 'auth'; readonly token: string; readonly pack?: boolean; readonly keys?: string }
   /** Report presence changes of these peers (replaces the previous list). */
   | { readonly t: 'watch'; readonly peers: readonly string[] }
   /** WebRTC signalling for `to`, forwarded with `from` stamped. */
@@ -52,7 +58,8 @@ export type ClientControl =
 export type RelayControl =
   /**
    * `mailbox`: frames for offline peers are stored (store and forward), so send to them too. `pack`: this relay reads
-   * packs.
+   * packs. `keys`: the bundle given in `auth` is in the directory (a relay older than that, or whose directory failed,
+   * leaves it out: send `keys`).
    */
   | {
       readonly t: 'welcome'
@@ -61,6 +68,7 @@ export type RelayControl =
       readonly limits: RelayLimitsInfo
       readonly mailbox?: boolean
       readonly pack?: boolean
+      readonly keys?: boolean
     }
   | { readonly t: 'presence'; readonly peer: string; readonly online: boolean }
   | { readonly t: 'signal'; readonly from: string; readonly data: unknown }
@@ -232,8 +240,8 @@ export function parseClientControl(text: string): ClientControl | undefined {
   if (m === undefined) return undefined
   switch (m.t) {
     case 'auth':
-      return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192
-        ? { t: 'auth', token: m.token, ...(m.pack === true && { pack: true }) }
+      return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192 && (m.keys === undefined || isWireBundle(m.keys))
+        ? { t: 'auth', token: m.token, ...(m.pack === true && { pack: true }), ...(m.keys !== undefined && { keys: m.keys }) }
         : undefined
     case 'watch':
       return Array.isArray(m.peers) && m.peers.length <= MAX_WATCH && m.peers.every((p) => typeof p === 'string') ? { t: 'watch', peers: m.peers } : undefined
@@ -263,7 +271,15 @@ export function parseRelayControl(text: string): RelayControl | undefined {
         limits !== null &&
         Number.isSafeInteger(limits.maxFrameBytes) &&
         Number.isSafeInteger(limits.framesPerSecond)
-        ? { t: 'welcome', id: m.id, session: m.session, limits: limits as unknown as RelayLimitsInfo, mailbox: m.mailbox === true, pack: m.pack === true }
+        ? {
+            t: 'welcome',
+            id: m.id,
+            session: m.session,
+            limits: limits as unknown as RelayLimitsInfo,
+            mailbox: m.mailbox === true,
+            pack: m.pack === true,
+            keys: m.keys === true,
+          }
         : undefined
     }
     case 'presence':

@@ -144,7 +144,7 @@ export class Gateway {
       }
       counters.controlIn++
       conn.packs = control.pack === true
-      void this.#login(conn, control.token)
+      void this.#login(conn, control.token, control.keys)
       return
     }
     if (isBinary) {
@@ -229,22 +229,24 @@ export class Gateway {
     return false
   }
 
-  async #login(conn: Connection, token: string): Promise<void> {
-    const { auth, clock, log, connections, cluster, limits, storeAndForward, presence } = this.#context
+  async #login(conn: Connection, token: string, bundle: string | undefined): Promise<void> {
+    const { auth, clock, log, connections, cluster, limits, storeAndForward, presence, keys } = this.#context
     conn.state = 'verifying'
+    // Checked after each await: the login may have timed out, or the relay begun shutting down, meanwhile.
+    const ended = (): boolean => conn.state !== 'verifying'
     conn.ws.pause()
     let credential: Credential
     try {
       credential = await auth.verify(token)
     } catch (error) {
-      if (conn.state !== 'verifying') return
+      if (ended()) return
       const expired = isExpiredCredential(error)
       const reason = expired ? 'token expired' : 'authentication failed'
       log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason, detail: errorMessage(error) })
       this.#refuse(conn, expired ? 'auth_expired' : 'auth_failed', expired ? CLOSE_CODES.AUTH_EXPIRED : CLOSE_CODES.AUTH_FAILED, reason)
       return
     }
-    if (conn.state !== 'verifying') return // timed out or shut down meanwhile
+    if (ended()) return
     const { peerId, expiresAt } = credential
     if (!isPeerId(peerId)) {
       log('warn', 'auth_refused', { session: conn.session, remote: conn.remote, reason: 'invalid peer id' })
@@ -260,6 +262,9 @@ export class Gateway {
       this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'taken offline by a test')
       return
     }
+    // Stored before anyone can see the peer online, so that nobody is served its previous bundle (after a wiped store).
+    const published = bundle !== undefined && (await keys.publishAtLogin(peerId, bundle))
+    if (ended()) return
     conn.disarmAuthTimeout()
     const old = connections.get(peerId)
     if (old !== undefined) {
@@ -274,7 +279,7 @@ export class Gateway {
         this.#refuse(conn, 'unavailable', CLOSE_CODES.UNAVAILABLE, 'cluster unavailable')
         return
       }
-      if (conn.state !== 'verifying') {
+      if (ended()) {
         if (!connections.has(peerId)) this.#releaseClaim(peerId)
         return
       }
@@ -295,6 +300,7 @@ export class Gateway {
       limits: { maxFrameBytes: limits.maxFrameBytes, framesPerSecond: limits.framesPerSecond },
       ...(storeAndForward !== undefined && { mailbox: true }),
       pack: true,
+      ...(published && { keys: true }),
     })
     if (storeAndForward !== undefined) {
       conn.drain = storeAndForward.openDrain(peerId, conn)

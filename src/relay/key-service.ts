@@ -39,6 +39,24 @@ export class KeyService {
     directory.putKeys(peer, bytes).catch((error: unknown) => this.#failed('put', peer, error))
   }
 
+  /**
+   * `peer`, logging in, gave `bundle` (valid base64url) in `auth`: resolves once it is in the directory (true), or
+   * false when the directory failed (logged and counted; the client then sends `keys`).
+   */
+  async publishAtLogin(peer: PeerId, bundle: string): Promise<boolean> {
+    const bytes = decodeBase64Url(bundle)
+    if (bytes === undefined) return false
+    const { directory, counters } = this.#context
+    counters.keysPublished++
+    try {
+      await directory.putKeys(peer, bytes)
+      return true
+    } catch (error) {
+      this.#failed('put', peer, error)
+      return false
+    }
+  }
+
   /** `conn` asked for `peer`'s bundle with `n`; answered once the directory has read it, if `conn` is still open. */
   fetch(conn: Connection, n: number, peer: PeerId): void {
     const { directory, counters } = this.#context

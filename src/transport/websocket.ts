@@ -203,8 +203,8 @@ type Phase =
   | { readonly name: 'fetchingToken'; readonly url: string; readonly attempt: number }
   /** The socket is opening; `auth` goes out with `token` once it is open. */
   | ({ readonly name: 'opening'; readonly token: string } & Dialling)
-  /** `auth` sent, waiting for `welcome`. */
-  | ({ readonly name: 'loggingIn' } & Dialling)
+  /** `auth` sent (with `keys`, the bundle it carried), waiting for `welcome`. */
+  | ({ readonly name: 'loggingIn'; readonly keys: string | undefined } & Dialling)
   | Online
   | WaitingToRetry
   /** Stopped for good: the relay refused this identity. */
@@ -233,8 +233,9 @@ type Phase =
  *   drops), sends to offline peers too, and gets the relay's `stored` /
  *   `failed` receipts through `receipt`. Frames drained from the mailbox do
  *   not report their sender online.
- * - Key directory: `publishKeys` sends `keys` now when online and again after
- *   every login (the last bundle given); `fetchKeys` sends `key?` with a fresh
+ * - Key directory: `publishKeys` sends `keys` now when online, and the last
+ *   bundle given with every login: in `auth`, and as `keys` after `welcome`
+ *   unless the relay says it stored the one in `auth`; `fetchKeys` sends `key?` with a fresh
  *   `n` and settles on the `key` answer with that `n` for that peer (any other
  *   answer is ignored), rejecting `TRANSPORT_FAILED` when not online, when
  *   the connection ends first, or after `keysTimeoutMs`.
@@ -590,8 +591,9 @@ export class WebSocketTransport implements Transport {
     socket.onopen = () => {
       const phase = this.#phase
       if (phase.name !== 'opening' || phase.socket !== socket) return
-      this.#sendControl(socket, { t: 'auth', token: phase.token, pack: true })
-      this.#enter({ name: 'loggingIn', url, attempt, socket, deadline: phase.deadline })
+      const keys = this.#keys
+      this.#sendControl(socket, { t: 'auth', token: phase.token, pack: true, ...(keys !== undefined && { keys }) })
+      this.#enter({ name: 'loggingIn', url, attempt, socket, deadline: phase.deadline, keys })
     }
     socket.onmessage = (event: { data: unknown }) => {
       if (current()) this.#receive(event.data)
@@ -634,7 +636,8 @@ export class WebSocketTransport implements Transport {
     this.#enter(online)
     if (online.mailbox) this.#emit((e) => e.mailbox?.(true))
     this.#sendWatch()
-    this.#sendKeys()
+    // Not again when the relay stored it with the login (and no newer one was given since).
+    if (m.keys !== true || phase.keys !== this.#keys) this.#sendKeys()
   }
 
   // --- disconnecting --------------------------------------------------------

@@ -32,10 +32,10 @@ describe('relay cluster over Redis (three relay processes)', () => {
     await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
   })
   // Each test starts from an empty Redis. Its peers are named as the last test's but made afresh, with new keys: a
-  // sender that found the last test's bundle of a peer in the directory (the new one's publish not landed yet) would
-  // pin it, and then hold its messages when the peer's hello shows another key, as for any key change. A run once
-  // timed out so, "waiting for first message" (about one in ten runs of this file); the hold itself reproduces every
-  // time the sender looks the peer up before the new one logs in.
+  // sender that found the last test's bundle of a peer in the directory would pin it, and then hold its messages when
+  // the peer's hello shows another key, as for any key change. A run once timed out so, "waiting for first message"
+  // (about one in ten runs of this file, before logins carried their bundle in auth); the hold reproduces every time
+  // the sender looks the peer up before the new one logs in.
   beforeEach(async () => {
     const client = createClient({ url: redis.url }).on('error', () => {})
     await client.connect()

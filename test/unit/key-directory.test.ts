@@ -190,6 +190,28 @@ describe('key directory on a relay process without a mailbox (in memory)', () =>
     expect(await bob.fetchKeys(p('mallory'))).toEqual(bundle(66))
   })
 
+  it('a bundle given in auth is in the directory before the welcome, which says so; a malformed one refuses the login', async () => {
+    const relay = await relayProcess()
+    const bob = await online(relay.url, 'bob')
+    const given = encodeBase64Url(bundle(7))
+    const alice = await RawClient.connect(relay.url)
+    cleanups.push(() => alice.terminate())
+    alice.send({ t: 'auth', token: await token('alice'), keys: given })
+    expect(await alice.next('welcome')).toMatchObject({ id: 'alice', keys: true })
+    // The first fetch after the welcome finds it: no window in which alice is online and the directory is not hers.
+    expect(await bob.fetchKeys(p('alice'))).toEqual(bundle(7))
+    const plain = await RawClient.connect(relay.url)
+    cleanups.push(() => plain.terminate())
+    plain.send({ t: 'auth', token: await token('carol') })
+    expect(await plain.next('welcome')).toMatchObject({ id: 'carol', keys: false })
+    for (const keys of ['', 'ab+/', 'A'.repeat(MAX_BUNDLE_CHARS + 4), 7]) {
+      const raw = await RawClient.connect(relay.url)
+      raw.send({ t: 'auth', token: await token('mallory'), keys })
+      expect((await raw.closed).code, JSON.stringify(keys)).toBe(CLOSE_CODES.PROTOCOL)
+    }
+    expect(await bob.fetchKeys(p('mallory'))).toBeNull()
+  })
+
   it('malformed keys and key? messages close the connection PROTOCOL; nothing is stored', async () => {
     const relay = await relayProcess()
     const malformed: unknown[] = [

@@ -148,8 +148,8 @@ class FakeSocket implements WebSocketLike {
   }
 
   /** The relay's welcome; `pack`: a relay that reads packs (an older one does not say so). */
-  welcome(id: string, { pack = false, maxFrameBytes = 1 << 20 }: { pack?: boolean; maxFrameBytes?: number } = {}): void {
-    this.control({ t: 'welcome', id, session: 's', limits: { maxFrameBytes, framesPerSecond: 1000 }, ...(pack && { pack: true }) })
+  welcome(id: string, { pack = false, maxFrameBytes = 1 << 20, keys = false }: { pack?: boolean; maxFrameBytes?: number; keys?: boolean } = {}): void {
+    this.control({ t: 'welcome', id, session: 's', limits: { maxFrameBytes, framesPerSecond: 1000 }, ...(pack && { pack: true }), ...(keys && { keys: true }) })
   }
 
   /** The binary messages sent, each as the envelopes it carries (one, or a pack's). */
@@ -346,6 +346,36 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
       ['bob', false],
     ])
     expect(t.state.status).toBe('offline')
+  })
+
+  it('gives its key bundle in auth, and sends keys after welcome only when the relay did not store that one', async () => {
+    const { t, l, last, clock } = scripted()
+    t.publishKeys(new Uint8Array([1, 2, 3]))
+    t.open(l)
+    await flush()
+    let s = last()
+    s.accept()
+    expect(s.controls()[0]).toEqual({ t: 'auth', token: 'dev:me', pack: true, keys: 'AQID' })
+    s.welcome('me', { keys: true })
+    expect(s.controls().filter((m) => m.t === 'keys')).toEqual([])
+    // A relay older than keys in auth (or whose directory failed) says nothing of them: keys follows the welcome.
+    s.drop(1006)
+    clock.advance(60_000)
+    await flush()
+    s = last()
+    s.accept()
+    s.welcome('me')
+    expect(s.controls().filter((m) => m.t === 'keys')).toEqual([{ t: 'keys', bundle: 'AQID' }])
+    // A bundle given after the auth went out is sent after the welcome, whatever the relay stored.
+    s.drop(1006)
+    clock.advance(60_000)
+    await flush()
+    s = last()
+    s.accept()
+    t.publishKeys(new Uint8Array([4, 5, 6]))
+    expect(s.controls()[0]).toEqual({ t: 'auth', token: 'dev:me', pack: true, keys: 'AQID' })
+    s.welcome('me', { keys: true })
+    expect(s.controls().filter((m) => m.t === 'keys')).toEqual([{ t: 'keys', bundle: 'BAUG' }])
   })
 
   it('reports the state the relay gives with available even when it is no change (the engine then sends what was refused)', async () => {
