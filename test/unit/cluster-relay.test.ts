@@ -148,6 +148,16 @@ describe('relay cluster over Redis (three relay processes)', () => {
     // On a loaded machine this once took over 30 s (a clean-clone run); the wait above allows 60 s, and so does the test.
   }, 90_000)
 
+  /** Kills Redis, has `alice` send bob 9 more meanwhile (refused by her `node`), and restarts it; resolves with when. */
+  async function outage(node: RelayProcess, alice: Peer): Promise<number> {
+    await redis.kill()
+    for (let n = 1; n < 10; n++) await alice.ilm.send('bob', { n })
+    await waitFor(() => node.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'route'), 'a frame refused during the outage')
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    await redis.restart()
+    return Date.now()
+  }
+
   it('after a Redis outage a sender hears at once that its peer is reachable again, not at its backed-off retransmission', async () => {
     const [n1, n2] = await nodes(2)
     // Longer than the wait below: only the relay's word (available) can deliver in time.
@@ -156,12 +166,7 @@ describe('relay cluster over Redis (three relay processes)', () => {
     const bob = await openClusterPeer('bob', [n2!.url], SECRET, cleanups, undefined, RETRANSMIT_MS)
     await alice.ilm.send('bob', { n: 0 })
     await waitFor(() => bob.got.length === 1, 'first message')
-    await redis.kill()
-    for (let n = 1; n < 10; n++) await alice.ilm.send('bob', { n })
-    await waitFor(() => n1!.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'route'), 'a frame refused during the outage')
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
-    await redis.restart()
-    const restarted = Date.now()
+    const restarted = await outage(n1!, alice)
     await waitFor(() => bob.got.length === 10, 'the nine sent during the outage', RETRANSMIT_MS / 2)
     console.log(`after a Redis outage: delivered ${Date.now() - restarted} ms after the restart (retransmission ${RETRANSMIT_MS} ms)`)
     expect(seen(bob, alice)).toEqual(upTo(10))
@@ -176,12 +181,7 @@ describe('relay cluster over Redis (three relay processes)', () => {
     const stored = (): number => alice.statuses.filter((s) => s.status === 'stored').length
     await alice.ilm.send('bob', { n: 0 })
     await waitFor(() => stored() === 1, 'the first stored')
-    await redis.kill()
-    for (let n = 1; n < 10; n++) await alice.ilm.send('bob', { n })
-    await waitFor(() => n1!.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'route'), 'a frame refused during the outage')
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
-    await redis.restart()
-    const restarted = Date.now()
+    const restarted = await outage(n1!, alice)
     await waitFor(() => stored() === 10, 'the nine sent during the outage stored', RETRANSMIT_MS / 2)
     console.log(`after a Redis outage: stored for an offline peer ${Date.now() - restarted} ms after the restart (retransmission ${RETRANSMIT_MS} ms)`)
   }, 60_000)
