@@ -283,7 +283,7 @@ export class InboundLink {
   #markIntent(draft: Draft, upTo: number): () => void {
     const stream = draft.inStream(this.from)
     if (stream === undefined || upTo <= stream.processedBelow) return () => {}
-    for (let index = stream.processedBelow; index < upTo; index++) draft.write({ op: 'deleteInbox', from: this.from, index })
+    draft.write({ op: 'deleteInbox', from: this.from, below: upTo })
     draft.setIn({ ...stream, processedBelow: upTo })
     return () => {
       for (const index of this.#fresh.keys()) if (index < upTo) this.#fresh.delete(index)

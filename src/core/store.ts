@@ -106,8 +106,14 @@ export type StoreOp =
       readonly upTo: number
       readonly at: number
     }
+  /**
+   * Stores one received row. A stream's rows are contiguous: the commit fails
+   * unless `row.index` is one above the highest index of `row.from` stored at
+   * that point of the commit (any index while it has none).
+   */
   | { readonly op: 'putInbox'; readonly row: InboxRow }
-  | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly index: number }
+  /** Removes every inbox row of `from` whose index is below `below` (processed messages). */
+  | { readonly op: 'deleteInbox'; readonly from: PeerId; readonly below: number }
   /** Removes receipts written before `before`. */
   | { readonly op: 'pruneReceipts'; readonly before: number }
   /**

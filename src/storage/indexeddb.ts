@@ -1,5 +1,6 @@
 import { unwrap, wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
+import { chunkOf, firstOf, rowsOf, trimmed, type StoredInbox } from './inbox-chunk.js'
 import { duplicateId, validateOps } from './op-validation.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
@@ -210,7 +211,7 @@ interface Schema extends DBSchema {
   outStreams: { key: string; value: OutStreamState }
   inStreams: { key: string; value: InStreamState }
   outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number } }
-  inbox: { key: [string, number]; value: InboxRow }
+  inbox: { key: [string, number]; value: StoredInbox }
   settled: { key: string; value: Settled }
   acks: { key: [string, number]; value: AckEntry; indexes: { at: number } }
   /** The end-to-end cipher's records (keys, pins), by name; out-of-line keys. */
@@ -522,7 +523,9 @@ class IndexedDBPeerStore implements PeerStore {
   async readInbox(from: PeerId, fromIndex: number, limit: number): Promise<readonly InboxRow[]> {
     return this.#read(['inbox'], async (tx) => {
       if (limit < 1) return []
-      return tx.objectStore('inbox').getAll(IDBKeyRange.bound([from, fromIndex], [from, Infinity]), count(limit))
+      // Each record holds at least one row at or above fromIndex, so `limit` records hold enough.
+      const records = await tx.objectStore('inbox').getAll(IDBKeyRange.bound([from, fromIndex], [from, Infinity]), count(limit))
+      return records.flatMap((record) => rowsOf(record, fromIndex)).slice(0, limit)
     })
   }
 
@@ -561,7 +564,7 @@ class IndexedDBPeerStore implements PeerStore {
     return this.#read(['outbox', 'inbox', 'settled'], async (tx) => {
       // Every stream with rows has its watermark entry: the rows above them are the outbox.
       const outbox = tx.objectStore('outbox')
-      const [streams, inbound] = await Promise.all([tx.objectStore('settled').getAll(), tx.objectStore('inbox').count()])
+      const [streams, inbound] = await Promise.all([tx.objectStore('settled').getAll(), countInbox(tx.objectStore('inbox'))])
       const waiting = await Promise.all(streams.map(({ to, upTo }) => outbox.count(IDBKeyRange.bound([to, upTo], [to, Infinity], true))))
       return { outbound: waiting.reduce((sum, n) => sum + n, 0), inbound }
     })
@@ -727,6 +730,7 @@ class IndexedDBPeerStore implements PeerStore {
       settled: new Map(),
       acking: [],
       created: new Set(),
+      inboxBelow: new Map(),
     }
     this.#writing++
     try {
@@ -745,6 +749,7 @@ class IndexedDBPeerStore implements PeerStore {
       abortQuietly(tx)
       if (stale) throw fencedError()
       if (commit.refused !== undefined) throw settledSeq(commit.refused)
+      if (commit.gap !== undefined) throw inboxGap(commit.gap)
       const first = tx.error ?? failed
       // The unique `id` index refused a row: a queued message's or a receipt's id.
       if (first?.name === 'ConstraintError') {
@@ -805,6 +810,10 @@ interface Commit {
   readonly created: Set<string>
   /** A `putOutbox` at or below its stream's watermark; the commit is aborted. */
   refused?: OutboxRow
+  /** Per inbox stream, the highest mark a `deleteInbox` of this commit set. */
+  readonly inboxBelow: Map<string, number>
+  /** A `putInbox` run not one above its stream's highest row; the commit is aborted. */
+  gap?: { readonly from: PeerId; readonly index: number; readonly highest: number }
 }
 
 /** The watermark of `to` as the ops issued so far leave it; a promise when a request must tell. */
@@ -873,19 +882,23 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
       case 'ack':
         await ack(commit, op)
         break
-      case 'putInbox':
-        plain.objectStore('inbox').add({ ...op.row, contents: ownBytes(op.row.contents) })
-        break
-      case 'deleteInbox': {
-        // A run of deletes of consecutive indexes (a processed mark) is one range delete: one request, not one per row.
-        let last = op.index
-        for (let next = ops[i + 1]; next?.op === 'deleteInbox' && next.from === op.from && next.index === last + 1; next = ops[i + 1]) {
-          last = next.index
+      case 'putInbox': {
+        // A run of rows of one stream with consecutive indexes (what one commit received) is one record.
+        const rows: [InboxRow, ...InboxRow[]] = [op.row]
+        for (
+          let next = ops[i + 1];
+          next?.op === 'putInbox' && next.row.from === op.row.from && next.row.index === op.row.index + rows.length;
+          next = ops[i + 1]
+        ) {
+          rows.push(next.row)
           i++
         }
-        plain.objectStore('inbox').delete(last === op.index ? [op.from, op.index] : IDBKeyRange.bound([op.from, op.index], [op.from, last]))
+        putInbox(commit, rows)
         break
       }
+      case 'deleteInbox':
+        deleteInbox(commit, op.from, op.below)
+        break
       case 'pruneReceipts':
         // It reads the ack entries the acks before it write.
         await Promise.all(commit.acking)
@@ -930,6 +943,62 @@ function checkRow(commit: Commit, row: OutboxRow, settled: Watermark): void {
   commit.refused ??= row
   // Not before the generation is read: a fenced handle's commit fails as fenced, whatever else it got wrong.
   commit.fence.then(() => abortQuietly(commit.tx), ignore)
+}
+
+/**
+ * Adds `rows` (consecutive, of one stream) as one record without waiting. A
+ * stream's rows are contiguous, so the commit is aborted unless the first is
+ * one above the highest stored (read in parallel with the writes; the read
+ * is issued first, so it sees every earlier op of the commit and not this add).
+ */
+function putInbox(commit: Commit, rows: readonly [InboxRow, ...InboxRow[]]): void {
+  const inbox = unwrap(commit.tx).objectStore('inbox')
+  const { from, index: first } = rows[0]
+  const highest = inbox.openKeyCursor(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 'prev')
+  highest.onsuccess = () => {
+    const last = (highest.result?.key as [string, number] | undefined)?.[1]
+    if (last === undefined || last + 1 === first) return
+    commit.gap ??= { from, index: first, highest: last }
+    commit.fence.then(() => abortQuietly(commit.tx), ignore)
+  }
+  inbox.add(chunkOf(rows, ownBytes))
+}
+
+/**
+ * Removes every inbox row of `from` below `below`, without waiting: the
+ * records wholly below it in one range delete, and the rows below it of the
+ * one record that straddles it, rewritten once read. The rewrite trims to the
+ * highest mark this commit set for the stream by then, and is skipped for a
+ * record a later range delete already removed: so it never brings back rows.
+ */
+function deleteInbox(commit: Commit, from: PeerId, below: number): void {
+  const inbox = unwrap(commit.tx).objectStore('inbox')
+  commit.inboxBelow.set(from, Math.max(below, commit.inboxBelow.get(from) ?? 0))
+  inbox.delete(IDBKeyRange.bound([from, -Infinity], [from, below - 1]))
+  const read = inbox.getAll(IDBKeyRange.bound([from, below], [from, Infinity]), 1) as IDBRequest<StoredInbox[]>
+  read.onsuccess = () => {
+    const [straddling] = read.result
+    const mark = commit.inboxBelow.get(from) ?? below
+    if (straddling !== undefined && straddling.index >= mark && firstOf(straddling) < mark) inbox.put(trimmed(straddling, mark))
+  }
+}
+
+/**
+ * How many rows the inbox holds, from keys and one record per stream: a
+ * stream's rows are contiguous, from its first record's first row to its last
+ * record's key.
+ */
+async function countInbox(inbox: IDBPObjectStore<Schema, StoreName[], 'inbox'>): Promise<number> {
+  const keys = await inbox.getAllKeys()
+  const last = new Map<string, number>()
+  for (const [from, index] of keys) last.set(from, index)
+  const counts = await Promise.all(
+    [...last].map(async ([from, index]) => {
+      const [head] = await inbox.getAll(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 1)
+      return head === undefined ? 0 : index - firstOf(head) + 1
+    }),
+  )
+  return counts.reduce((sum, n) => sum + n, 0)
 }
 
 /** Drops the contents of one waiting outbox row, setting `fields`. */
@@ -1117,6 +1186,10 @@ function platformError(error: unknown, what: string): IlmError {
 
 function settledSeq(row: OutboxRow): IlmError {
   return new IlmError('STORE_FAILED', `outbox row ${row.to}#${row.seq} is at or below the seqs already acknowledged; nothing was applied`)
+}
+
+function inboxGap({ from, index, highest }: NonNullable<Commit['gap']>): IlmError {
+  return new IlmError('STORE_FAILED', `inbox row ${from}#${index} is not one above the highest stored, #${highest}; nothing was applied`)
 }
 
 function fencedError(why = 'another handle was opened for this identity; this one may no longer be used'): IlmError {

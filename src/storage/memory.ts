@@ -246,7 +246,9 @@ function validate(state: IdentityState, ops: readonly StoreOp[]): void {
   const ids = new IdsInCommit(state)
   // A receipt's key stays taken for good: it is at or below its stream's watermark (checked below).
   const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
-  const inKeys = new PendingKeys((from, index) => state.inbox.get(from)?.has(index) === true)
+  // Each inbox stream's highest index as the ops validated so far leave it; -1 while it has no row.
+  const tops = new Map<PeerId, number>()
+  const topOf = (from: PeerId): number => tops.get(from) ?? state.inbox.get(from)?.lastAtOrBelow(Number.MAX_SAFE_INTEGER) ?? -1
   // Each stream's watermark as the acks validated so far move it: to the highest row they settle.
   const marks = new Map<PeerId, number>()
   const markOf = (to: PeerId): number => marks.get(to) ?? state.settled.get(to) ?? -1
@@ -259,7 +261,14 @@ function validate(state: IdentityState, ops: readonly StoreOp[]): void {
     if (op.op === 'putOutbox' && op.row.seq <= markOf(op.row.to)) {
       return `outbox row (${op.row.to}, ${op.row.seq}) is at or below the acknowledged seqs`
     }
-    return keyConflict(op, outKeys, inKeys)
+    if (op.op === 'putInbox') {
+      const { from, index } = op.row
+      const top = topOf(from)
+      if (top !== -1 && index !== top + 1) return `inbox row (${from}, ${index}) is not one above the highest stored (${top})`
+      tops.set(from, index)
+    }
+    if (op.op === 'deleteInbox' && op.below > topOf(op.from)) tops.set(op.from, -1)
+    return keyConflict(op, outKeys)
   })
 }
 
@@ -302,28 +311,16 @@ class IdsInCommit {
   }
 }
 
-function keyConflict(op: StoreOp, outKeys: PendingKeys, inKeys: PendingKeys): string | undefined {
-  switch (op.op) {
-    case 'putOutbox':
-      if (outKeys.has(op.row.to, op.row.seq)) return `outbox row (${op.row.to}, ${op.row.seq}) exists`
-      outKeys.add(op.row.to, op.row.seq)
-      return undefined
-    case 'putInbox':
-      if (inKeys.has(op.row.from, op.row.index)) return `inbox row (${op.row.from}, ${op.row.index}) exists`
-      inKeys.add(op.row.from, op.row.index)
-      return undefined
-    case 'deleteInbox':
-      inKeys.remove(op.from, op.index)
-      return undefined
-    default:
-      return undefined
-  }
+function keyConflict(op: StoreOp, outKeys: PendingKeys): string | undefined {
+  if (op.op !== 'putOutbox') return undefined
+  if (outKeys.has(op.row.to, op.row.seq)) return `outbox row (${op.row.to}, ${op.row.seq}) exists`
+  outKeys.add(op.row.to, op.row.seq)
+  return undefined
 }
 
 /** Key presence per stream as the stored state and the ops validated so far leave it. */
 class PendingKeys {
   private readonly added = new Map<PeerId, Set<number>>()
-  private readonly removed = new Map<PeerId, Set<number>>()
   private readonly stored: (stream: PeerId, key: number) => boolean
 
   constructor(stored: (stream: PeerId, key: number) => boolean) {
@@ -332,13 +329,11 @@ class PendingKeys {
 
   has(stream: PeerId, key: number): boolean {
     if (this.added.get(stream)?.has(key)) return true
-    if (this.removed.get(stream)?.has(key)) return false
     return this.stored(stream, key)
   }
 
   add(stream: PeerId, key: number): void {
     setOf(this.added, stream).add(key)
-    this.removed.get(stream)?.delete(key)
   }
 
   /** The highest key added so far that is <= `key`; -1 if none. */
@@ -346,11 +341,6 @@ class PendingKeys {
     let last = -1
     for (const added of this.added.get(stream) ?? []) if (added <= key && added > last) last = added
     return last
-  }
-
-  remove(stream: PeerId, key: number): void {
-    this.added.get(stream)?.delete(key)
-    setOf(this.removed, stream).add(key)
   }
 }
 
@@ -406,7 +396,7 @@ function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
       putInbox(state, copyInboxRow(op.row))
       return
     case 'deleteInbox':
-      deleteInbox(state, op.from, op.index)
+      deleteInbox(state, op.from, op.below)
       return
     case 'pruneReceipts':
       pruneReceipts(state, op.before)
@@ -465,10 +455,10 @@ function putInbox(state: IdentityState, row: InboxRow): void {
   state.inboxCount += 1
 }
 
-function deleteInbox(state: IdentityState, from: PeerId, index: number): void {
+function deleteInbox(state: IdentityState, from: PeerId, below: number): void {
   const rows = state.inbox.get(from)
-  if (rows?.delete(index) === undefined) return
-  state.inboxCount -= 1
+  if (rows === undefined) return
+  state.inboxCount -= rows.deleteUpTo(below - 1).length
   if (rows.size === 0) state.inbox.delete(from)
 }
 
@@ -539,16 +529,6 @@ class KeyedRows<T> {
   /** Replaces the row of a key that is present. */
   replace(key: number, row: T): void {
     this.rows.set(key, row)
-  }
-
-  delete(key: number): T | undefined {
-    const row = this.rows.get(key)
-    if (row === undefined) return undefined
-    this.rows.delete(key)
-    if (this.keys[this.head] === key) this.head += 1
-    else this.keys.splice(this.firstAtOrAbove(key), 1)
-    this.compact()
-    return row
   }
 
   /** Deletes every key <= `upTo`; returns their rows in key order. */

@@ -72,7 +72,7 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
       receivedAt: time,
     }),
   },
-  deleteInbox: { from: isPeerId, index: isSeq },
+  deleteInbox: { from: isPeerId, below: isSeq },
   pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
   putKey: { name: keyName, value: (v) => v !== undefined },
   deleteKey: { name: keyName },

@@ -238,16 +238,90 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(await handle.readInbox(B, 2, 3), rows.slice(2, 5), 'fromIndex 2, limit 3')
       checkEqual(await handle.readInbox(B, 6, 3), [], 'fromIndex above the highest')
       checkEqual(await handle.count(), { outbound: 0, inbound: 7 }, 'count')
-      await handle.commit([
-        { op: 'deleteInbox', from: B, index: 0 },
-        { op: 'deleteInbox', from: B, index: 1 },
-        { op: 'deleteInbox', from: B, index: 3 },
-      ])
-      checkEqual(indexes(await handle.readInbox(B, 0, 100)), [2, 4, 5], 'rows left')
-      checkEqual(indexes(await handle.readInbox(B, 3, 1)), [4], 'paging skips deleted rows')
+      await handle.commit([{ op: 'deleteInbox', from: B, below: 2 }])
+      checkEqual(indexes(await handle.readInbox(B, 0, 100)), [2, 3, 4, 5], 'rows left')
+      checkEqual(indexes(await handle.readInbox(B, 3, 2)), [3, 4], 'paging from inside')
       checkEqual(await handle.readInbox(C, 0, 10), [inRow(C, 0)], 'other stream untouched')
-      await handle.commit([{ op: 'deleteInbox', from: B, index: 99 }])
-      checkEqual(await handle.count(), { outbound: 0, inbound: 4 }, 'deleting a missing row is a no-op')
+      await handle.commit([{ op: 'deleteInbox', from: B, below: 1 }])
+      checkEqual(await handle.count(), { outbound: 0, inbound: 5 }, 'deleting below what is left is a no-op')
+      await handle.commit([{ op: 'deleteInbox', from: B, below: 99 }])
+      checkEqual(await handle.readInbox(B, 0, 100), [], 'deleting above the highest empties the stream')
+      checkEqual(await handle.count(), { outbound: 0, inbound: 1 }, 'count after')
+    },
+
+    'rows stored together can be deleted in part, in any later commit or the same one': async () => {
+      const { handle } = await open('inbox-part')
+      await handle.commit(range(0, 6).map((index) => ({ op: 'putInbox', row: inRow(B, index) })))
+      await handle.commit([{ op: 'deleteInbox', from: B, below: 3 }])
+      checkEqual(
+        await handle.readInbox(B, 0, 100),
+        range(3, 6).map((index) => inRow(B, index)),
+        'the rows above',
+      )
+      checkEqual(await handle.count(), { outbound: 0, inbound: 3 }, 'count')
+      checkEqual(indexes(await handle.readInbox(B, 4, 1)), [4], 'paging')
+      await handle.commit([
+        { op: 'putInbox', row: inRow(B, 6) },
+        { op: 'putInbox', row: inRow(B, 7) },
+        { op: 'deleteInbox', from: B, below: 4 },
+        { op: 'putInbox', row: inRow(B, 8) },
+        { op: 'deleteInbox', from: B, below: 7 },
+        { op: 'putInbox', row: inRow(B, 9) },
+      ])
+      checkEqual(
+        await handle.readInbox(B, 0, 100),
+        range(7, 10).map((index) => inRow(B, index)),
+        'deletes between puts of one commit',
+      )
+      checkEqual(await handle.count(), { outbound: 0, inbound: 3 }, 'count after')
+    },
+
+    "a stream's inbox rows are contiguous: each one above the highest stored": async () => {
+      const { handle } = await open('inbox-contiguous')
+      await handle.commit([
+        { op: 'putInbox', row: inRow(B, 5) },
+        { op: 'putInbox', row: inRow(C, 0) },
+      ])
+      const before = await state(handle)
+      const refused: StoreOp[][] = [
+        [{ op: 'putInbox', row: inRow(B, 7) }],
+        [{ op: 'putInbox', row: inRow(B, 5) }],
+        [{ op: 'putInbox', row: inRow(B, 4) }],
+        [
+          { op: 'putInbox', row: inRow(B, 6) },
+          { op: 'putInbox', row: inRow(B, 8) },
+        ],
+        [
+          { op: 'putInbox', row: inRow(B, 6) },
+          { op: 'putInbox', row: inRow(B, 6) },
+        ],
+        [
+          { op: 'putInbox', row: inRow(B, 6) },
+          { op: 'putInbox', row: inRow(C, 1) },
+          { op: 'putInbox', row: inRow(B, 6) },
+        ],
+        [
+          { op: 'deleteInbox', from: B, below: 6 },
+          { op: 'putInbox', row: inRow(C, 1) },
+          { op: 'putInbox', row: inRow(C, 3) },
+        ],
+      ]
+      for (const [i, ops] of refused.entries()) {
+        await checkCode(handle.commit(ops), 'STORE_FAILED', `refused ${i}`)
+        checkEqual(await state(handle), before, `refused ${i} changed nothing`)
+      }
+      await handle.commit([
+        { op: 'putInbox', row: inRow(B, 6) },
+        { op: 'putInbox', row: inRow(C, 1) },
+        { op: 'putInbox', row: inRow(B, 7) },
+      ])
+      checkEqual(indexes(await handle.readInbox(B, 0, 10)), [5, 6, 7], 'interleaved streams')
+      await handle.commit([
+        { op: 'deleteInbox', from: B, below: 8 },
+        { op: 'putInbox', row: inRow(B, 20) },
+      ])
+      checkEqual(indexes(await handle.readInbox(B, 0, 10)), [20], 'an emptied stream takes any index')
+      checkEqual(await handle.count(), { outbound: 0, inbound: 3 }, 'count')
     },
 
     'findMessage finds outbox rows, then receipts': async () => {
@@ -292,7 +366,7 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
         [put(outRow(B, 2)), { op: 'ack', to: B, upTo: 2, at: 6 }, put(outRow(B, 3)), put(outRow(B, 3, { id: msgId('key_taken_3') }))],
         [{ op: 'expire', to: B, seq: 1 }, put(outRow(B, 1, { id: msgId('key_taken_1') }))],
         [
-          { op: 'deleteInbox', from: C, index: 0 },
+          { op: 'deleteInbox', from: C, below: 1 },
           { op: 'putInbox', row: inRow(C, 1) },
           { op: 'putInbox', row: inRow(C, 1) },
         ],
@@ -309,7 +383,7 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(ids(await handle.readOutbox(B, 0, 10)), [outRow(B, 1).id], 'an id freed by a prune earlier in the same commit may be queued again')
       await checkCode(handle.commit([reused]), 'STORE_FAILED', 'a pruned receipt still keeps its seq')
       await handle.commit([
-        { op: 'deleteInbox', from: C, index: 0 },
+        { op: 'deleteInbox', from: C, below: 1 },
         { op: 'putInbox', row: inRow(C, 0) },
       ])
       checkEqual(indexes(await handle.readInbox(C, 0, 10)), [0], 'also an inbox key')

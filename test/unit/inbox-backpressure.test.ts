@@ -53,14 +53,16 @@ function watched(inner: Transport, see: (frame: Frame) => void): Transport {
  * rows (stored, not yet processed) it ever held after a commit.
  */
 function peakInbox(commits: readonly (readonly StoreOp[])[]): Map<string, number> {
-  const held = new Map<string, number>()
+  // A stream's rows are contiguous: from the lowest not deleted to the highest stored.
+  const next = new Map<string, number>()
+  const below = new Map<string, number>()
   const peak = new Map<string, number>()
   for (const ops of commits) {
     for (const op of ops) {
-      if (op.op === 'putInbox') held.set(op.row.from, (held.get(op.row.from) ?? 0) + 1)
-      if (op.op === 'deleteInbox') held.set(op.from, (held.get(op.from) ?? 0) - 1)
+      if (op.op === 'putInbox') next.set(op.row.from, op.row.index + 1)
+      if (op.op === 'deleteInbox') below.set(op.from, Math.max(below.get(op.from) ?? 0, op.below))
     }
-    for (const [from, n] of held) peak.set(from, Math.max(peak.get(from) ?? 0, n))
+    for (const [from, n] of next) peak.set(from, Math.max(peak.get(from) ?? 0, n - Math.min(n, below.get(from) ?? 0)))
   }
   return peak
 }

@@ -228,6 +228,58 @@ describe('IndexedDBStore', () => {
     expect(stored?.contents.buffer.byteLength).toBe(3)
   })
 
+  it('keeps the inbox rows a commit stores as one record, and its own copy of their bytes', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    const big = new Uint8Array(4096).map((_, i) => i % 256)
+    await handle.commit([0, 1, 2].map((index) => ({ op: 'putInbox', row: { ...inRow(index), contents: big.subarray(index, index + 2) } })))
+    await handle.commit([3, 4].map((index) => ({ op: 'putInbox', row: inRow(index) })))
+    const db = await rawOpen(factory, id)
+    const records = await rawAll<{ index: number; first: number; rows: { contents: Uint8Array }[] }>(db, 'inbox')
+    db.close()
+    expect(records.map(({ first, index, rows }) => [first, index, rows.length])).toEqual([
+      [0, 2, 3],
+      [3, 4, 2],
+    ])
+    expect(records[0]!.rows[1]!.contents.buffer.byteLength).toBe(2)
+    expect((await handle.readInbox(C, 1, 3)).map((r) => [r.index, [...r.contents]])).toEqual([
+      [1, [1, 2]],
+      [2, [2, 3]],
+      [3, [3]],
+    ])
+    // The first mark's straddling record is gone by the time its read lands: it is not written back, emptied.
+    await handle.commit([
+      { op: 'deleteInbox', from: C, below: 1 },
+      { op: 'deleteInbox', from: C, below: 4 },
+    ])
+    const after = await rawOpen(factory, id)
+    const left = await rawAll<{ index: number; first: number; rows: unknown[] }>(after, 'inbox')
+    after.close()
+    expect(left.map(({ first, index, rows }) => [first, index, rows.length])).toEqual([[4, 4, 1]])
+    expect(await handle.count()).toEqual({ outbound: 0, inbound: 1 })
+  })
+
+  it('reads, counts, trims and follows inbox rows stored one per record (before chunks)', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    const db = await rawOpen(factory, id)
+    const tx = db.transaction('inbox', 'readwrite')
+    for (const index of [4, 5, 6]) tx.objectStore('inbox').add(inRow(index))
+    await new Promise((resolve) => (tx.oncomplete = resolve))
+    db.close()
+    expect(await handle.readInbox(C, 5, 10)).toEqual([inRow(5), inRow(6)])
+    expect(await handle.count()).toEqual({ outbound: 0, inbound: 3 })
+    await expect(codeOf(handle.commit([{ op: 'putInbox', row: inRow(6) }]))).resolves.toBe('STORE_FAILED')
+    await handle.commit([
+      { op: 'deleteInbox', from: C, below: 5 },
+      { op: 'putInbox', row: inRow(7) },
+    ])
+    expect(await handle.readInbox(C, 0, 10)).toEqual([inRow(5), inRow(6), inRow(7)])
+    expect(await handle.count()).toEqual({ outbound: 0, inbound: 3 })
+  })
+
   it('maps a QuotaExceededError thrown by a request to QUOTA_EXCEEDED and applies nothing', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
     await handle.commit([put(0)])

@@ -100,18 +100,13 @@ describe('MemoryStore', () => {
     expect(far / near).toBeLessThan(20)
   })
 
-  it('keeps key order when rows arrive out of order or leave from the middle', async () => {
+  it('keeps key order when rows arrive out of order', async () => {
     const handle = await new MemoryStore().open(A)
-    const inbox = (index: number): StoreOp => ({
-      op: 'putInbox',
-      row: { from: B, index, id: `i${index}` as OutboxRow['id'], epoch: 'e' as never, seq: index, contentKind: 's', contents: new Uint8Array(), receivedAt: 1 },
-    })
-    await handle.commit([5, 2, 9, 0, 7].map(inbox))
-    await handle.commit([{ op: 'deleteInbox', from: B, index: 5 }])
-    expect((await handle.readInbox(B, 0, 10)).map((r) => r.index)).toEqual([0, 2, 7, 9])
-    expect((await handle.readInbox(B, 3, 2)).map((r) => r.index)).toEqual([7, 9])
-    await handle.commit([put(4), put(1), put(3)])
-    expect((await handle.commit([{ op: 'ack', to: B, upTo: 3, at: 1 }])).map((r) => r.seq)).toEqual([1, 3])
+    await handle.commit([put(5), put(2), put(9), put(0), put(7)])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0, 2, 5, 7, 9])
+    expect((await handle.readOutbox(B, 3, 2)).map((r) => r.seq)).toEqual([5, 7])
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 5, at: 1 }])).map((r) => r.seq)).toEqual([0, 2, 5])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([7, 9])
   })
 
   it('keeps the expiry index right through expire and ack', async () => {

@@ -1,20 +1,23 @@
 /**
  * IndexedDBStore against MemoryStore, the model: random schedules of commits
  * (sends, acks above and below the rows there are, expiries, mailbox releases,
- * prunes, ids used twice, seqs already settled, several ops in one commit)
+ * prunes, ids used twice, seqs already settled, received rows in runs, out
+ * of line or not, processed rows deleted from below, several ops in one commit)
  * applied to both. After every commit both must agree on its outcome (the
  * error code, or the receipts it returned) and on everything a reader sees:
  * each stream's queue, the counts, every id's lookup, the expired rows and the
  * next expiry. IndexedDB's schema 3 keeps receipts as outbox rows below a
  * per-stream watermark; the model keeps them apart: so this checks the
- * watermark, the ack log and the range prunes against the plain semantics.
+ * watermark, the ack log and the range prunes against the plain semantics;
+ * and it keeps the rows a commit receives in one record, trimmed when rows
+ * below a mark are deleted: so this checks the records against plain rows.
  */
 import 'fake-indexeddb/auto'
 import { IDBFactory } from 'fake-indexeddb'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { MessageId, PeerId } from '../../src/core/ids.js'
-import type { OutboxRow, PeerStore, StoreOp } from '../../src/core/store.js'
+import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
+import type { InboxRow, OutboxRow, PeerStore, StoreOp } from '../../src/core/store.js'
 import { IndexedDBStore } from '../../src/storage/indexeddb.js'
 import { MemoryStore } from '../../src/storage/memory.js'
 
@@ -28,6 +31,10 @@ type Planned =
   | { readonly t: 'ack'; readonly peer: number; readonly ahead: number }
   | { readonly t: 'expire' | 'release'; readonly peer: number; readonly back: number }
   | { readonly t: 'prune'; readonly age: number }
+  /** `n` received rows from `peer`, from its next index shifted by `skew` (0: in line). */
+  | { readonly t: 'receive'; readonly peer: number; readonly n: number; readonly skew: number }
+  /** The rows of `peer` below its next index less `back` processed (deleted). */
+  | { readonly t: 'process'; readonly peer: number; readonly back: number }
 
 const peer = fc.nat(PEERS.length - 1)
 const planned: fc.Arbitrary<Planned> = fc.oneof(
@@ -37,11 +44,23 @@ const planned: fc.Arbitrary<Planned> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('ack' as const), peer, ahead: fc.integer({ min: -3, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constantFrom('expire' as const, 'release' as const), peer, back: fc.integer({ min: 0, max: 6 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('prune' as const), age: fc.integer({ min: 0, max: 60 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('receive' as const),
+      peer,
+      n: fc.integer({ min: 1, max: 4 }),
+      skew: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: -2, max: 2 })),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('process' as const), peer, back: fc.integer({ min: 0, max: 5 }) }) },
 )
 
 /** The schedule's memory: what it queued, so that ops can aim at real rows and ids. */
 class Plan {
   readonly next = PEERS.map(() => 0)
+  /** Per stream, the inbox index the next received row gets. */
+  readonly inNext = PEERS.map(() => 0)
   /** Per stream, the highest seq an ack was aimed at so far (acks aim around it). */
   readonly acked = PEERS.map(() => -1)
   readonly ids: MessageId[] = []
@@ -51,9 +70,11 @@ class Plan {
   /** The store ops of one commit, and whether it may fail two ways at once (a taken id and a taken or settled seq). */
   ops(commit: readonly Planned[]): { ops: StoreOp[]; ambiguous: boolean } {
     const next = [...this.next]
+    const inNext = [...this.inNext]
     const ops: StoreOp[] = []
     let takenId = false
     let oldSeq = false
+    let skewed = false
     for (const p of commit) {
       this.now += 1
       switch (p.t) {
@@ -96,14 +117,42 @@ class Plan {
         case 'prune':
           ops.push({ op: 'pruneReceipts', before: this.now - p.age })
           break
+        case 'receive': {
+          const first = Math.max(0, inNext[p.peer]! + p.skew)
+          skewed ||= first !== inNext[p.peer]
+          for (let index = first; index < first + p.n; index++) ops.push({ op: 'putInbox', row: this.#inRow(PEERS[p.peer]!, index) })
+          inNext[p.peer] = Math.max(inNext[p.peer]!, first + p.n)
+          break
+        }
+        case 'process':
+          ops.push({ op: 'deleteInbox', from: PEERS[p.peer]!, below: Math.max(0, inNext[p.peer]! - p.back) })
+          break
       }
     }
-    return { ops, ambiguous: takenId && oldSeq }
+    // A taken id and another refusal in one commit: which one a store reports first is its own business.
+    return { ops, ambiguous: takenId && (oldSeq || skewed) }
   }
 
   /** The commit of `ops` applied: the counters move as its rows say. */
   applied(ops: readonly StoreOp[]): void {
-    for (const op of ops) if (op.op === 'putOutbox') this.next[PEERS.indexOf(op.row.to)] = Math.max(this.next[PEERS.indexOf(op.row.to)]!, op.row.seq + 1)
+    for (const op of ops) {
+      if (op.op === 'putOutbox') this.next[PEERS.indexOf(op.row.to)] = Math.max(this.next[PEERS.indexOf(op.row.to)]!, op.row.seq + 1)
+      if (op.op === 'putInbox') this.inNext[PEERS.indexOf(op.row.from)] = Math.max(this.inNext[PEERS.indexOf(op.row.from)]!, op.row.index + 1)
+    }
+  }
+
+  #inRow(from: PeerId, index: number): InboxRow {
+    const contents = new Uint8Array([index & 0xff, (index >> 8) & 0xff])
+    return {
+      from,
+      index,
+      id: `in-${from}-${index}` as MessageId,
+      epoch: '000000001.abcdef' as Epoch,
+      seq: index,
+      contentKind: 'b',
+      contents,
+      receivedAt: this.now,
+    }
   }
 
   #newId(): MessageId {
@@ -121,6 +170,8 @@ class Plan {
 async function observe(store: PeerStore, ids: readonly MessageId[]): Promise<unknown> {
   return {
     queues: await Promise.all(PEERS.map((to) => store.readOutbox(to, 0, 1_000))),
+    inboxes: await Promise.all(PEERS.map((from) => store.readInbox(from, 0, 1_000))),
+    inboxPages: await Promise.all(PEERS.map((from) => store.readInbox(from, 3, 2))),
     count: await store.count(),
     lookups: await Promise.all(ids.map((id) => store.findMessage(id))),
     // The contract leaves the order of expired rows open.

@@ -79,8 +79,11 @@ export const crash = {
     if (!(await indexedDB.databases()).some((d) => d.name === name)) return []
     const db = await openDB(name)
     try {
-      const rows = (await db.getAll('inbox')) as InboxEntry[]
-      return rows.map(({ from, id, seq, epoch }) => ({ from, id, seq, epoch }))
+      // A record holds the rows one commit stored (`rows`), or one row as stores before chunks wrote it.
+      const records = (await db.getAll('inbox')) as Array<InboxEntry | { from: string; rows: Omit<InboxEntry, 'from'>[] }>
+      return records
+        .flatMap((record) => ('rows' in record ? record.rows.map((row) => ({ ...row, from: record.from })) : [record]))
+        .map(({ from, id, seq, epoch }) => ({ from, id, seq, epoch }))
     } finally {
       db.close()
     }
