@@ -135,7 +135,13 @@ test('both browsers SIGKILLed mid-stream, twice, and relaunched on their profile
       }
       if (last) break
       const handed = async (): Promise<number> => Math.min(...(await Promise.all(browsers.map((b) => b.page.evaluate(() => window.harness.crash.handed())))))
-      await expect.poll(handed, { timeout: 60_000 }).toBeGreaterThanOrEqual(HANDED_BEFORE_CRASH)
+      await expect
+        .poll(handed, { timeout: 60_000 })
+        .toBeGreaterThanOrEqual(HANDED_BEFORE_CRASH)
+        .catch(async (error: unknown) => {
+          const errors = await Promise.all(browsers.map(async (b) => `${b.id}: ${JSON.stringify(await b.page.evaluate(() => window.harness.crash.errors()))}`))
+          throw new Error(`life ${life}: fewer than ${HANDED_BEFORE_CRASH} handed over; engine errors ${errors.join('; ')}`, { cause: error })
+        })
       // Both process groups get their SIGKILL back to back, while both streams flow.
       await Promise.all(browsers.map((b) => b.crash()))
       crashed.push(life)

@@ -48,6 +48,8 @@ const HANDOVERS = 'handovers'
 let messenger: Messenger | undefined
 let ledger: Promise<IDBPDatabase> | undefined
 let handed = 0
+/** The engine's error events in this page, as `code: message`. */
+const errors: string[] = []
 let stopped = false
 let loop: Promise<void> | undefined
 
@@ -101,11 +103,14 @@ export const crash = {
       await append({ life, from: message.from, id: message.id, seq: message.seq, epoch: message.epoch, n })
       handed++
     })
+    m.on('error', (error) => void errors.push(`${error.code}: ${error.message}`))
     messenger = m
   },
   connection: () => messenger?.connection,
   /** Handovers recorded in this page since it loaded. */
   handed: () => handed,
+  /** The engine's error events in this page since it loaded. */
+  errors: () => [...errors],
   /** Sends `{ n }` for n in [first, end) to `to`, `concurrency` at a time, reporting each start and outcome; runs until done or `stop()`. */
   start(to: string, first: number, end: number, concurrency: number): void {
     const m = messenger
