@@ -469,6 +469,12 @@ class IndexedDBPeerStore implements PeerStore {
    * deleted and created anew meanwhile).
    */
   readonly #watermarks = new Map<string, Watermark>()
+  /**
+   * Each inbox stream's highest stored index (-1: no row) as this handle's
+   * committed transactions left it, kept and used as the watermarks are: a
+   * commit that knows it checks a put's contiguity without a read.
+   */
+  readonly #inboxTops = new Map<string, number>()
   /** Commits started and not yet done or failed. */
   #writing = 0
 
@@ -646,6 +652,7 @@ class IndexedDBPeerStore implements PeerStore {
   #adopt(db: Db): void {
     this.#db = db
     this.#watermarks.clear()
+    this.#inboxTops.clear()
     const lost = (): void => this.#drop(db)
     db.addEventListener('versionchange', lost)
     db.addEventListener('close', lost)
@@ -726,6 +733,8 @@ class IndexedDBPeerStore implements PeerStore {
       pageSize: this.#config.pageSize,
       fence,
       known: this.#writing === 0 ? this.#watermarks : undefined,
+      knownTops: this.#writing === 0 ? this.#inboxTops : undefined,
+      tops: new Map(),
       receipts: [],
       settled: new Map(),
       acking: [],
@@ -742,10 +751,15 @@ class IndexedDBPeerStore implements PeerStore {
         if (settled instanceof Promise) this.#watermarks.delete(to)
         else this.#watermarks.set(to, settled)
       }
+      for (const [from, top] of commit.tops) {
+        if (top === undefined) this.#inboxTops.delete(from)
+        else this.#inboxTops.set(from, top)
+      }
       return receipts
     } catch (error) {
       this.#writing--
       this.#watermarks.clear()
+      this.#inboxTops.clear()
       abortQuietly(tx)
       if (stale) throw fencedError()
       if (commit.refused !== undefined) throw settledSeq(commit.refused)
@@ -810,6 +824,10 @@ interface Commit {
   readonly created: Set<string>
   /** A `putOutbox` at or below its stream's watermark; the commit is aborted. */
   refused?: OutboxRow
+  /** The handle's inbox tops as its committed transactions left them, when this commit may use them. */
+  readonly knownTops: ReadonlyMap<string, number> | undefined
+  /** Each inbox stream's highest index as the ops issued so far leave it (-1: no row; undefined: not known). */
+  readonly tops: Map<string, number | undefined>
   /** Per inbox stream, the highest mark a `deleteInbox` of this commit set. */
   readonly inboxBelow: Map<string, number>
   /** A `putInbox` run not one above its stream's highest row; the commit is aborted. */
@@ -946,22 +964,32 @@ function checkRow(commit: Commit, row: OutboxRow, settled: Watermark): void {
 }
 
 /**
- * Adds `rows` (consecutive, of one stream) as one record without waiting. A
- * stream's rows are contiguous, so the commit is aborted unless the first is
- * one above the highest stored (read in parallel with the writes; the read
- * is issued first, so it sees every earlier op of the commit and not this add).
+ * Adds `rows` (consecutive, of one stream) as one record without waiting (a
+ * single row as a plain row: the cheapest record). A stream's rows are
+ * contiguous, so the commit is aborted unless the first is one above the
+ * highest stored: known from the handle's earlier commits, or read in
+ * parallel with the writes (issued first, so it sees every earlier op of the
+ * commit and not this add).
  */
 function putInbox(commit: Commit, rows: readonly [InboxRow, ...InboxRow[]]): void {
   const inbox = unwrap(commit.tx).objectStore('inbox')
-  const { from, index: first } = rows[0]
-  const highest = inbox.openKeyCursor(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 'prev')
-  highest.onsuccess = () => {
-    const last = (highest.result?.key as [string, number] | undefined)?.[1]
-    if (last === undefined || last + 1 === first) return
-    commit.gap ??= { from, index: first, highest: last }
-    commit.fence.then(() => abortQuietly(commit.tx), ignore)
+  const [head] = rows
+  const { from, index: first } = head
+  const top = commit.tops.has(from) ? commit.tops.get(from) : commit.knownTops?.get(from)
+  if (top !== undefined) checkInboxTop(commit, from, first, top)
+  else {
+    const highest = inbox.openKeyCursor(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 'prev')
+    highest.onsuccess = () => checkInboxTop(commit, from, first, (highest.result?.key as [string, number] | undefined)?.[1] ?? -1)
   }
-  inbox.add(chunkOf(rows, ownBytes))
+  inbox.add(rows.length === 1 ? { ...head, contents: ownBytes(head.contents) } : chunkOf(rows, ownBytes))
+  commit.tops.set(from, first + rows.length - 1)
+}
+
+function checkInboxTop(commit: Commit, from: PeerId, first: number, top: number): void {
+  if (top === -1 || top + 1 === first) return
+  commit.gap ??= { from, index: first, highest: top }
+  // Not before the generation is read: a fenced handle's commit fails as fenced, whatever else it got wrong.
+  commit.fence.then(() => abortQuietly(commit.tx), ignore)
 }
 
 /**
@@ -974,6 +1002,9 @@ function putInbox(commit: Commit, rows: readonly [InboxRow, ...InboxRow[]]): voi
 function deleteInbox(commit: Commit, from: PeerId, below: number): void {
   const inbox = unwrap(commit.tx).objectStore('inbox')
   commit.inboxBelow.set(from, Math.max(below, commit.inboxBelow.get(from) ?? 0))
+  const top = commit.tops.has(from) ? commit.tops.get(from) : commit.knownTops?.get(from)
+  // Every row gone, or those above the mark left: the top stays; not known, it is not known after either.
+  commit.tops.set(from, top === undefined ? undefined : below > top ? -1 : top)
   inbox.delete(IDBKeyRange.bound([from, -Infinity], [from, below - 1]))
   const read = inbox.getAll(IDBKeyRange.bound([from, below], [from, Infinity]), 1) as IDBRequest<StoredInbox[]>
   read.onsuccess = () => {
