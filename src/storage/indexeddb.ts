@@ -1003,7 +1003,7 @@ function deleteInbox(commit: Commit, from: PeerId, below: number): void {
   const inbox = unwrap(commit.tx).objectStore('inbox')
   commit.inboxBelow.set(from, Math.max(below, commit.inboxBelow.get(from) ?? 0))
   const top = commit.tops.has(from) ? commit.tops.get(from) : commit.knownTops?.get(from)
-  // Every row gone, or those above the mark left: the top stays; not known, it is not known after either.
+  // A mark above the top empties the stream; one at or below it leaves the top; a top not known stays so.
   commit.tops.set(from, top === undefined ? undefined : below > top ? -1 : top)
   inbox.delete(IDBKeyRange.bound([from, -Infinity], [from, below - 1]))
   const read = inbox.getAll(IDBKeyRange.bound([from, below], [from, Infinity]), 1) as IDBRequest<StoredInbox[]>
