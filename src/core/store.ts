@@ -88,6 +88,11 @@ export type StoreOp =
   | { readonly op: 'meta'; readonly meta: StoreMeta }
   | { readonly op: 'outStream'; readonly stream: OutStreamState }
   | { readonly op: 'inStream'; readonly stream: InStreamState }
+  /**
+   * Queues one row. The rows waiting on a stream are contiguous: the commit
+   * fails unless `row.seq` is above the stream's acknowledged seqs and, while
+   * rows wait, one above the highest of them, at that point of the commit.
+   */
   | { readonly op: 'putOutbox'; readonly row: OutboxRow }
   /** Marks one outbox row expired: contents dropped, `expired` set (and `failed` to `reason`, if given). */
   | { readonly op: 'expire'; readonly to: PeerId; readonly seq: number; readonly reason?: string }

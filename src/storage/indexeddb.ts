@@ -1,7 +1,20 @@
 import { unwrap, wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
 import { chunkOf, firstOf, rowsOf, trimmed, type StoredInbox } from './inbox-chunk.js'
+import {
+  firstSeqOf,
+  fromStored,
+  OUTBOX_CHUNK_ROWS,
+  outRowsOf,
+  recordOf,
+  rewritten,
+  toStored,
+  trimmedOutbox,
+  type StoredOutbox,
+  type StoredOutboxRow,
+} from './outbox-chunk.js'
 import { duplicateId, validateOps } from './op-validation.js'
+import { joinsRecord } from './record-size.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
@@ -24,7 +37,7 @@ import { receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -166,19 +179,14 @@ const MAX_COUNT = 0xffff_ffff
  */
 const KEPT_CONTENTS_BYTES = 256
 
-/**
- * An outbox row as stored. A message keeps its row after it is acknowledged:
- * the row is its receipt, until pruned. So one unique `id` index covers queued
- * messages and receipts, and the database itself refuses to queue an id twice,
- * at no cost per send. Which rows are receipts is not written in them: every
- * row of a stream at or below the stream's {@link Settled} watermark is one.
- * - `expiry` mirrors `expiresAt` only while the row can still expire, so the
- *   `expiry` index holds exactly the rows an expiry scan may return (an ack
- *   rewrites a row that carries it).
+/*
+ * The outbox: a message keeps its row after it is acknowledged: the row is
+ * its receipt, until pruned. So one unique `id` index covers queued messages
+ * and receipts, and the database itself refuses to queue an id twice, at no
+ * cost per send. Which rows are receipts is not written in them: every row of
+ * a stream at or below the stream's {@link Settled} watermark is one. The rows
+ * one commit queues on a stream are one record ({@link OutboxChunk}).
  */
-interface StoredOutboxRow extends OutboxRow {
-  readonly expiry?: number
-}
 
 /**
  * How far a stream is settled: its rows with seq <= `upTo` are receipts. It
@@ -210,7 +218,7 @@ interface Schema extends DBSchema {
   meta: { key: string; value: StoreMeta | number }
   outStreams: { key: string; value: OutStreamState }
   inStreams: { key: string; value: InStreamState }
-  outbox: { key: [string, number]; value: StoredOutboxRow; indexes: { id: string; expiry: number } }
+  outbox: { key: [string, number]; value: StoredOutbox; indexes: { id: string; expiry: number } }
   inbox: { key: [string, number]; value: StoredInbox }
   settled: { key: string; value: Settled }
   acks: { key: [string, number]; value: AckEntry; indexes: { at: number } }
@@ -248,9 +256,7 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     db.createObjectStore('meta')
     db.createObjectStore('outStreams', { keyPath: 'to' })
     db.createObjectStore('inStreams', { keyPath: 'from' })
-    const outbox = db.createObjectStore('outbox', { keyPath: ['to', 'seq'] })
-    outbox.createIndex('id', 'id', { unique: true })
-    outbox.createIndex('expiry', 'expiry')
+    createOutboxIndexes(db.createObjectStore('outbox', { keyPath: ['to', 'seq'] }))
     db.createObjectStore('inbox', { keyPath: ['from', 'index'] })
     if (oldVersion === 0) {
       createWatermarkStores(db)
@@ -263,7 +269,19 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     if (oldVersion < 3) await upgradeToWatermarks(db, tx)
     // Schema 4: the cipher's records. A store from before has no keys: the cipher makes them, as for a new store.
     if (oldVersion < 4) db.createObjectStore('keys')
+    // Schema 5: a record may hold several rows (an OutboxChunk), so its ids and expiries index each.
+    if (oldVersion < 5) {
+      const outbox = tx.objectStore('outbox')
+      outbox.deleteIndex('id')
+      outbox.deleteIndex('expiry')
+      createOutboxIndexes(outbox)
+    }
   })().catch(() => abortQuietly(tx))
+}
+
+function createOutboxIndexes(outbox: IDBPObjectStore<Schema, StoreName[], 'outbox', 'versionchange'>): void {
+  outbox.createIndex('id', 'id', { unique: true, multiEntry: true })
+  outbox.createIndex('expiry', 'expiry', { multiEntry: true })
 }
 
 function createWatermarkStores(db: Db): void {
@@ -475,6 +493,8 @@ class IndexedDBPeerStore implements PeerStore {
    * commit that knows it checks a put's contiguity without a read.
    */
   readonly #inboxTops = new Map<string, number>()
+  /** Each outbox stream's highest stored seq (-1: no row), kept and used as the inbox tops are. */
+  readonly #outboxTops = new Map<string, number>()
   /** Commits started and not yet done or failed. */
   #writing = 0
 
@@ -516,13 +536,17 @@ class IndexedDBPeerStore implements PeerStore {
     return this.#read(['outbox', 'settled'], async (tx) => {
       if (limit < 1) return []
       const outbox = tx.objectStore('outbox')
-      const page = (from: number): Promise<StoredOutboxRow[]> => outbox.getAll(IDBKeyRange.bound([to, from], [to, Infinity]), count(limit))
+      // Each record holds at least one row at or above `from`, so `limit` records hold enough, or all there are.
+      const page = async (from: number): Promise<{ rows: StoredOutboxRow[]; end: boolean }> => {
+        const records = await outbox.getAll(IDBKeyRange.bound([to, from], [to, Infinity]), count(limit))
+        return { rows: records.flatMap(outRowsOf).filter((row) => row.seq >= from), end: records.length < limit }
+      }
       // Callers read above the watermark: both requests go at once, and a page that started below it is read again.
-      const [settled, rows] = await Promise.all([tx.objectStore('settled').get(to), page(fromSeq)])
+      const [settled, first] = await Promise.all([tx.objectStore('settled').get(to), page(fromSeq)])
       const above = settled?.upTo ?? -1
-      if (rows.length === 0 || rows[0]!.seq > above) return rows.map(fromStored)
-      if (rows.length < limit) return rows.filter((row) => row.seq > above).map(fromStored)
-      return (await page(above + 1)).map(fromStored)
+      let rows = first.rows.filter((row) => row.seq > above)
+      if (rows.length < limit && !first.end) rows = (await page(above + 1)).rows
+      return rows.slice(0, limit).map(fromStored)
     })
   }
 
@@ -538,8 +562,16 @@ class IndexedDBPeerStore implements PeerStore {
   async readExpired(now: number, limit: number): Promise<readonly OutboxRow[]> {
     return this.#read(['outbox'], async (tx) => {
       if (limit < 1) return []
-      const index = tx.objectStore('outbox').index('expiry')
-      return (await index.getAll(IDBKeyRange.upperBound(now), count(limit))).map(fromStored)
+      // One entry per row due: a record comes once per row of it that is due.
+      const records = new Map<string, StoredOutbox>()
+      for (const record of await tx.objectStore('outbox').index('expiry').getAll(IDBKeyRange.upperBound(now), count(limit))) {
+        records.set(JSON.stringify([record.to, record.seq]), record)
+      }
+      const due = [...records.values()].flatMap(outRowsOf).flatMap((row) => (row.expiry !== undefined && row.expiry <= now ? [{ row, at: row.expiry }] : []))
+      return due
+        .sort((a, b) => a.at - b.at)
+        .slice(0, limit)
+        .map(({ row }) => fromStored(row))
     })
   }
 
@@ -553,8 +585,9 @@ class IndexedDBPeerStore implements PeerStore {
   async findMessage(id: MessageId): Promise<MessageLookup | undefined> {
     return this.#read<MessageLookup | undefined>(['outbox', 'settled', 'acks'], async (tx) => {
       const stored = await tx.objectStore('outbox').index('id').get(id)
-      if (stored === undefined) return undefined
-      const row = fromStored(stored)
+      const found = stored === undefined ? undefined : outRowsOf(stored).find((row) => row.id === id)
+      if (found === undefined) return undefined
+      const row = fromStored(found)
       const settled = await tx.objectStore('settled').get(row.to)
       if (row.seq > (settled?.upTo ?? -1)) {
         return { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
@@ -568,10 +601,17 @@ class IndexedDBPeerStore implements PeerStore {
 
   async count(): Promise<{ outbound: number; inbound: number }> {
     return this.#read(['outbox', 'inbox', 'settled'], async (tx) => {
-      // Every stream with rows has its watermark entry: the rows above them are the outbox.
+      // Every stream with rows has its watermark entry. The rows above it are the outbox: contiguous, from the lowest to the highest.
       const outbox = tx.objectStore('outbox')
       const [streams, inbound] = await Promise.all([tx.objectStore('settled').getAll(), countInbox(tx.objectStore('inbox'))])
-      const waiting = await Promise.all(streams.map(({ to, upTo }) => outbox.count(IDBKeyRange.bound([to, upTo], [to, Infinity], true))))
+      const waiting = await Promise.all(
+        streams.map(async ({ to, upTo }) => {
+          const above = IDBKeyRange.bound([to, upTo], [to, Infinity], true)
+          const [[lowest], highest] = await Promise.all([outbox.getAll(above, 1), outbox.openKeyCursor(above, 'prev')])
+          if (lowest === undefined || highest === null) return 0
+          return highest.key[1] - Math.max(upTo + 1, firstSeqOf(lowest)) + 1
+        }),
+      )
       return { outbound: waiting.reduce((sum, n) => sum + n, 0), inbound }
     })
   }
@@ -653,6 +693,7 @@ class IndexedDBPeerStore implements PeerStore {
     this.#db = db
     this.#watermarks.clear()
     this.#inboxTops.clear()
+    this.#outboxTops.clear()
     const lost = (): void => this.#drop(db)
     db.addEventListener('versionchange', lost)
     db.addEventListener('close', lost)
@@ -735,6 +776,9 @@ class IndexedDBPeerStore implements PeerStore {
       known: this.#writing === 0 ? this.#watermarks : undefined,
       knownTops: this.#writing === 0 ? this.#inboxTops : undefined,
       tops: new Map(),
+      knownOutTops: this.#writing === 0 ? this.#outboxTops : undefined,
+      outTops: new Map(),
+      outPruned: false,
       receipts: [],
       settled: new Map(),
       acking: [],
@@ -755,11 +799,14 @@ class IndexedDBPeerStore implements PeerStore {
         if (top === undefined) this.#inboxTops.delete(from)
         else this.#inboxTops.set(from, top)
       }
+      if (commit.outPruned) this.#outboxTops.clear()
+      for (const [to, top] of commit.outTops) this.#outboxTops.set(to, top)
       return receipts
     } catch (error) {
       this.#writing--
       this.#watermarks.clear()
       this.#inboxTops.clear()
+      this.#outboxTops.clear()
       abortQuietly(tx)
       if (stale) throw fencedError()
       if (commit.refused !== undefined) throw settledSeq(commit.refused)
@@ -822,8 +869,14 @@ interface Commit {
   readonly acking: Promise<void>[]
   /** Streams given their first watermark entry by this commit. */
   readonly created: Set<string>
-  /** A `putOutbox` at or below its stream's watermark; the commit is aborted. */
+  /** A `putOutbox` run not the next seq of its stream (at or below its watermark or a waiting row, or leaving a gap); the commit is aborted. */
   refused?: OutboxRow
+  /** The handle's outbox tops as its committed transactions left them, when this commit may use them. */
+  readonly knownOutTops: ReadonlyMap<string, number> | undefined
+  /** Each outbox stream's highest seq as the ops issued so far leave it (-1: no row), where this commit put rows since any prune. */
+  readonly outTops: Map<string, number>
+  /** A prune ran: it may have deleted a stream's highest rows, so the handle's outbox tops no longer hold. */
+  outPruned: boolean
   /** The handle's inbox tops as its committed transactions left them, when this commit may use them. */
   readonly knownTops: ReadonlyMap<string, number> | undefined
   /** Each inbox stream's highest index as the ops issued so far leave it (-1: no row; undefined: not known). */
@@ -888,29 +941,59 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
       case 'inStream':
         plain.objectStore('inStreams').put({ ...op.stream })
         break
-      case 'putOutbox':
-        putOutbox(commit, op.row)
+      case 'putOutbox': {
+        // A run of rows of one stream with consecutive seqs (what one commit queued) is one record, up to a size.
+        const rows = runFrom(
+          op.row,
+          ops,
+          i,
+          (next) => (next.op === 'putOutbox' ? next.row : undefined),
+          (run, row) =>
+            joinsRecord(
+              run,
+              row,
+              (r) => r.to,
+              (r) => r.seq,
+              OUTBOX_CHUNK_ROWS,
+            ),
+        )
+        i += rows.length - 1
+        putOutbox(commit, rows)
         break
+      }
       case 'expire':
-        await rewrite(commit, op.to, op.seq, { expired: true, ...(op.reason !== undefined && { failed: op.reason }) })
+      case 'release': {
+        // A run of them (an expiry scan's, the mailbox's releases) reads and writes each record it touches once.
+        const run = runFrom<RewriteOp>(
+          op,
+          ops,
+          i,
+          (next) => (next.op === 'expire' || next.op === 'release' ? next : undefined),
+          () => true,
+        )
+        i += run.length - 1
+        await rewriteRows(commit, run)
         break
-      case 'release':
-        await rewrite(commit, op.to, op.seq, {})
-        break
+      }
       case 'ack':
         await ack(commit, op)
         break
       case 'putInbox': {
-        // A run of rows of one stream with consecutive indexes (what one commit received) is one record.
-        const rows: [InboxRow, ...InboxRow[]] = [op.row]
-        for (
-          let next = ops[i + 1];
-          next?.op === 'putInbox' && next.row.from === op.row.from && next.row.index === op.row.index + rows.length;
-          next = ops[i + 1]
-        ) {
-          rows.push(next.row)
-          i++
-        }
+        // A run of rows of one stream with consecutive indexes (what one commit received) is one record, up to a size.
+        const rows = runFrom(
+          op.row,
+          ops,
+          i,
+          (next) => (next.op === 'putInbox' ? next.row : undefined),
+          (run, row) =>
+            joinsRecord(
+              run,
+              row,
+              (r) => r.from,
+              (r) => r.index,
+            ),
+        )
+        i += rows.length - 1
         putInbox(commit, rows)
         break
       }
@@ -934,33 +1017,65 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
   return commit.receipts.flat()
 }
 
-/**
- * Adds the row without waiting. A seq at or below the stream's watermark would
- * be taken for a receipt, so the commit is aborted once the watermark (read
- * once per stream and commit, in parallel with the writes, unless the handle
- * knows it) says so.
- */
-function putOutbox(commit: Commit, row: OutboxRow): void {
-  unwrap(commit.tx).objectStore('outbox').add(toStored(row))
-  const settled = watermarkOf(commit, row.to)
-  if (settled instanceof Promise) settled.then((known) => checkRow(commit, row, known), ignore)
-  else checkRow(commit, row, settled)
+/** `first` (what `member` gives of `ops[start]`), then what it gives of each op after it while `joins` takes it into the run so far. */
+function runFrom<T>(
+  first: T,
+  ops: readonly StoreOp[],
+  start: number,
+  member: (op: StoreOp) => T | undefined,
+  joins: (run: readonly [T, ...T[]], next: T) => boolean,
+): [T, ...T[]] {
+  const run: [T, ...T[]] = [first]
+  for (let next = ops[start + run.length]; next !== undefined; next = ops[start + run.length]) {
+    const item = member(next)
+    if (item === undefined || !joins(run, item)) break
+    run.push(item)
+  }
+  return run
 }
 
-function checkRow(commit: Commit, row: OutboxRow, settled: Watermark): void {
-  // A stream's first row gives it its watermark entry, so that counting walks only the rows above watermarks.
-  if (settled === null) {
-    if (commit.created.has(row.to)) return
-    const created: Settled = { to: row.to, upTo: -1, at: -Infinity }
-    unwrap(commit.tx).objectStore('settled').put(created)
-    commit.created.add(row.to)
-    if (!(commit.settled.get(row.to) instanceof Promise)) commit.settled.set(row.to, created)
+/**
+ * Adds `rows` (consecutive, of one stream) as one record without waiting. A
+ * stream's rows above its watermark are contiguous, and a seq at or below the
+ * watermark would be taken for a receipt: so the commit is aborted unless the
+ * first row is one above the highest waiting row, or above the watermark when
+ * none waits. The watermark and the highest row are known from the handle's
+ * earlier commits, or read in parallel with the writes (the highest issued
+ * before the add, so it sees every earlier op of the commit and not this one).
+ */
+function putOutbox(commit: Commit, rows: readonly [OutboxRow, ...OutboxRow[]]): void {
+  const outbox = unwrap(commit.tx).objectStore('outbox')
+  const [head] = rows
+  const { to } = head
+  const settled = watermarkOf(commit, to)
+  let highest: number | Promise<number> | undefined = commit.outTops.has(to) || commit.outPruned ? commit.outTops.get(to) : commit.knownOutTops?.get(to)
+  if (highest === undefined) {
+    const cursor = outbox.openKeyCursor(IDBKeyRange.bound([to, -Infinity], [to, Infinity]), 'prev')
+    highest = new Promise<number>((resolve) => (cursor.onsuccess = () => resolve((cursor.result?.key as [string, number] | undefined)?.[1] ?? -1)))
+  }
+  outbox.add(recordOf(rows.map((row) => toStored(row, ownBytes)) as [StoredOutboxRow, ...StoredOutboxRow[]]))
+  commit.outTops.set(to, head.seq + rows.length - 1)
+  if (settled instanceof Promise || highest instanceof Promise) {
+    Promise.all([settled, highest]).then(([known, top]) => checkRow(commit, head, top, known), ignore)
+  } else {
+    checkRow(commit, head, highest, settled)
+  }
+}
+
+function checkRow(commit: Commit, row: OutboxRow, highest: number, settled: Watermark): void {
+  const mark = settled?.upTo ?? -1
+  if (row.seq <= mark || (highest > mark && row.seq !== highest + 1)) {
+    commit.refused ??= row
+    // Not before the generation is read: a fenced handle's commit fails as fenced, whatever else it got wrong.
+    commit.fence.then(() => abortQuietly(commit.tx), ignore)
     return
   }
-  if (row.seq > settled.upTo) return
-  commit.refused ??= row
-  // Not before the generation is read: a fenced handle's commit fails as fenced, whatever else it got wrong.
-  commit.fence.then(() => abortQuietly(commit.tx), ignore)
+  // A stream's first row gives it its watermark entry, so that counting walks only the rows above watermarks.
+  if (settled !== null || commit.created.has(row.to)) return
+  const created: Settled = { to: row.to, upTo: -1, at: -Infinity }
+  unwrap(commit.tx).objectStore('settled').put(created)
+  commit.created.add(row.to)
+  if (!(commit.settled.get(row.to) instanceof Promise)) commit.settled.set(row.to, created)
 }
 
 /**
@@ -1032,12 +1147,43 @@ async function countInbox(inbox: IDBPObjectStore<Schema, StoreName[], 'inbox'>):
   return counts.reduce((sum, n) => sum + n, 0)
 }
 
-/** Drops the contents of one waiting outbox row, setting `fields`. */
-async function rewrite(commit: Commit, to: PeerId, seq: number, fields: Pick<OutboxRow, 'expired' | 'failed'>): Promise<void> {
+type RewriteOp = Extract<StoreOp, { op: 'expire' | 'release' }>
+
+/**
+ * Drops the contents of the waiting rows `ops` name, in op order: an `expire`
+ * marks its row expired (and failed, with a reason). Rows at or below their
+ * stream's watermark are receipts, and left as they are. Each record is read
+ * and written once, however many of its rows the ops name.
+ */
+async function rewriteRows(commit: Commit, ops: readonly RewriteOp[]): Promise<void> {
   const outbox = commit.tx.objectStore('outbox')
-  const [row, settled] = await Promise.all([outbox.get([to, seq]), watermarkOf(commit, to)])
-  if (row === undefined || seq <= (settled?.upTo ?? -1)) return
-  unwrap(outbox).put(toStored({ ...fromStored(row), contents: new Uint8Array(0), ...fields }))
+  await Promise.all(
+    [...grouped(ops, (op) => op.to)].map(async ([to, run]) => {
+      const mark = (await watermarkOf(commit, to))?.upTo ?? -1
+      const bySeq = grouped(
+        run.filter((op) => op.seq > mark),
+        (op) => op.seq,
+      )
+      if (bySeq.size === 0) return
+      const seqs = [...bySeq.keys()]
+      const low = seqs.reduce((a, b) => Math.min(a, b))
+      const high = seqs.reduce((a, b) => Math.max(a, b))
+      // The records holding rows in [low, high]: the last row of each is at least low, and less than a record's size above high.
+      const records = await outbox.getAll(IDBKeyRange.bound([to, low], [to, high + OUTBOX_CHUNK_ROWS - 1]))
+      for (const record of records) {
+        const rows = outRowsOf(record).map((row) => {
+          let changed = row
+          for (const op of bySeq.get(row.seq) ?? []) {
+            const fields = op.op === 'expire' ? { expired: true as const, ...(op.reason !== undefined && { failed: op.reason }) } : {}
+            changed = toStored({ ...fromStored(changed), contents: new Uint8Array(0), ...fields })
+          }
+          return changed
+        })
+        const updated = rewritten(record, rows)
+        if (updated !== undefined) unwrap(outbox).put(updated)
+      }
+    }),
+  )
 }
 
 /**
@@ -1077,15 +1223,20 @@ async function ack(commit: Commit, op: Extract<StoreOp, { op: 'ack' }>): Promise
   const reading = (async (): Promise<Watermark> => {
     let top = from
     for (;;) {
-      const page = await outbox.getAll(IDBKeyRange.bound([to, top + 1], [to, upTo]), commit.pageSize)
-      for (const stored of page) {
-        const row = fromStored(stored)
-        receipts.push(receiptOf(row, at))
-        if (stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES)
-          plain.objectStore('outbox').put({ ...row, contents: new Uint8Array(0) })
-        top = row.seq
+      // The records with a row in (top, upTo]: the last of them may hold rows above upTo, the first rows of earlier acks.
+      const page = await outbox.getAll(IDBKeyRange.bound([to, top + 1], [to, Infinity]), commit.pageSize)
+      for (const record of page) {
+        const rows = outRowsOf(record).map((stored) => {
+          if (stored.seq <= top || stored.seq > upTo) return stored
+          const row = fromStored(stored)
+          receipts.push(receiptOf(row, at))
+          top = row.seq
+          return stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES ? { ...row, contents: new Uint8Array(0) } : stored
+        })
+        const updated = rewritten(record, rows)
+        if (updated !== undefined) plain.objectStore('outbox').put(updated)
       }
-      if (page.length < commit.pageSize || top >= upTo) break
+      if (page.length < commit.pageSize || (page.at(-1)?.seq ?? upTo) >= upTo) break
     }
     if (top === upTo && guess !== undefined) return guess
     if (guess !== undefined) plain.objectStore('acks').delete([to, upTo])
@@ -1127,13 +1278,37 @@ async function pruneReceipts(commit: Commit, before: number): Promise<void> {
     const keys = await index.getAllKeys(range, commit.pageSize)
     const tops = new Map<string, number>()
     for (const [to, upTo] of keys) tops.set(to, Math.max(upTo, tops.get(to) ?? -1))
+    const trims: Promise<void>[] = []
     for (const [to, upTo] of tops) {
       const span = IDBKeyRange.bound([to, -Infinity], [to, upTo])
       plain.objectStore('outbox').delete(span)
       plain.objectStore('acks').delete(span)
+      trims.push(trimOutbox(commit, to, upTo))
     }
+    // Deleted rows may have been a stream's highest.
+    commit.outTops.clear()
+    commit.outPruned = true
+    // Awaited, so that the ops after it read the trimmed record.
+    await Promise.all(trims)
     if (keys.length < commit.pageSize) return
   }
+}
+
+/** Rewrites the record of `to` that straddles `upTo` (if one does) without its rows at or below it: their ids are free again. */
+async function trimOutbox(commit: Commit, to: string, upTo: number): Promise<void> {
+  const [straddling] = await commit.tx.objectStore('outbox').getAll(IDBKeyRange.bound([to, upTo + 1], [to, Infinity]), 1)
+  if (straddling !== undefined && firstSeqOf(straddling) <= upTo) unwrap(commit.tx).objectStore('outbox').put(trimmedOutbox(straddling, upTo))
+}
+
+/** `items` by `key`, each group in the order of `items`. */
+function grouped<K, T>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>()
+  for (const item of items) {
+    const group = groups.get(key(item))
+    if (group === undefined) groups.set(key(item), [item])
+    else group.push(item)
+  }
+  return groups
 }
 
 /** A request whose failure surfaces through `tx.done`; its own promise must not reject unhandled. */
@@ -1150,18 +1325,6 @@ function abortQuietly(tx: IDBPTransaction<Schema, StoreName[], IDBTransactionMod
 }
 
 // ---------------------------------------------------------------- rows
-
-/** A waiting row as stored. */
-function toStored(row: OutboxRow): StoredOutboxRow {
-  const { expiry: _e, ...rest } = row as StoredOutboxRow
-  const stored: StoredOutboxRow = { ...rest, contents: ownBytes(row.contents) }
-  return row.expiresAt !== undefined && row.expired !== true ? { ...stored, expiry: row.expiresAt } : stored
-}
-
-function fromStored(stored: StoredOutboxRow): OutboxRow {
-  const { expiry: _e, ...row } = stored
-  return row
-}
 
 /** A schema 1 receipt as a schema 2 receipt row. */
 function receiptRowV2(receipt: Receipt): StoredRowV2 {
@@ -1216,7 +1379,7 @@ function platformError(error: unknown, what: string): IlmError {
 }
 
 function settledSeq(row: OutboxRow): IlmError {
-  return new IlmError('STORE_FAILED', `outbox row ${row.to}#${row.seq} is at or below the seqs already acknowledged; nothing was applied`)
+  return new IlmError('STORE_FAILED', `outbox row ${row.to}#${row.seq} is not the next seq of its stream; nothing was applied`)
 }
 
 function inboxGap({ from, index, highest }: NonNullable<Commit['gap']>): IlmError {

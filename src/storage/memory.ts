@@ -258,8 +258,13 @@ function validate(state: IdentityState, ops: readonly StoreOp[]): void {
       const top = Math.max(state.outbox.get(op.to)?.lastAtOrBelow(op.upTo) ?? -1, outKeys.lastAddedAtOrBelow(op.to, op.upTo))
       if (top > markOf(op.to)) marks.set(op.to, top)
     }
-    if (op.op === 'putOutbox' && op.row.seq <= markOf(op.row.to)) {
-      return `outbox row (${op.row.to}, ${op.row.seq}) is at or below the acknowledged seqs`
+    if (op.op === 'putOutbox') {
+      const { to, seq } = op.row
+      const mark = markOf(to)
+      if (seq <= mark) return `outbox row (${to}, ${seq}) is at or below the acknowledged seqs`
+      // The rows waiting above the watermark are contiguous.
+      const top = Math.max(state.outbox.get(to)?.lastAtOrBelow(Number.MAX_SAFE_INTEGER) ?? -1, outKeys.lastAddedAtOrBelow(to, Number.MAX_SAFE_INTEGER))
+      if (top > mark && seq !== top + 1) return `outbox row (${to}, ${seq}) is not one above the highest waiting (${top})`
     }
     if (op.op === 'putInbox') {
       const { from, index } = op.row

@@ -324,6 +324,33 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(await handle.count(), { outbound: 0, inbound: 3 }, 'count')
     },
 
+    'the rows waiting on a stream are contiguous: each one above the highest, or above the acknowledged ones when none waits': async () => {
+      const { handle } = await open('outbox-contiguous')
+      await handle.commit([put(outRow(B, 5)), put(outRow(B, 6)), put(outRow(B, 7)), put(outRow(C, 0))])
+      const before = await state(handle)
+      let ids = 0
+      const fresh = (to: PeerId, seq: number): StoreOp => put(outRow(to, seq, { id: msgId(`fresh_${ids++}`) }))
+      const refused: StoreOp[][] = [
+        [fresh(B, 9)],
+        [fresh(B, 6)],
+        [fresh(B, 4)],
+        [fresh(B, 8), fresh(B, 10)],
+        [fresh(B, 8), fresh(C, 1), fresh(B, 8)],
+        [fresh(C, 1), fresh(C, 2), fresh(C, 1)],
+        [{ op: 'ack', to: B, upTo: 6, at: 1 }, fresh(B, 7)],
+        [{ op: 'ack', to: B, upTo: 7, at: 1 }, fresh(B, 7)],
+      ]
+      for (const [i, ops] of refused.entries()) {
+        await checkCode(handle.commit(ops), 'STORE_FAILED', `refused ${i}`)
+        checkEqual(await state(handle), before, `refused ${i} changed nothing`)
+      }
+      await handle.commit([put(outRow(B, 8)), put(outRow(C, 1)), put(outRow(B, 9))])
+      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [5, 6, 7, 8, 9], 'interleaved streams')
+      await handle.commit([{ op: 'ack', to: B, upTo: 9, at: 2 }, put(outRow(B, 20))])
+      checkEqual(seqs(await handle.readOutbox(B, 0, 10)), [20], 'a stream with nothing waiting takes any seq above the acknowledged ones')
+      checkEqual(await handle.count(), { outbound: 3, inbound: 0 }, 'count')
+    },
+
     'findMessage finds outbox rows, then receipts': async () => {
       const { handle } = await open('find')
       const row = outRow(B, 4)

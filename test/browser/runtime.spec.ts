@@ -46,11 +46,12 @@ test('a worker terminated in the middle of group commits keeps every resolved se
   const a = await harnessTab(browser, true)
   await a.evaluate(() => window.harness.connectOwnWorker('a', 'kill'))
   await expect.poll(() => a.evaluate(() => window.harness.role())).toBe('leader')
-  await a.evaluate(() => window.harness.burst('b', 'm', 3000))
+  // Enough that a kill once 200 resolved lands mid-stream: group commits of up to 1,024 sends each take a few ms.
+  await a.evaluate(() => window.harness.burst('b', 'm', 12_000))
   await a.waitForFunction(() => window.harness.resolvedIds().length >= 200)
   await a.evaluate(() => window.harness.terminateWorker())
   const resolved = await a.evaluate(() => [...window.harness.resolvedIds()])
-  expect(resolved.length).toBeLessThan(3000) // killed mid-stream, not after
+  expect(resolved.length).toBeLessThan(12_000) // killed mid-stream, not after
 
   await a.evaluate(() => window.harness.connectOwnWorker('a', 'kill'))
   await expect.poll(() => a.evaluate(() => window.harness.role())).toBe('leader')

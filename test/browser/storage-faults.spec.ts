@@ -182,9 +182,11 @@ test('a transaction failing in the middle of a group commit: nothing half writte
 
   // 20 sends in one turn share one transaction; the 11th outbox insert fails
   // (ConstraintError) after ten inserts of the same transaction were issued.
+  // Each is 40 KiB, so each is a record of its own (a record of several rows
+  // stays under 48 KiB): small ones would be one record.
   expect(pendingIds).toHaveLength(5)
   await a.evaluate(() => window.harness.faults.armOutboxAddFault(10))
-  const batch = Array.from({ length: 20 }, (_, i) => ({ contents: `x${i}` }))
+  const batch = Array.from({ length: 20 }, (_, i) => ({ contents: `x${i}:`.padEnd(40 * 1024, '.') }))
   const outcomes = await a.evaluate((specs) => window.harness.faults.sendAll('bob', specs), batch)
   test.info().annotations.push({ type: 'batch', description: JSON.stringify(outcomes[0]) })
   for (const outcome of outcomes) {

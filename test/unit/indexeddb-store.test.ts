@@ -183,11 +183,19 @@ describe('IndexedDBStore', () => {
       const tx = db.transaction(['outbox', 'meta', 'acks'])
       expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
       expect(tx.objectStore('outbox').index('id').unique).toBe(true)
+      // A record may hold several rows: each of their ids and expiries is an index entry.
+      expect(tx.objectStore('outbox').index('id').multiEntry).toBe(true)
+      expect(tx.objectStore('outbox').index('expiry').multiEntry).toBe(true)
       expect(Array.from(tx.objectStore('acks').indexNames)).toEqual(['at'])
       expect(await request(tx.objectStore('meta').get('generation'))).toBe(2)
-      // Only the row that can still expire carries the indexed `expiry` field.
-      const rows = await rawAll<OutboxRow & { expiry?: number }>(db, 'outbox')
-      expect(rows.map((r) => [r.seq, r.expiry])).toEqual([
+      // The commit's rows are one record. Only the row that can still expire carries the `expiry` field, and the record lists it.
+      const [chunk, ...others] = await rawAll<{ seq: number; first: number; id: string[]; expiry: number[]; rows: (OutboxRow & { expiry?: number })[] }>(
+        db,
+        'outbox',
+      )
+      expect(others).toEqual([])
+      expect([chunk?.first, chunk?.seq, chunk?.id, chunk?.expiry]).toEqual([0, 2, ['m0', 'm1', 'm2'], [50]])
+      expect(chunk?.rows.map((r) => [r.seq, r.expiry])).toEqual([
         [0, 50],
         [1, undefined],
         [2, undefined],
@@ -287,7 +295,7 @@ describe('IndexedDBStore', () => {
     let calls = 0
     vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function (this: IDBObjectStore, ...args) {
       calls += 1
-      if (calls === 2) throw new DOMException('quota', 'QuotaExceededError')
+      if (calls === 1) throw new DOMException('quota', 'QuotaExceededError')
       return add.apply(this, args)
     })
     const error = await rejection(
@@ -322,9 +330,12 @@ describe('IndexedDBStore', () => {
   it('a duplicate message id is refused as DUPLICATE_ID, and nothing of its commit is applied', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
     await handle.commit([put(0)])
-    const error = await rejection(handle.commit([put(2), put(1, { id: row(0).id })]))
-    expect(isIlmError(error, 'DUPLICATE_ID')).toBe(true)
-    expect(await handle.count()).toEqual({ outbound: 1, inbound: 0 })
+    // In a record of its own, and in one with another row.
+    for (const ops of [[put(1, { id: row(0).id })], [put(1), put(2, { id: row(0).id })]]) {
+      const error = await rejection(handle.commit(ops))
+      expect(isIlmError(error, 'DUPLICATE_ID')).toBe(true)
+      expect(await handle.count()).toEqual({ outbound: 1, inbound: 0 })
+    }
   })
 
   it('reopens after the connection was closed behind its back', async () => {
@@ -457,7 +468,9 @@ describe('IndexedDBStore', () => {
     expect(await observeUpgraded(await new IndexedDBStore({ indexedDB: factory }).open(id))).toEqual(UPGRADED)
     const db = await rawOpen(factory, id)
     try {
-      expect(Array.from(db.transaction('outbox').objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
+      const outbox = db.transaction('outbox').objectStore('outbox')
+      expect(Array.from(outbox.indexNames).sort()).toEqual(['expiry', 'id'])
+      expect([outbox.index('id').unique, outbox.index('id').multiEntry, outbox.index('expiry').multiEntry]).toEqual([true, true, true])
       const rows = await rawAll<Record<string, unknown>>(db, 'outbox')
       expect(rows.filter((r) => 'pending' in r || 'ackedAt' in r)).toEqual([])
     } finally {
@@ -482,7 +495,8 @@ describe('IndexedDBStore', () => {
 
   it('walks ack and pruneReceipts ranges in pages of pageSize', async () => {
     const handle = await new IndexedDBStore({ indexedDB: new IDBFactory(), pageSize: 16 }).open(identity())
-    await handle.commit(Array.from({ length: 100 }, (_, seq) => put(seq)))
+    // A record per row: the pages count records.
+    for (let seq = 0; seq < 100; seq++) await handle.commit([put(seq)])
     const getAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
     const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 69, at: 5 }])
     expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i))
@@ -514,13 +528,14 @@ describe('IndexedDBStore', () => {
       [3, 'delivered', 9],
     ])
     expect(gets).toHaveBeenCalledTimes(1)
-    // The watermark and the ack entry at once (the rows reach upTo), then rows 1 and 2 rewritten once read.
-    expect(puts.mock.calls.map(([value]) => (value as { seq?: number }).seq ?? (value as { upTo: number }).upTo)).toEqual([3, 3, 1, 2])
+    // The watermark and the ack entry at once (the rows reach upTo), then the record of rows 0-4 rewritten once read (rows 1 and 2 changed).
+    expect(puts.mock.calls.map(([value]) => (value as { upTo?: number }).upTo ?? (value as { seq: number }).seq)).toEqual([3, 3, 4])
     puts.mockRestore()
     const db = await rawOpen(factory, id)
     try {
-      const rows = await rawAll<OutboxRow & { expiry?: number }>(db, 'outbox')
-      expect(rows.map((r) => [r.seq, r.contents.byteLength, r.expiry])).toEqual([
+      const [chunk] = await rawAll<{ expiry?: number[]; rows: (OutboxRow & { expiry?: number })[] }>(db, 'outbox')
+      expect(chunk?.expiry).toBeUndefined()
+      expect(chunk?.rows.map((r) => [r.seq, r.contents.byteLength, r.expiry])).toEqual([
         [0, 1, undefined],
         [1, 0, undefined],
         [2, 0, undefined],
@@ -534,6 +549,72 @@ describe('IndexedDBStore', () => {
     expect(await handle.nextExpiry()).toBeUndefined()
     expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([4])
     expect(await handle.findMessage(row(3).id)).toEqual({ where: 'receipt', receipt: { id: row(3).id, to: B, seq: 3, status: 'delivered', at: 9 } })
+  })
+
+  it('keeps the rows a commit queues on a stream as records of at most 64, rewritten whole, trimmed by a prune', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit(Array.from({ length: 150 }, (_, seq) => put(seq, seq === 140 ? { expiresAt: 1e15 } : {})))
+    type Chunk = { seq: number; first: number; id: string[]; expiry?: number[]; rows: OutboxRow[] }
+    const records = async (): Promise<Chunk[]> => {
+      const db = await rawOpen(factory, id)
+      try {
+        return await rawAll<Chunk>(db, 'outbox')
+      } finally {
+        db.close()
+      }
+    }
+    expect((await records()).map((r) => [r.first, r.seq, r.rows.length, r.id.length, r.expiry])).toEqual([
+      [0, 63, 64, 64, undefined],
+      [64, 127, 64, 64, undefined],
+      [128, 149, 22, 22, [1e15]],
+    ])
+    // A run of releases (the relay's mailbox took the messages) reads and writes each record it touches once.
+    const gets = vi.spyOn(IDBObjectStore.prototype, 'getAll')
+    const puts = vi.spyOn(IDBObjectStore.prototype, 'put')
+    await handle.commit(Array.from({ length: 30 }, (_, i): StoreOp => ({ op: 'release', to: B, seq: 50 + i })))
+    expect(gets).toHaveBeenCalledTimes(1)
+    expect(puts.mock.calls.map(([value]) => (value as Chunk).seq)).toEqual([63, 127])
+    vi.restoreAllMocks()
+    expect((await handle.readOutbox(B, 48, 4)).map((r) => r.contents.byteLength)).toEqual([1, 1, 0, 0])
+    await handle.commit([{ op: 'expire', to: B, seq: 140 }])
+    expect((await records())[2]?.expiry).toBeUndefined()
+    expect(await handle.nextExpiry()).toBeUndefined()
+    // Receipts up to 99 pruned: the record of 64-127 keeps its rows above 99, and the ids below are free again.
+    await handle.commit([{ op: 'ack', to: B, upTo: 99, at: 5 }])
+    await handle.commit([{ op: 'ack', to: B, upTo: 110, at: 7 }])
+    await handle.commit([{ op: 'pruneReceipts', before: 6 }])
+    expect((await records()).map((r) => [r.first, r.seq, r.id[0]])).toEqual([
+      [100, 127, 'm100'],
+      [128, 149, 'm128'],
+    ])
+    expect(await handle.findMessage(row(99).id)).toBeUndefined()
+    expect((await handle.findMessage(row(100).id))?.where).toBe('receipt')
+    expect((await handle.findMessage(row(111).id))?.where).toBe('outbox')
+    await handle.commit([put(150, { id: row(64).id })])
+    expect(await handle.count()).toEqual({ outbound: 40, inbound: 0 })
+  })
+
+  it('splits a run of rows into records of at most 48 KiB (Chromium keeps a value over 64 KiB as a blob file)', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    const kib = (n: number): Uint8Array => new Uint8Array(n * 1024)
+    // 20 + 20 KiB fit, a third does not; 60 KiB alone is a row of its own, as any single row is.
+    const sizes = [20, 20, 20, 60, 1, 1]
+    await handle.commit(sizes.map((n, seq) => put(seq, { contents: kib(n) })))
+    await handle.commit(sizes.map((n, index) => ({ op: 'putInbox', row: { ...inRow(index), contents: kib(n) } })))
+    const db = await rawOpen(factory, id)
+    try {
+      const shape = (records: Array<{ rows?: unknown[] }>): number[] => records.map((r) => r.rows?.length ?? 1)
+      expect(shape(await rawAll(db, 'outbox'))).toEqual([2, 1, 1, 2])
+      expect(shape(await rawAll(db, 'inbox'))).toEqual([2, 1, 1, 2])
+    } finally {
+      db.close()
+    }
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.contents.byteLength / 1024)).toEqual(sizes)
+    expect((await handle.readInbox(C, 0, 10)).map((r) => r.contents.byteLength / 1024)).toEqual(sizes)
   })
 
   it('an ack above the rows there are corrects the watermark it wrote at once: to the highest row, or back', async () => {

@@ -100,13 +100,18 @@ describe('MemoryStore', () => {
     expect(far / near).toBeLessThan(20)
   })
 
-  it('keeps key order when rows arrive out of order', async () => {
+  it('keeps key order, and refuses a waiting stream a row that is not one above its highest', async () => {
     const handle = await new MemoryStore().open(A)
-    await handle.commit([put(5), put(2), put(9), put(0), put(7)])
-    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0, 2, 5, 7, 9])
-    expect((await handle.readOutbox(B, 3, 2)).map((r) => r.seq)).toEqual([5, 7])
-    expect((await handle.commit([{ op: 'ack', to: B, upTo: 5, at: 1 }])).map((r) => r.seq)).toEqual([0, 2, 5])
-    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([7, 9])
+    await handle.commit([put(5), put(6)])
+    for (const seq of [2, 5, 6, 8])
+      await expect(handle.commit([put(seq, { id: `again${seq}` as OutboxRow['id'] })])).rejects.toMatchObject({ code: 'STORE_FAILED' })
+    await handle.commit([put(7), put(8), put(9)])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([5, 6, 7, 8, 9])
+    expect((await handle.readOutbox(B, 6, 2)).map((r) => r.seq)).toEqual([6, 7])
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 9, at: 1 }])).map((r) => r.seq)).toEqual([5, 6, 7, 8, 9])
+    // Nothing waits: any seq above the acknowledged ones.
+    await handle.commit([put(12)])
+    expect((await handle.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([12])
   })
 
   it('keeps the expiry index right through expire and ack', async () => {

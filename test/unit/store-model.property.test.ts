@@ -2,15 +2,18 @@
  * IndexedDBStore against MemoryStore, the model: random schedules of commits
  * (sends, acks above and below the rows there are, expiries, mailbox releases,
  * prunes, ids used twice, seqs already settled, received rows in runs, out
- * of line or not, processed rows deleted from below, several ops in one commit)
+ * of line or not, processed rows deleted from below, several ops in one commit,
+ * sends in runs, in line or not)
  * applied to both. After every commit both must agree on its outcome (the
  * error code, or the receipts it returned) and on everything a reader sees:
  * each stream's queue, the counts, every id's lookup, the expired rows and the
  * next expiry. IndexedDB's schema 3 keeps receipts as outbox rows below a
  * per-stream watermark; the model keeps them apart: so this checks the
  * watermark, the ack log and the range prunes against the plain semantics;
- * and it keeps the rows a commit receives in one record, trimmed when rows
- * below a mark are deleted: so this checks the records against plain rows.
+ * and it keeps the rows a commit receives, or queues, on a stream in one
+ * record, trimmed when rows below a mark are deleted or pruned, rewritten for
+ * an ack, an expiry or a release: so this checks the records against plain
+ * rows.
  */
 import 'fake-indexeddb/auto'
 import { IDBFactory } from 'fake-indexeddb'
@@ -25,11 +28,13 @@ const PEERS = ['bob', 'carol'] as PeerId[]
 
 /** One op of a commit, resolved against the streams' counters when it runs. */
 type Planned =
-  | { readonly t: 'send'; readonly peer: number; readonly big: boolean; readonly ttl: boolean }
+  /** `n` sends to `peer`, from its next seq shifted by `skew` (0: in line). */
+  | { readonly t: 'send'; readonly peer: number; readonly big: boolean; readonly ttl: boolean; readonly n: number; readonly skew: number }
   | { readonly t: 'sendTakenId'; readonly peer: number; readonly pick: number }
   | { readonly t: 'sendSettledSeq'; readonly peer: number; readonly pick: number }
   | { readonly t: 'ack'; readonly peer: number; readonly ahead: number }
-  | { readonly t: 'expire' | 'release'; readonly peer: number; readonly back: number }
+  /** The `n` seqs of `peer` from its next seq less 1 less `back`, downwards. */
+  | { readonly t: 'expire' | 'release'; readonly peer: number; readonly back: number; readonly n: number }
   | { readonly t: 'prune'; readonly age: number }
   /** `n` received rows from `peer`, from its next index shifted by `skew` (0: in line). */
   | { readonly t: 'receive'; readonly peer: number; readonly n: number; readonly skew: number }
@@ -37,12 +42,24 @@ type Planned =
   | { readonly t: 'process'; readonly peer: number; readonly back: number }
 
 const peer = fc.nat(PEERS.length - 1)
+const skew = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: -2, max: 2 }))
 const planned: fc.Arbitrary<Planned> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ t: fc.constant('send' as const), peer, big: fc.boolean(), ttl: fc.boolean() }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ t: fc.constant('send' as const), peer, big: fc.boolean(), ttl: fc.boolean(), n: fc.integer({ min: 1, max: 4 }), skew }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('sendTakenId' as const), peer, pick: fc.nat(50) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('sendSettledSeq' as const), peer, pick: fc.nat(1_000) }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('ack' as const), peer, ahead: fc.integer({ min: -3, max: 3 }) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constantFrom('expire' as const, 'release' as const), peer, back: fc.integer({ min: 0, max: 6 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constantFrom('expire' as const, 'release' as const),
+      peer,
+      back: fc.integer({ min: 0, max: 6 }),
+      n: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('prune' as const), age: fc.integer({ min: 0, max: 60 }) }) },
   {
     weight: 4,
@@ -50,7 +67,7 @@ const planned: fc.Arbitrary<Planned> = fc.oneof(
       t: fc.constant('receive' as const),
       peer,
       n: fc.integer({ min: 1, max: 4 }),
-      skew: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: -2, max: 2 })),
+      skew,
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('process' as const), peer, back: fc.integer({ min: 0, max: 5 }) }) },
@@ -80,9 +97,13 @@ class Plan {
       switch (p.t) {
         case 'send': {
           const to = PEERS[p.peer]!
-          const contents = new Uint8Array(p.big ? 300 : 8).fill(next[p.peer]! & 0xff)
-          ops.push({ op: 'putOutbox', row: this.#row(to, next[p.peer]!, this.#newId(), contents, p.ttl ? this.now + 30 : undefined) })
-          next[p.peer]!++
+          const first = Math.max(0, next[p.peer]! + p.skew)
+          oldSeq ||= first !== next[p.peer]
+          for (let seq = first; seq < first + p.n; seq++) {
+            const contents = new Uint8Array(p.big ? 300 : 8).fill(seq & 0xff)
+            ops.push({ op: 'putOutbox', row: this.#row(to, seq, this.#newId(), contents, p.ttl ? this.now + 30 : undefined) })
+          }
+          next[p.peer] = Math.max(next[p.peer]!, first + p.n)
           break
         }
         case 'sendTakenId': {
@@ -109,9 +130,9 @@ class Plan {
         }
         case 'expire':
         case 'release': {
-          const seq = next[p.peer]! - 1 - p.back
-          if (seq < 0) break
-          ops.push(p.t === 'expire' ? { op: 'expire', to: PEERS[p.peer]!, seq } : { op: 'release', to: PEERS[p.peer]!, seq })
+          for (let seq = next[p.peer]! - 1 - p.back; seq > next[p.peer]! - 1 - p.back - p.n && seq >= 0; seq--) {
+            ops.push(p.t === 'expire' ? { op: 'expire', to: PEERS[p.peer]!, seq } : { op: 'release', to: PEERS[p.peer]!, seq })
+          }
           break
         }
         case 'prune':
@@ -170,6 +191,7 @@ class Plan {
 async function observe(store: PeerStore, ids: readonly MessageId[]): Promise<unknown> {
   return {
     queues: await Promise.all(PEERS.map((to) => store.readOutbox(to, 0, 1_000))),
+    queuePages: await Promise.all(PEERS.map((to) => store.readOutbox(to, 3, 2))),
     inboxes: await Promise.all(PEERS.map((from) => store.readInbox(from, 0, 1_000))),
     inboxPages: await Promise.all(PEERS.map((from) => store.readInbox(from, 3, 2))),
     count: await store.count(),
@@ -215,7 +237,7 @@ describe('IndexedDBStore against the MemoryStore model', () => {
           [
             [
               [
-                { t: 'send', peer: 0, big: false, ttl: false },
+                { t: 'send', peer: 0, big: false, ttl: false, n: 1, skew: 0 },
                 { t: 'ack', peer: 0, ahead: 0 },
               ],
               [

@@ -135,10 +135,12 @@ const harness = {
   async outboxRows(peerId: string) {
     const db = await openDB(`intersession:${peerId}`)
     const settled = (await db.getAll('settled')) as Array<{ to: string; upTo: number }>
-    // Acknowledged rows stay as receipts, at or below their stream's watermark: the rows above it are the outbox.
-    const rows = ((await db.getAll('outbox')) as Array<{ to: string; seq: number; id: string; contents: Uint8Array }>).filter(
-      (r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1),
-    )
+    // A record holds the rows one commit queued on a stream (`rows`), or one row. Acknowledged rows stay as receipts, at
+    // or below their stream's watermark: the rows above it are the outbox.
+    type Row = { to: string; seq: number; id: string; contents: Uint8Array }
+    const rows = ((await db.getAll('outbox')) as Array<Row | { rows: Row[] }>)
+      .flatMap((record) => ('rows' in record ? record.rows : [record]))
+      .filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
     db.close()
     return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
   },

@@ -29,6 +29,14 @@ export interface SendSpec {
 }
 
 /** An identity's database as stored, or `undefined` when it does not exist. */
+/** An outbox row as IndexedDB holds it, on its own or in a record's `rows`. */
+interface OutboxRecordRow {
+  readonly to: string
+  readonly seq: number
+  readonly id: string
+  readonly contents: Uint8Array
+}
+
 export interface StoredState {
   readonly epoch: string | undefined
   readonly generation: number | undefined
@@ -142,11 +150,14 @@ export function storageFaults(current: () => Messenger | undefined) {
           tx.objectStore('meta').get('generation') as Promise<number | undefined>,
           tx.objectStore('outStreams').getAll(),
           tx.objectStore('inStreams').getAll(),
-          tx.objectStore('outbox').getAll() as Promise<Array<{ to: string; seq: number; id: string; contents: Uint8Array }>>,
+          tx.objectStore('outbox').getAll() as Promise<Array<OutboxRecordRow | { rows: OutboxRecordRow[] }>>,
           tx.objectStore('settled').getAll() as Promise<Array<{ to: string; upTo: number }>>,
         ])
-        // Acknowledged rows stay as receipts, at or below their stream's watermark: the rows above it are the outbox.
-        const outbox = rows.filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
+        // A record holds the rows one commit queued on a stream (`rows`), or one row. Acknowledged rows stay as receipts,
+        // at or below their stream's watermark: the rows above it are the outbox.
+        const outbox = rows
+          .flatMap((record) => ('rows' in record ? record.rows : [record]))
+          .filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
         return {
           epoch: identity?.epoch,
           generation,

@@ -1,0 +1,27 @@
+/**
+ * The most bytes of rows one IndexedDB record of several rows holds. Chromium
+ * keeps a value whose serialized form exceeds 64 KiB as a blob of its own
+ * (Blink's `IDBValueWrapper::kWrapThreshold`): a file beside LevelDB, far
+ * dearer to write and read than a LevelDB value. So a chunk of rows stays
+ * under that, with room to spare.
+ */
+const RECORD_BYTES = 48 * 1024
+
+/** A row's serialized size beyond its contents, at most: its ids, epoch, numbers and field names. */
+const ROW_OVERHEAD_BYTES = 256
+
+/**
+ * Whether `next` joins `run` (rows of one stream with consecutive keys) in
+ * one record: the same stream, the next key, and the record within
+ * `maxRows` and {@link RECORD_BYTES}.
+ */
+export function joinsRecord<R extends { readonly contents: Uint8Array }>(
+  run: readonly [R, ...R[]],
+  next: R,
+  stream: (row: R) => string,
+  key: (row: R) => number,
+  maxRows = Infinity,
+): boolean {
+  if (run.length >= maxRows || stream(next) !== stream(run[0]) || key(next) !== key(run[0]) + run.length) return false
+  return [...run, next].reduce((bytes, row) => bytes + row.contents.byteLength + ROW_OVERHEAD_BYTES, 0) <= RECORD_BYTES
+}
