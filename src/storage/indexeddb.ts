@@ -1,20 +1,9 @@
 import { unwrap, wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
 import { chunkOf, firstOf, rowsOf, trimmed, type StoredInbox } from './inbox-chunk.js'
-import {
-  firstSeqOf,
-  fromStored,
-  OUTBOX_CHUNK_ROWS,
-  outRowsOf,
-  recordOf,
-  rewritten,
-  toStored,
-  trimmedOutbox,
-  type StoredOutbox,
-  type StoredOutboxRow,
-} from './outbox-chunk.js'
+import { firstSeqOf, fromStored, outRowsOf, recordOf, rewritten, toStored, trimmedOutbox, type StoredOutbox, type StoredOutboxRow } from './outbox-chunk.js'
 import { duplicateId, validateOps } from './op-validation.js'
-import { joinsRecord } from './record-size.js'
+import { joinsRecord, RECORD_ROWS } from './record-size.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
 import type { MessageId, PeerId } from '../core/ids.js'
@@ -954,7 +943,6 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
               row,
               (r) => r.to,
               (r) => r.seq,
-              OUTBOX_CHUNK_ROWS,
             ),
         )
         i += rows.length - 1
@@ -1169,7 +1157,7 @@ async function rewriteRows(commit: Commit, ops: readonly RewriteOp[]): Promise<v
       const low = seqs.reduce((a, b) => Math.min(a, b))
       const high = seqs.reduce((a, b) => Math.max(a, b))
       // The records holding rows in [low, high]: the last row of each is at least low, and less than a record's size above high.
-      const records = await outbox.getAll(IDBKeyRange.bound([to, low], [to, high + OUTBOX_CHUNK_ROWS - 1]))
+      const records = await outbox.getAll(IDBKeyRange.bound([to, low], [to, high + RECORD_ROWS - 1]))
       for (const record of records) {
         const rows = outRowsOf(record).map((row) => {
           let changed = row

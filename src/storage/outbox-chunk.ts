@@ -10,9 +10,6 @@ export interface StoredOutboxRow extends OutboxRow {
   readonly expiry?: number
 }
 
-/** The most rows one {@link OutboxChunk} holds: an expiry or a release rewrites the record that holds its row. */
-export const OUTBOX_CHUNK_ROWS = 64
-
 /**
  * Consecutive outbox rows of one stream in one IndexedDB record: IndexedDB
  * spends far more per record than per byte, so a commit of 50 sends writes

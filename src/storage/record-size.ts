@@ -7,21 +7,27 @@
  */
 const RECORD_BYTES = 48 * 1024
 
+/**
+ * The most rows one record holds: a record straddling a processed mark, an
+ * expiry or a release is read and written whole, so this bounds that work
+ * per op while keeping most of the saving per row.
+ */
+export const RECORD_ROWS = 64
+
 /** A row's serialized size beyond its contents, at most: its ids, epoch, numbers and field names. */
 const ROW_OVERHEAD_BYTES = 256
 
 /**
  * Whether `next` joins `run` (rows of one stream with consecutive keys) in
  * one record: the same stream, the next key, and the record within
- * `maxRows` and {@link RECORD_BYTES}.
+ * {@link RECORD_ROWS} and {@link RECORD_BYTES}.
  */
 export function joinsRecord<R extends { readonly contents: Uint8Array }>(
   run: readonly [R, ...R[]],
   next: R,
   stream: (row: R) => string,
   key: (row: R) => number,
-  maxRows = Infinity,
 ): boolean {
-  if (run.length >= maxRows || stream(next) !== stream(run[0]) || key(next) !== key(run[0]) + run.length) return false
+  if (run.length >= RECORD_ROWS || stream(next) !== stream(run[0]) || key(next) !== key(run[0]) + run.length) return false
   return [...run, next].reduce((bytes, row) => bytes + row.contents.byteLength + ROW_OVERHEAD_BYTES, 0) <= RECORD_BYTES
 }

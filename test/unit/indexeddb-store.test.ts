@@ -551,20 +551,23 @@ describe('IndexedDBStore', () => {
     expect(await handle.findMessage(row(3).id)).toEqual({ where: 'receipt', receipt: { id: row(3).id, to: B, seq: 3, status: 'delivered', at: 9 } })
   })
 
-  it('keeps the rows a commit queues on a stream as records of at most 64, rewritten whole, trimmed by a prune', async () => {
+  it('keeps the rows a commit queues or stores on a stream as records of at most 64; outbox records rewritten whole, trimmed by a prune', async () => {
     const factory = new IDBFactory()
     const id = identity()
     const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
     await handle.commit(Array.from({ length: 150 }, (_, seq) => put(seq, seq === 140 ? { expiresAt: 1e15 } : {})))
     type Chunk = { seq: number; first: number; id: string[]; expiry?: number[]; rows: OutboxRow[] }
-    const records = async (): Promise<Chunk[]> => {
+    const records = async (store = 'outbox'): Promise<Chunk[]> => {
       const db = await rawOpen(factory, id)
       try {
-        return await rawAll<Chunk>(db, 'outbox')
+        return await rawAll<Chunk>(db, store)
       } finally {
         db.close()
       }
     }
+    // The inbox's records too.
+    await handle.commit(Array.from({ length: 150 }, (_, index) => ({ op: 'putInbox', row: inRow(index) })))
+    expect((await records('inbox')).map((r) => r.rows.length)).toEqual([64, 64, 22])
     expect((await records()).map((r) => [r.first, r.seq, r.rows.length, r.id.length, r.expiry])).toEqual([
       [0, 63, 64, 64, undefined],
       [64, 127, 64, 64, undefined],
@@ -593,7 +596,7 @@ describe('IndexedDBStore', () => {
     expect((await handle.findMessage(row(100).id))?.where).toBe('receipt')
     expect((await handle.findMessage(row(111).id))?.where).toBe('outbox')
     await handle.commit([put(150, { id: row(64).id })])
-    expect(await handle.count()).toEqual({ outbound: 40, inbound: 0 })
+    expect(await handle.count()).toEqual({ outbound: 40, inbound: 150 })
   })
 
   it('splits a run of rows into records of at most 48 KiB (Chromium keeps a value over 64 KiB as a blob file)', async () => {
