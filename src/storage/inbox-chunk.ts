@@ -49,9 +49,3 @@ export function rowsOf(stored: StoredInbox, fromIndex = -Infinity): InboxRow[] {
   const skip = Math.max(0, fromIndex - first)
   return rows.slice(skip).map((row, i) => ({ from, index: first + skip + i, ...row }))
 }
-
-/** The record without its rows below `below` (some stay: `below` <= its last index). */
-export function trimmed(stored: StoredInbox, below: number): StoredInbox {
-  if (!('rows' in stored) || below <= stored.first) return stored
-  return { ...stored, first: below, rows: stored.rows.slice(below - stored.first) }
-}

@@ -1,6 +1,6 @@
 import { unwrap, wrap } from 'idb'
 import type { DBSchema, IDBPDatabase, IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
-import { chunkOf, firstOf, rowsOf, trimmed, type StoredInbox } from './inbox-chunk.js'
+import { chunkOf, firstOf, rowsOf, type StoredInbox } from './inbox-chunk.js'
 import { firstSeqOf, fromStored, outRowsOf, recordOf, rewritten, toStored, trimmedOutbox, type StoredOutbox, type StoredOutboxRow } from './outbox-chunk.js'
 import { duplicateId, validateOps } from './op-validation.js'
 import { joinsRecord, RECORD_ROWS } from './record-size.js'
@@ -26,7 +26,7 @@ import { receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -157,6 +157,8 @@ const META_KEY = 'identity'
 const FENCE_KEY = 'generation'
 const DEFAULT_PAGE_SIZE = 256
 const DEFAULT_BLOCKED_TIMEOUT_MS = 10_000
+/** How far apart (in indexes) a stream's processed marks delete the records and floors below them (see `deleteInbox`). */
+const SWEEP_EVERY = 1024
 /** Largest count `getAll` accepts (an unsigned long). */
 const MAX_COUNT = 0xffff_ffff
 
@@ -209,10 +211,18 @@ interface Schema extends DBSchema {
   inStreams: { key: string; value: InStreamState }
   outbox: { key: [string, number]; value: StoredOutbox; indexes: { id: string; expiry: number } }
   inbox: { key: [string, number]; value: StoredInbox }
+  /** Processed marks: each stream's rows below its highest are gone, also those still inside a record (see {@link deleteInbox}). */
+  inboxFloors: { key: [string, number]; value: InboxFloor }
   settled: { key: string; value: Settled }
   acks: { key: [string, number]; value: AckEntry; indexes: { at: number } }
   /** The end-to-end cipher's records (keys, pins), by name; out-of-line keys. */
   keys: { key: string; value: unknown }
+}
+
+/** A processed mark of a stream: its rows below `below` are gone. */
+interface InboxFloor {
+  readonly from: string
+  readonly below: number
 }
 
 /** Schema 1 kept receipts in a store of their own. */
@@ -250,6 +260,7 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     if (oldVersion === 0) {
       createWatermarkStores(db)
       db.createObjectStore('keys')
+      createInboxFloors(db)
       return
     }
   }
@@ -265,7 +276,13 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
       outbox.deleteIndex('expiry')
       createOutboxIndexes(outbox)
     }
+    // Schema 6: processed marks, so that a mark inside an inbox record hides its rows below it instead of rewriting it.
+    if (oldVersion < 6) createInboxFloors(db)
   })().catch(() => abortQuietly(tx))
+}
+
+function createInboxFloors(db: Db): void {
+  db.createObjectStore('inboxFloors', { keyPath: ['from', 'below'] })
 }
 
 function createOutboxIndexes(outbox: IDBPObjectStore<Schema, StoreName[], 'outbox', 'versionchange'>): void {
@@ -484,6 +501,10 @@ class IndexedDBPeerStore implements PeerStore {
   readonly #inboxTops = new Map<string, number>()
   /** Each outbox stream's highest stored seq (-1: no row), kept and used as the inbox tops are. */
   readonly #outboxTops = new Map<string, number>()
+  /** See `Commit.swept`. */
+  readonly #swept = new Map<string, number>()
+  /** Each inbox stream's bound on its highest floor (none above it), kept and used as the inbox tops are. */
+  readonly #floorBounds = new Map<string, number>()
   /** Commits started and not yet done or failed. */
   #writing = 0
 
@@ -540,11 +561,13 @@ class IndexedDBPeerStore implements PeerStore {
   }
 
   async readInbox(from: PeerId, fromIndex: number, limit: number): Promise<readonly InboxRow[]> {
-    return this.#read(['inbox'], async (tx) => {
+    return this.#read(['inbox', 'inboxFloors'], async (tx) => {
       if (limit < 1) return []
-      // Each record holds at least one row at or above fromIndex, so `limit` records hold enough.
-      const records = await tx.objectStore('inbox').getAll(IDBKeyRange.bound([from, fromIndex], [from, Infinity]), count(limit))
-      return records.flatMap((record) => rowsOf(record, fromIndex)).slice(0, limit)
+      // Records wholly below the floor may still be there: the read starts at the floor. Each record from there holds
+      // a row at or above the start, so `limit` records hold enough.
+      const start = Math.max(fromIndex, await floorOf(tx.objectStore('inboxFloors'), from))
+      const records = await tx.objectStore('inbox').getAll(IDBKeyRange.bound([from, start], [from, Infinity]), count(limit))
+      return records.flatMap((record) => rowsOf(record, start)).slice(0, limit)
     })
   }
 
@@ -589,10 +612,10 @@ class IndexedDBPeerStore implements PeerStore {
   }
 
   async count(): Promise<{ outbound: number; inbound: number }> {
-    return this.#read(['outbox', 'inbox', 'settled'], async (tx) => {
+    return this.#read(['outbox', 'inbox', 'inboxFloors', 'settled'], async (tx) => {
       // Every stream with rows has its watermark entry. The rows above it are the outbox: contiguous, from the lowest to the highest.
       const outbox = tx.objectStore('outbox')
-      const [streams, inbound] = await Promise.all([tx.objectStore('settled').getAll(), countInbox(tx.objectStore('inbox'))])
+      const [streams, inbound] = await Promise.all([tx.objectStore('settled').getAll(), countInbox(tx.objectStore('inbox'), tx.objectStore('inboxFloors'))])
       const waiting = await Promise.all(
         streams.map(async ({ to, upTo }) => {
           const above = IDBKeyRange.bound([to, upTo], [to, Infinity], true)
@@ -683,6 +706,7 @@ class IndexedDBPeerStore implements PeerStore {
     this.#watermarks.clear()
     this.#inboxTops.clear()
     this.#outboxTops.clear()
+    this.#floorBounds.clear()
     const lost = (): void => this.#drop(db)
     db.addEventListener('versionchange', lost)
     db.addEventListener('close', lost)
@@ -764,15 +788,17 @@ class IndexedDBPeerStore implements PeerStore {
       fence,
       known: this.#writing === 0 ? this.#watermarks : undefined,
       knownTops: this.#writing === 0 ? this.#inboxTops : undefined,
+      knownFloorBounds: this.#writing === 0 ? this.#floorBounds : undefined,
+      floorBounds: new Map(),
       tops: new Map(),
       knownOutTops: this.#writing === 0 ? this.#outboxTops : undefined,
       outTops: new Map(),
       outPruned: false,
+      swept: this.#swept,
       receipts: [],
       settled: new Map(),
       acking: [],
       created: new Set(),
-      inboxBelow: new Map(),
     }
     this.#writing++
     try {
@@ -788,6 +814,7 @@ class IndexedDBPeerStore implements PeerStore {
         if (top === undefined) this.#inboxTops.delete(from)
         else this.#inboxTops.set(from, top)
       }
+      for (const [from, bound] of commit.floorBounds) this.#floorBounds.set(from, bound)
       if (commit.outPruned) this.#outboxTops.clear()
       for (const [to, top] of commit.outTops) this.#outboxTops.set(to, top)
       return receipts
@@ -796,6 +823,7 @@ class IndexedDBPeerStore implements PeerStore {
       this.#watermarks.clear()
       this.#inboxTops.clear()
       this.#outboxTops.clear()
+      this.#floorBounds.clear()
       abortQuietly(tx)
       if (stale) throw fencedError()
       if (commit.refused !== undefined) throw settledSeq(commit.refused)
@@ -825,8 +853,8 @@ const SCOPES: Record<StoreOp['op'], readonly StoreName[]> = {
   expire: ['outbox', 'settled'],
   release: ['outbox', 'settled'],
   ack: ['outbox', 'settled', 'acks'],
-  putInbox: ['inbox'],
-  deleteInbox: ['inbox'],
+  putInbox: ['inbox', 'inboxFloors'],
+  deleteInbox: ['inbox', 'inboxFloors'],
   pruneReceipts: ['outbox', 'acks'],
   putKey: ['keys'],
   deleteKey: ['keys'],
@@ -870,8 +898,15 @@ interface Commit {
   readonly knownTops: ReadonlyMap<string, number> | undefined
   /** Each inbox stream's highest index as the ops issued so far leave it (-1: no row; undefined: not known). */
   readonly tops: Map<string, number | undefined>
-  /** Per inbox stream, the highest mark a `deleteInbox` of this commit set. */
-  readonly inboxBelow: Map<string, number>
+  /**
+   * The handle's marks at which each inbox stream's records and floors below were last deleted. Only how often they
+   * are deleted depends on it, not what reads see: so it is the handle's own map, updated as ops are issued.
+   */
+  readonly swept: Map<string, number>
+  /** The handle's floor bounds as its committed transactions left them, when this commit may use them. */
+  readonly knownFloorBounds: ReadonlyMap<string, number> | undefined
+  /** Each inbox stream's bound on its highest floor as the ops issued so far leave it, where this commit moved it. */
+  readonly floorBounds: Map<string, number>
   /** A `putInbox` run not one above its stream's highest row; the commit is aborted. */
   gap?: { readonly from: PeerId; readonly index: number; readonly highest: number }
 }
@@ -1084,6 +1119,15 @@ function putInbox(commit: Commit, rows: readonly [InboxRow, ...InboxRow[]]): voi
     const highest = inbox.openKeyCursor(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 'prev')
     highest.onsuccess = () => checkInboxTop(commit, from, first, (highest.result?.key as [string, number] | undefined)?.[1] ?? -1)
   }
+  // A stream with no row takes any index, even one below a floor it has: the floors above it go (a stream with rows has
+  // none above its highest row). Known to be none, no delete.
+  const bound = floorBoundOf(commit, from)
+  if ((top === undefined || top === -1) && (bound === undefined || bound > first)) {
+    unwrap(commit.tx)
+      .objectStore('inboxFloors')
+      .delete(IDBKeyRange.bound([from, first], [from, Infinity], true))
+    commit.floorBounds.set(from, first)
+  }
   inbox.add(rows.length === 1 ? { ...head, contents: ownBytes(head.contents) } : chunkOf(rows, ownBytes))
   commit.tops.set(from, first + rows.length - 1)
 }
@@ -1096,25 +1140,37 @@ function checkInboxTop(commit: Commit, from: PeerId, first: number, top: number)
 }
 
 /**
- * Removes every inbox row of `from` below `below`, without waiting: the
- * records wholly below it in one range delete, and the rows below it of the
- * one record that straddles it, rewritten once read. The rewrite trims to the
- * highest mark this commit set for the stream by then, and is skipped for a
- * record a later range delete already removed: so it never brings back rows.
+ * Removes every inbox row of `from` below `below`, without waiting, by
+ * keeping `below` as the stream's floor: reads and counts skip the rows
+ * below the highest floor. Deleting them is a range delete, which costs
+ * IndexedDB far more than the small write of a floor: so the records wholly
+ * below the floor (and the lower floors) are deleted only at the stream's
+ * first mark in this handle, every {@link SWEEP_EVERY} indexes, and whenever
+ * the mark may empty the stream (a stream with no rows takes any index: see
+ * {@link putInbox}). A mark known to empty it keeps no floor. A record that
+ * straddles the floor stays as it is.
  */
 function deleteInbox(commit: Commit, from: PeerId, below: number): void {
-  const inbox = unwrap(commit.tx).objectStore('inbox')
-  commit.inboxBelow.set(from, Math.max(below, commit.inboxBelow.get(from) ?? 0))
+  const plain = unwrap(commit.tx)
   const top = commit.tops.has(from) ? commit.tops.get(from) : commit.knownTops?.get(from)
   // A mark above the top empties the stream; one at or below it leaves the top; a top not known stays so.
   commit.tops.set(from, top === undefined ? undefined : below > top ? -1 : top)
-  inbox.delete(IDBKeyRange.bound([from, -Infinity], [from, below - 1]))
-  const read = inbox.getAll(IDBKeyRange.bound([from, below], [from, Infinity]), 1) as IDBRequest<StoredInbox[]>
-  read.onsuccess = () => {
-    const [straddling] = read.result
-    const mark = commit.inboxBelow.get(from) ?? below
-    if (straddling !== undefined && straddling.index >= mark && firstOf(straddling) < mark) inbox.put(trimmed(straddling, mark))
+  const swept = commit.swept.get(from)
+  if (top === undefined || below > top || swept === undefined || below - swept >= SWEEP_EVERY) {
+    plain.objectStore('inbox').delete(IDBKeyRange.bound([from, -Infinity], [from, below - 1]))
+    commit.swept.set(from, below)
+    // Emptied, the stream has no row to hide: no floor, and those it has are below the next index it takes (or go then).
+    if (top !== undefined && below > top) return
+    plain.objectStore('inboxFloors').delete(IDBKeyRange.bound([from, -Infinity], [from, below], false, true))
   }
+  plain.objectStore('inboxFloors').put({ from, below })
+  const bound = floorBoundOf(commit, from)
+  if (bound !== undefined) commit.floorBounds.set(from, Math.max(bound, below))
+}
+
+/** A bound on the highest floor of `from` (none is above it); undefined when not known. */
+function floorBoundOf(commit: Commit, from: string): number | undefined {
+  return commit.floorBounds.get(from) ?? commit.knownFloorBounds?.get(from)
 }
 
 /**
@@ -1122,17 +1178,23 @@ function deleteInbox(commit: Commit, from: PeerId, below: number): void {
  * stream's rows are contiguous, from its first record's first row to its last
  * record's key.
  */
-async function countInbox(inbox: IDBPObjectStore<Schema, StoreName[], 'inbox'>): Promise<number> {
+async function countInbox(inbox: IDBPObjectStore<Schema, StoreName[], 'inbox'>, floors: IDBPObjectStore<Schema, StoreName[], 'inboxFloors'>): Promise<number> {
   const keys = await inbox.getAllKeys()
   const last = new Map<string, number>()
   for (const [from, index] of keys) last.set(from, index)
   const counts = await Promise.all(
     [...last].map(async ([from, index]) => {
-      const [head] = await inbox.getAll(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 1)
-      return head === undefined ? 0 : index - firstOf(head) + 1
+      const [[head], floor] = await Promise.all([inbox.getAll(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 1), floorOf(floors, from)])
+      return head === undefined ? 0 : index - Math.max(firstOf(head), floor) + 1
     }),
   )
   return counts.reduce((sum, n) => sum + n, 0)
+}
+
+/** The highest processed mark of `from`: its rows below it are gone, also those still inside a record. */
+async function floorOf(floors: IDBPObjectStore<Schema, StoreName[], 'inboxFloors'>, from: string): Promise<number> {
+  const highest = await floors.openKeyCursor(IDBKeyRange.bound([from, -Infinity], [from, Infinity]), 'prev')
+  return highest?.key[1] ?? -Infinity
 }
 
 type RewriteOp = Extract<StoreOp, { op: 'expire' | 'release' }>

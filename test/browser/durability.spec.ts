@@ -14,7 +14,7 @@ import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 test.use({ relayOptions: REPO_RELAY })
 
 /** The object stores whose writes must be durable: a message, its seq, its processed mark, its ack, the store's identity. */
-const DURABLE_STORES = ['outbox', 'inbox', 'outStreams', 'inStreams', 'settled', 'acks', 'meta'] as const
+const DURABLE_STORES = ['outbox', 'inbox', 'inboxFloors', 'outStreams', 'inStreams', 'settled', 'acks', 'meta'] as const
 
 /** The readwrite transactions that write a store of {@link DURABLE_STORES} without `strict` durability. */
 function notStrict(records: readonly TransactionRecord[]): TransactionRecord[] {
@@ -50,7 +50,7 @@ async function cycle(a: Page, b: Page, relaxed: boolean): Promise<TransactionRec
   const records = await a.evaluate(() => [...window.harness.durability.records()])
   // Every part of the cycle ran through a recorded transaction: the check below cannot pass on nothing.
   expect(written(records, 'intersession:dur-a')).toEqual(expect.arrayContaining(['acks', 'meta', 'outStreams', 'outbox', 'settled']))
-  expect(written(records, 'intersession:dur-b')).toEqual(expect.arrayContaining(['meta', 'inStreams', 'inbox']))
+  expect(written(records, 'intersession:dur-b')).toEqual(expect.arrayContaining(['meta', 'inStreams', 'inbox', 'inboxFloors']))
   // The outbox is written by the sends and again by the ack; the inbox by the receive and again by the processed mark.
   expect(writes(records, 'intersession:dur-a', 'outbox')).toBeGreaterThanOrEqual(2)
   expect(writes(records, 'intersession:dur-b', 'inbox')).toBeGreaterThanOrEqual(2)

@@ -179,7 +179,7 @@ describe('IndexedDBStore', () => {
     const db = await rawOpen(factory, id)
     try {
       expect(db.version).toBe(SCHEMA_VERSION)
-      expect(Array.from(db.objectStoreNames).sort()).toEqual(['acks', 'inStreams', 'inbox', 'keys', 'meta', 'outStreams', 'outbox', 'settled'])
+      expect(Array.from(db.objectStoreNames).sort()).toEqual(['acks', 'inStreams', 'inbox', 'inboxFloors', 'keys', 'meta', 'outStreams', 'outbox', 'settled'])
       const tx = db.transaction(['outbox', 'meta', 'acks'])
       expect(Array.from(tx.objectStore('outbox').indexNames).sort()).toEqual(['expiry', 'id'])
       expect(tx.objectStore('outbox').index('id').unique).toBe(true)
@@ -256,15 +256,32 @@ describe('IndexedDBStore', () => {
       [2, [2, 3]],
       [3, [3]],
     ])
-    // The first mark's straddling record is gone by the time its read lands: it is not written back, emptied.
+    // A mark keeps its floor: the highest hides the rows below it. The records and floors below are deleted at the
+    // stream's first mark, then only every 1,024 indexes or when a mark may empty the stream.
     await handle.commit([
       { op: 'deleteInbox', from: C, below: 1 },
       { op: 'deleteInbox', from: C, below: 4 },
     ])
     const after = await rawOpen(factory, id)
     const left = await rawAll<{ index: number; first: number; rows: unknown[] }>(after, 'inbox')
+    const floors = await rawAll(after, 'inboxFloors')
     after.close()
-    expect(left.map(({ first, index, rows }) => [first, index, rows.length])).toEqual([[4, 4, 1]])
+    expect(left.map(({ first, index, rows }) => [first, index, rows.length])).toEqual([
+      [0, 2, 3],
+      [3, 4, 2],
+    ])
+    expect(floors).toEqual([
+      { from: C, below: 1 },
+      { from: C, below: 4 },
+    ])
+    expect(await handle.count()).toEqual({ outbound: 0, inbound: 1 })
+    expect((await handle.readInbox(C, 0, 10)).map((r) => r.index)).toEqual([4])
+    // Emptied, the stream takes any index, also one below its floor: the floor goes.
+    await handle.commit([
+      { op: 'deleteInbox', from: C, below: 9 },
+      { op: 'putInbox', row: inRow(2) },
+    ])
+    expect((await handle.readInbox(C, 0, 10)).map((r) => r.index)).toEqual([2])
     expect(await handle.count()).toEqual({ outbound: 0, inbound: 1 })
   })
 

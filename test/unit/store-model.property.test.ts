@@ -11,9 +11,10 @@
  * per-stream watermark; the model keeps them apart: so this checks the
  * watermark, the ack log and the range prunes against the plain semantics;
  * and it keeps the rows a commit receives, or queues, on a stream in one
- * record, trimmed when rows below a mark are deleted or pruned, rewritten for
- * an ack, an expiry or a release: so this checks the records against plain
- * rows.
+ * record: an inbox record straddling a processed mark stays, its rows below
+ * the stream's floor hidden; an outbox record is trimmed by a prune and
+ * rewritten for an ack, an expiry or a release: so this checks the records
+ * against plain rows.
  */
 import 'fake-indexeddb/auto'
 import { IDBFactory } from 'fake-indexeddb'

@@ -81,10 +81,15 @@ export const crash = {
     if (!(await indexedDB.databases()).some((d) => d.name === name)) return []
     const db = await openDB(name)
     try {
-      // A record holds the rows one commit stored (`rows`), or one row as stores before chunks wrote it.
-      const records = (await db.getAll('inbox')) as Array<InboxEntry | { from: string; rows: Omit<InboxEntry, 'from'>[] }>
+      // A record holds the rows one commit stored (`rows`, from index `first`), or one row as stores before chunks wrote
+      // it. A stream's rows below its highest processed mark (`inboxFloors`) are gone, also those still inside a record.
+      type Row = InboxEntry & { index: number }
+      const records = (await db.getAll('inbox')) as Array<Row | { from: string; first: number; rows: Omit<Row, 'from' | 'index'>[] }>
+      const floors = (await db.getAll('inboxFloors')) as Array<{ from: string; below: number }>
+      const floor = (from: string): number => Math.max(-Infinity, ...floors.filter((f) => f.from === from).map((f) => f.below))
       return records
-        .flatMap((record) => ('rows' in record ? record.rows.map((row) => ({ ...row, from: record.from })) : [record]))
+        .flatMap((record): Row[] => ('rows' in record ? record.rows.map((row, i) => ({ ...row, from: record.from, index: record.first + i })) : [record]))
+        .filter((row) => row.index >= floor(row.from))
         .map(({ from, id, seq, epoch }) => ({ from, id, seq, epoch }))
     } finally {
       db.close()
