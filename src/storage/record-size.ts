@@ -8,9 +8,10 @@
 const RECORD_BYTES = 48 * 1024
 
 /**
- * The most rows one record holds: a record straddling a processed mark, an
- * expiry or a release is read and written whole, so this bounds that work
- * per op while keeping most of the saving per row.
+ * The most rows one record holds: an outbox record is read and written whole
+ * for an expiry, a release or a prune that straddles it, so this bounds that
+ * work per op while keeping most of the saving per row (for the inbox it
+ * measured 5 % less receiver CPU than up to 192 rows, before floors).
  */
 export const RECORD_ROWS = 64
 
