@@ -56,7 +56,8 @@ export class Router {
     }
     const dest = this.#context.connections.get(to)
     if (dest !== undefined && dest.ws.readyState === dest.ws.OPEN) {
-      if (!dest.deliver(envelope(conn.id!, frame))) this.#undeliverable(conn, to, 'slow')
+      if (dest.deliver(envelope(conn.id!, frame))) storeAndForward?.forwarded(conn, to)
+      else this.#undeliverable(conn, to, 'slow')
     } else if (cluster !== undefined) void this.#forwardElsewhere(cluster, conn, to, frame, kind, decoded)
     else this.#offline(conn, to, frame, kind, decoded)
   }
@@ -126,8 +127,10 @@ export class Router {
       return
     }
     this.#context.unreached?.routed(conn, to)
-    if (sent) this.#context.counters.framesOut++
-    else if (conn.state === 'open') this.#offline(conn, to, frame, kind, decoded)
+    if (sent) {
+      this.#context.counters.framesOut++
+      this.#context.storeAndForward?.forwarded(conn, to)
+    } else if (conn.state === 'open') this.#offline(conn, to, frame, kind, decoded)
   }
 
   /** `to` is connected nowhere: its mailbox holds messages and acks; anything else is refused. */

@@ -10,6 +10,8 @@
  * - `offline`: a frame or signal for a peer that is not connected and that the mailbox does not hold (`undeliverable` 'offline')
  * - `forged`: a frame for the mailbox whose own `from`/`to` differ from its envelope, or undecodable: dropped
  * - `mailbox_full`: a message refused by a full mailbox (the sender gets `failed`)
+ * - `held_back`: a message for the mailbox above a seq of its stream whose put failed on that connection: dropped
+ *   until that seq is stored, so the mailbox keeps the stream in order (the sender retransmits both)
  * - `slow`: a frame or signal not forwarded because the destination is too far behind (`undeliverable` 'slow')
  * - `slow_control`: a control message (presence, undeliverable, pong…) to a client too far behind, dropped
  * - `idle`: a connection closed for not answering pings (IDLE)
@@ -28,6 +30,7 @@ export type RefusalReason =
   | 'offline'
   | 'forged'
   | 'mailbox_full'
+  | 'held_back'
   | 'slow'
   | 'slow_control'
   | 'idle'
@@ -47,6 +50,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   'offline',
   'forged',
   'mailbox_full',
+  'held_back',
   'slow',
   'slow_control',
   'idle',

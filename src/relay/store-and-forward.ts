@@ -7,6 +7,7 @@ import type { RelayCluster } from './cluster/cluster.js'
 import type { Connection } from './connection.js'
 import type { ConnectionTable } from './connection-table.js'
 import { DrainQueue } from './drain-queue.js'
+import { HeldBackStreams } from './held-back-streams.js'
 import type { Mailbox, MailboxLimits, MailboxRecord } from './mailbox/mailbox.js'
 import { notice, skipOf } from './mailbox-frames.js'
 import type { RelayLimits } from './options.js'
@@ -40,6 +41,7 @@ export class StoreAndForward {
   readonly #mailbox: Mailbox
   readonly #context: StoreAndForwardContext
   readonly #boxLimits: MailboxLimits
+  readonly #heldBack: HeldBackStreams
   #stopSweeping: (() => void) | undefined = undefined
   #sweeping = false
   #stopped = false
@@ -48,6 +50,7 @@ export class StoreAndForward {
     this.#mailbox = mailbox
     this.#context = context
     this.#boxLimits = { maxMessages: context.limits.mailboxMaxMessages, maxBytes: context.limits.mailboxMaxBytes }
+    this.#heldBack = new HeldBackStreams(context.clock)
   }
 
   /** Starts checking retention, every tenth of it (at most every minute, at least every 50 ms). */
@@ -76,9 +79,16 @@ export class StoreAndForward {
     this.#mailbox.ack(conn.id!, ack.to, ack.epoch, ack.upTo).catch((error: unknown) => this.#failed('ack', error))
   }
 
+  /** `conn`'s frame went to `to` directly, not to the mailbox. */
+  forwarded(conn: Connection, to: PeerId): void {
+    this.#heldBack.forwarded(conn, to)
+  }
+
   /**
    * Stores a `msg` or `ack` frame for the offline `to`, decoding it unless
    * the caller already did; the sender of a message gets `stored` or `failed`.
+   * A message above a seq of its stream whose put failed on this connection
+   * is dropped until that seq is stored ({@link HeldBackStreams}).
    */
   hold(conn: Connection, to: PeerId, bytes: Uint8Array, kind: HeldKind, decoded?: HeldFrame): void {
     const frame = decoded ?? this.decode(conn, to, kind, bytes)
@@ -108,6 +118,11 @@ export class StoreAndForward {
       storedAt,
       ...(frame.expiresAt !== undefined && frame.skip !== true && { expiresAt: frame.expiresAt }),
     }
+    if (!this.#heldBack.admit(conn, to, frame.epoch, frame.seq)) {
+      this.#context.counters.refusals.held_back++
+      this.#context.log('debug', 'refused', { reason: 'held_back', id: conn.id, session: conn.session, to, seq: frame.seq })
+      return
+    }
     const receipt = { peer: to, epoch: frame.epoch, seq: frame.seq }
     void (async () => {
       const result = await box.put(to, record, bytes, this.#boxLimits)
@@ -126,7 +141,10 @@ export class StoreAndForward {
       const skip = skipOf(to, record)
       const kept = await box.put(to, { ...record, kind: 'skip', size: skip.byteLength, reason: result.reason }, skip, this.#boxLimits)
       conn.sendControl({ t: 'failed', ...receipt, reason: result.reason, held: kept.ok })
-    })().catch((error: unknown) => this.#failed('put', error))
+    })().catch((error: unknown) => {
+      this.#heldBack.failed(conn, to, frame.epoch, frame.seq)
+      this.#failed('put', error)
+    })
   }
 
   /** The drain queue of `conn`, which just logged in as `peer`. */

@@ -81,7 +81,10 @@ class RawSender {
   readonly stored = new Set<number>()
   readonly epoch: Epoch = makeEpoch(Date.now(), 'durability')
 
-  private constructor(readonly client: RawClient) {
+  private constructor(
+    readonly client: RawClient,
+    readonly id: string,
+  ) {
     client.ws.on('message', (data, isBinary) => {
       if (isBinary) return
       const control = JSON.parse(String(data)) as { t: string; seq?: number; epoch?: string }
@@ -95,13 +98,13 @@ class RawSender {
   static async login(url: string, id: string): Promise<RawSender> {
     const client = await RawClient.login(url, `dev:${id}`)
     cleanups.push(() => client.terminate())
-    return new RawSender(client)
+    return new RawSender(client, id)
   }
 
   send(to: string, seq: number): void {
     const frame = encodeFrame({
       kind: 'msg',
-      from: 'alice' as PeerId,
+      from: this.id as PeerId,
       to: to as PeerId,
       epoch: this.epoch,
       seq,
@@ -251,6 +254,38 @@ describe("durability 'fsync'", () => {
       expect(health.mailboxFailures).toBeGreaterThan(0)
       expect(r.logs().some((entry) => entry.event === 'mailbox_failed' && entry.operation === 'put')).toBe(true)
     }
+  }, 60_000)
+
+  it('a failed put holds back the later seqs of its stream, so the mailbox keeps them in order behind the resend', async () => {
+    const redis = await redisServer({ persistence: 'aof-always' })
+    const r = await relay(redis, ['--redis-durability', 'fsync'])
+    const health = async (): Promise<{ mailboxFailures: number; refusals: { held_back: number } }> =>
+      (await fetch(`http://127.0.0.1:${r.port}/health`)).json() as Promise<{ mailboxFailures: number; refusals: { held_back: number } }>
+    const alice = await RawSender.login(r.url, 'alice')
+    const carol = await RawSender.login(r.url, 'carol')
+    for (let seq = 0; seq < 10; seq++) alice.send('bob', seq)
+    await waitFor(() => alice.stored.size === 10, '10 stored')
+
+    // Redis without AOF: the relay routes (the cluster needs no AOF) but every put fails.
+    await redis.kill()
+    await redis.restart({ persistence: 'none' })
+    await waitFor(() => r.logs().some((entry) => entry.event === 'redis_error' && /appendonly no/.test(String(entry.message))), 'the missing AOF seen')
+    for (let seq = 10; seq < 20; seq++) alice.send('bob', seq)
+    await waitFor(async () => (await health()).mailboxFailures + (await health()).refusals.held_back >= 10, 'the ten puts refused')
+
+    await redis.kill()
+    await redis.restart({ persistence: 'aof-always' })
+    await carol.retransmitUntilStored('dave', 1)
+    // Alice goes on with new seqs, as an engine does while its resends wait for their timer: none is stored ahead of 10.
+    for (let seq = 20; seq < 30; seq++) alice.send('bob', seq)
+    await sleep(300)
+    expect([...alice.stored].filter((seq) => seq >= 10)).toEqual([])
+    expect((await health()).refusals.held_back).toBeGreaterThanOrEqual(10)
+    await alice.retransmitUntilStored('bob', 30)
+
+    alice.client.terminate()
+    await sleep(300)
+    expect(await receive(r.url, 'bob', 30)).toEqual(upTo(30))
   }, 60_000)
 })
 
