@@ -23,7 +23,8 @@ export interface Limits {
    * Messages per sender handed over before their "processed" mark is
    * committed, in one transaction. After a crash at most this many are handed
    * over again. 1 is the strictest (one transaction per message); the default
-   * 32 spares the store 31 of 32 transactions. Default 32.
+   * 128 spares the store 127 of 128 transactions, and as many round trips to
+   * the page (32: receiver CPU 1.6x and 1.4x the time for a burst). Default 128.
    */
   readonly processBatch: number
   /** How long receipts of delivered and expired messages are kept for `status()`. Default 7 days. */
@@ -74,7 +75,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   retransmitMs: 1000,
   maxRetransmitMs: 30_000,
   handlerRetryMs: 1000,
-  processBatch: 32,
+  processBatch: 128,
   receiptTtlMs: 7 * 24 * 3600 * 1000,
   deferCommitMs: 50,
   ackDelayMs: 20,
