@@ -35,10 +35,18 @@ export function isSafeUint(value: unknown): value is number {
  * @throws RangeError when `value` is not an integer in 0..2^32-1.
  */
 export function u32(value: number): Uint8Array<ArrayBuffer> {
-  if (!isU32(value)) throw new RangeError(`${String(value)} is not an integer in 0..2^32-1`)
   const out = new Uint8Array(4)
-  writeU32(out, 0, value)
+  writeU32(out, 0, checkU32(value))
   return out
+}
+
+/**
+ * `value`, checked to be a u32.
+ * @throws RangeError when it is not an integer in 0..2^32-1.
+ */
+export function checkU32(value: number): number {
+  if (!isU32(value)) throw new RangeError(`${String(value)} is not an integer in 0..2^32-1`)
+  return value
 }
 
 /**
@@ -46,11 +54,20 @@ export function u32(value: number): Uint8Array<ArrayBuffer> {
  * @throws RangeError when `value` is not a safe integer >= 0.
  */
 export function u64(value: number): Uint8Array<ArrayBuffer> {
-  if (!isSafeUint(value)) throw new RangeError(`${String(value)} is not a safe integer >= 0`)
   const out = new Uint8Array(8)
-  writeU32(out, 0, Math.floor(value / 2 ** 32))
-  writeU32(out, 4, value >>> 0)
+  writeU64(out, 0, value)
   return out
+}
+
+/**
+ * Writes `value` as 8 bytes, big-endian, at `at` in `out`; returns where they end.
+ * @throws RangeError when `value` is not a safe integer >= 0.
+ */
+export function writeU64(out: Uint8Array, at: number, value: number): number {
+  if (!isSafeUint(value)) throw new RangeError(`${String(value)} is not a safe integer >= 0`)
+  writeU32(out, at, Math.floor(value / 2 ** 32))
+  writeU32(out, at + 4, value >>> 0)
+  return at + 8
 }
 
 /**
@@ -118,16 +135,19 @@ function sizeOf(field: Field): number {
 
 /** Writes `field` at `at`; where it ends, or -1 when a string is not ASCII. */
 function put(out: Uint8Array, at: number, field: Field): number {
-  if (typeof field !== 'string') {
-    out.set(field, at)
-    return at + field.byteLength
-  }
-  for (let i = 0; i < field.length; i++) {
-    const code = field.charCodeAt(i)
+  if (typeof field === 'string') return writeAscii(out, at, field)
+  out.set(field, at)
+  return at + field.byteLength
+}
+
+/** Writes `text` at `at`, one byte per character; where it ends, or -1 at a character that is not ASCII. */
+export function writeAscii(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
     if (code >= 0x80) return -1
     out[at + i] = code
   }
-  return at + field.length
+  return at + text.length
 }
 
 /** A string field's UTF-8 bytes; bytes as they are. */

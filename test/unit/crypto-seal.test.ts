@@ -13,6 +13,7 @@ import {
   type SealContext,
   type SenderKey,
 } from '../../src/crypto/index.js'
+import { canonical, u32, u64 } from '../../src/crypto/bytes.js'
 import { alice, aliceEpoch, bobEpoch, carol, flipBit, NOW, otherEpoch, sealContext, streamKeys, text } from '../helpers/crypto-fixtures.js'
 
 const ctx = sealContext({ seq: 41 })
@@ -115,6 +116,41 @@ describe('seal and open', () => {
         expect(await open(bobKey, ctx, bytes)).toBeUndefined()
       }),
       { numRuns: 300 },
+    )
+  })
+
+  it('bind the documented AAD and nonce, also as ids, content kinds and streams change under one key (its buffer is reused)', async () => {
+    const nonceOf = (seq: number): Uint8Array<ArrayBuffer> => {
+      const nonce = new Uint8Array(12)
+      nonce.set(u64(seq), 4)
+      return nonce
+    }
+    const ids = fc.oneof(fc.constantFrom('m', 'msg-0123456789abcdefghij', 'ünïcödé', 'x'.repeat(300)), fc.string({ unit: 'binary', maxLength: 40 }))
+    const contexts = fc.record({
+      seq: fc.oneof(fc.nat(1000), fc.constant(2 ** 53 - 1)),
+      id: ids,
+      contentKind: fc.constantFrom('s', 'b', 'j', 'é'),
+      kid: fc.oneof(fc.nat(10), fc.constant(2 ** 32 - 1)),
+      to: fc.constantFrom(ctx.to, 'someone-else'),
+    })
+    await fc.assert(
+      fc.asyncProperty(fc.array(contexts, { minLength: 1, maxLength: 6 }), async (steps) => {
+        for (const step of steps) {
+          const at: SealContext = {
+            ...ctx,
+            ...step,
+            id: step.id as MessageId,
+            to: step.to as SealContext['to'],
+            contentKind: step.contentKind as SealContext['contentKind'],
+          }
+          const contents = text(`contents ${step.seq}`)
+          const sealed = await seal(toBob.key, at, contents)
+          const aad = canonical('intersession e2e v1 msg', [at.from, at.to, at.fromEpoch, at.toEpoch, u64(at.seq), at.id, at.contentKind, u32(at.kid)])
+          const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: nonceOf(at.seq), additionalData: aad, tagLength: 128 }, bobKey, sealed)
+          expect(new Uint8Array(plain)).toEqual(contents)
+        }
+      }),
+      { numRuns: 40 },
     )
   })
 
