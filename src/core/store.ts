@@ -10,7 +10,12 @@ export interface StoreMeta {
 /** Sender-side counters of the stream `local -> to`. */
 export interface OutStreamState {
   readonly to: PeerId
-  /** The seq the next `send()` gets. */
+  /**
+   * The seq the next `send()` gets. A commit that queues rows of the stream
+   * may leave this op out when `nextSeq` is the only field it changes, to one
+   * above the highest row it queues: a store's snapshot gives at least one
+   * above the stream's highest outbox row.
+   */
   readonly nextSeq: number
   /** Every seq <= `ackedUpTo` is acknowledged (or abandoned) and gone from the outbox; -1 if none. */
   readonly ackedUpTo: number

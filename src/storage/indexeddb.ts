@@ -520,12 +520,20 @@ class IndexedDBPeerStore implements PeerStore {
   // apply in call order and a read sees every commit called before it.
 
   async load(): Promise<StoreSnapshot> {
-    return this.#read(['outStreams', 'inStreams'], async (tx) => {
-      const [meta, outStreams, inStreams] = await Promise.all([
+    return this.#read(['outStreams', 'inStreams', 'outbox'], async (tx) => {
+      const [meta, written, inStreams] = await Promise.all([
         tx.objectStore('meta').get(META_KEY),
         tx.objectStore('outStreams').getAll(),
         tx.objectStore('inStreams').getAll(),
       ])
+      // A commit that queues rows may leave `nextSeq` behind them (see OutStreamState): the highest row's key says how far it got.
+      const outbox = tx.objectStore('outbox')
+      const outStreams = await Promise.all(
+        written.map(async (stream) => {
+          const above = await outbox.openKeyCursor(IDBKeyRange.bound([stream.to, stream.nextSeq], [stream.to, Infinity]), 'prev')
+          return above === null ? stream : { ...stream, nextSeq: above.key[1] + 1 }
+        }),
+      )
       return { meta: typeof meta === 'object' ? meta : undefined, outStreams, inStreams }
     })
   }

@@ -198,7 +198,11 @@ function injectedFault(what: string): IlmError {
 function snapshot(state: IdentityState): StoreSnapshot {
   return {
     meta: state.meta === undefined ? undefined : { ...state.meta },
-    outStreams: [...state.outStreams.values()].map((s) => ({ ...s })),
+    // A commit that queues rows may leave `nextSeq` behind them (see OutStreamState): the highest row says how far it got.
+    outStreams: [...state.outStreams.values()].map((s) => {
+      const top = state.outbox.get(s.to)?.lastAtOrBelow(Infinity) ?? -1
+      return { ...s, nextSeq: Math.max(s.nextSeq, top + 1) }
+    }),
     inStreams: [...state.inStreams.values()].map((s) => ({ ...s })),
   }
 }

@@ -178,6 +178,29 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(receipts, [receipt(B, 0, 'expired', 200), receipt(B, 1, 'delivered', 200)], 'receipts')
     },
 
+    "a snapshot's nextSeq is one above the stream's highest outbox row": async () => {
+      const { handle } = await open('implied-next')
+      await handle.commit([put(outRow(B, 0)), outStream(B, 1)])
+      await handle.commit([put(outRow(B, 1)), put(outRow(B, 2))])
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 3, ackedUpTo: -1 }], 'rows queued without the op')
+      await handle.commit([
+        { op: 'ack', to: B, upTo: 2, at: 5 },
+        { op: 'outStream', stream: { to: B, nextSeq: 3, ackedUpTo: 2 } },
+      ])
+      await handle.commit([put(outRow(B, 3))])
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 4, ackedUpTo: 2 }], 'queued after an ack')
+      await handle.commit([{ op: 'pruneReceipts', before: 10 }])
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 4, ackedUpTo: 2 }], 'receipts pruned')
+      await handle.commit([
+        { op: 'ack', to: B, upTo: 3, at: 20 },
+        { op: 'outStream', stream: { to: B, nextSeq: 4, ackedUpTo: 3 } },
+      ])
+      await handle.commit([{ op: 'pruneReceipts', before: 30 }])
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 4, ackedUpTo: 3 }], 'no row left: the record says')
+      await handle.commit([put(outRow(C, 0))])
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 4, ackedUpTo: 3 }], 'rows without a record make no stream')
+    },
+
     'release drops contents and keeps the row; a failed expiry keeps its reason through the receipt': async () => {
       const { handle } = await open('release')
       const row = outRow(B, 0)
@@ -458,12 +481,12 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
 
     'commits apply in call order': async () => {
       const { handle } = await open('order')
-      const first = handle.commit([put(outRow(B, 0)), put(outRow(B, 1)), put(outRow(B, 2)), outStream(B, 1)])
-      const second = handle.commit([{ op: 'ack', to: B, upTo: 1, at: 5 }, outStream(B, 2)])
-      const third = handle.commit([outStream(B, 3)])
+      const first = handle.commit([put(outRow(B, 0)), put(outRow(B, 1)), put(outRow(B, 2)), outStream(B, 4)])
+      const second = handle.commit([{ op: 'ack', to: B, upTo: 1, at: 5 }, outStream(B, 5)])
+      const third = handle.commit([outStream(B, 6)])
       const [, receipts] = await Promise.all([first, second, third])
       checkEqual(seqs(receipts), [0, 1], 'the second commit saw the first')
-      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 3, ackedUpTo: -1 }], 'the last commit won')
+      checkEqual((await handle.load()).outStreams, [{ to: B, nextSeq: 6, ackedUpTo: -1 }], 'the last commit won')
       checkEqual(await handle.commit([]), [], 'an empty commit')
     },
 
@@ -545,17 +568,17 @@ export function storeContract(makeStore: () => Store | Promise<Store>): Contract
       checkEqual(await first.findMessage(outRow(B, 0).id), { where: 'outbox', to: B, seq: 0, expired: false }, 'not acked in the first')
     },
 
-    'seqs near Number.MAX_SAFE_INTEGER work': async () => {
+    'seqs near Number.MAX_SAFE_INTEGER work (the last a stream uses is one below)': async () => {
       const { handle } = await open('max')
       const top = Number.MAX_SAFE_INTEGER
-      const rows = [top - 2, top - 1, top].map((seq) => outRow(B, seq))
-      await handle.commit([...rows.map((row) => put(row)), { op: 'outStream', stream: { to: B, nextSeq: top, ackedUpTo: top - 3 } }])
+      const rows = [top - 3, top - 2, top - 1].map((seq) => outRow(B, seq))
+      await handle.commit([...rows.map((row) => put(row)), { op: 'outStream', stream: { to: B, nextSeq: top, ackedUpTo: top - 4 } }])
       await handle.commit([{ op: 'putInbox', row: inRow(C, top) }])
-      checkEqual(await handle.readOutbox(B, top - 1, 10), rows.slice(1), 'read from top - 1')
+      checkEqual(await handle.readOutbox(B, top - 2, 10), rows.slice(1), 'read from top - 2')
       checkEqual(await handle.readOutbox(B, 0, 1), rows.slice(0, 1), 'read from 0')
       checkEqual(await handle.readInbox(C, top, 1), [inRow(C, top)], 'inbox index')
-      checkEqual(seqs(await handle.commit([{ op: 'ack', to: B, upTo: top - 1, at: 1 }])), [top - 2, top - 1], 'ack')
-      checkEqual(seqs(await handle.commit([{ op: 'ack', to: B, upTo: top, at: 1 }])), [top], 'ack the top')
+      checkEqual(seqs(await handle.commit([{ op: 'ack', to: B, upTo: top - 2, at: 1 }])), [top - 3, top - 2], 'ack')
+      checkEqual(seqs(await handle.commit([{ op: 'ack', to: B, upTo: top - 1, at: 1 }])), [top - 1], 'ack the last seq a stream can use')
       checkEqual((await handle.load()).outStreams[0]?.nextSeq, top, 'counter')
     },
   }

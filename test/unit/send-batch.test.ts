@@ -95,6 +95,23 @@ describe('sends of one turn: one intent, one commit', () => {
   })
 })
 
+describe('the stream counter op of a send commit', () => {
+  it('is left out once the stream has one and only nextSeq moves: a reopened engine goes on above the rows', async () => {
+    const { ilm, store, net } = await sender()
+    await Promise.all([0, 1, 2].map((i) => ilm.send('b', i)))
+    const from = store.commits.length
+    expect((await Promise.all([3, 4].map((i) => ilm.send('b', i)))).map((r) => r.seq)).toEqual([3, 4])
+    const later = store.commits.slice(from).filter((ops) => ops.some((op) => op.op === 'putOutbox'))
+    expect(later).toHaveLength(1)
+    expect(later[0]?.filter((op) => op.op === 'outStream')).toEqual([])
+    await ilm.close()
+    const again = await ILM.open({ store, transport: net.connect('a'), clock: new ManualClock(), limits: { deferCommitMs: 0 } })
+    expect((await again.send('b', 5)).seq).toBe(5)
+    expect(await again.pending()).toEqual({ outbound: 6, inbound: 0 })
+    await again.close()
+  })
+})
+
 describe('per-message failure within a batch', () => {
   it('QUEUE_FULL rejects only the sends past maxPendingPerPeer; the rest commit', async () => {
     const { ilm, store } = await sender({ maxPendingPerPeer: 3 })

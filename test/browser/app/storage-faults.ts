@@ -148,20 +148,20 @@ export function storageFaults(current: () => Messenger | undefined) {
         const [identity, generation, outStreams, inStreams, rows, settled] = await Promise.all([
           tx.objectStore('meta').get('identity') as Promise<{ epoch: string } | undefined>,
           tx.objectStore('meta').get('generation') as Promise<number | undefined>,
-          tx.objectStore('outStreams').getAll(),
+          tx.objectStore('outStreams').getAll() as Promise<Array<StoredState['outStreams'][number]>>,
           tx.objectStore('inStreams').getAll(),
           tx.objectStore('outbox').getAll() as Promise<Array<OutboxRecordRow | { rows: OutboxRecordRow[] }>>,
           tx.objectStore('settled').getAll() as Promise<Array<{ to: string; upTo: number }>>,
         ])
         // A record holds the rows one commit queued on a stream (`rows`), or one row. Acknowledged rows stay as receipts,
         // at or below their stream's watermark: the rows above it are the outbox.
-        const outbox = rows
-          .flatMap((record) => ('rows' in record ? record.rows : [record]))
-          .filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
+        const all = rows.flatMap((record) => ('rows' in record ? record.rows : [record]))
+        const outbox = all.filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
         return {
           epoch: identity?.epoch,
           generation,
-          outStreams,
+          // As the store loads them: a send commit may leave `nextSeq` behind the rows it queued.
+          outStreams: outStreams.map((s) => ({ ...s, nextSeq: Math.max(s.nextSeq, ...all.filter((r) => r.to === s.to).map((r) => r.seq + 1)) })),
           inStreams,
           outbox: outbox.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents.subarray(0, 64)).split(':')[0] ?? '' })),
         }
