@@ -106,21 +106,21 @@ export class Draft {
       else if (op.op === 'putOutbox') queuedTop.set(op.row.to, Math.max(op.row.seq, queuedTop.get(op.row.to) ?? -1))
     }
     const ops = this.#rows.filter((op) => op.op !== 'ack' || lastAck.get(op.to) === op)
-    for (const stream of this.#out.values()) if (!this.#impliedByRows(stream, queuedTop)) ops.push({ op: 'outStream', stream })
+    for (const stream of this.#out.values()) if (!this.#outImplied(stream, queuedTop.get(stream.to))) ops.push({ op: 'outStream', stream })
     for (const stream of this.#in.values()) ops.push({ op: 'inStream', stream })
     return ops
   }
 
   /**
-   * Whether the store's snapshot will give `stream` without its op: only
-   * `nextSeq` changed, to one above the highest row this batch queues (see
-   * `OutStreamState.nextSeq`). The stored record then lags only in `nextSeq`,
-   * as `base` may already: any other change writes it whole. Saves a put per
-   * send commit.
+   * Whether the store's snapshot gives `stream` without its op, from the
+   * highest row this batch queues (see `OutStreamState.nextSeq`): only
+   * `nextSeq` changed, to one above it. The stored record then lags only in
+   * `nextSeq`, as `base` may already: any other change writes it whole. Saves
+   * a put per send commit.
    */
-  #impliedByRows(stream: OutStreamState, queuedTop: ReadonlyMap<PeerId, number>): boolean {
+  #outImplied(stream: OutStreamState, top: number | undefined): boolean {
     const base = this.base.out.get(stream.to)
-    return base !== undefined && base.ackedUpTo === stream.ackedUpTo && base.storedUpTo === stream.storedUpTo && queuedTop.get(stream.to) === stream.nextSeq - 1
+    return base !== undefined && base.ackedUpTo === stream.ackedUpTo && base.storedUpTo === stream.storedUpTo && top === stream.nextSeq - 1
   }
 
   /** Makes the draft the committed state; call only after its ops committed. */

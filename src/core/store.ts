@@ -13,8 +13,8 @@ export interface OutStreamState {
   /**
    * The seq the next `send()` gets. A commit that queues rows of the stream
    * may leave this op out when `nextSeq` is the only field it changes, to one
-   * above the highest row it queues: a store's snapshot gives at least one
-   * above the stream's highest outbox row.
+   * above the highest row it queues: a store's snapshot gives it as
+   * {@link impliedOutStream} does.
    */
   readonly nextSeq: number
   /** Every seq <= `ackedUpTo` is acknowledged (or abandoned) and gone from the outbox; -1 if none. */
@@ -188,6 +188,14 @@ export interface PeerStore {
 export interface Store {
   /** Opens the state of `localId`, fencing any handle opened before for it. */
   open(localId: PeerId): Promise<PeerStore>
+}
+
+/**
+ * A stream as a snapshot gives it: its stored record, and one above the
+ * highest seq of its outbox rows if that is higher.
+ */
+export function impliedOutStream(stream: OutStreamState, topSeq: number | undefined): OutStreamState {
+  return topSeq === undefined || topSeq < stream.nextSeq ? stream : { ...stream, nextSeq: topSeq + 1 }
 }
 
 /** The receipt an outbox row leaves when its seq is acknowledged: what became of the message. */

@@ -20,7 +20,7 @@ import type {
   StoreOp,
   StoreSnapshot,
 } from '../core/store.js'
-import { receiptOf } from '../core/store.js'
+import { impliedOutStream, receiptOf } from '../core/store.js'
 
 /**
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
@@ -526,12 +526,13 @@ class IndexedDBPeerStore implements PeerStore {
         tx.objectStore('outStreams').getAll(),
         tx.objectStore('inStreams').getAll(),
       ])
-      // A commit that queues rows may leave `nextSeq` behind them (see OutStreamState): the highest row's key says how far it got.
+      // A send commit may leave `nextSeq` behind the rows it queued (see OutStreamState): the stream's highest record
+      // at or above it says how far it got (a record's key is its last row's).
       const outbox = tx.objectStore('outbox')
       const outStreams = await Promise.all(
         written.map(async (stream) => {
           const above = await outbox.openKeyCursor(IDBKeyRange.bound([stream.to, stream.nextSeq], [stream.to, Infinity]), 'prev')
-          return above === null ? stream : { ...stream, nextSeq: above.key[1] + 1 }
+          return impliedOutStream(stream, above?.key[1])
         }),
       )
       return { meta: typeof meta === 'object' ? meta : undefined, outStreams, inStreams }

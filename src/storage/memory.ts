@@ -15,7 +15,7 @@ import type {
   StoreOp,
   StoreSnapshot,
 } from '../core/store.js'
-import { receiptOf } from '../core/store.js'
+import { impliedOutStream, receiptOf } from '../core/store.js'
 
 /**
  * Failures to inject into a {@link MemoryStore}. When a function returns true
@@ -198,11 +198,7 @@ function injectedFault(what: string): IlmError {
 function snapshot(state: IdentityState): StoreSnapshot {
   return {
     meta: state.meta === undefined ? undefined : { ...state.meta },
-    // A commit that queues rows may leave `nextSeq` behind them (see OutStreamState): the highest row says how far it got.
-    outStreams: [...state.outStreams.values()].map((s) => {
-      const top = state.outbox.get(s.to)?.lastAtOrBelow(Infinity) ?? -1
-      return { ...s, nextSeq: Math.max(s.nextSeq, top + 1) }
-    }),
+    outStreams: [...state.outStreams.values()].map((s) => ({ ...impliedOutStream(s, state.outbox.get(s.to)?.lastAtOrBelow(Infinity)) })),
     inStreams: [...state.inStreams.values()].map((s) => ({ ...s })),
   }
 }

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_LIMITS, MemoryNetwork, MemoryStore, type MessageStatus, type PeerId, type PeerStore, type StoreOp } from '../../src/index.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
-import { elapse, openPeer, range, tick, until } from '../helpers/engines.js'
+import { elapse, online, openPeer, range, tick, until } from '../helpers/engines.js'
 
 /**
  * A MemoryStore that records the ops of every engine commit and counts inbox
@@ -153,6 +153,31 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
       expect(acksIn(store.commits)).toBe(1)
       await bob.ilm.close()
     }
+  })
+
+  it('a send commit whose rows imply the stream record leaves it out; engines opened after a crash go on from the rows', async () => {
+    const net = new MemoryNetwork()
+    const [aliceStore, bobStore] = [new CountingStore(), new CountingStore()]
+    const alice = await openPeer(net.connect('a'), { store: aliceStore })
+    const first = await openPeer(net.connect('b'), { store: bobStore }, false)
+    await until(async () => (await online(alice, 'b')) && (await online(first, 'a')))
+    for (const n of range(6)) {
+      expect((await alice.ilm.send('b', `x${n}`)).seq).toBe(n)
+      await until(async () => (await first.ilm.pending()).inbound === n + 1 && (await alice.ilm.pending()).outbound === 0)
+    }
+    // Only the first send commit writes alice's stream record; each ack (ackedUpTo) writes it again.
+    const sends = aliceStore.commits.filter((ops) => ops.includes('putOutbox'))
+    expect(sends.map((ops) => ops.includes('outStream'))).toEqual([true, false, false, false, false, false])
+    expect(aliceStore.commits.filter((ops) => ops.includes('ack')).every((ops) => ops.includes('outStream'))).toBe(true)
+    // Both crash (dropped, not closed) before bob's handlers ran; the next engines open their stores.
+    const again = await openPeer(net.connect('a'), { store: aliceStore })
+    const bob = await openPeer(net.connect('b'), { store: bobStore })
+    await until(() => bob.got.length === 6)
+    expect((await again.ilm.send('b', 'y')).seq).toBe(6)
+    await until(() => bob.got.length === 7)
+    expect(bob.got.map((m) => [m.seq, m.contents])).toEqual([...range(6).map((n) => [n, `x${n}`]), [6, 'y']])
+    await until(async () => (await again.ilm.pending()).outbound === 0 && (await bob.ilm.pending()).inbound === 0)
+    await Promise.all([again.ilm.close(), bob.ilm.close(), alice.ilm.close().catch(() => {}), first.ilm.close().catch(() => {})])
   })
 
   it('the receiver hands over what it just stored without reading it back; what an earlier engine stored is read', async () => {

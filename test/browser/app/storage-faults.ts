@@ -7,6 +7,7 @@ import type { SendOptions } from 'intersession'
 import type { Messenger } from 'intersession/client'
 import { IlmError } from 'intersession/client'
 import { openDB } from 'idb'
+import { impliedOutStream, type OutStreamState } from '../../../src/core/store.js'
 import { closedProbes, connectProbes, messengerProbes, mixedTurn } from './api-input.js'
 
 /** How one send ended, as plain data (it crosses to Playwright). */
@@ -148,7 +149,7 @@ export function storageFaults(current: () => Messenger | undefined) {
         const [identity, generation, outStreams, inStreams, rows, settled] = await Promise.all([
           tx.objectStore('meta').get('identity') as Promise<{ epoch: string } | undefined>,
           tx.objectStore('meta').get('generation') as Promise<number | undefined>,
-          tx.objectStore('outStreams').getAll() as Promise<Array<StoredState['outStreams'][number]>>,
+          tx.objectStore('outStreams').getAll() as Promise<OutStreamState[]>,
           tx.objectStore('inStreams').getAll(),
           tx.objectStore('outbox').getAll() as Promise<Array<OutboxRecordRow | { rows: OutboxRecordRow[] }>>,
           tx.objectStore('settled').getAll() as Promise<Array<{ to: string; upTo: number }>>,
@@ -161,7 +162,7 @@ export function storageFaults(current: () => Messenger | undefined) {
           epoch: identity?.epoch,
           generation,
           // As the store loads them: a send commit may leave `nextSeq` behind the rows it queued.
-          outStreams: outStreams.map((s) => ({ ...s, nextSeq: Math.max(s.nextSeq, ...all.filter((r) => r.to === s.to).map((r) => r.seq + 1)) })),
+          outStreams: outStreams.map((s) => impliedOutStream(s, Math.max(-1, ...all.filter((r) => r.to === s.to).map((r) => r.seq)))),
           inStreams,
           outbox: outbox.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents.subarray(0, 64)).split(':')[0] ?? '' })),
         }
