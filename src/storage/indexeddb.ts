@@ -26,7 +26,7 @@ import { impliedOutStream, receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 6
+export const SCHEMA_VERSION = 7
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -278,6 +278,9 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     }
     // Schema 6: processed marks, so that a mark inside an inbox record hides its rows below it instead of rewriting it.
     if (oldVersion < 6) createInboxFloors(db)
+    // Schema 7 moves nothing: from it on, a stream's `nextSeq` may lag behind its outbox rows (see OutStreamState). Code
+    // of schema 6 or before would take the lagging one as is and refuse every send to it, so it must not open such a
+    // database: the version makes it fail at open (a tab of it still open is fenced), not later.
   })().catch(() => abortQuietly(tx))
 }
 

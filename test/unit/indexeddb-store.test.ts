@@ -416,6 +416,22 @@ describe('IndexedDBStore', () => {
     expect(await codeOf(handle.count())).toBe('CLOSED')
   })
 
+  it('a release before stream counters implied by their rows cannot open a database of this one (schema 7): STORE_FAILED, VersionError', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit([put(0), { op: 'outStream', stream: { to: B, nextSeq: 1, ackedUpTo: -1 } }])
+    await handle.commit([put(1), put(2)])
+    await handle.close()
+    const older = { ...nextRelease(factory), open: (name: string) => factory.open(name, 6) } as unknown as IDBFactory
+    const error = await rejection(new IndexedDBStore({ indexedDB: older }).open(id))
+    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
+    expect(((error as Error).cause as Error).name).toBe('VersionError')
+    const again = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    expect((await again.load()).outStreams).toEqual([{ to: B, nextSeq: 3, ackedUpTo: -1 }])
+    await again.close()
+  })
+
   it('rejects with STORE_BLOCKED while an old connection blocks the upgrade, and opens once it is gone', async () => {
     const factory = new IDBFactory()
     const id = identity()
