@@ -71,8 +71,13 @@ function tracked(factory: IDBFactory): IDBDatabase[] {
 
 /** The same databases, opened one schema version above what the store asks for: "the next app release". */
 function nextRelease(factory: IDBFactory): IDBFactory {
+  return otherRelease(factory, (version) => version + 1)
+}
+
+/** The same databases, opened at the schema version `version` gives for the one the store asks for: another app release. */
+function otherRelease(factory: IDBFactory, version: (asked: number) => number): IDBFactory {
   return {
-    open: (name: string, version?: number) => factory.open(name, (version ?? 1) + 1),
+    open: (name: string, asked?: number) => factory.open(name, version(asked ?? 1)),
     deleteDatabase: (name: string) => factory.deleteDatabase(name),
     cmp: (a: unknown, b: unknown) => factory.cmp(a, b),
     databases: () => factory.databases(),
@@ -423,10 +428,9 @@ describe('IndexedDBStore', () => {
     await handle.commit([put(0), { op: 'outStream', stream: { to: B, nextSeq: 1, ackedUpTo: -1 } }])
     await handle.commit([put(1), put(2)])
     await handle.close()
-    const older = { ...nextRelease(factory), open: (name: string) => factory.open(name, 6) } as unknown as IDBFactory
-    const error = await rejection(new IndexedDBStore({ indexedDB: older }).open(id))
+    const error = await rejection(new IndexedDBStore({ indexedDB: otherRelease(factory, () => 6) }).open(id))
     expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
-    expect(((error as Error).cause as Error).name).toBe('VersionError')
+    expect((error.cause as Error).name).toBe('VersionError')
     const again = await new IndexedDBStore({ indexedDB: factory }).open(id)
     expect((await again.load()).outStreams).toEqual([{ to: B, nextSeq: 3, ackedUpTo: -1 }])
     await again.close()
