@@ -143,6 +143,8 @@ export class Engine {
   #deferTimer: TimerHandle | undefined
   /** Acks heard and applied to the window but not yet committed, by peer. */
   readonly #ackHeld = new Map<PeerId, number>()
+  /** Per peer, the relay's receipts being looked up: each is deferred once the ones heard before it are (in seq order). */
+  readonly #receiptOrder = new Map<PeerId, Promise<void>>()
   #pruneAt: number | undefined
   /** When this engine last committed an ack (receipts to prune later). */
   #lastAckAt: number | undefined
@@ -829,25 +831,37 @@ export class Engine {
       this.#refuse('RECEIPT_UNSENT')
       return
     }
-    if (receipt.seq > stream.ackedUpTo) this.#applyReceipt(receipt).catch((error: unknown) => this.#fail(error))
+    if (receipt.seq <= stream.ackedUpTo) return
+    const { peer } = receipt
+    const next = (this.#receiptOrder.get(peer) ?? Promise.resolve()).then(() => this.#applyReceipt(receipt)).catch((error: unknown) => this.#fail(error))
+    this.#receiptOrder.set(peer, next)
+    void next.then(() => {
+      if (this.#receiptOrder.get(peer) === next) this.#receiptOrder.delete(peer)
+    })
   }
 
   /**
-   * One transaction: a `stored` message (or a failed one whose skip the relay
-   * holds) extends `storedUpTo` when contiguous, and its contents are
-   * released, unless they are sealed end to end: then they stay until
-   * acknowledged, so that a peer that cannot open what the mailbox holds
-   * (sealed for a key it no longer has) gets them sealed afresh once online;
-   * a failed one is expired with its reason, so its seq goes out as a skip
-   * unless the relay holds one.
+   * A `stored` message (or a failed one whose skip the relay holds) extends
+   * `storedUpTo` when contiguous, and its contents are released, unless they
+   * are sealed end to end: then they stay until acknowledged, so that a peer
+   * that cannot open what the mailbox holds (sealed for a key it no longer
+   * has) gets them sealed afresh once online; a failed one is expired with its
+   * reason, so its seq goes out as a skip unless the relay holds one.
+   *
+   * Committed off the send path, as an ack's record: with the next send's
+   * transaction, or after `deferCommitMs` (at once while a `flushed()`
+   * waits). Its loss in a crash is harmless:
+   * the row goes to the relay again, and its mailbox, which holds each
+   * (from, epoch, seq) once, answers the duplicate with the same receipt.
    */
   async #applyReceipt(receipt: RelayReceipt): Promise<void> {
     const { peer, seq } = receipt
-    const [row] = await this.#store.readOutbox(peer, seq, 1)
+    // The link holds the rows it sent this session; one sent before is read.
+    const row = this.#outbound.get(peer)?.sentRow(seq) ?? (await this.#store.readOutbox(peer, seq, 1))[0]
     if (row?.seq !== seq) return
     const reason = receipt.status === 'failed' && row.expired !== true ? receipt.reason : undefined
     const held = receipt.status === 'stored' || receipt.held
-    await this.#writer.submit((draft) => {
+    this.#writer.defer(`receipt ${peer} ${seq}`, (draft) => {
       const stream = draft.outStream(peer)
       if (stream === undefined || seq <= stream.ackedUpTo) return () => {}
       const advance = held && seq === Math.max(stream.ackedUpTo, stream.storedUpTo ?? -1) + 1
@@ -863,6 +877,9 @@ export class Engine {
         else if (advance && row.expired !== true) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'stored' })
       }
     })
+    // A flushed() waits for it: no reason to wait longer.
+    if (this.#flushWaiters.size > 0) this.#writer.flush()
+    else this.#deferCommit()
   }
 
   #onFrame(from: PeerId, data: Uint8Array): void {

@@ -30,12 +30,14 @@ export interface Limits {
   /** How long receipts of delivered and expired messages are kept for `status()`. Default 7 days. */
   readonly receiptTtlMs: number
   /**
-   * How long the two commits kept off the critical path may wait, unless
-   * another transaction takes them along first: the sender's record of an
-   * ack (lost in a crash, the peer's copy is sent again and ignored) and the
-   * receiver's mark of fewer than `processBatch` processed messages (lost in a
-   * crash, those are handed over again, within the `processBatch` bound).
-   * 0 commits each at once. Default 50 ms.
+   * How long the commits kept off the critical path may wait, unless another
+   * transaction takes them along first: the sender's record of an ack (lost
+   * in a crash, the peer's copy is sent again and ignored), its record of a
+   * relay's `stored` or `failed` receipt (lost in a crash, the row goes to
+   * the relay again and its mailbox, which holds each seq once, answers the
+   * same) and the receiver's mark of fewer than `processBatch` processed
+   * messages (lost in a crash, those are handed over again, within the
+   * `processBatch` bound). 0 commits each at once. Default 50 ms.
    */
   readonly deferCommitMs: number
   /**

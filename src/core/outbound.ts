@@ -219,6 +219,11 @@ export class OutboundLink {
     }
   }
 
+  /** The row of `seq` if this link holds it (sent, or about to be, in this session). */
+  sentRow(seq: number): OutboxRow | undefined {
+    return this.#cache.get(seq)
+  }
+
   /** The row expired (committed): from now on only its seq is sent, as a skip. */
   markExpired(seq: number): void {
     const row = this.#cache.get(seq)

@@ -19,10 +19,13 @@
  * dist/), alternated as the systems are: before/after in one run.
  *
  *   npx vite build --config test/bench/peers-app/vite.config.ts --minify false --outDir .dist-profile
- *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0 | --awaited] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir] [--floor N] [--idle MS]
+ *   npx tsx test/bench/peers-profile.ts [--systems intersession,intersession-plain] [--messages 2000] [--window 500] [--rate 0 | --awaited | --away] [--rounds 2] [--top 25] [--out dir] [--no-profile] [--pages dir,dir] [--floor N] [--idle MS]
  *
  * `--rate N` sends paced at N msgs/s instead of pipelined; `--awaited`
- * awaits each send before the next (bench:peers' awaited run). `--floor N`
+ * awaits each send before the next (bench:peers' awaited run); `--away`
+ * does so with page B's engine closed first, so that the relay's mailbox
+ * stores every message (its relay has a mailbox, in a temporary directory;
+ * only page A is profiled). `--floor N`
  * first counts the CPU time of bench:peers' storage floor in page A (N
  * sequential strict single-put transactions in a worker), per commit: what
  * one durable write costs this machine, beside what a message costs.
@@ -31,7 +34,8 @@
  * messages'. With `--out`,
  * writes each .cpuprofile there (open in Chrome DevTools).
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
@@ -51,6 +55,7 @@ const N = intArg('--messages', 2000)
 const WINDOW = intArg('--window', 500)
 const RATE = process.argv.includes('--rate') ? Number(process.argv[process.argv.indexOf('--rate') + 1]) : 0
 const AWAITED = process.argv.includes('--awaited')
+const AWAY = process.argv.includes('--away')
 const ROUNDS = intArg('--rounds', 2)
 const TOP = intArg('--top', 25)
 const OUT = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : undefined
@@ -139,9 +144,16 @@ runBench('peers-profile', async () => {
   const pages = await Promise.all(PAGE_DIRS.map((dir) => serveStatic(dir)))
   // A build is named by its checkout (the directory above test/).
   const labels = PAGE_DIRS.map((dir) => (PAGE_DIRS.length === 1 ? '' : `@${dir.split('/test/')[0]!.split('/').pop() ?? dir}`))
-  const relay = await startRelayProcess(['--dev'], { INTERSESSION_RELAY_FRAMES_PER_SECOND: '1000000' })
+  // Receiver away: the relay's mailbox stores what it gets, and its receipts come back to the sender.
+  const mailboxDir = AWAY ? mkdtempSync(join(tmpdir(), 'intersession-peers-profile-mailbox-')) : undefined
+  const relay = await startRelayProcess(mailboxDir === undefined ? ['--dev'] : ['--dev', '--mailbox-dir', mailboxDir], { INTERSESSION_RELAY_FRAMES_PER_SECOND: '1000000' })
   const profiles = [makeProfile('intersession-peers-profile-a-'), makeProfile('intersession-peers-profile-b-')]
-  const stops: Array<() => unknown> = [...pages.map((page) => () => page.stop()), () => relay.stop()]
+  // Run in reverse: the relay stops before its mailbox directory goes.
+  const stops: Array<() => unknown> = [
+    () => mailboxDir !== undefined && rmSync(mailboxDir, { recursive: true, force: true }),
+    ...pages.map((page) => () => page.stop()),
+    () => relay.stop(),
+  ]
   try {
     const tabs: CdpTab[] = []
     const pids: Array<[string, number]> = [['relay', relay.pid]]
@@ -205,7 +217,8 @@ runBench('peers-profile', async () => {
           console.log(`idle ${IDLE} ms after warm-up: CPU ${total} ms`)
           for (const [key, ms] of top) console.log(`  ${ms} ms  ${key}`)
         }
-        const sessions = [workers[0]!.latest(), workers[1]!.latest()]
+        if (AWAY) await call(b, 'close')
+        const sessions = AWAY ? [workers[0]!.latest()] : [workers[0]!.latest(), workers[1]!.latest()]
         const cdpOf = (i: number): Cdp => tabs[i]!.cdp
         for (const [i, session] of PROFILE ? sessions.entries() : []) {
           if (session === undefined) throw new Error(`no engine worker attached on page ${i === 0 ? 'A' : 'B'}`)
@@ -213,14 +226,14 @@ runBench('peers-profile', async () => {
           await cdpOf(i).send('Profiler.setSamplingInterval', { interval: 500 }, session)
           await cdpOf(i).send('Profiler.start', {}, session)
         }
-        await call(b, 'expect', phase, N)
+        if (!AWAY) await call(b, 'expect', phase, N)
         const cpuBefore = cpuNow()
         const framesBefore = await relayFrames(relay.url)
         const started = Date.now()
-        if (AWAITED) await call(a, 'awaited', phase++, N)
+        if (AWAITED || AWAY) await call(a, 'awaited', phase++, N)
         else if (RATE > 0) await call(a, 'paced', phase++, N, RATE, 60_000)
         else await call(a, 'send', phase++, N, WINDOW, 0)
-        const tally = await call<Tally>(b, 'wait', 120_000, 10_000, 0)
+        const tally = AWAY ? { unique: 0 } : await call<Tally>(b, 'wait', 120_000, 10_000, 0)
         const wallMs = Date.now() - started
         const used = cpu.get(system) ?? { messages: 0, ms: new Map<string, number>() }
         for (const [key, ms] of cpuNow()) used.ms.set(key, (used.ms.get(key) ?? 0) + ms - (cpuBefore.get(key) ?? 0))
@@ -246,7 +259,7 @@ runBench('peers-profile', async () => {
           console.log(`round ${round} ${key}: busy ${busy.toFixed(0)} ms`)
         }
         await call(a, 'close')
-        await call(b, 'close')
+        if (!AWAY) await call(b, 'close')
       }
     }
     for (const [system, { messages, ms }] of cpu) {

@@ -4,7 +4,7 @@
  * what they change (status, retransmission, the window, skips).
  */
 import { describe, expect, it } from 'vitest'
-import { decodeFrame, encodeFrame, ILM, MemoryStore, type Frame, type MsgFrame, type StatusEvent } from '../../src/index.js'
+import { decodeFrame, encodeFrame, ILM, MemoryStore, type Frame, type MsgFrame, type PeerStore, type StatusEvent, type StoreOp } from '../../src/index.js'
 import type { Epoch, PeerId } from '../../src/core/ids.js'
 import type { RelayReceipt, Transport, TransportEvents } from '../../src/core/transport.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
@@ -36,12 +36,30 @@ class ScriptedRelay implements Transport {
   }
 }
 
-async function open(limits: Record<string, number> = {}): Promise<{ ilm: ILM; relay: ScriptedRelay; clock: ManualClock; statuses: StatusEvent[] }> {
+/** A MemoryStore that records which ops each commit held. */
+class RecordingStore extends MemoryStore {
+  readonly commits: StoreOp['op'][][] = []
+
+  override async open(localId: PeerId): Promise<PeerStore> {
+    const handle = await super.open(localId)
+    const commit = handle.commit.bind(handle)
+    handle.commit = (ops) => {
+      this.commits.push(ops.map((op) => op.op))
+      return commit(ops)
+    }
+    return handle
+  }
+}
+
+async function open(
+  limits: Record<string, number> = {},
+  store: MemoryStore = new MemoryStore(),
+): Promise<{ ilm: ILM; relay: ScriptedRelay; clock: ManualClock; statuses: StatusEvent[] }> {
   const clock = new ManualClock()
   const relay = new ScriptedRelay()
   // The relay here is scripted with frames in clear; end-to-end encryption through a real mailbox: mailbox-relay.test.ts.
   const ilm = await ILM.open({
-    store: new MemoryStore(),
+    store,
     transport: relay,
     clock,
     limits: { retransmitMs: 100, maxRetransmitMs: 100, deferCommitMs: 0, ...limits },
@@ -82,6 +100,59 @@ describe('engine: relay mailbox receipts', () => {
     await delivered
     expect(await ilm.status(id)).toBe('delivered')
     expect(statuses.map((s) => s.status)).toEqual(['queued', 'sent', 'stored', 'delivered'])
+    await ilm.close()
+  })
+
+  it("a stored receipt's record rides with the next send's transaction or commits after deferCommitMs; lost in a crash, the row goes to the relay again", async () => {
+    const store = new RecordingStore()
+    const { ilm, relay, clock, statuses } = await open({ deferCommitMs: 50 }, store)
+    relay.events.mailbox!(true)
+    await ilm.send(BOB, 'a')
+    await until(() => relay.msgs().length === 1)
+    const epoch = relay.msgs()[0]!.epoch
+    const commits = store.commits.length
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 0 })
+    await tick(5)
+    expect([store.commits.length, of(statuses, 'stored')]).toEqual([commits, []])
+    await ilm.send(BOB, 'b')
+    await until(() => of(statuses, 'stored').length === 1)
+    expect(store.commits.slice(commits)).toEqual([['release', 'putOutbox', 'outStream']])
+
+    await until(() => relay.msgs().some((f) => f.seq === 1))
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 1 })
+    await tick(5)
+    clock.advance(49)
+    await tick(5)
+    expect(of(statuses, 'stored')).toEqual([0])
+    clock.advance(1)
+    await until(() => of(statuses, 'stored').length === 2)
+    expect(store.commits.at(-1)).toEqual(['release', 'outStream'])
+
+    // seq 2 is stored by the relay, and the engine crashes (dropped, not closed) before that receipt commits.
+    await ilm.send(BOB, 'c')
+    await until(() => relay.msgs().some((f) => f.seq === 2))
+    relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 2 })
+    await tick(5)
+    const next = await open({ deferCommitMs: 50 }, store)
+    next.relay.events.mailbox!(true)
+    await until(() => next.relay.msgs().length > 0)
+    expect(new Set(next.relay.msgs().map((f) => f.seq))).toEqual(new Set([2]))
+    next.relay.receipt({ status: 'stored', peer: BOB, epoch, seq: 2 })
+    await until(() => of(next.statuses, 'stored').length === 1, { clocks: [next.clock] })
+    expect(of(next.statuses, 'stored')).toEqual([2])
+    await next.ilm.close()
+  })
+
+  it('a receipt waited for by flushed() commits at once, without waiting deferCommitMs', async () => {
+    const { ilm, relay, statuses } = await open({ deferCommitMs: 60_000 })
+    relay.events.mailbox!(true)
+    await ilm.send(BOB, 'a')
+    await until(() => relay.msgs().length === 1)
+    let flushed = false
+    void ilm.flushed().then(() => (flushed = true))
+    relay.receipt({ status: 'stored', peer: BOB, epoch: relay.msgs()[0]!.epoch, seq: 0 })
+    await until(() => flushed)
+    expect(of(statuses, 'stored')).toEqual([0])
     await ilm.close()
   })
 
