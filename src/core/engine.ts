@@ -850,9 +850,9 @@ export class Engine {
    *
    * Committed off the send path, as an ack's record: with the next send's
    * transaction, or after `deferCommitMs` (at once while a `flushed()`
-   * waits). Its loss in a crash is harmless:
-   * the row goes to the relay again, and its mailbox, which holds each
-   * (from, epoch, seq) once, answers the duplicate with the same receipt.
+   * waits). Its loss in a crash is harmless: the row goes to the relay
+   * again, and its mailbox, which holds each (from, epoch, seq) once, answers
+   * the duplicate with the same receipt.
    */
   async #applyReceipt(receipt: RelayReceipt): Promise<void> {
     const { peer, seq } = receipt
