@@ -37,6 +37,8 @@ export type RelayReceipt =
  * - `open` is called once; events are delivered only after it and never
  *   synchronously inside `send`.
  * - Frames are delivered as sent (same bytes) with the sender's real id.
+ * - `send` takes `data` over: the caller leaves it unchanged, so that a
+ *   transport may write it later (with the rest of the turn's frames) uncopied.
  * - `send` to an unreachable peer throws or rejects with `IlmError('TRANSPORT_FAILED')`;
  *   it never blocks forever. A returned promise means "wait before sending more".
  * - After `close()`, no event is delivered and `send` fails.

@@ -10,6 +10,7 @@ export class Packer {
   readonly #maxBytes: number
   readonly #write: (message: Uint8Array, envelopes: number) => void
   #items: Uint8Array[] = []
+  #heads: (Uint8Array | undefined)[] = []
   #bytes = 0
 
   /** `write` gets each message and how many envelopes it carries. */
@@ -23,25 +24,32 @@ export class Packer {
     return this.#bytes
   }
 
-  /** Takes an envelope, written with the others of this turn. */
-  add(envelope: Uint8Array): void {
-    if (this.#bytes + PACK_ITEM_BYTES + envelope.byteLength > this.#maxBytes - PACK_HEADER_BYTES) this.flush()
+  /**
+   * Takes an envelope, written with the others of this turn: `envelope` whole, or with `head` an
+   * `envelopeHead` and `envelope` its frame (joined as the pack is written: no envelope is built apart).
+   */
+  add(envelope: Uint8Array, head?: Uint8Array): void {
+    const bytes = PACK_ITEM_BYTES + envelope.byteLength + (head?.byteLength ?? 0)
+    if (this.#bytes + bytes > this.#maxBytes - PACK_HEADER_BYTES) this.flush()
     if (this.#items.length === 0) queueMicrotask(() => this.flush())
     this.#items.push(envelope)
-    this.#bytes += PACK_ITEM_BYTES + envelope.byteLength
+    this.#heads.push(head)
+    this.#bytes += bytes
   }
 
   /** Writes what was taken now (what comes after it must not overtake it). */
   flush(): void {
     const items = this.#items
+    const heads = this.#heads
     if (items.length === 0) return
     this.clear()
-    this.#write(pack(items), items.length)
+    this.#write(pack(items, heads), items.length)
   }
 
   /** Forgets what was taken, unwritten: the connection is gone. */
   clear(): void {
     this.#items = []
+    this.#heads = []
     this.#bytes = 0
   }
 }

@@ -155,11 +155,20 @@ const STORED_FLAG = 0x8000
  * down); `stored` marks a frame drained from the relay's mailbox.
  */
 export function envelope(address: string, frame: Uint8Array, stored = false): Uint8Array {
+  const head = envelopeHead(address, stored)
+  const out = new Uint8Array(head.byteLength + frame.byteLength)
+  out.set(head)
+  out.set(frame, head.byteLength)
+  return out
+}
+
+/** What {@link envelope} writes before the frame: the address's length (and the `stored` flag), then the address. */
+export function envelopeHead(address: string, stored = false): Uint8Array {
   const id = encoder.encode(address)
-  const out = new Uint8Array(2 + id.byteLength + frame.byteLength)
-  new DataView(out.buffer).setUint16(0, id.byteLength | (stored ? STORED_FLAG : 0))
+  const out = new Uint8Array(2 + id.byteLength)
+  out[0] = (id.byteLength | (stored ? STORED_FLAG : 0)) >>> 8
+  out[1] = id.byteLength & 0xff
   out.set(id, 2)
-  out.set(frame, 2 + id.byteLength)
   return out
 }
 
@@ -181,20 +190,31 @@ const PACK_MARK = 0xffff
 export const PACK_HEADER_BYTES = 2
 export const PACK_ITEM_BYTES = 4
 
-/** `envelopes` in one message: the one envelope as it is, or a pack of several. */
-export function pack(envelopes: readonly Uint8Array[]): Uint8Array {
+/**
+ * `envelopes` in one message: the one envelope as it is, or a pack of several. Where `heads[i]` is given, envelope
+ * `i` is that {@link envelopeHead} then the frame `envelopes[i]`, joined as they are written.
+ */
+export function pack(envelopes: readonly Uint8Array[], heads?: readonly (Uint8Array | undefined)[]): Uint8Array {
   const [first] = envelopes
-  if (envelopes.length === 1 && first !== undefined) return first
-  let size = PACK_HEADER_BYTES
-  for (const one of envelopes) size += PACK_ITEM_BYTES + one.byteLength
+  const single = envelopes.length === 1
+  if (single && first !== undefined && heads?.[0] === undefined) return first
+  const itemBytes = single ? 0 : PACK_ITEM_BYTES
+  let size = single ? 0 : PACK_HEADER_BYTES
+  for (const [i, one] of envelopes.entries()) size += itemBytes + (heads?.[i]?.byteLength ?? 0) + one.byteLength
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
-  view.setUint16(0, PACK_MARK)
-  let at = PACK_HEADER_BYTES
-  for (const one of envelopes) {
-    view.setUint32(at, one.byteLength)
-    out.set(one, at + PACK_ITEM_BYTES)
-    at += PACK_ITEM_BYTES + one.byteLength
+  if (!single) view.setUint16(0, PACK_MARK)
+  let at = single ? 0 : PACK_HEADER_BYTES
+  for (const [i, one] of envelopes.entries()) {
+    const head = heads?.[i]
+    if (!single) view.setUint32(at, (head?.byteLength ?? 0) + one.byteLength)
+    at += itemBytes
+    if (head !== undefined) {
+      out.set(head, at)
+      at += head.byteLength
+    }
+    out.set(one, at)
+    at += one.byteLength
   }
   return out
 }

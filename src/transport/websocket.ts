@@ -7,6 +7,7 @@ import {
   MAX_BUNDLE_BYTES,
   MAX_WATCH,
   envelope,
+  envelopeHead,
   isRelayUrl,
   openEnvelope,
   unpack,
@@ -122,6 +123,8 @@ const DRAIN_POLL_FIRST_MS = 10
 const DRAIN_POLL_MAX_MS = 50
 const DISABLED_REASON = 'taken offline by the app'
 const NETWORK_LOST_REASON = 'the network is offline (the environment reported it)'
+/** Envelope heads kept encoded, per destination; one per peer an app talks to, so this is rarely reached. */
+const MAX_CACHED_HEADS = 1024
 
 /** A pending "wait until the socket drains" promise, shared by every send that hits the limit. */
 interface Drain {
@@ -282,6 +285,7 @@ export class WebSocketTransport implements Transport {
   readonly #random: () => number
   readonly #networkStatus: NetworkStatusSource
   readonly #stateListeners = new Set<WebSocketStateListener>()
+  readonly #heads = new Map<PeerId, Uint8Array>()
   #phase: Phase = { name: 'idle', enabled: true }
   /** The last state published: `stateOf(#phase)`. */
   #state: WebSocketTransportState = Object.freeze(stateOf(this.#phase))
@@ -397,13 +401,14 @@ export class WebSocketTransport implements Transport {
     const online = this.#onlinePhase('send')
     if (!isUint8Array(data)) throw new TypeError('WebSocketTransport.send: data must be a Uint8Array')
     if (!online.peers.has(to) && !online.mailbox) throw this.#failure(`peer ${JSON.stringify(to)} is not online`)
-    const packed = envelope(to, data)
-    if (packed.byteLength > online.limits.maxFrameBytes) {
+    const head = this.#headOf(to)
+    const bytes = head.byteLength + data.byteLength
+    if (bytes > online.limits.maxFrameBytes) {
       // The relay would end the whole connection (TOO_BIG) over this one frame.
-      throw this.#failure(`a frame of ${packed.byteLength} bytes exceeds the relay's maxFrameBytes ${online.limits.maxFrameBytes}`)
+      throw this.#failure(`a frame of ${bytes} bytes exceeds the relay's maxFrameBytes ${online.limits.maxFrameBytes}`)
     }
-    if (online.packer !== undefined) online.packer.add(packed)
-    else this.#write(online.socket, packed)
+    if (online.packer !== undefined) online.packer.add(data, head)
+    else this.#write(online.socket, envelope(to, data))
     return online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes ? this.#drained(online) : undefined
   }
 
@@ -840,6 +845,16 @@ export class WebSocketTransport implements Transport {
     if (phase.name === 'online' && phase.socket.readyState === OPEN) return phase
     const { status, reason } = this.#state
     throw this.#failure(`cannot ${what} while ${status === 'online' ? 'the socket closes' : status}${reason === undefined ? '' : ` (${reason})`}`)
+  }
+
+  /** The envelope head for `to`, encoded once: a few peers get every frame. The cache is bounded (emptied when full). */
+  #headOf(to: PeerId): Uint8Array {
+    let head = this.#heads.get(to)
+    if (head === undefined) {
+      if (this.#heads.size >= MAX_CACHED_HEADS) this.#heads.clear()
+      this.#heads.set(to, (head = envelopeHead(to)))
+    }
+    return head
   }
 
   #write(socket: WebSocketLike, data: string | Uint8Array): void {
