@@ -1284,22 +1284,30 @@ async function ack(commit: Commit, op: Extract<StoreOp, { op: 'ack' }>): Promise
   const outbox = commit.tx.objectStore('outbox')
   const reading = (async (): Promise<Watermark> => {
     let top = from
+    const settleRows = (record: StoredOutbox): void => {
+      const rows = outRowsOf(record).map((stored) => {
+        if (stored.seq <= top || stored.seq > upTo) return stored
+        const row = fromStored(stored)
+        receipts.push(receiptOf(row, at))
+        top = row.seq
+        return stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES ? { ...row, contents: new Uint8Array(0) } : stored
+      })
+      const updated = rewritten(record, rows)
+      if (updated !== undefined) plain.objectStore('outbox').put(updated)
+    }
+    // The one record that may hold upTo and rows above it (its key, the last row's seq, is the first above upTo). Read
+    // apart, so that no record wholly above upTo is read: a sender pipelining holds many, and every ack read them all.
+    const straddling = outbox.getAll(IDBKeyRange.bound([to, upTo], [to, Infinity], true), 1)
+    // Its failure is the transaction's (seen through tx.done), and it may come while a page is awaited.
+    straddling.catch(ignore)
     for (;;) {
-      // The records with a row in (top, upTo]: the last of them may hold rows above upTo, the first rows of earlier acks.
-      const page = await outbox.getAll(IDBKeyRange.bound([to, top + 1], [to, Infinity]), commit.pageSize)
-      for (const record of page) {
-        const rows = outRowsOf(record).map((stored) => {
-          if (stored.seq <= top || stored.seq > upTo) return stored
-          const row = fromStored(stored)
-          receipts.push(receiptOf(row, at))
-          top = row.seq
-          return stored.expiry !== undefined || row.contents.byteLength > KEPT_CONTENTS_BYTES ? { ...row, contents: new Uint8Array(0) } : stored
-        })
-        const updated = rewritten(record, rows)
-        if (updated !== undefined) plain.objectStore('outbox').put(updated)
-      }
+      // The records whose last row is in (top, upTo]: the first of them may hold rows of earlier acks.
+      const page = await outbox.getAll(IDBKeyRange.bound([to, top + 1], [to, upTo]), commit.pageSize)
+      for (const record of page) settleRows(record)
       if (page.length < commit.pageSize || (page.at(-1)?.seq ?? upTo) >= upTo) break
     }
+    const [above] = await straddling
+    if (above !== undefined && firstSeqOf(above) <= upTo) settleRows(above)
     if (top === upTo && guess !== undefined) return guess
     if (guess !== undefined) plain.objectStore('acks').delete([to, upTo])
     if (top === from) {

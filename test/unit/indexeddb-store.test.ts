@@ -537,7 +537,8 @@ describe('IndexedDBStore', () => {
     const getAll = vi.spyOn(IDBObjectStore.prototype, 'getAll')
     const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 69, at: 5 }])
     expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i))
-    expect(getAll.mock.calls.map((call) => call[1])).toEqual([16, 16, 16, 16, 16])
+    // The one record that may hold upTo and rows above it, then the records up to upTo in pages.
+    expect(getAll.mock.calls.map((call) => call[1])).toEqual([1, 16, 16, 16, 16, 16])
     // 20 more acks, one ack entry each: 21 entries to prune, in pages of 16.
     for (let upTo = 70; upTo < 90; upTo++) await handle.commit([{ op: 'ack', to: B, upTo, at: 5 }])
     const getAllKeys = vi.spyOn(IDBIndex.prototype, 'getAllKeys')
@@ -549,7 +550,26 @@ describe('IndexedDBStore', () => {
     expect((await handle.readOutbox(B, 0, 100)).map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 90 + i))
   })
 
-  it('acks with one read of the rows and no write per row, except rows with large contents or an expiry', async () => {
+  it('an ack reads no record wholly above upTo: a sender pipelining holds many waiting rows', async () => {
+    const handle = await new IndexedDBStore({ indexedDB: new IDBFactory() }).open(identity())
+    // A record per row, as sends committed one by one write them.
+    for (let seq = 0; seq < 100; seq++) await handle.commit([put(seq)])
+    const requests: IDBRequest<unknown[]>[] = []
+    const { getAll } = IDBObjectStore.prototype as { getAll: (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['getAll']>) => IDBRequest<unknown[]> }
+    const spy = vi.spyOn(IDBObjectStore.prototype, 'getAll').mockImplementation(function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['getAll']>) {
+      const request = getAll.apply(this, args)
+      requests.push(request)
+      return request
+    })
+    const receipts = await handle.commit([{ op: 'ack', to: B, upTo: 9, at: 5 }])
+    spy.mockRestore()
+    expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i))
+    // Rows 0-9, and row 10's record (the first above upTo, which might have held rows up to it); not the 89 after.
+    expect(requests.reduce((sum, request) => sum + request.result.length, 0)).toBe(11)
+    expect((await handle.readOutbox(B, 0, 100)).map((r) => r.seq)).toEqual(Array.from({ length: 90 }, (_, i) => 10 + i))
+  })
+
+  it('acks with one read of the rows (and one of the record holding upTo) and no write per row, except rows with large contents or an expiry', async () => {
     const factory = new IDBFactory()
     const id = identity()
     const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
@@ -564,7 +584,8 @@ describe('IndexedDBStore', () => {
       [2, 'delivered', 9],
       [3, 'delivered', 9],
     ])
-    expect(gets).toHaveBeenCalledTimes(1)
+    // The records ending at or below upTo (none), and the one after (rows 0-4).
+    expect(gets).toHaveBeenCalledTimes(2)
     // The watermark and the ack entry at once (the rows reach upTo), then the record of rows 0-4 rewritten once read (rows 1 and 2 changed).
     expect(puts.mock.calls.map(([value]) => (value as { upTo?: number }).upTo ?? (value as { seq: number }).seq)).toEqual([3, 3, 4])
     puts.mockRestore()
