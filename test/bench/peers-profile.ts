@@ -32,7 +32,9 @@
  * `--idle MS` counts the CPU time of MS ms of doing nothing after each
  * warm-up: the share of a paced run's CPU per message that is not the
  * messages'. With `--out`,
- * writes each .cpuprofile there (open in Chrome DevTools).
+ * writes each .cpuprofile there (open in Chrome DevTools). `--alloc` samples
+ * the engine workers' allocations instead of their CPU (CDP's sampling heap
+ * profiler): bytes allocated per message, per function.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -61,7 +63,8 @@ const TOP = intArg('--top', 25)
 const OUT = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : undefined
 const SYSTEMS = (process.argv.includes('--systems') ? process.argv[process.argv.indexOf('--systems') + 1]! : 'intersession,intersession-plain').split(',') as SystemName[]
 const WARMUP = 200
-const PROFILE = !process.argv.includes('--no-profile')
+const ALLOC = process.argv.includes('--alloc')
+const PROFILE = !process.argv.includes('--no-profile') && !ALLOC
 const FLOOR = process.argv.includes('--floor') ? intArg('--floor', 1) : 0
 const IDLE = process.argv.includes('--idle') ? intArg('--idle', 1) : 0
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
@@ -107,6 +110,22 @@ interface CpuProfile {
   readonly nodes: ReadonlyArray<{ readonly id: number; readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number } }>
   readonly samples: readonly number[]
   readonly timeDeltas: readonly number[]
+}
+
+/** A node of a V8 sampling heap profile. */
+interface AllocNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly selfSize: number
+  readonly children: readonly AllocNode[]
+}
+
+/** Bytes allocated per function (`name file:line`) under `node`, added to `out`. */
+function allocations(node: AllocNode, out: Map<string, number>): Map<string, number> {
+  const { functionName, url, lineNumber } = node.callFrame
+  const name = `${functionName || '(anonymous)'} ${url.split('/').pop() ?? ''}:${lineNumber + 1}`
+  out.set(name, (out.get(name) ?? 0) + node.selfSize)
+  for (const child of node.children) allocations(child, out)
+  return out
 }
 
 /** Self time (ms) per function (`name file:line`) of `profile`. */
@@ -226,6 +245,11 @@ runBench('peers-profile', async () => {
           await cdpOf(i).send('Profiler.setSamplingInterval', { interval: 500 }, session)
           await cdpOf(i).send('Profiler.start', {}, session)
         }
+        for (const [i, session] of ALLOC ? sessions.entries() : []) {
+          if (session === undefined) throw new Error(`no engine worker attached on page ${i === 0 ? 'A' : 'B'}`)
+          await cdpOf(i).send('HeapProfiler.enable', {}, session)
+          await cdpOf(i).send('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }, session)
+        }
         if (!AWAY) await call(b, 'expect', phase, N)
         const cpuBefore = cpuNow()
         const framesBefore = await relayFrames(relay.url)
@@ -258,6 +282,19 @@ runBench('peers-profile', async () => {
           totals.set(key, total)
           console.log(`round ${round} ${key}: busy ${busy.toFixed(0)} ms`)
         }
+        for (const [i, session] of ALLOC ? sessions.entries() : []) {
+          const { profile } = await cdpOf(i).send<{ profile: { head: AllocNode } }>('HeapProfiler.stopSampling', {}, session, 60_000)
+          const side = i === 0 ? 'sender' : 'receiver'
+          const key = `${system} ${side} (bytes allocated)`
+          const total = totals.get(key) ?? { busyMs: 0, messages: 0, self: new Map<string, number>() }
+          const bytes = allocations(profile.head, new Map())
+          total.messages += N
+          for (const [name, size] of bytes) {
+            total.self.set(name, (total.self.get(name) ?? 0) + size)
+            total.busyMs += size
+          }
+          totals.set(key, total)
+        }
         await call(a, 'close')
         if (!AWAY) await call(b, 'close')
       }
@@ -268,10 +305,12 @@ runBench('peers-profile', async () => {
       console.log(`\n${system} CPU: sender ${perMsg(sum('sender'))}, receiver ${perMsg(sum('receiver'))}, relay ${perMsg(sum('relay'))}, all ${perMsg(sum(''))}`)
       for (const [key, value] of [...ms].filter(([, value]) => value > 0).sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`  ${perMsg(value).padStart(12)}  ${key}`)
     }
+    // CPU: ms, shown in us per message; allocations: bytes, shown per message.
+    const perMessage = (value: number, messages: number): string => (ALLOC ? `${(value / messages).toFixed(0)} B/msg` : `${((value / messages) * 1000).toFixed(2)} us/msg`)
     for (const [key, { busyMs, messages, self }] of totals) {
-      console.log(`\n${key}: busy ${((busyMs / messages) * 1000).toFixed(1)} us/msg`)
+      console.log(`\n${key}: ${ALLOC ? 'allocated' : 'busy'} ${perMessage(busyMs, messages)}`)
       const top = [...self].sort((x, y) => y[1] - x[1]).slice(0, TOP)
-      for (const [name, ms] of top) console.log(`  ${((ms / messages) * 1000).toFixed(2).padStart(8)} us/msg  ${name}`)
+      for (const [name, value] of top) console.log(`  ${perMessage(value, messages).padStart(14)}  ${name}`)
     }
   } finally {
     for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => {})
