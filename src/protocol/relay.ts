@@ -155,11 +155,7 @@ const STORED_FLAG = 0x8000
  * down); `stored` marks a frame drained from the relay's mailbox.
  */
 export function envelope(address: string, frame: Uint8Array, stored = false): Uint8Array {
-  const head = envelopeHead(address, stored)
-  const out = new Uint8Array(head.byteLength + frame.byteLength)
-  out.set(head)
-  out.set(frame, head.byteLength)
-  return out
+  return joined(envelopeHead(address, stored), frame)
 }
 
 /** What {@link envelope} writes before the frame: the address's length (and the `stored` flag), then the address. */
@@ -169,6 +165,15 @@ export function envelopeHead(address: string, stored = false): Uint8Array {
   out[0] = (id.byteLength | (stored ? STORED_FLAG : 0)) >>> 8
   out[1] = id.byteLength & 0xff
   out.set(id, 2)
+  return out
+}
+
+/** `head` (if any) then `frame`, in one array. */
+function joined(head: Uint8Array | undefined, frame: Uint8Array): Uint8Array {
+  if (head === undefined) return frame
+  const out = new Uint8Array(head.byteLength + frame.byteLength)
+  out.set(head)
+  out.set(frame, head.byteLength)
   return out
 }
 
@@ -194,30 +199,26 @@ export const PACK_ITEM_BYTES = 4
  * `envelopes` in one message: the one envelope as it is, or a pack of several. Where `heads[i]` is given, envelope
  * `i` is that {@link envelopeHead} then the frame `envelopes[i]`, joined as they are written.
  */
-export function pack(envelopes: readonly Uint8Array[], heads?: readonly (Uint8Array | undefined)[]): Uint8Array {
+export function pack(envelopes: readonly Uint8Array[], heads: readonly (Uint8Array | undefined)[] = []): Uint8Array {
   const [first] = envelopes
-  const single = envelopes.length === 1
-  if (single && first !== undefined && heads?.[0] === undefined) return first
-  const itemBytes = single ? 0 : PACK_ITEM_BYTES
-  let size = single ? 0 : PACK_HEADER_BYTES
-  for (const [i, one] of envelopes.entries()) size += itemBytes + (heads?.[i]?.byteLength ?? 0) + one.byteLength
+  if (envelopes.length === 1 && first !== undefined) return joined(heads[0], first)
+  let size = PACK_HEADER_BYTES
+  for (const [i, one] of envelopes.entries()) size += PACK_ITEM_BYTES + (heads[i]?.byteLength ?? 0) + one.byteLength
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
-  if (!single) view.setUint16(0, PACK_MARK)
-  let at = single ? 0 : PACK_HEADER_BYTES
+  view.setUint16(0, PACK_MARK)
+  let at = PACK_HEADER_BYTES
   for (const [i, one] of envelopes.entries()) {
-    const head = heads?.[i]
-    if (!single) view.setUint32(at, (head?.byteLength ?? 0) + one.byteLength)
-    at += itemBytes
-    if (head !== undefined) {
-      out.set(head, at)
-      at += head.byteLength
-    }
-    out.set(one, at)
-    at += one.byteLength
+    const head = heads[i] ?? EMPTY
+    view.setUint32(at, head.byteLength + one.byteLength)
+    out.set(head, at + PACK_ITEM_BYTES)
+    out.set(one, at + PACK_ITEM_BYTES + head.byteLength)
+    at += PACK_ITEM_BYTES + head.byteLength + one.byteLength
   }
   return out
 }
+
+const EMPTY = new Uint8Array(0)
 
 /**
  * The envelopes of a binary message: a pack's, in order (views into `data`), or `data` itself; `undefined` for a
