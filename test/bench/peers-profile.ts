@@ -140,10 +140,11 @@ function selfTimes(profile: CpuProfile): Map<string, number> {
 }
 
 /** The relay's envelope counters (GET /metrics). */
-async function relayFrames(url: string): Promise<{ in: number; out: number; controlIn: number; bytesIn: number }> {
+async function relayFrames(url: string): Promise<{ in: number; out: number; controlIn: number; bytesIn: number; packsIn: number }> {
   const text = await (await fetch(`${url.replace(/^ws/, 'http')}/metrics`)).text()
   const count = (name: string, kind = ''): number => Number(new RegExp(`intersession_relay_${name}_total\\{${kind}[^}]*\\} (\\d+)`).exec(text)?.[1] ?? NaN)
-  return { in: count('frames_in', 'kind="envelope"'), out: count('frames_out', 'kind="envelope"'), controlIn: count('frames_in', 'kind="control"'), bytesIn: count('bytes_in') }
+  const packsIn = Number(/intersession_relay_packs_in_total(?:\{[^}]*\})? (\d+)/.exec(text)?.[1] ?? NaN)
+  return { in: count('frames_in', 'kind="envelope"'), out: count('frames_out', 'kind="envelope"'), controlIn: count('frames_in', 'kind="control"'), bytesIn: count('bytes_in'), packsIn }
 }
 
 const call = <T>(tab: CdpTab, method: string, ...args: unknown[]): Promise<T> =>
@@ -264,7 +265,7 @@ runBench('peers-profile', async () => {
         used.messages += N
         cpu.set(system, used)
         const frames = await relayFrames(relay.url)
-        console.log(`round ${round} ${system}: ${wallMs} ms wall, received ${tally.unique}/${N}, relay frames in ${frames.in - framesBefore.in}, out ${frames.out - framesBefore.out}, control in ${frames.controlIn - framesBefore.controlIn}, bytes in ${frames.bytesIn - framesBefore.bytesIn}`)
+        console.log(`round ${round} ${system}: ${wallMs} ms wall, received ${tally.unique}/${N}, relay frames in ${frames.in - framesBefore.in}, out ${frames.out - framesBefore.out}, control in ${frames.controlIn - framesBefore.controlIn}, packs in ${frames.packsIn - framesBefore.packsIn}, bytes in ${frames.bytesIn - framesBefore.bytesIn}`)
         for (const [i, session] of PROFILE ? sessions.entries() : []) {
           const { profile } = await cdpOf(i).send<{ profile: CpuProfile }>('Profiler.stop', {}, session, 60_000)
           const side = i === 0 ? 'sender' : 'receiver'
