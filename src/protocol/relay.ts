@@ -203,13 +203,15 @@ export function pack(envelopes: readonly Uint8Array[], heads: readonly (Uint8Arr
   const [first] = envelopes
   if (envelopes.length === 1 && first !== undefined) return joined(heads[0], first)
   let size = PACK_HEADER_BYTES
-  for (const [i, one] of envelopes.entries()) size += PACK_ITEM_BYTES + (heads[i]?.byteLength ?? 0) + one.byteLength
+  // Index loops: an entries() iterator allocates a pair per envelope.
+  for (let i = 0; i < envelopes.length; i++) size += PACK_ITEM_BYTES + (heads[i]?.byteLength ?? 0) + (envelopes[i] as Uint8Array).byteLength
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
   view.setUint16(0, PACK_MARK)
   let at = PACK_HEADER_BYTES
-  for (const [i, one] of envelopes.entries()) {
+  for (let i = 0; i < envelopes.length; i++) {
     const head = heads[i] ?? EMPTY
+    const one = envelopes[i] as Uint8Array
     view.setUint32(at, head.byteLength + one.byteLength)
     out.set(head, at + PACK_ITEM_BYTES)
     out.set(one, at + PACK_ITEM_BYTES + head.byteLength)

@@ -984,13 +984,7 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
           ops,
           i,
           (next) => (next.op === 'putOutbox' ? next.row : undefined),
-          (run, row) =>
-            joinsRecord(
-              run,
-              row,
-              (r) => r.to,
-              (r) => r.seq,
-            ),
+          joinsOutboxRecord,
         )
         i += rows.length - 1
         putOutbox(commit, rows)
@@ -1020,13 +1014,7 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
           ops,
           i,
           (next) => (next.op === 'putInbox' ? next.row : undefined),
-          (run, row) =>
-            joinsRecord(
-              run,
-              row,
-              (r) => r.from,
-              (r) => r.index,
-            ),
+          joinsInboxRecord,
         )
         i += rows.length - 1
         putInbox(commit, rows)
@@ -1051,6 +1039,14 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
   await Promise.all(commit.acking)
   return commit.receipts.flat()
 }
+
+// Module functions, not closures made per row: a commit asks once per row it writes.
+const outStreamOf = (row: OutboxRow): string => row.to
+const outKeyOf = (row: OutboxRow): number => row.seq
+const inStreamOf = (row: InboxRow): string => row.from
+const inKeyOf = (row: InboxRow): number => row.index
+const joinsOutboxRecord = (run: readonly [OutboxRow, ...OutboxRow[]], row: OutboxRow): boolean => joinsRecord(run, row, outStreamOf, outKeyOf)
+const joinsInboxRecord = (run: readonly [InboxRow, ...InboxRow[]], row: InboxRow): boolean => joinsRecord(run, row, inStreamOf, inKeyOf)
 
 /** `first` (what `member` gives of `ops[start]`), then what it gives of each op after it while `joins` takes it into the run so far. */
 function runFrom<T>(
