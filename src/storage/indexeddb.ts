@@ -979,13 +979,7 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
         break
       case 'putOutbox': {
         // A run of rows of one stream with consecutive seqs (what one commit queued) is one record, up to a size.
-        const rows = runFrom(
-          op.row,
-          ops,
-          i,
-          (next) => (next.op === 'putOutbox' ? next.row : undefined),
-          joinsOutboxRecord,
-        )
+        const rows = runFrom(op.row, ops, i, (next) => (next.op === 'putOutbox' ? next.row : undefined), joinsOutboxRecord)
         i += rows.length - 1
         putOutbox(commit, rows)
         break
@@ -1009,13 +1003,7 @@ async function applyOps(commit: Commit, ops: readonly StoreOp[]): Promise<Receip
         break
       case 'putInbox': {
         // A run of rows of one stream with consecutive indexes (what one commit received) is one record, up to a size.
-        const rows = runFrom(
-          op.row,
-          ops,
-          i,
-          (next) => (next.op === 'putInbox' ? next.row : undefined),
-          joinsInboxRecord,
-        )
+        const rows = runFrom(op.row, ops, i, (next) => (next.op === 'putInbox' ? next.row : undefined), joinsInboxRecord)
         i += rows.length - 1
         putInbox(commit, rows)
         break
