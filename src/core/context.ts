@@ -50,6 +50,9 @@ export interface LinkContext {
   readonly sealing: boolean
   /** Whether frames to `peer` may go now: its keys are usable (and, without encryption, it does not expect it). */
   keysReady(peer: PeerId): boolean
-  /** The sealed body of a row (deterministic while the receiver's keys stay the same). */
-  seal(row: OutboxRow): Promise<Uint8Array>
+  /**
+   * The sealed body of a row (its ciphertext deterministic while the receiver's keys stay the same). `acked` is the
+   * link's highest ack heard, or -1 for a body that must not rely on anything the receiver kept (see `SendContext`).
+   */
+  seal(row: OutboxRow, acked: number): Promise<Uint8Array>
 }

@@ -48,6 +48,18 @@ export interface SealContext {
   readonly id: MessageId
 }
 
+/** What the engine tells the cipher about a message it seals: where the stream stands too. */
+export interface SendContext extends SealContext {
+  /**
+   * The stream's highest seq the receiver acknowledged as stored (cumulative; -1 if none): a mailbox's `stored`
+   * does not count. The receiver kept what it needed to open what it acknowledged, so the cipher may leave out
+   * what the receiver already holds.
+   */
+  readonly acked: number
+  /** The seq the next `send()` gets: nothing at or above it was sealed yet. */
+  readonly next: number
+}
+
 /** Why a sealed frame did not open. None is acknowledged or handed to the application. */
 export type OpenFailure =
   /** The frame is not a well-formed sealed body, or the sender's key header is malformed. */
@@ -60,6 +72,8 @@ export type OpenFailure =
   | 'KEY_HELD'
   /** Sealed for a prekey of this end that is gone (rotated out) or never existed; the sender re-seals on the next hello. */
   | 'KEY_STALE'
+  /** A short body (no key header) under a sender key whose header this end does not keep; the sender's retransmission carries it. */
+  | 'KEY_UNHEARD'
   /** Authentication failed: the contents, or what they are bound to, were changed. */
   | 'DECRYPT'
 
@@ -87,8 +101,10 @@ export interface LearnResult {
  *
  * Contract:
  * - `seal` is deterministic for a given (peer key, seq): sealing the same
- *   message again while the peer's keys did not change gives the same bytes,
- *   so retransmissions are identical.
+ *   message again while the peer's keys did not change gives the same
+ *   ciphertext, so retransmissions are identical (only what travels with it
+ *   to let the receiver derive the key may be left out, once the receiver
+ *   acknowledged a message sealed under it).
  * - `open` never throws for bad input: it resolves a typed failure.
  * - Nothing here reads a clock or sets a timer of its own but through the
  *   clock it was given.
@@ -107,8 +123,11 @@ export interface Cipher {
   /** Forgets the identity key `peer` presented last, keeping the old pin (a key presented again is a change again); resolves with the new status. */
   reject(peer: PeerId): Promise<PeerKeyStatus>
   /** Seals `plaintext` for `context.to`, whose status must be `ready` (else rejects `IlmError('KEY_UNAVAILABLE')`). */
-  seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array>
-  /** Opens a sealed body from `context.from`. */
+  seal(context: SendContext, plaintext: Uint8Array): Promise<Uint8Array>
+  /**
+   * Opens a sealed body from `context.from`. Whatever the receiver must keep to open later messages under the same
+   * key (the cipher's records) is committed before it resolves: the engine acknowledges what opened only after that.
+   */
   open(
     context: SealContext,
     sealed: Uint8Array,

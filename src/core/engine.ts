@@ -559,7 +559,7 @@ export class Engine {
       fail: (error) => this.#fail(error),
       sealing: this.#cipher !== undefined,
       keysReady: (peer) => this.#keysUsable(peer),
-      seal: (row) => this.#seal(row),
+      seal: (row, acked) => this.#seal(row, acked),
     }
   }
 
@@ -731,11 +731,13 @@ export class Engine {
   }
 
   /** The sealed body of an outbox row: its content kind and contents, under the receiver's keys. */
-  #seal(row: OutboxRow): Promise<Uint8Array> {
+  #seal(row: OutboxRow, acked: number): Promise<Uint8Array> {
     const cipher = this.#cipher
     if (cipher === undefined) return Promise.reject(new IlmError('INTERNAL', 'nothing seals with encryption off'))
+    // Committed rows are the only ones sealed: none at or above the committed nextSeq was.
+    const next = this.#state.out.get(row.to)?.nextSeq ?? row.seq + 1
     return cipher.seal(
-      { from: this.localId, to: row.to, epoch: this.#state.meta.epoch, seq: row.seq, id: row.id },
+      { from: this.localId, to: row.to, epoch: this.#state.meta.epoch, seq: row.seq, id: row.id, acked, next },
       packPlaintext(row.contentKind, row.contents),
     )
   }

@@ -59,6 +59,12 @@ export class OutboundLink {
   readonly #sealed = new Map<number, Uint8Array | Promise<void>>()
   /** When a repeated ack last sent the link back to its first unacked seq. */
   #wentBackAt = -Infinity
+  /**
+   * Seqs at or below it are sealed whole, whatever was acked: they went unanswered until a timeout. A sealed body may
+   * leave out what the receiver should keep from an earlier one (a sender key header); if it did not keep it, only a
+   * body with it opens.
+   */
+  #wholeUpTo = -1
 
   constructor(
     readonly to: PeerId,
@@ -308,7 +314,7 @@ export class OutboundLink {
   /** Starts sealing `row`; its body is kept unless the sealing was dropped meanwhile. It never rejects: a failed one is forgotten. */
   #startSealing(row: OutboxRow): void {
     const at = row.seq
-    const sealing = this.ctx.seal(row).then(
+    const sealing = this.ctx.seal(row, row.seq <= this.#wholeUpTo ? -1 : this.#acked()).then(
       (body) => {
         if (this.#sealed.get(at) === sealing) this.#sealed.set(at, body)
       },
@@ -399,6 +405,10 @@ export class OutboundLink {
     if (this.#mode === 'stopped' || this.ctx.closed) return
     this.#rto = Math.min(this.#rto * 2, this.ctx.limits.maxRetransmitMs)
     if (this.#mode === 'awaitingHello') this.ctx.sendHello(this.to, false)
+    if (this.ctx.sealing && this.#highestSent > this.#wholeUpTo) {
+      this.#wholeUpTo = this.#highestSent
+      this.#sealed.clear()
+    }
     // Go back to the last ack (or mailbox receipt). This also stops waiting for a lost hello: resending is always safe.
     this.resume(this.#settled() + 1)
   }

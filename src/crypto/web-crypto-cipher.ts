@@ -1,13 +1,13 @@
 import type { TimerHandle } from '../core/clock.js'
-import type { Cipher, CipherContext, E2EFactory, LearnResult, OpenFailure, PeerKeyStatus, SealContext } from '../core/e2e.js'
+import type { Cipher, CipherContext, E2EFactory, LearnResult, OpenFailure, PeerKeyStatus, SealContext, SendContext } from '../core/e2e.js'
 import { IlmError } from '../core/errors.js'
-import type { PeerId } from '../core/ids.js'
+import type { Epoch, PeerId } from '../core/ids.js'
 import type { StoreOp } from '../core/store.js'
 import { createIdentityKeys, type IdentityKeys } from './identity-keys.js'
 import { bundleOf, createPrekey, decodeBundle, encodeBundle, verifyBundle, type KeyBundle, type Prekey } from './key-bundle.js'
 import { safetyNumber } from './safety-number.js'
 import { open, seal } from './seal.js'
-import { decodeSealedBody, encodeSealedBody } from './sealed-body.js'
+import { MAX_KID, decodeSealedBody, encodeSealedBody } from './sealed-body.js'
 import { createSenderKey, openSenderKey, type OpenedSenderKey, type SenderKey, type SenderKeyHeader } from './sender-key.js'
 
 /** Options of {@link webCryptoE2E}. */
@@ -51,11 +51,41 @@ interface Prekeys {
   readonly retired: readonly { readonly prekey: Prekey; readonly at: number }[]
 }
 
-/** A sender key as kept: with how many messages it sealed this session. */
-interface SendState {
-  readonly key: SenderKey
-  sealed: number
+/**
+ * A sender key's record: `fresh` is the lowest seq never sealed under an older key toward the peer (absent in records
+ * older than short bodies: every body under such a key is full).
+ */
+interface SenderKeyRecord extends SenderKey {
+  readonly fresh?: number
 }
+
+/** What replaces a sender key record when its peer is pinned anew: only its kid, so that kids never repeat toward the peer. */
+interface RetiredSenderKey {
+  readonly kid: number
+  readonly retired: true
+}
+
+/**
+ * A sender key as kept: with how many messages it sealed this session, and `probe`, the first seq at or above its
+ * `fresh` it sealed this session. Once the receiver acknowledged `probe`, it opened a body under this key, and no such
+ * body was short before: so it `kept` the header, and later bodies may leave it out. Which kid was kept is recorded
+ * (`kept:<peer>`), so that a restart does not probe again.
+ */
+interface SendState {
+  readonly key: SenderKeyRecord
+  sealed: number
+  probe: number | undefined
+  kept: boolean
+}
+
+/** A sender key header this end kept (as receiver), from a full body that opened under it. */
+interface KeptHeader {
+  readonly epoch: Epoch
+  readonly header: SenderKeyHeader
+}
+
+/** Per sender, the headers kept: its newest kids, so that short bodies open, also after a restart. */
+const KEPT_HEADERS = 4
 
 /**
  * intersession's cipher: WebCrypto only (Ed25519 identities, X25519 prekeys
@@ -101,16 +131,26 @@ class WebCryptoCipher implements Cipher {
   /** The sender key toward each peer made (or read) last, once it is: what {@link #senderKey} gives at once while it fits. */
   readonly #ready = new Map<PeerId, SendState>()
   readonly #derived = new Map<string, Promise<OpenedSenderKey>>()
+  /** Per sender, the headers kept (committed, or being committed: see {@link #keep}). */
+  readonly #kept: Map<PeerId, { readonly entry: KeptHeader; readonly committed: Promise<void> }[]>
   readonly #listeners = new Set<(bundle: Uint8Array) => void>()
   #rotating: Promise<void> | undefined
 
-  private constructor(context: CipherContext, settings: Settings, identity: IdentityKeys, prekeys: Prekeys, peers: Map<PeerId, PeerKeys>) {
+  private constructor(
+    context: CipherContext,
+    settings: Settings,
+    identity: IdentityKeys,
+    prekeys: Prekeys,
+    peers: Map<PeerId, PeerKeys>,
+    kept: Map<PeerId, readonly KeptHeader[]>,
+  ) {
     this.#context = context
     this.#settings = settings
     this.#identity = identity
     this.#prekeys = prekeys
     this.#bundle = encodeBundle(bundleOf(identity, prekeys.current))
     this.#peers = peers
+    this.#kept = new Map([...kept].map(([peer, entries]) => [peer, entries.map((entry) => ({ entry, committed: Promise.resolve() }))]))
   }
 
   /** Reads the identity's records, making its keys on first use (and anew for a new epoch). */
@@ -119,6 +159,7 @@ class WebCryptoCipher implements Cipher {
     let identity = records.get('identity') as IdentityKeys | undefined
     let prekeys = records.get('prekeys') as Prekeys | undefined
     const peers = new Map<PeerId, PeerKeys>()
+    const kept = new Map<PeerId, readonly KeptHeader[]>()
     if (identity?.epoch !== context.epoch || identity.peer !== context.localId || prekeys === undefined) {
       // A store without keys, or keys of another epoch: everything of the cipher starts afresh.
       identity = await createIdentityKeys(context.localId, context.epoch)
@@ -127,9 +168,12 @@ class WebCryptoCipher implements Cipher {
       ops.push({ op: 'putKey', name: 'identity', value: identity }, { op: 'putKey', name: 'prekeys', value: prekeys })
       await context.store.commit(ops)
     } else {
-      for (const [name, value] of records) if (name.startsWith('peer:')) peers.set(name.slice(5) as PeerId, value as PeerKeys)
+      for (const [name, value] of records) {
+        if (name.startsWith('peer:')) peers.set(name.slice(5) as PeerId, value as PeerKeys)
+        else if (name.startsWith('recv:')) kept.set(name.slice(5) as PeerId, value as KeptHeader[])
+      }
     }
-    const cipher = new WebCryptoCipher(context, settings, identity, prekeys, peers)
+    const cipher = new WebCryptoCipher(context, settings, identity, prekeys, peers, kept)
     await cipher.#rotateIfDue()
     return cipher
   }
@@ -213,21 +257,41 @@ class WebCryptoCipher implements Cipher {
     return this.status(peer)
   }
 
-  /** Pins another identity key of `peer`: the sender key made for the old one goes (a prekey id and epoch can be copied). */
+  /**
+   * Pins another identity key of `peer`: the sender key made for the old one goes (a prekey id and epoch can be
+   * copied), all but its kid: a kid names one header at the receiver, which may have kept the old one.
+   */
   async #repin(peer: PeerId, bundle: KeyBundle): Promise<void> {
     this.#sending.delete(peer)
     this.#ready.delete(peer)
-    await this.#context.store.commit([{ op: 'deleteKey', name: `send:${peer}` }])
+    const name = `send:${peer}`
+    const old = (await this.#context.store.readKeys()).get(name) as SenderKeyRecord | RetiredSenderKey | undefined
+    if (old !== undefined) await this.#context.store.commit([{ op: 'putKey', name, value: { kid: old.kid, retired: true } satisfies RetiredSenderKey }])
     await this.#setPeer(peer, { pinned: bundle })
   }
 
-  async seal(context: SealContext, plaintext: Uint8Array): Promise<Uint8Array> {
-    const ready = this.#senderKey(context.to)
+  async seal(context: SendContext, plaintext: Uint8Array): Promise<Uint8Array> {
+    const { seq, acked, next } = context
+    const ready = this.#senderKey(context.to, next)
     const state = ready instanceof Promise ? await ready : ready
     state.sealed += 1
     const { key } = state
-    const ciphertext = await seal(key.key, { ...context, fromEpoch: context.epoch, toEpoch: key.toEpoch, contentKind: 'b', kid: key.kid }, plaintext)
-    return encodeSealedBody(key.header, ciphertext)
+    if (!state.kept) {
+      if (state.probe === undefined && seq >= (key.fresh ?? Infinity)) state.probe = seq
+      if (state.probe !== undefined && acked >= state.probe) {
+        state.kept = true
+        // Best effort: lost, the next session probes again.
+        this.#context.store.commit([{ op: 'putKey', name: `kept:${context.to}`, value: key.kid }]).catch(() => {})
+      }
+    }
+    // -1: nothing acknowledged yet, or a body that must carry everything (see `SendContext`).
+    const short = state.kept && acked >= 0
+    const ciphertext = await seal(
+      key.key,
+      { from: context.from, to: context.to, fromEpoch: context.epoch, toEpoch: key.toEpoch, seq, id: context.id, contentKind: 'b', kid: key.kid },
+      plaintext,
+    )
+    return encodeSealedBody(key.header, ciphertext, short)
   }
 
   async open(context: SealContext, sealed: Uint8Array): Promise<{ ok: true; plaintext: Uint8Array } | { ok: false; reason: OpenFailure }> {
@@ -236,7 +300,9 @@ class WebCryptoCipher implements Cipher {
     const keys = this.#peers.get(context.from)
     if (keys === undefined) return { ok: false, reason: 'KEY_UNKNOWN' }
     if (keys.presented !== undefined) return { ok: false, reason: 'KEY_HELD' }
-    const { header, ciphertext } = body
+    const { ciphertext } = body
+    const header = body.header ?? this.#keptHeader(context.from, context.epoch, body.kid)
+    if (header === undefined) return { ok: false, reason: 'KEY_UNHEARD' }
     const { current, retired } = this.#prekeys
     const prekey =
       current.id === header.prekey
@@ -249,8 +315,47 @@ class WebCryptoCipher implements Cipher {
     const ctx = { ...context, fromEpoch: context.epoch, toEpoch: this.#identity.epoch, contentKind: 'b' as const, kid: header.kid }
     const plaintext = await open(derived.key, ctx, ciphertext)
     if (plaintext === undefined) return { ok: false, reason: 'DECRYPT' }
+    if (body.header !== undefined) await this.#keep(context.from, context.epoch, header)
     if (prekey === this.#prekeys.current) this.#opened += 1
     return { ok: true, plaintext }
+  }
+
+  #keptHeader(from: PeerId, epoch: Epoch, kid: number): SenderKeyHeader | undefined {
+    const kept = this.#kept.get(from)
+    if (kept === undefined) return undefined
+    for (const { entry } of kept) if (entry.header.kid === kid && entry.epoch === epoch) return entry.header
+    return undefined
+  }
+
+  /**
+   * Keeps the header of a full body that opened, committed before the body's `open` resolves: the engine acknowledges
+   * the message only after, and a sender leaves the header out only once a message sealed under it is acknowledged.
+   * A header for a kid kept with other bytes replaces it (a sender key made anew under the same kid); the oldest go
+   * beyond {@link KEPT_HEADERS} per sender. Headers are public: what they open needs this end's prekey, which goes
+   * as it always did (`keepRetiredMs`).
+   */
+  #keep(from: PeerId, epoch: Epoch, header: SenderKeyHeader): Promise<void> {
+    const kept = this.#kept.get(from) ?? []
+    const same = kept.find(({ entry }) => entry.epoch === epoch && entry.header.kid === header.kid)
+    if (same !== undefined && sameHeader(same.entry.header, header)) return same.committed
+    const entry: KeptHeader = { epoch, header: { kid: header.kid, prekey: header.prekey, eph: header.eph.slice(), sig: header.sig.slice() } }
+    const others = kept.filter((old) => old !== same)
+    const next = [...others.slice(Math.max(0, others.length - KEPT_HEADERS + 1)), { entry, committed: Promise.resolve() }]
+    const record = next.map((old) => old.entry)
+    const committed = this.#context.store.commit([{ op: 'putKey', name: `recv:${from}`, value: record }]).then(() => undefined)
+    const mine = { entry, committed }
+    next[next.length - 1] = mine
+    this.#kept.set(from, next)
+    // A failed commit keeps nothing: the frame was not acknowledged, and comes again with its header.
+    committed.catch(() => {
+      const now = this.#kept.get(from)
+      if (now?.includes(mine))
+        this.#kept.set(
+          from,
+          now.filter((old) => old !== mine),
+        )
+    })
+    return committed
   }
 
   async safetyNumbers(peer: PeerId): Promise<{ pinned?: string; presented?: string }> {
@@ -290,7 +395,7 @@ class WebCryptoCipher implements Cipher {
    * The sender key toward `peer`, made (and kept) when none fits its pinned bundle, the clock and the message count:
    * at once when the one made last still fits (every seal asks), else once the making before is done.
    */
-  #senderKey(peer: PeerId): SendState | Promise<SendState> {
+  #senderKey(peer: PeerId, nextSeq: number): SendState | Promise<SendState> {
     const keys = this.#peers.get(peer)
     if (keys === undefined || keys.presented !== undefined) return Promise.reject(new IlmError('KEY_UNAVAILABLE', `no usable key of ${peer}`))
     const fresh = (state: SendState): boolean =>
@@ -303,21 +408,29 @@ class WebCryptoCipher implements Cipher {
     const current = this.#sending.get(peer)
     const next = (current ?? Promise.resolve(undefined)).then(async (state) => {
       if (state !== undefined && fresh(state)) return state
-      const stored = state === undefined ? ((await this.#context.store.readKeys()).get(`send:${peer}`) as SenderKey | undefined) : undefined
-      if (stored !== undefined && fresh({ key: stored, sealed: 0 })) return { key: stored, sealed: 0 }
-      const kid = ((state?.key ?? stored)?.kid ?? 0) + 1
-      const key = await createSenderKey({
+      const records = state === undefined ? await this.#context.store.readKeys() : undefined
+      const stored = records?.get(`send:${peer}`) as SenderKeyRecord | RetiredSenderKey | undefined
+      if (stored !== undefined && !('retired' in stored)) {
+        const loaded = { key: stored, sealed: 0, probe: undefined, kept: records?.get(`kept:${peer}`) === stored.kid }
+        if (fresh(loaded)) return loaded
+      }
+      const previous = state?.key ?? stored
+      const kid = (previous?.kid ?? 0) + 1
+      const made = await createSenderKey({
         identity: this.#identity,
         from: this.#identity.peer,
         fromEpoch: this.#identity.epoch,
         to: peer,
         receiver: keys.pinned,
-        kid: kid > 0xffff_ffff ? 1 : kid,
+        kid: kid > MAX_KID ? 1 : kid,
         now: this.#context.clock.now(),
       })
+      // Seqs from `next` on were never sealed; below it, an older key may have sealed them (before the first key toward
+      // the peer in this epoch, none did).
+      const key: SenderKeyRecord = { ...made, fresh: previous === undefined ? 0 : nextSeq }
       // Kept, so that retransmissions after a restart are sealed identically; replaced (deleted) at rotation.
       await this.#context.store.commit([{ op: 'putKey', name: `send:${peer}`, value: key }])
-      return { key, sealed: 0 }
+      return { key, sealed: 0, probe: undefined, kept: false }
     })
     // A failed attempt is not kept: the next seal tries again.
     const kept = next.catch(() => undefined)
@@ -357,6 +470,10 @@ class WebCryptoCipher implements Cipher {
     })().finally(() => (this.#rotating = undefined))
     return this.#rotating
   }
+}
+
+function sameHeader(a: SenderKeyHeader, b: SenderKeyHeader): boolean {
+  return a.kid === b.kid && a.prekey === b.prekey && equal(a.eph, b.eph) && equal(a.sig, b.sig)
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

@@ -5,7 +5,8 @@ import { ManualClock } from '../../src/testing/manual-clock.js'
 import { bundleOf, createIdentityKeys, createPrekey, decodeSealedBody, encodeBundle, webCryptoE2E } from '../../src/crypto/index.js'
 import type { E2EFactory } from '../../src/core/e2e.js'
 import type { Epoch, PeerId } from '../../src/core/ids.js'
-import { codeOf, contentsOf, elapse, openPeer, range, until } from '../helpers/engines.js'
+import type { StoreOp } from '../../src/core/store.js'
+import { codeOf, contentsOf, elapse, openPeer, range, tick, until } from '../helpers/engines.js'
 
 /** A transport that sends what `change` makes of every frame it is given. */
 function rewriting(inner: Transport, change: (data: Uint8Array) => Uint8Array): Transport {
@@ -137,7 +138,7 @@ describe('end-to-end encryption in the engine', () => {
     for (const bytes of wire) {
       const decoded = decodeFrame(bytes, 1 << 20)
       if (!decoded.ok || decoded.frame.kind !== 'msg' || decoded.frame.sealed !== true) continue
-      const kid = decodeSealedBody(decoded.frame.contents)?.header.kid ?? -1
+      const kid = decodeSealedBody(decoded.frame.contents)?.kid ?? -1
       kids.set(kid, (kids.get(kid) ?? 0) + 1)
     }
     expect(kids.size).toBeGreaterThanOrEqual(8)
@@ -404,5 +405,170 @@ describe('peerKeyStatus, and decisions tied to the safety number the user compar
     expect(await codeOf(plain.peerKeyStatus('a'))).toBe('E2E_MISMATCH')
     await Promise.all([bob.ilm.close(), plain.close()])
     expect(await codeOf(bob.ilm.peerKeyStatus('a'))).toBe('CLOSED')
+  })
+})
+
+/** The sealed bodies of the `msg` frames in `wire`, with their seqs, in the order sent. */
+function sealedBodies(wire: readonly Uint8Array[]): { seq: number; body: Uint8Array }[] {
+  const out: { seq: number; body: Uint8Array }[] = []
+  for (const bytes of wire) {
+    const decoded = decodeFrame(bytes, 1 << 20)
+    if (decoded.ok && decoded.frame.kind === 'msg' && decoded.frame.sealed === true) out.push({ seq: decoded.frame.seq, body: decoded.frame.contents })
+  }
+  return out
+}
+
+/** A short body: the kid alone (top bit set), then the ciphertext of the kind byte and `contents`, and the tag. */
+const isShort = (body: Uint8Array): boolean => (body[0]! & 0x80) !== 0
+const FULL_HEAD = 4 + 4 + 32 + 64
+
+/** A store that records the ops of every commit as it lands; commits that keep keys land a few turns late. */
+function journaled(store: MemoryStore, commits: StoreOp[][]): MemoryStore {
+  const open = store.open.bind(store)
+  store.open = async (localId) => {
+    const opened = await open(localId)
+    const commit = opened.commit.bind(opened)
+    opened.commit = async (ops) => {
+      if (ops.some((op) => op.op === 'putKey')) await tick(4)
+      const receipts = await commit(ops)
+      commits.push([...ops])
+      return receipts
+    }
+    return opened
+  }
+  return store
+}
+
+describe('sealed bodies leave the sender key header out once the receiver kept it', () => {
+  it('the first message carries the header; once it is acknowledged, bodies are short, and they open after either end restarts', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const wire: Uint8Array[] = []
+    const aliceStore = new MemoryStore()
+    const bobStore = new MemoryStore()
+    let alice = await openPeer(recording(net.connect('a'), wire), { clock, store: aliceStore })
+    let bob = await openPeer(net.connect('b'), { clock, store: bobStore })
+    await alice.ilm.send('b', 'first')
+    await until(async () => (await alice.ilm.pending()).outbound === 0, { clocks: [clock] })
+    const later = range(10).map((n) => `m-${n}`)
+    for (const contents of later) await alice.ilm.send('b', contents)
+    await until(() => bob.got.length === 11, { clocks: [clock] })
+    const bodies = sealedBodies(wire)
+    expect(bodies[0]).toMatchObject({ seq: 0 })
+    expect(isShort(bodies[0]!.body)).toBe(false)
+    expect(bodies[0]!.body.byteLength).toBe(FULL_HEAD + 1 + 'first'.length + 16)
+    for (const { seq, body } of bodies.filter((b) => b.seq >= 1)) {
+      expect(isShort(body), `seq ${seq}`).toBe(true)
+      expect(body.byteLength).toBe(4 + 1 + 'm-0'.length + 16)
+      expect(decodeSealedBody(body)?.kid).toBe(decodeSealedBody(bodies[0]!.body)?.kid)
+    }
+
+    // Bob restarts: the header he kept is in his store.
+    await bob.ilm.close()
+    bob = await openPeer(net.connect('b'), { clock, store: bobStore })
+    wire.length = 0
+    for (const contents of ['after bob restarted 1', 'after bob restarted 2']) await alice.ilm.send('b', contents)
+    await until(() => bob.got.length === 2, { clocks: [clock] })
+    expect(sealedBodies(wire).every(({ body }) => isShort(body))).toBe(true)
+
+    // Alice restarts: her sender key is kept, and so is the record that bob kept its header: short at once.
+    await alice.ilm.close()
+    wire.length = 0
+    alice = await openPeer(recording(net.connect('a'), wire), { clock, store: aliceStore })
+    await alice.ilm.send('b', 'after alice restarted')
+    await until(() => bob.got.length === 3, { clocks: [clock] })
+    expect(sealedBodies(wire).every(({ body }) => isShort(body))).toBe(true)
+
+    // Without that record (lost: it is written best effort), her bodies carry the header until bob acknowledges one
+    // sealed in this session.
+    await alice.ilm.close()
+    const handle = await aliceStore.open('a' as PeerId)
+    await handle.commit([{ op: 'deleteKey', name: 'kept:b' }])
+    await handle.close()
+    wire.length = 0
+    alice = await openPeer(recording(net.connect('a'), wire), { clock, store: aliceStore })
+    await alice.ilm.send('b', 'probing again')
+    await until(async () => bob.got.length === 4 && (await alice.ilm.pending()).outbound === 0, { clocks: [clock] })
+    await alice.ilm.send('b', 'and once that was acknowledged')
+    await until(() => bob.got.length === 5, { clocks: [clock] })
+    const again = sealedBodies(wire)
+    expect(isShort(again[0]!.body)).toBe(false)
+    expect(isShort(again.at(-1)!.body)).toBe(true)
+    expect(contentsOf(bob.got)).toEqual([
+      'after bob restarted 1',
+      'after bob restarted 2',
+      'after alice restarted',
+      'probing again',
+      'and once that was acknowledged',
+    ])
+    expect(bob.ilm.refused()).toEqual({})
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
+  it('the receiver commits the header before the message that brought it (so before it acknowledges it)', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const commits: StoreOp[][] = []
+    const alice = await openPeer(net.connect('a'), { clock })
+    const bob = await openPeer(net.connect('b'), { clock, store: journaled(new MemoryStore(), commits) })
+    await alice.ilm.send('b', 'first')
+    await until(() => bob.got.length === 1, { clocks: [clock] })
+    const kept = commits.findIndex((ops) => ops.some((op) => op.op === 'putKey' && op.name === 'recv:a'))
+    const stored = commits.findIndex((ops) => ops.some((op) => op.op === 'putInbox' && op.row.from === 'a'))
+    expect(kept).toBeGreaterThanOrEqual(0)
+    expect(stored).toBeGreaterThan(kept)
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
+  it('a receiver that lost the header refuses short bodies (KEY_UNHEARD); the retransmission after the timeout carries it, and everything arrives once, in order', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const wire: Uint8Array[] = []
+    const bobStore = new MemoryStore()
+    const alice = await openPeer(recording(net.connect('a'), wire), { clock })
+    let bob = await openPeer(net.connect('b'), { clock, store: bobStore })
+    await alice.ilm.send('b', 'first')
+    await until(async () => (await alice.ilm.pending()).outbound === 0, { clocks: [clock] })
+    await bob.ilm.close()
+    const handle = await bobStore.open('b' as PeerId)
+    await handle.commit([{ op: 'deleteKey', name: 'recv:a' }])
+    await handle.close()
+    bob = await openPeer(net.connect('b'), { clock, store: bobStore })
+    wire.length = 0
+    const later = range(5).map((n) => `m-${n}`)
+    for (const contents of later) await alice.ilm.send('b', contents)
+    await until(() => bob.got.length === 5, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(later)
+    expect(bob.ilm.refused().KEY_UNHEARD).toBeGreaterThan(0)
+    const bodies = sealedBodies(wire)
+    expect(bodies.some(({ body }) => isShort(body))).toBe(true)
+    expect(isShort(bodies.at(-1)!.body)).toBe(false)
+    expect(await alice.ilm.pending()).toEqual({ outbound: 0, inbound: 0 })
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
+  it('a sender key made after the receiver was pinned anew does not reuse a kid', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const wire: Uint8Array[] = []
+    const alice = await openPeer(recording(net.connect('a'), wire), { clock })
+    const bob = await openPeer(net.connect('b'), { clock })
+    await alice.ilm.send('b', 'before')
+    await until(() => bob.got.length === 1, { clocks: [clock] })
+    const before = decodeSealedBody(sealedBodies(wire)[0]!.body)!.kid
+    await bob.ilm.close()
+    // Bob's store wiped: a new identity, which alice accepts.
+    const wiped = await openPeer(net.connect('b'), { clock, store: new MemoryStore() })
+    const changed: string[] = []
+    alice.ilm.on('peer-key-changed', (e) => void changed.push(e.peer))
+    wire.length = 0
+    await alice.ilm.send('b', 'after')
+    await until(() => changed.length === 1, { clocks: [clock] })
+    await alice.ilm.acceptPeerKey('b')
+    await until(() => wiped.got.length === 1, { clocks: [clock] })
+    const kids = sealedBodies(wire).map(({ body }) => decodeSealedBody(body)!.kid)
+    expect(kids.length).toBeGreaterThan(0)
+    for (const kid of kids) expect(kid).toBeGreaterThan(before)
+    await Promise.all([alice.ilm.close(), wiped.ilm.close()])
   })
 })

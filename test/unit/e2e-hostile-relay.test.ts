@@ -76,27 +76,43 @@ function flip(bytes: Uint8Array, offset: number): Uint8Array {
   return out
 }
 
-// The sealed body: [kid u32][prekey id u32][eph 32][sig 64][ciphertext][tag 16] (docs/PROTOCOL.md).
+// A full sealed body is [kid u32][prekey id u32][eph 32][sig 64][ciphertext][tag 16], a short one [kid | 2^31 u32][ciphertext][tag 16]
+// (docs/PROTOCOL.md): bodies carry the header until bob acknowledged a message sealed under it.
 const EPH = 8
 const SIG = 40
-const CIPHERTEXT = 104
+const isShort = (body: Uint8Array): boolean => (body[0]! & 0x80) !== 0
+const ciphertextAt = (body: Uint8Array): number => (isShort(body) ? 4 : 104)
 
 const messages = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${i}`)
 const texts = (p: E2EPeer, from?: string): unknown[] => p.got.filter((m) => from === undefined || m.from === from).map((m) => m.contents)
 
-/** Pins keys both ways with one delivered greeting from each of `senders` to bob. */
+/**
+ * Pins keys both ways with one greeting from each of `senders` to bob, delivered and acknowledged: their bodies carry
+ * the key header, the ones after it not.
+ */
 async function greet(peers: Record<string, E2EPeer>, senders: readonly string[] = ['alice']): Promise<void> {
   for (const id of senders) await peers[id]!.ilm.send('bob', `greeting from ${id}`)
   await waitFor(() => peers.bob!.got.length === senders.length, 'greetings')
+  for (const id of senders) await waitFor(async () => (await peers[id]!.ilm.pending()).outbound === 0, `${id}'s greeting acknowledged`)
 }
 
-/** Alice sends `sent` to bob under `attack`; once the attack spent itself, bob has exactly the greeting and `sent`. */
-async function underAttack(attack: Rewrite & { hits: number }, reasons: readonly string[], sent = messages('m', 5)): Promise<Record<string, number>> {
+/**
+ * Alice sends `sent` to bob under `attack` (from her greeting on, with `fromGreeting`: while her bodies still carry
+ * the key header); once the attack spent itself, bob has exactly the greeting and `sent`.
+ */
+async function underAttack(
+  attack: Rewrite & { hits: number },
+  reasons: readonly string[],
+  { sent = messages('m', 5), fromGreeting = false }: { sent?: readonly string[]; fromGreeting?: boolean } = {},
+): Promise<Record<string, number>> {
   const { proxy, peers } = await setup()
   const bob = peers.bob!
+  if (fromGreeting) proxy.rewrite = attack
   await greet(peers)
-  expect(bob.ilm.refused()).toEqual({})
-  proxy.rewrite = attack
+  if (!fromGreeting) {
+    expect(bob.ilm.refused()).toEqual({})
+    proxy.rewrite = attack
+  }
   for (const text of sent) await peers.alice!.ilm.send('bob', text)
   await waitFor(() => bob.got.length === 1 + sent.length, `bob got everything (hits ${attack.hits}, refused ${JSON.stringify(bob.ilm.refused())})`)
   await sleep(500)
@@ -111,8 +127,12 @@ describe('a hostile relay: proxy self-test', () => {
   it('passing frames unchanged, everything is delivered once, in order, and nothing is refused', async () => {
     const { proxy, peers } = await setup(['alice', 'bob', 'carol'])
     let seen = 0
+    const forms = { full: 0, short: 0 }
     proxy.rewrite = (m) => {
-      if (frameTo(m, 'bob')?.frame.kind === 'msg') seen++
+      const frame = frameTo(m, 'bob')?.frame
+      if (frame?.kind !== 'msg') return undefined
+      seen++
+      if (frame.sealed === true) forms[isShort(frame.contents) ? 'short' : 'full']++
       return undefined
     }
     await greet(peers, ['alice', 'carol'])
@@ -121,6 +141,9 @@ describe('a hostile relay: proxy self-test', () => {
     await waitFor(() => peers.bob!.got.length === 12, 'bob got 12')
     await sleep(300)
     expect(seen).toBeGreaterThanOrEqual(12)
+    // Both forms passed: the greetings with the key header, later messages without it.
+    expect(forms.full).toBeGreaterThanOrEqual(2)
+    expect(forms.short).toBeGreaterThan(0)
     expect(texts(peers.bob!, 'alice')).toEqual(['greeting from alice', ...messages('a', 5)])
     expect(texts(peers.bob!, 'carol')).toEqual(['greeting from carol', ...messages('c', 5)])
     expect(peers.bob!.ilm.refused()).toEqual({})
@@ -131,7 +154,7 @@ describe('a hostile relay: proxy self-test', () => {
 describe('a hostile relay: changed frames are refused, then the genuine ones delivered', () => {
   it('a flipped bit in the ciphertext: DECRYPT', async () => {
     await underAttack(
-      onSealed('bob', 4, (_, f) => ({ ...f, contents: flip(f.contents, CIPHERTEXT) })),
+      onSealed('bob', 4, (_, f) => ({ ...f, contents: flip(f.contents, ciphertextAt(f.contents)) })),
       ['DECRYPT'],
     )
   })
@@ -145,8 +168,29 @@ describe('a hostile relay: changed frames are refused, then the genuine ones del
 
   it('a flipped bit in the key header (ephemeral key, signature): KEY_FORGED', async () => {
     await underAttack(
-      onSealed('bob', 6, (_, f) => ({ ...f, contents: flip(f.contents, f.seq % 2 === 0 ? EPH : SIG) })),
+      onSealed('bob', 6, (_, f) => (isShort(f.contents) ? undefined : { ...f, contents: flip(f.contents, f.seq % 2 === 0 ? EPH : SIG) })),
       ['KEY_FORGED'],
+      { fromGreeting: true },
+    )
+  })
+
+  it('a short body naming a kid bob never kept (a flipped bit in it): KEY_UNHEARD, then the retransmission with the header', async () => {
+    await underAttack(
+      onSealed('bob', 4, (_, f) => (isShort(f.contents) ? { ...f, contents: flip(f.contents, 3) } : undefined)),
+      ['KEY_UNHEARD'],
+    )
+  })
+
+  it('a full body cut short (its header stripped) before bob kept the header: KEY_UNHEARD', async () => {
+    await underAttack(
+      onSealed('bob', 4, (_, f) => {
+        if (isShort(f.contents)) return undefined
+        const contents = Uint8Array.from([...f.contents.subarray(0, 4), ...f.contents.subarray(ciphertextAt(f.contents))])
+        contents[0] = contents[0]! | 0x80
+        return { ...f, contents }
+      }),
+      ['KEY_UNHEARD'],
+      { fromGreeting: true },
     )
   })
 
@@ -203,7 +247,7 @@ describe('a hostile relay: changed frames are refused, then the genuine ones del
       if (other === undefined || hits >= 8) return undefined
       hits++
       // Alice's frames get carol's whole body (her signed header); carol's keep their header and get alice's ciphertext.
-      const contents = got.from === 'alice' ? other : Uint8Array.from([...mine.subarray(0, CIPHERTEXT), ...other.subarray(CIPHERTEXT)])
+      const contents = got.from === 'alice' ? other : Uint8Array.from([...mine.subarray(0, ciphertextAt(mine)), ...other.subarray(ciphertextAt(other))])
       return reenvelope(got.from, { ...got.frame, contents }, got.stored)
     }
     await greet(peers, ['alice', 'carol'])
