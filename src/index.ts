@@ -33,7 +33,18 @@ export type {
   StoreSnapshot,
 } from './core/store.js'
 export type { RelayReceipt, Transport, TransportEvents } from './core/transport.js'
-export type { Cipher, CipherContext, E2EFactory, KeyDecisionOptions, LearnResult, OpenFailure, PeerKeyReport, PeerKeyStatus, SealContext } from './core/e2e.js'
+export type {
+  Cipher,
+  CipherContext,
+  E2EFactory,
+  KeyDecisionOptions,
+  LearnResult,
+  OpenFailure,
+  PeerKeyReport,
+  PeerKeyStatus,
+  SealContext,
+  SendContext,
+} from './core/e2e.js'
 export { webCryptoE2E, type WebCryptoE2EOptions } from './crypto/web-crypto-cipher.js'
 export type { AckFrame, Frame, FrameKind, HelloFrame, MsgFrame, ResetFrame } from './core/frame.js'
 export { PROTOCOL_VERSION } from './core/frame.js'
