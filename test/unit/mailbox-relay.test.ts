@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { encodeFrame } from '../../src/core/codec.js'
+import { decodeFrame, encodeFrame } from '../../src/core/codec.js'
 import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
 import { ILM, MemoryStore, webCryptoE2E, type E2EFactory, type Message, type StatusEvent } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
@@ -15,6 +15,7 @@ import { envelope, openEnvelope, parseRelayControl } from '../../src/protocol/re
 import { WebSocketTransport } from '../../src/transport/websocket.js'
 import { scrapeMetrics } from '../helpers/metrics.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
+import { startWsProxy } from '../helpers/ws-proxy.js'
 
 const SECRET = 'mailbox-test-secret-long-enough-for-hs256!'
 const cleanups: (() => Promise<unknown> | unknown)[] = []
@@ -327,6 +328,37 @@ async function storedThenMailboxLost(texts: readonly string[]): Promise<{ aliceS
  * the mailbox may be gone. Rows an older version released are left to it.
  */
 describe('mailbox: sealed messages it stored go again from their sender', () => {
+  it('once bob acknowledged a message, what the mailbox stores for him while he is away is short (no key header); back, he opens it all once, in order', async () => {
+    const r = await relay(tempDir())
+    const proxy = await startWsProxy(r.url)
+    cleanups.push(() => proxy.close())
+    let bob = await peer(r.url, 'bob')
+    const alice = await peer(proxy.url, 'alice')
+    await alice.ilm.send('bob', 'greeting')
+    await waitFor(() => count(alice, 'delivered') === 1, 'the greeting acknowledged')
+    await bob.ilm.close()
+    await waitFor(async () => !(await alice.ilm.connectedPeers()).includes('bob' as PeerId), 'bob gone at alice')
+    proxy.log.length = 0
+    const away = numbered(5, 'away ')
+    await sendAll(alice, 'bob', away)
+    await waitFor(() => count(alice, 'stored') === 5, '5 stored receipts')
+    const bodies = proxy.log
+      .filter((m) => m.dir === 'up' && m.binary)
+      .map((m) => openEnvelope(m.data))
+      .map((opened) => (opened === undefined ? undefined : decodeFrame(opened.frame, 1 << 20)))
+      .flatMap((decoded) => (decoded?.ok === true && decoded.frame.kind === 'msg' && decoded.frame.sealed === true ? [decoded.frame.contents] : []))
+    expect(bodies.length).toBeGreaterThanOrEqual(5)
+    // Short: the kid with its top bit set, then the ciphertext of the kind byte and the contents, and the tag.
+    for (const body of bodies) {
+      expect(body[0]! & 0x80).toBe(0x80)
+      expect(body.byteLength).toBe(4 + 1 + 'away 0'.length + 16)
+    }
+    bob = await peer(r.url, 'bob')
+    await waitFor(() => bob.got.length === 5, 'bob has what the mailbox stored')
+    expect(texts(bob)).toEqual(away)
+    expect(bob.ilm.refused()).toEqual({})
+  })
+
   it('a new key rejected, then accepted: what the mailbox stored under the old pin is sealed afresh and arrives once, in order, and later messages follow', async () => {
     const r = await relay(tempDir())
 
