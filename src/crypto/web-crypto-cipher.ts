@@ -339,23 +339,20 @@ class WebCryptoCipher implements Cipher {
     const same = kept.find(({ entry }) => entry.epoch === epoch && entry.header.kid === header.kid)
     if (same !== undefined && sameHeader(same.entry.header, header)) return same.committed
     const entry: KeptHeader = { epoch, header: { kid: header.kid, prekey: header.prekey, eph: header.eph.slice(), sig: header.sig.slice() } }
-    const others = kept.filter((old) => old !== same)
-    const next = [...others.slice(Math.max(0, others.length - KEPT_HEADERS + 1)), { entry, committed: Promise.resolve() }]
-    const record = next.map((old) => old.entry)
-    const committed = this.#context.store.commit([{ op: 'putKey', name: `recv:${from}`, value: record }]).then(() => undefined)
-    const mine = { entry, committed }
-    next[next.length - 1] = mine
-    this.#kept.set(from, next)
+    const others = kept.filter((old) => old !== same).slice(1 - KEPT_HEADERS)
+    const record = [...others.map((old) => old.entry), entry]
+    const item = { entry, committed: this.#context.store.commit([{ op: 'putKey', name: `recv:${from}`, value: record }]).then(() => undefined) }
+    this.#kept.set(from, [...others, item])
     // A failed commit keeps nothing: the frame was not acknowledged, and comes again with its header.
-    committed.catch(() => {
+    item.committed.catch(() => {
       const now = this.#kept.get(from)
-      if (now?.includes(mine))
+      if (now?.includes(item))
         this.#kept.set(
           from,
-          now.filter((old) => old !== mine),
+          now.filter((old) => old !== item),
         )
     })
-    return committed
+    return item.committed
   }
 
   async safetyNumbers(peer: PeerId): Promise<{ pinned?: string; presented?: string }> {

@@ -555,6 +555,27 @@ describe('sealed bodies leave the sender key header out once the receiver kept i
     await Promise.all([alice.ilm.close(), bob.ilm.close()])
   })
 
+  it('a failed commit of the header keeps nothing: the message is not acknowledged, and its retransmission is kept and delivered once', async () => {
+    const net = new MemoryNetwork()
+    const clock = new ManualClock()
+    const bobStore = new MemoryStore()
+    let failures = 0
+    bobStore.faults({
+      commit: (ops) => ops.some((op) => op.op === 'putKey' && op.name === 'recv:a') && failures++ < 2,
+    })
+    const alice = await openPeer(net.connect('a'), { clock })
+    const bob = await openPeer(net.connect('b'), { clock, store: bobStore })
+    await alice.ilm.send('b', 'first')
+    await until(async () => bob.got.length === 1 && (await alice.ilm.pending()).outbound === 0, { clocks: [clock] })
+    expect(failures).toBeGreaterThanOrEqual(2)
+    expect(bob.errors.length).toBeGreaterThan(0)
+    for (const contents of ['second', 'third']) await alice.ilm.send('b', contents)
+    await until(() => bob.got.length === 3, { clocks: [clock] })
+    expect(contentsOf(bob.got)).toEqual(['first', 'second', 'third'])
+    expect(bob.ilm.refused()).toEqual({})
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
   it('a sender key made after the receiver was pinned anew does not reuse a kid', async () => {
     const net = new MemoryNetwork()
     const clock = new ManualClock()
