@@ -35,7 +35,10 @@
  *   intersession's figures have a like-with-like floor from the same run
  *   (intersession / durable for rates, durable / intersession for times),
  *   and its pipelined rate against the peers' says how far any design that
- *   persists both ends can get on this machine.
+ *   persists both ends can get on this machine. Its own awaited, paced p50
+ *   and time-to-durable figures are also set against the yardsticks of
+ *   issue 13's goals (with the paired commit rate for awaited sends): where
+ *   this floor misses a goal's bound, no such design meets it here.
  *
  * Every page is driven the same way: two Chromium processes on persistent
  * on-disk profiles (the Playwright kit's launcher, src/playwright/chromium-process.ts), each page over plain
@@ -569,6 +572,29 @@ function durableFloorFigures(ours: CleanResults | undefined, floor: CleanResults
   return out
 }
 
+/**
+ * The durable pipeline floor (and, for awaited sends, the paired commits)
+ * against the yardstick of each of issue 13's latency and awaited goals, as
+ * intersession is judged: where such a floor misses a goal's bound, no design
+ * that keeps each message durably at both ends meets it on this machine.
+ * Goals: awaited >= 0.8 of the single-put rate; paced p50 <= 2x (commit p50 +
+ * raw hop p50); time to durable p99 <= 2x the commit p50.
+ */
+function goalFloorFigures(floor: CleanResults, floors: Floors): Figure[] {
+  const name = 'the durable pipeline floor (both ends strict IndexedDB group commits, no acks)'
+  const commits = 'sequential strict single-put IndexedDB transactions in a worker'
+  const out: Figure[] = [
+    ...compared(`peers: ${name}, awaited sends (goal for intersession >= 0.8)`, floor.awaited.msgsPerSec, 'msgs/s', commits, floors.commitsPerSec),
+    ...compared(`peers: ${commits}, in both pages at once (goal for awaited sends >= 0.8)`, floors.pairedCommitsPerSec, 'commits/s', `${commits}, in one page`, floors.commitsPerSec),
+  ]
+  for (const rate of RATES) {
+    const against = `strict single-put commit p50 ${floors.commitP50Ms} ms + raw WebSocket hop p50 ${floors.raw[rate]!.p50Ms} ms`
+    out.push(...compared(`peers: ${name}, paced ${rate} msgs/s latency p50 (goal for intersession <= 2)`, floor.paced[rate]!.p50Ms, 'ms', against, floors.durableP50Ms[rate]!))
+  }
+  out.push(...compared(`peers: ${name}, time to durable, send() resolve p99 at ${LOAD_RATE} msgs/s offered (goal for intersession <= 2)`, floor.load.resolveP99Ms, 'ms', 'strict single-put commit p50', floors.commitP50Ms))
+  return out
+}
+
 /** A system's clean sessions taken together. */
 function summarize(runs: readonly CleanSession[]): CleanResults {
   const awaited = runs.map((r) => r.awaited)
@@ -730,7 +756,10 @@ async function main(): Promise<void> {
       raw,
       durableP50Ms: Object.fromEntries(RATES.map((rate) => [rate, ms2(commitP50Ms + raw[rate]!.p50Ms)])),
     }
-    const compares = [...figures(results, floors, labels), ...(durable === undefined ? [] : durableFloorFigures(results.intersession, durable, results, labels))]
+    const compares = [
+      ...figures(results, floors, labels),
+      ...(durable === undefined ? [] : [...durableFloorFigures(results.intersession, durable, results, labels), ...goalFloorFigures(durable, floors)]),
+    ]
     const result = {
       benchmark: 'peers',
       date: new Date().toISOString(),
