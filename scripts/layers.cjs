@@ -20,7 +20,7 @@ const layers = [
   { layer: 'transport/', imports: ['core/', 'protocol/', 'runtime/'], packages: ['nanoid', 'pure-rand'] },
   { layer: 'ilm.ts', imports: ['core/', 'runtime/', 'crypto/'], packages: ['nanoid'] },
   { layer: 'bridge/', imports: ['core/', 'protocol/'], packages: ['comlink', 'nanoid'] },
-  { layer: 'worker/', imports: ['core/', 'protocol/', 'bridge/', 'storage/', 'transport/', 'crypto/', 'ilm.ts'], packages: ['comlink', 'nanoid'] },
+  { layer: 'worker/', imports: ['core/', 'protocol/', 'bridge/', 'storage/', 'transport/', 'crypto/', 'runtime/'], packages: ['comlink', 'nanoid'] },
   { layer: 'service-worker/', imports: ['core/', 'protocol/', 'storage/', 'transport/', 'worker/', 'ilm.ts'], packages: [] },
   { layer: 'client/', imports: ['core/', 'protocol/', 'bridge/', 'worker/'], packages: ['comlink', 'nanoid'] },
   { layer: 'testing/', imports: ['core/'], packages: [] },

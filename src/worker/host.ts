@@ -5,7 +5,7 @@ import { IlmError } from '../core/errors.js'
 import { sendSettled } from '../core/send-batch.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
-import type { ILM } from '../ilm.js'
+import type { Engine } from '../core/engine.js'
 import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
 import type { RtcCommand } from '../protocol/rtc.js'
 import { callLevel, identityLock, type RemoteMethod, type SinkEvent } from '../protocol/tabs.js'
@@ -114,7 +114,7 @@ export interface HostApi {
 }
 
 /** Where this tab's calls go: its own engine while it leads, the leader tab's id while it follows. */
-type Target = ILM | string
+type Target = Engine | string
 
 /**
  * Runs in a tab's dedicated worker and faces its page (over Comlink). Tabs
@@ -294,7 +294,7 @@ export class Host implements BridgeApi {
     return this.#leaving
   }
 
-  async #leave(stop: (engine: ILM) => Promise<void>): Promise<void> {
+  async #leave(stop: (engine: Engine) => Promise<void>): Promise<void> {
     const session = this.#session
     this.#setRole('closed')
     this.#calls.close(new IlmError('CLOSED', 'this messenger is closed'))
@@ -499,7 +499,7 @@ function sendArgs(to: string, contents: unknown, options: SendOptions = {}): rea
   return [to, contents, options.id === undefined ? { ...options, id: nanoid() } : options]
 }
 
-function invoke(engine: ILM, call: Call<RemoteMethod>): Promise<unknown> {
+function invoke(engine: Engine, call: Call<RemoteMethod>): Promise<unknown> {
   const fn = engine[call.method] as (...args: unknown[]) => Promise<unknown>
   return fn.apply(engine, call.args as unknown[])
 }

@@ -1,7 +1,10 @@
+import { nanoid } from 'nanoid'
 import type { EngineEvents, MessageBatchHandler } from '../core/api.js'
 import type { Listener } from '../core/emitter.js'
-import { webCryptoE2E, type WebCryptoE2EOptions } from '../crypto/web-crypto-cipher.js'
-import { ILM } from '../ilm.js'
+import { Engine } from '../core/engine.js'
+import { IlmError } from '../core/errors.js'
+import type { WebCryptoE2EOptions } from '../crypto/web-crypto-cipher.js'
+import { systemClock } from '../runtime/system-clock.js'
 import type { HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 
 const ENGINE_EVENTS = ['status', 'peer-online', 'peer-offline', 'peer-key-changed', 'peer-key-pinned', 'error'] as const
@@ -16,11 +19,11 @@ export type SessionEvent = { [K in keyof EngineEvents]: readonly [name: K, paylo
  * a session that outlives its lock is fenced by the store.
  */
 export class LeaderSession {
-  readonly engine: ILM
+  readonly engine: Engine
   readonly transport: HostTransport
   #unsubscribe: (() => void) | undefined
 
-  private constructor(engine: ILM, transport: HostTransport) {
+  private constructor(engine: Engine, transport: HostTransport) {
     this.engine = engine
     this.transport = transport
   }
@@ -29,6 +32,10 @@ export class LeaderSession {
    * Opens the transport (switched off if the app took the identity offline)
    * and the engine on the identity's store; `verifyPeerKey` is this tab's
    * page's, if it has one.
+   *
+   * The cipher is loaded on first use (a dynamic import, fetched while the
+   * transport is), as the transports are: a worker whose app turned
+   * encryption off does not carry it.
    */
   static async open(
     config: HostConfig,
@@ -37,17 +44,30 @@ export class LeaderSession {
     networkEnabled: boolean,
     verifyPeerKey?: WebCryptoE2EOptions['verifyPeerKey'],
   ): Promise<LeaderSession> {
+    const cipher = config.encryption === false ? undefined : import('../crypto/web-crypto-cipher.js')
+    // Awaited once the transport is up; a transport that fails first must not leave it unhandled.
+    cipher?.catch(() => {})
     const transport = await factories.createTransport(config, context)
     if (!networkEnabled) transport.setEnabled?.(false)
-    const engine = await ILM.open({
+    let webCryptoE2E: typeof import('../crypto/web-crypto-cipher.js').webCryptoE2E | undefined
+    try {
+      webCryptoE2E = (await cipher)?.webCryptoE2E
+    } catch (cause) {
+      await transport.close()
+      throw new IlmError('CRYPTO_FAILED', 'end-to-end encryption could not be loaded (see cause)', { cause })
+    }
+    const engine = await Engine.open({
       store: factories.createStore(config),
       transport,
+      clock: systemClock,
+      newId: () => nanoid(),
       ...(config.limits !== undefined && { limits: config.limits }),
-      ...(config.encryption === false
-        ? { encryption: false }
-        : verifyPeerKey !== undefined && {
-            encryption: webCryptoE2E({ verifyPeerKey, ...(config.verifyTimeoutMs !== undefined && { verifyTimeoutMs: config.verifyTimeoutMs }) }),
-          }),
+      encryption:
+        webCryptoE2E === undefined
+          ? false
+          : webCryptoE2E(
+              verifyPeerKey === undefined ? {} : { verifyPeerKey, ...(config.verifyTimeoutMs !== undefined && { verifyTimeoutMs: config.verifyTimeoutMs }) },
+            ),
     })
     return new LeaderSession(engine, transport)
   }

@@ -56,6 +56,8 @@ function sizeLimit(): Check[] {
 const GOALS: Record<string, number> = {
   'client: connect() from intersession/client': 4_000,
   'worker with the WebSocket relay transport': 18_000,
+  // The goal predates end-to-end encryption (issue 16): the like-for-like worker has no cipher.
+  'worker with the WebSocket relay transport, encryption off (the cipher is not loaded)': 18_000,
 }
 
 async function main(): Promise<void> {

@@ -22,7 +22,7 @@ async function join(
   peerId: string,
   relay: string,
   role: 'leader' | 'follower',
-  options: { dbName?: string; verdict?: boolean } = {},
+  options: { dbName?: string; verdict?: boolean; encryption?: boolean } = {},
 ): Promise<void> {
   await page.evaluate(({ peerId, relay, options }) => window.harness.connect(peerId, { relay, ...options }), { peerId, relay, options })
   await expect.poll(() => page.evaluate(() => window.harness.role()), { timeout: 15_000 }).toBe(role)
@@ -135,4 +135,51 @@ test("connect({ verifyPeerKey }): a no holds a wiped peer's new key with peer-ke
   expect(await bob.evaluate(() => window.harness.keyChanges())).toEqual(['alice'])
   expect(await bob.evaluate(() => window.harness.safetyNumber('alice'))).toBe(await alice.evaluate(() => window.harness.safetyNumber('bob')))
   expect((await bob.evaluate(() => window.harness.errors())).map((e) => e.code)).toEqual([])
+})
+
+test("connect({ encryption: false }) on both ends: messages flow, and no tab's worker fetches the cipher's chunk; with encryption on, each leader's worker does", async ({
+  relay,
+  peer,
+}) => {
+  const cipherChunks = (urls: readonly string[]): string[] => urls.filter((url) => /\/web-crypto-cipher-[\w-]+\.js$/.test(url))
+  const plain = { alice: await peer('alice', HARNESS), bob: await peer('bob', HARNESS) }
+  const fetched: string[] = []
+  for (const browser of Object.values(plain)) browser.context.on('request', (request) => void fetched.push(request.url()))
+  const alice = await harnessTab(plain.alice, true)
+  const bob = await harnessTab(plain.bob, true)
+  await join(alice, 'alice', relay.url, 'leader', { encryption: false })
+  await join(bob, 'bob', relay.url, 'leader', { encryption: false })
+  await round(alice, bob, 0, alice, 5)
+  expect(await received(alice)).toEqual(texts('b', 0, 5))
+  expect(await received(bob)).toEqual(texts('a', 0, 5))
+  expect(await alice.evaluate(() => window.harness.safetyNumber('bob').catch((error: unknown) => (error as { code?: string }).code))).toBe('E2E_MISMATCH')
+  // The worker's own chunks were fetched (so the listener sees them), the cipher's was not.
+  expect(fetched.some((url) => /\/worker-[\w-]+\.js$/.test(url))).toBe(true)
+  expect(cipherChunks(fetched)).toEqual([])
+
+  const sealed = { carol: await peer('carol', HARNESS), dave: await peer('dave', HARNESS) }
+  const loaded: string[] = []
+  for (const browser of Object.values(sealed)) browser.context.on('request', (request) => void loaded.push(request.url()))
+  const carol = await harnessTab(sealed.carol, true)
+  const dave = await harnessTab(sealed.dave, true)
+  await join(carol, 'carol', relay.url, 'leader')
+  await join(dave, 'dave', relay.url, 'leader')
+  await carol.evaluate(() => window.harness.sendMany('dave', 'c', 0, 5))
+  await expect.poll(() => count(dave), { timeout: 30_000 }).toBe(5)
+  expect(await dave.evaluate(() => window.harness.safetyNumber('carol'))).toMatch(SAFETY_NUMBER)
+  expect(cipherChunks(loaded)).toHaveLength(2)
+})
+
+test("a cipher chunk that cannot load: connect() resolves, the page hears CRYPTO_FAILED with the import's error as cause, and the tab does not lead without encryption", async ({
+  relay,
+  peer,
+}) => {
+  const browser = await peer('alice', HARNESS)
+  await browser.context.route(/\/web-crypto-cipher-[\w-]+\.js$/, (route) => route.abort())
+  const alice = await harnessTab(browser, true)
+  await alice.evaluate((relay) => window.harness.connect('alice', { relay }), relay.url)
+  await expect.poll(() => alice.evaluate(() => window.harness.errors().map((e) => e.code)), { timeout: 15_000 }).toContain('CRYPTO_FAILED')
+  const failure = (await alice.evaluate(() => window.harness.errors())).find((e) => e.code === 'CRYPTO_FAILED')
+  expect(failure?.cause).toMatch(/dynamically imported module/)
+  expect(await alice.evaluate(() => window.harness.role())).toBe('follower')
 })

@@ -30,7 +30,7 @@ let ownWorker: Worker | undefined
 const resolvedIds: string[] = []
 const received: Received[] = []
 const roles: string[] = []
-const errors: Array<{ code: string; message: string }> = []
+const errors: Array<{ code: string; message: string; cause?: string }> = []
 const keyChanges: string[] = []
 /** What this page's `verifyPeerKey` answers (see `connect`'s `verdict`), and the peers it was asked about. */
 let verdict = false
@@ -61,6 +61,8 @@ const harness = {
       dbName?: string
       /** Give connect() a `verifyPeerKey` that answers this (`setVerdict` changes it). */
       verdict?: boolean
+      /** connect()'s `encryption` (on by default). */
+      encryption?: boolean
     } = {},
   ) {
     verdict = options.verdict ?? false
@@ -82,6 +84,7 @@ const harness = {
       ...(options.deferCommitMs !== undefined && { limits: { deferCommitMs: options.deferCommitMs } }),
       ...(worker !== undefined && { worker }),
       ...(options.dbName !== undefined && { dbName: options.dbName }),
+      ...(options.encryption !== undefined && { encryption: options.encryption }),
       ...(options.verdict !== undefined && {
         verifyPeerKey: (peer: string) => {
           verifyAsked.push(peer)
@@ -90,7 +93,7 @@ const harness = {
       }),
     })
     messenger.on('role', (role) => roles.push(role))
-    messenger.on('error', (e) => errors.push({ code: e.code, message: e.message }))
+    messenger.on('error', (e) => errors.push({ code: e.code, message: e.message, ...(e.cause instanceof Error && { cause: e.cause.message }) }))
     messenger.on('peer-key-changed', (e) => void keyChanges.push(e.peer))
     if (options.subscribe !== false) messenger.onMessage((m: Message) => void received.push({ from: m.from, seq: m.seq, contents: m.contents, id: m.id }))
     return messenger.role
