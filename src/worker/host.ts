@@ -1,7 +1,7 @@
 import { nanoid } from 'nanoid'
 import type { BatchOutcome, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import type { KeyDecisionOptions, PeerKeyReport } from '../core/e2e.js'
-import { IlmError } from '../core/errors.js'
+import { IlmError, isIlmError } from '../core/errors.js'
 import { sendSettled } from '../core/send-batch.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
@@ -360,8 +360,10 @@ export class Host implements BridgeApi {
       // Calls this tab had sent to the old leader now run here.
       this.#calls.retarget(session.engine)
     } catch (error) {
-      this.#emit('error', serializeError(error), false)
-      throw error
+      // The page hears a code: a platform error here (a transport's chunk that did not load, say) is the engine failing to start.
+      const failure = isIlmError(error) ? error : new IlmError('WORKER_FAILED', 'the engine could not start in this tab (see cause)', { cause: error })
+      this.#emit('error', serializeError(failure), false)
+      throw failure
     }
   }
 

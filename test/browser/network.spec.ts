@@ -30,6 +30,20 @@ test('two browsers exchange messages both ways through a real relay', async ({ r
   expect(await a.evaluate(() => window.harness.connectedPeers())).toEqual(['bob'])
 })
 
+test("a transport chunk that cannot load: connect() resolves, the page hears WORKER_FAILED with the import's error as cause, and the tab does not lead", async ({
+  relay,
+  peer: open,
+}) => {
+  const alice = await open('alice', HARNESS)
+  await alice.context.route(/\/websocket-[\w-]+\.js$/, (route) => route.abort())
+  const page = await harnessTab(alice, true)
+  await page.evaluate((relay) => window.harness.connect('alice', { relay }), relay.url)
+  await expect.poll(() => page.evaluate(() => window.harness.errors().map((e) => e.code)), { timeout: 15_000 }).toContain('WORKER_FAILED')
+  const failure = (await page.evaluate(() => window.harness.errors())).find((e) => e.code === 'WORKER_FAILED')
+  expect(failure?.cause).toMatch(/dynamically imported module/)
+  expect(await page.evaluate(() => window.harness.role())).toBe('follower')
+})
+
 test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ relay, peer: open }) => {
   const a = await online(await open('alice', HARNESS), relay)
   const bob = await open('bob', HARNESS)
