@@ -325,7 +325,8 @@ function keyConflict(op: StoreOp, outKeys: PendingKeys): string | undefined {
 
 /** Key presence per stream as the stored state and the ops validated so far leave it. */
 class PendingKeys {
-  private readonly added = new Map<PeerId, Set<number>>()
+  /** Per stream, the keys added so far, ascending (a commit's puts on a stream come in ascending seqs, so each is appended). */
+  private readonly added = new Map<PeerId, number[]>()
   private readonly stored: (stream: PeerId, key: number) => boolean
 
   constructor(stored: (stream: PeerId, key: number) => boolean) {
@@ -333,26 +334,33 @@ class PendingKeys {
   }
 
   has(stream: PeerId, key: number): boolean {
-    if (this.added.get(stream)?.has(key)) return true
-    return this.stored(stream, key)
+    return this.lastAddedAtOrBelow(stream, key) === key || this.stored(stream, key)
   }
 
   add(stream: PeerId, key: number): void {
-    setOf(this.added, stream).add(key)
+    let keys = this.added.get(stream)
+    if (keys === undefined) this.added.set(stream, (keys = []))
+    keys.splice(countAtOrBelow(keys, key), 0, key)
   }
 
   /** The highest key added so far that is <= `key`; -1 if none. */
   lastAddedAtOrBelow(stream: PeerId, key: number): number {
-    let last = -1
-    for (const added of this.added.get(stream) ?? []) if (added <= key && added > last) last = added
-    return last
+    const keys = this.added.get(stream)
+    if (keys === undefined) return -1
+    return keys[countAtOrBelow(keys, key) - 1] ?? -1
   }
 }
 
-function setOf(map: Map<PeerId, Set<number>>, stream: PeerId): Set<number> {
-  let set = map.get(stream)
-  if (set === undefined) map.set(stream, (set = new Set()))
-  return set
+/** How many of the ascending `keys` are <= `key` (a binary search: a commit of many puts would make a scan quadratic). */
+function countAtOrBelow(keys: readonly number[], key: number): number {
+  let low = 0
+  let high = keys.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if ((keys[mid] ?? Infinity) <= key) low = mid + 1
+    else high = mid
+  }
+  return low
 }
 
 // ---------------------------------------------------------------- writes
