@@ -9,7 +9,7 @@
  */
 import type { Page } from '@playwright/test'
 import { expect, test } from '../../src/playwright/index.js'
-import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+import { expectLeadRefused, HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
 test.use({ relayOptions: REPO_RELAY })
 
@@ -174,12 +174,5 @@ test("a cipher chunk that cannot load: connect() resolves, the page hears CRYPTO
   relay,
   peer,
 }) => {
-  const browser = await peer('alice', HARNESS)
-  await browser.context.route(/\/web-crypto-cipher-[\w-]+\.js$/, (route) => route.abort())
-  const alice = await harnessTab(browser, true)
-  await alice.evaluate((relay) => window.harness.connect('alice', { relay }), relay.url)
-  await expect.poll(() => alice.evaluate(() => window.harness.errors().map((e) => e.code)), { timeout: 15_000 }).toContain('CRYPTO_FAILED')
-  const failure = (await alice.evaluate(() => window.harness.errors())).find((e) => e.code === 'CRYPTO_FAILED')
-  expect(failure?.cause).toMatch(/dynamically imported module/)
-  expect(await alice.evaluate(() => window.harness.role())).toBe('follower')
+  await expectLeadRefused(await peer('alice', HARNESS), relay.url, /\/web-crypto-cipher-[\w-]+\.js$/, 'CRYPTO_FAILED')
 })

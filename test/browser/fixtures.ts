@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
 import { fileURLToPath } from 'node:url'
-import type { KitRelayOptions, Peer, PeerOptions } from '../../src/playwright/index.js'
+import { expect, type KitRelayOptions, type Peer, type PeerOptions } from '../../src/playwright/index.js'
 
 /**
  * A browser profile on disk: IndexedDB is persisted as in real use (a
@@ -45,4 +45,19 @@ export async function harnessTab(peer: Peer, first = false): Promise<Page> {
   const page = first ? peer.page : await peer.newTab()
   await page.waitForFunction(() => document.title === 'ready')
   return page
+}
+
+/**
+ * Refuses `chunk` (a worker chunk loaded on demand) to `peer`'s browser and
+ * connects its harness through `relay`: `connect()` resolves, the page hears
+ * `code` with the failed dynamic import as cause, and the tab stays a follower.
+ */
+export async function expectLeadRefused(peer: Peer, relay: string, chunk: RegExp, code: string): Promise<void> {
+  await peer.context.route(chunk, (route) => route.abort())
+  const page = await harnessTab(peer, true)
+  await page.evaluate(({ id, relay }) => window.harness.connect(id, { relay }), { id: peer.name, relay })
+  await expect.poll(() => page.evaluate(() => window.harness.errors().map((e) => e.code)), { timeout: 15_000 }).toContain(code)
+  const failure = (await page.evaluate(() => window.harness.errors())).find((e) => e.code === code)
+  expect(failure?.cause).toMatch(/dynamically imported module/)
+  expect(await page.evaluate(() => window.harness.role())).toBe('follower')
 }

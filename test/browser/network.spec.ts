@@ -1,6 +1,6 @@
 import type { Page } from '@playwright/test'
 import { expect, test, type KitRelay, type Peer } from '../../src/playwright/index.js'
-import { HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
+import { expectLeadRefused, HARNESS, harnessTab, REPO_RELAY } from './fixtures.js'
 
 // No mailbox: a message for a peer that is offline stays with its sender.
 test.use({ relayOptions: { ...REPO_RELAY, mailbox: false } })
@@ -34,14 +34,7 @@ test("a transport chunk that cannot load: connect() resolves, the page hears WOR
   relay,
   peer: open,
 }) => {
-  const alice = await open('alice', HARNESS)
-  await alice.context.route(/\/websocket-[\w-]+\.js$/, (route) => route.abort())
-  const page = await harnessTab(alice, true)
-  await page.evaluate((relay) => window.harness.connect('alice', { relay }), relay.url)
-  await expect.poll(() => page.evaluate(() => window.harness.errors().map((e) => e.code)), { timeout: 15_000 }).toContain('WORKER_FAILED')
-  const failure = (await page.evaluate(() => window.harness.errors())).find((e) => e.code === 'WORKER_FAILED')
-  expect(failure?.cause).toMatch(/dynamically imported module/)
-  expect(await page.evaluate(() => window.harness.role())).toBe('follower')
+  await expectLeadRefused(await open('alice', HARNESS), relay.url, /\/websocket-[\w-]+\.js$/, 'WORKER_FAILED')
 })
 
 test('the receiver goes offline for a while and comes back: everything arrives once, in order', async ({ relay, peer: open }) => {
