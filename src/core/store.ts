@@ -200,6 +200,7 @@ export function impliedOutStream(stream: OutStreamState, topSeq: number | undefi
 
 /** The receipt an outbox row leaves when its seq is acknowledged: what became of the message. */
 export function receiptOf(row: OutboxRow, at: number): Receipt {
-  const status = row.failed !== undefined ? 'failed' : row.expired === true ? 'expired' : 'delivered'
-  return { id: row.id, to: row.to, seq: row.seq, status, ...(row.failed !== undefined && { reason: row.failed }), at }
+  // Two literal shapes, not a conditional spread (slow in V8): this runs for every acknowledged message.
+  if (row.failed !== undefined) return { id: row.id, to: row.to, seq: row.seq, status: 'failed', reason: row.failed, at }
+  return { id: row.id, to: row.to, seq: row.seq, status: row.expired === true ? 'expired' : 'delivered', at }
 }

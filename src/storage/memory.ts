@@ -449,15 +449,17 @@ function release(state: IdentityState, to: PeerId, seq: number): void {
 function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipts: Receipt[]): void {
   const rows = state.outbox.get(to)
   if (rows === undefined) return
-  for (const row of rows.deleteUpTo(upTo)) {
+  const settled = rows.deleteUpTo(upTo)
+  for (const row of settled) {
     state.outboxIds.delete(row.id)
     state.outboxCount -= 1
     if (isExpiring(row)) state.expiring -= 1
     const receipt = receiptOf(row, at)
     state.receipts.set(row.id, receipt)
     receipts.push(receipt)
-    state.settled.set(to, Math.max(row.seq, state.settled.get(to) ?? -1))
   }
+  const top = settled[settled.length - 1]
+  if (top !== undefined) state.settled.set(to, Math.max(top.seq, state.settled.get(to) ?? -1))
   if (rows.size === 0) state.outbox.delete(to)
 }
 
@@ -503,53 +505,63 @@ function copyReceipt(receipt: Receipt): Receipt {
 // ---------------------------------------------------------------- rows of one stream
 
 /**
- * Rows of one stream keyed by a non-negative integer, in key order. Inserting
- * above the highest key and deleting the lowest are O(1), so the usual pattern
- * (append at the top, ack or process from the bottom) never scans; reading a
- * page is O(log n + limit). Other inserts and deletes are O(n) but stay correct.
+ * Rows of one stream keyed by a non-negative integer, in key order, as two
+ * parallel arrays. Inserting above the highest key and deleting the lowest are
+ * O(1), so the usual pattern (append at the top, ack or process from the
+ * bottom) never scans; a lookup or a page is O(log n) (+ limit). Other inserts
+ * and deletes are O(n) but stay correct.
  */
 class KeyedRows<T> {
-  private readonly rows = new Map<number, T>()
   /** Keys ascending; entries before `head` are deleted. */
   private keys: number[] = []
+  /** `rows[i]` is the row of `keys[i]`. */
+  private rows: (T | undefined)[] = []
   private head = 0
 
   get size(): number {
-    return this.rows.size
+    return this.keys.length - this.head
   }
 
   get(key: number): T | undefined {
-    return this.rows.get(key)
+    const i = this.firstAtOrAbove(key)
+    return this.keys[i] === key ? this.rows[i] : undefined
   }
 
   has(key: number): boolean {
-    return this.rows.has(key)
+    return this.keys[this.firstAtOrAbove(key)] === key
   }
 
-  /** Rows in insertion order (key order under the usual pattern). */
-  values(): IterableIterator<T> {
-    return this.rows.values()
+  /** Rows in key order. */
+  *values(): IterableIterator<T> {
+    for (let i = this.head; i < this.keys.length; i++) yield this.rows[i] as T
   }
 
   /** Adds a key that is not present. */
   insert(key: number, row: T): void {
-    this.rows.set(key, row)
     const last = this.keys[this.keys.length - 1]
-    if (this.head === this.keys.length || (last !== undefined && last < key)) this.keys.push(key)
-    else this.keys.splice(this.firstAtOrAbove(key), 0, key)
+    if (this.head === this.keys.length || (last !== undefined && last < key)) {
+      this.keys.push(key)
+      this.rows.push(row)
+      return
+    }
+    const i = this.firstAtOrAbove(key)
+    this.keys.splice(i, 0, key)
+    this.rows.splice(i, 0, row)
   }
 
   /** Replaces the row of a key that is present. */
   replace(key: number, row: T): void {
-    this.rows.set(key, row)
+    const i = this.firstAtOrAbove(key)
+    if (this.keys[i] === key) this.rows[i] = row
   }
 
   /** Deletes every key <= `upTo`; returns their rows in key order. */
   deleteUpTo(upTo: number): T[] {
     const deleted: T[] = []
     for (let key = this.keys[this.head]; key !== undefined && key <= upTo; key = this.keys[this.head]) {
-      deleted.push(this.rows.get(key) as T)
-      this.rows.delete(key)
+      deleted.push(this.rows[this.head] as T)
+      // Frees the row now: the slot stays until the next compaction.
+      this.rows[this.head] = undefined
       this.head += 1
     }
     this.compact()
@@ -564,11 +576,8 @@ class KeyedRows<T> {
 
   /** Up to `limit` rows in key order, from the first key >= `from`. */
   readFrom(from: number, limit: number): T[] {
-    const page: T[] = []
-    for (let i = this.firstAtOrAbove(from); i < this.keys.length && page.length < limit; i++) {
-      page.push(this.rows.get(this.keys[i] as number) as T)
-    }
-    return page
+    const start = this.firstAtOrAbove(from)
+    return this.rows.slice(start, Math.min(this.keys.length, start + limit)) as T[]
   }
 
   private firstAtOrAbove(key: number): number {
@@ -582,10 +591,11 @@ class KeyedRows<T> {
     return lo
   }
 
-  // Drops deleted keys once they are the majority: amortised O(1) per delete.
+  // Drops deleted slots once they are the majority: amortised O(1) per delete.
   private compact(): void {
     if (this.head >= 32 && this.head * 2 >= this.keys.length) {
       this.keys = this.keys.slice(this.head)
+      this.rows = this.rows.slice(this.head)
       this.head = 0
     }
   }
