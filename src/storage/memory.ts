@@ -77,9 +77,8 @@ interface IdentityState {
   readonly inStreams: Map<PeerId, InStreamState>
   readonly outbox: Map<PeerId, KeyedRows<OutboxRow>>
   readonly inbox: Map<PeerId, KeyedRows<InboxRow>>
-  /** Where each outbox row is, by message id. */
-  readonly outboxIds: Map<MessageId, { readonly to: PeerId; readonly seq: number }>
-  readonly receipts: Map<MessageId, Receipt>
+  /** By message id: where its outbox row is, or the receipt its ack left (one map: a put's id check is one lookup). */
+  readonly ids: Map<MessageId, OutboxPlace | Receipt>
   /** The highest seq an ack settled, per stream: no row is queued at or below it again. */
   readonly settled: Map<PeerId, number>
   /** The end-to-end cipher's records. */
@@ -98,14 +97,23 @@ function newIdentityState(): IdentityState {
     inStreams: new Map(),
     outbox: new Map(),
     inbox: new Map(),
-    outboxIds: new Map(),
-    receipts: new Map(),
+    ids: new Map(),
     settled: new Map(),
     keys: new Map(),
     outboxCount: 0,
     inboxCount: 0,
     expiring: 0,
   }
+}
+
+/** Where a queued message's outbox row is. */
+interface OutboxPlace {
+  readonly to: PeerId
+  readonly seq: number
+}
+
+function isReceipt(entry: OutboxPlace | Receipt | undefined): entry is Receipt {
+  return entry !== undefined && 'status' in entry
 }
 
 /** One handle on an identity's state; see {@link PeerStore} for the contract. */
@@ -231,11 +239,11 @@ function earliestExpiry(state: IdentityState): number | undefined {
 }
 
 function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined {
-  const at = state.outboxIds.get(id)
-  const row = at && state.outbox.get(at.to)?.get(at.seq)
-  if (at && row) return { where: 'outbox', to: at.to, seq: at.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
-  const receipt = state.receipts.get(id)
-  return receipt && { where: 'receipt', receipt: copyReceipt(receipt) }
+  const entry = state.ids.get(id)
+  if (entry === undefined) return undefined
+  if (isReceipt(entry)) return { where: 'receipt', receipt: copyReceipt(entry) }
+  const row = state.outbox.get(entry.to)?.get(entry.seq)
+  return row && { where: 'outbox', to: entry.to, seq: entry.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
 }
 
 /**
@@ -302,9 +310,10 @@ class IdsInCommit {
   }
 
   private stored(id: MessageId): boolean {
-    const row = this.state.outboxIds.get(id)
-    let receiptAt = row === undefined ? this.state.receipts.get(id)?.at : undefined
-    if (row === undefined && receiptAt === undefined) return false
+    const entry = this.state.ids.get(id)
+    if (entry === undefined) return false
+    const row = isReceipt(entry) ? undefined : entry
+    let receiptAt = isReceipt(entry) ? entry.at : undefined
     for (const step of this.steps) {
       if (step.op === 'ack') {
         if (row !== undefined && receiptAt === undefined && step.to === row.to && step.upTo >= row.seq) receiptAt = step.at
@@ -427,7 +436,7 @@ function putOutbox(state: IdentityState, row: OutboxRow): void {
   let rows = state.outbox.get(row.to)
   if (rows === undefined) state.outbox.set(row.to, (rows = new KeyedRows()))
   rows.insert(row.seq, row)
-  state.outboxIds.set(row.id, { to: row.to, seq: row.seq })
+  state.ids.set(row.id, { to: row.to, seq: row.seq })
   state.outboxCount += 1
   if (isExpiring(row)) state.expiring += 1
 }
@@ -451,11 +460,10 @@ function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipt
   if (rows === undefined) return
   const settled = rows.deleteUpTo(upTo)
   for (const row of settled) {
-    state.outboxIds.delete(row.id)
     state.outboxCount -= 1
     if (isExpiring(row)) state.expiring -= 1
     const receipt = receiptOf(row, at)
-    state.receipts.set(row.id, receipt)
+    state.ids.set(row.id, receipt)
     receipts.push(receipt)
   }
   const top = settled[settled.length - 1]
@@ -478,9 +486,8 @@ function deleteInbox(state: IdentityState, from: PeerId, below: number): void {
 }
 
 function pruneReceipts(state: IdentityState, before: number): void {
-  for (const [id, receipt] of state.receipts) {
-    if (receipt.at >= before) continue
-    state.receipts.delete(id)
+  for (const [id, entry] of state.ids) {
+    if (isReceipt(entry) && entry.at < before) state.ids.delete(id)
   }
 }
 
