@@ -28,7 +28,11 @@ export type LinkMode = 'stopped' | 'awaitingHello' | 'direct' | 'viaMailbox'
  *   until the failed seq has been sent again.
  * - Rows live in memory only while the peer is online, in a bounded
  *   {@link RowCache}: rows committed in this session (so a fresh row is never
- *   read back) and pages read for the window; the rest is paged in from the store.
+ *   read back) and pages read ahead of the cursor; the rest is paged in from
+ *   the store. A fresh row is held only while the cache holds every row from
+ *   the cursor up (`#holding`): once one does not fit, fresh rows wait in the
+ *   store and come back in pages, in order, so the pump never reads a page to
+ *   send one row of it.
  * - A seq the relay's mailbox holds (`stored`) is settled for sending: the
  *   timer never sends it again, and the window slides past it. Once per
  *   peer's hello and per change of its keys, stored rows whose contents were
@@ -49,6 +53,8 @@ export class OutboundLink {
   /** Stored rows with kept contents are being sent once more (after a hello or a change of keys), until the cursor passes them. */
   #replaying = false
   #pumping = false
+  /** The cache holds every committed row from the cursor up: a fresh row joins it as it commits. */
+  #holding = false
   #timer: TimerHandle | undefined
   #rto: number
   readonly #rtt: RttEstimator
@@ -88,7 +94,7 @@ export class OutboundLink {
   start(): void {
     this.#mode = 'awaitingHello'
     this.#replaying = false
-    this.#cache.clear()
+    this.#dropCache()
     this.#sealed.clear()
     this.#sentAt.clear()
     this.#ackedSeen = -1
@@ -101,7 +107,7 @@ export class OutboundLink {
   /** The peer is offline but the relay stores for it: send at once, no hello (nobody answers). */
   startStored(): void {
     this.#mode = 'viaMailbox'
-    this.#cache.clear()
+    this.#dropCache()
     this.#sealed.clear()
     this.#sentAt.clear()
     this.#rto = this.#rtt.timeout
@@ -112,7 +118,7 @@ export class OutboundLink {
   stop(): void {
     this.#mode = 'stopped'
     this.#replaying = false
-    this.#cache.clear()
+    this.#dropCache()
     this.#sealed.clear()
     this.#disarm()
   }
@@ -131,7 +137,7 @@ export class OutboundLink {
 
   /** A send committed; {@link pump} sends it (the engine pumps once per batch of sends). */
   enqueued(row: OutboxRow): void {
-    if (this.#sending() && row.seq > this.#settled()) this.#cache.set(row)
+    if (this.#holding && this.#sending() && row.seq > this.#settled() && !this.#cache.set(row)) this.#holding = false
   }
 
   /**
@@ -189,12 +195,20 @@ export class OutboundLink {
     try {
       while (this.#mayContinue()) {
         const stream = this.ctx.state.out.get(this.to)
-        if (stream === undefined) return
+        // Caught up (nothing committed yet, or nothing from the cursor up): fresh rows join the cache as they commit.
+        if (stream === undefined) {
+          this.#holding = true
+          return
+        }
         const acked = this.#acked()
         if (this.#replaying && this.#cursor > this.#settled()) this.#replaying = false
         const settled = this.#sendFloor()
         if (this.#cursor <= settled) this.#cursor = settled + 1
-        if (this.#cursor >= stream.nextSeq || this.#cursor > settled + this.ctx.limits.window) return
+        if (this.#cursor >= stream.nextSeq) {
+          this.#holding = true
+          return
+        }
+        if (this.#cursor > settled + this.ctx.limits.window) return
         if (!this.ctx.keysReady(this.to)) {
           // Held until the receiver's keys are usable; the timer looks again (and asks the directory), backing off.
           this.#arm()
@@ -260,6 +274,11 @@ export class OutboundLink {
     return row.contents.byteLength === 0 && row.expired !== true && row.seq <= this.#settled()
   }
 
+  #dropCache(): void {
+    this.#cache.clear()
+    this.#holding = false
+  }
+
   /** Frames may be sent: the peer said where to resume, or the relay stores them for it. */
   #sending(): boolean {
     return this.#mode === 'direct' || this.#mode === 'viaMailbox'
@@ -275,11 +294,15 @@ export class OutboundLink {
     const settled = this.#sendFloor()
     if (!this.#mayContinue()) return undefined
     let read: OutboxRow | undefined
+    let held = true
     for (const row of rows) {
-      if (row.seq <= settled || row.seq > settled + this.ctx.limits.window) continue
-      this.#cache.set(row)
+      if (row.seq <= settled) continue
+      if (!this.#cache.set(row)) held = false
       if (row.seq === fromSeq) read = row
     }
+    const top = rows[rows.length - 1]?.seq ?? -1
+    // Every row committed so far from the cursor up is held now (one committed during the read past the page is not).
+    if (held && top >= (this.ctx.state.out.get(this.to)?.nextSeq ?? Infinity) - 1) this.#holding = true
     // A full cache holds none of the page: the row read is used all the same.
     const row = this.#cache.get(fromSeq) ?? read
     if (row === undefined && fromSeq > settled) throw new Error(`outbox row ${this.to}#${fromSeq} is missing from the store`)
