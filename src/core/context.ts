@@ -42,6 +42,8 @@ export interface LinkContext {
   expire(rows: readonly OutboxRow[]): void
   /** Reports a background failure. */
   fail(error: unknown): void
+  /** Frames from `peer` were taken in (their transaction committed). */
+  received(peer: PeerId): void
   /**
    * True when contents are sealed end to end: frames wait for {@link LinkContext.keysReady} and {@link LinkContext.seal}.
    * Rows the relay's mailbox stored then keep their contents until acknowledged (a peer that cannot open what the

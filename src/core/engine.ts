@@ -557,6 +557,7 @@ export class Engine {
       handOver: (messages, progress) => this.#handOver(messages, progress),
       expire: (rows) => this.#expire(rows),
       fail: (error) => this.#fail(error),
+      received: (peer) => this.#watch([peer]),
       sealing: this.#cipher !== undefined,
       keysReady: (peer) => this.#keysUsable(peer),
       seal: (row, acked) => this.#seal(row, acked),
@@ -981,10 +982,7 @@ export class Engine {
   }
 
   #receive(frame: MsgFrame): void {
-    this.#inboundLink(frame.from)
-      .receive(frame)
-      .then((stored) => (stored ? this.#watch([frame.from]) : this.#refuse('EXPIRED')))
-      .catch((error: unknown) => this.#fail(error))
+    if (!this.#inboundLink(frame.from).receive(frame)) this.#refuse('EXPIRED')
   }
 
   /** The frame with its contents opened; `undefined` (counted) when it does not open. */

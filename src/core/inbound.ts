@@ -29,6 +29,10 @@ export class InboundLink {
   readonly #buffer = new Map<number, MsgFrame>()
   /** Rows this link committed and has not marked processed, by index (a bounded subset). */
   readonly #fresh = new Map<number, InboxRow>()
+  /** Frames that wait for the writer's next batch, in arrival order: one intent takes them all. */
+  readonly #arriving: MsgFrame[] = []
+  /** An intent for {@link #arriving} is queued and not built yet. */
+  #submitted = false
   #delivering = false
   #handedBelow = 0
   #retryTimer: TimerHandle | undefined
@@ -42,32 +46,55 @@ export class InboundLink {
   }
 
   /**
-   * Stores a `msg` frame (and any buffered successors) in one transaction, then
-   * acks. Contents whose expiry has passed are refused outright (not stored, not
-   * acked): the sender expires them and sends a skip instead, so a message is
-   * never handed over after its deadline.
+   * Stores a `msg` frame (and any buffered successors) in the writer's next
+   * transaction, then acks; the frames that arrive before that transaction is
+   * built share one intent (no promise per frame). False, and nothing queued,
+   * for contents whose expiry has passed: they are refused outright (not
+   * stored, not acked), the sender expires them and sends a skip instead, so a
+   * message is never handed over after its deadline.
    */
-  receive(frame: MsgFrame): Promise<boolean> {
-    if (isOverdue(frame, this.ctx.clock.now())) return Promise.resolve(false)
-    return this.ctx.writer
+  receive(frame: MsgFrame): boolean {
+    if (isOverdue(frame, this.ctx.clock.now())) return false
+    this.#arriving.push(frame)
+    if (this.#submitted) return true
+    this.#submitted = true
+    // Every frame arrived until the intent is built, in order: all stored or, should one throw, none (none is acked).
+    // Taken once: a batch the store refused for a send's id builds this intent again, with the same frames.
+    let frames: MsgFrame[] | undefined
+    this.ctx.writer
       .submit((draft) => {
-        const stream = this.#follow(draft, frame.epoch, frame.floor)
-        if (stream === undefined) return () => this.#refuse(frame.epoch)
-        if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from, 0)
-        if (frame.seq > stream.receivedUpTo + 1) {
-          if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
-          // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
-          return this.#full(stream) ? () => {} : () => this.ctx.scheduleAck(this.from, 0)
+        if (frames === undefined) {
+          frames = this.#arriving.splice(0)
+          this.#submitted = false
         }
-        const rows = this.#store(draft, stream, frame)
+        const afters = frames.map((taken) => this.#take(draft, taken))
         return () => {
-          for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
-          // Nothing stored (a full inbox, an overdue frame): no ack, or the sender would go back as for a gap.
-          if (rows.length > 0) this.ctx.scheduleAck(this.from, rows.length)
-          this.kick()
+          for (const after of afters) after()
         }
       })
-      .then(() => true)
+      .then(
+        () => this.ctx.received(this.from),
+        (error: unknown) => this.ctx.fail(error),
+      )
+    return true
+  }
+
+  #take(draft: Draft, frame: MsgFrame): () => void {
+    const stream = this.#follow(draft, frame.epoch, frame.floor)
+    if (stream === undefined) return () => this.#refuse(frame.epoch)
+    if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from, 0)
+    if (frame.seq > stream.receivedUpTo + 1) {
+      if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
+      // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
+      return this.#full(stream) ? () => {} : () => this.ctx.scheduleAck(this.from, 0)
+    }
+    const rows = this.#store(draft, stream, frame)
+    return () => {
+      for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
+      // Nothing stored (a full inbox, an overdue frame): no ack, or the sender would go back as for a gap.
+      if (rows.length > 0) this.ctx.scheduleAck(this.from, rows.length)
+      this.kick()
+    }
   }
 
   /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { DEFAULT_LIMITS, MemoryNetwork, MemoryStore, type MessageStatus, type PeerId, type PeerStore, type StoreOp } from '../../src/index.js'
 import { ROW_CACHE_ROWS } from '../../src/core/row-cache.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
-import { elapse, online, openPeer, range, tick, until } from '../helpers/engines.js'
+import { codeOf, elapse, online, openPeer, range, tick, until } from '../helpers/engines.js'
 
 /**
  * A MemoryStore that records the ops of every engine commit and counts inbox
@@ -296,4 +296,51 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
     expect(store.outboxRowsRead).toBeLessThanOrEqual(total - ROW_CACHE_ROWS)
     await Promise.all([alice.ilm.close(), bob.ilm.close()])
   })
+
+  it('frames taken into a batch the store refuses for a send id are stored when it is built again, not left to a resend', async () => {
+    const net = new MemoryNetwork()
+    const store = new GatedStore()
+    const alice = await openPeer(net.connect('a'), { encryption: false })
+    const bob = await openPeer(net.connect('b'), { store, encryption: false })
+    await until(async () => (await online(alice, 'b')) && (await online(bob, 'a')))
+    await bob.ilm.send('c', 'kept for carol', { id: 'dup' })
+    // Bob's next transaction waits: what arrives meanwhile shares the batch after it.
+    let open!: () => void
+    store.gate = new Promise<void>((resolve) => (open = resolve))
+    const first = bob.ilm.send('c', 'y')
+    await tick()
+    const before = net.stats.delivered
+    await Promise.all(range(3).map((n) => alice.ilm.send('b', `m${n}`)))
+    await until(() => net.stats.delivered >= before + 3)
+    await tick()
+    const taken = bob.ilm.send('d', 'z', { id: 'dup' })
+    open()
+    await first
+    expect(await codeOf(taken)).toBe('DUPLICATE_ID')
+    // Neither clock moves: no resend comes, so the three are stored from the batch built again.
+    await until(() => bob.got.length === 3)
+    expect(bob.got.map((m) => m.contents)).toEqual(['m0', 'm1', 'm2'])
+    await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
 })
+
+/** A MemoryStore whose commits wait for `gate` while it is set. */
+class GatedStore extends MemoryStore {
+  gate: Promise<void> | undefined
+
+  override async open(localId: PeerId): Promise<PeerStore> {
+    const handle = await super.open(localId)
+    return new Proxy(handle, {
+      get: (target, key, receiver) => {
+        if (key === 'commit') {
+          return async (ops: readonly StoreOp[]) => {
+            await this.gate
+            return target.commit(ops)
+          }
+        }
+        const value: unknown = Reflect.get(target, key, receiver)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+    })
+  }
+}
