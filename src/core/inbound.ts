@@ -29,10 +29,8 @@ export class InboundLink {
   readonly #buffer = new Map<number, MsgFrame>()
   /** Rows this link committed and has not marked processed, by index (a bounded subset). */
   readonly #fresh = new Map<number, InboxRow>()
-  /** Frames that wait for the writer's next batch, in arrival order: one intent takes them all. */
-  readonly #arriving: MsgFrame[] = []
-  /** An intent for {@link #arriving} is queued and not built yet. */
-  #submitted = false
+  /** The frames of the receive intent queued last, while it is not built yet and nothing was queued after it: later frames join it. */
+  #batch: MsgFrame[] | undefined
   #delivering = false
   #handedBelow = 0
   #retryTimer: TimerHandle | undefined
@@ -55,18 +53,17 @@ export class InboundLink {
    */
   receive(frame: MsgFrame): boolean {
     if (isOverdue(frame, this.ctx.clock.now())) return false
-    this.#arriving.push(frame)
-    if (this.#submitted) return true
-    this.#submitted = true
-    // Every frame arrived until the intent is built, in order: all stored or, should one throw, none (none is acked).
-    // Taken once: a batch the store refused for a send's id builds this intent again, with the same frames.
-    let frames: MsgFrame[] | undefined
+    if (this.#batch !== undefined) {
+      this.#batch.push(frame)
+      return true
+    }
+    // Taken in arrival order: all stored or, should one throw, none (none is acked). A batch the store refused for a
+    // send's id builds the intent again, with the same frames.
+    const frames = [frame]
+    this.#batch = frames
     this.ctx.writer
       .submit((draft) => {
-        if (frames === undefined) {
-          frames = this.#arriving.splice(0)
-          this.#submitted = false
-        }
+        if (this.#batch === frames) this.#batch = undefined
         const afters = frames.map((taken) => this.#take(draft, taken))
         return () => {
           for (const after of afters) after()
@@ -74,7 +71,10 @@ export class InboundLink {
       })
       .then(
         () => this.ctx.received(this.from),
-        (error: unknown) => this.ctx.fail(error),
+        (error: unknown) => {
+          if (this.#batch === frames) this.#batch = undefined
+          this.ctx.fail(error)
+        },
       )
     return true
   }
@@ -99,6 +99,8 @@ export class InboundLink {
 
   /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */
   hello(epoch: Epoch, floor: number, claim: boolean): Promise<boolean> {
+    // Frames that arrive after it are taken after it (a claimed epoch is followed before its frames come).
+    this.#batch = undefined
     let followed = false
     return this.ctx.writer
       .submit((draft) => {

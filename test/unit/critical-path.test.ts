@@ -8,7 +8,18 @@
  * A sender whose backlog outgrows its row cache reads each row back once.
  */
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_LIMITS, MemoryNetwork, MemoryStore, type MessageStatus, type PeerId, type PeerStore, type StoreOp } from '../../src/index.js'
+import {
+  DEFAULT_LIMITS,
+  encodeFrame,
+  MemoryNetwork,
+  MemoryStore,
+  type Epoch,
+  type MessageId,
+  type MessageStatus,
+  type PeerId,
+  type PeerStore,
+  type StoreOp,
+} from '../../src/index.js'
 import { ROW_CACHE_ROWS } from '../../src/core/row-cache.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { codeOf, elapse, online, openPeer, range, tick, until } from '../helpers/engines.js'
@@ -321,6 +332,50 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
     await until(() => bob.got.length === 3)
     expect(bob.got.map((m) => m.contents)).toEqual(['m0', 'm1', 'm2'])
     await Promise.all([alice.ilm.close(), bob.ilm.close()])
+  })
+
+  it('frames that arrive in one batch after a hello are taken after it: a claimed older epoch is followed before its frames', async () => {
+    const net = new MemoryNetwork()
+    const store = new GatedStore()
+    const bob = await openPeer(net.connect('b'), { store, encryption: false })
+    // Alice's side, frame by frame: her live epoch is the older one, which she claims (a store wiped while her clock read earlier).
+    const alice = net.connect('a')
+    alice.open({ frame() {}, peer() {}, closed() {} })
+    const older = '000000001.aliceLive' as Epoch
+    const newer = '000000002.aliceStale' as Epoch
+    const msg = (epoch: Epoch, id: string, text: string): Uint8Array =>
+      encodeFrame({
+        kind: 'msg',
+        from: 'a' as PeerId,
+        to: 'b' as PeerId,
+        epoch,
+        seq: 0,
+        floor: 0,
+        id: id as MessageId,
+        contentKind: 's',
+        contents: new TextEncoder().encode(text),
+      })
+    await until(async () => online(bob, 'a'))
+    let open!: () => void
+    store.gate = new Promise<void>((resolve) => (open = resolve))
+    // Bob's writer is busy: the three frames below queue behind this commit, in arrival order.
+    const busy = bob.ilm.send('c', 'busy')
+    await tick()
+    const before = net.stats.delivered
+    alice.send('b', msg(newer, 'stale', 'from the stale epoch'))
+    alice.send(
+      'b',
+      encodeFrame({ kind: 'hello', from: 'a' as PeerId, to: 'b' as PeerId, epoch: older, floor: 0, known: null, upTo: -1, reply: false, claim: true }),
+    )
+    alice.send('b', msg(older, 'live', 'from the claimed epoch'))
+    await until(() => net.stats.delivered >= before + 3)
+    open()
+    await busy
+    // Taken before the claim, the last frame would be refused as older than the stale epoch, and nobody resends it here.
+    await until(() => bob.got.length === 2)
+    expect(bob.got.map((m) => m.contents)).toEqual(['from the stale epoch', 'from the claimed epoch'])
+    await bob.ilm.close()
+    alice.close()
   })
 })
 
