@@ -29,7 +29,10 @@ export class InboundLink {
   readonly #buffer = new Map<number, MsgFrame>()
   /** Rows this link committed and has not marked processed, by index (a bounded subset). */
   readonly #fresh = new Map<number, InboxRow>()
-  /** The frames of the receive intent queued last, while it is not built yet and nothing was queued after it: later frames join it. */
+  /**
+   * The frames of this link's last queued intent while it is a receive intent not built yet: later frames join it.
+   * Any other intent this link queues closes it, so that every frame is taken after what was queued before it came.
+   */
   #batch: MsgFrame[] | undefined
   #delivering = false
   #handedBelow = 0
@@ -292,6 +295,7 @@ export class InboundLink {
     const upTo = this.#handedBelow
     if (upTo <= this.#processedBelow()) return true
     try {
+      this.#batch = undefined
       await this.ctx.writer.submit((draft) => this.#markIntent(draft, upTo))
       return true
     } catch {

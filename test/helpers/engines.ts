@@ -5,7 +5,19 @@
  * small projections of received messages.
  */
 import { expect } from 'vitest'
-import { ILM, IlmError, MemoryStore, type Limits, type Message, type Transport } from '../../src/index.js'
+import {
+  encodeFrame,
+  ILM,
+  IlmError,
+  MemoryStore,
+  type Epoch,
+  type Limits,
+  type Message,
+  type MessageId,
+  type MsgFrame,
+  type PeerId,
+  type Transport,
+} from '../../src/index.js'
 import type { E2EFactory } from '../../src/core/e2e.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 
@@ -120,3 +132,23 @@ export const seqsOf = (messages: readonly Message[]): number[] => messages.map((
 
 /** `n` consecutive integers from `start`. */
 export const range = (n: number, start = 0): number[] => Array.from({ length: n }, (_, i) => start + i)
+
+/**
+ * A `msg` frame from `a` to `b` in clear, encoded as a peer speaking raw frames sends it: contents `s` for a string, `b`
+ * for bytes; floor 0 and id `m<seq>` unless `fields` say otherwise.
+ */
+export function rawMsg(epoch: Epoch, seq: number, contents: string | Uint8Array, fields: Partial<MsgFrame> = {}): Uint8Array {
+  const text = typeof contents === 'string'
+  return encodeFrame({
+    kind: 'msg',
+    from: 'a' as PeerId,
+    to: 'b' as PeerId,
+    epoch,
+    seq,
+    floor: 0,
+    id: `m${seq}` as MessageId,
+    contentKind: text ? 's' : 'b',
+    contents: text ? new TextEncoder().encode(contents) : contents,
+    ...fields,
+  })
+}

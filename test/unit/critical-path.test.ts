@@ -22,7 +22,7 @@ import {
 } from '../../src/index.js'
 import { ROW_CACHE_ROWS } from '../../src/core/row-cache.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
-import { codeOf, elapse, online, openPeer, range, tick, until } from '../helpers/engines.js'
+import { codeOf, elapse, online, openPeer, range, rawMsg, tick, until } from '../helpers/engines.js'
 
 /**
  * A MemoryStore that records the ops of every engine commit and counts inbox
@@ -343,18 +343,6 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
     alice.open({ frame() {}, peer() {}, closed() {} })
     const older = '000000001.aliceLive' as Epoch
     const newer = '000000002.aliceStale' as Epoch
-    const msg = (epoch: Epoch, id: string, text: string): Uint8Array =>
-      encodeFrame({
-        kind: 'msg',
-        from: 'a' as PeerId,
-        to: 'b' as PeerId,
-        epoch,
-        seq: 0,
-        floor: 0,
-        id: id as MessageId,
-        contentKind: 's',
-        contents: new TextEncoder().encode(text),
-      })
     await until(async () => online(bob, 'a'))
     let open!: () => void
     store.gate = new Promise<void>((resolve) => (open = resolve))
@@ -362,18 +350,58 @@ describe('the critical path: deferred ack commits, hand-over from memory', () =>
     const busy = bob.ilm.send('c', 'busy')
     await tick()
     const before = net.stats.delivered
-    alice.send('b', msg(newer, 'stale', 'from the stale epoch'))
+    alice.send('b', rawMsg(newer, 0, 'from the stale epoch'))
     alice.send(
       'b',
       encodeFrame({ kind: 'hello', from: 'a' as PeerId, to: 'b' as PeerId, epoch: older, floor: 0, known: null, upTo: -1, reply: false, claim: true }),
     )
-    alice.send('b', msg(older, 'live', 'from the claimed epoch'))
+    alice.send('b', rawMsg(older, 0, 'from the claimed epoch', { id: 'm0live' as MessageId }))
     await until(() => net.stats.delivered >= before + 3)
     open()
     await busy
     // Taken before the claim, the last frame would be refused as older than the stale epoch, and nobody resends it here.
     await until(() => bob.got.length === 2)
     expect(bob.got.map((m) => m.contents)).toEqual(['from the stale epoch', 'from the claimed epoch'])
+    await bob.ilm.close()
+    alice.close()
+  })
+
+  it('a frame that arrives after a mark was queued is taken after it: the room the mark makes in a full inbox is used at once', async () => {
+    const net = new MemoryNetwork()
+    const store = new GatedStore()
+    const bob = await openPeer(net.connect('b'), { store, encryption: false, limits: { maxInboxPerPeer: 2, processBatch: 1 } }, false)
+    const got: unknown[] = []
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    bob.ilm.onMessage(async (m) => {
+      got.push(m.contents)
+      if (m.contents === 'm0') await held
+    })
+    const alice = net.connect('a')
+    alice.open({ frame() {}, peer() {}, closed() {} })
+    const epoch = '000000001.aliceOnly' as Epoch
+    await until(async () => online(bob, 'a'))
+    alice.send('b', rawMsg(epoch, 0, 'm0'))
+    alice.send('b', rawMsg(epoch, 1, 'm1'))
+    // Both stored (the inbox is full) and m0 is with the handler, which holds it.
+    await until(() => got.length === 1)
+    await until(async () => (await bob.ilm.pending()).inbound === 2)
+    let open!: () => void
+    store.gate = new Promise<void>((resolve) => (open = resolve))
+    const busy = bob.ilm.send('c', 'busy')
+    await tick()
+    // A resent m0 opens a receive batch behind the busy commit; then m0's handler returns and its mark is queued.
+    alice.send('b', rawMsg(epoch, 0, 'm0'))
+    await tick()
+    release()
+    await tick()
+    alice.send('b', rawMsg(epoch, 2, 'm2'))
+    await tick()
+    open()
+    await busy
+    // Taken before the mark, m2 would find the inbox full and wait for a resend that does not come here.
+    await until(() => got.length === 3)
+    expect(got).toEqual(['m0', 'm1', 'm2'])
     await bob.ilm.close()
     alice.close()
   })

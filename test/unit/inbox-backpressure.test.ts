@@ -10,22 +10,11 @@ import fc from 'fast-check'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import {
-  ILM,
-  MemoryNetwork,
-  MemoryStore,
-  decodeFrame,
-  encodeFrame,
-  type Frame,
-  type Message,
-  type PeerId,
-  type StoreOp,
-  type Transport,
-} from '../../src/index.js'
-import type { Epoch, MessageId } from '../../src/core/ids.js'
+import { ILM, MemoryNetwork, MemoryStore, decodeFrame, type Frame, type Message, type StoreOp, type Transport } from '../../src/index.js'
+import type { Epoch } from '../../src/core/ids.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { ProbeTransport, RecordingStore } from '../helpers/engine-probes.js'
-import { elapse, openPeer, range, tick, until } from '../helpers/engines.js'
+import { elapse, openPeer, range, rawMsg, tick, until } from '../helpers/engines.js'
 
 // ---------------------------------------------------------------- helpers
 
@@ -184,18 +173,7 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
       encryption: false,
     })
     const epoch = `${ManualClock.DEFAULT_START.toString(36).padStart(9, '0')}.flooder` as Epoch
-    const frame = (seq: number): Uint8Array =>
-      encodeFrame({
-        kind: 'msg',
-        from: 'a' as PeerId,
-        to: 'b' as PeerId,
-        epoch,
-        seq,
-        floor: 0,
-        id: `m${seq}` as MessageId,
-        contentKind: 'b',
-        contents: new Uint8Array(SIZE).fill(seq % 251),
-      })
+    const frame = (seq: number): Uint8Array => rawMsg(epoch, seq, new Uint8Array(SIZE).fill(seq % 251))
     const highestAck = (): number => {
       let upTo = -1
       for (const { data } of transport.sent) {
