@@ -2,6 +2,7 @@ import { decodeContents } from './contents.js'
 import type { LinkContext } from './context.js'
 import type { TimerHandle } from './clock.js'
 import type { Draft } from './state.js'
+import type { Intent } from './writer.js'
 import type { Epoch, PeerId } from './ids.js'
 import type { MsgFrame } from './frame.js'
 import type { InboxRow, InStreamState } from './store.js'
@@ -31,7 +32,7 @@ export class InboundLink {
   readonly #fresh = new Map<number, InboxRow>()
   /**
    * The frames of this link's last queued intent while it is a receive intent not built yet: later frames join it.
-   * Any other intent this link queues closes it, so that every frame is taken after what was queued before it came.
+   * Any other intent this link queues ({@link #submit}) closes it: every frame is taken after what was queued before it came.
    */
   #batch: MsgFrame[] | undefined
   #delivering = false
@@ -102,16 +103,19 @@ export class InboundLink {
 
   /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */
   hello(epoch: Epoch, floor: number, claim: boolean): Promise<boolean> {
-    // Frames that arrive after it are taken after it (a claimed epoch is followed before its frames come).
-    this.#batch = undefined
     let followed = false
-    return this.ctx.writer
-      .submit((draft) => {
-        const stream = this.#follow(draft, epoch, floor, claim)
-        followed = stream !== undefined
-        return stream === undefined ? () => this.#refuse(epoch) : () => {}
-      })
-      .then(() => followed)
+    // Frames that arrive after it are taken after it: a claimed epoch is followed before its frames come.
+    return this.#submit((draft) => {
+      const stream = this.#follow(draft, epoch, floor, claim)
+      followed = stream !== undefined
+      return stream === undefined ? () => this.#refuse(epoch) : () => {}
+    }).then(() => followed)
+  }
+
+  /** Queues an intent other than a receive batch; it closes the open batch, so frames that arrive later are taken after it. */
+  #submit<T>(build: Intent<T>): Promise<T> {
+    this.#batch = undefined
+    return this.ctx.writer.submit(build)
   }
 
   /** Starts handing stored messages to the application, unless already doing so. */
@@ -295,8 +299,7 @@ export class InboundLink {
     const upTo = this.#handedBelow
     if (upTo <= this.#processedBelow()) return true
     try {
-      this.#batch = undefined
-      await this.ctx.writer.submit((draft) => this.#markIntent(draft, upTo))
+      await this.#submit((draft) => this.#markIntent(draft, upTo))
       return true
     } catch {
       // The writer already reported it; hand over again from what the store says was processed.
