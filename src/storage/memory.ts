@@ -349,24 +349,26 @@ class PendingKeys {
   add(stream: PeerId, key: number): void {
     let keys = this.added.get(stream)
     if (keys === undefined) this.added.set(stream, (keys = []))
-    keys.splice(countAtOrBelow(keys, key), 0, key)
+    keys.splice(firstAtOrAbove(keys, key + 1), 0, key)
   }
 
   /** The highest key added so far that is <= `key`; -1 if none. */
   lastAddedAtOrBelow(stream: PeerId, key: number): number {
     const keys = this.added.get(stream)
     if (keys === undefined) return -1
-    return keys[countAtOrBelow(keys, key) - 1] ?? -1
+    return keys[firstAtOrAbove(keys, key + 1) - 1] ?? -1
   }
 }
 
-/** How many of the ascending `keys` are <= `key` (a binary search: a commit of many puts would make a scan quadratic). */
-function countAtOrBelow(keys: readonly number[], key: number): number {
-  let low = 0
+/**
+ * The index of the first of the ascending `keys` from `low` on that is >= `key` (`keys.length` if none): a binary
+ * search, as a scan would make a commit of many puts quadratic.
+ */
+function firstAtOrAbove(keys: readonly number[], key: number, low = 0): number {
   let high = keys.length
   while (low < high) {
     const mid = (low + high) >>> 1
-    if ((keys[mid] ?? Infinity) <= key) low = mid + 1
+    if ((keys[mid] as number) < key) low = mid + 1
     else high = mid
   }
   return low
@@ -530,12 +532,12 @@ class KeyedRows<T> {
   }
 
   get(key: number): T | undefined {
-    const i = this.firstAtOrAbove(key)
+    const i = firstAtOrAbove(this.keys, key, this.head)
     return this.keys[i] === key ? this.rows[i] : undefined
   }
 
   has(key: number): boolean {
-    return this.keys[this.firstAtOrAbove(key)] === key
+    return this.keys[firstAtOrAbove(this.keys, key, this.head)] === key
   }
 
   /** Rows in key order. */
@@ -551,14 +553,14 @@ class KeyedRows<T> {
       this.rows.push(row)
       return
     }
-    const i = this.firstAtOrAbove(key)
+    const i = firstAtOrAbove(this.keys, key, this.head)
     this.keys.splice(i, 0, key)
     this.rows.splice(i, 0, row)
   }
 
   /** Replaces the row of a key that is present. */
   replace(key: number, row: T): void {
-    const i = this.firstAtOrAbove(key)
+    const i = firstAtOrAbove(this.keys, key, this.head)
     if (this.keys[i] === key) this.rows[i] = row
   }
 
@@ -577,25 +579,14 @@ class KeyedRows<T> {
 
   /** The highest key <= `key`; -1 if none. */
   lastAtOrBelow(key: number): number {
-    const i = this.firstAtOrAbove(key + 1) - 1
+    const i = firstAtOrAbove(this.keys, key + 1, this.head) - 1
     return i >= this.head ? (this.keys[i] as number) : -1
   }
 
   /** Up to `limit` rows in key order, from the first key >= `from`. */
   readFrom(from: number, limit: number): T[] {
-    const start = this.firstAtOrAbove(from)
+    const start = firstAtOrAbove(this.keys, from, this.head)
     return this.rows.slice(start, Math.min(this.keys.length, start + limit)) as T[]
-  }
-
-  private firstAtOrAbove(key: number): number {
-    let lo = this.head
-    let hi = this.keys.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if ((this.keys[mid] as number) < key) lo = mid + 1
-      else hi = mid
-    }
-    return lo
   }
 
   // Drops deleted slots once they are the majority: amortised O(1) per delete.
