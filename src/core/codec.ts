@@ -1,3 +1,4 @@
+import type { ByteSlab } from './byte-slab.js'
 import { decodeContents, type ContentKind } from './contents.js'
 import type { Frame } from './frame.js'
 import { PROTOCOL_VERSION } from './frame.js'
@@ -28,16 +29,19 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
  * Encodes a frame as `[version u8][kind u8][header length u32 BE][JSON header][body]`.
  * A `msg` frame's body is its contents (sealed or not), a `hello`'s is the
  * sender's key bundle (when it encrypts); the other kinds have none.
+ *
+ * Given a `slab`, the frame is a view into its shared chunks (see {@link ByteSlab});
+ * otherwise it has a buffer of its own.
  */
-export function encodeFrame(frame: Frame): Uint8Array {
+export function encodeFrame(frame: Frame, slab?: ByteSlab): Uint8Array {
   const head = JSON.stringify(headerOf(frame))
   const body = frame.kind === 'msg' ? frame.contents : frame.kind === 'hello' ? (frame.keys ?? EMPTY) : EMPTY
   // An ASCII header (the usual case) is one byte per character: encoded in place, with one allocation.
-  let out = new Uint8Array(PREFIX + head.length + body.byteLength)
+  let out = allocate(PREFIX + head.length + body.byteLength, slab)
   let { read, written } = encoder.encodeInto(head, out.subarray(PREFIX, PREFIX + head.length))
   if (read !== head.length || written !== head.length) {
     const bytes = encoder.encode(head)
-    out = new Uint8Array(PREFIX + bytes.byteLength + body.byteLength)
+    out = allocate(PREFIX + bytes.byteLength + body.byteLength, slab)
     out.set(bytes, PREFIX)
     written = bytes.byteLength
   }
@@ -52,6 +56,10 @@ export function encodeFrame(frame: Frame): Uint8Array {
 }
 
 const EMPTY = new Uint8Array(0)
+
+function allocate(bytes: number, slab: ByteSlab | undefined): Uint8Array {
+  return slab === undefined ? new Uint8Array(bytes) : slab.take(bytes)
+}
 
 // Field by field, in a fixed order, rather than a rest spread: one shape per kind, and no copy of the contents.
 function headerOf(frame: Frame): object {

@@ -39,6 +39,9 @@ export type RelayReceipt =
  * - Frames are delivered as sent (same bytes) with the sender's real id.
  * - `send` takes `data` over: the caller leaves it unchanged, so that a
  *   transport may write it later (with the rest of the turn's frames) uncopied.
+ *   `data` is often a view into a larger buffer that the engine's other frames
+ *   share: only its own bytes go out, and a transport copies it before a
+ *   structured clone or a transfer, which would take the whole buffer.
  * - `send` to an unreachable peer throws or rejects with `IlmError('TRANSPORT_FAILED')`;
  *   it never blocks forever. A returned promise means "wait before sending more".
  * - After `close()`, no event is delivered and `send` fails.

@@ -2,6 +2,7 @@ import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64'
 import { uniformInt } from 'pure-rand/distribution/uniformInt'
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus'
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator'
+import { ByteSlab } from '../core/byte-slab.js'
 import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
@@ -266,6 +267,7 @@ class Hub {
   #draining = false
   readonly #timed = new Set<Timed>()
   readonly #held = new Map<string, Held>()
+  readonly #slab = new ByteSlab()
 
   constructor(network: MemoryNetwork, clock: Clock) {
     this.#network = network
@@ -363,13 +365,19 @@ class Hub {
     }
     this.stats.sent++
     // Copy: the sender may reuse its buffer, and receivers keep views into theirs.
-    const frame = new Frame(from, from.gen, target, target.gen, data.slice())
+    const frame = new Frame(from, from.gen, target, target.gen, this.#copy(data))
     if (!this.#faulty) {
       this.stats.inFlight++
       this.#enqueue(frame)
       return
     }
     this.#sendFaulty(frame)
+  }
+
+  #copy(data: Uint8Array): Uint8Array {
+    const copy = this.#slab.take(data.byteLength)
+    copy.set(data)
+    return copy
   }
 
   #sendFaulty(frame: Frame): void {
@@ -381,7 +389,7 @@ class Hub {
     const copies = [frame]
     if (f.duplicate > 0 && this.#random() < f.duplicate) {
       this.stats.duplicated++
-      copies.push(new Frame(frame.from, frame.fromGen, frame.to, frame.toGen, frame.data.slice()))
+      copies.push(new Frame(frame.from, frame.fromGen, frame.to, frame.toGen, this.#copy(frame.data)))
     }
     this.stats.inFlight += copies.length
     const key = `${frame.from.localId}\n${frame.to.localId}`

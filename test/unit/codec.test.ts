@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeFrame, encodeFrame, type Frame, type MsgFrame } from '../../src/index.js'
+import { ByteSlab } from '../../src/core/byte-slab.js'
 import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
 
 const MAX = 64 * 1024
@@ -89,8 +90,18 @@ describe('frame codec', () => {
     expect(result).toEqual({ ok: true, frame: frames[4] })
   })
 
+  it('writes the same bytes into a slab as into buffers of their own, one view per frame', () => {
+    const slab = new ByteSlab(4096)
+    const views = frames.map((frame) => encodeFrame(frame, slab))
+    views.forEach((view, index) => {
+      expect([...view]).toEqual([...encodeFrame(frames[index] as Frame)])
+      expect(decodeFrame(view, MAX)).toEqual({ ok: true, frame: frames[index] })
+    })
+    expect(views[0]?.buffer).toBe(views[1]?.buffer)
+  })
+
   it('never throws on random or mutated bytes (fuzz)', () => {
-    const encoded = frames.map(encodeFrame)
+    const encoded = frames.map((frame) => encodeFrame(frame))
     const mutated = fc
       .tuple(fc.constantFrom(...encoded), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 8 }), fc.nat())
       .map(([bytes, flips, cut]) => {
