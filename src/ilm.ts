@@ -1,6 +1,6 @@
-import { nanoid } from 'nanoid'
 import { Engine, prepareEngine } from './core/engine.js'
 import type { EngineOptions } from './core/options.js'
+import { randomId } from './runtime/random-id.js'
 import { systemClock } from './runtime/system-clock.js'
 import { webCryptoE2E } from './crypto/web-crypto-cipher.js'
 
@@ -14,7 +14,7 @@ export interface IlmOptions extends Omit<EngineOptions, 'clock' | 'newId' | 'enc
   readonly encryption?: EngineOptions['encryption']
   /** Defaults to the system clock (`setTimeout`, `Date.now`). */
   readonly clock?: EngineOptions['clock']
-  /** Defaults to `nanoid()`. */
+  /** Defaults to 21 random characters of nanoid's url-safe alphabet (126 bits). */
   readonly newId?: () => string
 }
 
@@ -35,7 +35,7 @@ export class ILM extends Engine {
       await prepareEngine({
         ...options,
         clock: options.clock ?? systemClock,
-        newId: options.newId ?? (() => nanoid()),
+        newId: options.newId ?? randomId,
         encryption: options.encryption ?? webCryptoE2E(),
       }),
     )

@@ -12,7 +12,7 @@ import type {
 } from '../core/api.js'
 import { Emitter, type Listener } from '../core/emitter.js'
 import { IlmError } from '../core/errors.js'
-import { newMessageId } from './message-id.js'
+import { randomId } from '../runtime/random-id.js'
 import { requestBackgroundSync } from './background-sync.js'
 import type { KeyDecisionOptions, PeerKeyReport } from '../core/e2e.js'
 import type { Epoch, PeerId } from '../core/ids.js'
@@ -175,7 +175,7 @@ export class Messenger {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new IlmError('WORKER_FAILED', `the worker did not answer within ${timeoutMs} ms`)), timeoutMs)
     })
-    const lifeLock = `intersession-worker:${newMessageId()}`
+    const lifeLock = `intersession-worker:${randomId()}`
     let watched: boolean
     try {
       const started = await Promise.race([
@@ -251,7 +251,7 @@ export class Messenger {
     // A closed messenger refuses at once (CLOSED, WORKER_FAILED): nothing to count, no id to hold.
     if (this.#closing !== undefined) return this.#call('send', []) as Promise<SendReceipt>
     // The id is made here, so that a call repeated after a worker restart is recognised.
-    const id = options?.id ?? newMessageId()
+    const id = options?.id ?? randomId()
     // No array per send: one is made for the few sends whose status events come before they resolve.
     if (!this.#unsent.has(id)) this.#unsent.set(id, undefined)
     this.#unsaved += 1

@@ -1,4 +1,4 @@
-import { nanoid } from 'nanoid'
+import { randomId } from '../runtime/random-id.js'
 import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
@@ -381,7 +381,7 @@ let instanceCounter = 0
 function makeNonce(nowMs: number): string {
   const time = Math.max(0, Math.floor(nowMs)).toString(36).padStart(11, '0')
   instanceCounter = (instanceCounter + 1) % 36 ** 6
-  return `${time}.${instanceCounter.toString(36).padStart(6, '0')}.${nanoid(11)}`
+  return `${time}.${instanceCounter.toString(36).padStart(6, '0')}.${randomId().slice(0, 11)}`
 }
 
 function defaultChannel(): (name: string) => BroadcastChannelLike {

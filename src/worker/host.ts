@@ -1,9 +1,9 @@
-import { nanoid } from 'nanoid'
 import type { BatchOutcome, Message, MessageStatus, PendingCounts, SendOptions, SendReceipt } from '../core/api.js'
 import type { KeyDecisionOptions, PeerKeyReport } from '../core/e2e.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { sendSettled } from '../core/send-batch.js'
 import { isPeerId, type PeerId } from '../core/ids.js'
+import { randomId } from '../runtime/random-id.js'
 import { PendingCalls, type Call, type Outcome } from '../bridge/pending-calls.js'
 import type { Engine } from '../core/engine.js'
 import { deserializeError, serializeError, type SerializedError } from '../protocol/errors.js'
@@ -498,7 +498,7 @@ export class Host implements BridgeApi {
  * (cloned from the page), so one that has an id is used as it is.
  */
 function sendArgs(to: string, contents: unknown, options: SendOptions = {}): readonly unknown[] {
-  return [to, contents, options.id === undefined ? { ...options, id: nanoid() } : options]
+  return [to, contents, options.id === undefined ? { ...options, id: randomId() } : options]
 }
 
 function invoke(engine: Engine, call: Call<RemoteMethod>): Promise<unknown> {

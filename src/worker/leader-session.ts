@@ -1,9 +1,9 @@
-import { nanoid } from 'nanoid'
 import type { EngineEvents, MessageBatchHandler } from '../core/api.js'
 import type { Listener } from '../core/emitter.js'
 import { Engine } from '../core/engine.js'
 import { IlmError } from '../core/errors.js'
 import type { WebCryptoE2EOptions } from '../crypto/web-crypto-cipher.js'
+import { randomId } from '../runtime/random-id.js'
 import { systemClock } from '../runtime/system-clock.js'
 import type { HostConfig, HostFactories, HostTransport, TransportContext } from './config.js'
 
@@ -60,7 +60,7 @@ export class LeaderSession {
       store: factories.createStore(config),
       transport,
       clock: systemClock,
-      newId: () => nanoid(),
+      newId: randomId,
       ...(config.limits !== undefined && { limits: config.limits }),
       encryption:
         webCryptoE2E === undefined

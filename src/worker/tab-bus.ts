@@ -1,4 +1,4 @@
-import { nanoid } from 'nanoid'
+import { randomId } from '../runtime/random-id.js'
 import type { Message } from '../core/api.js'
 import { IlmError } from '../core/errors.js'
 import type { Call, Outcome } from '../bridge/pending-calls.js'
@@ -52,7 +52,7 @@ interface Delivery {
  */
 export class TabBus {
   /** This tab's id on the bus. */
-  readonly tab = nanoid()
+  readonly tab = randomId()
   readonly #host: TabBusHost
   readonly #staleAfterMs: number
   readonly #channel: BroadcastChannel
@@ -113,7 +113,7 @@ export class TabBus {
     const waiting = new Set([...this.#followers].filter(([, f]) => f.subscribed).map(([tab]) => tab))
     if (waiting.size === 0) return Promise.resolve(0)
     return new Promise((resolve, reject) => {
-      const id = nanoid()
+      const id = randomId()
       const delivery: Delivery = {
         waiting,
         handled: 0,
