@@ -17,6 +17,8 @@ const optional =
   (check: Check): Check =>
   (v) =>
     v === undefined || check(v)
+const optionalTime = optional(time)
+const optionalText = optional(text)
 
 type Fields = ReadonlyArray<readonly [string, Check]>
 
@@ -34,6 +36,30 @@ function firstBad(fields: Fields, value: Record<string, unknown>): string | unde
   return undefined
 }
 
+// The rows of every message, field by field in code: through a table of names, each field was a keyed load
+// that V8 cannot specialise, 0.4 µs per message of bench:core's two-engine run.
+function outboxRow(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false
+  const r = v as Record<string, unknown>
+  return (
+    isPeerId(r.to) &&
+    isSeq(r.seq) &&
+    text(r.id) &&
+    kind(r.contentKind) &&
+    bytes(r.contents) &&
+    time(r.createdAt) &&
+    optionalTime(r.expiresAt) &&
+    (r.expired === undefined || r.expired === true) &&
+    optionalText(r.failed)
+  )
+}
+
+function inboxRow(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false
+  const r = v as Record<string, unknown>
+  return isPeerId(r.from) && isSeq(r.index) && text(r.id) && text(r.epoch) && isSeq(r.seq) && kind(r.contentKind) && bytes(r.contents) && time(r.receivedAt)
+}
+
 /** The fields of each op kind and what they must hold. */
 const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
   meta: { meta: shape({ epoch: text, createdAt: time }) },
@@ -48,34 +74,11 @@ const OP_SHAPES: Record<StoreOp['op'], Record<string, Check>> = {
       past: optional((v) => Array.isArray(v) && v.length <= 16),
     }),
   },
-  putOutbox: {
-    row: shape({
-      to: isPeerId,
-      seq: isSeq,
-      id: text,
-      contentKind: kind,
-      contents: bytes,
-      createdAt: time,
-      expiresAt: optional(time),
-      expired: optional((v) => v === true),
-      failed: optional(text),
-    }),
-  },
+  putOutbox: { row: outboxRow },
   expire: { to: isPeerId, seq: isSeq, reason: optional(text) },
   release: { to: isPeerId, seq: isSeq },
   ack: { to: isPeerId, upTo: seqOrNone, at: time },
-  putInbox: {
-    row: shape({
-      from: isPeerId,
-      index: isSeq,
-      id: text,
-      epoch: text,
-      seq: isSeq,
-      contentKind: kind,
-      contents: bytes,
-      receivedAt: time,
-    }),
-  },
+  putInbox: { row: inboxRow },
   deleteInbox: { from: isPeerId, below: isSeq },
   pruneReceipts: { before: (v) => typeof v === 'number' && !Number.isNaN(v) },
   putKey: { name: keyName, value: (v) => v !== undefined },
