@@ -31,4 +31,11 @@ export class ByteSlab {
     this.#used += bytes
     return view
   }
+
+  /** A copy of `bytes` that nothing else holds. */
+  copy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+    const copy = this.take(bytes.byteLength)
+    copy.set(bytes)
+    return copy
+  }
 }

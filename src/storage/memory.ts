@@ -88,7 +88,7 @@ interface IdentityState {
   inboxCount: number
   /** Outbox rows with an `expiresAt` that are not expired yet: lets expiry scans return at once when 0. */
   expiring: number
-  /** Where stored contents are kept: one view each into shared chunks, not three objects of their own (a 64-byte array, its buffer and its bytes). */
+  /** Where stored contents are kept (reads copy them out into buffers of their own): one view each into shared chunks, not three objects of their own (a 64-byte array, its buffer and its bytes). */
   readonly bytes: ByteSlab
 }
 
@@ -409,7 +409,7 @@ function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
       state.inStreams.set(op.stream.from, { ...op.stream })
       return
     case 'putOutbox':
-      putOutbox(state, { ...op.row, contents: keep(state, op.row.contents) })
+      putOutbox(state, { ...op.row, contents: state.bytes.copy(op.row.contents) })
       return
     case 'expire':
       expire(state, op.to, op.seq, op.reason)
@@ -421,7 +421,7 @@ function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
       ack(state, op.to, op.upTo, op.at, receipts)
       return
     case 'putInbox':
-      putInbox(state, { ...op.row, contents: keep(state, op.row.contents) })
+      putInbox(state, { ...op.row, contents: state.bytes.copy(op.row.contents) })
       return
     case 'deleteInbox':
       deleteInbox(state, op.from, op.below)
@@ -502,13 +502,6 @@ function pruneReceipts(state: IdentityState, before: number): void {
 // Field-wise copies rather than structuredClone: rows are flat, and cloning a
 // Uint8Array view with structuredClone would copy its whole underlying buffer.
 // `new Uint8Array(x)` also turns a Node Buffer into an unshared plain copy.
-
-/** The store's own copy of stored contents; reads copy them out again, into buffers of their own. */
-function keep(state: IdentityState, contents: Uint8Array): Uint8Array {
-  const kept = state.bytes.take(contents.byteLength)
-  kept.set(contents)
-  return kept
-}
 
 function copyOutboxRow(row: OutboxRow): OutboxRow {
   return { ...row, contents: new Uint8Array(row.contents) }

@@ -365,19 +365,13 @@ class Hub {
     }
     this.stats.sent++
     // Copy: the sender may reuse its buffer, and receivers keep views into theirs.
-    const frame = new Frame(from, from.gen, target, target.gen, this.#copy(data))
+    const frame = new Frame(from, from.gen, target, target.gen, this.#slab.copy(data))
     if (!this.#faulty) {
       this.stats.inFlight++
       this.#enqueue(frame)
       return
     }
     this.#sendFaulty(frame)
-  }
-
-  #copy(data: Uint8Array): Uint8Array {
-    const copy = this.#slab.take(data.byteLength)
-    copy.set(data)
-    return copy
   }
 
   #sendFaulty(frame: Frame): void {
@@ -389,7 +383,7 @@ class Hub {
     const copies = [frame]
     if (f.duplicate > 0 && this.#random() < f.duplicate) {
       this.stats.duplicated++
-      copies.push(new Frame(frame.from, frame.fromGen, frame.to, frame.toGen, this.#copy(frame.data)))
+      copies.push(new Frame(frame.from, frame.fromGen, frame.to, frame.toGen, this.#slab.copy(frame.data)))
     }
     this.stats.inFlight += copies.length
     const key = `${frame.from.localId}\n${frame.to.localId}`

@@ -31,6 +31,15 @@ describe('ByteSlab', () => {
     expect(slab.take(1).buffer).toBe(a.buffer)
   })
 
+  it('copies bytes into a view of their own', () => {
+    const slab = new ByteSlab(1024)
+    const source = new Uint8Array([1, 2, 3])
+    const copy = slab.copy(source)
+    source[0] = 9
+    expect([...copy]).toEqual([1, 2, 3])
+    expect(copy.buffer).toBe(slab.take(1).buffer)
+  })
+
   it('starts a new chunk when the current one has no room, leaving the old views as they were', () => {
     const slab = new ByteSlab(1024)
     const views = Array.from({ length: 5 }, () => slab.take(256).fill(9))
