@@ -19,6 +19,7 @@ export type Epoch = Brand<string, 'Epoch'>
 // Printable, no whitespace, no control characters (ASCII or Unicode).
 const PEER_ID = /^[^\s\p{Cc}\p{Cf}]{1,128}$/u
 const EPOCH = /^[0-9a-z]{9}\.[A-Za-z0-9_-]{6,32}$/
+const MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/
 
 /** True when `value` is a valid {@link PeerId}. */
 export function isPeerId(value: unknown): value is PeerId {
@@ -32,7 +33,7 @@ export function isEpoch(value: unknown): value is Epoch {
 
 /** True when `value` could be a {@link MessageId} (1..64 url-safe characters). */
 export function isMessageId(value: unknown): value is MessageId {
-  return typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value)
+  return typeof value === 'string' && MESSAGE_ID.test(value)
 }
 
 /** Builds an epoch from a creation time and a random suffix. */
