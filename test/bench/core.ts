@@ -4,7 +4,10 @@
  * work: the figure issue 13's CPU goal compares across commits) and on (the
  * default: Node's WebCrypto adds its own cost per seal and open); the ceiling is the same count through (1) a bare
  * in-memory async queue and (2) raw memory-network frames, measured in the
- * same run. Then the send path alone: one engine queues N messages for a peer
+ * same run, and the floor below the engines (3): the same messages moved with
+ * the same store, codec and network and nothing else (core-floor.ts), so the
+ * engines' CPU divided by the floor's is the engine's own overhead. Then the
+ * send path alone: one engine queues N messages for a peer
  * that is not there (validation, the writer, the memory store; no frames).
  * Prints msgs/s, CPU per message and ratios; writes
  * test/bench/results/core.json.
@@ -14,6 +17,7 @@
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { ILM, MemoryNetwork, MemoryStore } from '../../src/index.js'
+import { storeAndCodecFloor } from './core-floor.js'
 import { figure } from './figures.js'
 
 const argIndex = process.argv.indexOf('--messages')
@@ -121,6 +125,8 @@ const rate = (ms: number): number => Math.round((N / ms) * 1000)
 const queueMs = await bareQueue()
 const rawMs = await rawNetwork()
 const ilm = await engines(false)
+// After the engines, so that it is not the one to warm up the store and codec they share.
+const floor = await storeAndCodecFloor(N, payload, CHUNK)
 const sealed = await engines(true)
 const sendOnly = await sendPath()
 const result = {
@@ -140,6 +146,11 @@ const result = {
   /** Process CPU per message of one engine queuing sends (no peer, no frames): the send path alone. */
   sendPathCpuMicrosPerMsg: Number((sendOnly.cpuUs / N).toFixed(2)),
   latencyP99Ms: Number(ilm.p99.toFixed(2)),
+  floorMsgsPerSec: rate(floor.ms),
+  /** Process CPU per message of the store-and-codec floor: the least any engine spends here with this store, codec and network. */
+  floorCpuMicrosPerMsg: Number((floor.cpuUs / N).toFixed(2)),
+  /** The engines' CPU per message over the floor's: the engine's own overhead. */
+  engineCpuToFloor: Number((ilm.cpuUs / floor.cpuUs).toFixed(2)),
   bareQueueMsgsPerSec: rate(queueMs),
   rawNetworkMsgsPerSec: rate(rawMs),
   ratioToBareQueue: Number((queueMs / ilm.ms).toFixed(4)),
@@ -147,6 +158,13 @@ const result = {
   figures: [
     figure(`core: two engines, memory store and network, encryption off, ${N.toLocaleString('en-US')} × ${payload.byteLength} B`, rate(ilm.ms), 'msgs/s', 'bare in-memory queue', rate(queueMs)),
     figure(`core: the same, encryption on (Node's WebCrypto)`, rate(sealed.ms), 'msgs/s', 'encryption off, same run', rate(ilm.ms)),
+    figure(
+      'core: two engines, encryption off, process CPU per message',
+      Number((ilm.cpuUs / N).toFixed(2)),
+      'us',
+      'the store-and-codec floor (the same store, codec and network, nothing else)',
+      Number((floor.cpuUs / N).toFixed(2)),
+    ),
   ],
 }
 console.log(
@@ -155,6 +173,7 @@ console.log(
     `  engines (memory store + memory network): ${result.engineMsgsPerSec} msgs/s  ${result.engineCpuMicrosPerMsg} us CPU/msg  p50 ${result.latencyP50Ms} ms  p99 ${result.latencyP99Ms} ms`,
     `  the same, encryption on:                 ${result.sealedMsgsPerSec} msgs/s  ${result.sealedCpuMicrosPerMsg} us CPU/msg`,
     `  send path alone (one engine, no peer):   ${result.sendPathMsgsPerSec} msgs/s  ${result.sendPathCpuMicrosPerMsg} us CPU/msg`,
+    `  floor, the same store, codec, network:   ${result.floorMsgsPerSec} msgs/s  ${result.floorCpuMicrosPerMsg} us CPU/msg  engines / floor ${result.engineCpuToFloor}`,
     `  ceiling, bare in-memory queue:           ${result.bareQueueMsgsPerSec} msgs/s  ratio ${result.ratioToBareQueue}`,
     `  ceiling, raw memory-network frames:      ${result.rawNetworkMsgsPerSec} msgs/s  ratio ${result.ratioToRawNetwork}`,
   ].join('\n'),
