@@ -56,7 +56,8 @@ export class InboundLink {
    * message is never handed over after its deadline.
    */
   receive(frame: MsgFrame): boolean {
-    if (isOverdue(frame, this.ctx.clock.now())) return false
+    // The clock is read only for a frame that can be overdue: this runs per frame.
+    if (frame.expiresAt !== undefined && isOverdue(frame, this.ctx.clock.now())) return false
     if (this.#batch !== undefined) {
       this.#batch.push(frame)
       return true
@@ -68,7 +69,8 @@ export class InboundLink {
     this.ctx.writer
       .submit((draft) => {
         if (this.#batch === frames) this.#batch = undefined
-        const afters = frames.map((taken) => this.#take(draft, taken))
+        const now = this.ctx.clock.now()
+        const afters = frames.map((taken) => this.#take(draft, taken, now))
         return () => {
           for (const after of afters) after()
         }
@@ -83,16 +85,16 @@ export class InboundLink {
     return true
   }
 
-  #take(draft: Draft, frame: MsgFrame): () => void {
+  #take(draft: Draft, frame: MsgFrame, now: number): () => void {
     const stream = this.#follow(draft, frame.epoch, frame.floor)
     if (stream === undefined) return () => this.#refuse(frame.epoch)
     if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from, 0)
     if (frame.seq > stream.receivedUpTo + 1) {
       if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
       // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
-      return this.#full(stream) ? () => {} : () => this.ctx.scheduleAck(this.from, 0)
+      return this.#full(stream.nextIndex, stream.processedBelow) ? () => {} : () => this.ctx.scheduleAck(this.from, 0)
     }
-    const rows = this.#store(draft, stream, frame)
+    const rows = this.#store(draft, stream, frame, now)
     return () => {
       for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
       // Nothing stored (a full inbox, an overdue frame): no ack, or the sender would go back as for a gap.
@@ -179,31 +181,30 @@ export class InboundLink {
   }
 
   /** Writes the frame and its buffered successors to the draft; returns the rows written. */
-  #store(draft: Draft, start: InStreamState, first: MsgFrame): InboxRow[] {
+  #store(draft: Draft, start: InStreamState, first: MsgFrame, now: number): InboxRow[] {
     const rows: InboxRow[] = []
-    let stream = start
+    // The stream's two counters move per frame; its state is written once, after the last.
+    let { receivedUpTo, nextIndex } = start
+    const buffer = this.#buffer
     let frame: MsgFrame | undefined = first
-    const now = this.ctx.clock.now()
-    while (frame !== undefined && frame.epoch === stream.epoch && !isOverdue(frame, now)) {
+    while (frame !== undefined && frame.epoch === start.epoch && !isOverdue(frame, now)) {
       // Backpressure: a full inbox stores (and acks) nothing more; the sender retries later.
-      if (this.#full(stream)) break
-      this.#buffer.delete(frame.seq)
-      if (frame.skip === true) {
-        stream = { ...stream, receivedUpTo: frame.seq }
-      } else {
-        const row = toRow(frame, stream.nextIndex, now)
+      if (this.#full(nextIndex, start.processedBelow)) break
+      if (buffer.size > 0) buffer.delete(frame.seq)
+      receivedUpTo = frame.seq
+      if (frame.skip !== true) {
+        const row = toRow(frame, nextIndex++, now)
         draft.write({ op: 'putInbox', row })
         rows.push(row)
-        stream = { ...stream, receivedUpTo: frame.seq, nextIndex: stream.nextIndex + 1 }
       }
-      frame = this.#buffer.get(stream.receivedUpTo + 1)
+      frame = buffer.size > 0 ? buffer.get(receivedUpTo + 1) : undefined
     }
-    draft.setIn(stream)
+    draft.setIn(receivedUpTo === start.receivedUpTo ? start : { ...start, receivedUpTo, nextIndex })
     return rows
   }
 
-  #full(stream: InStreamState): boolean {
-    return stream.nextIndex - stream.processedBelow >= this.ctx.limits.maxInboxPerPeer
+  #full(nextIndex: number, processedBelow: number): boolean {
+    return nextIndex - processedBelow >= this.ctx.limits.maxInboxPerPeer
   }
 
   #refuse(epoch: Epoch): void {
