@@ -1,8 +1,7 @@
-import type { EngineEvents, Message } from './api.js'
+import type { Message, StatusEvent } from './api.js'
 import type { Clock } from './clock.js'
-import type { Emitter } from './emitter.js'
 import type { Frame } from './frame.js'
-import type { PeerId } from './ids.js'
+import type { MessageId, PeerId } from './ids.js'
 import type { Limits } from './options.js'
 import type { EngineState } from './state.js'
 import type { OutboxRow, PeerStore } from './store.js'
@@ -16,7 +15,8 @@ export interface LinkContext {
   readonly state: EngineState
   readonly store: PeerStore
   readonly writer: Writer
-  readonly events: Emitter<EngineEvents>
+  /** Reports a status change of a sent message (to listeners and to whatever waits on the message). */
+  status(id: MessageId, to: PeerId, seq: number, status: StatusEvent['status']): void
   /** True once the engine is closed: links must stop at the next step. */
   readonly closed: boolean
   /** Encodes and hands a frame to the transport; throws or rejects when it cannot. */

@@ -22,6 +22,11 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
     return () => void set.delete(entry)
   }
 
+  /** True while `event` has a listener: lets a caller skip building an event nobody hears. */
+  has(event: keyof Events): boolean {
+    return (this.#listeners.get(event)?.size ?? 0) > 0
+  }
+
   emit<K extends keyof Events>(event: K, value: Events[K]): void {
     const set = this.#listeners.get(event)
     if (set === undefined) return

@@ -8,6 +8,7 @@ import type {
   RefusalCounts,
   SendOptions,
   SendReceipt,
+  StatusEvent,
 } from './api.js'
 import type { TimerHandle } from './clock.js'
 import { ByteSlab } from './byte-slab.js'
@@ -193,7 +194,6 @@ export class Engine {
     this.#events = new Emitter<EngineEvents>((error, event) => {
       if (event !== 'error') this.#fail(new IlmError('INTERNAL', `a "${String(event)}" listener threw`, { cause: error }))
     })
-    this.#events.on('status', (event) => this.#settleWaiters(event.id, event.status))
     this.#writer = new Writer(
       this.#store,
       this.#state,
@@ -548,7 +548,7 @@ export class Engine {
       state: this.#state,
       store: this.#store,
       writer: this.#writer,
-      events: this.#events,
+      status: (id, to, seq, status) => this.#status(id, to, seq, status),
       get closed() {
         return engine.#closed
       },
@@ -590,7 +590,7 @@ export class Engine {
         to = row.to
         link = this.#streamLink(to)
       }
-      this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'queued' })
+      this.#status(row.id, row.to, row.seq, 'queued')
       if (row.expiresAt !== undefined) this.#scheduleExpiry(row.expiresAt)
       link?.enqueued(row)
     }
@@ -879,8 +879,8 @@ export class Engine {
         if (reason !== undefined) link?.markExpired(seq)
         if (advance) link?.stored(seq)
         if (advance) this.#checkFlushed()
-        if (reason !== undefined) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'failed', reason })
-        else if (advance && row.expired !== true) this.#events.emit('status', { id: row.id, to: peer, seq, status: 'stored' })
+        if (reason !== undefined) this.#status(row.id, peer, seq, 'failed', reason)
+        else if (advance && row.expired !== true) this.#status(row.id, peer, seq, 'stored')
       }
     })
     // A flushed() waits for it: no reason to wait longer.
@@ -1155,7 +1155,7 @@ export class Engine {
     }
     for (const receipt of receipts) {
       if (receipt.to !== peer || receipt.seq <= from || receipt.seq > upTo || receipt.status !== 'delivered') continue
-      this.#events.emit('status', { id: receipt.id, to: peer, seq: receipt.seq, status: 'delivered' })
+      this.#status(receipt.id, peer, receipt.seq, 'delivered')
     }
     this.#outbound.get(peer)?.acked(upTo)
     this.#checkDrained()
@@ -1196,7 +1196,7 @@ export class Engine {
         return () => {
           for (const row of expired) {
             this.#outbound.get(row.to)?.markExpired(row.seq)
-            this.#events.emit('status', { id: row.id, to: row.to, seq: row.seq, status: 'expired' })
+            this.#status(row.id, row.to, row.seq, 'expired')
           }
         }
       })
@@ -1257,6 +1257,15 @@ export class Engine {
     if (this.#pruneTimer !== undefined) this.#clock.clearTimeout(this.#pruneTimer)
     this.#pruneAt = at
     this.#pruneTimer = this.#clock.setTimeout(() => this.#prune(), at - this.#clock.now())
+  }
+
+  /**
+   * A status change of a sent message: settles what waits on it and tells the listeners. The event is built only when
+   * something hears it: this runs several times per message.
+   */
+  #status(id: MessageId, to: PeerId, seq: number, status: StatusEvent['status'], reason?: string): void {
+    if (this.#waiters.size > 0) this.#settleWaiters(id, status)
+    if (this.#events.has('status')) this.#events.emit('status', reason === undefined ? { id, to, seq, status } : { id, to, seq, status, reason })
   }
 
   #settleWaiters(id: MessageId, status: MessageStatus): void {

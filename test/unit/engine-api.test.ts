@@ -137,3 +137,23 @@ describe('a send repeated after its first attempt landed', () => {
     await b.close()
   })
 })
+
+describe('status events', () => {
+  it('a listener hears each transition of the messages sent while it listens, in order; delivered() settles with no listener at all', async () => {
+    const { a, got } = await pair()
+    // Nobody listens: delivered() still settles (it does not depend on a status listener).
+    const quiet = await a.send('b', 'quiet')
+    await a.delivered(quiet.id)
+    const heard: string[] = []
+    const off = a.on('status', (event) => void heard.push(`${event.seq}:${event.status}`))
+    const loud = await a.send('b', 'loud')
+    await a.delivered(loud.id)
+    await settle()
+    off()
+    const after = await a.send('b', 'after')
+    await a.delivered(after.id)
+    await settle()
+    expect(heard).toEqual([`${loud.seq}:queued`, `${loud.seq}:sent`, `${loud.seq}:delivered`])
+    expect(got.map((m) => m.contents)).toEqual(['quiet', 'loud', 'after'])
+  })
+})
