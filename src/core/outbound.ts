@@ -58,7 +58,10 @@ export class OutboundLink {
   #timer: TimerHandle | undefined
   #rto: number
   readonly #rtt: RttEstimator
-  /** First-transmission times of seqs in flight, for RTT samples (Karn: a resent seq is dropped). */
+  /**
+   * First-transmission times of seqs in flight, for RTT samples (Karn: a resent seq is dropped). Its keys are in
+   * ascending order: a seq is added only above the highest sent so far, and a Map keeps insertion order.
+   */
   readonly #sentAt = new Map<number, number>()
   readonly #cache = new RowCache()
   /** Sealed bodies of cached rows (or their sealing under way), under the receiver's current keys; dropped when those change. */
@@ -152,10 +155,18 @@ export class OutboundLink {
     this.#dropSealed(upTo)
     const sentAt = this.#sentAt.get(upTo)
     if (sentAt !== undefined) this.#rtt.sample(this.ctx.clock.now() - sentAt)
-    for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
+    this.#forgetSentUpTo(upTo)
     this.#rto = this.#rtt.timeout
     this.#rearm(upTo)
     void this.pump()
+  }
+
+  #forgetSentUpTo(upTo: number): void {
+    // Ascending (see #sentAt): the scan stops at the first seq above `upTo`, so an ack costs what it settles, not the window.
+    for (const seq of this.#sentAt.keys()) {
+      if (seq > upTo) return
+      this.#sentAt.delete(seq)
+    }
   }
 
   /** An ack from the peer itself: it moves the window ({@link acked}) or, the same as the last one, tells of a gap. */
@@ -170,7 +181,7 @@ export class OutboundLink {
     this.#storedSeen = upTo
     this.#cache.dropUpTo(upTo)
     this.#dropSealed(upTo)
-    for (const seq of this.#sentAt.keys()) if (seq <= upTo) this.#sentAt.delete(seq)
+    this.#forgetSentUpTo(upTo)
     this.#rearm(upTo)
     void this.pump()
   }
@@ -381,7 +392,7 @@ export class OutboundLink {
       this.#sentAt.set(row.seq, at)
       this.#highestSent = row.seq
       // A stored row sent again to the peer stays `stored`.
-      if (!expired && row.seq > this.#settled()) this.ctx.events.emit('status', { id: row.id, to: this.to, seq: row.seq, status: 'sent' })
+      if (!expired && row.seq > this.#settled()) this.ctx.status(row.id, this.to, row.seq, 'sent')
     }
     this.#arm()
     return true
