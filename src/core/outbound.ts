@@ -162,7 +162,7 @@ export class OutboundLink {
   }
 
   #forgetSentUpTo(upTo: number): void {
-    // Ascending (see #sentAt): the scan stops at the first seq above `upTo`, so an ack costs what it settles, not the window.
+    // Ascending (see #sentAt): the scan stops at the first seq above `upTo`, so an ack costs what it settles, not every seq in flight.
     for (const seq of this.#sentAt.keys()) {
       if (seq > upTo) return
       this.#sentAt.delete(seq)
