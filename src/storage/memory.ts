@@ -76,10 +76,10 @@ interface IdentityState {
   meta: StoreMeta | undefined
   readonly outStreams: Map<PeerId, OutStreamState>
   readonly inStreams: Map<PeerId, InStreamState>
-  readonly outbox: Map<PeerId, KeyedRows<OutboxRow>>
+  readonly outbox: Map<PeerId, KeyedRows<IdEntry>>
   readonly inbox: Map<PeerId, KeyedRows<InboxRow>>
-  /** By message id: where its outbox row is, or the receipt its ack left (one map: a put's id check is one lookup). */
-  readonly ids: Map<MessageId, OutboxPlace | Receipt>
+  /** By message id: its outbox row or the receipt its ack left (one map: a put's id check is one lookup). */
+  readonly ids: Map<MessageId, IdEntry>
   /** The highest seq an ack settled, per stream: no row is queued at or below it again. */
   readonly settled: Map<PeerId, number>
   /** The end-to-end cipher's records. */
@@ -110,14 +110,23 @@ function newIdentityState(): IdentityState {
   }
 }
 
-/** Where a queued message's outbox row is. */
-interface OutboxPlace {
-  readonly to: PeerId
-  readonly seq: number
+/**
+ * What one message id names: its outbox row while it is queued, then the
+ * receipt the ack that settled it left. One object per id, in the id map and,
+ * while queued, in its stream's rows: an ack turns it into the receipt in
+ * place instead of writing the id map again (a map of every id still known,
+ * where each write of a message's id is a cache miss).
+ */
+interface IdEntry {
+  /** The queued row (`expire` and `release` replace it); undefined once settled. */
+  row: OutboxRow | undefined
+  /** The receipt, once settled. */
+  receipt: Receipt | undefined
 }
 
-function isReceipt(entry: OutboxPlace | Receipt | undefined): entry is Receipt {
-  return entry !== undefined && 'status' in entry
+/** The row of an entry in a stream's rows: queued, so it has one. */
+function rowOf(entry: IdEntry): OutboxRow {
+  return entry.row as OutboxRow
 }
 
 /** One handle on an identity's state; see {@link PeerStore} for the contract. */
@@ -150,7 +159,7 @@ class MemoryPeerStore implements PeerStore {
 
   async readOutbox(to: PeerId, fromSeq: number, limit: number): Promise<readonly OutboxRow[]> {
     this.enterRead()
-    return (this.state.outbox.get(to)?.readFrom(fromSeq, limit) ?? []).map(copyOutboxRow)
+    return (this.state.outbox.get(to)?.readFrom(fromSeq, limit) ?? []).map((entry) => copyOutboxRow(rowOf(entry)))
   }
 
   async readInbox(from: PeerId, fromIndex: number, limit: number): Promise<readonly InboxRow[]> {
@@ -210,7 +219,7 @@ function injectedFault(what: string): IlmError {
 function snapshot(state: IdentityState): StoreSnapshot {
   return {
     meta: state.meta === undefined ? undefined : { ...state.meta },
-    outStreams: [...state.outStreams.values()].map((s) => ({ ...impliedOutStream(s, state.outbox.get(s.to)?.lastAtOrBelow(Infinity)) })),
+    outStreams: [...state.outStreams.values()].map((s) => ({ ...impliedOutStream(s, state.outbox.get(s.to)?.last()) })),
     inStreams: [...state.inStreams.values()].map((s) => ({ ...s })),
   }
 }
@@ -223,8 +232,9 @@ function dueRows(state: IdentityState, now: number, limit: number): OutboxRow[] 
   const due: OutboxRow[] = []
   if (state.expiring === 0) return due
   for (const rows of state.outbox.values()) {
-    for (const row of rows.values()) {
+    for (const entry of rows.values()) {
       if (due.length >= limit) return due
+      const row = rowOf(entry)
       if (isExpiring(row) && (row.expiresAt as number) <= now) due.push(row)
     }
   }
@@ -235,7 +245,8 @@ function earliestExpiry(state: IdentityState): number | undefined {
   if (state.expiring === 0) return undefined
   let earliest: number | undefined
   for (const rows of state.outbox.values()) {
-    for (const row of rows.values()) {
+    for (const entry of rows.values()) {
+      const row = rowOf(entry)
       if (isExpiring(row) && (earliest === undefined || (row.expiresAt as number) < earliest)) earliest = row.expiresAt
     }
   }
@@ -244,10 +255,9 @@ function earliestExpiry(state: IdentityState): number | undefined {
 
 function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined {
   const entry = state.ids.get(id)
-  if (entry === undefined) return undefined
-  if (isReceipt(entry)) return { where: 'receipt', receipt: copyReceipt(entry) }
-  const row = state.outbox.get(entry.to)?.get(entry.seq)
-  return row && { where: 'outbox', to: entry.to, seq: entry.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
+  if (entry?.receipt !== undefined) return { where: 'receipt', receipt: copyReceipt(entry.receipt) }
+  const row = entry?.row
+  return row && { where: 'outbox', to: row.to, seq: row.seq, expired: row.expired === true, ...(row.failed !== undefined && { failed: row.failed }) }
 }
 
 /**
@@ -256,27 +266,37 @@ function lookup(state: IdentityState, id: MessageId): MessageLookup | undefined 
  */
 function validate(state: IdentityState, ops: readonly StoreOp[]): void {
   const ids = new IdsInCommit(state)
-  // A receipt's key stays taken for good: it is at or below its stream's watermark (checked below).
-  const outKeys = new PendingKeys((to, seq) => state.outbox.get(to)?.has(seq) === true)
+  // Per outbox stream, the keys the ops validated so far add, ascending: each put is above every key of its stream.
+  const added = new Map<PeerId, number[]>()
+  // The highest outbox key of a stream at or below `key`, as the ops validated so far leave them; -1 if none.
+  const outTop = (to: PeerId, key: number): number => {
+    const keys = added.get(to)
+    const rows = state.outbox.get(to)
+    return Math.max(keys === undefined ? -1 : (keys[firstAtOrAbove(keys, key + 1) - 1] ?? -1), rows === undefined ? -1 : rows.lastAtOrBelow(key))
+  }
   // Each inbox stream's highest index as the ops validated so far leave it; -1 while it has no row.
   const tops = new Map<PeerId, number>()
-  const topOf = (from: PeerId): number => tops.get(from) ?? state.inbox.get(from)?.lastAtOrBelow(Number.MAX_SAFE_INTEGER) ?? -1
+  const topOf = (from: PeerId): number => tops.get(from) ?? state.inbox.get(from)?.last() ?? -1
   // Each stream's watermark as the acks validated so far move it: to the highest row they settle.
   const marks = new Map<PeerId, number>()
   const markOf = (to: PeerId): number => marks.get(to) ?? state.settled.get(to) ?? -1
   validateOps(ops, (op) => {
     ids.follow(op)
     if (op.op === 'ack') {
-      const top = Math.max(state.outbox.get(op.to)?.lastAtOrBelow(op.upTo) ?? -1, outKeys.lastAddedAtOrBelow(op.to, op.upTo))
+      const top = outTop(op.to, op.upTo)
       if (top > markOf(op.to)) marks.set(op.to, top)
     }
     if (op.op === 'putOutbox') {
       const { to, seq } = op.row
       const mark = markOf(to)
       if (seq <= mark) return `outbox row (${to}, ${seq}) is at or below the acknowledged seqs`
-      // The rows waiting above the watermark are contiguous.
-      const top = Math.max(state.outbox.get(to)?.lastAtOrBelow(Number.MAX_SAFE_INTEGER) ?? -1, outKeys.lastAddedAtOrBelow(to, Number.MAX_SAFE_INTEGER))
+      // The rows waiting above the watermark are contiguous. Every key is above the watermark (an ack deletes the
+      // rows it settles), so a put that passes both checks is above every key: none can exist already.
+      let keys = added.get(to)
+      const top = Math.max(keys?.[keys.length - 1] ?? -1, state.outbox.get(to)?.last() ?? -1)
       if (top > mark && seq !== top + 1) return `outbox row (${to}, ${seq}) is not one above the highest waiting (${top})`
+      if (keys === undefined) added.set(to, (keys = []))
+      keys.push(seq)
     }
     if (op.op === 'putInbox') {
       const { from, index } = op.row
@@ -285,7 +305,7 @@ function validate(state: IdentityState, ops: readonly StoreOp[]): void {
       tops.set(from, index)
     }
     if (op.op === 'deleteInbox' && op.below > topOf(op.from)) tops.set(op.from, -1)
-    return keyConflict(op, outKeys)
+    return undefined
   })
 }
 
@@ -316,8 +336,8 @@ class IdsInCommit {
   private stored(id: MessageId): boolean {
     const entry = this.state.ids.get(id)
     if (entry === undefined) return false
-    const row = isReceipt(entry) ? undefined : entry
-    let receiptAt = isReceipt(entry) ? entry.at : undefined
+    const row = entry.row
+    let receiptAt = entry.receipt?.at
     for (const step of this.steps) {
       if (step.op === 'ack') {
         if (row !== undefined && receiptAt === undefined && step.to === row.to && step.upTo >= row.seq) receiptAt = step.at
@@ -326,41 +346,6 @@ class IdsInCommit {
       }
     }
     return true
-  }
-}
-
-function keyConflict(op: StoreOp, outKeys: PendingKeys): string | undefined {
-  if (op.op !== 'putOutbox') return undefined
-  if (outKeys.has(op.row.to, op.row.seq)) return `outbox row (${op.row.to}, ${op.row.seq}) exists`
-  outKeys.add(op.row.to, op.row.seq)
-  return undefined
-}
-
-/** Key presence per stream as the stored state and the ops validated so far leave it. */
-class PendingKeys {
-  /** Per stream, the keys added so far, ascending (a commit's puts on a stream come in ascending seqs, so each is appended). */
-  private readonly added = new Map<PeerId, number[]>()
-  private readonly stored: (stream: PeerId, key: number) => boolean
-
-  constructor(stored: (stream: PeerId, key: number) => boolean) {
-    this.stored = stored
-  }
-
-  has(stream: PeerId, key: number): boolean {
-    return this.lastAddedAtOrBelow(stream, key) === key || this.stored(stream, key)
-  }
-
-  add(stream: PeerId, key: number): void {
-    let keys = this.added.get(stream)
-    if (keys === undefined) this.added.set(stream, (keys = []))
-    keys.splice(firstAtOrAbove(keys, key + 1), 0, key)
-  }
-
-  /** The highest key added so far that is <= `key`; -1 if none. */
-  lastAddedAtOrBelow(stream: PeerId, key: number): number {
-    const keys = this.added.get(stream)
-    if (keys === undefined) return -1
-    return keys[firstAtOrAbove(keys, key + 1) - 1] ?? -1
   }
 }
 
@@ -441,39 +426,42 @@ function applyOp(state: IdentityState, op: StoreOp, receipts: Receipt[]): void {
 function putOutbox(state: IdentityState, row: OutboxRow): void {
   let rows = state.outbox.get(row.to)
   if (rows === undefined) state.outbox.set(row.to, (rows = new KeyedRows()))
-  rows.insert(row.seq, row)
-  state.ids.set(row.id, { to: row.to, seq: row.seq })
+  const entry: IdEntry = { row, receipt: undefined }
+  rows.insert(row.seq, entry)
+  state.ids.set(row.id, entry)
   state.outboxCount += 1
   if (isExpiring(row)) state.expiring += 1
 }
 
 function expire(state: IdentityState, to: PeerId, seq: number, reason: string | undefined): void {
-  const rows = state.outbox.get(to)
-  const row = rows?.get(seq)
-  if (rows === undefined || row === undefined) return
+  const entry = state.outbox.get(to)?.get(seq)
+  if (entry === undefined) return
+  const row = rowOf(entry)
   if (isExpiring(row)) state.expiring -= 1
-  rows.replace(seq, { ...row, contents: new Uint8Array(0), expired: true, ...(reason !== undefined && { failed: reason }) })
+  entry.row = { ...row, contents: new Uint8Array(0), expired: true, ...(reason !== undefined && { failed: reason }) }
 }
 
 function release(state: IdentityState, to: PeerId, seq: number): void {
-  const rows = state.outbox.get(to)
-  const row = rows?.get(seq)
-  if (rows !== undefined && row !== undefined) rows.replace(seq, { ...row, contents: new Uint8Array(0) })
+  const entry = state.outbox.get(to)?.get(seq)
+  if (entry !== undefined) entry.row = { ...rowOf(entry), contents: new Uint8Array(0) }
 }
 
 function ack(state: IdentityState, to: PeerId, upTo: number, at: number, receipts: Receipt[]): void {
   const rows = state.outbox.get(to)
   if (rows === undefined) return
   const settled = rows.deleteUpTo(upTo)
-  for (const row of settled) {
+  let top = -1
+  for (let i = 0; i < settled.length; i++) {
+    const entry = settled[i] as IdEntry
+    const row = rowOf(entry)
     state.outboxCount -= 1
     if (isExpiring(row)) state.expiring -= 1
-    const receipt = receiptOf(row, at)
-    state.ids.set(row.id, receipt)
-    receipts.push(receipt)
+    entry.receipt = receiptOf(row, at)
+    entry.row = undefined
+    receipts.push(entry.receipt)
+    top = row.seq
   }
-  const top = settled[settled.length - 1]
-  if (top !== undefined) state.settled.set(to, Math.max(top.seq, state.settled.get(to) ?? -1))
+  if (top !== -1) state.settled.set(to, Math.max(top, state.settled.get(to) ?? -1))
   if (rows.size === 0) state.outbox.delete(to)
 }
 
@@ -493,7 +481,7 @@ function deleteInbox(state: IdentityState, from: PeerId, below: number): void {
 
 function pruneReceipts(state: IdentityState, before: number): void {
   for (const [id, entry] of state.ids) {
-    if (isReceipt(entry) && entry.at < before) state.ids.delete(id)
+    if (entry.receipt !== undefined && entry.receipt.at < before) state.ids.delete(id)
   }
 }
 
@@ -562,12 +550,6 @@ class KeyedRows<T> {
     this.rows.splice(i, 0, row)
   }
 
-  /** Replaces the row of a key that is present. */
-  replace(key: number, row: T): void {
-    const i = firstAtOrAbove(this.keys, key, this.head)
-    if (this.keys[i] === key) this.rows[i] = row
-  }
-
   /** Deletes every key <= `upTo`; returns their rows in key order. */
   deleteUpTo(upTo: number): T[] {
     const deleted: T[] = []
@@ -579,6 +561,11 @@ class KeyedRows<T> {
     }
     this.compact()
     return deleted
+  }
+
+  /** The highest key; -1 if none. */
+  last(): number {
+    return this.head < this.keys.length ? (this.keys[this.keys.length - 1] as number) : -1
   }
 
   /** The highest key <= `key`; -1 if none. */
