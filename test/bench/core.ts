@@ -19,6 +19,7 @@ import { cpus } from 'node:os'
 import { ILM, MemoryNetwork, MemoryStore } from '../../src/index.js'
 import { storeAndCodecFloor } from './core-floor.js'
 import { figure } from './figures.js'
+import { sendInTurns } from './send-turns.js'
 
 const argIndex = process.argv.indexOf('--messages')
 const N = argIndex > 0 ? Number(process.argv[argIndex + 1]) : 100_000
@@ -86,14 +87,10 @@ async function engines(encryption: boolean): Promise<{ ms: number; cpuUs: number
   await new Promise((resolve) => setTimeout(resolve, 20))
   const cpu = process.cpuUsage()
   const start = performance.now()
-  for (let i = 0; i < N; i += CHUNK) {
-    const batch: Array<Promise<unknown>> = []
-    for (let j = i; j < Math.min(N, i + CHUNK); j++) {
-      const t = performance.now()
-      batch.push(a.send('b', payload).then(({ id }) => sentAt.set(id, t)))
-    }
-    await Promise.all(batch)
-  }
+  await sendInTurns(N, CHUNK, (): Promise<unknown> => {
+    const t = performance.now()
+    return a.send('b', payload).then(({ id }) => sentAt.set(id, t))
+  })
   await finished
   const ms = performance.now() - start
   const used = process.cpuUsage(cpu)
@@ -109,11 +106,7 @@ async function sendPath(): Promise<{ ms: number; cpuUs: number }> {
   const a = await ILM.open({ store: new MemoryStore(), transport: net.connect('a'), limits: { maxPendingPerPeer: N } })
   const cpu = process.cpuUsage()
   const start = performance.now()
-  for (let i = 0; i < N; i += CHUNK) {
-    const batch: Array<Promise<unknown>> = []
-    for (let j = i; j < Math.min(N, i + CHUNK); j++) batch.push(a.send('b', payload))
-    await Promise.all(batch)
-  }
+  await sendInTurns(N, CHUNK, () => a.send('b', payload))
   const ms = performance.now() - start
   const used = process.cpuUsage(cpu)
   await a.close()
