@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { intArg } from './args.js'
 import { figure } from './figures.js'
+import { median } from './peers-stats.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TSX = join(ROOT, 'node_modules/.bin/tsx')
@@ -65,11 +66,6 @@ function runRound(checkout: string): Round {
     throw new Error(`core-ab: a round at ${checkout} failed (exit ${String(child.status ?? child.signal)}): ${child.stderr.trim().slice(-2000)}`)
   }
   return { cpuMicrosPerMsg: round.cpuMicrosPerMsg, msgsPerSec: round.msgsPerSec }
-}
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 const labels = checkouts.map(labelOf)
