@@ -1107,8 +1107,9 @@ function isEvents(events: unknown): events is TransportEvents {
 }
 
 function isUint8Array(value: unknown): value is Uint8Array {
-  // By tag, not instanceof: the value may come from another realm.
-  return Object.prototype.toString.call(value) === '[object Uint8Array]'
+  // By tag when not by instanceof: the value may come from another realm. Not by tag alone: this runs per frame, and
+  // the tag's string cost 0.6 us per message in a Chromium worker's profile.
+  return value instanceof Uint8Array || Object.prototype.toString.call(value) === '[object Uint8Array]'
 }
 
 function describeError(error: unknown): string {
