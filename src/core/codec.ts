@@ -36,10 +36,10 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 export function encodeFrame(frame: Frame, slab?: ByteSlab): Uint8Array {
   const head = JSON.stringify(headerOf(frame))
   const body = frame.kind === 'msg' ? frame.contents : frame.kind === 'hello' ? (frame.keys ?? EMPTY) : EMPTY
-  // An ASCII header (the usual case) is one byte per character: encoded in place, with one allocation.
+  // An ASCII header (the usual case) is one byte per character: written in place, with one allocation.
   let out = allocate(PREFIX + head.length + body.byteLength, slab)
-  let { read, written } = encoder.encodeInto(head, out.subarray(PREFIX, PREFIX + head.length))
-  if (read !== head.length || written !== head.length) {
+  let written = head.length
+  if (!writeAscii(head, out, PREFIX)) {
     const bytes = encoder.encode(head)
     out = allocate(PREFIX + bytes.byteLength + body.byteLength, slab)
     out.set(bytes, PREFIX)
@@ -56,6 +56,20 @@ export function encodeFrame(frame: Frame, slab?: ByteSlab): Uint8Array {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/**
+ * Writes `text` at `at` one byte per character; false (and `out` partly written) at the first character that is not
+ * ASCII. A loop, not `TextEncoder.encodeInto`: in a Chromium worker that call cost about 2 µs per frame (bench:peers'
+ * sending worker, 16 -> 14 µs of CPU per message), the loop a fraction of that; in Node both are cheap.
+ */
+function writeAscii(text: string, out: Uint8Array, at: number): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code > 0x7f) return false
+    out[at + i] = code
+  }
+  return true
+}
 
 function allocate(bytes: number, slab: ByteSlab | undefined): Uint8Array {
   return slab === undefined ? new Uint8Array(bytes) : slab.take(bytes)

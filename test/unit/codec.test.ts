@@ -25,7 +25,8 @@ const frames: Frame[] = [
   { kind: 'hello', from: msg.from, to: msg.to, epoch, floor: 7, known: epoch, upTo: 12, reply: true },
   { kind: 'ack', from: msg.to, to: msg.from, epoch, upTo: Number.MAX_SAFE_INTEGER - 1 },
   { kind: 'reset', from: msg.to, to: msg.from, epoch, expected: '00m5x3k1b.xyz789' as Epoch },
-  // Headers that are not ASCII take more bytes than characters.
+  // Headers that are not ASCII take more bytes than characters: Latin-1 alone, and beyond it.
+  { ...msg, from: 'zoë' as PeerId },
   { ...msg, from: 'zoë' as PeerId, to: '🦊-fox' as PeerId },
   { kind: 'ack', from: '李' as PeerId, to: msg.from, epoch, upTo: 3 },
 ]
