@@ -3,6 +3,7 @@ import type { DBSchema, IDBPDatabase, IDBPObjectStore, IDBPTransaction, StoreNam
 import { chunkOf, firstOf, rowsOf, type StoredInbox } from './inbox-chunk.js'
 import { firstSeqOf, fromStored, outRowsOf, recordOf, rewritten, toStored, trimmedOutbox, type StoredOutbox, type StoredOutboxRow } from './outbox-chunk.js'
 import { duplicateId, validateOps } from './op-validation.js'
+import { ownBytes } from './own-bytes.js'
 import { joinsRecord, RECORD_ROWS } from './record-size.js'
 import { IlmError, isIlmError } from '../core/errors.js'
 import { isPeerId } from '../core/ids.js'
@@ -26,7 +27,7 @@ import { impliedOutStream, receiptOf } from '../core/store.js'
  * The schema version of the databases an {@link IndexedDBStore} creates. Bump
  * it together with a new step at the end of `upgrade`.
  */
-export const SCHEMA_VERSION = 7
+export const SCHEMA_VERSION = 8
 
 /** Options of an {@link IndexedDBStore} (and of {@link deleteDatabase}). */
 export interface IndexedDBStoreOptions {
@@ -281,6 +282,8 @@ function upgrade(db: Db, oldVersion: number, _newVersion: number | null, tx: Tx<
     // Schema 7 moves nothing: from it on, a stream's `nextSeq` may lag behind its outbox rows (see OutStreamState). Code
     // of schema 6 or before would take the lagging one as is and refuse every send to it, so it must not open such a
     // database: the version makes it fail at open (a tab of it still open is fenced), not later.
+    // Schema 8 moves nothing either: from it on, chunks store their rows by column (OutboxChunk, InboxChunk), which
+    // code of schema 7 or before would take for single rows. Chunks of rows as objects are still read.
   })().catch(() => abortQuietly(tx))
 }
 
@@ -1394,20 +1397,6 @@ function receiptRowV2(receipt: Receipt): StoredRowV2 {
     ...(status === 'failed' && { failed: reason ?? 'failed' }),
     ackedAt: at,
   }
-}
-
-/**
- * The bytes of `contents` alone. Structured clone copies a view's whole
- * buffer (a Node Buffer from the pool is a view on 8 KiB), so a partial view,
- * a subclass or a shared buffer is copied first.
- */
-function ownBytes(contents: Uint8Array): Uint8Array {
-  const whole =
-    contents.constructor === Uint8Array &&
-    contents.byteOffset === 0 &&
-    contents.buffer instanceof ArrayBuffer &&
-    contents.byteLength === contents.buffer.byteLength
-  return whole ? contents : new Uint8Array(contents)
 }
 
 // ---------------------------------------------------------------- errors and helpers

@@ -249,13 +249,15 @@ describe('IndexedDBStore', () => {
     await handle.commit([0, 1, 2].map((index) => ({ op: 'putInbox', row: { ...inRow(index), contents: big.subarray(index, index + 2) } })))
     await handle.commit([3, 4].map((index) => ({ op: 'putInbox', row: inRow(index) })))
     const db = await rawOpen(factory, id)
-    const records = await rawAll<{ index: number; first: number; rows: { contents: Uint8Array }[] }>(db, 'inbox')
+    const records = await rawAll<{ index: number; first: number; lengths: number[]; bytes: Uint8Array; rows?: unknown }>(db, 'inbox')
     db.close()
-    expect(records.map(({ first, index, rows }) => [first, index, rows.length])).toEqual([
-      [0, 2, 3],
-      [3, 4, 2],
+    // By column (schema 8): the rows' lengths, and their bytes in one buffer of their own (not the 4 KiB they were viewed in).
+    expect(records.map(({ first, index, lengths, rows }) => [first, index, lengths, rows])).toEqual([
+      [0, 2, [2, 2, 2], undefined],
+      [3, 4, [1, 1], undefined],
     ])
-    expect(records[0]!.rows[1]!.contents.buffer.byteLength).toBe(2)
+    expect(records[0]!.bytes.buffer.byteLength).toBe(6)
+    expect([...records[0]!.bytes]).toEqual([0, 1, 1, 2, 2, 3])
     expect((await handle.readInbox(C, 1, 3)).map((r) => [r.index, [...r.contents]])).toEqual([
       [1, [1, 2]],
       [2, [2, 3]],
@@ -268,10 +270,10 @@ describe('IndexedDBStore', () => {
       { op: 'deleteInbox', from: C, below: 4 },
     ])
     const after = await rawOpen(factory, id)
-    const left = await rawAll<{ index: number; first: number; rows: unknown[] }>(after, 'inbox')
+    const left = await rawAll<{ index: number; first: number; lengths: unknown[] }>(after, 'inbox')
     const floors = await rawAll(after, 'inboxFloors')
     after.close()
-    expect(left.map(({ first, index, rows }) => [first, index, rows.length])).toEqual([
+    expect(left.map(({ first, index, lengths }) => [first, index, lengths.length])).toEqual([
       [0, 2, 3],
       [3, 4, 2],
     ])
@@ -308,6 +310,88 @@ describe('IndexedDBStore', () => {
     ])
     expect(await handle.readInbox(C, 0, 10)).toEqual([inRow(5), inRow(6), inRow(7)])
     expect(await handle.count()).toEqual({ outbound: 0, inbound: 3 })
+  })
+
+  it('reads, settles, rewrites and trims chunks of row objects (schema 5 to 7), and writes chunks by column', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit([put(0)])
+    const db = await rawOpen(factory, id)
+    const tx = db.transaction(['outbox', 'inbox'], 'readwrite')
+    const rows = [1, 2, 3, 4].map((seq) => row(seq, seq === 3 ? { expiresAt: 1e15 } : {}))
+    tx.objectStore('outbox').add({
+      to: B,
+      seq: 4,
+      first: 1,
+      rows: rows.map((r) => (r.expiresAt === undefined ? r : { ...r, expiry: r.expiresAt })),
+      id: rows.map((r) => r.id),
+      expiry: [1e15],
+    })
+    const inRows = [0, 1, 2].map(inRow)
+    tx.objectStore('inbox').add({ from: C, index: 2, first: 0, rows: inRows.map(({ from: _f, index: _i, ...rest }) => rest) })
+    await new Promise((resolve) => (tx.oncomplete = resolve))
+    db.close()
+    expect(await handle.readOutbox(B, 2, 10)).toEqual([row(2), row(3, { expiresAt: 1e15 }), row(4)])
+    expect(await handle.readInbox(C, 1, 10)).toEqual([inRow(1), inRow(2)])
+    expect(await handle.count()).toEqual({ outbound: 5, inbound: 3 })
+    expect(await handle.nextExpiry()).toBe(1e15)
+    expect((await handle.findMessage(row(4).id))?.where).toBe('outbox')
+    await handle.commit([{ op: 'release', to: B, seq: 2 }])
+    expect((await handle.readOutbox(B, 1, 10)).map((r) => r.contents.byteLength)).toEqual([1, 0, 1, 1])
+    expect((await handle.commit([{ op: 'ack', to: B, upTo: 2, at: 5 }])).map((r) => r.seq)).toEqual([0, 1, 2])
+    await handle.commit([{ op: 'pruneReceipts', before: 6 }])
+    expect(await handle.readOutbox(B, 0, 10)).toEqual([row(3, { expiresAt: 1e15 }), row(4)])
+    expect(await handle.findMessage(row(1).id)).toBeUndefined()
+    await handle.commit([put(5), put(6, { expiresAt: 2e15 }), { op: 'deleteInbox', from: C, below: 1 }, { op: 'putInbox', row: inRow(3) }])
+    expect(await handle.readOutbox(B, 0, 10)).toEqual([row(3, { expiresAt: 1e15 }), row(4), row(5), row(6, { expiresAt: 2e15 })])
+    expect(await handle.readInbox(C, 0, 10)).toEqual([inRow(1), inRow(2), inRow(3)])
+    expect(await handle.readExpired(3e15, 10)).toEqual([row(3, { expiresAt: 1e15 }), row(6, { expiresAt: 2e15 })])
+    const after = await rawOpen(factory, id)
+    const outbox = await rawAll<{ first: number; seq: number; rows?: unknown[]; lengths?: number[]; expiresAt?: unknown[]; expiry?: number[] }>(after, 'outbox')
+    after.close()
+    // The old chunk, trimmed by the prune, is written again by column; the new one too. Each has its expiresAt column and expiry index.
+    expect(outbox.map((r) => [r.first, r.seq, r.rows?.length, r.lengths, r.expiresAt, r.expiry])).toEqual([
+      [3, 4, undefined, [1, 1], [1e15, null], [1e15]],
+      [5, 6, undefined, [1, 1], [null, 2e15], [2e15]],
+    ])
+  })
+
+  it('stores rows by column only when the columns hold them whole: expired or failed rows, and inbox rows of two epochs, as objects', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit([put(0, { expiresAt: 50 }), put(1), put(2, { expiresAt: 60 })])
+    await handle.commit([{ op: 'expire', to: B, seq: 0, reason: 'mailbox full' }])
+    const epochs = [0, 1, 2].map((index) => ({ ...inRow(index), epoch: (index === 2 ? '000000002.abcdef' : inRow(index).epoch) as InboxRow['epoch'] }))
+    await handle.commit(epochs.map((r) => ({ op: 'putInbox', row: r })))
+    const db = await rawOpen(factory, id)
+    const outbox = await rawAll<{ rows?: unknown[]; lengths?: unknown[] }>(db, 'outbox')
+    const inbox = await rawAll<{ rows?: unknown[]; lengths?: unknown[] }>(db, 'inbox')
+    db.close()
+    expect(outbox.map((r) => [r.rows?.length, r.lengths])).toEqual([[3, undefined]])
+    expect(inbox.map((r) => [r.rows?.length, r.lengths])).toEqual([[3, undefined]])
+    expect(await handle.readOutbox(B, 0, 10)).toEqual([
+      row(0, { expiresAt: 50, expired: true, failed: 'mailbox full', contents: new Uint8Array(0) }),
+      row(1),
+      row(2, { expiresAt: 60 }),
+    ])
+    expect(await handle.readInbox(C, 0, 10)).toEqual(epochs)
+    expect(await handle.readExpired(100, 10)).toEqual([row(2, { expiresAt: 60 })])
+    // A chunk by column whose acked row had an expiresAt is written again of rows, each with bytes of its own: not
+    // views that would store the whole buffer again.
+    const kib = (seq: number): Uint8Array => new Uint8Array(1024).fill(seq)
+    await handle.commit([put(3, { expiresAt: 70, contents: kib(3) }), put(4, { contents: kib(4) }), put(5, { contents: kib(5) })])
+    await handle.commit([{ op: 'ack', to: B, upTo: 3, at: 5 }])
+    const after = await rawOpen(factory, id)
+    const [, chunk] = await rawAll<{ first: number; rows?: OutboxRow[] }>(after, 'outbox')
+    after.close()
+    expect(chunk?.rows?.map((r) => [r.seq, r.contents.byteLength, r.contents.buffer.byteLength])).toEqual([
+      [3, 0, 0],
+      [4, 1024, 1024],
+      [5, 1024, 1024],
+    ])
+    expect((await handle.readOutbox(B, 4, 10)).map((r) => [...new Set(r.contents)])).toEqual([[4], [5]])
   })
 
   it('maps a QuotaExceededError thrown by a request to QUOTA_EXCEEDED and applies nothing', async () => {
@@ -614,7 +698,8 @@ describe('IndexedDBStore', () => {
     const id = identity()
     const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
     await handle.commit(Array.from({ length: 150 }, (_, seq) => put(seq, seq === 140 ? { expiresAt: 1e15 } : {})))
-    type Chunk = { seq: number; first: number; id: string[]; expiry?: number[]; rows: OutboxRow[] }
+    type Chunk = { seq: number; first: number; id: string[]; expiry?: number[]; lengths?: number[]; rows?: OutboxRow[] }
+    const rowCount = (r: Chunk): number => r.lengths?.length ?? r.rows?.length ?? 1
     const records = async (store = 'outbox'): Promise<Chunk[]> => {
       const db = await rawOpen(factory, id)
       try {
@@ -625,8 +710,8 @@ describe('IndexedDBStore', () => {
     }
     // The inbox's records too.
     await handle.commit(Array.from({ length: 150 }, (_, index) => ({ op: 'putInbox', row: inRow(index) })))
-    expect((await records('inbox')).map((r) => r.rows.length)).toEqual([64, 64, 22])
-    expect((await records()).map((r) => [r.first, r.seq, r.rows.length, r.id.length, r.expiry])).toEqual([
+    expect((await records('inbox')).map(rowCount)).toEqual([64, 64, 22])
+    expect((await records()).map((r) => [r.first, r.seq, rowCount(r), r.id.length, r.expiry])).toEqual([
       [0, 63, 64, 64, undefined],
       [64, 127, 64, 64, undefined],
       [128, 149, 22, 22, [1e15]],
@@ -668,7 +753,7 @@ describe('IndexedDBStore', () => {
     await handle.commit(sizes.map((n, index) => ({ op: 'putInbox', row: { ...inRow(index), contents: kib(n) } })))
     const db = await rawOpen(factory, id)
     try {
-      const shape = (records: Array<{ rows?: unknown[] }>): number[] => records.map((r) => r.rows?.length ?? 1)
+      const shape = (records: Array<{ lengths?: unknown[]; rows?: unknown[] }>): number[] => records.map((r) => r.lengths?.length ?? r.rows?.length ?? 1)
       expect(shape(await rawAll(db, 'outbox'))).toEqual([2, 1, 1, 2])
       expect(shape(await rawAll(db, 'inbox'))).toEqual([2, 1, 1, 2])
     } finally {

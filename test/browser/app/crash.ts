@@ -9,6 +9,7 @@
 import { connect, type Messenger } from 'intersession/client'
 import type { Message } from 'intersession'
 import { openDB, type IDBPDatabase } from 'idb'
+import { rowsOf, type StoredInbox } from '../../../src/storage/inbox-chunk.js'
 
 /** A handover as the handler recorded it; `life` is the browser launch it happened in. */
 export interface HandoverRecord {
@@ -81,14 +82,14 @@ export const crash = {
     if (!(await indexedDB.databases()).some((d) => d.name === name)) return []
     const db = await openDB(name)
     try {
-      // A record holds the rows one commit stored (`rows`, from index `first`), or one row as stores before chunks wrote
-      // it. A stream's rows below its highest processed mark (`inboxFloors`) are gone, also those still inside a record.
-      type Row = InboxEntry & { index: number }
-      const records = (await db.getAll('inbox')) as Array<Row | { from: string; first: number; rows: Omit<Row, 'from' | 'index'>[] }>
+      // A record holds the rows one commit stored (by column, read by the store's own rowsOf), or one row as stores
+      // before chunks wrote it. A stream's rows below its highest processed mark (`inboxFloors`) are gone, also those
+      // still inside a record.
+      const records = (await db.getAll('inbox')) as StoredInbox[]
       const floors = (await db.getAll('inboxFloors')) as Array<{ from: string; below: number }>
       const floor = (from: string): number => Math.max(-Infinity, ...floors.filter((f) => f.from === from).map((f) => f.below))
       return records
-        .flatMap((record): Row[] => ('rows' in record ? record.rows.map((row, i) => ({ ...row, from: record.from, index: record.first + i })) : [record]))
+        .flatMap((record) => rowsOf(record))
         .filter((row) => row.index >= floor(row.from))
         .map(({ from, id, seq, epoch }) => ({ from, id, seq, epoch }))
     } finally {

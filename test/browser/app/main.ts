@@ -8,6 +8,7 @@ import { storeContract, transportContract, type ContractCase } from 'intersessio
 import { PageRtc } from 'intersession/client'
 import type { Message } from 'intersession'
 import { openDB } from 'idb'
+import { outRowsOf, type StoredOutbox } from '../../../src/storage/outbox-chunk.js'
 import { storageFaults } from './storage-faults.js'
 import { recoveryBench } from './recovery-bench.js'
 import { soak } from './soak.js'
@@ -138,14 +139,11 @@ const harness = {
   async outboxRows(peerId: string) {
     const db = await openDB(`intersession:${peerId}`)
     const settled = (await db.getAll('settled')) as Array<{ to: string; upTo: number }>
-    // A record holds the rows one commit queued on a stream (`rows`), or one row. Acknowledged rows stay as receipts, at
-    // or below their stream's watermark: the rows above it are the outbox.
-    type Row = { to: string; seq: number; id: string; contents: Uint8Array }
-    const rows = ((await db.getAll('outbox')) as Array<Row | { rows: Row[] }>)
-      .flatMap((record) => ('rows' in record ? record.rows : [record]))
-      .filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
+    // A record holds the rows one commit queued on a stream (by column, read by the store's own outRowsOf), or one row.
+    // Acknowledged rows stay as receipts, at or below their stream's watermark: the rows above it are the outbox.
+    const rows = ((await db.getAll('outbox')) as StoredOutbox[]).flatMap(outRowsOf).filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
     db.close()
-    return rows.map((r) => ({ to: r.to, seq: r.seq, id: r.id, text: new TextDecoder().decode(r.contents) }))
+    return rows.map((r) => ({ to: r.to, seq: r.seq, id: String(r.id), text: new TextDecoder().decode(r.contents) }))
   },
   /** Registers ./sync-sw.ts (service-worker.spec.ts, test/engines/service-worker.test.ts) for the whole origin and waits until it is active. */
   async registerSyncWorker(relay: string, budgetMs: number) {

@@ -8,6 +8,7 @@ import type { Messenger } from 'intersession/client'
 import { IlmError } from 'intersession/client'
 import { openDB } from 'idb'
 import { impliedOutStream, type OutStreamState } from '../../../src/core/store.js'
+import { outRowsOf, type StoredOutbox } from '../../../src/storage/outbox-chunk.js'
 import { closedProbes, connectProbes, messengerProbes, mixedTurn } from './api-input.js'
 
 /** How one send ended, as plain data (it crosses to Playwright). */
@@ -30,14 +31,6 @@ export interface SendSpec {
 }
 
 /** An identity's database as stored, or `undefined` when it does not exist. */
-/** An outbox row as IndexedDB holds it, on its own or in a record's `rows`. */
-interface OutboxRecordRow {
-  readonly to: string
-  readonly seq: number
-  readonly id: string
-  readonly contents: Uint8Array
-}
-
 export interface StoredState {
   readonly epoch: string | undefined
   readonly generation: number | undefined
@@ -151,12 +144,12 @@ export function storageFaults(current: () => Messenger | undefined) {
           tx.objectStore('meta').get('generation') as Promise<number | undefined>,
           tx.objectStore('outStreams').getAll() as Promise<OutStreamState[]>,
           tx.objectStore('inStreams').getAll(),
-          tx.objectStore('outbox').getAll() as Promise<Array<OutboxRecordRow | { rows: OutboxRecordRow[] }>>,
+          tx.objectStore('outbox').getAll() as Promise<StoredOutbox[]>,
           tx.objectStore('settled').getAll() as Promise<Array<{ to: string; upTo: number }>>,
         ])
-        // A record holds the rows one commit queued on a stream (`rows`), or one row. Acknowledged rows stay as receipts,
-        // at or below their stream's watermark: the rows above it are the outbox.
-        const all = rows.flatMap((record) => ('rows' in record ? record.rows : [record]))
+        // A record holds the rows one commit queued on a stream (by column, read by the store's own outRowsOf), or one
+        // row. Acknowledged rows stay as receipts, at or below their stream's watermark: the rows above it are the outbox.
+        const all = rows.flatMap(outRowsOf)
         const outbox = all.filter((r) => r.seq > (settled.find((s) => s.to === r.to)?.upTo ?? -1))
         return {
           epoch: identity?.epoch,
