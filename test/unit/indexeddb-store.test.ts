@@ -520,6 +520,20 @@ describe('IndexedDBStore', () => {
     await again.close()
   })
 
+  it('a release before records by column cannot open a database of this one (schema 8): STORE_FAILED, VersionError', async () => {
+    const factory = new IDBFactory()
+    const id = identity()
+    const handle = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    await handle.commit([put(0), put(1), put(2)])
+    await handle.close()
+    const error = await rejection(new IndexedDBStore({ indexedDB: otherRelease(factory, () => 7) }).open(id))
+    expect(isIlmError(error, 'STORE_FAILED')).toBe(true)
+    expect((error.cause as Error).name).toBe('VersionError')
+    const again = await new IndexedDBStore({ indexedDB: factory }).open(id)
+    expect((await again.readOutbox(B, 0, 10)).map((r) => r.seq)).toEqual([0, 1, 2])
+    await again.close()
+  })
+
   it('rejects with STORE_BLOCKED while an old connection blocks the upgrade, and opens once it is gone', async () => {
     const factory = new IDBFactory()
     const id = identity()
