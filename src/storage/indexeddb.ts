@@ -1075,7 +1075,9 @@ function putOutbox(commit: Commit, rows: readonly [OutboxRow, ...OutboxRow[]]): 
     const cursor = outbox.openKeyCursor(IDBKeyRange.bound([to, -Infinity], [to, Infinity]), 'prev')
     highest = new Promise<number>((resolve) => (cursor.onsuccess = () => resolve((cursor.result?.key as [string, number] | undefined)?.[1] ?? -1)))
   }
-  outbox.add(recordOf(rows.map((row) => toStored(row, ownBytes)) as [StoredOutboxRow, ...StoredOutboxRow[]]))
+  // A chunk packs its rows' bytes into one buffer of its own (see recordOf): only a row stored alone needs its own bytes.
+  const bytes = rows.length === 1 ? ownBytes : undefined
+  outbox.add(recordOf(rows.map((row) => toStored(row, bytes)) as [StoredOutboxRow, ...StoredOutboxRow[]]))
   commit.outTops.set(to, head.seq + rows.length - 1)
   if (settled instanceof Promise || highest instanceof Promise) {
     Promise.all([settled, highest]).then(([known, top]) => checkRow(commit, head, top, known), ignore)
