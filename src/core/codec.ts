@@ -1,5 +1,6 @@
 import type { ByteSlab } from './byte-slab.js'
 import { decodeContents, type ContentKind } from './contents.js'
+import { fastHeader, fastHeaderFields, rememberPrefix } from './header-fast-path.js'
 import type { Frame } from './frame.js'
 import { PROTOCOL_VERSION } from './frame.js'
 import { isEpoch, isMessageId, isPeerId, isSeq, type Epoch, type MessageId, type PeerId } from './ids.js'
@@ -34,16 +35,27 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
  * otherwise it has a buffer of its own.
  */
 export function encodeFrame(frame: Frame, slab?: ByteSlab): Uint8Array {
-  const head = JSON.stringify(headerOf(frame))
   const body = frame.kind === 'msg' ? frame.contents : frame.kind === 'hello' ? (frame.keys ?? EMPTY) : EMPTY
-  // An ASCII header (the usual case) is one byte per character: written in place, with one allocation.
-  let out = allocate(PREFIX + head.length + body.byteLength, slab)
-  let written = head.length
-  if (!writeAscii(head, out, PREFIX)) {
-    const bytes = encoder.encode(head)
-    out = allocate(PREFIX + bytes.byteLength + body.byteLength, slab)
-    out.set(bytes, PREFIX)
-    written = bytes.byteLength
+  const fast = frame.kind === 'msg' || frame.kind === 'ack' ? fastHeader(frame) : undefined
+  let out: Uint8Array
+  let written: number
+  if (fast !== undefined) {
+    const { prefix, rest } = fast
+    written = prefix.length + rest.length
+    out = allocate(PREFIX + written + body.byteLength, slab)
+    out.set(prefix, PREFIX)
+    writeAscii(rest, out, PREFIX + prefix.length)
+  } else {
+    const head = JSON.stringify(headerOf(frame))
+    // An ASCII header is one byte per character: written in place, with one allocation.
+    out = allocate(PREFIX + head.length + body.byteLength, slab)
+    written = head.length
+    if (!writeAscii(head, out, PREFIX)) {
+      const bytes = encoder.encode(head)
+      out = allocate(PREFIX + bytes.byteLength + body.byteLength, slab)
+      out.set(bytes, PREFIX)
+      written = bytes.byteLength
+    }
   }
   out[0] = PROTOCOL_VERSION
   out[1] = KIND_CODES[frame.kind]
@@ -117,23 +129,31 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): DecodeResult {
   const headerLength = (bytes[2] as number) * 0x1000000 + (((bytes[3] as number) << 16) | ((bytes[4] as number) << 8) | (bytes[5] as number))
   if (PREFIX + headerLength > bytes.byteLength) return fail('TRUNCATED', 'header runs past the end')
   if (headerLength > MAX_HEADER_BYTES) return fail('HEADER', `header of ${headerLength} bytes > ${MAX_HEADER_BYTES}`)
-  let header: unknown
-  try {
-    header = JSON.parse(decoder.decode(bytes.subarray(PREFIX, PREFIX + headerLength)))
-  } catch {
-    return fail('HEADER', 'header is not UTF-8 JSON')
+  const end = PREFIX + headerLength
+  const stream = kind === 'msg' || kind === 'ack'
+  const fast = stream ? fastHeaderFields(kind, bytes, PREFIX, end) : undefined
+  let h = fast
+  if (h === undefined) {
+    let header: unknown
+    try {
+      header = JSON.parse(decoder.decode(bytes.subarray(PREFIX, end)))
+    } catch {
+      return fail('HEADER', 'header is not UTF-8 JSON')
+    }
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('HEADER', 'header is not an object')
+    h = header as Record<string, unknown>
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('HEADER', 'header is not an object')
-  const body = bytes.subarray(PREFIX + headerLength)
-  const h = header as Record<string, unknown>
-  const problem = VALIDATORS[kind](h, body)
+  const body = bytes.subarray(end)
+  // A prefix the fast path knows had its `from`, `to` and `epoch` checked when it was first read.
+  const problem = (fast === undefined ? base(h) : undefined) ?? FIELDS[kind](h, body)
   if (problem !== undefined) return fail('FIELD', `${kind}.${problem}`)
+  if (stream && fast === undefined) rememberPrefix(bytes, PREFIX, end, h.from as PeerId, h.to as PeerId, h.epoch as Epoch)
   return { ok: true, frame: build(kind, h, body) }
 }
 
 type Validator = (h: Record<string, unknown>, body: Uint8Array) => string | undefined
 
-const base: Validator = (h) => {
+function base(h: Record<string, unknown>): string | undefined {
   if (!isPeerId(h.from)) return 'from'
   if (!isPeerId(h.to)) return 'to'
   if (h.from === h.to) return 'to'
@@ -141,9 +161,9 @@ const base: Validator = (h) => {
   return undefined
 }
 
-const VALIDATORS: Record<Frame['kind'], Validator> = {
+// Each kind's fields after `base`'s.
+const FIELDS: Record<Frame['kind'], Validator> = {
   hello: (h, body) =>
-    base(h, body) ??
     (!isSeq(h.floor) ? 'floor' : undefined) ??
     (h.known !== null && !isEpoch(h.known) ? 'known' : undefined) ??
     (!isSeqOrNone(h.upTo) ? 'upTo' : undefined) ??
@@ -152,7 +172,6 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
     (h.e2e !== undefined && typeof h.e2e !== 'boolean' ? 'e2e' : undefined) ??
     ((h.e2e === true) !== body.byteLength > 0 || body.byteLength > MAX_KEYS_BYTES ? 'body' : undefined),
   msg: (h, body) =>
-    base(h, body) ??
     (!isSeq(h.seq) ? 'seq' : undefined) ??
     (!isSeq(h.floor) || h.floor > (h.seq as number) ? 'floor' : undefined) ??
     (!isMessageId(h.id) ? 'id' : undefined) ??
@@ -163,8 +182,8 @@ const VALIDATORS: Record<Frame['kind'], Validator> = {
     (h.sealed !== undefined && (h.sealed !== true || h.skip === true || h.contentKind !== 'b') ? 'sealed' : undefined) ??
     // Sealed contents are checked once opened.
     (h.sealed !== true && decodeContents(h.contentKind as ContentKind, body) === undefined ? 'contents' : undefined),
-  ack: (h, body) => base(h, body) ?? (!isSeq(h.upTo) ? 'upTo' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
-  reset: (h, body) => base(h, body) ?? (!isEpoch(h.expected) ? 'expected' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
+  ack: (h, body) => (!isSeq(h.upTo) ? 'upTo' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
+  reset: (h, body) => (!isEpoch(h.expected) ? 'expected' : undefined) ?? (body.byteLength !== 0 ? 'body' : undefined),
 }
 
 function isSeqOrNone(value: unknown): value is number {
