@@ -70,7 +70,8 @@ export class InboundLink {
       .submit((draft) => {
         if (this.#batch === frames) this.#batch = undefined
         const now = this.ctx.clock.now()
-        const afters = frames.map((taken) => this.#take(draft, taken, now))
+        const afters: (() => void)[] = []
+        for (let at = 0; at < frames.length;) at = this.#take(draft, frames, at, now, afters)
         return () => {
           for (const after of afters) after()
         }
@@ -85,22 +86,32 @@ export class InboundLink {
     return true
   }
 
-  #take(draft: Draft, frame: MsgFrame, now: number): () => void {
+  /**
+   * Takes `frames[at]` and, when it is the next one of its stream, the frames after it in `frames` and in the buffer
+   * that follow on from it; adds what to do once they are committed to `afters` and returns the index of the first
+   * frame not taken.
+   */
+  #take(draft: Draft, frames: readonly MsgFrame[], at: number, now: number, afters: (() => void)[]): number {
+    const frame = frames[at] as MsgFrame
     const stream = this.#follow(draft, frame.epoch, frame.floor)
-    if (stream === undefined) return () => this.#refuse(frame.epoch)
-    if (frame.seq <= stream.receivedUpTo) return () => this.ctx.scheduleAck(this.from, 0)
-    if (frame.seq > stream.receivedUpTo + 1) {
+    if (stream === undefined) afters.push(() => this.#refuse(frame.epoch))
+    else if (frame.seq <= stream.receivedUpTo) afters.push(() => this.ctx.scheduleAck(this.from, 0))
+    else if (frame.seq > stream.receivedUpTo + 1) {
       if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
       // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
-      return this.#full(stream.nextIndex, stream.processedBelow) ? () => {} : () => this.ctx.scheduleAck(this.from, 0)
+      if (!this.#full(stream.nextIndex, stream.processedBelow)) afters.push(() => this.ctx.scheduleAck(this.from, 0))
+    } else {
+      const rows: InboxRow[] = []
+      const next = this.#store(draft, stream, frames, at, now, rows)
+      afters.push(() => {
+        for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
+        // Nothing stored (a full inbox, an overdue frame): no ack, or the sender would go back as for a gap.
+        if (rows.length > 0) this.ctx.scheduleAck(this.from, rows.length)
+        this.kick()
+      })
+      return next
     }
-    const rows = this.#store(draft, stream, frame, now)
-    return () => {
-      for (const row of rows) if (this.#fresh.size < MAX_FRESH) this.#fresh.set(row.index, row)
-      // Nothing stored (a full inbox, an overdue frame): no ack, or the sender would go back as for a gap.
-      if (rows.length > 0) this.ctx.scheduleAck(this.from, rows.length)
-      this.kick()
-    }
+    return at + 1
   }
 
   /** A hello from the sender: follow its epoch (also an older one it claims) and skip what it says is settled. */
@@ -180,16 +191,22 @@ export class InboundLink {
     return next
   }
 
-  /** Writes the frame and its buffered successors to the draft; returns the rows written. */
-  #store(draft: Draft, start: InStreamState, first: MsgFrame, now: number): InboxRow[] {
-    const rows: InboxRow[] = []
+  /**
+   * Writes `frames[at]` and its successors to the draft, from `frames` while they follow on and from the buffer, into
+   * `rows`; returns the index in `frames` of the first frame not written. Taking a run of frames at once is as taking
+   * each alone: each would have found the stream as the one before left it.
+   */
+  #store(draft: Draft, start: InStreamState, frames: readonly MsgFrame[], at: number, now: number, rows: InboxRow[]): number {
     // The stream's two counters move per frame; its state is written once, after the last.
     let { receivedUpTo, nextIndex } = start
     const buffer = this.#buffer
-    let frame: MsgFrame | undefined = first
+    let next = at
+    let frame: MsgFrame | undefined = frames[at]
+    let inFrames = true
     while (frame !== undefined && frame.epoch === start.epoch && !isOverdue(frame, now)) {
       // Backpressure: a full inbox stores (and acks) nothing more; the sender retries later.
       if (this.#full(nextIndex, start.processedBelow)) break
+      if (inFrames) next++
       if (buffer.size > 0) buffer.delete(frame.seq)
       receivedUpTo = frame.seq
       if (frame.skip !== true) {
@@ -197,10 +214,12 @@ export class InboundLink {
         draft.write({ op: 'putInbox', row })
         rows.push(row)
       }
-      frame = buffer.size > 0 ? buffer.get(receivedUpTo + 1) : undefined
+      const following = frames[next]
+      inFrames = following?.seq === receivedUpTo + 1
+      frame = inFrames ? following : buffer.size > 0 ? buffer.get(receivedUpTo + 1) : undefined
     }
     draft.setIn(receivedUpTo === start.receivedUpTo ? start : { ...start, receivedUpTo, nextIndex })
-    return rows
+    return Math.max(next, at + 1)
   }
 
   #full(nextIndex: number, processedBelow: number): boolean {
