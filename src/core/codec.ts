@@ -37,15 +37,19 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 export function encodeFrame(frame: Frame, slab?: ByteSlab): Uint8Array {
   const body = frame.kind === 'msg' ? frame.contents : frame.kind === 'hello' ? (frame.keys ?? EMPTY) : EMPTY
   const fast = frame.kind === 'msg' || frame.kind === 'ack' ? fastHeader(frame) : undefined
-  let out: Uint8Array
-  let written: number
+  let out: Uint8Array | undefined
+  let written = 0
   if (fast !== undefined) {
     const { prefix, rest } = fast
     written = prefix.length + rest.length
     out = allocate(PREFIX + written + body.byteLength, slab)
-    out.set(prefix, PREFIX)
-    writeAscii(rest, out, PREFIX + prefix.length)
-  } else {
+    if (writeAscii(rest, out, PREFIX + prefix.length)) {
+      out.set(prefix, PREFIX)
+      // The rest's opening brace is the comma after the prefix.
+      out[PREFIX + prefix.length] = 0x2c
+    } else out = undefined
+  }
+  if (out === undefined) {
     const head = JSON.stringify(headerOf(frame))
     // An ASCII header is one byte per character: written in place, with one allocation.
     out = allocate(PREFIX + head.length + body.byteLength, slab)

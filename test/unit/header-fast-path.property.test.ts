@@ -29,7 +29,8 @@ function stringified(frame: MsgFrame | AckFrame): string {
 
 function written(frame: MsgFrame | AckFrame): string | undefined {
   const header = fastHeader(frame)
-  return header === undefined ? undefined : new TextDecoder().decode(header.prefix) + header.rest
+  // The rest's opening brace stands for the comma after the prefix.
+  return header === undefined ? undefined : `${new TextDecoder().decode(header.prefix)},${header.rest.slice(1)}`
 }
 
 /** The header's place in an encoded frame: after the version, the kind and the header's length (4 bytes). */
