@@ -164,7 +164,11 @@ describe('relays on a real Redis Cluster (3 masters + 3 replicas, 3 relay proces
     expect(seen(alice, bob)).toEqual(upTo(total))
     const promoted = (await redis.shards()).find((shard) => shard.masterPort === victim.replicaPorts[0])
     expect(promoted, `replica ${victim.replicaPorts[0]} is a master now`).toBeDefined()
-    const dave = await openClusterPeer(daveId, [urls[0]!], SECRET, cleanups, daveStore)
+    // Should dave's login fail, what his relay said of it is the lead (a CI run once timed out here, 30 s after the failover).
+    const dave = await openClusterPeer(daveId, [urls[0]!], SECRET, cleanups, daveStore).catch((error: unknown) => {
+      const said = nodes[0]!.logs().filter((line) => line.level === 'warn' || line.level === 'error')
+      throw new Error(`${String(error)}; his relay's last warnings and errors: ${JSON.stringify(said.slice(-20))}`, { cause: error })
+    })
     await waitFor(() => dave.got.length === 20, 'dave drains his mailbox from the promoted replica')
     expect(seen(dave, carol)).toEqual(upTo(20))
     console.log(
