@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createClient } from 'redis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PeerId } from '../../src/core/ids.js'
 import type { ClusterHandlers, RelayCluster } from '../../src/relay/cluster/cluster.js'
 import { createRedisCluster } from '../../src/relay/cluster/redis.js'
@@ -13,10 +14,10 @@ interface Node {
 const alice = 'alice' as PeerId
 const bob = 'bob' as PeerId
 
-async function node(url: string, prefix: string): Promise<Node> {
+async function node(url: string, prefix: string, options: { claimTimeoutMs?: number; nodeId?: string } = {}): Promise<Node> {
   const events: string[] = []
   const frames: { to: string; bytes: number[] }[] = []
-  const cluster = createRedisCluster({ url, prefix })
+  const cluster = createRedisCluster({ url, prefix, ...options })
   const handlers: ClusterHandlers = {
     frame: (to, envelope) => frames.push({ to, bytes: [...envelope] }),
     text: (to, text) => events.push(`text ${to} ${text}`),
@@ -44,6 +45,7 @@ describe('createRedisCluster against a real redis-server', () => {
   afterAll(async () => {
     await redis?.stop() // undefined when beforeAll failed, whose error is the one to show
   })
+  afterEach(() => redis.resume()) // a test that failed while Redis was paused must not hang the next
 
   it('routes to the node holding the peer, reports presence, and replaces older claims', async () => {
     const a = await node(redis.url, 'route:')
@@ -97,6 +99,58 @@ describe('createRedisCluster against a real redis-server', () => {
       await until(() => a.frames.some((f) => f.bytes[0] === 8))
       expect(a.frames.some((f) => f.bytes[0] === 7)).toBe(false)
     } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+
+  it('gives up a claim Redis does not answer within claimTimeoutMs, does not hold later claims behind it, and leaves nothing once Redis answers', async () => {
+    const a = await node(redis.url, 'hung:', { claimTimeoutMs: 300 })
+    const b = await node(redis.url, 'hung:')
+    try {
+      redis.pause()
+      const first = Date.now()
+      const given = a.cluster.claim(alice)
+      const again = a.cluster.claim(alice)
+      await expect(given).rejects.toMatchObject({ name: 'IlmError', code: 'TRANSPORT_FAILED' })
+      expect(Date.now() - first).toBeLessThan(2_000)
+      const second = Date.now()
+      // The second waited for the first only until it was given up, then had its own bound.
+      await expect(again).rejects.toMatchObject({ code: 'TRANSPORT_FAILED' })
+      expect(Date.now() - second).toBeLessThan(2_000)
+      redis.resume()
+      // Their commands now answer: each claim stops at its next step and is released; alice is held nowhere.
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect(await b.cluster.isOnline(alice)).toBe(false)
+      expect(await b.cluster.sendFrame(alice, Uint8Array.of(1))).toBe(false)
+      await a.cluster.claim(alice)
+      expect(await b.cluster.isOnline(alice)).toBe(true)
+      expect(await b.cluster.sendFrame(alice, Uint8Array.of(2))).toBe(true)
+      await until(() => a.frames.some((f) => f.bytes[0] === 2))
+    } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+
+  it('undoes a claim that failed after subscribing, so that the peer is not taken for online here', async () => {
+    const a = await node(redis.url, 'partial:', { nodeId: 'node-a' })
+    const b = await node(redis.url, 'partial:')
+    const raw = createClient({ url: redis.url })
+    await raw.connect()
+    try {
+      // The node's set of held peers is a string now: registering alice there (after her subscription) fails.
+      await raw.set('partial:n:{node-a}', 'not a set')
+      await expect(a.cluster.claim(alice)).rejects.toThrow(/WRONGTYPE/)
+      const end = Date.now() + 5_000
+      while ((await b.cluster.isOnline(alice)) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(await b.cluster.isOnline(alice)).toBe(false)
+      expect(await b.cluster.sendFrame(alice, Uint8Array.of(3))).toBe(false)
+      await raw.del('partial:n:{node-a}')
+      await a.cluster.claim(alice)
+      expect(await b.cluster.isOnline(alice)).toBe(true)
+    } finally {
+      await raw.close()
       await a.cluster.close()
       await b.cluster.close()
     }

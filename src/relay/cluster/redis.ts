@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import { randomUUID } from 'node:crypto'
+import { IlmError } from '../../core/errors.js'
 import type { PeerId } from '../../core/ids.js'
 import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
 import type { ClusterHandlers, RelayCluster } from './cluster.js'
@@ -19,9 +20,18 @@ export type RedisClusterOptions = RedisTarget & {
    * renewed its lease for this long is presumed dead, and the other nodes announce its peers offline.
    */
   readonly leaseMs?: number
+  /**
+   * How long a login's claim may wait on Redis (ms; default 5 000, at least 1): a claim not done by then rejects
+   * `TRANSPORT_FAILED` (the relay refuses that login `unavailable`; the client logs in again), the peer's later claims
+   * and releases stop waiting for it, and whatever it had done is undone once its commands answer.
+   */
+  readonly claimTimeoutMs?: number
   /** Told about connection trouble (the client reconnects by itself). */
   readonly onError?: (error: Error) => void
 }
+
+/** Default of {@link RedisClusterOptions.claimTimeoutMs}. */
+export const DEFAULT_CLAIM_TIMEOUT_MS = 5_000
 
 type Listener = (message: Buffer, channel: Buffer) => void
 
@@ -80,6 +90,18 @@ function shardCount(reply: unknown): number {
   return Array.isArray(reply) ? Number(reply[1] ?? 0) : 0
 }
 
+/** `work`, or a rejection once `ms` passed (then `giveUp` is called, and `work` goes on to its next check). */
+function within(work: Promise<void>, ms: number, giveUp: () => void, peer: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      giveUp()
+      reject(new IlmError('TRANSPORT_FAILED', `cluster: claiming ${peer} took over ${ms} ms`))
+    }, ms)
+  })
+  return Promise.race([work, late]).finally(() => clearTimeout(timer))
+}
+
 /** First byte of a message on a peer's channel. */
 const TAG = { frame: 0, text: 1, replaced: 2, mail: 3 } as const
 const ONLINE = Buffer.from('1')
@@ -110,6 +132,8 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const nodeId = options.nodeId ?? randomUUID()
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
   if (!Number.isSafeInteger(leaseMs) || leaseMs < MIN_LEASE_MS) throw new RangeError(`options.leaseMs must be an integer >= ${MIN_LEASE_MS}`)
+  const claimTimeoutMs = options.claimTimeoutMs ?? DEFAULT_CLAIM_TIMEOUT_MS
+  if (!Number.isSafeInteger(claimTimeoutMs) || claimTimeoutMs < 1) throw new RangeError('options.claimTimeoutMs must be an integer >= 1')
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
   const redis = shardedPubSub(target, report)
@@ -135,6 +159,12 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   }
   /** Peers held here, as claimed and released (in each peer's call order). */
   const held = new Set<string>()
+  const releaseSteps = async (peer: string): Promise<void> => {
+    await redis.unsubscribe(peerChannel(peer), onPeerMessage)
+    held.delete(peer)
+    await lease.remove(peer)
+    await offlineUnlessHeld(peer)
+  }
   const lease = new NodeLease({
     nodeId,
     leaseMs,
@@ -176,21 +206,37 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
       await lease.start()
     },
     claim(peer) {
-      return serial(peer, async () => {
-        await redis.publish(peerChannel(peer), tagged(TAG.replaced, self))
-        await redis.subscribe(peerChannel(peer), onPeerMessage)
-        await lease.add(peer)
-        held.add(peer)
-        await redis.publish(presenceChannel(peer), ONLINE)
+      let givenUp = false
+      const going = (): void => {
+        if (givenUp) throw new IlmError('TRANSPORT_FAILED', `cluster: the claim of ${peer} was given up`)
+      }
+      let steps: Promise<void> | undefined
+      const claimed = serial(peer, () => {
+        steps = (async () => {
+          await redis.publish(peerChannel(peer), tagged(TAG.replaced, self))
+          going()
+          await redis.subscribe(peerChannel(peer), onPeerMessage)
+          going()
+          await lease.add(peer)
+          going()
+          await redis.publish(presenceChannel(peer), ONLINE)
+          going()
+          held.add(peer)
+        })()
+        return within(steps, claimTimeoutMs, () => (givenUp = true), peer)
       })
+      // A failed claim leaves nothing behind (a subscription here would take the peer's frames while it is connected nowhere, instead of its mailbox):
+      // once its commands have answered, it is released in turn, unless a later claim holds the peer by then.
+      claimed.catch(() => {
+        void steps
+          ?.catch(() => {})
+          .then(() => serial(peer, async () => (held.has(peer) ? undefined : releaseSteps(peer))))
+          .catch((error: unknown) => report(error instanceof Error ? error : new Error(String(error))))
+      })
+      return claimed
     },
     release(peer) {
-      return serial(peer, async () => {
-        await redis.unsubscribe(peerChannel(peer), onPeerMessage)
-        held.delete(peer)
-        await lease.remove(peer)
-        await offlineUnlessHeld(peer)
-      })
+      return serial(peer, () => releaseSteps(peer))
     },
     async sendFrame(to, envelope) {
       return (await redis.publish(peerChannel(to), tagged(TAG.frame, envelope))) > 0
