@@ -14,7 +14,7 @@ interface Node {
 const alice = 'alice' as PeerId
 const bob = 'bob' as PeerId
 
-async function node(url: string, prefix: string, options: { claimTimeoutMs?: number; nodeId?: string } = {}): Promise<Node> {
+async function node(url: string, prefix: string, options: { timeoutMs?: number; nodeId?: string } = {}): Promise<Node> {
   const events: string[] = []
   const frames: { to: string; bytes: number[] }[] = []
   const cluster = createRedisCluster({ url, prefix, ...options })
@@ -104,8 +104,8 @@ describe('createRedisCluster against a real redis-server', () => {
     }
   })
 
-  it('gives up a claim Redis does not answer within claimTimeoutMs, does not hold later claims behind it, and leaves nothing once Redis answers', async () => {
-    const a = await node(redis.url, 'hung:', { claimTimeoutMs: 300 })
+  it('gives up a claim Redis does not answer within timeoutMs, does not hold later claims behind it, and leaves nothing once Redis answers', async () => {
+    const a = await node(redis.url, 'hung:', { timeoutMs: 300 })
     const b = await node(redis.url, 'hung:')
     try {
       redis.pause()
@@ -127,6 +127,24 @@ describe('createRedisCluster against a real redis-server', () => {
       expect(await b.cluster.isOnline(alice)).toBe(true)
       expect(await b.cluster.sendFrame(alice, Uint8Array.of(2))).toBe(true)
       await until(() => a.frames.some((f) => f.bytes[0] === 2))
+    } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+
+  it('gives up a watch Redis does not answer within timeoutMs; tried again, it holds once Redis answers', async () => {
+    const a = await node(redis.url, 'watch:')
+    const b = await node(redis.url, 'watch:', { timeoutMs: 300 })
+    try {
+      redis.pause()
+      const started = Date.now()
+      await expect(b.cluster.watch(bob)).rejects.toMatchObject({ name: 'IlmError', code: 'TRANSPORT_FAILED' })
+      expect(Date.now() - started).toBeLessThan(2_000)
+      redis.resume()
+      await b.cluster.watch(bob)
+      await a.cluster.claim(bob)
+      await until(() => b.events.includes('presence bob true'))
     } finally {
       await a.cluster.close()
       await b.cluster.close()

@@ -21,17 +21,18 @@ export type RedisClusterOptions = RedisTarget & {
    */
   readonly leaseMs?: number
   /**
-   * How long a login's claim may wait on Redis (ms; default 5 000, at least 1): a claim not done by then rejects
-   * `TRANSPORT_FAILED` (the relay refuses that login `unavailable`; the client logs in again), the peer's later claims
-   * and releases stop waiting for it, and whatever it had done is undone once its commands answer.
+   * How long a login's claim, or a watch's subscription, may wait on Redis (ms; default 5 000, at least 1). A claim not
+   * done by then rejects `TRANSPORT_FAILED` (the relay refuses that login `unavailable`; the client logs in again), the
+   * peer's later claims and releases stop waiting for it, and whatever it had done is undone once its commands answer.
+   * A watch not done by then rejects `TRANSPORT_FAILED` too (the relay tries it again later).
    */
-  readonly claimTimeoutMs?: number
+  readonly timeoutMs?: number
   /** Told about connection trouble (the client reconnects by itself). */
   readonly onError?: (error: Error) => void
 }
 
-/** Default of {@link RedisClusterOptions.claimTimeoutMs}. */
-export const DEFAULT_CLAIM_TIMEOUT_MS = 5_000
+/** Default of {@link RedisClusterOptions.timeoutMs}. */
+export const DEFAULT_TIMEOUT_MS = 5_000
 
 type Listener = (message: Buffer, channel: Buffer) => void
 
@@ -91,12 +92,12 @@ function shardCount(reply: unknown): number {
 }
 
 /** `work`, or a rejection once `ms` passed (then `giveUp` is called, and `work` goes on to its next check). */
-function within(work: Promise<void>, ms: number, giveUp: () => void, peer: string): Promise<void> {
+function within(work: Promise<void>, ms: number, what: string, giveUp: () => void = () => {}): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       giveUp()
-      reject(new IlmError('TRANSPORT_FAILED', `cluster: claiming ${peer} took over ${ms} ms`))
+      reject(new IlmError('TRANSPORT_FAILED', `cluster: ${what} took over ${ms} ms`))
     }, ms)
   })
   return Promise.race([work, late]).finally(() => clearTimeout(timer))
@@ -132,8 +133,8 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const nodeId = options.nodeId ?? randomUUID()
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
   if (!Number.isSafeInteger(leaseMs) || leaseMs < MIN_LEASE_MS) throw new RangeError(`options.leaseMs must be an integer >= ${MIN_LEASE_MS}`)
-  const claimTimeoutMs = options.claimTimeoutMs ?? DEFAULT_CLAIM_TIMEOUT_MS
-  if (!Number.isSafeInteger(claimTimeoutMs) || claimTimeoutMs < 1) throw new RangeError('options.claimTimeoutMs must be an integer >= 1')
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError('options.timeoutMs must be an integer >= 1')
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
   const redis = shardedPubSub(target, report)
@@ -223,7 +224,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
           going()
           held.add(peer)
         })()
-        return within(steps, claimTimeoutMs, () => (givenUp = true), peer)
+        return within(steps, timeoutMs, `claiming ${peer}`, () => (givenUp = true))
       })
       // A failed claim leaves nothing behind (a subscription here would take the peer's frames while it is connected nowhere, instead of its mailbox):
       // once its commands have answered, it is released in turn, unless a later claim holds the peer by then.
@@ -250,8 +251,9 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     async isOnline(peer) {
       return (await redis.subscribers(peerChannel(peer))) > 0
     },
-    async watch(peer) {
-      await redis.subscribe(presenceChannel(peer), onPresence)
+    watch(peer) {
+      // Given up, it may still take effect later: the same listener subscribed twice is one subscription.
+      return within(redis.subscribe(presenceChannel(peer), onPresence), timeoutMs, `watching ${peer}`)
     },
     async unwatch(peer) {
       await redis.unsubscribe(presenceChannel(peer), onPresence)
