@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /// <reference types="node" />
 /**
- * `intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N] [--lease-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N] [--mailbox-totals-interval-ms N]`
+ * `intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability fsync|replica|none] [--redis-wait-ms N] [--lease-ms N] [--cluster-timeout-ms N]] [--mailbox-dir DIR | --no-mailbox] [--mailbox-max-messages N] [--mailbox-max-bytes N] [--mailbox-retention-ms N] [--mailbox-totals-interval-ms N]`
  *
  * Environment (flags win over it):
  * - `INTERSESSION_RELAY_PORT` (default 8787; 0 = any free one), `INTERSESSION_RELAY_HOST` (default 127.0.0.1)
@@ -11,7 +11,7 @@
  *   `_MAX_CONNECTIONS`, `_AUTH_TIMEOUT_MS`, `_PING_INTERVAL_MS`, `_MAILBOX_MAX_MESSAGES`, `_MAILBOX_MAX_BYTES`,
  *   `_MAILBOX_RETENTION_MS` (all prefixed `INTERSESSION_RELAY`)
  * - `INTERSESSION_RELAY_MAILBOX_DIR` (default `./.intersession-mailbox`), `INTERSESSION_RELAY_NO_MAILBOX=1`
- * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_CLUSTER`: same as `--redis-cluster`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`, `INTERSESSION_RELAY_LEASE_MS`, `INTERSESSION_RELAY_MAILBOX_TOTALS_INTERVAL_MS`
+ * - `INTERSESSION_RELAY_REDIS`: same as `--redis`; `INTERSESSION_RELAY_REDIS_CLUSTER`: same as `--redis-cluster`; `INTERSESSION_RELAY_REDIS_DURABILITY`, `INTERSESSION_RELAY_REDIS_WAIT_MS`, `INTERSESSION_RELAY_LEASE_MS`, `INTERSESSION_RELAY_CLUSTER_TIMEOUT_MS`, `INTERSESSION_RELAY_MAILBOX_TOTALS_INTERVAL_MS`
  *
  * The mailbox (store and forward for offline peers) is on by default, in an
  * embedded LevelDB directory that survives restarts. With `--redis` the relay
@@ -27,6 +27,7 @@
 import { parseArgs } from 'node:util'
 import type { RelayCluster } from './cluster/cluster.js'
 import type { Mailbox } from './mailbox/mailbox.js'
+import { DEFAULT_CLUSTER_TIMEOUT_MS } from './cluster/cluster.js'
 import { DEFAULT_LEASE_MS, MIN_LEASE_MS } from './cluster/node-lease.js'
 import { DEFAULT_REDIS_DURABILITY, DEFAULT_REPLICA_TIMEOUT_MS, REDIS_DURABILITIES, type RedisDurability } from './mailbox/redis-durability.js'
 import { parseRootNodes, type RedisTarget } from './redis-target.js'
@@ -38,7 +39,7 @@ const DEFAULT_MAILBOX_DIR = './.intersession-mailbox'
 /** A fixed port, so an app's dev config can name the relay's URL; 0 asks for any free one. */
 const DEFAULT_PORT = 8787
 
-const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability P] [--redis-wait-ms N] [--lease-ms N]] [--mailbox-dir DIR | --no-mailbox]
+const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--test-control] [--redis URL | --redis-cluster HOST:PORT,... [--redis-durability P] [--redis-wait-ms N] [--lease-ms N] [--cluster-timeout-ms N]] [--mailbox-dir DIR | --no-mailbox]
 
   --port N        TCP port (default $INTERSESSION_RELAY_PORT or ${DEFAULT_PORT}; 0 = any free one)
   --host H        interface (default $INTERSESSION_RELAY_HOST or 127.0.0.1)
@@ -68,6 +69,12 @@ const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--test-c
                   its lease for N ms is presumed dead and its peers are
                   announced offline (default ${DEFAULT_LEASE_MS}, at least ${MIN_LEASE_MS};
                   or INTERSESSION_RELAY_LEASE_MS)
+  --cluster-timeout-ms N
+                  with --redis or --redis-cluster: a login whose claim in the
+                  cluster Redis has not answered within N ms is refused 1013
+                  (the client logs in again), and a watch's subscription is
+                  tried again (default ${DEFAULT_CLUSTER_TIMEOUT_MS}; or
+                  INTERSESSION_RELAY_CLUSTER_TIMEOUT_MS)
   --mailbox-dir DIR
                   keep messages for offline peers in this LevelDB directory
                   (default $INTERSESSION_RELAY_MAILBOX_DIR or ${DEFAULT_MAILBOX_DIR})
@@ -129,6 +136,7 @@ async function main(): Promise<void> {
         'redis-durability': { type: 'string' },
         'redis-wait-ms': { type: 'string' },
         'lease-ms': { type: 'string' },
+        'cluster-timeout-ms': { type: 'string' },
         'mailbox-dir': { type: 'string' },
         'no-mailbox': { type: 'boolean' },
         'mailbox-max-messages': { type: 'string' },
@@ -196,6 +204,10 @@ async function main(): Promise<void> {
   if (leaseText !== undefined && redis === undefined) fail('--lease-ms applies to a cluster: it needs --redis or --redis-cluster')
   const leaseMs = leaseText === undefined ? DEFAULT_LEASE_MS : integer(leaseText, '--lease-ms')
   if (leaseMs < MIN_LEASE_MS) fail(`--lease-ms must be at least ${MIN_LEASE_MS}`)
+  const clusterTimeoutText = values['cluster-timeout-ms'] ?? (env.INTERSESSION_RELAY_CLUSTER_TIMEOUT_MS || undefined)
+  if (clusterTimeoutText !== undefined && redis === undefined) fail('--cluster-timeout-ms applies to a cluster: it needs --redis or --redis-cluster')
+  const clusterTimeoutMs = clusterTimeoutText === undefined ? DEFAULT_CLUSTER_TIMEOUT_MS : integer(clusterTimeoutText, '--cluster-timeout-ms')
+  if (clusterTimeoutMs < 1) fail('--cluster-timeout-ms must be at least 1')
   const totalsText = values['mailbox-totals-interval-ms'] ?? (env.INTERSESSION_RELAY_MAILBOX_TOTALS_INTERVAL_MS || undefined)
   const mailboxTotalsIntervalMs = totalsText === undefined ? DEFAULT_MAILBOX_TOTALS_INTERVAL_MS : integer(totalsText, '--mailbox-totals-interval-ms')
   const onRedisError = (error: Error): void => {
@@ -224,7 +236,7 @@ async function main(): Promise<void> {
   try {
     // Loaded only when used: --no-mailbox needs no native module, a single relay no Redis client.
     if (redis !== undefined) {
-      cluster = (await import('./cluster/redis.js')).createRedisCluster({ ...redis, leaseMs, onError: onRedisError })
+      cluster = (await import('./cluster/redis.js')).createRedisCluster({ ...redis, leaseMs, timeoutMs: clusterTimeoutMs, onError: onRedisError })
       if (!noMailbox) {
         mailbox = await (await import('./mailbox/redis.js')).RedisMailbox.open({ ...redis, onError: onRedisError, durability, replicaTimeoutMs })
       }

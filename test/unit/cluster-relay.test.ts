@@ -208,6 +208,31 @@ describe('relay cluster over Redis (three relay processes)', () => {
     await watcher.next('presence', (m) => m.peer === 'erin' && !m.online, 10_000)
   }, 60_000)
 
+  it('a stalled Redis (SIGSTOP): a login is refused 1013 within --cluster-timeout-ms, and welcomed once Redis answers again', async () => {
+    const [n1, n2] = await nodes(2, ['--cluster-timeout-ms', '500'])
+    const token = await createToken({ secret: SECRET, peerId: 'gina' })
+    const watcher = await RawClient.login(n2!.url, await createToken({ secret: SECRET, peerId: 'hal' }))
+    cleanups.push(() => watcher.terminate())
+    watcher.send({ t: 'watch', peers: ['gina'] })
+    await watcher.next('presence', (m) => m.peer === 'gina' && !m.online)
+    const stalled = await RawClient.connect(n1!.url)
+    cleanups.push(() => stalled.terminate())
+    redis.pause()
+    cleanups.push(() => redis.resume())
+    const started = Date.now()
+    stalled.send({ t: 'auth', token })
+    expect((await stalled.closed).code).toBe(1013)
+    expect(Date.now() - started).toBeLessThan(3_000)
+    expect(n1!.logs().some((e) => e.event === 'cluster_failed' && e.operation === 'claim' && /took over 500 ms/.test(String(e.message)))).toBe(true)
+    redis.resume()
+    // The given-up claim stops at its next step once Redis answers, and is released: gina is not online anywhere.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(watcher.received.filter((m) => m.t === 'presence' && m.online)).toEqual([])
+    const gina = await RawClient.login(n1!.url, token)
+    cleanups.push(() => gina.terminate())
+    await watcher.next('presence', (m) => m.peer === 'gina' && m.online)
+  }, 60_000)
+
   it('a node killed with SIGKILL: watchers on other nodes see its peers go offline within the lease, a slow node is not reaped, a login restores presence', async () => {
     const LEASE_MS = 1_000
     // Nobody of the earlier tests: their SIGKILLed nodes' leases lapse during this test, and the reaper would announce

@@ -1,5 +1,8 @@
 import type { PeerId } from '../../core/ids.js'
 
+/** How long a cluster's claim of a login, or its subscription for a watch, may wait on its backend by default (ms). */
+export const DEFAULT_CLUSTER_TIMEOUT_MS = 5_000
+
 /**
  * What a relay node is told by the other nodes of its cluster. Every callback
  * concerns a peer connected to this node (or watched from it).

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { IlmError } from '../../core/errors.js'
 import type { PeerId } from '../../core/ids.js'
 import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
-import type { ClusterHandlers, RelayCluster } from './cluster.js'
+import { DEFAULT_CLUSTER_TIMEOUT_MS, type ClusterHandlers, type RelayCluster } from './cluster.js'
 import { DEFAULT_LEASE_MS, MIN_LEASE_MS, NodeLease, OFFLINE_UNLESS_HELD } from './node-lease.js'
 
 /**
@@ -31,8 +31,6 @@ export type RedisClusterOptions = RedisTarget & {
   readonly onError?: (error: Error) => void
 }
 
-/** Default of {@link RedisClusterOptions.timeoutMs}. */
-export const DEFAULT_TIMEOUT_MS = 5_000
 
 type Listener = (message: Buffer, channel: Buffer) => void
 
@@ -133,7 +131,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const nodeId = options.nodeId ?? randomUUID()
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
   if (!Number.isSafeInteger(leaseMs) || leaseMs < MIN_LEASE_MS) throw new RangeError(`options.leaseMs must be an integer >= ${MIN_LEASE_MS}`)
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CLUSTER_TIMEOUT_MS
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError('options.timeoutMs must be an integer >= 1')
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
