@@ -133,6 +133,30 @@ describe('createRedisCluster against a real redis-server', () => {
     }
   })
 
+  it('gives up a release Redis does not answer within timeoutMs: a claim after it waits for it only that long, and the peer ends where the last answered call left it', async () => {
+    const a = await node(redis.url, 'release:', { timeoutMs: 300 })
+    const b = await node(redis.url, 'release:')
+    try {
+      await a.cluster.claim(alice)
+      redis.pause()
+      const started = Date.now()
+      const released = a.cluster.release(alice)
+      const claimed = a.cluster.claim(alice)
+      await expect(released).rejects.toMatchObject({ code: 'TRANSPORT_FAILED' })
+      await expect(claimed).rejects.toMatchObject({ code: 'TRANSPORT_FAILED' })
+      expect(Date.now() - started).toBeLessThan(3_000)
+      redis.resume()
+      // The release's unsubscribe answers (it then stops), the claim's first publish too (it stops, and is released).
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect(await b.cluster.isOnline(alice)).toBe(false)
+      await a.cluster.claim(alice)
+      expect(await b.cluster.isOnline(alice)).toBe(true)
+    } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+
   it('gives up a watch Redis does not answer within timeoutMs; tried again, it holds once Redis answers', async () => {
     const a = await node(redis.url, 'watch:')
     const b = await node(redis.url, 'watch:', { timeoutMs: 300 })

@@ -31,7 +31,6 @@ export type RedisClusterOptions = RedisTarget & {
   readonly onError?: (error: Error) => void
 }
 
-
 type Listener = (message: Buffer, channel: Buffer) => void
 
 /** Sharded pub/sub on one Redis node or across a Redis Cluster (each channel on its slot's shard). */
@@ -137,10 +136,21 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   const report = options.onError ?? (() => {})
   const redis = shardedPubSub(target, report)
   let handlers: ClusterHandlers | undefined
-  // Claims and releases of one peer apply in call order: a release still in flight must not undo a newer claim.
+  // Claims and releases of one peer apply in call order: a release still in flight must not undo a newer claim. Each
+  // is given up after timeoutMs, so one that Redis never answers holds none after it; given up, it stops at its next
+  // `going()`. `steps` is told the step's own promise, which settles when its commands have answered.
   const chains = new Map<string, Promise<void>>()
-  const serial = (peer: string, step: () => Promise<void>): Promise<void> => {
-    const next = (chains.get(peer) ?? Promise.resolve()).catch(() => {}).then(step)
+  const serial = (peer: string, what: string, step: (going: () => void) => Promise<void>, steps?: (run: Promise<void>) => void): Promise<void> => {
+    const next = (chains.get(peer) ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        let givenUp = false
+        const run = step(() => {
+          if (givenUp) throw new IlmError('TRANSPORT_FAILED', `cluster: ${what} was given up`)
+        })
+        steps?.(run)
+        return within(run, timeoutMs, what, () => (givenUp = true))
+      })
     chains.set(peer, next)
     const forget = (): void => {
       if (chains.get(peer) === next) chains.delete(peer)
@@ -158,10 +168,12 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   }
   /** Peers held here, as claimed and released (in each peer's call order). */
   const held = new Set<string>()
-  const releaseSteps = async (peer: string): Promise<void> => {
-    await redis.unsubscribe(peerChannel(peer), onPeerMessage)
+  const releaseSteps = async (peer: string, going: () => void): Promise<void> => {
     held.delete(peer)
+    await redis.unsubscribe(peerChannel(peer), onPeerMessage)
+    going()
     await lease.remove(peer)
+    going()
     await offlineUnlessHeld(peer)
   }
   const lease = new NodeLease({
@@ -205,13 +217,11 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
       await lease.start()
     },
     claim(peer) {
-      let givenUp = false
-      const going = (): void => {
-        if (givenUp) throw new IlmError('TRANSPORT_FAILED', `cluster: the claim of ${peer} was given up`)
-      }
       let steps: Promise<void> | undefined
-      const claimed = serial(peer, () => {
-        steps = (async () => {
+      const claimed = serial(
+        peer,
+        `claiming ${peer}`,
+        async (going) => {
           await redis.publish(peerChannel(peer), tagged(TAG.replaced, self))
           going()
           await redis.subscribe(peerChannel(peer), onPeerMessage)
@@ -221,21 +231,23 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
           await redis.publish(presenceChannel(peer), ONLINE)
           going()
           held.add(peer)
-        })()
-        return within(steps, timeoutMs, `claiming ${peer}`, () => (givenUp = true))
-      })
+        },
+        (run) => {
+          steps = run
+        },
+      )
       // A failed claim leaves nothing behind (a subscription here would take the peer's frames while it is connected nowhere, instead of its mailbox):
       // once its commands have answered, it is released in turn, unless a later claim holds the peer by then.
       claimed.catch(() => {
         void steps
           ?.catch(() => {})
-          .then(() => serial(peer, async () => (held.has(peer) ? undefined : releaseSteps(peer))))
+          .then(() => serial(peer, `releasing ${peer}`, async (going) => (held.has(peer) ? undefined : releaseSteps(peer, going))))
           .catch((error: unknown) => report(error instanceof Error ? error : new Error(String(error))))
       })
       return claimed
     },
     release(peer) {
-      return serial(peer, () => releaseSteps(peer))
+      return serial(peer, `releasing ${peer}`, (going) => releaseSteps(peer, going))
     },
     async sendFrame(to, envelope) {
       return (await redis.publish(peerChannel(to), tagged(TAG.frame, envelope))) > 0
