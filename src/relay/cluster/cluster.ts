@@ -1,6 +1,6 @@
 import type { PeerId } from '../../core/ids.js'
 
-/** How long a cluster's claim of a login, or its subscription for a watch, may wait on its backend by default (ms). */
+/** How long a cluster's claim of a login, release at a logout or subscription for a watch may wait on its backend by default (ms). */
 export const DEFAULT_CLUSTER_TIMEOUT_MS = 5_000
 
 /**

@@ -21,10 +21,11 @@ export type RedisClusterOptions = RedisTarget & {
    */
   readonly leaseMs?: number
   /**
-   * How long a login's claim, or a watch's subscription, may wait on Redis (ms; default 5 000, at least 1). A claim not
-   * done by then rejects `TRANSPORT_FAILED` (the relay refuses that login `unavailable`; the client logs in again), the
-   * peer's later claims and releases stop waiting for it, and whatever it had done is undone once its commands answer.
-   * A watch not done by then rejects `TRANSPORT_FAILED` too (the relay tries it again later).
+   * How long a login's claim, a logout's release or a watch's subscription may wait on Redis (ms; default 5 000, at
+   * least 1). A claim not done by then rejects `TRANSPORT_FAILED` (the relay refuses that login `unavailable`; the client
+   * logs in again), the peer's later claims and releases stop waiting for it, and whatever it had done is undone once
+   * its commands answer; a release given up likewise holds nothing after it. A watch not done by then rejects
+   * `TRANSPORT_FAILED` too (the relay tries it again later).
    */
   readonly timeoutMs?: number
   /** Told about connection trouble (the client reconnects by itself). */
