@@ -70,10 +70,12 @@ const USAGE = `Usage: intersession-relay [--port N] [--host H] [--dev] [--test-c
                   announced offline (default ${DEFAULT_LEASE_MS}, at least ${MIN_LEASE_MS};
                   or INTERSESSION_RELAY_LEASE_MS)
   --cluster-timeout-ms N
-                  with --redis or --redis-cluster: a login whose claim in the
-                  cluster Redis has not answered within N ms is refused 1013
-                  (the client logs in again), and a watch's subscription is
-                  tried again (default ${DEFAULT_CLUSTER_TIMEOUT_MS}; or
+                  with --redis or --redis-cluster: how long the relay waits on
+                  Redis for any one thing: a login whose claim has not
+                  answered within N ms is refused 1013 (the client logs in
+                  again), a watch's subscription is tried again, and a frame
+                  forwarded to another node or a mailbox command fails (the
+                  sender sends it again) (default ${DEFAULT_CLUSTER_TIMEOUT_MS}; or
                   INTERSESSION_RELAY_CLUSTER_TIMEOUT_MS)
   --mailbox-dir DIR
                   keep messages for offline peers in this LevelDB directory
@@ -238,7 +240,15 @@ async function main(): Promise<void> {
     if (redis !== undefined) {
       cluster = (await import('./cluster/redis.js')).createRedisCluster({ ...redis, leaseMs, timeoutMs: clusterTimeoutMs, onError: onRedisError })
       if (!noMailbox) {
-        mailbox = await (await import('./mailbox/redis.js')).RedisMailbox.open({ ...redis, onError: onRedisError, durability, replicaTimeoutMs })
+        mailbox = await (
+          await import('./mailbox/redis.js')
+        ).RedisMailbox.open({
+          ...redis,
+          onError: onRedisError,
+          durability,
+          replicaTimeoutMs,
+          timeoutMs: clusterTimeoutMs,
+        })
       }
     } else if (!noMailbox) mailbox = await (await import('./mailbox/level.js')).LevelMailbox.open(mailboxDir)
     // Before createRelay: its `listening` line tells a supervisor the relay is up, with everything about its mailbox already said.

@@ -233,6 +233,34 @@ describe('relay cluster over Redis (three relay processes)', () => {
     await watcher.next('presence', (m) => m.peer === 'gina' && m.online)
   }, 60_000)
 
+  it('a stalled Redis (SIGSTOP) mid-stream: frames routed through it are given up within --cluster-timeout-ms, and once it answers every message arrives once, in order, live or from the mailbox', async () => {
+    const [n1, n2] = await nodes(2, ['--cluster-timeout-ms', '500'])
+    const bobStore = new MemoryStore()
+    await registerClusterPeer('bob', [n2!.url], SECRET, bobStore)
+    const alice = await peer('alice', [n1!.url])
+    const carol = await peer('carol', [n2!.url])
+    await alice.ilm.send('carol', { n: 0 })
+    await alice.ilm.send('bob', { n: 0 })
+    await waitFor(() => carol.got.length === 1 && alice.statuses.some((s) => s.status === 'stored'), 'both paths work')
+    redis.pause()
+    cleanups.push(() => redis.resume())
+    for (let n = 1; n < 10; n++) {
+      await alice.ilm.send('carol', { n })
+      await alice.ilm.send('bob', { n })
+    }
+    // Routing comes first: a frame for bob (offline) asks Redis where he is before it goes to his mailbox.
+    const givenUp = (to: string): boolean => n1!.logs().some((e) => e.event === 'cluster_failed' && e.to === to && /took over 500 ms/.test(String(e.message)))
+    await waitFor(() => givenUp('carol') && givenUp('bob'), 'frames to carol and bob given up', 10_000)
+    redis.resume()
+    await waitFor(() => carol.got.length === 10, 'carol gets the rest once Redis answers', 60_000)
+    expect(seen(carol, alice)).toEqual(upTo(10))
+    await waitFor(() => alice.statuses.filter((s) => s.status === 'stored').length >= 10, "all 10 in bob's mailbox", 60_000)
+    const bob = await openClusterPeer('bob', [n1!.url], SECRET, cleanups, bobStore)
+    await waitFor(() => bob.got.length === 10, 'bob gets the 10 from his mailbox')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(seen(bob, alice)).toEqual(upTo(10))
+  }, 120_000)
+
   it('a node killed with SIGKILL: watchers on other nodes see its peers go offline within the lease, a slow node is not reaped, a login restores presence', async () => {
     const LEASE_MS = 1_000
     // Nobody of the earlier tests: their SIGKILLed nodes' leases lapse during this test, and the reaper would announce

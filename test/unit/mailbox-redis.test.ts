@@ -159,6 +159,28 @@ describe('RedisMailbox across nodes and Redis failures', () => {
     expect(errors.length).toBeGreaterThan(0)
   })
 
+  it('gives a command up after timeoutMs while Redis does not answer (SIGSTOP); a put given up is found a duplicate when sent again', async () => {
+    const box = await RedisMailbox.open({ url: redis.url, prefix: 'stalled:', durability: 'fsync', timeoutMs: 300 })
+    open.push(box)
+    await box.put('bob', msg('alice', E1, 1), Uint8Array.of(1), LIMITS)
+    redis.pause()
+    try {
+      let start = Date.now()
+      const failure = await box.put('bob', msg('alice', E1, 2), Uint8Array.of(2), LIMITS).catch((error: unknown) => error)
+      expect(failure).toMatchObject({ name: 'IlmError', code: 'STORE_FAILED', message: expect.stringMatching(/no answer from Redis within 300 ms/) })
+      expect(Date.now() - start).toBeLessThan(2_000)
+      start = Date.now()
+      await expect(box.read('bob', undefined, 10)).rejects.toMatchObject({ code: 'STORE_FAILED' })
+      await expect(box.ack('bob', 'alice', E1, 1)).rejects.toMatchObject({ code: 'STORE_FAILED' })
+      expect(Date.now() - start).toBeLessThan(2_000)
+    } finally {
+      redis.resume()
+    }
+    // The put given up was written: Redis runs it once it answers, and the sender's next try is a duplicate of it.
+    expect(await box.put('bob', msg('alice', E1, 2), Uint8Array.of(2), LIMITS)).toMatchObject({ ok: true, duplicate: true })
+    expect((await box.read('bob', undefined, 10)).map(({ entry }) => entry.seq)).toEqual([2])
+  })
+
   it('counts totals under its own prefix only, with glob characters in it taken literally', async () => {
     // Unescaped, `b[a]\?^-:` would miss its own keys, and `g*:` would walk those of `g:` and `gx:`.
     const star = await redisMailbox('g*:')
@@ -188,5 +210,6 @@ describe('RedisMailbox across nodes and Redis failures', () => {
     await expect(RedisMailbox.open({ url: redis.url, prefix: 'a{b}:' })).rejects.toThrow(TypeError)
     await expect(RedisMailbox.open({ url: redis.url, durability: 'sometimes' as never })).rejects.toThrow(TypeError)
     await expect(RedisMailbox.open({ url: redis.url, durability: 'replica', replicaTimeoutMs: 0 })).rejects.toThrow(RangeError)
+    await expect(RedisMailbox.open({ url: redis.url, timeoutMs: 0 })).rejects.toThrow(RangeError)
   })
 })

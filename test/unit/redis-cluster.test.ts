@@ -175,6 +175,27 @@ describe('createRedisCluster against a real redis-server', () => {
     }
   })
 
+  it('gives up a frame forwarded to another node and a presence lookup that Redis does not answer within timeoutMs', async () => {
+    const a = await node(redis.url, 'forward:')
+    const b = await node(redis.url, 'forward:', { timeoutMs: 300 })
+    try {
+      await a.cluster.claim(alice)
+      redis.pause()
+      const start = Date.now()
+      await expect(b.cluster.sendFrame(alice, Uint8Array.of(1))).rejects.toMatchObject({ name: 'IlmError', code: 'TRANSPORT_FAILED' })
+      await expect(b.cluster.isOnline(alice)).rejects.toMatchObject({ code: 'TRANSPORT_FAILED' })
+      expect(Date.now() - start).toBeLessThan(2_000)
+      redis.resume()
+      // Written before it was given up, the frame went out once Redis answered (its sender would send it again).
+      expect(await b.cluster.sendFrame(alice, Uint8Array.of(2))).toBe(true)
+      await until(() => a.frames.some((f) => f.bytes[0] === 2))
+      expect(a.frames.map((f) => f.bytes[0])).toEqual([1, 2])
+    } finally {
+      await a.cluster.close()
+      await b.cluster.close()
+    }
+  })
+
   it('undoes a claim that failed after subscribing, so that the peer is not taken for online here', async () => {
     const a = await node(redis.url, 'partial:', { nodeId: 'node-a' })
     const b = await node(redis.url, 'partial:')

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { IlmError } from '../../core/errors.js'
 import type { PeerId } from '../../core/ids.js'
 import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
+import { within } from '../within.js'
 import { DEFAULT_CLUSTER_TIMEOUT_MS, type ClusterHandlers, type RelayCluster } from './cluster.js'
 import { DEFAULT_LEASE_MS, MIN_LEASE_MS, NodeLease, OFFLINE_UNLESS_HELD } from './node-lease.js'
 
@@ -25,7 +26,8 @@ export type RedisClusterOptions = RedisTarget & {
    * least 1). A claim not done by then rejects `TRANSPORT_FAILED` (the relay refuses that login `unavailable`; the client
    * logs in again), the peer's later claims and releases stop waiting for it, and whatever it had done is undone once
    * its commands answer; a release given up likewise holds nothing after it. A watch not done by then rejects
-   * `TRANSPORT_FAILED` too (the relay tries it again later).
+   * `TRANSPORT_FAILED` too (the relay tries it again later), and so does any other command: a frame forwarded to another
+   * node (its sender's engine sends it again), a lease's renewal (tried again at the next one).
    */
   readonly timeoutMs?: number
   /** Told about connection trouble (the client reconnects by itself). */
@@ -89,16 +91,22 @@ function shardCount(reply: unknown): number {
   return Array.isArray(reply) ? Number(reply[1] ?? 0) : 0
 }
 
-/** `work`, or a rejection once `ms` passed (then `giveUp` is called, and `work` goes on to its next check). */
-function within(work: Promise<void>, ms: number, what: string, giveUp: () => void = () => {}): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      giveUp()
-      reject(new IlmError('TRANSPORT_FAILED', `cluster: ${what} took over ${ms} ms`))
-    }, ms)
-  })
-  return Promise.race([work, late]).finally(() => clearTimeout(timer))
+/** `work`, or a rejection `TRANSPORT_FAILED` once `ms` passed (see the relay's `within`). */
+function bounded<T>(work: Promise<T>, ms: number, what: string, giveUp?: () => void): Promise<T> {
+  return within(work, ms, () => new IlmError('TRANSPORT_FAILED', `cluster: ${what} took over ${ms} ms`), giveUp)
+}
+
+/**
+ * `redis` with each command that waits on Redis's answer given up after `ms` (`TRANSPORT_FAILED`): a frame forwarded to
+ * another node, a lease's command. Subscriptions are bounded where they are made (claims and watches).
+ */
+function boundedCommands(redis: ShardedPubSub, ms: number): ShardedPubSub {
+  return {
+    ...redis,
+    publish: (channel, message) => bounded(redis.publish(channel, message), ms, `publishing to ${channel}`),
+    subscribers: (channel) => bounded(redis.subscribers(channel), ms, `counting the subscribers of ${channel}`),
+    command: (firstKey, args) => bounded(redis.command(firstKey, args), ms, `${args[0] ?? 'a command'} on ${firstKey}`),
+  }
 }
 
 /** First byte of a message on a peer's channel. */
@@ -120,8 +128,9 @@ const ONLINE = Buffer.from('1')
  * (`leaseMs`, see {@link NodeLease}): each node renews a lease in
  * `<prefix>nodes` and keeps the peers it holds in `<prefix>n:{<node>}`, and
  * the other nodes announce the peers of a node whose lease lapsed offline.
- * Commands fail fast while Redis is unreachable (no offline queue), and the
- * subscriptions are restored when it comes back.
+ * Commands fail fast while Redis is unreachable (no offline queue), are given
+ * up after `timeoutMs` while it does not answer, and the subscriptions are
+ * restored when it comes back.
  */
 export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
@@ -135,7 +144,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError('options.timeoutMs must be an integer >= 1')
   const self = Buffer.from(nodeId)
   const report = options.onError ?? (() => {})
-  const redis = shardedPubSub(target, report)
+  const redis = boundedCommands(shardedPubSub(target, report), timeoutMs)
   let handlers: ClusterHandlers | undefined
   // Claims and releases of one peer apply in call order: a release still in flight must not undo a newer claim. Each
   // is given up after timeoutMs, so one that Redis never answers holds none after it; given up, it stops at its next
@@ -150,7 +159,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
           if (givenUp) throw new IlmError('TRANSPORT_FAILED', `cluster: ${what} was given up`)
         })
         steps?.(run)
-        return within(run, timeoutMs, what, () => (givenUp = true))
+        return bounded(run, timeoutMs, what, () => (givenUp = true))
       })
     chains.set(peer, next)
     const forget = (): void => {
@@ -264,7 +273,7 @@ export function createRedisCluster(options: RedisClusterOptions): RelayCluster {
     },
     watch(peer) {
       // Given up, it may still take effect later: the same listener subscribed twice is one subscription.
-      return within(redis.subscribe(presenceChannel(peer), onPresence), timeoutMs, `watching ${peer}`)
+      return bounded(redis.subscribe(presenceChannel(peer), onPresence), timeoutMs, `watching ${peer}`)
     },
     async unwatch(peer) {
       await redis.unsubscribe(presenceChannel(peer), onPresence)

@@ -2,6 +2,7 @@
 import { type CommandParser, defineScript, RESP_TYPES } from 'redis'
 import { IlmError } from '../../core/errors.js'
 import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
+import { within } from '../within.js'
 import type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
 import {
   aofProblem,
@@ -30,7 +31,17 @@ export type RedisMailboxOptions = RedisTarget & {
   readonly durability?: RedisDurability
   /** With durability `'replica'`: how long a put waits for a replica's acknowledgement (ms, >= 1). Default 1000. */
   readonly replicaTimeoutMs?: number
+  /**
+   * How long each command waits on Redis's answer (ms, >= 1; default 5 000; a replica's acknowledgement may take
+   * `replicaTimeoutMs` twice more): a stalled Redis (a host gone without closing its connections, a stopped process)
+   * holds written commands until TCP gives up. Given up, the call rejects `STORE_FAILED`. A put given up may still be
+   * stored: its sender, never told `stored`, sends it again, and that put finds the duplicate.
+   */
+  readonly timeoutMs?: number
 }
+
+/** {@link RedisMailboxOptions.timeoutMs}'s default. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 5_000
 
 // ---- Lua ---------------------------------------------------------------------
 // Every script gets the five keys of one destination, all in the hash slot of
@@ -286,7 +297,8 @@ const SCAN_PAGE = 1_000
  *
  * Commands fail fast while Redis is unreachable (no offline queue): every
  * method rejects with `IlmError` `STORE_FAILED` then, and works again once the
- * client has reconnected. Call order on one destination holds: each method
+ * client has reconnected; one Redis has not answered within `timeoutMs`
+ * rejects so too. Call order on one destination holds: each method
  * sends its first command before it yields, on one connection, and the
  * scripts are loaded again on every (re)connection before any other command
  * (so no EVALSHA falls back to a later EVAL). `read` is plain `XRANGE` (and
@@ -308,6 +320,7 @@ export class RedisMailbox implements Mailbox {
   readonly #report: (error: Error) => void
   readonly #durability: RedisDurability
   readonly #replicaTimeoutMs: number
+  readonly #timeoutMs: number
   /** On one Redis node, its state; on a cluster, {@link #nodes} has one per master connection seen. */
   readonly #single: NodeState | undefined
   readonly #nodes = new WeakMap<NodeClient, NodeState>()
@@ -315,13 +328,21 @@ export class RedisMailbox implements Mailbox {
   #opened = false
   #closing: Promise<void> | undefined
 
-  private constructor(connection: Connection, prefix: string, report: (error: Error) => void, durability: RedisDurability, replicaTimeoutMs: number) {
+  private constructor(
+    connection: Connection,
+    prefix: string,
+    report: (error: Error) => void,
+    durability: RedisDurability,
+    replicaTimeoutMs: number,
+    timeoutMs: number,
+  ) {
     this.#connection = connection
     this.#client = connection.client
     this.#prefix = prefix
     this.#report = report
     this.#durability = durability
     this.#replicaTimeoutMs = replicaTimeoutMs
+    this.#timeoutMs = timeoutMs
     // Before connecting: the scripts are loaded on the first `ready`, ahead of any other command.
     this.#single = connection.kind === 'node' ? this.#watch(connection.client, false) : undefined
   }
@@ -341,9 +362,11 @@ export class RedisMailbox implements Mailbox {
     if (!REDIS_DURABILITIES.includes(durability)) throw new TypeError(`options.durability must be one of ${REDIS_DURABILITIES.join(', ')}`)
     const replicaTimeoutMs = options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS
     if (!Number.isSafeInteger(replicaTimeoutMs) || replicaTimeoutMs < 1) throw new RangeError('options.replicaTimeoutMs must be an integer >= 1')
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError('options.timeoutMs must be an integer >= 1')
     const report = options.onError ?? (() => {})
     const connection = connect(target)
-    const box = new RedisMailbox(connection, prefix, report, durability, replicaTimeoutMs)
+    const box = new RedisMailbox(connection, prefix, report, durability, replicaTimeoutMs, timeoutMs)
     let states: NodeState[]
     if (connection.kind === 'node') {
       connection.client.on('error', report)
@@ -608,7 +631,8 @@ export class RedisMailbox implements Mailbox {
     if (target !== undefined) this.#checkStorable(state)
     if (state.acks === undefined) return
     const n = write ?? state.acks.sent()
-    await this.#run(() => state.acks!.replicated(n))
+    // WAITs queue on the connection: one may wait behind the one in flight.
+    await this.#run(() => state.acks!.replicated(n), this.#timeoutMs + 2 * this.#replicaTimeoutMs)
     if (target !== undefined && (await this.#run(() => this.#nodeOf(key))) !== target) {
       throw new IlmError('STORE_FAILED', 'redis mailbox: the hash slot moved to another master before a replica acknowledged the write')
     }
@@ -692,9 +716,9 @@ export class RedisMailbox implements Mailbox {
     return `${this.#prefix}e`
   }
 
-  async #run<T>(command: () => Promise<T>): Promise<T> {
+  async #run<T>(command: () => Promise<T>, ms = this.#timeoutMs): Promise<T> {
     try {
-      return await command()
+      return await within(command(), ms, () => new Error(`no answer from Redis within ${ms} ms`))
     } catch (error) {
       if (this.#closing !== undefined) throw new IlmError('CLOSED', 'mailbox closed', { cause: error })
       throw new IlmError('STORE_FAILED', `redis mailbox: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
