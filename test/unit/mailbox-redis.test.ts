@@ -167,7 +167,8 @@ describe('RedisMailbox across nodes and Redis failures', () => {
     try {
       let start = Date.now()
       const failure = await box.put('bob', msg('alice', E1, 2), Uint8Array.of(2), LIMITS).catch((error: unknown) => error)
-      expect(failure).toMatchObject({ name: 'IlmError', code: 'STORE_FAILED', message: expect.stringMatching(/no answer from Redis within 300 ms/) })
+      expect(failure).toMatchObject({ name: 'IlmError', code: 'STORE_FAILED' })
+      expect(String(failure)).toMatch(/no answer from Redis within 300 ms/)
       expect(Date.now() - start).toBeLessThan(2_000)
       start = Date.now()
       await expect(box.read('bob', undefined, 10)).rejects.toMatchObject({ code: 'STORE_FAILED' })
