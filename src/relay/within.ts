@@ -11,6 +11,8 @@ export function within<T>(work: Promise<T>, ms: number, late: () => Error, giveU
       giveUp()
       reject(late())
     }, ms)
+    // As every relay timer: it never keeps a process alive by itself.
+    timer.unref()
   })
   return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
