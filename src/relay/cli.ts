@@ -240,15 +240,8 @@ async function main(): Promise<void> {
     if (redis !== undefined) {
       cluster = (await import('./cluster/redis.js')).createRedisCluster({ ...redis, leaseMs, timeoutMs: clusterTimeoutMs, onError: onRedisError })
       if (!noMailbox) {
-        mailbox = await (
-          await import('./mailbox/redis.js')
-        ).RedisMailbox.open({
-          ...redis,
-          onError: onRedisError,
-          durability,
-          replicaTimeoutMs,
-          timeoutMs: clusterTimeoutMs,
-        })
+        const { RedisMailbox } = await import('./mailbox/redis.js')
+        mailbox = await RedisMailbox.open({ ...redis, onError: onRedisError, durability, replicaTimeoutMs, timeoutMs: clusterTimeoutMs })
       }
     } else if (!noMailbox) mailbox = await (await import('./mailbox/level.js')).LevelMailbox.open(mailboxDir)
     // Before createRelay: its `listening` line tells a supervisor the relay is up, with everything about its mailbox already said.

@@ -1,6 +1,9 @@
 import type { PeerId } from '../../core/ids.js'
 
-/** How long a cluster's claim of a login, release at a logout or subscription for a watch may wait on its backend by default (ms). */
+/**
+ * How long a cluster's claim of a login, release at a logout, subscription for a watch or any other command may wait on
+ * its backend by default (ms); the Redis mailbox that goes with a Redis cluster has the same bound.
+ */
 export const DEFAULT_CLUSTER_TIMEOUT_MS = 5_000
 
 /**

@@ -1,6 +1,7 @@
 /// <reference types="node" />
 import { type CommandParser, defineScript, RESP_TYPES } from 'redis'
 import { IlmError } from '../../core/errors.js'
+import { DEFAULT_CLUSTER_TIMEOUT_MS } from '../cluster/cluster.js'
 import { redisClient, redisTarget, type RedisTarget } from '../redis-target.js'
 import { within } from '../within.js'
 import type { Mailbox, MailboxEntry, MailboxEntryKind, MailboxItem, MailboxLimits, MailboxRecord, PutResult, Tombstone } from './mailbox.js'
@@ -39,9 +40,6 @@ export type RedisMailboxOptions = RedisTarget & {
    */
   readonly timeoutMs?: number
 }
-
-/** {@link RedisMailboxOptions.timeoutMs}'s default. */
-export const DEFAULT_REDIS_TIMEOUT_MS = 5_000
 
 // ---- Lua ---------------------------------------------------------------------
 // Every script gets the five keys of one destination, all in the hash slot of
@@ -362,7 +360,7 @@ export class RedisMailbox implements Mailbox {
     if (!REDIS_DURABILITIES.includes(durability)) throw new TypeError(`options.durability must be one of ${REDIS_DURABILITIES.join(', ')}`)
     const replicaTimeoutMs = options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS
     if (!Number.isSafeInteger(replicaTimeoutMs) || replicaTimeoutMs < 1) throw new RangeError('options.replicaTimeoutMs must be an integer >= 1')
-    const timeoutMs = options.timeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CLUSTER_TIMEOUT_MS
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError('options.timeoutMs must be an integer >= 1')
     const report = options.onError ?? (() => {})
     const connection = connect(target)
