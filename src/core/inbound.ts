@@ -24,7 +24,9 @@ const MAX_PAST_EPOCHS = 4
  *   most `processBatch`, and one is handed again only if it was not marked
  *   processed.
  * - Out-of-order frames wait in a memory buffer of at most `window` entries;
- *   they are not acked until stored, so losing the buffer loses nothing.
+ *   they are not acked until stored, so losing the buffer loses nothing. So
+ *   do frames a full inbox refused: once a mark makes room, they are stored
+ *   from there, with no round trip to the sender.
  */
 export class InboundLink {
   readonly #buffer = new Map<number, MsgFrame>()
@@ -36,6 +38,8 @@ export class InboundLink {
    */
   #batch: MsgFrame[] | undefined
   #delivering = false
+  /** A full inbox refused frames of this sender since the last mark: the next mark that makes room takes them. */
+  #heldBack = false
   #handedBelow = 0
   #retryTimer: TimerHandle | undefined
   #retryDelay: number
@@ -100,6 +104,7 @@ export class InboundLink {
       if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
       // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
       if (!this.#full(stream.nextIndex, stream.processedBelow)) afters.push(() => this.ctx.scheduleAck(this.from, 0))
+      else this.#heldBack = true
     } else {
       const rows: InboxRow[] = []
       const next = this.#store(draft, stream, frames, at, now, rows)
@@ -204,8 +209,12 @@ export class InboundLink {
     let frame: MsgFrame | undefined = frames[at]
     let inFrames = true
     while (frame !== undefined && frame.epoch === start.epoch && !isOverdue(frame, now)) {
-      // Backpressure: a full inbox stores (and acks) nothing more; the sender retries later.
-      if (this.#full(nextIndex, start.processedBelow)) break
+      // Backpressure: a full inbox stores (and acks) nothing more. The frame waits in the buffer for room (#resume).
+      if (this.#full(nextIndex, start.processedBelow)) {
+        buffer.set(frame.seq, frame)
+        this.#heldBack = true
+        break
+      }
       if (inFrames) next++
       if (buffer.size > 0) buffer.delete(frame.seq)
       receivedUpTo = frame.seq
@@ -343,7 +352,21 @@ export class InboundLink {
     draft.setIn({ ...stream, processedBelow: upTo })
     return () => {
       for (const index of this.#fresh.keys()) if (index < upTo) this.#fresh.delete(index)
+      if (this.#heldBack) this.#resume()
     }
+  }
+
+  /**
+   * The inbox has room again after refusing frames: the next one, if the buffer holds it, is stored now (its
+   * successors follow from the buffer); otherwise the last ack again sends the sender back to it. Without this the
+   * stream would resume only at the sender's next timeout, which may have backed off to `maxRetransmitMs`.
+   */
+  #resume(): void {
+    this.#heldBack = false
+    const stream = this.ctx.state.in.get(this.from)
+    if (stream === undefined || this.ctx.closed) return
+    const next = this.#buffer.get(stream.receivedUpTo + 1)
+    if (next === undefined || !this.receive(next)) this.ctx.scheduleAck(this.from, 0)
   }
 
   #retryLater(): void {

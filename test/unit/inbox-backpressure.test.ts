@@ -157,6 +157,37 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
     for (const p of [a.ilm, b.ilm, c.ilm]) await p.close()
   })
 
+  it("once the application catches up, the stream resumes at once from the frames the full inbox kept, not at the sender's next retransmission (which has backed off)", async () => {
+    const clock = new ManualClock()
+    const net = new MemoryNetwork()
+    const LIMIT = 5
+    const N = 60
+    const limits = { window: 16, retransmitMs: 1000, maxRetransmitMs: 30_000 }
+    const sentByA: number[] = []
+    const ta = watched(net.connect('a'), (f) => f.kind === 'msg' && sentByA.push(f.seq))
+    const b = await openReceiver(net.connect('b'), clock, { ...limits, maxInboxPerPeer: LIMIT })
+    const a = await openPeer(ta, { clock, limits })
+    await until(async () => (await b.ilm.connectedPeers()).length === 1)
+    const receipts = await Promise.all(range(N).map((i) => a.ilm.send('b', i)))
+    // Long enough for the sender's timer to back off to maxRetransmitMs.
+    await elapse([clock], 120_000, 500)
+    expect(await b.ilm.pending()).toEqual({ outbound: 0, inbound: LIMIT })
+    const before = sentByA.length
+
+    const got: number[] = []
+    b.ilm.onMessage((m) => void got.push(m.contents as number))
+    const start = clock.now()
+    await until(() => got.length === N, { clocks: [clock], stepMs: 10, steps: 100 })
+    await a.ilm.delivered(receipts[N - 1]!.id)
+    // Everything arrived in under the sender's base timeout: no retransmission was waited for, and none was needed.
+    expect(clock.now() - start).toBeLessThan(limits.retransmitMs)
+    expect(got).toEqual(range(N))
+    const resent = sentByA.slice(before).filter((seq, i, all) => all.indexOf(seq) !== i || seq < LIMIT + limits.window)
+    expect(resent).toEqual([])
+    expect(Object.fromEntries(peakInbox(b.store.commits))).toEqual({ a: LIMIT })
+    for (const p of [a.ilm, b.ilm]) await p.close()
+  })
+
   it('memory stays bounded: a sender flooding a full inbox costs the receiver at most window frames, and it acks nothing past the limit', async () => {
     const gc = gcFunction()
     const LIMIT = 5
