@@ -144,9 +144,10 @@ export class InboundLink {
     queueMicrotask(() => void this.#deliver())
   }
 
-  /** The sender went away: drop what only memory held. */
+  /** The sender went away: drop what only memory held. Its next session resends from what its hello is told. */
   reset(): void {
     this.#buffer.clear()
+    this.#heldBack = false
   }
 
   /**

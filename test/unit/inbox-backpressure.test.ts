@@ -188,6 +188,33 @@ describe('inbox backpressure (maxInboxPerPeer)', () => {
     for (const p of [a.ilm, b.ilm]) await p.close()
   })
 
+  it("a full inbox whose sender went offline sends it nothing once it has room: the sender's next session resends from its hello", async () => {
+    const clock = new ManualClock()
+    const net = new MemoryNetwork()
+    const acksToA: number[] = []
+    const tb = watched(net.connect('b'), (f) => f.kind === 'ack' && f.to === 'a' && acksToA.push(f.upTo))
+    const b = await openReceiver(tb, clock, { window: 16, maxInboxPerPeer: 5 })
+    const a = await openPeer(net.connect('a'), { clock, limits: { window: 16 } })
+    await until(async () => (await b.ilm.connectedPeers()).length === 1)
+    await Promise.all(range(30).map((i) => a.ilm.send('b', i)))
+    await elapse([clock], 5_000, 500)
+    expect(await b.ilm.pending()).toEqual({ outbound: 0, inbound: 5 })
+    net.disconnect('a')
+    await until(async () => (await b.ilm.connectedPeers()).length === 0)
+    const before = acksToA.length
+
+    const got: number[] = []
+    b.ilm.onMessage((m) => void got.push(m.contents as number))
+    await until(() => got.length === 5, { clocks: [clock], stepMs: 10, steps: 100 })
+    await elapse([clock], 1_000, 100)
+    expect(acksToA.slice(before)).toEqual([])
+
+    net.reconnect('a')
+    await until(() => got.length === 30, { clocks: [clock], stepMs: 100, steps: 200 })
+    expect(got).toEqual(range(30))
+    for (const p of [a.ilm, b.ilm]) await p.close()
+  })
+
   it('memory stays bounded: a sender flooding a full inbox costs the receiver at most window frames, and it acks nothing past the limit', async () => {
     const gc = gcFunction()
     const LIMIT = 5
