@@ -18,6 +18,7 @@ import {
 } from '../protocol/relay.js'
 import { decodeBase64Url, encodeBase64Url } from '../protocol/base64url.js'
 import { Packer } from '../protocol/packer.js'
+import { SendPace } from './send-pace.js'
 import { systemClock } from '../runtime/system-clock.js'
 import { backoffBounds, backoffDelay, unitDraw, type BackoffOptions } from './backoff.js'
 import { environmentNetworkStatus, isEventTarget, isNetworkStatusSource, type NetworkStatusSource } from './network-status.js'
@@ -171,6 +172,8 @@ interface Online {
   /** The frames sent within one turn, written in one message; undefined when the relay does not read packs. */
   readonly packer: Packer | undefined
   readonly limits: RelayLimitsInfo
+  /** What this connection may still send within the relay's rate limit. */
+  readonly pace: SendPace
   /** Peers reported online on this connection: exactly those reported offline when it ends. */
   readonly peers: Set<PeerId>
   /** `fetchKeys` calls sent on this connection and not answered yet, by `n`: rejected when it ends. */
@@ -393,8 +396,10 @@ export class WebSocketTransport implements Transport {
 
   /**
    * Sends a frame to `to` through the relay. Returns a promise when the
-   * socket's buffer is over `maxBufferedBytes`: it resolves once the buffer is
-   * below half, and rejects with `TRANSPORT_FAILED` if the connection drops first.
+   * socket's buffer is over `maxBufferedBytes` or the relay's rate limit
+   * (`framesPerSecond`, from its `welcome`) is used up for now: it resolves once
+   * the buffer is below half and the rate allows more, and rejects with
+   * `TRANSPORT_FAILED` if the connection drops first.
    * @throws IlmError('TRANSPORT_FAILED') when not online, `to` is not known online (and the relay has no mailbox), the frame exceeds the relay's `maxFrameBytes`, or the socket refuses it.
    */
   send(to: PeerId, data: Uint8Array): void | Promise<void> {
@@ -409,7 +414,10 @@ export class WebSocketTransport implements Transport {
     }
     if (online.packer !== undefined) online.packer.add(data, head)
     else this.#write(online.socket, envelope(to, data))
-    return online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes ? this.#drained(online) : undefined
+    const now = this.#clock.now()
+    online.pace.take(now)
+    const over = online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes
+    return over || online.pace.wait(now) > 0 ? this.#drained(online) : undefined
   }
 
   /**
@@ -631,6 +639,7 @@ export class WebSocketTransport implements Transport {
       mailbox: m.mailbox === true,
       packer: m.pack === true ? new Packer(m.limits.maxFrameBytes, (message) => writeQuietly(phase.socket, message)) : undefined,
       limits: m.limits,
+      pace: new SendPace(m.limits.framesPerSecond, this.#clock.now()),
       peers: new Set(),
       fetches: new Map(),
       heartbeat: this.#clock.setTimeout(() => this.#beat(online), this.#heartbeatMs),
@@ -867,8 +876,11 @@ export class WebSocketTransport implements Transport {
 
   #sendControl(socket: WebSocketLike, message: ClientControl): void {
     const phase = this.#phase
-    // In the order sent: this turn's envelopes before the control message.
-    if (phase.name === 'online' && phase.socket === socket) phase.packer?.flush()
+    // In the order sent: this turn's envelopes before the control message. It counts toward the rate as they do.
+    if (phase.name === 'online' && phase.socket === socket) {
+      phase.packer?.flush()
+      phase.pace.take(this.#clock.now())
+    }
     try {
       socket.send(JSON.stringify(message))
     } catch {
@@ -895,7 +907,7 @@ export class WebSocketTransport implements Transport {
     online.fetches.clear()
   }
 
-  /** The promise of a send that overfilled the socket; one is shared while the buffer drains. */
+  /** The promise of a send that overfilled the socket or used up the rate; one is shared until both allow more. */
   #drained(online: Online): Promise<void> {
     if (online.drain !== undefined) return online.drain.promise
     let resolve!: () => void
@@ -913,17 +925,21 @@ export class WebSocketTransport implements Transport {
   }
 
   #pollDrain(online: Online, drain: Drain): void {
-    drain.timer = this.#clock.setTimeout(() => {
-      drain.timer = undefined
-      if (online.drain !== drain) return
-      if (online.socket.bufferedAmount <= this.#maxBufferedBytes / 2) {
-        online.drain = undefined
-        drain.resolve()
-        return
-      }
-      drain.intervalMs = Math.min(DRAIN_POLL_MAX_MS, drain.intervalMs * 2)
-      this.#pollDrain(online, drain)
-    }, drain.intervalMs)
+    const draining = online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes / 2
+    drain.timer = this.#clock.setTimeout(
+      () => {
+        drain.timer = undefined
+        if (online.drain !== drain) return
+        if (online.socket.bufferedAmount <= this.#maxBufferedBytes / 2 && online.pace.wait(this.#clock.now()) === 0) {
+          online.drain = undefined
+          drain.resolve()
+          return
+        }
+        if (draining) drain.intervalMs = Math.min(DRAIN_POLL_MAX_MS, drain.intervalMs * 2)
+        this.#pollDrain(online, drain)
+      },
+      Math.max(draining ? drain.intervalMs : 0, online.pace.wait(this.#clock.now())),
+    )
   }
 
   /** Rejects a pending drain: its socket is gone, and what it buffered with it. */

@@ -1310,6 +1310,33 @@ async function pingSwallowingRelay(): Promise<{ url: string; readonly connection
 // ---- end to end: two engines through the relay ---------------------------------------
 
 describe('WebSocketTransport: two ILM engines through the relay', () => {
+  it("keeps to the relay's announced rate: 2,000 messages through a relay of 500 frames/s arrive once, in order, none dropped by the relay's rate limit", async () => {
+    const relay = await startRelay({ limits: { framesPerSecond: 500 } })
+    const [a, b] = [uniqueId('alice'), uniqueId('bob')]
+    const ta = transport({ url: relay.url, localId: a })
+    const states = statesOf(ta)
+    const alice = await ILM.open({ store: new MemoryStore(), transport: ta, encryption: false })
+    const bob = await ILM.open({ store: new MemoryStore(), transport: transport({ url: relay.url, localId: b }), encryption: false })
+    closers.push(
+      () => alice.close(),
+      () => bob.close(),
+    )
+    const got: number[] = []
+    bob.onMessage((m) => void got.push(m.contents as number))
+    const N = 2000
+    const start = performance.now()
+    await Promise.all(Array.from({ length: N }, (_, i) => alice.send(b, i)))
+    await until(() => got.length >= N, 'all 2,000', 30_000)
+    const seconds = (performance.now() - start) / 1000
+    expect(got).toEqual(Array.from({ length: N }, (_, i) => i))
+    expect(relay.stats().refusals.rate).toBe(0)
+    // Never closed for the rate (4008) or otherwise: online once and since.
+    expect(states.map((s) => s.status).filter((status, i, all) => status !== all[i - 1])).toEqual(['connecting', 'online'])
+    // Paced, not starved: the first 750 at once, the rest at 0.98 of 500 frames/s (with the relay's acks and hellos).
+    console.log(`paced: ${N} messages through a relay of 500 frames/s in ${seconds.toFixed(2)} s (${Math.round(N / seconds)} msgs/s)`)
+    expect(N / seconds).toBeGreaterThan(0.5 * 500)
+  })
+
   it('300 messages each way arrive once, in order, across a relay restart', async () => {
     const port = await freePort()
     let relay = await startRelay({ port })
