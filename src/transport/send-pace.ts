@@ -33,15 +33,20 @@ export class SendPace {
     this.#at = now
   }
 
-  /** One message sent at `now`. */
-  take(now: number): void {
+  /** One message sent at `now`; returns {@link wait}'s answer after it. */
+  take(now: number): number {
     this.#refill(now)
     this.#tokens -= 1
+    return this.#waitMs()
   }
 
   /** How long to wait at `now` before sending more, in ms: 0 while a token is left, else until `slack` tokens are back. */
   wait(now: number): number {
     this.#refill(now)
+    return this.#waitMs()
+  }
+
+  #waitMs(): number {
     return this.#tokens >= 1 ? 0 : Math.ceil((this.#slack - this.#tokens) / this.#perMs)
   }
 

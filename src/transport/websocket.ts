@@ -414,10 +414,8 @@ export class WebSocketTransport implements Transport {
     }
     if (online.packer !== undefined) online.packer.add(data, head)
     else this.#write(online.socket, envelope(to, data))
-    const now = this.#clock.now()
-    online.pace.take(now)
-    const over = online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes
-    return over || online.pace.wait(now) > 0 ? this.#drained(online) : undefined
+    const paced = online.pace.take(this.#clock.now()) > 0
+    return paced || online.socket.bufferedAmount + (online.packer?.pendingBytes ?? 0) > this.#maxBufferedBytes ? this.#drained(online) : undefined
   }
 
   /**
