@@ -175,9 +175,12 @@ export class OutboundLink {
     else this.acked(upTo)
   }
 
-  /** The relay's mailbox holds every seq <= `upTo`: never send them again. */
+  /**
+   * The relay's mailbox holds every seq <= `upTo`: never send them again. Called once the receipt's record committed,
+   * so the committed `storedUpTo` already says `upTo`: only what this link heard decides whether the window moves.
+   */
   stored(upTo: number): void {
-    if (upTo <= this.#settled()) return
+    if (upTo <= Math.max(this.#acked(), this.#storedSeen)) return
     this.#storedSeen = upTo
     this.#cache.dropUpTo(upTo)
     this.#dropSealed(upTo)

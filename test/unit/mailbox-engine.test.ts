@@ -103,6 +103,22 @@ describe('engine: relay mailbox receipts', () => {
     await ilm.close()
   })
 
+  it('a backlog to an offline peer goes out as fast as the relay stores it: each stored receipt slides the window, not the retransmission timer', async () => {
+    // The timer never fires here (the clock does not move): only receipts can move the window.
+    const { ilm, relay, statuses } = await open({ window: 4, retransmitMs: 60_000, maxRetransmitMs: 60_000, deferCommitMs: 0 })
+    relay.events.mailbox!(true)
+    await Promise.all(Array.from({ length: 20 }, (_, i) => ilm.send(BOB, `b${i}`)))
+    await until(() => relay.msgs().length === 4)
+    const epoch = relay.msgs()[0]!.epoch
+    for (let seq = 0; seq < 20; seq++) {
+      await until(() => relay.msgs().some((f) => f.seq === seq))
+      relay.receipt({ status: 'stored', peer: BOB, epoch, seq })
+    }
+    await until(() => of(statuses, 'stored').length === 20)
+    expect(relay.msgs().map((f) => f.seq)).toEqual(Array.from({ length: 20 }, (_, seq) => seq))
+    await ilm.close()
+  })
+
   it("a stored receipt's record rides with the next send's transaction or commits after deferCommitMs; lost in a crash, the row goes to the relay again", async () => {
     const store = new RecordingStore()
     const { ilm, relay, clock, statuses } = await open({ deferCommitMs: 50 }, store)
