@@ -1,7 +1,7 @@
 import type { Message, StatusEvent } from './api.js'
 import type { Clock } from './clock.js'
 import type { Frame } from './frame.js'
-import type { MessageId, PeerId } from './ids.js'
+import type { Epoch, MessageId, PeerId } from './ids.js'
 import type { Limits } from './options.js'
 import type { EngineState } from './state.js'
 import type { OutboxRow, PeerStore } from './store.js'
@@ -29,6 +29,13 @@ export interface LinkContext {
    * is 0 (a duplicate) or enough wait.
    */
   scheduleAck(peer: PeerId, stored: number): void
+  /**
+   * Asks the relay's mailbox, if there is one, to send again up to `limit` messages from `peer` past `after` in
+   * `epoch` (see `Transport.redrain`); false when it cannot be asked (no answer will come).
+   */
+  redrain(peer: PeerId, epoch: Epoch, after: number, limit: number): boolean
+  /** True while frames from `peer` are being opened (end-to-end encryption): they have not reached its link yet. */
+  opening(peer: PeerId): boolean
   /** Has the writer's deferred intents committed within `deferCommitMs`. */
   deferCommit(): void
   /** True while at least one message handler is subscribed. */

@@ -20,7 +20,7 @@ import { Emitter, type Listener } from './emitter.js'
 import { handOverBatch, type Subscriber } from './hand-over.js'
 import { IlmError, isIlmError } from './errors.js'
 import type { AckFrame, Frame, HelloFrame, MsgFrame, ResetFrame } from './frame.js'
-import { isMessageId, isPeerId, makeEpoch, type MessageId, type PeerId } from './ids.js'
+import { isMessageId, isPeerId, makeEpoch, type Epoch, type MessageId, type PeerId } from './ids.js'
 import { InboundLink } from './inbound.js'
 import { resolveOptions, type EngineOptions, type Limits } from './options.js'
 import { OutboundLink } from './outbound.js'
@@ -505,7 +505,7 @@ export class Engine {
 
   async #start(): Promise<void> {
     await this.#transport.open({
-      frame: (from, data) => this.#onFrame(from, data),
+      frame: (from, data, stored) => this.#onFrame(from, data, stored === true),
       peer: (peer, online) => (online ? this.#peerUp(peer) : this.#peerDown(peer)),
       closed: () => {
         this.#setMailbox(false)
@@ -513,6 +513,7 @@ export class Engine {
       },
       mailbox: (available) => this.#setMailbox(available),
       receipt: (receipt) => this.#onReceipt(receipt),
+      redrained: (from, more) => this.#onRedrained(from, more),
     })
     const cipher = this.#cipher
     if (cipher !== undefined && this.#transport.publishKeys !== undefined) {
@@ -555,6 +556,8 @@ export class Engine {
       transmit: (frame) => this.#transmit(frame),
       sendHello: (peer, reply) => this.#sendHello(peer, reply),
       scheduleAck: (peer, stored) => this.#scheduleAck(peer, stored),
+      redrain: (peer, epoch, after, limit) => this.#redrain(peer, epoch, after, limit),
+      opening: (peer) => this.#opening.has(peer),
       deferCommit: () => this.#deferCommit(),
       hasHandlers: () => this.#handlers.size > 0,
       handOver: (messages, progress) => this.#handOver(messages, progress),
@@ -608,11 +611,25 @@ export class Engine {
   #setMailbox(available: boolean): void {
     if (this.#closed || available === this.#mailbox) return
     this.#mailbox = available
+    // No answer comes to a redrain asked on a connection that ended; the next login sends the whole mailbox.
+    for (const link of this.#inbound.values()) link.mailboxChanged()
     for (const peer of this.#state.out.keys()) {
       if (this.#online.has(peer)) continue
       if (available) this.#viaMailbox(peer)
       else this.#outbound.get(peer)?.stop()
     }
+  }
+
+  #redrain(peer: PeerId, epoch: Epoch, after: number, limit: number): boolean {
+    const redrain = this.#transport.redrain
+    if (!this.#mailbox || redrain === undefined || this.#closed) return false
+    redrain.call(this.#transport, peer, epoch, after, limit)
+    return true
+  }
+
+  /** The relay sent what a redrain asked for (the frames came before). */
+  #onRedrained(from: PeerId, more: boolean): void {
+    if (!this.#closed && typeof more === 'boolean') this.#inbound.get(from)?.redrained(more)
   }
 
   /** Sends to the offline `peer` through the relay's mailbox (no hello: nobody answers). */
@@ -888,7 +905,7 @@ export class Engine {
     else this.#deferCommit()
   }
 
-  #onFrame(from: PeerId, data: Uint8Array): void {
+  #onFrame(from: PeerId, data: Uint8Array, stored: boolean): void {
     if (this.#closed) return
     const decoded = decodeFrame(data, this.#limits.maxMessageBytes + FRAME_OVERHEAD)
     if (!decoded.ok) {
@@ -910,7 +927,7 @@ export class Engine {
         return
       }
       case 'msg':
-        this.#onMsg(frame)
+        this.#onMsg(frame, stored)
         return
       case 'ack': {
         this.#onAck(frame)
@@ -923,7 +940,7 @@ export class Engine {
     }
   }
 
-  #onMsg(frame: MsgFrame): void {
+  #onMsg(frame: MsgFrame, stored = false): void {
     if (this.#cipher === undefined) {
       if (frame.sealed === true) this.#refuse('E2E_MISMATCH')
       else this.#receive(frame)
@@ -938,10 +955,14 @@ export class Engine {
     // together once all are open, so the writer stores them in one transaction, as it would without encryption.
     // Behind a bundle being learned, a frame is opened once it is.
     let queue = this.#opening.get(frame.from)
-    if (queue === undefined) this.#opening.set(frame.from, (queue = []))
     const stream = this.#state.in.get(frame.from)
     // Bounded as the receiver's reorder buffer is: what it would not keep is not opened (not acked: it comes again).
-    if (queue.length >= this.#limits.window || (stream?.epoch === frame.epoch && frame.seq > stream.receivedUpTo + this.#limits.window)) return
+    if ((queue?.length ?? 0) >= this.#limits.window || (stream?.epoch === frame.epoch && frame.seq > stream.receivedUpTo + this.#limits.window)) {
+      // From the mailbox, it may come again only when asked for, once it can be kept.
+      if (stored) this.#inboundLink(frame.from).dropped()
+      return
+    }
+    if (queue === undefined) this.#opening.set(frame.from, (queue = []))
     if (!this.#turnOpen) {
       this.#turnOpen = true
       this.#turn++

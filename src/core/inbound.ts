@@ -40,6 +40,16 @@ export class InboundLink {
   #delivering = false
   /** A full inbox refused frames of this sender since the last mark: the next mark that makes room takes them. */
   #heldBack = false
+  /**
+   * Frames were dropped that only the relay's mailbox may have (their sender never sends a stored seq again): from the
+   * mailbox and past the window, or refused by a full inbox past the window. Asked for again once they can be kept
+   * ({@link #askAgain}).
+   */
+  #wanting = false
+  /** A redrain was asked for and its answer has not come. */
+  #asking = false
+  /** Where the last redrain started: asked again only from further on (what did not open would come again, and again). */
+  #askedAfter: { readonly epoch: Epoch; readonly after: number } | undefined
   #handedBelow = 0
   #retryTimer: TimerHandle | undefined
   #retryDelay: number
@@ -78,6 +88,7 @@ export class InboundLink {
         for (let at = 0; at < frames.length;) at = this.#take(draft, frames, at, now, afters)
         return () => {
           for (const after of afters) after()
+          this.#askAgain()
         }
       })
       .then(
@@ -101,9 +112,11 @@ export class InboundLink {
     if (stream === undefined) afters.push(() => this.#refuse(frame.epoch))
     else if (frame.seq <= stream.receivedUpTo) afters.push(() => this.ctx.scheduleAck(this.from, 0))
     else if (frame.seq > stream.receivedUpTo + 1) {
+      const full = this.#full(stream.nextIndex, stream.processedBelow)
       if (frame.seq <= stream.receivedUpTo + this.ctx.limits.window) this.#buffer.set(frame.seq, frame)
+      else if (full) this.#wanting = true
       // A gap: the same ack again tells the sender to go back to it now; not when a full inbox made the gap.
-      if (!this.#full(stream.nextIndex, stream.processedBelow)) afters.push(() => this.ctx.scheduleAck(this.from, 0))
+      if (!full) afters.push(() => this.ctx.scheduleAck(this.from, 0))
       else this.#heldBack = true
     } else {
       const rows: InboxRow[] = []
@@ -144,10 +157,34 @@ export class InboundLink {
     queueMicrotask(() => void this.#deliver())
   }
 
-  /** The sender went away: drop what only memory held. Its next session resends from what its hello is told. */
+  /**
+   * The sender went away: drop what only memory held. Its next session resends from what its hello is told; what a
+   * full inbox held back may have come from the relay's mailbox, so it is asked for again once there is room.
+   */
   reset(): void {
     this.#buffer.clear()
+    if (this.#heldBack) this.#wanting = true
     this.#heldBack = false
+    this.#askAgain()
+  }
+
+  /** A frame the relay's mailbox sent was not kept (not even opened): it is asked for again ({@link #askAgain}). */
+  dropped(): void {
+    this.#wanting = true
+  }
+
+  /** The relay's mailbox came or went: a redrain asked for on the connection that ended is not answered; a login sends every message again. */
+  mailboxChanged(): void {
+    this.#asking = false
+    this.#wanting = false
+    this.#askedAfter = undefined
+  }
+
+  /** The relay sent what the last redrain asked for; `more`: it stopped at the limit. Heard after those frames are taken. */
+  redrained(more: boolean): void {
+    this.#asking = false
+    if (more) this.#wanting = true
+    void this.#submit(() => () => this.#askAgain())
   }
 
   /**
@@ -354,6 +391,7 @@ export class InboundLink {
     return () => {
       for (const index of this.#fresh.keys()) if (index < upTo) this.#fresh.delete(index)
       if (this.#heldBack) this.#resume()
+      this.#askAgain()
     }
   }
 
@@ -368,6 +406,23 @@ export class InboundLink {
     if (stream === undefined || this.ctx.closed) return
     const next = this.#buffer.get(stream.receivedUpTo + 1)
     if (next === undefined || !this.receive(next)) this.ctx.scheduleAck(this.from, 0)
+  }
+
+  /**
+   * Asks the relay's mailbox again for what was dropped, once it can be kept: the inbox has room, the buffer has
+   * nothing to store next and nothing is being opened. A window's worth past the last message stored, which the
+   * buffer (and the frames being opened) can hold should the inbox fill again; the answer says whether to ask for more.
+   */
+  #askAgain(): void {
+    if (!this.#wanting || this.#asking || this.ctx.closed || this.ctx.opening(this.from)) return
+    const stream = this.ctx.state.in.get(this.from)
+    if (stream === undefined || this.#full(stream.nextIndex, stream.processedBelow) || this.#buffer.has(stream.receivedUpTo + 1)) return
+    this.#wanting = false
+    const { epoch, receivedUpTo: after } = stream
+    const asked = this.#askedAfter
+    if (asked?.epoch === epoch && asked.after === after) return
+    this.#askedAfter = { epoch, after }
+    this.#asking = this.ctx.redrain(this.from, epoch, after, this.ctx.limits.window)
   }
 
   #retryLater(): void {

@@ -1,9 +1,12 @@
-import type { PeerId } from './ids.js'
+import type { Epoch, PeerId } from './ids.js'
 
 /** What a transport reports to the engine that opened it. */
 export interface TransportEvents {
-  /** A frame arrived. `from` must be authenticated by the transport (or the relay behind it). */
-  frame(from: PeerId, data: Uint8Array): void
+  /**
+   * A frame arrived. `from` must be authenticated by the transport (or the relay behind it). `stored`: the relay's
+   * mailbox sent it (its sender may never send it again: a frame dropped is asked for with {@link Transport.redrain}).
+   */
+  frame(from: PeerId, data: Uint8Array, stored?: boolean): void
   /**
    * A peer became reachable (`true`) or unreachable (`false`). Reported again without a change, it means "send to it
    * now": the engine starts a session with a reachable peer, or sends an unreachable one's mailbox what it lacks.
@@ -18,6 +21,12 @@ export interface TransportEvents {
   mailbox?(available: boolean): void
   /** Optional, for relays with a mailbox: what the relay did with a message for an offline peer. Only the relay may report it, never a peer. */
   receipt?(receipt: RelayReceipt): void
+  /**
+   * Optional, with {@link Transport.redrain}: the relay sent what was asked for
+   * from `from` (the messages came before this event); `more` when it stopped
+   * at the limit asked, so more may wait. Only the relay may report it.
+   */
+  redrained?(from: PeerId, more: boolean): void
 }
 
 /**
@@ -74,5 +83,14 @@ export interface Transport {
    * never hangs.
    */
   fetchKeys?(peer: PeerId): Promise<Uint8Array | null>
+  /**
+   * Optional, for relays with a mailbox: asks the relay to send again up to
+   * `limit` messages from `from` that its mailbox holds for this end, past
+   * seq `after` of `epoch` (and any of another epoch), as it sent them at
+   * login. The engine asks once its full inbox, having refused some of them,
+   * has room. Never throws; does nothing while disconnected (the next login
+   * sends the whole mailbox).
+   */
+  redrain?(from: PeerId, epoch: Epoch, after: number, limit: number): void
   close(): void | Promise<void>
 }

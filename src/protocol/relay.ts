@@ -33,7 +33,7 @@
  *   nobody who sees the peer online can still be served its previous bundle.
  */
 
-import { isPeerId } from '../core/ids.js'
+import { isEpoch, isPeerId } from '../core/ids.js'
 import { decodeBase64Url } from './base64url.js'
 
 /** Client -> relay control messages. */
@@ -53,13 +53,19 @@ export type ClientControl =
   | { readonly t: 'keys'; readonly bundle: string }
   /** Asks for `peer`'s key bundle; answered by `key` with the same `n`. */
   | { readonly t: 'key?'; readonly n: number; readonly peer: string }
+  /**
+   * Asks the mailbox again for up to `limit` stored messages from `from` (of any epoch but after seq `after` in
+   * `epoch`): sent as at login, after the drain under way. The client's inbox refused what the login drained.
+   */
+  | { readonly t: 'redrain'; readonly from: string; readonly epoch: string; readonly after: number; readonly limit: number }
 
 /** Relay -> client control messages. */
 export type RelayControl =
   /**
    * `mailbox`: frames for offline peers are stored (store and forward), so send to them too. `pack`: this relay reads
    * packs. `keys`: the bundle given in `auth` is in the directory (a relay older than that, or whose directory failed,
-   * leaves it out: send `keys`).
+   * leaves it out: send `keys`). `redrain`: this relay answers `redrain` (one older than that closes the connection
+   * over it).
    */
   | {
       readonly t: 'welcome'
@@ -69,6 +75,7 @@ export type RelayControl =
       readonly mailbox?: boolean
       readonly pack?: boolean
       readonly keys?: boolean
+      readonly redrain?: boolean
     }
   | { readonly t: 'presence'; readonly peer: string; readonly online: boolean }
   | { readonly t: 'signal'; readonly from: string; readonly data: unknown }
@@ -85,6 +92,8 @@ export type RelayControl =
    * drops it and waits for its own retransmission.
    */
   | { readonly t: 'available'; readonly peer: string; readonly online: boolean }
+  /** What a `redrain` for `from` asked for was sent (after it); `more`: it stopped at its limit, so more may wait. */
+  | { readonly t: 'redrained'; readonly from: string; readonly more: boolean }
   /** The relay's mailbox now holds message `seq` (of this peer's stream in `epoch`) for the offline `peer`. */
   | { readonly t: 'stored'; readonly peer: string; readonly epoch: string; readonly seq: number }
   /**
@@ -257,6 +266,13 @@ export function isWireBundle(value: unknown): value is string {
   return typeof value === 'string' && value.length >= 1 && value.length <= MAX_BUNDLE_CHARS && decodeBase64Url(value) !== undefined
 }
 
+/** The most messages one `redrain` asks for: the largest `window`. */
+export const MAX_REDRAIN = 65_536
+
+function isRedrainLimit(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= MAX_REDRAIN
+}
+
 /** Parses a client control message; `undefined` if malformed. Never throws. */
 export function parseClientControl(text: string): ClientControl | undefined {
   const m = parseObject(text)
@@ -276,6 +292,10 @@ export function parseClientControl(text: string): ClientControl | undefined {
       return isWireBundle(m.bundle) ? { t: 'keys', bundle: m.bundle } : undefined
     case 'key?':
       return Number.isSafeInteger(m.n) && isPeerId(m.peer) ? { t: 'key?', n: m.n as number, peer: m.peer } : undefined
+    case 'redrain':
+      return isPeerId(m.from) && isEpoch(m.epoch) && Number.isSafeInteger(m.after) && (m.after as number) >= -1 && isRedrainLimit(m.limit)
+        ? { t: 'redrain', from: m.from, epoch: m.epoch, after: m.after as number, limit: m.limit }
+        : undefined
     default:
       return undefined
   }
@@ -302,6 +322,7 @@ export function parseRelayControl(text: string): RelayControl | undefined {
             mailbox: m.mailbox === true,
             pack: m.pack === true,
             keys: m.keys === true,
+            redrain: m.redrain === true,
           }
         : undefined
     }
@@ -310,6 +331,8 @@ export function parseRelayControl(text: string): RelayControl | undefined {
       return typeof m.peer === 'string' && typeof m.online === 'boolean' ? { t: m.t, peer: m.peer, online: m.online } : undefined
     case 'signal':
       return typeof m.from === 'string' && 'data' in m ? { t: 'signal', from: m.from, data: m.data } : undefined
+    case 'redrained':
+      return isPeerId(m.from) && typeof m.more === 'boolean' ? { t: 'redrained', from: m.from, more: m.more } : undefined
     case 'pong':
       return Number.isSafeInteger(m.n) ? { t: 'pong', n: m.n as number } : undefined
     case 'undeliverable':

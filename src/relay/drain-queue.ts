@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js'
 import type { PeerId } from '../core/ids.js'
 import { envelope, type RelayControl } from '../protocol/relay.js'
-import type { Mailbox } from './mailbox/mailbox.js'
+import type { Mailbox, MailboxEntry } from './mailbox/mailbox.js'
 import { notice, skipOf } from './mailbox-frames.js'
 
 /** Where a {@link DrainQueue} sends: one peer's connection. */
@@ -24,8 +24,18 @@ export interface DrainHooks {
   failed(error: unknown): void
 }
 
+/** What a peer asks to be sent again: up to `limit` stored messages from `from`, but none of `epoch` at or below `after`. */
+export interface Redrain {
+  readonly from: string
+  readonly epoch: string
+  readonly after: number
+  readonly limit: number
+}
+
 /** Mailbox entries read per step of a drain. */
 export const DRAIN_BATCH = 256
+/** Senders whose messages a peer may have asked for again at once; past it, its whole mailbox goes again, as at login. */
+export const MAX_REDRAINS = 256
 /** How often a drain waiting for a socket that is too far behind looks again, in ms. */
 export const DRAIN_POLL_MS = 10
 
@@ -41,6 +51,11 @@ export const DRAIN_POLL_MS = 10
  * asked for while one runs (new mail) makes it read again when it is done.
  * Messages stay in the mailbox until acked; `ack` and `notice` entries are
  * sent once, then removed.
+ *
+ * A drain sends each entry once per connection. A peer that could not keep
+ * some as they came (its inbox full, or more than its window at once) asks
+ * for them again ({@link redrain}) once it can, a window at a time, so they
+ * wait for its application, not for its next login.
  */
 export class DrainQueue {
   readonly #peer: PeerId
@@ -54,6 +69,10 @@ export class DrainQueue {
   #again = false
   /** Key of the last entry sent: a later drain goes on from there. */
   #after: string | undefined = undefined
+  /** The next drain starts from the first entry again (too many redrains asked for). */
+  #restart = false
+  /** What the peer asked to be sent again, by sender (the last ask wins), sent after the drain. */
+  readonly #redrains = new Map<string, Redrain>()
   #held: Uint8Array[] = []
   #heldBytes = 0
   /** The drain is waiting for the socket to catch up. */
@@ -100,8 +119,13 @@ export class DrainQueue {
     try {
       do {
         this.#again = false
+        if (this.#restart) [this.#restart, this.#after] = [false, undefined]
         await this.#drainOnce()
-      } while (this.#again && this.#sink.open)
+        for (const [from, request] of this.#redrains) {
+          this.#redrains.delete(from)
+          if (this.#sink.open) await this.#answer(from, await this.#resend(request))
+        }
+      } while (this.#pending() && this.#sink.open)
     } catch (error) {
       this.#hooks.failed(error)
     } finally {
@@ -113,8 +137,22 @@ export class DrainQueue {
     }
   }
 
+  /**
+   * Sends `request`'s messages again, after the drain under way (a later ask
+   * for the same sender replaces one not yet sent). Never rejects.
+   */
+  redrain(request: Redrain): Promise<void> {
+    if (this.#redrains.size >= MAX_REDRAINS && !this.#redrains.has(request.from)) {
+      this.#redrains.clear()
+      this.#restart = true
+    } else this.#redrains.set(request.from, request)
+    // A drain under way sends it when done.
+    return this.#draining ? Promise.resolve() : this.drain()
+  }
+
   /** The connection closed: held frames are dropped, and a drain waiting for the socket ends now. */
   close(): void {
+    this.#redrains.clear()
     this.#held = []
     this.#heldBytes = 0
     const waiting = this.#waiting
@@ -131,19 +169,55 @@ export class DrainQueue {
       if (!this.#sink.open) return
       const once: string[] = []
       for (const { entry, frame } of items) {
-        if (this.#sink.bufferedAmount > this.#maxPendingBytes) await this.#caughtUp()
-        if (!this.#sink.open) return
+        if (!(await this.#send(entry, frame))) return
         this.#after = entry.key
-        this.#hooks.drained()
-        // The receiver refuses contents past their expiry (so would wait forever for the seq): it gets the skip.
-        const overdue = entry.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()
-        if (entry.kind === 'notice') this.#sink.sendControl(notice(entry))
-        else this.#sink.sendFrame(envelope(entry.from, overdue ? skipOf(peer, entry) : frame, true))
         if (entry.kind === 'notice' || entry.kind === 'ack') once.push(entry.key)
       }
       if (once.length > 0) await this.#mailbox.remove(peer, once)
       if (items.length < DRAIN_BATCH) return
     }
+  }
+
+  /**
+   * Sends up to `limit` of the messages (and skips) from `from` the mailbox still holds, in order, past `after` in
+   * `epoch`; true when it stopped at `limit`.
+   */
+  async #resend({ from, epoch, after, limit }: Redrain): Promise<boolean> {
+    let cursor: string | undefined
+    let sent = 0
+    for (;;) {
+      const items = await this.#mailbox.read(this.#peer, cursor, DRAIN_BATCH)
+      for (const { entry, frame } of items) {
+        cursor = entry.key
+        if (entry.from !== from || entry.kind === 'ack' || entry.kind === 'notice' || (entry.epoch === epoch && entry.seq <= after)) continue
+        if (!(await this.#send(entry, frame))) return false
+        if (++sent === limit) return true
+      }
+      if (items.length < DRAIN_BATCH) return false
+    }
+  }
+
+  /** Tells the peer a redrain was sent, after its messages; not dropped for a slow socket: the peer waits for it to ask again. */
+  async #answer(from: string, more: boolean): Promise<void> {
+    await this.#caughtUp()
+    if (this.#sink.open) this.#sink.sendControl({ t: 'redrained', from, more })
+  }
+
+  /** More to send: new mail, a restart, or redrains asked for meanwhile. */
+  #pending(): boolean {
+    return this.#again || this.#restart || this.#redrains.size > 0
+  }
+
+  /** Sends one entry once the socket has room; false when the connection closed first (nothing sent). */
+  async #send(entry: MailboxEntry, frame: Uint8Array): Promise<boolean> {
+    if (this.#sink.bufferedAmount > this.#maxPendingBytes) await this.#caughtUp()
+    if (!this.#sink.open) return false
+    this.#hooks.drained()
+    // The receiver refuses contents past their expiry (so would wait forever for the seq): it gets the skip.
+    const overdue = entry.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()
+    if (entry.kind === 'notice') this.#sink.sendControl(notice(entry))
+    else this.#sink.sendFrame(envelope(entry.from, overdue ? skipOf(this.#peer, entry) : frame, true))
+    return true
   }
 
   /** Resolves once the socket is at most `maxPendingBytes` behind, or closed. */

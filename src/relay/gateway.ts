@@ -18,6 +18,8 @@ import type { StoreAndForward } from './store-and-forward.js'
 
 /** Extra token cost of a `watch` per this many peers (it fans out into presence messages). */
 const WATCH_PEERS_PER_TOKEN = 100
+/** Extra token cost of a `redrain` per this many messages asked for. */
+const REDRAIN_MESSAGES_PER_TOKEN = 100
 /** How long a shutdown waits for sockets to finish their closing handshake before it terminates them, in ms. */
 const SHUTDOWN_GRACE_MS = 2000
 
@@ -189,6 +191,11 @@ export class Gateway {
       case 'key?':
         this.#context.keys.fetch(conn, control.n, control.peer as PeerId)
         return
+      case 'redrain':
+        // It fans out into up to `limit` stored messages, as a watch into presence messages (may go into debt).
+        conn.limiter.charge(Math.floor(control.limit / REDRAIN_MESSAGES_PER_TOKEN))
+        void conn.drain?.redrain(control)
+        return
     }
   }
 
@@ -298,7 +305,7 @@ export class Gateway {
       id: peerId,
       session: conn.session,
       limits: { maxFrameBytes: limits.maxFrameBytes, framesPerSecond: limits.framesPerSecond },
-      ...(storeAndForward !== undefined && { mailbox: true }),
+      ...(storeAndForward !== undefined && { mailbox: true, redrain: true }),
       pack: true,
       ...(published && { keys: true }),
     })

@@ -98,7 +98,11 @@ export function createRelayMetrics(read: () => RelayStats, node: string, mailbox
     },
   })
   counter('intersession_relay_mailbox_stored_total', 'Messages the mailbox stored (answered `stored`).', (s) => s.stored)
-  counter('intersession_relay_mailbox_drained_total', 'Stored messages sent to their peer as it logged in.', (s) => s.drained)
+  counter(
+    'intersession_relay_mailbox_drained_total',
+    'Stored messages sent to their peer: as it logged in, or again when it asked (redrain).',
+    (s) => s.drained,
+  )
   counter('intersession_relay_mailbox_expired_total', 'Stored messages dropped by retention.', (s) => s.expired)
   counter(
     'intersession_relay_mailbox_failures_total',

@@ -83,7 +83,7 @@ export interface RelayStats {
   readonly bytesOut: number
   /** Bytes queued on all sockets right now (bounded by ~`maxPendingBytes` per socket). */
   readonly pendingBytes: number
-  /** Mailbox: entries stored, entries sent to peers as they logged in, messages expired by retention. */
+  /** Mailbox: entries stored, entries sent to peers (as they logged in, or again when they asked), messages expired by retention. */
   readonly stored: number
   readonly drained: number
   readonly expired: number

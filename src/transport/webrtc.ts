@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
-import { isPeerId, type PeerId } from '../core/ids.js'
+import { isPeerId, type Epoch, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
 import { systemClock } from '../runtime/system-clock.js'
 import type { DataChannelLike } from './data-channel.js'
@@ -93,13 +93,19 @@ export class WebRtcTransport implements Transport {
     this.#events = events
     this.#relay.onSignal = (from, data) => this.#onSignal(from, data)
     return this.#relay.open({
-      frame: (from, data) => events.frame(from, data),
+      frame: (from, data, stored) => events.frame(from, data, stored),
       peer: (peer, online) => this.#onPeer(peer, online),
       closed: () => events.closed(),
       // Only the relay stores (a data channel means both ends are online): its receipts pass through.
       mailbox: (available) => events.mailbox?.(available),
       receipt: (receipt) => events.receipt?.(receipt),
+      redrained: (from, more) => events.redrained?.(from, more),
     })
+  }
+
+  /** Asks the relay (the mailbox is the relay's) to send `from`'s stored messages again: see `Transport.redrain`. */
+  redrain(from: PeerId, epoch: Epoch, after: number, limit: number): void {
+    this.#relay.redrain?.(from, epoch, after, limit)
   }
 
   watch(peers: readonly PeerId[]): void {

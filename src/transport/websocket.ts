@@ -1,10 +1,11 @@
 import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
-import { isPeerId, type PeerId } from '../core/ids.js'
+import { isEpoch, isPeerId, type Epoch, type PeerId } from '../core/ids.js'
 import type { Transport, TransportEvents } from '../core/transport.js'
 import {
   CLOSE_CODES,
   MAX_BUNDLE_BYTES,
+  MAX_REDRAIN,
   MAX_WATCH,
   envelope,
   envelopeHead,
@@ -169,6 +170,8 @@ interface Online {
   readonly socket: WebSocketLike
   /** The relay stores frames for offline peers. */
   readonly mailbox: boolean
+  /** The relay answers `redrain`. */
+  readonly redrains: boolean
   /** The frames sent within one turn, written in one message; undefined when the relay does not read packs. */
   readonly packer: Packer | undefined
   readonly limits: RelayLimitsInfo
@@ -473,6 +476,22 @@ export class WebSocketTransport implements Transport {
   }
 
   /**
+   * Asks the relay's mailbox to send again up to `limit` messages from `from`
+   * past seq `after` of `epoch` (see `Transport.redrain`); nothing while not
+   * online or when the relay has no mailbox or is older than `redrain` (a
+   * login sends the whole mailbox).
+   * @throws TypeError on an invalid peer id, epoch or seq; RangeError when `limit` is not 1 to 65 536.
+   */
+  redrain(from: PeerId, epoch: Epoch, after: number, limit: number): void {
+    if (!isPeerId(from) || !isEpoch(epoch) || !Number.isSafeInteger(after) || after < -1) {
+      throw new TypeError('WebSocketTransport.redrain: from, epoch and after (a seq or -1) must be valid')
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_REDRAIN) throw new RangeError(`WebSocketTransport.redrain: limit must be 1 to ${MAX_REDRAIN}`)
+    const online = this.#phase
+    if (online.name === 'online' && online.redrains) this.#sendControl(online.socket, { t: 'redrain', from, epoch, after, limit })
+  }
+
+  /**
    * Takes the connection down (`false`) and keeps it down until `true`: an
    * app's "work offline" switch. Messages keep queuing in the store meanwhile.
    */
@@ -635,6 +654,7 @@ export class WebSocketTransport implements Transport {
       url: phase.url,
       socket: phase.socket,
       mailbox: m.mailbox === true,
+      redrains: m.mailbox === true && m.redrain === true,
       packer: m.pack === true ? new Packer(m.limits.maxFrameBytes, (message) => writeQuietly(phase.socket, message)) : undefined,
       limits: m.limits,
       pace: new SendPace(m.limits.framesPerSecond, this.#clock.now()),
@@ -761,10 +781,10 @@ export class WebSocketTransport implements Transport {
     for (const opened of envelopes) {
       // A listener may have closed the transport or dropped the connection meanwhile.
       if (this.#phase !== phase) return
-      const { from, frame } = opened
+      const { from, frame, stored } = opened
       // The relay forwards only from logged-in peers: a live frame proves its sender online, a stored one does not.
-      if (!opened.stored) this.#markOnline(phase, from)
-      this.#emit((e) => e.frame(from, frame))
+      if (!stored) this.#markOnline(phase, from)
+      this.#emit((e) => e.frame(from, frame, stored))
     }
   }
 
@@ -809,6 +829,9 @@ export class WebSocketTransport implements Transport {
         return
       case 'key':
         this.#keysAnswered(phase, m)
+        return
+      case 'redrained':
+        if (phase.redrains) this.#emit((e) => e.redrained?.(m.from as PeerId, m.more))
         return
     }
   }

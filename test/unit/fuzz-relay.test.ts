@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { isPeerId } from '../../src/core/ids.js'
+import { isEpoch, isPeerId } from '../../src/core/ids.js'
 import { createRelay, type RelayHandle, type RelayStats } from '../../src/relay/relay.js'
 import { createToken } from '../../src/relay/token.js'
 import { CLOSE_CODES, envelope, isWireBundle, openEnvelope, pack, parseClientControl, unpack } from '../../src/protocol/relay.js'
@@ -37,7 +37,7 @@ type Outcome =
   | { readonly kind: 'forward'; readonly to: string }
   | { readonly kind: 'undeliverable'; readonly to: string }
   | { readonly kind: 'pong' }
-  /** `keys` is stored and not answered; `key?` is answered `key` with its `n`. */
+  /** `keys` is stored and not answered (as `redrain` is, without a mailbox); `key?` is answered `key` with its `n`. */
   | { readonly kind: 'keys' }
   | { readonly kind: 'key' }
   | { readonly kind: 'watch'; readonly peers: readonly string[] }
@@ -59,6 +59,9 @@ function model(input: Input): Outcome {
     case 'ping':
       return { kind: 'pong' }
     case 'keys':
+      return { kind: 'keys' }
+    case 'redrain':
+      // A relay without a mailbox (this one) has nothing to send again: not answered.
       return { kind: 'keys' }
     case 'key?':
       return { kind: 'key' }
@@ -104,6 +107,9 @@ const controlInputs: fc.Arbitrary<Input> = fc.oneof(
     .uint8Array({ minLength: 1, maxLength: 768 })
     .map((bundle) => ({ label: 'keys', data: JSON.stringify({ t: 'keys', bundle: Buffer.from(bundle).toString('base64url') }) })),
   fc.tuple(fc.nat(), destination).map(([n, peer]) => ({ label: 'key?', data: JSON.stringify({ t: 'key?', n, peer }) })),
+  fc
+    .tuple(destination, fc.constantFrom(...POOLS.epochs), fc.integer({ min: -1, max: 1000 }), fc.integer({ min: 1, max: 65_536 }))
+    .map(([from, epoch, after, limit]) => ({ label: 'redrain', data: JSON.stringify({ t: 'redrain', from, epoch, after, limit }) })),
 )
 
 /** Inputs that must end the connection (or, rarely, turn out valid; the model decides). */
@@ -136,6 +142,11 @@ const closingInputs: fc.Arbitrary<Input> = fc.oneof(
       { t: 'keys', bundle: 'A'.repeat(1028) },
       { t: 'key?', n: 1, peer: 'bad id' },
       { t: 'key?', n: 1.5, peer: 'alice' },
+      { t: 'redrain', from: 'alice', epoch: '00000000a.aliceA', after: -2, limit: 1 },
+      { t: 'redrain', from: 'alice', epoch: '00000000a.aliceA', after: 0, limit: 0 },
+      { t: 'redrain', from: 'alice', epoch: '00000000a.aliceA', after: 0, limit: 65_537 },
+      { t: 'redrain', from: 'alice', epoch: 'not an epoch', after: 0, limit: 1 },
+      { t: 'redrain', from: 'bad id', epoch: '00000000a.aliceA', after: 0, limit: 1 },
       { t: 'key', n: 1, peer: 'alice', bundle: null },
       { t: 'pong', n: 1 },
       { t: 'welcome' },
@@ -395,7 +406,7 @@ describe('wire parser fuzzing', () => {
       fc
         .record(
           {
-            t: fc.constantFrom('auth', 'watch', 'signal', 'ping', 'pong', 'keys', 'key?', 'key', 'x'),
+            t: fc.constantFrom('auth', 'watch', 'signal', 'ping', 'pong', 'keys', 'key?', 'key', 'redrain', 'x'),
             bundle: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.string({ unit: fc.constantFrom(...'AQgw_-+/=a '.split('')), maxLength: 12 })),
             peer: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.constantFrom('alice', 'a b', '')),
             token: fc.jsonValue({ maxDepth: 1 }),
@@ -403,6 +414,10 @@ describe('wire parser fuzzing', () => {
             to: fc.jsonValue({ maxDepth: 1 }),
             data: fc.jsonValue({ maxDepth: 1 }),
             n: fc.oneof(fc.double(), fc.integer(), fc.jsonValue({ maxDepth: 1 })),
+            from: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.constantFrom('alice', 'a b', '')),
+            epoch: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.constantFrom(...POOLS.epochs, '0.x')),
+            after: fc.oneof(fc.integer({ min: -3, max: 3 }), fc.double(), fc.jsonValue({ maxDepth: 1 })),
+            limit: fc.oneof(fc.integer({ min: -1, max: 70_000 }), fc.double(), fc.jsonValue({ maxDepth: 1 })),
           },
           { requiredKeys: ['t'] },
         )
@@ -418,7 +433,15 @@ describe('wire parser fuzzing', () => {
           (m.t === 'signal' && typeof m.to === 'string') ||
           (m.t === 'ping' && Number.isSafeInteger(m.n)) ||
           (m.t === 'keys' && isWireBundle(m.bundle)) ||
-          (m.t === 'key?' && Number.isSafeInteger(m.n) && isPeerId(m.peer))
+          (m.t === 'key?' && Number.isSafeInteger(m.n) && isPeerId(m.peer)) ||
+          (m.t === 'redrain' &&
+            isPeerId(m.from) &&
+            isEpoch(m.epoch) &&
+            Number.isSafeInteger(m.after) &&
+            m.after >= -1 &&
+            Number.isSafeInteger(m.limit) &&
+            m.limit >= 1 &&
+            m.limit <= 65_536)
         if (!ok) throw new Error(`ill-typed control accepted: ${t}`)
       }),
       { numRuns: fuzzRuns(100_000), seed: FUZZ_SEED },

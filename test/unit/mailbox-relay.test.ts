@@ -49,7 +49,7 @@ const stores = new Map<string, MemoryStore>()
 const storeOf = (id: string): MemoryStore => stores.get(id) ?? (stores.set(id, new MemoryStore()), stores.get(id)!)
 
 /** An engine for `id` on the relay at `url`, online; `store` carries it across sessions. */
-async function peer(url: string, id: string, store = storeOf(id), token = `dev:${id}`, encryption?: E2EFactory): Promise<Peer> {
+async function peer(url: string, id: string, store = storeOf(id), token = `dev:${id}`, encryption?: E2EFactory | false): Promise<Peer> {
   const transport = new WebSocketTransport({ localId: id, url, token, WebSocket, backoff: { initialMs: 20, maxMs: 200 } })
   const ilm = await ILM.open({ store, transport, limits: { retransmitMs: 200, maxRetransmitMs: 1000 }, ...(encryption !== undefined && { encryption }) })
   cleanups.push(() => ilm.close())
@@ -143,6 +143,76 @@ describe('mailbox: store and forward through a real relay process', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(texts(bob)).toEqual(numbered(45, 'x'))
     await waitFor(() => count(alice, 'delivered') === 45, 'all delivered')
+  })
+
+  interface Backlog {
+    /** Messages alice has the mailbox store for bob. */
+    readonly n: number
+    /** Bob's engine limits. */
+    readonly limits?: Record<string, number>
+    /** Bob's application subscribes only once the login's drain was sent (his inbox fills meanwhile). */
+    readonly lateHandler?: boolean
+    readonly aliceOnline?: boolean
+    readonly encryption?: false
+  }
+
+  /**
+   * Alice has the mailbox store `n` messages for bob, then bob logs in once: the login's drain sends all of them once.
+   * What bob's engine cannot keep as they come (past its window, or beyond a full inbox) only the mailbox has: alice
+   * released or sealed them at `stored`, and never sends a stored seq again, online or not. Bob must get all of them
+   * once, in order, on that one connection.
+   */
+  async function backlogAtLogin({ n, limits = {}, lateHandler = false, aliceOnline = false, encryption }: Backlog): Promise<void> {
+    stores.clear()
+    const r = await relay(tempDir())
+    await registered(r.url, ['bob'])
+    const alice = await peer(r.url, 'alice', storeOf('alice'), 'dev:alice', encryption)
+    const items = numbered(n, 'b')
+    await Promise.all(items.map((item) => alice.ilm.send('bob', item)))
+    await waitFor(() => count(alice, 'stored') === n, `${n} stored`)
+    if (!aliceOnline) await alice.ilm.close()
+    const loginsBefore = (await health(r)).logins as number
+    const transport = new WebSocketTransport({ localId: 'bob', url: r.url, token: 'dev:bob', WebSocket, backoff: { initialMs: 20, maxMs: 200 } })
+    const bob = await ILM.open({
+      store: storeOf('bob'),
+      transport,
+      limits: { retransmitMs: 200, maxRetransmitMs: 1000, ...limits },
+      ...(encryption !== undefined && { encryption }),
+    })
+    cleanups.push(() => bob.close())
+    const got: Message[] = []
+    const subscribe = (): void => void bob.onMessage((m) => void got.push(m))
+    if (!lateHandler) subscribe()
+    await waitFor(async () => ((await health(r)).drained as number) >= n, `the login's drain sent all ${n}`)
+    if (lateHandler) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      subscribe()
+    }
+    await waitFor(() => got.length >= n, `bob has all ${n}`, 10_000).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message} (has ${got.length})`)
+    })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(got.map((m) => m.contents)).toEqual(items)
+    expect(got.map((m) => m.seq)).toEqual(items.map((_, i) => i))
+    // No second login brought them: bob asked the mailbox for them again on the connection he had.
+    expect(transport.state.status).toBe('online')
+    expect((await health(r)).logins).toBe(loginsBefore + 1)
+  }
+
+  it('a mailbox holding more than the receiver opens at once (1,500 sealed messages, window 256) arrives whole at one login', async () => {
+    await backlogAtLogin({ n: 1500 })
+  })
+
+  it('an inbox that filled as the mailbox drained (inbox 40, window 16) gets the rest once its application takes messages, without logging in again', async () => {
+    await backlogAtLogin({ n: 300, limits: { maxInboxPerPeer: 40, window: 16 }, lateHandler: true })
+  })
+
+  it('the same with the sender online: it never sends a stored seq again', async () => {
+    await backlogAtLogin({ n: 300, limits: { maxInboxPerPeer: 40, window: 16 }, lateHandler: true, aliceOnline: true })
+  })
+
+  it('the same without end-to-end encryption (the frames reach the inbox unopened, and a full one drops them)', async () => {
+    await backlogAtLogin({ n: 300, limits: { maxInboxPerPeer: 40, window: 16 }, lateHandler: true, encryption: false })
   })
 
   it('survives SIGKILL: a relay restarted on the same directory still delivers what it stored; /metrics counts what it holds', async () => {

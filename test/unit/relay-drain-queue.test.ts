@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeFrame } from '../../src/core/codec.js'
 import { makeEpoch, type PeerId } from '../../src/core/ids.js'
 import { envelope, openEnvelope, type RelayControl } from '../../src/protocol/relay.js'
-import { DRAIN_BATCH, DRAIN_POLL_MS, DrainQueue, type DrainSink } from '../../src/relay/drain-queue.js'
+import { DRAIN_BATCH, DRAIN_POLL_MS, DrainQueue, MAX_REDRAINS, type DrainSink, type Redrain } from '../../src/relay/drain-queue.js'
 import type { Mailbox, MailboxRecord } from '../../src/relay/mailbox/mailbox.js'
 import { MemoryMailbox } from '../../src/relay/mailbox/memory.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
@@ -246,5 +246,84 @@ describe('DrainQueue', () => {
     expect(failures.map((error) => (error as Error).message)).toEqual(['disk gone'])
     expect(sink.sent).toEqual(['live carol live'])
     expect(queue.draining).toBe(false)
+  })
+  it("redrain: sends again only the asked sender's messages and skips the mailbox still holds, past `after` in its epoch (any of another epoch), at most `limit`, then says whether it stopped at the limit", async () => {
+    const { clock, mailbox, sink, queue, drained } = setup()
+    const older = makeEpoch(ManualClock.DEFAULT_START - 1000, 'olderE')
+    await store(mailbox, 'alice', 7, { epoch: older })
+    for (let seq = 0; seq < 6; seq++) {
+      await store(mailbox, 'alice', seq, seq === 4 ? { expiresAt: clock.now() + 10 } : {})
+      await store(mailbox, 'carol', seq)
+    }
+    await mailbox.put(BOB, { kind: 'ack', from: 'alice', epoch: EPOCH, seq: 9, id: '', size: 3, storedAt: 1 }, encoder.encode('ack-9'), LIMITS)
+    await queue.drain()
+    expect(sink.sent).toHaveLength(14)
+    clock.advance(10)
+    /** What one redrain sends: the frames' `from text`, then `more` from its answer. */
+    const resent = async (request: Redrain): Promise<string[]> => {
+      sink.sent.length = 0
+      await queue.redrain(request)
+      const answer = sink.sent.at(-1) ?? ''
+      expect(answer).toMatch(/^control \{"t":"redrained"/)
+      const { more } = JSON.parse(answer.slice('control '.length)) as { more: boolean }
+      return [...sink.sent.slice(0, -1).map((line) => line.replace(/^stored alice /, '')), `more: ${more}`]
+    }
+    expect(await resent({ from: 'alice', epoch: EPOCH, after: 1, limit: 3 })).toEqual(['alice-7', 'alice-2', 'alice-3', 'more: true'])
+    // The ack was sent once, by the drain, and removed: never again. Seq 4 expired meanwhile: its skip.
+    expect(await resent({ from: 'alice', epoch: EPOCH, after: 3, limit: 3 })).toEqual(['alice-7', 'skip:4', 'alice-5', 'more: true'])
+    expect(await resent({ from: 'alice', epoch: older, after: 7, limit: 3 })).toEqual(['alice-0', 'alice-1', 'alice-2', 'more: true'])
+    expect(await resent({ from: 'alice', epoch: EPOCH, after: 5, limit: 3 })).toEqual(['alice-7', 'more: false'])
+    expect(await resent({ from: 'dave', epoch: EPOCH, after: -1, limit: 3 })).toEqual(['more: false'])
+    expect(drained()).toBe(14 + 10)
+    // The drain's own place is unchanged: new mail goes out once.
+    await store(mailbox, 'carol', 6)
+    sink.sent.length = 0
+    await queue.drain()
+    expect(sink.sent).toEqual(['stored carol carol-6'])
+  })
+
+  it('redrain: asked during a drain, it goes after the drain (a later ask for the same sender replacing it), before the live frames held', async () => {
+    const { mailbox, sink, queue } = setup()
+    const stored = DRAIN_BATCH + 2
+    for (let seq = 0; seq < stored; seq++) await store(mailbox, 'alice', seq)
+    const done = queue.drain()
+    expect(queue.deliver(live('carol', 'live-0'))).toBe(true)
+    void queue.redrain({ from: 'alice', epoch: EPOCH, after: -1, limit: 2 })
+    void queue.redrain({ from: 'alice', epoch: EPOCH, after: 5, limit: 2 })
+    await done
+    expect(sink.sent.slice(stored)).toEqual([
+      'stored alice alice-6',
+      'stored alice alice-7',
+      `control ${JSON.stringify({ t: 'redrained', from: 'alice', more: true })}`,
+      'live carol live-0',
+    ])
+    expect(sink.sent).toHaveLength(stored + 4)
+  })
+
+  it('redrain: the answer waits for a socket too far behind (it is not dropped as a slow control message), and nothing is sent once the connection goes', async () => {
+    const { clock, mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0)
+    await queue.drain()
+    sink.bufferedAmount = MAX_PENDING + 1
+    const done = queue.redrain({ from: 'alice', epoch: EPOCH, after: -1, limit: 5 })
+    await settle()
+    expect(sink.sent).toEqual(['stored alice alice-0'])
+    sink.bufferedAmount = 0
+    clock.advance(DRAIN_POLL_MS)
+    await done
+    expect(sink.sent).toEqual(['stored alice alice-0', 'stored alice alice-0', `control ${JSON.stringify({ t: 'redrained', from: 'alice', more: false })}`])
+    sink.open = false
+    await queue.redrain({ from: 'alice', epoch: EPOCH, after: -1, limit: 5 })
+    expect(sink.sent).toHaveLength(3)
+  })
+
+  it(`redrain: asked for more than ${MAX_REDRAINS} senders at once, the whole mailbox goes again, as at login`, async () => {
+    const { mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0)
+    await store(mailbox, 'carol', 0)
+    const done = queue.drain()
+    for (let i = 0; i <= MAX_REDRAINS; i++) void queue.redrain({ from: `peer-${i}`, epoch: EPOCH, after: -1, limit: 1 })
+    await done
+    expect(sink.sent).toEqual(['stored alice alice-0', 'stored carol carol-0', 'stored alice alice-0', 'stored carol carol-0'])
   })
 })

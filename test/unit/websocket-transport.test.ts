@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { isIlmError } from '../../src/core/errors.js'
-import type { PeerId } from '../../src/core/ids.js'
+import { makeEpoch, type Epoch, type PeerId } from '../../src/core/ids.js'
 import { ILM, MemoryStore } from '../../src/index.js'
 import { createRelay, type RelayHandle, type RelayOptions } from '../../src/relay/relay.js'
 import { CLOSE_CODES, envelope, openEnvelope, pack, parseClientControl, unpack, type ClientControl } from '../../src/protocol/relay.js'
@@ -346,6 +346,40 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
       ['bob', false],
     ])
     expect(t.state.status).toBe('offline')
+  })
+
+  it('redrain: misuse throws at once; asked only of a relay that announced it (an older one would close the connection over it), and its answer is passed on', async () => {
+    const { t, l, last, clock } = scripted()
+    const answers: [string, boolean][] = []
+    const epoch = makeEpoch(1, 'abcdef')
+    t.open({ ...l, redrained: (from, more) => void answers.push([from, more]) })
+    await flush()
+    let s = last()
+    s.accept()
+    s.control({ t: 'welcome', id: 'me', session: 's', limits: { maxFrameBytes: 1 << 20, framesPerSecond: 1000 }, mailbox: true })
+    expect(() => t.redrain('bad id' as PeerId, epoch, 0, 1)).toThrow(TypeError)
+    expect(() => t.redrain('bob' as PeerId, 'x' as Epoch, 0, 1)).toThrow(TypeError)
+    expect(() => t.redrain('bob' as PeerId, epoch, -2, 1)).toThrow(TypeError)
+    expect(() => t.redrain('bob' as PeerId, epoch, 0, 0)).toThrow(RangeError)
+    expect(() => t.redrain('bob' as PeerId, epoch, 0, 65_537)).toThrow(RangeError)
+    t.redrain('bob' as PeerId, epoch, 4, 16)
+    s.control({ t: 'redrained', from: 'bob', more: true })
+    expect(s.controls().filter((m) => m.t === 'redrain')).toEqual([])
+    expect(answers).toEqual([])
+    s.drop(1006)
+    t.redrain('bob' as PeerId, epoch, 4, 16)
+    clock.advance(60_000)
+    await flush()
+    expect(last()).not.toBe(s)
+    s = last()
+    s.accept()
+    s.control({ t: 'welcome', id: 'me', session: 's', limits: { maxFrameBytes: 1 << 20, framesPerSecond: 1000 }, mailbox: true, redrain: true })
+    t.redrain('bob' as PeerId, epoch, 4, 16)
+    expect(s.controls().filter((m) => m.t === 'redrain')).toEqual([{ t: 'redrain', from: 'bob', epoch, after: 4, limit: 16 }])
+    s.control({ t: 'redrained', from: 'bob', more: true })
+    s.control({ t: 'redrained', from: 'bad id', more: false })
+    s.control({ t: 'redrained', from: 'bob', more: 'yes' })
+    expect(answers).toEqual([['bob', true]])
   })
 
   it('gives its key bundle in auth, and sends keys after welcome only when the relay did not store that one', async () => {
