@@ -86,7 +86,7 @@ export interface Transport {
   /**
    * Optional, for relays with a mailbox: asks the relay to send again up to
    * `limit` messages from `from` that its mailbox holds for this end, past
-   * seq `after` of `epoch` (and any of another epoch), as it sent them at
+   * seq `after` of `epoch` (and any of a newer epoch), as it sent them at
    * login. The engine asks once its full inbox, having refused some of them,
    * has room. Never throws; does nothing while disconnected (the next login
    * sends the whole mailbox).

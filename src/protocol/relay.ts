@@ -54,8 +54,8 @@ export type ClientControl =
   /** Asks for `peer`'s key bundle; answered by `key` with the same `n`. */
   | { readonly t: 'key?'; readonly n: number; readonly peer: string }
   /**
-   * Asks the mailbox again for up to `limit` stored messages from `from` (of any epoch but after seq `after` in
-   * `epoch`): sent as at login, after the drain under way. The client's inbox refused what the login drained.
+   * Asks the mailbox again for up to `limit` stored messages from `from`, past seq `after` of `epoch` or of a newer
+   * epoch: sent as at login, after the drain under way. The client could not keep them as the login drained them.
    */
   | { readonly t: 'redrain'; readonly from: string; readonly epoch: string; readonly after: number; readonly limit: number }
 

@@ -24,7 +24,7 @@ export interface DrainHooks {
   failed(error: unknown): void
 }
 
-/** What a peer asks to be sent again: up to `limit` stored messages from `from`, but none of `epoch` at or below `after`. */
+/** What a peer asks to be sent again: up to `limit` stored messages from `from` past `after` in `epoch`, or of a newer epoch. */
 export interface Redrain {
   readonly from: string
   readonly epoch: string
@@ -180,7 +180,7 @@ export class DrainQueue {
 
   /**
    * Sends up to `limit` of the messages (and skips) from `from` the mailbox still holds, in order, past `after` in
-   * `epoch`; true when it stopped at `limit`.
+   * `epoch` or of a newer epoch; true when it stopped at `limit`.
    */
   async #resend({ from, epoch, after, limit }: Redrain): Promise<boolean> {
     let cursor: string | undefined
@@ -189,7 +189,9 @@ export class DrainQueue {
       const items = await this.#mailbox.read(this.#peer, cursor, DRAIN_BATCH)
       for (const { entry, frame } of items) {
         cursor = entry.key
-        if (entry.from !== from || entry.kind === 'ack' || entry.kind === 'notice' || (entry.epoch === epoch && entry.seq <= after)) continue
+        // An older epoch's would be refused (epochs order as strings: their creation time comes first, fixed-width).
+        if (entry.from !== from || entry.kind === 'ack' || entry.kind === 'notice' || entry.epoch < epoch || (entry.epoch === epoch && entry.seq <= after))
+          continue
         if (!(await this.#send(entry, frame))) return false
         if (++sent === limit) return true
       }
