@@ -42,8 +42,8 @@ export class InboundLink {
   #heldBack = false
   /**
    * Frames were dropped that only the relay's mailbox may have (their sender never sends a stored seq again): from the
-   * mailbox and past the window, or refused by a full inbox past the window. Asked for again once they can be kept
-   * ({@link #askAgain}).
+   * mailbox and past the window, or refused by a full inbox past the window: they are asked for again once they can be
+   * kept ({@link #askAgain}).
    */
   #wanting = false
   /** A redrain was asked for and its answer has not come. */

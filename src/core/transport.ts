@@ -87,9 +87,10 @@ export interface Transport {
    * Optional, for relays with a mailbox: asks the relay to send again up to
    * `limit` messages from `from` that its mailbox holds for this end, past
    * seq `after` of `epoch` (and any of a newer epoch), as it sent them at
-   * login. The engine asks once its full inbox, having refused some of them,
-   * has room. Never throws; does nothing while disconnected (the next login
-   * sends the whole mailbox).
+   * login. The engine asks for what it could not keep as they came (its inbox
+   * full, or past its window) once it can. Never throws for the connection's
+   * state: does nothing while disconnected (the next login sends the whole
+   * mailbox).
    */
   redrain?(from: PeerId, epoch: Epoch, after: number, limit: number): void
   close(): void | Promise<void>
