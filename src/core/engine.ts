@@ -856,8 +856,6 @@ export class Engine {
     }
     if (receipt.seq <= stream.ackedUpTo) return
     const { peer } = receipt
-    // As for an ack, the window moves before the record commits: the relay holds the message durably.
-    if (receipt.status === 'stored') this.#outbound.get(peer)?.heardStored(receipt.seq)
     const next = (this.#receiptOrder.get(peer) ?? Promise.resolve()).then(() => this.#applyReceipt(receipt)).catch((error: unknown) => this.#fail(error))
     this.#receiptOrder.set(peer, next)
     void next.then(() => {

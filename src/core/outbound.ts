@@ -175,15 +175,9 @@ export class OutboundLink {
     else this.acked(upTo)
   }
 
-  /** The relay stored `seq`, its record not committed yet: when it follows on from what is settled, the window moves now. */
-  heardStored(seq: number): void {
-    if (seq === this.#settled() + 1) this.stored(seq)
-  }
-
   /**
-   * The relay's mailbox holds every seq <= `upTo`: never send them again. Also called once a receipt's record
-   * committed, when the committed `storedUpTo` already says `upTo`: only what this link heard decides whether the
-   * window moves.
+   * The relay's mailbox holds every seq <= `upTo`: never send them again. Called once the receipt's record committed,
+   * so the committed `storedUpTo` already says `upTo`: only what this link heard decides whether the window moves.
    */
   stored(upTo: number): void {
     if (upTo <= Math.max(this.#acked(), this.#storedSeen)) return
