@@ -36,6 +36,8 @@ export interface Redrain {
 export const DRAIN_BATCH = 256
 /** Senders whose messages a peer may have asked for again at once; past it, its whole mailbox goes again, as at login. */
 export const MAX_REDRAINS = 256
+/** Senders a restart (past {@link MAX_REDRAINS}) answers; an ask past it waits for the peer's next login. */
+export const MAX_RESTART_ANSWERS = 4_096
 /** How often a drain waiting for a socket that is too far behind looks again, in ms. */
 export const DRAIN_POLL_MS = 10
 
@@ -73,6 +75,8 @@ export class DrainQueue {
   #restart = false
   /** What the peer asked to be sent again, by sender (the last ask wins), sent after the drain. */
   readonly #redrains = new Map<string, Redrain>()
+  /** Senders whose asks the pending restart answers (it sends their messages again with all the rest). */
+  readonly #restartAnswers = new Set<string>()
   #held: Uint8Array[] = []
   #heldBytes = 0
   /** The drain is waiting for the socket to catch up. */
@@ -119,8 +123,12 @@ export class DrainQueue {
     try {
       do {
         this.#again = false
+        const answers = [...this.#restartAnswers]
+        this.#restartAnswers.clear()
         if (this.#restart) [this.#restart, this.#after] = [false, undefined]
         await this.#drainOnce()
+        // A restart has no limit, but the peer may again drop what is past its window: `more` lets it ask on from where it got.
+        for (const from of answers) if (this.#sink.open) await this.#answer(from, true)
         for (const [from, request] of this.#redrains) {
           this.#redrains.delete(from)
           if (this.#sink.open) await this.#answer(from, await this.#resend(request))
@@ -142,10 +150,14 @@ export class DrainQueue {
    * for the same sender replaces one not yet sent). Never rejects.
    */
   redrain(request: Redrain): Promise<void> {
-    if (this.#redrains.size >= MAX_REDRAINS && !this.#redrains.has(request.from)) {
+    if (!this.#restart && this.#redrains.size >= MAX_REDRAINS && !this.#redrains.has(request.from)) {
+      for (const from of this.#redrains.keys()) this.#restartAnswers.add(from)
       this.#redrains.clear()
       this.#restart = true
-    } else this.#redrains.set(request.from, request)
+    }
+    // Each asker waits for its answer before it asks again: one left unanswered would wait until the next login.
+    if (!this.#restart) this.#redrains.set(request.from, request)
+    else if (this.#restartAnswers.size < MAX_RESTART_ANSWERS) this.#restartAnswers.add(request.from)
     // A drain under way sends it when done.
     return this.#draining ? Promise.resolve() : this.drain()
   }
@@ -153,6 +165,7 @@ export class DrainQueue {
   /** The connection closed: held frames are dropped, and a drain waiting for the socket ends now. */
   close(): void {
     this.#redrains.clear()
+    this.#restartAnswers.clear()
     this.#held = []
     this.#heldBytes = 0
     const waiting = this.#waiting

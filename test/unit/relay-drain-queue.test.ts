@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeFrame } from '../../src/core/codec.js'
 import { makeEpoch, type PeerId } from '../../src/core/ids.js'
 import { envelope, openEnvelope, type RelayControl } from '../../src/protocol/relay.js'
-import { DRAIN_BATCH, DRAIN_POLL_MS, DrainQueue, MAX_REDRAINS, type DrainSink, type Redrain } from '../../src/relay/drain-queue.js'
+import { DRAIN_BATCH, DRAIN_POLL_MS, DrainQueue, MAX_REDRAINS, MAX_RESTART_ANSWERS, type DrainSink, type Redrain } from '../../src/relay/drain-queue.js'
 import type { Mailbox, MailboxRecord } from '../../src/relay/mailbox/mailbox.js'
 import { MemoryMailbox } from '../../src/relay/mailbox/memory.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
@@ -327,7 +327,33 @@ describe('DrainQueue', () => {
     await store(mailbox, 'carol', 0)
     const done = queue.drain()
     for (let i = 0; i <= MAX_REDRAINS; i++) void queue.redrain({ from: `peer-${i}`, epoch: EPOCH, after: -1, limit: 1 })
+    // Asked while the restart waits: answered by it too.
+    void queue.redrain({ from: 'alice', epoch: EPOCH, after: -1, limit: 1 })
     await done
-    expect(sink.sent).toEqual(['stored alice alice-0', 'stored carol carol-0', 'stored alice alice-0', 'stored carol carol-0'])
+    // Every ask is answered (`more`: the restart had no limit), or its link would wait for the next login.
+    const answers = [...Array.from({ length: MAX_REDRAINS + 1 }, (_, i) => `peer-${i}`), 'alice'].map(
+      (from) => `control ${JSON.stringify({ t: 'redrained', from, more: true })}`,
+    )
+    expect(sink.sent).toEqual(['stored alice alice-0', 'stored carol carol-0', 'stored alice alice-0', 'stored carol carol-0', ...answers])
+  })
+
+  it(`redrain: a restart answers at most ${MAX_RESTART_ANSWERS} asks, and none once the connection goes`, async () => {
+    const { mailbox, sink, queue } = setup()
+    await store(mailbox, 'alice', 0)
+    const done = queue.drain()
+    for (let i = 0; i < MAX_RESTART_ANSWERS + 10; i++) void queue.redrain({ from: `peer-${i}`, epoch: EPOCH, after: -1, limit: 1 })
+    await done
+    const answered = sink.sent.filter((line) => line.startsWith('control'))
+    expect(answered).toHaveLength(MAX_RESTART_ANSWERS)
+    expect(sink.sent.filter((line) => line.startsWith('stored'))).toEqual(['stored alice alice-0', 'stored alice alice-0'])
+
+    const closing = setup()
+    await store(closing.mailbox, 'alice', 0)
+    const draining = closing.queue.drain()
+    for (let i = 0; i <= MAX_REDRAINS; i++) void closing.queue.redrain({ from: `peer-${i}`, epoch: EPOCH, after: -1, limit: 1 })
+    closing.sink.open = false
+    closing.queue.close()
+    await draining
+    expect(closing.sink.sent.filter((line) => line.startsWith('control'))).toEqual([])
   })
 })
