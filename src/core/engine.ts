@@ -856,7 +856,14 @@ export class Engine {
     }
     if (receipt.seq <= stream.ackedUpTo) return
     const { peer } = receipt
-    const next = (this.#receiptOrder.get(peer) ?? Promise.resolve()).then(() => this.#applyReceipt(receipt)).catch((error: unknown) => this.#fail(error))
+    const link = this.#outbound.get(peer)
+    // Taken before the slide drops it from the link's cache.
+    const sent = link?.sentRow(receipt.seq)
+    // As for an ack, the window moves before the record commits: the relay holds the message durably.
+    const slid = receipt.status === 'stored' && link?.heardStored(receipt.seq) === true
+    const next = (this.#receiptOrder.get(peer) ?? Promise.resolve())
+      .then(() => this.#applyReceipt(receipt, sent, slid))
+      .catch((error: unknown) => this.#fail(error))
     this.#receiptOrder.set(peer, next)
     void next.then(() => {
       if (this.#receiptOrder.get(peer) === next) this.#receiptOrder.delete(peer)
@@ -877,14 +884,18 @@ export class Engine {
    * again, and its mailbox, which holds each (from, epoch, seq) once, answers
    * the duplicate with the same receipt.
    */
-  async #applyReceipt(receipt: RelayReceipt): Promise<void> {
+  async #applyReceipt(receipt: RelayReceipt, sent: OutboxRow | undefined, slid: boolean): Promise<void> {
     const { peer, seq } = receipt
     // The link holds the rows it sent this session; one sent before is read.
-    const row = this.#outbound.get(peer)?.sentRow(seq) ?? (await this.#store.readOutbox(peer, seq, 1))[0]
+    const row = sent ?? this.#outbound.get(peer)?.sentRow(seq) ?? (await this.#store.readOutbox(peer, seq, 1))[0]
     if (row?.seq !== seq) return
     const reason = receipt.status === 'failed' && row.expired !== true ? receipt.reason : undefined
     const held = receipt.status === 'stored' || receipt.held
-    this.#writer.defer(`receipt ${peer} ${seq}`, (draft) => {
+    // Deferred intents are deduplicated by key, the first kept. The receipt that slid the window must not give way to
+    // an earlier one of the same seq: receipts come out of order after retransmissions (2..9, then 1, then 2..9
+    // again), the earlier found a gap, and the link, past 9, would wait for good for records stuck at 1. Slides come
+    // in order, so their intents commit in order, each contiguous to the one before.
+    this.#writer.defer(`receipt ${peer} ${seq}${slid ? ' slid' : ''}`, (draft) => {
       const stream = draft.outStream(peer)
       if (stream === undefined || seq <= stream.ackedUpTo) return () => {}
       const advance = held && seq === Math.max(stream.ackedUpTo, stream.storedUpTo ?? -1) + 1

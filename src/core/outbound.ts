@@ -176,8 +176,19 @@ export class OutboundLink {
   }
 
   /**
-   * The relay's mailbox holds every seq <= `upTo`: never send them again. Called once the receipt's record committed,
-   * so the committed `storedUpTo` already says `upTo`: only what this link heard decides whether the window moves.
+   * The relay stored `seq`, its record not committed yet: when it follows on from what is settled, the window moves
+   * now (true). The caller commits the record of each receipt that moved it, in the order they came.
+   */
+  heardStored(seq: number): boolean {
+    if (seq !== this.#settled() + 1) return false
+    this.stored(seq)
+    return true
+  }
+
+  /**
+   * The relay's mailbox holds every seq <= `upTo`: never send them again. Also called once a receipt's record
+   * committed, when the committed `storedUpTo` already says `upTo`: only what this link heard decides whether the
+   * window moves.
    */
   stored(upTo: number): void {
     if (upTo <= Math.max(this.#acked(), this.#storedSeen)) return

@@ -103,9 +103,9 @@ describe('engine: relay mailbox receipts', () => {
     await ilm.close()
   })
 
-  it('a backlog to an offline peer goes out as fast as the relay stores it: each stored receipt slides the window, not the retransmission timer', async () => {
-    // The timer never fires here (the clock does not move): only receipts can move the window.
-    const { ilm, relay, statuses } = await open({ window: 4, retransmitMs: 60_000, maxRetransmitMs: 60_000, deferCommitMs: 0 })
+  it('a backlog to an offline peer goes out as fast as the relay stores it: each stored receipt slides the window at once, not at the retransmission timer nor when its record commits', async () => {
+    // The clock does not move: neither the retransmission timer nor the deferred commit of the receipts' records fires.
+    const { ilm, relay, clock, statuses } = await open({ window: 4, retransmitMs: 60_000, maxRetransmitMs: 60_000, deferCommitMs: 60_000 })
     relay.events.mailbox!(true)
     await Promise.all(Array.from({ length: 20 }, (_, i) => ilm.send(BOB, `b${i}`)))
     await until(() => relay.msgs().length === 4)
@@ -114,8 +114,31 @@ describe('engine: relay mailbox receipts', () => {
       await until(() => relay.msgs().some((f) => f.seq === seq))
       relay.receipt({ status: 'stored', peer: BOB, epoch, seq })
     }
-    await until(() => of(statuses, 'stored').length === 20)
     expect(relay.msgs().map((f) => f.seq)).toEqual(Array.from({ length: 20 }, (_, seq) => seq))
+    expect(of(statuses, 'stored')).toEqual([])
+    // The records commit as before, deferCommitMs later: the statuses follow.
+    await until(() => of(statuses, 'stored').length === 20, { clocks: [clock], stepMs: 60_000, steps: 20 })
+    await ilm.close()
+  })
+
+  it('receipts out of order, then again (as after a retransmission), all before their records commit: every record commits and the link waits for nothing', async () => {
+    // Found through a stalled Redis: receipts 1..9, then 0, then 1..9 again, within one deferCommitMs.
+    const { ilm, relay, clock, statuses } = await open({ window: 16, retransmitMs: 60_000, maxRetransmitMs: 60_000, deferCommitMs: 60_000 })
+    relay.events.mailbox!(true)
+    await Promise.all(Array.from({ length: 10 }, (_, i) => ilm.send(BOB, `b${i}`)))
+    await until(() => relay.msgs().length === 10)
+    const epoch = relay.msgs()[0]!.epoch
+    const stored = (seq: number): void => relay.receipt({ status: 'stored', peer: BOB, epoch, seq })
+    for (let seq = 1; seq < 10; seq++) stored(seq)
+    stored(0)
+    for (let seq = 1; seq < 10; seq++) stored(seq)
+    await tick()
+    await until(() => of(statuses, 'stored').length === 10, { clocks: [clock], stepMs: 60_000, steps: 3 })
+    // Nothing went to the relay again: the link was settled, and its records agree.
+    expect(relay.msgs()).toHaveLength(10)
+    await ilm.send(BOB, 'b10')
+    await until(() => relay.msgs().length === 11)
+    expect(relay.msgs()[10]!.seq).toBe(10)
     await ilm.close()
   })
 
