@@ -32,6 +32,19 @@ export interface Redrain {
   readonly limit: number
 }
 
+/**
+ * What the last redrain of a sender read (keys `undefined`: the mailbox's start): asked past `after` in `epoch`, it
+ * skipped everything up to `begin` and sent up to `end`, the highest message `lastSeq` of `lastEpoch`.
+ */
+interface ResumePoint {
+  readonly epoch: string
+  readonly after: number
+  readonly begin: string | undefined
+  readonly end: string | undefined
+  readonly lastEpoch: string
+  readonly lastSeq: number
+}
+
 /** Mailbox entries read per step of a drain. */
 export const DRAIN_BATCH = 256
 /** Senders whose messages a peer may have asked for again at once; past it, its whole mailbox goes again, as at login. */
@@ -77,6 +90,8 @@ export class DrainQueue {
   readonly #redrains = new Map<string, Redrain>()
   /** Senders whose asks the pending restart answers (it sends their messages again with all the rest). */
   readonly #restartAnswers = new Set<string>()
+  /** Per sender, where its last redrain began to send: its next scan starts there (see {@link #resend}). */
+  readonly #resumeAt = new Map<string, ResumePoint>()
   #held: Uint8Array[] = []
   #heldBytes = 0
   /** The drain is waiting for the socket to catch up. */
@@ -166,6 +181,7 @@ export class DrainQueue {
   close(): void {
     this.#redrains.clear()
     this.#restartAnswers.clear()
+    this.#resumeAt.clear()
     this.#held = []
     this.#heldBytes = 0
     const waiting = this.#waiting
@@ -196,20 +212,51 @@ export class DrainQueue {
    * `epoch` or of a newer epoch; true when it stopped at `limit`.
    */
   async #resend({ from, epoch, after, limit }: Redrain): Promise<boolean> {
-    let cursor: string | undefined
+    let cursor = this.#resumePoint(from, epoch, after)
+    const point = { epoch, after, begin: cursor, end: cursor, lastEpoch: '', lastSeq: -1 }
     let sent = 0
-    for (;;) {
-      const items = await this.#mailbox.read(this.#peer, cursor, DRAIN_BATCH)
-      for (const { entry, frame } of items) {
-        cursor = entry.key
-        // An older epoch's would be refused (epochs order as strings: their creation time comes first, fixed-width).
-        if (entry.from !== from || entry.kind === 'ack' || entry.kind === 'notice' || entry.epoch < epoch || (entry.epoch === epoch && entry.seq <= after))
-          continue
-        if (!(await this.#send(entry, frame))) return false
-        if (++sent === limit) return true
+    try {
+      for (;;) {
+        // No more read than may be sent: the rest of a page would be read again by the next ask.
+        const want = Math.min(DRAIN_BATCH, limit - sent)
+        const items = await this.#mailbox.read(this.#peer, cursor, want)
+        for (const { entry, frame } of items) {
+          const before = cursor
+          cursor = entry.key
+          // An older epoch's would be refused (epochs order as strings: their creation time comes first, fixed-width).
+          if (entry.from !== from || entry.kind === 'ack' || entry.kind === 'notice' || entry.epoch < epoch || (entry.epoch === epoch && entry.seq <= after))
+            continue
+          if (sent === 0) point.begin = before
+          if (!(await this.#send(entry, frame))) return false
+          if (entry.epoch > point.lastEpoch || (entry.epoch === point.lastEpoch && entry.seq > point.lastSeq)) [point.lastEpoch, point.lastSeq] = [entry.epoch, entry.seq]
+          if (++sent === limit) return true
+        }
+        if (items.length < want) return false
       }
-      if (items.length < DRAIN_BATCH) return false
+    } finally {
+      if (sent === 0) point.begin = cursor
+      point.end = cursor
+      this.#remember(from, point)
     }
+  }
+
+  /**
+   * Where a redrain of `from` past `after` in `epoch` may start reading. The receiver asks again only from further on
+   * (its `receivedUpTo` never goes back, nor its sender's epoch), so every entry the last pass skipped is skipped
+   * again, and, once the receiver is past the last pass's highest message, every entry that pass read: without this,
+   * each pass would read the mailbox from its first entry, and a backlog asked for a window at a time would cost its
+   * square in reads (of frames too).
+   */
+  #resumePoint(from: string, epoch: string, after: number): string | undefined {
+    const point = this.#resumeAt.get(from)
+    if (point === undefined || epoch < point.epoch || (epoch === point.epoch && after < point.after)) return undefined
+    return epoch > point.lastEpoch || (epoch === point.lastEpoch && after >= point.lastSeq) ? point.end : point.begin
+  }
+
+  #remember(from: string, point: ResumePoint): void {
+    // A hint only: a peer asking for ever more senders does not grow it without bound.
+    if (this.#resumeAt.size >= MAX_RESTART_ANSWERS && !this.#resumeAt.has(from)) this.#resumeAt.clear()
+    this.#resumeAt.set(from, point)
   }
 
   /** Tells the peer a redrain was sent, after its messages; not dropped for a slow socket: the peer waits for it to ask again. */

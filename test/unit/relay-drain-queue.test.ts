@@ -5,6 +5,7 @@
  * a slow consumer, new mail during a drain, and a connection that goes
  * mid-drain. The same paths through real sockets: mailbox-relay.test.ts.
  */
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeFrame } from '../../src/core/codec.js'
 import { makeEpoch, type PeerId } from '../../src/core/ids.js'
@@ -284,6 +285,76 @@ describe('DrainQueue', () => {
     sink.sent.length = 0
     await queue.drain()
     expect(sink.sent).toEqual(['stored carol carol-6'])
+  })
+
+  it('redrain: a receiver asking a window at a time reads the mailbox once over, not from its first entry each time', async () => {
+    /** Counts the entries each read returns. */
+    class CountingMailbox extends MemoryMailbox {
+      entriesRead = 0
+      override async read(to: string, after: string | undefined, limit: number): ReturnType<MemoryMailbox['read']> {
+        const items = await super.read(to, after, limit)
+        this.entriesRead += items.length
+        return items
+      }
+    }
+    const mailbox = new CountingMailbox()
+    const { sink, queue } = setup(mailbox)
+    const N = 2_000
+    const WINDOW = 100
+    for (let seq = 0; seq < 300; seq++) await store(mailbox, 'carol', seq)
+    for (let seq = 0; seq < N; seq++) await store(mailbox, 'alice', seq)
+    await queue.drain()
+    mailbox.entriesRead = 0
+    sink.sent.length = 0
+    // As the receiver does: from what it got to, each time.
+    for (let after = WINDOW - 1, more = true; more; after += WINDOW) {
+      await queue.redrain({ from: 'alice', epoch: EPOCH, after, limit: WINDOW })
+      more = sink.sent.at(-1) === `control ${JSON.stringify({ t: 'redrained', from: 'alice', more: true })}`
+    }
+    const frames = sink.sent.filter((line) => line.startsWith('stored'))
+    expect(frames).toEqual(Array.from({ length: N - WINDOW }, (_, i) => `stored alice alice-${i + WINDOW}`))
+    // The mailbox once over (and the last ask's empty read), where reading from the start each time is ~6 times that.
+    expect(mailbox.entriesRead).toBeLessThanOrEqual(300 + N)
+  })
+
+  it('redrain: where a pass starts reading changes nothing it sends (property: asks mostly moving on, sometimes back, against a queue with no memory of earlier passes)', async () => {
+    const older = makeEpoch(ManualClock.DEFAULT_START - 1000, 'olderE')
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ from: fc.constantFrom('alice', 'carol'), older: fc.boolean(), seq: fc.nat(40) }), { maxLength: 60 }),
+        fc.array(fc.record({ newer: fc.boolean(), step: fc.integer({ min: -6, max: 8 }), limit: fc.integer({ min: 1, max: 12 }), mail: fc.nat(40) }), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        async (entries, asks) => {
+          const mailbox = new MemoryMailbox()
+          const put = (from: string, epoch: typeof EPOCH, seq: number): Promise<unknown> =>
+            mailbox.put(BOB, record(from, seq, { epoch }), encoder.encode(`${from}-${epoch === older ? 'o' : 'n'}${seq}`), LIMITS)
+          for (const entry of entries) await put(entry.from, entry.older ? older : EPOCH, entry.seq)
+          const remembering = setup(mailbox)
+          // Each queue sends the whole mailbox first, as at login; the redrains are compared.
+          await remembering.queue.drain()
+          let after = -1
+          for (const ask of asks) {
+            // Mostly moving on, as a receiver does; sometimes back, or to the older epoch.
+            const epoch = ask.newer ? EPOCH : older
+            after = Math.max(-1, after + ask.step)
+            const request = { from: 'alice', epoch, after, limit: ask.limit }
+            const fresh = setup(mailbox)
+            await fresh.queue.drain()
+            fresh.sink.sent.length = 0
+            remembering.sink.sent.length = 0
+            await remembering.queue.redrain(request)
+            await fresh.queue.redrain(request)
+            expect(remembering.sink.sent).toEqual(fresh.sink.sent)
+            // New mail between asks (its drain aside).
+            await put('alice', EPOCH, ask.mail)
+            await remembering.queue.drain()
+          }
+        },
+      ),
+      { numRuns: 300, seed: 20261207 },
+    )
   })
 
   it('redrain: asked during a drain, it goes after the drain (a later ask for the same sender replacing it), before the live frames held', async () => {
