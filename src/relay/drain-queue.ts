@@ -228,7 +228,8 @@ export class DrainQueue {
             continue
           if (sent === 0) point.begin = before
           if (!(await this.#send(entry, frame))) return false
-          if (entry.epoch > point.lastEpoch || (entry.epoch === point.lastEpoch && entry.seq > point.lastSeq)) [point.lastEpoch, point.lastSeq] = [entry.epoch, entry.seq]
+          if (entry.epoch > point.lastEpoch || (entry.epoch === point.lastEpoch && entry.seq > point.lastSeq))
+            [point.lastEpoch, point.lastSeq] = [entry.epoch, entry.seq]
           if (++sent === limit) return true
         }
         if (items.length < want) return false
