@@ -90,7 +90,7 @@ export class DrainQueue {
   readonly #redrains = new Map<string, Redrain>()
   /** Senders whose asks the pending restart answers (it sends their messages again with all the rest). */
   readonly #restartAnswers = new Set<string>()
-  /** Per sender, where its last redrain began to send: its next scan starts there (see {@link #resend}). */
+  /** Per sender, what its last redrain read: the next one reads on from there ({@link #resumePoint}). */
   readonly #resumeAt = new Map<string, ResumePoint>()
   #held: Uint8Array[] = []
   #heldBytes = 0
@@ -235,9 +235,12 @@ export class DrainQueue {
         if (items.length < want) return false
       }
     } finally {
-      if (sent === 0) point.begin = cursor
-      point.end = cursor
-      this.#remember(from, point)
+      // Every entry up to the cursor was sent or skipped, unless the connection went (an entry not sent).
+      if (this.#sink.open) {
+        if (sent === 0) point.begin = cursor
+        point.end = cursor
+        this.#remember(from, point)
+      }
     }
   }
 
