@@ -32,7 +32,7 @@ export type {
   StoreOp,
   StoreSnapshot,
 } from './core/store.js'
-export type { RelayReceipt, Transport, TransportEvents } from './core/transport.js'
+export type { RelayReceipt, Transport, TransportEvents, TransportOpenOptions } from './core/transport.js'
 export type {
   Cipher,
   CipherContext,

@@ -504,17 +504,21 @@ export class Engine {
   }
 
   async #start(): Promise<void> {
-    await this.#transport.open({
-      frame: (from, data, stored) => this.#onFrame(from, data, stored === true),
-      peer: (peer, online) => (online ? this.#peerUp(peer) : this.#peerDown(peer)),
-      closed: () => {
-        this.#setMailbox(false)
-        for (const peer of [...this.#online]) this.#peerDown(peer)
+    await this.#transport.open(
+      {
+        frame: (from, data, stored) => this.#onFrame(from, data, stored === true),
+        peer: (peer, online) => (online ? this.#peerUp(peer) : this.#peerDown(peer)),
+        closed: () => {
+          this.#setMailbox(false)
+          for (const peer of [...this.#online]) this.#peerDown(peer)
+        },
+        mailbox: (available) => this.#setMailbox(available),
+        receipt: (receipt) => this.#onReceipt(receipt),
+        redrained: (from, more) => this.#onRedrained(from, more),
       },
-      mailbox: (available) => this.#setMailbox(available),
-      receipt: (receipt) => this.#onReceipt(receipt),
-      redrained: (from, more) => this.#onRedrained(from, more),
-    })
+      // Decrypting, it opens at most a window of a sender's frames at once; otherwise its inbox bounds what it keeps.
+      { perSender: this.#cipher === undefined ? this.#limits.maxInboxPerPeer : Math.min(this.#limits.window, this.#limits.maxInboxPerPeer) },
+    )
     const cipher = this.#cipher
     if (cipher !== undefined && this.#transport.publishKeys !== undefined) {
       const publish = this.#transport.publishKeys.bind(this.#transport)
@@ -627,9 +631,14 @@ export class Engine {
     return true
   }
 
-  /** The relay sent what a redrain asked for (the frames came before). */
+  /**
+   * The relay sent what a redrain asked for (the frames came before), or, unasked with `more`, stopped a sender at
+   * login: that sender's frames may still be opening, with no link yet to ask once they are kept.
+   */
   #onRedrained(from: PeerId, more: boolean): void {
-    if (!this.#closed && typeof more === 'boolean') this.#inbound.get(from)?.redrained(more)
+    if (this.#closed || typeof more !== 'boolean') return
+    if (more && isPeerId(from)) this.#inboundLink(from).redrained(true)
+    else this.#inbound.get(from)?.redrained(more)
   }
 
   /** Sends to the offline `peer` through the relay's mailbox (no hello: nobody answers). */

@@ -24,9 +24,24 @@ export interface TransportEvents {
   /**
    * Optional, with {@link Transport.redrain}: the relay sent what was asked for
    * from `from` (the messages came before this event); `more` when it stopped
-   * at the limit asked, so more may wait. Only the relay may report it.
+   * at the limit asked, so more may wait. Also unasked, `more` and after a
+   * login's drain, for a sender whose messages it stopped at
+   * {@link TransportOpenOptions.perSender}. Only the relay may report it.
    */
   redrained?(from: PeerId, more: boolean): void
+}
+
+/** What the engine tells a transport as it opens it. */
+export interface TransportOpenOptions {
+  /**
+   * The most messages of one sender this end keeps as they come (its window
+   * while it decrypts, else its inbox's room). A relay with a mailbox may send
+   * no more than that per sender at login and say `redrained` (`more`) for
+   * each sender it stopped: the engine then asks for the rest with
+   * {@link Transport.redrain} once it can keep them, instead of dropping what
+   * is past its window and asking for it again.
+   */
+  readonly perSender?: number
 }
 
 /**
@@ -58,7 +73,7 @@ export type RelayReceipt =
 export interface Transport {
   /** The authenticated identity of this end. */
   readonly localId: string
-  open(events: TransportEvents): void | Promise<void>
+  open(events: TransportEvents, options?: TransportOpenOptions): void | Promise<void>
   send(to: PeerId, data: Uint8Array): void | Promise<void>
   /**
    * Optional: the peers this end has streams with, so that a transport whose

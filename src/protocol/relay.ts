@@ -41,8 +41,11 @@ export type ClientControl =
   /**
    * Must be the first message; the relay closes with AUTH_* codes otherwise. `pack`: this client reads packs. `keys`:
    * its public key bundle (as in `keys`), in the directory before the relay says `welcome` or announces the peer.
+   * `window`: the most messages of one sender it keeps as they come; a relay with a mailbox sends no more than that of
+   * a sender at login and then `redrained` (`more`) for it, and the client asks for the rest (`redrain`). A relay older
+   * than that ignores it and sends everything.
    */
-  | { readonly t: 'auth'; readonly token: string; readonly pack?: boolean; readonly keys?: string }
+  | { readonly t: 'auth'; readonly token: string; readonly pack?: boolean; readonly keys?: string; readonly window?: number }
   /** Report presence changes of these peers (replaces the previous list). */
   | { readonly t: 'watch'; readonly peers: readonly string[] }
   /** WebRTC signalling for `to`, forwarded with `from` stamped. */
@@ -279,8 +282,18 @@ export function parseClientControl(text: string): ClientControl | undefined {
   if (m === undefined) return undefined
   switch (m.t) {
     case 'auth':
-      return typeof m.token === 'string' && m.token.length > 0 && m.token.length <= 8192 && (m.keys === undefined || isWireBundle(m.keys))
-        ? { t: 'auth', token: m.token, ...(m.pack === true && { pack: true }), ...(m.keys !== undefined && { keys: m.keys }) }
+      return typeof m.token === 'string' &&
+        m.token.length > 0 &&
+        m.token.length <= 8192 &&
+        (m.keys === undefined || isWireBundle(m.keys)) &&
+        (m.window === undefined || isRedrainLimit(m.window))
+        ? {
+            t: 'auth',
+            token: m.token,
+            ...(m.pack === true && { pack: true }),
+            ...(m.keys !== undefined && { keys: m.keys }),
+            ...(m.window !== undefined && { window: m.window }),
+          }
         : undefined
     case 'watch':
       return Array.isArray(m.peers) && m.peers.length <= MAX_WATCH && m.peers.every((p) => typeof p === 'string') ? { t: 'watch', peers: m.peers } : undefined

@@ -79,6 +79,7 @@ export class DrainQueue {
   readonly #clock: Clock
   readonly #maxPendingBytes: number
   readonly #hooks: DrainHooks
+  readonly #perSender: number | undefined
   #draining = false
   /** Told of new entries during a drain: read again when it ends. */
   #again = false
@@ -97,13 +98,20 @@ export class DrainQueue {
   /** The drain is waiting for the socket to catch up. */
   #waiting: { readonly timer: TimerHandle; readonly resume: () => void } | undefined = undefined
 
-  constructor(peer: PeerId, mailbox: Mailbox, sink: DrainSink, clock: Clock, maxPendingBytes: number, hooks: DrainHooks) {
+  /**
+   * `perSender`: the most messages of one sender the peer said it keeps as they come (its window), if it did. A drain
+   * from the mailbox's first entry (a login's, a restart's) sends each sender's first `perSender` messages and answers
+   * for a sender it stopped `redrained {more: true}`, so the peer asks for the rest once it can keep them: sent whole,
+   * what is past the window would cross twice (dropped, then asked for).
+   */
+  constructor(peer: PeerId, mailbox: Mailbox, sink: DrainSink, clock: Clock, maxPendingBytes: number, hooks: DrainHooks, perSender?: number) {
     this.#peer = peer
     this.#mailbox = mailbox
     this.#sink = sink
     this.#clock = clock
     this.#maxPendingBytes = maxPendingBytes
     this.#hooks = hooks
+    this.#perSender = perSender
   }
 
   /** Whether a drain is running (live frames wait behind it). */
@@ -138,11 +146,12 @@ export class DrainQueue {
     try {
       do {
         this.#again = false
-        const answers = [...this.#restartAnswers]
+        const answers = new Set(this.#restartAnswers)
         this.#restartAnswers.clear()
         if (this.#restart) [this.#restart, this.#after] = [false, undefined]
-        await this.#drainOnce()
-        // A restart has no limit, but the peer may again drop what is past its window: `more` lets it ask on from where it got.
+        for (const from of await this.#drainOnce()) answers.add(from)
+        // Senders the pass stopped, and those a restart answers: the peer may drop what is past its window, so `more`
+        // lets it ask on from where it got.
         for (const from of answers) if (this.#sink.open) await this.#answer(from, true)
         for (const [from, request] of this.#redrains) {
           this.#redrains.delete(from)
@@ -191,19 +200,28 @@ export class DrainQueue {
     waiting.resume()
   }
 
-  async #drainOnce(): Promise<void> {
+  /** Sends the mailbox from after the last entry sent; resolves with the senders it stopped at `perSender` (from the first entry only). */
+  async #drainOnce(): Promise<Set<string>> {
     const peer = this.#peer
+    // Messages sent per sender, from the mailbox's first entry: a drain that goes on from an entry sent before (new
+    // mail) cannot tell what the peer kept, so it sends all, as the live frames do.
+    const counts = this.#after === undefined && this.#perSender !== undefined ? new Map<string, number>() : undefined
+    const stopped = new Set<string>()
     for (;;) {
       const items = await this.#mailbox.read(peer, this.#after, DRAIN_BATCH)
-      if (!this.#sink.open) return
+      if (!this.#sink.open) return stopped
       const once: string[] = []
       for (const { entry, frame } of items) {
-        if (!(await this.#send(entry, frame))) return
+        const message = entry.kind !== 'notice' && entry.kind !== 'ack'
+        const count = counts?.get(entry.from) ?? 0
+        if (message && counts !== undefined && count >= (this.#perSender as number)) stopped.add(entry.from)
+        else if (!(await this.#send(entry, frame))) return stopped
+        else if (message) counts?.set(entry.from, count + 1)
         this.#after = entry.key
-        if (entry.kind === 'notice' || entry.kind === 'ack') once.push(entry.key)
+        if (!message) once.push(entry.key)
       }
       if (once.length > 0) await this.#mailbox.remove(peer, once)
-      if (items.length < DRAIN_BATCH) return
+      if (items.length < DRAIN_BATCH) return stopped
     }
   }
 

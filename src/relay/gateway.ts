@@ -146,7 +146,7 @@ export class Gateway {
       }
       counters.controlIn++
       conn.packs = control.pack === true
-      void this.#login(conn, control.token, control.keys)
+      void this.#login(conn, control.token, control.keys, control.window)
       return
     }
     if (isBinary) {
@@ -236,7 +236,7 @@ export class Gateway {
     return false
   }
 
-  async #login(conn: Connection, token: string, bundle: string | undefined): Promise<void> {
+  async #login(conn: Connection, token: string, bundle: string | undefined, perSender: number | undefined): Promise<void> {
     const { auth, clock, log, connections, cluster, limits, storeAndForward, presence, keys } = this.#context
     conn.state = 'verifying'
     // Checked after each await: the login may have timed out, or the relay begun shutting down, meanwhile.
@@ -310,7 +310,7 @@ export class Gateway {
       ...(published && { keys: true }),
     })
     if (storeAndForward !== undefined) {
-      conn.drain = storeAndForward.openDrain(peerId, conn)
+      conn.drain = storeAndForward.openDrain(peerId, conn, perSender)
       void conn.drain.drain()
     }
     this.#context.counters.logins++

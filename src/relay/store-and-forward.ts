@@ -147,13 +147,11 @@ export class StoreAndForward {
     })
   }
 
-  /** The drain queue of `conn`, which just logged in as `peer`. */
-  openDrain(peer: PeerId, conn: Connection): DrainQueue {
+  /** The drain queue of `conn`, which just logged in as `peer`; `perSender`: the window its `auth` gave (see DrainQueue). */
+  openDrain(peer: PeerId, conn: Connection, perSender?: number): DrainQueue {
     const counters = this.#context.counters
-    return new DrainQueue(peer, this.#mailbox, conn, this.#context.clock, this.#context.limits.maxPendingBytes, {
-      drained: () => counters.drained++,
-      failed: (error) => this.#failed('drain', error),
-    })
+    const hooks = { drained: () => counters.drained++, failed: (error: unknown) => this.#failed('drain', error) }
+    return new DrainQueue(peer, this.#mailbox, conn, this.#context.clock, this.#context.limits.maxPendingBytes, hooks, perSender)
   }
 
   /** Something was put in `to`'s mailbox (here or by another node): if `to` is logged in here, its drain reads it. */

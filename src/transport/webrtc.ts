@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
 import { isPeerId, type Epoch, type PeerId } from '../core/ids.js'
-import type { Transport, TransportEvents } from '../core/transport.js'
+import type { Transport, TransportEvents, TransportOpenOptions } from '../core/transport.js'
 import { systemClock } from '../runtime/system-clock.js'
 import type { DataChannelLike } from './data-channel.js'
 import { PortChannel } from './port-channel.js'
@@ -89,18 +89,21 @@ export class WebRtcTransport implements Transport {
     this.#highWater = positive('highWaterBytes', options.highWaterBytes ?? 1024 * 1024)
   }
 
-  open(events: TransportEvents): void | Promise<void> {
+  open(events: TransportEvents, options?: TransportOpenOptions): void | Promise<void> {
     this.#events = events
     this.#relay.onSignal = (from, data) => this.#onSignal(from, data)
-    return this.#relay.open({
-      frame: (from, data, stored) => events.frame(from, data, stored),
-      peer: (peer, online) => this.#onPeer(peer, online),
-      closed: () => events.closed(),
-      // Only the relay stores (a data channel means both ends are online): its receipts pass through.
-      mailbox: (available) => events.mailbox?.(available),
-      receipt: (receipt) => events.receipt?.(receipt),
-      redrained: (from, more) => events.redrained?.(from, more),
-    })
+    return this.#relay.open(
+      {
+        frame: (from, data, stored) => events.frame(from, data, stored),
+        peer: (peer, online) => this.#onPeer(peer, online),
+        closed: () => events.closed(),
+        // Only the relay stores (a data channel means both ends are online): its receipts pass through.
+        mailbox: (available) => events.mailbox?.(available),
+        receipt: (receipt) => events.receipt?.(receipt),
+        redrained: (from, more) => events.redrained?.(from, more),
+      },
+      options,
+    )
   }
 
   /** Asks the relay (the mailbox is the relay's) to send `from`'s stored messages again: see `Transport.redrain`. */

@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js'
 import { IlmError } from '../core/errors.js'
 import { isEpoch, isPeerId, type Epoch, type PeerId } from '../core/ids.js'
-import type { Transport, TransportEvents } from '../core/transport.js'
+import type { Transport, TransportEvents, TransportOpenOptions } from '../core/transport.js'
 import {
   CLOSE_CODES,
   MAX_BUNDLE_BYTES,
@@ -299,6 +299,8 @@ export class WebSocketTransport implements Transport {
   #opened = false
   /** The engine's handlers, from `open()` until the transport stops. */
   #events: TransportEvents | undefined
+  /** What the relay's login drain sends per sender at most (`TransportOpenOptions.perSender`); unbounded when undefined. */
+  #perSender: number | undefined
   /** The URL of the next attempt; moves on after a failed connection. */
   #urlIndex: number
   #watchList: readonly PeerId[] = []
@@ -371,12 +373,18 @@ export class WebSocketTransport implements Transport {
   /**
    * Starts connecting (asynchronously: nothing is reported inside `open`).
    * Resolves at once, online or not. A no-op after `close()`.
-   * @throws Error when called twice; TypeError on malformed `events`.
+   * @throws Error when called twice; TypeError on malformed `events`; RangeError when `options.perSender` is not a
+   * positive integer.
    */
-  open(events: TransportEvents): void {
+  open(events: TransportEvents, options?: TransportOpenOptions): void {
     if (this.#opened) throw new Error(`WebSocketTransport(${this.localId}).open: already opened`)
     if (!isEvents(events)) throw new TypeError('WebSocketTransport.open: events must have frame, peer and closed functions')
+    const perSender = options?.perSender
+    if (perSender !== undefined && (!Number.isSafeInteger(perSender) || perSender < 1))
+      throw new RangeError('WebSocketTransport.open: options.perSender must be a positive integer')
     this.#opened = true
+    // Past the most a redrain may ask for, the login's drain sends everything, as it did before relays could stop it.
+    this.#perSender = perSender !== undefined && perSender <= MAX_REDRAIN ? perSender : undefined
     const phase = this.#phase
     if (phase.name !== 'idle') return
     this.#events = events
@@ -622,7 +630,8 @@ export class WebSocketTransport implements Transport {
       const phase = this.#phase
       if (phase.name !== 'opening' || phase.socket !== socket) return
       const keys = this.#keys
-      this.#sendControl(socket, { t: 'auth', token: phase.token, pack: true, ...(keys !== undefined && { keys }) })
+      const window = this.#perSender
+      this.#sendControl(socket, { t: 'auth', token: phase.token, pack: true, ...(keys !== undefined && { keys }), ...(window !== undefined && { window }) })
       this.#enter({ name: 'loggingIn', url, attempt, socket, deadline: phase.deadline, keys })
     }
     socket.onmessage = (event: { data: unknown }) => {

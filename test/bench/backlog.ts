@@ -9,7 +9,8 @@
  *     the mailbox stores them (until all are `stored`); alice leaves; bob
  *     logs in and his handler gets all N. Rate = N / (first send -> last
  *     handed to bob), both phases. Bob's window is the default (256), so all
- *     but the first window come by redrain (docs/PROTOCOL.md, "Redrain").
+ *     but the first window come by redrain (docs/PROTOCOL.md, "Redrain"; the
+ *     login's drain stops each sender at his window, "Login window").
  * (b) The drain alone, against the same drain into a receiver whose window
  *     takes the whole backlog at once (no redrain): what asking again costs.
  * (c) The ceiling: both online, the same N from alice's send to bob's

@@ -418,6 +418,7 @@ describe('wire parser fuzzing', () => {
             epoch: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.constantFrom(...POOLS.epochs, '0.x')),
             after: fc.oneof(fc.integer({ min: -3, max: 3 }), fc.double(), fc.jsonValue({ maxDepth: 1 })),
             limit: fc.oneof(fc.integer({ min: -1, max: 70_000 }), fc.double(), fc.jsonValue({ maxDepth: 1 })),
+            window: fc.oneof(fc.integer({ min: -1, max: 70_000 }), fc.double(), fc.jsonValue({ maxDepth: 1 })),
           },
           { requiredKeys: ['t'] },
         )
@@ -428,7 +429,10 @@ describe('wire parser fuzzing', () => {
         const m = parseClientControl(t)
         if (m === undefined) return
         const ok =
-          (m.t === 'auth' && typeof m.token === 'string' && m.token.length > 0) ||
+          (m.t === 'auth' &&
+            typeof m.token === 'string' &&
+            m.token.length > 0 &&
+            (m.window === undefined || (Number.isSafeInteger(m.window) && m.window >= 1 && m.window <= 65_536))) ||
           (m.t === 'watch' && Array.isArray(m.peers) && m.peers.every((p) => typeof p === 'string')) ||
           (m.t === 'signal' && typeof m.to === 'string') ||
           (m.t === 'ping' && Number.isSafeInteger(m.n)) ||

@@ -8,7 +8,7 @@
  * through a real relay process: mailbox-relay.test.ts (a backlog at login).
  */
 import { describe, expect, it } from 'vitest'
-import { ILM, MemoryStore, type Message, type Transport, type TransportEvents } from '../../src/index.js'
+import { ILM, MemoryStore, type Message, type Transport, type TransportEvents, type TransportOpenOptions } from '../../src/index.js'
 import { makeEpoch, type PeerId } from '../../src/core/ids.js'
 import { ManualClock } from '../../src/testing/manual-clock.js'
 import { elapse, rawMsg, tick, until } from '../helpers/engines.js'
@@ -28,9 +28,11 @@ class ScriptedMailbox implements Transport {
   readonly asked: Ask[] = []
   readonly stored = new Map<number, Uint8Array>()
   events: TransportEvents | undefined
+  options: TransportOpenOptions | undefined
 
-  open(events: TransportEvents): void {
+  open(events: TransportEvents, options?: TransportOpenOptions): void {
     this.events = events
+    this.options = options
   }
 
   send(): void {}
@@ -60,10 +62,17 @@ class ScriptedMailbox implements Transport {
 
 async function receiver(
   limits: Record<string, number>,
+  encryption?: true,
 ): Promise<{ ilm: ILM; relay: ScriptedMailbox; clock: ManualClock; got: Message[]; subscribe: () => void }> {
   const clock = new ManualClock()
   const relay = new ScriptedMailbox()
-  const ilm = await ILM.open({ store: new MemoryStore(), transport: relay, clock, limits: { deferCommitMs: 0, ...limits }, encryption: false })
+  const ilm = await ILM.open({
+    store: new MemoryStore(),
+    transport: relay,
+    clock,
+    limits: { deferCommitMs: 0, ...limits },
+    ...(encryption === undefined && { encryption: false }),
+  })
   relay.events?.mailbox?.(true)
   const got: Message[] = []
   return { ilm, relay, clock, got, subscribe: () => void ilm.onMessage((m) => void got.push(m)) }
@@ -71,6 +80,15 @@ async function receiver(
 
 const fill = (relay: ScriptedMailbox, n: number): void => {
   for (let seq = 0; seq < n; seq++) relay.stored.set(seq, rawMsg(EPOCH, seq, `m${seq}`))
+}
+
+/** Answers each ask in turn, as the relay does, until all 30 stored frames were handed over (or 10 rounds). */
+async function answerUntilAll(relay: ScriptedMailbox, clock: ManualClock, got: readonly Message[]): Promise<void> {
+  for (let round = 0; round < 10 && got.length < 30; round++) {
+    const asks = relay.asked.length
+    relay.answer()
+    await until(() => relay.asked.length > asks || got.length === 30, { clocks: [clock] })
+  }
 }
 
 describe('redrain: the receiver asks the mailbox again for what it could not keep', () => {
@@ -84,11 +102,7 @@ describe('redrain: the receiver asks the mailbox again for what it could not kee
     subscribe()
     await until(() => relay.asked.length === 1, { clocks: [clock] })
     expect(relay.asked[0]).toEqual({ from: 'a', epoch: EPOCH, after: 13, limit: 4 })
-    for (let round = 0; round < 10 && got.length < 30; round++) {
-      const asks = relay.asked.length
-      relay.answer()
-      await until(() => relay.asked.length > asks || got.length === 30, { clocks: [clock] })
-    }
+    await answerUntilAll(relay, clock, got)
     expect(got.map((m) => m.contents)).toEqual(Array.from({ length: 30 }, (_, seq) => `m${seq}`))
     expect(relay.asked.map((a) => a.after)).toEqual([13, 17, 21, 25, 29])
     // The last answer filled its limit (26..29): one more ask, answered "no more", and then none.
@@ -125,11 +139,33 @@ describe('redrain: the receiver asks the mailbox again for what it could not kee
     relay.drain()
     await until(() => relay.asked.length === 2, { clocks: [clock] })
     expect(relay.asked[1]?.after).toBeGreaterThan(13)
-    for (let round = 0; round < 10 && got.length < 30; round++) {
-      const asks = relay.asked.length
-      relay.answer()
-      await until(() => relay.asked.length > asks || got.length === 30, { clocks: [clock] })
-    }
+    await answerUntilAll(relay, clock, got)
+    expect(got.map((m) => m.contents)).toEqual(Array.from({ length: 30 }, (_, seq) => `m${seq}`))
+    await ilm.close()
+  })
+
+  it('tells the transport at open how many of a sender it keeps as they come: its window while it decrypts, else its inbox', async () => {
+    const plain = await receiver({ maxInboxPerPeer: 10, window: 4 })
+    expect(plain.relay.options).toEqual({ perSender: 10 })
+    await plain.ilm.close()
+    const sealed = await receiver({ maxInboxPerPeer: 10, window: 4 }, true)
+    expect(sealed.relay.options).toEqual({ perSender: 4 })
+    await sealed.ilm.close()
+    const small = await receiver({ maxInboxPerPeer: 3, window: 4 }, true)
+    expect(small.relay.options).toEqual({ perSender: 3 })
+    await small.ilm.close()
+  })
+
+  it('a sender the login stopped at that number (unasked `redrained`, more) is asked for on from there, even when the answer comes before its frames are taken', async () => {
+    const { ilm, relay, clock, got, subscribe } = await receiver({ maxInboxPerPeer: 10, window: 4 })
+    subscribe()
+    fill(relay, 30)
+    // As a relay whose answer overtakes frames still being opened (no link for the sender yet): the answer, then 10.
+    relay.events?.redrained?.('a' as PeerId, true)
+    for (let seq = 0; seq < 10; seq++) relay.events?.frame('a' as PeerId, relay.stored.get(seq)!, true)
+    await until(() => relay.asked.length === 1, { clocks: [clock] })
+    expect(relay.asked[0]).toEqual({ from: 'a', epoch: EPOCH, after: 9, limit: 4 })
+    await answerUntilAll(relay, clock, got)
     expect(got.map((m) => m.contents)).toEqual(Array.from({ length: 30 }, (_, seq) => `m${seq}`))
     await ilm.close()
   })

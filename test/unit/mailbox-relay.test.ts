@@ -11,9 +11,10 @@ import { decodeFrame, encodeFrame } from '../../src/core/codec.js'
 import type { Epoch, MessageId, PeerId } from '../../src/core/ids.js'
 import { ILM, MemoryStore, webCryptoE2E, type E2EFactory, type Message, type StatusEvent } from '../../src/index.js'
 import { createToken } from '../../src/relay/token.js'
-import { envelope, openEnvelope, parseRelayControl } from '../../src/protocol/relay.js'
+import { CLOSE_CODES, envelope, openEnvelope, parseRelayControl } from '../../src/protocol/relay.js'
 import { WebSocketTransport } from '../../src/transport/websocket.js'
 import { scrapeMetrics } from '../helpers/metrics.js'
+import { RawClient } from '../helpers/relay-clients.js'
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js'
 import { startWsProxy } from '../helpers/ws-proxy.js'
 
@@ -157,12 +158,13 @@ describe('mailbox: store and forward through a real relay process', () => {
   }
 
   /**
-   * Alice has the mailbox store `n` messages for bob, then bob logs in once: the login's drain sends all of them once.
+   * Alice has the mailbox store `n` messages for bob, then bob logs in once: the login's drain sends a window of them
+   * (his, given in `auth`), and bob asks for the rest a window at a time. Resolves with the entries the mailbox sent.
    * What bob's engine cannot keep as they come (past its window, or beyond a full inbox) only the mailbox has: alice
    * released or sealed them at `stored`, and never sends a stored seq again, online or not. Bob must get all of them
    * once, in order, on that one connection.
    */
-  async function backlogAtLogin({ n, limits = {}, lateHandler = false, aliceOnline = false, encryption }: Backlog): Promise<void> {
+  async function backlogAtLogin({ n, limits = {}, lateHandler = false, aliceOnline = false, encryption }: Backlog): Promise<number> {
     stores.clear()
     const r = await relay(tempDir())
     await registered(r.url, ['bob'])
@@ -183,7 +185,10 @@ describe('mailbox: store and forward through a real relay process', () => {
     const got: Message[] = []
     const subscribe = (): void => void bob.onMessage((m) => void got.push(m))
     if (!lateHandler) subscribe()
-    await waitFor(async () => ((await health(r)).drained as number) >= n, `the login's drain sent all ${n}`)
+    // The login's drain sends a window of alice's, bob asks for the rest a window at a time: with a late handler,
+    // until his inbox is full.
+    const filled = Math.min(n, limits.maxInboxPerPeer ?? n)
+    await waitFor(async () => ((await health(r)).drained as number) >= filled, `the mailbox sent ${filled}`)
     if (lateHandler) {
       await new Promise((resolve) => setTimeout(resolve, 500))
       subscribe()
@@ -197,10 +202,48 @@ describe('mailbox: store and forward through a real relay process', () => {
     // No second login brought them: bob asked the mailbox for them again on the connection he had.
     expect(transport.state.status).toBe('online')
     expect((await health(r)).logins).toBe(loginsBefore + 1)
+    return (await health(r)).drained as number
   }
 
+  it("a client's `window` in auth bounds each sender at login: that many of alice's, then `redrained` (more), the rest when asked; a malformed one refuses the login", async () => {
+    stores.clear()
+    const r = await relay(tempDir())
+    const alice = await peer(r.url, 'alice', storeOf('alice'), 'dev:alice', false)
+    await sendAll(alice, 'bob', numbered(5, 'w'))
+    await waitFor(() => count(alice, 'stored') === 5, '5 stored')
+    await alice.ilm.close()
+    for (const window of [0, 65_537, 1.5, '2']) {
+      const bad = await RawClient.connect(r.url)
+      bad.send({ t: 'auth', token: 'dev:bob', window })
+      expect((await bad.closed).code, `window ${JSON.stringify(window)}`).toBe(CLOSE_CODES.PROTOCOL)
+    }
+    const bob = await RawClient.connect(r.url)
+    bob.send({ t: 'auth', token: 'dev:bob', window: 2 })
+    await bob.next('welcome')
+    const seqs = (): number[] => {
+      const frames = bob.received.splice(0).filter((m) => m.t === 'frame')
+      return frames.map((m) => {
+        const decoded = decodeFrame((m as { frame: Uint8Array }).frame, 1 << 20)
+        return decoded.ok && decoded.frame.kind === 'msg' ? decoded.frame.seq : -1
+      })
+    }
+    expect(await bob.next('redrained')).toEqual({ t: 'redrained', from: 'alice', more: true })
+    const first = bob.received.find((m) => m.t === 'frame') as { frame: Uint8Array } | undefined
+    const decoded = first === undefined ? undefined : decodeFrame(first.frame, 1 << 20)
+    const epoch = decoded?.ok === true ? decoded.frame.epoch : ''
+    expect(seqs()).toEqual([0, 1])
+    bob.send({ t: 'redrain', from: 'alice', epoch, after: 1, limit: 2 })
+    expect(await bob.next('redrained')).toEqual({ t: 'redrained', from: 'alice', more: true })
+    expect(seqs()).toEqual([2, 3])
+    bob.send({ t: 'redrain', from: 'alice', epoch, after: 3, limit: 2 })
+    expect(await bob.next('redrained')).toEqual({ t: 'redrained', from: 'alice', more: false })
+    expect(seqs()).toEqual([4])
+    bob.terminate()
+  })
+
   it('a mailbox holding more than the receiver opens at once (1,500 sealed messages, window 256) arrives whole at one login', async () => {
-    await backlogAtLogin({ n: 1500 })
+    // Each once: the login's drain stopped alice's at bob's window, so nothing past it crossed twice (2,744 before).
+    expect(await backlogAtLogin({ n: 1500 })).toBe(1500)
   })
 
   it('an inbox that filled as the mailbox drained (inbox 40, window 16) gets the rest once its application takes messages, without logging in again', async () => {

@@ -50,11 +50,12 @@ interface Setup {
   failures: unknown[]
 }
 
-function setup(mailbox: Mailbox = new MemoryMailbox(), sink = new RecordingSink()): Setup {
+function setup(mailbox: Mailbox = new MemoryMailbox(), sink = new RecordingSink(), perSender?: number): Setup {
   const clock = new ManualClock()
   let drained = 0
   const failures: unknown[] = []
-  const queue = new DrainQueue(BOB, mailbox, sink, clock, MAX_PENDING, { drained: () => drained++, failed: (error) => failures.push(error) })
+  const hooks = { drained: () => drained++, failed: (error: unknown) => failures.push(error) }
+  const queue = new DrainQueue(BOB, mailbox, sink, clock, MAX_PENDING, hooks, perSender)
   return { clock, mailbox, sink, queue, drained: () => drained, failures }
 }
 
@@ -96,6 +97,61 @@ describe('DrainQueue', () => {
     await store(mailbox, 'alice', 2)
     await queue.drain()
     expect(sink.sent.slice(4)).toEqual(['stored alice alice-2'])
+  })
+
+  it("with the peer's window, a drain from the first entry sends each sender's first `window` messages (acks and notices all), then `redrained more` for each sender it stopped; a drain on after new mail sends all; a restart stops them again", async () => {
+    const { mailbox, sink, queue } = setup(undefined, undefined, 2)
+    await store(mailbox, 'alice', 0)
+    await store(mailbox, 'carol', 0)
+    await store(mailbox, 'alice', 1)
+    await mailbox.put(BOB, { kind: 'ack', from: 'dave', epoch: EPOCH, seq: 4, id: '', size: 3, storedAt: 1 }, encoder.encode('ack-4'), LIMITS)
+    await store(mailbox, 'alice', 2)
+    await store(mailbox, 'carol', 1, { kind: 'skip' })
+    await store(mailbox, 'alice', 3)
+    await queue.drain()
+    const stopped = (from: string): string => `control ${JSON.stringify({ t: 'redrained', from, more: true })}`
+    expect(sink.sent).toEqual([
+      'stored alice alice-0',
+      'stored carol carol-0',
+      'stored alice alice-1',
+      'stored dave ack-4',
+      'stored carol carol-1',
+      stopped('alice'),
+    ])
+    // The peer asks for the rest; mail that comes meanwhile goes on from the last entry, unbounded.
+    await queue.redrain({ from: 'alice', epoch: EPOCH, after: 1, limit: 2 })
+    expect(sink.sent.slice(6)).toEqual([
+      'stored alice alice-2',
+      'stored alice alice-3',
+      `control ${JSON.stringify({ t: 'redrained', from: 'alice', more: true })}`,
+    ])
+    for (const seq of [4, 5, 6]) await store(mailbox, 'alice', seq)
+    await queue.drain()
+    expect(sink.sent.slice(9)).toEqual(['stored alice alice-4', 'stored alice alice-5', 'stored alice alice-6'])
+    // Past MAX_REDRAINS senders asked for at once, the whole mailbox goes again from its first entry: stopped again,
+    // each sender answered once (alice was both asked for and stopped).
+    sink.sent.length = 0
+    for (let i = 0; i <= MAX_REDRAINS; i++) void queue.redrain({ from: i === 0 ? 'alice' : `peer${i}`, epoch: EPOCH, after: -1, limit: 1 })
+    await queue.drain()
+    await settle()
+    const sent = sink.sent.filter((line) => line.startsWith('stored'))
+    expect(sent).toEqual(['stored alice alice-0', 'stored carol carol-0', 'stored alice alice-1', 'stored carol carol-1'])
+    expect(sink.sent.filter((line) => line === stopped('alice'))).toHaveLength(1)
+  })
+
+  it("with the peer's window, counts each sender's messages across the drain's pages", async () => {
+    const { mailbox, sink, queue } = setup(undefined, undefined, 300)
+    for (let seq = 0; seq < 600; seq++) {
+      await store(mailbox, 'alice', seq)
+      if (seq % 100 === 0) await store(mailbox, 'carol', seq / 100)
+    }
+    await queue.drain()
+    const alice = sink.sent.filter((line) => line.startsWith('stored alice'))
+    expect(alice).toHaveLength(300)
+    expect(alice.at(-1)).toBe('stored alice alice-299')
+    expect(sink.sent.filter((line) => line.startsWith('stored carol'))).toHaveLength(6)
+    expect(sink.sent.at(-1)).toBe(`control ${JSON.stringify({ t: 'redrained', from: 'alice', more: true })}`)
+    expect(DRAIN_BATCH).toBeLessThan(300)
   })
 
   it('sends a message past its own expiry as a skip, so the receiver moves past its seq', async () => {

@@ -382,6 +382,28 @@ describe('WebSocketTransport: lifecycle (scripted sockets, manual clock)', () =>
     expect(answers).toEqual([['bob', true]])
   })
 
+  it("gives the engine's per-sender number in auth as `window` (each login), none past the most a redrain asks for; misuse throws at open", async () => {
+    for (const perSender of [0, -1, 1.5, Number.NaN]) expect(() => scripted().t.open(scripted().l, { perSender })).toThrow(RangeError)
+    const { t, l, last, clock } = scripted()
+    t.open(l, { perSender: 256 })
+    await flush()
+    let s = last()
+    s.accept()
+    expect(s.controls()[0]).toEqual({ t: 'auth', token: 'dev:me', pack: true, window: 256 })
+    s.welcome('me')
+    s.drop(1006)
+    clock.advance(60_000)
+    await flush()
+    s = last()
+    s.accept()
+    expect(s.controls()[0]).toEqual({ t: 'auth', token: 'dev:me', pack: true, window: 256 })
+    const large = scripted()
+    large.t.open(large.l, { perSender: 65_537 })
+    await flush()
+    large.last().accept()
+    expect(large.last().controls()[0]).toEqual({ t: 'auth', token: 'dev:me', pack: true })
+  })
+
   it('gives its key bundle in auth, and sends keys after welcome only when the relay did not store that one', async () => {
     const { t, l, last, clock } = scripted()
     t.publishKeys(new Uint8Array([1, 2, 3]))
