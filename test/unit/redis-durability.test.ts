@@ -198,6 +198,28 @@ describe("durability 'fsync'", () => {
     expect((await box.read('bob', undefined, 10)).map(({ entry }) => entry.seq)).toEqual([0, 1])
   })
 
+  it('a put made while the check after a reconnection is under way waits for it and is stored, not refused (the sender would wait for its retransmission)', async () => {
+    const redis = await redisServer({ persistence: 'aof-always' })
+    const box = await mailbox({ url: redis.url, durability: 'fsync', prefix: 'wait:', onError: () => {} })
+    expect(await box.put('bob', msg(0), Uint8Array.of(0), LIMITS)).toMatchObject({ ok: true })
+    await redis.kill()
+    await redis.restart({ persistence: 'aof-always' })
+    // Puts one after another across the reconnection: each is stored, or fails for the connection, never for the check.
+    const refusals: string[] = []
+    let seq = 1
+    let stored = 0
+    while (stored < 20 && seq < 5_000) {
+      const result = await box.put('bob', msg(seq), Uint8Array.of(seq % 256), LIMITS).catch((error: unknown) => String(error))
+      if (typeof result === 'string') {
+        if (/being checked/.test(result)) refusals.push(result)
+        await sleep(1)
+      } else stored++
+      seq++
+    }
+    expect(refusals).toEqual([])
+    expect(stored).toBe(20)
+  })
+
   it('a relay refuses to start against a Redis without AOF always, with one clear line', async () => {
     const plain = await redisServer({ persistence: 'none' })
     const error = await failure(startRelayProcess(['--dev', '--redis', plain.url]))

@@ -228,8 +228,12 @@ interface NodeClient {
 }
 
 /** What the mailbox tracks per node connection: its group commit of `WAIT`s and its AOF check. */
+/** Checks of a node's AOF settings a write waits for in a row (a reconnection during one starts another). */
+const MAX_CHECK_WAITS = 3
+
 interface NodeState {
   readonly acks: ReplicaAcks | undefined
+  /** The AOF check under way, bounded by the command timeout (its answer still sets `aofState` when it comes later). */
   aof: Promise<string | undefined> | undefined
   aofState: 'checking' | 'ok' | { readonly problem: string }
 }
@@ -305,7 +309,8 @@ const SCAN_PAGE = 1_000
  *
  * Durability ({@link RedisMailboxOptions.durability}) is what a resolved
  * `put` promises: with `fsync`, Redis's AOF settings are checked on every
- * (re)connection and puts reject until the check passed; with `replica`,
+ * (re)connection; puts wait for the check under way (at most `timeoutMs`)
+ * and reject unless it passed; with `replica`,
  * each put waits for a replica (`WAIT`, shared by the puts in flight) and
  * rejects without one. `ack`, `remove` and `expire` do not wait: losing
  * one replays messages their receiver already has (it drops them), or
@@ -376,7 +381,12 @@ export class RedisMailbox implements Mailbox {
       await cluster.connect()
       states = await Promise.all(cluster.masters.map(async (master) => box.#state(await cluster.nodeClient(master))))
     }
-    const problem = (await Promise.all(states.map((state) => state.aof))).find((found) => found !== undefined)
+    let problem: string | undefined
+    try {
+      problem = (await Promise.all(states.map((state) => state.aof))).find((found) => found !== undefined)
+    } catch (error) {
+      problem = aofUncheckable(error)
+    }
     if (problem !== undefined) {
       await box.close()
       throw new IlmError('STORE_FAILED', problem)
@@ -398,7 +408,8 @@ export class RedisMailbox implements Mailbox {
     checkLimit(limits?.maxMessages, 'limits.maxMessages')
     checkLimit(limits?.maxBytes, 'limits.maxBytes')
     const single = this.#single
-    if (single !== undefined) this.#checkStorable(single)
+    // Only while a check is under way: otherwise the script goes out in this tick, in the order puts are made.
+    if (single !== undefined && single.aofState !== 'ok') await this.#storable(single)
     const args = [
       record.kind,
       record.from,
@@ -556,7 +567,7 @@ export class RedisMailbox implements Mailbox {
     const key = this.#keysKey(peer)
     if (!(bundle instanceof Uint8Array)) throw new TypeError('bundle must be a Uint8Array')
     const single = this.#single
-    if (single !== undefined) this.#checkStorable(single)
+    if (single !== undefined && single.aofState !== 'ok') await this.#storable(single)
     const node = single === undefined ? this.#nodeOf(key) : undefined
     const write = single?.acks?.sent()
     await this.#run(() => this.#client.set(key, Buffer.from(bundle.buffer, bundle.byteOffset, bundle.byteLength)))
@@ -626,7 +637,7 @@ export class RedisMailbox implements Mailbox {
   async #durable(write: number | undefined, node: Promise<NodeClient> | undefined, key: string): Promise<void> {
     const target = node === undefined ? undefined : await this.#run(() => node)
     const state = target === undefined ? this.#single! : this.#state(target)
-    if (target !== undefined) this.#checkStorable(state)
+    if (target !== undefined) await this.#storable(state)
     if (state.acks === undefined) return
     const n = write ?? state.acks.sent()
     // WAITs queue on the connection: one may wait behind the one in flight.
@@ -636,9 +647,21 @@ export class RedisMailbox implements Mailbox {
     }
   }
 
-  /** `fsync`: rejects while the node's AOF settings are being checked or are wrong. */
-  #checkStorable(state: NodeState): void {
-    if (this.#durability !== 'fsync' || state.aofState === 'ok') return
+  /**
+   * `fsync`: waits for a check of the node's AOF settings under way (within the command timeout; a reconnection may
+   * start another), then rejects unless they passed. Refused at once, a put made just after Redis came back would
+   * get no answer, and its sender would wait for its retransmission timer, backed off to many seconds by then.
+   */
+  async #storable(state: NodeState): Promise<void> {
+    if (this.#durability !== 'fsync') return
+    for (let checks = 0; checks < MAX_CHECK_WAITS && state.aofState === 'checking' && state.aof !== undefined; checks++) {
+      try {
+        await state.aof
+      } catch {
+        break
+      }
+    }
+    if (state.aofState === 'ok') return
     const why = state.aofState === 'checking' ? "Redis's persistence is being checked after a reconnection" : state.aofState.problem
     throw new IlmError('STORE_FAILED', `redis mailbox: not storing: ${why}`)
   }
@@ -675,16 +698,20 @@ export class RedisMailbox implements Mailbox {
     return state
   }
 
-  /** `fsync`: checks the AOF settings of the Redis this connection reached; puts wait for `'ok'`. */
+  /** `fsync`: checks the AOF settings of the Redis this connection reached; writes made meanwhile wait for it. */
   #checkAof(node: NodeClient, state: NodeState): void {
     state.aofState = 'checking'
     const check = node.sendCommand(['CONFIG', 'GET', 'appendonly', 'appendfsync']).then(aofProblem, aofUncheckable)
-    state.aof = check
+    // Registered first: the state is set before any write waiting for the check goes on.
     void check.then((problem) => {
-      if (state.aof !== check) return
+      if (state.aof !== wait) return
       state.aofState = problem === undefined ? 'ok' : { problem }
       if (problem !== undefined && this.#opened) this.#report(new IlmError('STORE_FAILED', problem))
     })
+    // One bound for every write that waits: they end together, so none is stored while one made before it failed.
+    const wait = within(check, this.#timeoutMs, () => new Error(`no answer to CONFIG GET within ${this.#timeoutMs} ms`))
+    wait.catch(() => {})
+    state.aof = wait
   }
 
   /** The connection to the node holding `key`: the one node, or on a cluster its slot's master. */
