@@ -205,7 +205,8 @@ export class DrainQueue {
     const peer = this.#peer
     // Messages sent per sender, from the mailbox's first entry: a drain that goes on from an entry sent before (new
     // mail) cannot tell what the peer kept, so it sends all, as the live frames do.
-    const counts = this.#after === undefined && this.#perSender !== undefined ? new Map<string, number>() : undefined
+    const limit = this.#after === undefined ? this.#perSender : undefined
+    const counts = new Map<string, number>()
     const stopped = new Set<string>()
     for (;;) {
       const items = await this.#mailbox.read(peer, this.#after, DRAIN_BATCH)
@@ -213,10 +214,10 @@ export class DrainQueue {
       const once: string[] = []
       for (const { entry, frame } of items) {
         const message = entry.kind !== 'notice' && entry.kind !== 'ack'
-        const count = counts?.get(entry.from) ?? 0
-        if (message && counts !== undefined && count >= (this.#perSender as number)) stopped.add(entry.from)
+        const count = counts.get(entry.from) ?? 0
+        if (message && limit !== undefined && count >= limit) stopped.add(entry.from)
         else if (!(await this.#send(entry, frame))) return stopped
-        else if (message) counts?.set(entry.from, count + 1)
+        else if (message && limit !== undefined) counts.set(entry.from, count + 1)
         this.#after = entry.key
         if (!message) once.push(entry.key)
       }

@@ -227,10 +227,10 @@ interface NodeClient {
   on(event: 'ready', listener: () => void): unknown
 }
 
-/** What the mailbox tracks per node connection: its group commit of `WAIT`s and its AOF check. */
 /** Checks of a node's AOF settings a write waits for in a row (a reconnection during one starts another). */
 const MAX_CHECK_WAITS = 3
 
+/** What the mailbox tracks per node connection: its group commit of `WAIT`s and its AOF check. */
 interface NodeState {
   readonly acks: ReplicaAcks | undefined
   /** The AOF check under way, bounded by the command timeout (its answer still sets `aofState` when it comes later). */
@@ -637,7 +637,7 @@ export class RedisMailbox implements Mailbox {
   async #durable(write: number | undefined, node: Promise<NodeClient> | undefined, key: string): Promise<void> {
     const target = node === undefined ? undefined : await this.#run(() => node)
     const state = target === undefined ? this.#single! : this.#state(target)
-    if (target !== undefined) await this.#storable(state)
+    if (target !== undefined && state.aofState !== 'ok') await this.#storable(state)
     if (state.acks === undefined) return
     const n = write ?? state.acks.sent()
     // WAITs queue on the connection: one may wait behind the one in flight.
