@@ -31,6 +31,15 @@ type PeerId = keyof typeof PEERS
 const PROCESS_BATCH = DEFAULT_LIMITS.processBatch
 /** Sends in flight per sender. */
 const CONCURRENCY = 8
+/**
+ * Sends per sender in a life that ends in a crash, and their pace. Without a
+ * bound the senders queued as fast as their stores took rows until the crash,
+ * so the backlog the last life drains grew with the machine's load (under two
+ * CPU hogs, past what 90 s drained). At this pace a life's sends outlast the
+ * wait for HANDED_BEFORE_CRASH, loaded or not, so each crash still cuts them.
+ */
+const SENDS_PER_LIFE = 1_500
+const SENDS_PER_SECOND = 300
 /** Lives 1 and 2 end in a crash; the last one drains. */
 const LIVES = 3
 /** Handovers each receiver has recorded in a life before both browsers are killed. */
@@ -56,7 +65,7 @@ class PeerBrowser {
     try {
       const browser = await chromium.connectOverCDP(process.wsEndpoint)
       const context = browser.contexts()[0]!
-      await context.exposeBinding('sendLedgerReport', (_source, payload: string) => report(JSON.parse(payload) as SendReport))
+      await context.exposeBinding('sendLedgerReport', (_source, payload: string) => (JSON.parse(payload) as SendReport[]).forEach(report))
       const page = context.pages()[0] ?? (await context.newPage())
       await page.goto(`${baseURL}/index.html`)
       await page.waitForFunction(() => document.title === 'ready')
@@ -124,13 +133,14 @@ test('both browsers SIGKILLed mid-stream, twice, and relaunched on their profile
       for (const b of browsers) await expect.poll(() => b.page.evaluate(() => window.harness.crash.connection()?.status), { timeout: 20_000 }).toBe('online')
       const last = life === LIVES
       for (const b of browsers) {
-        const range = { from: b.id, to: PEERS[b.id], first: life * SPAN, end: life * SPAN + (last ? FINAL_SENDS : SPAN) }
+        const range = { from: b.id, to: PEERS[b.id], first: life * SPAN, end: life * SPAN + (last ? FINAL_SENDS : SENDS_PER_LIFE) }
         ranges.push(range)
-        await b.page.evaluate(({ to, first, end, lanes }) => window.harness.crash.start(to, first, end, lanes), {
+        await b.page.evaluate(({ to, first, end, lanes, rate }) => window.harness.crash.start(to, first, end, lanes, rate), {
           to: range.to,
           first: range.first,
           end: range.end,
           lanes: CONCURRENCY,
+          rate: SENDS_PER_SECOND,
         })
       }
       if (last) break
@@ -151,8 +161,21 @@ test('both browsers SIGKILLed mid-stream, twice, and relaunched on their profile
     }
 
     for (const b of browsers) await b.page.evaluate(() => window.harness.crash.finished())
-    for (const b of browsers)
-      await expect.poll(() => b.page.evaluate(() => window.harness.crash.pending()), { timeout: 90_000 }).toEqual({ outbound: 0, inbound: 0 })
+    for (const b of browsers) {
+      let handedSince = 0
+      await expect
+        .poll(
+          async () => {
+            handedSince = await b.page.evaluate(() => window.harness.crash.handed())
+            return b.page.evaluate(() => window.harness.crash.pending())
+          },
+          { timeout: 90_000 },
+        )
+        .toEqual({ outbound: 0, inbound: 0 })
+        .catch((error: unknown) => {
+          throw new Error(`${b.id}: not drained; ${handedSince} handed over in the last life; ${notes.join('; ')}`, { cause: error })
+        })
+    }
     const handovers: Record<string, Handover[]> = {}
     const epochs: Record<string, string> = {}
     for (const b of browsers) {

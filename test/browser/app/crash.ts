@@ -65,9 +65,25 @@ async function append(record: HandoverRecord): Promise<void> {
   await Promise.all([tx.store.add(record), tx.done])
 }
 
+const REPORT_DELAY_MS = 10
+/** Reports not yet handed to the binding, in the order they happened. */
+let reports: SendReport[] = []
+
+/**
+ * Queues a report; the queue goes to Node in one binding call within
+ * REPORT_DELAY_MS. One call per report fell seconds behind the sends (each is
+ * a CDP event), so Node heard of a fraction of the sends before a crash.
+ */
 function report(payload: SendReport): void {
-  // A report cut off by the crash is lost; the send then counts as one of unknown outcome.
-  window.sendLedgerReport!(JSON.stringify(payload)).catch(() => {})
+  reports.push(payload)
+  if (reports.length === 1) setTimeout(flushReports, REPORT_DELAY_MS)
+}
+
+function flushReports(): void {
+  const batch = reports
+  reports = []
+  // Reports cut off by the crash are lost; their sends then count as ones of unknown outcome.
+  window.sendLedgerReport!(JSON.stringify(batch)).catch(() => {})
 }
 
 export const crash = {
@@ -117,15 +133,22 @@ export const crash = {
   handed: () => handed,
   /** The engine's error events in this page since it loaded. */
   errors: () => [...errors],
-  /** Sends `{ n }` for n in [first, end) to `to`, `concurrency` at a time, reporting each start and outcome; runs until done or `stop()`. */
-  start(to: string, first: number, end: number, concurrency: number): void {
+  /**
+   * Sends `{ n }` for n in [first, end) to `to`, `concurrency` at a time and
+   * at most `rate` per second, reporting each start and outcome; runs until
+   * done or `stop()`.
+   */
+  start(to: string, first: number, end: number, concurrency: number, rate: number): void {
     const m = messenger
     if (m === undefined) throw new Error('connect first')
     if (typeof window.sendLedgerReport !== 'function') throw new TypeError('expose the binding sendLedgerReport first')
     let next = first
+    const began = performance.now()
     const lane = async (): Promise<void> => {
       while (!stopped && next < end) {
         const n = next++
+        const wait = began + ((n - first) * 1000) / rate - performance.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
         report({ kind: 'start', n })
         try {
           const { id, seq } = await m.send(to, { n })
