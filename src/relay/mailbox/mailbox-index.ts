@@ -5,8 +5,25 @@ interface Box {
   readonly entries: Map<string, MailboxEntry>
   /** `from \0 epoch \0 seq` -> key of the `msg` or `skip` entry, to store each seq once. */
   readonly seqs: Map<string, string>
+  /** Every key added, ascending, removed ones too until the next compaction: where a read after a key starts. */
+  order: string[]
+  /** `order` below this holds only removed keys. */
+  head: number
+  /** Removed keys still in `order`. */
+  removed: number
+  /** `from \0 epoch` -> that stream's seqs added, ascending (removed ones too, until its acks pass them). */
+  readonly streams: Map<string, Stream>
   bytes: number
 }
+
+/** A stream's seqs in a box: `seqs` from `head` on, ascending; the acks passed those below. */
+interface Stream {
+  seqs: number[]
+  head: number
+}
+
+/** Removed keys a box's `order` may keep before it is compacted, beyond as many as it has entries. */
+const COMPACT_SLACK = 1_024
 
 const KEY_DIGITS = 16
 
@@ -14,7 +31,9 @@ const KEY_DIGITS = 16
  * The in-memory side of a mailbox: entry metadata (never frames) per
  * destination, in order, and the rules of admission, acknowledgement and
  * expiry. Synchronous, so callers apply the resulting writes in the same
- * order. About 150 bytes per stored entry.
+ * order. About 170 bytes per stored entry. A read costs a binary search and
+ * the entries it returns; an ack, the entries it removes (amortized): neither
+ * walks the destination's queue, which may hold millions.
  */
 export class MailboxIndex {
   readonly #boxes = new Map<string, Box>()
@@ -47,22 +66,35 @@ export class MailboxIndex {
   /** Up to `limit` entries of `to` after `after`, in order. */
   read(to: string, after: string | undefined, limit: number): MailboxEntry[] {
     const out: MailboxEntry[] = []
-    for (const entry of this.#boxes.get(to)?.entries.values() ?? []) {
-      if (out.length >= limit) break
-      if (after === undefined || entry.key > after) out.push(entry)
+    const box = this.#boxes.get(to)
+    if (box === undefined) return out
+    const { order, entries } = box
+    for (let i = after === undefined ? box.head : Math.max(box.head, firstAbove(order, after)); i < order.length && out.length < limit; i++) {
+      const entry = entries.get(order[i] ?? '')
+      if (entry !== undefined) out.push(entry)
     }
     return out
   }
 
-  /** Removes and returns the keys of `msg`/`skip` entries of `(from, epoch)` with seq <= `upTo`. */
+  /** Removes and returns the keys of `msg`/`skip` entries of `(from, epoch)` with seq <= `upTo`, in key order. */
   ack(to: string, from: string, epoch: string, upTo: number): string[] {
     const box = this.#boxes.get(to)
-    if (box === undefined) return []
+    const name = streamKey(from, epoch)
+    const stream = box?.streams.get(name)
+    if (box === undefined || stream === undefined) return []
+    const { seqs } = stream
     const keys: string[] = []
-    for (const entry of box.entries.values()) {
-      if (isSeqEntry(entry) && entry.from === from && entry.epoch === epoch && entry.seq <= upTo) keys.push(entry.key)
+    for (let seq = seqs[stream.head]; seq !== undefined && seq <= upTo; seq = seqs[++stream.head]) {
+      const key = box.seqs.get(`${name}\0${seq}`)
+      if (key !== undefined) keys.push(key)
     }
-    return this.remove(to, keys)
+    if (stream.head === seqs.length) box.streams.delete(name)
+    else if (stream.head > seqs.length / 2) {
+      stream.seqs = seqs.slice(stream.head)
+      stream.head = 0
+    }
+    // A seq stored again after it was removed came later than the seqs that were not: its key may be out of order.
+    return this.remove(to, keys.sort())
   }
 
   /** Removes entries by key; returns the keys that were there. */
@@ -75,11 +107,13 @@ export class MailboxIndex {
       if (entry === undefined) continue
       box.entries.delete(key)
       this.#entries--
+      box.removed++
       if (isSeqEntry(entry)) box.seqs.delete(seqKey(entry))
       if (entry.kind === 'msg') this.#addBytes(box, -entry.size)
       removed.push(key)
     }
     if (box.entries.size === 0) this.#boxes.delete(to)
+    else if (removed.length > 0) compact(box)
     return removed
   }
 
@@ -116,10 +150,21 @@ export class MailboxIndex {
 
   #insert(to: string, entry: MailboxEntry): void {
     let box = this.#boxes.get(to)
-    if (box === undefined) this.#boxes.set(to, (box = { entries: new Map(), seqs: new Map(), bytes: 0 }))
+    if (box === undefined) {
+      box = { entries: new Map(), seqs: new Map(), order: [], head: 0, removed: 0, streams: new Map(), bytes: 0 }
+      this.#boxes.set(to, box)
+    }
+    // Keys only grow: a new one goes last.
     box.entries.set(entry.key, entry)
+    box.order.push(entry.key)
     this.#entries++
-    if (isSeqEntry(entry)) box.seqs.set(seqKey(entry), entry.key)
+    if (isSeqEntry(entry)) {
+      box.seqs.set(seqKey(entry), entry.key)
+      const name = streamKey(entry.from, entry.epoch)
+      const stream = box.streams.get(name)
+      if (stream === undefined) box.streams.set(name, { seqs: [entry.seq], head: 0 })
+      else insertSorted(stream, entry.seq)
+    }
     if (entry.kind === 'msg') this.#addBytes(box, entry.size)
   }
 
@@ -138,5 +183,48 @@ function isSeqEntry(record: MailboxRecord): boolean {
 }
 
 function seqKey(record: MailboxRecord): string {
-  return `${record.from}\0${record.epoch}\0${record.seq}`
+  return `${streamKey(record.from, record.epoch)}\0${record.seq}`
+}
+
+function streamKey(from: string, epoch: string): string {
+  return `${from}\0${epoch}`
+}
+
+/** The index in ascending `keys` of the first key greater than `key` (`keys.length` if none). */
+function firstAbove(keys: readonly string[], key: string): number {
+  let low = 0
+  let high = keys.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if ((keys[mid] ?? '') <= key) low = mid + 1
+    else high = mid
+  }
+  return low
+}
+
+/** Adds `seq` to the stream unless there: at the end, as seqs mostly come, or in its place. */
+function insertSorted(stream: Stream, seq: number): void {
+  const { seqs } = stream
+  if (stream.head === seqs.length || seq > (seqs.at(-1) ?? -1)) {
+    seqs.push(seq)
+    return
+  }
+  let low = stream.head
+  let high = seqs.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if ((seqs[mid] ?? seq) < seq) low = mid + 1
+    else high = mid
+  }
+  if (seqs[low] !== seq) seqs.splice(low, 0, seq)
+}
+
+/** Moves the box's head past removed keys; drops them from `order` once they outnumber its entries (amortized O(1)). */
+function compact(box: Box): void {
+  const { order, entries } = box
+  while (box.head < order.length && !entries.has(order[box.head] ?? '')) box.head++
+  if (box.removed <= entries.size + COMPACT_SLACK) return
+  box.order = order.filter((key) => entries.has(key))
+  box.head = 0
+  box.removed = 0
 }
