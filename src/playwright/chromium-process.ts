@@ -1,6 +1,6 @@
 /// <reference types="node" />
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -21,9 +21,10 @@ export interface ChromiumProcess {
   kill(): Promise<void>
   /**
    * A crash: SIGKILL to the whole process group at once (browser, renderers,
-   * GPU, network, storage), no grace period; resolves once the browser
-   * process is gone. The profile stays, so a new launch on it finds what the
-   * browser had written. Never throws.
+   * GPU, network, storage), no grace period; resolves once every process of
+   * the group is gone (at most 5 s), so that a new launch on the profile
+   * finds what the browser had written and no helper still holding its
+   * files. Never throws.
    */
   crash(): Promise<void>
 }
@@ -101,7 +102,11 @@ export async function launchChromium(executable: string, args: readonly string[]
   const crash = async (): Promise<void> => {
     killed = true
     signal('SIGKILL')
+    const deadline = Date.now() + 5000
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+    // The browser goes first; its storage service, which holds the profile's IndexedDB open, may outlive it a moment.
+    const pid = child.pid
+    while (pid !== undefined && groupAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
   }
   try {
     const wsEndpoint = await new Promise<string>((resolve, reject) => {
@@ -138,4 +143,34 @@ export async function launchChromium(executable: string, args: readonly string[]
     await kill()
     throw error
   }
+}
+
+/**
+ * Whether a process of group `pgid` still runs. From /proc where there is one, so that zombies (dead, waiting for a
+ * parent to reap them, as in a container whose first process reaps nothing) count as gone; else by signal 0.
+ */
+function groupAlive(pgid: number): boolean {
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
+  } catch {
+    try {
+      process.kill(-pgid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  for (const pid of pids) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      continue // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so read after its last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true
+  }
+  return false
 }
