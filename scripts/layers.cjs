@@ -29,7 +29,7 @@ const layers = [
   {
     layer: 'relay/',
     imports: ['core/', 'protocol/', 'runtime/', 'testing/'],
-    packages: ['ws', 'jose', 'classic-level', 'redis', 'prom-client', 'node:'],
+    packages: ['ws', 'jose', 'classic-level', 'redis', 'prom-client', 'tinyqueue', 'node:'],
   },
 ]
 

@@ -3,13 +3,15 @@
  * against a model that walks a plain list of entries for everything (as the
  * index did before it kept each destination's keys and each stream's seqs in
  * order): every operation of a random schedule must answer alike. Bulk
- * operations make the index compact its key list and its streams. Then the
- * costs: a read or an ack must not walk the destination's queue.
+ * operations make the index compact its key list, its streams and its
+ * retention queue. Then the costs: a read, an ack or a retention sweep must
+ * not walk the destination's queue.
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { MailboxEntry, MailboxEntryKind, MailboxLimits, MailboxRecord } from '../../src/relay/mailbox/mailbox.js'
 import { MailboxIndex } from '../../src/relay/mailbox/mailbox-index.js'
+import { RetentionQueue } from '../../src/relay/mailbox/retention-queue.js'
 
 const LIMITS: MailboxLimits = { maxMessages: 5_000, maxBytes: 1_000_000 }
 
@@ -63,6 +65,13 @@ class ListModel {
     return skip
   }
 
+  /** Every `msg` and `ack` entry stored before `before`, over every destination. */
+  due(before: number): { to: string; entry: MailboxEntry }[] {
+    return [...this.boxes].flatMap(([to, box]) =>
+      box.filter((e) => (e.kind === 'msg' || e.kind === 'ack') && e.storedAt < before).map((entry) => ({ to, entry })),
+    )
+  }
+
   size(to: string): { entries: number; bytes: number } {
     const box = this.boxes.get(to) ?? []
     return { entries: box.length, bytes: box.reduce((sum, e) => sum + (e.kind === 'msg' ? e.size : 0), 0) }
@@ -73,14 +82,14 @@ const DESTS = ['bob', 'carol']
 const FROMS = ['alice', 'dave']
 const EPOCHS = ['e1', 'e2']
 
-const record = (kind: MailboxEntryKind, from: string, epoch: string, seq: number, size = 10): MailboxRecord => ({
+const record = (kind: MailboxEntryKind, from: string, epoch: string, seq: number, size = 10, storedAt = seq): MailboxRecord => ({
   kind,
   from,
   epoch,
   seq,
   id: kind === 'ack' ? '' : `${from}-${epoch}-${seq}`,
   size,
-  storedAt: seq,
+  storedAt,
 })
 
 type Op =
@@ -90,6 +99,7 @@ type Op =
   | { op: 'ack'; to: string; from: string; epoch: string; upTo: number }
   | { op: 'remove'; to: string; keys: number[] }
   | { op: 'toSkip'; to: string; key: number }
+  | { op: 'due'; before: number }
 
 const key = (n: number): string => String(n).padStart(16, '0')
 const to = fc.constantFrom(...DESTS)
@@ -141,6 +151,7 @@ const ops: fc.Arbitrary<Op[]> = fc.array(
     },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('remove' as const), to, keys: fc.array(fc.nat(5_000), { maxLength: 6 }) }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('toSkip' as const), to, key: fc.nat(5_000) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('due' as const), before: fc.nat(4_600) }) },
   ),
   { maxLength: 60 },
 )
@@ -164,7 +175,7 @@ describe('MailboxIndex', () => {
               // Seqs from `first` on, some out of order: each pair swapped.
               for (let i = 0; i < step.count; i++) {
                 const seq = step.first + (i % 2 === 0 ? i + 1 : i - 1)
-                const r = record('msg', step.from, 'z', seq, 1)
+                const r = record('msg', step.from, 'z', seq, 1, i % 7 === 0 ? 4_500 - seq : seq)
                 const got = index.admit(step.to, r, LIMITS)
                 expect(got.ok ? got.entry : 'full').toEqual(model.admit(step.to, r))
               }
@@ -186,6 +197,18 @@ describe('MailboxIndex', () => {
             case 'toSkip':
               expect(index.toSkip(step.to, key(step.key), 3, 'retention')).toEqual(model.toSkip(step.to, key(step.key), 3))
               break
+            case 'due': {
+              // In any order; then expired as the mailboxes do: a msg becomes a skip, an ack goes.
+              const byKey = (a: { to: string; entry: MailboxEntry }, b: { to: string; entry: MailboxEntry }): number =>
+                a.to.localeCompare(b.to) || a.entry.key.localeCompare(b.entry.key)
+              const got = index.takeDue(step.before).sort(byKey)
+              expect(got).toEqual(model.due(step.before).sort(byKey))
+              for (const { to, entry } of got) {
+                if (entry.kind === 'msg') expect(index.toSkip(to, entry.key, 3, 'retention')).toEqual(model.toSkip(to, entry.key, 3))
+                else expect(index.remove(to, [entry.key])).toEqual(model.remove(to, [entry.key]))
+              }
+              break
+            }
           }
           for (const dest of DESTS) expect(index.size(dest)).toEqual(model.size(dest))
         }
@@ -229,5 +252,56 @@ describe('MailboxIndex', () => {
     const large = drain(200_000)
     // Per entry; generous for a noisy machine: the quadratic walk made it ~10x.
     expect(large / small).toBeLessThan(4)
+  })
+
+  it('a retention sweep costs what it expires: 1,000 sweeps that find nothing among 200,000 entries take less than one walk of them', () => {
+    // Each sweep walked every entry of every destination: 1,000 of them took 1,000 walks.
+    const index = new MailboxIndex()
+    const limits = { maxMessages: 1_000_000, maxBytes: 1e12 }
+    const n = 200_000
+    for (let i = 0; i < n; i++) index.admit(`d${i % 50}`, record('msg', `s${i % 4}`, 'e', i, 64, 1_000 + i), limits)
+    const walk = (): number => {
+      const start = performance.now()
+      let due = 0
+      for (let d = 0; d < 50; d++) for (const entry of index.read(`d${d}`, undefined, n)) if (entry.storedAt < 1_000) due++
+      expect(due).toBe(0)
+      return performance.now() - start
+    }
+    const once = Math.min(walk(), walk(), walk())
+    const start = performance.now()
+    for (let i = 0; i < 1_000; i++) expect(index.takeDue(1_000)).toEqual([])
+    expect(performance.now() - start).toBeLessThan(once)
+    // And one that expires the older half takes those, in the order they were stored.
+    const due = index.takeDue(1_000 + n / 2)
+    expect(due).toHaveLength(n / 2)
+    expect(due.every(({ entry }, i) => entry.storedAt === 1_000 + i)).toBe(true)
+  })
+})
+
+describe('RetentionQueue', () => {
+  it('keeps at most twice its live slots and 1,024 more however entries go: acked in order, out of order, or stored late', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(100), { minLength: 3_000, maxLength: 3_000 }), fc.integer({ min: 1, max: 50 }), (times, keep) => {
+        const live = new Set<number>()
+        const queue = new RetentionQueue<{ storedAt: number; n: number }>((_to, entry) => live.has(entry.n))
+        times.forEach((storedAt, n) => {
+          live.add(n)
+          queue.added('bob', { storedAt, n })
+        })
+        for (let n = 0; n < times.length; n++) {
+          if (n % keep === 0) continue
+          live.delete(n)
+          queue.dropped()
+          expect(queue.slots).toBeLessThanOrEqual(2 * live.size + 1_024)
+        }
+        // The survivors, taken in two sweeps: the first takes those stored before 50, and only those.
+        const first = queue.take(50).map(({ entry }) => entry)
+        const rest = queue.take(101).map(({ entry }) => entry)
+        expect([...first, ...rest].map((e) => e.n).sort((a, b) => a - b)).toEqual([...live].sort((a, b) => a - b))
+        expect(first.every((e) => e.storedAt < 50) && rest.every((e) => e.storedAt >= 50)).toBe(true)
+        expect(queue.take(1_000)).toEqual([])
+      }),
+      { numRuns: 30 },
+    )
   })
 })

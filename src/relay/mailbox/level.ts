@@ -121,7 +121,7 @@ export class LevelMailbox implements Mailbox {
     this.#check()
     const writes: Write[] = []
     const expired: { to: string; entry: MailboxEntry }[] = []
-    for (const { to, entry } of this.#index.due(before)) {
+    for (const { to, entry } of this.#index.takeDue(before)) {
       if (entry.kind !== 'msg') {
         for (const key of this.#index.remove(to, [entry.key])) writes.push(...dropEntry(to, key))
         continue

@@ -1,7 +1,10 @@
 import type { MailboxEntry, MailboxLimits, MailboxRecord, PutResult } from './mailbox.js'
+import { RetentionQueue } from './retention-queue.js'
 
 /** One destination's queue: entries in key order, with the totals the limits need. */
 interface Box {
+  /** The destination, as the box was made for it: one string for every retention slot of the box. */
+  readonly to: string
   readonly entries: Map<string, MailboxEntry>
   /** `from \0 epoch \0 seq` -> key of the `msg` or `skip` entry, to store each seq once. */
   readonly seqs: Map<string, string>
@@ -31,12 +34,15 @@ const KEY_DIGITS = 16
  * The in-memory side of a mailbox: entry metadata (never frames) per
  * destination, in order, and the rules of admission, acknowledgement and
  * expiry. Synchronous, so callers apply the resulting writes in the same
- * order. About 170 bytes per stored entry. A read costs a binary search and
- * the entries it returns; an ack, the entries it removes (amortized): neither
- * walks the destination's queue, which may hold millions.
+ * order. About 200 bytes per stored entry. A read costs a binary search and
+ * the entries it returns; an ack, the entries it removes (amortized); a
+ * retention sweep, the entries it expires: none walks a queue, which may hold
+ * millions.
  */
 export class MailboxIndex {
   readonly #boxes = new Map<string, Box>()
+  /** The entries that expire, by when they were stored. */
+  readonly #retention = new RetentionQueue<MailboxEntry>((to, entry) => this.#boxes.get(to)?.entries.get(entry.key) === entry)
   #next = 0
   /** Over every destination, kept with each change: the metrics read them without a walk. */
   #entries = 0
@@ -108,6 +114,7 @@ export class MailboxIndex {
       box.entries.delete(key)
       this.#entries--
       box.removed++
+      if (expires(entry)) this.#retention.dropped()
       if (isSeqEntry(entry)) box.seqs.delete(seqKey(entry))
       if (entry.kind === 'msg') this.#addBytes(box, -entry.size)
       removed.push(key)
@@ -117,13 +124,12 @@ export class MailboxIndex {
     return removed
   }
 
-  /** Every entry stored before `before` that expires (all but skips), per destination. */
-  due(before: number): { to: string; entry: MailboxEntry }[] {
-    const out: { to: string; entry: MailboxEntry }[] = []
-    for (const [to, box] of this.#boxes) {
-      for (const entry of box.entries.values()) if (expires(entry) && entry.storedAt < before) out.push({ to, entry })
-    }
-    return out
+  /**
+   * Takes every entry stored before `before` that expires (`msg` and `ack`), each with its destination. The caller
+   * expires every one taken, at once ({@link toSkip} or {@link remove}): it is not offered again.
+   */
+  takeDue(before: number): { to: string; entry: MailboxEntry }[] {
+    return this.#retention.take(before)
   }
 
   /** Replaces a `msg` entry by its `skip` of `size` bytes, in place, failed for `reason`. */
@@ -134,6 +140,7 @@ export class MailboxIndex {
     const skip: MailboxEntry = { ...entry, kind: 'skip', size, reason }
     box.entries.set(key, skip)
     this.#addBytes(box, -entry.size)
+    this.#retention.dropped()
     return skip
   }
 
@@ -151,7 +158,7 @@ export class MailboxIndex {
   #insert(to: string, entry: MailboxEntry): void {
     let box = this.#boxes.get(to)
     if (box === undefined) {
-      box = { entries: new Map(), seqs: new Map(), order: [], head: 0, removed: 0, streams: new Map(), bytes: 0 }
+      box = { to, entries: new Map(), seqs: new Map(), order: [], head: 0, removed: 0, streams: new Map(), bytes: 0 }
       this.#boxes.set(to, box)
     }
     // Keys only grow: a new one goes last.
@@ -166,6 +173,7 @@ export class MailboxIndex {
       else insertSorted(stream, entry.seq)
     }
     if (entry.kind === 'msg') this.#addBytes(box, entry.size)
+    if (expires(entry)) this.#retention.added(box.to, entry)
   }
 
   #addBytes(box: Box, bytes: number): void {

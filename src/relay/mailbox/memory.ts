@@ -38,7 +38,7 @@ export class MemoryMailbox implements Mailbox {
   async expire(before: number, tombstone: Tombstone): Promise<readonly { to: string; entry: MailboxEntry }[]> {
     this.#check()
     const expired: { to: string; entry: MailboxEntry }[] = []
-    for (const { to, entry } of this.#index.due(before)) {
+    for (const { to, entry } of this.#index.takeDue(before)) {
       if (entry.kind !== 'msg') {
         this.#drop(to, this.#index.remove(to, [entry.key]))
         continue
