@@ -21,7 +21,7 @@ const README = new URL('../../README.md', import.meta.url)
 const START = '<!-- bench:start -->'
 const END = '<!-- bench:end -->'
 /** Table order; benchmarks not listed follow, by name. */
-const ORDER = ['core', 'core-ab', 'idb', 'net', 'relay', 'mailbox', 'backlog', 'peers', 'recovery', 'size']
+const ORDER = ['core', 'core-ab', 'idb', 'net', 'relay', 'mailbox', 'mailbox-index', 'backlog', 'peers', 'recovery', 'size']
 
 /** How one benchmark of a `npm run bench` run ended. */
 export interface BenchmarkOutcome {

@@ -3,7 +3,7 @@
  * test/browser/.dist; the same pages into test/bench/.recovery-dist for
  * bench:recovery; the bench:peers page), then runs every benchmark in
  * sequence, each in its own child process: core, idb, idb-firefox, net, relay, cluster,
- * mailbox, backlog, peers, recovery, size. A benchmark that could not run (non-zero exit, a build it
+ * mailbox, mailbox-index, backlog, peers, recovery, size. A benchmark that could not run (non-zero exit, a build it
  * needs failed, or no fresh results file) is reported as such and the others
  * still run. Then it records the outcomes in test/bench/results/last-run.json
  * and writes test/bench/results.json, test/bench/RESULTS.md and the README
@@ -53,6 +53,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   { name: 'relay', script: 'test/bench/relay.ts', builds: [] },
   { name: 'cluster', script: 'test/bench/cluster.ts', builds: [] },
   { name: 'mailbox', script: 'test/bench/mailbox.ts', builds: [] },
+  { name: 'mailbox-index', script: 'test/bench/mailbox-index.ts', builds: [] },
   { name: 'backlog', script: 'test/bench/backlog.ts', builds: [] },
   { name: 'peers', script: 'test/bench/peers.ts', builds: ['dist', 'peers-page'] },
   { name: 'recovery', script: 'test/bench/recovery.ts', args: ['--dist', RECOVERY_DIST], builds: ['dist', 'recovery-pages'] },

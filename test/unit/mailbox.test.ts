@@ -69,6 +69,21 @@ describe('LevelMailbox on disk', () => {
     expect(await seqsOf(again, 'bob')).toEqual(['msg:alice:1', 'msg:alice:2'])
   })
 
+  it('after a reopen, entries keep every field and the retention sweep expires what it loaded, in or out of storedAt order', async () => {
+    const { box, reopen } = await levelMailbox()
+    await box.put('bob', { ...msg('alice', 0, 10, 500), expiresAt: 9_000 }, bytes(10, 1), LIMITS)
+    await box.put('bob', msg('alice', 1, 10, 300), bytes(10, 2), LIMITS)
+    await box.put('bob', { kind: 'notice', from: 'carol', epoch: 'e9', seq: 4, id: 'n', size: 0, storedAt: 100, reason: 'retention' }, bytes(0), LIMITS)
+    await box.put('bob', msg('alice', 2, 10, 2_000), bytes(10, 3), LIMITS)
+    const before = (await box.read('bob', undefined, 10)).map(({ entry }) => entry)
+    const again = await reopen()
+    expect((await again.read('bob', undefined, 10)).map(({ entry }) => entry)).toEqual(before)
+    const skip = (to: string, entry: { seq: number }): Uint8Array => new TextEncoder().encode(`skip:${to}:${entry.seq}`)
+    expect((await again.expire(1_000, skip)).map(({ entry }) => entry.seq).sort()).toEqual([0, 1])
+    expect(await seqsOf(again, 'bob')).toEqual(['skip:alice:0', 'skip:alice:1', 'notice:carol:4', 'msg:alice:2'])
+    expect((await again.read('bob', undefined, 1))[0]!.entry).toMatchObject({ kind: 'skip', reason: 'retention', expiresAt: 9_000 })
+  })
+
   it('keeps key bundles across a reopen, apart from the entries it loads', async () => {
     const { box, reopen } = await levelMailbox()
     await box.putKeys('alice', bytes(700, 5))

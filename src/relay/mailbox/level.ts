@@ -68,7 +68,7 @@ export class LevelMailbox implements Mailbox {
       for await (const [key, value] of db.iterator({ gte: META, lt: 'm\x01' })) {
         const [, to, entryKey] = key.split('\0')
         if (to === undefined || entryKey === undefined) continue
-        index.load(to, { ...(JSON.parse(decoder.decode(value)) as MailboxRecord), key: entryKey })
+        index.load(to, JSON.parse(decoder.decode(value)) as MailboxRecord, entryKey)
       }
     } catch (error) {
       await db.close()
