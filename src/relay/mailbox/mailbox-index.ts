@@ -202,8 +202,9 @@ function isSeqEntry(record: MailboxRecord): boolean {
 }
 
 /**
- * An entry as a plain object of one shape: a spread that adds a field (`{ ...record, key }`) made an object of 418 B where this makes
- * one of 90 (Node 20), and a mailbox may hold millions. Fields a record does not know are left out.
+ * An entry as a plain object of one shape: a spread that adds a field (`{ ...record, key }`) made an object of
+ * 418 B where this makes one of 90 (Node 20), and a mailbox may hold millions. Fields a record does not know are
+ * left out.
  */
 function entryOf(record: MailboxRecord, key: string): MailboxEntry {
   const { kind, from, epoch, seq, id, size, storedAt, reason, expiresAt } = record
