@@ -37,10 +37,10 @@ const KEY_FORM = new RegExp(`^\\d{${KEY_DIGITS}}$`)
  * The in-memory side of a mailbox: entry metadata (never frames) per
  * destination, in order, and the rules of admission, acknowledgement and
  * expiry. Synchronous, so callers apply the resulting writes in the same
- * order. About 200 bytes per stored entry. A read costs a binary search and
- * the entries it returns; an ack, the entries it removes (amortized); a
- * retention sweep, the entries it expires: none walks a queue, which may hold
- * millions.
+ * order. About 290 bytes per stored entry, its id included. A read costs a
+ * binary search and the entries it returns; an ack, the entries it removes
+ * (amortized); a retention sweep, the entries it expires: none walks a queue,
+ * which may hold millions.
  */
 export class MailboxIndex {
   readonly #boxes = new Map<string, Box>()
